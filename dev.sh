@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set-up and the two jobs of the README: `bash dev.sh demo` and `bash dev.sh test`.
+# Both create (or reuse) .venv in this folder and install the package into it first.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3.12 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip_install() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@"; }
+
+job=${1:-}
+shift || true
+case "$job" in
+  demo)
+    pip_install -e '.[lab]'
+    exec .venv/bin/mlops demo "$@"
+    ;;
+  test)
+    pip_install -e '.[test,cpd,lab]'
+    # The browser test drives Debian's Chromium (test tools cannot download browsers here).
+    if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      echo "installing chromium for the browser test..." >&2
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "chromium could not be installed: the browser test will be skipped" >&2
+    fi
+    exec .venv/bin/python -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash dev.sh demo [--workspace DIR] | bash dev.sh test [PYTEST ARGS]" >&2
+    exit 2
+    ;;
+esac

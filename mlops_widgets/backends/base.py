@@ -1,0 +1,358 @@
+"""The protocols every backend implements: a space, an inference service, a monitoring service.
+
+Ops talk to these and nothing else, so the same templates and commands run on the embedded
+backend and on Cloud Pak for Data. Objects cross the boundary as plain dicts and dataclasses
+shaped like the originals (WML assets, dlim models, OpenScale resources).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from mlops_widgets.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlops_widgets.monitors.definitions import MonitorDefinition
+
+# The two metadata documents of a space, as the original named them.
+DEPLOYMENT_METADATA = "deployment_metadata.yml"
+MONITOR_METADATA = "monitor_metadata.yml"
+
+# progress(done, total, what): None total when unknown.
+Progress = Callable[[int, int | None, str], None]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A data asset of a space: a file, or a folder uploaded as `<folder>.zip`."""
+
+    asset_id: str
+    name: str
+    size: int
+    created_at: str  # ISO 8601, UTC
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class Space(Protocol):
+    """A deployment space: data assets and the metadata documents."""
+
+    space_id: str
+
+    def upload(self, path: Path, *, progress: Progress | None = None) -> Asset:
+        """Upload a file, or a folder as `<folder>.zip` (streamed, bounded memory)."""
+        ...
+
+    def list_assets(self, name: str | None = None, *, keep_only_latest: bool = False) -> list[Asset]:
+        """Assets, newest first; filtered by exact name; with keep_only_latest one per name."""
+        ...
+
+    def get_asset(self, asset_id: str) -> Asset:
+        """One asset; NotFoundError when missing."""
+        ...
+
+    def download(self, asset_id: str, dest: Path) -> Path:
+        """Write the asset's bytes to `dest` (a file path) and return it."""
+        ...
+
+    def delete(self, asset_id: str) -> None:
+        """Delete an asset; NotFoundError when missing."""
+        ...
+
+    def read_document(self, name: str) -> dict[str, Any]:
+        """A metadata document (a mapping); {} when it does not exist yet."""
+        ...
+
+    def update_document(
+        self, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        """Atomically read-modify-write a metadata document: `change` gets the current mapping and
+        mutates it in place (or returns a new one); no concurrent update is lost and a crash
+        never leaves half a document. Returns the document as written."""
+        ...
+
+
+@runtime_checkable
+class Inference(Protocol):
+    """An EDI-style inference service (WMLA `/dlim/v1`): deployments served by kernels."""
+
+    def deploy(self, name: str, folder: Path) -> dict[str, Any]:
+        """Deploy (or update) a submission folder under `name`; it ends stopped."""
+        ...
+
+    def list(self) -> list[dict[str, Any]]: ...
+
+    def view(self, name: str) -> dict[str, Any]:
+        """The deployment with its state and kernels' status; NotFoundError when missing."""
+        ...
+
+    def get_profile(self, name: str) -> dict[str, Any]: ...
+
+    def update_profile(self, name: str, profile: dict[str, Any]) -> dict[str, Any]:
+        """Replace the profile; refused (ConflictError) while started."""
+        ...
+
+    def start(self, name: str) -> None: ...
+
+    def stop(self, name: str) -> None: ...
+
+    def undeploy(self, name: str) -> None:
+        """Remove a deployment; refused (ConflictError) while started."""
+        ...
+
+    def infer(self, name: str, body: bytes) -> bytes:
+        """Send a request body verbatim to a kernel; its output comes back verbatim."""
+        ...
+
+    def url(self, name: str) -> str:
+        """The deployment's inference URL, as written into the entry's deployment_url."""
+        ...
+
+    def logs(self, name: str) -> str: ...
+
+
+# --- Monitoring (OpenScale's model) -------------------------------------------------------------
+#
+# Every object crosses the boundary as OpenScale returns it:
+#     {"metadata": {"id": str, "url": str, "created_at": ISO-8601 UTC}, "entity": {...}}
+# so status code reads both backends alike. The entity fields each backend must fill:
+#   service provider   {name, description, service_type, status: {state}}
+#   subscription       {service_provider_id, asset: {asset_id, name, asset_type, url},
+#                       deployment: {deployment_id, name, url, deployment_type}, status: {state}}
+#                      (asset.name is the subscription name "<deployment name> Monitor";
+#                       deployment.name is the EDI deployment's name)
+#   monitor definition {name, description, metrics: [{id, name, thresholds: [{type, default}]}], tags}
+#                      (threshold type: "lower_limit" | "upper_limit")
+#   integrated system  {name, type ("custom_metrics_provider"), description, connection: {...}}
+#   monitor instance   {monitor_definition_id, target: {target_type: "subscription", target_id},
+#                       parameters: {...}, thresholds: [{metric_id, type, value}], status: {state}}
+#   run                {monitor_instance_id, triggered_by, status: {state: "running"|"finished"|
+#                       "error", started_at, completed_at, failure: {errors: [{code, message}]}}}
+#   measurement        {monitor_instance_id, monitor_definition_id, run_id, timestamp, issue_count,
+#                       target: {target_type, target_id},
+#                       values: [{metrics: [{id, value, lower_limit? , upper_limit?}], tags: []}]}
+# Lists are newest first unless said otherwise. A missing id raises NotFoundError.
+
+Resource = dict[str, Any]
+
+# OpenScale run states.
+RUN_RUNNING = "running"
+RUN_FINISHED = "finished"
+RUN_ERROR = "error"
+
+
+@runtime_checkable
+class ServiceProviders(Protocol):
+    """Where monitored deployments live (`wos_client.service_providers`); EDI is not an
+    OpenScale built-in, so a "headless" custom provider stands in (notebook C1)."""
+
+    def list(self, name: str | None = None) -> list[Resource]:
+        """Providers, oldest first (the original took the first match by name)."""
+        ...
+
+    def get(self, service_provider_id: str) -> Resource: ...
+
+    def add(
+        self, name: str, *, service_type: str = "custom_machine_learning", description: str = ""
+    ) -> Resource:
+        """Create a provider (OpenScale allows several with one name; callers check first)."""
+        ...
+
+    def delete(self, service_provider_id: str) -> None: ...
+
+
+@runtime_checkable
+class Subscriptions(Protocol):
+    """One subscription per monitored deployment (`wos_client.subscriptions`)."""
+
+    def list(
+        self, *, service_provider_id: str | None = None, name: str | None = None
+    ) -> list[Resource]:
+        """Subscriptions, filtered by provider and by subscription name (entity.asset.name)."""
+        ...
+
+    def get(self, subscription_id: str) -> Resource: ...
+
+    def add(
+        self,
+        *,
+        service_provider_id: str,
+        name: str,
+        deployment_name: str,
+        deployment_url: str = "",
+    ) -> Resource:
+        """Subscribe a deployment; `name` is the subscription name ("<deployment name> Monitor")."""
+        ...
+
+    def delete(self, subscription_id: str) -> None:
+        """Drop a subscription with its monitor instances, runs and measurements."""
+        ...
+
+
+@runtime_checkable
+class MonitorDefinitions(Protocol):
+    """Which metrics a monitor publishes, with ids and default thresholds
+    (`wos_client.monitor_definitions`)."""
+
+    def list(self) -> list[Resource]: ...
+
+    def get(self, monitor_definition_id: str) -> Resource:
+        """NotFoundError names the known definitions and how to register one."""
+        ...
+
+    def add(self, definition: MonitorDefinition) -> Resource:
+        """Create the definition (the B2 step), or return it when one with this id exists."""
+        ...
+
+
+@runtime_checkable
+class IntegratedSystems(Protocol):
+    """Endpoints that compute a custom monitor's metrics (`wos_client.integrated_systems`)."""
+
+    def list(self, type: str | None = None) -> list[Resource]: ...
+
+    def get(self, integrated_system_id: str) -> Resource: ...
+
+    def add(
+        self,
+        name: str,
+        *,
+        type: str = "custom_metrics_provider",
+        description: str = "",
+        connection: dict[str, Any] | None = None,
+    ) -> Resource: ...
+
+    def delete(self, integrated_system_id: str) -> None: ...
+
+
+@runtime_checkable
+class MonitorInstances(Protocol):
+    """One instance per (subscription, monitor definition), carrying threshold overrides and the
+    provider's parameters (`wos_client.monitor_instances`)."""
+
+    def list(
+        self, *, target_id: str | None = None, monitor_definition_id: str | None = None
+    ) -> list[Resource]:
+        """Instances, filtered by subscription id (target_id) and definition."""
+        ...
+
+    def get(self, monitor_instance_id: str) -> Resource: ...
+
+    def create(
+        self,
+        *,
+        monitor_definition_id: str,
+        target_id: str,
+        thresholds: list[dict[str, Any]],
+        parameters: dict[str, Any],
+    ) -> Resource:
+        """Attach a definition to a subscription. `thresholds` are OpenScale's
+        `[{metric_id, type: "lower_limit"|"upper_limit", value}]`; an unknown metric id is an
+        MlopsError naming the definition's metrics. ConflictError when one already exists."""
+        ...
+
+    def update(
+        self,
+        monitor_instance_id: str,
+        *,
+        thresholds: list[dict[str, Any]] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Resource:
+        """Replace thresholds and/or parameters (OpenScale's PATCH of /thresholds, /parameters)."""
+        ...
+
+    def delete(self, monitor_instance_id: str) -> None: ...
+
+
+@runtime_checkable
+class Runs(Protocol):
+    """Evaluations of a monitor instance (`wos_client.monitor_instances.runs`)."""
+
+    def add(self, monitor_instance_id: str, *, triggered_by: str = "user") -> Resource:
+        """Start an evaluation (OpenScale's manual run). The embedded backend computes it before
+        returning (state finished or error); a remote one may return it running: poll `get`."""
+        ...
+
+    def get(self, monitor_instance_id: str, run_id: str) -> Resource: ...
+
+    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
+        """Runs, newest first."""
+        ...
+
+
+@runtime_checkable
+class Measurements(Protocol):
+    """What a run published (`wos_client.monitor_instances.measurements`)."""
+
+    def add(
+        self,
+        monitor_instance_id: str,
+        *,
+        run_id: str,
+        metrics: dict[str, float],
+        timestamp: str | None = None,
+    ) -> Resource:
+        """Publish one measurement: `metrics` maps metric id -> value; the service attaches each
+        metric's limit from the instance's thresholds and counts the issues."""
+        ...
+
+    def query(
+        self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1
+    ) -> list[Resource]:
+        """The latest measurements of a definition on a subscription (as the original queried)."""
+        ...
+
+    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
+        """Measurements of an instance, newest first (history)."""
+        ...
+
+
+@runtime_checkable
+class Monitoring(Protocol):
+    """OpenScale's model: service providers, subscriptions, monitor definitions, integrated
+    systems, monitor instances, runs and measurements, one attribute per OpenScale client area
+    so the cpd backend maps each onto `wos_client.<area>` almost verbatim."""
+
+    service_providers: ServiceProviders
+    subscriptions: Subscriptions
+    monitor_definitions: MonitorDefinitions
+    integrated_systems: IntegratedSystems
+    monitor_instances: MonitorInstances
+    runs: Runs
+    measurements: Measurements
+
+
+class Backend:
+    """The three services of one backend, built on first use (so `mlops config list` never starts
+    an inference server or imports an SDK it does not need)."""
+
+    def __init__(self, name: str, workspace: Workspace, factories: dict[str, Callable[[], Any]]):
+        self.name = name
+        self.workspace = workspace
+        self._factories = factories
+        self._built: dict[str, Any] = {}
+
+    def _get(self, service: str) -> Any:
+        if service not in self._built:
+            self._built[service] = self._factories[service]()
+        return self._built[service]
+
+    @property
+    def space(self) -> Space:
+        return self._get("space")
+
+    @property
+    def inference(self) -> Inference:
+        return self._get("inference")
+
+    @property
+    def monitoring(self) -> Monitoring:
+        return self._get("monitoring")
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.name} {self.workspace.root}>"

@@ -1,0 +1,29 @@
+"""The embedded backend: everything in a workspace folder on this machine.
+
+space: SQLite-indexed asset files and metadata documents; inference: a local EDI-compatible
+service (its own process, 127.0.0.1); monitoring: OpenScale's model in the workspace database.
+"""
+
+from __future__ import annotations
+
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.workspace import Workspace
+
+
+def create(workspace: Workspace) -> Backend:
+    def space():
+        from mlops_widgets.backends.local.space import LocalSpace
+
+        return LocalSpace(workspace)
+
+    def inference():
+        from mlops_widgets.backends.local.inference import LocalInference
+
+        return LocalInference(workspace)
+
+    def monitoring():
+        from mlops_widgets.backends.local.monitoring import LocalMonitoring
+
+        return LocalMonitoring(workspace)
+
+    return Backend("local", workspace, {"space": space, "inference": inference, "monitoring": monitoring})

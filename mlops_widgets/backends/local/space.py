@@ -1,0 +1,211 @@
+"""The embedded space: data asset files under `<workspace>/assets/`, indexed in the workspace DB,
+and the metadata documents as rows updated in one transaction each.
+
+Why a database for the documents: the original re-uploaded the whole YAML file, so the last of two
+concurrent writers silently dropped the other's entry. Here every update is a read-modify-write in
+a single IMMEDIATE transaction, so 20 concurrent writers all land, and a crash mid-write rolls back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_widgets.backends.base import Asset, Progress
+from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.workspace import Workspace, transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS space_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS space_assets (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    asset_id TEXT UNIQUE NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS space_assets_name ON space_assets (name);
+CREATE TABLE IF NOT EXISTS space_documents (
+    name TEXT PRIMARY KEY,
+    content TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+_CHUNK = 1 << 20
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _asset(row: Any) -> Asset:
+    return Asset(row["asset_id"], row["name"], row["size"], row["created_at"])
+
+
+def asset_name_for(path: Path) -> str:
+    """The asset name a path is stored under: a folder becomes `<folder>.zip`, as in the original."""
+    return f"{path.name}.zip" if path.is_dir() else path.name
+
+
+class LocalSpace:
+    """A deployment space kept in the workspace folder."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._conn = workspace.connect()
+        self._conn.executescript(_SCHEMA)
+        self.space_id = self._space_id()
+
+    def _space_id(self) -> str:
+        with transaction(self._conn):
+            row = self._conn.execute("SELECT value FROM space_meta WHERE key='space_id'").fetchone()
+            if row:
+                return row["value"]
+            space_id = str(uuid.uuid4())
+            self._conn.execute("INSERT INTO space_meta VALUES ('space_id', ?)", (space_id,))
+            return space_id
+
+    def _file(self, asset_id: str) -> Path:
+        return self.workspace.root / "assets" / asset_id
+
+    # -- data assets ---------------------------------------------------------------------------
+
+    def upload(self, path: Path, *, progress: Progress | None = None) -> Asset:
+        path = Path(path)
+        if not path.exists():
+            raise NotFoundError(f"cannot upload {path}: no such file or folder")
+        name = asset_name_for(path)
+        asset_id = str(uuid.uuid4())
+        folder = self.workspace.dir("assets")
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if path.is_dir():
+                    _zip_folder(path, out, name, progress)
+                else:
+                    _copy_file(path, out, name, progress)
+                out.flush()
+                os.fsync(out.fileno())
+            size = tmp.stat().st_size
+            os.replace(tmp, self._file(asset_id))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        created = _now()
+        with transaction(self._conn):
+            self._conn.execute(
+                "INSERT INTO space_assets (asset_id, name, size, created_at) VALUES (?, ?, ?, ?)",
+                (asset_id, name, size, created),
+            )
+        return Asset(asset_id, name, size, created)
+
+    def list_assets(self, name: str | None = None, *, keep_only_latest: bool = False) -> list[Asset]:
+        sql = "SELECT * FROM space_assets"
+        args: tuple[str, ...] = ()
+        if name is not None:
+            sql += " WHERE name = ?"
+            args = (name,)
+        rows = self._conn.execute(sql + " ORDER BY seq DESC", args).fetchall()
+        assets = [_asset(r) for r in rows]
+        if keep_only_latest:
+            seen: set[str] = set()
+            assets = [a for a in assets if not (a.name in seen or seen.add(a.name))]
+        return assets
+
+    def get_asset(self, asset_id: str) -> Asset:
+        row = self._conn.execute("SELECT * FROM space_assets WHERE asset_id = ?", (asset_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no asset with id {asset_id} in space {self.space_id}")
+        return _asset(row)
+
+    def download(self, asset_id: str, dest: Path) -> Path:
+        self.get_asset(asset_id)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._file(asset_id), dest)
+        return dest
+
+    def delete(self, asset_id: str) -> None:
+        with transaction(self._conn):
+            cur = self._conn.execute("DELETE FROM space_assets WHERE asset_id = ?", (asset_id,))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no asset with id {asset_id} in space {self.space_id}")
+        with contextlib.suppress(FileNotFoundError):
+            self._file(asset_id).unlink()
+
+    # -- metadata documents ----------------------------------------------------------------------
+
+    def read_document(self, name: str) -> dict[str, Any]:
+        row = self._conn.execute("SELECT content FROM space_documents WHERE name = ?", (name,)).fetchone()
+        return _parse_document(name, row["content"]) if row else {}
+
+    def update_document(
+        self, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        with transaction(self._conn):
+            row = self._conn.execute(
+                "SELECT content, version FROM space_documents WHERE name = ?", (name,)
+            ).fetchone()
+            doc = _parse_document(name, row["content"]) if row else {}
+            result = change(doc)
+            doc = doc if result is None else result
+            content = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
+            self._conn.execute(
+                "INSERT INTO space_documents (name, content, version, updated_at) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT(name) DO UPDATE SET content = excluded.content,"
+                " version = space_documents.version + 1, updated_at = excluded.updated_at",
+                (name, content, _now()),
+            )
+        return doc
+
+
+def _parse_document(name: str, content: str) -> dict[str, Any]:
+    doc = yaml.safe_load(content) or {}
+    if not isinstance(doc, dict):
+        raise MlopsError(f"metadata document {name} is not a mapping")
+    return doc
+
+
+def _copy_file(src: Path, out: Any, label: str, progress: Progress | None) -> None:
+    total = src.stat().st_size
+    done = 0
+    with open(src, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total, label)
+
+
+def _zip_folder(folder: Path, out: Any, label: str, progress: Progress | None) -> None:
+    """Zip `folder` into the open binary file `out`, entries relative to the folder.
+
+    zipfile streams each member in chunks, so memory stays flat whatever the folder's size.
+    Symbolic links are stored as the files they point to only when they stay inside the folder.
+    """
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    root = folder.resolve()
+    total = sum(p.stat().st_size for p in files)
+    done = 0
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6, allowZip64=True) as zf:
+        for p in files:
+            if p.is_symlink() and not p.resolve().is_relative_to(root):
+                raise MlopsError(f"cannot upload {folder}: link {p} points outside the folder")
+            zf.write(p, p.relative_to(folder).as_posix())
+            done += p.stat().st_size
+            if progress:
+                progress(done, total, label)

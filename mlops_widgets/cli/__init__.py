@@ -1,0 +1,87 @@
+"""The `mlops` command: a thin front end whose commands mirror the original `cli_mlops.py`.
+
+Sub-commands live in their own modules and are imported only when invoked, so `mlops --help`
+and `mlops config list` start without papermill, nbformat or the IBM SDKs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from mlops_widgets import __version__
+from mlops_widgets.cli._common import CliContext
+from mlops_widgets.errors import MlopsError
+
+# name -> (module:attribute, one-line help shown by `mlops --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("mlops_widgets.cli.prepare:prepare", "Stage model and deployment files into the space."),
+    "config": ("mlops_widgets.cli.config:config", "Validate, add, list and delete deployment metadata entries."),
+    "deploy": ("mlops_widgets.cli.deploy:deploy", "Create, start, stop, inspect and delete deployments."),
+    "serve": ("mlops_widgets.cli.deploy:serve", "Run the local inference service in the foreground."),
+    "provider": ("mlops_widgets.cli.monitor:provider", "Create and list OpenScale service providers."),
+    "monitor": ("mlops_widgets.cli.monitor:monitor", "Attach monitors, evaluate them and show their status."),
+    "run": ("mlops_widgets.cli.runs:run", "Run a template notebook with parameters."),
+    "templates": ("mlops_widgets.cli.runs:templates", "List template notebooks or clone one to edit."),
+    "runs": ("mlops_widgets.cli.runs:runs", "The audit trail: list, show, re-run or clone past runs."),
+    "doctor": ("mlops_widgets.cli.doctor:doctor", "Check that each Cloud Pak for Data service is reachable."),
+    "demo": ("mlops_widgets.cli.demo:demo", "Run the whole workflow end to end on the embedded backend."),
+    "lab": ("mlops_widgets.cli.demo:lab", "Open JupyterLab on a notebook with the MLOps panel."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use; help text comes from COMMANDS."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            target, short_help = COMMANDS[cmd_name]
+            if ctx.resilient_parsing or "--help" in sys.argv[1:2]:
+                # `mlops --help` lists commands: describe them without importing them.
+                return click.Command(cmd_name, short_help=short_help, help=short_help)
+            module, attr = target.split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> object:
+        # A user error is one line on stderr and exit 1 (click's ClickException), never a traceback.
+        try:
+            return super().invoke(ctx)
+        except MlopsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    envvar="MLOPS_HOME",
+    help="Workspace folder (default: $MLOPS_HOME, else ./.mlops).",
+)
+@click.option(
+    "--backend",
+    envvar="MLOPS_BACKEND",
+    default="local",
+    show_default=True,
+    help="Where the space, deployments and monitors live: local or cpd ($MLOPS_BACKEND).",
+)
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None, backend: str) -> None:
+    """Deploy and monitor image models: stage, deploy, monitor, and an audit trail of every run."""
+    ctx.obj = CliContext(workspace=workspace, backend_name=backend)
+
+
+@cli.command()
+def version() -> None:
+    """Print the mlops-widgets version."""
+    click.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point (`mlops`): exit 0 ok, 1 user error, 2 usage error."""
+    cli(prog_name="mlops")

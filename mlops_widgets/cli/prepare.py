@@ -1,0 +1,67 @@
+"""`mlops prepare stage`: validate the config, upload model and dependency, write the entry."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mlops_widgets.cli._common import CliContext, pass_obj, show_warnings
+
+
+@click.group()
+def prepare() -> None:
+    """Stage model and deployment files into the space."""
+
+
+def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: bool, new: bool) -> str:
+    """What to do with assets of the same names: the flags, else ask on a TTY as the original did."""
+    if force and new:
+        raise click.UsageError("--force and --new exclude each other")
+    if force:
+        return "overwrite"
+    if new:
+        return "new"
+    from mlops_widgets.ops import space
+
+    old = space.clashes(obj.backend(), path_model, path_dependency)
+    if not old:
+        return "error"
+    names = ", ".join(sorted({a.name for a in old}))
+    if not sys.stdin.isatty():
+        raise click.ClickException(
+            f"the space already has assets named {names}: use --force to replace them "
+            "or --new to add another asset of the same name"
+        )
+    answer = click.prompt(
+        f"The space already has assets named {names}. Overwrite them (y), add new assets of the "
+        "same name (n), or abort (empty)?",
+        default="",
+        show_default=False,
+    ).strip().lower()
+    if answer in ("y", "yes"):
+        return "overwrite"
+    if answer in ("n", "no"):
+        return "new"
+    raise click.Abort()
+
+
+@prepare.command()
+@click.option("--path-model", required=True, type=click.Path(), help="Model file or folder.")
+@click.option("--path-dependency", required=True, type=click.Path(), help="Deployment folder (kernel file, README.md, ...).")
+@click.option("--path-yml", required=True, type=click.Path(dir_okay=False), help="Deployment metadata YAML (one entry).")
+@click.option("-f", "--force", is_flag=True, help="Replace assets of the same names.")
+@click.option("--new", is_flag=True, help="Add new assets even when some of the same names exist.")
+@pass_obj
+def stage(obj: CliContext, path_model: str, path_dependency: str, path_yml: str, force: bool, new: bool) -> None:
+    """Validate the config, upload model and dependency (folders zipped), write the entry and print
+    the model asset id."""
+    from mlops_widgets.config import load_config
+    from mlops_widgets.ops import space
+
+    loaded = load_config(path_yml, with_key=False)
+    show_warnings(loaded.warnings)
+    (entry,) = loaded.entries.values()
+    on_clash = _on_clash(obj, path_model, path_dependency, force, new)
+    result = space.stage(obj.backend(), path_model, path_dependency, entry, on_clash=on_clash)
+    click.echo(f"model asset id: {result['model_asset_id']}")

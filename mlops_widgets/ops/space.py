@@ -1,0 +1,155 @@
+"""Space steps: stage model and dependency files, and keep the deployment metadata entries.
+
+The deployment metadata document maps model asset id -> entry, exactly as the original's
+`deployment_metadata.yml`; every change goes through `Space.update_document`, so concurrent
+writers never lose each other's entries.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from mlops_widgets.backends.base import DEPLOYMENT_METADATA, Asset, Backend, Progress
+from mlops_widgets.config import validate_entry
+from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+
+OnClash = Literal["error", "overwrite", "new"]
+
+
+def asset_name(path: str | Path) -> str:
+    """The asset name a path is staged under: a folder becomes `<folder>.zip`."""
+    p = Path(path)
+    return f"{p.name}.zip" if p.is_dir() else p.name
+
+
+def clashes(backend: Backend, *paths: str | Path) -> list[Asset]:
+    """Assets already in the space under the names these paths would be staged as."""
+    found: list[Asset] = []
+    for p in paths:
+        found.extend(backend.space.list_assets(asset_name(p)))
+    return found
+
+
+def stage(
+    backend: Backend,
+    path_model: str | Path,
+    path_dependency: str | Path,
+    entry: dict[str, Any],
+    *,
+    on_clash: OnClash = "error",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Upload the model and the dependency (folders zipped) and write their entry.
+
+    on_clash decides what happens when assets of the same names exist, as the original's prompt
+    did: "error" refuses, "overwrite" deletes the old assets once the new ones are in, "new" adds
+    another asset of the same name. Returns the model asset id, the dependency asset id and the
+    entry as written.
+    """
+    entry, _warnings = validate_entry(entry)
+    model, dependency = Path(path_model), Path(path_dependency)
+    for label, p in (("model", model), ("dependency", dependency)):
+        if not p.exists():
+            raise NotFoundError(f"--path-{label}: {p} does not exist")
+    old = clashes(backend, model, dependency)
+    if old and on_clash == "error":
+        names = ", ".join(sorted({a.name for a in old}))
+        raise ConflictError(
+            f"the space already has assets named {names}: use --force to replace them "
+            "or --new to add another asset of the same name"
+        )
+    model_asset = backend.space.upload(model, progress=progress)
+    dependency_asset = backend.space.upload(dependency, progress=progress)
+    if on_clash == "overwrite":
+        for a in old:
+            backend.space.delete(a.asset_id)
+
+    entry = copy.deepcopy(entry)
+    entry["model_asset"] = model_asset.name
+    entry["deployment_space_id"] = backend.space.space_id
+    entry.setdefault("wmla_deployment", {})["dependency_filename"] = dependency_asset.name
+
+    def apply(doc: dict[str, Any]) -> None:
+        doc[model_asset.asset_id] = entry
+
+    backend.space.update_document(DEPLOYMENT_METADATA, apply)
+    return {
+        "model_asset_id": model_asset.asset_id,
+        "dependency_asset_id": dependency_asset.asset_id,
+        "model_asset": model_asset.name,
+        "dependency_filename": dependency_asset.name,
+        "deployment_space_id": backend.space.space_id,
+        "entry": entry,
+    }
+
+
+def list_entries(backend: Backend) -> dict[str, dict[str, Any]]:
+    """Every entry of the deployment metadata, keyed by model asset id."""
+    return backend.space.read_document(DEPLOYMENT_METADATA)
+
+
+def get_entry(
+    backend: Backend, model_asset_id: str | None = None, deployment_name: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The entry for a model asset id or a deployment name, with its key."""
+    entries = list_entries(backend)
+    if model_asset_id is not None:
+        if model_asset_id not in entries:
+            raise NotFoundError(f"no entry for model asset id {model_asset_id} in the deployment metadata")
+        return model_asset_id, entries[model_asset_id]
+    if deployment_name is None:
+        raise MlopsError("give a deployment name or a model asset id")
+    for key, entry in entries.items():
+        if (entry.get("wmla_deployment") or {}).get("deployment_name") == deployment_name:
+            return key, entry
+    raise NotFoundError(f"no entry has deployment name {deployment_name!r}: see `mlops config list`")
+
+
+def find_entry_by_deployment(backend: Backend, deployment_name: str) -> tuple[str, dict[str, Any]]:
+    """The entry deployed under `deployment_name`, with its model asset id."""
+    return get_entry(backend, deployment_name=deployment_name)
+
+
+def update_entry(
+    backend: Backend, model_asset_id: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Change one entry in place, atomically; NotFoundError when it does not exist."""
+    result: dict[str, Any] = {}
+
+    def apply(doc: dict[str, Any]) -> None:
+        if model_asset_id not in doc:
+            raise NotFoundError(f"no entry for model asset id {model_asset_id} in the deployment metadata")
+        change(doc[model_asset_id])
+        result.update(doc[model_asset_id])
+
+    backend.space.update_document(DEPLOYMENT_METADATA, apply)
+    return result
+
+
+def add_entries(backend: Backend, entries: dict[str, dict[str, Any]], *, force: bool = False) -> list[str]:
+    """Add validated entries keyed by model asset id; an existing key is replaced only with force."""
+
+    def apply(doc: dict[str, Any]) -> None:
+        taken = sorted(k for k in entries if k in doc)
+        if taken and not force:
+            raise ConflictError(
+                f"the deployment metadata already has an entry for {', '.join(taken)}: use -f to replace it"
+            )
+        doc.update(entries)
+
+    backend.space.update_document(DEPLOYMENT_METADATA, apply)
+    return list(entries)
+
+
+def delete_entry(backend: Backend, *, name: str | None = None, model_asset_id: str | None = None) -> str:
+    """Drop the entry of a deployment name or model asset id; returns its model asset id."""
+    key, _ = get_entry(backend, model_asset_id=model_asset_id, deployment_name=name)
+
+    def apply(doc: dict[str, Any]) -> None:
+        doc.pop(key, None)
+
+    backend.space.update_document(DEPLOYMENT_METADATA, apply)
+    return key

@@ -1,0 +1,161 @@
+"""The `mlops` command's foundation: config commands, staging, exit codes, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_widgets import __version__
+from mlops_widgets.backends.base import DEPLOYMENT_METADATA
+
+
+def test_version(cli):
+    res = cli("version")
+    assert (res.exit_code, res.stdout.strip()) == (0, __version__)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["config", "list"]])
+def test_cheap_commands_do_not_import_heavy_modules(argv, tmp_path):
+    code = (
+        "import sys\n"
+        "from mlops_widgets.cli import cli\n"
+        f"try:\n    cli.main(args={argv!r}, prog_name='mlops')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = [m for m in ('papermill', 'nbformat', 'ipywidgets', 'ibm_watson_machine_learning',"
+        " 'ibm_watsonx_ai', 'ibm_watson_openscale', 'numpy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"MLOPS_HOME": str(tmp_path / "ws"), "PATH": "/usr/bin:/bin"}, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_unknown_backend_is_a_user_error(cli):
+    res = cli("--backend", "nope", "config", "list")
+    assert res.exit_code == 1
+    assert "unknown backend 'nope'" in res.stderr
+
+
+def test_usage_error_exits_2(cli):
+    res = cli("config", "validate")
+    assert res.exit_code == 2
+    assert "--path-yml" in res.stderr
+
+
+def test_validate_bundled_and_reference_configs(cli, example_paths, reference_dir):
+    assert cli("config", "validate", "--path-yml", example_paths.config).exit_code == 0
+    single = cli("config", "validate", "--path-yml", reference_dir / "deployment_metadata_cli_example.yml")
+    assert single.exit_code == 0, single.stderr
+    assert "segmentation_metrics_v22" in single.stderr  # unknown locally: a warning, not an error
+    keyed = cli("config", "validate", "--with-key", "--path-yml",
+                reference_dir / "deployment_metadata_cli_example2.yml")
+    assert keyed.exit_code == 0, keyed.stderr
+
+
+def _stage(cli, paths, *extra):
+    return cli("prepare", "stage", "--path-model", paths.model, "--path-dependency", paths.deployment,
+               "--path-yml", paths.config, *extra)
+
+
+def test_stage_writes_the_entry_keyed_by_model_asset_id(cli, backend, example_paths):
+    res = _stage(cli, example_paths)
+    assert res.exit_code == 0, res.output
+    asset_id = res.stdout.strip().splitlines()[-1].split()[-1]
+    entry = backend.space.read_document(DEPLOYMENT_METADATA)[asset_id]
+    assert entry["model_asset"] == "model.zip"
+    assert entry["deployment_space_id"] == backend.space.space_id
+    assert entry["wmla_deployment"]["dependency_filename"] == "deployment.zip"
+    assert entry["wmla_deployment"]["resource_configs"]["enable_gpus"] is False
+    assert {a.name for a in backend.space.list_assets()} == {"model.zip", "deployment.zip"}
+
+    listed = cli("config", "list", "--json")
+    assert json.loads(listed.stdout) == {asset_id: entry}
+    table = cli("config", "list")
+    assert asset_id in table.stdout and "deepliif-demo" in table.stdout
+
+
+def test_stage_name_clash_without_tty_explains_force_and_new(cli, backend, example_paths):
+    assert _stage(cli, example_paths).exit_code == 0
+    res = _stage(cli, example_paths)
+    assert res.exit_code == 1
+    assert "--force" in res.stderr and "--new" in res.stderr
+    assert len(backend.space.list_assets()) == 2
+
+    assert _stage(cli, example_paths, "--new").exit_code == 0
+    assert len(backend.space.list_assets("model.zip")) == 2
+
+    assert _stage(cli, example_paths, "--force").exit_code == 0
+    assert len(backend.space.list_assets("model.zip")) == 1
+
+
+BAD_CONFIGS = {
+    "unknown key": ("model_nme: x\n", "model_nme"),
+    "bad threshold direction": (
+        "openscale_custom_metric_provider:\n  generic_metrics:\n    dir_gt: a\n    dir_pred: b\n"
+        "    volume_display_name: v\n    most_recent: 1\n    thresholds:\n"
+        "      num_images_total_predicted: {threshold: [1.0, sideways]}\n",
+        "num_images_total_predicted.threshold[1]",
+    ),
+    "bad resource": ("wmla_deployment:\n  resource_configs:\n    n_cpus: -1\n", "n_cpus"),
+    "bad yaml tag": ("model_name: !!python/object:os.system x\n", "model_name"),
+    "empty file": ("", "empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_exits_1_names_the_field_and_writes_nothing(case, cli, backend, example_paths, tmp_path):
+    text, needle = BAD_CONFIGS[case]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(text)
+    for args in (("config", "validate", "--path-yml", bad),
+                 ("prepare", "stage", "--path-model", example_paths.model,
+                  "--path-dependency", example_paths.deployment, "--path-yml", bad)):
+        res = cli(*args)
+        assert res.exit_code == 1, res.output
+        assert needle in res.stderr, res.stderr
+        assert "Traceback" not in res.output
+    assert backend.space.list_assets() == []
+    assert backend.space.read_document(DEPLOYMENT_METADATA) == {}
+
+
+def test_stage_missing_path_names_the_option(cli, backend, example_paths, tmp_path):
+    res = cli("prepare", "stage", "--path-model", tmp_path / "nope", "--path-dependency",
+              example_paths.deployment, "--path-yml", example_paths.config)
+    assert res.exit_code == 1
+    assert "--path-model" in res.stderr
+    assert backend.space.list_assets() == []
+
+
+def test_config_add_list_delete(cli, backend, reference_dir):
+    keyed = reference_dir / "deployment_metadata_cli_example2.yml"
+    res = cli("config", "add", "--path-yml", keyed)
+    assert res.exit_code == 0, res.output
+    key = "54b19403-9c10-48e5-b3f3-dc958e2cfbb1"
+    assert key in json.loads(cli("config", "list", "--json").stdout)
+    again = cli("config", "add", "--path-yml", keyed)
+    assert again.exit_code == 1 and "-f" in again.stderr
+    assert cli("config", "add", "--path-yml", keyed, "-f").exit_code == 0
+    assert cli("config", "delete", "--model-asset-id", key).exit_code == 0
+    assert json.loads(cli("config", "list", "--json").stdout) == {}
+    missing = cli("config", "delete", "--name", "nope")
+    assert missing.exit_code == 1 and "nope" in missing.stderr
+
+
+def test_config_schema_is_json(cli):
+    schema = json.loads(cli("config", "schema").stdout)
+    assert "wmla_deployment" in schema["properties"]
+
+
+def test_console_script_exit_codes(example_paths, tmp_path):
+    mlops = Path(sys.executable).parent / "mlops"
+    ok = subprocess.run([mlops, "config", "validate", "--path-yml", example_paths.config],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- a list\n")
+    res = subprocess.run([mlops, "config", "validate", "--path-yml", bad], capture_output=True, text=True)
+    assert res.returncode == 1 and res.stderr.startswith("Error:") and "Traceback" not in res.stderr

@@ -1,0 +1,125 @@
+"""The embedded space: assets with ids, folders as zips, and metadata documents that survive
+concurrent writers and crashes."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mlops_widgets.backends import get_backend
+from mlops_widgets.backends.base import DEPLOYMENT_METADATA, Space
+from mlops_widgets.errors import NotFoundError
+
+
+def test_local_space_implements_the_protocol(backend):
+    assert isinstance(backend.space, Space)
+    assert backend.space.space_id == get_backend("local", backend.workspace).space.space_id
+
+
+def test_upload_file_download_delete(backend, tmp_path):
+    src = tmp_path / "weights.bin"
+    src.write_bytes(os.urandom(3000))
+    asset = backend.space.upload(src)
+    assert (asset.name, asset.size) == ("weights.bin", 3000)
+    assert backend.space.get_asset(asset.asset_id) == asset
+    out = backend.space.download(asset.asset_id, tmp_path / "out" / "w.bin")
+    assert out.read_bytes() == src.read_bytes()
+    backend.space.delete(asset.asset_id)
+    with pytest.raises(NotFoundError, match=asset.asset_id):
+        backend.space.get_asset(asset.asset_id)
+    with pytest.raises(NotFoundError):
+        backend.space.delete(asset.asset_id)
+
+
+def test_folder_is_uploaded_as_zip_with_relative_entries(backend, tmp_path):
+    folder = tmp_path / "deepliif-base"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "kernel.py").write_text("print('k')\n")
+    (folder / "sub" / "util.py").write_text("X = 1\n")
+    seen: list[tuple[int, int | None]] = []
+    asset = backend.space.upload(folder, progress=lambda done, total, what: seen.append((done, total)))
+    assert asset.name == "deepliif-base.zip"
+    out = backend.space.download(asset.asset_id, tmp_path / "dl.zip")
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == ["kernel.py", "sub/util.py"]
+        assert zf.read("sub/util.py") == b"X = 1\n"
+    assert seen[-1][0] == seen[-1][1]
+
+
+def test_same_name_assets_and_keep_only_latest(backend, tmp_path):
+    f = tmp_path / "model.pt"
+    f.write_text("v1")
+    first = backend.space.upload(f)
+    f.write_text("v2")
+    second = backend.space.upload(f)
+    (tmp_path / "other.txt").write_text("o")
+    other = backend.space.upload(tmp_path / "other.txt")
+    assert [a.asset_id for a in backend.space.list_assets("model.pt")] == [second.asset_id, first.asset_id]
+    latest = backend.space.list_assets(keep_only_latest=True)
+    assert {a.asset_id for a in latest} == {second.asset_id, other.asset_id}
+
+
+def test_upload_of_missing_path_is_a_clear_error(backend, tmp_path):
+    with pytest.raises(NotFoundError, match="no such file"):
+        backend.space.upload(tmp_path / "nope")
+    assert backend.space.list_assets() == []
+
+
+def _add_entry(root: str, key: str, barrier) -> None:
+    space = get_backend("local", root).space
+    barrier.wait()
+    space.update_document(DEPLOYMENT_METADATA, lambda doc: doc.__setitem__(key, {"model_name": key}))
+
+
+def test_twenty_concurrent_writers_lose_no_entry(workspace):
+    get_backend("local", workspace).space  # create the database before the race
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(20)
+    procs = [ctx.Process(target=_add_entry, args=(str(workspace.root), f"asset-{i}", barrier)) for i in range(20)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    doc = get_backend("local", workspace).space.read_document(DEPLOYMENT_METADATA)
+    assert sorted(doc) == sorted(f"asset-{i}" for i in range(20))
+
+
+def _crash_mid_update(root: str) -> None:
+    space = get_backend("local", root).space
+
+    def change(doc):
+        doc["half"] = {"model_name": "written"}
+        os._exit(9)  # the process dies inside the transaction
+
+    space.update_document(DEPLOYMENT_METADATA, change)
+
+
+def test_crash_mid_write_leaves_the_previous_document(workspace):
+    space = get_backend("local", workspace).space
+    space.update_document(DEPLOYMENT_METADATA, lambda doc: doc.__setitem__("kept", {"model_name": "a"}))
+    p = mp.get_context("spawn").Process(target=_crash_mid_update, args=(str(workspace.root),))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 9
+    assert space.read_document(DEPLOYMENT_METADATA) == {"kept": {"model_name": "a"}}
+    # and the space is not stuck: the next writer goes through
+    space.update_document(DEPLOYMENT_METADATA, lambda doc: doc.__setitem__("next", {}))
+    assert sorted(space.read_document(DEPLOYMENT_METADATA)) == ["kept", "next"]
+
+
+def test_a_failed_upload_leaves_no_partial_file(backend, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"x" * 10)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("s")
+    (folder / "link").symlink_to(outside)
+    with pytest.raises(Exception, match="outside the folder"):
+        backend.space.upload(folder)
+    assert backend.space.list_assets() == []
+    assert [p.name for p in Path(backend.workspace.root, "assets").iterdir()] == []
