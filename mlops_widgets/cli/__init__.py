@@ -7,7 +7,6 @@ and `mlops config list` start without papermill, nbformat or the IBM SDKs.
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -40,13 +39,20 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS:
-            target, short_help = COMMANDS[cmd_name]
-            if ctx.resilient_parsing or "--help" in sys.argv[1:2]:
-                # `mlops --help` lists commands: describe them without importing them.
-                return click.Command(cmd_name, short_help=short_help, help=short_help)
-            module, attr = target.split(":")
+            module, attr = COMMANDS[cmd_name][0].split(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # `mlops --help` describes the commands from COMMANDS without importing their modules.
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name][1]))
+            elif (cmd := super().get_command(ctx, name)) is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
         # A user error is one line on stderr and exit 1 (click's ClickException), never a traceback.

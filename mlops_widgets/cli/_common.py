@@ -29,14 +29,23 @@ class CliContext:
     def ws(self) -> Workspace:
         return Workspace(self.workspace)
 
+    def load_config(self, path: str, *, with_key: bool) -> Any:
+        """Load and validate a config file against the monitor definitions of this workspace."""
+        from mlops_widgets.config import load_config
+        from mlops_widgets.monitors import known_definitions
+
+        loaded = load_config(path, with_key=with_key, definitions=known_definitions(self.ws()))
+        show_warnings(loaded.warnings, path)
+        return loaded
+
 
 pass_obj = click.make_pass_decorator(CliContext)
 
 
-def show_warnings(warnings: list[Any]) -> None:
+def show_warnings(warnings: list[Any], source: str | None = None) -> None:
     """Config warnings (e.g. a monitor id unknown locally) go to stderr and do not fail."""
     for w in warnings:
-        click.echo(f"Warning: {w}", err=True)
+        click.echo(w.format(source), err=True)
 
 
 def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

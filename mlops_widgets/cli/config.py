@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj, show_warnings
+from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
 
 
 @click.group()
@@ -15,12 +15,10 @@ def config() -> None:
 @config.command()
 @click.option("--path-yml", required=True, type=click.Path(dir_okay=False), help="The YAML file to check.")
 @click.option("--with-key", is_flag=True, help="The file maps model asset ids to entries.")
-def validate(path_yml: str, with_key: bool) -> None:
+@pass_obj
+def validate(obj: CliContext, path_yml: str, with_key: bool) -> None:
     """Check a deployment metadata YAML file and report every problem at once."""
-    from mlops_widgets.config import load_config
-
-    loaded = load_config(path_yml, with_key=with_key)
-    show_warnings(loaded.warnings)
+    loaded = obj.load_config(path_yml, with_key=with_key)
     n = len(loaded.entries)
     click.echo(f"{path_yml}: valid ({n} {'entry' if n == 1 else 'entries'})")
 
@@ -31,11 +29,9 @@ def validate(path_yml: str, with_key: bool) -> None:
 @pass_obj
 def add(obj: CliContext, path_yml: str, force: bool) -> None:
     """Add the entries of a YAML file keyed by model asset id."""
-    from mlops_widgets.config import load_config
     from mlops_widgets.ops import space
 
-    loaded = load_config(path_yml, with_key=True)
-    show_warnings(loaded.warnings)
+    loaded = obj.load_config(path_yml, with_key=True)
     keys = space.add_entries(obj.backend(), {str(k): v for k, v in loaded.entries.items()}, force=force)
     for key in keys:
         click.echo(f"added {key}")

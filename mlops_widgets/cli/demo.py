@@ -31,3 +31,30 @@ def demo(obj: CliContext, demo_workspace: str | None) -> None:
     click.echo("3/3 entries in the deployment metadata:")
     rows = [(k, str(e.get("model_name")), str(e.get("model_asset"))) for k, e in space.list_entries(backend).items()]
     echo_table(("MODEL ASSET ID", "MODEL NAME", "MODEL ASSET"), rows)
+
+
+@click.command()
+@click.option("--workspace", "lab_workspace", type=click.Path(file_okay=False),
+              help="Workspace the panel opens (default: the global --workspace, else ./.mlops).")
+@click.option("--port", type=int, default=8888, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@pass_obj
+def lab(obj: CliContext, lab_workspace: str | None, port: int, no_browser: bool) -> None:
+    """Start JupyterLab (on 127.0.0.1) on a notebook that opens the MLOps panel on the workspace."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from mlops_widgets.examples.notebook import write_panel_notebook
+    from mlops_widgets.workspace import Workspace
+
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise click.ClickException("JupyterLab is not installed: pip install 'mlops-widgets[lab]'")
+    ws = Workspace(lab_workspace or obj.workspace)
+    notebook = write_panel_notebook(ws.root, ws.root)
+    cmd = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
+           f"--ServerApp.root_dir={ws.root}", f"--LabApp.default_url=/lab/tree/{notebook.name}"]
+    if no_browser:
+        cmd.append("--no-browser")
+    click.echo(f"JupyterLab on {notebook} (Ctrl-C to stop)", err=True)
+    raise SystemExit(subprocess.call(cmd))

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mlops_widgets.cli._common import CliContext, pass_obj, show_warnings
+from mlops_widgets.cli._common import CliContext, pass_obj
 
 
 @click.group()
@@ -56,11 +56,9 @@ def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: boo
 def stage(obj: CliContext, path_model: str, path_dependency: str, path_yml: str, force: bool, new: bool) -> None:
     """Validate the config, upload model and dependency (folders zipped), write the entry and print
     the model asset id."""
-    from mlops_widgets.config import load_config
     from mlops_widgets.ops import space
 
-    loaded = load_config(path_yml, with_key=False)
-    show_warnings(loaded.warnings)
+    loaded = obj.load_config(path_yml, with_key=False)
     (entry,) = loaded.entries.values()
     on_clash = _on_clash(obj, path_model, path_dependency, force, new)
     result = space.stage(obj.backend(), path_model, path_dependency, entry, on_clash=on_clash)

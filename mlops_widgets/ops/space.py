@@ -15,6 +15,7 @@ from typing import Any, Literal
 from mlops_widgets.backends.base import DEPLOYMENT_METADATA, Asset, Backend, Progress
 from mlops_widgets.config import validate_entry
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.monitors import known_definitions
 
 OnClash = Literal["error", "overwrite", "new"]
 
@@ -49,7 +50,7 @@ def stage(
     another asset of the same name. Returns the model asset id, the dependency asset id and the
     entry as written.
     """
-    entry, _warnings = validate_entry(entry)
+    entry, _warnings = validate_entry(entry, definitions=known_definitions(backend.workspace))
     model, dependency = Path(path_model), Path(path_dependency)
     for label, p in (("model", model), ("dependency", dependency)):
         if not p.exists():

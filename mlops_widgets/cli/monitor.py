@@ -1,0 +1,317 @@
+"""`mlops provider ...` and `mlops monitor ...`: OpenScale service providers and monitors, as the
+original's `monitor` commands. Creating a provider or monitors runs its template (C1, A3) so the
+audit trail keeps the executed notebook; the other commands read (or evaluate) directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.ops import monitor as ops_monitor
+from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER as DEFAULT_PROVIDER
+
+_json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+_name = click.option(
+    "--name", required=True, help="Deployment name (the entry's wmla_deployment.deployment_name)."
+)
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _violation_lines(violations: list[dict[str, Any]]) -> None:
+    for v in violations:
+        sign = "<" if v["direction"] == "lower" else ">"
+        click.echo(f"    {v['metric']}: {_num(v['value'])} {sign} {v['direction']} limit {_num(v['limit'])}")
+
+
+# --- provider ------------------------------------------------------------------------------------
+
+
+@click.group()
+def provider() -> None:
+    """Create and list OpenScale service providers."""
+
+
+@provider.command("create")
+@click.option("--name", default=DEFAULT_PROVIDER, show_default=True, help="Service provider name.")
+@pass_obj
+def provider_create(obj: CliContext, name: str) -> None:
+    """Create the headless service provider deployments are subscribed from (template C1);
+    an existing provider of that name is reused."""
+    from mlops_widgets.cli._run import run_step
+
+    record = run_step(obj, "C1_OpenScale_Dummy_ML_Provider", {"service_provider_name": name})
+    r = record.results
+    verb = "created" if r.get("created") else "already exists:"
+    click.echo(f"service provider {r.get('service_provider_name')!r} {verb} {r.get('service_provider_id')}")
+
+
+@provider.command("list")
+@_json
+@pass_obj
+def provider_list(obj: CliContext, as_json: bool) -> None:
+    """List the service providers."""
+    rows = ops_monitor.provider_list(obj.backend())
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("no service providers: create one with `mlops provider create`")
+    else:
+        echo_table(
+            ("SERVICE PROVIDER ID", "NAME", "TYPE", "CREATED"),
+            [(r["service_provider_id"], r["name"], r["service_type"], r["created_at"] or "-") for r in rows],
+        )
+
+
+# --- monitor -------------------------------------------------------------------------------------
+
+
+@click.group()
+def monitor() -> None:
+    """Attach monitors, evaluate them and show their status."""
+
+
+@monitor.command("create")
+@_name
+@click.option(
+    "--service-provider-name", default=DEFAULT_PROVIDER, show_default=True, help="Provider to subscribe from."
+)
+@click.option("--evaluate", is_flag=True, help="Evaluate every monitor once after configuring it.")
+@pass_obj
+def create(obj: CliContext, name: str, service_provider_name: str, evaluate: bool) -> None:
+    """Subscribe the deployment and create (or update) one monitor instance per monitor of its
+    entry, with the entry's thresholds (template A3)."""
+    from mlops_widgets.cli._run import run_step
+
+    record = run_step(
+        obj,
+        "A3_OpenScale_Configuration",
+        {"deployment_name": name, "service_provider_name": service_provider_name, "evaluate": evaluate},
+    )
+    r = record.results
+    click.echo(f"subscription {r.get('subscription_id')} ({name} Monitor)")
+    for m in r.get("monitors") or []:
+        click.echo(f"  {m['monitor_id']}: {m['action']} {m['monitor_instance_id']}")
+    _print_runs(r.get("runs") or [])
+
+
+def _print_runs(runs: list[dict[str, Any]]) -> None:
+    for run in runs:
+        if run["state"] == "error":
+            click.echo(f"{run['monitor_id']}: run {run['run_id']} failed: {run['error']}")
+            continue
+        issues = run.get("issue_count")
+        click.echo(f"{run['monitor_id']}: run {run['run_id']} {run['state']}, {_num(issues)} issue(s)")
+        _violation_lines(run.get("violations") or [])
+
+
+@monitor.command("run")
+@_name
+@click.option("--monitor", "monitor_id", help="Only this monitor (default: every monitor of the entry).")
+@_json
+@pass_obj
+def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> None:
+    """Evaluate the deployment's monitors now (OpenScale's manual run)."""
+    runs = ops_monitor.monitor_run(obj.backend(), name, monitor_id)
+    if as_json:
+        echo_json(runs)
+    else:
+        _print_runs(runs)
+
+
+@monitor.command("status")
+@_name
+@_json
+@pass_obj
+def status(obj: CliContext, name: str, as_json: bool) -> None:
+    """The latest measurement of each monitor: ids, time, issue count and every metric outside
+    its threshold (--json: every metric)."""
+    st = ops_monitor.monitor_status(obj.backend(), name)
+    if as_json:
+        echo_json(st)
+        return
+    click.echo(f"deployment {name}, subscription {st['subscription_id']}")
+    for m in st["monitors"]:
+        head = f"{m['monitor_id']}: {m['state']}"
+        if m["state"] == "not configured":
+            click.echo(f"{head} (run `mlops monitor create --name {name}`)")
+            continue
+        run = m.get("latest_run")
+        if run and run["state"] == "error":
+            click.echo(
+                f"{head}: the latest run {run['run_id']} failed ({run['completed_at']}): {run['error']}"
+            )
+        elif run and run["state"] == "running":
+            click.echo(f"{head}: run {run['run_id']} started {run['started_at']}")
+        elif not m.get("measurement_id"):
+            click.echo(f"{head} (run `mlops monitor run --name {name}`)")
+        if m.get("measurement_id"):
+            prefix = "  previous:" if m["state"] in ("error", "running") else head + ","
+            click.echo(
+                f"{prefix} measurement {m['measurement_id']}, run {m['run_id']}, {m['timestamp']}, "
+                f"{m['issue_count']} issue(s)"
+            )
+            _violation_lines(m["violations"])
+
+
+@monitor.command("history")
+@_name
+@click.option("--monitor", "monitor_id", help="Only this monitor.")
+@click.option("--metric", help="Only this metric: its value and limit per measurement.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many measurements.")
+@_json
+@pass_obj
+def history(
+    obj: CliContext, name: str, monitor_id: str | None, metric: str | None, limit: int | None, as_json: bool
+) -> None:
+    """Past measurements of the deployment's monitors, newest first."""
+    rows = ops_monitor.monitor_history(obj.backend(), name, monitor_id, metric, limit=limit)
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo(f"no measurements yet: run `mlops monitor run --name {name}`")
+    elif metric:
+        echo_table(
+            ("TIME", "MONITOR", "VALUE", "LIMIT", "VIOLATED", "MEASUREMENT ID"),
+            [
+                (
+                    r["timestamp"],
+                    r["monitor_id"],
+                    _num(r["value"]),
+                    f"{_num(r['limit'])} {r['direction'] or ''}".strip(),
+                    "yes" if r["violated"] else "no",
+                    r["measurement_id"],
+                )
+                for r in rows
+            ],
+        )
+    else:
+        echo_table(
+            ("TIME", "MONITOR", "ISSUES", "RUN ID", "MEASUREMENT ID"),
+            [
+                (r["timestamp"], r["monitor_id"], _num(r["issue_count"]), r["run_id"], r["measurement_id"])
+                for r in rows
+            ],
+        )
+
+
+@monitor.command("list")
+@_json
+@pass_obj
+def list_(obj: CliContext, as_json: bool) -> None:
+    """Subscriptions with their monitors."""
+    rows = ops_monitor.monitor_list(obj.backend())
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("no subscriptions: attach monitors with `mlops monitor create --name NAME`")
+    else:
+        echo_table(
+            ("SUBSCRIPTION ID", "DEPLOYMENT", "MODEL ASSET ID", "MONITORS"),
+            [
+                (
+                    r["subscription_id"],
+                    r["deployment_name"] or "-",
+                    r["model_asset_id"] or "-",
+                    ",".join(m["monitor_id"] for m in r["monitors"]) or "-",
+                )
+                for r in rows
+            ],
+        )
+
+
+@monitor.command("delete")
+@_name
+@pass_obj
+def delete(obj: CliContext, name: str) -> None:
+    """Drop the deployment's subscription with its monitors, runs and measurements."""
+    out = ops_monitor.monitor_delete(obj.backend(), name)
+    for sub_id in out["deleted_subscription_ids"]:
+        click.echo(f"deleted subscription {sub_id}")
+
+
+@monitor.command("thresholds")
+@click.option(
+    "--monitor", "monitor_id", required=True, help="Monitor definition id, e.g. segmentation_metrics."
+)
+@_json
+@pass_obj
+def thresholds(obj: CliContext, monitor_id: str, as_json: bool) -> None:
+    """A monitor's default thresholds, in the entry's shape (ready to paste under `thresholds`)."""
+    out = ops_monitor.monitor_thresholds(obj.backend(), monitor_id)
+    if as_json:
+        echo_json(out)
+        return
+    for name, t in out.items():
+        value, direction = t["threshold"]
+        click.echo(f"{name}: {{threshold: [{_num(value)}, {direction}]}}")
+
+
+@monitor.command("compute")
+@click.option(
+    "--monitor", "monitor_id", required=True, help="Monitor definition id, e.g. segmentation_metrics."
+)
+@click.option(
+    "--dir-gt", required=True, type=click.Path(file_okay=False), help="Folder of ground-truth images."
+)
+@click.option(
+    "--dir-pred", required=True, type=click.Path(file_okay=False), help="Folder of predicted images."
+)
+@click.option("--most-recent", type=float, help="Only files modified in the last DAYS days (default: all).")
+@_json
+@pass_obj
+def compute(
+    obj: CliContext, monitor_id: str, dir_gt: str, dir_pred: str, most_recent: float | None, as_json: bool
+) -> None:
+    """Run a monitor's provider on two folders, with no subscription, against its default
+    thresholds (test a provider before attaching it)."""
+    out = ops_monitor.monitor_compute(obj.backend(), monitor_id, dir_gt, dir_pred, most_recent=most_recent)
+    if as_json:
+        echo_json(out)
+        return
+    echo_table(
+        ("METRIC", "VALUE", "LIMIT", ""),
+        [
+            (
+                m["metric"],
+                _num(m["value"]),
+                f"{_num(m['limit'])} {m['direction']}",
+                "VIOLATED" if m["violated"] else "",
+            )
+            for m in out["metrics"]
+        ],
+    )
+    click.echo(f"{out['issue_count']} issue(s)")
+
+
+@monitor.command("register")
+@click.option("--monitor", "monitor_id", required=True, help="New monitor id, e.g. segmentation_metrics_v22.")
+@click.option(
+    "--provider", "provider_name", required=True, help="Provider computing it, e.g. segmentation_metrics."
+)
+@pass_obj
+def register(obj: CliContext, monitor_id: str, provider_name: str) -> None:
+    """Register a monitor id computed by an existing provider (a versioned copy of a built-in,
+    as the original created on the server), so entries may use it."""
+    out = ops_monitor.monitor_register(obj.backend(), monitor_id, provider_name)
+    click.echo(f"registered {out['monitor_id']} ({len(out['metrics'])} metrics, provider {provider_name})")
+
+
+@monitor.command("definitions")
+@_json
+@pass_obj
+def definitions(obj: CliContext, as_json: bool) -> None:
+    """The monitor definitions available, with their metrics."""
+    rows = ops_monitor.monitor_definitions(obj.backend())
+    if as_json:
+        echo_json(rows)
+    else:
+        echo_table(
+            ("MONITOR ID", "METRICS", "NAME"),
+            [(r["monitor_id"], str(len(r["metrics"])), r["name"]) for r in rows],
+        )

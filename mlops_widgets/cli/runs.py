@@ -1,0 +1,233 @@
+"""`mlops run`, `mlops templates ...`, `mlops runs ...`: run templates and read the audit trail."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+
+_PARAM = click.option(
+    "-p",
+    "--param",
+    "pairs",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A parameter (repeatable); non-string values are YAML: -p n_cpus 2 -p monitors '{...}'.",
+)
+_PARAMS_FILE = click.option(
+    "-f",
+    "--params-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A YAML file mapping parameter names to values (-p wins over it).",
+)
+_TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop the run after SECONDS.")
+
+
+@click.command()
+@click.argument("template")
+@_PARAM
+@_PARAMS_FILE
+@_TIMEOUT
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@pass_obj
+def run(
+    obj: CliContext,
+    template: str,
+    pairs: tuple[tuple[str, str], ...],
+    params_file: str | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Run TEMPLATE (a name from `mlops templates list`, or a notebook path) with parameters.
+
+    Secret parameters are best left out of the command line: they are read from the environment
+    ($MLOPS_SECRET_<name> or $<NAME>) and never written anywhere.
+    """
+    from mlops_widgets.cli._run import parse_params, run_step
+
+    record = run_step(obj, template, parse_params(template, pairs, params_file), timeout=timeout)
+    if as_json:
+        echo_json(record.to_dict())
+        return
+    click.echo(f"run id: {record.run_id}")
+    click.echo(f"notebook: {record.notebook}")
+    for name, value in record.results.items():
+        click.echo(f"{name}: {_value(value)}")
+
+
+def _value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@click.group()
+def templates() -> None:
+    """List template notebooks or clone one to edit."""
+
+
+@templates.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Templates with their parameters as JSON.")
+def templates_list(as_json: bool) -> None:
+    """Each template with its steps and its parameters (type, default, help)."""
+    from mlops_widgets.runner import list_templates
+
+    found = list_templates()
+    if as_json:
+        echo_json([t.to_dict() for t in found])
+        return
+    if not found:
+        click.echo("no templates found")
+    for t in found:
+        click.echo(f"{t.name}: {t.description}" if t.description else t.name)
+        for p in t.parameters.values():
+            secret = ", secret" if p.secret else ""
+            choices = f", one of {', '.join(map(repr, p.choices))}" if p.choices else ""
+            click.echo(f"  {p.name} ({p.type}{secret}{choices}) = {_short(p.default_source)}")
+            if p.help:
+                click.echo(f"      {p.help}")
+
+
+def _short(text: str, limit: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@templates.command("clone")
+@click.argument("template")
+@click.argument("dest", type=click.Path(dir_okay=False))
+@_PARAM
+@_PARAMS_FILE
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+def templates_clone(
+    template: str, dest: str, pairs: tuple[tuple[str, str], ...], params_file: str | None, force: bool
+) -> None:
+    """Write TEMPLATE to DEST.ipynb with the parameters filled in, to edit and run by hand."""
+    from mlops_widgets.cli._run import parse_params
+    from mlops_widgets.runner import clone_template
+
+    path = clone_template(template, dest, parse_params(template, pairs, params_file), force=force)
+    click.echo(f"wrote {path}")
+
+
+@click.group()
+def runs() -> None:
+    """The audit trail: list, show, re-run or clone past runs."""
+
+
+@runs.command("list")
+@click.option("--template", help="Only runs of this template.")
+@click.option("--status", type=click.Choice(["ok", "failed", "cancelled"]), help="Only runs that ended so.")
+@click.option("--name", "deployment_name", help="Only runs concerning this deployment.")
+@click.option("--since", help="Only runs started at or after this UTC date/time (ISO).")
+@click.option("--until", help="Only runs started before this UTC date/time (ISO).")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@pass_obj
+def runs_list(
+    obj: CliContext,
+    template: str | None,
+    status: str | None,
+    deployment_name: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Past runs, newest first."""
+    from mlops_widgets.runner import list_runs
+
+    found = list_runs(
+        obj.ws(),
+        template=template,
+        status=status,
+        deployment_name=deployment_name,
+        since=since,
+        until=until,
+        limit=limit or None,
+    )
+    if as_json:
+        echo_json([r.to_dict() for r in found])
+        return
+    if not found:
+        click.echo("no runs")
+        return
+    rows = [
+        (
+            r.short_id,
+            r.started_at[:19].replace("T", " "),
+            r.status,
+            f"{r.duration_s:.1f}s" if r.duration_s is not None else "",
+            r.template,
+            r.deployment_name or "",
+            _short(r.error or "", 60),
+        )
+        for r in found
+    ]
+    echo_table(("RUN", "STARTED (UTC)", "STATUS", "TIME", "TEMPLATE", "DEPLOYMENT", "ERROR"), rows)
+
+
+@runs.command("show")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@pass_obj
+def runs_show(obj: CliContext, run: str, as_json: bool) -> None:
+    """One run's record: RUN is its id, or a unique prefix of its id or short id."""
+    from mlops_widgets.runner import get_run
+
+    record = get_run(run, obj.ws())
+    if as_json:
+        echo_json(record.to_dict())
+        return
+    err = record.error or {}
+    lines = [
+        ("run", record.run_id),
+        ("template", f"{record.template} ({record.template_hash})"),
+        ("status", record.status + (f": {err['summary']}" if err.get("summary") else "")),
+        ("in step", err.get("heading")),
+        ("started", record.started_at),
+        ("ended", f"{record.ended_at} ({record.duration_s:.1f} s)"),
+        ("backend", record.backend),
+        ("workspace", record.workspace),
+        ("by", f"{record.user}@{record.host}"),
+        ("re-run of", record.rerun_of or ""),
+        ("notebook", str(record.notebook)),
+    ]
+    for key, value in lines:
+        if value:
+            click.echo(f"{key}: {value}")
+    for title, values in (("parameters", record.parameters), ("results", record.results)):
+        if values:
+            click.echo(f"{title}:")
+            for name, value in values.items():
+                click.echo(f"  {name}: {_short(_value(value), 100)}")
+    if record.secret_names:
+        click.echo(f"secrets (values not stored): {', '.join(record.secret_names)}")
+
+
+@runs.command("rerun")
+@click.argument("run")
+@_TIMEOUT
+@pass_obj
+def runs_rerun(obj: CliContext, run: str, timeout: float | None) -> None:
+    """Run RUN again: its template as it ran, its parameters; secrets from the environment."""
+    from mlops_widgets.cli._run import rerun_step
+
+    record = rerun_step(obj, run, timeout=timeout)
+    click.echo(f"run id: {record.run_id}")
+    click.echo(f"notebook: {record.notebook}")
+
+
+@runs.command("clone")
+@click.argument("run")
+@click.argument("dest", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@pass_obj
+def runs_clone(obj: CliContext, run: str, dest: str, force: bool) -> None:
+    """Write RUN's template with its parameters filled in to DEST.ipynb, to edit and run by hand."""
+    from mlops_widgets.runner import clone_run
+
+    path = clone_run(run, dest, obj.ws(), force=force)
+    click.echo(f"wrote {path}")

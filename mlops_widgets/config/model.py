@@ -1,0 +1,516 @@
+"""The deployment-metadata entry: its fields (defined once, below), validation, JSON Schema,
+blank entries, and loading a file of one entry or of model asset id -> entry.
+
+An entry keeps the original workflow's YAML shape so users bring their files unchanged. A
+validated entry is normalized: keys in the order below, absent workflow-filled keys present as
+null, `n_min_kernels`/`n_replicas` renamed to `kernel_min`/`kernel_max`, `enable_gpus` a bool,
+threshold values floats.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_widgets.config.fields import (
+    Checker,
+    Field,
+    Flag,
+    Integer,
+    Limit,
+    Number,
+    Record,
+    RelPath,
+    SchemaContext,
+    Text,
+    show,
+    unknown,
+)
+from mlops_widgets.config.problems import ConfigError, Problem, join_path
+from mlops_widgets.config.yamlio import read_yaml_file
+
+if TYPE_CHECKING:
+    from mlops_widgets.monitors import MonitorDefinition
+
+DEPLOYMENT_NAME_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_VERSIONED = re.compile(r"(?P<base>.+)_v\d+")
+
+
+def base_definition(
+    monitor_id: str, definitions: Mapping[str, MonitorDefinition]
+) -> MonitorDefinition | None:
+    """The definition of `monitor_id`, or, for an unknown versioned id such as
+    `segmentation_metrics_v22`, that of its base `segmentation_metrics` (a server-side copy of a
+    built-in publishes the same metrics, so its metric names can still be checked)."""
+    if monitor_id in definitions:
+        return definitions[monitor_id]
+    match = _VERSIONED.fullmatch(monitor_id)
+    return definitions.get(match["base"]) if match else None
+
+
+@dataclass(frozen=True)
+class ThresholdMap:
+    """Metric name -> `{threshold: [value, direction]}`; names checked against the monitor
+    definition in scope (case-sensitive) when there is one."""
+
+    threshold: Record
+    expect: str = "a mapping of metric name -> {threshold: [number, 'lower' or 'upper']}"
+
+    def check(self, value: Any, path: str, ck: Checker) -> Any:
+        if not isinstance(value, Mapping):
+            ck.error(path, f"must be {self.expect}, got {show(value)}")
+            return value
+        definition = ck.definition
+        out: dict[Any, Any] = {}
+        for metric, limit in value.items():
+            metric_path = join_path(path, metric)
+            if not isinstance(metric, str):
+                ck.error(metric_path, f"a metric name must be a string, got {show(metric)}")
+            elif definition is not None and metric not in definition.thresholds:
+                ck.error(
+                    metric_path,
+                    unknown("metric", metric, definition.metric_names)
+                    + f" (monitor definition {definition.id!r})",
+                )
+            out[metric] = self.threshold.check(limit, metric_path, ck)
+        return out
+
+    def schema(self, sc: SchemaContext) -> dict[str, Any]:
+        limit = self.threshold.schema(sc)
+        if sc.definition is None:
+            return {"type": "object", "additionalProperties": limit}
+        props = {
+            name: {**limit, "description": f"Default: [{t.value}, {t.direction}]."}
+            for name, t in sc.definition.thresholds.items()
+        }
+        return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+@dataclass(frozen=True)
+class MonitorMap:
+    """Monitor id -> settings. An id not known locally is a warning (it may exist on the
+    server); its metric names are checked against its versioned base when there is one."""
+
+    settings: Record
+    expect: str = "a mapping of monitor id -> monitor settings"
+
+    def check(self, value: Any, path: str, ck: Checker) -> Any:
+        if not isinstance(value, Mapping):
+            ck.error(path, f"must be {self.expect}, got {show(value)}")
+            return value
+        out: dict[Any, Any] = {}
+        for monitor_id, settings in value.items():
+            monitor_path = join_path(path, monitor_id)
+            definition = None
+            if not isinstance(monitor_id, str) or not monitor_id.strip():
+                ck.error(monitor_path, f"a monitor id must be a non-empty string, got {show(monitor_id)}")
+            else:
+                definitions = ck.definitions()
+                definition = base_definition(monitor_id, definitions)
+                if monitor_id not in definitions:
+                    ck.warn(monitor_path, _unknown_monitor(monitor_id, definition, definitions))
+            ck.definition = definition
+            try:
+                out[monitor_id] = self.settings.check(settings, monitor_path, ck)
+            finally:
+                ck.definition = None
+        return out
+
+    def schema(self, sc: SchemaContext) -> dict[str, Any]:
+        props: dict[str, Any] = {}
+        patterns: dict[str, Any] = {}
+        for monitor_id, definition in sc.definitions.items():
+            name = f"monitor_{monitor_id}"
+            sc.defs[name] = {
+                **self.settings.schema(replace(sc, definition=definition)),
+                "description": f"Settings of monitor {monitor_id!r}: {definition.description}",
+            }
+            props[monitor_id] = {"$ref": f"#/$defs/{name}"}
+            patterns[f"^{re.escape(monitor_id)}_v[0-9]+$"] = {"$ref": f"#/$defs/{name}"}
+        return {
+            "type": "object",
+            "properties": props,
+            "patternProperties": patterns,
+            "additionalProperties": self.settings.schema(replace(sc, definition=None)),
+            "propertyNames": {"minLength": 1},
+        }
+
+
+def _unknown_monitor(
+    monitor_id: str, base: MonitorDefinition | None, definitions: Mapping[str, MonitorDefinition]
+) -> str:
+    text = f"monitor {monitor_id!r} is not known locally (it may exist on the server)"
+    if base is not None:
+        return text + f"; its metric names were checked against {base.id!r}"
+    known = ", ".join(definitions) or "none"
+    return text + f"; its metric names were not checked (known monitors: {known})"
+
+
+def _kernel_order(values: dict[str, Any], keys: dict[str, tuple[str, str]], ck: Checker) -> None:
+    """0 <= kernel_min <= kernel_max, comparing with the default of the one left out."""
+    low = values.get("kernel_min", RESOURCE_DEFAULTS["kernel_min"])
+    high = values.get("kernel_max", RESOURCE_DEFAULTS["kernel_max"])
+    if low <= high or not keys.keys() & {"kernel_min", "kernel_max"}:
+        return
+    if "kernel_min" in keys and "kernel_max" in keys:
+        (low_key, path), (high_key, _) = keys["kernel_min"], keys["kernel_max"]
+        ck.error(path, f"{low_key} ({low}) is greater than {high_key} ({high})")
+    elif "kernel_min" in keys:
+        low_key, path = keys["kernel_min"]
+        ck.error(path, f"{low_key} ({low}) is greater than the default kernel_max ({high}); set kernel_max")
+    else:
+        high_key, path = keys["kernel_max"]
+        ck.error(path, f"{high_key} ({high}) is less than the default kernel_min ({low}); set kernel_min")
+
+
+RESOURCE_DEFAULTS: dict[str, Any] = {
+    "enable_gpus": False,
+    "kernel_min": 1,
+    "kernel_max": 3,
+    "kernel_delay_release_time": 60,
+    "task_execution_timeout": 60,
+    "task_batch_size": 1,
+}
+"""What a deployment uses for a resource key the entry leaves out (the original's defaults)."""
+
+THRESHOLD = Record(
+    expect="a mapping {threshold: [number, 'lower' or 'upper']}",
+    fields=(
+        Field(
+            "threshold",
+            Limit(),
+            "[value, 'lower' | 'upper']: with 'lower' a measured value below `value` is a "
+            "violation, with 'upper' a value above it is.",
+            required=True,
+        ),
+    ),
+)
+
+MONITOR_SETTINGS = Record(
+    expect="a mapping of monitor settings (dir_gt, dir_pred, volume_display_name, most_recent, thresholds)",
+    fields=(
+        Field(
+            "dir_gt",
+            RelPath(),
+            "Folder of the ground-truth images, relative to the storage volume's root.",
+            required=True,
+        ),
+        Field(
+            "dir_pred",
+            RelPath(),
+            "Folder of the predicted images, relative to the storage volume's root.",
+            required=True,
+        ),
+        Field(
+            "volume_display_name",
+            Text(),
+            "Display name of the storage volume holding both folders.",
+            required=True,
+        ),
+        Field(
+            "most_recent",
+            Integer(1, unit="days"),
+            "Only images modified in the last this many days count.",
+            required=True,
+        ),
+        Field(
+            "thresholds",
+            ThresholdMap(THRESHOLD),
+            "Metric name -> limit. Names are the monitor definition's, case-sensitive; a metric "
+            "left out keeps the definition's default threshold.",
+            required=True,
+        ),
+    ),
+)
+
+RESOURCE_CONFIGS = Record(
+    expect="a mapping of resource settings",
+    rules=(_kernel_order,),
+    rules_doc="kernel_min must not exceed kernel_max (the default of whichever is left out).",
+    fields=(
+        Field(
+            "enable_gpus",
+            Flag(),
+            "Give each kernel a GPU of its own. A boolean, or the strings 'True'/'False' the "
+            "original wrote (parsed, so 'False' means no GPU).",
+            default=RESOURCE_DEFAULTS["enable_gpus"],
+        ),
+        Field("n_cpus", Number(), "CPUs per kernel."),
+        Field("memory_allocation", Number(unit="MB"), "Memory per kernel in MB."),
+        Field(
+            "kernel_min",
+            Integer(0),
+            "Fewest kernels kept running; 0 starts none until the first request. "
+            "The seed's n_min_kernels is accepted as an alias.",
+            default=RESOURCE_DEFAULTS["kernel_min"],
+            aliases=("n_min_kernels",),
+        ),
+        Field(
+            "kernel_max",
+            Integer(1),
+            "Most kernels run under load; at least kernel_min. "
+            "The seed's n_replicas is accepted as an alias.",
+            default=RESOURCE_DEFAULTS["kernel_max"],
+            aliases=("n_replicas",),
+        ),
+        Field(
+            "kernel_delay_release_time",
+            Integer(1, unit="seconds"),
+            "Seconds an idle surplus kernel waits before it stops.",
+            default=RESOURCE_DEFAULTS["kernel_delay_release_time"],
+        ),
+        Field(
+            "task_execution_timeout",
+            Integer(1, also=(-1,), unit="seconds"),
+            "Seconds a request may run before it fails (HTTP 504); -1 for no limit.",
+            default=RESOURCE_DEFAULTS["task_execution_timeout"],
+        ),
+        Field(
+            "task_batch_size",
+            Integer(1),
+            "Requests handed to a kernel at once.",
+            default=RESOURCE_DEFAULTS["task_batch_size"],
+        ),
+    ),
+)
+
+WMLA_DEPLOYMENT = Record(
+    expect="a mapping of deployment settings",
+    fields=(
+        Field(
+            "deployment_name",
+            Text(
+                pattern=DEPLOYMENT_NAME_PATTERN,
+                max_length=63,
+                rule="must be lower-case letters, digits and '-', starting and ending with a "
+                "letter or digit (like 'my-model-1')",
+            ),
+            "Name of the inference deployment: lower-case letters, digits and '-', starting and "
+            "ending with a letter or digit, at most 63 characters; null until `mlops deploy create` "
+            "sets it.",
+            nullable=True,
+        ),
+        Field(
+            "deployment_url",
+            Text(),
+            "URL of the inference deployment; null until `mlops deploy create` sets it.",
+            nullable=True,
+        ),
+        Field(
+            "dependency_filename",
+            Text(),
+            "Asset name of the deployment folder (<folder>.zip); null until staging sets it.",
+            nullable=True,
+        ),
+        Field(
+            "resource_configs",
+            RESOURCE_CONFIGS,
+            "Resources and scaling of the deployment's kernels; a key left out takes its default.",
+            required=True,
+        ),
+    ),
+)
+
+ENTRY = Record(
+    expect="a mapping (a deployment metadata entry)",
+    fields=(
+        Field(
+            "model_asset",
+            Text(),
+            "Asset name of the model in the space (e.g. mymodel.zip); null until staging sets it.",
+            nullable=True,
+        ),
+        Field("model_name", Text(), "Free-text name of the model; may be null.", nullable=True),
+        Field(
+            "deployment_id",
+            Text(),
+            "Unused by the workflow (normally null); kept so the original's files still load.",
+            nullable=True,
+        ),
+        Field(
+            "deployment_space_id",
+            Text(),
+            "Id of the deployment space that holds the entry's assets; null until staging sets it.",
+            nullable=True,
+        ),
+        Field(
+            "openscale_subscription_id",
+            Text(),
+            "Id of the monitoring subscription of the deployment; null until `mlops monitor create` sets it.",
+            nullable=True,
+        ),
+        Field(
+            "openscale_custom_metric_provider",
+            MonitorMap(MONITOR_SETTINGS),
+            "Monitor id -> its settings: one monitor instance per id is attached to the "
+            "deployment. Ids known locally (segmentation_metrics, generic_metrics) have their "
+            "metric names checked; other ids (e.g. segmentation_metrics_v22, defined on the "
+            "server) give a warning, and a versioned id is checked against its base.",
+            required=True,
+        ),
+        Field(
+            "wmla_deployment",
+            WMLA_DEPLOYMENT,
+            "The inference deployment of the model.",
+            required=True,
+        ),
+    ),
+)
+
+ENTRY_KEYS = frozenset(ENTRY.keys)
+
+
+def validate_entry(
+    data: Any,
+    *,
+    lines: Mapping[str, int] | None = None,
+    path_prefix: str = "",
+    definitions: Mapping[str, MonitorDefinition] | None = None,
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Check one entry; return it normalized with its warnings, or raise ConfigError listing
+    every problem. `lines` maps paths (including `path_prefix`) to YAML lines. `definitions`:
+    the known monitor definitions (default: `known_definitions()`, a few ms, so a caller that
+    validates on every keystroke passes them in)."""
+    ck = Checker(lines, definitions)
+    entry = ENTRY.check(data, path_prefix, ck)
+    if any(p.severity == "error" for p in ck.problems):
+        raise ConfigError(ck.problems)
+    return entry, ck.problems
+
+
+def new_entry() -> dict[str, Any]:
+    """A blank, valid entry: the workflow-filled keys null, no monitors, default resources."""
+    return ENTRY.blank()
+
+
+def new_monitor_settings(
+    monitor_id: str, definitions: Mapping[str, MonitorDefinition] | None = None
+) -> dict[str, Any]:
+    """Settings for adding monitor `monitor_id` to an entry: its definition's default
+    thresholds (its base's for a versioned id), a 7-day window, folders still to fill in."""
+    if definitions is None:
+        from mlops_widgets.monitors import known_definitions
+
+        definitions = known_definitions()
+    definition = base_definition(monitor_id, definitions)
+    return {
+        "dir_gt": "",
+        "dir_pred": "",
+        "volume_display_name": "",
+        "most_recent": 7,
+        "thresholds": definition.default_thresholds() if definition else {},
+    }
+
+
+def json_schema(
+    *, keyed: bool = False, definitions: Mapping[str, MonitorDefinition] | None = None
+) -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of an entry, or with `keyed` of a file mapping model asset
+    id -> entry. Built from the same fields as the validator; rules across fields and the
+    'unknown monitor id' warning are stated in descriptions only."""
+    if definitions is None:
+        from mlops_widgets.monitors import known_definitions
+
+        definitions = known_definitions()
+    sc = SchemaContext(definitions=definitions)
+    entry = {
+        **ENTRY.schema(sc),
+        "title": "Deployment metadata entry",
+        "description": "One model's deployment and monitoring settings (mlops-widgets, in the "
+        "shape of the original deployment_metadata.yml).",
+    }
+    root: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+    if keyed:
+        root.update(
+            title="Deployment metadata",
+            description="Model asset id -> deployment metadata entry.",
+            type="object",
+            propertyNames={"minLength": 1},
+            additionalProperties=entry,
+        )
+    else:
+        root.update(entry)
+    root["$defs"] = sc.defs
+    return root
+
+
+@dataclass
+class LoadedConfig:
+    """A validated file: entries by model asset id (None for a single-entry file), warnings."""
+
+    entries: dict[str | None, dict[str, Any]]
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def _looks_keyed(data: Mapping[Any, Any]) -> bool:
+    return (
+        bool(data)
+        and not ENTRY_KEYS.intersection(data)
+        and all(isinstance(v, Mapping) and ENTRY_KEYS.intersection(v) for v in data.values())
+    )
+
+
+def load_config(
+    path: str | Path,
+    *,
+    with_key: bool = False,
+    definitions: Mapping[str, MonitorDefinition] | None = None,
+) -> LoadedConfig:
+    """Read and validate a deployment metadata file: one entry, or (with_key) model asset
+    id -> entry. Raises ConfigError with every problem of every entry, with lines.
+    `definitions`: the known monitor definitions (default: `known_definitions()` of the
+    current workspace; pass `known_definitions(workspace)` for another one)."""
+    source = str(path)
+    data, lines = read_yaml_file(path)
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError([Problem("", message, 1)], source)
+
+    if data is None:
+        raise fail(
+            "the file is empty: expected a deployment metadata entry (a YAML mapping)"
+            + (" keyed by model asset id" if with_key else "")
+        )
+    if not isinstance(data, Mapping):
+        raise fail(
+            f"the top level is {show(data)}, expected a mapping: one deployment metadata entry, "
+            "or model asset id -> entry (--with-key)"
+        )
+    if with_key and ENTRY_KEYS.intersection(data):
+        found = ", ".join(k for k in data if k in ENTRY_KEYS)
+        raise fail(
+            f"this file is a single entry (keys such as {found}), not model asset id -> "
+            "entry: drop --with-key"
+        )
+    if not with_key and _looks_keyed(data):
+        raise fail(f"this file maps model asset ids ({next(iter(data))!r}...) to entries: use --with-key")
+    items = data.items() if with_key else [(None, data)]
+    if with_key and not data:
+        raise fail("the file has no entries: expected model asset id -> entry")
+    if definitions is None:
+        from mlops_widgets.monitors import known_definitions
+
+        definitions = known_definitions()
+    entries: dict[str | None, dict[str, Any]] = {}
+    problems: list[Problem] = []
+    for key, value in items:
+        prefix = "" if key is None else join_path("", key)
+        if key is not None and (not isinstance(key, str) or not key.strip()):
+            problems.append(
+                Problem(
+                    prefix, f"a model asset id must be a non-empty string, got {show(key)}", lines.get(prefix)
+                )
+            )
+        try:
+            entry, warnings = validate_entry(value, lines=lines, path_prefix=prefix, definitions=definitions)
+        except ConfigError as exc:
+            problems += exc.problems
+        else:
+            entries[key] = entry
+            problems += warnings
+    if any(p.severity == "error" for p in problems):
+        raise ConfigError(problems, source)
+    return LoadedConfig(entries, problems)
