@@ -79,27 +79,56 @@ class Space(Protocol):
 
 @runtime_checkable
 class Inference(Protocol):
-    """An EDI-style inference service (WMLA `/dlim/v1`): deployments served by kernels."""
+    """An EDI-style inference service (WMLA `/dlim/v1`): deployments served by kernels.
 
-    def deploy(self, name: str, folder: Path) -> dict[str, Any]:
-        """Deploy (or update) a submission folder under `name`; it ends stopped."""
+    A deployment view is a dict with at least: name, state ("started" | "stopped"), status
+    (STOPPED, STARTING, IDLE, BUSY, FAILED, STOPPING, or SERVICE_DOWN when the local service is
+    not running), url, kernels (list of {pod, pid, state, gpu, ...}), error (None or the text,
+    e.g. an on_kernel_start failure; error_log then holds the kernel log's tail), warnings,
+    profile, custom_args and secret_args (names only). Ready to serve = IDLE or BUSY.
+    Failures raise MlopsError subclasses (NotFoundError, ConflictError); a failed inference
+    request raises an MlopsError carrying `.status` (500, 503, 504).
+    """
+
+    def deploy(
+        self,
+        name: str,
+        folder: Path,
+        *,
+        custom_args: dict[str, str] | None = None,
+        secret_args: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Deploy (or update, when stopped) a submission folder under `name`; it ends stopped.
+        `custom_args` and `secret_args` become module-level names of the kernel file (as the
+        original injected them); secret values are never written to disk."""
         ...
 
-    def list(self) -> list[dict[str, Any]]: ...
+    def list(self) -> list[dict[str, Any]]:
+        """Every deployment's view."""
+        ...
 
     def view(self, name: str) -> dict[str, Any]:
         """The deployment with its state and kernels' status; NotFoundError when missing."""
         ...
 
-    def get_profile(self, name: str) -> dict[str, Any]: ...
-
-    def update_profile(self, name: str, profile: dict[str, Any]) -> dict[str, Any]:
-        """Replace the profile; refused (ConflictError) while started."""
+    def get_profile(self, name: str) -> dict[str, Any]:
+        """The profile as `dlim model viewprofile -j` shows it: policy, resource_allocation, kernel."""
         ...
 
-    def start(self, name: str) -> None: ...
+    def update_profile(self, name: str, profile: dict[str, Any]) -> dict[str, Any]:
+        """Lay `profile` (all or some sections) over the current one; refused (ConflictError)
+        while started. Returns the profile as stored."""
+        ...
 
-    def stop(self, name: str) -> None: ...
+    def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> dict[str, Any]:
+        """Start (or restart a failed) deployment without waiting for its kernels; returns its
+        view. `secret_args` re-supplies secret custom args a restarted service no longer holds
+        (else they come from environment variables of the same names)."""
+        ...
+
+    def stop(self, name: str) -> dict[str, Any]:
+        """Stop every kernel (on_kernel_shutdown first); returns the view."""
+        ...
 
     def undeploy(self, name: str) -> None:
         """Remove a deployment; refused (ConflictError) while started."""
@@ -113,7 +142,9 @@ class Inference(Protocol):
         """The deployment's inference URL, as written into the entry's deployment_url."""
         ...
 
-    def logs(self, name: str) -> str: ...
+    def logs(self, name: str) -> str:
+        """Every kernel's stdout and stderr, each under a header naming the kernel."""
+        ...
 
 
 # --- Monitoring (OpenScale's model) -------------------------------------------------------------
@@ -225,7 +256,11 @@ class IntegratedSystems(Protocol):
         type: str = "custom_metrics_provider",
         description: str = "",
         connection: dict[str, Any] | None = None,
-    ) -> Resource: ...
+        credentials: dict[str, Any] | None = None,
+    ) -> Resource:
+        """Register an endpoint. `credentials`: how the service signs in to it (remote backends;
+        the embedded backend calls nothing and keeps none, so no secret lands in its database)."""
+        ...
 
     def delete(self, integrated_system_id: str) -> None: ...
 

@@ -94,9 +94,7 @@ def rerun_step(ctx_obj: CliContext, run: str, *, timeout: float | None = None) -
     """`run_step` for a re-run of a past run (secrets from the environment)."""
     from mlops_widgets.runner import rerun
 
-    return _with_progress(
-        lambda bar: rerun(run, workspace=ctx_obj.workspace, progress=bar, timeout=timeout)
-    )
+    return _with_progress(lambda bar: rerun(run, workspace=ctx_obj.workspace, progress=bar, timeout=timeout))
 
 
 def parse_params(

@@ -302,6 +302,23 @@ def register(obj: CliContext, monitor_id: str, provider_name: str) -> None:
     click.echo(f"registered {out['monitor_id']} ({len(out['metrics'])} metrics, provider {provider_name})")
 
 
+@monitor.command("publish")
+@click.option("--monitor", "monitor_id", required=True, help="Monitor id, e.g. segmentation_metrics.")
+@click.option("--software-spec", help="cpd: WML runtime that provides mlops-widgets[cpd].")
+@_json
+@pass_obj
+def publish(obj: CliContext, monitor_id: str, software_spec: str | None, as_json: bool) -> None:
+    """Make a monitor's provider callable by the monitoring service and register its definition
+    (the original's B2); its integrated system id goes into the space's monitor_metadata.yml."""
+    from mlops_widgets.ops.publish import publish as ops_publish
+
+    out = ops_publish(obj.backend(), monitor_id, software_spec=software_spec)
+    if as_json:
+        echo_json(out)
+    else:
+        click.echo(f"published {out['monitor_id']}: integrated system {out['integrated_system_id']}")
+
+
 @monitor.command("definitions")
 @_json
 @pass_obj

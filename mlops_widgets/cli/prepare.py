@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -56,10 +57,19 @@ def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: boo
 def stage(obj: CliContext, path_model: str, path_dependency: str, path_yml: str, force: bool, new: bool) -> None:
     """Validate the config, upload model and dependency (folders zipped), write the entry and print
     the model asset id."""
-    from mlops_widgets.ops import space
+    from mlops_widgets.cli._run import run_step
 
     loaded = obj.load_config(path_yml, with_key=False)
     (entry,) = loaded.entries.values()
+    for option, path in (("--path-model", path_model), ("--path-dependency", path_dependency)):
+        if not Path(path).exists():
+            raise click.ClickException(f"{option}: {path} does not exist")
     on_clash = _on_clash(obj, path_model, path_dependency, force, new)
-    result = space.stage(obj.backend(), path_model, path_dependency, entry, on_clash=on_clash)
-    click.echo(f"model asset id: {result['model_asset_id']}")
+    # Staging runs as template A_MLOps_Pipeline, so it leaves an executed notebook and a run record.
+    record = run_step(obj, "A_MLOps_Pipeline", {
+        "path_model": str(Path(path_model).resolve()),
+        "path_dependency": str(Path(path_dependency).resolve()),
+        "entry": entry,
+        "on_clash": on_clash,
+    })
+    click.echo(f"model asset id: {record.results['model_asset_id']}")

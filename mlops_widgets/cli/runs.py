@@ -24,7 +24,12 @@ _PARAMS_FILE = click.option(
     type=click.Path(exists=True, dir_okay=False),
     help="A YAML file mapping parameter names to values (-p wins over it).",
 )
-_TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop the run after SECONDS.")
+_TIMEOUT = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop the run after SECONDS.",
+)
 
 
 @click.command()
@@ -123,7 +128,9 @@ def runs() -> None:
 @click.option("--name", "deployment_name", help="Only runs concerning this deployment.")
 @click.option("--since", help="Only runs started at or after this UTC date/time (ISO).")
 @click.option("--until", help="Only runs started before this UTC date/time (ISO).")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (0: all).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (0: all)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @pass_obj
 def runs_list(

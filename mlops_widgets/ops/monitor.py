@@ -251,7 +251,12 @@ def _run_summary(run: Resource) -> dict[str, Any]:
     }
 
 
-def _metric_names(definition: Resource) -> dict[str, str]:
+def _metric_names(backend: Backend, monitor_id: str) -> dict[str, str]:
+    """Metric id -> name; {} when the definition is gone (status then shows ids, not an error)."""
+    try:
+        definition = backend.monitoring.monitor_definitions.get(monitor_id)
+    except NotFoundError:
+        return {}
     return {m["id"]: m["name"] for m in definition["entity"]["metrics"]}
 
 
@@ -308,7 +313,7 @@ def monitor_run(
         summary = {"monitor_id": definition_id, "monitor_instance_id": _id(inst), **_run_summary(run)}
         latest = mon.measurements.list(_id(inst), limit=1)
         if latest and latest[0]["entity"].get("run_id") == _id(run):
-            names = _metric_names(mon.monitor_definitions.get(definition_id))
+            names = _metric_names(backend, definition_id)
             m = _measurement_summary(latest[0], names)
             summary.update(
                 measurement_id=m["measurement_id"], issue_count=m["issue_count"], violations=m["violations"]
@@ -337,9 +342,7 @@ def monitor_status(backend: Backend, deployment_name: str) -> dict[str, Any]:
         item["latest_run"] = _run_summary(runs[0]) if runs else None
         latest = mon.measurements.query(target_id=_id(sub), monitor_definition_id=monitor_id, recent_count=1)
         if latest:
-            item.update(
-                _measurement_summary(latest[0], _metric_names(mon.monitor_definitions.get(monitor_id)))
-            )
+            item.update(_measurement_summary(latest[0], _metric_names(backend, monitor_id)))
         if runs and item["latest_run"]["state"] not in ("finished", None):
             item["state"] = item["latest_run"]["state"]  # error / running: the last evaluation's
         elif latest:
@@ -369,7 +372,7 @@ def monitor_history(
     mon = backend.monitoring
     selected = []
     for inst in _instances(backend, _id(sub), monitor_id):
-        names = _metric_names(mon.monitor_definitions.get(inst["entity"]["monitor_definition_id"]))
+        names = _metric_names(backend, inst["entity"]["monitor_definition_id"])
         selected.append((inst, names))
     if metric is not None:
         having = [(inst, names) for inst, names in selected if metric in names.values()]

@@ -1,0 +1,636 @@
+"""The embedded monitoring service: OpenScale's model in the workspace database (tables `mon_*`),
+with the built-in and registered metric providers computing runs in-process.
+
+Objects are stored as their OpenScale entity (JSON) beside a few indexed columns, and returned in
+OpenScale's `{"metadata": {...}, "entity": {...}}` shape, so ops read both backends alike.
+Storage volumes are folders: `<volumes root>/<volume_display_name>/`, the root being
+$MLOPS_VOLUMES when set, else `<workspace>/volumes`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlops_widgets.backends.base import RUN_ERROR, RUN_FINISHED, RUN_RUNNING, Resource
+from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.monitors import registry
+from mlops_widgets.monitors.base import ProviderInput
+from mlops_widgets.monitors.definitions import MonitorDefinition, Threshold
+from mlops_widgets.monitors.thresholds import metric_id
+from mlops_widgets.workspace import Workspace, transaction
+
+VOLUMES_ENV = "MLOPS_VOLUMES"
+DATA_MART_ID = "local"
+LIMIT_TYPES = {"lower": "lower_limit", "upper": "upper_limit"}
+DIRECTION_OF = {v: k for k, v in LIMIT_TYPES.items()}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mon_service_providers (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL, entity TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mon_subscriptions (
+    id TEXT PRIMARY KEY, service_provider_id TEXT NOT NULL REFERENCES mon_service_providers(id),
+    name TEXT NOT NULL, created_at TEXT NOT NULL, entity TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mon_subscriptions_name ON mon_subscriptions (name);
+CREATE TABLE IF NOT EXISTS mon_integrated_systems (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, created_at TEXT NOT NULL, entity TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mon_monitor_instances (
+    id TEXT PRIMARY KEY,
+    target_id TEXT NOT NULL REFERENCES mon_subscriptions(id) ON DELETE CASCADE,
+    monitor_definition_id TEXT NOT NULL, created_at TEXT NOT NULL, entity TEXT NOT NULL,
+    UNIQUE (target_id, monitor_definition_id));
+CREATE TABLE IF NOT EXISTS mon_runs (
+    id TEXT PRIMARY KEY,
+    monitor_instance_id TEXT NOT NULL REFERENCES mon_monitor_instances(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL, entity TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mon_runs_instance ON mon_runs (monitor_instance_id);
+CREATE TABLE IF NOT EXISTS mon_measurements (
+    id TEXT PRIMARY KEY,
+    monitor_instance_id TEXT NOT NULL REFERENCES mon_monitor_instances(id) ON DELETE CASCADE,
+    run_id TEXT, created_at TEXT NOT NULL, entity TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mon_measurements_instance ON mon_measurements (monitor_instance_id);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def volumes_root(workspace: Workspace) -> Path:
+    """Where storage volumes live: $MLOPS_VOLUMES, else `<workspace>/volumes`."""
+    env = os.environ.get(VOLUMES_ENV)
+    return Path(env).expanduser().resolve() if env else workspace.root / "volumes"
+
+
+def volume_dir(workspace: Workspace, volume_display_name: str) -> Path:
+    """The folder standing in for a Cloud Pak for Data storage volume."""
+    name = volume_display_name
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise MlopsError(f"invalid storage volume name {name!r}: use a plain folder name")
+    return volumes_root(workspace) / name
+
+
+class _Store:
+    """Connections to the workspace database with the `mon_*` schema in place."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._ready = False
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        conn = self.workspace.connect()
+        try:
+            if not self._ready:
+                conn.executescript(_SCHEMA)
+                self._ready = True
+            yield conn
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        with self.connect() as conn, transaction(conn):
+            yield conn
+
+
+def _resource(row: sqlite3.Row, url: str) -> Resource:
+    entity = json.loads(row["entity"])
+    meta = {"id": row["id"], "url": url, "created_at": row["created_at"]}
+    modified = entity.pop("_modified_at", None)
+    if modified:
+        meta["modified_at"] = modified
+    return {"metadata": meta, "entity": entity}
+
+
+def _one(conn: sqlite3.Connection, table: str, key: str, what: str) -> sqlite3.Row:
+    row = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (key,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no {what} with id {key}")
+    return row
+
+
+class LocalServiceProviders:
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+
+    @staticmethod
+    def _res(row: sqlite3.Row) -> Resource:
+        return _resource(row, f"/v2/service_providers/{row['id']}")
+
+    def list(self, name: str | None = None) -> list[Resource]:
+        with self._store.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM mon_service_providers WHERE ? IS NULL OR name = ? ORDER BY rowid",
+                (name, name),
+            ).fetchall()
+        return [self._res(r) for r in rows]
+
+    def get(self, service_provider_id: str) -> Resource:
+        with self._store.connect() as conn:
+            return self._res(_one(conn, "mon_service_providers", service_provider_id, "service provider"))
+
+    def add(
+        self, name: str, *, service_type: str = "custom_machine_learning", description: str = ""
+    ) -> Resource:
+        if not name.strip():
+            raise MlopsError("a service provider needs a name")
+        entity = {
+            "name": name,
+            "description": description,
+            "service_type": service_type,
+            "status": {"state": "active"},
+        }
+        new_id = str(uuid.uuid4())
+        with self._store.write() as conn:
+            conn.execute(
+                "INSERT INTO mon_service_providers VALUES (?, ?, ?, ?)",
+                (new_id, name, _now(), json.dumps(entity)),
+            )
+        return self.get(new_id)
+
+    def delete(self, service_provider_id: str) -> None:
+        with self._store.write() as conn:
+            _one(conn, "mon_service_providers", service_provider_id, "service provider")
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM mon_subscriptions WHERE service_provider_id = ?",
+                (service_provider_id,),
+            ).fetchone()
+            if n:
+                raise ConflictError(
+                    f"service provider {service_provider_id} still has {n} subscription(s): "
+                    "delete them first (`mlops monitor delete --name ...`)"
+                )
+            conn.execute("DELETE FROM mon_service_providers WHERE id = ?", (service_provider_id,))
+
+
+class LocalSubscriptions:
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+
+    @staticmethod
+    def _res(row: sqlite3.Row) -> Resource:
+        return _resource(row, f"/v2/subscriptions/{row['id']}")
+
+    def list(self, *, service_provider_id: str | None = None, name: str | None = None) -> list[Resource]:
+        with self._store.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM mon_subscriptions WHERE (? IS NULL OR service_provider_id = ?)"
+                " AND (? IS NULL OR name = ?) ORDER BY rowid",
+                (service_provider_id, service_provider_id, name, name),
+            ).fetchall()
+        return [self._res(r) for r in rows]
+
+    def get(self, subscription_id: str) -> Resource:
+        with self._store.connect() as conn:
+            return self._res(_one(conn, "mon_subscriptions", subscription_id, "subscription"))
+
+    def add(
+        self,
+        *,
+        service_provider_id: str,
+        name: str,
+        deployment_name: str,
+        deployment_url: str = "",
+    ) -> Resource:
+        new_id = str(uuid.uuid4())
+        entity = {
+            "data_mart_id": DATA_MART_ID,
+            "service_provider_id": service_provider_id,
+            "asset": {
+                "asset_id": str(uuid.uuid4()),
+                "name": name,
+                "asset_type": "model",
+                "url": deployment_url,
+            },
+            "deployment": {
+                "deployment_id": deployment_name,
+                "name": deployment_name,
+                "url": deployment_url,
+                "deployment_type": "online",
+            },
+            "status": {"state": "active"},
+        }
+        with self._store.write() as conn:
+            _one(conn, "mon_service_providers", service_provider_id, "service provider")
+            conn.execute(
+                "INSERT INTO mon_subscriptions VALUES (?, ?, ?, ?, ?)",
+                (new_id, service_provider_id, name, _now(), json.dumps(entity)),
+            )
+        return self.get(new_id)
+
+    def delete(self, subscription_id: str) -> None:
+        with self._store.write() as conn:
+            _one(conn, "mon_subscriptions", subscription_id, "subscription")
+            # ON DELETE CASCADE drops its instances, runs and measurements.
+            conn.execute("DELETE FROM mon_subscriptions WHERE id = ?", (subscription_id,))
+
+
+def definition_resource(defn: MonitorDefinition, created_at: str | None = None) -> Resource:
+    """A monitor definition in OpenScale's shape; metric ids are OpenScale's (lower-case names).
+    `entity.provider` (embedded only) names the provider that computes it."""
+    metrics = [
+        {
+            "id": metric_id(name),
+            "name": name,
+            "thresholds": [{"type": LIMIT_TYPES[t.direction], "default": t.value}],
+            "expected_direction": "increasing" if t.direction == "lower" else "decreasing",
+        }
+        for name, t in defn.thresholds.items()
+    ]
+    return {
+        "metadata": {
+            "id": defn.id,
+            "url": f"/v2/monitor_definitions/{defn.id}",
+            "created_at": created_at,
+        },
+        "entity": {
+            "name": defn.name,
+            "description": defn.description,
+            "metrics": metrics,
+            "tags": [],
+            "applies_to": {"type": "custom_metrics", "input_data_type": ["unstructured_image"]},
+            "provider": defn.provider,
+        },
+    }
+
+
+class LocalMonitorDefinitions:
+    """Definitions are the monitors registry's (built-ins, entry points, registrations in this
+    workspace), so what the config model validates against is what runs."""
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+
+    def list(self) -> list[Resource]:
+        return [definition_resource(d) for d in registry.definitions(self._store.workspace).values()]
+
+    def get(self, monitor_definition_id: str) -> Resource:
+        return definition_resource(registry.definition(monitor_definition_id, self._store.workspace))
+
+    def add(self, definition: MonitorDefinition) -> Resource:
+        known = registry.definitions(self._store.workspace)
+        if definition.id not in known:
+            registry.register_definition(
+                definition.id,
+                definition.provider,
+                name=definition.name,
+                description=definition.description,
+                thresholds=definition.default_thresholds(),
+                workspace=self._store.workspace,
+            )
+        return self.get(definition.id)
+
+
+class LocalIntegratedSystems:
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+
+    @staticmethod
+    def _res(row: sqlite3.Row) -> Resource:
+        return _resource(row, f"/v2/integrated_systems/{row['id']}")
+
+    def list(self, type: str | None = None) -> list[Resource]:
+        with self._store.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM mon_integrated_systems WHERE ? IS NULL OR type = ? ORDER BY rowid",
+                (type, type),
+            ).fetchall()
+        return [self._res(r) for r in rows]
+
+    def get(self, integrated_system_id: str) -> Resource:
+        with self._store.connect() as conn:
+            return self._res(_one(conn, "mon_integrated_systems", integrated_system_id, "integrated system"))
+
+    def add(
+        self,
+        name: str,
+        *,
+        type: str = "custom_metrics_provider",
+        description: str = "",
+        connection: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+    ) -> Resource:
+        del credentials  # providers run in-process: nothing to sign in to, no secret to store
+        new_id = str(uuid.uuid4())
+        entity = {"name": name, "type": type, "description": description, "connection": connection or {}}
+        with self._store.write() as conn:
+            conn.execute(
+                "INSERT INTO mon_integrated_systems VALUES (?, ?, ?, ?)",
+                (new_id, type, _now(), json.dumps(entity)),
+            )
+        return self.get(new_id)
+
+    def delete(self, integrated_system_id: str) -> None:
+        with self._store.write() as conn:
+            _one(conn, "mon_integrated_systems", integrated_system_id, "integrated system")
+            conn.execute("DELETE FROM mon_integrated_systems WHERE id = ?", (integrated_system_id,))
+
+
+def _check_thresholds(definition: Resource, thresholds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenScale's instance thresholds, validated against the definition's metric ids."""
+    metrics = {m["id"]: m["name"] for m in definition["entity"]["metrics"]}
+    out = []
+    for t in thresholds:
+        mid, kind, value = t.get("metric_id"), t.get("type"), t.get("value")
+        if mid not in metrics:
+            raise MlopsError(
+                f"monitor {definition['metadata']['id']!r} has no metric id {mid!r}; its metrics "
+                f"are: {', '.join(f'{n} ({i})' for i, n in metrics.items())}"
+            )
+        if kind not in DIRECTION_OF:
+            raise MlopsError(f"threshold type for {mid!r} must be lower_limit or upper_limit, got {kind!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise MlopsError(f"threshold value for {mid!r} must be a finite number, got {value!r}")
+        out.append({"metric_id": mid, "type": kind, "value": float(value)})
+    return out
+
+
+class LocalMonitorInstances:
+    def __init__(self, store: _Store, definitions: LocalMonitorDefinitions) -> None:
+        self._store = store
+        self._definitions = definitions
+
+    @staticmethod
+    def _res(row: sqlite3.Row) -> Resource:
+        return _resource(row, f"/v2/monitor_instances/{row['id']}")
+
+    def list(
+        self, *, target_id: str | None = None, monitor_definition_id: str | None = None
+    ) -> list[Resource]:
+        with self._store.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM mon_monitor_instances WHERE (? IS NULL OR target_id = ?)"
+                " AND (? IS NULL OR monitor_definition_id = ?) ORDER BY rowid",
+                (target_id, target_id, monitor_definition_id, monitor_definition_id),
+            ).fetchall()
+        return [self._res(r) for r in rows]
+
+    def get(self, monitor_instance_id: str) -> Resource:
+        with self._store.connect() as conn:
+            return self._res(_one(conn, "mon_monitor_instances", monitor_instance_id, "monitor instance"))
+
+    def create(
+        self,
+        *,
+        monitor_definition_id: str,
+        target_id: str,
+        thresholds: list[dict[str, Any]],
+        parameters: dict[str, Any],
+    ) -> Resource:
+        definition = self._definitions.get(monitor_definition_id)
+        entity = {
+            "data_mart_id": DATA_MART_ID,
+            "monitor_definition_id": monitor_definition_id,
+            "target": {"target_type": "subscription", "target_id": target_id},
+            "parameters": dict(parameters),
+            "thresholds": _check_thresholds(definition, thresholds),
+            "status": {"state": "active"},
+        }
+        new_id = str(uuid.uuid4())
+        with self._store.write() as conn:
+            _one(conn, "mon_subscriptions", target_id, "subscription")
+            try:
+                conn.execute(
+                    "INSERT INTO mon_monitor_instances VALUES (?, ?, ?, ?, ?)",
+                    (new_id, target_id, monitor_definition_id, _now(), json.dumps(entity)),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(
+                    f"subscription {target_id} already has a {monitor_definition_id} monitor "
+                    "instance: update it instead"
+                ) from None
+        return self.get(new_id)
+
+    def update(
+        self,
+        monitor_instance_id: str,
+        *,
+        thresholds: list[dict[str, Any]] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Resource:
+        current = self.get(monitor_instance_id)
+        checked = None
+        if thresholds is not None:
+            definition = self._definitions.get(current["entity"]["monitor_definition_id"])
+            checked = _check_thresholds(definition, thresholds)
+        with self._store.write() as conn:
+            row = _one(conn, "mon_monitor_instances", monitor_instance_id, "monitor instance")
+            entity = json.loads(row["entity"])
+            if checked is not None:
+                entity["thresholds"] = checked
+            if parameters is not None:
+                entity["parameters"] = dict(parameters)
+            entity["_modified_at"] = _now()
+            conn.execute(
+                "UPDATE mon_monitor_instances SET entity = ? WHERE id = ?",
+                (json.dumps(entity), monitor_instance_id),
+            )
+        return self.get(monitor_instance_id)
+
+    def delete(self, monitor_instance_id: str) -> None:
+        with self._store.write() as conn:
+            _one(conn, "mon_monitor_instances", monitor_instance_id, "monitor instance")
+            conn.execute("DELETE FROM mon_monitor_instances WHERE id = ?", (monitor_instance_id,))
+
+
+class LocalMeasurements:
+    def __init__(
+        self, store: _Store, definitions: LocalMonitorDefinitions, instances: LocalMonitorInstances
+    ) -> None:
+        self._store = store
+        self._definitions = definitions
+        self._instances = instances
+
+    @staticmethod
+    def _res(row: sqlite3.Row) -> Resource:
+        return _resource(row, f"/v2/monitor_instances/{row['monitor_instance_id']}/measurements/{row['id']}")
+
+    def add(
+        self,
+        monitor_instance_id: str,
+        *,
+        run_id: str,
+        metrics: dict[str, float],
+        timestamp: str | None = None,
+    ) -> Resource:
+        instance = self._instances.get(monitor_instance_id)
+        definition_id = instance["entity"]["monitor_definition_id"]
+        definition = self._definitions.get(definition_id)
+        limits = {
+            m["id"]: (m["thresholds"][0]["type"], m["thresholds"][0]["default"])
+            for m in definition["entity"]["metrics"]
+        }
+        for t in instance["entity"]["thresholds"]:
+            limits[t["metric_id"]] = (t["type"], t["value"])
+        unknown = [k for k in metrics if k not in limits]
+        if unknown:
+            raise MlopsError(
+                f"measurement for {definition_id!r} has unknown metric id(s) {unknown}; "
+                f"its metrics are: {', '.join(limits)}"
+            )
+        items, issues = [], 0
+        for mid, (kind, limit) in limits.items():
+            if mid not in metrics:
+                continue
+            value = float(metrics[mid])
+            items.append({"id": mid, "value": value, kind: limit})
+            issues += Threshold(limit, DIRECTION_OF[kind]).violated_by(value)
+        created = _now()
+        entity = {
+            "monitor_instance_id": monitor_instance_id,
+            "monitor_definition_id": definition_id,
+            "run_id": run_id,
+            "timestamp": timestamp or created,
+            "target": instance["entity"]["target"],
+            "issue_count": issues,
+            "values": [{"metrics": items, "tags": []}],
+            "sources": [],
+        }
+        new_id = str(uuid.uuid4())
+        with self._store.write() as conn:
+            conn.execute(
+                "INSERT INTO mon_measurements VALUES (?, ?, ?, ?, ?)",
+                (new_id, monitor_instance_id, run_id, created, json.dumps(entity)),
+            )
+            row = _one(conn, "mon_measurements", new_id, "measurement")
+        return self._res(row)
+
+    def query(self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1) -> list[Resource]:
+        with self._store.connect() as conn:
+            rows = conn.execute(
+                "SELECT m.* FROM mon_measurements m JOIN mon_monitor_instances i"
+                " ON m.monitor_instance_id = i.id WHERE i.target_id = ? AND i.monitor_definition_id = ?"
+                " ORDER BY m.rowid DESC LIMIT ?",
+                (target_id, monitor_definition_id, recent_count),
+            ).fetchall()
+        return [self._res(r) for r in rows]
+
+    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
+        with self._store.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM mon_measurements WHERE monitor_instance_id = ? ORDER BY rowid DESC LIMIT ?",
+                (monitor_instance_id, -1 if limit is None else limit),
+            ).fetchall()
+        return [self._res(r) for r in rows]
+
+
+class LocalRuns:
+    """Runs compute in this process: `add` returns when the run has finished or failed."""
+
+    def __init__(
+        self, store: _Store, instances: LocalMonitorInstances, measurements: LocalMeasurements
+    ) -> None:
+        self._store = store
+        self._instances = instances
+        self._measurements = measurements
+
+    @staticmethod
+    def _res(row: sqlite3.Row) -> Resource:
+        return _resource(row, f"/v2/monitor_instances/{row['monitor_instance_id']}/runs/{row['id']}")
+
+    def _set_status(self, run_id: str, **status: Any) -> None:
+        with self._store.write() as conn:
+            entity = json.loads(_one(conn, "mon_runs", run_id, "run")["entity"])
+            entity["status"].update(status)
+            conn.execute("UPDATE mon_runs SET entity = ? WHERE id = ?", (json.dumps(entity), run_id))
+
+    def add(self, monitor_instance_id: str, *, triggered_by: str = "user") -> Resource:
+        instance = self._instances.get(monitor_instance_id)
+        run_id = str(uuid.uuid4())
+        started = _now()
+        entity = {
+            "monitor_instance_id": monitor_instance_id,
+            "triggered_by": triggered_by,
+            "parameters": instance["entity"]["parameters"],
+            "status": {"state": RUN_RUNNING, "queued_at": started, "started_at": started},
+        }
+        with self._store.write() as conn:
+            conn.execute(
+                "INSERT INTO mon_runs VALUES (?, ?, ?, ?)",
+                (run_id, monitor_instance_id, started, json.dumps(entity)),
+            )
+        try:
+            values = self._compute(instance)
+            self._measurements.add(monitor_instance_id, run_id=run_id, metrics=values)
+        except Exception as exc:  # any provider failure, ours or a plugin's, is the run's error
+            message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+            self._set_status(
+                run_id,
+                state=RUN_ERROR,
+                completed_at=_now(),
+                failure={"errors": [{"code": "provider_failed", "message": message}]},
+            )
+        else:
+            self._set_status(run_id, state=RUN_FINISHED, completed_at=_now())
+        return self.get(monitor_instance_id, run_id)
+
+    def _compute(self, instance: Resource) -> dict[str, float]:
+        """Resolve the instance's folders on its storage volume and run its provider."""
+        definition_id = instance["entity"]["monitor_definition_id"]
+        params = instance["entity"]["parameters"]
+        ws = self._store.workspace
+        provider = registry.provider_for(definition_id, ws)
+        volume = params.get("volume_display_name")
+        base = volume_dir(ws, volume) if volume else volumes_root(ws)
+        dirs = []
+        for key in ("dir_gt", "dir_pred"):
+            rel = params.get(key)
+            if not rel:
+                raise MlopsError(f"monitor {definition_id!r} has no {key} parameter")
+            # Lexical check: `..` and absolute paths may not leave the volume; links inside it may.
+            path = Path(os.path.normpath(base / rel))
+            if not path.is_relative_to(base):
+                raise MlopsError(f"{key} {rel!r} points outside the storage volume {base}")
+            dirs.append(path)
+        most_recent = params.get("most_recent")
+        values = provider.evaluate(
+            ProviderInput(
+                dirs[0],
+                dirs[1],
+                most_recent=None if most_recent is None else float(most_recent),
+                parameters=params,
+            )
+        )
+        return {metric_id(name): v for name, v in values.items()}
+
+    def get(self, monitor_instance_id: str, run_id: str) -> Resource:
+        with self._store.connect() as conn:
+            row = _one(conn, "mon_runs", run_id, "run")
+        if row["monitor_instance_id"] != monitor_instance_id:
+            raise NotFoundError(f"run {run_id} does not belong to monitor instance {monitor_instance_id}")
+        return self._res(row)
+
+    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
+        with self._store.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM mon_runs WHERE monitor_instance_id = ? ORDER BY rowid DESC LIMIT ?",
+                (monitor_instance_id, -1 if limit is None else limit),
+            ).fetchall()
+        return [self._res(r) for r in rows]
+
+
+class LocalMonitoring:
+    """The `Monitoring` protocol on the workspace database; see `backends.base`."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        store = _Store(workspace)
+        self.service_providers = LocalServiceProviders(store)
+        self.subscriptions = LocalSubscriptions(store)
+        self.monitor_definitions = LocalMonitorDefinitions(store)
+        self.integrated_systems = LocalIntegratedSystems(store)
+        self.monitor_instances = LocalMonitorInstances(store, self.monitor_definitions)
+        self.measurements = LocalMeasurements(store, self.monitor_definitions, self.monitor_instances)
+        self.runs = LocalRuns(store, self.monitor_instances, self.measurements)
+
+    def volume_dir(self, volume_display_name: str) -> Path:
+        return volume_dir(self.workspace, volume_display_name)

@@ -1,0 +1,36 @@
+"""Metric providers (images in, metrics out), monitor definitions, thresholds and violations.
+
+Pure computation: knows nothing of backends or notebooks. Light to import (numpy and Pillow load
+only when a provider computes), because the config model lists the known definitions.
+"""
+
+from __future__ import annotations
+
+from mlops_widgets.monitors.base import MetricProvider, ProviderError, ProviderInput
+from mlops_widgets.monitors.definitions import (
+    BUILTIN,
+    DIRECTIONS,
+    MonitorDefinition,
+    Threshold,
+)
+from mlops_widgets.workspace import Workspace
+
+__all__ = [
+    "BUILTIN",
+    "DIRECTIONS",
+    "MetricProvider",
+    "MonitorDefinition",
+    "ProviderError",
+    "ProviderInput",
+    "Threshold",
+    "known_definitions",
+]
+
+
+def known_definitions(workspace: Workspace | None = None) -> dict[str, MonitorDefinition]:
+    """Every monitor definition known locally: built-ins, providers installed through the
+    `mlops_widgets.monitors` entry point group, and ids registered in `workspace` (default: the
+    current one, $MLOPS_HOME or ./.mlops)."""
+    from mlops_widgets.monitors.registry import definitions
+
+    return definitions(workspace)

@@ -1,0 +1,77 @@
+"""Clone a template or a past run into an editable notebook with its parameters filled in.
+
+The clone gets papermill's injected-parameters cell, exactly what a run would execute; secret
+parameters are injected as code reading the environment, never as values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlops_widgets.errors import ConflictError, MlopsError
+from mlops_widgets.runner.execute import parameterize, template_notebook
+from mlops_widgets.runner.params import validate_parameters
+from mlops_widgets.runner.templates import Template, get_template
+from mlops_widgets.runner.trail import get_run
+from mlops_widgets.workspace import Workspace, atomic_write
+
+
+def _write(nb: Any, dest: str | os.PathLike[str], force: bool) -> Path:
+    import nbformat
+
+    path = Path(dest).expanduser().resolve()
+    if path.suffix != ".ipynb":
+        raise MlopsError(f"{dest}: a notebook's name must end with .ipynb")
+    if path.exists() and not force:
+        raise ConflictError(f"{path} already exists: choose another name or use --force to replace it")
+    for cell in nb.cells:  # papermill needs a tags list on every cell; the user's copy does not
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+    atomic_write(path, nbformat.writes(nb))
+    return path
+
+
+def _clone(
+    template: Template, params: Mapping[str, Any], secret_names: list[str], origin: dict[str, str]
+) -> Any:
+    declared = template.parameters
+    secret_params = [n for n in secret_names if n in declared and declared[n].secret]
+    plain = {k: v for k, v in params.items() if not (k in declared and declared[k].secret)}
+    nb = parameterize(template_notebook(template), validate_parameters(template, plain), secret_params)
+    nb.metadata["mlops"] = {"cloned_from": origin}
+    return nb
+
+
+def clone_template(
+    template: str | os.PathLike[str] | Template,
+    dest: str | os.PathLike[str],
+    params: Mapping[str, Any] | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write `template` to `dest` with `params` filled in (validated as for a run). A secret
+    parameter given here is written as code reading its environment variable, not its value."""
+    tmpl = get_template(template)
+    params = dict(params or {})
+    secret_names = [n for n in tmpl.secret_names if n in params]
+    nb = _clone(tmpl, params, secret_names, {"template": tmpl.name, "template_hash": tmpl.hash})
+    return _write(nb, dest, force)
+
+
+def clone_run(
+    run: str,
+    dest: str | os.PathLike[str],
+    workspace: Workspace | str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write a past run's template copy to `dest` with the run's parameters filled in."""
+    record = get_run(run, workspace if isinstance(workspace, Workspace) else Workspace(workspace))
+    tmpl = Template(record.template_copy, name=record.template)
+    nb = _clone(
+        tmpl, record.parameters, record.secret_names, {"run_id": record.run_id, "template": record.template}
+    )
+    return _write(nb, dest, force)

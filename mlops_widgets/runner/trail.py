@@ -1,0 +1,339 @@
+"""The audit trail: one folder per run and its index in the workspace database.
+
+    <workspace>/runs/<YYYYmmddTHHMMSSZ>-<template>-<short id>/
+        <template>.ipynb   the executed notebook, exactly as it ran (scrubbed of secrets)
+        template.ipynb     the template as run (what a re-run executes)
+        run.json           the run record
+
+A run is assembled in a hidden sibling folder and renamed into place, then indexed
+(`runs_runs`), so a crash never leaves half a run. Listings read only the index.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.workspace import Workspace, atomic_write, transaction
+
+RUNS_DIR = "runs"
+RUN_JSON = "run.json"
+TEMPLATE_COPY = "template.ipynb"
+STATUSES = ("ok", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs_runs (
+    run_id TEXT PRIMARY KEY,
+    short_id TEXT NOT NULL,
+    template TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    duration_s REAL,
+    backend TEXT,
+    deployment_name TEXT,
+    error TEXT,
+    rerun_of TEXT,
+    dir TEXT NOT NULL,
+    notebook TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_runs_started ON runs_runs (started_at);
+CREATE INDEX IF NOT EXISTS runs_runs_template ON runs_runs (template, started_at);
+CREATE INDEX IF NOT EXISTS runs_runs_status ON runs_runs (status, started_at);
+CREATE INDEX IF NOT EXISTS runs_runs_deployment ON runs_runs (deployment_name, started_at);
+CREATE INDEX IF NOT EXISTS runs_runs_short ON runs_runs (short_id);
+"""
+_COLUMNS = (
+    "run_id, short_id, template, status, started_at, ended_at, duration_s, backend, "
+    "deployment_name, error, rerun_of, dir, notebook"
+)
+
+
+class RunFailed(MlopsError):
+    """A template run ended failed or cancelled; the message names the step, the error and the
+    executed notebook to open."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+        super().__init__(failure_message(record))
+
+
+def failure_message(record: RunRecord) -> str:
+    what = "was cancelled" if record.status == "cancelled" else "failed"
+    err = record.error or {}
+    step = f" in step {err['heading']!r}" if err.get("heading") else ""
+    summary = f": {err['summary']}" if err.get("summary") and record.status != "cancelled" else ""
+    return (
+        f"run {record.run_id} of template {record.template} {what}{step}{summary}\n"
+        f"executed notebook: {record.notebook}"
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(t: datetime) -> str:
+    """UTC timestamps as stored: fixed width, so text order is time order."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _as_iso(value: str | datetime, flag: str) -> str:
+    if isinstance(value, datetime):
+        t = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return iso(t)
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise MlopsError(
+            f"{flag}: {value!r} is not an ISO date or time (e.g. 2025-01-31 or 2025-01-31T12:00)"
+        ) from None
+    return iso(t if t.tzinfo else t.replace(tzinfo=UTC))
+
+
+@dataclass
+class RunRecord:
+    """A run's record, as stored in its run.json."""
+
+    run_id: str
+    short_id: str
+    template: str
+    template_hash: str
+    parameters: dict[str, Any]
+    secret_names: list[str]
+    backend: str
+    workspace: str
+    user: str
+    host: str
+    cwd: str
+    started_at: str
+    ended_at: str
+    duration_s: float
+    status: str
+    error: dict[str, Any] | None
+    results: dict[str, Any]
+    rerun_of: str | None
+    package_version: str
+    papermill_version: str
+    timeout_s: float | None = None
+    notebook_name: str = ""
+    template_copy_name: str = TEMPLATE_COPY
+    dir: Path = field(default=Path(), compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def notebook(self) -> Path:
+        return self.dir / self.notebook_name
+
+    @property
+    def template_copy(self) -> Path:
+        return self.dir / self.template_copy_name
+
+    @property
+    def deployment_name(self) -> str | None:
+        return deployment_name_of(self.parameters, self.results)
+
+    def raise_for_status(self) -> RunRecord:
+        """Self when ok; RunFailed (an MlopsError) when failed or cancelled."""
+        if not self.ok:
+            raise RunFailed(self)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["dir"] = str(self.dir)
+        data["notebook"] = str(self.notebook)
+        return data
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("dir")
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunRecord:
+        try:
+            data = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotFoundError(f"run folder {run_dir} has no {RUN_JSON}") from None
+        except ValueError as exc:
+            raise MlopsError(f"{run_dir / RUN_JSON} is not valid JSON: {exc}") from None
+        known = {f.name for f in fields(cls)} - {"dir"}
+        return cls(**{k: v for k, v in data.items() if k in known}, dir=run_dir)
+
+
+class RunSummary(NamedTuple):
+    """One row of a run listing, straight from the index (a tuple: 10,000 rows build in
+    milliseconds). `dir` and `notebook` are absolute paths, as strings."""
+
+    run_id: str
+    short_id: str
+    template: str
+    status: str
+    started_at: str
+    ended_at: str | None
+    duration_s: float | None
+    backend: str | None
+    deployment_name: str | None
+    error: str | None
+    rerun_of: str | None
+    dir: str
+    notebook: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+def deployment_name_of(parameters: dict[str, Any], results: dict[str, Any]) -> str | None:
+    """The deployment a run concerns: recorded, else a `deployment_name`/`name` parameter, else
+    the deployment name inside an `entry` parameter."""
+    for value in (
+        results.get("deployment_name"),
+        parameters.get("deployment_name"),
+        parameters.get("name"),
+        ((parameters.get("entry") or {}).get("wmla_deployment") or {}).get("deployment_name")
+        if isinstance(parameters.get("entry"), dict)
+        else None,
+    ):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def connect(ws: Workspace) -> sqlite3.Connection:
+    conn = ws.connect()
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+def save_run(ws: Workspace, record: RunRecord, files: dict[str, bytes]) -> RunRecord:
+    """Write a run's files and record into `runs/<run_id>/` all at once, then index it."""
+    runs = ws.dir(RUNS_DIR)
+    final = runs / record.run_id
+    staging = runs / f".{record.run_id}.tmp"
+    staging.mkdir()
+    for name, data in files.items():
+        atomic_write(staging / name, data)
+    atomic_write(staging / RUN_JSON, record.to_json())
+    staging.rename(final)
+    record.dir = final
+    index_run(ws, record)
+    return record
+
+
+def index_run(ws: Workspace, record: RunRecord) -> None:
+    row = (
+        record.run_id,
+        record.short_id,
+        record.template,
+        record.status,
+        record.started_at,
+        record.ended_at,
+        record.duration_s,
+        record.backend,
+        record.deployment_name,
+        (record.error or {}).get("summary"),
+        record.rerun_of,
+        f"{RUNS_DIR}/{record.run_id}",
+        record.notebook_name,
+    )
+    conn = connect(ws)
+    try:
+        with transaction(conn):
+            conn.execute(
+                f"INSERT OR REPLACE INTO runs_runs ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
+            )
+    finally:
+        conn.close()
+
+
+def list_runs(
+    workspace: Workspace | str | None = None,
+    *,
+    template: str | None = None,
+    status: str | None = None,
+    deployment_name: str | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    limit: int | None = None,
+) -> list[RunSummary]:
+    """Runs, newest first, filtered by template, status, deployment name and start time
+    (since inclusive, until exclusive)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    if status is not None and status not in STATUSES:
+        raise MlopsError(f"--status: {status!r} is not a run status: choose one of {', '.join(STATUSES)}")
+    where, args = [], []
+    for column, value in (("template", template), ("status", status), ("deployment_name", deployment_name)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if since is not None:
+        where.append("started_at >= ?")
+        args.append(_as_iso(since, "--since"))
+    if until is not None:
+        where.append("started_at < ?")
+        args.append(_as_iso(until, "--until"))
+    root = str(ws.root)
+    sql = (
+        "SELECT run_id, short_id, template, status, started_at, ended_at, duration_s, backend, "
+        "deployment_name, error, rerun_of, ? || '/' || dir, ? || '/' || dir || '/' || notebook "
+        "FROM runs_runs"
+    )
+    args = [root, root, *args]
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_at DESC, run_id DESC"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    if not ws.db_path.exists():
+        return []
+    conn = connect(ws)
+    conn.row_factory = None  # plain tuples: the fastest rows to build summaries from
+    try:
+        rows = conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+    return list(map(RunSummary._make, rows))
+
+
+def resolve_run_id(ws: Workspace, run: str) -> str:
+    """A full run id, or a unique prefix of a run id or of a short id, to the run id."""
+    run = run.strip().rstrip("/").rsplit("/", 1)[-1]
+    if not run:
+        raise MlopsError("give a run id (see `mlops runs list`)")
+    if ws.db_path.exists():
+        conn = connect(ws)
+        try:
+            rows = conn.execute(
+                "SELECT run_id FROM runs_runs WHERE run_id = ? OR substr(run_id, 1, ?) = ? "
+                "OR substr(short_id, 1, ?) = ? ORDER BY started_at DESC LIMIT 6",
+                (run, len(run), run, len(run), run),
+            ).fetchall()
+        finally:
+            conn.close()
+        ids = [r[0] for r in rows]
+        if run in ids:
+            return run
+        if len(ids) == 1:
+            return ids[0]
+        if ids:
+            shown = ", ".join(ids[:5])
+            raise MlopsError(f"run {run!r} is ambiguous: it matches {shown}{', ...' if len(ids) > 5 else ''}")
+    if (ws.root / RUNS_DIR / run / RUN_JSON).is_file():  # not indexed (e.g. a copied folder)
+        return run
+    raise NotFoundError(f"no run {run!r} in workspace {ws.root}: see `mlops runs list`")
+
+
+def get_run(run: str, workspace: Workspace | str | None = None) -> RunRecord:
+    """A run's record by full id or unique prefix (of the id or of its short id)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    run_id = resolve_run_id(ws, run)
+    return RunRecord.load(ws.root / RUNS_DIR / run_id)
