@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,16 @@ REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "referenc
 
 
 @pytest.fixture(autouse=True)
-def _fresh_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point MLOPS_HOME at a new folder and drop variables that would leak the caller's setup."""
+def _fresh_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point MLOPS_HOME at a new folder and drop variables that would leak the caller's setup;
+    afterwards stop the inference service a test may have started there (it outlives commands)."""
     root = tmp_path / "ws"
     monkeypatch.setenv("MLOPS_HOME", str(root))
     monkeypatch.delenv("MLOPS_BACKEND", raising=False)
-    return root
+    yield root
+    from mlops_widgets.backends.local.inference import stop_service
+
+    stop_service(root)
 
 
 @pytest.fixture

@@ -6,31 +6,92 @@ import click
 
 from mlops_widgets.cli._common import CliContext, echo_table, pass_obj
 
+DEMO_DEPLOYMENT = "deepliif-demo"
+DEMO_IMAGES = 12
+STEPS = 8
+
+
+def _step(n: int, what: str) -> None:
+    click.secho(f"[{n}/{STEPS}] {what}", bold=True, err=True)
+
 
 @click.command()
 @click.option("--workspace", "demo_workspace", type=click.Path(file_okay=False),
-              help="Workspace for the demo (default: the global --workspace, else ./.mlops).")
+              help="Workspace for the demo (default: the global --workspace or $MLOPS_HOME, else ./mlops-demo).")
 @pass_obj
 def demo(obj: CliContext, demo_workspace: str | None) -> None:
-    """Validate the bundled example config, stage the bundled model and deployment folder,
-    and list the result."""
+    """The whole workflow on the embedded backend, each state-changing step a template run:
+    synthetic IHC tiles and their masks, stage (A_MLOps_Pipeline), deploy (A2), score every tile
+    (A4), the headless provider (C1), both monitors with an evaluation (A3), the monitor status,
+    the audit trail; then the deployment is stopped. Runs again on the same workspace."""
     from mlops_widgets import examples
-    from mlops_widgets.backends import get_backend
-    from mlops_widgets.config import load_config
-    from mlops_widgets.ops import space
-    from mlops_widgets.workspace import Workspace
+    from mlops_widgets.cli._run import run_step
+    from mlops_widgets.errors import NotFoundError
+    from mlops_widgets.examples.synthetic import write_tiles
+    from mlops_widgets.ops import deploy, monitor
+    from mlops_widgets.runner import list_runs
 
-    ws = Workspace(demo_workspace or obj.workspace)
-    backend = get_backend("local", ws)
-    click.echo(f"workspace: {ws.root}")
-    loaded = load_config(examples.CONFIG, with_key=False)
-    click.echo(f"1/3 config {examples.CONFIG.name}: valid")
+    obj = CliContext(workspace=demo_workspace or obj.workspace or "mlops-demo", backend_name="local")
+    backend = obj.backend()
+    ws = backend.workspace
+    click.echo(f"workspace: {ws.root}", err=True)
+    loaded = obj.load_config(str(examples.CONFIG), with_key=False)
     (entry,) = loaded.entries.values()
-    result = space.stage(backend, examples.MODEL, examples.DEPLOYMENT, entry, on_clash="new")
-    click.echo(f"2/3 staged: model asset id {result['model_asset_id']}")
-    click.echo("3/3 entries in the deployment metadata:")
-    rows = [(k, str(e.get("model_name")), str(e.get("model_asset"))) for k, e in space.list_entries(backend).items()]
-    echo_table(("MODEL ASSET ID", "MODEL NAME", "MODEL ASSET"), rows)
+    settings = entry["openscale_custom_metric_provider"]["segmentation_metrics"]
+    volume = backend.monitoring.volume_dir(settings["volume_display_name"])
+    runs_before = len(list_runs(ws))
+
+    _step(1, f"{DEMO_IMAGES} synthetic IHC tiles, their ground truth into volume {volume.name}")
+    images = ws.dir("demo", "images")
+    write_tiles(images, volume / settings["dir_gt"], DEMO_IMAGES)
+    try:  # a previous demo's deployment, subscription and entry make way for this one
+        deploy.deploy_delete(backend, DEMO_DEPLOYMENT, remove_monitor=True, remove_config=True)
+        click.echo(f"removed the previous demo deployment {DEMO_DEPLOYMENT}", err=True)
+    except NotFoundError:
+        pass
+
+    _step(2, "stage the example model and deployment folder (A_MLOps_Pipeline)")
+    staged = run_step(obj, "A_MLOps_Pipeline", {
+        "path_model": str(examples.MODEL), "path_dependency": str(examples.DEPLOYMENT),
+        "entry": entry, "on_clash": "overwrite"})
+    asset_id = staged.results["model_asset_id"]
+
+    _step(3, f"deploy it as {DEMO_DEPLOYMENT} (A2_WMLA_Model_Deploy)")
+    run_step(obj, "A2_WMLA_Model_Deploy", {"deployment_name": DEMO_DEPLOYMENT, "model_asset_id": asset_id})
+
+    _step(4, "send every tile through the inference endpoint (A4_Batch_Scoring)")
+    run_step(obj, "A4_Batch_Scoring", {"deployment_name": DEMO_DEPLOYMENT, "images_dir": str(images)})
+
+    _step(5, "create the headless service provider (C1_OpenScale_Dummy_ML_Provider)")
+    run_step(obj, "C1_OpenScale_Dummy_ML_Provider", {})
+
+    _step(6, "attach both monitors and evaluate them (A3_OpenScale_Configuration)")
+    run_step(obj, "A3_OpenScale_Configuration", {"deployment_name": DEMO_DEPLOYMENT, "evaluate": True})
+
+    _step(7, "monitor status")
+    _print_status(monitor.monitor_status(backend, DEMO_DEPLOYMENT))
+
+    _step(8, "the audit trail of this demo, and the deployment stopped")
+    all_runs = list_runs(ws)
+    runs = all_runs[: len(all_runs) - runs_before]
+    echo_table(("RUN", "TEMPLATE", "STATUS", "EXECUTED NOTEBOOK"),
+               [(r.short_id, r.template, r.status, r.notebook) for r in reversed(runs)])
+    deploy.stop(backend, DEMO_DEPLOYMENT)
+    click.echo(f"\nmodel asset id {asset_id}; deployment {DEMO_DEPLOYMENT} stopped "
+               f"(`mlops --workspace {ws.root} deploy start --name {DEMO_DEPLOYMENT}` serves it again).")
+    click.echo(f"Open the panel on this workspace: mlops lab --workspace {ws.root}")
+
+
+def _print_status(status: dict) -> None:
+    """Every metric of each monitor's latest measurement, passing and violating, with its limit."""
+    for m in status["monitors"]:
+        click.echo(f"{m['monitor_id']}: {m['state']}, {m.get('issue_count', 0)} issue(s), "
+                   f"measurement {m.get('measurement_id')}")
+        for metric in m.get("metrics", []):
+            ok = not metric["violated"]
+            mark = click.style("ok  ", fg="green") if ok else click.style("FAIL", fg="red", bold=True)
+            limit = "" if metric["limit"] is None else f"{metric['direction']} limit {metric['limit']:g}"
+            click.echo(f"  {mark} {metric['metric']:32s} {metric['value']:10.4g}  {limit}")
 
 
 @click.command()

@@ -1,0 +1,57 @@
+"""Binder: the pinned requirements and postBuild set up a working demo in a fresh environment.
+
+This installs the package as a wheel (not editable) into a new virtual environment, so it also
+checks that the templates and examples ship as package data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BINDER = REPO / "binder"
+
+
+def test_pins_match_the_tested_versions():
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (BINDER / "requirements.txt").read_text(), re.M))
+    assert {"jupyterlab", "ipywidgets", "papermill"} <= set(pins)
+    assert {name: metadata.version(name) for name in pins} == pins
+
+
+@pytest.mark.timeout(900)
+def test_postbuild_in_a_fresh_virtual_environment(tmp_path):
+    checkout = tmp_path / "repo"
+    shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(
+        ".venv", ".git", ".mlops", "mlops-demo", "__pycache__", "*.egg-info", ".pytest_cache", "build"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    env.pop("MLOPS_HOME", None)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", BINDER / "requirements.txt"], check=True, env=env, cwd=checkout)
+    try:
+        subprocess.run(["bash", BINDER / "postBuild"], check=True, env=env, cwd=checkout,
+                       capture_output=True, text=True)
+    finally:
+        stop = "from mlops_widgets.backends.local.inference import stop_service; stop_service('demo-workspace')"
+        subprocess.run([venv / "bin" / "python", "-c", stop], env=env, cwd=checkout)
+
+    installed = subprocess.run([venv / "bin" / "python", "-c", "import mlops_widgets; print(mlops_widgets.__file__)"],
+                               env=env, cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    assert str(venv) in installed  # the wheel, not the checkout
+    runs = sorted((checkout / "demo-workspace" / "runs").iterdir())
+    assert len(runs) >= 5 and all(json.loads((r / "run.json").read_text())["status"] == "ok" for r in runs)
+    notebook = json.loads((checkout / "MLOps_Panel.ipynb").read_text())
+    assert "MLOpsPanel(workspace=" in "".join(notebook["cells"][1]["source"])
+    start = subprocess.run(["bash", BINDER / "start", "sh", "-c", "echo $MLOPS_HOME"], cwd=checkout,
+                           capture_output=True, text=True, check=True)
+    assert start.stdout.strip() == str(checkout / "demo-workspace")

@@ -1,0 +1,52 @@
+"""`mlops demo`: the whole workflow on the embedded backend, twice in a row on one workspace."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_widgets.backends.local.inference import stop_service
+from mlops_widgets.runner import list_runs
+from mlops_widgets.workspace import Workspace
+
+DEMO_TEMPLATES = ["A_MLOps_Pipeline", "A2_WMLA_Model_Deploy", "A4_Batch_Scoring",
+                  "C1_OpenScale_Dummy_ML_Provider", "A3_OpenScale_Configuration"]
+
+
+def _check_demo_output(res, ws: Workspace) -> None:
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    # the status shows the green path and the red path
+    assert re.search(r"^\s+ok\s+Dice\s", out, re.M), out
+    assert re.search(r"^\s+FAIL\s+num_images_recent_predicted\s", out, re.M), out
+    # the audit trail lists this demo's runs, each with its executed notebook
+    listed = re.findall(r"^(\w{8})\s+(\w+)\s+ok\s+(\S+\.ipynb)$", out, re.M)
+    assert [t for _, t, _ in listed] == DEMO_TEMPLATES
+    for _, _, notebook in listed:
+        assert Path(notebook).is_file() and Path(notebook).is_relative_to(ws.root / "runs")
+    assert "stopped" in out
+
+
+@pytest.fixture
+def demo_ws(tmp_path) -> Iterator[Workspace]:
+    ws = Workspace(tmp_path / "demo")
+    yield ws
+    stop_service(ws)
+
+
+def test_demo_runs_end_to_end_and_again(cli, demo_ws):
+    ws = demo_ws
+    first = cli("demo", "--workspace", ws.root)
+    _check_demo_output(first, ws)
+    second = cli("demo", "--workspace", ws.root)
+    _check_demo_output(second, ws)
+    assert "removed the previous demo deployment" in second.stderr
+    runs = list_runs(ws)
+    assert len(runs) == 2 * len(DEMO_TEMPLATES)
+    assert {r.status for r in runs} == {"ok"}
+    status = cli("--workspace", ws.root, "deploy", "list", "--json")
+    assert status.exit_code == 0
+    assert '"stopped"' in status.stdout
