@@ -46,43 +46,54 @@ def cli_reference() -> str:
     return "\n".join(parts)
 
 
-def _rows(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _desc(schema: dict[str, Any]) -> str:
+    return " ".join(str(schema.get("description", "")).split()).replace("|", "/")
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    if "anyOf" in schema or "oneOf" in schema:
+        return " or ".join(dict.fromkeys(_kind(s) for s in schema.get("anyOf", schema.get("oneOf"))))
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        return " or ".join(repr(v) for v in schema["enum"])
+    kind = schema.get("type", "")
+    return " or ".join(kind) if isinstance(kind, list) else kind
+
+
+def _rows(schema: dict[str, Any], prefix: str) -> list[str]:
     rows = []
     for name, sub in schema.get("properties", {}).items():
-        sub = defs.get(sub.get("$ref", "").rsplit("/", 1)[-1], sub) if "$ref" in sub else sub
         key = f"{prefix}{name}"
-        kind = sub.get("type", "")
-        kind = " or ".join(kind) if isinstance(kind, list) else kind
-        desc = " ".join(str(sub.get("description", "")).split())
-        rows.append((key, kind, desc))
-        rows.extend(_rows(sub, f"{key}.", defs))
-    for pattern, sub in schema.get("patternProperties", {}).items():
-        sub = defs.get(sub.get("$ref", "").rsplit("/", 1)[-1], sub) if "$ref" in sub else sub
-        key = f"{prefix}<{'monitor id' if 'metric' not in pattern else 'metric'}>"
-        if any(r[0] == key for r in rows):
-            continue
-        rows.append((key, sub.get("type", ""), " ".join(str(sub.get("description", "")).split())))
-        rows.extend(_rows(sub, f"{key}.", defs))
-    add = schema.get("additionalProperties")
-    if isinstance(add, dict) and add.get("properties"):
-        key = f"{prefix}<name>"
-        rows.append((key, add.get("type", ""), " ".join(str(add.get("description", "")).split())))
-        rows.extend(_rows(add, f"{key}.", defs))
+        rows.append(f"| `{key}` | {_kind(sub)} | {_desc(sub)} |")
+        rows.extend(_rows(sub, f"{key}."))
     return rows
 
 
 def config_reference() -> str:
     from mlops_widgets.config import json_schema
+    from mlops_widgets.monitors import BUILTIN
 
     schema = json_schema()
-    defs = schema.get("$defs", {})
+    monitors = schema["properties"]["openscale_custom_metric_provider"]
+    settings = monitors["additionalProperties"]
+    threshold = settings["properties"]["thresholds"]["additionalProperties"]
     lines = ["| field | type | meaning |", "|---|---|---|"]
-    seen = set()
-    for key, kind, desc in _rows(schema, "", defs):
-        if key in seen:
-            continue
-        seen.add(key)
-        lines.append(f"| `{key}` | {kind} | {desc.replace('|', '/')} |")
+    for name, sub in schema["properties"].items():
+        lines.append(f"| `{name}` | {_kind(sub)} | {_desc(sub)} |")
+        if sub is monitors:
+            prefix = f"{name}.<monitor id>."
+            lines.extend(f"| `{prefix}{k}` | {_kind(v)} | {_desc(v)} |"
+                         for k, v in settings["properties"].items())
+            lines.append(f"| `{prefix}thresholds.<metric>.threshold` | {_kind(threshold['properties']['threshold'])} "
+                         f"| {_desc(threshold['properties']['threshold'])} |")
+        else:
+            lines.extend(_rows(sub, f"{name}."))
+    lines += ["", "Built-in monitor definitions, their metrics and default thresholds "
+              "(`mlops monitor thresholds --monitor ID`):", ""]
+    for definition in BUILTIN.values():
+        metrics = ", ".join(f"`{m}` {t.value:g} {t.direction}" for m, t in definition.thresholds.items())
+        lines.append(f"- `{definition.id}`: {definition.description} {metrics}.")
     return "\n".join(lines) + "\n"
 
 
