@@ -1,7 +1,9 @@
 """Foundation figures, each beside its baseline measured in the same run.
 
 1. `mlops --help` start-up beside `python -c pass` (the interpreter's own floor).
-2. Staging a 1 GB model folder (`mlops prepare stage`) beside `zip -r` of the same folder,
+2. Each class of bad input: exit code and wall time of `mlops prepare stage` (target: exit 1,
+   under 2 s, nothing written).
+3. Staging a 1 GB model folder (`mlops prepare stage`) beside `zip -r` of the same folder,
    and the staging process's peak memory (target: under 200 MB).
 
 Run: .venv/bin/python benchmarks/bench_foundation.py [--size-mb 1024]
@@ -51,6 +53,47 @@ def bench_startup(repeat: int) -> None:
           f"| ratio {help_ / base:5.2f}x  (median of {repeat})")
 
 
+BAD_INPUTS = {
+    "unknown key": "model_nme: x\n",
+    "bad threshold": "openscale_custom_metric_provider:\n  generic_metrics:\n    dir_gt: a\n    dir_pred: b\n"
+                     "    volume_display_name: v\n    most_recent: 1\n    thresholds:\n"
+                     "      num_images_total_predicted: {threshold: [.nan, lower]}\n",
+    "bad resources": "wmla_deployment:\n  resource_configs:\n    kernel_min: 3\n    kernel_max: 1\n",
+    "bad deployment name": "wmla_deployment:\n  deployment_name: My_Model\n",
+    "path escapes volume": "openscale_custom_metric_provider:\n  generic_metrics:\n    dir_gt: ../etc\n"
+                           "    dir_pred: b\n    volume_display_name: v\n    most_recent: 1\n    thresholds: {}\n",
+    "object tag": "model_name: !!python/object/apply:os.system [echo hi]\n",
+    "duplicate key": "model_name: a\nmodel_name: b\n",
+    "alias bomb": "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)},"
+        f" *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8)),
+    "empty file": "",
+    "list at top level": "- a\n",
+}
+
+
+def bench_bad_inputs() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-bad-") as tmp:
+        root = Path(tmp)
+        env = dict(os.environ, MLOPS_HOME=str(root / "ws"))
+        worst = 0.0
+        for label, text in BAD_INPUTS.items():
+            bad = root / "bad.yml"
+            bad.write_text(text)
+            t0 = time.perf_counter()
+            res = subprocess.run(
+                [str(BIN / "mlops"), "prepare", "stage", "--path-model", str(EXAMPLES / "model"),
+                 "--path-dependency", str(EXAMPLES / "deployment"), "--path-yml", str(bad)],
+                capture_output=True, text=True, env=env)
+            elapsed = time.perf_counter() - t0
+            worst = max(worst, elapsed)
+            first = res.stderr.strip().splitlines()[0] if res.stderr.strip() else ""
+            print(f"bad input   {label:20s} exit {res.returncode} {elapsed * 1000:6.0f} ms  {first[:70]}")
+        written = sorted(p.name for p in (root / "ws").rglob("*")) if (root / "ws").exists() else []
+        print(f"bad input   worst {worst * 1000:.0f} ms (target < 2000 ms); files written: {written or 'none'}")
+
+
 def bench_stage(size_mb: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-stage-") as tmp:
         root = Path(tmp)
@@ -84,6 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     bench_startup(args.repeat)
+    bench_bad_inputs()
     bench_stage(args.size_mb)
 
 

@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlops_widgets.errors import MlopsError
+
 DEFAULT_DIRNAME = ".mlops"
 DB_NAME = "mlops.db"
 
@@ -60,12 +62,15 @@ class Workspace:
         WAL lets readers run beside one writer; the busy timeout makes concurrent writers queue
         instead of failing. Callers use `with transaction(conn):` for read-modify-write.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise MlopsError(f"workspace {self.root}: cannot open its database {self.db_path}: {exc}") from exc
         return conn
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from mlops_widgets import __version__
 from mlops_widgets.backends.base import DEPLOYMENT_METADATA
+from mlops_widgets.ops import space
+from mlops_widgets.runner import get_run, list_runs
 
 
 def test_version(cli):
@@ -87,9 +89,58 @@ def test_stage_name_clash_without_tty_explains_force_and_new(cli, backend, examp
 
     assert _stage(cli, example_paths, "--new").exit_code == 0
     assert len(backend.space.list_assets("model.zip")) == 2
+    assert len(space.list_entries(backend)) == 2
 
-    assert _stage(cli, example_paths, "--force").exit_code == 0
-    assert len(backend.space.list_assets("model.zip")) == 1
+    forced = _stage(cli, example_paths, "--force")
+    assert forced.exit_code == 0
+    (model,) = backend.space.list_assets("model.zip")
+    # the replaced assets' entries went with them: only the new one is left
+    assert list(space.list_entries(backend)) == [model.asset_id] == [forced.stdout.split()[-1]]
+
+
+def test_stage_force_refuses_to_replace_a_deployed_model(cli, backend, example_paths):
+    asset_id = _stage(cli, example_paths).stdout.split()[-1]
+    space.update_entry(backend, asset_id, lambda e: e["wmla_deployment"].update(deployment_name="live"))
+    res = _stage(cli, example_paths, "--force")
+    assert res.exit_code == 1
+    assert "deployed as 'live'" in res.stderr and "mlops deploy delete --name live" in res.stderr
+    assert [a.asset_id for a in backend.space.list_assets("model.zip")] == [asset_id]
+    assert list(space.list_entries(backend)) == [asset_id]
+
+
+def test_stage_leaves_exactly_one_run(cli, workspace, example_paths):
+    res = _stage(cli, example_paths)
+    assert res.exit_code == 0
+    (run,) = list_runs(workspace)
+    record = get_run(run.run_id, workspace)
+    assert (record.template, record.status) == ("A_MLOps_Pipeline", "ok")
+    assert record.results["model_asset_id"] == res.stdout.split()[-1]
+    assert Path(run.notebook).is_file()
+
+
+def test_a_stage_that_fails_in_its_notebook_leaves_a_failed_run(cli, workspace, example_paths, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (tmp_path / "outside.txt").write_text("not part of the model")
+    (model / "weights").symlink_to(tmp_path / "outside.txt")
+    res = cli("prepare", "stage", "--path-model", model, "--path-dependency", example_paths.deployment,
+              "--path-yml", example_paths.config)
+    assert res.exit_code == 1
+    assert "points outside the folder" in res.stderr
+    (run,) = list_runs(workspace)
+    record = get_run(run.run_id, workspace)
+    assert record.status == "failed"
+    assert "points outside the folder" in record.error["summary"]
+    assert record.error["heading"].startswith("2. Stage")
+    assert Path(run.notebook).is_file()
+
+
+def test_unusable_workspace_is_one_clear_error(cli, tmp_path):
+    (tmp_path / "ws2").mkdir()
+    (tmp_path / "ws2" / "mlops.db").write_text("not a database")
+    res = cli("--workspace", tmp_path / "ws2", "config", "list")
+    assert res.exit_code == 1
+    assert "cannot open its database" in res.stderr and "Traceback" not in res.output
 
 
 BAD_CONFIGS = {

@@ -76,7 +76,7 @@ def _add_entry(root: str, key: str, barrier) -> None:
 
 
 def test_twenty_concurrent_writers_lose_no_entry(workspace):
-    get_backend("local", workspace).space  # create the database before the race
+    assert get_backend("local", workspace).space.space_id  # the database exists before the race
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(20)
     procs = [ctx.Process(target=_add_entry, args=(str(workspace.root), f"asset-{i}", barrier)) for i in range(20)]
@@ -123,3 +123,23 @@ def test_a_failed_upload_leaves_no_partial_file(backend, tmp_path):
         backend.space.upload(folder)
     assert backend.space.list_assets() == []
     assert [p.name for p in Path(backend.workspace.root, "assets").iterdir()] == []
+
+
+def test_one_space_serves_several_threads(backend, tmp_path):
+    import threading
+
+    errors: list[BaseException] = []
+
+    def add(i: int) -> None:
+        try:
+            backend.space.update_document(DEPLOYMENT_METADATA, lambda doc: doc.__setitem__(f"t{i}", {}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(backend.space.read_document(DEPLOYMENT_METADATA)) == ["t0", "t1", "t2", "t3"]

@@ -23,6 +23,7 @@ WORKFLOW_ORDER = [
     "A_MLOps_Pipeline",
     "C1_OpenScale_Dummy_ML_Provider",
     "A2_WMLA_Model_Deploy",
+    "A4_Batch_Scoring",
     "A3_OpenScale_Configuration",
 ]
 TEMPLATES = list_templates()

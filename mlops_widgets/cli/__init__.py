@@ -60,6 +60,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except MlopsError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # an unusable workspace or path: say which, without a traceback
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

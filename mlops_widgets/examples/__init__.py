@@ -9,3 +9,4 @@ HERE = Path(__file__).resolve().parent
 MODEL = HERE / "model"
 DEPLOYMENT = HERE / "deployment"
 CONFIG = HERE / "deployment_metadata.yml"
+TILES = HERE / "tiles"  # three small synthetic IHC tiles (see synthetic.py) to score

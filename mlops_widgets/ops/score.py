@@ -22,7 +22,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 def prediction_dir(backend: Backend, deployment_name: str) -> Path:
     """Where the deployment's monitors read predictions: dir_pred on its storage volume (the
     monitors of one entry share it in the original's configs; the first one is used)."""
-    _, entry = space.find_entry_by_deployment(backend, deployment_name)
+    _, entry = space.get_entry(backend, deployment_name=deployment_name)
     monitors = entry.get("openscale_custom_metric_provider") or {}
     if not monitors:
         raise MlopsError(f"the entry of {deployment_name!r} has no monitors: give an output folder")

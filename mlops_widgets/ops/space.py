@@ -46,8 +46,8 @@ def stage(
     """Upload the model and the dependency (folders zipped) and write their entry.
 
     on_clash decides what happens when assets of the same names exist, as the original's prompt
-    did: "error" refuses, "overwrite" deletes the old assets once the new ones are in, "new" adds
-    another asset of the same name. Returns the model asset id, the dependency asset id and the
+    did: "error" refuses, "overwrite" replaces the old assets and their entries once the new ones
+    are in (refused while one of them is deployed), "new" adds another asset of the same name. Returns the model asset id, the dependency asset id and the
     entry as written.
     """
     entry, _warnings = validate_entry(entry, definitions=known_definitions(backend.workspace))
@@ -62,11 +62,16 @@ def stage(
             f"the space already has assets named {names}: use --force to replace them "
             "or --new to add another asset of the same name"
         )
+    replaced = {a.asset_id for a in old} if on_clash == "overwrite" else set()
+    for key, existing in list_entries(backend).items():
+        deployed = (existing.get("wmla_deployment") or {}).get("deployment_name")
+        if key in replaced and deployed:
+            raise ConflictError(
+                f"model asset {key} is deployed as {deployed!r}: delete that deployment first "
+                f"(mlops deploy delete --name {deployed}) or stage with --new instead of --force"
+            )
     model_asset = backend.space.upload(model, progress=progress)
     dependency_asset = backend.space.upload(dependency, progress=progress)
-    if on_clash == "overwrite":
-        for a in old:
-            backend.space.delete(a.asset_id)
 
     entry = copy.deepcopy(entry)
     entry["model_asset"] = model_asset.name
@@ -74,9 +79,13 @@ def stage(
     entry.setdefault("wmla_deployment", {})["dependency_filename"] = dependency_asset.name
 
     def apply(doc: dict[str, Any]) -> None:
+        for key in replaced:  # the entries of replaced model assets go with them
+            doc.pop(key, None)
         doc[model_asset.asset_id] = entry
 
     backend.space.update_document(DEPLOYMENT_METADATA, apply)
+    for asset_id in replaced:  # only once the new entry is written: a crash loses nothing
+        backend.space.delete(asset_id)
     return {
         "model_asset_id": model_asset.asset_id,
         "dependency_asset_id": dependency_asset.asset_id,
@@ -109,9 +118,13 @@ def get_entry(
     raise NotFoundError(f"no entry has deployment name {deployment_name!r}: see `mlops config list`")
 
 
-def find_entry_by_deployment(backend: Backend, deployment_name: str) -> tuple[str, dict[str, Any]]:
-    """The entry deployed under `deployment_name`, with its model asset id."""
-    return get_entry(backend, deployment_name=deployment_name)
+def latest_entry(backend: Backend) -> tuple[str, dict[str, Any]]:
+    """The most recently written entry (the last staged model), with its model asset id."""
+    entries = list_entries(backend)
+    if not entries:
+        raise NotFoundError("the deployment metadata has no entry yet: stage a model with `mlops prepare stage`")
+    key = next(reversed(entries))
+    return key, entries[key]
 
 
 def update_entry(

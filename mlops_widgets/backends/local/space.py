@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 import tempfile
+import threading
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -64,9 +66,18 @@ class LocalSpace:
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self._conn = workspace.connect()
+        self._local = threading.local()
         self._conn.executescript(_SCHEMA)
         self.space_id = self._space_id()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        # One connection per thread (sqlite3 connections are bound to their thread), so a
+        # backend can be shared by a notebook and the panel's background steps.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.workspace.connect()
+        return conn
 
     def _space_id(self) -> str:
         with transaction(self._conn):

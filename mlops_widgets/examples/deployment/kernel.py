@@ -17,8 +17,6 @@ try:
     import redhareapiversion  # noqa: F401  (WMLA's runtime marker)
 except ImportError:
     pass
-from redhareapi import Kernel
-
 import base64
 import io
 import json
@@ -26,6 +24,7 @@ import os
 
 import numpy as np
 from PIL import Image
+from redhareapi import Kernel
 
 try:
     OUTPUT_DIR  # noqa: B018  (a custom arg, injected as a module-level name when given)

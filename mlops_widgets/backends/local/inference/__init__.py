@@ -1,0 +1,29 @@
+"""The embedded inference backend: a local service speaking WMLA EDI's `/dlim/v1`, running
+unmodified EDI kernel files in their own processes (see `service.py`, `pool.py`).
+
+Public API:
+    LocalInference(workspace)       the `Inference` protocol (backends/base.py) for the workspace
+    stop_service(workspace) -> bool stop the workspace's service and all its kernels (tests' teardown)
+    start_service(workspace)        start it in the background unless it runs; its info
+    service_info(workspace)         address/pid of the running service, or None
+    InferenceError                  an inference request answered with an error (`.status`)
+    KERNEL_PATH                     the folder holding `redhareapi` for kernel processes
+"""
+
+from mlops_widgets.backends.local.inference.client import (
+    InferenceError,
+    LocalInference,
+    service_info,
+    start_service,
+    stop_service,
+)
+from mlops_widgets.backends.local.inference.pool import KERNEL_PATH
+
+__all__ = [
+    "KERNEL_PATH",
+    "InferenceError",
+    "LocalInference",
+    "service_info",
+    "start_service",
+    "stop_service",
+]

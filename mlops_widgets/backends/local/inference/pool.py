@@ -1,0 +1,589 @@
+"""The kernel processes of one started deployment: scaled by load, fed batches, replaced on faults.
+
+Each kernel is its own process running the unmodified kernel file (`kernel_path/_mlops_kernel_boot.py`)
+and talks to the service over an inherited socket pair. One service thread per kernel takes
+tasks from the deployment's queue, sends a batch, and waits for the answer under the task
+timeout, so the only hand-off on the hot path is one condition variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_widgets.backends.local.inference import wire
+
+log = logging.getLogger("mlops.inference")
+
+KERNEL_PATH = Path(__file__).resolve().parent / "kernel_path"
+BOOT = KERNEL_PATH / "_mlops_kernel_boot.py"
+SHUTDOWN_GRACE = 5.0  # seconds a kernel gets to run on_kernel_shutdown before it is killed
+EARLY_DEATHS = 3  # kernels that die idle, one after the other, before the deployment is failed
+LOG_TAIL_LINES = 40
+
+
+class ServiceError(Exception):
+    """A request the service answers with an HTTP error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class KernelStartError(Exception):
+    pass
+
+
+class Task:
+    """One inference request waiting for its kernel's answer."""
+
+    __slots__ = ("body", "done", "status", "output", "id", "uuid", "attempts")
+
+    def __init__(self, body: bytes, task_id: str) -> None:
+        self.body = body
+        self.id = task_id
+        self.uuid = uuid.uuid4().hex
+        self.done = threading.Event()
+        self.status = 0
+        self.output = b""
+        self.attempts = 0
+
+    def finish(self, status: int, output: bytes = b"", error: str | None = None) -> None:
+        self.status = status
+        self.output = output if error is None else json.dumps({"error": error}).encode()
+        self.done.set()
+
+
+def detect_gpus() -> list[str]:
+    """GPU indices this machine offers: $MLOPS_GPUS (a comma list restricting what the service
+    hands out), else `nvidia-smi -L`, else /proc/driver/nvidia/gpus."""
+    chosen = os.environ.get("MLOPS_GPUS")
+    if chosen is not None:
+        return [g.strip() for g in chosen.split(",") if g.strip()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+        if out.returncode == 0:
+            return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    proc = Path("/proc/driver/nvidia/gpus")
+    return [str(i) for i in range(len(list(proc.iterdir())))] if proc.is_dir() else []
+
+
+class Gpus:
+    """The machine's GPUs, each held by at most one exclusive kernel at a time (service-wide)."""
+
+    def __init__(self) -> None:
+        self.ids = detect_gpus()
+        self._free = list(self.ids)
+        self._lock = threading.Lock()
+
+    def take(self) -> str | None:
+        with self._lock:
+            return self._free.pop(0) if self._free else None
+
+    def give(self, gpu: str) -> None:
+        with self._lock:
+            if gpu not in self._free:
+                self._free.append(gpu)
+                self._free.sort(key=self.ids.index)
+
+
+@dataclass
+class KernelProc:
+    pod: str
+    index: int
+    log: Path
+    gpu: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    sock: socket.socket | None = None
+    reader: Any = None
+    state: str = "starting"  # starting, idle, busy, stopping
+    started_at: float = field(default_factory=time.time)
+    ready_at: float | None = None
+    tasks_done: int = 0
+    exit_reason: str = "stop"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "pod": self.pod,
+            "pid": self.proc.pid if self.proc else None,
+            "state": self.state,
+            "gpu": self.gpu,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+            "tasks_done": self.tasks_done,
+            "log": str(self.log),
+        }
+
+
+def cmdline(pid: int) -> str | None:
+    """A process's command line (Linux /proc); None where it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie left by a killed process does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def reap_leftover_kernels(run_dir: Path) -> bool:
+    """Kill the kernels a service left behind (it was killed) from their pid files; True if any ran.
+    A pid now used by another program is left alone."""
+    found = False
+    for pidfile in run_dir.glob("*.pid") if run_dir.is_dir() else []:
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pidfile.read_text())
+            if BOOT.name in (cmdline(pid) or BOOT.name) and alive(pid):
+                found = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+            pidfile.unlink()
+    return found
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Runtime:
+    """A started deployment: its queue and kernels. Lives in the service's memory only."""
+
+    def __init__(
+        self,
+        name: str,
+        record: dict[str, Any],
+        *,
+        model_dir: Path,
+        logs_dir: Path,
+        run_dir: Path,
+        custom_args: dict[str, str],
+        gpus: Gpus,
+    ) -> None:
+        self.name = name
+        self.model_dir = model_dir
+        self.logs_dir = logs_dir
+        self.run_dir = run_dir
+        self.model = record.get("model") or {}
+        self.profile = record["profile"]
+        policy, kernel = self.profile["policy"], self.profile["kernel"]
+        self.kernel_min: int = policy["kernel_min"]
+        self.kernel_max: float = float("inf") if policy["kernel_max"] == -1 else policy["kernel_max"]
+        self.delay_release: float = policy["kernel_delay_release_time"]
+        self.timeout: float | None = None if policy["task_execution_timeout"] < 0 else policy["task_execution_timeout"]
+        self.batch_size: int = policy["task_batch_size"]
+        self.connection_timeout: float = kernel["connection_timeout"]
+        self.gpu_mode: str = kernel["gpu"]
+        self.custom_args = custom_args
+        self.gpus = gpus
+        self.cond = threading.Condition()
+        self.queue: deque[Task] = deque()
+        self.kernels: dict[str, KernelProc] = {}
+        self.threads: list[threading.Thread] = []
+        self.state = "started"  # started, stopping, stopped, failed
+        self.error: str | None = None
+        self.error_log: str | None = None
+        self.warnings: list[str] = []
+        self.n_idle = 0
+        self.early_deaths = 0
+        self.requests = 0
+        self.failures = 0
+        self.started_at = time.time()
+        self._pods = itertools.count(1)
+        self._tasks = itertools.count(1)
+        self.target_min = self.kernel_min
+        if self.gpu_mode != "no" and not gpus.ids:
+            self.warnings.append(
+                f"the profile asks for GPUs (gpu: {self.gpu_mode}) but this machine has none: kernels run on CPU"
+            )
+        elif self.gpu_mode == "exclusive" and len(gpus.ids) < self.kernel_min:
+            self.target_min = len(gpus.ids)
+            self.warnings.append(
+                f"kernel_min is {self.kernel_min} but this machine has {len(gpus.ids)} GPU(s) for "
+                "exclusive kernels: at most that many kernels run"
+            )
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self.cond:
+            self._replenish_locked()
+
+    def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Stop every kernel (on_kernel_shutdown first, killed after `grace`); queued tasks fail."""
+        with self.cond:
+            if self.state in ("stopping", "stopped"):
+                return
+            self.state = "stopping"
+            self._fail_queue_locked(503, f"deployment {self.name} was stopped")
+            self.cond.notify_all()
+        deadline = time.monotonic() + grace
+        for t in list(self.threads):
+            t.join(max(0.0, deadline - time.monotonic()))
+        with self.cond:
+            stuck = list(self.kernels.values())
+        for k in stuck:
+            self._kill(k)
+        for t in list(self.threads):
+            t.join(grace)
+        with self.cond:
+            self.state = "stopped"
+
+    def fail(self, message: str, log_text: str | None = None) -> None:
+        with self.cond:
+            self._fail_locked(message, log_text)
+
+    def _fail_locked(self, message: str, log_text: str | None) -> None:
+        if self.state != "started":
+            return
+        self.state = "failed"
+        self.error, self.error_log = message, log_text
+        log.error("deployment %s failed: %s", self.name, message)
+        self._fail_queue_locked(503, f"deployment {self.name} failed: {message}")
+        self.cond.notify_all()
+
+    def _fail_queue_locked(self, status: int, message: str) -> None:
+        while self.queue:
+            self.failures += 1
+            self.queue.popleft().finish(status, error=message)
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def new_task(self, body: bytes) -> Task:
+        return Task(body, str(next(self._tasks)))
+
+    def submit(self, task: Task) -> None:
+        with self.cond:
+            if self.state == "failed":
+                raise ServiceError(503, f"deployment {self.name} failed: {self.error}")
+            if self.state != "started":
+                raise ServiceError(503, f"deployment {self.name} is not started: run `mlops deploy start --name {self.name}`")
+            self.requests += 1
+            self.queue.append(task)
+            if len(self.queue) > self.n_idle:
+                self._replenish_locked()
+            self.cond.notify()
+
+    def wait_limit(self) -> float | None:
+        """How long a request may wait in all: a kernel start plus the task timeout, with slack."""
+        if self.timeout is None:
+            return None
+        return self.connection_timeout + self.timeout + 30.0
+
+    # --- scaling ----------------------------------------------------------------------------
+
+    def _replenish_locked(self) -> None:
+        """Start kernels up to kernel_min, and more (up to kernel_max) while tasks wait unserved."""
+        if self.state != "started":
+            return
+        starting = sum(1 for k in self.kernels.values() if k.state == "starting")
+        wanted = max(self.target_min - len(self.kernels), len(self.queue) - self.n_idle - starting, 0)
+        for _ in range(int(min(wanted, self.kernel_max - len(self.kernels)))):
+            if not self._spawn_locked():
+                break
+
+    def _spawn_locked(self) -> bool:
+        gpu = None
+        if self.gpu_mode == "exclusive" and self.gpus.ids:
+            gpu = self.gpus.take()
+            if gpu is None:
+                return False
+        index = next(self._pods)
+        pod = f"{self.name}-{index}-{uuid.uuid4().hex[:5]}"
+        k = KernelProc(pod=pod, index=index, log=self.logs_dir / f"{pod}.log", gpu=gpu)
+        self.kernels[pod] = k
+        t = threading.Thread(target=self._kernel_thread, args=(k,), name=f"kernel-{pod}", daemon=True)
+        self.threads = [th for th in self.threads if th.is_alive()]
+        self.threads.append(t)
+        t.start()
+        return True
+
+    # --- one kernel ---------------------------------------------------------------------------
+
+    def _kernel_thread(self, k: KernelProc) -> None:
+        try:
+            try:
+                self._boot(k)
+            except KernelStartError as exc:
+                k.exit_reason = "start failed"
+                self.fail(str(exc), log_tail(k.log))
+                return
+            with self.cond:
+                k.state, k.ready_at = "idle", time.monotonic()
+                self.cond.notify_all()
+            while (tasks := self._take(k)) is not None:
+                if not self._dispatch(k, tasks):
+                    break
+        except Exception:
+            log.exception("kernel %s of %s: unexpected error", k.pod, self.name)
+        finally:
+            self._reap(k)
+            with self.cond:
+                self.kernels.pop(k.pod, None)
+                if k.gpu is not None:
+                    self.gpus.give(k.gpu)
+                self._count_early_death_locked(k)
+                self._replenish_locked()
+                self.cond.notify_all()
+
+    def _count_early_death_locked(self, k: KernelProc) -> None:
+        """A kernel that keeps dying idle right after it starts would be restarted forever."""
+        if k.exit_reason != "died":
+            return
+        quick = k.tasks_done == 0 and k.ready_at is not None and time.monotonic() - k.ready_at < 10
+        self.early_deaths = self.early_deaths + 1 if quick else 0
+        if self.early_deaths >= EARLY_DEATHS:
+            self._fail_locked(f"kernels exited {EARLY_DEATHS} times in a row right after starting", log_tail(k.log))
+
+    def _env(self, k: KernelProc) -> dict[str, str]:
+        env = dict(os.environ)
+        for item in [*(self.model.get("mk_environments") or []), *(self.profile["kernel"].get("envs") or [])]:
+            env[str(item["name"])] = str(item.get("value", ""))
+        env.update(
+            PYTHONUNBUFFERED="1",
+            REDHARE_MODEL_NAME=self.name,
+            REDHARE_MODEL_PATH=str(self.model_dir),
+            MSD_POD_NAME=k.pod,
+        )
+        if k.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = k.gpu
+        return env
+
+    def _boot(self, k: KernelProc) -> None:
+        """Start the process, hand it the kernel file and custom args, wait for on_kernel_start."""
+        parent, child = socket.socketpair()
+        env = self._env(k)
+        env["MLOPS_KERNEL_FD"] = str(child.fileno())
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(k.log, "ab") as out:
+                k.proc = subprocess.Popen(
+                    [sys.executable, "-u", str(BOOT)],
+                    env=env,
+                    cwd=self.model_dir.parent,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(child.fileno(),),
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            parent.close()
+            raise KernelStartError(f"kernel {k.pod} could not be started: {exc}") from None
+        finally:
+            child.close()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / f"{k.pod}.pid").write_text(str(k.proc.pid))
+        k.sock, k.reader = parent, parent.makefile("rb")
+        kernel_file = self.model_dir / (self.model.get("kernel_path") or "kernel.py")
+        description = {**self.model, "model_path": str(self.model_dir)}
+        try:
+            wire.send(parent, {
+                "op": "boot",
+                "kernel_file": str(kernel_file),
+                "custom_args": self.custom_args,
+                "instance_id": k.pod,
+                "kernel_id": str(k.index),
+                "model_name": self.name,
+                "model_description": json.dumps(description),
+            })
+            parent.settimeout(self.connection_timeout)
+            msg = wire.recv(k.reader)
+        except TimeoutError:
+            raise KernelStartError(
+                f"kernel {k.pod} was not ready within connection_timeout ({self.connection_timeout:g} s)"
+            ) from None
+        except OSError:
+            msg = None
+        if msg is None:
+            code = self._exit_code(k, 2.0)
+            raise KernelStartError(f"kernel {k.pod} exited (code {code}) before it was ready")
+        if msg[0].get("op") == "start_failed":
+            last = (msg[0].get("error") or "").strip().splitlines()[-1:] or ["unknown error"]
+            raise KernelStartError(f"kernel {k.pod} failed to start (on_kernel_start): {last[0]}")
+        if msg[0].get("op") != "ready":
+            raise KernelStartError(f"kernel {k.pod} sent {msg[0].get('op')!r} instead of ready")
+
+    def _take(self, k: KernelProc) -> list[Task] | None:
+        """Wait for tasks; None when this kernel should go (stop, idle release, death)."""
+        with self.cond:
+            idle_since = time.monotonic()
+            self.n_idle += 1
+            try:
+                while True:
+                    if self.state != "started":
+                        k.exit_reason = "stop"
+                        return None
+                    if self.queue:
+                        k.state = "busy"
+                        return [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
+                    if k.proc is None or k.proc.poll() is not None:
+                        k.exit_reason = "died"
+                        return None
+                    wait = 1.0
+                    if len(self.kernels) > self.target_min:
+                        left = self.delay_release - (time.monotonic() - idle_since)
+                        if left <= 0:
+                            k.exit_reason = "released"
+                            return None
+                        wait = min(wait, left)
+                    self.cond.wait(wait)
+            finally:
+                self.n_idle -= 1
+
+    def _dispatch(self, k: KernelProc, tasks: list[Task]) -> bool:
+        """Run one batch on kernel k; False when the kernel is gone (died, timed out)."""
+        assert k.sock is not None
+        header = {"op": "tasks", "tasks": [{"id": t.id, "uuid": t.uuid} for t in tasks]}
+        try:
+            k.sock.settimeout(None)
+            wire.send(k.sock, header, [t.body for t in tasks])
+        except OSError:
+            # The kernel died before it got the batch: the tasks go back to the queue once.
+            k.exit_reason = "died"
+            with self.cond:
+                for t in reversed(tasks):
+                    t.attempts += 1
+                    if t.attempts > 1:
+                        self.failures += 1
+                        t.finish(500, error=f"kernel {k.pod} of {self.name} died before running this task")
+                    else:
+                        self.queue.appendleft(t)
+                self.cond.notify()
+            return False
+        try:
+            k.sock.settimeout(self.timeout)
+            msg = wire.recv(k.reader)
+        except TimeoutError:
+            k.exit_reason = "timeout"
+            self._finish(tasks, 504, error=(
+                f"the task ran past task_execution_timeout ({self.timeout:g} s) on kernel {k.pod} of "
+                f"{self.name}; that kernel was replaced"
+            ))
+            return False
+        except OSError:
+            msg = None
+        if msg is None:
+            k.exit_reason = "died"
+            code = self._exit_code(k, 2.0)
+            if self.state != "started":
+                self._finish(tasks, 503, error=f"deployment {self.name} was stopped while this task ran")
+            else:
+                self._finish(tasks, 500, error=(
+                    f"kernel {k.pod} of {self.name} died (exit code {code}) while running this task; "
+                    f"its log: `mlops deploy logs --name {self.name}`"
+                ))
+            return False
+        reply, blobs = msg
+        k.tasks_done += len(tasks)
+        if reply.get("op") == "failed":
+            error = (reply.get("error") or "").strip()
+            last = error.splitlines()[-1] if error else "unknown error"
+            self._finish(tasks, 500, error=f"on_task_invoke raised {last}", detail=error)
+        else:
+            unset = [t for t, is_set in zip(tasks, reply.get("set", []), strict=True) if not is_set]
+            for t, is_set, blob in zip(tasks, reply.get("set", []), blobs, strict=True):
+                if is_set:
+                    t.finish(200, blob)
+            if unset:
+                self._finish(unset, 500, error="the kernel set no output for this task (set_output_data was not called)")
+        with self.cond:
+            k.state = "idle"
+        return True
+
+    def _finish(self, tasks: list[Task], status: int, *, error: str, detail: str | None = None) -> None:
+        with self.cond:
+            self.failures += len(tasks)
+        for t in tasks:
+            if detail is None:
+                t.finish(status, error=error)
+            else:
+                t.finish(status, json.dumps({"error": error, "traceback": detail}).encode())
+
+    def _exit_code(self, k: KernelProc, wait: float) -> int | None:
+        try:
+            return k.proc.wait(wait) if k.proc else None
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _kill(self, k: KernelProc) -> None:
+        if k.proc is not None and k.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(k.proc.pid, signal.SIGKILL)
+
+    def _reap(self, k: KernelProc) -> None:
+        """End kernel k's process: politely (shutdown frame) when it is idle, else killed."""
+        if k.proc is not None:
+            if k.proc.poll() is None and k.exit_reason in ("stop", "released") and k.sock is not None:
+                with contextlib.suppress(OSError):
+                    k.state = "stopping"
+                    k.sock.settimeout(1.0)
+                    wire.send(k.sock, {"op": "shutdown"})
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    k.proc.wait(SHUTDOWN_GRACE)
+            self._kill(k)
+            code = k.proc.wait()
+            with contextlib.suppress(OSError), open(k.log, "a") as out:
+                out.write(f"[mlops] kernel {k.pod} ended ({k.exit_reason}, exit code {code})\n")
+            log.info("kernel %s of %s ended (%s, exit code %s)", k.pod, self.name, k.exit_reason, code)
+        for closable in (k.reader, k.sock):
+            with contextlib.suppress(OSError):
+                if closable is not None:
+                    closable.close()
+        with contextlib.suppress(OSError):
+            (self.run_dir / f"{k.pod}.pid").unlink()
+
+    # --- status -------------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """State for `view`: status (STARTING, IDLE, BUSY, FAILED, STOPPING), kernels, error."""
+        with self.cond:
+            kernels = [k.describe() for k in self.kernels.values()]
+            ready = sum(1 for k in self.kernels.values() if k.state in ("idle", "busy"))
+            busy = any(k.state == "busy" for k in self.kernels.values()) or bool(self.queue)
+            if self.state == "failed":
+                status = "FAILED"
+            elif self.state in ("stopping", "stopped"):
+                status = "STOPPING" if self.state == "stopping" else "STOPPED"
+            elif ready < self.target_min:
+                status = "STARTING"
+            else:
+                status = "BUSY" if busy else "IDLE"
+            return {
+                "status": status,
+                "kernels": kernels,
+                "queued": len(self.queue),
+                "error": self.error,
+                "error_log": self.error_log,
+                "warnings": list(self.warnings),
+                "requests": {"total": self.requests, "failed": self.failures},
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+            }

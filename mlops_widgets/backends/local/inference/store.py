@@ -1,0 +1,177 @@
+"""Where the local inference service keeps its deployments, so they outlive the service.
+
+    <workspace>/inference/
+        service.json            address, token, pid of the running service (mode 0600)
+        service.log             the service's own log
+        run/<pod>.pid           live kernel processes (so a dead service's kernels can be reaped)
+        deployments/<name>/
+            deployment.json     model.json, profile, desired state, custom arg names (no secret value)
+            model/              the submission folder (REDHARE_MODEL_PATH)
+            logs/<pod>.log      each kernel's stdout and stderr
+
+Only the service writes here while it runs; clients read these files when it does not.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.workspace import Workspace, atomic_write
+
+# WMLA's deployment name rule (also keeps names safe as folder names).
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+# `dlim model viewprofile -j`, the parts a local service honours, with WMLA's defaults.
+DEFAULT_PROFILE: dict[str, Any] = {
+    "policy": {
+        "kernel_min": 1,
+        "kernel_max": 100,
+        "kernel_delay_release_time": 60,
+        "task_execution_timeout": 60,
+        "task_batch_size": 1,
+        "schedule_interval": 3,
+    },
+    "resource_allocation": {"kernel": {"resources": "ncpus=1,ncpus_limit=1,mem=1024,mem_limit=1024"}},
+    "kernel": {"connection_timeout": 90, "gpu": "no", "envs": []},
+}
+GPU_MODES = ("no", "shared", "exclusive")
+REQUIRED_FILES = ("model.json", "README.md")
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise MlopsError(
+            f"invalid deployment name {name!r}: use lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def read_model_json(folder: Path) -> dict[str, Any]:
+    """Check a submission folder as EDI would and return its model.json."""
+    if not folder.is_dir():
+        raise NotFoundError(f"submission folder {folder} does not exist")
+    missing = [f for f in REQUIRED_FILES if not (folder / f).is_file()]
+    if missing:
+        raise MlopsError(f"submission folder {folder} lacks {', '.join(missing)} (EDI requires them)")
+    try:
+        model = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise MlopsError(f"{folder / 'model.json'} is not valid JSON: {exc}") from None
+    if not isinstance(model, dict):
+        raise MlopsError(f"{folder / 'model.json'} must hold a JSON object")
+    kernel = model.get("kernel_path") or "kernel.py"
+    kernel_file = (folder / kernel).resolve()
+    if not kernel_file.is_relative_to(folder.resolve()) or not kernel_file.is_file():
+        raise MlopsError(f"submission folder {folder} has no kernel file {kernel!r} (model.json kernel_path)")
+    envs = model.get("mk_environments") or []
+    if not isinstance(envs, list) or not all(isinstance(e, dict) and "name" in e for e in envs):
+        raise MlopsError(f"{folder / 'model.json'}: mk_environments must be a list of {{name, value}}")
+    return model
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def merge_profile(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` laid over `current` (so a caller may send only the policy), then checked."""
+    if not isinstance(update, dict):
+        raise MlopsError("a profile must be a JSON object")
+    profile = _merge(current, update)
+    policy, kernel = profile.get("policy", {}), profile.get("kernel", {})
+
+    def integer(section: dict[str, Any], key: str, low: int) -> int:
+        value = section.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise MlopsError(f"profile {key} must be an integer >= {low}, got {value!r}")
+        return value
+
+    kmin = integer(policy, "kernel_min", 0)
+    kmax = integer(policy, "kernel_max", -1)
+    if kmax == 0 or (kmax != -1 and kmax < kmin):
+        raise MlopsError(f"profile kernel_max must be -1 (unlimited) or >= kernel_min ({kmin}), got {kmax}")
+    integer(policy, "kernel_delay_release_time", 0)
+    integer(policy, "task_execution_timeout", -1)
+    integer(policy, "task_batch_size", 1)
+    integer(kernel, "connection_timeout", 1)
+    if kernel.get("gpu") not in GPU_MODES:
+        raise MlopsError(f"profile kernel.gpu must be one of {', '.join(GPU_MODES)}, got {kernel.get('gpu')!r}")
+    envs = kernel.get("envs") or []
+    if not isinstance(envs, list) or not all(isinstance(e, dict) and "name" in e for e in envs):
+        raise MlopsError("profile kernel.envs must be a list of {name, value}")
+    return profile
+
+
+class Store:
+    """The deployments of one workspace on disk."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.root = workspace.dir("inference")
+        self.deployments = self.root / "deployments"
+        self.run_dir = self.root / "run"
+
+    def dir(self, name: str) -> Path:
+        return self.deployments / check_name(name)
+
+    def model_dir(self, name: str) -> Path:
+        return self.dir(name) / "model"
+
+    def logs_dir(self, name: str) -> Path:
+        return self.dir(name) / "logs"
+
+    def names(self) -> list[str]:
+        if not self.deployments.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.deployments.glob("*/deployment.json"))
+
+    def exists(self, name: str) -> bool:
+        return (self.dir(name) / "deployment.json").is_file()
+
+    def load(self, name: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.dir(name) / "deployment.json").read_text())
+        except FileNotFoundError:
+            raise NotFoundError(f"no deployment named {name!r}: see `mlops deploy list`") from None
+
+    def save(self, record: dict[str, Any]) -> None:
+        atomic_write(self.dir(record["name"]) / "deployment.json", json.dumps(record, indent=2))
+
+    def install(self, name: str, folder: Path) -> None:
+        """Copy a submission folder in as the deployment's model folder, replacing any old one
+        only once the copy is complete."""
+        target = self.model_dir(name)
+        fresh, old = target.with_name("model.new"), target.with_name("model.old")
+        for leftover in (fresh, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(folder, fresh, symlinks=True)
+        if target.exists():
+            target.rename(old)
+        fresh.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def remove(self, name: str) -> None:
+        shutil.rmtree(self.dir(name), ignore_errors=True)
+
+    def logs(self, name: str) -> list[Path]:
+        """Kernel logs, oldest first."""
+        d = self.logs_dir(name)
+        return sorted(d.glob("*.log"), key=lambda p: p.stat().st_mtime) if d.is_dir() else []

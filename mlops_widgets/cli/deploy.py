@@ -1,0 +1,226 @@
+"""`mlops deploy ...` (create runs template A2; the rest call ops directly) and `mlops serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.errors import MlopsError
+
+NAME = click.option("--name", required=True, help="Deployment name.")
+
+
+def _stderr_progress() -> object:
+    from mlops_widgets.ops import deploy as steps
+
+    return steps.progress_printer(lambda line: click.echo(line, err=True))
+
+
+@click.group()
+def deploy() -> None:
+    """Create, start, stop, inspect and delete deployments."""
+
+
+@deploy.command()
+@NAME
+@click.option("--model-asset-id", required=True, help="Model asset id of the staged entry.")
+@click.option("--kernel-filename", default="kernel.py", show_default=True, help="Kernel file of the deployment folder.")
+@click.option(
+    "--custom-arg",
+    "custom_args",
+    multiple=True,
+    metavar="K=V | K",
+    help="A module-level name for the kernel file; K alone takes the value of $K. Names containing KEY, "
+    "TOKEN, PASSWORD, SECRET or APIKEY are secrets: never written to the notebook, the record or disk.",
+)
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait until the deployment is ready.")
+@click.option("--save-notebook", is_flag=True, hidden=True, help="Accepted for the original's scripts: every run is saved.")
+@pass_obj
+def create(
+    obj: CliContext,
+    name: str,
+    model_asset_id: str,
+    kernel_filename: str,
+    custom_args: tuple[str, ...],
+    timeout: float,
+    save_notebook: bool,
+) -> None:
+    """Deploy a staged model (template A2_WMLA_Model_Deploy) and wait until it serves."""
+    from mlops_widgets.cli._run import run_step
+    from mlops_widgets.ops import deploy as steps
+    from mlops_widgets.runner.secrets import is_secret_name
+
+    plain, secret = steps.split_custom_args(list(custom_args), is_secret_name)
+    steps.check_create(obj.backend(), name, model_asset_id)
+    params = {
+        "deployment_name": name,
+        "model_asset_id": model_asset_id,
+        "kernel_filename": kernel_filename,
+        "custom_args": plain,
+        "wait_timeout": float(timeout),
+    }
+    record = run_step(obj, "A2_WMLA_Model_Deploy", params, secrets=secret)
+    results = record.results
+    click.echo(f"deployment {name}: {results.get('status', 'deployed')}")
+    click.echo(f"deployment url: {results.get('deployment_url')}")
+
+
+@deploy.command()
+@NAME
+@click.option("--no-wait", is_flag=True, help="Return at once instead of waiting until it serves.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait until the deployment is ready.")
+@pass_obj
+def start(obj: CliContext, name: str, no_wait: bool, timeout: float) -> None:
+    """Start a deployment (and the local inference service when it is not running)."""
+    from mlops_widgets.ops import deploy as steps
+
+    view = steps.start(obj.backend(), name, wait=not no_wait, timeout=timeout, progress=_stderr_progress())
+    click.echo(f"deployment {name}: {view['status']}")
+
+
+@deploy.command()
+@NAME
+@pass_obj
+def stop(obj: CliContext, name: str) -> None:
+    """Stop a deployment's kernels (on_kernel_shutdown first)."""
+    from mlops_widgets.ops import deploy as steps
+
+    view = steps.stop(obj.backend(), name)
+    click.echo(f"deployment {name}: {view['status']}")
+
+
+@deploy.command()
+@NAME
+@click.option("--remove-monitor", is_flag=True, help="Also drop the deployment's monitor subscription.")
+@click.option("--remove-config", is_flag=True, help="Also drop the entry from the deployment metadata.")
+@pass_obj
+def delete(obj: CliContext, name: str, remove_monitor: bool, remove_config: bool) -> None:
+    """Undeploy (stopping it first) and clear, or drop, the entry's deployment fields."""
+    from mlops_widgets.ops import deploy as steps
+
+    result = steps.deploy_delete(obj.backend(), name, remove_monitor=remove_monitor, remove_config=remove_config)
+    done = ["undeployed" if result["undeployed"] else "was not deployed"]
+    if result["entry"]:
+        done.append(f"entry of {result['model_asset_id']} {result['entry']}")
+    if result["deleted_subscription_ids"]:
+        done.append(f"subscription {', '.join(result['deleted_subscription_ids'])} deleted")
+    click.echo(f"deployment {name}: " + "; ".join(done))
+
+
+@deploy.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_obj
+def list_(obj: CliContext, as_json: bool) -> None:
+    """Deployments with their state, status, kernels and URL."""
+    from mlops_widgets.ops import deploy as steps
+
+    rows = steps.deploy_list(obj.backend())
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no deployments")
+        return
+    echo_table(
+        ("NAME", "STATE", "STATUS", "KERNELS", "MODEL ASSET ID", "URL"),
+        [(r["name"], r["state"], r["status"], str(r["kernels"]), r["model_asset_id"] or "-", r["url"] or "-")
+         for r in rows],
+    )
+    down = [r["name"] for r in rows if r["status"] == "SERVICE_DOWN"]
+    if down:
+        click.echo(
+            "The local inference service is not running (it stopped or died): "
+            f"`mlops deploy start --name {down[0]}` starts it again with the deployments that were started.",
+            err=True,
+        )
+    for r in rows:
+        if r["error"] and r["status"] not in ("SERVICE_DOWN",):
+            click.echo(f"{r['name']}: {r['error']}", err=True)
+
+
+@deploy.command()
+@NAME
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_obj
+def view(obj: CliContext, name: str, as_json: bool) -> None:
+    """One deployment: state, status, kernels, profile, errors."""
+    from mlops_widgets.ops import deploy as steps
+
+    v = steps.deploy_view(obj.backend(), name)
+    if as_json:
+        echo_json(v)
+        return
+    for key in ("name", "state", "status", "url", "model_asset_id", "model_path", "kernel_file", "deployed_at"):
+        click.echo(f"{key}: {v.get(key) if v.get(key) is not None else '-'}")
+    policy = (v.get("profile") or {}).get("policy") or {}
+    click.echo("policy: " + ", ".join(f"{k}={val}" for k, val in policy.items()))
+    click.echo(f"gpu: {((v.get('profile') or {}).get('kernel') or {}).get('gpu', '-')}")
+    if v.get("custom_args") or v.get("secret_args"):
+        click.echo(f"custom args: {', '.join(v.get('custom_args') or []) or '-'}; secret: {', '.join(v.get('secret_args') or []) or '-'}")
+    if v.get("requests"):
+        click.echo(f"requests: {v['requests']['total']} ({v['requests']['failed']} failed)")
+    if v.get("kernels"):
+        click.echo("kernels:")
+        echo_table(
+            ("  POD", "PID", "STATE", "GPU", "TASKS", "STARTED"),
+            [(f"  {k['pod']}", str(k["pid"]), k["state"], k["gpu"] or "-", str(k["tasks_done"]), k["started_at"])
+             for k in v["kernels"]],
+        )
+    for w in v.get("warnings") or []:
+        click.echo(f"Warning: {w}", err=True)
+    if v.get("error"):
+        click.echo(f"error: {v['error']}")
+        if v.get("error_log"):
+            click.echo("kernel log (end):\n" + v["error_log"])
+
+
+@deploy.command()
+@NAME
+@pass_obj
+def logs(obj: CliContext, name: str) -> None:
+    """Every kernel's stdout and stderr."""
+    from mlops_widgets.ops import deploy as steps
+
+    text = steps.logs(obj.backend(), name)
+    click.echo(text if text else f"deployment {name} has no kernel log yet")
+
+
+@deploy.command()
+@NAME
+@click.option("--data", required=True, help="The request body: JSON text, or @FILE to read it from a file.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the response to this file instead of stdout.")
+@pass_obj
+def infer(obj: CliContext, name: str, data: str, output: str | None) -> None:
+    """Send one request to a deployment; the kernel's answer is printed verbatim."""
+    from mlops_widgets.ops import deploy as steps
+
+    if data.startswith("@"):
+        try:
+            body = Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise MlopsError(f"--data {data}: cannot read the file: {exc.strerror}") from None
+    else:
+        body = data.encode()
+    answer = steps.infer(obj.backend(), name, body)
+    if output:
+        Path(output).write_bytes(answer)
+        click.echo(f"{len(answer)} bytes written to {output}", err=True)
+    else:
+        click.echo(answer, nl=not answer.endswith(b"\n"))  # bytes: written verbatim
+
+
+@click.command()
+@click.option("--port", type=int, help="Port on 127.0.0.1 (default: the last one used, else a free one).")
+@pass_obj
+def serve(obj: CliContext, port: int | None) -> None:
+    """Run the workspace's local inference service in the foreground (Ctrl-C stops it)."""
+    import logging
+
+    from mlops_widgets.backends.local.inference.service import serve as run_service
+
+    if obj.backend_name != "local":
+        raise MlopsError(f"`mlops serve` runs the local inference service; the backend is {obj.backend_name}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run_service(obj.ws(), port=port, announce=True)

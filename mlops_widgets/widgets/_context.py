@@ -1,0 +1,198 @@
+"""What the panel's tabs share: the backend, the workspace, the background step and refreshes.
+
+The backend is built on first use, so drawing the panel touches no database and starts no
+service; each tab loads its lists when first shown and after every step.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mlops_widgets.errors import MlopsError
+from mlops_widgets.widgets._lab import LabServer, find_server, lab_url, notebook_dir, open_link
+from mlops_widgets.widgets._task import ProgressFn, TaskBar
+from mlops_widgets.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlops_widgets.backends.base import Backend
+    from mlops_widgets.monitors import MonitorDefinition
+
+
+class Tab(Protocol):
+    title: str
+    loaded: bool
+
+    def refresh(self) -> None: ...
+
+    def update_actions(self) -> None: ...
+
+
+class PanelContext:
+    """The backend and workspace the panel acts on, its task bar and its tabs."""
+
+    def __init__(
+        self,
+        workspace: str | os.PathLike[str] | Workspace | None = None,
+        backend: str | Backend | None = None,
+        base: Path | None = None,
+    ) -> None:
+        self._local = threading.local()
+        if backend is not None and not isinstance(backend, str):
+            self._local.backend = backend
+            self.workspace = backend.workspace
+            self.backend_name = backend.name
+        else:
+            self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+            from mlops_widgets.backends import backend_name
+
+            self.backend_name = backend_name(backend)
+        self.base = base or notebook_dir()
+        self.tasks = TaskBar()
+        self.tabs: list[Tab] = []
+        self._server: LabServer | None = None
+        self._server_looked = False
+        self._definitions: dict[str, MonitorDefinition] | None = None
+        # The model asset just staged: the Deploy tab picks it at its next refresh.
+        self.staged_asset_id: str | None = None
+        self.tasks.on_busy_change(self.update_actions)
+
+    @property
+    def backend(self) -> Backend:
+        """This thread's backend: the embedded one keeps a SQLite connection, which belongs to
+        the thread that opened it, and the panel works from the kernel's thread and from the
+        step's thread. A backend given to the panel serves the thread that built the panel."""
+        backend = getattr(self._local, "backend", None)
+        if backend is None:
+            from mlops_widgets.backends import get_backend
+
+            backend = self._local.backend = get_backend(self.backend_name, self.workspace)
+        return backend
+
+    @property
+    def definitions(self) -> dict[str, MonitorDefinition]:
+        """The monitor definitions known locally (read once: validation runs on every keystroke)."""
+        if self._definitions is None:
+            from mlops_widgets.monitors import known_definitions
+
+            self._definitions = known_definitions(self.workspace)
+        return self._definitions
+
+    @property
+    def server(self) -> LabServer | None:
+        """The JupyterLab server this kernel belongs to (looked up once)."""
+        if not self._server_looked:
+            self._server = find_server(self.base)
+            self._server_looked = True
+        return self._server
+
+    def busy_reason(self) -> str | None:
+        return "another step is running (see below)" if self.tasks.busy else None
+
+    def update_actions(self) -> None:
+        for tab in self.tabs:
+            tab.update_actions()
+
+    def refresh_all(self) -> None:
+        """Reload every tab's lists (after a step ended: its results show everywhere)."""
+        for tab in self.tabs:
+            tab.refresh()
+
+    def run_template(
+        self,
+        title: str,
+        template: str,
+        params: dict[str, Any],
+        *,
+        secrets: dict[str, str] | None = None,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run a template through the runner in the background, the task bar showing its cells.
+        A run that did not end "ok" counts as an error, with a link to its executed notebook."""
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> Any:
+            from mlops_widgets.runner import run_template
+
+            record = run_template(
+                template, params, secrets=secrets, backend=self.backend_name,
+                workspace=self.workspace.root, progress=_events_to(progress), cancel=cancel,
+                cwd=str(self.base),
+            )
+            return self.check_run(record)
+
+        self.tasks.start(title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all)
+
+    def run_rerun(
+        self,
+        title: str,
+        run_id: str,
+        *,
+        secrets: dict[str, str] | None = None,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Re-run a past run (the runner's rerun) in the background."""
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> Any:
+            from mlops_widgets.runner import rerun
+
+            record = rerun(run_id, workspace=self.workspace.root, secrets=secrets,
+                           progress=_events_to(progress), cancel=cancel)
+            return self.check_run(record)
+
+        self.tasks.start(title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all)
+
+    def check_run(self, record: Any) -> Any:
+        """`record` when it ended ok, else a StepFailed saying how, with its notebook's link."""
+        if record.ok:
+            return record
+        from mlops_widgets.runner.trail import failure_message
+
+        # The message names the notebook's path; a link is added where JupyterLab can open it.
+        link = (open_link(record.notebook, "open its executed notebook", self.server)
+                if lab_url(record.notebook, self.server) else "")
+        raise StepFailed(failure_message(record), link, record)
+
+    def run_call(
+        self,
+        title: str,
+        fn: Callable[[ProgressFn], Any],
+        *,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run a direct ops call (start, stop, evaluate...) in the background: it may wait on a
+        service for a while and must not freeze the notebook. `fn(progress)` reports through
+        the ops' Progress signature (done, total, what)."""
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> Any:
+            progress(0, None, title)
+            return fn(progress)
+
+        self.tasks.start(title, work, on_done=on_done, on_error=on_error,
+                         on_finally=self.refresh_all, cancellable=False)
+
+
+class StepFailed(MlopsError):
+    """A template run that ended failed or cancelled; `html` links to its executed notebook."""
+
+    def __init__(self, message: str, link_html: str, record: Any) -> None:
+        super().__init__(message)
+        self.html = link_html
+        self.record = record
+
+
+def _events_to(progress: ProgressFn) -> Callable[[Any], None]:
+    """The runner's ProgressEvent -> the task bar's (done, total, heading)."""
+
+    def on_event(event: Any) -> None:
+        heading = event.heading or ""
+        if event.status in ("starting", "ok", "failed", "cancelled"):
+            heading = f"{event.status}: {heading}" if heading else event.status
+        progress(event.done, event.total, heading)
+
+    return on_event

@@ -1,0 +1,358 @@
+"""The Deploy tab: pick a staged model, name the deployment, set custom args; deploy, start,
+stop, delete, and see each deployment's state.
+
+Custom args marked secret are typed into a masked field and handed to the runner as secrets:
+they reach the kernel through its environment, never a notebook, a record or the metadata.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+
+from mlops_widgets.config.problems import Problem
+from mlops_widgets.widgets._context import PanelContext
+from mlops_widgets.widgets._forms import (
+    Action,
+    FieldErrors,
+    error_html,
+    ok_html,
+    problem_text,
+    section,
+    set_options,
+)
+from mlops_widgets.widgets._task import error_text
+
+DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
+STYLE = {"description_width": "140px"}
+NAME_PATH = "wmla_deployment.deployment_name"
+
+
+class CustomArg:
+    """One key/value row; the value widget is a Password while the row is secret."""
+
+    def __init__(self, tab: DeployTab, key: str = "", value: str = "", secret: bool = False) -> None:
+        from mlops_widgets.runner.secrets import is_secret_name
+
+        self.tab = tab
+        secret = secret or is_secret_name(key)
+        self.key = w.Text(value=key, placeholder="NAME", layout=w.Layout(width="200px"))
+        self.key.add_class("mlops-arg-key")
+        self.plain = w.Text(value=value, placeholder="value", layout=w.Layout(width="260px"))
+        self.plain.add_class("mlops-arg-value")
+        self.masked = w.Password(value=value, placeholder="secret value", layout=w.Layout(width="260px"))
+        self.masked.add_class("mlops-arg-secret")
+        self.secret = w.Checkbox(value=secret, description="secret", indent=False,
+                                 layout=w.Layout(width="80px"))
+        self.remove = w.Button(icon="times", tooltip="remove this argument", layout=w.Layout(width="34px"))
+        self.error = w.HTML()
+        self.widget = w.HBox([self.key, self.masked if secret else self.plain, self.secret,
+                              self.remove, self.error])
+        self.secret.observe(self._toggle, "value")
+        self.key.observe(self._key_changed, "value")
+        for widget in (self.plain, self.masked):
+            widget.observe(lambda _: tab.validate(), "value")
+        self.remove.on_click(lambda _: tab.remove_arg(self))
+
+    @property
+    def value(self) -> str:
+        return self.masked.value if self.secret.value else self.plain.value
+
+    def _toggle(self, change: dict) -> None:
+        # Carry the value across so toggling never loses what was typed.
+        if change["new"]:
+            self.masked.value, self.plain.value = self.plain.value, ""
+            self.widget.children = [self.key, self.masked, *self.widget.children[2:]]
+        else:
+            self.plain.value, self.masked.value = self.masked.value, ""
+            self.widget.children = [self.key, self.plain, *self.widget.children[2:]]
+        self.tab.validate()
+
+    def _key_changed(self, change: dict) -> None:
+        from mlops_widgets.runner.secrets import is_secret_name
+
+        if is_secret_name(change["new"] or "") and not self.secret.value:
+            self.secret.value = True  # a key that looks secret is one for the runner anyway
+        self.tab.validate()
+
+
+class DeployTab:
+    """Create deployments from staged entries and drive their life cycle."""
+
+    title = "Deploy"
+
+    def __init__(self, ctx: PanelContext) -> None:
+        self.ctx = ctx
+        self.loaded = False
+        self.errors = FieldErrors()
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.deployments: list[dict[str, Any]] = []
+        self.problems: list[str] = []
+        # Secret custom args typed here, by deployment: Start hands them to a restarted service.
+        self._secrets: dict[str, dict[str, str]] = {}
+        self._want: str | None = None  # the deployment to pick at the next refresh
+
+        self.asset = w.Dropdown(description="Staged model", options=[], style=STYLE,
+                                layout=w.Layout(width="700px"))
+        self.asset.add_class("mlops-deploy-asset")
+        self.name = w.Text(description="Deployment name", placeholder="lower-case, digits and -",
+                           style=STYLE, layout=w.Layout(width="460px"))
+        self.name.add_class("mlops-deploy-name")
+        self.kernel = w.Text(description="Kernel file", value="kernel.py", style=STYLE,
+                             layout=w.Layout(width="460px"))
+        self.kernel.add_class("mlops-deploy-kernel")
+        self.args: list[CustomArg] = []
+        self.args_box = w.VBox()
+        self.add_arg_button = w.Button(description="Add custom arg", icon="plus")
+        self.add_arg_button.on_click(lambda _: self.add_arg())
+        self.deploy = Action("Deploy", icon="rocket", css="mlops-deploy", style="primary")
+        self.deploy.on_click(self.start_deploy)
+        self.general = w.HTML()
+        self.result = w.HTML()
+        self.result.add_class("mlops-deploy-result")
+        for widget in (self.asset, self.name, self.kernel):
+            widget.observe(lambda _: self.validate(), "value")
+
+        self.target = w.Dropdown(description="Deployment", options=[], style=STYLE,
+                                 layout=w.Layout(width="460px"))
+        self.target.add_class("mlops-deploy-target")
+        self.target.observe(lambda _: self.update_actions(), "value")
+        self.start = Action("Start", icon="play", css="mlops-start")
+        self.stop = Action("Stop", icon="stop", css="mlops-stop")
+        self.delete = Action("Delete", icon="trash", css="mlops-delete", style="danger")
+        self.remove_monitor = w.Checkbox(description="also remove its monitors", indent=False)
+        self.remove_config = w.Checkbox(description="also remove its entry", indent=False)
+        self.start.on_click(lambda: self._life("start"))
+        self.stop.on_click(lambda: self._life("stop"))
+        self.delete.on_click(lambda: self._life("delete"))
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.status = w.HTML()
+        self.status.add_class("mlops-deploy-status")
+        self.message = w.HTML()
+        self.message.add_class("mlops-deploy-message")
+
+        self.widget = w.VBox([
+            section("New deployment"),
+            w.HBox([self.asset, self.errors.label("model_asset_id")]),
+            w.HBox([self.name, self.errors.label(NAME_PATH)]),
+            w.HBox([self.kernel, self.errors.label("kernel_filename")]),
+            w.HTML("<b>custom args</b> <span style='color:#666'>(module-level names in the kernel; "
+                   "secret values go only to the kernel's environment)</span>"),
+            self.args_box, self.add_arg_button, self.general, self.deploy.widget, self.result,
+            section("Deployments"),
+            w.HBox([self.target, self.refresh_button]),
+            w.HBox([self.start.widget, self.stop.widget]),
+            w.HBox([self.delete.widget, self.remove_monitor, self.remove_config]),
+            self.message, self.status,
+        ])
+        self.widget.add_class("mlops-deploy-tab")
+        self.validate()
+
+    # -- custom args ----------------------------------------------------------------------------
+
+    def add_arg(self, key: str = "", value: str = "", secret: bool = False) -> CustomArg:
+        row = CustomArg(self, key, value, secret)
+        self.args.append(row)
+        self.args_box.children = [r.widget for r in self.args]
+        self.validate()
+        return row
+
+    def remove_arg(self, row: CustomArg) -> None:
+        self.args.remove(row)
+        self.args_box.children = [r.widget for r in self.args]
+        self.validate()
+
+    def custom_args(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(plain args, secret args) by key."""
+        plain: dict[str, str] = {}
+        secret: dict[str, str] = {}
+        for row in self.args:
+            key = row.key.value.strip()
+            if key:
+                (secret if row.secret.value else plain)[key] = row.value
+        return plain, secret
+
+    # -- lists ----------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload the staged entries and the deployments with their states."""
+        from mlops_widgets.ops import space
+
+        self.loaded = True
+        try:
+            self.entries = space.list_entries(self.ctx.backend)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.entries = {}
+            self.message.value = error_html([f"cannot read the entries: {error_text(exc)}"])
+        options = []
+        for asset_id, entry in self.entries.items():
+            wmla = entry.get("wmla_deployment") or {}
+            deployed = wmla.get("deployment_name")
+            label = f"{entry.get('model_name') or '?'} · {entry.get('model_asset') or '?'} · {asset_id}"
+            options.append(((f"[{deployed}] " if deployed else "") + label, asset_id))
+        # The model just staged, else the one picked before, else the newest entry.
+        set_options(self.asset, options, self.ctx.staged_asset_id or self.asset.value, last=True)
+        self.ctx.staged_asset_id = None
+        self._refresh_deployments()
+        self.validate()
+
+    def _refresh_deployments(self) -> None:
+        from mlops_widgets.ops import deploy as ops_deploy
+
+        try:
+            self.deployments = ops_deploy.deploy_list(self.ctx.backend)
+            self.status.value = _deployments_html(self.deployments)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.deployments = []
+            self.status.value = error_html([f"cannot list the deployments: {error_text(exc)}"])
+        names = [d["name"] for d in self.deployments]
+        set_options(self.target, names, self._want or self.target.value)
+        self._want = None
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def validate(self) -> bool:
+        problems: list[Any] = []
+        asset_id = self.asset.value
+        name = self.name.value.strip()
+        if not asset_id:
+            problems.append(Problem("model_asset_id", "stage a model first (Prepare tab), then pick it here"))
+        if not name:
+            problems.append(Problem(NAME_PATH, "give the deployment a name"))
+        else:
+            problems.extend(self._name_problems(asset_id, name))
+        if not self.kernel.value.strip():
+            problems.append(Problem("kernel_filename", "give the kernel file's name (e.g. kernel.py)"))
+        seen: set[str] = set()
+        for row in self.args:
+            key = row.key.value.strip()
+            msg = None
+            if not key:
+                msg = "give the argument a name"
+            elif not key.isidentifier():
+                msg = f"{key!r} is not a Python name (the kernel reads it as a module-level name)"
+            elif key in seen:
+                msg = f"{key} is given twice"
+            seen.add(key)
+            row.error.value = error_html([msg] if msg else [])
+            if msg:
+                problems.append(Problem("custom_args", msg))
+        rest = self.errors.show(problems)
+        self.general.value = error_html(problem_text(p) for p in rest if p.path != "custom_args")
+        self.problems = [problem_text(p) for p in problems]
+        self.update_actions()
+        return not problems
+
+    def _name_problems(self, asset_id: str | None, name: str) -> list[Any]:
+        """The name rule of the config model (beside the field), then the CLI's own checks
+        before a deploy (`ops.deploy.check_create`: name free, asset staged and not deployed)."""
+        from mlops_widgets.config import ConfigError, validate_entry
+        from mlops_widgets.ops import deploy as ops_deploy
+
+        entry = self.entries.get(asset_id or "")
+        if entry is None:
+            return []
+        trial = {**entry, "wmla_deployment": {**(entry.get("wmla_deployment") or {}),
+                                              "deployment_name": name}}
+        try:
+            validate_entry(trial, definitions=self.ctx.definitions)
+        except ConfigError as exc:
+            named = [p for p in exc.errors if p.path.startswith(NAME_PATH)]
+            if named:
+                return named
+        try:
+            ops_deploy.check_create(self.ctx.backend, name, asset_id or "")
+        except Exception as exc:  # noqa: BLE001 - the CLI's refusal, shown beside Deploy
+            return [Problem("", error_text(exc))]
+        return []
+
+    def update_actions(self) -> None:
+        busy = self.ctx.busy_reason()
+        invalid = f"fix first: {self.problems[0]}" if self.problems else None
+        self.deploy.set_reason(busy or invalid)
+        pick = None if self.target.value else "pick a deployment"
+        for action in (self.start, self.stop, self.delete):
+            action.set_reason(busy or pick)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def deploy_params(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """A2's parameters and the secret custom args, which travel as the run's secrets (the
+        template hands them to the kernel: they never enter the notebook or the record)."""
+        plain, secret = self.custom_args()
+        params = {
+            "deployment_name": self.name.value.strip(),
+            "model_asset_id": self.asset.value,
+            "kernel_filename": self.kernel.value.strip(),
+            "custom_args": plain,
+        }
+        return params, secret
+
+    def start_deploy(self) -> None:
+        if not self.validate() or self.ctx.tasks.busy:
+            return
+        params, secrets = self.deploy_params()
+        name = params["deployment_name"]
+        self.result.value = ""
+
+        def done(run: Any) -> None:
+            self._secrets[name] = secrets  # for Start after the service restarted
+            self.result.value = ok_html(f"deployed {name}: {run.results.get('deployment_url') or ''}")
+            self._want = name
+
+        self.ctx.run_template(f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets,
+                              on_done=done, on_error=self._show_error(self.result))
+
+    def _life(self, action: str) -> None:
+        from mlops_widgets.ops import deploy as ops_deploy
+
+        name = self.target.value
+        if not name or self.ctx.tasks.busy:
+            return
+        self.message.value = ""
+        ctx = self.ctx  # ctx.backend is read in the step's thread: it is per thread
+        remove_monitor, remove_config = bool(self.remove_monitor.value), bool(self.remove_config.value)
+        calls = {
+            "start": lambda progress: ops_deploy.start(
+                ctx.backend, name, progress=progress, secret_args=self._secrets.get(name)),
+            "stop": lambda progress: ops_deploy.stop(ctx.backend, name),
+            "delete": lambda progress: ops_deploy.deploy_delete(
+                ctx.backend, name, remove_monitor=remove_monitor, remove_config=remove_config),
+        }
+        past = {"start": "started", "stop": "stopped", "delete": "deleted"}[action]
+        self.ctx.run_call(f"{action.capitalize()} {name}", calls[action],
+                          on_done=lambda _: setattr(self.message, "value", ok_html(f"{name} {past}")),
+                          on_error=self._show_error(self.message))
+
+    @staticmethod
+    def _show_error(target: w.HTML) -> Any:
+        return lambda message: setattr(target, "value", error_html([message]))
+
+
+def _deployments_html(deployments: list[dict[str, Any]]) -> str:
+    """Deployments with state, status, kernels and, for a broken one, what to do."""
+    if not deployments:
+        return "<span style='color:#666'>no deployments yet</span>"
+    good, bad = "#1b5e20", "#b00020"
+    colors = {"IDLE": good, "BUSY": good, "FAILED": bad, "NOT DEPLOYED": bad, "DOWN": bad}
+    rows = []
+    for d in deployments:
+        status = str(d.get("status") or "?")
+        color = colors.get(status.upper(), "#555")
+        error = (f"<div style='color:{bad}'>{html.escape(str(d['error']))}</div>"
+                 if d.get("error") else "")
+        rows.append(
+            f"<tr class='mlops-deployment' data-name='{html.escape(str(d.get('name')))}'>"
+            f"<td><code>{html.escape(str(d.get('name')))}</code></td>"
+            f"<td>{html.escape(str(d.get('state') or ''))}</td>"
+            f"<td style='color:{color}'>{html.escape(status)}</td>"
+            f"<td align=right>{d.get('kernels', '')}</td>"
+            f"<td>{html.escape(str(d.get('url') or ''))}{error}</td></tr>")
+    style = ("<style>.mlops-deployments td, .mlops-deployments th {padding: 1px 10px 1px 0;"
+             "vertical-align: top} .mlops-deployments code {white-space: nowrap}</style>")
+    return (style + "<table class='mlops-deployments'><tr><th align=left>name</th><th align=left>state</th>"
+            "<th align=left>status</th><th>kernels</th><th align=left>url</th></tr>"
+            + "".join(rows) + "</table>")

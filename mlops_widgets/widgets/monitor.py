@@ -1,0 +1,198 @@
+"""The Monitor tab: the headless service provider, monitors for a deployment (template A3, with
+the entry's thresholds), and evaluating them now."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+
+from mlops_widgets.widgets._context import PanelContext
+from mlops_widgets.widgets._forms import Action, error_html, ok_html, section, set_options
+from mlops_widgets.widgets._task import error_text
+
+PROVIDER_TEMPLATE = "C1_OpenScale_Dummy_ML_Provider"
+MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
+DEFAULT_PROVIDER = "OpenScale Headless Service Provider"
+ALL_MONITORS = "every monitor"
+STYLE = {"description_width": "140px"}
+
+
+def deployed_entries(entries: dict[str, dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Deployment name -> (model asset id, entry) for the entries that have a deployment."""
+    out = {}
+    for asset_id, entry in entries.items():
+        name = (entry.get("wmla_deployment") or {}).get("deployment_name")
+        if name:
+            out[name] = (asset_id, entry)
+    return out
+
+
+class MonitorTab:
+    """Attach the entry's monitors to a deployment and evaluate them."""
+
+    title = "Monitor"
+
+    def __init__(self, ctx: PanelContext) -> None:
+        self.ctx = ctx
+        self.loaded = False
+        self.deployed: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.providers: list[dict[str, Any]] = []
+
+        self.provider_name = w.Text(value=DEFAULT_PROVIDER, description="Service provider",
+                                    style=STYLE, layout=w.Layout(width="460px"))
+        self.provider_name.add_class("mlops-provider-name")
+        self.provider_name.observe(lambda _: self.update_actions(), "value")
+        self.create_provider = Action("Create provider", icon="plus", css="mlops-create-provider")
+        self.create_provider.on_click(self.start_provider)
+        self.providers_html = w.HTML()
+
+        self.deployment = w.Dropdown(description="Deployment", options=[], style=STYLE,
+                                     layout=w.Layout(width="460px"))
+        self.deployment.add_class("mlops-monitor-deployment")
+        self.deployment.observe(lambda _: self._show_entry(), "value")
+        self.entry_html = w.HTML()
+        self.evaluate = w.Checkbox(description="evaluate right after", value=True, indent=False)
+        self.create = Action("Create monitors", icon="heartbeat", css="mlops-create-monitors",
+                             style="primary")
+        self.create.on_click(self.start_create)
+        self.run_now = Action("Evaluate now", icon="play", css="mlops-evaluate")
+        self.which = w.Dropdown(options=[ALL_MONITORS], value=ALL_MONITORS, layout=w.Layout(width="260px"))
+        self.which.add_class("mlops-evaluate-which")
+        self.run_now.on_click(self.start_evaluate)
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.message = w.HTML()
+        self.message.add_class("mlops-monitor-message")
+
+        self.widget = w.VBox([
+            section("Service provider", "created once; deployments are subscribed from it"),
+            w.HBox([self.provider_name, self.create_provider.widget]), self.providers_html,
+            section("Monitors of a deployment", "one instance per monitor of its entry, with its thresholds"),
+            w.HBox([self.deployment, self.refresh_button]), self.entry_html,
+            w.HBox([self.create.widget, self.evaluate]), w.HBox([self.which, self.run_now.widget]),
+            self.message,
+        ])
+        self.widget.add_class("mlops-monitor-tab")
+        self.update_actions()
+
+    def refresh(self) -> None:
+        """Reload the deployed entries and the service providers."""
+        from mlops_widgets.ops import monitor, space
+
+        self.loaded = True
+        notes = []
+        try:
+            self.deployed = deployed_entries(space.list_entries(self.ctx.backend))
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.deployed = {}
+            notes.append(f"cannot read the entries: {error_text(exc)}")
+        try:
+            self.providers = monitor.provider_list(self.ctx.backend)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.providers = []
+            notes.append(f"cannot list the service providers: {error_text(exc)}")
+        self.providers_html.value = error_html(notes) + (
+            "providers: " + ", ".join(f"<code>{html.escape(str(p['name']))}</code>" for p in self.providers)
+            if self.providers else "<span style='color:#666'>no service provider yet</span>")
+        set_options(self.deployment, sorted(self.deployed), self.deployment.value)
+        self._show_entry()
+
+    def _show_entry(self) -> None:
+        name = self.deployment.value
+        if not name or name not in self.deployed:
+            self.entry_html.value = ("<span style='color:#666'>no deployment yet: deploy a staged "
+                                     "model in the Deploy tab</span>")
+        else:
+            asset_id, entry = self.deployed[name]
+            monitors = entry.get("openscale_custom_metric_provider") or {}
+            sub = entry.get("openscale_subscription_id")
+            listed = ", ".join(f"<code>{html.escape(m)}</code>" for m in monitors) or "none"
+            self.entry_html.value = (
+                f"model asset <code>{html.escape(asset_id)}</code>; monitors in its entry: {listed}; "
+                + (f"subscription <code>{html.escape(sub)}</code>" if sub else "not subscribed yet"))
+        set_options(self.which, [ALL_MONITORS, *self._entry_monitors()], self.which.value)
+        self.update_actions()
+
+    def _entry_monitors(self) -> dict[str, Any]:
+        name = self.deployment.value
+        if not name or name not in self.deployed:
+            return {}
+        return self.deployed[name][1].get("openscale_custom_metric_provider") or {}
+
+    def update_actions(self) -> None:
+        busy = self.ctx.busy_reason()
+        name = self.deployment.value
+        self.create_provider.set_reason(
+            busy or (None if self.provider_name.value.strip() else "give the provider a name"))
+        if not name:
+            no = "pick a deployment"
+        elif not self._entry_monitors():
+            no = "its entry lists no monitors (add them in Prepare and stage again)"
+        else:
+            no = None
+        known = {p.get("name") for p in self.providers}
+        no_provider = (None if self.provider_name.value.strip() in known
+                       else "create the service provider first")
+        self.create.set_reason(busy or no or no_provider)
+        self.run_now.set_reason(busy or no or (None if self.deployed.get(name or "", ("", {}))[1].get(
+            "openscale_subscription_id") else "create the monitors first"))
+
+    def start_provider(self) -> None:
+        if self.ctx.tasks.busy:
+            return
+        name = self.provider_name.value.strip()
+        self.ctx.run_template(
+            "Create service provider", PROVIDER_TEMPLATE, {"service_provider_name": name},
+            on_done=lambda run: setattr(self.message, "value", ok_html(
+                f"service provider {name}: " + ("created" if run.results.get("created") else "exists"))),
+            on_error=self._error)
+
+    def start_create(self) -> None:
+        name = self.deployment.value
+        if not name or self.create.disabled:
+            return
+        params = {"deployment_name": name, "service_provider_name": self.provider_name.value.strip(),
+                  "evaluate": bool(self.evaluate.value)}
+
+        def done(run: Any) -> None:
+            self.message.value = ok_html(f"monitors of {name} configured") + _runs_html(
+                run.results.get("runs") or [])
+
+        self.ctx.run_template(f"Create monitors for {name}", MONITOR_TEMPLATE, params,
+                              on_done=done, on_error=self._error)
+
+    def start_evaluate(self) -> None:
+        from mlops_widgets.ops import monitor
+
+        name = self.deployment.value
+        if not name or self.run_now.disabled:
+            return
+        only = None if self.which.value == ALL_MONITORS else self.which.value
+        self.ctx.run_call(
+            f"Evaluate {name}", lambda _progress: monitor.monitor_run(self.ctx.backend, name, only),
+            on_done=lambda runs: setattr(self.message, "value",
+                                         ok_html(f"evaluated {name}") + _runs_html(runs)),
+            on_error=self._error)
+
+    def _error(self, message: str) -> None:
+        self.message.value = error_html([message])
+
+
+def _runs_html(runs: list[dict[str, Any]]) -> str:
+    """One line per evaluated monitor: its state, issue count and violations."""
+    lines = []
+    for r in runs:
+        violations = r.get("violations") or []
+        bad = ", ".join(f"{v['metric']} {v['value']:.4g} ({v['direction']} {v['limit']:.4g})"
+                        for v in violations)
+        state = html.escape(str(r.get("state")))
+        if r.get("error"):
+            detail = f"<span style='color:#b00020'>{html.escape(str(r['error']))}</span>"
+        elif violations:
+            detail = f"<span style='color:#b00020'>{len(violations)} issue(s): {html.escape(bad)}</span>"
+        else:
+            detail = "<span style='color:#1b5e20'>no issues</span>"
+        lines.append(f"<div><code>{html.escape(str(r.get('monitor_id')))}</code> {state}: {detail}</div>")
+    return "".join(lines)

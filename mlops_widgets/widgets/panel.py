@@ -1,0 +1,77 @@
+"""MLOpsPanel: the workflow's forms in one widget, tabs following the flow.
+
+Prepare -> Deploy -> Monitor -> Status -> Runs. The panel is a thin front end: it collects input,
+validates it with the config model, hands state-changing steps to the runner (templates, in a
+background thread) and reads lists through ops. Drawing it queries nothing: each tab loads its
+lists when first shown and after every step.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import TYPE_CHECKING
+
+import ipywidgets as w
+
+from mlops_widgets.widgets._context import PanelContext
+from mlops_widgets.widgets._files import display_path
+from mlops_widgets.widgets.deploy import DeployTab
+from mlops_widgets.widgets.monitor import MonitorTab
+from mlops_widgets.widgets.prepare import PrepareTab
+from mlops_widgets.widgets.runs import RunsTab
+from mlops_widgets.widgets.status import StatusTab
+
+if TYPE_CHECKING:
+    from mlops_widgets.backends.base import Backend
+    from mlops_widgets.workspace import Workspace
+
+
+class MLOpsPanel(w.VBox):
+    """The MLOps panel. `workspace`: a folder (default $MLOPS_HOME, else ./.mlops); `backend`:
+    a name (`local`, `cpd`; default $MLOPS_BACKEND, else local) or a `Backend`.
+
+    `panel.wait(timeout)` blocks until the running step (if any) ended and the lists refreshed.
+    """
+
+    def __init__(
+        self,
+        workspace: str | os.PathLike[str] | Workspace | None = None,
+        backend: str | Backend | None = None,
+        **kwargs: object,
+    ) -> None:
+        ctx = PanelContext(workspace, backend)
+        self.ctx = ctx
+        self.prepare = PrepareTab(ctx)
+        self.deploy = DeployTab(ctx)
+        self.monitor = MonitorTab(ctx)
+        self.status = StatusTab(ctx)
+        self.runs = RunsTab(ctx)
+        ctx.tabs = [self.prepare, self.deploy, self.monitor, self.status, self.runs]
+        self.tabs = w.Tab(children=[t.widget for t in ctx.tabs], titles=[t.title for t in ctx.tabs])
+        self.tabs.add_class("mlops-tabs")
+        self.tabs.observe(self._tab_shown, "selected_index")
+        self.header = w.HTML(
+            f"<b>MLOps</b> <span style='color:#666'>backend <code>{html.escape(ctx.backend_name)}</code>"
+            f" · workspace <code>{html.escape(display_path(ctx.workspace.root, ctx.base))}</code></span>"
+        )
+        super().__init__(children=[self.header, self.tabs, ctx.tasks.widget], **kwargs)
+        self.add_class("mlops-panel")
+
+    def _tab_shown(self, change: dict) -> None:
+        index = change["new"]
+        if index is not None and not self.ctx.tabs[index].loaded:
+            self.ctx.tabs[index].refresh()
+
+    def show(self, title: str) -> None:
+        """Switch to the tab called `title` (Prepare, Deploy, Monitor, Status, Runs)."""
+        titles = [t.title for t in self.ctx.tabs]
+        self.tabs.selected_index = titles.index(title)
+
+    def refresh(self) -> None:
+        """Reload every tab's lists."""
+        self.ctx.refresh_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background step; True when none is running any more."""
+        return self.ctx.tasks.wait(timeout)

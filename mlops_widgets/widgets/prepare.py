@@ -1,0 +1,519 @@
+"""The Prepare tab: the deployment-metadata entry as a form, YAML in and out, and Stage.
+
+The form builds the same entry dict the YAML holds and validates it with the config model on
+every change, so the panel shows exactly the problems `mlops config validate` prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+from typing import Any
+
+import ipywidgets as w
+
+from mlops_widgets.config.problems import Problem, join_path
+from mlops_widgets.widgets._context import PanelContext
+from mlops_widgets.widgets._files import PathField, display_path
+from mlops_widgets.widgets._forms import (
+    WARN_COLOR,
+    Action,
+    FieldErrors,
+    error_html,
+    ok_html,
+    problem_text,
+    section,
+)
+from mlops_widgets.widgets._task import error_text
+
+PROVIDERS = "openscale_custom_metric_provider"
+RESOURCES = "wmla_deployment.resource_configs"
+STAGE_TEMPLATE = "A_MLOps_Pipeline"
+
+# resource_configs key -> (label, help, integer?); enable_gpus is a checkbox.
+RESOURCE_FIELDS: dict[str, tuple[str, str, bool]] = {
+    "n_cpus": ("CPUs", "CPUs per kernel", False),
+    "memory_allocation": ("Memory (MB)", "memory per kernel, MB", False),
+    "kernel_min": ("Kernels min", "kernels kept running (0: none until a request)", True),
+    "kernel_max": ("Kernels max", "most kernels under load", True),
+    "kernel_delay_release_time": ("Idle release (s)", "an idle surplus kernel stops after this", True),
+    "task_execution_timeout": ("Task timeout (s)", "a request fails after this; -1: no limit", True),
+    "task_batch_size": ("Batch size", "requests handed to a kernel at once", True),
+}
+# What the form starts with where the config model has no default (the original's example).
+FORM_DEFAULTS: dict[str, Any] = {"n_cpus": 1, "memory_allocation": 1024}
+ON_CLASH = [
+    ("refuse: stop and say so", "error"),
+    ("replace the old assets", "overwrite"),
+    ("add new assets of the same name", "new"),
+]
+STYLE = {"description_width": "140px"}
+
+
+def _number_field(label: str, integer: bool, css: str) -> w.IntText | w.FloatText:
+    cls = w.IntText if integer else w.FloatText
+    field = cls(description=label, style=STYLE, layout=w.Layout(width="260px"))
+    field.add_class(css)
+    return field
+
+
+def _plain(value: float) -> float | int:
+    """1.0 -> 1: the YAML keeps the numbers as a person writes them."""
+    return int(value) if float(value).is_integer() else value
+
+
+
+class ThresholdRow:
+    """One metric of a monitor: its limit value and direction."""
+
+    def __init__(self, form: MonitorForm, metric: str, value: float, direction: str) -> None:
+        self.metric = metric
+        self.label = w.Label(metric, layout=w.Layout(width="230px"))
+        self.value = w.FloatText(value=value, layout=w.Layout(width="110px"))
+        self.value.add_class(f"mlops-threshold-{metric}")
+        self.direction = w.Dropdown(options=["lower", "upper"], value=direction,
+                                    layout=w.Layout(width="90px"))
+        self.remove = w.Button(icon="times", tooltip=f"remove {metric} (its default applies)",
+                               layout=w.Layout(width="34px"))
+        self.error = form.tab.errors.label(join_path(form.thresholds_path, metric))
+        for widget in (self.value, self.direction):
+            widget.observe(lambda _: form.tab.validate(), "value")
+        self.remove.on_click(lambda _: form.remove_row(metric))
+
+    @property
+    def widgets(self) -> list[w.Widget]:
+        return [self.label, self.value, self.direction, self.remove, self.error]
+
+    def to_config(self) -> dict[str, list[Any]]:
+        return {"threshold": [_plain(self.value.value), self.direction.value]}
+
+
+class MonitorForm:
+    """One monitor of the entry: where its images are and its thresholds grid (a metric left out
+    keeps the definition's default, as in the YAML)."""
+
+    def __init__(self, tab: PrepareTab, monitor_id: str, settings: dict[str, Any]) -> None:
+        from mlops_widgets.config.model import base_definition
+
+        self.tab = tab
+        self.id = monitor_id
+        self.definition = base_definition(monitor_id, tab.ctx.definitions)
+        self.path = join_path(PROVIDERS, monitor_id)
+        self.thresholds_path = join_path(self.path, "thresholds")
+        errors = tab.errors
+        self.title = w.HTML(self._title_html())
+        self.remove = w.Button(description="Remove", icon="trash", layout=w.Layout(width="100px"))
+        self.remove.add_class("mlops-remove-monitor")
+        self.remove.on_click(lambda _: tab.remove_monitor(self.id))
+
+        def text(key: str, label: str, hint: str) -> w.Text:
+            return w.Text(value=str(settings.get(key) or ""), description=label, placeholder=hint,
+                          style=STYLE, layout=w.Layout(width="460px"))
+
+        self.dir_gt = text("dir_gt", "dir_gt", "ground-truth folder, relative to the volume")
+        self.dir_pred = text("dir_pred", "dir_pred", "predictions folder, relative to the volume")
+        self.volume = text("volume_display_name", "volume", "storage volume name")
+        recent = settings.get("most_recent")
+        self.most_recent = w.IntText(
+            value=recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
+            description="most_recent (days)", style=STYLE, layout=w.Layout(width="260px"),
+        )
+        self.rows: dict[str, ThresholdRow] = {}
+        for metric, cfg in (settings.get("thresholds") or {}).items():
+            value, direction = self._limit(cfg)
+            self.rows[metric] = ThresholdRow(self, metric, value, direction)
+        self.grid = w.GridBox(
+            layout=w.Layout(grid_template_columns="230px 110px 90px 34px auto", grid_gap="2px 6px")
+        )
+        self.new_metric = w.Combobox(placeholder="metric name", ensure_option=False,
+                                     layout=w.Layout(width="230px"))
+        self.add_metric = w.Button(description="Add metric", icon="plus", layout=w.Layout(width="110px"))
+        self.add_metric.on_click(lambda _: self.add_row(self.new_metric.value.strip()))
+        self._fill_grid()
+        fields = {"dir_gt": self.dir_gt, "dir_pred": self.dir_pred,
+                  "volume_display_name": self.volume, "most_recent": self.most_recent}
+        rows = []
+        for key, widget in fields.items():
+            widget.add_class(f"mlops-monitor-{key}")
+            widget.observe(lambda _: tab.validate(), "value")
+            rows.append(w.HBox([widget, errors.label(join_path(self.path, key))]))
+        self.widget = w.VBox(
+            [w.HBox([self.title, self.remove]), errors.label(self.path), *rows,
+             w.HTML("<b>thresholds</b> <span style='color:#666'>(lower: a value below it is a "
+                    "violation; upper: a value above it)</span>"),
+             errors.label(self.thresholds_path), self.grid,
+             w.HBox([self.new_metric, self.add_metric])],
+            layout=w.Layout(border="1px solid #ddd", padding="6px", margin="4px 0"),
+        )
+        self.widget.add_class(f"mlops-monitor-{monitor_id}")
+
+    def heading(self) -> str:
+        """The monitor's fold title."""
+        if self.definition is None:
+            return f"{self.id} (not known locally)"
+        return f"{self.id} — {self.definition.name}"
+
+    def _title_html(self) -> str:
+        title = f"<b>{html.escape(self.id)}</b>"
+        if self.definition is None:
+            return title + (f" <span style='color:{WARN_COLOR}'>(not known locally: it may exist "
+                            "on the server; its metric names cannot be checked here)</span>")
+        return title + f" — {html.escape(self.definition.name)}"
+
+    @staticmethod
+    def _limit(cfg: Any) -> tuple[float, str]:
+        """(value, direction) of `{threshold: [v, dir]}` (validated already when loaded)."""
+        try:
+            value, direction = cfg["threshold"]
+            return float(value), direction if direction in ("lower", "upper") else "lower"
+        except (TypeError, KeyError, ValueError):
+            return 0.0, "lower"
+
+    def _fill_grid(self) -> None:
+        self.grid.children = [x for row in self.rows.values() for x in row.widgets]
+        known = self.definition.metric_names if self.definition else []
+        self.new_metric.options = [m for m in known if m not in self.rows]
+
+    def add_row(self, metric: str) -> None:
+        """Add a metric, prefilled with the definition's default threshold when it has one."""
+        if not metric or metric in self.rows:
+            return
+        default = self.definition.thresholds.get(metric) if self.definition else None
+        value, direction = (default.value, default.direction) if default else (0.0, "lower")
+        self.rows[metric] = ThresholdRow(self, metric, value, direction)
+        self.new_metric.value = ""
+        self._fill_grid()
+        self.tab.validate()
+
+    def remove_row(self, metric: str) -> None:
+        self.rows.pop(metric, None)
+        self.tab.errors.forget(join_path(self.thresholds_path, metric))
+        self._fill_grid()
+        self.tab.validate()
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "dir_gt": self.dir_gt.value.strip(),
+            "dir_pred": self.dir_pred.value.strip(),
+            "volume_display_name": self.volume.value.strip(),
+            "most_recent": self.most_recent.value,
+            "thresholds": {m: row.to_config() for m, row in self.rows.items()},
+        }
+
+
+class PrepareTab:
+    """Model and dependency paths, model name, resources, monitors; load/save YAML; Stage."""
+
+    title = "Prepare"
+
+    def __init__(self, ctx: PanelContext) -> None:
+        from mlops_widgets.config import RESOURCE_DEFAULTS
+
+        self.ctx = ctx
+        self.loaded = True  # nothing to load: the form is its own state
+        self.errors = FieldErrors()
+        self._base: dict[str, Any] | None = None  # the loaded entry: keys the form has no input for
+        self._loaded_entries: dict[str, dict[str, Any]] = {}
+        self._quiet = False
+        self.valid = False
+        self.problems: list[str] = []
+        self.last_model_asset_id: str | None = None
+        self.last_run: Any = None
+
+        self.yaml_path = PathField("Config YAML", base=ctx.base, css="mlops-yaml-path",
+                                   placeholder="deployment_metadata.yml")
+        self.load = Action("Load", icon="folder-open", css="mlops-load", width="90px")
+        self.save = Action("Save", icon="save", css="mlops-save", width="90px")
+        self.load.on_click(self.load_yaml)
+        self.save.on_click(self.save_yaml)
+        self.yaml_path.text.observe(lambda _: self.update_actions(), "value")
+        self.entry_pick = w.Dropdown(description="Entry", style=STYLE, layout=w.Layout(
+            width="620px", display="none"))
+        self.entry_pick.observe(self._entry_picked, "value")
+        self.yaml_message = w.HTML()
+        self.yaml_message.add_class("mlops-yaml-message")
+
+        self.path_model = PathField("Model file/folder", base=ctx.base, css="mlops-path-model",
+                                    placeholder="path relative to this notebook", on_change=self.validate)
+        self.path_dependency = PathField("Deployment folder", base=ctx.base, css="mlops-path-dependency",
+                                         placeholder="kernel file, README.md, other dependencies",
+                                         on_change=self.validate)
+        self.model_name = w.Text(description="Model name", style=STYLE, layout=w.Layout(width="460px"),
+                                 placeholder="free text (optional)")
+        self.model_name.add_class("mlops-model-name")
+        self.model_name.observe(lambda _: self.validate(), "value")
+
+        self.enable_gpus = w.Checkbox(description="enable_gpus", style=STYLE,
+                                      value=bool(RESOURCE_DEFAULTS["enable_gpus"]))
+        self.enable_gpus.add_class("mlops-res-enable_gpus")
+        self.enable_gpus.observe(lambda _: self.validate(), "value")
+        self.resources: dict[str, w.IntText | w.FloatText] = {}
+        resource_rows = [w.HBox([self.enable_gpus, self.errors.label(f"{RESOURCES}.enable_gpus")])]
+        for key, (label, tip, integer) in RESOURCE_FIELDS.items():
+            field = _number_field(label, integer, f"mlops-res-{key}")
+            field.value = {**RESOURCE_DEFAULTS, **FORM_DEFAULTS}[key]
+            field.observe(lambda _: self.validate(), "value")
+            self.resources[key] = field
+            resource_rows.append(w.HBox([
+                field, w.HTML(f"<span style='color:#666'>{html.escape(key)}: {html.escape(tip)}</span>"),
+                self.errors.label(f"{RESOURCES}.{key}")]))
+
+        self.monitor_pick = w.Combobox(
+            options=sorted(ctx.definitions), placeholder="monitor id", ensure_option=False,
+            description="Monitor", style={"description_width": "60px"}, layout=w.Layout(width="320px"),
+        )
+        self.monitor_pick.add_class("mlops-monitor-pick")
+        self.add_monitor_button = w.Button(description="Add monitor", icon="plus")
+        self.add_monitor_button.add_class("mlops-add-monitor")
+        self.add_monitor_button.on_click(lambda _: self.add_monitor(self.monitor_pick.value.strip()))
+        self.monitor_message = w.HTML()
+        self.monitors: dict[str, MonitorForm] = {}
+        # One collapsible section per monitor: an 18-metric grid would push Stage off screen.
+        self.monitor_box = w.Accordion()
+        self.monitor_box.add_class("mlops-monitors")
+
+        self.on_clash = w.Dropdown(options=ON_CLASH, value="error", description="Same names",
+                                   style=STYLE, layout=w.Layout(width="460px"))
+        self.stage = Action("Stage", icon="upload", css="mlops-stage", style="primary")
+        self.stage.on_click(self.start_stage)
+        self.general = w.HTML()
+        self.general.add_class("mlops-prepare-errors")
+        self.result = w.HTML()
+        self.result.add_class("mlops-stage-result")
+
+        self.widget = w.VBox([
+            section("Deployment metadata (YAML)"),
+            w.HBox([self.yaml_path.widget, self.load.widget, self.save.widget]),
+            self.entry_pick, self.yaml_message,
+            section("Files"),
+            w.HBox([self.path_model.widget, self.errors.label("path_model")]),
+            w.HBox([self.path_dependency.widget, self.errors.label("path_dependency")]),
+            w.HBox([self.model_name, self.errors.label("model_name")]),
+            section("Resources"), *resource_rows,
+            section("Monitors"), w.HBox([self.monitor_pick, self.add_monitor_button]),
+            self.monitor_message, self.errors.label(PROVIDERS), self.monitor_box,
+            section("Stage"), self.on_clash, self.general, self.stage.widget, self.result,
+        ])
+        self.widget.add_class("mlops-prepare")
+        self.validate()
+
+    # -- the entry ------------------------------------------------------------------------------
+
+    def entry(self) -> dict[str, Any]:
+        """The entry the form describes, in the original YAML shape."""
+        from mlops_widgets.config import new_entry
+
+        entry = copy.deepcopy(self._base) if self._base is not None else new_entry()
+        entry["model_name"] = self.model_name.value.strip() or None
+        wmla = entry.get("wmla_deployment")
+        if not isinstance(wmla, dict):
+            wmla = entry["wmla_deployment"] = {}
+        resources: dict[str, Any] = {"enable_gpus": bool(self.enable_gpus.value)}
+        resources.update({k: _plain(f.value) for k, f in self.resources.items()})
+        wmla["resource_configs"] = resources
+        entry[PROVIDERS] = {mid: form.to_config() for mid, form in self.monitors.items()}
+        return entry
+
+    def set_entry(self, entry: dict[str, Any]) -> None:
+        """Fill the form from an entry (validated and normalized by the config model)."""
+        from mlops_widgets.config import RESOURCE_DEFAULTS
+
+        self._quiet = True  # one validation at the end, not one per field
+        try:
+            self._base = copy.deepcopy(entry)
+            self.model_name.value = str(entry.get("model_name") or "")
+            resources = (entry.get("wmla_deployment") or {}).get("resource_configs") or {}
+            defaults = {**RESOURCE_DEFAULTS, **FORM_DEFAULTS}
+            self.enable_gpus.value = bool(resources.get("enable_gpus", defaults["enable_gpus"]))
+            for key, field in self.resources.items():
+                value = resources.get(key, defaults[key])
+                field.value = value if isinstance(value, int | float) else defaults[key]
+            for mid in list(self.monitors):
+                self.remove_monitor(mid)
+            for mid, settings in (entry.get(PROVIDERS) or {}).items():
+                self.add_monitor(mid, settings)
+        finally:
+            self._quiet = False
+        self.validate()
+
+    def add_monitor(self, monitor_id: str, settings: dict[str, Any] | None = None) -> None:
+        """Add a monitor, with its definition's default thresholds unless settings are given."""
+        from mlops_widgets.config import new_monitor_settings
+
+        if not monitor_id:
+            self.monitor_message.value = error_html(["type or pick a monitor id first"])
+            return
+        if monitor_id in self.monitors:
+            self.monitor_message.value = error_html([f"{monitor_id} is already in the entry"])
+            return
+        self.monitor_message.value = ""
+        if settings is None:
+            settings = new_monitor_settings(monitor_id, self.ctx.definitions)
+        self.monitors[monitor_id] = MonitorForm(self, monitor_id, settings)
+        self._show_monitors()
+        self.monitor_pick.value = ""
+        self.validate()
+
+    def remove_monitor(self, monitor_id: str) -> None:
+        self.monitors.pop(monitor_id, None)
+        self.errors.forget(join_path(PROVIDERS, monitor_id))
+        self._show_monitors()
+        self.validate()
+
+    def _show_monitors(self) -> None:
+        forms = list(self.monitors.values())
+        self.monitor_box.selected_index = None
+        self.monitor_box.children = [f.widget for f in forms]
+        self.monitor_box.titles = tuple(f.heading() for f in forms)
+
+    def _open_monitor_with_problems(self, problems: list[Problem]) -> None:
+        """Unfold the first monitor with a problem when all are folded, so its errors show."""
+        if self.monitor_box.selected_index is not None:
+            return
+        for i, form in enumerate(self.monitors.values()):
+            if any(p.path == form.path or p.path.startswith((form.path + ".", form.path + "["))
+                   for p in problems):
+                self.monitor_box.selected_index = i
+                return
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def _path_problems(self) -> list[Problem]:
+        out = []
+        for key, field, what in (("path_model", self.path_model, "the model file or folder"),
+                                 ("path_dependency", self.path_dependency, "the deployment folder")):
+            p = field.resolved()
+            if p is None:
+                out.append(Problem(key, f"choose {what}"))
+            elif not p.exists():
+                out.append(Problem(key, f"{field.value} does not exist"))
+        return out
+
+    def validate(self) -> bool:
+        """Check the form with the config model; show every problem beside its field."""
+        if self._quiet:
+            return self.valid
+        from mlops_widgets.config import ConfigError, validate_entry
+
+        problems: list[Problem] = self._path_problems()
+        warnings: list[Problem] = []
+        try:
+            _, warnings = validate_entry(self.entry(), definitions=self.ctx.definitions)
+        except ConfigError as exc:
+            problems.extend(exc.errors)
+            warnings = exc.warnings
+        rest = self.errors.show(problems)
+        self._open_monitor_with_problems(problems)
+        self.general.value = error_html(problem_text(p) for p in rest) + error_html(
+            (problem_text(p) for p in warnings), WARN_COLOR)
+        self.problems = [problem_text(p) for p in problems]
+        self.valid = not problems
+        self.update_actions()
+        return self.valid
+
+    def update_actions(self) -> None:
+        n = len(self.problems)
+        invalid = f"fix {n} problem{'s' if n > 1 else ''} first: {self.problems[0]}" if n else None
+        self.stage.set_reason(self.ctx.busy_reason() or invalid)
+        # Saving needs a valid entry but not the files: a config may be written before staging.
+        entry_problems = [p for p in self.problems if not p.startswith(("path_model", "path_dependency"))]
+        if not self.yaml_path.value:
+            self.save.set_reason("give the YAML path to save to")
+        else:
+            self.save.set_reason(f"fix first: {entry_problems[0]}" if entry_problems else None)
+        self.load.set_reason(None if self.yaml_path.value else "give the YAML path to load")
+
+    # -- YAML -----------------------------------------------------------------------------------
+
+    def load_yaml(self) -> None:
+        """Read the YAML (one entry, or model asset id -> entry) with the config model; on
+        problems show each with its line and keep the form as it was."""
+        from mlops_widgets.config import ConfigError, load_config
+
+        path = self.yaml_path.resolved()
+        if path is None:
+            return
+        loaded = None
+        try:
+            try:
+                loaded = load_config(path, definitions=self.ctx.definitions)
+            except ConfigError as single:
+                try:
+                    loaded = load_config(path, with_key=True, definitions=self.ctx.definitions)
+                except ConfigError:
+                    raise single from None
+        except ConfigError as exc:
+            self.yaml_message.value = error_html(
+                [f"{self.yaml_path.value} is not a valid deployment metadata file:"]
+                + [p.format() for p in exc.problems])
+            return
+        except Exception as exc:  # noqa: BLE001 - shown inline, never a traceback
+            self.yaml_message.value = error_html([f"cannot read {self.yaml_path.value}: {error_text(exc)}"])
+            return
+        notes = error_html((p.format() for p in loaded.warnings), WARN_COLOR)
+        self._loaded_entries = {str(k): v for k, v in loaded.entries.items()}
+        if len(loaded.entries) > 1:
+            self.entry_pick.options = [
+                (f"{v.get('model_name') or '?'} ({k})", str(k)) for k, v in loaded.entries.items()]
+            self.entry_pick.layout.display = ""
+            self.yaml_message.value = ok_html(
+                f"loaded {self.yaml_path.value}: {len(loaded.entries)} entries, pick one") + notes
+        else:
+            self.entry_pick.layout.display = "none"
+            (entry,) = loaded.entries.values()
+            self.set_entry(entry)
+            self.yaml_message.value = ok_html(f"loaded {self.yaml_path.value}") + notes
+
+    def _entry_picked(self, change: dict) -> None:
+        if change["new"] in self._loaded_entries:
+            self.set_entry(self._loaded_entries[change["new"]])
+
+    def save_yaml(self) -> None:
+        """Write the entry in the original single-entry format."""
+        from mlops_widgets.config import dump_yaml
+        from mlops_widgets.workspace import atomic_write
+
+        path = self.yaml_path.resolved()
+        if path is None or self.save.disabled:
+            return
+        try:
+            atomic_write(path, dump_yaml(self.entry()))
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.yaml_message.value = error_html([f"cannot save {self.yaml_path.value}: {error_text(exc)}"])
+            return
+        self.yaml_message.value = ok_html(f"saved {display_path(path, self.ctx.base)}")
+
+    # -- Stage ----------------------------------------------------------------------------------
+
+    def stage_params(self) -> dict[str, Any]:
+        """A_MLOps_Pipeline's parameters for the form (paths absolute: the run's kernel does not
+        start in this notebook's folder)."""
+        model, dependency = self.path_model.resolved(), self.path_dependency.resolved()
+        assert model is not None and dependency is not None
+        return {
+            "path_model": str(model.resolve()),
+            "path_dependency": str(dependency.resolve()),
+            "entry": self.entry(),
+            "on_clash": self.on_clash.value,
+        }
+
+    def start_stage(self) -> None:
+        if not self.validate() or self.ctx.tasks.busy:
+            return
+        self.result.value = ""
+        self.ctx.run_template("Stage", STAGE_TEMPLATE, self.stage_params(),
+                              on_done=self._staged, on_error=self._failed)
+
+    def _staged(self, run: Any) -> None:
+        self.last_run = run
+        self.last_model_asset_id = (run.results or {}).get("model_asset_id")
+        self.ctx.staged_asset_id = self.last_model_asset_id
+        self.result.value = (
+            "<div style='color:#1b5e20'>staged: model asset id <code class='mlops-model-asset-id'>"
+            f"{html.escape(str(self.last_model_asset_id))}</code></div>")
+
+    def _failed(self, message: str) -> None:
+        self.result.value = error_html([f"stage failed: {message}"])
+
+    def refresh(self) -> None:
+        """Nothing to reload: the form's state is the user's input."""

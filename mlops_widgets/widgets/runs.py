@@ -1,0 +1,245 @@
+"""The Runs tab: the audit trail with filters; open an executed notebook, re-run, clone.
+
+Listing reads the runner's index (instant for thousands of runs); a run's full record is read
+only when it is picked.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from mlops_widgets.widgets._context import PanelContext
+from mlops_widgets.widgets._forms import Action, error_html, ok_html
+from mlops_widgets.widgets._lab import open_link
+from mlops_widgets.widgets._task import error_text
+
+ALL = "(all)"
+STATUS_COLORS = {"ok": "#1b5e20", "failed": "#b00020", "cancelled": "#8a6d00"}
+LIMIT = 200
+TABLE_STYLE = ("<style>.mlops-runs-list td, .mlops-runs-list th {padding: 1px 10px 1px 0}"
+               ".mlops-runs-list th {text-align: left}</style>")
+STYLE = {"description_width": "90px"}
+
+
+class RunsTab:
+    """The audit trail of this workspace."""
+
+    title = "Runs"
+
+    def __init__(self, ctx: PanelContext) -> None:
+        self.ctx = ctx
+        self.loaded = False
+        self.runs: list[Any] = []
+        self.record: Any = None
+        self._want: str | None = None  # the run to pick at the next refresh
+
+        self.template = w.Dropdown(description="Template", options=[ALL], value=ALL,
+                                   style={"description_width": "60px"}, layout=w.Layout(width="290px"))
+        self.status = w.Dropdown(description="Status", options=[ALL, "ok", "failed", "cancelled"],
+                                 value=ALL, style={"description_width": "45px"},
+                                 layout=w.Layout(width="160px"))
+        self.deployment = w.Text(description="Deployment", placeholder="name",
+                                 style={"description_width": "85px"}, layout=w.Layout(width="240px"))
+        self.since = w.DatePicker(description="Since", style={"description_width": "45px"},
+                                  layout=w.Layout(width="200px"))
+        self.since.observe(lambda _: self.refresh(), "value")
+        self.refresh_button = w.Button(description="Refresh", icon="refresh",
+                                       layout=w.Layout(width="100px"))
+        self.refresh_button.add_class("mlops-runs-refresh")
+        for widget in (self.template, self.status):
+            widget.observe(lambda _: self.refresh(), "value")
+        self.deployment.continuous_update = False
+        self.deployment.observe(lambda _: self.refresh(), "value")
+        self.refresh_button.on_click(lambda _: self.refresh())
+
+        self.table = w.HTML()
+        self.table.add_class("mlops-runs-table")
+        self.pick = w.Select(rows=5, layout=w.Layout(width="760px"))
+        self.pick.add_class("mlops-runs-pick")
+        self.pick.observe(lambda _: self._show_run(), "value")
+        self.details = w.HTML()
+        self.details.add_class("mlops-run-details")
+
+        self.rerun = Action("Re-run", icon="redo", css="mlops-rerun")
+        self.rerun.on_click(self.start_rerun)
+        self.secrets_box = w.VBox()
+        self.secrets: dict[str, w.Password] = {}
+        self.clone_dest = w.Text(description="Clone to", placeholder="new notebook path (.ipynb)",
+                                 style=STYLE, layout=w.Layout(width="460px"))
+        self.clone_dest.add_class("mlops-clone-dest")
+        self.clone_dest.observe(lambda _: self.update_actions(), "value")
+        self.clone = Action("Clone", icon="copy", css="mlops-clone")
+        self.clone.on_click(self.do_clone)
+        self.message = w.HTML()
+        self.message.add_class("mlops-runs-message")
+
+        self.widget = w.VBox([
+            w.HBox([self.template, self.status, self.deployment]),
+            w.HBox([self.since, self.refresh_button]),
+            self.table, w.HTML("<b>pick a run</b> to see its record, re-run it or clone it"),
+            self.pick, self.details,
+            self.secrets_box, self.rerun.widget,
+            w.HBox([self.clone_dest, self.clone.widget]), self.message,
+        ])
+        self.widget.add_class("mlops-runs")
+        self.update_actions()
+
+    def refresh(self) -> None:
+        """Reload the listing with the filters (and the template names once)."""
+        from mlops_widgets.runner import list_runs
+
+        if not self.loaded:
+            self._load_templates()
+        self.loaded = True
+        try:
+            self.runs = list_runs(
+                self.ctx.workspace,
+                template=None if self.template.value == ALL else self.template.value,
+                status=None if self.status.value == ALL else self.status.value,
+                deployment_name=self.deployment.value.strip() or None,
+                since=self.since.value.isoformat() if self.since.value else None,
+                limit=LIMIT,
+            )
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.runs = []
+            self.table.value = error_html([f"cannot list the runs: {error_text(exc)}"])
+        else:
+            self.table.value = self._table_html()
+        current = self._want or self.pick.value
+        self._want = None
+        self.pick.options = [(self._label(r), r.run_id) for r in self.runs]
+        ids = {r.run_id for r in self.runs}
+        self.pick.value = current if current in ids else (self.runs[0].run_id if self.runs else None)
+        self._show_run()
+
+    def _load_templates(self) -> None:
+        from mlops_widgets.runner import list_templates
+
+        try:
+            names = [t.name for t in list_templates()]
+        except Exception:  # noqa: BLE001 - the filter then offers what the runs show
+            names = []
+        self.template.options = [ALL, *names]
+
+    @staticmethod
+    def _label(run: Any) -> str:
+        who = f" · {run.deployment_name}" if run.deployment_name else ""
+        return f"{run.started_at[:19]} · {run.template} · {run.status}{who} · {run.short_id}"
+
+    def _table_html(self) -> str:
+        if not self.runs:
+            return "<span style='color:#666'>no runs match</span>"
+        rows = []
+        for r in self.runs:
+            color = STATUS_COLORS.get(r.status, "#555")
+            took = f"{r.duration_s:.1f} s" if r.duration_s is not None else ""
+            rows.append(
+                f"<tr class='mlops-run-row' data-run='{html.escape(r.run_id)}'>"
+                f"<td>{html.escape(r.started_at[:19])}</td><td>{html.escape(r.template)}</td>"
+                f"<td style='color:{color}'>{html.escape(r.status)}</td>"
+                f"<td>{html.escape(r.deployment_name or '')}</td><td>{took}</td>"
+                f"<td>{open_link(r.notebook, 'open', self.ctx.server)}</td></tr>")
+        more = (f"<div style='color:#666'>showing the newest {LIMIT}: narrow the filters</div>"
+                if len(self.runs) >= LIMIT else "")
+        return (f"{TABLE_STYLE}<div style='max-height:260px;overflow:auto'><table class='mlops-runs-list'>"
+                "<tr><th align=left>started (UTC)</th><th align=left>template</th>"
+                "<th align=left>status</th><th align=left>deployment</th><th align=left>took</th>"
+                "<th></th></tr>" + "".join(rows) + f"</table></div>{more}")
+
+    def _show_run(self) -> None:
+        from mlops_widgets.runner import get_run
+
+        self.record = None
+        run_id = self.pick.value
+        if run_id:
+            try:
+                self.record = get_run(run_id, self.ctx.workspace)
+            except Exception as exc:  # noqa: BLE001 - shown inline
+                self.details.value = error_html([error_text(exc)])
+        if self.record is None:
+            if not run_id:
+                self.details.value = ""
+            self._secret_fields([])
+            self.update_actions()
+            return
+        r = self.record
+        parts = [
+            f"<b>{html.escape(r.template)}</b> run <code>{html.escape(r.run_id)}</code> — "
+            f"<span style='color:{STATUS_COLORS.get(r.status, '#555')}'>{html.escape(r.status)}</span>",
+            f"{html.escape(r.started_at)} → {html.escape(r.ended_at or '')} on {html.escape(r.backend)} "
+            f"by {html.escape(r.user)}",
+            "executed notebook: " + open_link(r.notebook, "open in JupyterLab", self.ctx.server),
+        ]
+        if r.rerun_of:
+            parts.append(f"re-run of <code>{html.escape(r.rerun_of)}</code>")
+        if r.error:
+            parts.append(error_html([str(r.error.get("summary") or r.error)]))
+        if r.results:
+            parts.append("results: <code>" + html.escape(_short_json(r.results)) + "</code>")
+        parts.append("parameters: <code>" + html.escape(_short_json(r.parameters)) + "</code>")
+        if r.secret_names:
+            parts.append("secrets (not stored): " + html.escape(", ".join(r.secret_names)))
+        self.details.value = "<br>".join(parts)
+        self._secret_fields(list(r.secret_names))
+        self.clone_dest.placeholder = f"{r.template}-{r.short_id}.ipynb"
+        self.update_actions()
+
+    def _secret_fields(self, names: list[str]) -> None:
+        """A masked field per secret of the run: re-running needs them again (empty: taken from
+        the environment, as the CLI does)."""
+        if list(self.secrets) == names:
+            return
+        self.secrets = {n: w.Password(description=n, placeholder="value, or empty: from the environment",
+                                      style={"description_width": "160px"},
+                                      layout=w.Layout(width="460px")) for n in names}
+        self.secrets_box.children = list(self.secrets.values())
+
+    def update_actions(self) -> None:
+        busy = self.ctx.busy_reason()
+        none = None if self.record is not None else "pick a run first"
+        self.rerun.set_reason(busy or none)
+        dest = self.clone_dest.value.strip() or self.clone_dest.placeholder
+        bad_dest = None if dest.endswith(".ipynb") else "the clone's name must end with .ipynb"
+        self.clone.set_reason(none or bad_dest)
+
+    def start_rerun(self) -> None:
+        if self.record is None or self.ctx.tasks.busy:
+            return
+        secrets = {n: f.value for n, f in self.secrets.items() if f.value}
+        record = self.record
+        self.message.value = ""
+
+        def done(new: Any) -> None:
+            self.message.value = ok_html(f"re-ran {record.short_id} as {new.short_id}")
+            self._want = new.run_id  # shown once the lists refresh
+
+        self.ctx.run_rerun(f"Re-run {record.template}", record.run_id, secrets=secrets or None,
+                           on_done=done,
+                           on_error=lambda m: setattr(self.message, "value", error_html([m])))
+
+    def do_clone(self) -> None:
+        """Write an editable notebook beside this one with the run's parameters filled in."""
+        from mlops_widgets.runner import clone_run
+
+        if self.record is None:
+            return
+        dest = self.clone_dest.value.strip() or self.clone_dest.placeholder
+        target = Path(dest).expanduser()
+        if not target.is_absolute():
+            target = self.ctx.base / target
+        try:
+            path = clone_run(self.record.run_id, target, self.ctx.workspace)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.message.value = error_html([f"clone failed: {error_text(exc)}"])
+            return
+        self.message.value = ok_html(f"cloned to {path} ") + open_link(path, "open it", self.ctx.server)
+
+
+def _short_json(value: Any, limit: int = 400) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,234 @@
+"""End to end in a real browser: JupyterLab on 127.0.0.1, headless Debian Chromium driven by
+Playwright, a notebook that opens the MLOps panel; Prepare is filled with the bundled example,
+Stage runs the template, and the model asset id and the new run show in the panel.
+
+The recipe (and its gotchas) is ../shared/reference/BROWSER-TESTS.md. The screenshot goes under
+tmp_path, and also to $MLOPS_SCREENSHOT when set (`1` means docs/panel.png in the repo).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+TOKEN = "mlops-e2e-token"
+NOTEBOOK = "MLOps_Panel.ipynb"
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "mlops_widgets" / "examples"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # required when running as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # Docker's /dev/shm is small
+]
+# The panel on a workspace inside the server's root (not hidden), so its links open in Lab.
+CELL = """\
+from mlops_widgets import MLOpsPanel
+
+panel = MLOpsPanel(workspace="workspace")
+panel"""
+
+pytestmark = [
+    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                       reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
+                       reason="playwright not installed (pip install -e '.[test]')"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_notebook(path: Path) -> None:
+    # Plain nbformat 4.5 JSON: importing nbformat would cost seconds of collection.
+    nb = {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "panel", "metadata": {},
+                   "outputs": [], "source": CELL}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                    "language": "python"},
+                     "language_info": {"name": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+
+
+@pytest.fixture(scope="module")
+def jupyter_lab(tmp_path_factory):
+    """JupyterLab with isolated config and runtime folders, always stopped by its process group."""
+    base = tmp_path_factory.mktemp("jlab")
+    root = base / "root"
+    root.mkdir()
+    _write_notebook(root / NOTEBOOK)
+    # The example beside the notebook, so the form shows short relative paths.
+    shutil.copytree(EXAMPLES / "model", root / "example" / "model")
+    shutil.copytree(EXAMPLES / "deployment", root / "example" / "deployment")
+    shutil.copy(EXAMPLES / "deployment_metadata.yml", root / "example" / "deployment_metadata.yml")
+    settings = base / "config/lab/user-settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
+    port = _free_port()
+    env = dict(os.environ,
+               JUPYTER_CONFIG_DIR=str(base / "config"),
+               JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+               IPYTHONDIR=str(base / "ipython"))
+    env.pop("MLOPS_HOME", None)  # the notebook names its workspace
+    log_path = base / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+             "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"jupyter lab exited rc={proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                try:
+                    urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2).read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"jupyter lab not answering after 60 s:\n{log_path.read_text()[-3000:]}")
+                    time.sleep(0.25)
+            yield {"url": url, "root": root, "log": log_path}
+        finally:
+            proc.terminate()  # the server shuts its kernels down
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            try:  # leftovers (kernels, the runner's kernels) in the server's group
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture
+def page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "chrome-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1700})
+        ctx.set_default_timeout(30_000)
+        try:
+            yield ctx.pages[0] if ctx.pages else ctx.new_page()
+        finally:
+            ctx.close()
+
+
+def _screenshot_targets(tmp_path: Path) -> list[Path]:
+    targets = [tmp_path / "panel.png"]
+    wanted = os.environ.get("MLOPS_SCREENSHOT", "")
+    if wanted:
+        targets.append(REPO / "docs" / "panel.png" if wanted in ("1", "true", "yes") else Path(wanted))
+    return targets
+
+
+def test_stage_the_example_from_the_panel_in_jupyterlab(jupyter_lab, page, tmp_path):
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        _drive(page, jupyter_lab, tmp_path)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"))  # look at this first
+        print(f"\nfailure screenshot: {tmp_path / 'failure.png'}\nserver log: {jupyter_lab['log']}")
+        raise
+    assert not errors, errors
+
+
+def _drive(page, lab, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    t0 = time.monotonic()
+    page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK}?token={TOKEN}")
+    # A connected idle kernel (not the "idle" shown before the session has one), or the
+    # Select Kernel dialog.
+    idle = page.locator("#jp-main-statusbar").get_by_text(re.compile(r"^(?!No Kernel).+ \| Idle$"))
+    dialog = page.locator(".jp-Dialog")
+    expect(idle.or_(dialog).first).to_be_visible(timeout=60_000)
+    if dialog.is_visible():
+        dialog.locator(".jp-mod-accept").click()
+        expect(idle).to_be_visible(timeout=60_000)
+    page.locator(".lm-MenuBar").get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+
+    panel = page.locator(".mlops-panel")
+    stage = page.locator("button.mlops-stage")
+    expect(stage).to_be_visible(timeout=60_000)
+    t_panel = time.monotonic() - t0
+    expect(stage).to_be_disabled()  # nothing filled in yet: the reason is shown beside it
+    expect(page.locator(".mlops-stage-reason")).to_contain_text("choose the model file or folder")
+
+    page.locator(".mlops-yaml-path input").fill("example/deployment_metadata.yml")
+    page.locator("button.mlops-load").click()
+    expect(page.locator(".mlops-yaml-message")).to_contain_text("loaded example/deployment_metadata.yml")
+    expect(page.locator(".mlops-model-name input")).to_have_value("deepliif-demo")
+    page.locator(".mlops-path-model input").fill("example/model")
+    page.locator(".mlops-path-dependency input").fill("example/deployment")
+    expect(stage).to_be_enabled(timeout=15_000)
+
+    # Live validation in the browser: a bad value disables Stage and says why, beside the field.
+    cpus = page.locator(".mlops-res-n_cpus input")
+    cpus.fill("-2")
+    cpus.press("Tab")
+    expect(page.locator(".mlops-field-error", has_text="must be a number > 0")).to_be_visible()
+    expect(stage).to_be_disabled()
+    cpus.fill("1")
+    cpus.press("Tab")
+    expect(stage).to_be_enabled()
+
+    stage.click()
+    expect(page.locator(".mlops-cancel")).to_be_visible()  # the step runs in the background
+    asset_id = page.locator(".mlops-model-asset-id")
+    expect(asset_id).to_be_visible(timeout=120_000)
+    expect(asset_id).to_have_text(re.compile(r"^[0-9a-f-]{36}$"))
+    expect(page.locator(".mlops-task-message")).to_contain_text("Stage: done")
+    t_staged = time.monotonic() - t0
+    for target in _screenshot_targets(tmp_path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        panel.screenshot(path=str(target))
+
+    page.locator(".mlops-tabs .lm-TabBar-tab", has_text="Runs").click()
+    runs = page.locator(".mlops-runs-list")
+    row = runs.locator(".mlops-run-row").first
+    expect(row).to_contain_text("A_MLOps_Pipeline")
+    expect(row).to_contain_text("ok")
+    link = row.locator("a.mlops-open-link")
+    expect(link).to_have_attribute("href", re.compile(r"/lab/tree/workspace/runs/.+/A_MLOps_Pipeline\.ipynb$"))
+    expect(page.locator(".mlops-run-details")).to_contain_text(asset_id.inner_text())
+    panel.screenshot(path=str(tmp_path / "runs.png"))
+    print(f"\npanel shown {t_panel:.1f}s, staged {t_staged:.1f}s, screenshots in {tmp_path}")
+
+    # The link opens the executed notebook in JupyterLab (a new tab, a new page here).
+    with page.context.expect_page() as opened:
+        link.click()
+    notebook = opened.value
+    notebook.wait_for_load_state()
+    assert "/lab/tree/workspace/runs/" in notebook.url
+    expect(notebook.locator(".jp-Notebook")).to_contain_text("Stage the model", timeout=60_000)

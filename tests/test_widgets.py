@@ -1,0 +1,462 @@
+"""The MLOps panel's widget state: live validation with the config model, YAML in and out, and
+steps run in the background through the runner against the embedded backend.
+
+No browser and no kernel: ipywidgets work without a frontend, so the tests set values, click
+buttons and read what the widgets show; background steps are awaited with `panel.wait()`."""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mlops_widgets.config import load_config
+from mlops_widgets.ops import space
+from mlops_widgets.runner import get_run, list_runs
+from mlops_widgets.widgets import MLOpsPanel
+from mlops_widgets.widgets._lab import LabServer, find_server, lab_url, open_link
+from mlops_widgets.widgets._svg import history_svg
+from mlops_widgets.widgets.status import status_html
+
+
+def txt(widget) -> str:
+    """What an HTML widget reads as, without its markup."""
+    return html.unescape(re.sub(r"<[^>]+>", "", widget.value))
+
+
+WAIT_S = 180  # a template run takes a few seconds; this only bounds a hang
+
+
+@pytest.fixture
+def panel(workspace, tmp_path):
+    p = MLOpsPanel(workspace=workspace)
+    p.ctx.base = tmp_path  # "the notebook's folder": relative paths resolve here
+    for field in (p.prepare.path_model, p.prepare.path_dependency, p.prepare.yaml_path):
+        field.base = tmp_path
+    yield p
+    assert p.wait(WAIT_S), "a background step did not end"
+
+
+def fill_with_example(panel, example_paths):
+    pr = panel.prepare
+    pr.yaml_path.value = str(example_paths.config)
+    pr.load.button.click()
+    pr.path_model.value = str(example_paths.model)
+    pr.path_dependency.value = str(example_paths.deployment)
+    return pr
+
+
+def stage(panel):
+    panel.prepare.stage.button.click()
+    assert panel.wait(WAIT_S)
+    assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    return panel.prepare.last_model_asset_id
+
+
+def test_panel_builds_every_tab_without_touching_the_workspace(workspace):
+    panel = MLOpsPanel(workspace=workspace)
+    assert [panel.tabs.get_title(i) for i in range(5)] == ["Prepare", "Deploy", "Monitor", "Status", "Runs"]
+    assert not workspace.root.exists()  # nothing read or created until a tab needs it
+    assert panel.prepare.stage.disabled
+    assert "choose the model file or folder" in txt(panel.prepare.stage.reason)
+
+
+def test_live_validation_shows_the_config_models_errors_beside_their_fields(panel, example_paths):
+    pr = fill_with_example(panel, example_paths)
+    assert pr.valid and not pr.stage.disabled and pr.stage.reason.value == ""
+
+    pr.resources["n_cpus"].value = -1
+    label = pr.errors.label("wmla_deployment.resource_configs.n_cpus")
+    assert "must be a number > 0" in txt(label)
+    assert pr.stage.disabled and "n_cpus" in txt(pr.stage.reason)
+    pr.resources["n_cpus"].value = 2
+    assert label.value == "" and not pr.stage.disabled
+
+    pr.resources["kernel_min"].value = 5
+    pr.resources["kernel_max"].value = 2
+    assert "kernel_min (5) is greater than kernel_max (2)" in txt(pr.errors.label(
+        "wmla_deployment.resource_configs.kernel_min"))
+    pr.resources["kernel_min"].value = 1
+
+    seg = pr.monitors["segmentation_metrics"]
+    seg.dir_gt.value = "../outside"
+    assert pr.errors.label(f"{seg.path}.dir_gt").value  # stays inside the volume
+    assert pr.monitor_box.selected_index == 0  # the folded monitor opened to show it
+    seg.dir_gt.value = "gt"
+    seg.volume.value = ""
+    assert "must not be empty" in txt(pr.errors.label(f"{seg.path}.volume_display_name"))
+    seg.volume.value = "vol"
+
+    pr.path_model.value = "no/such/model"
+    assert "no/such/model does not exist" in txt(pr.errors.label("path_model"))
+    assert pr.stage.disabled
+    pr.path_model.value = str(example_paths.model)
+    assert pr.valid and not pr.stage.disabled
+
+
+def test_monitors_are_added_from_known_definitions_with_default_thresholds(panel):
+    pr = panel.prepare
+    assert {"segmentation_metrics", "generic_metrics"} <= set(pr.monitor_pick.options)
+    pr.monitor_pick.value = "generic_metrics"
+    pr.add_monitor_button.click()
+    form = pr.monitors["generic_metrics"]
+    defaults = panel.ctx.definitions["generic_metrics"].thresholds
+    assert {m: (r.value.value, r.direction.value) for m, r in form.rows.items()} == {
+        m: (t.value, t.direction) for m, t in defaults.items()}
+    assert "must not be empty" in txt(pr.errors.label(f"{form.path}.dir_gt"))
+
+    form.remove_row("num_images_total_predicted")  # left out: the default applies
+    assert "num_images_total_predicted" in form.new_metric.options
+    form.new_metric.value = "no_such_metric"
+    form.add_metric.click()
+    assert "no_such_metric" in txt(pr.errors.label(f"{form.path}.thresholds.no_such_metric"))
+    form.remove_row("no_such_metric")
+
+    pr.monitor_pick.value = "generic_metrics"
+    pr.add_monitor_button.click()
+    assert "already in the entry" in txt(pr.monitor_message)
+    pr.monitor_pick.value = "segmentation_metrics_v22"  # a server-side copy: known by its base
+    pr.add_monitor_button.click()
+    assert len(pr.monitors["segmentation_metrics_v22"].rows) == 18
+    assert "segmentation_metrics_v22" in txt(pr.general)  # a warning: it may exist on the server
+
+    form.remove.click()
+    assert list(pr.monitors) == ["segmentation_metrics_v22"]
+    assert len(pr.monitor_box.children) == 1
+
+
+def test_yaml_round_trip_keeps_the_original_format(panel, example_paths, tmp_path):
+    pr = fill_with_example(panel, example_paths)
+    assert "loaded" in txt(pr.yaml_message)
+    pr.model_name.value = "renamed"
+    pr.monitors["segmentation_metrics"].rows["Dice"].value.value = 33.5
+    pr.monitors["generic_metrics"].rows["num_images_recent_predicted"].direction.value = "upper"
+    pr.yaml_path.value = "saved.yml"  # relative to the notebook's folder
+    pr.save.button.click()
+    assert "saved saved.yml" in txt(pr.yaml_message)
+
+    saved = load_config(tmp_path / "saved.yml").entries[None]
+    original = load_config(example_paths.config).entries[None]
+    assert saved["model_name"] == "renamed"
+    assert saved["openscale_custom_metric_provider"]["segmentation_metrics"]["thresholds"]["Dice"] == {
+        "threshold": [33.5, "lower"]}
+    assert saved["openscale_custom_metric_provider"]["generic_metrics"]["thresholds"][
+        "num_images_recent_predicted"] == {"threshold": [40.0, "upper"]}
+    assert saved["wmla_deployment"]["resource_configs"]["kernel_max"] == original[
+        "wmla_deployment"]["resource_configs"]["kernel_max"]
+    assert "model_name: renamed" in (tmp_path / "saved.yml").read_text()
+
+    pr.model_name.value = ""
+    pr.load.button.click()
+    assert pr.model_name.value == "renamed"
+
+
+def test_an_invalid_yaml_is_reported_with_lines_and_leaves_the_form(panel, tmp_path, reference_dir):
+    pr = panel.prepare
+    pr.model_name.value = "kept"
+    (tmp_path / "bad.yml").write_text(
+        "model_name: x\nopenscale_custom_metric_provider: {}\nwmla_deployment:\n"
+        "  resource_configs: {n_cpus: 0, kernel_mn: 1}\n")
+    pr.yaml_path.value = "bad.yml"
+    pr.load.button.click()
+    message = pr.yaml_message.value
+    assert "not a valid deployment metadata file" in message
+    assert "line 4" in message and "n_cpus" in message and "kernel_mn" in message
+    assert pr.model_name.value == "kept"
+
+    # A keyed file (model asset id -> entry) offers its entries to pick from.
+    pr.yaml_path.value = str(reference_dir / "deployment_metadata_cli_example2.yml")
+    pr.load.button.click()
+    loaded = load_config(pr.yaml_path.value, with_key=True).entries
+    if len(loaded) > 1:
+        assert pr.entry_pick.layout.display == ""
+        key = list(loaded)[-1]
+        pr.entry_pick.value = key
+    else:
+        key = next(iter(loaded))
+    assert pr.model_name.value == (loaded[key].get("model_name") or "")
+    assert set(pr.monitors) == set(loaded[key]["openscale_custom_metric_provider"])
+
+
+def test_path_field_browses_folders_relative_to_the_notebook(panel, tmp_path):
+    (tmp_path / "models" / "m1").mkdir(parents=True)
+    (tmp_path / "models" / "weights.bin").write_bytes(b"x")
+    field = panel.prepare.path_model
+    field.browse.value = True
+    assert "models/" in field.listing.options
+    field.listing.value = "models/"
+    assert set(field.listing.options) == {"../", "m1/", "weights.bin"}
+    field.listing.value = "weights.bin"
+    assert field.value == "models/weights.bin" and field.browse.value is False
+    field.browse.value = True  # reopens in the file's folder
+    field.listing.value = "m1/"
+    field.use_folder.click()
+    assert field.value == "models/m1"
+    assert field.resolved() == tmp_path / "models" / "m1"
+
+
+def test_stage_runs_the_template_in_the_background_and_refreshes_runs(panel, example_paths, backend):
+    pr = fill_with_example(panel, example_paths)
+    pr.on_clash.value = "new"  # so that the re-run below may stage the same files again
+    pr.stage.button.click()
+    assert panel.ctx.tasks.busy or panel.ctx.tasks.last_result is not None
+    assert pr.stage.disabled  # one step at a time
+    assert panel.wait(WAIT_S)
+    bar = panel.ctx.tasks
+    assert bar.last_error is None, bar.message.value
+    assert bar.progress.value == bar.progress.max > 1  # fed per cell by the runner
+    asset_id = pr.last_model_asset_id
+    assert asset_id and asset_id in pr.result.value
+
+    entries = space.list_entries(backend)
+    assert entries[asset_id]["model_name"] == "deepliif-demo"
+    assert entries[asset_id]["wmla_deployment"]["dependency_filename"] == "deployment.zip"
+
+    runs = panel.runs  # refreshed when the step ended, though never shown
+    assert runs.loaded and len(runs.runs) == 1
+    (run,) = runs.runs
+    assert run.template == "A_MLOps_Pipeline" and run.status == "ok"
+    assert run.run_id in runs.table.value and "A_MLOps_Pipeline" in txt(runs.table)
+    assert asset_id in runs.details.value
+    assert panel.deploy.asset.value == asset_id  # the staged model is offered for deployment
+
+    # Clone the run into an editable notebook beside "this notebook".
+    runs.clone_dest.value = "again.ipynb"
+    runs.clone.button.click()
+    clone = json.loads((panel.ctx.base / "again.ipynb").read_text())
+    assert "cloned to" in txt(runs.message)
+    assert clone["metadata"]["mlops"]["cloned_from"]["run_id"] == run.run_id
+
+    # Re-run: a new run linked to the first, picked in the list once it ended.
+    runs.rerun.button.click()
+    assert panel.wait(WAIT_S)
+    assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    assert len(runs.runs) == 2
+    newest = get_run(runs.pick.value, panel.ctx.workspace)
+    assert newest.rerun_of == run.run_id and newest.ok
+
+    runs.status.value = "failed"
+    assert runs.runs == [] and "no runs match" in txt(runs.table)
+    runs.status.value = "(all)"
+    runs.template.value = "A_MLOps_Pipeline"
+    assert len(runs.runs) == 2
+    runs.since.value = datetime.date.today() + datetime.timedelta(days=2)
+    assert runs.runs == []
+
+
+def test_a_failed_stage_shows_why_inline_with_its_notebook(panel, example_paths):
+    pr = fill_with_example(panel, example_paths)
+    assert stage(panel)
+    pr.stage.button.click()  # the same names again, "refuse" chosen: the step fails
+    assert panel.wait(WAIT_S)
+    bar = panel.ctx.tasks
+    assert "already has assets named" in bar.last_error
+    assert "already has assets named" in txt(pr.result)
+    assert "A_MLOps_Pipeline.ipynb" in txt(bar.message)  # where its executed notebook is
+    assert [r.status for r in panel.runs.runs] == ["failed", "ok"]
+
+    pr.on_clash.value = "new"
+    assert stage(panel) != panel.runs.runs[-1].run_id
+
+
+def test_cancel_stops_the_run_and_records_it_cancelled(panel, example_paths, workspace):
+    fill_with_example(panel, example_paths)
+    bar = panel.ctx.tasks
+    panel.prepare.stage.button.click()
+    assert not bar.cancel.disabled
+    bar.cancel.click()
+    assert panel.wait(WAIT_S)
+    assert "cancelled" in (bar.last_error or "")
+    assert [r.status for r in list_runs(workspace)] == ["cancelled"]
+
+
+def test_deploy_form_checks_names_like_the_cli_and_keeps_secrets_out_of_parameters(
+        panel, example_paths, backend):
+    fill_with_example(panel, example_paths)
+    asset_id = stage(panel)
+    d = panel.deploy
+    d.refresh()
+    assert d.asset.value == asset_id
+    assert d.deploy.disabled and "give the deployment a name" in txt(d.deploy.reason)
+    d.name.value = "Bad_Name"
+    assert "lower-case letters" in txt(d.errors.label("wmla_deployment.deployment_name"))
+    d.name.value = "demo-1"
+    assert not d.deploy.disabled, d.deploy.reason.value
+
+    row = d.add_arg("VOLUME", "demo-volume")
+    assert not row.secret.value
+    secret = d.add_arg("CPD_API_KEY", "s3cr3t")  # a secret-looking key turns masked
+    assert secret.secret.value and secret.widget.children[1] is secret.masked
+    assert secret.masked.value == "s3cr3t"
+    row.secret.value = True  # toggling carries the typed value across
+    assert row.masked.value == "demo-volume" and row.plain.value == ""
+    row.secret.value = False
+    bad = d.add_arg("1x", "v")
+    assert "not a Python name" in txt(bad.error) and d.deploy.disabled
+    d.remove_arg(bad)
+    assert not d.deploy.disabled
+
+    params, secrets = d.deploy_params()
+    assert secrets == {"CPD_API_KEY": "s3cr3t"}
+    assert "s3cr3t" not in json.dumps(params)
+    assert params["deployment_name"] == "demo-1" and params["model_asset_id"] == asset_id
+
+    # The CLI's own check: another entry already uses the name.
+    def rename(entry):
+        entry["wmla_deployment"]["deployment_name"] = "taken"
+
+    other = space.add_entries(backend, {"other-asset": {**space.list_entries(backend)[asset_id]}})[0]
+    space.update_entry(backend, other, rename)
+    d.refresh()
+    d.asset.value = asset_id
+    d.name.value = "taken"
+    assert d.deploy.disabled and "already used by the entry of model asset other-asset" in txt(d.general)
+
+
+def test_status_shows_violations_and_history_charts():
+    status = {"monitors": [{
+        "monitor_id": "generic_metrics", "state": "issues", "measurement_id": "m2", "run_id": "r2",
+        "timestamp": "2026-01-02T00:00:00Z", "issue_count": 1, "latest_run": {"error": None},
+        "metrics": [
+            {"metric": "num_images_recent_predicted", "value": 3.0, "limit": 40.0,
+             "direction": "lower", "violated": True},
+            {"metric": "num_images_total_predicted", "value": 50.0, "limit": 5.0,
+             "direction": "lower", "violated": False},
+        ]}]}
+    history = [
+        {"monitor_id": "generic_metrics", "timestamp": "2026-01-02T00:00:00Z",
+         "metrics": {"num_images_recent_predicted": 3.0, "num_images_total_predicted": 50.0}},
+        {"monitor_id": "generic_metrics", "timestamp": "2026-01-01T00:00:00Z",
+         "metrics": {"num_images_recent_predicted": 45.0, "num_images_total_predicted": 45.0}},
+    ]
+    page = status_html(status, history)
+    assert page.count("class='mlops-violation'") == 1
+    assert page.count("<svg") == 2 and page.count("mlops-limit") == 2
+    assert "issues" in page and "m2" in page
+
+    svg = history_svg("Dice", [("t1", 25.0), ("t2", 10.0)], (20.0, "lower"))
+    assert svg.count("#d62728") == 1  # the point below the lower limit is red
+    assert "lower 20" in svg
+    assert "no measurements yet" in history_svg("Dice", [], None)
+
+
+def test_links_open_executed_notebooks_in_jupyterlab(tmp_path, monkeypatch):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    root = tmp_path / "root"
+    (root / "nb").mkdir(parents=True)
+    (runtime / "jpserver-1.json").write_text(json.dumps({"root_dir": str(root), "base_url": "/lab-base/"}))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    server = find_server(root / "nb")
+    assert server == LabServer(root.resolve(), "/lab-base/")
+    target = root / "ws" / "runs" / "r 1" / "A.ipynb"
+    assert lab_url(target, server) == "/lab-base/lab/tree/ws/runs/r%201/A.ipynb"
+    assert lab_url(root / ".mlops" / "A.ipynb", server) is None  # hidden: Jupyter refuses it
+    assert lab_url(Path("/elsewhere/A.ipynb"), server) is None
+    assert "Clone" in open_link(Path("/elsewhere/A.ipynb"), "open", server)
+    assert find_server(tmp_path / "outside") is None
+
+
+@pytest.fixture
+def served(workspace):
+    """Stops the workspace's inference service (and its kernels) after the test."""
+    yield workspace
+    from mlops_widgets.backends.local.inference import stop_service
+
+    stop_service(workspace)
+
+
+def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, served, backend):
+    import shutil
+
+    from mlops_widgets.examples.synthetic import write_tiles
+
+    fill_with_example(panel, example_paths)
+    asset_id = stage(panel)
+
+    d = panel.deploy
+    assert d.asset.value == asset_id  # refreshed after Stage, though never shown
+    d.name.value = "demo-1"
+    d.add_arg("CPD_API_KEY", "s3cr3t-value")
+    d.deploy.button.click()
+    assert panel.wait(WAIT_S)
+    assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    assert "deployed demo-1" in txt(d.result)
+    assert d.target.value == "demo-1" and "IDLE" in txt(d.status)
+    assert space.list_entries(backend)[asset_id]["wmla_deployment"]["deployment_name"] == "demo-1"
+    run = get_run(panel.runs.runs[0].run_id, served)
+    assert run.template == "A2_WMLA_Model_Deploy" and run.secret_names == ["CPD_API_KEY"]
+    panel.runs.pick.value = run.run_id  # re-running it asks for the secret again, masked
+    assert list(panel.runs.secrets) == ["CPD_API_KEY"]
+    assert type(panel.runs.secrets["CPD_API_KEY"]).__name__ == "Password"
+
+    d.stop.button.click()
+    assert panel.wait(WAIT_S) and "demo-1 stopped" in txt(d.message)
+    assert "STOPPED" in txt(d.status)
+
+    # Images on the storage volume: perfect predictions, but too few of them for generic_metrics.
+    volume = served.root / "volumes" / "demo-volume" / "model_eval"
+    write_tiles(volume / "images", volume / "gt_images", 3, size=48)
+    shutil.copytree(volume / "gt_images", volume / "model_images")
+
+    m = panel.monitor
+    m.refresh()
+    assert m.deployment.value == "demo-1"
+    assert m.create.disabled and "create the service provider first" in txt(m.create.reason)
+    m.create_provider.button.click()
+    assert panel.wait(WAIT_S) and "created" in txt(m.message)
+    assert not m.create.disabled, m.create.reason.value
+    m.create.button.click()  # with "evaluate right after"
+    assert panel.wait(WAIT_S)
+    assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    assert "monitors of demo-1 configured" in txt(m.message)
+    assert list(m.which.options) == ["every monitor", "segmentation_metrics", "generic_metrics"]
+    m.which.value = "generic_metrics"
+    m.run_now.button.click()
+    assert panel.wait(WAIT_S) and "evaluated demo-1" in txt(m.message)
+    assert "generic_metrics" in txt(m.message) and "segmentation_metrics" not in txt(m.message)
+
+    s = panel.status
+    s.refresh()
+    page = s.body.value
+    assert "segmentation_metrics" in page and "generic_metrics" in page
+    assert "num_images_recent_predicted" in page and "class='mlops-violation'" in page
+    assert page.count("<svg") == 22  # one chart per metric of both monitors
+    assert page.count("<circle") == 18 * 1 + 4 * 2  # one evaluation of both, then generic_metrics
+
+    d.remove_monitor.value = True
+    d.delete.button.click()
+    assert panel.wait(WAIT_S) and "demo-1 deleted" in txt(d.message)
+    assert "no deployments yet" in txt(d.status)
+    entry = space.list_entries(backend)[asset_id]
+    assert entry["wmla_deployment"]["deployment_name"] is None
+    assert entry["openscale_subscription_id"] is None
+    leaked = [p for p in served.root.rglob("*") if p.is_file() and b"s3cr3t-value" in p.read_bytes()]
+    assert leaked == []
+
+
+def test_failures_show_inline_without_tracebacks():
+    from mlops_widgets.widgets._forms import Action
+    from mlops_widgets.widgets._task import TaskBar
+
+    bar = TaskBar()
+
+    def boom(progress, cancel):
+        progress(1, 3, "## a heading")
+        raise ValueError("bad value")
+
+    bar.start("Step", boom)
+    assert bar.wait(10)
+    assert bar.last_error == "ValueError: bad value"
+    assert "Step failed: ValueError: bad value" in txt(bar.message)
+    assert "Traceback" not in bar.message.value
+    assert (bar.progress.value, bar.progress.max, bar.count.value) == (1, 3, "1/3")
+
+    action = Action("Go")
+    action.on_click(lambda: 1 / 0)
+    action.button.click()
+    assert "ZeroDivisionError" in txt(action.reason)
