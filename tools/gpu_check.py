@@ -1,0 +1,101 @@
+"""Check, on a machine with NVIDIA GPUs, that a deployment with enable_gpus gives each kernel a
+GPU of its own: CUDA_VISIBLE_DEVICES set per kernel, and CUDA inside the kernel sees exactly that
+one device and can compute on it. Not a test (CI has no GPU); run it where GPUs are:
+
+    PYTHONPATH=. python3 tools/gpu_check.py
+
+It prints one line per kernel and exits 1 when a kernel saw no GPU, or two kernels shared one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from mlops_widgets.backends.local.inference import LocalInference, stop_service
+from mlops_widgets.backends.local.inference.pool import detect_gpus
+from mlops_widgets.workspace import Workspace
+
+KERNEL = '''\
+import redhareapiversion
+from redhareapi import Kernel
+import json, os, time
+
+class GpuKernel(Kernel):
+    def on_kernel_start(self, kernel_context):
+        import torch
+        self.torch = torch
+
+    def on_task_invoke(self, task_context):
+        while task_context is not None:
+            torch = self.torch
+            x = torch.ones(1024, 1024, device="cuda")
+            total = float((x @ x).sum())
+            time.sleep(0.5)
+            task_context.set_output_data(json.dumps({
+                "pod": os.environ.get("MSD_POD_NAME"),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "device_count": torch.cuda.device_count(),
+                "device": torch.cuda.get_device_name(0),
+                "matmul_sum": total,
+            }))
+            task_context = task_context.next()
+
+if __name__ == "__main__":
+    GpuKernel().run()
+'''
+
+
+def main() -> int:
+    gpus = detect_gpus()
+    print(f"GPUs detected: {gpus}")
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp) / "ws")
+        folder = Path(tmp) / "gpu"
+        folder.mkdir()
+        (folder / "kernel.py").write_text(KERNEL)
+        (folder / "README.md").write_text("gpu check\n")
+        (folder / "model.json").write_text(json.dumps({"name": "gpu-check", "kernel_path": "kernel.py"}))
+        inference = LocalInference(ws)
+        try:
+            inference.deploy("gpu-check", folder)
+            want = max(1, len(gpus))
+            inference.update_profile("gpu-check", {"kernel": {"gpu": "exclusive"},
+                                                   "policy": {"kernel_min": want, "kernel_max": want + 1}})
+            inference.start("gpu-check")
+            deadline = time.monotonic() + 120
+            while inference.view("gpu-check")["status"] not in ("IDLE", "FAILED") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            view = inference.view("gpu-check")
+            print(f"status {view['status']}, warnings {view.get('warnings')}")
+            print("kernels:", [(k["pod"], k["gpu"]) for k in view["kernels"]])
+            answers: list[dict] = []
+            threads = [threading.Thread(target=lambda: answers.append(json.loads(
+                inference.infer("gpu-check", b"{}")))) for _ in range(2 * want)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            by_pod = {a["pod"]: a for a in answers}
+            for a in by_pod.values():
+                print(json.dumps(a))
+            kernels = inference.view("gpu-check")["kernels"]
+            devices = [k["gpu"] for k in kernels]
+            ok = (bool(gpus) and all(a["device_count"] == 1 for a in answers)
+                  and len(set(devices)) == len(devices) and None not in devices
+                  and all(by_pod[p]["cuda_visible_devices"] == k["gpu"] for k in kernels for p in [k["pod"]] if p in by_pod))
+            print("one GPU per kernel:", "OK" if ok else "FAILED")
+            if inference.logs("gpu-check") and not ok:
+                print(inference.logs("gpu-check")[-3000:])
+            return 0 if ok else 1
+        finally:
+            inference.stop("gpu-check")
+            stop_service(ws)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
