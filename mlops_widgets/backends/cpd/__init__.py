@@ -1,0 +1,50 @@
+"""The Cloud Pak for Data backend: Watson Machine Learning space, WMLA EDI inference, OpenScale.
+
+space: WML data assets (ibm-watson-machine-learning or ibm-watsonx-ai, by cluster version);
+inference: WMLA's `/dlim/v1` REST API (no `dlim` binary); monitoring: ibm-watson-openscale.
+Configured from the environment (see `session.py`); the SDKs are imported only when a service
+is first used, inside the side-effect containment of `contain.py`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlops_widgets.backends.cpd.client import CpdSession
+
+
+class CpdBackend(Backend):
+    """A Backend that also exposes its cluster connection (`session`), for `mlops doctor` and
+    for publishing monitor providers as WML functions."""
+
+    def __init__(self, workspace: Workspace, session: CpdSession) -> None:
+        self.session = session
+
+        def space():
+            from mlops_widgets.backends.cpd.space import CpdSpace
+
+            return CpdSpace(session)
+
+        def inference():
+            from mlops_widgets.backends.cpd.inference import CpdInference
+
+            return CpdInference(session)
+
+        def monitoring():
+            from mlops_widgets.backends.cpd.monitoring import CpdMonitoring
+
+            return CpdMonitoring(session)
+
+        super().__init__(
+            "cpd", workspace, {"space": space, "inference": inference, "monitoring": monitoring}
+        )
+
+
+def create(workspace: Workspace) -> Backend:
+    from mlops_widgets.backends.cpd.client import CpdSession
+
+    return CpdBackend(workspace, CpdSession())

@@ -1,0 +1,134 @@
+"""`mlops doctor`: is each Cloud Pak for Data service reachable, does it accept us, which
+versions answer, and, in plain words, what is missing. Secrets are never shown."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
+from mlops_widgets.backends.cpd.session import CpdSettings, parse_json, token_expiry
+from mlops_widgets.errors import MlopsError
+
+
+@dataclass(frozen=True)
+class Check:
+    service: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pkg(name: str) -> str:
+    try:
+        return f"{name} {version(name)}"
+    except PackageNotFoundError:
+        return f"{name} not installed (pip install 'mlops-widgets[cpd]')"
+
+
+def _settings_check(s: CpdSettings) -> Check:
+    missing = s.missing("space") + [m for m in s.missing("inference") if m not in s.missing("space")]
+    parts = [f"BASE_URL {s.base_url or 'not set'}", f"SPACE_ID {s.space_id or 'not set'}",
+             f"WMLA_HOST {s.wmla_url or 'not set'}", f"inference host {s.inference_url or 'not set'}"]
+    if s.token:
+        exp = token_expiry(s.token)
+        left = "" if exp is None else (
+            f", expires in {int((exp - time.time()) // 60)} min" if exp > time.time() else ", EXPIRED")
+        parts.append(f"USER_ACCESS_TOKEN set{left}")
+    if s.username:
+        parts.append(f"USERNAME {s.username} with {'an' if s.apikey else 'no'} APIKEY")
+    parts.append(f"CA bundle {s.ca_bundle or 'system default'}")
+    if missing:
+        return Check("environment", False, "missing: " + "; ".join(missing) + " (" + ", ".join(parts) + ")")
+    return Check("environment", True, ", ".join(parts))
+
+
+def run_checks(settings: CpdSettings | None = None) -> list[Check]:
+    """Every check, in order; a failed prerequisite marks what depends on it as skipped."""
+    s = settings or CpdSettings.from_env()
+    session = CpdSession(s)
+    checks = [_settings_check(s)]
+    if not s.base_url:
+        return [*checks, Check("Cloud Pak for Data", False, "skipped: set BASE_URL first")]
+
+    def attempt(service: str, fn: Callable[[], str]) -> bool:
+        try:
+            checks.append(Check(service, True, fn()))
+            return True
+        except MlopsError as exc:
+            checks.append(Check(service, False, str(exc)))
+            return False
+
+    if not attempt("Cloud Pak for Data", lambda: f"{s.base_url} answers, Watson Machine Learning "
+                                                 f"{session.version()}"):
+        return checks
+    if not attempt("sign-in", lambda: _sign_in(session)):
+        return checks
+
+    def wml() -> str:
+        kind, _client = session.wml()
+        sdk = _pkg("ibm-watson-machine-learning" if kind == "wml" else "ibm-watsonx-ai")
+        return f"space {s.space_id} found, through {sdk}"
+
+    if s.space_id:
+        attempt("Watson Machine Learning", wml)
+    else:
+        checks.append(Check("Watson Machine Learning", False, "skipped: set SPACE_ID"))
+
+    if s.wmla_url:
+        attempt("WMLA (console)", lambda: _wmla(session))
+        attempt("WMLA (inference)", lambda: _inference_host(session))
+    else:
+        checks.append(Check("WMLA", False, "skipped: set WMLA_HOST (https://wmla-console-...)"))
+    attempt("OpenScale", lambda: _openscale(session))
+    attempt("storage volumes", lambda: _volumes(session))
+    return checks
+
+
+def _sign_in(session: CpdSession) -> str:
+    s = session.settings
+    session.http.request("GET", f"{s.base_url}/v2/spaces", params={"limit": 1},
+                         what="checking the token with Cloud Pak for Data")
+    how = "USERNAME and APIKEY" if session.http.tokens.renewable else "USER_ACCESS_TOKEN"
+    return f"signed in with {how}; the token is accepted"
+
+
+def _wmla(session: CpdSession) -> str:
+    s = session.settings
+    models = session.http.json("GET", f"{s.wmla_url}/dlim/v1/model", what=f"listing WMLA deployments at {s.wmla_url}")
+    return f"{s.wmla_url} answers, {len(models or [])} deployment(s)"
+
+
+def _inference_host(session: CpdSession) -> str:
+    s = session.settings
+    # an unknown deployment's inference must be a 404 from WMLA, not a connection failure
+    resp = session.http.request("POST", f"{s.inference_url}/dlim/v1/inference/mlops-doctor-probe",
+                                what=f"reaching the WMLA inference host {s.inference_url}",
+                                data=b"{}", ok=tuple(range(200, 500)), retry=False)
+    if resp.status_code in (401, 403):
+        raise MlopsError(f"the WMLA inference host {s.inference_url} refused the token ({resp.status_code})")
+    return f"{s.inference_url} answers"
+
+
+def _openscale(session: CpdSession) -> str:
+    s = session.settings
+    client = session.openscale()
+    providers = session.call("listing OpenScale service providers",
+                             lambda: client.service_providers.list().result.to_dict())
+    n = len(providers.get("service_providers") or [])
+    return (f"instance {OPENSCALE_CPD_INSTANCE} at {s.base_url} answers, {n} service provider(s), "
+            f"through {_pkg('ibm-watson-openscale')}")
+
+
+def _volumes(session: CpdSession) -> str:
+    s = session.settings
+    body = parse_json(session.http.request(
+        "GET", f"{s.base_url}/zen-data/v3/service_instances", params={"addon_type": "volumes"},
+        what="listing storage volumes"))
+    names = [v.get("display_name") for v in body.get("service_instances") or []]
+    return f"{len(names)} volume(s)" + (f": {', '.join(map(str, names))}" if names else "")

@@ -1,0 +1,32 @@
+"""`mlops doctor`: check that each Cloud Pak for Data service answers and accepts us."""
+
+from __future__ import annotations
+
+import click
+
+from mlops_widgets.cli._common import echo_json
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(as_json: bool) -> None:
+    """Check Cloud Pak for Data from this environment: the settings, the console, sign-in,
+    Watson Machine Learning and the space, WMLA (console and inference host), OpenScale and
+    storage volumes; each with its version or, in plain words, what is wrong. Exit 1 when a
+    check fails.
+
+    Reads BASE_URL (or RUNTIME_ENV_APSX_URL), USER_ACCESS_TOKEN or USERNAME + APIKEY, SPACE_ID,
+    WMLA_HOST, WMLA_INFERENCE_HOST and MLOPS_CPD_CA_BUNDLE; never prints a secret.
+    """
+    from mlops_widgets.backends.cpd.doctor import run_checks
+
+    checks = run_checks()
+    if as_json:
+        echo_json([c.to_dict() for c in checks])
+    else:
+        width = max(len(c.service) for c in checks)
+        for c in checks:
+            click.echo(f"{'ok' if c.ok else 'FAIL':<4}  {c.service:<{width}}  {c.detail}")
+    failed = [c.service for c in checks if not c.ok]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")

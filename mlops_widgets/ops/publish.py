@@ -1,0 +1,72 @@
+"""Publishing a monitor (the original's B2 notebook): make its provider callable by the
+monitoring service, register it as an integrated system and its monitor definition with the
+default thresholds, and record both ids in the space's monitor metadata (`monitor_metadata.yml`),
+where `monitor create` (A3) finds the provider of each monitor.
+
+On Cloud Pak for Data the provider is deployed as a WML deployable function (see
+`backends/cpd/publish.py`); on the embedded backend providers run in-process, so only the
+registrations are made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from mlops_widgets.backends.base import MONITOR_METADATA, Backend
+from mlops_widgets.errors import MlopsError
+from mlops_widgets.monitors import registry
+
+
+def publish(backend: Backend, monitor_id: str, *, software_spec: str | None = None) -> dict[str, Any]:
+    """Publish monitor `monitor_id` (a built-in, registered or entry-point definition).
+
+    Re-publishing replaces the previous integrated system (the old function deployment is left
+    for the admin to delete). Returns the ids recorded in the monitor metadata."""
+    definition = registry.definition(monitor_id, backend.workspace)
+    mon = backend.monitoring
+    name = f"{monitor_id} metrics provider"
+    description = f"mlops-widgets provider {definition.provider!r} for monitor {monitor_id}"
+    session = getattr(backend, "session", None)
+    if session is not None:  # Cloud Pak for Data
+        from mlops_widgets.backends.cpd.publish import deploy_provider, provider_credentials
+
+        credentials = provider_credentials(session)
+        deployed = deploy_provider(session, definition, software_spec=software_spec)
+        system = mon.integrated_systems.add(  # type: ignore[call-arg]
+            name, type="custom_metrics_provider", description=description,
+            connection={"display_name": name, "endpoint": deployed["scoring_url"]},
+            credentials=credentials,
+        )
+    else:
+        if software_spec:
+            raise MlopsError("--software-spec only applies to the cpd backend")
+        deployed = {"wml_deployment_id": None}
+        system = mon.integrated_systems.add(
+            name, type="custom_metrics_provider", description=description,
+            connection={"display_name": name, "endpoint": f"local:{definition.provider}"},
+        )
+    system_id = system["metadata"]["id"]
+    definition_res = mon.monitor_definitions.add(definition)
+    previous: dict[str, Any] = {}
+
+    def record(doc: dict[str, Any]) -> None:
+        previous.update(doc.get(monitor_id) or {})
+        doc[monitor_id] = {
+            "integrated_system_id": system_id,
+            "wml_deployment_id": deployed["wml_deployment_id"],
+        }
+
+    backend.space.update_document(MONITOR_METADATA, record)
+    old = previous.get("integrated_system_id")
+    if old and old != system_id:
+        with contextlib.suppress(MlopsError):
+            mon.integrated_systems.delete(old)
+    return {
+        "monitor_id": monitor_id,
+        "monitor_definition_id": definition_res["metadata"]["id"],
+        "integrated_system_id": system_id,
+        "wml_deployment_id": deployed["wml_deployment_id"],
+        "scoring_url": deployed.get("scoring_url"),
+        "thresholds": definition.default_thresholds(),
+    }

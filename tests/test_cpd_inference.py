@@ -1,0 +1,120 @@
+"""WMLA EDI through `/dlim/v1` against the fake: console and inference hosts apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakecpd import FakeCpd
+from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
+
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.cpd.inference import INJECT_BEGIN
+from mlops_widgets.backends.local.inference import InferenceError
+from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+
+
+def submission(tmp_path: Path, name: str = "seg") -> Path:
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "kernel.py").write_text(
+        "from __future__ import annotations\n\nimport redhareapiversion\nprint(CPD_USERNAME)\n"
+    )
+    (folder / "README.md").write_text("# seg\n")
+    (folder / "weights").mkdir()
+    (folder / "weights" / "w.bin").write_bytes(b"\x01" * 64)
+    (folder / "model.json").write_text(json.dumps({
+        "name": name, "kernel_path": "kernel.py", "readme": "README.md", "tag": "test",
+        "weight_path": "./", "runtime": "dlipy3", "framework": "PyTorch", "schema_version": "1",
+        "mk_environments": [{"name": "SPACE_ID", "value": "x"}],
+    }))
+    return folder
+
+
+def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path) -> None:
+    inf = cpd_backend.inference
+    folder = submission(tmp_path)
+    view = inf.deploy("seg", folder, custom_args={"CPD_USERNAME": "alice"},
+                      secret_args={"CPD_API_KEY": "s3cr3t-value"})
+    assert view["state"] == "stopped" and view["status"] == "STOPPED"
+    assert view["url"] == f"{fake_cpd.inference_url}/dlim/v1/inference/seg"
+
+    package = fake_cpd.dlim.packages["seg"]
+    assert set(package) == {"kernel.py", "README.md", "model.json", "weights/w.bin"}
+    kernel = package["kernel.py"].decode()
+    assert kernel.startswith("from __future__ import annotations\n" + INJECT_BEGIN)
+    assert "CPD_USERNAME = 'alice'" in kernel
+    assert "CPD_API_KEY = _mlops_os.environ.get('CPD_API_KEY')" in kernel
+    assert "s3cr3t-value" not in kernel  # the secret lives only in the profile's kernel.envs
+    assert (folder / "kernel.py").read_text().count("CPD_USERNAME") == 1  # the caller's folder untouched
+    envs = fake_cpd.dlim.models["seg"]["profile"]["kernel"]["envs"]
+    assert {"name": "CPD_API_KEY", "value": "s3cr3t-value"} in envs
+    assert "s3cr3t-value" not in json.dumps(inf.view("seg"))  # shown masked
+
+    profile = inf.update_profile("seg", {"policy": {"kernel_min": 2, "kernel_max": 4}})
+    assert profile["policy"]["kernel_min"] == 2
+    assert profile["policy"]["task_execution_timeout"] == 60  # the rest of the profile kept
+    assert {"name": "CPD_API_KEY", "value": "s3cr3t-value"} in profile["kernel"]["envs"]
+
+    started = inf.start("seg")
+    assert started["state"] == "started" and started["status"] == "IDLE"
+    assert [k["state"] for k in started["kernels"]] == ["idle", "idle"]
+    assert [m["name"] for m in inf.list()] == ["seg"]
+
+    body = b'{"image": "aGVsbG8="}'
+    console_before = [e for e in fake_cpd.router.log if "/inference/" in e[1]]
+    assert inf.infer("seg", body) == body  # the fake's echo kernel, text/plain and all
+    assert [e for e in fake_cpd.router.log if "/inference/" in e[1]] != console_before
+
+    with pytest.raises(ConflictError, match="cannot be removed if it's started"):
+        inf.undeploy("seg")
+    with pytest.raises(ConflictError, match="only be changed while the model is stopped"):
+        inf.update_profile("seg", {"policy": {"kernel_min": 1}})
+
+    # deploying again updates the stopped deployment in place
+    inf.stop("seg")
+    (folder / "kernel.py").write_text("print('v2')\n")
+    inf.deploy("seg", folder)
+    assert fake_cpd.dlim.packages["seg"]["kernel.py"] == b"print('v2')\n"
+    assert fake_cpd.dlim.models["seg"]["profile"]["policy"]["kernel_min"] == 2
+
+    inf.undeploy("seg")
+    with pytest.raises(NotFoundError, match="seg"):
+        inf.view("seg")
+    with pytest.raises(NotFoundError):
+        inf.infer("seg", b"{}")
+
+
+def test_inference_goes_to_the_inference_host_only(cpd_backend: Backend, fake_cpd: FakeCpd,
+                                                   tmp_path: Path) -> None:
+    inf = cpd_backend.inference
+    inf.deploy("seg", submission(tmp_path))
+    with pytest.raises(InferenceError) as err:
+        inf.infer("seg", b"{}")  # stopped: WMLA answers 503
+    assert err.value.status == 503
+    # the console host does not serve inference, the inference host serves nothing else
+    import requests
+
+    token = fake_cpd.router.issue_token("mlops-user")
+    headers = {"Authorization": f"Bearer {token}"}
+    ca = str(fake_cpd.certs.ca)
+    assert requests.post(f"{fake_cpd.base_url}/dlim/v1/inference/seg", headers=headers,
+                         verify=ca, timeout=10).status_code == 404
+    assert requests.get(f"{fake_cpd.inference_url}/dlim/v1/model", headers=headers,
+                        verify=ca, timeout=10).status_code == 404
+
+
+def test_custom_arg_names_must_be_python_names(cpd_backend: Backend, tmp_path: Path) -> None:
+    with pytest.raises(MlopsError, match="not a valid Python name"):
+        cpd_backend.inference.deploy("seg", submission(tmp_path), custom_args={"bad-name": "x"})
+
+
+def test_inference_needs_wmla_host(cpd_env: dict, monkeypatch: pytest.MonkeyPatch,
+                                   workspace) -> None:  # noqa: ANN001
+    from mlops_widgets.backends import get_backend
+
+    monkeypatch.delenv("WMLA_HOST")
+    monkeypatch.delenv("WMLA_INFERENCE_HOST")
+    with pytest.raises(MlopsError, match="WMLA_HOST"):
+        get_backend("cpd", workspace).inference  # noqa: B018

@@ -1,0 +1,170 @@
+"""OpenScale through ibm-watson-openscale against the fake, and publishing a monitor's provider
+as a WML function that the fake's OpenScale calls at every run (notebook B2)."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from fakecpd import FakeCpd
+from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
+from fakecpd.fixtures import seed_volume
+
+from mlops_widgets.backends import get_backend
+from mlops_widgets.backends.base import MONITOR_METADATA, RUN_RUNNING, Backend
+from mlops_widgets.errors import ConflictError, MlopsError
+from mlops_widgets.monitors import BUILTIN
+from mlops_widgets.ops.publish import publish
+from mlops_widgets.workspace import Workspace
+
+
+@pytest.fixture
+def cpd_version() -> str:
+    return "5.1.0"  # ibm-watsonx-ai deploys functions without the old SDK's 5-second sleeps
+
+
+def _subscription(mon) -> str:  # noqa: ANN001
+    sp = mon.service_providers.add("OpenScale Headless Service Provider")
+    sub = mon.subscriptions.add(service_provider_id=sp["metadata"]["id"], name="seg Monitor",
+                                deployment_name="seg", deployment_url="https://x/seg")
+    return sub["metadata"]["id"]
+
+
+def _wait(mon, instance_id: str, run: dict) -> dict:  # noqa: ANN001
+    deadline = time.monotonic() + 120
+    while run["entity"]["status"]["state"] == RUN_RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+        run = mon.runs.get(instance_id, run["metadata"]["id"])
+    return run
+
+
+def test_openscale_model_round_trip(cpd_backend: Backend) -> None:
+    mon = cpd_backend.monitoring
+    sub_id = _subscription(mon)
+    assert [s["entity"]["asset"]["name"] for s in mon.subscriptions.list(name="seg Monitor")] == ["seg Monitor"]
+    assert mon.service_providers.list(name="OpenScale Headless Service Provider")[0]["entity"][
+        "service_type"] == "custom_machine_learning"
+
+    definition = mon.monitor_definitions.add(BUILTIN["generic_metrics"])
+    assert definition["metadata"]["id"] == "generic_metrics"
+    assert mon.monitor_definitions.add(BUILTIN["generic_metrics"]) == definition  # idempotent
+    assert [d["metadata"]["id"] for d in mon.monitor_definitions.list()] == ["generic_metrics"]
+
+    with pytest.raises(MlopsError, match="has no metric id 'nope'"):
+        mon.monitor_instances.create(monitor_definition_id="generic_metrics", target_id=sub_id,
+                                     thresholds=[{"metric_id": "nope", "type": "lower_limit", "value": 1}],
+                                     parameters={})
+    limit = {"metric_id": "num_images_total_predicted", "type": "lower_limit", "value": 10}
+    inst = mon.monitor_instances.create(monitor_definition_id="generic_metrics", target_id=sub_id,
+                                        thresholds=[limit], parameters={"dir_gt": "gt"})
+    iid = inst["metadata"]["id"]
+    with pytest.raises(ConflictError, match="already has a generic_metrics monitor"):
+        mon.monitor_instances.create(monitor_definition_id="generic_metrics", target_id=sub_id,
+                                     thresholds=[], parameters={})
+    assert [i["metadata"]["id"] for i in mon.monitor_instances.list(target_id=sub_id)] == [iid]
+    updated = mon.monitor_instances.update(iid, thresholds=[{**limit, "value": 20}],
+                                           parameters={"dir_gt": "gt2"})
+    assert updated["entity"]["thresholds"][0]["value"] == 20
+    assert updated["entity"]["parameters"] == {"dir_gt": "gt2"}
+
+    run = mon.runs.add(iid)  # no provider behind this instance: OpenScale fails the run
+    run = _wait(mon, iid, run)
+    assert run["entity"]["status"]["state"] == "error"
+    assert "custom_metrics_provider_id" in run["entity"]["status"]["failure"]["errors"][0]["message"]
+
+    m = mon.measurements.add(iid, run_id=run["metadata"]["id"],
+                             metrics={"num_images_total_predicted": 15, "num_images_total_ground_truth": 9})
+    assert m["entity"]["issue_count"] == 1  # 15 < 20 (lower limit); 9 >= 5 (the default)
+    metrics = {x["id"]: x for x in m["entity"]["values"][0]["metrics"]}
+    assert metrics["num_images_total_predicted"]["lower_limit"] == 20
+    assert mon.measurements.query(target_id=sub_id, monitor_definition_id="generic_metrics") == [m]
+    assert mon.measurements.list(iid, limit=1) == [m]
+    assert [r["metadata"]["id"] for r in mon.runs.list(iid)] == [run["metadata"]["id"]]
+
+    mon.subscriptions.delete(sub_id)
+    assert mon.monitor_instances.list(target_id=sub_id) == []
+
+
+def test_published_provider_computes_runs_on_the_cluster(
+    cpd_backend: Backend, fake_cpd: FakeCpd
+) -> None:
+    out = publish(cpd_backend, "generic_metrics")
+    assert out["scoring_url"].endswith("/predictions")
+    recorded = cpd_backend.space.read_document(MONITOR_METADATA)
+    assert recorded == {"generic_metrics": {"integrated_system_id": out["integrated_system_id"],
+                                            "wml_deployment_id": out["wml_deployment_id"]}}
+    assert fake_cpd.openscale.credentials[out["integrated_system_id"]]["token_info"]["payload"][
+        "username"] == "mlops-user"
+
+    now = time.time()
+    seed_volume(fake_cpd, "Vol", "gt", {f"{i}_Seg.png": b"x" for i in range(6)}, now)
+    seed_volume(fake_cpd, "Vol", "pred", {f"{i}_Seg.png": b"x" for i in range(2)}, now - 30 * 86400)
+    mon = cpd_backend.monitoring
+    sub_id = _subscription(mon)
+    params = {"custom_metrics_provider_id": out["integrated_system_id"], "volume_display_name": "Vol",
+              "dir_gt": "gt", "dir_pred": "pred", "most_recent": 7}
+    inst = mon.monitor_instances.create(monitor_definition_id="generic_metrics", target_id=sub_id,
+                                        thresholds=[], parameters=params)
+    iid = inst["metadata"]["id"]
+    run = _wait(mon, iid, mon.runs.add(iid))
+    assert run["entity"]["status"]["state"] == "finished", run["entity"]["status"]
+    [measurement] = mon.measurements.list(iid)
+    values = {x["id"]: x["value"] for x in measurement["entity"]["values"][0]["metrics"]}
+    assert values == {"num_images_total_ground_truth": 6, "num_images_recent_ground_truth": 6,
+                      "num_images_total_predicted": 2, "num_images_recent_predicted": 0}
+    assert measurement["entity"]["run_id"] == run["metadata"]["id"]
+    assert measurement["entity"]["issue_count"] == 2  # both predicted counts below 40
+
+
+def test_a_failing_provider_fails_its_run_with_the_reason(
+    cpd_backend: Backend, fake_cpd: FakeCpd
+) -> None:
+    from PIL import Image
+
+    out = publish(cpd_backend, "segmentation_metrics")
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(buf, "PNG")
+    seed_volume(fake_cpd, "Vol", "gt", {"a_Seg.png": buf.getvalue()})
+    seed_volume(fake_cpd, "Vol", "pred", {"a_Seg.png": buf.getvalue()})
+    mon = cpd_backend.monitoring
+    sub_id = _subscription(mon)
+    inst = mon.monitor_instances.create(
+        monitor_definition_id="segmentation_metrics", target_id=sub_id, thresholds=[],
+        parameters={"custom_metrics_provider_id": out["integrated_system_id"],
+                    "volume_display_name": "Vol", "dir_gt": "gt", "dir_pred": "pred", "most_recent": 7})
+    iid = inst["metadata"]["id"]
+    run = _wait(mon, iid, mon.runs.add(iid))
+    assert run["entity"]["status"]["state"] == "error"
+    message = run["entity"]["status"]["failure"]["errors"][0]["message"]
+    assert "3" in message and "1" in message  # fewer than 3 recent images: how many were found
+    assert mon.measurements.list(iid) == []
+
+
+def test_publishing_needs_username_and_apikey(
+    cpd_env: dict, fake_cpd: FakeCpd, monkeypatch: pytest.MonkeyPatch, workspace: Workspace
+) -> None:
+    monkeypatch.delenv("USERNAME")
+    monkeypatch.delenv("APIKEY")
+    monkeypatch.setenv("USER_ACCESS_TOKEN", fake_cpd.router.issue_token("mlops-user"))
+    with pytest.raises(MlopsError, match="needs USERNAME and APIKEY"):
+        publish(get_backend("cpd", workspace), "generic_metrics")
+
+
+def test_publish_on_the_embedded_backend_registers_only(backend: Backend) -> None:
+    out = publish(backend, "generic_metrics")
+    assert out["wml_deployment_id"] is None
+    assert backend.space.read_document(MONITOR_METADATA)["generic_metrics"][
+        "integrated_system_id"] == out["integrated_system_id"]
+    assert backend.monitoring.integrated_systems.get(out["integrated_system_id"])["entity"][
+        "connection"]["endpoint"] == "local:generic_metrics"
+
+
+@pytest.mark.parametrize("cpd_version", ["4.8.5"])
+def test_publish_through_the_old_wml_sdk(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:
+    """Cloud Pak for Data 4.x: the function goes through ibm-watson-machine-learning (which
+    waits 5 s before its first look at a new deployment)."""
+    out = publish(cpd_backend, "generic_metrics")
+    assert cpd_backend.session.sdk_kind() == "wml"  # type: ignore[attr-defined]
+    assert fake_cpd.wml.deployments[out["wml_deployment_id"]]["entity"]["status"]["state"] == "ready"
+    assert b"PROVIDER = 'generic_metrics'" in next(iter(fake_cpd.wml.function_code.values()))
