@@ -8,6 +8,7 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,16 @@ def _entry(backend: Backend) -> dict[str, Any]:
     return space.get_entry(backend, model_asset_id=ASSET)[1]
 
 
+def _subscription(backend: Backend) -> str:
+    """A provider and a subscription made straight on the backend (no entry); the latter's id."""
+    mon = backend.monitoring
+    sp = mon.service_providers.add("P")
+    sub = mon.subscriptions.add(
+        service_provider_id=sp["metadata"]["id"], name="d Monitor", deployment_name="d"
+    )
+    return sub["metadata"]["id"]
+
+
 # --- the protocol and OpenScale's shapes ---------------------------------------------------------
 
 
@@ -141,27 +152,24 @@ def test_resources_have_openscale_shapes(backend: Backend) -> None:
 
 def test_instance_thresholds_are_checked_against_metric_ids(backend: Backend) -> None:
     mon = backend.monitoring
-    sp = mon.service_providers.add("P")
-    sub = mon.subscriptions.add(
-        service_provider_id=sp["metadata"]["id"], name="d Monitor", deployment_name="d"
-    )
-    sub_id = sub["metadata"]["id"]
-    with pytest.raises(MlopsError) as err:
-        mon.monitor_instances.create(
-            monitor_definition_id="generic_metrics",
-            target_id=sub_id,
-            thresholds=[{"metric_id": "images", "type": "lower_limit", "value": 1}],
-            parameters={},
-        )
-    assert "no metric id 'images'" in str(err.value)
-    assert "num_images_total_predicted (num_images_total_predicted)" in str(err.value)
-    with pytest.raises(MlopsError, match="lower_limit or upper_limit"):
-        mon.monitor_instances.create(
-            monitor_definition_id="generic_metrics",
-            target_id=sub_id,
-            thresholds=[{"metric_id": "num_images_total_predicted", "type": "lower", "value": 1}],
-            parameters={},
-        )
+    sub_id = _subscription(backend)
+    for threshold, message in [
+        (
+            {"metric_id": "images", "type": "lower_limit", "value": 1},
+            r"no metric id 'images'.*num_images_total_predicted \(num_images_total_predicted\)",
+        ),
+        (
+            {"metric_id": "num_images_total_predicted", "type": "lower", "value": 1},
+            "lower_limit or upper_limit",
+        ),
+    ]:
+        with pytest.raises(MlopsError, match=message):
+            mon.monitor_instances.create(
+                monitor_definition_id="generic_metrics",
+                target_id=sub_id,
+                thresholds=[threshold],
+                parameters={},
+            )
     inst = mon.monitor_instances.create(
         monitor_definition_id="generic_metrics", target_id=sub_id, thresholds=[], parameters={"a": 1}
     )
@@ -176,17 +184,19 @@ def test_instance_thresholds_are_checked_against_metric_ids(backend: Backend) ->
     )
     assert updated["entity"]["parameters"] == {"a": 1}
     assert "modified_at" in updated["metadata"]
+    with pytest.raises(MlopsError, match="must be a finite number, got 'x'"):
+        mon.monitor_instances.update(
+            inst["metadata"]["id"],
+            thresholds=[{"metric_id": "num_images_total_predicted", "type": "upper_limit", "value": "x"}],
+        )
 
 
 def test_measurement_limits_and_issue_count_for_lower_and_upper(backend: Backend) -> None:
     mon = backend.monitoring
-    sp = mon.service_providers.add("P")
-    sub = mon.subscriptions.add(
-        service_provider_id=sp["metadata"]["id"], name="d Monitor", deployment_name="d"
-    )
+    sub_id = _subscription(backend)
     inst = mon.monitor_instances.create(
         monitor_definition_id="generic_metrics",
-        target_id=sub["metadata"]["id"],
+        target_id=sub_id,
         thresholds=[
             {"metric_id": "num_images_total_predicted", "type": "upper_limit", "value": 10},
             {"metric_id": "num_images_recent_predicted", "type": "lower_limit", "value": 2},
@@ -214,7 +224,7 @@ def test_measurement_limits_and_issue_count_for_lower_and_upper(backend: Backend
         "upper_limit": 10.0,
     }
     assert metrics["num_images_total_ground_truth"]["lower_limit"] == 5.0
-    latest = mon.measurements.query(target_id=sub["metadata"]["id"], monitor_definition_id="generic_metrics")
+    latest = mon.measurements.query(target_id=sub_id, monitor_definition_id="generic_metrics")
     assert [x["metadata"]["id"] for x in latest] == [m["metadata"]["id"]]
     with pytest.raises(MlopsError, match="unknown metric id"):
         mon.measurements.add(iid, run_id="r2", metrics={"nope": 1})
@@ -295,6 +305,46 @@ def test_rerunning_monitor_create_updates_thresholds(ready: Backend) -> None:
     ready.monitoring.subscriptions.delete(first["subscription_id"])
     third = monitor.monitor_create(ready, "demo")
     assert third["created"] and _entry(ready)["openscale_subscription_id"] == third["subscription_id"]
+
+
+def test_rerunning_monitor_create_deletes_monitors_removed_from_the_entry(ready: Backend) -> None:
+    first = monitor.monitor_create(ready, "demo")
+    generic_id = next(
+        m["monitor_instance_id"] for m in first["monitors"] if m["monitor_id"] == "generic_metrics"
+    )
+
+    def drop_generic(entry: dict[str, Any]) -> None:
+        del entry["openscale_custom_metric_provider"]["generic_metrics"]
+
+    space.update_entry(ready, ASSET, drop_generic)
+    again = monitor.monitor_create(ready, "demo")
+    assert sorted((m["monitor_id"], m["action"]) for m in again["monitors"]) == [
+        ("generic_metrics", "deleted"),
+        ("segmentation_metrics", "updated"),
+    ]
+    assert {"monitor_id": "generic_metrics", "monitor_instance_id": generic_id, "action": "deleted"} in again[
+        "monitors"
+    ]
+    instances = ready.monitoring.monitor_instances.list(target_id=again["subscription_id"])
+    assert [i["entity"]["monitor_definition_id"] for i in instances] == ["segmentation_metrics"]
+    # run and status now agree: only the entry's monitor is evaluated and shown
+    assert [r["monitor_id"] for r in monitor.monitor_run(ready, "demo")] == ["segmentation_metrics"]
+    assert [m["monitor_id"] for m in monitor.monitor_status(ready, "demo")["monitors"]] == [
+        "segmentation_metrics"
+    ]
+
+
+def test_a_bad_threshold_deletes_no_removed_monitor(ready: Backend) -> None:
+    monitor.monitor_create(ready, "demo")
+    entry = copy.deepcopy(_entry(ready))
+    del entry["openscale_custom_metric_provider"]["generic_metrics"]
+    entry["openscale_custom_metric_provider"]["segmentation_metrics"]["thresholds"] = {
+        "dice": {"threshold": [1, "lower"]}
+    }
+    space.add_entries(ready, {ASSET: entry}, force=True)  # as a hand-edited space document would be
+    with pytest.raises(MlopsError, match="has no metric 'dice'"):
+        monitor.monitor_create(ready, "demo")
+    assert len(ready.monitoring.monitor_instances.list()) == 2
 
 
 def test_unknown_metric_name_fails_before_any_change(ready: Backend) -> None:
@@ -509,7 +559,9 @@ PLUGIN = """
 from mlops_widgets.monitors import MetricProvider, MonitorDefinition, Threshold
 
 def compute(inputs):
-    raise RuntimeError("plugin exploded")
+    kind = inputs.parameters.get("raise", "RuntimeError")
+    raise {"RuntimeError": RuntimeError("plugin exploded"), "KeyboardInterrupt": KeyboardInterrupt(),
+           "SystemExit": SystemExit(3)}[kind]
 
 PROVIDER = MetricProvider(
     MonitorDefinition(id="boom_metrics", name="Boom", description="fails", provider="boom_metrics",
@@ -519,9 +571,10 @@ PROVIDER = MetricProvider(
 """
 
 
-def test_a_crashing_plugin_provider_is_a_run_error(
-    ready: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def boom_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An installed third-party provider `boom_metrics` that raises what its instance's `raise`
+    parameter names."""
     site = tmp_path / "site"
     (site / "mlw_boom-0.1.dist-info").mkdir(parents=True)
     (site / "mlw_boom.py").write_text(PLUGIN)
@@ -532,23 +585,48 @@ def test_a_crashing_plugin_provider_is_a_run_error(
         "[mlops_widgets.monitors]\nboom_metrics = mlw_boom:PROVIDER\n"
     )
     monkeypatch.syspath_prepend(str(site))
-    try:
-        add_entry(
-            ready,
-            "boom",
-            monitors={
-                "boom_metrics": {
-                    "dir_gt": "eval/gt",
-                    "dir_pred": "eval/pred",
-                    "volume_display_name": VOLUME,
-                    "most_recent": 7,
-                    "thresholds": {"x": {"threshold": [2, "lower"]}},
-                }
-            },
-            key="asset-3",
-        )
-        out = monitor.monitor_create(ready, "boom", evaluate=True)
-        assert out["runs"][0]["state"] == "error"
-        assert out["runs"][0]["error"] == "RuntimeError: plugin exploded"
-    finally:
-        sys.modules.pop("mlw_boom", None)
+    yield
+    sys.modules.pop("mlw_boom", None)
+
+
+def test_a_crashing_plugin_provider_is_a_run_error(ready: Backend, boom_plugin: None) -> None:
+    add_entry(
+        ready,
+        "boom",
+        monitors={
+            "boom_metrics": {
+                "dir_gt": "eval/gt",
+                "dir_pred": "eval/pred",
+                "volume_display_name": VOLUME,
+                "most_recent": 7,
+                "thresholds": {"x": {"threshold": [2, "lower"]}},
+            }
+        },
+        key="asset-3",
+    )
+    out = monitor.monitor_create(ready, "boom", evaluate=True)
+    assert out["runs"][0]["state"] == "error"
+    assert out["runs"][0]["error"] == "RuntimeError: plugin exploded"
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("KeyboardInterrupt", "interrupted (KeyboardInterrupt)"), ("SystemExit", "interrupted (SystemExit: 3)")],
+)
+def test_an_interrupted_run_ends_in_error_and_the_interruption_goes_on(
+    backend: Backend, boom_plugin: None, kind: str, message: str
+) -> None:
+    mon = backend.monitoring
+    inst = mon.monitor_instances.create(
+        monitor_definition_id="boom_metrics",
+        target_id=_subscription(backend),
+        thresholds=[],
+        parameters={"dir_gt": "gt", "dir_pred": "pred", "raise": kind},
+    )
+    iid = inst["metadata"]["id"]
+    with pytest.raises(KeyboardInterrupt if kind == "KeyboardInterrupt" else SystemExit):
+        mon.runs.add(iid)
+    (run,) = mon.runs.list(iid)
+    status = run["entity"]["status"]
+    assert status["state"] == "error" and status["completed_at"]
+    assert status["failure"]["errors"] == [{"code": "interrupted", "message": message}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from test_monitoring import ASSET, add_entry, write_masks
 
@@ -86,45 +87,18 @@ def test_thresholds_compute_register(cli, backend: Backend, tmp_path: Path) -> N
     assert as_json["num_images_recent_predicted"] == {"threshold": [40.0, "lower"]}
 
     write_masks(tmp_path, 3, seed=2)
-    out = cli(
-        "monitor",
-        "compute",
-        "--monitor",
-        "segmentation_metrics",
-        "--dir-gt",
-        tmp_path / "gt",
-        "--dir-pred",
-        tmp_path / "pred",
-        "--json",
-    )
+
+    def compute(monitor_id: str, *more: str) -> Any:
+        folders = ("--dir-gt", tmp_path / "gt", "--dir-pred", tmp_path / "pred")
+        return cli("monitor", "compute", "--monitor", monitor_id, *folders, *more)
+
+    out = compute("segmentation_metrics", "--json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert len(data["metrics"]) == 18 and data["issue_count"] == len(data["violations"])
-    text = cli(
-        "monitor",
-        "compute",
-        "--monitor",
-        "generic_metrics",
-        "--dir-gt",
-        tmp_path / "gt",
-        "--dir-pred",
-        tmp_path / "pred",
-        "--most-recent",
-        "1",
-    )
+    text = compute("generic_metrics", "--most-recent", "1")
     assert "num_images_total_predicted" in text.stdout and "VIOLATED" in text.stdout
-    few = cli(
-        "monitor",
-        "compute",
-        "--monitor",
-        "segmentation_metrics",
-        "--dir-gt",
-        tmp_path / "gt",
-        "--dir-pred",
-        tmp_path / "pred",
-        "--most-recent",
-        "0",
-    )
+    few = compute("segmentation_metrics", "--most-recent", "0")
     assert few.exit_code == 1 and "currently only 0 files" in few.stderr
 
     reg = cli(

@@ -24,6 +24,9 @@ from mlops_widgets.monitors import (
 )
 from mlops_widgets.monitors.definitions import SEGMENTATION
 from mlops_widgets.monitors.thresholds import (
+    DIRECTION_OF,
+    LIMIT_TYPES,
+    check_instance_thresholds,
     effective_thresholds,
     metric_id,
     parse_thresholds,
@@ -259,6 +262,28 @@ def test_parse_thresholds_rejects_unknown_metric_and_bad_values() -> None:
     for bad in ({"threshold": [1, "below"]}, {"threshold": ["x", "lower"]}, {"threshold": [1]}, [1]):
         with pytest.raises(MlopsError, match="segmentation_metrics.thresholds.Dice"):
             parse_thresholds(SEGMENTATION, {"Dice": bad})
+
+
+def test_instance_thresholds_are_checked_against_the_definition_resource() -> None:
+    assert {DIRECTION_OF[LIMIT_TYPES[d]] for d in ("lower", "upper")} == {"lower", "upper"}
+    definition = {
+        "metadata": {"id": "seg"},
+        "entity": {"metrics": [{"id": "dice", "name": "Dice"}, {"id": "iou", "name": "IOU"}]},
+    }
+    ok = check_instance_thresholds(definition, [{"metric_id": "dice", "type": "upper_limit", "value": 3}])
+    assert ok == [{"metric_id": "dice", "type": "upper_limit", "value": 3.0}]
+    assert isinstance(ok[0]["value"], float)
+    with pytest.raises(
+        MlopsError, match=r"monitor 'seg' has no metric id 'Dice'; its metrics are: Dice \(dice\)"
+    ):
+        check_instance_thresholds(definition, [{"metric_id": "Dice", "type": "lower_limit", "value": 1}])
+    with pytest.raises(MlopsError, match="must be lower_limit or upper_limit, got 'lower'"):
+        check_instance_thresholds(definition, [{"metric_id": "dice", "type": "lower", "value": 1}])
+    for bad in (True, "1", float("nan"), None):
+        with pytest.raises(MlopsError, match="threshold value for 'dice' must be a finite number"):
+            check_instance_thresholds(
+                definition, [{"metric_id": "dice", "type": "lower_limit", "value": bad}]
+            )
 
 
 def test_metric_ids_are_lower_case_names() -> None:

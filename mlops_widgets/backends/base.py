@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from mlops_widgets.errors import MlopsError
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -75,6 +76,14 @@ class Space(Protocol):
         mutates it in place (or returns a new one); no concurrent update is lost and a crash
         never leaves half a document. Returns the document as written."""
         ...
+
+
+class InferenceError(MlopsError):
+    """An inference request the service answered with an error (`status`: 500, 503, 504...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @runtime_checkable

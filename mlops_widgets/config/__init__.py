@@ -4,7 +4,7 @@ Knows nothing of I/O beyond reading a file. Public API:
 - `load_config(path, *, with_key=False) -> LoadedConfig(entries, warnings)`
 - `validate_entry(data, *, lines=None, path_prefix="") -> (entry, warnings)`, raising
   `ConfigError` whose `.problems` are `Problem(path, message, line, severity)`
-- `new_entry()`, `new_monitor_settings(monitor_id)`, `json_schema(*, keyed=False)`
+- `check_deployment_name(name)`, `new_entry()`, `new_monitor_settings(monitor_id)`, `json_schema(*, keyed=False)`
 - `load_yaml_text(text, source)`, `dump_yaml(obj)`
 """
 
@@ -13,6 +13,7 @@ from mlops_widgets.config.model import (
     ENTRY_KEYS,
     RESOURCE_DEFAULTS,
     LoadedConfig,
+    check_deployment_name,
     json_schema,
     load_config,
     new_entry,
@@ -27,6 +28,7 @@ __all__ = [
     "ENTRY_KEYS",
     "RESOURCE_DEFAULTS",
     "ConfigError",
+    "check_deployment_name",
     "LoadedConfig",
     "ParsedYaml",
     "Problem",

@@ -31,11 +31,24 @@ from mlops_widgets.config.fields import (
 )
 from mlops_widgets.config.problems import ConfigError, Problem, join_path
 from mlops_widgets.config.yamlio import read_yaml_file
+from mlops_widgets.errors import MlopsError
 
 if TYPE_CHECKING:
     from mlops_widgets.monitors import MonitorDefinition
 
 DEPLOYMENT_NAME_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DEPLOYMENT_NAME_MAX = 63
+
+
+def check_deployment_name(name: object) -> str:
+    """A deployment name as WMLA requires it (the original's rule), else one clear error."""
+    if not isinstance(name, str) or not re.fullmatch(DEPLOYMENT_NAME_PATTERN, name) or len(name) > DEPLOYMENT_NAME_MAX:
+        raise MlopsError(
+            f"invalid deployment name {name!r}: use lower-case letters, digits and '-', starting and "
+            f"ending with a letter or digit, at most {DEPLOYMENT_NAME_MAX} characters "
+            f"(^{DEPLOYMENT_NAME_PATTERN}$)"
+        )
+    return name
 _VERSIONED = re.compile(r"(?P<base>.+)_v\d+")
 
 
@@ -284,7 +297,7 @@ WMLA_DEPLOYMENT = Record(
             "deployment_name",
             Text(
                 pattern=DEPLOYMENT_NAME_PATTERN,
-                max_length=63,
+                max_length=DEPLOYMENT_NAME_MAX,
                 rule="must be lower-case letters, digits and '-', starting and ending with a "
                 "letter or digit (like 'my-model-1')",
             ),

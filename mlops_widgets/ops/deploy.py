@@ -23,11 +23,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlops_widgets.backends.base import Backend, Progress
-from mlops_widgets.config import RESOURCE_DEFAULTS
+from mlops_widgets.config import RESOURCE_DEFAULTS, check_deployment_name
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.ops import space
 
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 READY = ("IDLE", "BUSY")
 POLICY_KEYS = ("kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout", "task_batch_size")
 WAIT_TIMEOUT = 300.0
@@ -40,15 +39,6 @@ MODEL_JSON_DEFAULTS: dict[str, Any] = {
     "framework": "PyTorch",
     "schema_version": "1",
 }
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise MlopsError(
-            f"invalid deployment name {name!r}: it must match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ "
-            "(lower-case letters, digits and '-', starting and ending with a letter or digit)"
-        )
-    return name
 
 
 def _wmla(entry: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +59,7 @@ def check_create(backend: Backend, name: str, model_asset_id: str) -> dict[str, 
     """The original's checks before a deploy: the name rule, the name not used by another entry,
     the asset staged and not already deployed. A deploy of the same asset under the same name
     that did not finish may run again. Returns the entry."""
-    check_name(name)
+    check_deployment_name(name)
     _, entry = space.get_entry(backend, model_asset_id=model_asset_id)
     for key, other in space.list_entries(backend).items():
         if key != model_asset_id and _wmla(other).get("deployment_name") == name:
@@ -176,7 +166,7 @@ def write_model_json(
 
 
 def submission_dir(backend: Backend, name: str) -> Path:
-    return backend.workspace.root / "tmp" / f"submission-{check_name(name)}"
+    return backend.workspace.root / "tmp" / f"submission-{check_deployment_name(name)}"
 
 
 def build_submission_folder(
@@ -263,7 +253,7 @@ def deploy_folder(
 ) -> dict[str, Any]:
     """Deploy (or update) the folder under `name`, stopping a running deployment of that name
     first (the original forced the update). `remove_folder` drops the built folder afterwards."""
-    check_name(name)
+    check_deployment_name(name)
     view = _view_or_none(backend, name)
     if view is not None and view["state"] == "started":
         backend.inference.stop(name)
@@ -346,7 +336,7 @@ def start(
 ) -> dict[str, Any]:
     """Start a deployment and, unless kernel_min is 0 (no kernel until the first request), wait
     until it is ready."""
-    view = backend.inference.start(check_name(name), secret_args=secret_args)
+    view = backend.inference.start(check_deployment_name(name), secret_args=secret_args)
     kernel_min = ((view.get("profile") or {}).get("policy") or {}).get("kernel_min", 1)
     if wait and kernel_min:
         view = wait_ready(backend, name, timeout=timeout, progress=progress)
@@ -354,7 +344,7 @@ def start(
 
 
 def stop(backend: Backend, name: str) -> dict[str, Any]:
-    return backend.inference.stop(check_name(name))
+    return backend.inference.stop(check_deployment_name(name))
 
 
 def deploy_create(
@@ -385,7 +375,7 @@ def deploy_delete(
     """Undeploy (stopping it first), then drop the monitor subscription when asked, then drop the
     entry (`remove_config`) or clear its deployment_name and deployment_url. Works on whatever a
     failed deploy left; NotFoundError only when neither a deployment nor an entry has the name."""
-    check_name(name)
+    check_deployment_name(name)
     try:
         key: str | None = space.get_entry(backend, deployment_name=name)[0]
     except NotFoundError:
@@ -459,17 +449,17 @@ def deploy_list(backend: Backend) -> list[dict[str, Any]]:
 
 def deploy_view(backend: Backend, name: str) -> dict[str, Any]:
     """The deployment's view with the model asset id of its entry."""
-    view = backend.inference.view(check_name(name))
+    view = backend.inference.view(check_deployment_name(name))
     return {**view, "model_asset_id": _by_deployment(backend).get(name)}
 
 
 def infer(backend: Backend, name: str, data: bytes | str) -> bytes:
     """Send one request body to the deployment, verbatim."""
-    return backend.inference.infer(check_name(name), data.encode() if isinstance(data, str) else data)
+    return backend.inference.infer(check_deployment_name(name), data.encode() if isinstance(data, str) else data)
 
 
 def logs(backend: Backend, name: str) -> str:
-    return backend.inference.logs(check_name(name))
+    return backend.inference.logs(check_deployment_name(name))
 
 
 def split_custom_args(

@@ -18,6 +18,8 @@ from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
 from mlops_widgets.monitors.definitions import Threshold
 from mlops_widgets.monitors.thresholds import (
+    DIRECTION_OF,
+    LIMIT_TYPES,
     effective_thresholds,
     parse_threshold,
     parse_thresholds,
@@ -26,8 +28,6 @@ from mlops_widgets.monitors.thresholds import (
 from mlops_widgets.ops import space
 
 DEFAULT_SERVICE_PROVIDER = "OpenScale Headless Service Provider"
-LIMIT_TYPES = {"lower": "lower_limit", "upper": "upper_limit"}
-DIRECTION_OF = {v: k for k, v in LIMIT_TYPES.items()}
 SUBSCRIPTION_KEY = "openscale_subscription_id"
 MONITORS_KEY = "openscale_custom_metric_provider"
 
@@ -169,14 +169,17 @@ def _monitors_of(entry: dict[str, Any], deployment_name: str) -> dict[str, dict[
 
 
 def configure_monitors(backend: Backend, deployment_name: str) -> list[dict[str, Any]]:
-    """Create, or update when it exists, one monitor instance per monitor of the entry, carrying
-    the entry's thresholds and settings. Every monitor is checked before any is changed, so a
-    typo in one threshold leaves the subscription as it was."""
+    """Make the subscription's monitor instances what the entry says: create, or update when it
+    exists, one instance per monitor of the entry, carrying its thresholds and settings, and
+    delete the instances of monitors the entry no longer has (else `monitor run` would still
+    evaluate them while `monitor status`, which reads the entry, hides them). Every monitor is
+    checked before any is changed, so a typo in one threshold leaves the subscription as it was."""
     _asset_id, entry, sub = _subscription_of(backend, deployment_name)
     mon = backend.monitoring
     provider_meta = backend.space.read_document(MONITOR_METADATA)
+    monitors = _monitors_of(entry, deployment_name)
     plans = []
-    for monitor_id, settings in _monitors_of(entry, deployment_name).items():
+    for monitor_id, settings in monitors.items():
         definition = mon.monitor_definitions.get(monitor_id)
         settings = dict(settings or {})
         thresholds = map_thresholds(definition, settings.pop("thresholds", None))
@@ -200,6 +203,11 @@ def configure_monitors(backend: Backend, deployment_name: str) -> list[dict[str,
             )
             action = "created"
         out.append({"monitor_id": monitor_id, "monitor_instance_id": _id(inst), "action": action})
+    for inst in mon.monitor_instances.list(target_id=_id(sub)):
+        monitor_id = inst["entity"]["monitor_definition_id"]
+        if monitor_id not in monitors:
+            mon.monitor_instances.delete(_id(inst))
+            out.append({"monitor_id": monitor_id, "monitor_instance_id": _id(inst), "action": "deleted"})
     return out
 
 

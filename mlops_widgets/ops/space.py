@@ -13,17 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops_widgets.backends.base import DEPLOYMENT_METADATA, Asset, Backend, Progress
+from mlops_widgets.backends.packing import asset_name
 from mlops_widgets.config import validate_entry
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors import known_definitions
 
 OnClash = Literal["error", "overwrite", "new"]
-
-
-def asset_name(path: str | Path) -> str:
-    """The asset name a path is staged under: a folder becomes `<folder>.zip`."""
-    p = Path(path)
-    return f"{p.name}.zip" if p.is_dir() else p.name
 
 
 def clashes(backend: Backend, *paths: str | Path) -> list[Asset]:

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mlops_widgets.backends.base import InferenceError
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.backends.cpd.session import error_text
-from mlops_widgets.backends.local.inference import InferenceError
 from mlops_widgets.backends.local.inference.client import SECRET_WORDS
-from mlops_widgets.backends.local.inference.store import check_name
+from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import MlopsError, NotFoundError
 
 API = "/dlim/v1"
@@ -128,7 +128,7 @@ class CpdInference:
     ) -> dict[str, Any]:
         """Upload the submission folder as a gzip tar; an existing deployment is updated (as the
         original forced). Secret custom args go into the profile's kernel.envs."""
-        check_name(name)
+        check_deployment_name(name)
         folder = Path(folder)
         with tempfile.TemporaryDirectory(prefix="mlops-edi-") as tmp:
             staged = Path(tmp) / name
@@ -201,7 +201,7 @@ class CpdInference:
                                  what=f"reading the kernels of deployment {name}")
 
     def view(self, name: str) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         what = f"reading deployment {name}"
         model = self._s.http.json("GET", self._model(name), what=what)
         out = self._view(model, self._instance(name))
@@ -209,7 +209,7 @@ class CpdInference:
         return out
 
     def get_profile(self, name: str) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         return self._s.http.json(
             "GET", self._model(name, "/appprofile"), what=f"reading the profile of {name}"
         )
@@ -218,7 +218,7 @@ class CpdInference:
         """Lay `profile` over the current one (a caller may send only the policy) and put it
         back, as `dlim model viewprofile` + `updateprofile` did; WMLA refuses while started
         (ConflictError). Kernel environment variables merge by name, the new value winning."""
-        check_name(name)
+        check_deployment_name(name)
         current = self.get_profile(name)
         envs = {e["name"]: e.get("value", "")
                 for source in (current, profile)
@@ -233,7 +233,7 @@ class CpdInference:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         if secret_args:
             self.update_profile(name, _merge_envs(self.get_profile(name), dict(secret_args)))
         self._s.http.request(
@@ -242,18 +242,18 @@ class CpdInference:
         return self.view(name)
 
     def stop(self, name: str) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         self._s.http.request(
             "PUT", self._model(name, "/operation/stop"), what=f"stopping deployment {name}"
         )
         return self.view(name)
 
     def undeploy(self, name: str) -> None:
-        check_name(name)
+        check_deployment_name(name)
         self._s.http.request("DELETE", self._model(name), what=f"undeploying {name}")
 
     def infer(self, name: str, body: bytes) -> bytes:
-        check_name(name)
+        check_deployment_name(name)
         resp = self._s.http.request(
             "POST", self.url(name), what=f"inference on {name}", data=body,
             headers={"Content-Type": "application/json"}, ok=ANY_STATUS,

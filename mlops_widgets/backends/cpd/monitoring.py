@@ -16,7 +16,6 @@ the measurement and marks the run finished or failed. Callers poll `runs.get`.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,13 +24,13 @@ from mlops_widgets.backends.base import Resource
 from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import MonitorDefinition
+from mlops_widgets.monitors.thresholds import LIMIT_TYPES, check_instance_thresholds
 
 DATA_MART_ID = OPENSCALE_CPD_INSTANCE
 OPENSCALE_BUILTIN_MONITORS = frozenset({
     "fairness", "quality", "drift", "drift_v2", "explainability", "model_health", "performance",
     "mrm", "assurance", "generative_ai_quality", "correlations",
 })
-LIMIT_TYPES = ("lower_limit", "upper_limit")
 
 
 def _dict(response: Any) -> Any:
@@ -181,7 +180,7 @@ class CpdMonitorDefinitions(_Area):
             metrics = [
                 v2.MonitorMetricRequest(
                     name=name,
-                    thresholds=[v2.MetricThreshold(type=f"{t.direction}_limit", default=t.value)],
+                    thresholds=[v2.MetricThreshold(type=LIMIT_TYPES[t.direction], default=t.value)],
                 )
                 for name, t in definition.thresholds.items()
             ]
@@ -231,21 +230,6 @@ class CpdIntegratedSystems(_Area):
                      lambda: self._wos.integrated_systems.delete(integrated_system_id))
 
 
-def _check_thresholds(definition: Resource, thresholds: list[dict[str, Any]]) -> None:
-    metrics = {m["id"]: m["name"] for m in definition["entity"]["metrics"]}
-    for t in thresholds:
-        mid, kind, value = t.get("metric_id"), t.get("type"), t.get("value")
-        if mid not in metrics:
-            raise MlopsError(
-                f"monitor {definition['metadata']['id']!r} has no metric id {mid!r}; its metrics "
-                f"are: {', '.join(f'{n} ({i})' for i, n in metrics.items())}"
-            )
-        if kind not in LIMIT_TYPES:
-            raise MlopsError(f"threshold type for {mid!r} must be lower_limit or upper_limit, got {kind!r}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise MlopsError(f"threshold value for {mid!r} must be a finite number, got {value!r}")
-
-
 def _overrides(thresholds: list[dict[str, Any]]) -> list[Any]:
     return [_v2().MetricThresholdOverride(metric_id=t["metric_id"], type=t["type"], value=float(t["value"]))
             for t in thresholds]
@@ -283,7 +267,7 @@ class CpdMonitorInstances(_Area):
         thresholds: list[dict[str, Any]],
         parameters: dict[str, Any],
     ) -> Resource:
-        _check_thresholds(self._definitions.get(monitor_definition_id), thresholds)
+        thresholds = check_instance_thresholds(self._definitions.get(monitor_definition_id), thresholds)
         if self.list(target_id=target_id, monitor_definition_id=monitor_definition_id):
             raise ConflictError(
                 f"subscription {target_id} already has a {monitor_definition_id} monitor "
@@ -311,11 +295,7 @@ class CpdMonitorInstances(_Area):
         changes: list[tuple[str, Any]] = []
         if thresholds is not None:
             definition = self._definitions.get(current["entity"]["monitor_definition_id"])
-            _check_thresholds(definition, thresholds)
-            changes.append(("/thresholds", [
-                {"metric_id": t["metric_id"], "type": t["type"], "value": float(t["value"])}
-                for t in thresholds
-            ]))
+            changes.append(("/thresholds", check_instance_thresholds(definition, thresholds)))
         if parameters is not None:
             changes.append(("/parameters", dict(parameters)))
         if changes:

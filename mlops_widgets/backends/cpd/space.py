@@ -39,7 +39,7 @@ import yaml
 
 from mlops_widgets.backends.base import DEPLOYMENT_METADATA, MONITOR_METADATA, Asset, Progress
 from mlops_widgets.backends.cpd.client import CpdSession
-from mlops_widgets.backends.local.space import _zip_folder, asset_name_for
+from mlops_widgets.backends.packing import asset_name, zip_folder
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 
 DOCUMENTS = frozenset({DEPLOYMENT_METADATA, MONITOR_METADATA})
@@ -137,13 +137,13 @@ class CpdSpace:
         path = Path(path)
         if not path.exists():
             raise NotFoundError(f"cannot upload {path}: no such file or folder")
-        name = asset_name_for(path)
+        name = asset_name(path)
         with tempfile.TemporaryDirectory(prefix="mlops-cpd-") as tmp:
             source = path
             if path.is_dir():
                 source = Path(tmp) / name
                 with open(source, "wb") as out:
-                    _zip_folder(path, out, name, progress)
+                    zip_folder(path, out, name, progress)
             size = source.stat().st_size
             if progress:
                 progress(0, size, name)

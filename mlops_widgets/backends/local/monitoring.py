@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sqlite3
 import uuid
@@ -25,13 +24,16 @@ from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
 from mlops_widgets.monitors.definitions import MonitorDefinition, Threshold
-from mlops_widgets.monitors.thresholds import metric_id
+from mlops_widgets.monitors.thresholds import (
+    DIRECTION_OF,
+    LIMIT_TYPES,
+    check_instance_thresholds,
+    metric_id,
+)
 from mlops_widgets.workspace import Workspace, transaction
 
 VOLUMES_ENV = "MLOPS_VOLUMES"
 DATA_MART_ID = "local"
-LIMIT_TYPES = {"lower": "lower_limit", "upper": "upper_limit"}
-DIRECTION_OF = {v: k for k, v in LIMIT_TYPES.items()}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mon_service_providers (
@@ -118,25 +120,59 @@ def _one(conn: sqlite3.Connection, table: str, key: str, what: str) -> sqlite3.R
     return row
 
 
-class LocalServiceProviders:
+class _Table:
+    """One `mon_*` table whose rows are OpenScale resources at `<url>/<id>`: reading, listing and
+    deleting rows is the same for every area, only the table and the words differ."""
+
+    table = ""
+    what = ""  # the object's name in messages: "no <what> with id ..."
+    url = ""
+
     def __init__(self, store: _Store) -> None:
         self._store = store
 
-    @staticmethod
-    def _res(row: sqlite3.Row) -> Resource:
-        return _resource(row, f"/v2/service_providers/{row['id']}")
+    def _res(self, row: sqlite3.Row) -> Resource:
+        return _resource(row, f"{self.url}/{row['id']}")
 
-    def list(self, name: str | None = None) -> list[Resource]:
+    def _get(self, key: str) -> Resource:
         with self._store.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM mon_service_providers WHERE ? IS NULL OR name = ? ORDER BY rowid",
-                (name, name),
-            ).fetchall()
+            return self._res(_one(conn, self.table, key, self.what))
+
+    def _select(self, where: str, params: tuple[Any, ...], tail: str = "ORDER BY rowid") -> list[Resource]:
+        with self._store.connect() as conn:
+            rows = conn.execute(f"SELECT * FROM {self.table} WHERE {where} {tail}", params).fetchall()
         return [self._res(r) for r in rows]
 
+    def _delete(self, key: str) -> None:
+        with self._store.write() as conn:
+            _one(conn, self.table, key, self.what)
+            conn.execute(f"DELETE FROM {self.table} WHERE id = ?", (key,))
+
+
+class _PerInstance(_Table):
+    """Rows that belong to a monitor instance (runs, measurements): their url is under the
+    instance's, and they list newest first."""
+
+    def _res(self, row: sqlite3.Row) -> Resource:
+        url = self.url.format(monitor_instance_id=row["monitor_instance_id"])
+        return _resource(row, f"{url}/{row['id']}")
+
+    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
+        return self._select(
+            "monitor_instance_id = ?",
+            (monitor_instance_id, -1 if limit is None else limit),
+            "ORDER BY rowid DESC LIMIT ?",
+        )
+
+
+class LocalServiceProviders(_Table):
+    table, what, url = "mon_service_providers", "service provider", "/v2/service_providers"
+
+    def list(self, name: str | None = None) -> list[Resource]:
+        return self._select("? IS NULL OR name = ?", (name, name))
+
     def get(self, service_provider_id: str) -> Resource:
-        with self._store.connect() as conn:
-            return self._res(_one(conn, "mon_service_providers", service_provider_id, "service provider"))
+        return self._get(service_provider_id)
 
     def add(
         self, name: str, *, service_type: str = "custom_machine_learning", description: str = ""
@@ -172,26 +208,17 @@ class LocalServiceProviders:
             conn.execute("DELETE FROM mon_service_providers WHERE id = ?", (service_provider_id,))
 
 
-class LocalSubscriptions:
-    def __init__(self, store: _Store) -> None:
-        self._store = store
-
-    @staticmethod
-    def _res(row: sqlite3.Row) -> Resource:
-        return _resource(row, f"/v2/subscriptions/{row['id']}")
+class LocalSubscriptions(_Table):
+    table, what, url = "mon_subscriptions", "subscription", "/v2/subscriptions"
 
     def list(self, *, service_provider_id: str | None = None, name: str | None = None) -> list[Resource]:
-        with self._store.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM mon_subscriptions WHERE (? IS NULL OR service_provider_id = ?)"
-                " AND (? IS NULL OR name = ?) ORDER BY rowid",
-                (service_provider_id, service_provider_id, name, name),
-            ).fetchall()
-        return [self._res(r) for r in rows]
+        return self._select(
+            "(? IS NULL OR service_provider_id = ?) AND (? IS NULL OR name = ?)",
+            (service_provider_id, service_provider_id, name, name),
+        )
 
     def get(self, subscription_id: str) -> Resource:
-        with self._store.connect() as conn:
-            return self._res(_one(conn, "mon_subscriptions", subscription_id, "subscription"))
+        return self._get(subscription_id)
 
     def add(
         self,
@@ -228,10 +255,7 @@ class LocalSubscriptions:
         return self.get(new_id)
 
     def delete(self, subscription_id: str) -> None:
-        with self._store.write() as conn:
-            _one(conn, "mon_subscriptions", subscription_id, "subscription")
-            # ON DELETE CASCADE drops its instances, runs and measurements.
-            conn.execute("DELETE FROM mon_subscriptions WHERE id = ?", (subscription_id,))
+        self._delete(subscription_id)  # ON DELETE CASCADE drops its instances, runs and measurements
 
 
 def definition_resource(defn: MonitorDefinition, created_at: str | None = None) -> Resource:
@@ -290,25 +314,14 @@ class LocalMonitorDefinitions:
         return self.get(definition.id)
 
 
-class LocalIntegratedSystems:
-    def __init__(self, store: _Store) -> None:
-        self._store = store
-
-    @staticmethod
-    def _res(row: sqlite3.Row) -> Resource:
-        return _resource(row, f"/v2/integrated_systems/{row['id']}")
+class LocalIntegratedSystems(_Table):
+    table, what, url = "mon_integrated_systems", "integrated system", "/v2/integrated_systems"
 
     def list(self, type: str | None = None) -> list[Resource]:
-        with self._store.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM mon_integrated_systems WHERE ? IS NULL OR type = ? ORDER BY rowid",
-                (type, type),
-            ).fetchall()
-        return [self._res(r) for r in rows]
+        return self._select("? IS NULL OR type = ?", (type, type))
 
     def get(self, integrated_system_id: str) -> Resource:
-        with self._store.connect() as conn:
-            return self._res(_one(conn, "mon_integrated_systems", integrated_system_id, "integrated system"))
+        return self._get(integrated_system_id)
 
     def add(
         self,
@@ -330,53 +343,26 @@ class LocalIntegratedSystems:
         return self.get(new_id)
 
     def delete(self, integrated_system_id: str) -> None:
-        with self._store.write() as conn:
-            _one(conn, "mon_integrated_systems", integrated_system_id, "integrated system")
-            conn.execute("DELETE FROM mon_integrated_systems WHERE id = ?", (integrated_system_id,))
+        self._delete(integrated_system_id)
 
 
-def _check_thresholds(definition: Resource, thresholds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenScale's instance thresholds, validated against the definition's metric ids."""
-    metrics = {m["id"]: m["name"] for m in definition["entity"]["metrics"]}
-    out = []
-    for t in thresholds:
-        mid, kind, value = t.get("metric_id"), t.get("type"), t.get("value")
-        if mid not in metrics:
-            raise MlopsError(
-                f"monitor {definition['metadata']['id']!r} has no metric id {mid!r}; its metrics "
-                f"are: {', '.join(f'{n} ({i})' for i, n in metrics.items())}"
-            )
-        if kind not in DIRECTION_OF:
-            raise MlopsError(f"threshold type for {mid!r} must be lower_limit or upper_limit, got {kind!r}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise MlopsError(f"threshold value for {mid!r} must be a finite number, got {value!r}")
-        out.append({"metric_id": mid, "type": kind, "value": float(value)})
-    return out
+class LocalMonitorInstances(_Table):
+    table, what, url = "mon_monitor_instances", "monitor instance", "/v2/monitor_instances"
 
-
-class LocalMonitorInstances:
     def __init__(self, store: _Store, definitions: LocalMonitorDefinitions) -> None:
-        self._store = store
+        super().__init__(store)
         self._definitions = definitions
-
-    @staticmethod
-    def _res(row: sqlite3.Row) -> Resource:
-        return _resource(row, f"/v2/monitor_instances/{row['id']}")
 
     def list(
         self, *, target_id: str | None = None, monitor_definition_id: str | None = None
     ) -> list[Resource]:
-        with self._store.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM mon_monitor_instances WHERE (? IS NULL OR target_id = ?)"
-                " AND (? IS NULL OR monitor_definition_id = ?) ORDER BY rowid",
-                (target_id, target_id, monitor_definition_id, monitor_definition_id),
-            ).fetchall()
-        return [self._res(r) for r in rows]
+        return self._select(
+            "(? IS NULL OR target_id = ?) AND (? IS NULL OR monitor_definition_id = ?)",
+            (target_id, target_id, monitor_definition_id, monitor_definition_id),
+        )
 
     def get(self, monitor_instance_id: str) -> Resource:
-        with self._store.connect() as conn:
-            return self._res(_one(conn, "mon_monitor_instances", monitor_instance_id, "monitor instance"))
+        return self._get(monitor_instance_id)
 
     def create(
         self,
@@ -392,7 +378,7 @@ class LocalMonitorInstances:
             "monitor_definition_id": monitor_definition_id,
             "target": {"target_type": "subscription", "target_id": target_id},
             "parameters": dict(parameters),
-            "thresholds": _check_thresholds(definition, thresholds),
+            "thresholds": check_instance_thresholds(definition, thresholds),
             "status": {"state": "active"},
         }
         new_id = str(uuid.uuid4())
@@ -421,7 +407,7 @@ class LocalMonitorInstances:
         checked = None
         if thresholds is not None:
             definition = self._definitions.get(current["entity"]["monitor_definition_id"])
-            checked = _check_thresholds(definition, thresholds)
+            checked = check_instance_thresholds(definition, thresholds)
         with self._store.write() as conn:
             row = _one(conn, "mon_monitor_instances", monitor_instance_id, "monitor instance")
             entity = json.loads(row["entity"])
@@ -437,22 +423,19 @@ class LocalMonitorInstances:
         return self.get(monitor_instance_id)
 
     def delete(self, monitor_instance_id: str) -> None:
-        with self._store.write() as conn:
-            _one(conn, "mon_monitor_instances", monitor_instance_id, "monitor instance")
-            conn.execute("DELETE FROM mon_monitor_instances WHERE id = ?", (monitor_instance_id,))
+        self._delete(monitor_instance_id)  # ON DELETE CASCADE drops its runs and measurements
 
 
-class LocalMeasurements:
+class LocalMeasurements(_PerInstance):
+    table, what = "mon_measurements", "measurement"
+    url = "/v2/monitor_instances/{monitor_instance_id}/measurements"
+
     def __init__(
         self, store: _Store, definitions: LocalMonitorDefinitions, instances: LocalMonitorInstances
     ) -> None:
-        self._store = store
+        super().__init__(store)
         self._definitions = definitions
         self._instances = instances
-
-    @staticmethod
-    def _res(row: sqlite3.Row) -> Resource:
-        return _resource(row, f"/v2/monitor_instances/{row['monitor_instance_id']}/measurements/{row['id']}")
 
     def add(
         self,
@@ -501,8 +484,7 @@ class LocalMeasurements:
                 "INSERT INTO mon_measurements VALUES (?, ?, ?, ?, ?)",
                 (new_id, monitor_instance_id, run_id, created, json.dumps(entity)),
             )
-            row = _one(conn, "mon_measurements", new_id, "measurement")
-        return self._res(row)
+        return self._get(new_id)
 
     def query(self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1) -> list[Resource]:
         with self._store.connect() as conn:
@@ -514,32 +496,34 @@ class LocalMeasurements:
             ).fetchall()
         return [self._res(r) for r in rows]
 
-    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
-        with self._store.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM mon_measurements WHERE monitor_instance_id = ? ORDER BY rowid DESC LIMIT ?",
-                (monitor_instance_id, -1 if limit is None else limit),
-            ).fetchall()
-        return [self._res(r) for r in rows]
+
+def _run_failure(exc: BaseException) -> dict[str, str]:
+    """A failed run's error in OpenScale's shape: our errors say what is wrong themselves, a
+    plugin's exception is named, an interruption says so."""
+    if isinstance(exc, MlopsError):
+        return {"code": "provider_failed", "message": str(exc)}
+    if isinstance(exc, Exception):
+        return {"code": "provider_failed", "message": f"{type(exc).__name__}: {exc}"}
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return {"code": "interrupted", "message": f"interrupted ({detail})"}
 
 
-class LocalRuns:
+class LocalRuns(_PerInstance):
     """Runs compute in this process: `add` returns when the run has finished or failed."""
+
+    table, what = "mon_runs", "run"
+    url = "/v2/monitor_instances/{monitor_instance_id}/runs"
 
     def __init__(
         self, store: _Store, instances: LocalMonitorInstances, measurements: LocalMeasurements
     ) -> None:
-        self._store = store
+        super().__init__(store)
         self._instances = instances
         self._measurements = measurements
 
-    @staticmethod
-    def _res(row: sqlite3.Row) -> Resource:
-        return _resource(row, f"/v2/monitor_instances/{row['monitor_instance_id']}/runs/{row['id']}")
-
     def _set_status(self, run_id: str, **status: Any) -> None:
         with self._store.write() as conn:
-            entity = json.loads(_one(conn, "mon_runs", run_id, "run")["entity"])
+            entity = json.loads(_one(conn, self.table, run_id, self.what)["entity"])
             entity["status"].update(status)
             conn.execute("UPDATE mon_runs SET entity = ? WHERE id = ?", (json.dumps(entity), run_id))
 
@@ -561,14 +545,17 @@ class LocalRuns:
         try:
             values = self._compute(instance)
             self._measurements.add(monitor_instance_id, run_id=run_id, metrics=values)
-        except Exception as exc:  # any provider failure, ours or a plugin's, is the run's error
-            message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:
+            # Any provider failure, ours or a plugin's, is the run's error. Ctrl-C or SystemExit
+            # in a provider ends the run too (else it would stay "running" for ever), then goes on.
             self._set_status(
                 run_id,
                 state=RUN_ERROR,
                 completed_at=_now(),
-                failure={"errors": [{"code": "provider_failed", "message": message}]},
+                failure={"errors": [_run_failure(exc)]},
             )
+            if not isinstance(exc, Exception):
+                raise
         else:
             self._set_status(run_id, state=RUN_FINISHED, completed_at=_now())
         return self.get(monitor_instance_id, run_id)
@@ -604,18 +591,10 @@ class LocalRuns:
 
     def get(self, monitor_instance_id: str, run_id: str) -> Resource:
         with self._store.connect() as conn:
-            row = _one(conn, "mon_runs", run_id, "run")
+            row = _one(conn, self.table, run_id, self.what)
         if row["monitor_instance_id"] != monitor_instance_id:
             raise NotFoundError(f"run {run_id} does not belong to monitor instance {monitor_instance_id}")
         return self._res(row)
-
-    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
-        with self._store.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM mon_runs WHERE monitor_instance_id = ? ORDER BY rowid DESC LIMIT ?",
-                (monitor_instance_id, -1 if limit is None else limit),
-            ).fetchall()
-        return [self._res(r) for r in rows]
 
 
 class LocalMonitoring:

@@ -15,7 +15,6 @@ import sqlite3
 import tempfile
 import threading
 import uuid
-import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from mlops_widgets.backends.base import Asset, Progress
+from mlops_widgets.backends.packing import asset_name, copy_file, zip_folder
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, transaction
 
@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS space_documents (
 );
 """
 
-_CHUNK = 1 << 20
 
 
 def _now() -> str:
@@ -54,11 +53,6 @@ def _now() -> str:
 
 def _asset(row: Any) -> Asset:
     return Asset(row["asset_id"], row["name"], row["size"], row["created_at"])
-
-
-def asset_name_for(path: Path) -> str:
-    """The asset name a path is stored under: a folder becomes `<folder>.zip`, as in the original."""
-    return f"{path.name}.zip" if path.is_dir() else path.name
 
 
 class LocalSpace:
@@ -97,7 +91,7 @@ class LocalSpace:
         path = Path(path)
         if not path.exists():
             raise NotFoundError(f"cannot upload {path}: no such file or folder")
-        name = asset_name_for(path)
+        name = asset_name(path)
         asset_id = str(uuid.uuid4())
         folder = self.workspace.dir("assets")
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
@@ -105,9 +99,9 @@ class LocalSpace:
         try:
             with os.fdopen(fd, "wb") as out:
                 if path.is_dir():
-                    _zip_folder(path, out, name, progress)
+                    zip_folder(path, out, name, progress)
                 else:
-                    _copy_file(path, out, name, progress)
+                    copy_file(path, out, name, progress)
                 out.flush()
                 os.fsync(out.fileno())
             size = tmp.stat().st_size
@@ -189,34 +183,3 @@ def _parse_document(name: str, content: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise MlopsError(f"metadata document {name} is not a mapping")
     return doc
-
-
-def _copy_file(src: Path, out: Any, label: str, progress: Progress | None) -> None:
-    total = src.stat().st_size
-    done = 0
-    with open(src, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            out.write(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total, label)
-
-
-def _zip_folder(folder: Path, out: Any, label: str, progress: Progress | None) -> None:
-    """Zip `folder` into the open binary file `out`, entries relative to the folder.
-
-    zipfile streams each member in chunks, so memory stays flat whatever the folder's size.
-    Symbolic links are stored as the files they point to only when they stay inside the folder.
-    """
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    root = folder.resolve()
-    total = sum(p.stat().st_size for p in files)
-    done = 0
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6, allowZip64=True) as zf:
-        for p in files:
-            if p.is_symlink() and not p.resolve().is_relative_to(root):
-                raise MlopsError(f"cannot upload {folder}: link {p} points outside the folder")
-            zf.write(p, p.relative_to(folder).as_posix())
-            done += p.stat().st_size
-            if progress:
-                progress(done, total, label)

@@ -21,9 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.backends.base import InferenceError
 from mlops_widgets.backends.local.inference.pool import alive, cmdline, log_tail, reap_leftover_kernels
 from mlops_widgets.backends.local.inference.service import API, info_path, read_info
-from mlops_widgets.backends.local.inference.store import Store, check_name
+from mlops_widgets.backends.local.inference.store import Store
+from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
@@ -34,14 +36,6 @@ SERVICE_MODULE = "mlops_widgets.backends.local.inference.service"
 # (kernels get theirs as custom args); same convention as mlops_widgets.runner.secrets.
 SECRET_WORDS = ("KEY", "TOKEN", "PASSWORD", "SECRET", "APIKEY")
 DOWN = "SERVICE_DOWN"
-
-
-class InferenceError(MlopsError):
-    """An inference request the service answered with an error (`status`: 500, 503, 504...)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _service_env() -> dict[str, str]:
@@ -266,7 +260,7 @@ class LocalInference:
         custom_args: dict[str, str] | None = None,
         secret_args: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         payload = {
             "name": name,
             "path": str(Path(folder).resolve()),
@@ -281,26 +275,26 @@ class LocalInference:
         return self._call("GET", "/model")
 
     def view(self, name: str) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         if not self.running():
             return self._offline_view(name)
         return self._call("GET", f"/model/{name}")
 
     def get_profile(self, name: str) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         if not self.running():
             return {"name": name, **self.store.load(name)["profile"]}
         return self._call("GET", f"/model/{name}/appprofile")
 
     def update_profile(self, name: str, profile: dict[str, Any]) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         return self._call("PUT", f"/model/{name}/appprofile", profile)
 
     def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> dict[str, Any]:
         """Start (or, after a failure, restart) a deployment. Secret custom args the service no
         longer holds (it restarted) come from `secret_args`, else the environment variable of
         the same name."""
-        check_name(name)
+        check_deployment_name(name)
         wanted = self.store.load(name).get("secret_args") or []
         supplied = dict(secret_args or {})
         for key in wanted:
@@ -309,7 +303,7 @@ class LocalInference:
         return self._call("PUT", f"/model/{name}/operation/start", {"secret_args": supplied})
 
     def stop(self, name: str) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         if not self.running():
             # Nothing runs: only the state the next service would restore changes.
             record = self.store.load(name)
@@ -319,11 +313,11 @@ class LocalInference:
         return self._call("PUT", f"/model/{name}/operation/stop")
 
     def undeploy(self, name: str) -> None:
-        check_name(name)
+        check_deployment_name(name)
         self._call("DELETE", f"/model/{name}")
 
     def infer(self, name: str, body: bytes) -> bytes:
-        check_name(name)
+        check_deployment_name(name)
         status, data = self.request("POST", f"/inference/{name}", body)
         if status == 200:
             return data
@@ -336,13 +330,13 @@ class LocalInference:
         raise InferenceError(status, f"inference on {name} failed ({status}): {message}")
 
     def url(self, name: str) -> str:
-        check_name(name)
+        check_deployment_name(name)
         info = service_info(self.workspace) or start_service(self.workspace)
         return f"http://{info['host']}:{info['port']}{API}/inference/{name}"
 
     def logs(self, name: str) -> str:
         """Every kernel's stdout and stderr, oldest kernel first, each under a header."""
-        check_name(name)
+        check_deployment_name(name)
         self.store.load(name)
         parts = []
         for path in self.store.logs(name):

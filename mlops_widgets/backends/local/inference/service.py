@@ -40,11 +40,11 @@ from mlops_widgets.backends.local.inference.pool import Gpus, Runtime, ServiceEr
 from mlops_widgets.backends.local.inference.store import (
     DEFAULT_PROFILE,
     Store,
-    check_name,
     merge_profile,
     now,
     read_model_json,
 )
+from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 
@@ -137,7 +137,7 @@ class Service:
         custom_args: dict[str, str] | None = None,
         secret_args: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        check_name(name)
+        check_deployment_name(name)
         custom_args, secret_args = dict(custom_args or {}), dict(secret_args or {})
         for key in [*custom_args, *secret_args]:
             if not isinstance(key, str) or not key.isidentifier():

@@ -17,16 +17,15 @@ from __future__ import annotations
 import copy
 import datetime
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 
 # WMLA's deployment name rule (also keeps names safe as folder names).
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # `dlim model viewprofile -j`, the parts a local service honours, with WMLA's defaults.
 DEFAULT_PROFILE: dict[str, Any] = {
@@ -47,15 +46,6 @@ REQUIRED_FILES = ("model.json", "README.md")
 
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise MlopsError(
-            f"invalid deployment name {name!r}: use lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit"
-        )
-    return name
 
 
 def read_model_json(folder: Path) -> dict[str, Any]:
@@ -129,7 +119,7 @@ class Store:
         self.run_dir = self.root / "run"
 
     def dir(self, name: str) -> Path:
-        return self.deployments / check_name(name)
+        return self.deployments / check_deployment_name(name)
 
     def model_dir(self, name: str) -> Path:
         return self.dir(name) / "model"
