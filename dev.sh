@@ -28,6 +28,8 @@ case "$job" in
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "chromium could not be installed: the browser test will be skipped" >&2
     fi
+    # On CI (CI=true) the browser test must run, never skip.
+    [ "${CI:-}" = true ] && export MLOPS_REQUIRE_BROWSER=1
     exec .venv/bin/python -m pytest "$@"
     ;;
   *)

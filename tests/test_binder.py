@@ -38,12 +38,15 @@ def test_postbuild_in_a_fresh_virtual_environment(tmp_path):
     env.pop("MLOPS_HOME", None)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "-r", BINDER / "requirements.txt"], check=True, env=env, cwd=checkout)
+    check = ("from mlops_widgets.backends.local.inference import service_info, stop_service\n"
+             "print(service_info('demo-workspace') is None); stop_service('demo-workspace')")
     try:
         subprocess.run(["bash", BINDER / "postBuild"], check=True, env=env, cwd=checkout,
                        capture_output=True, text=True)
-    finally:
-        stop = "from mlops_widgets.backends.local.inference import stop_service; stop_service('demo-workspace')"
-        subprocess.run([venv / "bin" / "python", "-c", stop], env=env, cwd=checkout)
+    finally:  # report whether postBuild left the inference service running, and stop it if so
+        left = subprocess.run([venv / "bin" / "python", "-c", check], env=env, cwd=checkout,
+                              capture_output=True, text=True).stdout.strip()
+    assert left == "True", "postBuild left the inference service running"
 
     installed = subprocess.run([venv / "bin" / "python", "-c", "import mlops_widgets; print(mlops_widgets.__file__)"],
                                env=env, cwd=tmp_path, check=True, capture_output=True, text=True).stdout

@@ -6,6 +6,7 @@ import click
 
 from mlops_widgets.cli._common import CliContext, echo_table, pass_obj
 
+DEMO_WORKSPACE = "mlops-demo"  # where `mlops demo` and `mlops lab` meet when no workspace is named
 DEMO_DEPLOYMENT = "deepliif-demo"
 DEMO_IMAGES = 12
 STEPS = 8
@@ -25,13 +26,14 @@ def demo(obj: CliContext, demo_workspace: str | None) -> None:
     (A4), the headless provider (C1), both monitors with an evaluation (A3), the monitor status,
     the audit trail; then the deployment is stopped. Runs again on the same workspace."""
     from mlops_widgets import examples
+    from mlops_widgets.backends.local.inference import stop_service
     from mlops_widgets.cli._run import run_step
     from mlops_widgets.errors import NotFoundError
     from mlops_widgets.examples.synthetic import write_tiles
     from mlops_widgets.ops import deploy, monitor
     from mlops_widgets.runner import list_runs
 
-    obj = CliContext(workspace=demo_workspace or obj.workspace or "mlops-demo", backend_name="local")
+    obj = CliContext(workspace=demo_workspace or obj.workspace or DEMO_WORKSPACE, backend_name="local")
     backend = obj.backend()
     ws = backend.workspace
     click.echo(f"workspace: {ws.root}", err=True)
@@ -77,6 +79,7 @@ def demo(obj: CliContext, demo_workspace: str | None) -> None:
     echo_table(("RUN", "TEMPLATE", "STATUS", "EXECUTED NOTEBOOK"),
                [(r.short_id, r.template, r.status, r.notebook) for r in reversed(runs)])
     deploy.stop(backend, DEMO_DEPLOYMENT)
+    stop_service(ws)  # nothing is left running behind the demo
     click.echo(f"\nmodel asset id {asset_id}; deployment {DEMO_DEPLOYMENT} stopped "
                f"(`mlops --workspace {ws.root} deploy start --name {DEMO_DEPLOYMENT}` serves it again).")
     click.echo(f"Open the panel on this workspace: mlops lab --workspace {ws.root}")
@@ -96,7 +99,7 @@ def _print_status(status: dict) -> None:
 
 @click.command()
 @click.option("--workspace", "lab_workspace", type=click.Path(file_okay=False),
-              help="Workspace the panel opens (default: the global --workspace, else ./.mlops).")
+              help="Workspace the panel opens (default: the global --workspace or $MLOPS_HOME, else the demo's ./mlops-demo).")
 @click.option("--port", type=int, default=8888, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 @pass_obj
@@ -111,7 +114,7 @@ def lab(obj: CliContext, lab_workspace: str | None, port: int, no_browser: bool)
 
     if importlib.util.find_spec("jupyterlab") is None:
         raise click.ClickException("JupyterLab is not installed: pip install 'mlops-widgets[lab]'")
-    ws = Workspace(lab_workspace or obj.workspace)
+    ws = Workspace(lab_workspace or obj.workspace or DEMO_WORKSPACE)
     notebook = write_panel_notebook(ws.root, ws.root)
     cmd = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
            f"--ServerApp.root_dir={ws.root}", f"--LabApp.default_url=/lab/tree/{notebook.name}"]

@@ -113,13 +113,15 @@ def get_entry(
     raise NotFoundError(f"no entry has deployment name {deployment_name!r}: see `mlops config list`")
 
 
-def latest_entry(backend: Backend) -> tuple[str, dict[str, Any]]:
-    """The most recently written entry (the last staged model), with its model asset id."""
+def staged_asset_id(backend: Backend, model_asset_id: str = "") -> str:
+    """The given model asset id, or when empty the most recently staged entry's (so a template's
+    default deploys what was just staged)."""
+    if model_asset_id:
+        return model_asset_id
     entries = list_entries(backend)
     if not entries:
         raise NotFoundError("the deployment metadata has no entry yet: stage a model with `mlops prepare stage`")
-    key = next(reversed(entries))
-    return key, entries[key]
+    return next(reversed(entries))
 
 
 def update_entry(

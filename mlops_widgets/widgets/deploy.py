@@ -337,7 +337,7 @@ def _deployments_html(deployments: list[dict[str, Any]]) -> str:
     if not deployments:
         return "<span style='color:#666'>no deployments yet</span>"
     good, bad = "#1b5e20", "#b00020"
-    colors = {"IDLE": good, "BUSY": good, "FAILED": bad, "NOT DEPLOYED": bad, "DOWN": bad}
+    colors = {"IDLE": good, "BUSY": good, "FAILED": bad, "NOT DEPLOYED": bad, "SERVICE_DOWN": bad}
     rows = []
     for d in deployments:
         status = str(d.get("status") or "?")
