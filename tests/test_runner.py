@@ -213,6 +213,95 @@ def test_entry_from_parameters(example_paths) -> None:
         entry_from_parameters(None, colour="red")
 
 
+BOGUS_MONITORS = """monitors:
+  myseg:
+    dir_gt: model_eval/gt_images
+    dir_pred: model_eval/model_images
+    volume_display_name: demo-volume
+    most_recent: 7
+    thresholds:
+      Bogus: {threshold: [1.0, lower]}
+"""
+
+
+def test_config_parameters_are_checked_in_the_runs_workspace(cli, tmp_path: Path, monkeypatch) -> None:
+    """A monitor id registered in the run's workspace (not $MLOPS_HOME) has its metric names
+    checked before any kernel starts, as `mlops config validate` checks them there."""
+    other = tmp_path / "other"
+    res = cli(
+        "--workspace",
+        other,
+        "monitor",
+        "register",
+        "--monitor",
+        "myseg",
+        "--provider",
+        "segmentation_metrics",
+    )
+    assert res.exit_code == 0, res.output
+    params = tmp_path / "p.yml"
+    params.write_text(BOGUS_MONITORS)
+    res = cli("--workspace", other, "run", "A_MLOps_Pipeline", "-f", params)
+    assert res.exit_code == 1
+    assert "openscale_custom_metric_provider.myseg.thresholds.Bogus" in res.stderr, res.stderr
+    assert not (other / "runs").exists() and not (Path(os.environ["MLOPS_HOME"]) / "runs").exists()
+
+    import yaml
+
+    monitors = yaml.safe_load(BOGUS_MONITORS)["monitors"]
+    a = get_template("A_MLOps_Pipeline")
+    with pytest.raises(ConfigError, match="Bogus"):
+        validate_parameters(a, {"monitors": monitors}, workspace=Workspace(other))
+    with pytest.raises(ConfigError, match="Bogus"):
+        clone_template(a, tmp_path / "c.ipynb", {"monitors": monitors}, workspace=other)
+    # in $MLOPS_HOME myseg is unknown: a warning only, as the config model says of such ids
+    assert validate_parameters(a, {"monitors": monitors})["monitors"]["myseg"]["thresholds"]
+    # in the kernel, entry_from_parameters() reads $MLOPS_HOME: the run's workspace
+    monkeypatch.setenv("MLOPS_HOME", str(other))
+    with pytest.raises(ConfigError, match="Bogus"):
+        entry_from_parameters(None, monitors=monitors)
+
+
+def test_an_empty_config_parameter_is_not_set(tmp_path: Path) -> None:
+    """A_MLOps_Pipeline's `deployment_name = ""` means "stage only", not an invalid name."""
+    t = get_template(make_template(tmp_path / "Stage.ipynb", 'deployment_name = ""  # empty: no deploy'))
+    assert validate_parameters(t, {"deployment_name": ""}) == {"deployment_name": ""}
+    entry, _ = entry_from_parameters(None, model_name="m", deployment_name="")
+    assert entry["wmla_deployment"]["deployment_name"] is None
+
+
+def test_secrets_that_cannot_be_scrubbed_are_refused_before_any_kernel(
+    tmpl, workspace: Workspace, monkeypatch
+) -> None:
+    from mlops_widgets.runner import run_template
+
+    with pytest.raises(MlopsError, match=r"secret 'api_key' \(given as a parameter\) is 1 character"):
+        run_template(tmpl, {"api_key": "1"})
+    with pytest.raises(MlopsError, match=r"secret 'CPD_APIKEY' \(given as a secret\) is 3 character"):
+        run_template(tmpl, secrets={"CPD_APIKEY": "abc"})
+    monkeypatch.setenv("LOGIN", "me")
+    with pytest.raises(MlopsError, match=r"secret 'login' \(from the environment\) is 2 character"):
+        run_template(tmpl)
+    monkeypatch.delenv("LOGIN")
+    with pytest.raises(MlopsError, match="'api_key' .* is a word every notebook contains"):
+        run_template(tmpl, {"api_key": "metadata"})
+    assert not (workspace.root / "runs").exists()
+
+
+def test_a_secret_parameter_with_a_default_is_refused(tmp_path: Path) -> None:
+    t = get_template(make_template(tmp_path / "Keyed.ipynb", 'api_key = "abc123"  # the key'))
+    with pytest.raises(MlopsError, match="secret parameter 'api_key' has a default value"):
+        _ = t.parameters
+    with pytest.raises(MlopsError, match="secret parameter 'login' has a default"):
+        parse_parameters('login = "me"  # secret: the login')
+    assert parse_parameters("token: str | None = None  # ok")["token"].secret
+
+
+def test_template_titles_do_not_repeat_the_name(tmpl) -> None:
+    assert tmpl.description == "a test template"
+    assert get_template("A2_WMLA_Model_Deploy").description.startswith("deploy a staged model")
+
+
 def test_templates_are_found_wheel_folder_first(tmp_path: Path, monkeypatch) -> None:
     assert "A_MLOps_Pipeline" in [t.name for t in list_templates()]
     wheel, checkout = tmp_path / "wheel", tmp_path / "checkout"
@@ -230,7 +319,7 @@ def test_templates_are_found_wheel_folder_first(tmp_path: Path, monkeypatch) -> 
         get_template(str(tmp_path / "nowhere" / "X.ipynb"))
 
 
-def test_scrubber_masks_every_form_of_a_secret() -> None:
+def test_scrubber_masks_every_form_of_a_secret_in_values_only() -> None:
     value = 's3"cr\\t<&>'
     scrub = Scrubber([value, ""])
     data = {
@@ -238,13 +327,54 @@ def test_scrubber_masks_every_form_of_a_secret() -> None:
         "json": json.dumps({"k": value}),
         "repr": repr({"k": value}),
         "html": "<td>s3&quot;cr\\t&lt;&amp;&gt;</td>",
-        value: [value, (value,)],
+        "nested": [value, (value,)],
     }
     out = scrub(data)
     dumped = json.dumps(out).encode()
     assert not scrub.leaks(dumped) and not scrub.leaks(repr(out).encode())
-    assert out["plain"] == f"token={MASK}" and MASK in out
+    assert out["plain"] == f"token={MASK}" and out["nested"] == [MASK, (MASK,)]
     assert Scrubber([])(data) is data
+    # keys are the structure's names ("execution_count"...): never rewritten, the leak check finds them
+    keyed = Scrubber(["count"])({"execution_count": 1, "text": "count me"})
+    assert keyed == {"execution_count": 1, "text": f"{MASK} me"}
+
+
+def _notebook_with_outputs() -> Any:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell("for ch in api_key: print(ch, end='')", execution_count=1)
+    cell.metadata = {"tags": ["step"], "papermill": {"duration": 98765432100.5}}
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=ch) for ch in "Zq9-pieces"]
+    cell.outputs += [
+        nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+        nbformat.v4.new_output("display_data", data={"application/json": {"n": 98765432100}}),
+        nbformat.v4.new_output("display_data", data={"application/json": {"Zq9-pieces": 1}}),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "'Zq9-pieces'"}, execution_count=1),
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("# T", id="Zq9-pieces-title"), cell]
+    return nb
+
+
+def test_notebook_scrub_never_corrupts_the_notebook() -> None:
+    from mlops_widgets.runner.secrets import LEAK_NOTE, scrub_notebook
+
+    scrub = Scrubber(["Zq9-pieces", "9876543210"])
+    nb = _notebook_with_outputs()
+    out = scrub_notebook(nb, scrub)
+    nbformat.validate(out)  # still a valid notebook: no structure rewritten
+    text = nbformat.writes(out)
+    assert not scrub.leaks(text.encode())
+    outputs = out.cells[1].outputs
+    # the secret printed a character at a time is merged whole, then masked
+    assert [o.get("text") for o in outputs[:2]] == [MASK, "warning\n"]
+    # a secret in a number or a key cannot be masked: the output is replaced by a note
+    assert outputs[2].text == outputs[3].text == LEAK_NOTE and outputs[2].name == "stderr"
+    assert outputs[4].data["text/plain"] == f"'{MASK}'" and outputs[4].execution_count == 1
+    assert out.cells[1].execution_count == 1 and out.cells[1].id == nb.cells[1].id
+    assert out.cells[1].metadata == {"tags": ["step"]}  # a timing holding the secret is dropped
+    assert out.cells[0].source == "# T" and out.cells[0].id != nb.cells[0].id  # an id is renewed
+    with pytest.raises(MlopsError, match="notebook's own structure"):
+        scrub_notebook(_notebook_with_outputs(), Scrubber(["cell_type"]))
 
 
 def test_secrets_in_the_kernel_environment(monkeypatch) -> None:
@@ -370,6 +500,26 @@ def test_clone_run_uses_the_stored_template_and_parameters(workspace: Workspace,
     assert nb.metadata["mlops"]["cloned_from"]["run_id"] == rec.run_id
 
 
+def test_a_parameter_stored_masked_must_be_given_again(cli, workspace: Workspace, tmp_path: Path) -> None:
+    """A value scrubbed when the run was saved is not re-used as "********/model"."""
+    from mlops_widgets.runner import rerun
+
+    rec = fake_run(workspace, 1, parameters={"count": 2, "where": f"/data/{MASK}/model"})
+    (rec.dir / TEMPLATE_COPY).write_bytes(make_template(tmp_path / "T_Test.ipynb").read_bytes())
+    with pytest.raises(MlopsError, match=r"parameter\(s\) where were stored masked .* -p where VALUE"):
+        rerun(rec.run_id)
+    with pytest.raises(MlopsError, match=f"mlops runs clone {rec.short_id} .* -p where VALUE"):
+        clone_run(rec.run_id, tmp_path / "c.ipynb", workspace)
+    res = cli("runs", "rerun", rec.short_id)
+    assert res.exit_code == 1 and f"mlops runs rerun {rec.short_id} -p where VALUE" in res.stderr
+    assert len(list_runs(workspace)) == 1
+    res = cli("runs", "clone", rec.short_id, tmp_path / "c.ipynb", "-p", "where", "/data/x/model")
+    assert res.exit_code == 0, res.output
+    nb = nbformat.read(tmp_path / "c.ipynb", as_version=4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'where = "/data/x/model"' in injected.source and "count = 2" in injected.source
+
+
 class _Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -412,7 +562,9 @@ def test_cli_reports_bad_parameters_before_any_kernel(cli) -> None:
 def test_cli_templates_list_and_clone(cli, tmp_path: Path) -> None:
     res = cli("templates", "list")
     assert res.exit_code == 0
-    assert "A_MLOps_Pipeline: A_MLOps_Pipeline: stage a model" in res.stdout
+    assert "A_MLOps_Pipeline: stage a model" in res.stdout
+    assert "A2_WMLA_Model_Deploy: deploy a staged model" in res.stdout
+    assert "A_MLOps_Pipeline: A_MLOps_Pipeline" not in res.stdout
     assert "on_clash (str, one of 'error', 'overwrite', 'new') = \"error\"" in res.stdout
     listed = json.loads(cli("templates", "list", "--json").stdout)
     assert "resource_configs" in [

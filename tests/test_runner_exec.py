@@ -4,6 +4,7 @@ cancelled runs are recorded, progress, timeout, re-run and the CLI end to end.""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -108,6 +109,49 @@ def test_secrets_leave_no_trace_and_rerun_asks_for_them_again(
     assert leaks(workspace.root, SECRET, EXTRA, AMBIENT) == []
 
 
+PIN = "9876543210"
+
+SCRUB_STEPS = [
+    # a secret printed a character at a time: one stream output per character
+    "import time\nfor ch in api_key:\n    print(ch, end='', flush=True)\n    time.sleep(0.002)\nprint()",
+    # a secret in a number cannot be masked: that output is replaced, the others are kept
+    "from IPython.display import display\n"
+    "display({'application/json': {'n': int(get_secrets()['pin'] + '0')}}, raw=True)\nprint('after')",
+    "print('path is', path)",
+]
+
+
+def test_scrubbing_keeps_the_notebook_valid_and_the_users_parameters(
+    tmp_path: Path, workspace: Workspace, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_template(
+        tmp_path / "Scrub.ipynb",
+        'api_key = ""  # the key\npath = ""  # a path\nfrom mlops_widgets.runner.secrets import get_secrets',
+        SCRUB_STEPS,
+    )
+    monkeypatch.setenv("CPD_TEST_TOKEN", AMBIENT)
+    given = f"/data/{AMBIENT}/model"  # a folder named like the ambient credential's value
+    rec = run_template(path, {"api_key": SECRET, "path": given}, secrets={"pin": PIN})
+    assert rec.status == "ok", rec.error
+    assert leaks(workspace.root, SECRET, PIN) == []
+
+    nb = nbformat.read(rec.notebook, as_version=4)
+    nbformat.validate(nb)
+    steps = [c for c in nb.cells if c.cell_type == "code"][-3:]
+    assert [o.get("text") for o in steps[0].outputs] == [MASK + "\n"]
+    note, after = steps[1].outputs
+    assert "still held a secret value" in note.text and after.text == "after\n"
+    # the user's own parameter is plain data of the run: kept, so the run can be run again
+    assert rec.parameters["path"] == given and steps[2].outputs[0].text == f"path is {given}\n"
+    assert [c.execution_count for c in steps] == [3, 4, 5]
+
+    monkeypatch.setenv("MLOPS_SECRET_api_key", SECRET)
+    monkeypatch.setenv("MLOPS_SECRET_pin", PIN)
+    res = cli("runs", "rerun", rec.short_id)
+    assert res.exit_code == 0, res.output
+    assert get_run(list_runs(workspace)[0].run_id).parameters["path"] == given
+
+
 def test_run_pipeline_template_from_the_cli(cli, workspace: Workspace, tmp_path: Path) -> None:
     params = tmp_path / "params.yml"
     params.write_text("model_name: from-file\non_clash: new\nresource_configs: {n_cpus: 2}\n")
@@ -118,7 +162,7 @@ def test_run_pipeline_template_from_the_cli(cli, workspace: Workspace, tmp_path:
     rec = get_run(run.run_id)
     assert f"model_asset_id: {rec.results['model_asset_id']}" in res.stdout
     assert f"notebook: {rec.notebook}" in res.stdout
-    assert "/6] 4. Record the model asset id\n" in res.stderr  # the progress, step by step
+    assert re.search(r"\[\d+/8\] 4\. Record the model asset id\n", res.stderr)  # progress, step by step
     assert f"run {rec.run_id}: ok" in res.stderr and str(rec.dir) in res.stderr
     assert rec.parameters["model_name"] == "from-flag"
     entries = json.loads(cli("config", "list", "--json").stdout)

@@ -16,7 +16,7 @@ from mlops_widgets.cli._common import CliContext
 from mlops_widgets.errors import MlopsError
 
 if TYPE_CHECKING:
-    from mlops_widgets.runner import ProgressEvent, RunRecord
+    from mlops_widgets.runner import ProgressEvent, RunRecord, Template
 
 
 class TerminalProgress:
@@ -90,15 +90,33 @@ def run_step(
     )
 
 
-def rerun_step(ctx_obj: CliContext, run: str, *, timeout: float | None = None) -> RunRecord:
-    """`run_step` for a re-run of a past run (secrets from the environment)."""
+def rerun_step(
+    ctx_obj: CliContext,
+    run: str,
+    pairs: Iterable[tuple[str, str]] = (),
+    *,
+    timeout: float | None = None,
+) -> RunRecord:
+    """`run_step` for a re-run of a past run (secrets from the environment); `-p NAME VALUE`
+    pairs replace stored parameters, typed by the run's own template copy."""
     from mlops_widgets.runner import rerun
 
-    return _with_progress(lambda bar: rerun(run, workspace=ctx_obj.workspace, progress=bar, timeout=timeout))
+    params = parse_params(run_template_copy(ctx_obj, run), pairs) if pairs else None
+    return _with_progress(
+        lambda bar: rerun(run, params=params, workspace=ctx_obj.workspace, progress=bar, timeout=timeout)
+    )
+
+
+def run_template_copy(ctx_obj: CliContext, run: str) -> Template:
+    """The template a past run ran (its stored copy), to type `-p` values for it."""
+    from mlops_widgets.runner import Template, get_run
+
+    record = get_run(run, ctx_obj.ws())
+    return Template(record.template_copy, name=record.template)
 
 
 def parse_params(
-    template: str | Path, pairs: Iterable[tuple[str, str]], params_file: str | None = None
+    template: str | Path | Template, pairs: Iterable[tuple[str, str]], params_file: str | None = None
 ) -> dict[str, Any]:
     """`-f params.yml` (a YAML mapping) then `-p NAME VALUE` pairs (later wins), each value typed
     by the template's parameters cell (YAML for non-string parameters)."""

@@ -106,14 +106,21 @@ def _short(text: str, limit: int = 70) -> str:
 @_PARAM
 @_PARAMS_FILE
 @click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@pass_obj
 def templates_clone(
-    template: str, dest: str, pairs: tuple[tuple[str, str], ...], params_file: str | None, force: bool
+    obj: CliContext,
+    template: str,
+    dest: str,
+    pairs: tuple[tuple[str, str], ...],
+    params_file: str | None,
+    force: bool,
 ) -> None:
     """Write TEMPLATE to DEST.ipynb with the parameters filled in, to edit and run by hand."""
     from mlops_widgets.cli._run import parse_params
     from mlops_widgets.runner import clone_template
 
-    path = clone_template(template, dest, parse_params(template, pairs, params_file), force=force)
+    params = parse_params(template, pairs, params_file)
+    path = clone_template(template, dest, params, workspace=obj.ws(), force=force)
     click.echo(f"wrote {path}")
 
 
@@ -214,15 +221,27 @@ def runs_show(obj: CliContext, run: str, as_json: bool) -> None:
         click.echo(f"secrets (values not stored): {', '.join(record.secret_names)}")
 
 
+_REPLACE = click.option(
+    "-p",
+    "--param",
+    "pairs",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="Replace a stored parameter (repeatable), e.g. one stored masked; typed as for `mlops run`.",
+)
+
+
 @runs.command("rerun")
 @click.argument("run")
+@_REPLACE
 @_TIMEOUT
 @pass_obj
-def runs_rerun(obj: CliContext, run: str, timeout: float | None) -> None:
+def runs_rerun(obj: CliContext, run: str, pairs: tuple[tuple[str, str], ...], timeout: float | None) -> None:
     """Run RUN again: its template as it ran, its parameters; secrets from the environment."""
     from mlops_widgets.cli._run import rerun_step
 
-    record = rerun_step(obj, run, timeout=timeout)
+    record = rerun_step(obj, run, pairs, timeout=timeout)
     click.echo(f"run id: {record.run_id}")
     click.echo(f"notebook: {record.notebook}")
 
@@ -230,11 +249,14 @@ def runs_rerun(obj: CliContext, run: str, timeout: float | None) -> None:
 @runs.command("clone")
 @click.argument("run")
 @click.argument("dest", type=click.Path(dir_okay=False))
+@_REPLACE
 @click.option("--force", is_flag=True, help="Replace DEST if it exists.")
 @pass_obj
-def runs_clone(obj: CliContext, run: str, dest: str, force: bool) -> None:
+def runs_clone(obj: CliContext, run: str, dest: str, pairs: tuple[tuple[str, str], ...], force: bool) -> None:
     """Write RUN's template with its parameters filled in to DEST.ipynb, to edit and run by hand."""
+    from mlops_widgets.cli._run import parse_params, run_template_copy
     from mlops_widgets.runner import clone_run
 
-    path = clone_run(run, dest, obj.ws(), force=force)
+    params = parse_params(run_template_copy(obj, run), pairs) if pairs else None
+    path = clone_run(run, dest, obj.ws(), params=params, force=force)
     click.echo(f"wrote {path}")

@@ -28,27 +28,31 @@ Parameter type: the annotation when given (`str`, `int`, `float`, `bool`, `list`
 `X | None`, `Literal["a", "b"]` for a choice), else the type of the default literal; a `None`
 default without annotation accepts any value. A default may be code (e.g. a bundled example's
 path); the parameters cell may import what it needs. A parameter is secret when its help
-starts with `secret` or its name contains KEY, TOKEN, PASSWORD, SECRET or APIKEY (any case).
+starts with `secret` or its name contains KEY, TOKEN, PASSWORD, SECRET or APIKEY (any case); its
+default must be empty ("" or None; a template with another is refused when read).
 
 Parameters bound to the deployment config (`CONFIG_PARAMETERS`: `entry` = a whole entry,
 `model_name`, `resource_configs` = wmla_deployment.resource_configs, `monitors` =
 openscale_custom_metric_provider, `deployment_name` = wmla_deployment.deployment_name) are
-validated by `mlops_widgets.config.validate_entry` before any kernel starts, so a run reports
-exactly the CLI's config errors; `entry_from_parameters(...)` (same module) builds the entry in
-the template's cell the same way.
+validated by `mlops_widgets.config.validate_entry` before any kernel starts, against the monitor
+definitions of the run's workspace, so a run reports exactly the CLI's config errors;
+`entry_from_parameters(...)` (same module) builds the entry in the template's cell the same way
+(there $MLOPS_HOME is the run's workspace). A config parameter given as "" counts as not set.
 
 Public API (all raise `MlopsError` subclasses with complete messages)
 ----------------------------------------------------------------------
 list_templates() -> list[Template]
 get_template(name_or_path) -> Template
     Template: .name, .path, .parameters (dict name -> Parameter), .steps (markdown headings),
-    .hash (sha256 of the file), .secret_names.
+    .description (the title without a leading "<name>:"), .hash (sha256 of the file), .secret_names.
     Parameter: .name, .type (str, e.g. "dict", "str | None", "any"), .default (the literal value;
     None when the default is code), .default_source, .help, .secret;
     .coerce(text) parses a command-line string (YAML for non-str types) into a value.
-validate_parameters(template, params) -> dict
-    Unknown names, wrong types, config errors (ConfigError, the CLI's messages); returns the
-    parameters the run will use (normalized by the config model where bound to it).
+validate_parameters(template, params, *, workspace=None) -> dict
+    Unknown names, wrong types, config errors (ConfigError, the CLI's messages; monitors checked
+    against `workspace`'s definitions, default the current one); returns the parameters the run
+    will use (normalized by the config model where bound to it).
+entry_from_parameters(entry=None, *, workspace=None, **values) -> (entry, warnings)
 
 run_template(template, params=None, *, secrets=None, workspace=None, backend=None,
              progress=None, cancel=None, timeout=None, rerun_of=None, cwd=None) -> RunRecord
@@ -57,12 +61,18 @@ run_template(template, params=None, *, secrets=None, workspace=None, backend=Non
     `secrets`: name -> value, for secret parameters and for extra secrets a template hands on
     (e.g. custom args of a deployment: read in the kernel with `get_secrets()`). A secret
     parameter not given is read from the caller's environment ($MLOPS_SECRET_<name>, $<name>,
-    $<NAME>), else keeps its default. `progress(event: ProgressEvent)` is called from the
+    $<NAME>), else keeps its (empty) default. A secret shorter than 4 characters, or a word of the
+    notebook format itself ("metadata"), is refused before any kernel starts: it could not be
+    scrubbed. `progress(event: ProgressEvent)` is called from the
     running thread: event.run_id, .done, .total (code cells), .heading (current step's markdown
     heading), .status ("starting", "running", "ok", "failed", "cancelled"), .cell_index.
-    Everything saved is scrubbed of every secret value, and of the values of the caller's
-    credential-named environment variables (USER_ACCESS_TOKEN, APIKEY...: the kernel inherits
-    them). `cancel`: a threading.Event; when set, the kernel is interrupted (killed if it does not stop)
+    Everything saved is scrubbed of every secret value, and of the values (8 characters or more)
+    of the caller's credential-named environment variables (USER_ACCESS_TOKEN, APIKEY...: the
+    kernel inherits them) except one the user wrote into a parameter (then it is plain data of
+    the run). Only values are masked, never the notebook's structure: stream outputs are merged
+    first (a secret printed a character at a time is whole again), and an output or cell still
+    holding a secret in a key or a number is replaced by a note. `cancel`: a threading.Event;
+    when set, the kernel is interrupted (killed if it does not stop)
     and the run is recorded "cancelled". `timeout`: seconds for the whole run; past it the run is
     stopped the same way and recorded "failed" ("timed out after N s").
     Never raises for a failed cell: the RunRecord says status "failed" with the error; call
@@ -81,13 +91,16 @@ list_runs(workspace=None, *, template=None, status=None, deployment_name=None, s
     duration_s, backend, deployment_name, error (summary), rerun_of, dir, notebook (absolute
     paths as str); .to_dict().
 get_run(run, workspace=None) -> RunRecord     (full id, unique prefix of it or of the short id)
-rerun(run, *, workspace=None, secrets=None, progress=None, cancel=None, timeout=None) -> RunRecord
-    The stored template copy with the stored parameters; secrets given again (argument or
-    environment), an error naming every missing one; the new record's rerun_of is the old id.
-clone_template(template, dest, params=None) -> Path
-clone_run(run, dest, workspace=None) -> Path
+rerun(run, *, params=None, workspace=None, secrets=None, progress=None, cancel=None,
+      timeout=None) -> RunRecord
+    The stored template copy with the stored parameters (`params` replace some); secrets given
+    again (argument or environment), an error naming every missing one; the new record's
+    rerun_of is the old id. A stored parameter holding the mask (its value was scrubbed) is
+    refused, naming it: give it again in `params` (`-p NAME VALUE`).
+clone_template(template, dest, params=None, *, workspace=None, force=False) -> Path
+clone_run(run, dest, workspace=None, *, params=None, force=False) -> Path
     An editable notebook with the parameters filled in (secrets as code reading the
-    environment, never values).
+    environment, never values); a masked stored parameter is refused as by rerun.
 
 In the kernel (template cells)
 ------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.errors import ConflictError, MlopsError
-from mlops_widgets.runner.execute import parameterize, template_notebook
+from mlops_widgets.runner.execute import parameterize, refuse_masked, template_notebook
 from mlops_widgets.runner.params import validate_parameters
 from mlops_widgets.runner.templates import Template, get_template
 from mlops_widgets.runner.trail import get_run
@@ -35,12 +35,17 @@ def _write(nb: Any, dest: str | os.PathLike[str], force: bool) -> Path:
 
 
 def _clone(
-    template: Template, params: Mapping[str, Any], secret_names: list[str], origin: dict[str, str]
+    template: Template,
+    params: Mapping[str, Any],
+    secret_names: list[str],
+    origin: dict[str, str],
+    workspace: Workspace,
 ) -> Any:
     declared = template.parameters
     secret_params = [n for n in secret_names if n in declared and declared[n].secret]
     plain = {k: v for k, v in params.items() if not (k in declared and declared[k].secret)}
-    nb = parameterize(template_notebook(template), validate_parameters(template, plain), secret_params)
+    checked = validate_parameters(template, plain, workspace=workspace)
+    nb = parameterize(template_notebook(template), checked, secret_params)
     nb.metadata["mlops"] = {"cloned_from": origin}
     return nb
 
@@ -50,14 +55,17 @@ def clone_template(
     dest: str | os.PathLike[str],
     params: Mapping[str, Any] | None = None,
     *,
+    workspace: Workspace | str | os.PathLike[str] | None = None,
     force: bool = False,
 ) -> Path:
-    """Write `template` to `dest` with `params` filled in (validated as for a run). A secret
-    parameter given here is written as code reading its environment variable, not its value."""
+    """Write `template` to `dest` with `params` filled in (validated as for a run in
+    `workspace`, default the current one). A secret parameter given here is written as code
+    reading its environment variable, not its value."""
     tmpl = get_template(template)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     params = dict(params or {})
     secret_names = [n for n in tmpl.secret_names if n in params]
-    nb = _clone(tmpl, params, secret_names, {"template": tmpl.name, "template_hash": tmpl.hash})
+    nb = _clone(tmpl, params, secret_names, {"template": tmpl.name, "template_hash": tmpl.hash}, ws)
     return _write(nb, dest, force)
 
 
@@ -66,12 +74,16 @@ def clone_run(
     dest: str | os.PathLike[str],
     workspace: Workspace | str | os.PathLike[str] | None = None,
     *,
+    params: Mapping[str, Any] | None = None,
     force: bool = False,
 ) -> Path:
-    """Write a past run's template copy to `dest` with the run's parameters filled in."""
-    record = get_run(run, workspace if isinstance(workspace, Workspace) else Workspace(workspace))
+    """Write a past run's template copy to `dest` with the run's parameters filled in (`params`
+    replace some: a parameter stored masked must be given again)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    record = get_run(run, ws)
+    parameters = {**record.parameters, **(params or {})}
+    refuse_masked(record.run_id, parameters, f"mlops runs clone {record.short_id} {os.fspath(dest)}")
     tmpl = Template(record.template_copy, name=record.template)
-    nb = _clone(
-        tmpl, record.parameters, record.secret_names, {"run_id": record.run_id, "template": record.template}
-    )
+    origin = {"run_id": record.run_id, "template": record.template}
+    nb = _clone(tmpl, parameters, record.secret_names, origin, ws)
     return _write(nb, dest, force)

@@ -29,11 +29,14 @@ from mlops_widgets.errors import MlopsError
 from mlops_widgets.runner.params import validate_parameters
 from mlops_widgets.runner.record import RESULTS_ENV, read_results
 from mlops_widgets.runner.secrets import (
+    MASK,
     SECRET_ENV_PREFIX,
     Scrubber,
     ambient_secrets,
+    check_secret,
     env_name,
     from_environment,
+    scrub_notebook,
 )
 from mlops_widgets.runner.templates import Template, cell_heading, get_template
 from mlops_widgets.runner.trail import (
@@ -318,21 +321,59 @@ def _split_secrets(
     template: Template, params: Mapping[str, Any] | None, secrets: Mapping[str, str] | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Secret parameters out of `params`, plus `secrets`, plus declared secrets found in the
-    caller's environment; each checked to be a non-empty string with an identifier name."""
+    caller's environment; an empty one is left out (the parameter keeps its empty default), the
+    others are checked to be scrubbable (`check_secret`) before any kernel starts."""
     given = dict(params or {})
-    found: dict[str, Any] = {}
+    found: dict[str, tuple[Any, str]] = {}
     for name in template.secret_names:
         if name in given:
-            found[name] = given.pop(name)
-    found.update(secrets or {})
+            found[name] = (given.pop(name), "given as a parameter")
+    found.update((name, (value, "given as a secret")) for name, value in (secrets or {}).items())
     for name in template.secret_names:
         if name not in found and (value := from_environment(name)) is not None:
-            found[name] = value
-    for name, value in found.items():
-        env_name(name)
-        if not isinstance(value, str):
-            raise MlopsError(f"secret {name!r} must be a string, got {type(value).__name__}")
-    return given, {k: v for k, v in found.items() if v}
+            found[name] = (value, "from the environment")
+    kept: dict[str, str] = {}
+    for name, (value, origin) in found.items():
+        if value is None or value == "":
+            continue
+        check_secret(name, value, origin)
+        kept[name] = value
+    return given, kept
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a parameter value (nested lists and dicts included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _scrubber(secret_values: Mapping[str, str], params: Mapping[str, Any]) -> Scrubber:
+    """This run's secrets, plus the credential-named variables of the caller's environment
+    (the kernel inherits them) except a value the user wrote into a parameter: that one is
+    plain data of this run (e.g. a path), and masking it would make the run impossible to
+    re-run or clone."""
+    written = _strings(dict(params))
+    ambient = [v for v in ambient_secrets() if not any(v in text for text in written)]
+    return Scrubber([*secret_values.values(), *ambient])
+
+
+def refuse_masked(run_id: str, params: Mapping[str, Any], again: str) -> None:
+    """MlopsError when a stored parameter holds the mask: its value was scrubbed when the run
+    was saved, and running or cloning with "********" in it would silently go wrong. `again`
+    is the command that gives it anew, e.g. "mlops runs rerun <id>"."""
+    masked = [name for name, value in params.items() if any(MASK in s for s in _strings(value))]
+    if masked:
+        flags = " ".join(f"-p {name} VALUE" for name in masked)
+        raise MlopsError(
+            f"run {run_id}: parameter(s) {', '.join(masked)} were stored masked ({MASK}): their "
+            f"values held a secret or a credential of the environment when the run was saved. "
+            f"Pass them again: {again} {flags} (params= in Python)"
+        )
 
 
 def run_template(
@@ -353,7 +394,7 @@ def run_template(
     tmpl = get_template(template)
     backend_name, ws = _resolve_backend(backend, workspace)
     given, secret_values = _split_secrets(tmpl, params, secrets)
-    checked = validate_parameters(tmpl, given)
+    checked = validate_parameters(tmpl, given, workspace=ws)
     if timeout is not None and timeout <= 0:
         raise MlopsError(f"timeout must be a positive number of seconds, got {timeout}")
     workdir = str(Path(cwd).resolve() if cwd is not None else Path.cwd())
@@ -361,7 +402,7 @@ def run_template(
     started, t0 = utc_now(), time.monotonic()
     short_id = uuid.uuid4().hex[:8]
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{tmpl.name}-{short_id}"
-    scrub = Scrubber([*secret_values.values(), *ambient_secrets()])
+    scrub = _scrubber(secret_values, checked)
     nb = parameterize(template_notebook(tmpl), checked, [n for n in tmpl.secret_names if n in secret_values])
     tracker = _Progress(nb, run_id, tmpl.name, progress)
     tracker.emit("starting", "Starting the kernel")
@@ -405,9 +446,13 @@ def run_template(
     import papermill
 
     nb.metadata["mlops"] = {"run_id": run_id, "template": tmpl.name, "status": status}
-    notebook_text = nbformat.writes(scrub(nb))
-    if scrub.leaks(notebook_text.encode()):
-        notebook_text = scrub.text(notebook_text)
+    try:
+        notebook_text = nbformat.writes(scrub_notebook(nb, scrub))
+    except MlopsError as exc:  # nothing is written rather than a secret (or a corrupt notebook)
+        raise MlopsError(
+            f"run {run_id} of template {tmpl.name} ended {status}, but it was not saved: {exc}; "
+            f"give it a longer secret value ({', '.join(sorted(secret_values)) or 'none given'})"
+        ) from None
     record = RunRecord(
         run_id=run_id,
         short_id=short_id,
@@ -441,16 +486,20 @@ def run_template(
 def rerun(
     run: str,
     *,
+    params: Mapping[str, Any] | None = None,
     workspace: Workspace | str | os.PathLike[str] | None = None,
     secrets: Mapping[str, str] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
 ) -> RunRecord:
-    """Run a past run again: its stored template copy, its parameters, on its backend and in its
-    working folder (when it still exists); the secrets it had must be given again."""
+    """Run a past run again: its stored template copy, its parameters (`params` replace some),
+    on its backend and in its working folder (when it still exists); the secrets it had must be
+    given again, and so must a parameter stored masked."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     old = get_run(run, ws)
+    parameters = {**old.parameters, **(params or {})}
+    refuse_masked(old.run_id, parameters, f"mlops runs rerun {old.short_id}")
     given = dict(secrets or {})
     for name in old.secret_names:
         if name not in given and (value := from_environment(name)) is not None:
@@ -462,7 +511,7 @@ def rerun(
     cwd = old.cwd if old.cwd and Path(old.cwd).is_dir() else None
     return run_template(
         Template(old.template_copy, name=old.template),
-        old.parameters,
+        parameters,
         secrets=given,
         workspace=ws,
         backend=old.backend,

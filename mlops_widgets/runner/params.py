@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.runner.templates import Template
+from mlops_widgets.workspace import Workspace
+
+WorkspaceLike = Workspace | str | os.PathLike[str] | None
 
 # Parameter name -> where its value lives in a deployment metadata entry (() = the whole entry).
 CONFIG_PARAMETERS: dict[str, tuple[str, ...]] = {
@@ -25,14 +29,23 @@ CONFIG_PARAMETERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _unset(value: Any) -> bool:
+    """None or "": a config parameter left out (templates use "" for "none", e.g. a pipeline's
+    `deployment_name = ""` meaning "stage only")."""
+    return value is None or value == ""
+
+
 def entry_from_parameters(
-    entry: Mapping[str, Any] | None = None, **values: Any
+    entry: Mapping[str, Any] | None = None, *, workspace: WorkspaceLike = None, **values: Any
 ) -> tuple[dict[str, Any], list[Any]]:
     """A validated deployment metadata entry from template parameters: `entry` as given when not
     None (then the other values are ignored), else a blank entry (`config.new_entry()`) with each
-    non-None value (`model_name`, `resource_configs`, `monitors`, `deployment_name`) put in its
-    place. Returns `config.validate_entry`'s (entry, warnings); raises its ConfigError."""
+    value (`model_name`, `resource_configs`, `monitors`, `deployment_name`) that is not None or ""
+    put in its place. Monitors are checked against the definitions known in `workspace` (its
+    registered ids included; default: the current one, $MLOPS_HOME, which in a template's kernel
+    is the run's). Returns `config.validate_entry`'s (entry, warnings); raises its ConfigError."""
     from mlops_widgets.config import new_entry, validate_entry
+    from mlops_widgets.monitors import known_definitions
 
     unknown = sorted(set(values) - set(CONFIG_PARAMETERS))
     if unknown:
@@ -45,9 +58,10 @@ def entry_from_parameters(
     else:
         data = new_entry()
         for name, value in values.items():
-            if value is not None and name != "entry":
+            if not _unset(value) and name != "entry":
                 _put(data, CONFIG_PARAMETERS[name], copy.deepcopy(value))
-    return validate_entry(data)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    return validate_entry(data, definitions=known_definitions(ws))
 
 
 def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -64,10 +78,13 @@ def _get(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return data
 
 
-def validate_parameters(template: Template, params: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_parameters(
+    template: Template, params: Mapping[str, Any] | None, *, workspace: WorkspaceLike = None
+) -> dict[str, Any]:
     """The given parameters checked against the template's parameters cell: unknown names and
     wrong types (all reported in one MlopsError), then the config-bound ones through the config
-    model (its ConfigError). Returns them converted and normalized, ready to inject."""
+    model (its ConfigError), against the monitor definitions of `workspace`, the one the run
+    will use (default: the current one). Returns them converted and normalized, ready to inject."""
     declared = template.parameters
     problems: list[str] = []
     checked: dict[str, Any] = {}
@@ -88,12 +105,12 @@ def validate_parameters(template: Template, params: Mapping[str, Any] | None) ->
             known = f". Its parameters: {', '.join(declared) or 'none'}"
         raise MlopsError(f"template {template.name}: " + "; ".join(problems) + known)
     bound = [n for n in CONFIG_PARAMETERS if n in declared]
-    if any(n in checked for n in bound):
+    if any(not _unset(checked.get(n)) for n in bound):
         values = {n: checked.get(n, declared[n].default) for n in bound}
-        entry, _warnings = entry_from_parameters(**values)
+        entry, _warnings = entry_from_parameters(**values, workspace=workspace)
         whole = values.get("entry") is not None  # then the other config values are not used
         for name in bound:
-            if checked.get(name) is None:
+            if _unset(checked.get(name)):
                 continue
             if name == "entry":
                 checked[name] = entry

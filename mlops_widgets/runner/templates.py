@@ -162,8 +162,11 @@ class Template:
 
     @property
     def description(self) -> str:
-        """The template's first markdown heading (its title)."""
-        return self.steps[0] if self.steps else ""
+        """The template's first markdown heading (its title), without a leading `<name>:` (the
+        templates' titles start with their name, which listings already show)."""
+        title = self.steps[0] if self.steps else ""
+        head, sep, rest = title.partition(":")
+        return rest.strip() if sep and head.strip() == self.name else title
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -286,6 +289,13 @@ def parse_parameters(source: str, *, where: str = "parameters cell") -> dict[str
             default, literal = ast.literal_eval(value), True
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             default, literal = None, False
+        if secret and literal and default not in ("", None):
+            # Only given secrets are scrubbed: a default value would be stored and printed as is.
+            raise MlopsError(
+                f"{where}: secret parameter {name!r} has a default value; a secret's default must be "
+                f'empty ({name} = "" or None): give its value to each run as a secret, or from the '
+                f"environment ($MLOPS_SECRET_{name})"
+            )
         choices = _literal_choices(annotation) if annotation is not None else None
         if annotation is not None:
             type_name = _annotation_type(annotation, f"{where}, parameter {name!r}")
