@@ -45,8 +45,8 @@ def test_postbuild_in_a_fresh_virtual_environment(tmp_path):
                        capture_output=True, text=True)
     finally:  # report whether postBuild left the inference service running, and stop it if so
         left = subprocess.run([venv / "bin" / "python", "-c", check], env=env, cwd=checkout,
-                              capture_output=True, text=True).stdout.strip()
-    assert left == "True", "postBuild left the inference service running"
+                              capture_output=True, text=True)
+    assert left.stdout.strip() == "True", f"postBuild left the inference service running: {left.stderr}"
 
     installed = subprocess.run([venv / "bin" / "python", "-c", "import mlops_widgets; print(mlops_widgets.__file__)"],
                                env=env, cwd=tmp_path, check=True, capture_output=True, text=True).stdout

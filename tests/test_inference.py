@@ -26,10 +26,13 @@ import pytest
 from mlops_widgets.backends.local.inference import (
     InferenceError,
     LocalInference,
+    pool,
     service_info,
     start_service,
     stop_service,
 )
+from mlops_widgets.backends.local.inference.pool import ServiceError
+from mlops_widgets.backends.local.inference.service import Service
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
@@ -54,6 +57,9 @@ class EchoKernel(Kernel):
             do = req.get("do")
             if do == "sleep":
                 time.sleep(req["seconds"])
+            elif do == "gate":
+                while not os.path.exists(req["gate"]):
+                    time.sleep(0.005)
             elif do == "raise":
                 raise ValueError("bad input: " + req.get("why", ""))
             elif do == "die":
@@ -169,7 +175,8 @@ def gone(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
-def parallel(*calls: Callable[[], Any]) -> list[Any]:
+def parallel(*calls: Callable[[], Any], meanwhile: Callable[[], Any] | None = None) -> list[Any]:
+    """Each call's result or exception; `meanwhile` runs while they do."""
     results: list[Any] = [None] * len(calls)
 
     def run(i: int, call: Callable[[], Any]) -> None:
@@ -181,9 +188,35 @@ def parallel(*calls: Callable[[], Any]) -> list[Any]:
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(30)
+    try:
+        if meanwhile is not None:
+            meanwhile()
+    finally:
+        for t in threads:
+            t.join(30)
     return results
+
+
+def busy(view: dict[str, Any]) -> int:
+    return sum(k["state"] == "busy" for k in view["kernels"])
+
+
+def gated(inf: LocalInference, gate: Path, placed: Callable[[dict[str, Any]], bool],
+          *calls: Callable[[], Any]) -> list[Any]:
+    """Run `calls` (requests that wait on the file `gate`) together and open the gate once the
+    deployment's view says they are placed: which kernel runs what is then certain, not a race."""
+
+    def open_when_placed() -> None:
+        try:
+            wait_for(lambda: placed(inf.view("dep")), what="the requests to be placed")
+        finally:
+            gate.touch()
+
+    return parallel(*calls, meanwhile=open_when_placed)
+
+
+def at_gate(inf: LocalInference, gate: Path, **req: Any) -> Callable[[], Any]:
+    return lambda: ask(inf, do="gate", gate=str(gate), **req)
 
 
 # --- compatibility modules -------------------------------------------------------------------------
@@ -339,7 +372,8 @@ def test_kernel_environment_and_unmodified_kernel_file(inference: LocalInference
     inference.start("dep")
     view = wait_status(inference, "dep", "IDLE")
     names = ["REDHARE_MODEL_NAME", "REDHARE_MODEL_PATH", "MSD_POD_NAME", "SPACE_ID", "FROM_PROFILE", "CALLER_API_KEY"]
-    outs = parallel(*[lambda: ask(inference, do="sleep", seconds=0.3, env=names)] * 2)
+    gate = tmp_path / "gate"
+    outs = gated(inference, gate, lambda v: busy(v) == 2, *[at_gate(inference, gate, env=names)] * 2)
     model_path = view["model_path"]
     for out in outs:
         env = out["env"]
@@ -377,12 +411,15 @@ def test_secret_args_are_asked_again_after_a_service_restart(
     wait_for(lambda: not inference.running(), what="the service to die")
     monkeypatch.delenv("API_KEY", raising=False)
     with pytest.raises(MlopsError, match="set the environment variable API_KEY"):
-        inference.start("dep")
-    assert inference.view("dep")["status"] == "FAILED"
+        inference.start("dep")  # the new service restored dep without its secret: FAILED
+    view = inference.view("dep")
+    assert view["status"] == "FAILED" and view["kernels"] == []
     monkeypatch.setenv("API_KEY", "second")
-    inference.start("dep")
+    inference.start("dep")  # stops the failed runtime (joining any kernel it had) first
     wait_status(inference, "dep", "IDLE")
     assert json.loads(inference.infer("dep", b"{}")) == {"user": "bob", "key": "second"}
+    # Two kernels ever: the first service's and this one; none booted without its secret.
+    assert inference.logs("dep").count("==> dep-") == 2
 
 
 # --- scaling and batching ---------------------------------------------------------------------------
@@ -391,30 +428,23 @@ def test_secret_args_are_asked_again_after_a_service_restart(
 def test_kernels_scale_with_load_and_idle_ones_are_released(inference: LocalInference, tmp_path: Path) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=0, kernel_max=2, kernel_delay_release_time=1)
     assert view["kernels"] == []  # kernel_min 0: no kernel until the first request
-    peak = []
-    watching = threading.Event()
+    gate, seen = tmp_path / "gate", {}
 
-    def watch() -> None:
-        while not watching.is_set():
-            peak.append(len(inference.view("dep")["kernels"]))
-            time.sleep(0.02)
+    def placed(v: dict[str, Any]) -> bool:
+        seen.update(v)
+        return busy(v) == 2 and v["queued"] == 1
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        outs = parallel(*[lambda: ask(inference, do="sleep", seconds=0.4)] * 3)
-    finally:
-        watching.set()
-        watcher.join()
+    outs = gated(inference, gate, placed, *[at_gate(inference, gate)] * 3)
     assert all(isinstance(o, dict) for o in outs), outs
-    assert len({o["pod"] for o in outs}) == 2  # scaled up to kernel_max, no further
-    assert max(peak) == 2
+    assert len(seen["kernels"]) == 2  # scaled up to kernel_max, no further, while one request waits
+    assert len({o["pod"] for o in outs}) == 2
     wait_for(lambda: inference.view("dep")["kernels"] == [], timeout=10, what="idle kernels to be released")
 
 
 def test_kernel_min_is_kept_after_release(inference: LocalInference, tmp_path: Path) -> None:
     deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=2, kernel_delay_release_time=1)
-    outs = parallel(*[lambda: ask(inference, do="sleep", seconds=0.4)] * 2)
+    gate = tmp_path / "gate"
+    outs = gated(inference, gate, lambda v: busy(v) == 2, *[at_gate(inference, gate)] * 2)
     assert len({o["pod"] for o in outs}) == 2
     wait_for(lambda: len(inference.view("dep")["kernels"]) == 1, timeout=10, what="one kernel left")
     time.sleep(1.2)
@@ -427,14 +457,15 @@ def test_task_batch_size_through_next(inference: LocalInference, tmp_path: Path)
     inference.update_profile("dep", {"policy": {"kernel_min": 1, "kernel_max": 1, "task_batch_size": 3}})
     inference.start("dep")
     wait_status(inference, "dep", "IDLE")
+    gate = tmp_path / "gate"
 
-    def queued_behind_busy_kernel() -> Any:
-        time.sleep(0.15)  # the kernel is busy with the first request: these three queue up
-        return ask(inference, do="echo")
+    def three_queued_behind_the_busy_kernel() -> list[Any]:
+        wait_for(lambda: busy(inference.view("dep")) == 1, what="the kernel to take the first request")
+        return gated(inference, gate, lambda v: v["queued"] == 3, *[lambda: ask(inference, do="echo")] * 3)
 
-    outs = parallel(lambda: ask(inference, do="sleep", seconds=0.6), *[queued_behind_busy_kernel] * 3)
-    assert outs[0]["batch"] == 1
-    assert [o["batch"] for o in outs[1:]] == [3, 3, 3]
+    first, rest = parallel(at_gate(inference, gate), three_queued_behind_the_busy_kernel)
+    assert first["batch"] == 1
+    assert [o["batch"] for o in rest] == [3, 3, 3]
 
 
 # --- faults ------------------------------------------------------------------------------------------
@@ -471,19 +502,59 @@ def test_missing_output_is_500(inference: LocalInference, tmp_path: Path) -> Non
 def test_a_dying_kernel_fails_only_its_tasks(inference: LocalInference, tmp_path: Path) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=2, kernel_max=2)
     before = {k["pod"] for k in view["kernels"]}
+    gate = tmp_path / "gate"
 
-    def die() -> Any:
-        time.sleep(0.1)  # the sleeper holds one kernel; this one dies on the other
-        return ask(inference, do="die")
+    def die_beside_the_held_kernel() -> Any:
+        try:
+            wait_for(lambda: busy(inference.view("dep")) == 1, what="a kernel to hold the gated request")
+            return ask(inference, do="die")
+        finally:
+            gate.touch()
 
-    sleeper, dead = parallel(lambda: ask(inference, do="sleep", seconds=0.6), die)
-    assert isinstance(sleeper, dict) and sleeper["pod"] in before
+    held, dead = parallel(at_gate(inference, gate), die_beside_the_held_kernel)
+    assert isinstance(held, dict) and held["pod"] in before
     assert isinstance(dead, InferenceError) and dead.status == 500
     assert "died (exit code 3)" in str(dead)
     view = wait_for(lambda: (v := inference.view("dep"))["status"] == "IDLE" and len(v["kernels"]) == 2 and v,
                     what="a replacement kernel")
     assert len({k["pod"] for k in view["kernels"]} - before) == 1
     assert all(isinstance(o, dict) for o in parallel(*[lambda: ask(inference, do="echo")] * 4))
+
+
+def test_requests_that_crash_their_kernel_do_not_fail_the_deployment(inference: LocalInference,
+                                                                     tmp_path: Path) -> None:
+    deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
+    for _ in range(4):  # more than the idle deaths (3) that fail a deployment
+        with pytest.raises(InferenceError, match="died") as info:
+            ask(inference, do="die")
+        assert info.value.status == 500
+    assert ask(inference, do="echo")["input"] == {"do": "echo"}
+    assert wait_status(inference, "dep", "IDLE")["error"] is None
+
+
+def test_a_request_that_times_out_while_queued_never_runs(workspace: Workspace, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # One GPU, held by the holder's exclusive kernel: the waiter can start no kernel at all.
+    monkeypatch.setenv("MLOPS_GPUS", "0")
+    monkeypatch.setattr(pool, "WAIT_SLACK", 0.0)  # wait limit: connection_timeout + task timeout
+    svc = Service(workspace, "http://127.0.0.1:1")
+    try:
+        for name, profile in (
+            ("holder", {"policy": {"kernel_min": 1, "kernel_max": 1}}),
+            ("waiter", {"policy": {"kernel_min": 0, "kernel_max": 1, "task_execution_timeout": 1},
+                        "kernel": {"connection_timeout": 1}}),
+        ):
+            svc.deploy(name, make_folder(tmp_path, name=name))
+            svc.put_profile(name, profile)
+            svc.put_profile(name, {"kernel": {"gpu": "exclusive"}})
+            svc.start(name)
+        with pytest.raises(ServiceError, match="in time") as info:
+            svc.infer("waiter", b'{"do": "echo"}')
+        assert info.value.status == 504
+        view = svc.view("waiter")
+        assert view["queued"] == 0 and view["requests"] == {"total": 1, "failed": 1}
+    finally:
+        svc.shutdown()
 
 
 def test_on_kernel_start_failure_shows_in_status_with_its_log(inference: LocalInference, tmp_path: Path) -> None:
@@ -519,7 +590,8 @@ def test_exclusive_gpus_give_each_kernel_its_own(inference: LocalInference, tmp_
     inference.start("dep")
     view = wait_status(inference, "dep", "IDLE")
     assert sorted(k["gpu"] for k in view["kernels"]) == ["0", "1"]
-    outs = parallel(*[lambda: ask(inference, do="sleep", seconds=0.3)] * 3)
+    gate = tmp_path / "gate"
+    outs = gated(inference, gate, lambda v: busy(v) == 2 and v["queued"] == 1, *[at_gate(inference, gate)] * 3)
     assert sorted(o["cuda"] for o in outs if isinstance(o, dict)) in (["0", "0", "1"], ["0", "1", "1"])
     assert len(inference.view("dep")["kernels"]) == 2  # no third GPU: no third kernel
 
@@ -606,9 +678,10 @@ def test_stop_service_ends_the_service_and_every_kernel(inference: LocalInferenc
 
 def test_mlops_serve_runs_in_the_foreground(workspace: Workspace, tmp_path: Path) -> None:
     mlops = Path(sys.executable).parent / "mlops"
+    credentials = {"CALLER_API_KEY": "caller-credential-123", "MLOPS_SECRET_TOKEN": "runner-secret-456"}
     proc = subprocess.Popen(
         [str(mlops), "--workspace", str(workspace.root), "serve"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **credentials},
     )
     try:
         assert proc.stdout is not None
@@ -617,7 +690,9 @@ def test_mlops_serve_runs_in_the_foreground(workspace: Workspace, tmp_path: Path
         inf = LocalInference(workspace)
         assert service_info(workspace)["pid"] == proc.pid
         view = deploy_started(inf, make_folder(tmp_path), kernel_min=1, kernel_max=1)
-        assert ask(inf, do="echo")["input"] == {"do": "echo"}
+        out = ask(inf, do="echo", env=[*credentials, "PATH"])
+        assert out["input"]["do"] == "echo" and out["env"]["PATH"]
+        assert out["env"]["CALLER_API_KEY"] is None and out["env"]["MLOPS_SECRET_TOKEN"] is None  # not the caller's
         again = subprocess.run([str(mlops), "--workspace", str(workspace.root), "serve"],
                                capture_output=True, text=True, timeout=30)
         assert again.returncode == 1 and "already runs" in again.stderr

@@ -7,6 +7,7 @@ shaped like the originals (WML assets, dlim models, OpenScale resources).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,6 +77,18 @@ class Space(Protocol):
         mutates it in place (or returns a new one); no concurrent update is lost and a crash
         never leaves half a document. Returns the document as written."""
         ...
+
+
+def overlay_profile(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` laid over `current`, section by section (what `Inference.update_profile` does, so a
+    caller may send only the policy); neither argument is changed."""
+    out = copy.deepcopy(current)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = overlay_profile(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 class InferenceError(MlopsError):

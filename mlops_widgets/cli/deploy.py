@@ -50,7 +50,7 @@ def create(
     """Deploy a staged model (template A2_WMLA_Model_Deploy) and wait until it serves."""
     from mlops_widgets.cli._run import run_step
     from mlops_widgets.ops import deploy as steps
-    from mlops_widgets.runner.secrets import is_secret_name
+    from mlops_widgets.secret_names import is_secret_name
 
     plain, secret = steps.split_custom_args(list(custom_args), is_secret_name)
     steps.check_create(obj.backend(), name, model_asset_id)

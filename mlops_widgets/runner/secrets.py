@@ -23,9 +23,9 @@ from functools import cache
 from typing import Any
 
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.secret_names import is_secret_name
 
 SECRET_ENV_PREFIX = "MLOPS_SECRET_"
-SECRET_WORDS = ("KEY", "TOKEN", "PASSWORD", "SECRET", "APIKEY")
 MASK = "********"
 # Shorter values cannot be told apart from the rest of a notebook (a secret "1" is in every
 # execution count); an ambient variable's value must be longer still to be taken for a credential.
@@ -39,12 +39,6 @@ LEAK_NOTE = (
     "[mlops] removed from the saved notebook: it still held a secret value after scrubbing "
     "(in a key or a number, which cannot be masked without corrupting the notebook)"
 )
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether a parameter or custom-arg name looks like a credential (the team's convention)."""
-    upper = name.upper()
-    return any(word in upper for word in SECRET_WORDS)
 
 
 def env_name(name: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import mlops_widgets
 from mlops_widgets.errors import MlopsError, NotFoundError
-from mlops_widgets.runner.secrets import is_secret_name
+from mlops_widgets.secret_names import is_secret_name
 
 PACKAGE_DIR = Path(mlops_widgets.__file__).resolve().parent
 # Wheel first (pyproject force-includes templates/ there), then the editable checkout's folder.

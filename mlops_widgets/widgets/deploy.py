@@ -34,7 +34,7 @@ class CustomArg:
     """One key/value row; the value widget is a Password while the row is secret."""
 
     def __init__(self, tab: DeployTab, key: str = "", value: str = "", secret: bool = False) -> None:
-        from mlops_widgets.runner.secrets import is_secret_name
+        from mlops_widgets.secret_names import is_secret_name
 
         self.tab = tab
         secret = secret or is_secret_name(key)
@@ -71,7 +71,7 @@ class CustomArg:
         self.tab.validate()
 
     def _key_changed(self, change: dict) -> None:
-        from mlops_widgets.runner.secrets import is_secret_name
+        from mlops_widgets.secret_names import is_secret_name
 
         if is_secret_name(change["new"] or "") and not self.secret.value:
             self.secret.value = True  # a key that looks secret is one for the runner anyway

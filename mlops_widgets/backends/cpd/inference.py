@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mlops_widgets.backends.base import InferenceError
+from mlops_widgets.backends.base import InferenceError, overlay_profile
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.backends.cpd.session import error_text
-from mlops_widgets.backends.local.inference.client import SECRET_WORDS
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.secret_names import is_secret_name
 
 API = "/dlim/v1"
 ANY_STATUS = tuple(range(100, 600))
@@ -56,16 +56,6 @@ def inject_custom_args(
             at = i + 1
     block = "".join(line + "\n" for line in lines)
     kernel.write_text("".join(source[:at]) + block + "".join(source[at:]), encoding="utf-8")
-
-
-def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _merge_envs(profile: dict[str, Any], envs: dict[str, str]) -> dict[str, Any]:
@@ -99,7 +89,7 @@ def _redacted(profile: dict[str, Any]) -> dict[str, Any]:
     """The profile for display: values of secret-looking kernel env variables masked."""
     out = copy.deepcopy(profile)
     for env in (out.get("kernel") or {}).get("envs") or []:
-        if any(word in str(env.get("name", "")).upper() for word in SECRET_WORDS):
+        if is_secret_name(str(env.get("name", ""))):
             env["value"] = "***"
     return out
 
@@ -223,7 +213,7 @@ class CpdInference:
         envs = {e["name"]: e.get("value", "")
                 for source in (current, profile)
                 for e in (source.get("kernel") or {}).get("envs") or []}
-        merged = _merge_envs(_deep_merge(current, profile), envs)
+        merged = _merge_envs(overlay_profile(current, profile), envs)
         self._s.http.request(
             "PUT", self._model(name, "/appprofile"), what=f"updating the profile of {name}",
             json=merged,

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import InferenceError
-from mlops_widgets.backends.local.inference.pool import alive, cmdline, log_tail, reap_leftover_kernels
+from mlops_widgets.backends.local.inference.pool import (
+    alive,
+    cmdline,
+    log_tail,
+    reap_leftover_kernels,
+    without_credentials,
+)
 from mlops_widgets.backends.local.inference.service import API, info_path, read_info
 from mlops_widgets.backends.local.inference.store import Store
 from mlops_widgets.config import check_deployment_name
@@ -32,18 +38,7 @@ from mlops_widgets.workspace import Workspace
 START_TIMEOUT = 20.0
 RELAUNCH_AFTER = 5.0
 SERVICE_MODULE = "mlops_widgets.backends.local.inference.service"
-# Credentials in the caller's environment stay out of the service and so out of every kernel
-# (kernels get theirs as custom args); same convention as mlops_widgets.runner.secrets.
-SECRET_WORDS = ("KEY", "TOKEN", "PASSWORD", "SECRET", "APIKEY")
 DOWN = "SERVICE_DOWN"
-
-
-def _service_env() -> dict[str, str]:
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MLOPS_SECRET_") and not any(w in k.upper() for w in SECRET_WORDS)
-    }
 
 
 def _held(lock: Path) -> bool:
@@ -62,9 +57,10 @@ def _held(lock: Path) -> bool:
     return False
 
 
-def service_info(workspace: Workspace) -> dict[str, Any] | None:
+def service_info(workspace: Workspace | str | os.PathLike[str] | None) -> dict[str, Any] | None:
     """The running service's address, token and pid; None when no service runs (or one is
     starting and has not yet written its address over the previous one's)."""
+    workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     if not _held(workspace.root / "inference" / "service.lock"):
         return None
     info = read_info(workspace)
@@ -106,7 +102,7 @@ def _launch(workspace: Workspace) -> None:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_service_env(),
+            env=without_credentials(os.environ),  # kernels filter them too; the service needs none
             cwd=str(inference),
             start_new_session=True,
         )
@@ -220,26 +216,16 @@ class LocalInference:
     def _offline_view(self, name: str) -> dict[str, Any]:
         record = self.store.load(name)
         down = record["state"] == "started"
-        return {
-            "name": name,
-            "state": record["state"],
-            "status": DOWN if down else "STOPPED",
-            "service": "not running",
-            "url": self._url_from_info(name),
-            "model_path": str(self.store.model_dir(name)),
-            "kernel_file": record["model"].get("kernel_path") or "kernel.py",
-            "deployed_at": record.get("deployed_at"),
-            "updated_at": record.get("updated_at"),
-            "custom_args": sorted(record.get("custom_args") or {}),
-            "secret_args": record.get("secret_args") or [],
-            "profile": record["profile"],
-            "kernels": [],
-            "error": (
+        return self.store.view(
+            record,
+            service="not running",
+            url=self._url_from_info(name),
+            status=DOWN if down else "STOPPED",
+            error=(
                 "the local inference service is not running (it stopped or died): "
                 f"`mlops deploy start --name {name}` starts it again"
             ) if down else None,
-            "warnings": [],
-        }
+        )
 
     def _url_from_info(self, name: str) -> str | None:
         info = read_info(self.workspace)

@@ -21,11 +21,13 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.local.inference import wire
+from mlops_widgets.secret_names import is_secret_name
 
 log = logging.getLogger("mlops.inference")
 
@@ -33,6 +35,7 @@ KERNEL_PATH = Path(__file__).resolve().parent / "kernel_path"
 BOOT = KERNEL_PATH / "_mlops_kernel_boot.py"
 SHUTDOWN_GRACE = 5.0  # seconds a kernel gets to run on_kernel_shutdown before it is killed
 EARLY_DEATHS = 3  # kernels that die idle, one after the other, before the deployment is failed
+WAIT_SLACK = 30.0  # seconds a request may wait beyond a kernel start plus its task timeout
 LOG_TAIL_LINES = 40
 
 
@@ -66,6 +69,12 @@ class Task:
         self.status = status
         self.output = output if error is None else json.dumps({"error": error}).encode()
         self.done.set()
+
+
+def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` less the caller's credentials (secret-looking names, $MLOPS_SECRET_* among them):
+    kernels get their secrets only as custom args, whoever started the service."""
+    return {k: v for k, v in environ.items() if not is_secret_name(k)}
 
 
 def detect_gpus() -> list[str]:
@@ -292,11 +301,22 @@ class Runtime:
                 self._replenish_locked()
             self.cond.notify()
 
+    def withdraw(self, task: Task) -> bool:
+        """Take back a task its caller gave up on (504) so that it never runs; False when a
+        kernel already has it."""
+        with self.cond:
+            try:
+                self.queue.remove(task)
+            except ValueError:
+                return False
+            self.failures += 1
+            return True
+
     def wait_limit(self) -> float | None:
         """How long a request may wait in all: a kernel start plus the task timeout, with slack."""
         if self.timeout is None:
             return None
-        return self.connection_timeout + self.timeout + 30.0
+        return self.connection_timeout + self.timeout + WAIT_SLACK
 
     # --- scaling ----------------------------------------------------------------------------
 
@@ -355,7 +375,9 @@ class Runtime:
                 self.cond.notify_all()
 
     def _count_early_death_locked(self, k: KernelProc) -> None:
-        """A kernel that keeps dying idle right after it starts would be restarted forever."""
+        """A kernel that keeps dying idle right after it starts would be restarted forever. One
+        that dies running a task ("died in task") does not count: the request killed it, it fails
+        only the tasks it held, and bad requests must not take the deployment down."""
         if k.exit_reason != "died":
             return
         quick = k.tasks_done == 0 and k.ready_at is not None and time.monotonic() - k.ready_at < 10
@@ -364,7 +386,7 @@ class Runtime:
             self._fail_locked(f"kernels exited {EARLY_DEATHS} times in a row right after starting", log_tail(k.log))
 
     def _env(self, k: KernelProc) -> dict[str, str]:
-        env = dict(os.environ)
+        env = without_credentials(os.environ)
         for item in [*(self.model.get("mk_environments") or []), *(self.profile["kernel"].get("envs") or [])]:
             env[str(item["name"])] = str(item.get("value", ""))
         env.update(
@@ -492,7 +514,7 @@ class Runtime:
         except OSError:
             msg = None
         if msg is None:
-            k.exit_reason = "died"
+            k.exit_reason = "died in task"
             code = self._exit_code(k, 2.0)
             if self.state != "started":
                 self._finish(tasks, 503, error=f"deployment {self.name} was stopped while this task ran")

@@ -92,24 +92,7 @@ class Service:
     # --- views ------------------------------------------------------------------------------
 
     def view(self, name: str) -> dict[str, Any]:
-        record = self.store.load(name)
-        out: dict[str, Any] = {
-            "name": name,
-            "state": record["state"],
-            "status": "STOPPED",
-            "service": "running",
-            "url": self.url(name),
-            "model_path": str(self.store.model_dir(name)),
-            "kernel_file": record["model"].get("kernel_path") or "kernel.py",
-            "deployed_at": record.get("deployed_at"),
-            "updated_at": record.get("updated_at"),
-            "custom_args": sorted(record.get("custom_args") or {}),
-            "secret_args": record.get("secret_args") or [],
-            "profile": record["profile"],
-            "kernels": [],
-            "error": None,
-            "warnings": [],
-        }
+        out = self.store.view(self.store.load(name), service="running", url=self.url(name))
         runtime = self.runtimes.get(name)
         if runtime is not None and runtime.state != "stopped":
             out.update(runtime.describe())
@@ -198,12 +181,13 @@ class Service:
                 raise MlopsError(missing_secret(name, missing[0]))
             if runtime is not None:
                 runtime.stop()
-            self._run(name, record)
+            self._runtime(name, record).start()
             record["state"] = "started"
             self.store.save(record)
             return self.view(name)
 
-    def _run(self, name: str, record: dict[str, Any]) -> Runtime:
+    def _runtime(self, name: str, record: dict[str, Any]) -> Runtime:
+        """The deployment's runtime, registered but with no kernel started yet."""
         runtime = Runtime(
             name,
             record,
@@ -214,7 +198,6 @@ class Service:
             gpus=self.gpus,
         )
         self.runtimes[name] = runtime
-        runtime.start()
         return runtime
 
     def stop(self, name: str) -> dict[str, Any]:
@@ -244,10 +227,14 @@ class Service:
                 record = self.store.load(name)
                 if record["state"] != "started":
                     continue
-                runtime = self._run(name, record)
+                runtime = self._runtime(name, record)
+                # Secrets live in memory only: kernels booted without them would run with their
+                # custom args missing, so none starts until `deploy start` supplies them.
                 missing = [k for k in record.get("secret_args", []) if k not in self.secrets.get(name, {})]
                 if missing:
                     runtime.fail(missing_secret(name, missing[0]))
+                else:
+                    runtime.start()
 
     def shutdown(self) -> None:
         """Stop every kernel; deployments keep their state so the next service restores them."""
@@ -270,6 +257,8 @@ class Service:
         task = runtime.new_task(body)
         runtime.submit(task)
         if not task.done.wait(runtime.wait_limit()):
+            if runtime.withdraw(task):
+                raise ServiceError(504, f"deployment {name}: no kernel took this request in time; it was dropped")
             raise ServiceError(504, f"deployment {name}: no kernel answered in time")
         return task.status, task.output
 

@@ -14,18 +14,16 @@ Only the service writes here while it runs; clients read these files when it doe
 
 from __future__ import annotations
 
-import copy
 import datetime
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.backends.base import overlay_profile
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
-
-# WMLA's deployment name rule (also keeps names safe as folder names).
 
 # `dlim model viewprofile -j`, the parts a local service honours, with WMLA's defaults.
 DEFAULT_PROFILE: dict[str, Any] = {
@@ -71,21 +69,11 @@ def read_model_json(folder: Path) -> dict[str, Any]:
     return model
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def merge_profile(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """`update` laid over `current` (so a caller may send only the policy), then checked."""
     if not isinstance(update, dict):
         raise MlopsError("a profile must be a JSON object")
-    profile = _merge(current, update)
+    profile = overlay_profile(current, update)
     policy, kernel = profile.get("policy", {}), profile.get("kernel", {})
 
     def integer(section: dict[str, Any], key: str, low: int) -> int:
@@ -140,6 +128,35 @@ class Store:
             return json.loads((self.dir(name) / "deployment.json").read_text())
         except FileNotFoundError:
             raise NotFoundError(f"no deployment named {name!r}: see `mlops deploy list`") from None
+
+    def view(
+        self,
+        record: dict[str, Any],
+        *,
+        service: str,
+        url: str | None,
+        status: str = "STOPPED",
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """A deployment as `view` and `list` show it, from its record alone: the service lays its
+        runtime's state over it, a client reading the files while no service runs its own."""
+        return {
+            "name": record["name"],
+            "state": record["state"],
+            "status": status,
+            "service": service,
+            "url": url,
+            "model_path": str(self.model_dir(record["name"])),
+            "kernel_file": record["model"].get("kernel_path") or "kernel.py",
+            "deployed_at": record.get("deployed_at"),
+            "updated_at": record.get("updated_at"),
+            "custom_args": sorted(record.get("custom_args") or {}),
+            "secret_args": record.get("secret_args") or [],
+            "profile": record["profile"],
+            "kernels": [],
+            "error": error,
+            "warnings": [],
+        }
 
     def save(self, record: dict[str, Any]) -> None:
         atomic_write(self.dir(record["name"]) / "deployment.json", json.dumps(record, indent=2))
