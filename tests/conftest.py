@@ -14,7 +14,7 @@ from mlops_widgets.backends.base import Backend
 from mlops_widgets.workspace import Workspace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "mlops_widgets" / "examples"
-REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parent / "data" / "original"
 
 
 @pytest.fixture(autouse=True)
@@ -87,5 +87,5 @@ def example_paths() -> ExamplePaths:
 
 @pytest.fixture
 def reference_dir() -> Path:
-    """The original's example configs (../shared/reference), which must keep validating."""
+    """The original's example configs (copied from ../shared/reference), which must keep validating."""
     return REFERENCE
