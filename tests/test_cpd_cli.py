@@ -42,8 +42,26 @@ def test_doctor_says_what_is_missing(cli, cpd_env: dict, monkeypatch: pytest.Mon
     assert not env["ok"]
     assert "APIKEY: USERNAME is set but its API key is not" in env["detail"]
     assert "SPACE_ID: the Watson Machine Learning deployment space id" in env["detail"]
-    assert [c["service"] for c in checks if not c["ok"]] == ["environment", "sign-in"]
-    assert "checks failed: environment, sign-in" in res.stderr
+    failed = [c["service"] for c in checks if not c["ok"]]
+    assert failed == ["environment", "sign-in", "Watson Machine Learning", "WMLA (console)",
+                      "WMLA (inference)", "OpenScale", "storage volumes"]
+    assert all(c["detail"] == "skipped: sign-in failed" for c in checks[3:])
+    assert "checks failed: environment, sign-in, Watson" in res.stderr
+
+
+def test_doctor_fails_on_an_expired_token(
+    cli, cpd_env: dict, fake_cpd: FakeCpd, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    monkeypatch.setenv("USER_ACCESS_TOKEN", fake_cpd.router.issue_token("mlops-user", ttl=-60))
+    res = cli("doctor", "--json")  # renewable from USERNAME and APIKEY: said, not a failure
+    env = json.loads(res.stdout)[0]
+    assert env["ok"] and "EXPIRED (renewed from USERNAME and APIKEY)" in env["detail"]
+    monkeypatch.delenv("USERNAME")
+    monkeypatch.delenv("APIKEY")
+    res = cli("doctor", "--json")
+    assert res.exit_code == 1
+    env = json.loads(res.stdout)[0]
+    assert not env["ok"] and "USER_ACCESS_TOKEN has EXPIRED: get a new one" in env["detail"]
 
 
 def test_doctor_without_any_setting(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001

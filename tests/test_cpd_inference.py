@@ -63,9 +63,7 @@ def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Pat
     assert [m["name"] for m in inf.list()] == ["seg"]
 
     body = b'{"image": "aGVsbG8="}'
-    console_before = [e for e in fake_cpd.router.log if "/inference/" in e[1]]
     assert inf.infer("seg", body) == body  # the fake's echo kernel, text/plain and all
-    assert [e for e in fake_cpd.router.log if "/inference/" in e[1]] != console_before
 
     with pytest.raises(ConflictError, match="cannot be removed if it's started"):
         inf.undeploy("seg")

@@ -86,6 +86,18 @@ def test_openscale_model_round_trip(cpd_backend: Backend) -> None:
     assert mon.monitor_instances.list(target_id=sub_id) == []
 
 
+def test_publishing_needs_a_runtime_that_provides_mlops_widgets(
+    cpd_backend: Backend, fake_cpd: FakeCpd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stock runtime can import mlops_widgets: without a named one nothing is deployed."""
+    monkeypatch.delenv("MLOPS_CPD_SOFTWARE_SPEC")
+    with pytest.raises(MlopsError, match="--software-spec or \\$MLOPS_CPD_SOFTWARE_SPEC"):
+        publish(cpd_backend, "generic_metrics")
+    assert fake_cpd.wml.functions == {} and fake_cpd.wml.deployments == {}
+    with pytest.raises(MlopsError, match="software specification.*runtime-9"):
+        publish(cpd_backend, "generic_metrics", software_spec="runtime-9")
+
+
 def test_published_provider_computes_runs_on_the_cluster(
     cpd_backend: Backend, fake_cpd: FakeCpd
 ) -> None:

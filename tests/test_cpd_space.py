@@ -84,7 +84,8 @@ def test_documents_are_versioned_data_assets(cpd_backend: Backend, fake_cpd: Fak
     space.update_document(MONITOR_METADATA, lambda d: d.update({"generic_metrics": {}}))
 
     stored = [a for a in fake_cpd.wml.assets.values() if a.name == DEPLOYMENT_METADATA]
-    assert [a.description for a in stored] == [f"{MARKER} 2"]  # older generations cleaned up
+    # older generations cleaned up; the survivor names the version it was built on
+    assert [a.description.split(" parent ")[0] for a in stored] == [f"{MARKER} 2"]
     assert space.list_assets() == []  # documents are not staged assets
 
 
@@ -117,6 +118,33 @@ def test_a_concurrent_writer_in_between_is_not_lost(
     cpd_backend.space.update_document(DEPLOYMENT_METADATA, change)
     assert cpd_backend.space.read_document(DEPLOYMENT_METADATA) == {"theirs": 1, "mine": 2}
     assert calls == [{}, {"theirs": 1}]
+
+
+def test_a_slow_upload_landing_after_newer_generations_is_not_lost(
+    cpd_backend: Backend, fake_cpd: FakeCpd, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D reads generation 1; before its upload of generation 2 lands, A writes generation 2 and
+    E generation 3 (which deletes generation 2): D's version is then alone in generation 2, but
+    the current version (E's) is not built on it, so D must retry rather than report success."""
+    slow, a, e = (get_backend("cpd", workspace).space for _ in range(3))
+    slow.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"base": 0}))
+    real_store = slow._store  # type: ignore[attr-defined]
+    fired: list[int] = []
+
+    def store_late(name: str, path: Path, description: str = "") -> dict:
+        if not fired:
+            fired.append(1)
+            a.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"A": 1}))
+            e.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"E": 1}))
+        return real_store(name, path, description)
+
+    monkeypatch.setattr(slow, "_store", store_late)
+    written = slow.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"D": 1}))
+    expected = {"base": 0, "A": 1, "E": 1, "D": 1}
+    assert written == expected
+    assert cpd_backend.space.read_document(DEPLOYMENT_METADATA) == expected
+    stored = [a.description for a in fake_cpd.wml.assets.values() if a.name == DEPLOYMENT_METADATA]
+    assert len(stored) == 1 and stored[0].startswith(f"{MARKER} 4 parent ")
 
 
 def test_many_concurrent_writers_lose_nothing(

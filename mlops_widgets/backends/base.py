@@ -286,6 +286,16 @@ class IntegratedSystems(Protocol):
 
     def delete(self, integrated_system_id: str) -> None: ...
 
+    def publish_provider(
+        self, definition: MonitorDefinition, *, software_spec: str | None = None
+    ) -> dict[str, Any]:
+        """Make `definition`'s provider callable by the monitoring service and register it as an
+        integrated system (`monitor publish`). Remote backends deploy it (a WML function on
+        Cloud Pak for Data, runtime `software_spec`) and give the service the credentials to
+        call it. Returns integrated_system_id, endpoint and wml_deployment_id (None when nothing
+        was deployed)."""
+        ...
+
 
 @runtime_checkable
 class MonitorInstances(Protocol):

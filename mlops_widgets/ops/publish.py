@@ -3,9 +3,9 @@ monitoring service, register it as an integrated system and its monitor definiti
 default thresholds, and record both ids in the space's monitor metadata (`monitor_metadata.yml`),
 where `monitor create` (A3) finds the provider of each monitor.
 
-On Cloud Pak for Data the provider is deployed as a WML deployable function (see
-`backends/cpd/publish.py`); on the embedded backend providers run in-process, so only the
-registrations are made.
+How the provider is made callable is the backend's business
+(`monitoring.integrated_systems.publish_provider`): a WML deployable function on Cloud Pak for
+Data, a registration only on the embedded backend, whose providers run in-process.
 """
 
 from __future__ import annotations
@@ -25,28 +25,8 @@ def publish(backend: Backend, monitor_id: str, *, software_spec: str | None = No
     for the admin to delete). Returns the ids recorded in the monitor metadata."""
     definition = registry.definition(monitor_id, backend.workspace)
     mon = backend.monitoring
-    name = f"{monitor_id} metrics provider"
-    description = f"mlops-widgets provider {definition.provider!r} for monitor {monitor_id}"
-    session = getattr(backend, "session", None)
-    if session is not None:  # Cloud Pak for Data
-        from mlops_widgets.backends.cpd.publish import deploy_provider, provider_credentials
-
-        credentials = provider_credentials(session)
-        deployed = deploy_provider(session, definition, software_spec=software_spec)
-        system = mon.integrated_systems.add(  # type: ignore[call-arg]
-            name, type="custom_metrics_provider", description=description,
-            connection={"display_name": name, "endpoint": deployed["scoring_url"]},
-            credentials=credentials,
-        )
-    else:
-        if software_spec:
-            raise MlopsError("--software-spec only applies to the cpd backend")
-        deployed = {"wml_deployment_id": None}
-        system = mon.integrated_systems.add(
-            name, type="custom_metrics_provider", description=description,
-            connection={"display_name": name, "endpoint": f"local:{definition.provider}"},
-        )
-    system_id = system["metadata"]["id"]
+    published = mon.integrated_systems.publish_provider(definition, software_spec=software_spec)
+    system_id = published["integrated_system_id"]
     definition_res = mon.monitor_definitions.add(definition)
     previous: dict[str, Any] = {}
 
@@ -54,7 +34,7 @@ def publish(backend: Backend, monitor_id: str, *, software_spec: str | None = No
         previous.update(doc.get(monitor_id) or {})
         doc[monitor_id] = {
             "integrated_system_id": system_id,
-            "wml_deployment_id": deployed["wml_deployment_id"],
+            "wml_deployment_id": published.get("wml_deployment_id"),
         }
 
     backend.space.update_document(MONITOR_METADATA, record)
@@ -66,7 +46,7 @@ def publish(backend: Backend, monitor_id: str, *, software_spec: str | None = No
         "monitor_id": monitor_id,
         "monitor_definition_id": definition_res["metadata"]["id"],
         "integrated_system_id": system_id,
-        "wml_deployment_id": deployed["wml_deployment_id"],
-        "scoring_url": deployed.get("scoring_url"),
+        "wml_deployment_id": published.get("wml_deployment_id"),
+        "scoring_url": published.get("scoring_url"),
         "thresholds": definition.default_thresholds(),
     }

@@ -17,6 +17,7 @@ from typing import Any
 
 from fakecpd.certs import Certs, make_certs
 from fakecpd.server import HttpError, Listener, Request, Router, new_id
+from fakecpd.wml import SOFTWARE_SPEC
 
 __all__ = ["Certs", "FakeCpd", "make_certs"]
 
@@ -82,6 +83,7 @@ class FakeCpd:
             "WMLA_HOST": self.base_url,
             "WMLA_INFERENCE_HOST": self.inference_url,
             "MLOPS_CPD_CA_BUNDLE": str(self.certs.ca),
+            "MLOPS_CPD_SOFTWARE_SPEC": SOFTWARE_SPEC,
         }
         if token:
             env["USER_ACCESS_TOKEN"] = self.router.issue_token(USER)

@@ -117,6 +117,7 @@ class Router:
         self.token_ttl = 3600.0
         self.revoked_before = 0.0
         self.users: dict[str, str] = {}
+        self.issued: list[str] = []  # every token handed out, for leak checks
 
     def add(self, method: str, pattern: str, handler: Handler, **kw: bool) -> None:
         self.routes.append(Route(method, re.compile(pattern + r"/?$"), handler, **kw))
@@ -127,7 +128,9 @@ class Router:
         now = time.time()
         ttl = self.token_ttl if ttl is None else ttl
         claims = {"sub": user, "username": user, "iat": now, "exp": now + ttl, "jti": new_id()}
-        return jwt.encode(claims, SECRET, algorithm="HS256")
+        token = jwt.encode(claims, SECRET, algorithm="HS256")
+        self.issued.append(token)
+        return token
 
     def check_token(self, token: str) -> str:
         try:

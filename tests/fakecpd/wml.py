@@ -14,6 +14,9 @@ from typing import Any
 
 from fakecpd.server import HttpError, Request, Response, Router, new_id, now_iso
 
+# the custom runtime a cluster admin builds with mlops-widgets[cpd] in it (set in the fake's env)
+SOFTWARE_SPEC = "mlops-widgets-runtime-24.1-py3.11"
+
 SEARCH_PAGE = 200
 
 
@@ -83,7 +86,7 @@ class Wml:
         self.function_code: dict[str, bytes] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
         self.software_specs = {
-            new_id(): name for name in ("runtime-23.1-py3.10", "runtime-24.1-py3.11")
+            new_id(): name for name in ("runtime-23.1-py3.10", "runtime-24.1-py3.11", SOFTWARE_SPEC)
         }
         # deployment id -> callable(payload, token) -> response dict (set by the fake's wiring)
         self.scorers: dict[str, Any] = {}

@@ -20,8 +20,9 @@ from mlops_widgets.backends.cpd.session import (
     Http,
     error_text,
     parse_json,
+    status_error,
 )
-from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.errors import MlopsError
 
 T = TypeVar("T")
 OPENSCALE_CPD_INSTANCE = "00000000-0000-0000-0000-000000000000"
@@ -164,14 +165,8 @@ class CpdSession:
                 "MLOPS_CPD_CA_BUNDLE=/path/to/ca.pem (verification is never switched off)"
             )
         msg = _sdk_message(exc)
-        if status == 404:
-            return NotFoundError(f"{what}: not found (404): {msg}")
-        if status == 409:
-            return ConflictError(f"{what}: refused (409): {msg}")
-        if status == 401:
-            return MlopsError(f"{what}: Cloud Pak for Data refused the token (401): {msg}")
         if status is not None:
-            return MlopsError(f"{what}: HTTP {status}: {msg}")
+            return status_error(status, what, msg)
         return MlopsError(f"{what}: {type(exc).__name__}: {msg}")
 
     # -- SDK clients ---------------------------------------------------------------------------
@@ -183,10 +178,10 @@ class CpdSession:
             s.require("space")
             kind = self.sdk_kind()
             version = ".".join(self.version().split(".")[:2])
-            token = self.http.tokens.get()
             module = import_sdk(kind, s.ca_bundle)
 
             def build() -> Any:
+                token = self.http.tokens.get()  # here: a retry after a 401 takes the renewed one
                 if kind == "wml":
                     client = module.APIClient(
                         {"url": s.base_url, "token": token, "instance_id": "openshift",
@@ -209,9 +204,9 @@ class CpdSession:
             s = self.settings
             s.require("monitoring")
             module = import_sdk("openscale", s.ca_bundle)
-            token = self.http.tokens.get()
 
             def build() -> Any:
+                token = self.http.tokens.get()  # here: a retry after a 401 takes the renewed one
                 from ibm_cloud_sdk_core import BaseService
                 from ibm_cloud_sdk_core.authenticators import BearerTokenAuthenticator
 

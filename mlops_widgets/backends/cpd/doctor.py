@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
-from mlops_widgets.backends.cpd.session import CpdSettings, parse_json, token_expiry
+from mlops_widgets.backends.cpd.session import CpdSettings, token_expiry
 from mlops_widgets.errors import MlopsError
 
 
@@ -35,10 +35,16 @@ def _settings_check(s: CpdSettings) -> Check:
     missing = s.missing("space") + [m for m in s.missing("inference") if m not in s.missing("space")]
     parts = [f"BASE_URL {s.base_url or 'not set'}", f"SPACE_ID {s.space_id or 'not set'}",
              f"WMLA_HOST {s.wmla_url or 'not set'}", f"inference host {s.inference_url or 'not set'}"]
+    renewable = bool(s.username and s.apikey)
     if s.token:
         exp = token_expiry(s.token)
         left = "" if exp is None else (
             f", expires in {int((exp - time.time()) // 60)} min" if exp > time.time() else ", EXPIRED")
+        if left == ", EXPIRED":
+            if not renewable:  # every call would be refused: say so here, not in every check
+                missing = [*missing, "USER_ACCESS_TOKEN has EXPIRED: get a new one, or set "
+                           "USERNAME and APIKEY so mlops can renew it"]
+            left += " (renewed from USERNAME and APIKEY)" if renewable else ""
         parts.append(f"USER_ACCESS_TOKEN set{left}")
     if s.username:
         parts.append(f"USERNAME {s.username} with {'an' if s.apikey else 'no'} APIKEY")
@@ -46,6 +52,11 @@ def _settings_check(s: CpdSettings) -> Check:
     if missing:
         return Check("environment", False, "missing: " + "; ".join(missing) + " (" + ", ".join(parts) + ")")
     return Check("environment", True, ", ".join(parts))
+
+
+# what run_checks reports after sign-in, in order
+SERVICES = ("sign-in", "Watson Machine Learning", "WMLA (console)", "WMLA (inference)", "OpenScale",
+            "storage volumes")
 
 
 def run_checks(settings: CpdSettings | None = None) -> list[Check]:
@@ -64,11 +75,15 @@ def run_checks(settings: CpdSettings | None = None) -> list[Check]:
             checks.append(Check(service, False, str(exc)))
             return False
 
+    def skip_rest(why: str) -> list[Check]:
+        return [*checks, *(Check(service, False, f"skipped: {why}") for service in SERVICES
+                           if service not in {c.service for c in checks})]
+
     if not attempt("Cloud Pak for Data", lambda: f"{s.base_url} answers, Watson Machine Learning "
                                                  f"{session.version()}"):
-        return checks
+        return skip_rest("Cloud Pak for Data does not answer")
     if not attempt("sign-in", lambda: _sign_in(session)):
-        return checks
+        return skip_rest("sign-in failed")
 
     def wml() -> str:
         kind, _client = session.wml()
@@ -116,19 +131,16 @@ def _inference_host(session: CpdSession) -> str:
 
 
 def _openscale(session: CpdSession) -> str:
+    from mlops_widgets.backends.cpd.monitoring import CpdServiceProviders
+
     s = session.settings
-    client = session.openscale()
-    providers = session.call("listing OpenScale service providers",
-                             lambda: client.service_providers.list().result.to_dict())
-    n = len(providers.get("service_providers") or [])
+    n = len(CpdServiceProviders(session).list())
     return (f"instance {OPENSCALE_CPD_INSTANCE} at {s.base_url} answers, {n} service provider(s), "
             f"through {_pkg('ibm-watson-openscale')}")
 
 
 def _volumes(session: CpdSession) -> str:
-    s = session.settings
-    body = parse_json(session.http.request(
-        "GET", f"{s.base_url}/zen-data/v3/service_instances", params={"addon_type": "volumes"},
-        what="listing storage volumes"))
-    names = [v.get("display_name") for v in body.get("service_instances") or []]
+    from mlops_widgets.backends.cpd.volumes import CpdVolumes
+
+    names = [v.get("display_name") for v in CpdVolumes(session).list_volumes()]
     return f"{len(names)} volume(s)" + (f": {', '.join(map(str, names))}" if names else "")

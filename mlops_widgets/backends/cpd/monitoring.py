@@ -22,6 +22,7 @@ from typing import Any
 
 from mlops_widgets.backends.base import Resource
 from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
+from mlops_widgets.backends.cpd.publish import deploy_provider, provider_credentials
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import MonitorDefinition
 from mlops_widgets.monitors.thresholds import LIMIT_TYPES, check_instance_thresholds
@@ -228,6 +229,23 @@ class CpdIntegratedSystems(_Area):
     def delete(self, integrated_system_id: str) -> None:
         self._s.call(f"deleting integrated system {integrated_system_id}",
                      lambda: self._wos.integrated_systems.delete(integrated_system_id))
+
+    def publish_provider(
+        self, definition: MonitorDefinition, *, software_spec: str | None = None
+    ) -> dict[str, Any]:
+        """Deploy the provider as a WML function and register its scoring URL, with the
+        credentials OpenScale signs in with (checked before anything is deployed)."""
+        credentials = provider_credentials(self._s)
+        deployed = deploy_provider(self._s, definition, software_spec=software_spec)
+        name = f"{definition.id} metrics provider"
+        system = self.add(
+            name, type="custom_metrics_provider",
+            description=f"mlops-widgets provider {definition.provider!r} for monitor {definition.id}",
+            connection={"display_name": name, "endpoint": deployed["scoring_url"]},
+            credentials=credentials,
+        )
+        return {"integrated_system_id": system["metadata"]["id"],
+                "endpoint": deployed["scoring_url"], **deployed}
 
 
 def _overrides(thresholds: list[dict[str, Any]]) -> list[Any]:

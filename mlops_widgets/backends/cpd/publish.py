@@ -15,7 +15,6 @@ from mlops_widgets.errors import MlopsError
 from mlops_widgets.monitors.definitions import MonitorDefinition
 
 SOFTWARE_SPEC_ENV = "MLOPS_CPD_SOFTWARE_SPEC"
-DEFAULT_SOFTWARE_SPEC = "runtime-24.1-py3.11"
 
 
 def deploy_provider(
@@ -23,10 +22,16 @@ def deploy_provider(
 ) -> dict[str, Any]:
     """Store the provider function and deploy it online; its ids and scoring URL.
 
-    `software_spec` (default $MLOPS_CPD_SOFTWARE_SPEC, else runtime-24.1-py3.11) names the
-    runtime; it must provide mlops-widgets[cpd] (a custom software specification built once by
-    the cluster's admin from the base runtime plus this package)."""
-    spec_name = software_spec or os.environ.get(SOFTWARE_SPEC_ENV) or DEFAULT_SOFTWARE_SPEC
+    `software_spec` (default $MLOPS_CPD_SOFTWARE_SPEC) names the runtime. There is no default:
+    it must provide mlops-widgets[cpd], which no stock runtime does (a custom software
+    specification built once by the cluster's admin from a base runtime plus this package)."""
+    spec_name = software_spec or os.environ.get(SOFTWARE_SPEC_ENV)
+    if not spec_name:
+        raise MlopsError(
+            "publishing a provider on Cloud Pak for Data needs a software specification that "
+            f"provides mlops-widgets[cpd]: name it with --software-spec or ${SOFTWARE_SPEC_ENV} "
+            "(stock runtimes such as runtime-24.1-py3.11 cannot import mlops_widgets)"
+        )
     kind, client = session.wml()
     name = f"mlops-widgets {definition.id} provider"
 

@@ -304,8 +304,11 @@ def _chunks(resp: Any, size: int) -> Iterator[bytes]:
 
 def http_error(resp: Any, what: str) -> MlopsError:
     """The user-facing error for a failed call."""
-    text = error_text(resp)
-    status = resp.status_code
+    return status_error(resp.status_code, what, error_text(resp))
+
+
+def status_error(status: int, what: str, text: str) -> MlopsError:
+    """The user-facing error for HTTP `status`, over REST or from an SDK (one mapping for both)."""
     if status == 401:
         return MlopsError(f"{what}: Cloud Pak for Data refused the token (401): {text}")
     if status == 403:

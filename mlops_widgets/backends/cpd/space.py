@@ -1,20 +1,24 @@
 """The space on Cloud Pak for Data: Watson Machine Learning data assets in a deployment space.
 
-Assets are created, read and deleted through the WML SDK (ibm-watson-machine-learning or
-ibm-watsonx-ai, see client.py). Two things go over REST instead: listing (the CAMS search, page by
-page and by name; the old SDK reads one page and neither filters by name) and downloads (streamed
-to disk; the SDKs' `get_content` holds the whole file in memory).
+Assets are created and read through the WML SDK (ibm-watson-machine-learning or ibm-watsonx-ai,
+see client.py). Three things go over REST instead: listing (the CAMS search, page by page and by
+name; the old SDK reads one page and neither filters by name), downloads (streamed to disk; the
+SDKs' `get_content` holds the whole file in memory) and deletes (the SDKs report a 404 only in
+their message text).
 
 The metadata documents are data assets named `deployment_metadata.yml` / `monitor_metadata.yml`
 as in the original, so its notebooks still find them. The original re-uploaded the whole file,
 so of two concurrent writers the last silently dropped the other's change. Here every version
 carries a generation number in its description ("mlops-widgets generation N") and an update is
-optimistic:
+optimistic, and each version names the version it was built on
+("mlops-widgets generation N+1 parent <asset id>"):
 
 1. read the current version (highest generation; within it the earliest created);
 2. apply the change; re-read and compare: if someone else wrote meanwhile, start again;
-3. upload generation N+1, then re-read: if ours is the first of generation N+1 we won; if
-   another writer's generation N+1 came first, delete ours and start again from theirs;
+3. upload generation N+1, then re-read: we won if the current version is ours or is built on
+   ours (its parent chain reaches ours). Otherwise (another writer's N+1 came first, or a slow
+   upload of ours landed after newer generations built on someone else's) delete ours and start
+   again from the current version;
 4. the winner deletes the older generations.
 
 A reader always sees a whole document (an asset's content is one attachment) and no successful
@@ -44,7 +48,7 @@ from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 
 DOCUMENTS = frozenset({DEPLOYMENT_METADATA, MONITOR_METADATA})
 MARKER = "mlops-widgets generation"
-_MARKER_RE = re.compile(re.escape(MARKER) + r" (\d+)")
+_MARKER_RE = re.compile(re.escape(MARKER) + r" (\d+)(?: parent (\S+))?")
 MAX_ATTEMPTS = 12
 STALE_UPLOAD_S = 120.0
 SEARCH_PAGE = 200
@@ -57,11 +61,26 @@ class _Version:
     asset_id: str
     generation: int
     created_at: str
+    parent: str | None = None
 
 
-def _generation(description: str | None) -> int:
-    m = _MARKER_RE.search(description or "")
-    return int(m.group(1)) if m else 0
+def _version(meta: dict[str, Any]) -> _Version:
+    m = _MARKER_RE.search(meta.get("description") or "")
+    return _Version(meta.get("asset_id") or meta["guid"], int(m.group(1)) if m else 0,
+                    meta.get("created_at") or "", m.group(2) if m else None)
+
+
+def _built_on(version: _Version, ancestor: str, versions: list[_Version]) -> bool:
+    """Whether `ancestor` is `version` or in its parent chain (as far as the chain is listed)."""
+    by_id = {v.asset_id: v for v in versions}
+    seen: set[str] = set()
+    current: _Version | None = version
+    while current is not None and current.asset_id not in seen:
+        if current.asset_id == ancestor or current.parent == ancestor:
+            return True
+        seen.add(current.asset_id)
+        current = by_id.get(current.parent or "")
+    return False
 
 
 def _current(versions: list[_Version]) -> _Version | None:
@@ -211,17 +230,19 @@ class CpdSpace:
         self._delete(asset_id)
 
     def _delete(self, asset_id: str) -> None:
-        self._s.call(f"deleting asset {asset_id}", lambda: self._assets().delete(asset_id))
+        """Over REST: the SDKs report a 404 only in their message text, and a concurrent writer
+        must tell "already deleted" (NotFoundError) from a real failure."""
+        s = self._s.settings
+        self._s.http.request(
+            "DELETE", f"{s.base_url}/v2/assets/{asset_id}",
+            params={"space_id": self.space_id}, what=f"deleting asset {asset_id}",
+        )
 
     # -- metadata documents ----------------------------------------------------------------------
 
     def _versions(self, name: str) -> list[_Version]:
-        return [
-            _Version(d["metadata"].get("asset_id") or d["metadata"]["guid"],
-                     _generation(d["metadata"].get("description")),
-                     d["metadata"].get("created_at") or "")
-            for d in self._search(f"reading {name} in space {self.space_id}", name)
-        ]
+        return [_version(d["metadata"])
+                for d in self._search(f"reading {name} in space {self.space_id}", name)]
 
     def _read(self, name: str) -> tuple[_Version | None, dict[str, Any]]:
         """The current version and its parsed content; waits out a version still uploading."""
@@ -262,16 +283,17 @@ class CpdSpace:
                 self._backoff(attempt)
                 continue  # someone wrote in between: re-apply on theirs
             generation = (base.generation if base else 0) + 1
+            marker = f"{MARKER} {generation}" + (f" parent {base.asset_id}" if base else "")
             text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
             with tempfile.TemporaryDirectory(prefix="mlops-doc-") as tmp:
                 path = Path(tmp) / name
                 path.write_text(text, encoding="utf-8")
-                mine = self._asset(self._store(name, path, f"{MARKER} {generation}")).asset_id
+                mine = self._asset(self._store(name, path, marker)).asset_id
             versions = self._versions(name)
-            # we won if ours is the first of its generation (a later generation may already be
-            # built on ours: that is fine, it carries our change)
-            winner = _current([v for v in versions if v.generation == generation])
-            if winner is not None and winner.asset_id == mine:
+            # we won if the current version is ours or carries our change (built on ours); a
+            # newer generation built on another's version means ours landed too late
+            current = _current(versions)
+            if current is not None and _built_on(current, mine, versions):
                 for v in versions:
                     if v.generation < generation:
                         with contextlib.suppress(NotFoundError):

@@ -5,7 +5,6 @@ verified like every other call):
     GET  /zen-data/v3/service_instances?addon_type=volumes            the volumes
     GET  /zen-volumes/{volume}/v1/volumes/directories/{path}          a folder's entries
     GET  /zen-volumes/{volume}/v1/volumes/files/{path}                a file's bytes
-    PUT  /zen-volumes/{volume}/v1/volumes/files/{path}  (upFile=...)  upload a file
 with `{path}` URL-encoded whole (slashes included) and `last_modified` an HTTP date.
 """
 
@@ -30,7 +29,7 @@ def _check_rel(path: str) -> str:
 
 
 class CpdVolumes:
-    """Read (and, for tests and the demo, write) files of a storage volume."""
+    """List the storage volumes (doctor) and read a volume's files (the metric providers)."""
 
     def __init__(self, session: CpdSession) -> None:
         session.settings.require("volumes")
@@ -68,28 +67,19 @@ class CpdVolumes:
                 out[name] = parsedate_to_datetime(str(entry["last_modified"])).timestamp()
         return out
 
-    def download_folder(self, volume: str, folder: str, dest: Path,
-                        names: list[str] | None = None) -> Path:
-        """Copy the files of `folder` (or only `names`) into `dest`, keeping their modification
-        times, so a provider reads them like a local folder."""
+    def download_folder(self, volume: str, folder: str, dest: Path) -> Path:
+        """Copy the files of `folder` into `dest`, keeping their modification times, so a
+        provider reads them like a local folder."""
         rel = _check_rel(folder)
         files = self.list_files(volume, rel)
         dest.mkdir(parents=True, exist_ok=True)
-        for name in names if names is not None else sorted(files):
+        for name in sorted(files):
             target = dest / name
             with open(target, "wb") as fh:
                 self._s.http.stream_to(self._url(volume, "files", f"{rel}/{name}"), fh,
                                        what=f"downloading {rel}/{name} from volume {volume}")
             os.utime(target, (files[name], files[name]))
         return dest
-
-    def upload(self, volume: str, path: str, source: Path) -> None:
-        rel = _check_rel(path)
-        with open(source, "rb") as fh:
-            self._s.http.request(
-                "PUT", self._url(volume, "files", rel), what=f"uploading {rel} to volume {volume}",
-                files={"upFile": (Path(rel).name, fh)},
-            )
 
     def materialize(self, volume: str, folders: list[str]) -> tuple[Path, list[Path]]:
         """Download several folders of a volume under one new temporary folder (the caller

@@ -342,6 +342,22 @@ class LocalIntegratedSystems(_Table):
             )
         return self.get(new_id)
 
+    def publish_provider(
+        self, definition: MonitorDefinition, *, software_spec: str | None = None
+    ) -> dict[str, Any]:
+        """Providers run in-process here: only the registration is made."""
+        if software_spec:
+            raise MlopsError("--software-spec only applies to the cpd backend")
+        name = f"{definition.id} metrics provider"
+        endpoint = f"local:{definition.provider}"
+        system = self.add(
+            name, type="custom_metrics_provider",
+            description=f"mlops-widgets provider {definition.provider!r} for monitor {definition.id}",
+            connection={"display_name": name, "endpoint": endpoint},
+        )
+        return {"integrated_system_id": system["metadata"]["id"], "endpoint": endpoint,
+                "wml_deployment_id": None}
+
     def delete(self, integrated_system_id: str) -> None:
         self._delete(integrated_system_id)
 
