@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,22 @@ def test_console_script_exit_codes(example_paths, tmp_path):
     bad.write_text("- a list\n")
     res = subprocess.run([mlops, "config", "validate", "--path-yml", bad], capture_output=True, text=True)
     assert res.returncode == 1 and res.stderr.startswith("Error:") and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(("answer", "models"), [("n", 2), ("y", 1), ("", 1)])
+def test_stage_name_clash_on_a_tty_asks_as_the_original_did(answer, models, backend, workspace, example_paths):
+    """y = overwrite, n = add another asset of the same name, empty = abort (nothing changes)."""
+    pexpect = pytest.importorskip("pexpect")
+    mlops = str(Path(sys.executable).parent / "mlops")
+    args = ["prepare", "stage", "--path-model", str(example_paths.model), "--path-dependency",
+            str(example_paths.deployment), "--path-yml", str(example_paths.config)]
+    env = {**os.environ, "MLOPS_HOME": str(workspace.root)}
+    assert subprocess.run([mlops, *args], env=env, capture_output=True).returncode == 0
+    child = pexpect.spawn(mlops, args, env=env, encoding="utf-8", timeout=60)
+    child.expect(r"Overwrite them \(y\), add new assets of the same name \(n\), or abort \(empty\)\?")
+    child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == (1 if answer == "" else 0), child.before
+    assert len(backend.space.list_assets("model.zip")) == models
+    assert len(list_runs(workspace)) == (1 if answer == "" else 2)
