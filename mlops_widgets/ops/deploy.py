@@ -60,8 +60,9 @@ def check_create(backend: Backend, name: str, model_asset_id: str) -> dict[str, 
     the asset staged and not already deployed. A deploy of the same asset under the same name
     that did not finish may run again. Returns the entry."""
     check_deployment_name(name)
-    _, entry = space.get_entry(backend, model_asset_id=model_asset_id)
-    for key, other in space.list_entries(backend).items():
+    entries = space.list_entries(backend)
+    _, entry = space.get_entry(backend, model_asset_id=model_asset_id, entries=entries)
+    for key, other in entries.items():
         if key != model_asset_id and _wmla(other).get("deployment_name") == name:
             raise ConflictError(
                 f"deployment name {name!r} is already used by the entry of model asset {key}: "

@@ -97,10 +97,15 @@ def list_entries(backend: Backend) -> dict[str, dict[str, Any]]:
 
 
 def get_entry(
-    backend: Backend, model_asset_id: str | None = None, deployment_name: str | None = None
+    backend: Backend,
+    model_asset_id: str | None = None,
+    deployment_name: str | None = None,
+    *,
+    entries: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The entry for a model asset id or a deployment name, with its key."""
-    entries = list_entries(backend)
+    """The entry for a model asset id or a deployment name, with its key. `entries`: the
+    deployment metadata when the caller has already read it (on cpd each read is a download)."""
+    entries = list_entries(backend) if entries is None else entries
     if model_asset_id is not None:
         if model_asset_id not in entries:
             raise NotFoundError(f"no entry for model asset id {model_asset_id} in the deployment metadata")
@@ -131,10 +136,9 @@ def update_entry(
     result: dict[str, Any] = {}
 
     def apply(doc: dict[str, Any]) -> None:
-        if model_asset_id not in doc:
-            raise NotFoundError(f"no entry for model asset id {model_asset_id} in the deployment metadata")
-        change(doc[model_asset_id])
-        result.update(doc[model_asset_id])
+        _, entry = get_entry(backend, model_asset_id, entries=doc)
+        change(entry)
+        result.update(entry)
 
     backend.space.update_document(DEPLOYMENT_METADATA, apply)
     return result
