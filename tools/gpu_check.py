@@ -87,7 +87,7 @@ def main() -> int:
             devices = [k["gpu"] for k in kernels]
             ok = (bool(gpus) and all(a["device_count"] == 1 for a in answers)
                   and len(set(devices)) == len(devices) and None not in devices
-                  and all(by_pod[p]["cuda_visible_devices"] == k["gpu"] for k in kernels for p in [k["pod"]] if p in by_pod))
+                  and all(by_pod[k["pod"]]["cuda_visible_devices"] == k["gpu"] for k in kernels if k["pod"] in by_pod))
             print("one GPU per kernel:", "OK" if ok else "FAILED")
             if inference.logs("gpu-check") and not ok:
                 print(inference.logs("gpu-check")[-3000:])
