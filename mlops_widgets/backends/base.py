@@ -1,4 +1,5 @@
-"""The protocols every backend implements: a space, an inference service, a monitoring service.
+"""The protocols every backend implements: a space, an inference service, a monitoring service,
+storage volumes.
 
 Ops talk to these and nothing else, so the same templates and commands run on the embedded
 backend and on Cloud Pak for Data. Objects cross the boundary as plain dicts and dataclasses
@@ -8,7 +9,7 @@ shaped like the originals (WML assets, dlim models, OpenScale resources).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -166,6 +167,81 @@ class Inference(Protocol):
 
     def logs(self, name: str) -> str:
         """Every kernel's stdout and stderr, each under a header naming the kernel."""
+        ...
+
+
+# --- Storage volumes --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VolumeFile:
+    """A file on a storage volume: its path relative to the volume, size and modification time."""
+
+    path: str
+    size: int
+    modified: float  # epoch seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class Volumes(Protocol):
+    """Storage volumes (Cloud Pak for Data's; folders on the local backend): where images,
+    ground truth and predictions live for scoring, the monitors and the kernels.
+
+    Paths are relative to the volume, `/`-separated; `..`, absolute paths and empty parts are
+    refused (MlopsError). A missing volume or path is a NotFoundError naming it.
+    """
+
+    def list_volumes(self) -> list[str]:
+        """The volumes' display names."""
+        ...
+
+    def list_files(
+        self,
+        volume: str,
+        folder: str = "",
+        *,
+        recursive: bool = False,
+        most_recent: float | None = None,
+        extensions: Sequence[str] | None = None,
+    ) -> list[VolumeFile]:
+        """Regular, non-hidden files under `folder` (directly in it unless `recursive`), sorted by
+        path; `most_recent`: only those modified in the last N days; `extensions`: only these
+        suffixes (".png", case-insensitive)."""
+        ...
+
+    def read(self, volume: str, path: str) -> bytes:
+        """A file's bytes."""
+        ...
+
+    def write(self, volume: str, path: str, data: bytes) -> VolumeFile:
+        """Create or replace a file (its folders created); never half-written."""
+        ...
+
+    def upload_folder(
+        self, volume: str, source: Path, folder: str = "", *, progress: Progress | None = None
+    ) -> list[VolumeFile]:
+        """Copy the files of the local folder `source` (recursively) under `folder`."""
+        ...
+
+    def download_folder(
+        self,
+        volume: str,
+        folder: str,
+        dest: Path,
+        *,
+        most_recent: float | None = None,
+        extensions: Sequence[str] | None = None,
+    ) -> Path:
+        """Copy the files directly in `folder` into the local folder `dest` (created), keeping
+        their modification times; returns `dest`."""
+        ...
+
+    def local_path(self, volume: str, path: str = "") -> Path | None:
+        """Where the file or folder lies on this machine (local backend), else None: callers
+        that can read in place skip a download."""
         ...
 
 
@@ -395,7 +471,7 @@ class Monitoring(Protocol):
 
 
 class Backend:
-    """The three services of one backend, built on first use (so `mlops config list` never starts
+    """The services of one backend, built on first use (so `mlops config list` never starts
     an inference server or imports an SDK it does not need)."""
 
     def __init__(self, name: str, workspace: Workspace, factories: dict[str, Callable[[], Any]]):
@@ -420,6 +496,10 @@ class Backend:
     @property
     def monitoring(self) -> Monitoring:
         return self._get("monitoring")
+
+    @property
+    def volumes(self) -> Volumes:
+        return self._get("volumes")
 
     def __repr__(self) -> str:
         return f"<Backend {self.name} {self.workspace.root}>"
