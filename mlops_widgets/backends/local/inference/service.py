@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from mlops_widgets import __version__
+from mlops_widgets.backends.local.companions import start_all, stop_all
 from mlops_widgets.backends.local.inference.pool import Gpus, Runtime, ServiceError, reap_leftover_kernels
 from mlops_widgets.backends.local.inference.store import (
     DEFAULT_PROFILE,
@@ -493,9 +494,11 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
             signal.signal(signal.SIGINT, stop)
         reap_leftover_kernels(server.service.store.run_dir)
         server.service.restore()
+        companions = start_all(workspace)
         try:
             server.serve_forever(poll_interval=0.25)
         finally:
+            stop_all(companions)
             server.service.shutdown()
             server.server_close()
             stopped = {**read_info(workspace), "pid": None, "stopped_at": now()}
