@@ -415,7 +415,7 @@ def test_secret_args_are_asked_again_after_a_service_restart(
     view = inference.view("dep")
     assert view["status"] == "FAILED" and view["kernels"] == []
     monkeypatch.setenv("API_KEY", "second")
-    inference.start("dep")  # stops the failed runtime (joining any kernel it had) first
+    inference.start("dep")  # stops the failed kernel pool (joining any kernel it had) first
     wait_status(inference, "dep", "IDLE")
     assert json.loads(inference.infer("dep", b"{}")) == {"user": "bob", "key": "second"}
     # Two kernels ever: the first service's and this one; none booted without its secret.

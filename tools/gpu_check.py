@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from mlops_widgets.backends.local.inference import LocalInference, stop_service
-from mlops_widgets.backends.local.inference.pool import detect_gpus
+from mlops_widgets.backends.local.inference.gpus import detect_gpus
 from mlops_widgets.workspace import Workspace
 
 KERNEL = '''\

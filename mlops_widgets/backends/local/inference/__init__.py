@@ -17,7 +17,7 @@ from mlops_widgets.backends.local.inference.client import (
     start_service,
     stop_service,
 )
-from mlops_widgets.backends.local.inference.pool import KERNEL_PATH
+from mlops_widgets.backends.local.inference.procs import KERNEL_PATH
 
 __all__ = [
     "KERNEL_PATH",

@@ -22,13 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import InferenceError
-from mlops_widgets.backends.local.inference.pool import (
-    alive,
-    cmdline,
-    log_tail,
-    reap_leftover_kernels,
-    without_credentials,
-)
+from mlops_widgets.backends.local.inference.environment import without_credentials
+from mlops_widgets.backends.local.inference.kernel_logs import log_tail
+from mlops_widgets.backends.local.inference.procs import alive, cmdline, reap_leftover_kernels
 from mlops_widgets.backends.local.inference.service import API, info_path, read_info
 from mlops_widgets.backends.local.inference.store import Store
 from mlops_widgets.config import check_deployment_name

@@ -1,4 +1,4 @@
-"""The kernel processes of one started deployment: scaled by load, fed batches, replaced on faults.
+"""A started deployment's kernel pool: kernels scaled by load, fed batches, replaced on faults.
 
 Each kernel is its own process running the unmodified kernel file (`kernel_path/_mlops_kernel_boot.py`)
 and talks to the service over an inherited socket pair. One service thread per kernel takes
@@ -8,35 +8,28 @@ timeout, so the only hand-off on the hot path is one condition variable.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
 import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.local.inference import wire
-from mlops_widgets.secret_names import is_secret_name
+from mlops_widgets.backends.local.inference.environment import kernel_environment
+from mlops_widgets.backends.local.inference.gpus import Gpus
+from mlops_widgets.backends.local.inference.kernel_logs import log_tail
+from mlops_widgets.backends.local.inference.kernel_proc import SHUTDOWN_GRACE, KernelProc, KernelStartError
 
 log = logging.getLogger("mlops.inference")
 
-KERNEL_PATH = Path(__file__).resolve().parent / "kernel_path"
-BOOT = KERNEL_PATH / "_mlops_kernel_boot.py"
-SHUTDOWN_GRACE = 5.0  # seconds a kernel gets to run on_kernel_shutdown before it is killed
 EARLY_DEATHS = 3  # kernels that die idle, one after the other, before the deployment is failed
 WAIT_SLACK = 30.0  # seconds a request may wait beyond a kernel start plus its task timeout
-LOG_TAIL_LINES = 40
 
 
 class ServiceError(Exception):
@@ -45,10 +38,6 @@ class ServiceError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class KernelStartError(Exception):
-    pass
 
 
 class Task:
@@ -71,119 +60,7 @@ class Task:
         self.done.set()
 
 
-def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
-    """`environ` less the caller's credentials (secret-looking names, $MLOPS_SECRET_* among them):
-    kernels get their secrets only as custom args, whoever started the service."""
-    return {k: v for k, v in environ.items() if not is_secret_name(k)}
-
-
-def detect_gpus() -> list[str]:
-    """GPU indices this machine offers: $MLOPS_GPUS (a comma list restricting what the service
-    hands out), else `nvidia-smi -L`, else /proc/driver/nvidia/gpus."""
-    chosen = os.environ.get("MLOPS_GPUS")
-    if chosen is not None:
-        return [g.strip() for g in chosen.split(",") if g.strip()]
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-        if out.returncode == 0:
-            return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
-    except (OSError, subprocess.SubprocessError):
-        pass
-    proc = Path("/proc/driver/nvidia/gpus")
-    return [str(i) for i in range(len(list(proc.iterdir())))] if proc.is_dir() else []
-
-
-class Gpus:
-    """The machine's GPUs, each held by at most one exclusive kernel at a time (service-wide)."""
-
-    def __init__(self) -> None:
-        self.ids = detect_gpus()
-        self._free = list(self.ids)
-        self._lock = threading.Lock()
-
-    def take(self) -> str | None:
-        with self._lock:
-            return self._free.pop(0) if self._free else None
-
-    def give(self, gpu: str) -> None:
-        with self._lock:
-            if gpu not in self._free:
-                self._free.append(gpu)
-                self._free.sort(key=self.ids.index)
-
-
-@dataclass
-class KernelProc:
-    pod: str
-    index: int
-    log: Path
-    gpu: str | None = None
-    proc: subprocess.Popen[bytes] | None = None
-    sock: socket.socket | None = None
-    reader: Any = None
-    state: str = "starting"  # starting, idle, busy, stopping
-    started_at: float = field(default_factory=time.time)
-    ready_at: float | None = None
-    tasks_done: int = 0
-    exit_reason: str = "stop"
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "pod": self.pod,
-            "pid": self.proc.pid if self.proc else None,
-            "state": self.state,
-            "gpu": self.gpu,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
-            "tasks_done": self.tasks_done,
-            "log": str(self.log),
-        }
-
-
-def cmdline(pid: int) -> str | None:
-    """A process's command line (Linux /proc); None where it cannot be read."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie left by a killed process does not count)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def reap_leftover_kernels(run_dir: Path) -> bool:
-    """Kill the kernels a service left behind (it was killed) from their pid files; True if any ran.
-    A pid now used by another program is left alone."""
-    found = False
-    for pidfile in run_dir.glob("*.pid") if run_dir.is_dir() else []:
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(pidfile.read_text())
-            if BOOT.name in (cmdline(pid) or BOOT.name) and alive(pid):
-                found = True
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-            pidfile.unlink()
-    return found
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-class Runtime:
+class KernelPool:
     """A started deployment: its queue and kernels. Lives in the service's memory only."""
 
     def __init__(
@@ -260,7 +137,7 @@ class Runtime:
         with self.cond:
             stuck = list(self.kernels.values())
         for k in stuck:
-            self._kill(k)
+            k.kill()
         for t in list(self.threads):
             t.join(grace)
         with self.cond:
@@ -365,7 +242,7 @@ class Runtime:
         except Exception:
             log.exception("kernel %s of %s: unexpected error", k.pod, self.name)
         finally:
-            self._reap(k)
+            k.end(self.run_dir)
             with self.cond:
                 self.kernels.pop(k.pod, None)
                 if k.gpu is not None:
@@ -385,74 +262,26 @@ class Runtime:
         if self.early_deaths >= EARLY_DEATHS:
             self._fail_locked(f"kernels exited {EARLY_DEATHS} times in a row right after starting", log_tail(k.log))
 
-    def _env(self, k: KernelProc) -> dict[str, str]:
-        env = without_credentials(os.environ)
-        for item in [*(self.model.get("mk_environments") or []), *(self.profile["kernel"].get("envs") or [])]:
-            env[str(item["name"])] = str(item.get("value", ""))
-        env.update(
-            PYTHONUNBUFFERED="1",
-            REDHARE_MODEL_NAME=self.name,
-            REDHARE_MODEL_PATH=str(self.model_dir),
-            MSD_POD_NAME=k.pod,
-        )
-        if k.gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = k.gpu
-        return env
-
     def _boot(self, k: KernelProc) -> None:
-        """Start the process, hand it the kernel file and custom args, wait for on_kernel_start."""
-        parent, child = socket.socketpair()
-        env = self._env(k)
-        env["MLOPS_KERNEL_FD"] = str(child.fileno())
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(k.log, "ab") as out:
-                k.proc = subprocess.Popen(
-                    [sys.executable, "-u", str(BOOT)],
-                    env=env,
-                    cwd=self.model_dir.parent,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(child.fileno(),),
-                    start_new_session=True,
-                )
-        except OSError as exc:
-            parent.close()
-            raise KernelStartError(f"kernel {k.pod} could not be started: {exc}") from None
-        finally:
-            child.close()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / f"{k.pod}.pid").write_text(str(k.proc.pid))
-        k.sock, k.reader = parent, parent.makefile("rb")
-        kernel_file = self.model_dir / (self.model.get("kernel_path") or "kernel.py")
-        description = {**self.model, "model_path": str(self.model_dir)}
-        try:
-            wire.send(parent, {
-                "op": "boot",
-                "kernel_file": str(kernel_file),
+        env = kernel_environment(
+            os.environ, name=self.name, model=self.model, profile=self.profile, model_dir=self.model_dir,
+            pod=k.pod, gpu=k.gpu,
+        )
+        k.boot(
+            python=sys.executable,
+            env=env,
+            cwd=self.model_dir.parent,
+            run_dir=self.run_dir,
+            frame={
+                "kernel_file": str(self.model_dir / (self.model.get("kernel_path") or "kernel.py")),
                 "custom_args": self.custom_args,
                 "instance_id": k.pod,
                 "kernel_id": str(k.index),
                 "model_name": self.name,
-                "model_description": json.dumps(description),
-            })
-            parent.settimeout(self.connection_timeout)
-            msg = wire.recv(k.reader)
-        except TimeoutError:
-            raise KernelStartError(
-                f"kernel {k.pod} was not ready within connection_timeout ({self.connection_timeout:g} s)"
-            ) from None
-        except OSError:
-            msg = None
-        if msg is None:
-            code = self._exit_code(k, 2.0)
-            raise KernelStartError(f"kernel {k.pod} exited (code {code}) before it was ready")
-        if msg[0].get("op") == "start_failed":
-            last = (msg[0].get("error") or "").strip().splitlines()[-1:] or ["unknown error"]
-            raise KernelStartError(f"kernel {k.pod} failed to start (on_kernel_start): {last[0]}")
-        if msg[0].get("op") != "ready":
-            raise KernelStartError(f"kernel {k.pod} sent {msg[0].get('op')!r} instead of ready")
+                "model_description": json.dumps({**self.model, "model_path": str(self.model_dir)}),
+            },
+            connection_timeout=self.connection_timeout,
+        )
 
     def _take(self, k: KernelProc) -> list[Task] | None:
         """Wait for tasks; None when this kernel should go (stop, idle release, death)."""
@@ -467,7 +296,7 @@ class Runtime:
                     if self.queue:
                         k.state = "busy"
                         return [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
-                    if k.proc is None or k.proc.poll() is not None:
+                    if k.exited():
                         k.exit_reason = "died"
                         return None
                     wait = 1.0
@@ -515,7 +344,7 @@ class Runtime:
             msg = None
         if msg is None:
             k.exit_reason = "died in task"
-            code = self._exit_code(k, 2.0)
+            code = k.exit_code(2.0)
             if self.state != "started":
                 self._finish(tasks, 503, error=f"deployment {self.name} was stopped while this task ran")
             else:
@@ -549,39 +378,6 @@ class Runtime:
                 t.finish(status, error=error)
             else:
                 t.finish(status, json.dumps({"error": error, "traceback": detail}).encode())
-
-    def _exit_code(self, k: KernelProc, wait: float) -> int | None:
-        try:
-            return k.proc.wait(wait) if k.proc else None
-        except subprocess.TimeoutExpired:
-            return None
-
-    def _kill(self, k: KernelProc) -> None:
-        if k.proc is not None and k.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(k.proc.pid, signal.SIGKILL)
-
-    def _reap(self, k: KernelProc) -> None:
-        """End kernel k's process: politely (shutdown frame) when it is idle, else killed."""
-        if k.proc is not None:
-            if k.proc.poll() is None and k.exit_reason in ("stop", "released") and k.sock is not None:
-                with contextlib.suppress(OSError):
-                    k.state = "stopping"
-                    k.sock.settimeout(1.0)
-                    wire.send(k.sock, {"op": "shutdown"})
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    k.proc.wait(SHUTDOWN_GRACE)
-            self._kill(k)
-            code = k.proc.wait()
-            with contextlib.suppress(OSError), open(k.log, "a") as out:
-                out.write(f"[mlops] kernel {k.pod} ended ({k.exit_reason}, exit code {code})\n")
-            log.info("kernel %s of %s ended (%s, exit code %s)", k.pod, self.name, k.exit_reason, code)
-        for closable in (k.reader, k.sock):
-            with contextlib.suppress(OSError):
-                if closable is not None:
-                    closable.close()
-        with contextlib.suppress(OSError):
-            (self.run_dir / f"{k.pod}.pid").unlink()
 
     # --- status -------------------------------------------------------------------------------
 

@@ -37,7 +37,9 @@ from urllib.parse import parse_qs
 
 from mlops_widgets import __version__
 from mlops_widgets.backends.local.companions import start_all, stop_all
-from mlops_widgets.backends.local.inference.pool import Gpus, Runtime, ServiceError, reap_leftover_kernels
+from mlops_widgets.backends.local.inference.gpus import Gpus
+from mlops_widgets.backends.local.inference.pool import KernelPool, ServiceError
+from mlops_widgets.backends.local.inference.procs import reap_leftover_kernels
 from mlops_widgets.backends.local.inference.store import (
     DEFAULT_PROFILE,
     Store,
@@ -76,13 +78,13 @@ def missing_secret(name: str, key: str) -> str:
 
 
 class Service:
-    """Deployments and their runtimes; every management call holds one lock (they are rare)."""
+    """Deployments and their kernel pools; every management call holds one lock (they are rare)."""
 
     def __init__(self, workspace: Workspace, base_url: str) -> None:
         self.workspace = workspace
         self.store = Store(workspace)
         self.base_url = base_url
-        self.runtimes: dict[str, Runtime] = {}
+        self.pools: dict[str, KernelPool] = {}
         self.secrets: dict[str, dict[str, str]] = {}
         self.gpus = Gpus()
         self.lock = threading.RLock()
@@ -94,9 +96,9 @@ class Service:
 
     def view(self, name: str) -> dict[str, Any]:
         out = self.store.view(self.store.load(name), service="running", url=self.url(name))
-        runtime = self.runtimes.get(name)
-        if runtime is not None and runtime.state != "stopped":
-            out.update(runtime.describe())
+        pool = self.pools.get(name)
+        if pool is not None and pool.state != "stopped":
+            out.update(pool.describe())
         return out
 
     def list(self) -> list[dict[str, Any]]:
@@ -146,7 +148,7 @@ class Service:
                 "updated_at": now(),
             })
             self.secrets[name] = {k: str(v) for k, v in secret_args.items()}
-            self.runtimes.pop(name, None)
+            self.pools.pop(name, None)
             log.info("deployed %s from %s", name, folder)
             return self.view(name)
 
@@ -174,22 +176,22 @@ class Service:
             for key, value in (supplied or {}).items():
                 if key in record.get("secret_args", []) and key not in held:
                     held[key] = str(value)
-            runtime = self.runtimes.get(name)
-            if runtime is not None and runtime.state == "started":
+            pool = self.pools.get(name)
+            if pool is not None and pool.state == "started":
                 return self.view(name)
             missing = [k for k in record.get("secret_args", []) if k not in held]
             if missing:
                 raise MlopsError(missing_secret(name, missing[0]))
-            if runtime is not None:
-                runtime.stop()
-            self._runtime(name, record).start()
+            if pool is not None:
+                pool.stop()
+            self._pool(name, record).start()
             record["state"] = "started"
             self.store.save(record)
             return self.view(name)
 
-    def _runtime(self, name: str, record: dict[str, Any]) -> Runtime:
-        """The deployment's runtime, registered but with no kernel started yet."""
-        runtime = Runtime(
+    def _pool(self, name: str, record: dict[str, Any]) -> KernelPool:
+        """The deployment's kernel pool, registered but with no kernel started yet."""
+        pool = KernelPool(
             name,
             record,
             model_dir=self.store.model_dir(name),
@@ -198,15 +200,15 @@ class Service:
             custom_args={**record.get("custom_args", {}), **self.secrets.get(name, {})},
             gpus=self.gpus,
         )
-        self.runtimes[name] = runtime
-        return runtime
+        self.pools[name] = pool
+        return pool
 
     def stop(self, name: str) -> dict[str, Any]:
         with self.lock:
             record = self.store.load(name)
-            runtime = self.runtimes.pop(name, None)
-            if runtime is not None:
-                runtime.stop()
+            pool = self.pools.pop(name, None)
+            if pool is not None:
+                pool.stop()
             if record["state"] != "stopped":
                 record["state"] = "stopped"
                 self.store.save(record)
@@ -217,7 +219,7 @@ class Service:
             record = self.store.load(name)
             if record["state"] == "started":
                 raise ConflictError(f"{NOT_REMOVABLE} Stop deployment {name} first (`mlops deploy stop --name {name}`).")
-            self.runtimes.pop(name, None)
+            self.pools.pop(name, None)
             self.secrets.pop(name, None)
             self.store.remove(name)
 
@@ -228,20 +230,20 @@ class Service:
                 record = self.store.load(name)
                 if record["state"] != "started":
                     continue
-                runtime = self._runtime(name, record)
+                pool = self._pool(name, record)
                 # Secrets live in memory only: kernels booted without them would run with their
                 # custom args missing, so none starts until `deploy start` supplies them.
                 missing = [k for k in record.get("secret_args", []) if k not in self.secrets.get(name, {})]
                 if missing:
-                    runtime.fail(missing_secret(name, missing[0]))
+                    pool.fail(missing_secret(name, missing[0]))
                 else:
-                    runtime.start()
+                    pool.start()
 
     def shutdown(self) -> None:
         """Stop every kernel; deployments keep their state so the next service restores them."""
         with self.lock:
-            runtimes, self.runtimes = list(self.runtimes.values()), {}
-        threads = [threading.Thread(target=r.stop) for r in runtimes]
+            pools, self.pools = list(self.pools.values()), {}
+        threads = [threading.Thread(target=r.stop) for r in pools]
         for t in threads:
             t.start()
         for t in threads:
@@ -250,15 +252,15 @@ class Service:
     # --- inference ----------------------------------------------------------------------------
 
     def infer(self, name: str, body: bytes) -> tuple[int, bytes]:
-        runtime = self.runtimes.get(name)
-        if runtime is None:
+        pool = self.pools.get(name)
+        if pool is None:
             if not self.store.exists(name):
                 raise NotFoundError(f"no deployment named {name!r}: see `mlops deploy list`")
             raise ServiceError(503, f"deployment {name} is not started: run `mlops deploy start --name {name}`")
-        task = runtime.new_task(body)
-        runtime.submit(task)
-        if not task.done.wait(runtime.wait_limit()):
-            if runtime.withdraw(task):
+        task = pool.new_task(body)
+        pool.submit(task)
+        if not task.done.wait(pool.wait_limit()):
+            if pool.withdraw(task):
                 raise ServiceError(504, f"deployment {name}: no kernel took this request in time; it was dropped")
             raise ServiceError(504, f"deployment {name}: no kernel answered in time")
         return task.status, task.output
