@@ -15,6 +15,7 @@ import pytest
 from mlops_widgets.cli._run import TerminalProgress
 from mlops_widgets.config import ConfigError
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.masking import MASK
 from mlops_widgets.runner import (
     ProgressEvent,
     RunRecord,
@@ -30,7 +31,6 @@ from mlops_widgets.runner import (
 from mlops_widgets.runner import record as record_module
 from mlops_widgets.runner import templates as templates_module
 from mlops_widgets.runner.secrets import (
-    MASK,
     Scrubber,
     ambient_secrets,
     get_secrets,

@@ -12,9 +12,9 @@ import nbformat
 import pytest
 from test_runner import make_template  # tests/ is on sys.path (pytest rootdir conftest)
 
+from mlops_widgets.masking import MASK
 from mlops_widgets.runner import ProgressEvent, get_run, list_runs, run_template
 from mlops_widgets.runner import execute as execute_module
-from mlops_widgets.runner.secrets import MASK
 from mlops_widgets.workspace import Workspace
 
 SECRET = "s3cr3t-V4LUE-9f8e7d"

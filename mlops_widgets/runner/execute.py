@@ -26,10 +26,10 @@ import mlops_widgets
 from mlops_widgets.backends import backend_name as resolve_backend_name
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.masking import MASK
 from mlops_widgets.runner.params import validate_parameters
 from mlops_widgets.runner.record import RESULTS_ENV, read_results
 from mlops_widgets.runner.secrets import (
-    MASK,
     SECRET_ENV_PREFIX,
     Scrubber,
     ambient_secrets,

@@ -13,20 +13,19 @@ check of the serialized text and the output or cell holding it is replaced by a 
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.masking import Masker
 from mlops_widgets.secret_names import is_secret_name
 
 SECRET_ENV_PREFIX = "MLOPS_SECRET_"
-MASK = "********"
 # Shorter values cannot be told apart from the rest of a notebook (a secret "1" is in every
 # execution count); an ambient variable's value must be longer still to be taken for a credential.
 MIN_SECRET_LENGTH = 4
@@ -154,53 +153,25 @@ def secret(name: str) -> str:
     return value
 
 
-class Scrubber:
-    """Replaces each secret value, and the escaped forms it takes in JSON, repr and HTML output,
-    by a mask in every string value of a structure. Keys are kept: they are the structure's
-    names (a notebook's "execution_count", a mimetype), and masking them corrupts it."""
-
-    def __init__(self, values: Iterable[str]) -> None:
-        forms: set[str] = set()
-        for value in values:
-            if not value:
-                continue
-            forms.update(
-                {
-                    value,
-                    json.dumps(value)[1:-1],
-                    json.dumps(value, ensure_ascii=False)[1:-1],
-                    repr(value)[1:-1],
-                    html.escape(value),
-                    html.escape(value, quote=False),
-                }
-            )
-        # Longest first, so a secret that contains another is masked whole.
-        self.forms = sorted((f for f in forms if f), key=len, reverse=True)
-
-    def __bool__(self) -> bool:
-        return bool(self.forms)
+class Scrubber(Masker):
+    """A Masker over structures: every string value of a dict, list or tuple (a NotebookNode
+    included) masked. Keys are kept: they are the structure's names (a notebook's
+    "execution_count", a mimetype), and masking them corrupts it."""
 
     def text(self, text: str) -> str:
         """One string value with every form of every secret masked."""
-        for form in self.forms:
-            if form in text:
-                text = text.replace(form, MASK)
-        return text
+        return self.mask(text)
 
     def __call__(self, obj: Any) -> Any:
         if not self.forms:
             return obj
         if isinstance(obj, str):
-            return self.text(obj)
+            return self.mask(obj)
         if isinstance(obj, dict):  # NotebookNode included: its type is kept
             return type(obj)((k, self(v)) for k, v in obj.items())
         if isinstance(obj, list | tuple):
             return type(obj)(self(v) for v in obj)
         return obj
-
-    def leaks(self, data: bytes) -> bool:
-        """Whether any form of a secret is still in `data` (the last check before writing)."""
-        return any(form.encode() in data for form in self.forms)
 
 
 def _text(value: Any) -> str:
