@@ -8,8 +8,6 @@ import copy
 import io
 import json
 import os
-import stat
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +18,11 @@ from PIL import Image
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.local.inference import stop_service
+from mlops_widgets.cli._custom_args import split_custom_args
 from mlops_widgets.config import load_config
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.examples import synthetic
-from mlops_widgets.ops import deploy, monitor, space
+from mlops_widgets.ops import deploy, monitor, space, submission
 from mlops_widgets.workspace import Workspace
 
 # An EDI-style kernel that needs a custom arg (a bare global) and the model asset to start.
@@ -84,45 +83,7 @@ def tile_request(seed: int = 1, name: str = "tile_001") -> tuple[bytes, np.ndarr
     return json.dumps({"image": base64.b64encode(buf.getvalue()).decode(), "name": name}).encode(), mask
 
 
-# --- the submission folder ---------------------------------------------------------------------------
-
-
-def _zip(path: Path, members: dict[str, str], links: dict[str, str] | None = None) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, text in members.items():
-            zf.writestr(name, text)
-        for name, target in (links or {}).items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (stat.S_IFLNK | 0o777) << 16
-            zf.writestr(info, target)
-    return path
-
-
-@pytest.mark.parametrize(
-    ("members", "links"),
-    [
-        ({"../evil.py": "x"}, None),
-        ({"/etc/evil.py": "x"}, None),
-        ({"sub/../../evil.py": "x"}, None),
-        ({"C:/evil.py": "x"}, None),
-        ({}, {"escape": "../../outside"}),
-        ({}, {"absolute": "/etc/passwd"}),
-        ({"ok.txt": "x"}, {"dir/up": "../../.."}),
-    ],
-)
-def test_safe_unzip_refuses_entries_that_leave_the_folder(tmp_path: Path, members: dict[str, str],
-                                                          links: dict[str, str] | None) -> None:
-    archive = _zip(tmp_path / "bad.zip", members, links)
-    with pytest.raises(MlopsError, match="refusing"):
-        deploy.safe_unzip(archive, tmp_path / "out")
-    assert not (tmp_path / "evil.py").exists() and not (tmp_path.parent / "evil.py").exists()
-
-
-def test_safe_unzip_unpacks_files_and_inner_links(tmp_path: Path) -> None:
-    archive = _zip(tmp_path / "good.zip", {"kernel.py": "k", "lib/util.py": "u"}, {"lib/alias.py": "util.py"})
-    names = deploy.safe_unzip(archive, tmp_path / "out")
-    assert sorted(names) == ["kernel.py", "lib/alias.py", "lib/util.py"]
-    assert (tmp_path / "out" / "lib" / "alias.py").read_text() == "u"
+# --- profile and custom args ---------------------------------------------------------------------
 
 
 def test_profile_from_resource_configs() -> None:
@@ -144,41 +105,14 @@ def test_split_custom_args() -> None:
     def is_secret(key: str) -> bool:
         return "KEY" in key.upper()
 
-    plain, secret = deploy.split_custom_args(
+    plain, secret = split_custom_args(
         ["USER=bob", "A_KEY=x=y", "FROM_ENV", "OTHER_KEY"], is_secret, {"FROM_ENV": "e", "OTHER_KEY": "k"}
     )
     assert plain == {"USER": "bob", "FROM_ENV": "e"} and secret == {"A_KEY": "x=y", "OTHER_KEY": "k"}
     with pytest.raises(MlopsError, match="environment variable MISSING is not set"):
-        deploy.split_custom_args(["MISSING"], is_secret, {})
+        split_custom_args(["MISSING"], is_secret, {})
     with pytest.raises(MlopsError, match="not a valid Python name"):
-        deploy.split_custom_args(["bad-name=1"], is_secret, {})
-
-
-def test_build_submission_folder_as_a2_built_it(backend: Backend, example_paths: Any) -> None:
-    asset_id = stage(backend, example_paths)
-    folder = deploy.build_submission_folder(backend, "demo", asset_id)
-    assert (folder / "kernel.py").read_bytes() == (example_paths.deployment / "kernel.py").read_bytes()
-    assert (folder / "README.md").is_file()
-    assert json.loads((folder / "model" / "weights.json").read_text())["name"] == "deepliif-demo"
-    model = json.loads((folder / "model.json").read_text())
-    assert model["name"] == "demo" and model["kernel_path"] == "kernel.py" and model["runtime"] == "dlipy3"
-    envs = {e["name"]: e["value"] for e in model["mk_environments"]}
-    assert envs == {"SPACE_ID": backend.space.space_id, "MODEL_ASSET": "model.zip", "MODEL_ASSET_ID": asset_id}
-
-
-def test_dependency_zip_with_a_top_folder_and_a_zip_slip(backend: Backend, example_paths: Any, tmp_path: Path) -> None:
-    wrapped = _zip(tmp_path / "wrapped.zip", {"wrapped/kernel.py": NEEDY_KERNEL, "wrapped/README.md": "r"})
-    asset_id = stage(backend, example_paths, wrapped)
-    folder = deploy.build_submission_folder(backend, "wrapped", asset_id)
-    assert (folder / "kernel.py").read_text() == NEEDY_KERNEL and not (folder / "wrapped").exists()
-    with pytest.raises(MlopsError, match="no kernel file 'main.py'"):
-        deploy.build_submission_folder(backend, "wrapped", asset_id, "main.py")
-
-    evil = _zip(tmp_path / "evil.zip", {"kernel.py": "k", "../../escaped.py": "x"})
-    asset_id = stage(backend, example_paths, evil)
-    with pytest.raises(MlopsError, match="refusing entry '../../escaped.py'"):
-        deploy.build_submission_folder(backend, "evil", asset_id)
-    assert not list(backend.workspace.root.rglob("escaped.py"))
+        split_custom_args(["bad-name=1"], is_secret, {})
 
 
 # --- checks, create, re-run, delete ------------------------------------------------------------------
@@ -226,7 +160,7 @@ def test_deploy_create_serves_the_example_and_fills_the_entry(backend: Backend, 
     with pytest.raises(MlopsError, match="500.*must be JSON") as info:
         deploy.infer(backend, "demo", b'{"no": "image"}')
     assert getattr(info.value, "status", None) == 500
-    assert not deploy.submission_dir(backend, "demo").exists()  # the built folder was removed
+    assert not submission.submission_dir(backend, "demo").exists()  # the built folder was removed
 
 
 def test_kernel_min_zero_does_not_wait(backend: Backend, example_paths: Any) -> None:

@@ -1,4 +1,5 @@
-"""Packing a file or folder for upload as a data asset, shared by every space backend.
+"""Packing a file or folder for upload as a data asset, shared by every space backend, and the
+limits every unpacking of an archive honours.
 
 A folder is uploaded as `<folder>.zip` (the original's convention), streamed so memory stays flat
 whatever the folder's size.
@@ -6,12 +7,15 @@ whatever the folder's size.
 
 from __future__ import annotations
 
+import os
 import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mlops_widgets.backends.base import Progress
-from mlops_widgets.errors import MlopsError
+from mlops_widgets.errors import Hint, MlopsError
 
 _CHUNK = 1 << 20
 
@@ -52,3 +56,71 @@ def zip_folder(folder: Path, out: Any, label: str, progress: Progress | None) ->
             done += p.stat().st_size
             if progress:
                 progress(done, total, label)
+
+
+# --- limits on what an archive may unpack to ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How much an archive (a dependency or model zip, an uploaded deployment tar) may unpack to.
+
+    The defaults pass a 5 GB model and keep a zip bomb (a few MB holding gigabytes of zeros)
+    out; each can be changed through the environment variable named in `ENV`.
+    """
+
+    max_total_bytes: int = 20 * 1024**3
+    max_entries: int = 100_000
+    max_ratio: float = 200.0  # uncompressed / compressed, over the archive and per large entry
+
+    ENV: ClassVar[dict[str, str]] = {
+        "max_total_bytes": "MLOPS_ARCHIVE_MAX_BYTES",
+        "max_entries": "MLOPS_ARCHIVE_MAX_ENTRIES",
+        "max_ratio": "MLOPS_ARCHIVE_MAX_RATIO",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiveLimits:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for key, var in cls.ENV.items():
+            raw = env.get(var)
+            if not raw:
+                continue
+            kind = float if key == "max_ratio" else int
+            try:
+                value = kind(raw)
+            except ValueError:
+                value = -1
+            if value <= 0:
+                raise MlopsError(f"environment variable {var}={raw!r}: expected a positive number")
+            values[key] = value
+        return cls(**values)
+
+    def refuse(self, label: str, key: str, detail: str) -> MlopsError:
+        """The error for an archive over the limit `key`, naming it and how to raise it."""
+        return MlopsError(
+            f"{label}: {detail}, over the limit {key}={getattr(self, key):g}",
+            hint=Hint(
+                "archive.limit",
+                f"if the archive is genuine, raise the limit with the environment variable {self.ENV[key]}",
+                {"variable": self.ENV[key], "limit": key},
+            ),
+        )
+
+    def check_totals(self, label: str, entries: int, total: int, compressed: int) -> None:
+        """Refuse an archive whose listing already exceeds a limit, before anything is written."""
+        if entries > self.max_entries:
+            raise self.refuse(label, "max_entries", f"{entries} entries")
+        if total > self.max_total_bytes:
+            raise self.refuse(label, "max_total_bytes", f"{total} bytes uncompressed")
+        if total > RATIO_FLOOR and total > self.max_ratio * max(compressed, 1):
+            raise self.refuse(label, "max_ratio", f"{total} bytes from {compressed} compressed")
+
+    def check_entry(self, label: str, name: str, size: int, compressed: int) -> None:
+        if size > RATIO_FLOOR and size > self.max_ratio * max(compressed, 1):
+            raise self.refuse(label, "max_ratio", f"entry {name!r} expands {compressed} bytes to {size}")
+
+
+# Below this many uncompressed bytes the ratio is not checked (a small file of zeros is no bomb).
+RATIO_FLOOR = 1 << 20

@@ -12,10 +12,9 @@ from mlops_widgets.errors import MlopsError
 NAME = click.option("--name", required=True, help="Deployment name.")
 
 
-def _stderr_progress() -> object:
-    from mlops_widgets.ops import deploy as steps
-
-    return steps.progress_printer(lambda line: click.echo(line, err=True))
+def _stderr_progress(done: int, total: int | None, what: str) -> None:
+    """The Progress of waiting commands: each change of a deployment's status, on stderr."""
+    click.echo(what, err=True)
 
 
 @click.group()
@@ -26,7 +25,19 @@ def deploy() -> None:
 @deploy.command()
 @NAME
 @click.option("--model-asset-id", required=True, help="Model asset id of the staged entry.")
-@click.option("--kernel-filename", default="kernel.py", show_default=True, help="Kernel file of the deployment folder.")
+@click.option(
+    "--kernel-filename",
+    default=None,
+    help="Kernel file of the deployment folder [default: the kernel_path of its model.json, else kernel.py].",
+)
+@click.option(
+    "--general-dependency",
+    "general_dependencies",
+    multiple=True,
+    metavar="FILE",
+    help="A file every deployment folder gets: the dependency's own, else the space's asset of that name, "
+    "else the bundled helper module [default: wmla_edi_utils.py storage_volume_utils.py cpd_utils.py wml_sdk_utils.py].",
+)
 @click.option(
     "--custom-arg",
     "custom_args",
@@ -42,22 +53,25 @@ def create(
     obj: CliContext,
     name: str,
     model_asset_id: str,
-    kernel_filename: str,
+    kernel_filename: str | None,
+    general_dependencies: tuple[str, ...],
     custom_args: tuple[str, ...],
     timeout: float,
     save_notebook: bool,
 ) -> None:
     """Deploy a staged model (template A2_WMLA_Model_Deploy) and wait until it serves."""
+    from mlops_widgets.cli._custom_args import split_custom_args
     from mlops_widgets.cli._run import run_step
     from mlops_widgets.ops import deploy as steps
     from mlops_widgets.secret_names import is_secret_name
 
-    plain, secret = steps.split_custom_args(list(custom_args), is_secret_name)
+    plain, secret = split_custom_args(list(custom_args), is_secret_name)
     steps.check_create(obj.backend(), name, model_asset_id)
     params = {
         "deployment_name": name,
         "model_asset_id": model_asset_id,
-        "kernel_filename": kernel_filename,
+        "kernel_filename": kernel_filename or "",
+        "general_dependencies": list(general_dependencies) or None,
         "custom_args": plain,
         "wait_timeout": float(timeout),
     }
@@ -76,7 +90,7 @@ def start(obj: CliContext, name: str, no_wait: bool, timeout: float) -> None:
     """Start a deployment (and the local inference service when it is not running)."""
     from mlops_widgets.ops import deploy as steps
 
-    view = steps.start(obj.backend(), name, wait=not no_wait, timeout=timeout, progress=_stderr_progress())
+    view = steps.start(obj.backend(), name, wait=not no_wait, timeout=timeout, progress=_stderr_progress)
     click.echo(f"deployment {name}: {view['status']}")
 
 

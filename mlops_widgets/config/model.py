@@ -319,6 +319,13 @@ WMLA_DEPLOYMENT = Record(
             nullable=True,
         ),
         Field(
+            "dependency_asset_id",
+            Text(),
+            "Asset id of the deployment folder, which the deploy step unpacks (several assets may "
+            "share its name); null until staging sets it.",
+            nullable=True,
+        ),
+        Field(
             "resource_configs",
             RESOURCE_CONFIGS,
             "Resources and scaling of the deployment's kernels; a key left out takes its default.",
