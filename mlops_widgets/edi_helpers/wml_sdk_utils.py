@@ -62,6 +62,7 @@ class _LocalDataAssets:
 
     def create(self, name, file_path):
         folder = cpd_utils.workspace() / "assets"
+        folder.mkdir(parents=True, exist_ok=True)
         asset_id = str(uuid.uuid4())
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
         try:

@@ -8,5 +8,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "model"
 DEPLOYMENT = HERE / "deployment"
+# The same model served by a kernel in the style of the original team's DeepLIIF kernel (it uses
+# the helper modules, downloads the model from the space and works on the storage volume).
+ORIGINAL_KERNEL = HERE / "original_kernel"
 CONFIG = HERE / "deployment_metadata.yml"
 TILES = HERE / "tiles"  # three small synthetic IHC tiles (see synthetic.py) to score
