@@ -160,3 +160,23 @@ def test_rest_mode_against_the_cluster(cpd_env: dict[str, str], fake_cpd: FakeCp
     (tmp_path / "out" / "tile_Seg.png").write_bytes(b"mask")
     assert sv.upload("out") == ["out/tile_Seg.png"]
     assert fake_cpd.volumes.volumes["DeepLIIFData"]["files"]["out/tile_Seg.png"][0] == b"mask"
+
+
+@pytest.mark.parametrize("cpd_version", ["4.8.5", "5.1.0"], indirect=True)  # WML SDK, then watsonx.ai
+def test_space_assets_over_the_cluster(cpd_env: dict[str, str], fake_cpd: FakeCpd, helpers: SimpleNamespace,
+                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """wml_sdk_utils on Cloud Pak for Data: IBM's own client, as the original kernel used it."""
+    monkeypatch.setenv("MLOPS_BACKEND", "cpd")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cpd_env["MLOPS_CPD_CA_BUNDLE"])
+    monkeypatch.chdir(tmp_path)
+    wml = helpers.wml_sdk_utils
+    client = wml.get_client(
+        credentials={"url": cpd_env["BASE_URL"], "username": cpd_env["USERNAME"], "apikey": cpd_env["APIKEY"]},
+        space_id=cpd_env["SPACE_ID"],
+    )
+    (tmp_path / "model.zip").write_bytes(b"weights")
+    wml.upload("model.zip", client)
+    assert list(wml.list_files(client).values()) == ["model.zip"]
+    (tmp_path / "into").mkdir()
+    assert wml.download("model.zip", client, "into", return_status=True) is True
+    assert (tmp_path / "into" / "model.zip").read_bytes() == b"weights"

@@ -115,34 +115,43 @@ class LocalClient:
 # --- the original API -----------------------------------------------------------------------------
 
 
+def _cluster_version(url):
+    """The cluster's Watson Machine Learning version as "major.minor" (e.g. "4.8")."""
+    for path in ("/ml/wml_services/v2/version", "/ml/wml_services/version"):
+        resp = cpd_utils.request("GET", url + path, ok=(200, 404))
+        if resp.status_code == 200 and resp.json().get("version"):
+            return ".".join(str(resp.json()["version"]).split(".")[:2])
+    raise RuntimeError(f"{url} does not report a Watson Machine Learning version")
+
+
 def _cluster_client(credentials, space_id):
-    """IBM's client for the cluster: the SDK MLOPS_CPD_SDK names, else whichever is installed."""
+    """IBM's client for the cluster: ibm-watson-machine-learning before Cloud Pak for Data 5.0,
+    ibm-watsonx-ai from 5.0 on (MLOPS_CPD_SDK=wml|watsonx forces one), as the original
+    team's helper built the first."""
     creds = dict(credentials or {})
-    creds.setdefault("url", cpd_utils.base_url())
-    if "token" not in creds and "apikey" not in creds and "password" not in creds:
+    creds["url"] = cpd_utils.base_url(creds.get("url"))
+    if not any(creds.get(k) for k in ("token", "apikey", "password")):
         if os.getenv("USERNAME") and os.getenv("APIKEY"):
             creds.update(username=os.environ["USERNAME"], apikey=os.environ["APIKEY"])
         else:
             creds["token"] = os.environ["USER_ACCESS_TOKEN"]
+    creds = {k: v for k, v in creds.items() if v}
     creds.setdefault("instance_id", "openshift")
-    creds.setdefault("version", os.getenv("CPD_VERSION", "4.8"))
-    kind = (os.getenv("MLOPS_CPD_SDK") or "").lower()
-    if kind != "watsonx":
-        try:
-            from ibm_watson_machine_learning import APIClient
+    creds.setdefault("version", _cluster_version(creds["url"]))
+    kind = (os.getenv("MLOPS_CPD_SDK") or "").lower() or ("wml" if creds["version"] < "5" else "watsonx")
+    if kind == "wml":
+        from ibm_watson_machine_learning import APIClient
 
-            client = APIClient(creds)
-            if space_id is not None:
-                client.set.default_space(space_id)
-            return client
-        except ImportError:
-            if kind == "wml":
-                raise
+        client = APIClient(creds)
+        if space_id is not None:
+            client.set.default_space(space_id)
+        return client
     from ibm_watsonx_ai import APIClient, Credentials
 
-    fields = {k: creds[k] for k in ("url", "token", "username", "apikey", "password", "instance_id", "version") if k in creds}
-    verify = cpd_utils.verify()
-    return APIClient(Credentials(**fields, verify=verify), space_id=space_id)
+    names = {"url": "url", "token": "token", "username": "username", "apikey": "api_key", "api_key": "api_key",
+             "password": "password", "version": "version"}  # watsonx.ai tells the platform from the url
+    fields = {names[k]: v for k, v in creds.items() if k in names}
+    return APIClient(Credentials(**fields, verify=cpd_utils.verify()), space_id=space_id)
 
 
 def get_client(credentials=None, space_id=None):
