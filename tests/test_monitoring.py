@@ -543,10 +543,9 @@ def test_registered_versioned_monitor_runs_end_to_end(ready: Backend) -> None:
     monitors = _monitors()
     monitors = {"segmentation_metrics_v22": monitors["segmentation_metrics"]}
     add_entry(ready, "v22", monitors=monitors, key="asset-2")
-    with pytest.raises(
-        NotFoundError, match="--monitor segmentation_metrics_v22 --provider segmentation_metrics"
-    ):
+    with pytest.raises(NotFoundError, match="unknown monitor 'segmentation_metrics_v22'") as refused:
         monitor.monitor_create(ready, "v22")
+    assert refused.value.hint.args == {"monitor": "segmentation_metrics_v22", "provider": "segmentation_metrics"}
     reg = monitor.monitor_register(ready, "segmentation_metrics_v22", "segmentation_metrics")
     assert reg["metrics"] == SEGMENTATION.metric_names
     assert "segmentation_metrics_v22" in {d["monitor_id"] for d in monitor.monitor_definitions(ready)}

@@ -7,6 +7,8 @@ and `mlops config list` start without papermill, nbformat or the IBM SDKs.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import click
 
@@ -59,10 +61,21 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MlopsError as exc:
-            raise click.ClickException(str(exc)) from None
+            from mlops_widgets.cli._hints import error_text
+
+            raise click.ClickException(error_text(exc)) from None
+        except BrokenPipeError:  # `mlops ... | head`: the reader left; end quietly, as git does
+            _silence_stdout()
+            raise SystemExit(141) from None
         except OSError as exc:  # an unusable workspace or path: say which, without a traceback
             where = f": {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

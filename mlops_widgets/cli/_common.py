@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,3 +59,32 @@ def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 def echo_json(obj: Any) -> None:
     """Print `obj` as indented JSON on stdout (the `--json` output of every command)."""
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+
+def dicts(items: list[Any]) -> list[dict[str, Any]]:
+    """Records (runs, templates) as the dicts `--json` prints."""
+    return [item.to_dict() for item in items]
+
+
+def echo_result(
+    data: Any,
+    *,
+    as_json: bool,
+    header: tuple[str, ...] = (),
+    row: Callable[[Any], tuple[str, ...]] | None = None,
+    empty: str | None = None,
+    text: Callable[[Any], None] | None = None,
+    to_json: Callable[[Any], Any] | None = None,
+) -> None:
+    """What a listing or a view prints: `data` as JSON with --json (through `to_json` when its
+    items are objects); else the `empty` line when there is nothing; else `text(data)` when
+    given; else a table of `row(r)` for r in `data` under `header`."""
+    if as_json:
+        echo_json(to_json(data) if to_json else data)
+    elif empty is not None and not data:
+        click.echo(empty)
+    elif text is not None:
+        text(data)
+    else:
+        assert row is not None, "echo_result needs a row function or a text printer"
+        echo_table(header, [row(r) for r in data])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_json, echo_result, echo_table, pass_obj
 
 
 @click.group()
@@ -46,17 +48,21 @@ def list_(obj: CliContext, detail: bool, as_json: bool) -> None:
     from mlops_widgets.ops import space
 
     entries = space.list_entries(obj.backend())
-    if as_json:
-        echo_json(entries)
-        return
-    if not entries:
-        click.echo("no entries: stage a model with `mlops prepare stage`")
-        return
-    if detail:
-        from mlops_widgets.config import dump_yaml
+    echo_result(
+        entries,
+        as_json=as_json,
+        empty="no entries: stage a model with `mlops prepare stage`",
+        text=_print_detail if detail else _print_entries,
+    )
 
-        click.echo(dump_yaml(entries), nl=False)
-        return
+
+def _print_detail(entries: dict[str, dict[str, Any]]) -> None:
+    from mlops_widgets.config import dump_yaml
+
+    click.echo(dump_yaml(entries), nl=False)
+
+
+def _print_entries(entries: dict[str, dict[str, Any]]) -> None:
     rows = [
         (
             key,

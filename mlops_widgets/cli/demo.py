@@ -40,12 +40,13 @@ def demo(obj: CliContext, demo_workspace: str | None) -> None:
     loaded = obj.load_config(str(examples.CONFIG), with_key=False)
     (entry,) = loaded.entries.values()
     settings = entry["openscale_custom_metric_provider"]["segmentation_metrics"]
-    volume = backend.monitoring.volume_dir(settings["volume_display_name"])
+    volume = settings["volume_display_name"]
     runs_before = len(list_runs(ws))
 
-    _step(1, f"{DEMO_IMAGES} synthetic IHC tiles, their ground truth into volume {volume.name}")
-    images = ws.dir("demo", "images")
-    write_tiles(images, volume / settings["dir_gt"], DEMO_IMAGES)
+    _step(1, f"{DEMO_IMAGES} synthetic IHC tiles, their ground truth into volume {volume}")
+    images, ground_truth = ws.dir("demo", "images"), ws.dir("demo", "ground_truth")
+    write_tiles(images, ground_truth, DEMO_IMAGES)
+    backend.volumes.upload_folder(volume, ground_truth, settings["dir_gt"])
     try:  # a previous demo's deployment, subscription and entry make way for this one
         deploy.deploy_delete(backend, DEMO_DEPLOYMENT, remove_monitor=True, remove_config=True)
         click.echo(f"removed the previous demo deployment {DEMO_DEPLOYMENT}", err=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_result, echo_table, pass_obj
 from mlops_widgets.errors import MlopsError
 
 NAME = click.option("--name", required=True, help="Deployment name.")
@@ -131,17 +132,15 @@ def list_(obj: CliContext, as_json: bool) -> None:
     from mlops_widgets.ops import deploy as steps
 
     rows = steps.deploy_list(obj.backend())
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        click.echo("no deployments")
-        return
-    echo_table(
-        ("NAME", "STATE", "STATUS", "KERNELS", "MODEL ASSET ID", "URL"),
-        [(r["name"], r["state"], r["status"], str(r["kernels"]), r["model_asset_id"] or "-", r["url"] or "-")
-         for r in rows],
+    echo_result(
+        rows,
+        as_json=as_json,
+        empty="no deployments",
+        header=("NAME", "STATE", "STATUS", "KERNELS", "MODEL ASSET ID", "URL"),
+        row=lambda r: (r["name"], r["state"], r["status"], str(r["kernels"]), r["model_asset_id"] or "-", r["url"] or "-"),
     )
+    if as_json:
+        return
     down = [r["name"] for r in rows if r["status"] == "SERVICE_DOWN"]
     if down:
         click.echo(
@@ -162,10 +161,10 @@ def view(obj: CliContext, name: str, as_json: bool) -> None:
     """One deployment: state, status, kernels, profile, errors."""
     from mlops_widgets.ops import deploy as steps
 
-    v = steps.deploy_view(obj.backend(), name)
-    if as_json:
-        echo_json(v)
-        return
+    echo_result(steps.deploy_view(obj.backend(), name), as_json=as_json, text=_print_view)
+
+
+def _print_view(v: dict[str, Any]) -> None:
     for key in ("name", "state", "status", "url", "model_asset_id", "model_path", "kernel_file", "deployed_at"):
         click.echo(f"{key}: {v.get(key) if v.get(key) is not None else '-'}")
     policy = (v.get("profile") or {}).get("policy") or {}

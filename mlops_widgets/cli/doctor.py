@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from mlops_widgets.cli._common import echo_json
+from mlops_widgets.cli._common import echo_result
 
 
 @click.command()
@@ -21,12 +23,13 @@ def doctor(as_json: bool) -> None:
     from mlops_widgets.backends.cpd.doctor import run_checks
 
     checks = run_checks()
-    if as_json:
-        echo_json([c.to_dict() for c in checks])
-    else:
-        width = max(len(c.service) for c in checks)
-        for c in checks:
-            click.echo(f"{'ok' if c.ok else 'FAIL':<4}  {c.service:<{width}}  {c.detail}")
+    echo_result([c.to_dict() for c in checks], as_json=as_json, text=_print_checks)
     failed = [c.service for c in checks if not c.ok]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
+
+
+def _print_checks(checks: list[dict[str, Any]]) -> None:
+    width = max(len(c["service"]) for c in checks)
+    for c in checks:
+        click.echo(f"{'ok' if c['ok'] else 'FAIL':<4}  {c['service']:<{width}}  {c['detail']}")

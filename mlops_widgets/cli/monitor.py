@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_result, echo_table, pass_obj
 from mlops_widgets.ops import monitor as ops_monitor
 from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER as DEFAULT_PROVIDER
 
@@ -56,16 +56,13 @@ def provider_create(obj: CliContext, name: str) -> None:
 @pass_obj
 def provider_list(obj: CliContext, as_json: bool) -> None:
     """List the service providers."""
-    rows = ops_monitor.provider_list(obj.backend())
-    if as_json:
-        echo_json(rows)
-    elif not rows:
-        click.echo("no service providers: create one with `mlops provider create`")
-    else:
-        echo_table(
-            ("SERVICE PROVIDER ID", "NAME", "TYPE", "CREATED"),
-            [(r["service_provider_id"], r["name"], r["service_type"], r["created_at"] or "-") for r in rows],
-        )
+    echo_result(
+        ops_monitor.provider_list(obj.backend()),
+        as_json=as_json,
+        empty="no service providers: create one with `mlops provider create`",
+        header=("SERVICE PROVIDER ID", "NAME", "TYPE", "CREATED"),
+        row=lambda r: (r["service_provider_id"], r["name"], r["service_type"], r["created_at"] or "-"),
+    )
 
 
 # --- monitor -------------------------------------------------------------------------------------
@@ -117,11 +114,7 @@ def _print_runs(runs: list[dict[str, Any]]) -> None:
 @pass_obj
 def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> None:
     """Evaluate the deployment's monitors now (OpenScale's manual run)."""
-    runs = ops_monitor.monitor_run(obj.backend(), name, monitor_id)
-    if as_json:
-        echo_json(runs)
-    else:
-        _print_runs(runs)
+    echo_result(ops_monitor.monitor_run(obj.backend(), name, monitor_id), as_json=as_json, text=_print_runs)
 
 
 @monitor.command("status")
@@ -131,10 +124,11 @@ def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> No
 def status(obj: CliContext, name: str, as_json: bool) -> None:
     """The latest measurement of each monitor: ids, time, issue count and every metric outside
     its threshold (--json: every metric)."""
-    st = ops_monitor.monitor_status(obj.backend(), name)
-    if as_json:
-        echo_json(st)
-        return
+    echo_result(ops_monitor.monitor_status(obj.backend(), name), as_json=as_json, text=_print_status)
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    name = st["deployment_name"]
     click.echo(f"deployment {name}, subscription {st['subscription_id']}")
     for m in st["monitors"]:
         head = f"{m['monitor_id']}: {m['state']}"
@@ -171,32 +165,29 @@ def history(
 ) -> None:
     """Past measurements of the deployment's monitors, newest first."""
     rows = ops_monitor.monitor_history(obj.backend(), name, monitor_id, metric, limit=limit)
-    if as_json:
-        echo_json(rows)
-    elif not rows:
-        click.echo(f"no measurements yet: run `mlops monitor run --name {name}`")
-    elif metric:
-        echo_table(
-            ("TIME", "MONITOR", "VALUE", "LIMIT", "VIOLATED", "MEASUREMENT ID"),
-            [
-                (
-                    r["timestamp"],
-                    r["monitor_id"],
-                    _num(r["value"]),
-                    f"{_num(r['limit'])} {r['direction'] or ''}".strip(),
-                    "yes" if r["violated"] else "no",
-                    r["measurement_id"],
-                )
-                for r in rows
-            ],
+    empty = f"no measurements yet: run `mlops monitor run --name {name}`"
+    if metric:
+        echo_result(
+            rows,
+            as_json=as_json,
+            empty=empty,
+            header=("TIME", "MONITOR", "VALUE", "LIMIT", "VIOLATED", "MEASUREMENT ID"),
+            row=lambda r: (
+                r["timestamp"],
+                r["monitor_id"],
+                _num(r["value"]),
+                f"{_num(r['limit'])} {r['direction'] or ''}".strip(),
+                "yes" if r["violated"] else "no",
+                r["measurement_id"],
+            ),
         )
     else:
-        echo_table(
-            ("TIME", "MONITOR", "ISSUES", "RUN ID", "MEASUREMENT ID"),
-            [
-                (r["timestamp"], r["monitor_id"], _num(r["issue_count"]), r["run_id"], r["measurement_id"])
-                for r in rows
-            ],
+        echo_result(
+            rows,
+            as_json=as_json,
+            empty=empty,
+            header=("TIME", "MONITOR", "ISSUES", "RUN ID", "MEASUREMENT ID"),
+            row=lambda r: (r["timestamp"], r["monitor_id"], _num(r["issue_count"]), r["run_id"], r["measurement_id"]),
         )
 
 
@@ -205,24 +196,18 @@ def history(
 @pass_obj
 def list_(obj: CliContext, as_json: bool) -> None:
     """Subscriptions with their monitors."""
-    rows = ops_monitor.monitor_list(obj.backend())
-    if as_json:
-        echo_json(rows)
-    elif not rows:
-        click.echo("no subscriptions: attach monitors with `mlops monitor create --name NAME`")
-    else:
-        echo_table(
-            ("SUBSCRIPTION ID", "DEPLOYMENT", "MODEL ASSET ID", "MONITORS"),
-            [
-                (
-                    r["subscription_id"],
-                    r["deployment_name"] or "-",
-                    r["model_asset_id"] or "-",
-                    ",".join(m["monitor_id"] for m in r["monitors"]) or "-",
-                )
-                for r in rows
-            ],
-        )
+    echo_result(
+        ops_monitor.monitor_list(obj.backend()),
+        as_json=as_json,
+        empty="no subscriptions: attach monitors with `mlops monitor create --name NAME`",
+        header=("SUBSCRIPTION ID", "DEPLOYMENT", "MODEL ASSET ID", "MONITORS"),
+        row=lambda r: (
+            r["subscription_id"],
+            r["deployment_name"] or "-",
+            r["model_asset_id"] or "-",
+            ",".join(m["monitor_id"] for m in r["monitors"]) or "-",
+        ),
+    )
 
 
 @monitor.command("delete")
@@ -243,11 +228,11 @@ def delete(obj: CliContext, name: str) -> None:
 @pass_obj
 def thresholds(obj: CliContext, monitor_id: str, as_json: bool) -> None:
     """A monitor's default thresholds, in the entry's shape (ready to paste under `thresholds`)."""
-    out = ops_monitor.monitor_thresholds(obj.backend(), monitor_id)
-    if as_json:
-        echo_json(out)
-        return
-    for name, t in out.items():
+    echo_result(ops_monitor.monitor_thresholds(obj.backend(), monitor_id), as_json=as_json, text=_print_thresholds)
+
+
+def _print_thresholds(thresholds: dict[str, Any]) -> None:
+    for name, t in thresholds.items():
         value, direction = t["threshold"]
         click.echo(f"{name}: {{threshold: [{_num(value)}, {direction}]}}")
 
@@ -271,9 +256,10 @@ def compute(
     """Run a monitor's provider on two folders, with no subscription, against its default
     thresholds (test a provider before attaching it)."""
     out = ops_monitor.monitor_compute(obj.backend(), monitor_id, dir_gt, dir_pred, most_recent=most_recent)
-    if as_json:
-        echo_json(out)
-        return
+    echo_result(out, as_json=as_json, text=_print_computed)
+
+
+def _print_computed(out: dict[str, Any]) -> None:
     echo_table(
         ("METRIC", "VALUE", "LIMIT", ""),
         [
@@ -312,11 +298,11 @@ def publish(obj: CliContext, monitor_id: str, software_spec: str | None, as_json
     (the original's B2); its integrated system id goes into the space's monitor_metadata.yml."""
     from mlops_widgets.ops.publish import publish as ops_publish
 
-    out = ops_publish(obj.backend(), monitor_id, software_spec=software_spec)
-    if as_json:
-        echo_json(out)
-    else:
-        click.echo(f"published {out['monitor_id']}: integrated system {out['integrated_system_id']}")
+    echo_result(
+        ops_publish(obj.backend(), monitor_id, software_spec=software_spec),
+        as_json=as_json,
+        text=lambda out: click.echo(f"published {out['monitor_id']}: integrated system {out['integrated_system_id']}"),
+    )
 
 
 @monitor.command("definitions")
@@ -324,11 +310,9 @@ def publish(obj: CliContext, monitor_id: str, software_spec: str | None, as_json
 @pass_obj
 def definitions(obj: CliContext, as_json: bool) -> None:
     """The monitor definitions available, with their metrics."""
-    rows = ops_monitor.monitor_definitions(obj.backend())
-    if as_json:
-        echo_json(rows)
-    else:
-        echo_table(
-            ("MONITOR ID", "METRICS", "NAME"),
-            [(r["monitor_id"], str(len(r["metrics"])), r["name"]) for r in rows],
-        )
+    echo_result(
+        ops_monitor.monitor_definitions(obj.backend()),
+        as_json=as_json,
+        header=("MONITOR ID", "METRICS", "NAME"),
+        row=lambda r: (r["monitor_id"], str(len(r["metrics"])), r["name"]),
+    )

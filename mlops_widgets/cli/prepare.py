@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mlops_widgets.cli._common import CliContext, pass_obj
+from mlops_widgets.errors import ConflictError
 
 
 @click.group()
@@ -30,10 +31,7 @@ def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: boo
         return "error"
     names = ", ".join(sorted({a.name for a in old}))
     if not sys.stdin.isatty():
-        raise click.ClickException(
-            f"the space already has assets named {names}: use --force to replace them "
-            "or --new to add another asset of the same name"
-        )
+        raise ConflictError(f"the space already has assets named {names}", hint=space.REPLACE_HINT)
     answer = click.prompt(
         f"The space already has assets named {names}. Overwrite them (y), add new assets of the "
         "same name (n), or abort (empty)?",
@@ -58,6 +56,7 @@ def stage(obj: CliContext, path_model: str, path_dependency: str, path_yml: str,
     """Validate the config, upload model and dependency (folders zipped), write the entry and print
     the model asset id."""
     from mlops_widgets.cli._run import run_step
+    from mlops_widgets.ops import space
 
     loaded = obj.load_config(path_yml, with_key=False)
     (entry,) = loaded.entries.values()
@@ -65,6 +64,7 @@ def stage(obj: CliContext, path_model: str, path_dependency: str, path_yml: str,
         if not Path(path).exists():
             raise click.ClickException(f"{option}: {path} does not exist")
     on_clash = _on_clash(obj, path_model, path_dependency, force, new)
+    space.check_stage(obj.backend(), Path(path_model), Path(path_dependency), on_clash)
     # Staging runs as template A_MLOps_Pipeline, so it leaves an executed notebook and a run record.
     record = run_step(obj, "A_MLOps_Pipeline", {
         "path_model": str(Path(path_model).resolve()),

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, dicts, echo_result, pass_obj
 
 _PARAM = click.option(
     "-p",
@@ -55,9 +55,10 @@ def run(
     from mlops_widgets.cli._run import parse_params, run_step
 
     record = run_step(obj, template, parse_params(template, pairs, params_file), timeout=timeout)
-    if as_json:
-        echo_json(record.to_dict())
-        return
+    echo_result(record, as_json=as_json, text=_print_run, to_json=lambda r: r.to_dict())
+
+
+def _print_run(record: Any) -> None:
     click.echo(f"run id: {record.run_id}")
     click.echo(f"notebook: {record.notebook}")
     for name, value in record.results.items():
@@ -80,11 +81,10 @@ def templates_list(as_json: bool) -> None:
     from mlops_widgets.runner import list_templates
 
     found = list_templates()
-    if as_json:
-        echo_json([t.to_dict() for t in found])
-        return
-    if not found:
-        click.echo("no templates found")
+    echo_result(found, as_json=as_json, empty="no templates found", text=_print_templates, to_json=dicts)
+
+
+def _print_templates(found: list[Any]) -> None:
     for t in found:
         click.echo(f"{t.name}: {t.description}" if t.description else t.name)
         for p in t.parameters.values():
@@ -162,14 +162,13 @@ def runs_list(
         until=until,
         limit=limit or None,
     )
-    if as_json:
-        echo_json([r.to_dict() for r in found])
-        return
-    if not found:
-        click.echo("no runs")
-        return
-    rows = [
-        (
+    echo_result(
+        found,
+        as_json=as_json,
+        to_json=dicts,
+        empty="no runs",
+        header=("RUN", "STARTED (UTC)", "STATUS", "TIME", "TEMPLATE", "DEPLOYMENT", "ERROR"),
+        row=lambda r: (
             r.short_id,
             r.started_at[:19].replace("T", " "),
             r.status,
@@ -177,10 +176,8 @@ def runs_list(
             r.template,
             r.deployment_name or "",
             _short(r.error or "", 60),
-        )
-        for r in found
-    ]
-    echo_table(("RUN", "STARTED (UTC)", "STATUS", "TIME", "TEMPLATE", "DEPLOYMENT", "ERROR"), rows)
+        ),
+    )
 
 
 @runs.command("show")
@@ -191,10 +188,10 @@ def runs_show(obj: CliContext, run: str, as_json: bool) -> None:
     """One run's record: RUN is its id, or a unique prefix of its id or short id."""
     from mlops_widgets.runner import get_run
 
-    record = get_run(run, obj.ws())
-    if as_json:
-        echo_json(record.to_dict())
-        return
+    echo_result(get_run(run, obj.ws()), as_json=as_json, text=_print_record, to_json=lambda r: r.to_dict())
+
+
+def _print_record(record: Any) -> None:
     err = record.error or {}
     lines = [
         ("run", record.run_id),

@@ -31,7 +31,7 @@ from mlops_widgets.config.fields import (
 )
 from mlops_widgets.config.problems import ConfigError, Problem, join_path
 from mlops_widgets.config.yamlio import read_yaml_file
-from mlops_widgets.errors import MlopsError
+from mlops_widgets.errors import Hint, MlopsError
 
 if TYPE_CHECKING:
     from mlops_widgets.monitors import MonitorDefinition
@@ -486,8 +486,8 @@ def load_config(
     source = str(path)
     data, lines = read_yaml_file(path)
 
-    def fail(message: str) -> ConfigError:
-        return ConfigError([Problem("", message, 1)], source)
+    def fail(message: str, hint: Hint | None = None) -> ConfigError:
+        return ConfigError([Problem("", message, 1)], source, hint=hint)
 
     if data is None:
         raise fail(
@@ -497,16 +497,19 @@ def load_config(
     if not isinstance(data, Mapping):
         raise fail(
             f"the top level is {show(data)}, expected a mapping: one deployment metadata entry, "
-            "or model asset id -> entry (--with-key)"
+            "or model asset id -> entry"
         )
     if with_key and ENTRY_KEYS.intersection(data):
         found = ", ".join(k for k in data if k in ENTRY_KEYS)
         raise fail(
-            f"this file is a single entry (keys such as {found}), not model asset id -> "
-            "entry: drop --with-key"
+            f"this file is a single entry (keys such as {found}), not model asset id -> entry",
+            Hint("config.without_key", "read it as one entry"),
         )
     if not with_key and _looks_keyed(data):
-        raise fail(f"this file maps model asset ids ({next(iter(data))!r}...) to entries: use --with-key")
+        raise fail(
+            f"this file maps model asset ids ({next(iter(data))!r}...) to entries",
+            Hint("config.with_key", "read it as model asset id -> entry"),
+        )
     items = data.items() if with_key else [(None, data)]
     if with_key and not data:
         raise fail("the file has no entries: expected model asset id -> entry")

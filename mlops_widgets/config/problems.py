@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from mlops_widgets.errors import MlopsError
+from mlops_widgets.errors import Hint, MlopsError
 
 Severity = Literal["error", "warning"]
 
@@ -92,10 +92,10 @@ class ConfigError(MlopsError):
     `str()` is a summary line followed by one line per problem, ready for the CLI's stderr.
     """
 
-    def __init__(self, problems: Iterable[Problem], source: str | None = None) -> None:
+    def __init__(self, problems: Iterable[Problem], source: str | None = None, *, hint: Hint | None = None) -> None:
         self.problems: list[Problem] = ordered(problems)
         self.source = source
-        super().__init__(self._text())
+        super().__init__(self._text(), hint=hint)
 
     @property
     def errors(self) -> list[Problem]:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from typing import Any
 
-from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.base import MetricProvider, ProviderInput
 from mlops_widgets.monitors.definitions import GENERIC, SEGMENTATION, MonitorDefinition
 from mlops_widgets.monitors.thresholds import effective_thresholds, parse_thresholds
@@ -150,9 +150,13 @@ def definition(definition_id: str, workspace: Workspace | None = None) -> Monito
     base = VERSIONED.fullmatch(definition_id)
     hint = base["base"] if base and base["base"] in known else "<provider>"
     raise NotFoundError(
-        f"unknown monitor {definition_id!r}; known monitors: {', '.join(known)}. Register it with "
-        f"`mlops monitor register --monitor {definition_id} --provider {hint}` "
-        f"(providers: {', '.join(providers())})"
+        f"unknown monitor {definition_id!r}; known monitors: {', '.join(known)} "
+        f"(providers: {', '.join(providers())})",
+        hint=Hint(
+            "monitor.register",
+            f"register it as a monitor computed by one of the providers, e.g. {hint}",
+            {"monitor": definition_id, "provider": hint},
+        ),
     )
 
 

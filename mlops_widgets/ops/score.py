@@ -1,36 +1,54 @@
 """Batch scoring: send a folder of images through a deployment and keep the predicted masks.
 
 This is what feeds the monitors: the segmentation monitor compares `<name>_Seg.png` in the
-volume's dir_pred with the ground truth in dir_gt, so predictions are written there under that name.
+volume's dir_pred with the ground truth in dir_gt, so predictions are written there under that name,
+through the backend's storage volumes (a folder on the local backend, the volumes API on cpd).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import Backend, Progress
-from mlops_widgets.errors import MlopsError
+from mlops_widgets.errors import Hint, MlopsError
 from mlops_widgets.ops import deploy, space
 from mlops_widgets.workspace import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
-def prediction_dir(backend: Backend, deployment_name: str) -> Path:
-    """Where the deployment's monitors read predictions: dir_pred on its storage volume (the
-    monitors of one entry share it in the original's configs; the first one is used)."""
+def prediction_folder(backend: Backend, deployment_name: str) -> tuple[str, str]:
+    """Where the deployment's monitors read predictions: (storage volume, dir_pred) of its entry
+    (the monitors of one entry share them in the original's configs; the first one is used)."""
     _, entry = space.get_entry(backend, deployment_name=deployment_name)
     monitors = entry.get("openscale_custom_metric_provider") or {}
     if not monitors:
-        raise MlopsError(f"the entry of {deployment_name!r} has no monitors: give an output folder")
+        raise MlopsError(
+            f"the entry of {deployment_name!r} has no monitors, so no storage volume to write predictions to",
+            hint=Hint("score.output", "give an output folder"),
+        )
     settings = next(iter(monitors.values()))
-    volume_dir = getattr(backend.monitoring, "volume_dir", None)
-    if volume_dir is None:
-        raise MlopsError(f"the {backend.name} backend has no local storage volumes: give an output folder")
-    return volume_dir(settings["volume_display_name"]) / settings["dir_pred"]
+    return settings.get("volume_display_name") or "", settings["dir_pred"]
+
+
+def _writer(
+    backend: Backend, deployment_name: str, output_dir: str | Path | None
+) -> tuple[Callable[[str, bytes], None], str]:
+    """How each mask is written, and where (said in words): into `output_dir` on this machine,
+    else into the monitors' dir_pred through the backend's storage volumes."""
+    if output_dir:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        return lambda name, data: atomic_write(out / name, data), str(out)
+    volume, folder = prediction_folder(backend, deployment_name)
+    folder = folder.rstrip("/")
+    local = backend.volumes.local_path(volume, folder)
+    where = str(local) if local is not None else f"{folder} on storage volume {volume}"
+    return lambda name, data: backend.volumes.write(volume, f"{folder}/{name}", data), where
 
 
 def score_folder(
@@ -49,8 +67,7 @@ def score_folder(
     images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise MlopsError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
-    out = Path(output_dir) if output_dir else prediction_dir(backend, deployment_name)
-    out.mkdir(parents=True, exist_ok=True)
+    write, where = _writer(backend, deployment_name, output_dir)
     written = []
     for i, image in enumerate(images, 1):
         body = json.dumps({"image": base64.b64encode(image.read_bytes()).decode("ascii"), "name": image.stem})
@@ -59,9 +76,9 @@ def score_folder(
             mask = base64.b64decode(json.loads(answer)["mask"])
         except (ValueError, KeyError, TypeError) as exc:
             raise MlopsError(f"{image.name}: the deployment's answer has no base64 'mask': {answer[:200]!r}") from exc
-        target = out / f"{image.stem}_Seg.png"
-        atomic_write(target, mask)
-        written.append(target.name)
+        name = f"{image.stem}_Seg.png"
+        write(name, mask)
+        written.append(name)
         if progress:
             progress(i, len(images), image.name)
-    return {"count": len(written), "output_dir": str(out), "predictions": written}
+    return {"count": len(written), "output_dir": where, "predictions": written}

@@ -15,10 +15,11 @@ from typing import Any, Literal
 from mlops_widgets.backends.base import DEPLOYMENT_METADATA, Asset, Backend, Progress
 from mlops_widgets.backends.packing import asset_name
 from mlops_widgets.config import validate_entry
-from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors import known_definitions
 
 OnClash = Literal["error", "overwrite", "new"]
+REPLACE_HINT = Hint("stage.replace", "replace them, or add new assets of the same names beside them")
 
 
 def clashes(backend: Backend, *paths: str | Path) -> list[Asset]:
@@ -27,6 +28,32 @@ def clashes(backend: Backend, *paths: str | Path) -> list[Asset]:
     for p in paths:
         found.extend(backend.space.list_assets(asset_name(p)))
     return found
+
+
+def check_stage(backend: Backend, model: Path, dependency: Path, on_clash: OnClash) -> set[str]:
+    """Refuse a stage before anything is uploaded: a missing path, assets of the same names
+    (unless told what to do with them), or replacing a deployed model. Returns the ids of the
+    model assets an "overwrite" replaces. Front ends call it first, to show the error before a run."""
+    for label, p in (("model", model), ("dependency", dependency)):
+        if not p.exists():
+            raise NotFoundError(f"the {label} path {p} does not exist")
+    old = clashes(backend, model, dependency)
+    if old and on_clash == "error":
+        names = ", ".join(sorted({a.name for a in old}))
+        raise ConflictError(f"the space already has assets named {names}", hint=REPLACE_HINT)
+    replaced = {a.asset_id for a in old} if on_clash == "overwrite" else set()
+    for key, existing in list_entries(backend).items():
+        deployed = (existing.get("wmla_deployment") or {}).get("deployment_name")
+        if key in replaced and deployed:
+            raise ConflictError(
+                f"model asset {key} is deployed as {deployed!r}",
+                hint=Hint(
+                    "stage.deployed",
+                    "delete that deployment first, or add new assets beside the old ones instead of replacing them",
+                    {"deployment": deployed},
+                ),
+            )
+    return replaced
 
 
 def stage(
@@ -42,29 +69,12 @@ def stage(
 
     on_clash decides what happens when assets of the same names exist, as the original's prompt
     did: "error" refuses, "overwrite" replaces the old assets and their entries once the new ones
-    are in (refused while one of them is deployed), "new" adds another asset of the same name. Returns the model asset id, the dependency asset id and the
-    entry as written.
+    are in (refused while one of them is deployed), "new" adds another asset of the same name.
+    Returns the model asset id, the dependency asset id and the entry as written.
     """
     entry, _warnings = validate_entry(entry, definitions=known_definitions(backend.workspace))
     model, dependency = Path(path_model), Path(path_dependency)
-    for label, p in (("model", model), ("dependency", dependency)):
-        if not p.exists():
-            raise NotFoundError(f"--path-{label}: {p} does not exist")
-    old = clashes(backend, model, dependency)
-    if old and on_clash == "error":
-        names = ", ".join(sorted({a.name for a in old}))
-        raise ConflictError(
-            f"the space already has assets named {names}: use --force to replace them "
-            "or --new to add another asset of the same name"
-        )
-    replaced = {a.asset_id for a in old} if on_clash == "overwrite" else set()
-    for key, existing in list_entries(backend).items():
-        deployed = (existing.get("wmla_deployment") or {}).get("deployment_name")
-        if key in replaced and deployed:
-            raise ConflictError(
-                f"model asset {key} is deployed as {deployed!r}: delete that deployment first "
-                f"(mlops deploy delete --name {deployed}) or stage with --new instead of --force"
-            )
+    replaced = check_stage(backend, model, dependency, on_clash)
     model_asset = backend.space.upload(model, progress=progress)
     dependency_asset = backend.space.upload(dependency, progress=progress)
 
@@ -116,7 +126,10 @@ def get_entry(
     for key, entry in entries.items():
         if (entry.get("wmla_deployment") or {}).get("deployment_name") == deployment_name:
             return key, entry
-    raise NotFoundError(f"no entry has deployment name {deployment_name!r}: see `mlops config list`")
+    raise NotFoundError(
+        f"no entry has deployment name {deployment_name!r}",
+        hint=Hint("config.list", "the list of entries shows their deployment names"),
+    )
 
 
 def staged_asset_id(backend: Backend, model_asset_id: str = "") -> str:
@@ -126,7 +139,7 @@ def staged_asset_id(backend: Backend, model_asset_id: str = "") -> str:
         return model_asset_id
     entries = list_entries(backend)
     if not entries:
-        raise NotFoundError("the deployment metadata has no entry yet: stage a model with `mlops prepare stage`")
+        raise NotFoundError("the deployment metadata has no entry yet", hint=Hint("stage.first", "stage a model first"))
     return next(reversed(entries))
 
 

@@ -1,7 +1,8 @@
 """The embedded backend: everything in a workspace folder on this machine.
 
 space: SQLite-indexed asset files and metadata documents; inference: a local EDI-compatible
-service (its own process, 127.0.0.1); monitoring: OpenScale's model in the workspace database.
+service (its own process, 127.0.0.1); monitoring: OpenScale's model in the workspace database;
+volumes: folders under the workspace (or $MLOPS_VOLUMES).
 """
 
 from __future__ import annotations
@@ -26,4 +27,13 @@ def create(workspace: Workspace) -> Backend:
 
         return LocalMonitoring(workspace)
 
-    return Backend("local", workspace, {"space": space, "inference": inference, "monitoring": monitoring})
+    def volumes():
+        from mlops_widgets.backends.local.volumes import LocalVolumes
+
+        return LocalVolumes(workspace)
+
+    return Backend(
+        "local",
+        workspace,
+        {"space": space, "inference": inference, "monitoring": monitoring, "volumes": volumes},
+    )

@@ -3,23 +3,21 @@ with the built-in and registered metric providers computing runs in-process.
 
 Objects are stored as their OpenScale entity (JSON) beside a few indexed columns, and returned in
 OpenScale's `{"metadata": {...}, "entity": {...}}` shape, so ops read both backends alike.
-Storage volumes are folders: `<volumes root>/<volume_display_name>/`, the root being
-$MLOPS_VOLUMES when set, else `<workspace>/volumes`.
+A run reads its folders in place on the local storage volumes (backends/local/volumes.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import RUN_ERROR, RUN_FINISHED, RUN_RUNNING, Resource
+from mlops_widgets.backends.local.volumes import LocalVolumes
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
@@ -32,7 +30,6 @@ from mlops_widgets.monitors.thresholds import (
 )
 from mlops_widgets.workspace import Workspace, transaction
 
-VOLUMES_ENV = "MLOPS_VOLUMES"
 DATA_MART_ID = "local"
 
 _SCHEMA = """
@@ -64,20 +61,6 @@ CREATE INDEX IF NOT EXISTS mon_measurements_instance ON mon_measurements (monito
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def volumes_root(workspace: Workspace) -> Path:
-    """Where storage volumes live: $MLOPS_VOLUMES, else `<workspace>/volumes`."""
-    env = os.environ.get(VOLUMES_ENV)
-    return Path(env).expanduser().resolve() if env else workspace.root / "volumes"
-
-
-def volume_dir(workspace: Workspace, volume_display_name: str) -> Path:
-    """The folder standing in for a Cloud Pak for Data storage volume."""
-    name = volume_display_name
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise MlopsError(f"invalid storage volume name {name!r}: use a plain folder name")
-    return volumes_root(workspace) / name
 
 
 class _Store:
@@ -582,18 +565,17 @@ class LocalRuns(_PerInstance):
         params = instance["entity"]["parameters"]
         ws = self._store.workspace
         provider = registry.provider_for(definition_id, ws)
-        volume = params.get("volume_display_name")
-        base = volume_dir(ws, volume) if volume else volumes_root(ws)
+        volumes = LocalVolumes(ws)
+        volume = params.get("volume_display_name") or ""
         dirs = []
         for key in ("dir_gt", "dir_pred"):
             rel = params.get(key)
             if not rel:
                 raise MlopsError(f"monitor {definition_id!r} has no {key} parameter")
-            # Lexical check: `..` and absolute paths may not leave the volume; links inside it may.
-            path = Path(os.path.normpath(base / rel))
-            if not path.is_relative_to(base):
-                raise MlopsError(f"{key} {rel!r} points outside the storage volume {base}")
-            dirs.append(path)
+            try:  # `..` and absolute paths may not leave the volume; links inside it may
+                dirs.append(volumes.local_path(volume, rel))
+            except MlopsError as exc:
+                raise MlopsError(f"{key}: {exc}") from None
         most_recent = params.get("most_recent")
         values = provider.evaluate(
             ProviderInput(
@@ -626,6 +608,3 @@ class LocalMonitoring:
         self.monitor_instances = LocalMonitorInstances(store, self.monitor_definitions)
         self.measurements = LocalMeasurements(store, self.monitor_definitions, self.monitor_instances)
         self.runs = LocalRuns(store, self.monitor_instances, self.measurements)
-
-    def volume_dir(self, volume_display_name: str) -> Path:
-        return volume_dir(self.workspace, volume_display_name)

@@ -1,0 +1,159 @@
+"""Storage volumes on the embedded backend: a folder per volume, `<root>/<volume display name>/`.
+
+The root is $MLOPS_VOLUMES when set, else `<workspace>/volumes`, so a volume can be a folder the
+user's images already live in. Paths inside a volume are relative and `/`-separated; a path that
+would leave its volume (`..`, absolute) is refused before anything is touched. Files are written
+through a temporary file and a rename, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlops_widgets.backends.base import Progress, VolumeFile
+from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.workspace import Workspace, atomic_write
+
+VOLUMES_ENV = "MLOPS_VOLUMES"
+DAY_S = 86400.0
+
+
+def volumes_root(workspace: Workspace) -> Path:
+    """Where storage volumes live: $MLOPS_VOLUMES, else `<workspace>/volumes`."""
+    env = os.environ.get(VOLUMES_ENV)
+    return Path(env).expanduser().resolve() if env else workspace.root / "volumes"
+
+
+def volume_dir(workspace: Workspace, volume_display_name: str) -> Path:
+    """The folder standing in for a Cloud Pak for Data storage volume."""
+    name = volume_display_name
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise MlopsError(f"invalid storage volume name {name!r}: expected a plain folder name")
+    return volumes_root(workspace) / name
+
+
+def relative_parts(path: str, volume: str) -> tuple[str, ...]:
+    """The parts of a path inside a volume ("" is the volume itself; `.` parts and one trailing
+    `/` are ignored); `..`, absolute paths and empty parts are refused."""
+    if path.startswith("/") or "\\" in path:
+        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}: expected a relative path")
+    parts = [p for p in path.removesuffix("/").split("/") if p != "."] if path else []
+    if ".." in parts:
+        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}")
+    if "" in parts:
+        raise MlopsError(f"path {path!r} on storage volume {volume!r} has an empty part")
+    return tuple(parts)
+
+
+def _suffix_filter(extensions: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if extensions is None else tuple(e.lower() for e in extensions)
+
+
+class LocalVolumes:
+    """The `Volumes` protocol on folders; see `backends.base`. An empty volume name stands for
+    the volumes root itself (a monitor configured without a volume reads from there)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+    @property
+    def root(self) -> Path:
+        return volumes_root(self.workspace)
+
+    def _volume(self, volume: str) -> Path:
+        return self.root if volume == "" else volume_dir(self.workspace, volume)
+
+    def _path(self, volume: str, path: str) -> Path:
+        return self._volume(volume).joinpath(*relative_parts(path, volume))
+
+    def _file(self, volume: str, path: Path) -> VolumeFile:
+        st = path.stat()
+        rel = path.relative_to(self._volume(volume)).as_posix()
+        return VolumeFile(rel, st.st_size, st.st_mtime)
+
+    def list_volumes(self) -> list[str]:
+        root = self.root
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def list_files(
+        self,
+        volume: str,
+        folder: str = "",
+        *,
+        recursive: bool = False,
+        most_recent: float | None = None,
+        extensions: Sequence[str] | None = None,
+    ) -> list[VolumeFile]:
+        base = self._path(volume, folder)
+        if not base.is_dir():
+            raise NotFoundError(f"folder {folder or '/'} does not exist on storage volume {volume!r} ({base})")
+        since = None if most_recent is None else time.time() - most_recent * DAY_S
+        suffixes = _suffix_filter(extensions)
+        found = []
+        for p in base.rglob("*") if recursive else base.iterdir():
+            rel = p.relative_to(base)
+            if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+                continue
+            if suffixes is not None and p.suffix.lower() not in suffixes:
+                continue
+            f = self._file(volume, p)
+            if since is None or f.modified >= since:
+                found.append(f)
+        return sorted(found, key=lambda f: f.path)
+
+    def read(self, volume: str, path: str) -> bytes:
+        p = self._path(volume, path)
+        try:
+            return p.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundError(f"file {path} does not exist on storage volume {volume!r}") from None
+
+    def write(self, volume: str, path: str, data: bytes) -> VolumeFile:
+        if not relative_parts(path, volume):
+            raise MlopsError(f"cannot write to storage volume {volume!r} without a file path")
+        p = self._path(volume, path)
+        atomic_write(p, data)
+        return self._file(volume, p)
+
+    def upload_folder(
+        self, volume: str, source: Path, folder: str = "", *, progress: Progress | None = None
+    ) -> list[VolumeFile]:
+        source = Path(source)
+        if not source.is_dir():
+            raise NotFoundError(f"cannot upload {source}: not a folder")
+        files = sorted(p for p in source.rglob("*") if p.is_file())
+        dest = self._path(volume, folder)
+        written = []
+        for i, f in enumerate(files, 1):
+            target = dest / f.relative_to(source)
+            atomic_write(target, f.read_bytes())
+            shutil.copystat(f, target)
+            written.append(self._file(volume, target))
+            if progress:
+                progress(i, len(files), f.name)
+        return written
+
+    def download_folder(
+        self,
+        volume: str,
+        folder: str,
+        dest: Path,
+        *,
+        most_recent: float | None = None,
+        extensions: Sequence[str] | None = None,
+    ) -> Path:
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in self.list_files(volume, folder, most_recent=most_recent, extensions=extensions):
+            source = self._volume(volume).joinpath(*f.path.split("/"))
+            shutil.copy2(source, dest / source.name)
+        return dest
+
+    def local_path(self, volume: str, path: str = "") -> Path | None:
+        return self._path(volume, path)

@@ -1,0 +1,42 @@
+"""How the CLI says what fixes an error: each hint action rendered as the flag or the command.
+
+Messages never name a flag (the panel shows them too); the fix travels as a `Hint` whose
+`action` is looked up here. An action without an entry prints the hint's plain text. Keep the
+table in alphabetical order; a rendering may use the hint's `args` as `{name}` fields.
+"""
+
+from __future__ import annotations
+
+from mlops_widgets.errors import Hint, MlopsError
+
+RENDERINGS: dict[str, str] = {
+    "config.list": "see `mlops config list`",
+    "config.with_key": "use --with-key",
+    "config.without_key": "drop --with-key",
+    "monitor.register": "register it with `mlops monitor register --monitor {monitor} --provider {provider}`",
+    "score.output": "give an output folder with -p output_dir FOLDER",
+    "stage.deployed": "delete that deployment first (`mlops deploy delete --name {deployment}`) "
+    "or stage with --new instead of --force",
+    "stage.first": "stage a model with `mlops prepare stage`",
+    "stage.replace": "use --force to replace them, or --new to add new ones beside them",
+}
+
+
+def render(hint: Hint) -> str:
+    """The CLI's words for `hint`: its table entry filled from its args, else its plain text."""
+    template = RENDERINGS.get(hint.action)
+    if template is None:
+        return hint.text
+    try:
+        return template.format_map(dict(hint.args))
+    except (KeyError, IndexError, ValueError):  # a rendering needing an arg the hint lacks
+        return hint.text
+
+
+def error_text(error: MlopsError) -> str:
+    """The line(s) the CLI prints for `error`: the message, then the rendered hint (on a line of
+    its own after a multi-line message, such as a config's list of problems)."""
+    if error.hint is None:
+        return error.message
+    sep = "\n" if "\n" in error.message else ": "
+    return f"{error.message}{sep}{render(error.hint)}"
