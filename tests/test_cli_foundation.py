@@ -202,6 +202,22 @@ def test_config_schema_is_json(cli):
     assert "wmla_deployment" in schema["properties"]
 
 
+def test_config_schema_lists_the_monitors_registered_in_the_named_workspace(cli, tmp_path):
+    """The schema is the named workspace's, not $MLOPS_HOME's (which points elsewhere here)."""
+    ws = tmp_path / "wsA"
+
+    def monitors_in_schema(workspace):
+        schema = json.loads(cli("--workspace", workspace, "config", "schema").stdout)
+        return set(schema["properties"]["openscale_custom_metric_provider"]["properties"])
+
+    assert "segmentation_metrics_v22" not in monitors_in_schema(ws)
+    registered = cli("--workspace", ws, "monitor", "register", "--monitor", "segmentation_metrics_v22",
+                     "--provider", "segmentation_metrics")
+    assert registered.exit_code == 0, registered.stderr
+    assert "segmentation_metrics_v22" in monitors_in_schema(ws)
+    assert "segmentation_metrics_v22" not in monitors_in_schema(tmp_path / "wsB")
+
+
 def test_console_script_exit_codes(example_paths, tmp_path):
     mlops = Path(sys.executable).parent / "mlops"
     ok = subprocess.run([mlops, "config", "validate", "--path-yml", example_paths.config],

@@ -32,6 +32,7 @@ from mlops_widgets.monitors.thresholds import (
     parse_thresholds,
     violations,
 )
+from mlops_widgets.workspace import Workspace
 
 W, H = 23, 17
 NAMES = ("precision", "recall", "f1", "Dice", "IOU", "PixAcc")
@@ -296,14 +297,14 @@ def test_metric_ids_are_lower_case_names() -> None:
 # --- registry -----------------------------------------------------------------------------------
 
 
-def test_builtins_are_known() -> None:
-    known = known_definitions()
+def test_builtins_are_known(workspace) -> None:
+    known = known_definitions(workspace)
     assert {"segmentation_metrics", "generic_metrics"} <= set(known)
     assert len(known["segmentation_metrics"].metric_names) == 18
     assert known["segmentation_metrics"].default_thresholds()["precision"] == {"threshold": [60.0, "lower"]}
 
 
-def test_versioned_id_is_registered_and_stored(workspace) -> None:
+def test_versioned_id_is_registered_and_stored(workspace, tmp_path: Path) -> None:
     defn = registry.register_definition(
         "segmentation_metrics_v22",
         "segmentation_metrics",
@@ -315,7 +316,7 @@ def test_versioned_id_is_registered_and_stored(workspace) -> None:
     assert defn.metric_names == SEGMENTATION.metric_names
     # stored: a fresh lookup (the config model's) sees it, in this workspace only
     assert "segmentation_metrics_v22" in known_definitions(workspace)
-    assert "segmentation_metrics_v22" in known_definitions()  # MLOPS_HOME is this workspace
+    assert "segmentation_metrics_v22" not in known_definitions(Workspace(tmp_path / "other"))
     assert registry.provider_for("segmentation_metrics_v22", workspace).name == "segmentation_metrics"
     registry.unregister_definition("segmentation_metrics_v22", workspace)
     assert "segmentation_metrics_v22" not in known_definitions(workspace)
@@ -382,10 +383,10 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_entry_point_provider(plugin_site: Path, tmp_path: Path, workspace) -> None:
-    known = known_definitions()
+    known = known_definitions(workspace)
     assert "plugin_metrics" in known and "broken_metrics" not in known
     assert known["plugin_metrics"].provider == "plugin_metrics"
-    prov = registry.provider_for("plugin_metrics")
+    prov = registry.provider_for("plugin_metrics", workspace)
     assert isinstance(prov, MetricProvider)
     n_files = float(len(list(plugin_site.iterdir())))
     assert prov.evaluate(ProviderInput(plugin_site, plugin_site)) == {"files": n_files}
@@ -415,8 +416,10 @@ def test_config_model_sees_a_registration(workspace) -> None:
     entry["openscale_custom_metric_provider"]["segmentation_metrics_v22"].update(
         dir_gt="gt", dir_pred="pred", volume_display_name="vol"
     )
-    _, warnings = validate_entry(entry)
+    _, warnings = validate_entry(entry, definitions=known_definitions(workspace))
     assert any("segmentation_metrics_v22" in str(w) and "not known locally" in str(w) for w in warnings)
     registry.register_definition("segmentation_metrics_v22", "segmentation_metrics", workspace=workspace)
-    _, warnings = validate_entry(entry)
+    _, warnings = validate_entry(entry, definitions=known_definitions(workspace))
     assert not [w for w in warnings if "segmentation_metrics_v22" in str(w)]
+    _, warnings = validate_entry(entry)  # the config alone knows the built-in monitors only
+    assert any("segmentation_metrics_v22" in str(w) for w in warnings)

@@ -30,12 +30,18 @@ class CliContext:
     def ws(self) -> Workspace:
         return Workspace(self.workspace)
 
+    def definitions(self) -> dict[str, Any]:
+        """The monitor definitions of this workspace (built-ins, plug-ins, registrations): what
+        every config call of the CLI validates against."""
+        from mlops_widgets.monitors import known_definitions
+
+        return known_definitions(self.ws())
+
     def load_config(self, path: str, *, with_key: bool) -> Any:
         """Load and validate a config file against the monitor definitions of this workspace."""
         from mlops_widgets.config import load_config
-        from mlops_widgets.monitors import known_definitions
 
-        loaded = load_config(path, with_key=with_key, definitions=known_definitions(self.ws()))
+        loaded = load_config(path, with_key=with_key, definitions=self.definitions())
         show_warnings(loaded.warnings, path)
         return loaded
 

@@ -91,9 +91,11 @@ def delete(obj: CliContext, name: str | None, model_asset_id: str | None) -> Non
 
 
 @config.command()
-def schema() -> None:
-    """Print the JSON Schema of an entry, for editors that check YAML."""
+@pass_obj
+def schema(obj: CliContext) -> None:
+    """Print the JSON Schema of an entry, for editors that check YAML (with the workspace's
+    registered monitors)."""
     from mlops_widgets.config import json_schema
 
-    echo_json(json_schema())
+    echo_json(json_schema(definitions=obj.definitions()))
 

@@ -12,12 +12,10 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from mlops_widgets.config.problems import Problem, item_path, join_path, line_of
-
-if TYPE_CHECKING:
-    from mlops_widgets.monitors import MonitorDefinition
+from mlops_widgets.monitors.definitions import BUILTIN, MonitorDefinition
 
 NO_DEFAULT: Any = object()
 
@@ -81,13 +79,8 @@ class Checker:
         self.problems.append(Problem(path, message, line_of(path, self.lines), "warning"))
 
     def definitions(self) -> Mapping[str, MonitorDefinition]:
-        """Known monitor definitions: those given, else asked for once, when a monitor is met
-        (a few ms: entry points and the workspace database are read)."""
-        if self._definitions is None:
-            from mlops_widgets.monitors import known_definitions
-
-            self._definitions = known_definitions()
-        return self._definitions
+        """The monitor definitions entries may use: those given, else the built-in ones."""
+        return BUILTIN if self._definitions is None else self._definitions
 
     @property
     def count(self) -> int:

@@ -1,5 +1,5 @@
-"""The deployment-metadata entry: its fields (defined once, below), validation, JSON Schema,
-blank entries, and loading a file of one entry or of model asset id -> entry.
+"""The deployment-metadata entry: its fields (defined once, below), validation and blank entries
+(the JSON Schema is built from these fields in config/schema.py; files are read in config/loading.py).
 
 An entry keeps the original workflow's YAML shape so users bring their files unchanged. A
 validated entry is normalized: keys in the order below, absent workflow-filled keys present as
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
 from mlops_widgets.config.fields import (
     Checker,
@@ -30,11 +29,8 @@ from mlops_widgets.config.fields import (
     unknown,
 )
 from mlops_widgets.config.problems import ConfigError, Problem, join_path
-from mlops_widgets.config.yamlio import read_yaml_file
-from mlops_widgets.errors import Hint, MlopsError
-
-if TYPE_CHECKING:
-    from mlops_widgets.monitors import MonitorDefinition
+from mlops_widgets.errors import MlopsError
+from mlops_widgets.monitors.definitions import BUILTIN, MonitorDefinition
 
 DEPLOYMENT_NAME_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DEPLOYMENT_NAME_MAX = 63
@@ -392,8 +388,8 @@ def validate_entry(
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Check one entry; return it normalized with its warnings, or raise ConfigError listing
     every problem. `lines` maps paths (including `path_prefix`) to YAML lines. `definitions`:
-    the known monitor definitions (default: `known_definitions()`, a few ms, so a caller that
-    validates on every keystroke passes them in)."""
+    the monitor definitions entries may use (default: the built-in ones; front ends pass their
+    workspace's, from the monitor registry)."""
     ck = Checker(lines, definitions)
     entry = ENTRY.check(data, path_prefix, ck)
     if any(p.severity == "error" for p in ck.problems):
@@ -410,12 +406,9 @@ def new_monitor_settings(
     monitor_id: str, definitions: Mapping[str, MonitorDefinition] | None = None
 ) -> dict[str, Any]:
     """Settings for adding monitor `monitor_id` to an entry: its definition's default
-    thresholds (its base's for a versioned id), a 7-day window, folders still to fill in."""
-    if definitions is None:
-        from mlops_widgets.monitors import known_definitions
-
-        definitions = known_definitions()
-    definition = base_definition(monitor_id, definitions)
+    thresholds (its base's for a versioned id), a 7-day window, folders still to fill in.
+    `definitions`: as for `validate_entry`."""
+    definition = base_definition(monitor_id, BUILTIN if definitions is None else definitions)
     return {
         "dir_gt": "",
         "dir_pred": "",
@@ -423,117 +416,3 @@ def new_monitor_settings(
         "most_recent": 7,
         "thresholds": definition.default_thresholds() if definition else {},
     }
-
-
-def json_schema(
-    *, keyed: bool = False, definitions: Mapping[str, MonitorDefinition] | None = None
-) -> dict[str, Any]:
-    """JSON Schema (draft 2020-12) of an entry, or with `keyed` of a file mapping model asset
-    id -> entry. Built from the same fields as the validator; rules across fields and the
-    'unknown monitor id' warning are stated in descriptions only."""
-    if definitions is None:
-        from mlops_widgets.monitors import known_definitions
-
-        definitions = known_definitions()
-    sc = SchemaContext(definitions=definitions)
-    entry = {
-        **ENTRY.schema(sc),
-        "title": "Deployment metadata entry",
-        "description": "One model's deployment and monitoring settings (mlops-widgets, in the "
-        "shape of the original deployment_metadata.yml).",
-    }
-    root: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
-    if keyed:
-        root.update(
-            title="Deployment metadata",
-            description="Model asset id -> deployment metadata entry.",
-            type="object",
-            propertyNames={"minLength": 1},
-            additionalProperties=entry,
-        )
-    else:
-        root.update(entry)
-    root["$defs"] = sc.defs
-    return root
-
-
-@dataclass
-class LoadedConfig:
-    """A validated file: entries by model asset id (None for a single-entry file), warnings."""
-
-    entries: dict[str | None, dict[str, Any]]
-    warnings: list[Problem] = field(default_factory=list)
-
-
-def _looks_keyed(data: Mapping[Any, Any]) -> bool:
-    return (
-        bool(data)
-        and not ENTRY_KEYS.intersection(data)
-        and all(isinstance(v, Mapping) and ENTRY_KEYS.intersection(v) for v in data.values())
-    )
-
-
-def load_config(
-    path: str | Path,
-    *,
-    with_key: bool = False,
-    definitions: Mapping[str, MonitorDefinition] | None = None,
-) -> LoadedConfig:
-    """Read and validate a deployment metadata file: one entry, or (with_key) model asset
-    id -> entry. Raises ConfigError with every problem of every entry, with lines.
-    `definitions`: the known monitor definitions (default: `known_definitions()` of the
-    current workspace; pass `known_definitions(workspace)` for another one)."""
-    source = str(path)
-    data, lines = read_yaml_file(path)
-
-    def fail(message: str, hint: Hint | None = None) -> ConfigError:
-        return ConfigError([Problem("", message, 1)], source, hint=hint)
-
-    if data is None:
-        raise fail(
-            "the file is empty: expected a deployment metadata entry (a YAML mapping)"
-            + (" keyed by model asset id" if with_key else "")
-        )
-    if not isinstance(data, Mapping):
-        raise fail(
-            f"the top level is {show(data)}, expected a mapping: one deployment metadata entry, "
-            "or model asset id -> entry"
-        )
-    if with_key and ENTRY_KEYS.intersection(data):
-        found = ", ".join(k for k in data if k in ENTRY_KEYS)
-        raise fail(
-            f"this file is a single entry (keys such as {found}), not model asset id -> entry",
-            Hint("config.without_key", "read it as one entry"),
-        )
-    if not with_key and _looks_keyed(data):
-        raise fail(
-            f"this file maps model asset ids ({next(iter(data))!r}...) to entries",
-            Hint("config.with_key", "read it as model asset id -> entry"),
-        )
-    items = data.items() if with_key else [(None, data)]
-    if with_key and not data:
-        raise fail("the file has no entries: expected model asset id -> entry")
-    if definitions is None:
-        from mlops_widgets.monitors import known_definitions
-
-        definitions = known_definitions()
-    entries: dict[str | None, dict[str, Any]] = {}
-    problems: list[Problem] = []
-    for key, value in items:
-        prefix = "" if key is None else join_path("", key)
-        if key is not None and (not isinstance(key, str) or not key.strip()):
-            problems.append(
-                Problem(
-                    prefix, f"a model asset id must be a non-empty string, got {show(key)}", lines.get(prefix)
-                )
-            )
-        try:
-            entry, warnings = validate_entry(value, lines=lines, path_prefix=prefix, definitions=definitions)
-        except ConfigError as exc:
-            problems += exc.problems
-        else:
-            entries[key] = entry
-            problems += warnings
-    if any(p.severity == "error" for p in problems):
-        raise ConfigError(problems, source)
-    return LoadedConfig(entries, problems)

@@ -6,6 +6,8 @@ only when a provider computes), because the config model lists the known definit
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlops_widgets.monitors.base import MetricProvider, ProviderError, ProviderInput
 from mlops_widgets.monitors.definitions import (
     BUILTIN,
@@ -13,7 +15,9 @@ from mlops_widgets.monitors.definitions import (
     MonitorDefinition,
     Threshold,
 )
-from mlops_widgets.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlops_widgets.workspace import Workspace
 
 __all__ = [
     "BUILTIN",
@@ -27,10 +31,10 @@ __all__ = [
 ]
 
 
-def known_definitions(workspace: Workspace | None = None) -> dict[str, MonitorDefinition]:
-    """Every monitor definition known locally: built-ins, providers installed through the
-    `mlops_widgets.monitors` entry point group, and ids registered in `workspace` (default: the
-    current one, $MLOPS_HOME or ./.mlops)."""
+def known_definitions(workspace: Workspace) -> dict[str, MonitorDefinition]:
+    """Every monitor definition known in `workspace`: built-ins, providers installed through the
+    `mlops_widgets.monitors` entry point group, and ids registered there; what front ends pass
+    to the config model."""
     from mlops_widgets.monitors.registry import definitions
 
     return definitions(workspace)

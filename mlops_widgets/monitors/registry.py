@@ -8,7 +8,8 @@ Three sources, in precedence order:
    definition id (e.g. `segmentation_metrics_v22`, as the original versioned its monitors)
    computed by an existing provider, optionally with its own default thresholds.
 
-A broken third-party entry point never hides the others: it is skipped when listing, and asking
+Registrations belong to a workspace, so every lookup names the one it reads (callers pass it;
+nothing falls back to the environment's). A broken third-party entry point never hides the others: it is skipped when listing, and asking
 for it by name raises an error that says why it failed to load.
 """
 
@@ -131,18 +132,18 @@ def _from_row(row: sqlite3.Row, base: MonitorDefinition) -> MonitorDefinition:
     )
 
 
-def definitions(workspace: Workspace | None = None) -> dict[str, MonitorDefinition]:
-    """All monitor definitions known locally, by id: built-ins, entry points, registrations
-    (those whose provider is currently unavailable are left out)."""
+def definitions(workspace: Workspace) -> dict[str, MonitorDefinition]:
+    """All monitor definitions known in `workspace`, by id: built-ins, entry points, its
+    registrations (those whose provider is currently unavailable are left out)."""
     available = providers()
     out = {p.definition.id: p.definition for p in available.values()}
-    for row in _registered(workspace or Workspace()):
+    for row in _registered(workspace):
         if row["id"] not in out and row["provider"] in available:
             out[row["id"]] = _from_row(row, available[row["provider"]].definition)
     return out
 
 
-def definition(definition_id: str, workspace: Workspace | None = None) -> MonitorDefinition:
+def definition(definition_id: str, workspace: Workspace) -> MonitorDefinition:
     """One definition; NotFoundError lists the known ones and says how to register more."""
     known = definitions(workspace)
     if definition_id in known:
@@ -160,7 +161,7 @@ def definition(definition_id: str, workspace: Workspace | None = None) -> Monito
     )
 
 
-def provider_for(definition_id: str, workspace: Workspace | None = None) -> MetricProvider:
+def provider_for(definition_id: str, workspace: Workspace) -> MetricProvider:
     """The provider that computes a definition's metrics."""
     return provider(definition(definition_id, workspace).provider)
 
@@ -172,7 +173,7 @@ def register_definition(
     name: str | None = None,
     description: str | None = None,
     thresholds: Mapping[str, Any] | None = None,
-    workspace: Workspace | None = None,
+    workspace: Workspace,
 ) -> MonitorDefinition:
     """Register (or re-register) `definition_id` as computed by `provider_name`, with default
     thresholds overridden by `thresholds` (entry shape). Built-in and entry-point ids are taken."""
@@ -185,7 +186,7 @@ def register_definition(
         raise MlopsError(f"monitor {definition_id!r} is built in or provided by a package; pick another id")
     base = provider(provider_name).definition
     parse_thresholds(base, thresholds)  # unknown metric / bad value -> error before storing
-    ws = workspace or Workspace()
+    ws = workspace
     conn = ws.connect()
     try:
         _ensure_table(conn)
@@ -206,9 +207,9 @@ def register_definition(
     return definition(definition_id, ws)
 
 
-def unregister_definition(definition_id: str, workspace: Workspace | None = None) -> None:
+def unregister_definition(definition_id: str, workspace: Workspace) -> None:
     """Forget a registration; NotFoundError when `definition_id` was never registered."""
-    ws = workspace or Workspace()
+    ws = workspace
     if not any(row["id"] == definition_id for row in _registered(ws)):
         raise NotFoundError(f"monitor {definition_id!r} is not a registered monitor")
     conn = ws.connect()
