@@ -10,14 +10,21 @@ from __future__ import annotations
 from mlops_widgets.errors import Hint, MlopsError
 
 RENDERINGS: dict[str, str] = {
+    "archive.limit": "if the archive is genuine, raise the limit: export {variable}=<a larger value>",
     "config.list": "see `mlops config list`",
     "config.with_key": "use --with-key",
     "config.without_key": "drop --with-key",
+    "deploy.delete": "delete it first: `mlops deploy delete --name {deployment}`",
+    "deploy.kernel_filename": "name it with --kernel-filename (found: {found})",
+    "deploy.list": "see `mlops deploy list`",
+    "deploy.logs": "see `mlops deploy logs --name {deployment}`",
     "monitor.register": "register it with `mlops monitor register --monitor {monitor} --provider {provider}`",
     "score.output": "give an output folder with -p output_dir FOLDER",
-    "stage.deployed": "delete that deployment first (`mlops deploy delete --name {deployment}`) "
-    "or stage with --new instead of --force",
+    "stage.deployed": "delete that deployment first (`mlops deploy delete --name {deployment}`) or stage with "
+    "--new instead of --force",
     "stage.first": "stage a model with `mlops prepare stage`",
+    "stage.general_dependency": "upload {name} to the space, or leave it out of the general dependencies",
+    "stage.new": "stage the model and its dependency again with `mlops prepare stage`",
     "stage.replace": "use --force to replace them, or --new to add new ones beside them",
 }
 

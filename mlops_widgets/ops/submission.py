@@ -50,7 +50,7 @@ def _stage_again(model_asset_id: str) -> Hint:
 
 
 def _local_environment(backend: Backend) -> dict[str, str]:
-    from mlops_widgets.backends.local.monitoring import volumes_root
+    from mlops_widgets.backends.local.volumes import volumes_root
 
     return {"MLOPS_HOME": str(backend.workspace.root), "MLOPS_VOLUMES": str(volumes_root(backend.workspace))}
 
