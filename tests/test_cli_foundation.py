@@ -40,7 +40,7 @@ def test_cheap_commands_do_not_import_heavy_modules(argv, tmp_path):
 def test_unknown_backend_is_a_user_error(cli):
     res = cli("--backend", "nope", "config", "list")
     assert res.exit_code == 1
-    assert "unknown backend 'nope'" in res.stderr
+    assert "unknown backend 'nope'" in res.stderr and "local" in res.stderr
 
 
 def test_usage_error_exits_2(cli):

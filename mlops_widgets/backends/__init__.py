@@ -1,35 +1,59 @@
 """Backends plug in here by name: `--backend NAME` / $MLOPS_BACKEND (default `local`).
 
-Each entry names a module with `create(workspace) -> Backend`; modules are imported only when
-chosen, so the IBM SDKs cost nothing to users of the embedded backend.
+A backend is a `create(workspace) -> Backend` function found through the entry point group
+`mlops_widgets.backends` (this package declares `local` and `cpd` in its pyproject; another
+package adds its own the same way), as monitors plug in through `mlops_widgets.monitors`.
+Modules are imported only when chosen, so the IBM SDKs cost nothing to users of the embedded
+backend.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
+from importlib.metadata import entry_points
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.workspace import Workspace
 
-REGISTRY: dict[str, str] = {
-    "local": "mlops_widgets.backends.local",
-    "cpd": "mlops_widgets.backends.cpd",
-}
+ENTRY_POINT_GROUP = "mlops_widgets.backends"
 DEFAULT = "local"
+# This package's own, as its pyproject declares them: found even when it runs from a source tree
+# whose installed metadata predates them.
+OWN: dict[str, str] = {
+    "local": "mlops_widgets.backends.local:create",
+    "cpd": "mlops_widgets.backends.cpd:create",
+}
+
+
+def installed() -> dict[str, str]:
+    """Backend name -> `module:function` of every installed backend, sorted by name."""
+    found = dict(OWN)
+    found.update({ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return dict(sorted(found.items()))
 
 
 def backend_name(name: str | None = None) -> str:
     """The chosen backend's name: the argument, else $MLOPS_BACKEND, else `local`."""
     chosen = name or os.environ.get("MLOPS_BACKEND") or DEFAULT
-    if chosen not in REGISTRY:
-        raise MlopsError(f"unknown backend {chosen!r}: choose one of {', '.join(REGISTRY)}")
+    known = installed()
+    if chosen not in known:
+        raise MlopsError(f"unknown backend {chosen!r}: the installed backends are {', '.join(known)}")
     return chosen
+
+
+def _factory(target: str) -> Callable[[Workspace], Backend]:
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr or "create")
+    except (ImportError, AttributeError) as exc:
+        raise MlopsError(f"backend {target!r} failed to load: {type(exc).__name__}: {exc}") from exc
 
 
 def get_backend(name: str | None = None, workspace: str | os.PathLike[str] | Workspace | None = None) -> Backend:
     """The backend `name` on `workspace` (see `mlops_widgets.workspace.resolve_root`)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    module = importlib.import_module(REGISTRY[backend_name(name)])
-    return module.create(ws)
+    chosen = backend_name(name)
+    return _factory(installed()[chosen])(ws)
