@@ -187,30 +187,27 @@ def _unpack(backend: Backend, asset: Asset, dest: Path, scratch: Path, *, flatte
         download.unlink(missing_ok=True)
 
 
-def _general_dependencies(backend: Backend, folder: Path, names: Sequence[str], scratch: Path) -> dict[str, str]:
+def _general_dependencies(backend: Backend, folder: Path, names: Sequence[str], scratch: Path) -> None:
     """Each general dependency: the dependency's own copy, else the space's latest asset of that
-    name (as A2 fetched them), else our bundled helper module. Returns name -> where it came from."""
-    origin: dict[str, str] = {}
+    name (as A2 fetched them), else our bundled helper module."""
+    in_space: dict[str, Asset] | None = None  # the space's newest asset of each name, listed once
     for name in names:
         if Path(name).name != name or name in ("", ".", ".."):
             raise MlopsError(f"general dependency {name!r} must be a plain file name")
         target = folder / name
         if target.exists() or target.is_symlink():
-            origin[name] = "dependency"
             continue
-        found = backend.space.list_assets(name, keep_only_latest=True)
-        if found:
-            shutil.copyfile(backend.space.download(found[0].asset_id, scratch / name), target)
-            origin[name] = f"space asset {found[0].asset_id}"
+        if in_space is None:
+            in_space = {a.name: a for a in backend.space.list_assets(keep_only_latest=True)}
+        if name in in_space:
+            shutil.copyfile(backend.space.download(in_space[name].asset_id, scratch / name), target)
         elif name in edi_helpers.MODULES:
             shutil.copyfile(edi_helpers.path(name), target)
-            origin[name] = "mlops-widgets"
         else:
             raise NotFoundError(
                 f"general dependency {name!r} is neither in the deployment folder nor an asset of the space",
                 hint=Hint("stage.general_dependency", f"upload {name} to the space, or leave it out of the general dependencies", {"name": name}),
             )
-    return origin
 
 
 def build_submission_folder(
