@@ -180,3 +180,23 @@ def test_space_assets_over_the_cluster(cpd_env: dict[str, str], fake_cpd: FakeCp
     (tmp_path / "into").mkdir()
     assert wml.download("model.zip", client, "into", return_status=True) is True
     assert (tmp_path / "into" / "model.zip").read_bytes() == b"weights"
+
+
+def test_local_helpers_need_only_the_standard_library(local: Backend, tmp_path: Path) -> None:
+    """A kernel may run on an interpreter without our packages: `python -S` (no site-packages)
+    still lists the space and writes to the volume."""
+    import subprocess
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.txt").write_text("a")
+    script = (
+        "import storage_volume_utils as sv, wml_sdk_utils as w, wmla_edi_utils as edi, cpd_utils\n"
+        "import sys; assert 'requests' not in sys.modules and 'numpy' not in sys.modules\n"
+        "print(sv.upload('out'), list(w.list_files(w.get_client()).values()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(edi_helpers.HERE)}
+    done = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['out/a.txt'] []"
+    assert (local.workspace.root / "volumes" / "vol" / "out" / "a.txt").read_text() == "a"
