@@ -146,7 +146,7 @@ def safe_unzip(
     limits = limits or ArchiveLimits.from_env()
     label = Path(archive).name
     dest = Path(dest)
-    if dest.is_symlink() or (dest.exists() and any(dest.iterdir())):
+    if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
         raise MlopsError(f"{label}: cannot unpack into {dest}, it is not a new empty folder")
     try:
         with zipfile.ZipFile(archive) as zf:
