@@ -157,12 +157,15 @@ def safe_unzip(
             _check_tree(label, members)
             dest.mkdir(parents=True, exist_ok=True)
             budget = [declared]
+            made: set[Path] = {dest}
             for m in sorted(members, key=lambda m: m.kind == "link"):
                 path = dest.joinpath(*m.parts)
+                folder = path if m.kind == "dir" else path.parent
+                if folder not in made:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    made.add(folder)
                 if m.kind == "dir":
-                    path.mkdir(parents=True, exist_ok=True)
                     continue
-                path.parent.mkdir(parents=True, exist_ok=True)
                 if m.kind == "link":
                     os.symlink(m.target, path)
                 else:
