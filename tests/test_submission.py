@@ -193,3 +193,15 @@ def test_dependency_by_id_even_when_names_clash(backend: Backend, example_paths:
     backend.space.delete(space.get_entry(backend, model_asset_id=ids[1])[1]["wmla_deployment"]["dependency_asset_id"])
     folder = submission.build_submission_folder(backend, "legacy", ids[0])  # one asset of that name: it
     assert (folder / "kernel.py").read_text() == kernels["old"]
+
+
+def test_cli_general_dependencies_reach_the_folder(backend: Backend, example_paths: Any, cli: Any) -> None:
+    asset_id = stage(backend, example_paths)
+    res = cli("deploy", "create", "--name", "chosen", "--model-asset-id", asset_id,
+              "--general-dependency", "cpd_utils.py", "--general-dependency", "storage_volume_utils.py")
+    assert res.exit_code == 0, res.output
+    deployed = Path(backend.inference.view("chosen")["model_path"])
+    helpers = sorted(p.name for p in deployed.iterdir() if p.name in edi_helpers.MODULES)
+    assert helpers == ["cpd_utils.py", "storage_volume_utils.py"]
+    model = json.loads((deployed / "model.json").read_text())
+    assert model["kernel_path"] == "kernel.py"  # no model.json of its own: the default
