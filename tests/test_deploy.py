@@ -260,7 +260,7 @@ def test_cli_deploy_create_and_every_command(cli: Any, backend: Backend, workspa
     res = cli("deploy", "infer", "--name", "needy", "--data", "{}", "--output", str(tmp_path / "answer.json"))
     assert json.loads((tmp_path / "answer.json").read_text())["greeting"] == "hello"
 
-    assert "==> needy-" in cli("deploy", "logs", "--name", "needy").stdout
+    assert "[needy-" in cli("deploy", "logs", "--name", "needy").stdout
     assert "deployment needy: STOPPED" in cli("deploy", "stop", "--name", "needy").stdout
     res = cli("deploy", "start", "--name", "needy")
     assert res.exit_code == 0 and "deployment needy: IDLE" in res.stdout

@@ -152,7 +152,11 @@ def wait_status(inf: LocalInference, name: str, *statuses: str, timeout: float =
     try:
         return wait_for(check, timeout, f"{name} to be {statuses}")
     except AssertionError:
-        raise AssertionError(f"{name} stayed {seen.get('status')}: {seen.get('error')}\n{inf.logs(name)}") from None
+        raise AssertionError(f"{name} stayed {seen.get('status')}: {seen.get('error')}\n{log_text(inf, name)}") from None
+
+
+def log_text(inf: LocalInference, name: str = "dep") -> str:
+    return "\n".join(inf.logs(name))
 
 
 def deploy_started(inf: LocalInference, folder: Path, name: str = "dep", **policy: Any) -> dict[str, Any]:
@@ -282,7 +286,7 @@ def test_deploy_start_infer_stop_undeploy(inference: LocalInference, tmp_path: P
 
     assert inference.stop("dep")["status"] == "STOPPED"
     assert gone(kernel["pid"])
-    assert f"kernel shutdown {kernel['pod']}" in inference.logs("dep")  # on_kernel_shutdown ran
+    assert f"kernel shutdown {kernel['pod']}" in log_text(inference)  # on_kernel_shutdown ran
     inference.undeploy("dep")
     assert inference.list() == []
     with pytest.raises(NotFoundError):
@@ -419,7 +423,7 @@ def test_secret_args_are_asked_again_after_a_service_restart(
     wait_status(inference, "dep", "IDLE")
     assert json.loads(inference.infer("dep", b"{}")) == {"user": "bob", "key": "second"}
     # Two kernels ever: the first service's and this one; none booted without its secret.
-    assert inference.logs("dep").count("==> dep-") == 2
+    assert len({line.split("]")[0] for line in inference.logs("dep")}) == 2
 
 
 # --- scaling and batching ---------------------------------------------------------------------------
@@ -489,7 +493,7 @@ def test_exception_in_on_task_invoke_is_500_with_the_error(inference: LocalInfer
         ask(inference, do="raise", why="no pixels")
     assert info.value.status == 500
     assert ask(inference, do="echo")["pod"] == view["kernels"][0]["pod"]  # the kernel lives on
-    assert "ValueError: bad input: no pixels" in inference.logs("dep")  # traceback in its log
+    assert "ValueError: bad input: no pixels" in log_text(inference)  # traceback in its log
 
 
 def test_missing_output_is_500(inference: LocalInference, tmp_path: Path) -> None:
@@ -566,7 +570,7 @@ def test_on_kernel_start_failure_shows_in_status_with_its_log(inference: LocalIn
     with pytest.raises(InferenceError, match="weights missing") as info:
         inference.infer("dep", b"{}")
     assert info.value.status == 503
-    assert "RuntimeError: weights missing" in inference.logs("dep")
+    assert "RuntimeError: weights missing" in log_text(inference)
     inference.stop("dep")
     assert inference.view("dep")["status"] == "STOPPED"
 
@@ -574,9 +578,9 @@ def test_on_kernel_start_failure_shows_in_status_with_its_log(inference: LocalIn
 def test_kernel_logs_hold_stdout_and_stderr(inference: LocalInference, tmp_path: Path) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
     ask(inference, do="print", text="marker-42")
-    logs = inference.logs("dep")
+    logs = log_text(inference)
     pod = view["kernels"][0]["pod"]
-    assert f"==> {pod}" in logs and "stdout says marker-42" in logs and "INFO stderr says marker-42" in logs
+    assert f"[{pod}] stdout says marker-42" in logs and "INFO stderr says marker-42" in logs
 
 
 # --- GPUs ---------------------------------------------------------------------------------------------

@@ -89,8 +89,8 @@ def main() -> int:
                   and len(set(devices)) == len(devices) and None not in devices
                   and all(by_pod[k["pod"]]["cuda_visible_devices"] == k["gpu"] for k in kernels if k["pod"] in by_pod))
             print("one GPU per kernel:", "OK" if ok else "FAILED")
-            if inference.logs("gpu-check") and not ok:
-                print(inference.logs("gpu-check")[-3000:])
+            if not ok:
+                print("\n".join(inference.logs("gpu-check", tail=60)))
             return 0 if ok else 1
         finally:
             inference.stop("gpu-check")

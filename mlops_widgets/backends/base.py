@@ -9,7 +9,7 @@ shaped like the originals (WML assets, dlim models, OpenScale resources).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -165,8 +165,10 @@ class Inference(Protocol):
         """The deployment's inference URL, as written into the entry's deployment_url."""
         ...
 
-    def logs(self, name: str) -> str:
-        """Every kernel's stdout and stderr, each under a header naming the kernel."""
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """The kernels' stdout and stderr, line by line, oldest first, each line naming its
+        kernel: all of it, or the last `tail` lines; with `follow`, then each new line as it
+        is written, until the caller stops iterating."""
         ...
 
 

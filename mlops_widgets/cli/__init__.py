@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("mlops_widgets.cli.config:config", "Validate, add, list and delete deployment metadata entries."),
     "deploy": ("mlops_widgets.cli.deploy:deploy", "Create, start, stop, inspect and delete deployments."),
     "serve": ("mlops_widgets.cli.deploy:serve", "Run the local inference service in the foreground."),
+    "runtime": ("mlops_widgets.cli.runtime:runtime", "Add, list and delete the Python interpreters local kernels run on."),
     "provider": ("mlops_widgets.cli.monitor:provider", "Create and list OpenScale service providers."),
     "monitor": ("mlops_widgets.cli.monitor:monitor", "Attach monitors, evaluate them and show their status."),
     "run": ("mlops_widgets.cli.runs:run", "Run a template notebook with parameters."),

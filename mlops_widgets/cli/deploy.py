@@ -191,13 +191,22 @@ def _print_view(v: dict[str, Any]) -> None:
 
 @deploy.command()
 @NAME
+@click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Print only the last N lines.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what kernels write (Ctrl-C stops).")
 @pass_obj
-def logs(obj: CliContext, name: str) -> None:
-    """Every kernel's stdout and stderr."""
+def logs(obj: CliContext, name: str, tail: int | None, follow: bool) -> None:
+    """The kernels' stdout and stderr, each line prefixed with its kernel."""
     from mlops_widgets.ops import deploy as steps
 
-    text = steps.logs(obj.backend(), name)
-    click.echo(text if text else f"deployment {name} has no kernel log yet")
+    printed = False
+    try:
+        for line in steps.logs(obj.backend(), name, tail=tail, follow=follow):
+            click.echo(line)
+            printed = True
+    except KeyboardInterrupt:
+        return
+    if not printed and tail != 0:
+        click.echo(f"deployment {name} has no kernel log yet", err=True)
 
 
 @deploy.command()

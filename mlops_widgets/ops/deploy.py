@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -314,5 +314,8 @@ def infer(backend: Backend, name: str, data: bytes | str) -> bytes:
     return backend.inference.infer(check_deployment_name(name), data.encode() if isinstance(data, str) else data)
 
 
-def logs(backend: Backend, name: str) -> str:
-    return backend.inference.logs(check_deployment_name(name))
+def logs(backend: Backend, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+    """The deployment's kernel log lines (see `Inference.logs`)."""
+    if tail is not None and tail < 0:
+        raise MlopsError(f"a log tail is a number of lines (0 or more), not {tail}")
+    return backend.inference.logs(check_deployment_name(name), tail=tail, follow=follow)

@@ -17,6 +17,7 @@ import json
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -258,14 +259,14 @@ class CpdInference:
     def url(self, name: str) -> str:
         return f"{self._inference}/inference/{quote(name, safe='')}"
 
-    def logs(self, name: str) -> str:
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         """WMLA keeps kernel logs on the cluster; point there rather than pretend."""
         self.view(name)
-        return (
+        return iter([
             f"kernel logs of {name} are kept by WMLA: open the WMLA console "
             f"({self._s.settings.wmla_url}) > Deployed models > {name} > Kernels, "
-            "or read them on the cluster\n"
-        )
+            "or read them on the cluster"
+        ])
 
 
 __all__ = ["CpdInference", "inject_custom_args"]

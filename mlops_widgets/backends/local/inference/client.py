@@ -18,12 +18,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import InferenceError
 from mlops_widgets.backends.local.inference.environment import without_credentials
-from mlops_widgets.backends.local.inference.kernel_logs import log_tail
+from mlops_widgets.backends.local.inference.kernel_logs import log_tail, read_lines
 from mlops_widgets.backends.local.inference.procs import alive, cmdline, reap_leftover_kernels
 from mlops_widgets.backends.local.inference.service import API, info_path, read_info
 from mlops_widgets.backends.local.inference.store import Store
@@ -316,14 +317,11 @@ class LocalInference:
         info = service_info(self.workspace) or start_service(self.workspace)
         return f"http://{info['host']}:{info['port']}{API}/inference/{name}"
 
-    def logs(self, name: str) -> str:
-        """Every kernel's stdout and stderr, oldest kernel first, each under a header."""
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """The deployment's kernel log, read from its files (no service needed)."""
         check_deployment_name(name)
         self.store.load(name)
-        parts = []
-        for path in self.store.logs(name):
-            parts.append(f"==> {path.stem} ({path}) <==\n{path.read_text(errors='replace').rstrip()}\n")
-        return "\n".join(parts)
+        return read_lines(self.store.logs_dir(name), tail=tail, follow=follow)
 
     def service(self) -> dict[str, Any]:
         """The service's state: running or not, url, pid, log file (no token)."""

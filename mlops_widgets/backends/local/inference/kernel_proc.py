@@ -1,29 +1,80 @@
-"""One kernel process: started on the kernel file, booted over its socket, ended (politely when
-idle, killed otherwise). The pool (`pool.py`) decides when; this module knows how."""
+"""One kernel process: started on the kernel file, booted over its socket, watched, ended
+(politely when idle, killed with every process it started otherwise). The pool (`pool.py`)
+decides when; this module knows how.
+
+Each kernel has a watcher thread in the service: it copies the kernel's output (a pipe) into
+the deployment's log, notices the death of the kernel's process itself (a kernel that forks and
+exits leaves its socket open in its children, so the socket alone would not tell) and, when the
+profile sets a memory limit, kills a kernel whose processes together hold more.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
-import signal
+import select
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.local.inference import wire
-from mlops_widgets.backends.local.inference.procs import BOOT
+from mlops_widgets.backends.local.inference.kernel_logs import KernelLog
+from mlops_widgets.backends.local.inference.procs import (
+    BOOT,
+    exited,
+    kernel_processes,
+    kill_kernel,
+    resident_mb,
+)
 
 log = logging.getLogger("mlops.inference")
 
 SHUTDOWN_GRACE = 5.0  # seconds a kernel gets to run on_kernel_shutdown before it is killed
+WATCH_INTERVAL = 0.25  # seconds between the watcher's looks at the process and its memory
+READ_SIZE = 65536
 
 
 class KernelStartError(Exception):
     """A kernel that could not be started or did not become ready."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the profile's `resource_allocation.kernel.resources` grants one kernel."""
+
+    cpus: int | None = None  # CPUs (ncpus_limit, else ncpus); None: no affinity
+    memory_mb: float | None = None  # MB (mem_limit, else mem); None: unlimited
+
+    @classmethod
+    def from_profile(cls, profile: dict[str, Any]) -> Limits:
+        text = ((profile.get("resource_allocation") or {}).get("kernel") or {}).get("resources") or ""
+        values: dict[str, float] = {}
+        for part in str(text).split(","):
+            key, _, value = part.partition("=")
+            with contextlib.suppress(ValueError):
+                values[key.strip()] = float(value)
+        cpus = values.get("ncpus_limit", values.get("ncpus"))
+        memory = values.get("mem_limit", values.get("mem"))
+        return cls(
+            cpus=math.ceil(cpus) if cpus and cpus > 0 else None,
+            memory_mb=memory if memory and memory > 0 else None,
+        )
+
+    def cpu_set(self, index: int) -> set[int] | None:
+        """The CPUs of kernel number `index` (1, 2...): `cpus` of the service's own CPUs, the
+        kernels taking their turn around them; None when a kernel may use them all."""
+        mine = sorted(os.sched_getaffinity(0))
+        if self.cpus is None or self.cpus >= len(mine):
+            return None
+        start = (index - 1) * self.cpus
+        return {mine[(start + i) % len(mine)] for i in range(self.cpus)}
 
 
 @dataclass
@@ -32,8 +83,10 @@ class KernelProc:
 
     pod: str
     index: int
-    log: Path
+    log: KernelLog
     gpu: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    on_death: Callable[[], None] = lambda: None
     proc: subprocess.Popen[bytes] | None = None
     sock: socket.socket | None = None
     reader: Any = None
@@ -42,6 +95,12 @@ class KernelProc:
     ready_at: float | None = None
     tasks_done: int = 0
     exit_reason: str = "stop"
+    cpus: set[int] | None = None
+    memory_used_mb: float | None = None  # set when the kernel was killed past its memory limit
+    dead: threading.Event = field(default_factory=threading.Event)
+    _ending: threading.Event = field(default_factory=threading.Event)
+    _watcher: threading.Thread | None = None
+    _ended: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -49,10 +108,13 @@ class KernelProc:
             "pid": self.proc.pid if self.proc else None,
             "state": self.state,
             "gpu": self.gpu,
+            "cpus": sorted(self.cpus) if self.cpus is not None else None,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "tasks_done": self.tasks_done,
-            "log": str(self.log),
+            "log": str(self.log.path),
         }
+
+    # --- start --------------------------------------------------------------------------------
 
     def boot(
         self,
@@ -64,31 +126,46 @@ class KernelProc:
         frame: dict[str, Any],
         connection_timeout: float,
     ) -> None:
-        """Start the process in a session of its own, send it the boot frame (kernel file, custom
-        args, ids) and wait for on_kernel_start to return."""
+        """Start the process in a session of its own on `python`, pin it to its CPUs, send it
+        the boot frame (kernel file, custom args, ids) and wait for on_kernel_start to return."""
         parent, child = socket.socketpair()
         env = {**env, "MLOPS_KERNEL_FD": str(child.fileno())}
-        self.log.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(self.log, "ab") as out:
-                self.proc = subprocess.Popen(
-                    [python, "-u", str(BOOT)],
-                    env=env,
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(child.fileno(),),
-                    start_new_session=True,
-                )
+            self.proc = subprocess.Popen(
+                [python, "-u", str(BOOT)],
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(child.fileno(),),
+                start_new_session=True,
+            )
         except OSError as exc:
             parent.close()
-            raise KernelStartError(f"kernel {self.pod} could not be started: {exc}") from None
+            raise KernelStartError(f"kernel {self.pod} could not be started with {python}: {exc}") from None
         finally:
             child.close()
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / f"{self.pod}.pid").write_text(str(self.proc.pid))
         self.sock, self.reader = parent, parent.makefile("rb")
+        # The process runs nothing but its boot script until the boot frame arrives: pinned
+        # now, every thread the kernel file starts inherits the pinning.
+        self.cpus = self.limits.cpu_set(self.index)
+        if self.cpus is not None:
+            try:
+                os.sched_setaffinity(self.proc.pid, self.cpus)
+            except OSError as exc:
+                self.cpus = None
+                self.log.feed(self.pod, f"[mlops] CPU affinity not set: {exc}\n".encode())
+        placed = "".join([
+            f", CPUs {','.join(map(str, sorted(self.cpus)))}" if self.cpus is not None else "",
+            f", GPU {self.gpu}" if self.gpu is not None else "",
+            f", memory limit {self.limits.memory_mb:g} MB" if self.limits.memory_mb is not None else "",
+        ])
+        self.log.feed(self.pod, f"[mlops] kernel {self.pod} started (pid {self.proc.pid}, {python}{placed})\n".encode())
+        self._watcher = threading.Thread(target=self._watch, name=f"watch-{self.pod}", daemon=True)
+        self._watcher.start()
         try:
             wire.send(parent, {"op": "boot", **frame})
             parent.settimeout(connection_timeout)
@@ -100,6 +177,8 @@ class KernelProc:
         except OSError:
             msg = None
         if msg is None:
+            if self.memory_used_mb is not None:
+                raise KernelStartError(f"kernel {self.pod} {self.memory_message()} while starting")
             raise KernelStartError(f"kernel {self.pod} exited (code {self.exit_code(2.0)}) before it was ready")
         if msg[0].get("op") == "start_failed":
             last = (msg[0].get("error") or "").strip().splitlines()[-1:] or ["unknown error"]
@@ -107,35 +186,111 @@ class KernelProc:
         if msg[0].get("op") != "ready":
             raise KernelStartError(f"kernel {self.pod} sent {msg[0].get('op')!r} instead of ready")
 
+    def memory_message(self) -> str:
+        return (
+            f"exceeded memory_allocation ({self.limits.memory_mb:g} MB): its processes held "
+            f"{self.memory_used_mb:.0f} MB"
+        )
+
+    # --- the watcher ----------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        out, pid = self.proc.stdout.fileno(), self.proc.pid
+        poller = select.poll()
+        poller.register(out, select.POLLIN)
+        pidfd = None
+        with contextlib.suppress(OSError, AttributeError):
+            pidfd = os.pidfd_open(pid)
+            poller.register(pidfd, select.POLLIN)
+        output_open = True
+        try:
+            while True:
+                events = poller.poll(WATCH_INTERVAL * 1000)
+                for fd, _ in events:
+                    if fd == out:
+                        data = os.read(out, READ_SIZE)
+                        if data:
+                            self.log.feed(self.pod, data)
+                        else:
+                            poller.unregister(out)
+                            output_open = False
+                    elif fd == pidfd:
+                        poller.unregister(pidfd)
+                if not self.dead.is_set():
+                    if exited(pid):
+                        self._died()
+                    elif self.limits.memory_mb is not None:
+                        self._check_memory(pid)
+                # Done once the output is closed, or, when a process that escaped the kill still
+                # holds it, once the kernel is ended and nothing more is pending.
+                if self.dead.is_set() and (not output_open or (self._ending.is_set() and not events)):
+                    return
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    def _check_memory(self, pid: int) -> None:
+        assert self.limits.memory_mb is not None
+        used = resident_mb(kernel_processes(pid))
+        if used > self.limits.memory_mb:
+            self.memory_used_mb = used
+            self.log.feed(self.pod, f"[mlops] kernel {self.memory_message()}: killed\n".encode())
+            kill_kernel(pid, self.pod)
+
+    def _died(self) -> None:
+        """The kernel's own process exited: wake whoever waits on its socket or for its death."""
+        self.dead.set()
+        with contextlib.suppress(OSError):
+            if self.sock is not None:
+                self.sock.shutdown(socket.SHUT_RDWR)
+        self.on_death()
+
+    # --- state and end ---------------------------------------------------------------------------
+
     def exited(self) -> bool:
-        return self.proc is None or self.proc.poll() is not None
+        return self.proc is None or self.dead.is_set() or exited(self.proc.pid)
 
     def exit_code(self, wait: float) -> int | None:
-        try:
-            return self.proc.wait(wait) if self.proc else None
-        except subprocess.TimeoutExpired:
+        """The exit code (negative: the signal) once the process ended within `wait` seconds;
+        the process is not reaped, so its children are still found by its ids."""
+        if self.proc is None or not self.dead.wait(wait):
             return None
+        with contextlib.suppress(ChildProcessError):
+            info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if info is not None:
+                return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+        return self.proc.returncode
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        """SIGKILL the kernel and every process it started."""
+        if self.proc is not None and self.proc.returncode is None:
+            kill_kernel(self.proc.pid, self.pod)
 
     def end(self, run_dir: Path) -> None:
-        """End the process: politely (shutdown frame) when it stops or is released, else killed."""
+        """End the kernel: politely (shutdown frame) when it stops or is released, then kill
+        what is left of it, its children included, even those that left its session."""
+        if self._ended:
+            return
+        self._ended = True
         if self.proc is not None:
-            if self.proc.poll() is None and self.exit_reason in ("stop", "released") and self.sock is not None:
+            if not self.exited() and self.exit_reason in ("stop", "released") and self.sock is not None:
                 with contextlib.suppress(OSError):
                     self.state = "stopping"
                     self.sock.settimeout(1.0)
                     wire.send(self.sock, {"op": "shutdown"})
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(SHUTDOWN_GRACE)
+                self.dead.wait(SHUTDOWN_GRACE)
             self.kill()
             code = self.proc.wait()
-            with contextlib.suppress(OSError), open(self.log, "a") as out:
-                out.write(f"[mlops] kernel {self.pod} ended ({self.exit_reason}, exit code {code})\n")
-            log.info("kernel %s ended (%s, exit code %s)", self.pod, self.exit_reason, code)
+            self._ending.set()
+            kill_kernel(-1, self.pod)  # what forked meanwhile, found by its environment alone
+            if self._watcher is not None:
+                self._watcher.join(1.0 + 2 * WATCH_INTERVAL)
+            reason = f"exceeded memory_allocation, {self.exit_reason}" if self.memory_used_mb else self.exit_reason
+            self.log.close_pod(self.pod, f"[mlops] kernel {self.pod} ended ({reason}, exit code {code})")
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            log.info("kernel %s ended (%s, exit code %s)", self.pod, reason, code)
         for closable in (self.reader, self.sock):
             with contextlib.suppress(OSError):
                 if closable is not None:

@@ -12,7 +12,6 @@ import itertools
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
@@ -23,8 +22,13 @@ from typing import Any
 from mlops_widgets.backends.local.inference import wire
 from mlops_widgets.backends.local.inference.environment import kernel_environment
 from mlops_widgets.backends.local.inference.gpus import Gpus
-from mlops_widgets.backends.local.inference.kernel_logs import log_tail
-from mlops_widgets.backends.local.inference.kernel_proc import SHUTDOWN_GRACE, KernelProc, KernelStartError
+from mlops_widgets.backends.local.inference.kernel_logs import KernelLog, pod_tail
+from mlops_widgets.backends.local.inference.kernel_proc import (
+    SHUTDOWN_GRACE,
+    KernelProc,
+    KernelStartError,
+    Limits,
+)
 
 log = logging.getLogger("mlops.inference")
 
@@ -72,8 +76,12 @@ class KernelPool:
         logs_dir: Path,
         run_dir: Path,
         custom_args: dict[str, str],
+        secret_args: dict[str, str],
+        python: str,
         gpus: Gpus,
     ) -> None:
+        """`python` runs the kernels (the deployment's runtime); `secret_args` are custom args
+        masked in every form wherever a kernel prints them."""
         self.name = name
         self.model_dir = model_dir
         self.logs_dir = logs_dir
@@ -88,7 +96,10 @@ class KernelPool:
         self.batch_size: int = policy["task_batch_size"]
         self.connection_timeout: float = kernel["connection_timeout"]
         self.gpu_mode: str = kernel["gpu"]
-        self.custom_args = custom_args
+        self.custom_args = {**custom_args, **secret_args}
+        self.python = python
+        self.limits = Limits.from_profile(self.profile)
+        self.log = KernelLog(logs_dir, secrets=list(secret_args.values()), environ=os.environ)
         self.gpus = gpus
         self.cond = threading.Condition()
         self.queue: deque[Task] = deque()
@@ -140,6 +151,7 @@ class KernelPool:
             k.kill()
         for t in list(self.threads):
             t.join(grace)
+        self.log.close()
         with self.cond:
             self.state = "stopped"
 
@@ -171,7 +183,7 @@ class KernelPool:
             if self.state == "failed":
                 raise ServiceError(503, f"deployment {self.name} failed: {self.error}")
             if self.state != "started":
-                raise ServiceError(503, f"deployment {self.name} is not started: run `mlops deploy start --name {self.name}`")
+                raise ServiceError(503, f"deployment {self.name} is not started")
             self.requests += 1
             self.queue.append(task)
             if len(self.queue) > self.n_idle:
@@ -215,7 +227,7 @@ class KernelPool:
                 return False
         index = next(self._pods)
         pod = f"{self.name}-{index}-{uuid.uuid4().hex[:5]}"
-        k = KernelProc(pod=pod, index=index, log=self.logs_dir / f"{pod}.log", gpu=gpu)
+        k = KernelProc(pod=pod, index=index, log=self.log, gpu=gpu, limits=self.limits, on_death=self._wake)
         self.kernels[pod] = k
         t = threading.Thread(target=self._kernel_thread, args=(k,), name=f"kernel-{pod}", daemon=True)
         self.threads = [th for th in self.threads if th.is_alive()]
@@ -231,7 +243,8 @@ class KernelPool:
                 self._boot(k)
             except KernelStartError as exc:
                 k.exit_reason = "start failed"
-                self.fail(str(exc), log_tail(k.log))
+                k.end(self.run_dir)  # its last output reaches the log before the tail is read
+                self.fail(str(exc), pod_tail(self.logs_dir, k.pod))
                 return
             with self.cond:
                 k.state, k.ready_at = "idle", time.monotonic()
@@ -260,15 +273,22 @@ class KernelPool:
         quick = k.tasks_done == 0 and k.ready_at is not None and time.monotonic() - k.ready_at < 10
         self.early_deaths = self.early_deaths + 1 if quick else 0
         if self.early_deaths >= EARLY_DEATHS:
-            self._fail_locked(f"kernels exited {EARLY_DEATHS} times in a row right after starting", log_tail(k.log))
+            self._fail_locked(
+                f"kernels exited {EARLY_DEATHS} times in a row right after starting", pod_tail(self.logs_dir, k.pod)
+            )
+
+    def _wake(self) -> None:
+        """A kernel's process died: its thread, if idle, notices at once."""
+        with self.cond:
+            self.cond.notify_all()
 
     def _boot(self, k: KernelProc) -> None:
         env = kernel_environment(
             os.environ, name=self.name, model=self.model, profile=self.profile, model_dir=self.model_dir,
-            pod=k.pod, gpu=k.gpu,
+            pod=k.pod, gpu=k.gpu, python=self.python,
         )
         k.boot(
-            python=sys.executable,
+            python=self.python,
             env=env,
             cwd=self.model_dir.parent,
             run_dir=self.run_dir,
@@ -347,10 +367,15 @@ class KernelPool:
             code = k.exit_code(2.0)
             if self.state != "started":
                 self._finish(tasks, 503, error=f"deployment {self.name} was stopped while this task ran")
+            elif k.memory_used_mb is not None:
+                self._finish(tasks, 500, error=(
+                    f"kernel {k.pod} of {self.name} {k.memory_message()} while running this task; "
+                    "it was replaced"
+                ))
             else:
                 self._finish(tasks, 500, error=(
                     f"kernel {k.pod} of {self.name} died (exit code {code}) while running this task; "
-                    f"its log: `mlops deploy logs --name {self.name}`"
+                    "the deployment's kernel log has its output"
                 ))
             return False
         reply, blobs = msg

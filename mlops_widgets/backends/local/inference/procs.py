@@ -1,5 +1,12 @@
-"""Kernel processes as the operating system sees them: where their entry point is, whether a
-pid still runs, and how the ones a dead service left behind are found and killed (Linux /proc)."""
+"""Kernel processes as the operating system sees them (Linux /proc): where their entry point is,
+which processes belong to a kernel, how much memory they hold, and how they are all killed.
+
+A kernel runs in a session of its own (its pid is the session and group id); the processes it
+starts stay in that session unless they leave it (setsid, a daemon's double fork). Every one of
+them inherits the kernel's `MSD_POD_NAME`, unique per kernel, so a process that left the session
+is still found by its environment. While the kernel's own process is not yet reaped (a zombie at
+worst), its pid, and so its session and group ids, cannot be reused by another program.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,9 @@ from pathlib import Path
 
 KERNEL_PATH = Path(__file__).resolve().parent / "kernel_path"
 BOOT = KERNEL_PATH / "_mlops_kernel_boot.py"
+POD_VARIABLE = "MSD_POD_NAME"
+KILL_ROUNDS = 20  # passes over /proc while a kernel's processes keep forking under SIGKILL
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def cmdline(pid: int) -> str | None:
@@ -17,6 +27,15 @@ def cmdline(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
+        return None
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, session) of a process; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[2]), int(fields[3])
+    except (OSError, IndexError, ValueError):
         return None
 
 
@@ -28,22 +47,78 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    stat = _stat(pid)
+    return stat is None or stat[0] != "Z"
+
+
+def exited(pid: int) -> bool:
+    """Whether our child `pid` has exited, without reaping it (its ids stay reserved)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
         return True
 
 
+def _has_pod(pid: int, pod: bytes) -> bool:
+    try:
+        return pod in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def kernel_processes(leader: int, pod: str | None = None) -> list[int]:
+    """Live processes of the kernel whose process is `leader`: its session and process group,
+    and (with `pod`) every process whose environment names the pod, wherever it went."""
+    marker = f"{POD_VARIABLE}={pod}".encode() if pod else None
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        stat = _stat(pid)
+        if stat is None or stat[0] == "Z":
+            continue
+        if leader in (stat[1], stat[2]) or (marker is not None and _has_pod(pid, marker)):
+            found.append(pid)
+    return found
+
+
+def kill_kernel(leader: int, pod: str | None = None) -> int:
+    """SIGKILL every process of the kernel (see `kernel_processes`), again while some fork
+    meanwhile; the number killed."""
+    killed: set[int] = set()
+    for _ in range(KILL_ROUNDS):
+        pids = kernel_processes(leader, pod)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+    return len(killed)
+
+
+def resident_mb(pids: list[int]) -> float:
+    """Resident memory of these processes together, in MB (pages shared between them count
+    once per process, as a cgroup's limit would not: a conservative watchdog)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return total * PAGE / 2**20
+
+
 def reap_leftover_kernels(run_dir: Path) -> bool:
-    """Kill the kernels a service left behind (it was killed) from their pid files; True if any ran.
-    A pid now used by another program is left alone."""
+    """Kill the kernels a service left behind (it was killed), with every process they started,
+    from their pid files (`<pod>.pid`); True if any ran. A pid now used by another program is
+    left alone."""
     found = False
     for pidfile in run_dir.glob("*.pid") if run_dir.is_dir() else []:
         with contextlib.suppress(ValueError, OSError):
             pid = int(pidfile.read_text())
-            if BOOT.name in (cmdline(pid) or BOOT.name) and alive(pid):
+            ours = BOOT.name in (cmdline(pid) or BOOT.name) and alive(pid)
+            # Not our child: its group is only ours while its own process still runs.
+            if kill_kernel(pid if ours else -1, pidfile.stem):
                 found = True
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
             pidfile.unlink()
     return found

@@ -40,6 +40,7 @@ from mlops_widgets.backends.local.companions import start_all, stop_all
 from mlops_widgets.backends.local.inference.gpus import Gpus
 from mlops_widgets.backends.local.inference.pool import KernelPool, ServiceError
 from mlops_widgets.backends.local.inference.procs import reap_leftover_kernels
+from mlops_widgets.backends.local.inference.runtimes import Runtimes
 from mlops_widgets.backends.local.inference.store import (
     DEFAULT_PROFILE,
     Store,
@@ -129,6 +130,7 @@ class Service:
             if not isinstance(key, str) or not key.isidentifier():
                 raise MlopsError(f"custom arg {key!r} is not a valid Python name")
         model = read_model_json(folder)
+        Runtimes(self.workspace).python(model.get("runtime"))  # an unknown runtime is refused now
         with self.lock:
             old = self.store.load(name) if self.store.exists(name) else None
             if old and old["state"] == "started":
@@ -197,7 +199,9 @@ class Service:
             model_dir=self.store.model_dir(name),
             logs_dir=self.store.logs_dir(name),
             run_dir=self.store.run_dir,
-            custom_args={**record.get("custom_args", {}), **self.secrets.get(name, {})},
+            custom_args=record.get("custom_args", {}),
+            secret_args=self.secrets.get(name, {}),
+            python=Runtimes(self.workspace).python(record["model"].get("runtime")),
             gpus=self.gpus,
         )
         self.pools[name] = pool
@@ -230,7 +234,11 @@ class Service:
                 record = self.store.load(name)
                 if record["state"] != "started":
                     continue
-                pool = self._pool(name, record)
+                try:
+                    pool = self._pool(name, record)
+                except MlopsError as exc:  # its runtime was deleted meanwhile
+                    log.error("deployment %s not restored: %s", name, exc)
+                    continue
                 # Secrets live in memory only: kernels booted without them would run with their
                 # custom args missing, so none starts until `deploy start` supplies them.
                 missing = [k for k in record.get("secret_args", []) if k not in self.secrets.get(name, {})]

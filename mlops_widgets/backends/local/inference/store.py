@@ -3,11 +3,12 @@
     <workspace>/inference/
         service.json            address, token, pid of the running service (mode 0600)
         service.log             the service's own log
+        runtimes.json           runtimes: named Python interpreters kernels run on (runtimes.py)
         run/<pod>.pid           live kernel processes (so a dead service's kernels can be reaped)
         deployments/<name>/
             deployment.json     model.json, profile, desired state, custom arg names (no secret value)
             model/              the submission folder (REDHARE_MODEL_PATH)
-            logs/<pod>.log      each kernel's stdout and stderr
+            logs/kernels.log    the kernels' stdout and stderr (rotated: kernels.log.1...)
 
 Only the service writes here while it runs; clients read these files when it does not.
 """
@@ -177,8 +178,3 @@ class Store:
 
     def remove(self, name: str) -> None:
         shutil.rmtree(self.dir(name), ignore_errors=True)
-
-    def logs(self, name: str) -> list[Path]:
-        """Kernel logs, oldest first."""
-        d = self.logs_dir(name)
-        return sorted(d.glob("*.log"), key=lambda p: p.stat().st_mtime) if d.is_dir() else []

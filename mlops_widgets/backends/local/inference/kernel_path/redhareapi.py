@@ -18,6 +18,9 @@ file written for WMLA runs here unmodified:
 `Kernel.run()` talks to the service over a socket inherited from it (a small framed protocol,
 mirrored in `mlops_widgets/backends/local/inference/wire.py`). Outside the service, build a
 `TaskContext` yourself to call `on_task_invoke` in-process (tests, benchmarks).
+
+Kernels of any runtime import this file, so it runs on Python 3.8 and later with the standard
+library alone.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ class TaskContext:
     def batch(cls, inputs: list[str | bytes], **common: Any) -> TaskContext:
         """A chain of tasks linked through next(), as one dispatch of `task_batch_size` tasks."""
         tasks = [cls(data, task_id=str(i), **common) for i, data in enumerate(inputs)]
-        for a, b in zip(tasks, tasks[1:], strict=False):
+        for a, b in zip(tasks, tasks[1:]):  # noqa: B905 (runtimes may predate 3.10)
             a._next = b
         return tasks[0]
 
@@ -224,9 +227,9 @@ class Kernel:
             tasks = [
                 TaskContext(body, task_id=t["id"], session_id=t.get("session", ""), uuid=t.get("uuid", ""),
                             model_name=model_name)
-                for t, body in zip(header["tasks"], bodies, strict=True)
+                for t, body in zip(header["tasks"], bodies)  # noqa: B905
             ]
-            for a, b in zip(tasks, tasks[1:], strict=False):
+            for a, b in zip(tasks, tasks[1:]):  # noqa: B905
                 a._next = b
             try:
                 self.on_task_invoke(tasks[0])

@@ -1,0 +1,61 @@
+"""`mlops runtime ...`: the Python interpreters kernels of the local inference service run on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.errors import MlopsError
+
+if TYPE_CHECKING:
+    from mlops_widgets.backends.local.inference.runtimes import Runtimes
+
+
+def _runtimes(obj: CliContext) -> Runtimes:
+    from mlops_widgets.backends.local.inference.runtimes import Runtimes
+
+    if obj.backend_name != "local":
+        raise MlopsError(
+            f"runtimes here are those of the local inference service; on the {obj.backend_name} "
+            "backend WMLA keeps its own"
+        )
+    return Runtimes(obj.ws())
+
+
+@click.group()
+def runtime() -> None:
+    """Python interpreters that local kernels run on (model.json `runtime` picks one)."""
+
+
+@runtime.command()
+@click.argument("name")
+@click.option("--python", "python", required=True, type=click.Path(dir_okay=False),
+              help="The interpreter, e.g. /opt/envs/torch/bin/python.")
+@pass_obj
+def add(obj: CliContext, name: str, python: str) -> None:
+    """Add runtime NAME: kernels whose model.json names it run on that Python."""
+    added = _runtimes(obj).add(name, python)
+    click.echo(f"runtime {added['name']}: Python {added['version']} at {added['python']}")
+
+
+@runtime.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_obj
+def list_(obj: CliContext, as_json: bool) -> None:
+    """Every runtime; dlipy3 is the service's own interpreter."""
+    rows = _runtimes(obj).list()
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(("NAME", "PYTHON", "VERSION"), [(r["name"], r["python"], r["version"]) for r in rows])
+
+
+@runtime.command()
+@click.argument("name")
+@pass_obj
+def delete(obj: CliContext, name: str) -> None:
+    """Delete runtime NAME (deployments naming it no longer start)."""
+    _runtimes(obj).delete(name)
+    click.echo(f"runtime {name} deleted")
