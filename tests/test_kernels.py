@@ -1,0 +1,306 @@
+"""Kernel processes of the local inference service as the operating system sees them: memory and
+CPU limits, process groups and orphans, death noticed by the process, a clean environment, and
+the deployment's kernel log (rotation, tail, follow, masked secrets, permissions). Every test runs
+real kernel processes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from test_inference import ask, gone, log_text, make_folder, wait_for, wait_status
+
+from mlops_widgets.backends.local.inference import InferenceError, LocalInference, stop_service
+from mlops_widgets.backends.local.inference.kernel_logs import KernelLog, read_lines
+from mlops_widgets.masking import MASK
+from mlops_widgets.workspace import Workspace
+
+KERNEL = '''\
+import redhareapiversion
+from redhareapi import Kernel
+import json, os, subprocess, sys, time
+
+class SystemKernel(Kernel):
+    def on_task_invoke(self, task_context):
+        req = json.loads(task_context.get_input_data())
+        do, out = req.get("do"), {}
+        if do == "alloc":
+            hold = b"x" * (req["mb"] << 20)
+            time.sleep(req.get("hold", 60))
+        elif do == "fork_and_exit":
+            child = os.fork()
+            if child == 0:
+                if req.get("setsid"):
+                    os.setsid()
+                time.sleep(600)
+                os._exit(0)
+            with open(req["pidfile"], "w") as f:
+                f.write(str(child))
+            os._exit(7)
+        elif do == "spawn":
+            stay = subprocess.Popen(["sleep", "600"])
+            left = subprocess.Popen(["sleep", "600"], start_new_session=True)
+            out = {"pids": [stay.pid, left.pid]}
+        elif do == "print":
+            for line in req["lines"]:
+                print(line)
+        elif do == "spam":
+            for i in range(req["n"]):
+                print("line %06d %s" % (i, "x" * 90))
+        out.update(
+            pod=os.environ.get("MSD_POD_NAME"),
+            env=dict(os.environ),
+            cpus=sorted(os.sched_getaffinity(0)),
+            executable=sys.executable,
+        )
+        task_context.set_output_data(json.dumps(out))
+
+if __name__ == '__main__':
+    SystemKernel().run()
+'''
+
+
+@pytest.fixture
+def inference(workspace: Workspace) -> Iterator[LocalInference]:
+    yield LocalInference(workspace)
+    stop_service(workspace)
+
+
+def started(inf: LocalInference, tmp_path: Path, *, resources: str | None = None, name: str = "dep",
+            kernel: str = KERNEL, custom_args: dict[str, str] | None = None,
+            secret_args: dict[str, str] | None = None, **policy: Any) -> dict[str, Any]:
+    inf.deploy(name, make_folder(tmp_path, kernel, name=name), custom_args=custom_args, secret_args=secret_args)
+    profile: dict[str, Any] = {"policy": {"kernel_min": 1, "kernel_max": 1, **policy}}
+    if resources is not None:
+        profile["resource_allocation"] = {"kernel": {"resources": resources}}
+    inf.update_profile(name, profile)
+    inf.start(name)
+    return wait_status(inf, name, "IDLE")
+
+
+# --- limits ------------------------------------------------------------------------------------------
+
+
+def test_a_kernel_past_memory_allocation_is_replaced_and_its_request_fails_clearly(
+    inference: LocalInference, tmp_path: Path
+) -> None:
+    view = started(inference, tmp_path, resources="ncpus=1,mem=150,mem_limit=150")
+    (old,) = view["kernels"]
+    with pytest.raises(InferenceError, match=r"exceeded memory_allocation \(150 MB\)") as info:
+        ask(inference, do="alloc", mb=400)
+    assert info.value.status == 500
+    assert wait_for(lambda: gone(old["pid"]), what="the kernel to be killed")
+    assert ask(inference, do="alloc", mb=20, hold=0)["pod"] != old["pod"]  # a fresh kernel; small is fine
+    assert "exceeded memory_allocation (150 MB)" in log_text(inference)
+    assert wait_status(inference, "dep", "IDLE")["error"] is None
+
+
+def test_n_cpus_pins_each_kernel_to_its_own_cpus(inference: LocalInference, tmp_path: Path) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a machine with 2 CPUs or more")
+    view = started(inference, tmp_path, resources="ncpus=1,ncpus_limit=1", kernel_min=2, kernel_max=2)
+    cpus = {k["pod"]: k["cpus"] for k in view["kernels"]}
+    assert sorted(len(c) for c in cpus.values()) == [1, 1] and len({tuple(c) for c in cpus.values()}) == 2
+    out = ask(inference, do="echo")
+    assert out["cpus"] == cpus[out["pod"]]  # what the kernel itself sees
+
+
+# --- process groups, orphans, death ------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)  # the bug this guards against is a request that never ends
+@pytest.mark.parametrize("setsid", [False, True], ids=["child-in-session", "child-left-session"])
+def test_a_kernel_that_forks_and_exits_is_noticed_and_its_orphan_killed(
+    inference: LocalInference, tmp_path: Path, setsid: bool
+) -> None:
+    view = started(inference, tmp_path, task_execution_timeout=-1)  # no timeout would ever end it
+    (old,) = view["kernels"]
+    pidfile = tmp_path / "child.pid"
+    with pytest.raises(InferenceError, match=r"died \(exit code 7\)") as info:
+        ask(inference, do="fork_and_exit", pidfile=str(pidfile), setsid=setsid)
+    assert info.value.status == 500  # not a 504: the socket the child holds does not hide the death
+    child = int(pidfile.read_text())
+    assert wait_for(lambda: gone(child), what="the orphan to be killed with its kernel")
+    assert ask(inference, do="echo")["pod"] != old["pod"]
+
+
+def test_stop_kills_every_process_a_kernel_started(inference: LocalInference, tmp_path: Path) -> None:
+    started(inference, tmp_path)
+    pids = ask(inference, do="spawn")["pids"]
+    assert not any(gone(p) for p in pids)
+    inference.stop("dep")
+    assert all(gone(p) for p in pids)  # the one in the kernel's session and the one that left it
+
+
+# --- environment -------------------------------------------------------------------------------------
+
+
+def test_kernels_get_the_edi_and_user_environment_not_the_notebooks(
+    inference: LocalInference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when a template notebook of a run started the service.
+    for key, value in {"MLOPS_RUN_ID": "20260101-run", "JPY_PARENT_PID": "1", "MPLBACKEND": "module://inline",
+                       "PYDEVD_USE_FRAME_EVAL": "NO", "JUPYTER_PATH": "/x", "DB_PASSWD": "hunter2",
+                       "MY_ORDINARY_SETTING": "kept"}.items():
+        monkeypatch.setenv(key, value)
+    folder = make_folder(tmp_path, KERNEL, mk_environments=[{"name": "WML_SPACE_ID", "value": "space-1"}])
+    inference.deploy("dep", folder)
+    inference.update_profile("dep", {"kernel": {"envs": [{"name": "FROM_PROFILE", "value": "yes"}]}})
+    inference.start("dep")
+    view = wait_status(inference, "dep", "IDLE")
+    env = ask(inference)["env"]
+    for gone_name in ("MLOPS_RUN_ID", "JPY_PARENT_PID", "MPLBACKEND", "PYDEVD_USE_FRAME_EVAL", "JUPYTER_PATH",
+                      "DB_PASSWD", "MLOPS_HOME"):
+        assert gone_name not in env
+    assert env["MY_ORDINARY_SETTING"] == "kept" and env["HOME"] == os.environ["HOME"]
+    assert env["REDHARE_MODEL_NAME"] == "dep" and env["REDHARE_MODEL_PATH"] == view["model_path"]
+    assert env["MSD_POD_NAME"] == view["kernels"][0]["pod"]
+    assert env["WML_SPACE_ID"] == "space-1" and env["FROM_PROFILE"] == "yes"
+
+
+# --- runtimes ------------------------------------------------------------------------------------------
+
+RUNTIME_KERNEL = '''\
+from redhareapi import Kernel
+import json, sys
+
+class WhereKernel(Kernel):
+    def on_task_invoke(self, task_context):
+        try:
+            import mlops_widgets
+            ours = mlops_widgets.__file__
+        except ImportError:
+            ours = None
+        task_context.set_output_data(json.dumps({"executable": sys.executable, "prefix": sys.prefix,
+                                                 "mlops_widgets": ours, "greeting": GREETING}))
+
+if __name__ == '__main__':
+    WhereKernel().run()
+'''
+
+
+def test_a_runtime_runs_kernels_on_its_python_without_our_packages(
+    inference: LocalInference, workspace: Workspace, tmp_path: Path, cli: Any
+) -> None:
+    venv = tmp_path / "plain-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    res = cli("runtime", "add", "plain", "--python", str(python))
+    assert res.exit_code == 0, res.output
+    assert "plain" in cli("runtime", "list").stdout
+    inference.deploy("other", make_folder(tmp_path, RUNTIME_KERNEL, name="other", runtime="plain"),
+                     custom_args={"GREETING": "hi"})
+    inference.deploy("own", make_folder(tmp_path, RUNTIME_KERNEL, name="own", runtime="dlipy3"),
+                     custom_args={"GREETING": "hi"})
+    for name in ("other", "own"):
+        inference.start(name)
+        wait_status(inference, name, "IDLE")
+    other, own = (json.loads(inference.infer(n, b"{}")) for n in ("other", "own"))
+    assert other["executable"] == str(python) and other["prefix"] == str(venv)
+    assert other["mlops_widgets"] is None and other["greeting"] == "hi"  # the shim alone, custom args
+    assert own["executable"] == sys.executable and own["mlops_widgets"] is not None
+
+
+def test_an_unknown_runtime_is_refused_at_deploy_and_at_start(inference: LocalInference, tmp_path: Path,
+                                                              cli: Any) -> None:
+    with pytest.raises(Exception, match="runtime 'nope'"):
+        inference.deploy("dep", make_folder(tmp_path, KERNEL, runtime="nope"))
+    assert cli("runtime", "add", "gone", "--python", sys.executable).exit_code == 0
+    inference.deploy("dep", make_folder(tmp_path / "2", KERNEL, runtime="gone"))
+    assert cli("runtime", "delete", "gone").exit_code == 0
+    with pytest.raises(Exception, match="runtime 'gone'"):
+        inference.start("dep")
+
+
+def test_runtime_commands_refuse_bad_input(cli: Any, tmp_path: Path) -> None:
+    res = cli("runtime", "delete", "dlipy3")
+    assert res.exit_code == 1 and "cannot be deleted" in res.output
+    (tmp_path / "notpython").write_text("#!/bin/sh\necho hello\n")
+    (tmp_path / "notpython").chmod(0o755)
+    res = cli("runtime", "add", "x", "--python", str(tmp_path / "notpython"))
+    assert res.exit_code == 1 and "is not a Python interpreter" in res.output
+    res = cli("runtime", "add", "x", "--python", str(tmp_path / "missing"))
+    assert res.exit_code == 1 and "is not an executable file" in res.output
+    res = cli("runtime", "add", "bad/name", "--python", sys.executable)
+    assert res.exit_code == 1 and "runtime name" in res.output
+    assert cli("runtime", "add", "x", "--python", sys.executable).exit_code == 0
+    res = cli("runtime", "add", "x", "--python", sys.executable)
+    assert res.exit_code == 1 and "already exists" in res.output
+    assert [r["name"] for r in json.loads(cli("runtime", "list", "--json").stdout)] == ["dlipy3", "x"]
+
+
+# --- the kernel log ------------------------------------------------------------------------------------
+
+
+def test_kernel_log_rotates_and_tails_across_files(tmp_path: Path) -> None:
+    log = KernelLog(tmp_path, secrets=[], environ={"MLOPS_KERNEL_LOG_MB": "0.1", "MLOPS_KERNEL_LOG_FILES": "3"})
+    for i in range(3000):
+        log.feed("dep-1-abcde", f"line {i:05d} {'y' * 80}\n".encode())
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["kernels.log", "kernels.log.1", "kernels.log.2"]
+    assert all(p.stat().st_size <= 0.1 * 2**20 for p in tmp_path.iterdir())
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in tmp_path.iterdir())
+    everything = list(read_lines(tmp_path))
+    assert everything[-1].startswith("[dep-1-abcde] line 02999")
+    numbers = [int(line.split()[2]) for line in everything]
+    assert numbers == list(range(numbers[0], 3000))  # oldest first, nothing lost between files
+    assert list(read_lines(tmp_path, tail=5)) == everything[-5:]
+    assert list(read_lines(tmp_path, tail=len(everything) - 3)) == everything[3:]  # across files
+    assert list(read_lines(tmp_path, tail=0)) == []
+
+
+def test_follow_sees_lines_written_after_a_rotation(tmp_path: Path) -> None:
+    log = KernelLog(tmp_path, secrets=[], environ={"MLOPS_KERNEL_LOG_MB": "0.07"})
+    log.feed("p", b"before\n")
+    lines = read_lines(tmp_path, tail=1, follow=True)
+    assert next(lines) == "[p] before"
+    for i in range(1000):  # several rotations
+        log.feed("p", f"after {i:04d} {'z' * 100}\n".encode())
+    seen = [next(lines) for _ in range(1000)]
+    lines.close()
+    assert [int(s.split()[2]) for s in seen][-1] == 999 and seen[0].startswith("[p] after 0000")
+
+
+def test_deploy_logs_tail_follow_and_masked_secrets(inference: LocalInference, workspace: Workspace,
+                                                    tmp_path: Path, cli: Any) -> None:
+    secret = "Sup3r/s3cret+key=="
+    started(inference, tmp_path, secret_args={"API_KEY": secret})
+    forms = [secret, quote(secret, safe=""), base64.b64encode(secret.encode()).decode(), json.dumps(secret)]
+    ask(inference, do="print", lines=[f"key is {f}" for f in forms])
+    ask(inference, do="spam", n=50)
+    res = cli("deploy", "logs", "--name", "dep", "--tail", "5")
+    assert res.exit_code == 0 and res.stdout.splitlines()[-1].endswith("line 000049 " + "x" * 90)
+    assert len(res.stdout.splitlines()) == 5
+    text = log_text(inference)
+    assert [line.split("key is ", 1)[1] for line in text.splitlines() if "key is" in line] == [
+        MASK, MASK, MASK, f'"{MASK}"'
+    ]
+    logs = workspace.root / "inference" / "deployments" / "dep" / "logs"
+    for path in logs.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert not any(f.encode() in path.read_bytes() for f in forms)
+
+    follower = subprocess.Popen(
+        [sys.executable, "-c", "from mlops_widgets.cli import main; main()", "deploy", "logs", "--name", "dep", "--tail", "1", "--follow"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "MLOPS_HOME": str(workspace.root)},
+    )
+    try:
+        assert follower.stdout is not None
+        first = follower.stdout.readline()
+        assert "line 000049" in first
+        threading.Thread(target=ask, args=(inference,), kwargs={"do": "print", "lines": ["followed-marker"]}).start()
+        assert follower.stdout.readline().rstrip().endswith("followed-marker")
+    finally:
+        follower.kill()
+        follower.wait()
