@@ -19,6 +19,9 @@ RENDERINGS: dict[str, str] = {
     "deploy.list": "see `mlops deploy list`",
     "deploy.logs": "see `mlops deploy logs --name {deployment}`",
     "monitor.register": "register it with `mlops monitor register --monitor {monitor} --provider {provider}`",
+    "runtime.add": "add it with `mlops runtime add {name} --python PATH`, or name one of `mlops runtime list` "
+    "in model.json",
+    "runtime.delete": "delete it first: `mlops runtime delete {name}`",
     "score.output": "give an output folder with -p output_dir FOLDER",
     "stage.deployed": "delete that deployment first (`mlops deploy delete --name {deployment}`) or stage with "
     "--new instead of --force",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_result, pass_obj
 from mlops_widgets.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -45,11 +45,12 @@ def add(obj: CliContext, name: str, python: str) -> None:
 @pass_obj
 def list_(obj: CliContext, as_json: bool) -> None:
     """Every runtime; dlipy3 is the service's own interpreter."""
-    rows = _runtimes(obj).list()
-    if as_json:
-        echo_json(rows)
-        return
-    echo_table(("NAME", "PYTHON", "VERSION"), [(r["name"], r["python"], r["version"]) for r in rows])
+    echo_result(
+        _runtimes(obj).list(),
+        as_json=as_json,
+        header=("NAME", "PYTHON", "VERSION"),
+        row=lambda r: (r["name"], r["python"], r["version"]),
+    )
 
 
 @runtime.command()

@@ -100,6 +100,7 @@ class KernelProc:
     dead: threading.Event = field(default_factory=threading.Event)
     _ending: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
+    _pump_lock: threading.Lock = field(default_factory=threading.Lock)
     _ended: bool = False
 
     def describe(self) -> dict[str, Any]:
@@ -164,6 +165,8 @@ class KernelProc:
             f", memory limit {self.limits.memory_mb:g} MB" if self.limits.memory_mb is not None else "",
         ])
         self.log.feed(self.pod, f"[mlops] kernel {self.pod} started (pid {self.proc.pid}, {python}{placed})\n".encode())
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
         self._watcher = threading.Thread(target=self._watch, name=f"watch-{self.pod}", daemon=True)
         self._watcher.start()
         try:
@@ -208,13 +211,9 @@ class KernelProc:
             while True:
                 events = poller.poll(WATCH_INTERVAL * 1000)
                 for fd, _ in events:
-                    if fd == out:
-                        data = os.read(out, READ_SIZE)
-                        if data:
-                            self.log.feed(self.pod, data)
-                        else:
-                            poller.unregister(out)
-                            output_open = False
+                    if fd == out and not self.pump():
+                        poller.unregister(out)
+                        output_open = False
                     elif fd == pidfd:
                         poller.unregister(pidfd)
                 if not self.dead.is_set():
@@ -229,6 +228,22 @@ class KernelProc:
         finally:
             if pidfd is not None:
                 os.close(pidfd)
+
+    def pump(self) -> bool:
+        """Copy what the kernel has written so far into the log; False once its output closed.
+        The pool calls it when a batch is answered, so a task's output is in the log by then."""
+        assert self.proc is not None and self.proc.stdout is not None
+        with self._pump_lock:
+            while True:
+                try:
+                    data = os.read(self.proc.stdout.fileno(), READ_SIZE)
+                except BlockingIOError:
+                    return True
+                except (OSError, ValueError):  # closed by end()
+                    return False
+                if not data:
+                    return False
+                self.log.feed(self.pod, data)
 
     def _check_memory(self, pid: int) -> None:
         assert self.limits.memory_mb is not None

@@ -379,6 +379,7 @@ class KernelPool:
                 ))
             return False
         reply, blobs = msg
+        k.pump()
         k.tasks_done += len(tasks)
         if reply.get("op") == "failed":
             error = (reply.get("error") or "").strip()
