@@ -11,8 +11,8 @@ import sys
 import pytest
 from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
+from fakecpd.tls_state import process_tls_state
 
-from mlops_widgets.backends.cpd.contain import process_tls_state
 from mlops_widgets.backends.cpd.session import CpdSettings
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
+from fakecpd.tls_state import process_tls_state
 
-from mlops_widgets.backends.cpd.contain import process_tls_state
 from mlops_widgets.backends.local.inference import stop_service
 from mlops_widgets.examples.synthetic import write_tiles
 

@@ -9,10 +9,12 @@ import pytest
 from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 
+from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.cpd.inference import INJECT_BEGIN
 from mlops_widgets.backends.local.inference import InferenceError
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.workspace import Workspace
 
 
 def submission(tmp_path: Path, name: str = "seg") -> Path:
@@ -48,7 +50,7 @@ def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Pat
     assert "CPD_API_KEY = _mlops_os.environ.get('CPD_API_KEY')" in kernel
     assert "s3cr3t-value" not in kernel  # the secret lives only in the profile's kernel.envs
     assert (folder / "kernel.py").read_text().count("CPD_USERNAME") == 1  # the caller's folder untouched
-    envs = fake_cpd.dlim.models["seg"]["profile"]["kernel"]["envs"]
+    envs = fake_cpd.dlim.models["seg"]["_profile"]["kernel"]["envs"]
     assert {"name": "CPD_API_KEY", "value": "s3cr3t-value"} in envs
     assert "s3cr3t-value" not in json.dumps(inf.view("seg"))  # shown masked
 
@@ -65,23 +67,91 @@ def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Pat
     body = b'{"image": "aGVsbG8="}'
     assert inf.infer("seg", body) == body  # the fake's echo kernel, text/plain and all
 
-    with pytest.raises(ConflictError, match="cannot be removed if it's started"):
-        inf.undeploy("seg")
     with pytest.raises(ConflictError, match="only be changed while the model is stopped"):
         inf.update_profile("seg", {"policy": {"kernel_min": 1}})
 
-    # deploying again updates the stopped deployment in place
-    inf.stop("seg")
+    # deploying again stops the running deployment, waits for `disabled`, then updates it
     (folder / "kernel.py").write_text("print('v2')\n")
     inf.deploy("seg", folder)
     assert fake_cpd.dlim.packages["seg"]["kernel.py"] == b"print('v2')\n"
-    assert fake_cpd.dlim.models["seg"]["profile"]["policy"]["kernel_min"] == 2
+    assert fake_cpd.dlim.models["seg"]["_profile"]["policy"]["kernel_min"] == 2
+    assert _order(fake_cpd, "seg").index("stop") < _order(fake_cpd, "seg").index("redeploy")
 
     inf.undeploy("seg")
     with pytest.raises(NotFoundError, match="seg"):
         inf.view("seg")
     with pytest.raises(NotFoundError):
         inf.infer("seg", b"{}")
+
+
+def _order(fake: FakeCpd, name: str) -> list[str]:
+    """The lifecycle calls the fake saw for `name`, with the instance state polls between."""
+    out = []
+    for method, path, status in fake.router.log:
+        if path == f"/dlim/v1/model/{name}/operation/stop":
+            out.append("stop")
+        elif path == f"/dlim/v1/model/{name}/operation/start":
+            out.append("start")
+        elif path == f"/dlim/v1/deployment/model/{name}":
+            out.append("redeploy")
+        elif method == "DELETE" and path == f"/dlim/v1/model/{name}":
+            out.append("delete" if status < 300 else "refused delete")
+    return out
+
+
+def test_stop_waits_for_disabled_before_delete(cpd_backend: Backend, fake_cpd: FakeCpd,
+                                               tmp_path: Path) -> None:
+    """EDI stops asynchronously and refuses to delete a model that is not disabled: undeploy
+    of a started deployment stops it, polls until `disabled`, then deletes (no refused call)."""
+    fake_cpd.dlim.stop_delay = 0.5
+    inf = cpd_backend.inference
+    inf.deploy("seg", submission(tmp_path))
+    inf.start("seg")
+    inf.undeploy("seg")
+    assert _order(fake_cpd, "seg") == ["start", "stop", "delete"]
+    polls = [s for m, p, s in fake_cpd.router.log if p == "/dlim/v1/model/seg/instance"]
+    assert len(polls) > 2  # it waited through `stopping`
+    assert "seg" not in fake_cpd.dlim.models
+
+
+def test_start_waits_for_the_started_state_and_says_when_it_does_not_come(
+    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    workspace: Workspace,
+) -> None:
+    inf = cpd_backend.inference
+    inf.deploy("seg", submission(tmp_path))
+    fake_cpd.dlim.start_delay = 0.4
+    view = inf.start("seg")  # answered at once by EDI (`deploying`): waits for `enabled`
+    assert view["state"] == "started" and view["status"] == "IDLE"
+    assert fake_cpd.dlim.state("seg") == "enabled"
+    inf.stop("seg")
+    assert fake_cpd.dlim.state("seg") == "disabled"  # stop returned only once disabled
+
+    fake_cpd.dlim.start_delay = 3600  # a deployment whose kernels never come up
+    monkeypatch.setenv("MLOPS_CPD_EDI_TIMEOUT", "0.3")
+    with pytest.raises(MlopsError, match="did not reach the started state within 0.3 s "
+                                         "\\(WMLA still reports 'deploying'\\)") as err:
+        get_backend("cpd", workspace).inference.start("seg")
+    assert err.value.hint is not None and "MLOPS_CPD_EDI_TIMEOUT" in err.value.hint.text
+
+
+def test_the_fake_is_as_strict_as_edi(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path) -> None:
+    """What the fake refuses, so the client cannot pass by accident: a bearer token on dlim
+    management (IBM's client sends X-Auth-Token), deleting a started model."""
+    import requests
+
+    inf = cpd_backend.inference
+    inf.deploy("seg", submission(tmp_path))
+    inf.start("seg")
+    token = fake_cpd.router.issue_token("mlops-user")
+    ca = str(fake_cpd.certs.ca)
+    url = f"{fake_cpd.base_url}/dlim/v1/model/seg"
+    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, verify=ca,
+                        timeout=10).status_code == 401
+    refused = requests.delete(url, headers={"X-Auth-Token": token}, verify=ca, timeout=10)
+    assert refused.status_code == 409 and "cannot be removed if it's started" in refused.text
+    assert requests.get(url, headers={"X-Auth-Token": token}, verify=ca, timeout=10).json()[
+        "name"] == "seg"
 
 
 def test_inference_goes_to_the_inference_host_only(cpd_backend: Backend, fake_cpd: FakeCpd,
@@ -95,7 +165,7 @@ def test_inference_goes_to_the_inference_host_only(cpd_backend: Backend, fake_cp
     import requests
 
     token = fake_cpd.router.issue_token("mlops-user")
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"X-Auth-Token": token}
     ca = str(fake_cpd.certs.ca)
     assert requests.post(f"{fake_cpd.base_url}/dlim/v1/inference/seg", headers=headers,
                          verify=ca, timeout=10).status_code == 404

@@ -4,6 +4,7 @@ as a WML function that the fake's OpenScale calls at every run (notebook B2)."""
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import pytest
@@ -66,7 +67,9 @@ def test_openscale_model_round_trip(cpd_backend: Backend) -> None:
     updated = mon.monitor_instances.update(iid, thresholds=[{**limit, "value": 20}],
                                            parameters={"dir_gt": "gt2"})
     assert updated["entity"]["thresholds"][0]["value"] == 20
-    assert updated["entity"]["parameters"] == {"dir_gt": "gt2"}
+    # IBM's custom-monitor conventions ride along: runs enabled, the original's 360 s wait
+    assert updated["entity"]["parameters"] == {"dir_gt": "gt2", "enable_custom_metric_runs": True,
+                                               "custom_metrics_wait_time": 360}
 
     run = mon.runs.add(iid)  # no provider behind this instance: OpenScale fails the run
     run = _wait(mon, iid, run)
@@ -91,8 +94,10 @@ def test_publishing_needs_a_runtime_that_provides_mlops_widgets(
 ) -> None:
     """No stock runtime can import mlops_widgets: without a named one nothing is deployed."""
     monkeypatch.delenv("MLOPS_CPD_SOFTWARE_SPEC")
-    with pytest.raises(MlopsError, match="--software-spec or \\$MLOPS_CPD_SOFTWARE_SPEC"):
+    with pytest.raises(MlopsError, match="needs a software specification") as err:
         publish(cpd_backend, "generic_metrics")
+    assert err.value.hint is not None and err.value.hint.action == "monitor.publish.software_spec"
+    assert "--" not in err.value.message  # no CLI flag in a message the panel shows
     assert fake_cpd.wml.functions == {} and fake_cpd.wml.deployments == {}
     with pytest.raises(MlopsError, match="software specification.*runtime-9"):
         publish(cpd_backend, "generic_metrics", software_spec="runtime-9")
@@ -102,7 +107,13 @@ def test_published_provider_computes_runs_on_the_cluster(
     cpd_backend: Backend, fake_cpd: FakeCpd
 ) -> None:
     out = publish(cpd_backend, "generic_metrics")
-    assert out["scoring_url"].endswith("/predictions")
+    # registered as IBM's helper does: with ?version=, on a deployment with a hardware spec
+    assert re.search(r"/predictions\?version=\d{4}-\d\d-\d\d$", out["scoring_url"]), out["scoring_url"]
+    deployment = fake_cpd.wml.deployments[out["wml_deployment_id"]]
+    assert fake_cpd.wml.hardware_specs[deployment["entity"]["hardware_spec"]["id"]] == "M"
+    code = fake_cpd.wml.function_code[deployment["entity"]["asset"]["id"]]
+    assert b"def score(payload, token=None)" in code
+    assert not [s for s in (b"fake-api-key", b"mlops-user", b"Bearer") if s in code]  # no credential
     recorded = cpd_backend.space.read_document(MONITOR_METADATA)
     assert recorded == {"generic_metrics": {"integrated_system_id": out["integrated_system_id"],
                                             "wml_deployment_id": out["wml_deployment_id"]}}
@@ -180,3 +191,84 @@ def test_publish_through_the_old_wml_sdk(cpd_backend: Backend, fake_cpd: FakeCpd
     assert cpd_backend.session.sdk_kind() == "wml"  # type: ignore[attr-defined]
     assert fake_cpd.wml.deployments[out["wml_deployment_id"]]["entity"]["status"]["state"] == "ready"
     assert b"PROVIDER = 'generic_metrics'" in next(iter(fake_cpd.wml.function_code.values()))
+
+
+def _provider_instance(cpd_backend: Backend, fake_cpd: FakeCpd, published: dict) -> str:  # type: ignore[type-arg]
+    seed_volume(fake_cpd, "Vol", "gt", {f"{i}_Seg.png": b"x" for i in range(3)})
+    seed_volume(fake_cpd, "Vol", "pred", {f"{i}_Seg.png": b"x" for i in range(3)})
+    mon = cpd_backend.monitoring
+    inst = mon.monitor_instances.create(
+        monitor_definition_id="generic_metrics", target_id=_subscription(mon), thresholds=[],
+        parameters={"custom_metrics_provider_id": published["integrated_system_id"],
+                    "volume_display_name": "Vol", "dir_gt": "gt", "dir_pred": "pred"})
+    return inst["metadata"]["id"]
+
+
+@pytest.mark.parametrize("form", ["custom_monitor_run_id", "run_details"])
+def test_the_provider_reads_both_payload_forms(cpd_backend: Backend, fake_cpd: FakeCpd, form: str) -> None:
+    fake_cpd.openscale.payload_form = form
+    iid = _provider_instance(cpd_backend, fake_cpd, publish(cpd_backend, "generic_metrics"))
+    mon = cpd_backend.monitoring
+    run = _wait(mon, iid, mon.runs.add(iid))
+    assert run["entity"]["status"]["state"] == "finished", run["entity"]["status"]
+    [measurement] = mon.measurements.list(iid)
+    assert measurement["entity"]["run_id"] == run["metadata"]["id"]
+
+
+def test_runs_without_the_enable_flag_never_call_the_provider(
+    cpd_backend: Backend, fake_cpd: FakeCpd
+) -> None:
+    """OpenScale calls a custom provider only for instances with enable_custom_metric_runs (the
+    fake too): our instances carry it; one without it gets a failed run and no call."""
+    iid = _provider_instance(cpd_backend, fake_cpd, publish(cpd_backend, "generic_metrics"))
+    fake_cpd.openscale.store["monitor_instances"][iid]["entity"]["parameters"].pop(
+        "enable_custom_metric_runs")
+    mon = cpd_backend.monitoring
+    run = _wait(mon, iid, mon.runs.add(iid))
+    assert run["entity"]["status"]["state"] == "error"
+    assert "enable_custom_metric_runs" in run["entity"]["status"]["failure"]["errors"][0]["message"]
+    assert fake_cpd.openscale.provider_calls == []
+
+
+def test_a_provider_without_a_token_fails_its_run_with_the_reason(
+    cpd_backend: Backend, fake_cpd: FakeCpd
+) -> None:
+    """A runtime that does not hand the caller's token to score(): the provider cannot sign in,
+    says why, and OpenScale records that as the run's failure (no credential in the source to
+    fall back on)."""
+    iid = _provider_instance(cpd_backend, fake_cpd, publish(cpd_backend, "generic_metrics"))
+    fake_cpd.wml.forward_token = False
+    mon = cpd_backend.monitoring
+    run = _wait(mon, iid, mon.runs.add(iid))
+    assert run["entity"]["status"]["state"] == "error"
+    assert "the provider got no token" in run["entity"]["status"]["failure"]["errors"][0]["message"]
+    assert mon.measurements.list(iid) == []
+
+
+def test_function_scoring_needs_a_version(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:
+    import requests
+
+    out = publish(cpd_backend, "generic_metrics")
+    bare = out["scoring_url"].split("?")[0]
+    token = fake_cpd.router.issue_token("mlops-user")
+    resp = requests.post(bare, json={"input_data": [{"values": {}}]}, verify=str(fake_cpd.certs.ca),
+                         headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert resp.status_code == 400 and "version" in resp.text
+
+
+def test_republishing_replaces_the_function_deployment_and_integrated_system(
+    cpd_backend: Backend, fake_cpd: FakeCpd
+) -> None:
+    first = publish(cpd_backend, "generic_metrics")
+    iid = _provider_instance(cpd_backend, fake_cpd, first)
+    second = publish(cpd_backend, "generic_metrics")
+    assert second["integrated_system_id"] != first["integrated_system_id"]
+    assert list(fake_cpd.wml.deployments) == [second["wml_deployment_id"]]
+    assert len(fake_cpd.wml.functions) == 1
+    assert list(fake_cpd.openscale.store["integrated_systems"]) == [second["integrated_system_id"]]
+    # the monitor instance now calls the new provider
+    mon = cpd_backend.monitoring
+    params = mon.monitor_instances.get(iid)["entity"]["parameters"]
+    assert params["custom_metrics_provider_id"] == second["integrated_system_id"]
+    run = _wait(mon, iid, mon.runs.add(iid))
+    assert run["entity"]["status"]["state"] == "finished", run["entity"]["status"]

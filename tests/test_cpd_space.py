@@ -121,30 +121,42 @@ def test_a_concurrent_writer_in_between_is_not_lost(
 
 
 def test_a_slow_upload_landing_after_newer_generations_is_not_lost(
-    cpd_backend: Backend, fake_cpd: FakeCpd, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    cpd_backend: Backend, fake_cpd: FakeCpd, workspace: Workspace
 ) -> None:
     """D reads generation 1; before its upload of generation 2 lands, A writes generation 2 and
     E generation 3 (which deletes generation 2): D's version is then alone in generation 2, but
-    the current version (E's) is not built on it, so D must retry rather than report success."""
+    the current version (E's) is not built on it, so D must retry rather than report success.
+    The interleaving happens in the fake server, while it handles D's create."""
     slow, a, e = (get_backend("cpd", workspace).space for _ in range(3))
     slow.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"base": 0}))
-    real_store = slow._store  # type: ignore[attr-defined]
     fired: list[int] = []
 
-    def store_late(name: str, path: Path, description: str = "") -> dict:
-        if not fired:
+    def others_write_first(meta: dict) -> None:
+        if not fired and meta.get("description", "").startswith(f"{MARKER} 2"):
             fired.append(1)
             a.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"A": 1}))
             e.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"E": 1}))
-        return real_store(name, path, description)
 
-    monkeypatch.setattr(slow, "_store", store_late)
+    fake_cpd.wml.before_create = others_write_first
     written = slow.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"D": 1}))
     expected = {"base": 0, "A": 1, "E": 1, "D": 1}
-    assert written == expected
+    assert fired and written == expected
     assert cpd_backend.space.read_document(DEPLOYMENT_METADATA) == expected
     stored = [a.description for a in fake_cpd.wml.assets.values() if a.name == DEPLOYMENT_METADATA]
     assert len(stored) == 1 and stored[0].startswith(f"{MARKER} 4 parent ")
+
+
+def test_a_search_that_lags_behind_writes_loses_no_update(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:
+    """CAMS finds a new asset only after its index catches up: a writer must not take its own
+    version, not yet found, for a lost race (and delete it)."""
+    fake_cpd.wml.search_lag = 0.3
+    space = cpd_backend.space
+    space.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"first": 1}))
+    space.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"second": 2}))
+    fake_cpd.wml.search_lag = 0.0
+    assert space.read_document(DEPLOYMENT_METADATA) == {"first": 1, "second": 2}
+    stored = [a.description for a in fake_cpd.wml.assets.values() if a.name == DEPLOYMENT_METADATA]
+    assert len(stored) == 1 and stored[0].startswith(f"{MARKER} 2 parent ")
 
 
 def test_many_concurrent_writers_lose_nothing(

@@ -1,10 +1,16 @@
-"""Fake WMLA Elastic Distributed Inference management (`/dlim/v1`, console host) and inference
-(`/dlim/v1/inference/{name}`, inference host). No real kernels: a started deployment answers
-inference with the request body, verbatim, as a canned echo kernel would.
+"""Fake WMLA Elastic Distributed Inference: management (`/dlim/v1`, console host, token in
+`X-Auth-Token` as IBM's EDI client sends it) and inference (`/dlim/v1/inference/{name}`,
+inference host, X-Auth-Token or a bearer token).
 
-Validates the package (gzip tar holding model.json, the kernel file and the README), refuses a
-profile change or an undeploy while started, and answers with WMLA's quirk of a text/plain
-content type on JSON bodies, so clients must parse regardless.
+Documents have the shapes of IBM's published EDI v2 client (ibm_wmla.wmla_api_edi_v2): a model
+(`Model`) has no state; its instance (`ModelInstance`) has `{name, state, instances:
+[{..., isd_container: [...]}]}`. Start and stop are asynchronous as on a real cluster: a start
+answers at once and the state goes `deploying`, then `enabled` after `start_delay` seconds; a
+stop goes `stopping`, then `disabled` after `stop_delay`. Deleting, redeploying or changing the
+profile of a model that is not `disabled` is refused. Bodies come as text/plain (WMLA's quirk).
+
+Kernels: a started deployment answers inference through `executor(name, files, body)`; the
+default is an echo kernel (the body back, verbatim). A test may plug in a real kernel runner.
 """
 
 from __future__ import annotations
@@ -13,26 +19,44 @@ import copy
 import io
 import json
 import tarfile
+import time
+from collections.abc import Callable
 from typing import Any
 
-from fakecpd.server import HttpError, Request, Response, Router, now_iso
+from fakecpd.server import HttpError, Request, Response, Router, new_id
 
-STARTED, STOPPED = "Started", "Stopped"
+MANAGE = {"header": "x-auth-token"}
+DISABLED, DEPLOYING, ENABLED, STOPPING = "disabled", "deploying", "enabled", "stopping"
+
+Executor = Callable[[str, dict[str, bytes], bytes], tuple[int, bytes]]
 
 
 def default_profile(name: str) -> dict[str, Any]:
+    """An application profile with every field IBM's ModelAppProfile requires (plus the
+    `resources` string the original edited)."""
+    resreq = "ncpus=1,ncpus_limit=1,mem=1024,mem_limit=1024"
     return {
-        "name": name,
-        "policy": {"kernel_min": 1, "kernel_max": 3, "kernel_delay_release_time": 60,
-                   "task_execution_timeout": 60, "task_batch_size": 1, "schedule_interval": 3},
-        "resource_allocation": {"kernel": {
-            "resources": "ncpus=1,ncpus_limit=1,mem=1024,mem_limit=1024"}},
-        "kernel": {"connection_timeout": 90, "gpu": "no", "envs": []},
+        "name": name, "schema_version": "1", "type": "inference", "replica": 1,
+        "policy": {"name": "default", "kernel_min": 1, "kernel_max": 3,
+                   "kernel_delay_release_time": 60, "task_execution_timeout": 60,
+                   "task_batch_size": 1, "schedule_interval": 3, "task_pipe_size": 1,
+                   "stream_discard_slow_tasks": False, "stream_number_per_group": 1},
+        "resource_allocation": {
+            "kernel": {"consumer": "/dlim", "resource_group": "ComputeHosts", "type": "kernel",
+                       "resreq": resreq, "resources": resreq},
+            "service": {"consumer": "/dlim", "resource_group": "ManagementHosts", "type": "service",
+                        "resreq": "ncpus=1,mem=1024"}},
+        "kernel": {"connection_timeout": 90, "gpu": "no", "envs": [], "log_directory": "/tmp/log",
+                   "run_as": "wmla", "umask": "0022", "working_directory": "/tmp"},
     }
 
 
 def _text_json(body: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(body).encode(), {"Content-Type": "text/plain"})
+
+
+def echo(name: str, files: dict[str, bytes], body: bytes) -> tuple[int, bytes]:
+    return 200, body
 
 
 class Dlim:
@@ -41,29 +65,56 @@ class Dlim:
         self.inference_url = inference_url
         self.models: dict[str, dict[str, Any]] = {}
         self.packages: dict[str, dict[str, bytes]] = {}  # name -> file path -> content
+        self.start_delay = 0.3  # seconds from a start to `enabled`
+        self.stop_delay = 0.2  # seconds from a stop to `disabled`
+        self.executor: Executor = echo
         r = router
-        r.add("GET", r"/dlim/v1/model", self.list)
-        r.add("POST", r"/dlim/v1/deployment/model", self.deploy)
-        r.add("POST", r"/dlim/v1/deployment/model/(?P<name>[^/]+)", self.redeploy)
-        r.add("GET", r"/dlim/v1/model/(?P<name>[^/]+)", self.view)
-        r.add("DELETE", r"/dlim/v1/model/(?P<name>[^/]+)", self.undeploy)
-        r.add("GET", r"/dlim/v1/model/(?P<name>[^/]+)/instance", self.instance)
-        r.add("GET", r"/dlim/v1/model/(?P<name>[^/]+)/appprofile", self.get_profile)
-        r.add("PUT", r"/dlim/v1/model/(?P<name>[^/]+)/appprofile", self.put_profile)
-        r.add("PUT", r"/dlim/v1/model/(?P<name>[^/]+)/operation/(?P<op>start|stop)", self.operate)
-        r.add("POST", r"/dlim/v1/inference/(?P<name>[^/]+)", self.infer, inference=True)
+        r.add("GET", r"/dlim/v1/model", self.list, **MANAGE)
+        r.add("POST", r"/dlim/v1/deployment/model", self.deploy, **MANAGE)
+        r.add("POST", r"/dlim/v1/deployment/model/(?P<name>[^/]+)", self.redeploy, **MANAGE)
+        r.add("GET", r"/dlim/v1/model/(?P<name>[^/]+)", self.view, **MANAGE)
+        r.add("DELETE", r"/dlim/v1/model/(?P<name>[^/]+)", self.undeploy, **MANAGE)
+        r.add("GET", r"/dlim/v1/model/(?P<name>[^/]+)/instance", self.instance, **MANAGE)
+        r.add("GET", r"/dlim/v1/model/(?P<name>[^/]+)/appprofile", self.get_profile, **MANAGE)
+        r.add("PUT", r"/dlim/v1/model/(?P<name>[^/]+)/appprofile", self.put_profile, **MANAGE)
+        r.add("PUT", r"/dlim/v1/model/(?P<name>[^/]+)/operation/(?P<op>start|stop)", self.operate,
+              **MANAGE)
+        r.add("POST", r"/dlim/v1/inference/(?P<name>[^/]+)", self.infer, inference=True, header="any")
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def state(self, name: str) -> str:
+        """The instance state now: transitions complete once their delay has passed."""
+        m = self._model(name)
+        state, since = m["_state"], m["_since"]
+        if state == DEPLOYING and time.monotonic() - since >= self.start_delay:
+            m["_state"] = state = ENABLED
+        elif state == STOPPING and time.monotonic() - since >= self.stop_delay:
+            m["_state"] = state = DISABLED
+        return state
+
+    def _set(self, m: dict[str, Any], state: str) -> None:
+        m["_state"], m["_since"] = state, time.monotonic()
 
     def _model(self, name: str) -> dict[str, Any]:
         if name not in self.models:
             raise HttpError(404, f"Model {name} does not exist.", "model_not_found")
         return self.models[name]
 
+    def _require_disabled(self, name: str, doing: str) -> dict[str, Any]:
+        m = self._model(name)
+        if self.state(name) != DISABLED:
+            raise HttpError(409, f"The model cannot be {doing} if it's started.", "model_started")
+        return m
+
+    # -- package -------------------------------------------------------------------------------
+
     def _unpack(self, req: Request) -> tuple[dict[str, Any], dict[str, bytes]]:
         if req.headers.get("content-type") != "application/octet-stream":
             raise HttpError(400, "the package must be sent as application/octet-stream")
         files: dict[str, bytes] = {}
-        try:
-            with tarfile.open(fileobj=io.BytesIO(req.body), mode="r:gz") as tar:
+        try:  # a plain tar (IBM's example) or a gzip tar
+            with tarfile.open(fileobj=io.BytesIO(req.body), mode="r:*") as tar:
                 for member in tar.getmembers():
                     if member.issym() or member.islnk() or member.name.startswith("/") \
                             or ".." in member.name.split("/"):
@@ -72,8 +123,7 @@ class Dlim:
                         fh = tar.extractfile(member)
                         files[member.name.removeprefix("./")] = fh.read() if fh else b""
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise HttpError(400, f"the package is not a gzip tar: {exc}") from None
-        # model.json at the top, or in the single top folder
+            raise HttpError(400, f"the package is not a tar archive: {exc}") from None
         tops = {p.split("/", 1)[0] for p in files if "/" in p}
         if "model.json" not in files and len(tops) == 1:
             prefix = tops.pop() + "/"
@@ -92,24 +142,40 @@ class Dlim:
                 raise HttpError(400, f"the package has no {desc[key]} ({key} in model.json)")
         return desc, files
 
-    def _store(self, desc: dict[str, Any], files: dict[str, bytes], *, keep: dict | None) -> None:
+    def _store(self, req: Request, desc: dict[str, Any], files: dict[str, bytes], *,
+               keep: dict[str, Any] | None) -> None:
         name = desc["name"]
-        now = now_iso()
-        self.models[name] = {
-            **desc,
-            "state": STOPPED,
+        now = int(time.time())
+        m = {
+            "schema_version": str(desc.get("schema_version") or "1"),
+            "uid": keep["uid"] if keep else new_id(),
+            "name": name,
+            "tag": desc.get("tag") or "",
+            "weight_path": desc.get("weight_path") or "./",
+            "model_path": f"/opt/wml-edi/repo/{name}/{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            "size": sum(len(b) for b in files.values()),
             "create_time": keep["create_time"] if keep else now,
-            "last_update_time": now,
-            "profile": keep["profile"] if keep else default_profile(name),
+            "last_updated_time": now,
+            "creator": req.user,
+            "attributes": list(desc.get("attributes") or []),
+            "runtime": desc["runtime"],
+            "kernel_path": desc["kernel_path"],
+            "mk_environments": list(desc.get("mk_environments") or []),
+            "service_uri": f"{self.inference_url}/dlim/v1/inference/{name}",
+            "_profile": keep["_profile"] if keep else default_profile(name),
         }
+        self._set(m, DISABLED)
+        self.models[name] = m
         self.packages[name] = files
+
+    # -- API -----------------------------------------------------------------------------------
 
     def deploy(self, req: Request) -> Response:
         desc, files = self._unpack(req)
         with self.router.lock:
             if desc["name"] in self.models:
                 raise HttpError(409, f"Model {desc['name']} already exists.", "model_exists")
-            self._store(desc, files, keep=None)
+            self._store(req, desc, files, keep=None)
         return _text_json({"name": desc["name"], "message": "deployed"}, 201)
 
     def redeploy(self, req: Request, name: str) -> Response:
@@ -117,39 +183,47 @@ class Dlim:
         if desc["name"] != name:
             raise HttpError(400, f"model.json names {desc['name']}, not {name}")
         with self.router.lock:
-            old = self._model(name)
-            if old["state"] == STARTED:
-                raise HttpError(409, "The model cannot be updated if it's started.", "model_started")
-            self._store(desc, files, keep=old)
+            old = self._require_disabled(name, "updated")
+            self._store(req, desc, files, keep=old)
         return _text_json({"name": name, "message": "redeployed"})
 
-    def _summary(self, m: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in m.items() if k != "profile"}
-        out["url"] = f"{self.inference_url}/dlim/v1/inference/{m['name']}"
-        return out
+    @staticmethod
+    def public(m: dict[str, Any]) -> dict[str, Any]:
+        """The model document (IBM's Model): no state, no profile."""
+        return {k: v for k, v in m.items() if not k.startswith("_")}
 
     def list(self, req: Request) -> Response:
-        return _text_json([self._summary(m) for m in self.models.values()])
+        return _text_json([self.public(m) for m in self.models.values()])
 
     def view(self, req: Request, name: str) -> Response:
-        return _text_json(self._summary(self._model(name)))
+        return _text_json(self.public(self._model(name)))
+
+    def instance_document(self, name: str) -> dict[str, Any]:
+        m = self._model(name)
+        state = self.state(name)
+        items = []
+        if state == ENABLED:
+            n = m["_profile"]["policy"]["kernel_min"]
+            containers = [{"container_host": "worker-0", "container_status": "Running",
+                           "container_uid": f"{name}-kernel-{i}", "failed_task": 0,
+                           "finished_task": m.get("_done", 0) if i == 0 else 0, "running_task": 0,
+                           "total_task": m.get("_done", 0) if i == 0 else 0} for i in range(n)]
+            items = [{"isd_uid": m["uid"], "client_number": 0, "pending_tasks": 0,
+                      "request_per_sec": 0.0, "data_size_per_sec": 0.0, "gpu_mode": "no",
+                      "isd_container": containers}]
+        return {"name": name, "state": state, "instances": items}
 
     def instance(self, req: Request, name: str) -> Response:
-        m = self._model(name)
-        if m["state"] != STARTED:
-            return _text_json({"name": name, "state": "disabled", "status": "STOPPED", "kernels": []})
-        n = m["profile"]["policy"]["kernel_min"]
-        kernels = [{"id": f"{name}-kernel-{i}", "state": "IDLE"} for i in range(n)]
-        return _text_json({"name": name, "state": "enabled", "status": "IDLE", "kernels": kernels})
+        return _text_json(self.instance_document(name))
 
     def get_profile(self, req: Request, name: str) -> Response:
-        return _text_json(self._model(name)["profile"])
+        return _text_json(self._model(name)["_profile"])
 
     def put_profile(self, req: Request, name: str) -> Response:
         profile = req.json()
         with self.router.lock:
             m = self._model(name)
-            if m["state"] == STARTED:
+            if self.state(name) != DISABLED:
                 raise HttpError(409, "The profile can only be changed while the model is stopped.",
                                 "model_started")
             if not isinstance(profile, dict) or not isinstance(profile.get("policy"), dict):
@@ -160,27 +234,34 @@ class Dlim:
                 0 <= kmin and (kmax == -1 or kmin <= kmax)
             ):
                 raise HttpError(400, f"invalid kernel_min/kernel_max: {kmin}/{kmax}")
-            m["profile"] = copy.deepcopy(profile)
-            m["last_update_time"] = now_iso()
+            m["_profile"] = copy.deepcopy(profile)
+            m["last_updated_time"] = int(time.time())
         return _text_json({"name": name, "message": "profile updated"})
 
     def operate(self, req: Request, name: str, op: str) -> Response:
         with self.router.lock:
             m = self._model(name)
-            m["state"] = STARTED if op == "start" else STOPPED
+            state = self.state(name)
+            if op == "start" and state in (DISABLED,):
+                self._set(m, DEPLOYING)
+                m["started_at"] = int(time.time())
+            elif op == "start" and state == STOPPING:
+                raise HttpError(409, f"Model {name} is stopping.", "model_stopping")
+            elif op == "stop" and state in (ENABLED, DEPLOYING):
+                self._set(m, STOPPING)
         return _text_json({"name": name, "message": f"{op} submitted"})
 
     def undeploy(self, req: Request, name: str) -> Response:
         with self.router.lock:
-            m = self._model(name)
-            if m["state"] == STARTED:
-                raise HttpError(409, "The model cannot be removed if it's started.", "model_started")
+            self._require_disabled(name, "removed")
             del self.models[name]
             self.packages.pop(name, None)
         return _text_json({"name": name, "message": "undeployed"})
 
     def infer(self, req: Request, name: str) -> Response:
         m = self._model(name)
-        if m["state"] != STARTED:
+        if self.state(name) != ENABLED:
             raise HttpError(503, f"Model {name} is not started.", "model_not_started")
-        return Response(200, req.body, {"Content-Type": "text/plain"})
+        status, body = self.executor(name, self.packages[name], req.body)
+        m["_done"] = m.get("_done", 0) + 1
+        return Response(status, body, {"Content-Type": "text/plain"})

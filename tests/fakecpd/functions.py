@@ -1,5 +1,7 @@
-"""Running a deployed WML Python function the way WML would: its own process, its own runtime
-environment (the cluster URL and a token, as CPD runtimes have), `score(payload)` called once."""
+"""Running a deployed WML Python function the way WML would: its own process, a bare runtime
+environment (no credentials, no cluster URL: a deployment has none), `score(payload)` called
+once, or `score(payload, token)` with the caller's bearer token when score takes two arguments
+(IBM docs, "Writing deployable Python functions")."""
 
 from __future__ import annotations
 
@@ -11,34 +13,36 @@ from pathlib import Path
 from typing import Any
 
 RUNNER = r"""
-import importlib.util, json, sys
+import importlib.util, inspect, json, os, sys
 spec = importlib.util.spec_from_file_location("deployed_function", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 if not callable(getattr(module, "score", None)):
     raise SystemExit("the function file has no score()")
-answer = module.score(json.load(sys.stdin))
+request = json.load(sys.stdin)
+if len(inspect.signature(module.score).parameters) >= 2:
+    answer = module.score(request["payload"], request["token"])
+else:
+    answer = module.score(request["payload"])
 sys.stdout.write("\n@@RESULT@@" + json.dumps(answer) + "\n")
 """
 TIMEOUT_S = 120
 
 
-def run_function(code: bytes, payload: dict[str, Any], token: str | None, fake: Any,
-                 python: str) -> dict[str, Any]:
+def run_function(code: bytes, payload: dict[str, Any], token: str | None, python: str,
+                 timeout: float = TIMEOUT_S) -> dict[str, Any]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
-        "RUNTIME_ENV_APSX_URL": fake.base_url,
-        "USER_ACCESS_TOKEN": token or "",
-        "MLOPS_CPD_CA_BUNDLE": str(fake.certs.ca),
         "MLOPS_CPD_RETRY_DELAY": "0.05",
     }
     with tempfile.TemporaryDirectory(prefix="fake-wml-function-") as tmp:
         path = Path(tmp) / "function.py"
         path.write_bytes(code)
         proc = subprocess.run(
-            [python, "-c", RUNNER, str(path)], input=json.dumps(payload), capture_output=True,
-            text=True, env=env, cwd=tmp, timeout=TIMEOUT_S,
+            [python, "-c", RUNNER, str(path)], input=json.dumps({"payload": payload, "token": token}),
+            capture_output=True,
+            text=True, env=env, cwd=tmp, timeout=timeout,
         )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("@@RESULT@@"):

@@ -6,11 +6,14 @@ server-assigned metric ids (lower-case names) and their id from their name; a ne
 gets OpenScale's model_health and performance instances; thresholds must name metric ids of the
 definition; a measurement gets each metric's limit and the issue count computed here.
 
-A run does what OpenScale does for a custom monitor: it signs in with the integrated system's
-credentials and calls its endpoint (a WML function deployment of this fake) with the
-custom-metrics payload, in the background; the provider publishes a measurement and marks the
-run finished or failed. A run still running when the provider answers is marked failed with the
-provider's error.
+A run does what OpenScale does for a custom monitor: if the instance has
+`enable_custom_metric_runs: True`, it signs in with the integrated system's credentials and
+calls its endpoint as registered (a WML function deployment of this fake, which insists on
+`?version=`) with the custom-metrics payload, in the background, waiting at most the instance's
+`custom_metrics_wait_time`; the provider publishes a measurement and marks the run finished or
+failed. A run still running when the provider answers is marked failed with the provider's
+error. The payload carries the run id as `custom_monitor_run_id` (current) or, with
+`payload_form = "run_details"`, in `custom_monitor_instance_params.run_details` (older).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class OpenScale:
                             "integrated_systems", "monitor_instances", "runs", "measurements")
         }
         self.threads: list[threading.Thread] = []
+        self.provider_calls: list[str] = []  # every endpoint OpenScale called
+        self.payload_form = "custom_monitor_run_id"  # or "run_details", as older releases sent
         self.credentials: dict[str, Any] = {}  # integrated system id -> credentials
         for name in BUILTIN:
             self._put("monitor_definitions", name, {
@@ -323,6 +328,10 @@ class OpenScale:
     def _evaluate(self, inst: dict[str, Any], run: dict[str, Any]) -> None:
         """Call the custom metrics provider the way OpenScale does."""
         params = inst["entity"]["parameters"]
+        if params.get("enable_custom_metric_runs") is not True:
+            self._finish(run, "error", "custom metric runs are not enabled on this monitor instance "
+                                       "(enable_custom_metric_runs): the provider was not called")
+            return
         system_id = params.get("custom_metrics_provider_id")
         system = self.store["integrated_systems"].get(str(system_id))
         if system is None:
@@ -338,23 +347,28 @@ class OpenScale:
             return
         token = self.router.issue_token(user)
         endpoint = (system["entity"].get("connection") or {}).get("endpoint", "")
-        m = re.search(r"/ml/v4/deployments/([^/]+)/predictions", endpoint)
-        if not m or m.group(1) not in self.wml.deployments:
-            self._finish(run, "error", f"the provider endpoint {endpoint!r} does not answer")
-            return
-        request = {"input_data": [{"values": {
+        run_id = run["metadata"]["id"]
+        values: dict[str, Any] = {
             "data_mart_id": INSTANCE,
             "subscription_id": inst["entity"]["target"]["target_id"],
             "custom_monitor_id": inst["entity"]["monitor_definition_id"],
             "custom_monitor_instance_id": inst["metadata"]["id"],
-            "custom_monitor_instance_params": {
-                **params, "run_details": {"run_id": run["metadata"]["id"], "run_status": "running"}},
-        }}]}
-        did = m.group(1)
-        fid = self.wml.deployments[did]["entity"]["asset"]["id"]
+            "custom_monitor_instance_params": dict(params),
+        }
+        if self.payload_form == "run_details":  # older releases
+            values["custom_monitor_instance_params"]["run_details"] = {
+                "run_id": run_id, "run_status": "running"}
+        else:
+            values["custom_monitor_run_id"] = run_id
+        wait = float(params.get("custom_metrics_wait_time") or 60)
+        self.provider_calls.append(endpoint)
         try:
-            answer = self.wml.scorers["function"](self.wml.function_code[fid], request, token)
-        except Exception as exc:  # the provider crashed: OpenScale records the failure
+            answer = self.wml.score_function(endpoint, {"input_data": [{"values": values}]}, token,
+                                             timeout=wait)
+        except HttpError as exc:
+            self._finish(run, "error", f"the provider endpoint answered {exc.status}: {exc.message}")
+            return
+        except Exception as exc:  # the provider crashed or overran: OpenScale records the failure
             self._finish(run, "error", f"the provider failed: {exc}")
             return
         errors = answer.get("errors") or answer.get("error_msg")

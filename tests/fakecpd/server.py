@@ -7,6 +7,7 @@ Two listeners share one state: the console (everything else) and the inference h
 
 from __future__ import annotations
 
+import copy
 import email.parser
 import email.policy
 import json
@@ -88,6 +89,7 @@ class Route:
     handler: Handler
     public: bool = False  # no token needed
     inference: bool = False  # served by the inference host (and only there)
+    header: str = "authorization"  # where the token must be: authorization (Bearer), x-auth-token, any
 
 
 @dataclass
@@ -118,8 +120,13 @@ class Router:
         self.revoked_before = 0.0
         self.users: dict[str, str] = {}
         self.issued: list[str] = []  # every token handed out, for leak checks
+        # contract tests: every JSON response body (method, path, status, body) when capturing;
+        # mutations change a response body before it is sent (a shape drift on purpose)
+        self.capture = False
+        self.responses: list[tuple[str, str, int, Any]] = []
+        self.mutations: list[tuple[str, re.Pattern[str], Callable[[Any], Any]]] = []
 
-    def add(self, method: str, pattern: str, handler: Handler, **kw: bool) -> None:
+    def add(self, method: str, pattern: str, handler: Handler, **kw: Any) -> None:
         self.routes.append(Route(method, re.compile(pattern + r"/?$"), handler, **kw))
 
     # -- tokens --------------------------------------------------------------------------------
@@ -163,6 +170,31 @@ class Router:
                     return f.status
         return None
 
+    def mutate(self, method: str, pattern: str, change: Callable[[Any], Any]) -> None:
+        """Every later JSON response to a matching request is `change(body)` (a drifted shape)."""
+        with self.lock:
+            self.mutations.append((method, re.compile(pattern), change))
+
+    def finish(self, req: Request, resp: Response) -> None:
+        """Apply mutations and record the response (both on JSON bodies only)."""
+        if not self.mutations and not self.capture:
+            return
+        body = resp.body
+        if isinstance(body, bytes):  # WMLA's JSON labelled text/plain
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return
+        if body is None:
+            return
+        for method, pattern, change in self.mutations:
+            if method == req.method and pattern.search(req.path):
+                body = change(copy.deepcopy(body))
+                resp.body = json.dumps(body).encode() if isinstance(resp.body, bytes) else body
+        if self.capture:
+            with self.lock:
+                self.responses.append((req.method, req.path, resp.status, copy.deepcopy(body)))
+
     # -- dispatch ------------------------------------------------------------------------------
 
     def dispatch(self, req: Request, *, inference_host: bool) -> Response:
@@ -181,7 +213,7 @@ class Router:
                 continue
             try:
                 if not route.public:
-                    self._authenticate(req)
+                    self._authenticate(req, route.header)
                 result = route.handler(req, **{k: unquote(v) for k, v in m.groupdict().items()})
             except HttpError as exc:
                 return Response(
@@ -196,11 +228,16 @@ class Router:
             return Response(405, {"errors": [{"code": "method_not_allowed", "message": req.method}]})
         return Response(404, {"errors": [{"code": "not_found", "message": f"no route {req.path}"}]})
 
-    def _authenticate(self, req: Request) -> None:
-        auth = req.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise HttpError(401, "missing bearer token", "missing_token")
+    def _authenticate(self, req: Request, header: str) -> None:
+        token = ""
+        if header in ("x-auth-token", "any"):
+            token = req.headers.get("x-auth-token", "")
+        if not token and header in ("authorization", "any"):
+            scheme, _, bearer = req.headers.get("authorization", "").partition(" ")
+            token = bearer if scheme.lower() == "bearer" else ""
+        if not token:
+            where = {"x-auth-token": "an X-Auth-Token header", "authorization": "a bearer token"}
+            raise HttpError(401, f"missing {where.get(header, 'a token')}", "missing_token")
         req.user = self.check_token(token)
         req.token = token
 
@@ -243,6 +280,7 @@ def _make_handler(router: Router, inference_host: bool) -> type[BaseHTTPRequestH
                 self._body(),
             )
             resp = router.dispatch(req, inference_host=inference_host)
+            router.finish(req, resp)
             with router.lock:
                 router.log.append((req.method, req.path, resp.status))
             if isinstance(resp.body, bytes):

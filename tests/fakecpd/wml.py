@@ -2,15 +2,23 @@
 software specifications, functions and their online deployments (for published providers).
 
 Validates what the SDKs send: the space id on every asset call, the asset body's fields, an
-attachment's upload before its completion, and 404 for anything missing.
+attachment's upload before its completion, and 404 for anything missing. A function deployment
+needs a hardware specification (IBM's custom-monitor helper always gives one) and its scoring
+needs `?version=YYYY-MM-DD`, as WML's v4 API does.
+
+`search_lag`: seconds during which a new asset is not yet found by the CAMS search (the search
+index trails writes on a real cluster); reads by id see it at once.
 """
 
 from __future__ import annotations
 
 import gzip
+import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from fakecpd.server import HttpError, Request, Response, Router, new_id, now_iso
 
@@ -40,6 +48,7 @@ class Asset:
     created_at: str
     updated_at: str
     attachments: list[Attachment] = field(default_factory=list)
+    indexed_at: float = 0.0  # monotonic time from which the search finds it
 
     def size(self) -> int:
         return sum(len(a.data or b"") for a in self.attachments)
@@ -88,6 +97,12 @@ class Wml:
         self.software_specs = {
             new_id(): name for name in ("runtime-23.1-py3.10", "runtime-24.1-py3.11", SOFTWARE_SPEC)
         }
+        self.hardware_specs = {new_id(): name for name in ("XS", "S", "M", "L")}
+        self.search_lag = 0.0
+        self.forward_token = True  # WML hands the caller's token to score(payload, token)
+        # called with an asset create's metadata before the asset exists: a test interleaves
+        # other clients' requests there (a slow upload), as a busy cluster would
+        self.before_create: Any = None
         # deployment id -> callable(payload, token) -> response dict (set by the fake's wiring)
         self.scorers: dict[str, Any] = {}
         r = router
@@ -108,9 +123,11 @@ class Wml:
         r.add("PUT", r"/v2/asset_files/(?P<key>[^/]+)", self.put_file, public=True)
         r.add("GET", r"/v2/asset_files/(?P<key>[^/]+)", self.get_file, public=True)
         r.add("GET", r"/v2/software_specifications", self.list_software_specs)
+        r.add("GET", r"/v2/hardware_specifications", self.list_hardware_specs)
         r.add("POST", r"/ml/v4/functions", self.create_function)
         r.add("GET", r"/ml/v4/functions/(?P<fid>[^/]+)", self.get_function)
         r.add("PUT", r"/ml/v4/functions/(?P<fid>[^/]+)/code", self.put_function_code)
+        r.add("DELETE", r"/ml/v4/functions/(?P<fid>[^/]+)", self.delete_function)
         r.add("POST", r"/ml/v4/deployments", self.create_deployment)
         r.add("GET", r"/ml/v4/deployments", self.list_deployments)
         r.add("GET", r"/ml/v4/deployments/(?P<did>[^/]+)", self.get_deployment)
@@ -170,9 +187,10 @@ class Wml:
             name = query.split(":", 1)[1].strip('"').replace('\\"', '"')
         limit = min(int(body.get("limit") or SEARCH_PAGE), self.max_page)
         start = int(body.get("bookmark") or 0)
+        now = time.monotonic()
         with self.router.lock:
             found = [a for a in self.assets.values()
-                     if a.space_id == sid and (name is None or a.name == name)]
+                     if a.space_id == sid and (name is None or a.name == name) and a.indexed_at <= now]
         found.sort(key=lambda a: (a.created_at, a.id))
         page = found[start:start + limit]
         out: dict[str, Any] = {"total_rows": len(found),
@@ -191,13 +209,16 @@ class Wml:
         if not mime:
             raise HttpError(400, "entity.data_asset.mime_type is required")
         action = (req.query.get("duplicate_action") or "IGNORE").upper()
+        if self.before_create is not None:
+            self.before_create(meta)
         with self.router.lock:
             if action == "REJECT" and any(
                 a.name == meta["name"] and a.space_id == sid for a in self.assets.values()
             ):
                 raise HttpError(409, f"an asset named {meta['name']} exists", "duplicate_asset")
             now = now_iso()
-            asset = Asset(new_id(), meta["name"], meta.get("description") or "", mime, sid, now, now)
+            asset = Asset(new_id(), meta["name"], meta.get("description") or "", mime, sid, now, now,
+                          indexed_at=time.monotonic() + self.search_lag)
             self.assets[asset.id] = asset
         return Response(201, asset.to_json(self.base_url))
 
@@ -273,6 +294,20 @@ class Wml:
         ]
         return {"total_results": len(found), "resources": found}
 
+    def list_hardware_specs(self, req: Request) -> dict[str, Any]:
+        name = req.query.get("name")
+        found = [{"metadata": {"asset_id": hid, "name": n}, "entity": {"hardware_specification": {
+                  "name": n, "nodes": {"cpu": {"units": "1"}, "mem": {"size": "4Gi"}}}}}
+                 for hid, n in self.hardware_specs.items() if name in (None, n)]
+        return {"total_results": len(found), "resources": found}
+
+    def delete_function(self, req: Request, fid: str) -> Response:
+        self._space(req)
+        if self.functions.pop(fid, None) is None:
+            raise HttpError(404, f"function {fid} not found")
+        self.function_code.pop(fid, None)
+        return Response(204)
+
     def create_function(self, req: Request) -> Response:
         body = req.json() or {}
         self._space_from_body(body)
@@ -318,11 +353,14 @@ class Wml:
             raise HttpError(400, f"asset {fid} is not a function with code", "invalid_asset")
         if "online" not in body:
             raise HttpError(400, "only online deployments are supported here")
+        if ((body.get("hardware_spec") or {}).get("id")) not in self.hardware_specs:
+            raise HttpError(400, "hardware_spec.id must name a hardware specification")
         did = new_id()
         self.deployments[did] = {
             "metadata": {"id": did, "name": body.get("name", ""), "space_id": sid,
                          "created_at": now_iso()},
             "entity": {"asset": {"id": fid}, "online": body["online"], "space_id": sid,
+                       "hardware_spec": body["hardware_spec"],
                        "status": {"state": "ready",
                                   "online_url": {"url": f"{self.base_url}/ml/v4/deployments/"
                                                         f"{did}/predictions"}},
@@ -346,13 +384,27 @@ class Wml:
         return Response(204)
 
     def predict(self, req: Request, did: str) -> dict[str, Any]:
+        return self._score(did, req.query, req.json(), req.token)
+
+    def score_function(self, url: str, payload: Any, token: str | None, *, timeout: float) -> dict[str, Any]:
+        """Call a function deployment's scoring URL as given (what OpenScale does)."""
+        parts = urlsplit(url)
+        m = re.fullmatch(r"/ml/v4/deployments/([^/]+)/predictions", parts.path)
+        if not m or f"{parts.scheme}://{parts.netloc}" != self.base_url:
+            raise HttpError(404, f"no route {url}")
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        return self._score(m.group(1), query, payload, token, timeout=timeout)
+
+    def _score(self, did: str, query: dict[str, str], payload: Any, token: str | None,
+               timeout: float = 120) -> dict[str, Any]:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", query.get("version") or ""):
+            raise HttpError(400, "the version parameter (YYYY-MM-DD) is required", "missing_version")
         if did not in self.deployments:
             raise HttpError(404, f"deployment {did} not found", "deployment_not_found")
-        payload = req.json()
         if not isinstance(payload, dict) or "input_data" not in payload:
             raise HttpError(400, "scoring payload needs input_data")
         fid = self.deployments[did]["entity"]["asset"]["id"]
         scorer = self.scorers.get("function")
         if scorer is None:
             raise HttpError(500, "this fake cannot run functions")
-        return scorer(self.function_code[fid], payload, req.token)
+        return scorer(self.function_code[fid], payload, token if self.forward_token else None, timeout)

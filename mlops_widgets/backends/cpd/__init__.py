@@ -1,7 +1,8 @@
 """The Cloud Pak for Data backend: Watson Machine Learning space, WMLA EDI inference, OpenScale.
 
 space: WML data assets (ibm-watson-machine-learning or ibm-watsonx-ai, by cluster version);
-inference: WMLA's `/dlim/v1` REST API (no `dlim` binary); monitoring: ibm-watson-openscale.
+inference: WMLA EDI through IBM's ibm-wmla client (no `dlim` binary); monitoring:
+ibm-watson-openscale; volumes: the storage volumes REST API.
 Configured from the environment (see `session.py`); the SDKs are imported only when a service
 is first used, inside the side-effect containment of `contain.py`.
 """
@@ -39,9 +40,13 @@ class CpdBackend(Backend):
 
             return CpdMonitoring(session)
 
-        super().__init__(
-            "cpd", workspace, {"space": space, "inference": inference, "monitoring": monitoring}
-        )
+        def volumes():
+            from mlops_widgets.backends.cpd.volumes import CpdVolumes
+
+            return CpdVolumes(session)
+
+        super().__init__("cpd", workspace, {"space": space, "inference": inference,
+                                            "monitoring": monitoring, "volumes": volumes})
 
 
 def create(workspace: Workspace) -> Backend:

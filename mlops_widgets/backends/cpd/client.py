@@ -87,6 +87,7 @@ class CpdSession:
         self._wml: Any = None
         self._wml_kind: str | None = None
         self._openscale: Any = None
+        self._edi: Any = None
 
     @property
     def http(self) -> Http:
@@ -231,6 +232,34 @@ class CpdSession:
 
             self._openscale = self.call(f"connecting to OpenScale at {s.base_url}", build)
         return self._openscale
+
+    def edi(self) -> Any:
+        """IBM's EDI v2 client (ibm-wmla) on the WMLA console, sending the Cloud Pak for Data
+        token as `X-Auth-Token` as IBM's own authenticator does (that one signs in with a
+        password only, so ours hands it the token this session holds and renews)."""
+        if self._edi is None:
+            s = self.settings
+            s.require("inference")
+            module = import_sdk("wmla", s.ca_bundle)
+            from ibm_cloud_sdk_core.authenticators import Authenticator
+
+            tokens = self.http.tokens
+
+            class EdiToken(Authenticator):
+                def validate(self) -> None:
+                    pass
+
+                def authenticate(self, req: Any) -> None:
+                    req["headers"]["X-Auth-Token"] = tokens.get()
+
+            def build() -> Any:
+                client = module.ElasticDistributedInferenceV2(authenticator=EdiToken())
+                client.set_service_url(s.wmla_url)
+                client.set_http_config({"verify": s.verify, "timeout": (10, 300)})
+                return client
+
+            self._edi = self.call(f"connecting to WMLA at {s.wmla_url}", build)
+        return self._edi
 
     def _token_changed(self, token: str) -> None:
         if self._wml is not None:

@@ -54,6 +54,7 @@ SDK_LOGGERS = (
     "ibm_watsonx_ai",
     "ibm_watson_openscale",
     "ibm_cloud_sdk_core",
+    "ibm_wmla",
 )
 _WML_WRAPPER = "ibm_watson_machine_learning._wrappers.requests"
 
@@ -61,21 +62,8 @@ SDK_PACKAGES = {
     "wml": "ibm_watson_machine_learning",
     "watsonx": "ibm_watsonx_ai",
     "openscale": "ibm_watson_openscale",
+    "wmla": "ibm_wmla.wmla_api_edi_v2",
 }
-
-
-def process_tls_state() -> dict[str, Any]:
-    """What a test compares before and after a cpd command: warning filters, TLS environment,
-    the default HTTPS context factory and the WML wrapper's verify switch."""
-    import ssl
-
-    wrapper = sys.modules.get(_WML_WRAPPER)
-    return {
-        "warning_filters": list(warnings.filters),
-        "env": {k: os.environ.get(k) for k in ENV_KEYS},
-        "https_context": ssl._create_default_https_context,
-        "wml_verify": getattr(wrapper, "verify", None),
-    }
 
 
 class _QuietStdout:
@@ -224,7 +212,7 @@ def import_sdk(kind: str, ca_bundle: str | None) -> ModuleType:
                 importlib.import_module(_WML_WRAPPER)
     except ImportError as exc:
         raise MlopsError(
-            f"the cpd backend needs {package.replace('_', '-')} ({exc.name} is missing): "
+            f"the cpd backend needs {package.split('.')[0].replace('_', '-')} ({exc.name} is missing): "
             "pip install 'mlops-widgets[cpd]'"
         ) from None
     return module

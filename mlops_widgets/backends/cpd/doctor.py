@@ -1,5 +1,6 @@
 """`mlops doctor`: is each Cloud Pak for Data service reachable, does it accept us, which
-versions answer, and, in plain words, what is missing. Secrets are never shown."""
+versions answer, the facts of each service's contract this backend relies on, and, in plain
+words, what is missing. Secrets are never shown."""
 
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def run_checks(settings: CpdSettings | None = None) -> list[Check]:
     def wml() -> str:
         kind, _client = session.wml()
         sdk = _pkg("ibm-watson-machine-learning" if kind == "wml" else "ibm-watsonx-ai")
-        return f"space {s.space_id} found, through {sdk}"
+        return (f"space {s.space_id} found, through {sdk} (chosen for Watson Machine Learning "
+                f"{session.version()}); assets listed by the CAMS search, page by page")
 
     if s.space_id:
         attempt("Watson Machine Learning", wml)
@@ -114,9 +116,13 @@ def _sign_in(session: CpdSession) -> str:
 
 
 def _wmla(session: CpdSession) -> str:
+    from mlops_widgets.backends.cpd.inference import CpdInference
+
     s = session.settings
-    models = session.http.json("GET", f"{s.wmla_url}/dlim/v1/model", what=f"listing WMLA deployments at {s.wmla_url}")
-    return f"{s.wmla_url} answers, {len(models or [])} deployment(s)"
+    views = CpdInference(session).list()  # every document read through IBM's model classes
+    return (f"{s.wmla_url} answers the EDI v2 API with the token in X-Auth-Token, through "
+            f"{_pkg('ibm-wmla')}; {len(views)} deployment(s), their model and instance documents "
+            "in the shapes of IBM's client")
 
 
 def _inference_host(session: CpdSession) -> str:
@@ -131,16 +137,21 @@ def _inference_host(session: CpdSession) -> str:
 
 
 def _openscale(session: CpdSession) -> str:
-    from mlops_widgets.backends.cpd.monitoring import CpdServiceProviders
+    from mlops_widgets.backends.cpd.openscale import CpdMonitorDefinitions, CpdServiceProviders
 
-    s = session.settings
+    mart = session.call("reading the OpenScale data mart",
+                        lambda: session.openscale().data_marts.get(OPENSCALE_CPD_INSTANCE).result)
+    state = ((mart.to_dict().get("entity") or {}).get("status") or {}).get("state", "unknown")
     n = len(CpdServiceProviders(session).list())
-    return (f"instance {OPENSCALE_CPD_INSTANCE} at {s.base_url} answers, {n} service provider(s), "
-            f"through {_pkg('ibm-watson-openscale')}")
+    custom = [d["metadata"]["id"] for d in CpdMonitorDefinitions(session).list()]
+    return (f"data mart {OPENSCALE_CPD_INSTANCE} (the Cloud Pak for Data instance) is {state}, "
+            f"through {_pkg('ibm-watson-openscale')}; {n} service provider(s); custom monitor "
+            f"definitions: {', '.join(custom) or 'none yet'}; providers are called with "
+            "enable_custom_metric_runs and a ?version= scoring URL")
 
 
 def _volumes(session: CpdSession) -> str:
     from mlops_widgets.backends.cpd.volumes import CpdVolumes
 
-    names = [v.get("display_name") for v in CpdVolumes(session).list_volumes()]
-    return f"{len(names)} volume(s)" + (f": {', '.join(map(str, names))}" if names else "")
+    names = CpdVolumes(session).list_volumes()
+    return f"{len(names)} volume(s)" + (f": {', '.join(names)}" if names else "")

@@ -1,8 +1,15 @@
-"""WMLA Elastic Distributed Inference through its REST API (`/dlim/v1`), no `dlim` binary.
+"""WMLA Elastic Distributed Inference through IBM's own EDI v2 client (ibm-wmla), no `dlim` binary.
 
-Management calls go to the WMLA console (WMLA_HOST), inference to the inference host
-(WMLA_INFERENCE_HOST), both with the Cloud Pak for Data bearer token. WMLA labels JSON bodies
-text/plain, so bodies are parsed regardless of content type.
+Management (deploy, view, start, stop, profile, undeploy) goes through
+`ElasticDistributedInferenceV2` on the WMLA console (WMLA_HOST), with the Cloud Pak for Data
+token as `X-Auth-Token`; its documents are read through IBM's model classes (edi.py).
+Inference goes to the inference host (WMLA_INFERENCE_HOST) over REST with the same header,
+because the client's `run_inference` re-encodes the body (drops null fields, needs a dict)
+where EDI hands the kernel the body verbatim.
+
+Start and stop are asynchronous on EDI: `start` waits for the started state, `stop` for
+`disabled`, each at most MLOPS_CPD_EDI_TIMEOUT seconds; a redeploy or an undeploy of a
+deployment that is not disabled stops it and waits first (EDI refuses both while started).
 
 Custom args: the original pasted `KEY=VALUE` lines into the kernel file, credentials included.
 Here the kernel file gets one module-level line per arg: plain values as literals, secret ones
@@ -17,21 +24,23 @@ import json
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from mlops_widgets.backends.base import InferenceError, overlay_profile
+from mlops_widgets.backends.cpd import edi
 from mlops_widgets.backends.cpd.client import CpdSession
+from mlops_widgets.backends.cpd.edi import ATTR_CUSTOM, ATTR_SECRET
 from mlops_widgets.backends.cpd.session import error_text
 from mlops_widgets.config import check_deployment_name
-from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.secret_names import is_secret_name
 
 API = "/dlim/v1"
 ANY_STATUS = tuple(range(100, 600))
-ATTR_CUSTOM, ATTR_SECRET = "mlops_custom_args", "mlops_secret_args"
 INJECT_BEGIN = "# --- custom args injected by mlops-widgets (secrets come from kernel.envs) ---"
 INJECT_END = "# --- end of custom args ---"
 
@@ -67,25 +76,6 @@ def _merge_envs(profile: dict[str, Any], envs: dict[str, str]) -> dict[str, Any]
     return out
 
 
-def _kernel(k: dict[str, Any]) -> dict[str, Any]:
-    """A kernel as the embedded backend describes one; what WMLA does not say is None."""
-    return {
-        "pod": k.get("pod") or k.get("name") or k.get("id"),
-        "state": str(k.get("state", "")).lower(),
-        "pid": k.get("pid"),
-        "gpu": k.get("gpu"),
-        "tasks_done": k.get("tasks_done"),
-        "started_at": k.get("started_at") or k.get("start_time"),
-    }
-
-
-def _attribute_names(model: dict[str, Any], key: str) -> list[str]:
-    for a in model.get("attributes") or []:
-        if a.get("key") == key:
-            return [n for n in str(a.get("value") or "").split(",") if n]
-    return []
-
-
 def _redacted(profile: dict[str, Any]) -> dict[str, Any]:
     """The profile for display: values of secret-looking kernel env variables masked."""
     out = copy.deepcopy(profile)
@@ -101,11 +91,11 @@ class CpdInference:
     def __init__(self, session: CpdSession) -> None:
         session.settings.require("inference")
         self._s = session
-        self._console = f"{session.settings.wmla_url}{API}"
         self._inference = f"{session.settings.inference_url}{API}"
 
-    def _model(self, name: str, suffix: str = "") -> str:
-        return f"{self._console}/model/{quote(name, safe='')}{suffix}"
+    def _edi(self, what: str, call: Callable[[Any], Any], *, idempotent: bool = True) -> Any:
+        """One call of IBM's EDI client, its JSON body back (errors in our words)."""
+        return self._s.call(what, lambda: edi.result_json(call(self._s.edi())), idempotent=idempotent)
 
     # -- deploy --------------------------------------------------------------------------------
 
@@ -117,8 +107,9 @@ class CpdInference:
         custom_args: dict[str, str] | None = None,
         secret_args: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Upload the submission folder as a gzip tar; an existing deployment is updated (as the
-        original forced). Secret custom args go into the profile's kernel.envs."""
+        """Upload the submission folder as a gzip tar; an existing deployment is stopped (and
+        waited for) and updated, as the original forced. Secret custom args go into the
+        profile's kernel.envs."""
         check_deployment_name(name)
         folder = Path(folder)
         with tempfile.TemporaryDirectory(prefix="mlops-edi-") as tmp:
@@ -144,66 +135,69 @@ class CpdInference:
             package = Path(tmp) / f"{name}.tar.gz"
             with tarfile.open(package, "w:gz") as tar:
                 tar.add(staged, arcname=name)
-            exists = self._exists(name)
-            url = f"{self._console}/deployment/model" + (f"/{quote(name, safe='')}" if exists else "")
-            with open(package, "rb") as body:
-                self._s.http.request(
-                    "POST", url, what=f"deploying {name} to WMLA", data=body,
-                    headers={"Content-Type": "application/octet-stream"},
-                )
+            exists = self._instance_or_none(name)
+            if exists is not None:
+                self._stop_and_wait(name, exists)
+
+            def upload(client: Any) -> Any:
+                with open(package, "rb") as body:  # opened per attempt: a retry after 401 re-reads
+                    if exists is None:
+                        return client.deploy_model(body=body)
+                    return client.re_deploy_model(name, body=body)
+
+            self._edi(f"deploying {name} to WMLA", upload, idempotent=False)
         if secret_args:
             self.update_profile(name, _merge_envs(self.get_profile(name), dict(secret_args)))
         return self.view(name)
 
-    def _exists(self, name: str) -> bool:
-        try:
-            self._s.http.request("GET", self._model(name), what=f"reading deployment {name}")
-        except NotFoundError:
-            return False
-        return True
-
     # -- read ----------------------------------------------------------------------------------
 
-    def _view(self, model: dict[str, Any], instance: dict[str, Any] | None) -> dict[str, Any]:
+    def _view(self, model: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
         name = str(model.get("name"))
-        state = str(model.get("state") or "unknown").lower()
         return {
             "name": name,
-            "state": state,
-            "status": (instance or {}).get("status") or ("STOPPED" if state != "started" else "UNKNOWN"),
+            "state": edi.phase(instance),
+            "status": edi.status(instance),
             "service": "wmla",
             "url": self.url(name),
             "kernel_file": model.get("kernel_path") or "kernel.py",
-            "custom_args": _attribute_names(model, ATTR_CUSTOM),
-            "secret_args": _attribute_names(model, ATTR_SECRET),
+            "custom_args": edi.attribute_names(model, ATTR_CUSTOM),
+            "secret_args": edi.attribute_names(model, ATTR_SECRET),
             "deployed_at": model.get("create_time"),
-            "updated_at": model.get("last_update_time"),
-            "kernels": [_kernel(k) for k in (instance or {}).get("kernels") or []],
+            "updated_at": model.get("last_updated_time"),
+            "kernels": edi.kernels(instance),
             "error": None,
             "warnings": [],
         }
 
-    def list(self) -> list[dict[str, Any]]:
-        models = self._s.http.json("GET", f"{self._console}/model", what="listing WMLA deployments")
-        return [self._view(m, self._instance(str(m.get("name")))) for m in models or []]
+    def _model(self, name: str) -> dict[str, Any]:
+        what = f"reading deployment {name}"
+        return edi.parse_model(self._edi(what, lambda c: c.get_model(name)), what)
 
     def _instance(self, name: str) -> dict[str, Any]:
-        return self._s.http.json("GET", self._model(name, "/instance"),
-                                 what=f"reading the kernels of deployment {name}")
+        what = f"reading the state of deployment {name}"
+        return edi.parse_instance(self._edi(what, lambda c: c.get_model_instance(name)), what)
+
+    def _instance_or_none(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._instance(name)
+        except NotFoundError:
+            return None
+
+    def list(self) -> list[dict[str, Any]]:
+        what = "listing WMLA deployments"
+        models = [edi.parse_model(m, what) for m in self._edi(what, lambda c: c.get_models()) or []]
+        return [self._view(m, self._instance(str(m["name"]))) for m in models]
 
     def view(self, name: str) -> dict[str, Any]:
         check_deployment_name(name)
-        what = f"reading deployment {name}"
-        model = self._s.http.json("GET", self._model(name), what=what)
-        out = self._view(model, self._instance(name))
+        out = self._view(self._model(name), self._instance(name))
         out["profile"] = _redacted(self.get_profile(name))
         return out
 
     def get_profile(self, name: str) -> dict[str, Any]:
         check_deployment_name(name)
-        return self._s.http.json(
-            "GET", self._model(name, "/appprofile"), what=f"reading the profile of {name}"
-        )
+        return self._edi(f"reading the profile of {name}", lambda c: c.get_model_profile(name))
 
     def update_profile(self, name: str, profile: dict[str, Any]) -> dict[str, Any]:
         """Lay `profile` over the current one (a caller may send only the policy) and put it
@@ -215,38 +209,64 @@ class CpdInference:
                 for source in (current, profile)
                 for e in (source.get("kernel") or {}).get("envs") or []}
         merged = _merge_envs(overlay_profile(current, profile), envs)
-        self._s.http.request(
-            "PUT", self._model(name, "/appprofile"), what=f"updating the profile of {name}",
-            json=merged,
-        )
+        self._edi(f"updating the profile of {name}", lambda c: c.update_model_profile(name, merged))
         return self.get_profile(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def _wait(self, name: str, target: str, instance: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Poll the instance until its phase is `target` (started, stopped)."""
+        timeout = self._s.settings.edi_timeout
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            instance = instance or self._instance(name)
+            if edi.phase(instance) == target:
+                return instance
+            if time.monotonic() >= deadline:
+                raise MlopsError(
+                    f"deployment {name} did not reach the {target} state within {timeout:g} s "
+                    f"(WMLA still reports {instance.get('state')!r})",
+                    hint=Hint("deploy.view", "look at the deployment's kernels in the WMLA console, "
+                              "or allow more time with MLOPS_CPD_EDI_TIMEOUT", {"name": name}),
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+            instance = None
+
+    def _stop_and_wait(self, name: str, instance: dict[str, Any] | None = None) -> None:
+        instance = instance or self._instance(name)
+        if edi.phase(instance) == "stopped":
+            return
+        self._edi(f"stopping deployment {name}", lambda c: c.stop_model_inference(name))
+        self._wait(name, "stopped")
+
     def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> dict[str, Any]:
+        """Start and wait for the started state (kernels may still be starting: see `status`)."""
         check_deployment_name(name)
         if secret_args:
             self.update_profile(name, _merge_envs(self.get_profile(name), dict(secret_args)))
-        self._s.http.request(
-            "PUT", self._model(name, "/operation/start"), what=f"starting deployment {name}"
-        )
+        self._edi(f"starting deployment {name}", lambda c: c.start_model_inference(name))
+        self._wait(name, "started")
         return self.view(name)
 
     def stop(self, name: str) -> dict[str, Any]:
+        """Stop and wait until WMLA reports the deployment disabled."""
         check_deployment_name(name)
-        self._s.http.request(
-            "PUT", self._model(name, "/operation/stop"), what=f"stopping deployment {name}"
-        )
+        self._stop_and_wait(name)
         return self.view(name)
 
     def undeploy(self, name: str) -> None:
+        """Remove the deployment, stopping it and waiting for `disabled` first (as IBM's
+        example does before `delete_model`)."""
         check_deployment_name(name)
-        self._s.http.request("DELETE", self._model(name), what=f"undeploying {name}")
+        self._stop_and_wait(name)
+        self._edi(f"undeploying {name}", lambda c: c.delete_model(name))
 
     def infer(self, name: str, body: bytes) -> bytes:
         check_deployment_name(name)
         resp = self._s.http.request(
-            "POST", self.url(name), what=f"inference on {name}", data=body,
+            "POST", self.url(name), what=f"inference on {name}", data=body, auth="X-Auth-Token",
             headers={"Content-Type": "application/json"}, ok=ANY_STATUS,
         )
         if resp.status_code == 200:

@@ -1,61 +1,80 @@
 """What a published metric provider runs on the cluster (a WML deployable function).
 
 OpenScale evaluates a custom monitor by calling its integrated system's endpoint with the
-custom-metrics payload (`{"input_data": [{"values": {subscription_id, custom_monitor_id,
-custom_monitor_instance_id, custom_monitor_instance_params: {..., run_details: {run_id}}}}]}`).
-`handle` then does what the original's provider functions did, with this package's providers:
-copy the instance's `dir_gt` and `dir_pred` from its storage volume, compute the metrics,
-publish one measurement on the run and mark the run finished, or failed with the reason.
+custom-metrics payload: `{"input_data": [{"values": {subscription_id, custom_monitor_id,
+custom_monitor_instance_id, custom_monitor_run_id, custom_monitor_instance_params: {...}}}]}`
+(older releases carry the run id as `custom_monitor_instance_params.run_details.run_id`; both
+are read). `handle` then does what the original's provider functions did, with this package's
+providers: copy the instance's `dir_gt` and `dir_pred` from its storage volume, compute the
+metrics, publish one measurement on the run and mark the run finished, or failed with the
+reason.
 
-It signs in from its runtime's environment like the original (RUNTIME_ENV_APSX_URL, then
-USER_ACCESS_TOKEN or USERNAME + APIKEY), and never logs them.
+It signs in with the bearer token WML passes to `score(payload, token)`: OpenScale's, from the
+integrated system's credentials. Without one (or with one refused) it cannot reach OpenScale to
+mark the run, so it answers with the reason, which OpenScale records as the run's failure.
 """
 
 from __future__ import annotations
 
-import gzip
+import os
 import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-SOURCE = '''"""mlops-widgets metric provider for monitor {monitor_id} (provider {provider}).
-
-Published by `mlops monitor publish`; needs the mlops-widgets[cpd] package in its runtime.
-"""
-
-MONITOR_ID = {monitor_id!r}
-PROVIDER = {provider!r}
+NO_TOKEN = (
+    "the provider got no token: OpenScale signs in with the integrated system's credentials "
+    "and WML hands that token to score(payload, token); publish the monitor again so its "
+    "integrated system carries credentials"
+)
 
 
-def score(payload):
-    from mlops_widgets.backends.cpd.provider_function import handle
-
-    return handle(payload, monitor_id=MONITOR_ID, provider=PROVIDER)
-'''
-
-
-def function_source(monitor_id: str, provider: str) -> bytes:
-    """The gzip-compressed Python file WML stores as the function's code."""
-    return gzip.compress(SOURCE.format(monitor_id=monitor_id, provider=provider).encode())
+def _run_id(values: dict[str, Any], params: dict[str, Any]) -> str:
+    run_id = values.get("custom_monitor_run_id") or (params.get("run_details") or {}).get("run_id")
+    if not run_id:
+        raise KeyError("run id")
+    return str(run_id)
 
 
-def handle(payload: dict[str, Any], *, monitor_id: str, provider: str) -> dict[str, Any]:
+def handle(payload: dict[str, Any], token: str | None, *, monitor_id: str, provider: str,
+           cpd_url: str, ca_pem: str | None = None) -> dict[str, Any]:
     """Compute and publish one run's measurement; the answer OpenScale expects."""
+    try:
+        values = payload["input_data"][0]["values"]
+        instance_id = values["custom_monitor_instance_id"]
+        params = dict(values.get("custom_monitor_instance_params") or {})
+        run_id = _run_id(values, params)
+    except (KeyError, IndexError, TypeError):
+        return {"predictions": [], "errors": ["the payload is not OpenScale's custom-metrics payload"]}
+    token = token or os.environ.get("USER_ACCESS_TOKEN")
+    if not token:
+        return {"predictions": [], "errors": [NO_TOKEN]}
+    with tempfile.TemporaryDirectory(prefix="mlops-provider-") as tmp:
+        ca_bundle = None
+        if ca_pem:
+            ca_bundle = os.path.join(tmp, "ca.pem")
+            with open(ca_bundle, "w", encoding="utf-8") as fh:
+                fh.write(ca_pem)
+        return _evaluate(params, run_id, instance_id, token, monitor_id=monitor_id,
+                         provider=provider, cpd_url=cpd_url, ca_bundle=ca_bundle, tmp=Path(tmp))
+
+
+def _evaluate(params: dict[str, Any], run_id: str, instance_id: str, token: str, *,
+              monitor_id: str, provider: str, cpd_url: str, ca_bundle: str | None,
+              tmp: Path) -> dict[str, Any]:
     from mlops_widgets.backends.cpd.client import CpdSession
     from mlops_widgets.backends.cpd.monitoring import CpdMonitoring
+    from mlops_widgets.backends.cpd.session import CpdSettings
     from mlops_widgets.backends.cpd.volumes import CpdVolumes
     from mlops_widgets.errors import MlopsError
     from mlops_widgets.monitors import registry
     from mlops_widgets.monitors.base import ProviderInput
     from mlops_widgets.monitors.thresholds import metric_id
 
-    try:
-        values = payload["input_data"][0]["values"]
-        instance_id = values["custom_monitor_instance_id"]
-        params = dict(values.get("custom_monitor_instance_params") or {})
-        run_id = (params.pop("run_details", None) or {})["run_id"]
-    except (KeyError, IndexError, TypeError):
-        return {"predictions": [], "errors": ["the payload is not OpenScale's custom-metrics payload"]}
-    session = CpdSession()
+    settings = CpdSettings.from_env({**os.environ, "BASE_URL": cpd_url, "USER_ACCESS_TOKEN": token,
+                                     "USERNAME": "", "APIKEY": "",
+                                     "MLOPS_CPD_CA_BUNDLE": ca_bundle or ""})
+    session = CpdSession(settings)
     monitoring = CpdMonitoring(session)
     try:
         volume = params.get("volume_display_name")
@@ -64,14 +83,17 @@ def handle(payload: dict[str, Any], *, monitor_id: str, provider: str) -> dict[s
             raise MlopsError(
                 f"monitor {monitor_id}: the instance needs volume_display_name, dir_gt and dir_pred"
             )
-        root, (gt, pred) = CpdVolumes(session).materialize(str(volume), [str(f) for f in folders])
+        volumes = CpdVolumes(session)
+        gt, pred = (volumes.download_folder(str(volume), str(f), tmp / f"{i}-{Path(str(f)).name}")
+                    for i, f in enumerate(folders))
         try:
             most_recent = params.get("most_recent")
             computed = registry.provider(provider).evaluate(ProviderInput(
                 gt, pred, most_recent=None if most_recent is None else float(most_recent),
-                parameters=params))
+                parameters={k: v for k, v in params.items() if k != "run_details"}))
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(gt, ignore_errors=True)
+            shutil.rmtree(pred, ignore_errors=True)
         measurement = monitoring.measurements.add(
             instance_id, run_id=run_id, metrics={metric_id(k): v for k, v in computed.items()})
         monitoring.runs.update(instance_id, run_id, state="finished")
@@ -84,3 +106,4 @@ def handle(payload: dict[str, Any], *, monitor_id: str, provider: str) -> dict[s
         except MlopsError:
             pass
         return {"predictions": [], "errors": [message]}
+

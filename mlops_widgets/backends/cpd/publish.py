@@ -1,8 +1,22 @@
 """Publishing a metric provider on the cluster (the B2 notebook): the provider becomes a WML
-deployable function in the space, deployed online, whose scoring URL OpenScale calls."""
+deployable function in the space, deployed online, whose scoring URL OpenScale calls.
+
+Per IBM's own custom-monitor helper (`ibm_watson_openscale/custom_monitor.py`): the function
+deployment gets a hardware specification, its scoring URL is registered with
+`?version=<YYYY-MM-DD>` (OpenScale calls the URL as registered), and re-publishing replaces the
+previous function and deployment of the same name (see `monitoring.py` for the integrated
+system).
+
+How the function signs in: WML calls a `score(payload, token)` that takes two arguments with
+the bearer token of the caller ("Writing deployable Python functions", IBM docs). The caller is
+OpenScale, signed in with the integrated system's credentials (kept in OpenScale's vault); so
+the function's source holds no secret, only the cluster URL and, for a private CA, the CA's
+public certificate.
+"""
 
 from __future__ import annotations
 
+import gzip
 import os
 import tempfile
 import time
@@ -10,17 +24,54 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.cpd.client import CpdSession
-from mlops_widgets.backends.cpd.provider_function import function_source
-from mlops_widgets.errors import MlopsError
+from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import MonitorDefinition
 
 SOFTWARE_SPEC_ENV = "MLOPS_CPD_SOFTWARE_SPEC"
+HARDWARE_SPEC_ENV = "MLOPS_CPD_HARDWARE_SPEC"
+HARDWARE_SPEC = "M"  # what IBM's custom-monitor helper deploys providers on
+WML_API_VERSION = "2021-06-24"
+
+SOURCE = '''"""mlops-widgets metric provider for monitor {monitor_id} (provider {provider}).
+
+Published by mlops-widgets; needs the mlops-widgets[cpd] package in its runtime. It signs in
+with the bearer token WML hands to score() (OpenScale's, from the integrated system's
+credentials): no credential is stored here.
+"""
+
+MONITOR_ID = {monitor_id!r}
+PROVIDER = {provider!r}
+CPD_URL = {cpd_url!r}
+CA_PEM = {ca_pem!r}
+
+
+def score(payload, token=None):
+    from mlops_widgets.backends.cpd.provider_function import handle
+
+    return handle(payload, token, monitor_id=MONITOR_ID, provider=PROVIDER, cpd_url=CPD_URL,
+                  ca_pem=CA_PEM)
+'''
+
+
+def function_source(monitor_id: str, provider: str, cpd_url: str, ca_pem: str | None) -> bytes:
+    """The gzip-compressed Python file WML stores as the function's code."""
+    return gzip.compress(SOURCE.format(monitor_id=monitor_id, provider=provider, cpd_url=cpd_url,
+                                       ca_pem=ca_pem).encode())
+
+
+def function_name(definition: MonitorDefinition) -> str:
+    return f"mlops-widgets {definition.id} provider"
+
+
+def _spec_hint(what: str) -> Hint:
+    return Hint("monitor.publish.software_spec",
+                f"name {what} that provides mlops-widgets[cpd] (or set ${SOFTWARE_SPEC_ENV})")
 
 
 def deploy_provider(
     session: CpdSession, definition: MonitorDefinition, *, software_spec: str | None = None
 ) -> dict[str, Any]:
-    """Store the provider function and deploy it online; its ids and scoring URL.
+    """Store the provider function and deploy it online; its ids and versioned scoring URL.
 
     `software_spec` (default $MLOPS_CPD_SOFTWARE_SPEC) names the runtime. There is no default:
     it must provide mlops-widgets[cpd], which no stock runtime does (a custom software
@@ -29,26 +80,30 @@ def deploy_provider(
     if not spec_name:
         raise MlopsError(
             "publishing a provider on Cloud Pak for Data needs a software specification that "
-            f"provides mlops-widgets[cpd]: name it with --software-spec or ${SOFTWARE_SPEC_ENV} "
-            "(stock runtimes such as runtime-24.1-py3.11 cannot import mlops_widgets)"
-        )
+            "provides mlops-widgets[cpd] (stock runtimes such as runtime-24.1-py3.11 cannot "
+            "import mlops_widgets)", hint=_spec_hint("a software specification"))
+    hw_name = os.environ.get(HARDWARE_SPEC_ENV) or HARDWARE_SPEC
     kind, client = session.wml()
-    name = f"mlops-widgets {definition.id} provider"
+    name = function_name(definition)
+    s = session.settings
+    ca_pem = Path(s.ca_bundle).read_text(encoding="utf-8") if s.ca_bundle else None
 
+    def spec_ids() -> tuple[str, str]:
+        spec = client.software_specifications.get_id_by_name(spec_name)
+        if not spec or spec == "Not Found":
+            raise MlopsError(f"the cluster has no software specification {spec_name!r}",
+                             hint=_spec_hint("another software specification"))
+        hw = client.hardware_specifications.get_id_by_name(hw_name)
+        if not hw or hw == "Not Found":
+            raise MlopsError(f"the cluster has no hardware specification {hw_name!r} "
+                             f"(${HARDWARE_SPEC_ENV} names another)")
+        return spec, hw
+
+    spec, hw = session.call(f"finding software specification {spec_name}", spec_ids)
     with tempfile.TemporaryDirectory(prefix="mlops-function-") as tmp:
         code = Path(tmp) / f"{definition.id}_provider.py.gz"
-        code.write_bytes(function_source(definition.id, definition.provider))
-
-        def spec_id() -> str:
-            found = client.software_specifications.get_id_by_name(spec_name)
-            if not found or found == "Not Found":
-                raise MlopsError(
-                    f"the cluster has no software specification {spec_name!r}: name one that "
-                    f"provides mlops-widgets[cpd] with --software-spec or ${SOFTWARE_SPEC_ENV}"
-                )
-            return found
-
-        spec = session.call(f"finding software specification {spec_name}", spec_id)
+        assert s.base_url is not None  # required by the session
+        code.write_bytes(function_source(definition.id, definition.provider, s.base_url, ca_pem))
 
         def store() -> dict[str, Any]:
             names = client.repository.FunctionMetaNames
@@ -66,7 +121,7 @@ def deploy_provider(
 
     def deploy() -> dict[str, Any]:
         names = client.deployments.ConfigurationMetaNames
-        props = {names.NAME: name, names.ONLINE: {}}
+        props = {names.NAME: name, names.ONLINE: {}, names.HARDWARE_SPEC: {"id": hw}}
         if kind == "watsonx":  # no 5-second sleeps: poll below
             return client.deployments.create(function_id, meta_props=props, background_mode=True)
         return client.deployments.create(function_id, meta_props=props)  # waits until ready
@@ -75,32 +130,39 @@ def deploy_provider(
                               idempotent=False)
     deployment_id = deployment["metadata"].get("id") or deployment["metadata"]["guid"]
     deployment = _wait_ready(session, client, deployment_id, deployment)
-    scoring_url = session.call(
-        "reading the provider's scoring URL",
-        lambda: client.deployments.get_scoring_href(deployment),
-    )
+    href = session.call("reading the provider's scoring URL",
+                        lambda: client.deployments.get_scoring_href(deployment))
+    created = str(deployment["metadata"].get("created_at") or "")
+    day = created.split("T")[0] if "T" in created else time.strftime("%Y-%m-%d", time.gmtime())
     return {"function_id": function_id, "wml_deployment_id": deployment_id,
-            "scoring_url": scoring_url, "software_spec": spec_name, "sdk": kind}
+            "scoring_url": f"{href}?version={day}", "software_spec": spec_name,
+            "hardware_spec": hw_name, "sdk": kind}
 
 
-def provider_credentials(session: CpdSession) -> dict[str, Any]:
-    """How OpenScale signs in before calling the provider: USERNAME and APIKEY, exchanged for a
-    token at each run (a token alone would expire). Kept by OpenScale on the cluster only."""
+def remove_other_deployments(session: CpdSession, definition: MonitorDefinition, keep: str) -> list[str]:
+    """Delete the earlier deployments of this provider (same name, another id) and their
+    functions, as IBM's helper cleans up before it re-creates. Over REST: both SDKs list
+    deployments without a name filter and resolve an asset's type by trial requests."""
     s = session.settings
-    if not (s.username and s.apikey):
-        raise MlopsError(
-            "publishing a provider needs USERNAME and APIKEY (OpenScale signs in with them at "
-            "every evaluation; a USER_ACCESS_TOKEN would expire)"
-        )
-    return {
-        "auth_type": "bearer",
-        "token_info": {
-            "url": f"{s.base_url}/icp4d-api/v1/authorize",
-            "headers": {"Content-Type": "application/json", "Accept": "application/json"},
-            "payload": {"username": s.username, "api_key": s.apikey},
-            "method": "post",
-        },
-    }
+    params = {"space_id": s.space_id, "version": WML_API_VERSION}
+    found = session.http.json("GET", f"{s.base_url}/ml/v4/deployments", params=params,
+                              what="listing the space's deployments")
+    removed = []
+    for d in found.get("resources") or []:
+        meta = d.get("metadata") or {}
+        if meta.get("name") != function_name(definition) or meta.get("id") == keep:
+            continue
+        session.http.request("DELETE", f"{s.base_url}/ml/v4/deployments/{meta['id']}", params=params,
+                             what=f"deleting the earlier provider deployment {meta['id']}")
+        removed.append(meta["id"])
+        function_id = ((d.get("entity") or {}).get("asset") or {}).get("id")
+        if function_id:
+            try:
+                session.http.request("DELETE", f"{s.base_url}/ml/v4/functions/{function_id}",
+                                     params=params, what=f"deleting the earlier provider function {function_id}")
+            except NotFoundError:
+                pass  # shared by another deployment that went first
+    return removed
 
 
 def _wait_ready(session: CpdSession, client: Any, deployment_id: str,

@@ -14,6 +14,8 @@ memory: nothing here writes them to a file, a notebook or a log (`repr` hides th
                                        default: REQUESTS_CA_BUNDLE, else the system's CAs
     MLOPS_CPD_SDK                      force `wml` (ibm-watson-machine-learning) or `watsonx`
                                        (ibm-watsonx-ai); default: chosen by the cluster's version
+    MLOPS_CPD_EDI_TIMEOUT              seconds to wait for an EDI deployment to reach the started
+                                       or disabled state after a start or stop (default 600)
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class CpdSettings:
     sdk: str | None = None
     retries: int = 3
     retry_delay: float = 0.5
+    edi_timeout: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CpdSettings:
@@ -75,6 +78,7 @@ class CpdSettings:
             sdk=(env.get("MLOPS_CPD_SDK") or "").lower() or None,
             retries=int(env.get("MLOPS_CPD_RETRIES") or 3),
             retry_delay=float(env.get("MLOPS_CPD_RETRY_DELAY") or 0.5),
+            edi_timeout=float(env.get("MLOPS_CPD_EDI_TIMEOUT") or 600),
         )
 
     @property
@@ -266,12 +270,15 @@ class Http:
         ok: tuple[int, ...] = (200, 201, 202, 204),
         retry: bool | None = None,
         headers: dict[str, str] | None = None,
+        auth: str = "Authorization",
         **kw: Any,
     ) -> Any:
-        """Send one call; `what` names it in errors ("deploy my-model to WMLA")."""
+        """Send one call; `what` names it in errors ("deploy my-model to WMLA"). `auth` names the
+        header carrying the token: Authorization (as a bearer token) or X-Auth-Token (EDI's)."""
         retry = method in ("GET", "PUT", "DELETE", "HEAD") if retry is None else retry
         for renewed in (False, True):
-            hdrs = {"Authorization": f"Bearer {self.tokens.get()}", **(headers or {})}
+            token = self.tokens.get()
+            hdrs = {auth: f"Bearer {token}" if auth == "Authorization" else token, **(headers or {})}
             resp = self._send(method, url, retry=retry, headers=hdrs, **kw)
             if resp.status_code == 401 and not renewed:
                 self.tokens.renew()  # raises when the token cannot be renewed

@@ -15,8 +15,9 @@ optimistic, and each version names the version it was built on
 
 1. read the current version (highest generation; within it the earliest created);
 2. apply the change; re-read and compare: if someone else wrote meanwhile, start again;
-3. upload generation N+1, then re-read: we won if the current version is ours or is built on
-   ours (its parent chain reaches ours). Otherwise (another writer's N+1 came first, or a slow
+3. upload generation N+1, then re-read once the search finds it (CAMS's search index trails
+   writes; not yet finding our own version is no lost race): we won if the current version is
+   ours or is built on ours (its parent chain reaches ours). Otherwise (another writer's N+1 came first, or a slow
    upload of ours landed after newer generations built on someone else's) delete ours and start
    again from the current version;
 4. the winner deletes the older generations.
@@ -51,6 +52,7 @@ MARKER = "mlops-widgets generation"
 _MARKER_RE = re.compile(re.escape(MARKER) + r" (\d+)(?: parent (\S+))?")
 MAX_ATTEMPTS = 12
 STALE_UPLOAD_S = 120.0
+SEARCH_LAG_S = 60.0  # how long a new version may stay unfound by the search
 SEARCH_PAGE = 200
 
 
@@ -289,7 +291,7 @@ class CpdSpace:
                 path = Path(tmp) / name
                 path.write_text(text, encoding="utf-8")
                 mine = self._asset(self._store(name, path, marker)).asset_id
-            versions = self._versions(name)
+            versions = self._versions_with(name, mine)
             # we won if the current version is ours or carries our change (built on ours); a
             # newer generation built on another's version means ours landed too late
             current = _current(versions)
@@ -306,6 +308,17 @@ class CpdSpace:
             f"could not update {name} in space {self.space_id}: other writers changed it "
             f"{MAX_ATTEMPTS} times in a row; try again"
         )
+
+    def _versions_with(self, name: str, asset_id: str) -> list[_Version]:
+        """The versions once the search finds `asset_id` (waiting out the index's lag)."""
+        deadline = time.monotonic() + SEARCH_LAG_S
+        delay = 0.05
+        while True:
+            versions = self._versions(name)
+            if any(v.asset_id == asset_id for v in versions) or time.monotonic() > deadline:
+                return versions
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
 
     @staticmethod
     def _backoff(attempt: int) -> None:

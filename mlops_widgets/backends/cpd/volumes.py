@@ -1,35 +1,55 @@
-"""Cloud Pak for Data storage volumes through their REST API, for the metric providers.
+"""Cloud Pak for Data storage volumes behind the `Volumes` protocol (backends/base.py), through
+the volumes REST API the original's storage_volume_utils used (TLS verified, unlike there):
 
-The original's storage_volume_utils used the same endpoints (with verify=False; here TLS is
-verified like every other call):
     GET  /zen-data/v3/service_instances?addon_type=volumes            the volumes
     GET  /zen-volumes/{volume}/v1/volumes/directories/{path}          a folder's entries
     GET  /zen-volumes/{volume}/v1/volumes/files/{path}                a file's bytes
-with `{path}` URL-encoded whole (slashes included) and `last_modified` an HTTP date.
+    PUT  /zen-volumes/{volume}/v1/volumes/files/{path}                a file (multipart `upFile`)
+
+`{path}` is URL-encoded whole (slashes included); `last_modified` is an HTTP date. A folder is
+downloaded file by file, streamed to disk. Nothing lies on this machine: `local_path` is None.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
+from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mlops_widgets.backends.base import Progress, VolumeFile
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.errors import MlopsError, NotFoundError
 
+DAY_S = 86400.0
 
-def _check_rel(path: str) -> str:
-    rel = path.strip("/")
-    if not rel or any(part in ("", ".", "..") for part in rel.split("/")):
-        raise MlopsError(f"invalid path {path!r} on a storage volume: use a relative folder path")
-    return rel
+
+def _rel(path: str, volume: str) -> str:
+    """A path inside the volume, normalised ("" is the volume's root); `..`, absolute paths and
+    empty parts refused."""
+    if path.startswith("/") or "\\" in path:
+        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}: expected a relative path")
+    parts = [p for p in path.removesuffix("/").split("/") if p != "."] if path else []
+    if ".." in parts:
+        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}")
+    if "" in parts:
+        raise MlopsError(f"path {path!r} on storage volume {volume!r} has an empty part")
+    return "/".join(parts)
+
+
+def _modified(entry: dict[str, Any]) -> float:
+    try:
+        return parsedate_to_datetime(str(entry["last_modified"])).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 class CpdVolumes:
-    """List the storage volumes (doctor) and read a volume's files (the metric providers)."""
+    """The `Volumes` protocol on Cloud Pak for Data storage volumes."""
 
     def __init__(self, session: CpdSession) -> None:
         session.settings.require("volumes")
@@ -37,54 +57,114 @@ class CpdVolumes:
         self._base = session.settings.base_url
 
     def _url(self, volume: str, kind: str, path: str) -> str:
+        if not volume:
+            raise MlopsError("a storage volume on Cloud Pak for Data needs its display name")
         return (f"{self._base}/zen-volumes/{quote(volume, safe='')}/v1/volumes/{kind}/"
-                f"{quote(path, safe='')}")
+                f"{quote(path or '/', safe='')}")
 
-    def list_volumes(self) -> list[dict[str, Any]]:
+    def list_volumes(self) -> list[str]:
         body = self._s.http.json(
             "GET", f"{self._base}/zen-data/v3/service_instances",
             params={"addon_type": "volumes"}, what="listing storage volumes",
         )
-        return list(body.get("service_instances") or [])
+        return sorted(str(v.get("display_name")) for v in body.get("service_instances") or [])
 
-    def list_files(self, volume: str, folder: str) -> dict[str, float]:
-        """Regular files directly in `folder` -> modification time (epoch seconds)."""
-        rel = _check_rel(folder)
+    def list_files(
+        self,
+        volume: str,
+        folder: str = "",
+        *,
+        recursive: bool = False,
+        most_recent: float | None = None,
+        extensions: Sequence[str] | None = None,
+    ) -> list[VolumeFile]:
+        rel = _rel(folder, volume)
         try:
             body = self._s.http.json(
                 "GET", self._url(volume, "directories", rel),
-                params={"include_details": "true", "recursive": "false"},
-                what=f"listing {rel} on storage volume {volume}",
+                params={"include_details": "true", "recursive": "true" if recursive else "false"},
+                what=f"listing {rel or '/'} on storage volume {volume}",
             )
         except NotFoundError:
-            raise NotFoundError(f"folder {rel} does not exist on storage volume {volume}") from None
-        out: dict[str, float] = {}
+            raise NotFoundError(f"folder {rel or '/'} does not exist on storage volume {volume!r}") from None
+        since = None if most_recent is None else time.time() - most_recent * DAY_S
+        suffixes = None if extensions is None else tuple(e.lower() for e in extensions)
+        found = []
         for entry in (body.get("responseObject") or {}).get("directoryContents") or []:
             if not isinstance(entry, dict) or entry.get("type") != "file":
                 continue
-            name = str(entry.get("path", "")).rsplit("/", 1)[-1]
-            if name and not name.startswith("."):
-                out[name] = parsedate_to_datetime(str(entry["last_modified"])).timestamp()
-        return out
+            inner = str(entry.get("path", "")).strip("/")
+            inner = inner[len(rel) + 1:] if rel and inner.startswith(rel + "/") else inner
+            if not inner or any(p.startswith(".") for p in inner.split("/")):
+                continue
+            if suffixes is not None and Path(inner).suffix.lower() not in suffixes:
+                continue
+            f = VolumeFile(f"{rel}/{inner}" if rel else inner, int(entry.get("size") or 0), _modified(entry))
+            if since is None or f.modified >= since:
+                found.append(f)
+        return sorted(found, key=lambda f: f.path)
 
-    def download_folder(self, volume: str, folder: str, dest: Path) -> Path:
-        """Copy the files of `folder` into `dest`, keeping their modification times, so a
-        provider reads them like a local folder."""
-        rel = _check_rel(folder)
-        files = self.list_files(volume, rel)
+    def read(self, volume: str, path: str) -> bytes:
+        rel = _rel(path, volume)
+        try:
+            return self._s.http.request("GET", self._url(volume, "files", rel),
+                                        what=f"reading {rel} on storage volume {volume}").content
+        except NotFoundError:
+            raise NotFoundError(f"file {rel} does not exist on storage volume {volume!r}") from None
+
+    def write(self, volume: str, path: str, data: bytes) -> VolumeFile:
+        """Create or replace a file: one request, so the volume never holds half of it."""
+        rel = _rel(path, volume)
+        if not rel:
+            raise MlopsError(f"cannot write to storage volume {volume!r} without a file path")
+        self._s.http.request(
+            "PUT", self._url(volume, "files", rel), what=f"writing {rel} to storage volume {volume}",
+            files={"upFile": (rel.rsplit("/", 1)[-1], data, "application/octet-stream")},
+        )
+        return VolumeFile(rel, len(data), time.time())
+
+    def upload_folder(
+        self, volume: str, source: Path, folder: str = "", *, progress: Progress | None = None
+    ) -> list[VolumeFile]:
+        source = Path(source)
+        if not source.is_dir():
+            raise NotFoundError(f"cannot upload {source}: not a folder")
+        rel = _rel(folder, volume)
+        files = sorted(p for p in source.rglob("*") if p.is_file())
+        written = []
+        for i, f in enumerate(files, 1):
+            inner = f.relative_to(source).as_posix()
+            written.append(self.write(volume, f"{rel}/{inner}" if rel else inner, f.read_bytes()))
+            if progress:
+                progress(i, len(files), f.name)
+        return written
+
+    def download_folder(
+        self,
+        volume: str,
+        folder: str,
+        dest: Path,
+        *,
+        most_recent: float | None = None,
+        extensions: Sequence[str] | None = None,
+    ) -> Path:
+        """Each file directly in `folder`, streamed to `dest` through a temporary file, with
+        its modification time, so a provider reads it like a local folder."""
+        dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        for name in sorted(files):
-            target = dest / name
-            with open(target, "wb") as fh:
-                self._s.http.stream_to(self._url(volume, "files", f"{rel}/{name}"), fh,
-                                       what=f"downloading {rel}/{name} from volume {volume}")
-            os.utime(target, (files[name], files[name]))
+        for f in self.list_files(volume, folder, most_recent=most_recent, extensions=extensions):
+            target = dest / f.path.rsplit("/", 1)[-1]
+            fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{target.name}.", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    self._s.http.stream_to(self._url(volume, "files", f.path), fh,
+                                           what=f"downloading {f.path} from storage volume {volume}")
+                os.utime(tmp, (f.modified, f.modified))
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         return dest
 
-    def materialize(self, volume: str, folders: list[str]) -> tuple[Path, list[Path]]:
-        """Download several folders of a volume under one new temporary folder (the caller
-        removes it); returns it and each folder's local copy, in order."""
-        root = Path(tempfile.mkdtemp(prefix="mlops-volume-"))
-        local = [self.download_folder(volume, f, root / f"{i}-{Path(f).name}")
-                 for i, f in enumerate(folders)]
-        return root, local
+    def local_path(self, volume: str, path: str = "") -> Path | None:
+        return None

@@ -1,0 +1,104 @@
+"""EDI's documents as IBM's client defines them (ibm-wmla, `ibm_wmla.wmla_api_edi_v2`), and
+what our Inference protocol makes of them.
+
+Every model and instance document WMLA returns goes through the client's own model classes
+(`Model.from_dict`, `ModelInstance.from_dict`) before anything reads it, so only fields IBM
+defines are ever relied on and a document missing a required field is reported, not guessed.
+
+A model has no state; its instance has (`GET /dlim/v1/model/{name}/instance`). Start and stop
+are asynchronous: after a start the state passes through a transitional value to `enabled`
+(observed on a real cluster, IBM's tutorial; `started` is accepted too), after a stop to
+`disabled`. Anything else is a transition still under way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlops_widgets.errors import MlopsError
+
+STARTED = frozenset({"enabled", "started"})
+STOPPED = frozenset({"disabled", "stopped", "not-available"})
+ATTR_CUSTOM, ATTR_SECRET = "mlops_custom_args", "mlops_secret_args"
+
+
+def _models() -> Any:
+    from ibm_wmla import wmla_api_edi_v2
+
+    return wmla_api_edi_v2
+
+
+def result_json(detailed: Any) -> Any:
+    """A DetailedResponse's body as JSON: the SDK parses JSON content types only and WMLA
+    labels its JSON text/plain, in which case the result is the raw response."""
+    result = detailed.get_result() if hasattr(detailed, "get_result") else detailed
+    if hasattr(result, "content") and hasattr(result, "status_code"):
+        try:
+            return json.loads(result.content or b"null")
+        except ValueError:
+            raise MlopsError(f"WMLA answered with a body that is not JSON: {result.text[:200]!r}") from None
+    return result
+
+
+def parse_model(raw: Any, what: str) -> dict[str, Any]:
+    """A model document reduced to the fields of IBM's `Model`."""
+    try:
+        return _models().Model.from_dict(raw).to_dict()
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise MlopsError(f"{what}: WMLA answered a model document this client cannot read ({exc})") from None
+
+
+def parse_instance(raw: Any, what: str) -> dict[str, Any]:
+    """An instance document reduced to the fields of IBM's `ModelInstance`."""
+    try:
+        return _models().ModelInstance.from_dict(raw).to_dict()
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise MlopsError(f"{what}: WMLA answered an instance document this client cannot read ({exc})") from None
+
+
+def phase(instance: dict[str, Any]) -> str:
+    """started, stopped, or the transitional state as WMLA names it."""
+    state = str(instance.get("state") or "").lower()
+    if state in STARTED:
+        return "started"
+    if state in STOPPED:
+        return "stopped"
+    return state or "unknown"
+
+
+def _kernel(container: dict[str, Any]) -> dict[str, Any]:
+    """A kernel as the embedded backend describes one; what EDI does not say is None."""
+    status = str(container.get("container_status") or "").lower()
+    running = int(container.get("running_task") or 0)
+    return {
+        "pod": container.get("container_uid"),
+        "state": ("busy" if running else "idle") if status in ("running", "ready", "started") else status,
+        "pid": None,
+        "gpu": None,
+        "tasks_done": container.get("finished_task"),
+        "started_at": None,
+        "host": container.get("container_host"),
+    }
+
+
+def kernels(instance: dict[str, Any]) -> list[dict[str, Any]]:
+    return [_kernel(c) for item in instance.get("instances") or [] for c in item.get("isd_container") or []]
+
+
+def status(instance: dict[str, Any]) -> str:
+    """The status line of `dlim model view`: IDLE / BUSY when serving, else the state."""
+    now = phase(instance)
+    if now == "started":
+        items = instance.get("instances") or []
+        busy = any(int(i.get("pending_tasks") or 0) for i in items) or any(
+            int(c.get("running_task") or 0) for i in items for c in i.get("isd_container") or [])
+        return "BUSY" if busy else "IDLE"
+    return {"stopped": "STOPPED"}.get(now, now.upper())
+
+
+def attribute_names(model: dict[str, Any], key: str) -> list[str]:
+    for a in model.get("attributes") or []:
+        if a.get("key") == key:
+            return [n for n in str(a.get("value") or "").split(",") if n]
+    return []
