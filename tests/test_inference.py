@@ -549,13 +549,13 @@ def test_a_request_that_times_out_while_queued_never_runs(workspace: Workspace, 
                         "kernel": {"connection_timeout": 1}}),
         ):
             svc.deploy(name, make_folder(tmp_path, name=name))
-            svc.put_profile(name, profile)
-            svc.put_profile(name, {"kernel": {"gpu": "exclusive"}})
+            svc.update_profile(name, profile)
+            svc.update_profile(name, {"kernel": {"gpu": "exclusive"}})
             svc.start(name)
         with pytest.raises(ServiceError, match="in time") as info:
             svc.infer("waiter", b'{"do": "echo"}')
         assert info.value.status == 504
-        view = svc.view("waiter")
+        view = svc.diagnostics("waiter")
         assert view["queued"] == 0 and view["requests"] == {"total": 1, "failed": 1}
     finally:
         svc.shutdown()

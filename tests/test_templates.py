@@ -91,6 +91,6 @@ def test_templates_run_with_their_defaults_under_nbval(workspace: Workspace, tmp
 
 def _stop_services(workspace: Workspace) -> None:
     """The local inference service outlives the notebook that started it (A2): stop it."""
-    from mlops_widgets.backends.local.inference.client import stop_service
+    from mlops_widgets.backends.local.inference import stop_service
 
     stop_service(workspace)

@@ -240,7 +240,7 @@ def serve(obj: CliContext, port: int | None) -> None:
     """Run the workspace's local inference service in the foreground (Ctrl-C stops it)."""
     import logging
 
-    from mlops_widgets.backends.local.inference.service import serve as run_service
+    from mlops_widgets.backends.local.inference.server import serve as run_service
 
     if obj.backend_name != "local":
         raise MlopsError(f"`mlops serve` runs the local inference service; the backend is {obj.backend_name}")

@@ -1,5 +1,5 @@
 """The embedded inference backend: a local service speaking WMLA EDI's `/dlim/v1`, running
-unmodified EDI kernel files in their own processes (see `service.py`, `pool.py`).
+unmodified EDI kernel files in their own processes (see `service.py`, `server.py`, `pool.py`).
 
 Public API:
     LocalInference(workspace)       the `Inference` protocol (backends/base.py) for the workspace
@@ -10,13 +10,9 @@ Public API:
     KERNEL_PATH                     the folder holding `redhareapi` for kernel processes
 """
 
-from mlops_widgets.backends.local.inference.client import (
-    InferenceError,
-    LocalInference,
-    service_info,
-    start_service,
-    stop_service,
-)
+from mlops_widgets.backends.base import InferenceError
+from mlops_widgets.backends.local.inference.client import LocalInference
+from mlops_widgets.backends.local.inference.launcher import service_info, start_service, stop_service
 from mlops_widgets.backends.local.inference.procs import KERNEL_PATH
 
 __all__ = [

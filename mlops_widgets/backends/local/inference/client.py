@@ -1,21 +1,20 @@
 """`LocalInference`: the `Inference` protocol, spoken to the workspace's local service over HTTP.
 
-Calls that change something (deploy, start, infer...) start the service in the background when it
-is not running; read-only ones (list, view, logs, profile) never do: they read the workspace's
-files and say the service is not running, so `mlops deploy list` shows a dead service as such.
+Views are derived from EDI's documents (`Model`, `ModelInstance`, `ModelAppProfile`, as IBM's
+`ibm-wmla` client models them) plus the service's diagnostics under `/mlops/v1`. Calls that
+change something (deploy, start, infer...) start the service in the background when it is not
+running; read-only ones (list, view, logs, profile) never do: they read the workspace's files
+and say the service is not running, so `mlops deploy list` shows a dead service as such.
+A request that may have run (a POST) is never sent twice: a dropped connection is reported.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import http.client
 import json
 import os
-import signal
+import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,114 +22,55 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import InferenceError
-from mlops_widgets.backends.local.inference.environment import without_credentials
-from mlops_widgets.backends.local.inference.kernel_logs import log_tail, read_lines
-from mlops_widgets.backends.local.inference.procs import alive, cmdline, reap_leftover_kernels
+from mlops_widgets.backends.local.inference import edi
+from mlops_widgets.backends.local.inference.kernel_logs import read_lines
+from mlops_widgets.backends.local.inference.launcher import service_info, start_service
+from mlops_widgets.backends.local.inference.routes import MLOPS
 from mlops_widgets.backends.local.inference.service import API, info_path, read_info
 from mlops_widgets.backends.local.inference.store import Store
 from mlops_widgets.config import check_deployment_name
-from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
-START_TIMEOUT = 20.0
-RELAUNCH_AFTER = 5.0
-SERVICE_MODULE = "mlops_widgets.backends.local.inference.service"
 DOWN = "SERVICE_DOWN"
+STOP_PATIENCE = 60.0  # seconds `stop` waits for the instance to show `disabled`
+_STATUS = {edi.STARTING: "STARTING", edi.STOPPING: "STOPPING", edi.DISABLED: "STOPPED", edi.ERROR: "FAILED"}
 
 
-def _held(lock: Path) -> bool:
-    """Whether a running service holds the workspace's service lock (works for a dead service's
-    stale files, and needs no network)."""
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+class DroppedConnection(MlopsError):
+    """The service closed the connection while a request that may have run was under way."""
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether a kept-alive connection was closed by the service while idle (it is readable:
+    end of stream), so that a request is never written into a connection already gone."""
+    sock = conn.sock
+    if sock is None:
         return True
-    finally:
-        os.close(fd)
-    return False
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
-def service_info(workspace: Workspace | str | os.PathLike[str] | None) -> dict[str, Any] | None:
-    """The running service's address, token and pid; None when no service runs (or one is
-    starting and has not yet written its address over the previous one's)."""
-    workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    if not _held(workspace.root / "inference" / "service.lock"):
-        return None
-    info = read_info(workspace)
-    return info if info.get("pid") and info.get("port") and alive(info["pid"]) else None
+def _error(status: int, data: bytes) -> tuple[str, Hint | None]:
+    try:
+        doc = json.loads(data)
+        hint = doc.get("hint")
+        return str(doc["error"]), Hint(hint["action"], hint["text"], hint.get("args") or {}) if hint else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return data.decode(errors="replace") or f"the inference service answered {status}", None
 
 
-def start_service(workspace: Workspace) -> dict[str, Any]:
-    """Start the workspace's service in the background unless one runs; its info when it answers."""
-    inference = workspace.dir("inference")
-    with open(inference / "spawn.lock", "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        deadline = time.monotonic() + START_TIMEOUT
-        launched = -RELAUNCH_AFTER
-        while time.monotonic() < deadline:
-            info = service_info(workspace)
-            if info is not None:
-                return info
-            # The lock stays held while a killed service's threads finish dying: launch once it
-            # is free, and again if a launched service never took it.
-            if not _held(inference / "service.lock") and time.monotonic() - launched > RELAUNCH_AFTER:
-                _launch(workspace)
-                launched = time.monotonic()
-            time.sleep(0.02)
-    raise MlopsError(
-        f"the local inference service did not start within {START_TIMEOUT:g} s; its log "
-        f"({inference / 'service.log'}) ends with:\n{log_tail(inference / 'service.log', 15)}"
-    )
-
-
-def _launch(workspace: Workspace) -> None:
-    """Start the service detached: the launcher forks it off and exits (double fork), so it
-    outlives the caller and is never the caller's zombie."""
-    inference = workspace.root / "inference"
-    root = str(Path(__file__).resolve().parents[4])
-    boot = f"import sys; sys.path.insert(0, {root!r}); from {SERVICE_MODULE} import main; main()"
-    with open(inference / "service.log", "ab") as out:
-        launcher = subprocess.Popen(
-            [sys.executable, "-c", boot, "--workspace", str(workspace.root), "--daemon"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=without_credentials(os.environ),  # kernels filter them too; the service needs none
-            cwd=str(inference),
-            start_new_session=True,
-        )
-    launcher.wait()
-
-
-def stop_service(workspace: Workspace | str | os.PathLike[str] | None = None, *, timeout: float = 15.0) -> bool:
-    """Stop the workspace's inference service and every kernel it started (also the kernels left
-    by a service that died). True when something was running. Safe to call at any time."""
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    inference = ws.root / "inference"
-    if not inference.is_dir():
-        return False
-    stopped = False
-    info = read_info(ws)
-    pid = info.get("pid")
-    if pid and _held(inference / "service.lock"):
-        stopped = True
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            conn = http.client.HTTPConnection(info["host"], info["port"], timeout=timeout)
-            conn.request("POST", f"{API}/service/shutdown", headers={"Authorization": f"Bearer {info['token']}"})
-            conn.getresponse().read()
-            conn.close()
-        deadline = time.monotonic() + timeout
-        while _held(inference / "service.lock") and time.monotonic() < deadline:
-            time.sleep(0.02)
-        command = cmdline(pid)
-        if _held(inference / "service.lock") and (command is None or SERVICE_MODULE in command or "serve" in command.split()):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    return reap_leftover_kernels(inference / "run") or stopped
+def status_of(instance: dict[str, Any]) -> str:
+    """The protocol's status from an EDI instance: enabled is IDLE, or BUSY while tasks run."""
+    state = instance.get("state")
+    if state != edi.ENABLED:
+        return _STATUS.get(str(state), "STARTING")
+    for inst in instance.get("instances") or []:
+        if inst.get("pending_tasks") or any(c.get("running_task") for c in inst.get("isd_container") or []):
+            return "BUSY"
+    return "IDLE"
 
 
 class LocalInference:
@@ -145,10 +85,12 @@ class LocalInference:
     # --- transport ----------------------------------------------------------------------------
 
     def _connection(self, info: dict[str, Any]) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection, or a new one when it was closed meanwhile."""
         conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "port", None) != info["port"]:
-            if conn is not None:
-                conn.close()
+        if conn is not None and (getattr(self._local, "port", None) != info["port"] or _dropped(conn)):
+            self._drop_connection()
+            conn = None
+        if conn is None:
             conn = http.client.HTTPConnection(info["host"], info["port"], timeout=None)
             conn.connect()
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -164,8 +106,10 @@ class LocalInference:
     def request(
         self, method: str, path: str, body: bytes | None = None, *, content_type: str = "application/json"
     ) -> tuple[int, bytes]:
-        """One call to the service (started if needed) on a kept-alive connection; a connection
-        the service closed meanwhile (it restarted) is reopened once."""
+        """One call to the service (started if needed) on a kept-alive connection. A call that
+        never reached the service (it is not running, or a new one took over) is made again; one
+        that did is made again only when it is idempotent (not a POST): a POST whose connection
+        drops raises DroppedConnection, since it may have run."""
         for attempt in (0, 1):
             info = self._info if attempt == 0 and self._info else None
             if info is None:
@@ -173,40 +117,89 @@ class LocalInference:
             headers = {"Authorization": f"Bearer {info['token']}", "Content-Type": content_type}
             try:
                 conn = self._connection(info)
-                conn.request(method, API + path, body=body, headers=headers)
+            except OSError:
+                self._drop_connection()
+                self._info = None
+                continue
+            try:
+                conn.request(method, path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-                if resp.will_close:
-                    self._drop_connection()
-                if resp.status == 401 and not attempt:
-                    self._info = None  # another service (new token) took over: look again
-                    continue
-                return resp.status, data
             except (ConnectionError, http.client.HTTPException, OSError):
                 self._drop_connection()
                 self._info = None
+                log_file = self.workspace.root / "inference" / "service.log"
+                if method == "POST":
+                    raise DroppedConnection(
+                        f"the local inference service ({info['url']}) dropped the connection while "
+                        f"answering {method} {path}; the request was not sent again since it may "
+                        f"have run (see {log_file})"
+                    ) from None
                 if attempt:
                     raise MlopsError(
-                        f"the local inference service ({info['url']}) stopped answering; see "
-                        f"{self.workspace.root / 'inference' / 'service.log'}"
+                        f"the local inference service ({info['url']}) stopped answering; see {log_file}"
                     ) from None
-        raise AssertionError("unreachable")
+                continue
+            if resp.will_close:
+                self._drop_connection()
+            if resp.status == 401 and not attempt:
+                self._info = None  # another service (new token) took over; it ran nothing
+                continue
+            return resp.status, data
+        raise MlopsError(f"the local inference service of {self.workspace.root} could not be reached")
 
     def _call(self, method: str, path: str, payload: Any = None) -> Any:
         body = None if payload is None else json.dumps(payload).encode()
         status, data = self.request(method, path, body)
-        try:
-            doc = json.loads(data) if data else None
-        except ValueError:
-            doc = {"error": data.decode(errors="replace")}
         if status == 200:
-            return doc
-        message = doc.get("error") if isinstance(doc, dict) else str(doc)
+            return json.loads(data) if data else None
+        message, hint = _error(status, data)
         if status == 404:
-            raise NotFoundError(message)
+            raise NotFoundError(message, hint=hint)
         if status == 409:
-            raise ConflictError(message)
-        raise MlopsError(message or f"the inference service answered {status}")
+            raise ConflictError(message, hint=hint)
+        raise MlopsError(message, hint=hint)
+
+    # --- views from EDI's documents -----------------------------------------------------------
+
+    def _view_of(self, model: dict[str, Any]) -> dict[str, Any]:
+        name = str(model["name"])
+        instance = self._call("GET", f"{API}/model/{name}/instance")
+        diagnostics = self._call("GET", f"{MLOPS}/model/{name}")
+        processes = {k["pod"]: k for k in diagnostics.get("kernels") or []}
+        kernels = []
+        for inst in instance.get("instances") or []:
+            for c in inst.get("isd_container") or []:
+                proc = processes.get(c["container_uid"], {})
+                kernels.append({
+                    "pod": c["container_uid"],
+                    "state": c["container_status"],
+                    "tasks_done": c["finished_task"],
+                    "pid": proc.get("pid"),
+                    "gpu": proc.get("gpu"),
+                    "started_at": proc.get("started_at"),
+                    "log": proc.get("log"),
+                })
+        return {
+            "name": name,
+            "state": "stopped" if instance["state"] in (edi.DISABLED, edi.STOPPING) else "started",
+            "status": status_of(instance),
+            "service": "running",
+            "url": model.get("service_uri"),
+            "model_path": model.get("model_path"),
+            "kernel_file": model.get("kernel_path"),
+            "deployed_at": edi.iso(model.get("create_time")),
+            "updated_at": edi.iso(model.get("last_updated_time")),
+            "custom_args": edi.attribute_names(model, edi.ATTR_CUSTOM),
+            "secret_args": edi.attribute_names(model, edi.ATTR_SECRET),
+            "profile": self._profile(name),
+            "kernels": kernels,
+            "queued": sum(int(i.get("pending_tasks") or 0) for i in instance.get("instances") or []),
+            **{k: diagnostics.get(k) for k in ("error", "error_log", "warnings", "requests")},
+        }
+
+    def _profile(self, name: str) -> dict[str, Any]:
+        return edi.profile_from_doc(self._call("GET", f"{API}/model/{name}/appprofile"))
 
     # --- reading without a service ------------------------------------------------------------
 
@@ -218,10 +211,7 @@ class LocalInference:
             service="not running",
             url=self._url_from_info(name),
             status=DOWN if down else "STOPPED",
-            error=(
-                "the local inference service is not running (it stopped or died): "
-                f"`mlops deploy start --name {name}` starts it again"
-            ) if down else None,
+            error="the local inference service is not running (it stopped or died)" if down else None,
         )
 
     def _url_from_info(self, name: str) -> str | None:
@@ -250,42 +240,44 @@ class LocalInference:
             "custom_args": custom_args or {},
             "secret_args": secret_args or {},
         }
-        return self._call("POST", "/deployment/model", payload)
+        return self._view_of(self._call("POST", f"{MLOPS}/deployment", payload))
 
     def list(self) -> list[dict[str, Any]]:
         if not self.running():
             return [self._offline_view(n) for n in self.store.names()]
-        return self._call("GET", "/model")
+        return [self._view_of(m) for m in self._call("GET", f"{API}/model")]
 
     def view(self, name: str) -> dict[str, Any]:
         check_deployment_name(name)
         if not self.running():
             return self._offline_view(name)
-        return self._call("GET", f"/model/{name}")
+        return self._view_of(self._call("GET", f"{API}/model/{name}"))
 
     def get_profile(self, name: str) -> dict[str, Any]:
         check_deployment_name(name)
         if not self.running():
             return {"name": name, **self.store.load(name)["profile"]}
-        return self._call("GET", f"/model/{name}/appprofile")
+        return self._profile(name)
 
     def update_profile(self, name: str, profile: dict[str, Any]) -> dict[str, Any]:
         check_deployment_name(name)
-        return self._call("PUT", f"/model/{name}/appprofile", profile)
+        return edi.profile_from_doc(self._call("PUT", f"{API}/model/{name}/appprofile", profile))
 
     def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> dict[str, Any]:
-        """Start (or, after a failure, restart) a deployment. Secret custom args the service no
-        longer holds (it restarted) come from `secret_args`, else the environment variable of
-        the same name."""
+        """Start (or, after a failure, restart) a deployment without waiting for its kernels.
+        Secret custom args the service no longer holds (it restarted) come from `secret_args`,
+        else the environment variable of the same name."""
         check_deployment_name(name)
         wanted = self.store.load(name).get("secret_args") or []
         supplied = dict(secret_args or {})
         for key in wanted:
             if key not in supplied and os.environ.get(key):
                 supplied[key] = os.environ[key]
-        return self._call("PUT", f"/model/{name}/operation/start", {"secret_args": supplied})
+        self._call("PUT", f"{API}/model/{name}/operation/start", {"secret_args": supplied})
+        return self.view(name)
 
     def stop(self, name: str) -> dict[str, Any]:
+        """Stop a deployment and wait until its instance shows `disabled` (every kernel gone)."""
         check_deployment_name(name)
         if not self.running():
             # Nothing runs: only the state the next service would restore changes.
@@ -293,23 +285,27 @@ class LocalInference:
             record["state"] = "stopped"
             self.store.save(record)
             return self._offline_view(name)
-        return self._call("PUT", f"/model/{name}/operation/stop")
+        instance = self._call("PUT", f"{API}/model/{name}/operation/stop")
+        deadline = time.monotonic() + STOP_PATIENCE
+        while instance["state"] != edi.DISABLED:
+            if time.monotonic() > deadline:
+                raise MlopsError(f"deployment {name} did not stop within {STOP_PATIENCE:g} s")
+            time.sleep(0.02)
+            instance = self._call("GET", f"{API}/model/{name}/instance")
+        return self.view(name)
 
     def undeploy(self, name: str) -> None:
         check_deployment_name(name)
-        self._call("DELETE", f"/model/{name}")
+        self._call("DELETE", f"{API}/model/{name}")
 
     def infer(self, name: str, body: bytes) -> bytes:
         check_deployment_name(name)
-        status, data = self.request("POST", f"/inference/{name}", body)
+        status, data = self.request("POST", f"{API}/inference/{name}", body)
         if status == 200:
             return data
-        try:
-            message = json.loads(data)["error"]
-        except (ValueError, KeyError, TypeError):
-            message = data.decode(errors="replace")
+        message, hint = _error(status, data)
         if status == 404:
-            raise NotFoundError(message)
+            raise NotFoundError(message, hint=hint)
         raise InferenceError(status, f"inference on {name} failed ({status}): {message}")
 
     def url(self, name: str) -> str:

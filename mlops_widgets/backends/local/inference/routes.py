@@ -1,0 +1,140 @@
+"""The local service's routing table: each method and path, straight to the function that answers.
+
+EDI's own routes (`/dlim/v1`, answered in the shapes of IBM's `ibm-wmla` client models) and ours
+(`/mlops/v1`: deploy a local folder by path with custom args, diagnostics, shutdown). A function
+gets the server's context, the request, its body (bytes, or the spooled file of an upload) and
+the path's arguments, and returns a JSON document or a raw `(status, bytes)` answer. `answer`
+maps our errors to HTTP statuses, the same for every route.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_widgets.backends.local.inference.pool import ServiceError
+from mlops_widgets.backends.local.inference.service import API
+from mlops_widgets.backends.local.inference.upload import unpack
+from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+
+log = logging.getLogger("mlops.inference")
+
+MLOPS = "/mlops/v1"
+_NAME = r"([^/?]+)"
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str  # a tornado URL pattern (anchored)
+    run: Callable[..., Any]
+    inference: bool = False  # runs on the inference pool
+    upload: bool = False  # the body is spooled to a file as it arrives
+
+
+def error_body(message: str, hint: Any = None) -> bytes:
+    doc: dict[str, Any] = {"error": message}
+    if hint is not None:
+        doc["hint"] = {"action": hint.action, "text": hint.text, "args": dict(hint.args)}
+    return json.dumps(doc).encode()
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else {}
+    except ValueError as exc:
+        raise MlopsError(f"the request body is not valid JSON: {exc}") from None
+
+
+def answer(call: Call, ctx: Any, request: Any, body: Any, args: tuple[str, ...]) -> tuple[int, bytes]:
+    """Run a route's function; its result or its error as (status, body)."""
+    try:
+        out = call.run(ctx, request, body, *args)
+    except ServiceError as exc:
+        return exc.status, error_body(str(exc))
+    except MlopsError as exc:
+        status = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
+        return status, error_body(exc.message, exc.hint)
+    except Exception as exc:
+        log.error("%s %s failed:\n%s", call.method, request.path, traceback.format_exc())
+        return 500, error_body(f"internal error of the inference service: {exc!r}")
+    if isinstance(out, tuple):
+        return out
+    return 200, json.dumps(out).encode()
+
+
+# --- EDI's routes -------------------------------------------------------------------------------
+
+
+def start(ctx: Any, request: Any, body: bytes, name: str) -> Any:
+    """EDI's start takes no body; ours may carry secret custom args a restarted service lacks."""
+    supplied = _json(body).get("secret_args") or {}
+    if not isinstance(supplied, dict):
+        raise MlopsError("secret_args must be a JSON object")
+    return ctx.service.start(name, supplied)
+
+
+def infer(ctx: Any, request: Any, body: bytes, name: str) -> tuple[int, bytes]:
+    return ctx.service.infer(name, body)
+
+
+def deploy_upload(ctx: Any, request: Any, spooled: Path) -> Any:
+    """`POST /deployment/model` as WMLA takes it: a (gzip) tar of the submission folder, the
+    name from ?name= or its model.json."""
+    tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=ctx.service.workspace.dir("inference")))
+    try:
+        unpack(spooled, tmp, ctx.settings.limits)
+        folder = tmp
+        entries = list(tmp.iterdir())
+        if not (tmp / "model.json").exists() and len(entries) == 1 and entries[0].is_dir():
+            folder = entries[0]
+        name = request.query_arguments.get("name", [b""])[0].decode()
+        if not name:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                name = json.loads((folder / "model.json").read_text()).get("name", "")
+        return ctx.service.deploy(name, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- ours ---------------------------------------------------------------------------------------
+
+
+def deploy_folder(ctx: Any, request: Any, body: bytes) -> Any:
+    """Deploy a folder of this machine by path, with custom args (secret ones kept in memory)."""
+    req = _json(body)
+    if not isinstance(req, dict) or not req.get("path"):
+        raise MlopsError("a deploy request needs {name, path}")
+    return ctx.service.deploy(req.get("name") or "", Path(req["path"]), req.get("custom_args"),
+                              req.get("secret_args"))
+
+
+def shutdown(ctx: Any, request: Any, body: bytes) -> Any:
+    ctx.stop()
+    return {"stopping": True}
+
+
+ROUTES: list[Call] = [
+    Call("GET", f"{API}/model/?", lambda c, r, b: c.service.models()),
+    Call("GET", f"{API}/model/{_NAME}/?", lambda c, r, b, n: c.service.model(n)),
+    Call("DELETE", f"{API}/model/{_NAME}/?", lambda c, r, b, n: c.service.undeploy(n)),
+    Call("GET", f"{API}/model/{_NAME}/instance/?", lambda c, r, b, n: c.service.instance(n)),
+    Call("GET", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.profile(n)),
+    Call("PUT", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.update_profile(n, _json(b))),
+    Call("PUT", f"{API}/model/{_NAME}/operation/start/?", start),
+    Call("PUT", f"{API}/model/{_NAME}/operation/stop/?", lambda c, r, b, n: c.service.stop(n)),
+    Call("POST", f"{API}/inference/{_NAME}/?", infer, inference=True),
+    Call("POST", f"{API}/deployment/model/?", deploy_upload, upload=True),
+    Call("POST", f"{MLOPS}/deployment/?", deploy_folder),
+    Call("GET", f"{MLOPS}/model/{_NAME}/?", lambda c, r, b, n: c.service.diagnostics(n)),
+    Call("GET", f"{MLOPS}/service/?", lambda c, r, b: {**c.info, "token": None}),
+    Call("POST", f"{MLOPS}/service/shutdown/?", shutdown),
+]

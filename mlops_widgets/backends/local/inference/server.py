@@ -1,0 +1,334 @@
+"""The HTTP layer of the local inference service: WMLA EDI's `/dlim/v1` on 127.0.0.1, on tornado.
+
+One routing table maps each method and path straight to its handler function. Every request
+needs the workspace's token (from service.json, 0600) as `Authorization: Bearer`, `X-Auth-Token`
+or `X-User-Token`. Connections cost no thread while idle and are closed after an idle timeout;
+their number is bounded (one over the bound gets 503), and the domain calls run on two bounded
+thread pools (management, inference). tornado answers 400 to a malformed request itself.
+Our own routes (deploy by folder, diagnostics, shutdown) live under `/mlops/v1`.
+
+    python -m mlops_widgets.backends.local.inference.server --workspace W [--port P] [--daemon]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import hmac
+import json
+import logging
+import os
+import resource
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from mlops_widgets import __version__
+from mlops_widgets.backends.local.companions import start_all, stop_all
+from mlops_widgets.backends.local.inference import routes
+from mlops_widgets.backends.local.inference.procs import reap_leftover_kernels
+from mlops_widgets.backends.local.inference.service import API, Service, info_path, read_info
+from mlops_widgets.backends.local.inference.store import now
+from mlops_widgets.backends.local.inference.upload import ArchiveLimits
+from mlops_widgets.errors import ConflictError, MlopsError
+from mlops_widgets.workspace import Workspace, atomic_write
+
+log = logging.getLogger("mlops.inference")
+
+HOST = "127.0.0.1"
+TOKEN_HEADERS = ("X-Auth-Token", "X-User-Token")
+BUSY = b'{"error": "the inference service has too many open connections; try again shortly"}'
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise MlopsError(f"the environment variable {name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's bounds; each from an environment variable of the service process."""
+
+    idle_timeout: float = 60.0  # $MLOPS_SERVICE_IDLE_TIMEOUT: seconds an idle connection is kept
+    max_connections: int = 1000  # $MLOPS_SERVICE_MAX_CONNECTIONS
+    threads: int = 32  # $MLOPS_SERVICE_THREADS: inference requests in flight at once
+    max_body: int = 1 << 30  # $MLOPS_SERVICE_MAX_BODY: bytes of a request body (not a tar upload)
+    limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        base = cls()
+        return cls(
+            idle_timeout=_env_number("MLOPS_SERVICE_IDLE_TIMEOUT", base.idle_timeout),
+            max_connections=int(_env_number("MLOPS_SERVICE_MAX_CONNECTIONS", base.max_connections)),
+            threads=int(_env_number("MLOPS_SERVICE_THREADS", base.threads)),
+            max_body=int(_env_number("MLOPS_SERVICE_MAX_BODY", base.max_body)),
+            limits=ArchiveLimits.from_env(),
+        )
+
+
+class Context:
+    """What every handler reaches: the domain, the token, the thread pools, the stop signal."""
+
+    def __init__(self, service: Service, token: str, info: dict[str, Any], settings: Settings) -> None:
+        self.service = service
+        self.token = token.encode()
+        self.info = info
+        self.settings = settings
+        self.manage = ThreadPoolExecutor(4, thread_name_prefix="manage")
+        self.infer = ThreadPoolExecutor(settings.threads, thread_name_prefix="infer")
+        self.stopped = asyncio.Event()
+        self.loop = asyncio.get_event_loop()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stopped.set)
+
+
+class Handler(tornado.web.RequestHandler):
+    """One path of the routing table; its methods are set from the table (see `application`)."""
+
+    calls: dict[str, routes.Call] = {}
+    ctx: Context
+
+    def initialize(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def set_default_headers(self) -> None:
+        self.set_header("Server", f"mlops-widgets-edi/{__version__}")
+        self.set_header("Content-Type", "application/json")
+
+    def prepare(self) -> None:
+        supplied = [self.request.headers.get(h, "") for h in TOKEN_HEADERS]
+        bearer = self.request.headers.get("Authorization", "")
+        supplied.append(bearer[7:] if bearer[:7].lower() == "bearer " else "")
+        if not any(s and hmac.compare_digest(s.encode(), self.ctx.token) for s in supplied):
+            self.set_header("Connection", "close")
+            self.set_status(401)
+            self.finish(routes.error_body(
+                "missing or wrong token: send the one in <workspace>/inference/service.json as "
+                "Authorization: Bearer, X-Auth-Token or X-User-Token"))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.finish(routes.error_body(self._reason))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, tornado.web.HTTPError):
+            log.error("%s %s failed:\n%s", self.request.method, self.request.path,
+                      "".join(traceback.format_exception(typ, value, tb)))
+
+    async def _run(self, *args: str) -> None:
+        call = self.calls[self.request.method or ""]
+        pool = self.ctx.infer if call.inference else self.ctx.manage
+        status, body = await asyncio.get_running_loop().run_in_executor(
+            pool, routes.answer, call, self.ctx, self.request, self._body_source(), args)
+        self.set_status(status)
+        self.finish(body)
+
+    def _body_source(self) -> Any:
+        return self.request.body
+
+    get = put = post = delete = _run
+
+
+@tornado.web.stream_request_body
+class UploadHandler(Handler):
+    """A route whose body (a tar of a submission folder, gigabytes maybe) goes to a file as it
+    arrives, bounded by the upload size limit."""
+
+    spool: Any = None
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self._finished:
+            return
+        self.request.connection.set_max_body_size(self.ctx.settings.limits.max_bytes)
+        self.spool = tempfile.NamedTemporaryFile(
+            prefix="upload-", suffix=".tar", dir=self.ctx.service.workspace.dir("inference"))
+
+    def data_received(self, chunk: bytes) -> None:
+        self.spool.write(chunk)
+
+    def _body_source(self) -> Any:
+        self.spool.flush()
+        return Path(self.spool.name)
+
+    def on_finish(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+    on_connection_close = on_finish
+
+
+def application(ctx: Context) -> tornado.web.Application:
+    """The routing table as tornado handlers: one class per path, one method per table row."""
+    by_path: dict[str, dict[str, routes.Call]] = {}
+    for call in routes.ROUTES:
+        by_path.setdefault(call.path, {})[call.method] = call
+    handlers = []
+    for path, calls in by_path.items():
+        base = UploadHandler if any(c.upload for c in calls.values()) else Handler
+        allowed = tuple(calls)
+        cls = type(f"{base.__name__}{len(handlers)}", (base,), {"calls": calls, "SUPPORTED_METHODS": allowed})
+        handlers.append((path, cls, {"ctx": ctx}))
+    return tornado.web.Application(handlers, log_function=lambda handler: None, compress_response=False)
+
+
+class BoundedServer(HTTPServer):
+    """tornado's HTTP server with a bound on open connections (one over it gets 503 and closed)."""
+
+    max_connections = 1000
+    open_connections = 0
+
+    def handle_stream(self, stream: Any, address: tuple[Any, ...]) -> None:
+        if self.open_connections >= self.max_connections:
+            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(BUSY)}\r\nConnection: close\r\n\r\n").encode()
+            stream.write(head + BUSY).add_done_callback(lambda _: stream.close())
+            return
+        self.open_connections += 1
+        stream.set_nodelay(True)
+        super().handle_stream(stream, address)
+
+    def on_close(self, server_conn: object) -> None:
+        self.open_connections -= 1
+        super().on_close(server_conn)
+
+
+def _bind(port: int | None) -> list[Any]:
+    for candidate in ([port] if port else []) + [0]:
+        try:
+            return bind_sockets(candidate, HOST, backlog=128)
+        except OSError:
+            continue
+    raise MlopsError("could not listen on 127.0.0.1")
+
+
+def _lock(fd: int, patience: float = 1.0) -> bool:
+    """Take the workspace's service lock; clients probing it (a shared lock held for an instant)
+    or a service that is still dying may hold it briefly, so try for a moment."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """Room for the bounded connections plus kernels' sockets and logs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def serve(workspace: Workspace, *, port: int | None = None, announce: bool = False) -> None:
+    """Run the service in this process until SIGTERM, SIGINT or a shutdown request."""
+    inference = workspace.dir("inference")
+    lock_fd = os.open(inference / "service.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    if not _lock(lock_fd):
+        os.close(lock_fd)
+        running = read_info(workspace)
+        raise ConflictError(
+            f"an inference service already runs for workspace {workspace.root} "
+            f"(pid {running.get('pid')}, {running.get('url')})"
+        ) from None
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        settings = Settings.from_env()
+        _raise_file_limit(settings.max_connections + 1024)
+        previous = read_info(workspace)
+        sockets = _bind(port or previous.get("port"))
+        actual = sockets[0].getsockname()[1]
+        base_url = f"http://{HOST}:{actual}"
+        info = {
+            "pid": os.getpid(),
+            "host": HOST,
+            "port": actual,
+            "url": base_url + API,
+            "token": previous.get("token") or secrets.token_urlsafe(32),
+            "workspace": str(workspace.root),
+            "started_at": now(),
+            "version": __version__,
+        }
+        ctx = Context(Service(workspace, base_url), info["token"], info, settings)
+        server = BoundedServer(
+            application(ctx),
+            idle_connection_timeout=settings.idle_timeout,
+            body_timeout=600,
+            max_body_size=settings.max_body,
+            chunk_size=1 << 20,
+        )
+        server.max_connections = settings.max_connections
+        server.add_sockets(sockets)
+        atomic_write(info_path(workspace), json.dumps(info, indent=2))
+        os.chmod(info_path(workspace), 0o600)
+        log.info("serving %s for workspace %s (pid %s)", info["url"], workspace.root, os.getpid())
+        if announce:
+            print(f"Inference service on {info['url']} for workspace {workspace.root} (Ctrl-C stops it)", flush=True)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, ctx.stopped.set)
+        reap_leftover_kernels(ctx.service.store.run_dir)
+        ctx.service.restore()
+        companions = start_all(workspace)
+        try:
+            loop.run_until_complete(ctx.stopped.wait())
+        finally:
+            stop_all(companions)
+            server.stop()
+            ctx.service.shutdown()
+            for pool in (ctx.manage, ctx.infer):
+                pool.shutdown(wait=False, cancel_futures=True)
+            stopped = {**read_info(workspace), "pid": None, "stopped_at": now()}
+            atomic_write(info_path(workspace), json.dumps(stopped, indent=2))
+            log.info("stopped")
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+        os.close(lock_fd)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="mlops-widgets local inference service")
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--daemon", action="store_true", help="detach (double fork) and run in the background")
+    args = parser.parse_args(argv)
+    if args.daemon and os.fork() > 0:
+        # The launcher exits at once: the service is re-parented and never becomes a zombie of
+        # the command that asked for it.
+        os._exit(0)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    try:
+        serve(Workspace(args.workspace), port=args.port)
+    except MlopsError as exc:
+        log.error("%s", exc)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
+
