@@ -137,6 +137,7 @@ class Handler(tornado.web.RequestHandler):
         pool = self.ctx.infer if call.inference else self.ctx.manage
         status, body = await asyncio.get_running_loop().run_in_executor(
             pool, routes.answer, call, self.ctx, self.request, self._body_source(), args)
+        self.on_finish()  # an upload's spooled file is gone before the answer leaves
         self.set_status(status)
         self.finish(body)
 
@@ -171,6 +172,7 @@ class UploadHandler(Handler):
     def on_finish(self) -> None:
         if self.spool is not None:
             self.spool.close()
+            self.spool = None
 
     on_connection_close = on_finish
 

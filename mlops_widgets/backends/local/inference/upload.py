@@ -124,6 +124,8 @@ def check_members(members: list[tarfile.TarInfo], compressed: int, limits: Archi
                 raise _refuse(m.name, f"lies below the link {parent!r}")
             parent = posixpath.dirname(parent)
         if m.issym():
+            if m.linkname.startswith("/"):
+                raise _refuse(m.name, "is a link that points outside the folder (an absolute path)")
             _resolve(posixpath.join(posixpath.dirname(path), m.linkname), links, m.name)
     return tree
 

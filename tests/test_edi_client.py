@@ -1,0 +1,121 @@
+"""IBM's own EDI client (`ibm-wmla`, ElasticDistributedInferenceV2) and curl against `mlops serve`:
+the local service answers in the shapes of IBM's models, start and stop are asynchronous."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ibm_cloud_sdk_core.authenticators import BearerTokenAuthenticator, NoAuthAuthenticator
+from ibm_wmla.wmla_api_edi_v2 import ElasticDistributedInferenceV2, Model, ModelAppProfile, ModelInstance
+from test_inference import ECHO_KERNEL, deploy_started, make_folder
+
+from mlops_widgets.backends.local.inference import LocalInference, start_service
+from mlops_widgets.workspace import Workspace
+
+
+def poll(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ibm_client(info: dict[str, Any]) -> ElasticDistributedInferenceV2:
+    client = ElasticDistributedInferenceV2(authenticator=BearerTokenAuthenticator(info["token"]))
+    client.set_service_url(f"http://{info['host']}:{info['port']}")
+    return client
+
+
+def test_ibm_wmla_client_drives_a_deployment_of_the_local_service(workspace: Workspace, tmp_path: Path) -> None:
+    info = start_service(workspace)
+    edi = ibm_client(info)
+    folder = make_folder(tmp_path, name="pingpong", tag="demo", mk_environments=[{"name": "K", "value": "V"}])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(folder, arcname="pingpong")
+    buf.seek(0)
+    assert edi.deploy_model(body=buf).get_status_code() == 200
+
+    (listed,) = edi.get_models().get_result()
+    model = Model.from_dict(edi.get_model("pingpong").get_result())
+    assert Model.from_dict(listed) == model
+    assert model.name == "pingpong" and model.tag == "demo" and model.kernel_path == "kernel.py"
+    assert model.runtime == "dlipy3" and model.size > 0 and Path(model.model_path).is_dir()
+    assert model.service_uri.endswith("/dlim/v1/inference/pingpong")
+    assert [e.to_dict() for e in model.mk_environments] == [{"name": "K", "value": "V"}]
+    assert ModelInstance.from_dict(edi.get_model_instance("pingpong").get_result()).state == "disabled"
+
+    profile = ModelAppProfile.from_dict(edi.get_model_profile("pingpong").get_result())
+    assert profile.policy.kernel_min == 1
+    doc = profile.to_dict()
+    doc["policy"].update(kernel_min=2, kernel_max=2)
+    updated = ModelAppProfile.from_dict(edi.update_model_profile("pingpong", doc).get_result())
+    assert (updated.policy.kernel_min, updated.policy.kernel_max) == (2, 2)
+    assert edi.get_model_profile("pingpong").get_result()["policy"]["kernel_min"] == 2
+
+    # Start answers at once; the instance shows `enabled` once both kernels serve.
+    assert edi.start_model_inference("pingpong").get_status_code() == 200
+    def enabled() -> ModelInstance | None:
+        instance = ModelInstance.from_dict(edi.get_model_instance("pingpong").get_result())
+        return instance if instance.state == "enabled" else None
+
+    instance = poll(enabled, "enabled")
+    assert len(instance.instances[0].isd_container) == 2
+    assert all(c.container_status == "idle" for c in instance.instances[0].isd_container)
+
+    out = edi.run_inference("pingpong", {"hello": "edi"}).get_result()
+    assert out["input"] == {"hello": "edi"} and out["env"] == {}
+
+    assert edi.stop_model_inference("pingpong").get_status_code() == 200
+    poll(lambda: edi.get_model_instance("pingpong").get_result()["state"] == "disabled", "disabled")
+    assert edi.delete_model("pingpong").get_status_code() == 200
+    assert edi.get_models().get_result() == []
+
+
+def test_ibm_client_with_its_x_auth_token_header(workspace: Workspace) -> None:
+    info = start_service(workspace)
+    edi = ElasticDistributedInferenceV2(authenticator=NoAuthAuthenticator())
+    edi.set_service_url(f"http://{info['host']}:{info['port']}")
+    edi.set_default_headers({"X-Auth-Token": info["token"]})
+    assert edi.get_models().get_result() == []
+
+
+def test_curl_with_x_auth_token_reaches_a_deployment(workspace: Workspace, tmp_path: Path) -> None:
+    inference = LocalInference(workspace)
+    deploy_started(inference, make_folder(tmp_path, ECHO_KERNEL), kernel_min=1, kernel_max=1)
+    token = json.loads((workspace.root / "inference" / "service.json").read_text())["token"]
+    out = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "-H", f"X-Auth-Token: {token}", "-H", "Content-Type: application/json",
+         "-d", '{"do": "echo", "n": 1}', inference.url("dep")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["input"] == {"do": "echo", "n": 1}
+    denied = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-d", "{}", inference.url("dep")],
+                            capture_output=True, text=True, timeout=60)
+    assert denied.stdout == "401"
+
+
+@pytest.mark.parametrize("state", ["enabled", "disabled"])
+def test_the_protocol_view_follows_the_edi_instance(workspace: Workspace, tmp_path: Path, state: str) -> None:
+    inference = LocalInference(workspace)
+    view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
+    if state == "disabled":
+        view = inference.stop("dep")  # waits for `disabled`
+    edi = ibm_client(start_service(workspace))
+    instance = edi.get_model_instance("dep").get_result()
+    assert instance["state"] == state
+    assert view["state"] == ("started" if state == "enabled" else "stopped")
+    assert view["status"] == ("IDLE" if state == "enabled" else "STOPPED")
+    pods = [c["container_uid"] for i in instance["instances"] for c in i["isd_container"]]
+    assert [k["pod"] for k in view["kernels"]] == pods

@@ -1,0 +1,239 @@
+"""The local service's HTTP layer: tokens, bounded connections and threads, idle timeouts,
+400 for malformed requests, POSTs never sent twice, and bounded, contained tar uploads."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import signal
+import socket
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_inference import ECHO_KERNEL, deploy_started, make_folder, wait_for
+
+from mlops_widgets.backends.local.inference import LocalInference, service_info, start_service, stop_service
+from mlops_widgets.backends.local.inference.client import DroppedConnection
+from mlops_widgets.backends.local.inference.upload import ArchiveLimits, unpack
+from mlops_widgets.errors import MlopsError
+from mlops_widgets.workspace import Workspace
+
+COUNTING_KERNEL = '''\
+import redhareapiversion
+from redhareapi import Kernel
+import json, os, time
+
+class CountingKernel(Kernel):
+    def on_task_invoke(self, task_context):
+        req = json.loads(task_context.get_input_data())
+        with open(req["runs"], "a") as out:
+            out.write("ran\\n")
+        while not os.path.exists(req["gate"]):
+            time.sleep(0.01)
+        task_context.set_output_data("{}")
+
+if __name__ == '__main__':
+    CountingKernel().run()
+'''
+
+
+@pytest.fixture
+def service(workspace: Workspace) -> Iterator[dict[str, Any]]:
+    yield start_service(workspace)
+    stop_service(workspace)
+
+
+def raw(info: dict[str, Any], data: bytes) -> bytes:
+    """Send bytes as they are and read the answer until the service closes or answers once."""
+    with socket.create_connection((info["host"], info["port"]), timeout=30) as sock:
+        sock.sendall(data)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+            if b"\r\n\r\n" in out:
+                head, _, body = out.partition(b"\r\n\r\n")
+                length = [int(v) for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")[1:])
+                          if k.strip().lower() == b"content-length"]
+                if length and len(body) >= length[0]:
+                    break
+        return out
+
+
+def request(info: dict[str, Any], method: str, path: str, headers: dict[str, str] | None = None,
+            body: bytes = b"") -> tuple[int, Any]:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    out = raw(info, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    head, _, data = out.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(data) if data else None
+
+
+def threads_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def test_the_token_is_accepted_in_each_of_edis_headers(service: dict[str, Any]) -> None:
+    token = service["token"]
+    for header in ({"Authorization": f"Bearer {token}"}, {"X-Auth-Token": token}, {"X-User-Token": token}):
+        assert request(service, "GET", "/dlim/v1/model", header) == (200, [])
+    for header in ({}, {"Authorization": token}, {"X-Auth-Token": "wrong"}, {"Authorization": "Bearer "}):
+        status, body = request(service, "GET", "/dlim/v1/model", header)
+        assert status == 401 and "service.json" in body["error"]
+
+
+def test_malformed_requests_get_400_and_leave_no_traceback(service: dict[str, Any], workspace: Workspace) -> None:
+    token = service["token"]
+    for bad in (
+        f"POST /dlim/v1/inference/dep HTTP/1.1\r\nX-Auth-Token: {token}\r\nContent-Length: abc\r\n\r\n",
+        f"POST /dlim/v1/inference/dep HTTP/1.1\r\nX-Auth-Token: {token}\r\nContent-Length: -5\r\n\r\n",
+        "GARBAGE\r\n\r\n",
+    ):
+        assert raw(service, bad.encode()).startswith(b"HTTP/1.1 400"), bad
+    status, body = request(service, "PUT", "/dlim/v1/model/dep/appprofile", {"X-Auth-Token": token}, b"{not json")
+    assert status == 400 and "not valid JSON" in body["error"]
+    assert request(service, "GET", "/dlim/v1/model", {"X-Auth-Token": token}) == (200, [])  # still serves
+    log = (workspace.root / "inference" / "service.log").read_text()
+    assert "Traceback" not in log
+
+
+def test_idle_connections_are_closed_after_the_idle_timeout(workspace: Workspace,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_SERVICE_IDLE_TIMEOUT", "1")
+    info = start_service(workspace)
+    with socket.create_connection((info["host"], info["port"]), timeout=60) as sock:
+        assert sock.recv(1) == b""  # the service closed the silent connection
+
+
+def test_connections_are_bounded_and_idle_ones_hold_no_thread(workspace: Workspace,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_SERVICE_MAX_CONNECTIONS", "20")
+    info = start_service(workspace)
+    before = threads_of(info["pid"])
+    socks = [socket.create_connection((info["host"], info["port"]), timeout=30) for _ in range(60)]
+    try:
+        # Those over the bound are answered 503 and closed; the 20 others stay open, idle.
+        refused = wait_for(lambda: [s for s in socks if select.select([s], [], [], 0)[0]] if len(
+            [s for s in socks if select.select([s], [], [], 0)[0]]) >= 40 else None, what="40 refusals")
+        assert len(refused) == 40
+        assert all(s.recv(100).startswith(b"HTTP/1.1 503") for s in refused)
+        assert threads_of(info["pid"]) == before  # 20 idle connections, no thread more
+        status, body = request(info, "GET", "/dlim/v1/model", {"X-Auth-Token": info["token"]})
+        assert status == 503 and "too many open connections" in body["error"]
+    finally:
+        for s in socks:
+            s.close()
+    wait_for(lambda: request(info, "GET", "/dlim/v1/model", {"X-Auth-Token": info["token"]})[0] == 200,
+             what="the service to serve again once the connections closed")
+
+
+def test_a_post_whose_connection_drops_is_reported_not_sent_again(workspace: Workspace, tmp_path: Path) -> None:
+    inference = LocalInference(workspace)
+    deploy_started(inference, make_folder(tmp_path, COUNTING_KERNEL), kernel_min=1, kernel_max=1)
+    runs, gate = tmp_path / "runs.txt", tmp_path / "gate"
+    outcome: list[Any] = []
+
+    def call() -> None:
+        try:
+            outcome.append(inference.infer("dep", json.dumps({"runs": str(runs), "gate": str(gate)}).encode()))
+        except Exception as exc:  # asserted below
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_for(lambda: runs.exists(), what="the request to run")
+    os.kill(service_info(workspace)["pid"], signal.SIGKILL)
+    caller.join(30)
+    gate.touch()
+    (error,) = outcome
+    assert isinstance(error, DroppedConnection) and "not sent again" in str(error)
+    assert service_info(workspace) is None  # no new service was started to send it again
+    assert runs.read_text() == "ran\n"
+
+
+# --- tar uploads --------------------------------------------------------------------------------
+
+
+def tar_of(entries: list[tuple[str, bytes | str | None]], mode: str = "w:gz") -> bytes:
+    """A tar from (name, content): bytes = a file, str = a symbolic link to it, None = a folder."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for name, content in entries:
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def submission(name: str = "tarred") -> list[tuple[str, bytes | str | None]]:
+    return [("kernel.py", ECHO_KERNEL.encode()), ("README.md", b"readme\n"),
+            ("model.json", json.dumps({"name": name, "kernel_path": "kernel.py"}).encode())]
+
+
+def upload(info: dict[str, Any], body: bytes, name: str = "tarred") -> tuple[int, Any]:
+    return request(info, "POST", f"/dlim/v1/deployment/model?name={name}",
+                   {"X-Auth-Token": info["token"], "Content-Type": "application/octet-stream"}, body)
+
+
+def test_tar_uploads_are_bounded_by_size_entries_and_ratio(workspace: Workspace,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_UPLOAD_MAX_BYTES", str(80 << 20))
+    monkeypatch.setenv("MLOPS_UPLOAD_MAX_ENTRIES", "50")
+    info = start_service(workspace)
+    status, body = upload(info, tar_of([*submission(), ("weights.bin", os.urandom(1 << 20)),
+                                        ("link.bin", "weights.bin")]))
+    assert status == 200 and body["name"] == "tarred"
+
+    status, body = upload(info, tar_of([*submission(), ("big.bin", b"\0" * (81 << 20))]))
+    assert status == 400 and "limit on the total size" in body["error"]
+    assert body["hint"]["args"]["env"] == "MLOPS_UPLOAD_MAX_BYTES"
+    status, body = upload(info, tar_of([*submission(), *((f"f{i}", b"x") for i in range(60))]))
+    assert status == 400 and "limit on the entry count (50)" in body["error"]
+    status, body = upload(info, tar_of([*submission(), ("zeros.bin", b"\0" * (70 << 20))]))  # the default ratio
+    assert status == 400 and "limit on the compression ratio (200:1)" in body["error"]
+    leftovers = [p.name for p in (workspace.root / "inference").iterdir() if p.name.startswith("upload-")]
+    assert leftovers == []
+
+
+def test_the_default_limits_take_a_5_gb_model() -> None:
+    limits = ArchiveLimits()
+    assert limits.max_bytes > 5 * 10**9 and limits.max_entries >= 10_000
+
+
+@pytest.mark.parametrize("entries, why", [
+    # The hostile zip of issue 12, as a tar: a link replaced after a later entry relied on it.
+    ([("y", "a/b/c/d/e/f/g/h/i/j"), ("model.json", "y/../../../../../../../../../../outside/pwned.json"),
+      ("y", ".")], "points outside"),
+    ([("up", "."), ("up/pwned.json", b"x")], "lies below the link"),  # never written through a link
+    ([("abs", "/tmp")], "points outside"),
+    ([("../pwned.json", b"x")], "climbs out"),
+    ([("/tmp/pwned.json", b"x")], "absolute"),
+    ([("loop", "loop/x")], "loops"),
+])
+def test_no_tar_entry_lands_outside_the_folder(tmp_path: Path, entries: list[Any], why: str) -> None:
+    archive, dest = tmp_path / "up.tar", tmp_path / "a" / "b" / "dest"
+    archive.write_bytes(tar_of(entries, mode="w"))
+    dest.mkdir(parents=True)
+    with pytest.raises(MlopsError, match=why):
+        unpack(archive, dest, ArchiveLimits())
+    assert list(dest.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "dest", "up.tar"]
+
+
+def test_an_escaping_upload_is_refused_by_the_service(service: dict[str, Any], tmp_path: Path) -> None:
+    status, body = upload(service, tar_of([*submission(), ("up", "."), ("up/README.md", b"x")]))
+    assert status == 400 and "lies below the link 'up'" in body["error"]
+    assert request(service, "GET", "/dlim/v1/model", {"X-Auth-Token": service["token"]}) == (200, [])
