@@ -176,7 +176,10 @@ def gone(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:  # reaped meanwhile
+        return True
 
 
 def parallel(*calls: Callable[[], Any], meanwhile: Callable[[], Any] | None = None) -> list[Any]:

@@ -42,7 +42,7 @@ from mlops_widgets.backends.local.inference import routes
 from mlops_widgets.backends.local.inference.procs import reap_leftover_kernels
 from mlops_widgets.backends.local.inference.service import API, Service, info_path, read_info
 from mlops_widgets.backends.local.inference.store import now
-from mlops_widgets.backends.local.inference.upload import ArchiveLimits
+from mlops_widgets.backends.packing import ArchiveLimits
 from mlops_widgets.errors import ConflictError, MlopsError
 from mlops_widgets.workspace import Workspace, atomic_write
 
@@ -158,7 +158,7 @@ class UploadHandler(Handler):
         super().prepare()
         if self._finished:
             return
-        self.request.connection.set_max_body_size(self.ctx.settings.limits.max_bytes)
+        self.request.connection.set_max_body_size(self.ctx.settings.limits.max_total_bytes)
         self.spool = tempfile.NamedTemporaryFile(
             prefix="upload-", suffix=".tar", dir=self.ctx.service.workspace.dir("inference"))
 

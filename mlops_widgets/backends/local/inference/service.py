@@ -28,7 +28,7 @@ from mlops_widgets.backends.local.inference.store import (
     read_model_json,
 )
 from mlops_widgets.config import check_deployment_name
-from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
+from mlops_widgets.errors import ConflictError, Hint, MlopsError
 from mlops_widgets.workspace import Workspace
 
 log = logging.getLogger("mlops.inference")
@@ -298,8 +298,7 @@ class Service:
     def infer(self, name: str, body: bytes) -> tuple[int, bytes]:
         pool = self.pools.get(name)
         if pool is None:
-            if not self.store.exists(name):
-                raise NotFoundError(f"no deployment named {name!r}")
+            self.store.load(name)  # NotFoundError for a deployment that does not exist
             raise ServiceError(503, f"deployment {name} is not started")
         task = pool.new_task(body)
         pool.submit(task)

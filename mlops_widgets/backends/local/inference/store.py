@@ -23,7 +23,7 @@ from typing import Any
 
 from mlops_widgets.backends.base import overlay_profile
 from mlops_widgets.config import check_deployment_name
-from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 
 # `dlim model viewprofile -j`, the parts a local service honours, with WMLA's defaults.
@@ -128,7 +128,9 @@ class Store:
         try:
             return json.loads((self.dir(name) / "deployment.json").read_text())
         except FileNotFoundError:
-            raise NotFoundError(f"no deployment named {name!r}: see `mlops deploy list`") from None
+            raise NotFoundError(
+                f"no deployment named {name!r}", hint=Hint("deploy.list", "list the deployments to see their names")
+            ) from None
 
     def view(
         self,

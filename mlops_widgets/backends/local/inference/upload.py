@@ -3,8 +3,9 @@
 Nothing lands outside the destination by construction: every name is checked before anything
 is written, symbolic links are resolved against the archive's final tree (the last entry of a
 name wins, as extraction would make it) and must stay inside, no entry is written below a link,
-and links are made only after every file is written. Limits on the total uncompressed size,
-the entry count and the compression ratio stop archive bombs before they fill the disk.
+and links are made only after every file is written. The limits of `ArchiveLimits` (total
+uncompressed size, entry count, compression ratio; shared with the zips of `archives.py`) stop
+archive bombs before anything is written.
 """
 
 from __future__ import annotations
@@ -13,46 +14,13 @@ import os
 import posixpath
 import shutil
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_widgets.errors import Hint, MlopsError
+from mlops_widgets.backends.packing import ArchiveLimits
+from mlops_widgets.errors import MlopsError
 
 _CHUNK = 1 << 20
-GiB = 1 << 30
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """How much an archive may unpack to. The defaults take the demo and a 5 GB model; a
-    ratio above `max_ratio` is refused only once the archive unpacks past `ratio_floor` (small
-    archives of text compress well and harm nothing)."""
-
-    max_bytes: int = 16 * GiB
-    max_entries: int = 100_000
-    max_ratio: float = 200.0
-    ratio_floor: int = 64 << 20
-
-    @classmethod
-    def from_env(cls, environ: os._Environ[str] | dict[str, str] = os.environ) -> ArchiveLimits:
-        """Limits overridden by $MLOPS_UPLOAD_MAX_BYTES, $MLOPS_UPLOAD_MAX_ENTRIES, $MLOPS_UPLOAD_MAX_RATIO."""
-        base = cls()
-        try:
-            return cls(
-                max_bytes=int(environ.get("MLOPS_UPLOAD_MAX_BYTES") or base.max_bytes),
-                max_entries=int(environ.get("MLOPS_UPLOAD_MAX_ENTRIES") or base.max_entries),
-                max_ratio=float(environ.get("MLOPS_UPLOAD_MAX_RATIO") or base.max_ratio),
-            )
-        except ValueError as exc:
-            raise MlopsError(f"an MLOPS_UPLOAD_MAX_* environment variable is not a number: {exc}") from None
-
-
-def _limit(what: str, limit: str, value: str, env: str) -> MlopsError:
-    return MlopsError(
-        f"the deploy upload {what} ({value}) exceeds the limit on {limit}",
-        hint=Hint("upload.limit", f"raise the limit with the environment variable {env} of the inference "
-                  "service, or deploy a smaller folder", {"env": env}),
-    )
+LABEL = "the deploy upload"
 
 
 def _refuse(name: str, why: str) -> MlopsError:
@@ -95,17 +63,7 @@ def _resolve(path: str, links: dict[str, str], name: str) -> str:
 
 def check_members(members: list[tarfile.TarInfo], compressed: int, limits: ArchiveLimits) -> dict[str, tarfile.TarInfo]:
     """The final tree of the archive (path -> member) once every check passes."""
-    if len(members) > limits.max_entries:
-        raise _limit("holds more entries", f"the entry count ({limits.max_entries})", str(len(members)),
-                     "MLOPS_UPLOAD_MAX_ENTRIES")
-    total = sum(m.size for m in members if m.isfile())
-    if total > limits.max_bytes:
-        raise _limit("unpacks to more bytes", f"the total size ({limits.max_bytes} bytes)", f"{total} bytes",
-                     "MLOPS_UPLOAD_MAX_BYTES")
-    ratio = total / max(compressed, 1)
-    if total > limits.ratio_floor and ratio > limits.max_ratio:
-        raise _limit("compresses more", f"the compression ratio ({limits.max_ratio:g}:1)", f"{ratio:.0f}:1",
-                     "MLOPS_UPLOAD_MAX_RATIO")
+    limits.check_totals(LABEL, len(members), sum(m.size for m in members if m.isfile()), compressed)
     tree: dict[str, tarfile.TarInfo] = {}
     for m in members:
         path = _clean(m.name)
