@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_inference import ECHO_KERNEL, deploy_started, make_folder, wait_for
+from test_inference import ECHO_KERNEL, deploy_started, gone, make_folder, wait_for
 
 from mlops_widgets.backends.local.inference import LocalInference, service_info, start_service, stop_service
 from mlops_widgets.backends.local.inference.client import DroppedConnection
@@ -149,8 +149,10 @@ def test_a_post_whose_connection_drops_is_reported_not_sent_again(workspace: Wor
     caller = threading.Thread(target=call)
     caller.start()
     wait_for(lambda: runs.exists(), what="the request to run")
-    os.kill(service_info(workspace)["pid"], signal.SIGKILL)
+    pid = service_info(workspace)["pid"]
+    os.kill(pid, signal.SIGKILL)
     caller.join(30)
+    wait_for(lambda: gone(pid), what="the killed service to be gone")
     gate.touch()
     (error,) = outcome
     assert isinstance(error, DroppedConnection) and "not sent again" in str(error)

@@ -18,6 +18,8 @@ RENDERINGS: dict[str, str] = {
     "deploy.kernel_filename": "name it with --kernel-filename (found: {found})",
     "deploy.list": "see `mlops deploy list`",
     "deploy.logs": "see `mlops deploy logs --name {deployment}`",
+    "deploy.start": "set {env} and run `mlops deploy start --name {deployment}`",
+    "deploy.stop": "stop it first: `mlops deploy stop --name {deployment}`",
     "monitor.register": "register it with `mlops monitor register --monitor {monitor} --provider {provider}`",
     "runtime.add": "add it with `mlops runtime add {name} --python PATH`, or name one of `mlops runtime list` "
     "in model.json",

@@ -49,7 +49,7 @@ def read_info(workspace: Workspace) -> dict[str, Any]:
 
 
 def stop_hint(name: str) -> Hint:
-    return Hint("deploy.stop", f"stop deployment {name} first", {"name": name})
+    return Hint("deploy.stop", f"stop deployment {name} first", {"deployment": name})
 
 
 def missing_secret(name: str, key: str) -> MlopsError:
@@ -57,7 +57,7 @@ def missing_secret(name: str, key: str) -> MlopsError:
         f"deployment {name}: the secret custom arg {key} is kept only in the inference service's "
         "memory and the service has restarted since",
         hint=Hint("deploy.start", f"set the environment variable {key} and start deployment {name} again",
-                  {"name": name, "env": key}),
+                  {"deployment": name, "env": key}),
     )
 
 
