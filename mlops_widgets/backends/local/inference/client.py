@@ -172,13 +172,11 @@ class LocalInference:
             for c in inst.get("isd_container") or []:
                 proc = processes.get(c["container_uid"], {})
                 kernels.append({
+                    "pid": None, "gpu": None, "started_at": None,
+                    **proc,  # the process's details from our diagnostics (pid, gpu, cpus...)
                     "pod": c["container_uid"],
                     "state": c["container_status"],
                     "tasks_done": c["finished_task"],
-                    "pid": proc.get("pid"),
-                    "gpu": proc.get("gpu"),
-                    "started_at": proc.get("started_at"),
-                    "log": proc.get("log"),
                 })
         return {
             "name": name,
