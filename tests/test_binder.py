@@ -31,7 +31,8 @@ def test_pins_match_the_tested_versions():
 def test_postbuild_in_a_fresh_virtual_environment(tmp_path):
     checkout = tmp_path / "repo"
     shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(
-        ".venv", ".git", ".mlops", "mlops-demo", "__pycache__", "*.egg-info", ".pytest_cache", "build"))
+        ".venv", ".git", ".mlops", "mlops-demo", "__pycache__", "*.egg-info", ".pytest_cache", "build",
+        "node_modules"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
@@ -51,6 +52,14 @@ def test_postbuild_in_a_fresh_virtual_environment(tmp_path):
     installed = subprocess.run([venv / "bin" / "python", "-c", "import mlops_widgets; print(mlops_widgets.__file__)"],
                                env=env, cwd=tmp_path, check=True, capture_output=True, text=True).stdout
     assert str(venv) in installed  # the wheel, not the checkout
+    # Both halves of the JupyterLab extension are enabled by the install alone.
+    jupyter = str(venv / "bin" / "jupyter")
+    labext = subprocess.run([jupyter, "labextension", "list"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, check=True)
+    assert re.search(r"mlops-widgets v\S+ .*enabled.*OK", labext.stdout + labext.stderr), labext
+    serverext = subprocess.run([jupyter, "server", "extension", "list"], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, check=True)
+    assert re.search(r"mlops_widgets\.server .*enabled", serverext.stdout + serverext.stderr), serverext
     runs = sorted((checkout / "demo-workspace" / "runs").iterdir())
     assert len(runs) >= 5 and all(json.loads((r / "run.json").read_text())["status"] == "ok" for r in runs)
     notebook = json.loads((checkout / "MLOps_Panel.ipynb").read_text())

@@ -8,36 +8,19 @@ tmp_path, and also to $MLOPS_SCREENSHOT when set (`1` means docs/panel.png in th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from _jlab import TOKEN, browser_page, lab_server, needs_browser
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-TOKEN = "mlops-e2e-token"
 NOTEBOOK = "MLOps_Panel.ipynb"
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "mlops_widgets" / "examples"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # required when running as root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",  # Docker's /dev/shm is small
-]
 # The panel on a workspace inside the server's root (not hidden), so its links open in Lab.
 CELL = """\
 from mlops_widgets import MLOpsPanel
@@ -45,19 +28,7 @@ from mlops_widgets import MLOpsPanel
 panel = MLOpsPanel(workspace="workspace")
 panel"""
 
-_MISSING = (f"{CHROMIUM} not installed (apt-get install chromium)" if not os.access(CHROMIUM, os.X_OK)
-            else "playwright not installed (pip install -e '.[test]')"
-            if importlib.util.find_spec("playwright") is None else None)
-if _MISSING and os.environ.get("MLOPS_REQUIRE_BROWSER"):
-    # CI sets MLOPS_REQUIRE_BROWSER: there the browser test must run, never silently skip.
-    raise RuntimeError(f"the browser test cannot run: {_MISSING}")
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = needs_browser
 
 
 def _write_notebook(path: Path) -> None:
@@ -75,7 +46,7 @@ def _write_notebook(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def jupyter_lab(tmp_path_factory):
-    """JupyterLab with isolated config and runtime folders, always stopped by its process group."""
+    """JupyterLab on a folder with the panel's notebook and the bundled example beside it."""
     base = tmp_path_factory.mktemp("jlab")
     root = base / "root"
     root.mkdir()
@@ -84,63 +55,14 @@ def jupyter_lab(tmp_path_factory):
     shutil.copytree(EXAMPLES / "model", root / "example" / "model")
     shutil.copytree(EXAMPLES / "deployment", root / "example" / "deployment")
     shutil.copy(EXAMPLES / "deployment_metadata.yml", root / "example" / "deployment_metadata.yml")
-    settings = base / "config/lab/user-settings/@jupyterlab/apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        '{"fetchNews": "false", "checkForUpdates": false}')
-    port = _free_port()
-    env = dict(os.environ,
-               JUPYTER_CONFIG_DIR=str(base / "config"),
-               JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-               IPYTHONDIR=str(base / "ipython"))
-    env.pop("MLOPS_HOME", None)  # the notebook names its workspace
-    log_path = base / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-             "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"jupyter lab exited rc={proc.returncode}:\n{log_path.read_text()[-3000:]}")
-                try:
-                    urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2).read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"jupyter lab not answering after 60 s:\n{log_path.read_text()[-3000:]}")
-                    time.sleep(0.25)
-            yield {"url": url, "root": root, "log": log_path}
-        finally:
-            proc.terminate()  # the server shuts its kernels down
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            try:  # leftovers (kernels, the runner's kernels) in the server's group
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    with lab_server(base, root) as lab:
+        yield lab
 
 
 @pytest.fixture
 def page(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path / "chrome-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1700})
-        ctx.set_default_timeout(30_000)
-        try:
-            yield ctx.pages[0] if ctx.pages else ctx.new_page()
-        finally:
-            ctx.close()
+    with browser_page(tmp_path / "chrome-profile", 1280, 1700) as page:
+        yield page
 
 
 def _screenshot_targets(tmp_path: Path) -> list[Path]:

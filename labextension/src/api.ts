@@ -1,0 +1,107 @@
+/**
+ * Calls to the server extension's REST endpoints under `<base_url>mlops/`, through
+ * JupyterLab's ServerConnection: it adds the token and the XSRF header Jupyter checks.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+export interface IHint {
+  action: string;
+  text: string;
+}
+
+/** An error the server explained: its message and, when known, what fixes it. */
+export class ApiError extends Error {
+  constructor(message: string, readonly hint: IHint | null = null) {
+    super(message);
+  }
+}
+
+export interface IInfo {
+  workspace: string;
+  workspace_shown: string;
+  backend: string;
+}
+
+export interface IDeployment {
+  name: string;
+  state: string;
+  status: string;
+  kernels: number;
+  model_asset_id: string | null;
+  url: string | null;
+  error: string | null;
+}
+
+export interface IRunSummary {
+  run_id: string;
+  short_id: string;
+  template: string;
+  status: string;
+  started_at: string;
+  ended_at: string | null;
+  duration_s: number | null;
+  deployment_name: string | null;
+  error: string | null;
+  rerun_of: string | null;
+}
+
+export interface IRunRecord extends IRunSummary {
+  parameters: Record<string, unknown>;
+  parameter_help: Record<string, string>;
+  secret_names: string[];
+  backend: string;
+  user: string;
+  results: Record<string, unknown>;
+}
+
+export interface IRunOutcome {
+  run_id: string;
+  short_id: string;
+  status: string;
+  error: string | null;
+}
+
+export interface INotebookPlan {
+  origin: { run_id?: string; template: string };
+  parameters: Record<string, unknown>;
+  secret_names: string[];
+}
+
+export async function requestAPI<T>(
+  endpoint: string,
+  init: RequestInit = {}
+): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'mlops', endpoint);
+  const response = await ServerConnection.makeRequest(url, init, settings);
+  const text = await response.text();
+  let data: any = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { message: text };
+  }
+  if (!response.ok) {
+    throw new ApiError(
+      (data && data.message) || `${response.status} ${response.statusText}`,
+      (data && data.hint) || null
+    );
+  }
+  return data as T;
+}
+
+export function post<T>(endpoint: string, body: unknown): Promise<T> {
+  return requestAPI<T>(endpoint, {
+    method: 'POST',
+    body: JSON.stringify(body)
+  });
+}
+
+/** The text a user reads for an error: the message and the plain words of its hint. */
+export function errorText(err: unknown): string {
+  if (err instanceof ApiError) {
+    return err.hint ? `${err.message}: ${err.hint.text}` : err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

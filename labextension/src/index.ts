@@ -1,0 +1,121 @@
+/**
+ * mlops-widgets in JupyterLab: a launcher tile and a palette command "MLOps panel" opening the
+ * panel in a main-area tab, a left sidebar with the deployments and the audit trail, read-only
+ * run tabs with Re-run and Clone, and "Run in the audit trail" on cloned notebooks.
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+
+import { mlopsIcon } from './icon';
+import { MLOpsPanelWidget } from './panel';
+import { RunContent, runWidget } from './runview';
+import { MLOpsSidebar } from './sidebar';
+import { RunInTrailButton } from './toolbar';
+
+export const CommandIDs = {
+  openPanel: 'mlops:open-panel',
+  openRun: 'mlops:open-run',
+  refresh: 'mlops:refresh'
+};
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'mlops-widgets:plugin',
+  description: 'The MLOps panel, sidebar and audit trail in JupyterLab.',
+  autoStart: true,
+  requires: [IRenderMimeRegistry],
+  optional: [ILauncher, ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    rendermime: IRenderMimeRegistry,
+    launcher: ILauncher | null,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const { commands, shell } = app;
+    let panel: MLOpsPanelWidget | null = null;
+
+    const runs = new WidgetTracker<MainAreaWidget<RunContent>>({ namespace: 'mlops-run' });
+    const sidebar = new MLOpsSidebar(
+      runId => void commands.execute(CommandIDs.openRun, { runId }),
+      () => void commands.execute(CommandIDs.openPanel)
+    );
+    sidebar.title.icon = mlopsIcon;
+
+    commands.addCommand(CommandIDs.openPanel, {
+      label: 'MLOps panel',
+      caption: 'Stage, deploy and monitor models: the MLOps panel on this server\'s workspace',
+      icon: args => (args['isPalette'] ? undefined : mlopsIcon),
+      execute: () => {
+        if (!panel || panel.isDisposed) {
+          panel = new MLOpsPanelWidget(app, rendermime);
+          panel.title.icon = mlopsIcon;
+          shell.add(panel, 'main');
+        }
+        shell.activateById(panel.id);
+        return panel;
+      }
+    });
+
+    commands.addCommand(CommandIDs.openRun, {
+      label: args => `Open run ${String(args['runId'] || '').slice(0, 8)}`,
+      execute: args => {
+        const runId = String(args['runId']);
+        const open = runs.find(w => w.id === `mlops-run-${runId}`);
+        if (open) {
+          shell.activateById(open.id);
+          return open;
+        }
+        const widget = runWidget(runId, rendermime, {
+          openRun: id => void commands.execute(CommandIDs.openRun, { runId: id }),
+          openPath: path => void commands.execute('docmanager:open', { path }),
+          changed: () => void sidebar.refresh()
+        });
+        widget.title.icon = mlopsIcon;
+        void runs.add(widget);
+        shell.add(widget, 'main');
+        shell.activateById(widget.id);
+        return widget;
+      }
+    });
+
+    commands.addCommand(CommandIDs.refresh, {
+      label: 'Refresh the MLOps sidebar',
+      execute: () => sidebar.refresh()
+    });
+
+    if (launcher) {
+      launcher.add({ command: CommandIDs.openPanel, category: 'Other', rank: 0 });
+    }
+    if (palette) {
+      for (const command of [CommandIDs.openPanel, CommandIDs.refresh]) {
+        palette.addItem({ command, category: 'MLOps' });
+      }
+    }
+
+    shell.add(sidebar, 'left', { rank: 650 });
+    if (restorer) {
+      restorer.add(sidebar, 'mlops-sidebar');
+      void restorer.restore(runs, {
+        command: CommandIDs.openRun,
+        args: w => ({ runId: w.content.runId }),
+        name: w => w.content.runId
+      });
+    }
+
+    app.docRegistry.addWidgetExtension(
+      'Notebook',
+      new RunInTrailButton(runId => {
+        void sidebar.refresh();
+        void commands.execute(CommandIDs.openRun, { runId });
+      })
+    );
+  }
+};
+
+export default plugin;

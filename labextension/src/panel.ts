@@ -1,0 +1,140 @@
+/**
+ * The MLOps panel in a main-area tab, with no notebook: a kernel session of its own runs
+ * `MLOpsPanel(...)` and its output is shown by JupyterLab's OutputArea, its widgets by the
+ * ipywidgets manager for kernels (the one consoles use). Closing the tab shuts the kernel down.
+ */
+import { SessionContext } from '@jupyterlab/apputils';
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { OutputArea, OutputAreaModel } from '@jupyterlab/outputarea';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { Message } from '@lumino/messaging';
+import { Panel } from '@lumino/widgets';
+import * as base from '@jupyter-widgets/base';
+import {
+  KernelWidgetManager,
+  WidgetRenderer,
+  output
+} from '@jupyter-widgets/jupyterlab-manager';
+import { JUPYTER_CONTROLS_VERSION } from '@jupyter-widgets/controls/lib/version';
+
+import { IInfo, requestAPI } from './api';
+
+const WIDGET_VIEW_MIMETYPE = 'application/vnd.jupyter.widget-view+json';
+
+/** Python that builds the panel on the server's workspace and backend. */
+export function panelCode(info: IInfo): string {
+  return [
+    'from mlops_widgets import MLOpsPanel',
+    `MLOpsPanel(workspace=${JSON.stringify(info.workspace)}, backend=${JSON.stringify(info.backend)})`
+  ].join('\n');
+}
+
+/** The core widget modules, registered as jupyterlab-manager registers them for notebooks. */
+function registerCoreWidgets(manager: KernelWidgetManager): void {
+  manager.register({
+    name: '@jupyter-widgets/base',
+    version: base.JUPYTER_WIDGETS_VERSION,
+    exports: {
+      WidgetModel: base.WidgetModel,
+      WidgetView: base.WidgetView,
+      DOMWidgetView: base.DOMWidgetView,
+      DOMWidgetModel: base.DOMWidgetModel,
+      LayoutModel: base.LayoutModel,
+      LayoutView: base.LayoutView,
+      StyleModel: base.StyleModel,
+      StyleView: base.StyleView,
+      ErrorWidgetView: base.ErrorWidgetView
+    } as any
+  });
+  manager.register({
+    name: '@jupyter-widgets/controls',
+    version: JUPYTER_CONTROLS_VERSION,
+    exports: () => import('@jupyter-widgets/controls') as any
+  });
+  manager.register({
+    name: '@jupyter-widgets/output',
+    version: output.OUTPUT_WIDGET_VERSION,
+    exports: { OutputModel: output.OutputModel, OutputView: output.OutputView } as any
+  });
+}
+
+export class MLOpsPanelWidget extends Panel {
+  constructor(app: JupyterFrontEnd, rendermime: IRenderMimeRegistry) {
+    super();
+    this.addClass('mlops-lab-panel');
+    this.id = 'mlops-panel';
+    this.title.label = 'MLOps panel';
+    this.title.closable = true;
+    this._rendermime = rendermime.clone();
+    this._model = new OutputAreaModel({ trusted: true });
+    this._area = new OutputArea({ model: this._model, rendermime: this._rendermime });
+    this._area.addClass('mlops-lab-panel-output');
+    this.addWidget(this._area);
+    this._session = new SessionContext({
+      sessionManager: app.serviceManager.sessions,
+      specsManager: app.serviceManager.kernelspecs,
+      path: `mlops-panel-${Date.now()}`,
+      type: 'mlops',
+      name: 'MLOps panel',
+      kernelPreference: { shouldStart: true, canStart: true, autoStartDefault: true }
+    });
+    this.ready = this._start();
+  }
+
+  /** Resolves once the panel's code ran (its widgets may still be drawing). */
+  readonly ready: Promise<void>;
+
+  private async _start(): Promise<void> {
+    this._note('Starting the MLOps panel…');
+    const [info] = await Promise.all([
+      requestAPI<IInfo>('info'),
+      this._session.initialize()
+    ]);
+    await this._session.ready;
+    const kernel = this._session.session?.kernel;
+    if (!kernel) {
+      this._note('No kernel could be started for the panel.');
+      return;
+    }
+    this._manager = new KernelWidgetManager(kernel, this._rendermime);
+    registerCoreWidgets(this._manager);
+    const manager = this._manager;
+    this._rendermime.removeMimeType(WIDGET_VIEW_MIMETYPE);
+    this._rendermime.addFactory(
+      {
+        safe: false,
+        mimeTypes: [WIDGET_VIEW_MIMETYPE],
+        createRenderer: options => new WidgetRenderer(options, manager)
+      },
+      -10
+    );
+    this._model.clear();
+    await OutputArea.execute(panelCode(info), this._area, this._session);
+  }
+
+  private _note(text: string): void {
+    this._model.clear();
+    this._model.add({ output_type: 'stream', name: 'stdout', text });
+  }
+
+  /** Closing the tab ends the panel and its kernel (a plain widget would only be detached). */
+  protected onCloseRequest(msg: Message): void {
+    super.onCloseRequest(msg);
+    this.dispose();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._manager?.dispose();
+    void this._session.shutdown().finally(() => this._session.dispose());
+    super.dispose();
+  }
+
+  private _rendermime: IRenderMimeRegistry;
+  private _model: OutputAreaModel;
+  private _area: OutputArea;
+  private _session: SessionContext;
+  private _manager: KernelWidgetManager | null = null;
+}

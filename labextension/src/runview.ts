@@ -1,0 +1,247 @@
+/**
+ * A run of the audit trail in a main-area tab, read-only and with no kernel: its record, its
+ * parameters, and the executed notebook drawn by JupyterLab's renderers (markdown, code
+ * highlighted as markdown does, outputs through an OutputArea). Re-run and Clone from here.
+ */
+import { Dialog, MainAreaWidget, Notification, showDialog } from '@jupyterlab/apputils';
+import { OutputArea, OutputAreaModel } from '@jupyterlab/outputarea';
+import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
+import { Panel, Widget } from '@lumino/widgets';
+
+import {
+  IRunOutcome,
+  IRunRecord,
+  errorText,
+  post,
+  requestAPI
+} from './api';
+import { badge, el, valueText, when } from './format';
+
+export interface IRunActions {
+  /** Open another run (the new one after a re-run). */
+  openRun(runId: string): void;
+  /** Open a notebook path (relative to the server's root) in JupyterLab. */
+  openPath(path: string): void;
+  /** The audit trail changed: the sidebar reloads. */
+  changed(): void;
+}
+
+/** A form in a dialog: the parameters as read-only rows and a password field per secret. */
+export class ParametersForm extends Widget {
+  constructor(
+    parameters: Record<string, unknown>,
+    help: Record<string, string>,
+    secretNames: string[],
+    note: string
+  ) {
+    super();
+    this.addClass('mlops-params-form');
+    this.node.appendChild(el('p', 'mlops-params-note', note));
+    this.node.appendChild(parametersTable(parameters, help));
+    if (secretNames.length) {
+      this.node.appendChild(
+        el('p', 'mlops-params-note', 'Secrets are never stored: give them again (empty: taken from the server\'s environment).')
+      );
+    }
+    for (const name of secretNames) {
+      const row = el('label', 'mlops-secret');
+      const input = el('input', 'jp-mod-styled mlops-secret-input');
+      input.type = 'password';
+      input.autocomplete = 'off';
+      input.dataset.secret = name;
+      row.append(el('span', 'mlops-secret-name', name), input);
+      this.node.appendChild(row);
+      this._secrets.set(name, input);
+    }
+  }
+
+  getValue(): Record<string, string> {
+    const values: Record<string, string> = {};
+    this._secrets.forEach((input, name) => {
+      values[name] = input.value;
+    });
+    return values;
+  }
+
+  private _secrets = new Map<string, HTMLInputElement>();
+}
+
+export function parametersTable(
+  parameters: Record<string, unknown>,
+  help: Record<string, string> = {}
+): HTMLTableElement {
+  const table = el('table', 'mlops-params');
+  for (const [name, value] of Object.entries(parameters)) {
+    const row = el('tr');
+    const valueCell = el('td', 'mlops-param-value');
+    valueCell.appendChild(el('code', '', valueText(value)));
+    row.append(el('th', 'mlops-param-name', name), valueCell, el('td', 'mlops-param-help', help[name] || ''));
+    table.appendChild(row);
+  }
+  return table;
+}
+
+export class RunContent extends Panel {
+  constructor(
+    readonly runId: string,
+    private _rendermime: IRenderMimeRegistry,
+    private _actions: IRunActions
+  ) {
+    super();
+    this.addClass('mlops-run-view');
+    this._header = new Widget();
+    this._header.addClass('mlops-run-header');
+    this.addWidget(this._header);
+    this.ready = this._load();
+  }
+
+  readonly ready: Promise<void>;
+
+  private async _load(): Promise<void> {
+    try {
+      const [record, nb] = await Promise.all([
+        requestAPI<IRunRecord>(`runs/${this.runId}`),
+        requestAPI<any>(`runs/${this.runId}/notebook`)
+      ]);
+      this._record = record;
+      this.title.label = `${record.template} ${record.short_id}`;
+      this._drawHeader(record);
+      await this._drawNotebook(nb);
+    } catch (err) {
+      this._header.node.replaceChildren(el('div', 'mlops-error', errorText(err)));
+    }
+  }
+
+  private _drawHeader(r: IRunRecord): void {
+    const node = this._header.node;
+    node.replaceChildren();
+    const title = el('h2', 'mlops-run-title');
+    title.append(el('span', '', `${r.template} `), badge(r.status), el('code', 'mlops-run-id', r.short_id));
+    node.appendChild(title);
+    node.appendChild(
+      el('div', 'mlops-run-meta', `${when(r.started_at)} → ${when(r.ended_at)} UTC · ${r.backend} · by ${r.user}` +
+        (r.deployment_name ? ` · deployment ${r.deployment_name}` : '') + ' · read-only, no kernel')
+    );
+    if (r.error) {
+      node.appendChild(el('div', 'mlops-error', r.error));
+    }
+    const buttons = el('div', 'mlops-run-actions');
+    const rerun = el('button', 'jp-Button jp-mod-styled jp-mod-accept mlops-run-rerun', 'Re-run…');
+    rerun.onclick = () => void this.rerun();
+    const clone = el('button', 'jp-Button jp-mod-styled jp-mod-reject mlops-run-clone', 'Clone…');
+    clone.onclick = () => void this.clone();
+    buttons.append(rerun, clone);
+    node.appendChild(buttons);
+    node.appendChild(el('h3', '', 'Parameters'));
+    node.appendChild(parametersTable(r.parameters, r.parameter_help));
+    if (r.secret_names.length) {
+      node.appendChild(el('div', 'mlops-run-meta', `secrets (not stored): ${r.secret_names.join(', ')}`));
+    }
+    node.appendChild(el('h3', '', 'Executed notebook'));
+  }
+
+  private async _drawNotebook(nb: any): Promise<void> {
+    const language = nb?.metadata?.language_info?.name || 'python';
+    for (const cell of nb.cells || []) {
+      const source = Array.isArray(cell.source) ? cell.source.join('') : String(cell.source || '');
+      if (cell.cell_type === 'markdown') {
+        await this._markdown(source, 'mlops-cell-markdown');
+      } else if (cell.cell_type === 'code') {
+        await this._markdown('```' + language + '\n' + source + '\n```', 'mlops-cell-code');
+        if ((cell.outputs || []).length) {
+          const model = new OutputAreaModel({ values: cell.outputs, trusted: false });
+          const area = new OutputArea({ model, rendermime: this._rendermime });
+          area.addClass('mlops-cell-outputs');
+          this.addWidget(area);
+        }
+      }
+    }
+  }
+
+  private async _markdown(source: string, className: string): Promise<void> {
+    const renderer = this._rendermime.createRenderer('text/markdown');
+    renderer.addClass(className);
+    this.addWidget(renderer);
+    await renderer.renderModel(new MimeModel({ data: { 'text/markdown': source } }));
+  }
+
+  /** Confirm with the parameters shown and the secrets asked again, then re-run. */
+  async rerun(): Promise<void> {
+    const r = this._record;
+    if (!r) {
+      return;
+    }
+    const form = new ParametersForm(
+      r.parameters, r.parameter_help, r.secret_names,
+      `Run ${r.template} again with the parameters of run ${r.short_id}:`
+    );
+    const answer = await showDialog({
+      title: `Re-run ${r.template}?`,
+      body: form,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Re-run' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    const id = Notification.emit(`Re-running ${r.template} (${r.short_id})…`, 'in-progress', { autoClose: false });
+    try {
+      const out = await post<IRunOutcome>(`runs/${r.run_id}/rerun`, { secrets: answer.value ?? form.getValue() });
+      Notification.update({
+        id,
+        message: out.status === 'ok'
+          ? `Re-ran ${r.short_id} as ${out.short_id}`
+          : `Re-run ${out.short_id} ${out.status}${out.error ? ': ' + out.error : ''}`,
+        type: out.status === 'ok' ? 'success' : out.status === 'cancelled' ? 'warning' : 'error',
+        autoClose: 8000
+      });
+      this._actions.changed();
+      this._actions.openRun(out.run_id);
+    } catch (err) {
+      Notification.update({ id, message: errorText(err), type: 'error', autoClose: false });
+    }
+  }
+
+  /** Ask where, then write an editable copy of the run beside the user's files and open it. */
+  async clone(): Promise<void> {
+    const r = this._record;
+    if (!r) {
+      return;
+    }
+    const input = el('input', 'jp-mod-styled mlops-clone-path');
+    input.value = `${r.template}-${r.short_id}.ipynb`;
+    const body = new Widget({ node: el('div', 'mlops-clone-form') });
+    body.node.append(el('p', '', 'Notebook path (in the file browser\'s folder):'), input);
+    const answer = await showDialog({
+      title: `Clone run ${r.short_id}`,
+      body,
+      focusNodeSelector: 'input',
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Clone' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      const out = await post<{ path: string }>(`runs/${r.run_id}/clone`, { dest: input.value });
+      Notification.success(`Cloned ${r.short_id} to ${out.path}`, { autoClose: 5000 });
+      this._actions.openPath(out.path);
+    } catch (err) {
+      Notification.error(errorText(err), { autoClose: false });
+    }
+  }
+
+  private _header: Widget;
+  private _record: IRunRecord | null = null;
+}
+
+export function runWidget(
+  runId: string,
+  rendermime: IRenderMimeRegistry,
+  actions: IRunActions
+): MainAreaWidget<RunContent> {
+  const content = new RunContent(runId, rendermime, actions);
+  const widget = new MainAreaWidget({ content, reveal: content.ready });
+  widget.id = `mlops-run-${runId}`;
+  widget.title.label = 'Run';
+  widget.title.closable = true;
+  return widget;
+}

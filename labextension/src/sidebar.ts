@@ -1,0 +1,203 @@
+/**
+ * The left sidebar "MLOps": the workspace's deployments with state badges, and its audit trail
+ * grouped by deployment, then template, newest first, with filters. A run opens in a tab.
+ */
+import { Widget } from '@lumino/widgets';
+
+import {
+  IDeployment,
+  IInfo,
+  IRunSummary,
+  errorText,
+  requestAPI
+} from './api';
+import { badge, el, when } from './format';
+
+const NO_DEPLOYMENT = '(no deployment)';
+
+/** Runs grouped by deployment, then template; groups keep the runs' newest-first order. */
+export function groupRuns(
+  runs: IRunSummary[]
+): Map<string, Map<string, IRunSummary[]>> {
+  const groups = new Map<string, Map<string, IRunSummary[]>>();
+  for (const run of runs) {
+    const dep = run.deployment_name || NO_DEPLOYMENT;
+    if (!groups.has(dep)) {
+      groups.set(dep, new Map());
+    }
+    const byTemplate = groups.get(dep)!;
+    if (!byTemplate.has(run.template)) {
+      byTemplate.set(run.template, []);
+    }
+    byTemplate.get(run.template)!.push(run);
+  }
+  return groups;
+}
+
+export class MLOpsSidebar extends Widget {
+  constructor(openRun: (runId: string) => void, openPanel: () => void) {
+    super();
+    this.id = 'mlops-sidebar';
+    this.addClass('mlops-sidebar');
+    this.title.caption = 'MLOps';
+    this._openRun = openRun;
+
+    const header = el('div', 'mlops-sidebar-header');
+    header.appendChild(el('h2', 'mlops-sidebar-title', 'MLOps'));
+    const refresh = el('button', 'jp-Button jp-mod-styled jp-mod-reject mlops-sidebar-refresh', 'Refresh');
+    refresh.title = 'Reload the deployments and the audit trail';
+    refresh.onclick = () => void this.refresh();
+    const panel = el('button', 'jp-Button jp-mod-styled jp-mod-accept mlops-sidebar-open-panel', 'Open panel');
+    panel.onclick = openPanel;
+    header.append(refresh, panel);
+    this._where = el('div', 'mlops-sidebar-where');
+
+    this._deployments = el('div', 'mlops-sidebar-deployments');
+    this._filters = this._makeFilters();
+    this._runs = el('div', 'mlops-sidebar-runs');
+    this._message = el('div', 'mlops-sidebar-message');
+    this.node.append(
+      header,
+      this._where,
+      el('h3', 'mlops-sidebar-section', 'Deployments'),
+      this._deployments,
+      el('h3', 'mlops-sidebar-section', 'Audit trail'),
+      this._filters,
+      this._message,
+      this._runs
+    );
+  }
+
+  private _makeFilters(): HTMLElement {
+    const box = el('div', 'mlops-sidebar-filters');
+    this._template = el('select', 'jp-mod-styled mlops-filter-template');
+    this._status = el('select', 'jp-mod-styled mlops-filter-status');
+    for (const s of ['', 'ok', 'failed', 'cancelled']) {
+      const opt = el('option', '', s || 'any status');
+      opt.value = s;
+      this._status.appendChild(opt);
+    }
+    this._deployment = el('input', 'jp-mod-styled mlops-filter-deployment');
+    this._deployment.placeholder = 'deployment name';
+    this._template.onchange = () => void this.refresh();
+    this._status.onchange = () => void this.refresh();
+    this._deployment.onchange = () => void this.refresh();
+    for (const [label, control] of [
+      ['Template', this._template],
+      ['Status', this._status],
+      ['Deployment', this._deployment]
+    ] as [string, HTMLElement][]) {
+      const row = el('label', 'mlops-filter');
+      row.append(el('span', 'mlops-filter-label', label), control);
+      box.appendChild(row);
+    }
+    return box;
+  }
+
+  /** Every time the sidebar is shown: the trail may have grown meanwhile. */
+  protected onAfterShow(): void {
+    void this.refresh();
+  }
+
+  /** Reload everything (also after a re-run or a run from a notebook). */
+  async refresh(): Promise<void> {
+    this._message.textContent = '';
+    try {
+      const info = await requestAPI<IInfo>('info');
+      this._where.textContent = `workspace ${info.workspace_shown} · backend ${info.backend}`;
+      const query = new URLSearchParams();
+      if (this._template.value) {
+        query.set('template', this._template.value);
+      }
+      if (this._status.value) {
+        query.set('status', this._status.value);
+      }
+      if (this._deployment.value.trim()) {
+        query.set('deployment', this._deployment.value.trim());
+      }
+      const [deployments, runs] = await Promise.all([
+        requestAPI<IDeployment[]>('deployments'),
+        requestAPI<IRunSummary[]>(`runs?${query.toString()}`)
+      ]);
+      this._showDeployments(deployments);
+      this._showRuns(runs);
+    } catch (err) {
+      this._message.textContent = errorText(err);
+      this._message.classList.add('mlops-error');
+    }
+  }
+
+  private _showDeployments(deployments: IDeployment[]): void {
+    this._deployments.replaceChildren();
+    if (!deployments.length) {
+      this._deployments.appendChild(el('div', 'mlops-sidebar-empty', 'no deployments yet'));
+    }
+    for (const d of deployments) {
+      const row = el('div', 'mlops-deployment');
+      row.dataset.deployment = d.name;
+      row.append(el('span', 'mlops-deployment-name', d.name), badge(d.state));
+      row.title = d.error || `${d.status}, ${d.kernels} kernel(s)`;
+      this._deployments.appendChild(row);
+    }
+  }
+
+  private _showRuns(runs: IRunSummary[]): void {
+    const templates = new Set(runs.map(r => r.template));
+    if (!this._templatesLoaded || this._template.value === '') {
+      const keep = this._template.value;
+      this._template.replaceChildren();
+      for (const t of ['', ...[...templates].sort()]) {
+        const opt = el('option', '', t || 'any template');
+        opt.value = t;
+        this._template.appendChild(opt);
+      }
+      this._template.value = keep;
+      this._templatesLoaded = true;
+    }
+    this._runs.replaceChildren();
+    if (!runs.length) {
+      this._runs.appendChild(el('div', 'mlops-sidebar-empty', 'no runs match'));
+      return;
+    }
+    for (const [dep, byTemplate] of groupRuns(runs)) {
+      const group = el('details', 'mlops-run-group');
+      group.open = true;
+      group.dataset.deployment = dep;
+      group.appendChild(el('summary', 'mlops-run-group-title', dep));
+      for (const [template, list] of byTemplate) {
+        const sub = el('details', 'mlops-run-template');
+        sub.open = true;
+        sub.appendChild(el('summary', 'mlops-run-template-title', `${template} (${list.length})`));
+        for (const run of list) {
+          sub.appendChild(this._runRow(run));
+        }
+        group.appendChild(sub);
+      }
+      this._runs.appendChild(group);
+    }
+  }
+
+  private _runRow(run: IRunSummary): HTMLElement {
+    const row = el('button', 'mlops-run-item');
+    row.dataset.run = run.run_id;
+    row.title = run.error ? `${run.short_id}: ${run.error}` : `run ${run.short_id}: open it read-only`;
+    row.append(
+      el('span', 'mlops-run-when', when(run.started_at)),
+      badge(run.status),
+      el('span', 'mlops-run-id', run.short_id)
+    );
+    row.onclick = () => this._openRun(run.run_id);
+    return row;
+  }
+
+  private _openRun: (runId: string) => void;
+  private _where: HTMLElement;
+  private _deployments: HTMLElement;
+  private _filters: HTMLElement;
+  private _runs: HTMLElement;
+  private _message: HTMLElement;
+  private _template!: HTMLSelectElement;
+  private _status!: HTMLSelectElement;
+  private _deployment!: HTMLInputElement;
+  private _templatesLoaded = false;
+}

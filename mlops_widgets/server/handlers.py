@@ -1,0 +1,127 @@
+"""The REST endpoints under `<base_url>mlops/`: Jupyter's APIHandler gives them the server's
+authentication (token or cookie) and XSRF checks on every request that changes something.
+
+Every handler works on a worker thread (`_call`): the runner and the embedded backend block,
+and the server's event loop must keep serving JupyterLab meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.server import views
+
+RUN = r"(?P<run>[0-9A-Za-z_-]+)"
+
+
+class _Base(APIHandler):
+    """JSON in, JSON out; an MlopsError becomes a 400 whose body carries its message and hint."""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.settings["server_root_dir"]).expanduser().resolve()
+
+    def body(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError as exc:
+            raise web.HTTPError(400, f"the request body is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise web.HTTPError(400, "the request body must be a JSON object")
+        return data
+
+    async def _call(self, fn: Any, *args: Any) -> None:
+        try:
+            result = await asyncio.to_thread(fn, *args)
+        except MlopsError as exc:
+            self.set_status(404 if isinstance(exc, NotFoundError) else 400)
+            hint = exc.hint
+            self.finish(json.dumps({
+                "message": exc.message,
+                "hint": None if hint is None else {"action": hint.action, "text": hint.text},
+            }))
+            return
+        self.finish(json.dumps(result, default=str))
+
+
+class InfoHandler(_Base):
+    @web.authenticated
+    async def get(self) -> None:
+        await self._call(views.info, self.root)
+
+
+class DeploymentsHandler(_Base):
+    @web.authenticated
+    async def get(self) -> None:
+        await self._call(views.deployments)
+
+
+class RunsHandler(_Base):
+    @web.authenticated
+    async def get(self) -> None:
+        filters = {k: self.get_query_argument(k, "") or None
+                   for k in ("template", "status", "deployment", "since")}
+        await self._call(views.runs, filters)
+
+
+class RunHandler(_Base):
+    @web.authenticated
+    async def get(self, run: str) -> None:
+        await self._call(views.run, run)
+
+
+class RunNotebookHandler(_Base):
+    @web.authenticated
+    async def get(self, run: str) -> None:
+        await self._call(views.run_notebook, run)
+
+
+class RerunHandler(_Base):
+    @web.authenticated
+    async def post(self, run: str) -> None:
+        data = self.body()
+        await self._call(views.rerun, run, data.get("params") or {}, data.get("secrets") or {})
+
+
+class CloneHandler(_Base):
+    @web.authenticated
+    async def post(self, run: str) -> None:
+        data = self.body()
+        await self._call(views.clone, run, self.root, str(data.get("dest") or ""))
+
+
+class NotebookPlanHandler(_Base):
+    @web.authenticated
+    async def get(self) -> None:
+        await self._call(views.notebook_plan, self.root, self.get_query_argument("path", ""))
+
+
+class NotebookRunHandler(_Base):
+    @web.authenticated
+    async def post(self) -> None:
+        data = self.body()
+        await self._call(views.notebook_run, self.root, str(data.get("path") or ""),
+                         data.get("secrets") or {})
+
+
+def routes(base_url: str) -> list[tuple[str, type]]:
+    prefix = base_url.rstrip("/") + "/mlops/"
+    return [
+        (prefix + "info", InfoHandler),
+        (prefix + "deployments", DeploymentsHandler),
+        (prefix + "runs", RunsHandler),
+        (prefix + f"runs/{RUN}", RunHandler),
+        (prefix + f"runs/{RUN}/notebook", RunNotebookHandler),
+        (prefix + f"runs/{RUN}/rerun", RerunHandler),
+        (prefix + f"runs/{RUN}/clone", CloneHandler),
+        (prefix + "notebooks/plan", NotebookPlanHandler),
+        (prefix + "notebooks/run", NotebookRunHandler),
+    ]
+

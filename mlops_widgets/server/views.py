@@ -1,0 +1,185 @@
+"""What the REST endpoints answer, as plain functions of JSON-able values (the handlers only
+move them over HTTP). Paths a client gives are relative to the server's root and must stay
+inside it; secrets go to the runner and nowhere else.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.workspace import Workspace
+
+RUN_LIMIT = 500
+
+
+def workspace() -> Workspace:
+    """The server's workspace: $MLOPS_HOME (set by `mlops lab`), else the default one."""
+    return Workspace(None)
+
+
+def backend_name() -> str:
+    from mlops_widgets.backends import backend_name as chosen
+
+    return chosen(None)
+
+
+def info(root: Path) -> dict[str, Any]:
+    ws = workspace()
+    try:
+        shown = ws.root.relative_to(root).as_posix()
+    except ValueError:
+        shown = str(ws.root)
+    return {"workspace": str(ws.root), "workspace_shown": shown, "backend": backend_name()}
+
+
+def deployments() -> list[dict[str, Any]]:
+    """Deployments with their state (for the badges); none yet when the workspace is new."""
+    ws = workspace()
+    if not ws.db_path.exists():
+        return []
+    from mlops_widgets.ops import connect
+    from mlops_widgets.ops.deploy import deploy_list
+
+    return deploy_list(connect(backend_name(), ws.root))
+
+
+def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:
+    """The audit trail, newest first, filtered as the Runs tab and `mlops runs list` do."""
+    ws = workspace()
+    if not ws.db_path.exists():
+        return []
+    from mlops_widgets.runner import list_runs
+
+    rows = list_runs(ws, template=filters.get("template"), status=filters.get("status"),
+                     deployment_name=filters.get("deployment"), since=filters.get("since"),
+                     limit=RUN_LIMIT)
+    keep = ("run_id", "short_id", "template", "status", "started_at", "ended_at", "duration_s",
+            "deployment_name", "error", "rerun_of")
+    return [{k: getattr(r, k) for k in keep} for r in rows]
+
+
+def run(run_id: str) -> dict[str, Any]:
+    """A run's record and what a re-run asks: its parameters (with each one's help) and the
+    names of its secrets (never values: none are stored)."""
+    from mlops_widgets.runner import Template, get_run
+
+    record = get_run(run_id, workspace())
+    data = record.to_dict()
+    data.pop("dir")
+    data.pop("notebook")
+    data["deployment_name"] = record.deployment_name
+    data["error"] = (record.error or {}).get("summary")
+    try:
+        declared = Template(record.template_copy, name=record.template).parameters
+    except MlopsError:
+        declared = {}
+    data["parameter_help"] = {n: p.help for n, p in declared.items() if n in record.parameters}
+    return data
+
+
+def run_notebook(run_id: str) -> dict[str, Any]:
+    """The executed notebook as it ran (already scrubbed of secrets), for the read-only view."""
+    from mlops_widgets.runner import get_run
+
+    record = get_run(run_id, workspace())
+    try:
+        return json.loads(record.notebook.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFoundError(f"run {record.short_id} has no executed notebook at {record.notebook}") from None
+
+
+def rerun(run_id: str, params: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+    """Re-run with the stored parameters (`params` replace some) and the secrets given again;
+    the new run is in the audit trail whatever its outcome."""
+    from mlops_widgets.runner import rerun as runner_rerun
+
+    record = runner_rerun(run_id, params=params or None, workspace=workspace().root,
+                          secrets={k: v for k, v in secrets.items() if v} or None)
+    return {"run_id": record.run_id, "short_id": record.short_id, "status": record.status,
+            "error": (record.error or {}).get("summary")}
+
+
+def inside(root: Path, rel: str, what: str) -> Path:
+    """`rel` (relative to the server's root) as an absolute path, refused outside the root."""
+    if not rel.strip():
+        raise MlopsError(f"the {what} is empty")
+    path = (root / rel.strip()).resolve()
+    if path != root and root not in path.parents:
+        raise MlopsError(f"{rel}: the {what} must be inside the folder JupyterLab shows ({root})")
+    return path
+
+
+def clone(run_id: str, root: Path, dest: str) -> dict[str, str]:
+    """An editable copy of the run beside the user's files: its template with its parameters."""
+    from mlops_widgets.runner import clone_run
+
+    path = clone_run(run_id, inside(root, dest, "clone's path"), workspace())
+    return {"path": path.relative_to(root).as_posix()}
+
+
+def _injected(nb: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The values of a clone's injected-parameters cell (literals) and its secret names (the
+    lines reading `secret(...)`)."""
+    params: dict[str, Any] = {}
+    secrets: list[str] = []
+    for cell in nb.get("cells", []):
+        if "injected-parameters" not in (cell.get("metadata", {}).get("tags") or []):
+            continue
+        source = "".join(cell.get("source", ""))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as exc:
+            raise MlopsError(f"the parameters cell does not parse: {exc.msg} (line {exc.lineno})") from None
+        for node in tree.body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name)):
+                continue
+            name = node.targets[0].id
+            if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "secret":
+                secrets.append(name)
+                continue
+            try:
+                params[name] = ast.literal_eval(node.value)
+            except ValueError:
+                raise MlopsError(f"parameter {name}: its value must be a plain value (text, number, "
+                                 "list, dict), not code") from None
+    return params, secrets
+
+
+def notebook_plan(root: Path, rel: str) -> dict[str, Any]:
+    """What running a cloned notebook in the audit trail does: its origin (a run or a template),
+    the parameters from its parameters cell and the secrets it asks for."""
+    path = inside(root, rel, "notebook")
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MlopsError(f"{rel}: cannot read the notebook ({exc})") from None
+    origin = (nb.get("metadata", {}).get("mlops") or {}).get("cloned_from")
+    if not origin:
+        raise MlopsError(f"{rel} was not cloned from a template or a run: nothing to run in the audit trail")
+    params, secrets = _injected(nb)
+    return {"origin": origin, "parameters": params, "secret_names": secrets}
+
+
+def notebook_run(root: Path, rel: str, secrets: dict[str, str]) -> dict[str, Any]:
+    """Run a clone's parameters through the runner (validated as any run): a clone of a run
+    re-runs it with them, a clone of a template runs the template."""
+    from mlops_widgets.runner import rerun as runner_rerun
+    from mlops_widgets.runner import run_template
+
+    plan = notebook_plan(root, rel)
+    ws = workspace()
+    given = {k: v for k, v in secrets.items() if v} or None
+    if plan["origin"].get("run_id"):
+        record = runner_rerun(plan["origin"]["run_id"], params=plan["parameters"], workspace=ws.root,
+                              secrets=given)
+    else:
+        record = run_template(plan["origin"]["template"], plan["parameters"], secrets=given,
+                              backend=backend_name(), workspace=ws.root, cwd=os.fspath(root))
+    return {"run_id": record.run_id, "short_id": record.short_id, "status": record.status,
+            "error": (record.error or {}).get("summary")}

@@ -1,0 +1,111 @@
+"""JupyterLab and headless Chromium for the browser tests (the recipe and its gotchas:
+../shared/reference/BROWSER-TESTS.md).
+
+`lab_server(...)` starts JupyterLab on 127.0.0.1 with isolated config and runtime folders and
+always stops it by its process group; `browser_page(...)` opens Debian's Chromium through
+Playwright. On CI (MLOPS_REQUIRE_BROWSER set) a missing browser is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+TOKEN = "mlops-e2e-token"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # required when running as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # Docker's /dev/shm is small
+]
+
+MISSING = (f"{CHROMIUM} not installed (apt-get install chromium)" if not os.access(CHROMIUM, os.X_OK)
+           else "playwright not installed (pip install -e '.[test]')"
+           if importlib.util.find_spec("playwright") is None else None)
+if MISSING and os.environ.get("MLOPS_REQUIRE_BROWSER"):
+    # CI sets MLOPS_REQUIRE_BROWSER: there the browser tests must run, never silently skip.
+    raise RuntimeError(f"the browser tests cannot run: {MISSING}")
+needs_browser = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def lab_server(base: Path, root: Path, env: dict[str, str] | None = None) -> Iterator[dict]:
+    """JupyterLab serving `root`; yields url, token, root and the log's path."""
+    settings = base / "config/lab/user-settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    # Pre-answer the "get notified about Jupyter news?" toast: it can cover the page.
+    (settings / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
+    port = _free_port()
+    full_env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "config"),
+                    JUPYTER_RUNTIME_DIR=str(base / "runtime"), IPYTHONDIR=str(base / "ipython"))
+    full_env.pop("MLOPS_HOME", None)
+    full_env.update(env or {})
+    log_path = base / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+             "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}"],
+            stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"jupyter lab exited rc={proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                try:
+                    urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2).read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"jupyter lab not answering after 60 s:\n{log_path.read_text()[-3000:]}")
+                    time.sleep(0.25)
+            yield {"url": url, "token": TOKEN, "root": root, "log": log_path}
+        finally:
+            proc.terminate()  # the server shuts its kernels down
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # leftovers: kernels, the runner's kernels
+
+
+@contextlib.contextmanager
+def browser_page(profile: Path, width: int = 1280, height: int = 800) -> Iterator:
+    """A fresh Chromium profile and page; every wait in the tests has its own timeout."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": width, "height": height})
+        ctx.set_default_timeout(30_000)
+        try:
+            yield ctx.pages[0] if ctx.pages else ctx.new_page()
+        finally:
+            ctx.close()

@@ -1,0 +1,126 @@
+"""The JupyterLab extension without a browser: the committed build matches its sources, and the
+server extension's REST endpoints answer under Jupyter's own authentication in a real
+JupyterLab (list the trail, read a run, clone it, run the clone through the runner)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from _jlab import lab_server
+
+REPO = Path(__file__).resolve().parent.parent
+BUILT = REPO / "mlops_widgets" / "labextension"
+
+
+def test_the_committed_build_is_fresh():
+    stamp = runpy.run_path(str(REPO / "labextension" / "stamp.py"))
+    assert (BUILT / "sources.sha256").read_text().strip() == stamp["sources_hash"](), (
+        "labextension/ changed since the last build: cd labextension && npm ci && "
+        "PATH=../.venv/bin:$PATH npm run build")
+    built = json.loads((BUILT / "package.json").read_text())
+    assert built["name"] == "mlops-widgets"
+    assert (BUILT / built["jupyterlab"]["_build"]["load"]).is_file()
+
+
+def test_the_wheel_enables_both_extensions():
+    """What `pip install` puts in place: the labextension as shared data, the server extension's
+    config; the Binder test checks the same in a fresh virtual environment."""
+    import tomllib
+
+    shared = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]["shared-data"]
+    assert shared["mlops_widgets/labextension"] == "share/jupyter/labextensions/mlops-widgets"
+    config = json.loads((REPO / "jupyter-config/server-config/mlops_widgets.json").read_text())
+    assert config["ServerApp"]["jpserver_extensions"] == {"mlops_widgets.server": True}
+
+
+def _get(lab, path, *, token=True, method="GET", body=None):
+    headers = {"Authorization": f"token {lab['token']}"} if token else {}
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{lab['url']}/mlops/{path}", data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """JupyterLab on a user folder, the server's workspace beside it holding one run."""
+    from mlops_widgets.runner import run_template
+
+    base = tmp_path_factory.mktemp("api")
+    ws = base / "ws"
+    record = run_template("C1_OpenScale_Dummy_ML_Provider", {"service_provider_name": "Test Provider"},
+                          workspace=ws, backend="local")
+    assert record.ok, record.error
+    root = base / "files"
+    root.mkdir()
+    try:
+        with lab_server(base, root, env={"MLOPS_HOME": str(ws)}) as lab:
+            yield {**lab, "run": record}
+    finally:
+        from mlops_widgets.backends.local.inference import stop_service
+
+        stop_service(ws)
+
+
+def test_endpoints_need_jupyters_authentication(served):
+    assert _get(served, "runs", token=False)[0] == 403
+    # A change without the token (nor the XSRF cookie and header) is refused too.
+    status, _ = _get(served, f"runs/{served['run'].run_id}/clone", token=False, method="POST",
+                     body={"dest": "x.ipynb"})
+    assert status == 403
+    assert not (served["root"] / "x.ipynb").exists()
+
+
+def test_the_trail_a_run_and_its_executed_notebook(served):
+    run = served["run"]
+    status, runs = _get(served, "runs")
+    assert status == 200 and [r["run_id"] for r in runs] == [run.run_id]
+    assert _get(served, "runs?status=failed")[1] == []
+    status, record = _get(served, f"runs/{run.short_id}")
+    assert status == 200
+    assert record["parameters"] == {"service_provider_name": "Test Provider"}
+    assert "service provider" in record["parameter_help"]["service_provider_name"]
+    status, nb = _get(served, f"runs/{run.run_id}/notebook")
+    assert status == 200 and nb["nbformat"] == 4 and any(c["cell_type"] == "code" for c in nb["cells"])
+    assert _get(served, "runs/nosuchrun")[0] == 404
+
+
+def test_clone_then_run_the_clone_in_the_audit_trail(served):
+    run = served["run"]
+    status, out = _get(served, f"runs/{run.run_id}/clone", method="POST", body={"dest": "../outside.ipynb"})
+    assert status == 400 and "inside the folder JupyterLab shows" in out["message"]
+    status, out = _get(served, f"runs/{run.run_id}/clone", method="POST", body={"dest": "mine/c1.ipynb"})
+    assert status == 200 and out == {"path": "mine/c1.ipynb"}
+    clone = served["root"] / "mine" / "c1.ipynb"
+    nb = json.loads(clone.read_text())
+    cell = next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    cell["source"] = 'service_provider_name = "Edited Provider"\n'  # the user edits the clone
+    clone.write_text(json.dumps(nb))
+
+    status, plan = _get(served, "notebooks/plan?path=mine/c1.ipynb")
+    assert status == 200
+    assert plan["origin"]["run_id"] == run.run_id
+    assert plan["parameters"] == {"service_provider_name": "Edited Provider"}
+    status, out = _get(served, "notebooks/run", method="POST", body={"path": "mine/c1.ipynb"})
+    assert status == 200 and out["status"] == "ok", out
+    from mlops_widgets.runner import get_run
+
+    new = get_run(out["run_id"], Path(run.workspace))
+    assert new.rerun_of == run.run_id
+    assert new.parameters["service_provider_name"] == "Edited Provider"
+    assert _get(served, "runs")[1][0]["run_id"] == new.run_id  # newest first
+
+
+def test_a_notebook_not_cloned_cannot_run_in_the_trail(served):
+    (served["root"] / "plain.ipynb").write_text(json.dumps(
+        {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    status, out = _get(served, "notebooks/plan?path=plain.ipynb")
+    assert status == 400 and "was not cloned from a template or a run" in out["message"]
