@@ -4,6 +4,7 @@ JupyterLab (list the trail, read a run, clone it, run the clone through the runn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import runpy
 import urllib.error
@@ -124,3 +125,52 @@ def test_a_notebook_not_cloned_cannot_run_in_the_trail(served):
         {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     status, out = _get(served, "notebooks/plan?path=plain.ipynb")
     assert status == 400 and "was not cloned from a template or a run" in out["message"]
+
+
+def test_mlops_lab_serves_the_users_folder_with_the_workspace_behind_the_panel(tmp_path):
+    """`mlops lab` (here as whatever user runs the tests, root on CI): the file browser shows the
+    folder it runs in, the server extension and kernels act on the workspace."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "my_model.pt").write_text("weights")
+    ws = tmp_path / "ws"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    log = tmp_path / "lab.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("mlops")), "--workspace", str(ws), "lab",
+                                 "--no-browser", f"--port={port}"], cwd=files, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, token = time.monotonic() + 60, ""
+        while not token:  # the server writes its token into its runtime file once it serves
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.25)
+            for info_file in (tmp_path / "runtime").glob("jpserver-*.json"):
+                with contextlib.suppress(ValueError):
+                    token = json.loads(info_file.read_text()).get("token", "")
+        lab = {"url": f"http://127.0.0.1:{port}", "token": token}
+        status, info = _get(lab, "info")
+        assert status == 200 and info["workspace"] == str(ws) and info["open_panel"] is True
+        req = urllib.request.Request(f"{lab['url']}/api/contents", headers={"Authorization": f"token {token}"})
+        names = {c["name"] for c in json.loads(urllib.request.urlopen(req, timeout=10).read())["content"]}
+        assert names == {"my_model.pt"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)

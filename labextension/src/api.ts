@@ -21,6 +21,7 @@ export interface IInfo {
   workspace: string;
   workspace_shown: string;
   backend: string;
+  open_panel: boolean;
 }
 
 export interface IDeployment {

@@ -12,6 +12,7 @@ import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/appu
 import { ILauncher } from '@jupyterlab/launcher';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
+import { IInfo, requestAPI } from './api';
 import { mlopsIcon } from './icon';
 import { MLOpsPanelWidget } from './panel';
 import { RunContent, runWidget } from './runview';
@@ -23,6 +24,8 @@ export const CommandIDs = {
   openRun: 'mlops:open-run',
   refresh: 'mlops:refresh'
 };
+
+const OPENED_KEY = 'mlops-widgets:panel-opened';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlops-widgets:plugin',
@@ -107,6 +110,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
         name: w => w.content.runId
       });
     }
+
+    // Started by `mlops lab`: the panel opens once per browser session.
+    void Promise.all([app.restored, requestAPI<IInfo>('info')]).then(([, info]) => {
+      if (info.open_panel && !sessionStorage.getItem(OPENED_KEY)) {
+        sessionStorage.setItem(OPENED_KEY, '1');
+        void commands.execute(CommandIDs.openPanel);
+      }
+    });
 
     app.docRegistry.addWidgetExtension(
       'Notebook',

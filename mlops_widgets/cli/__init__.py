@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("mlops_widgets.cli.runs:runs", "The audit trail: list, show, re-run or clone past runs."),
     "doctor": ("mlops_widgets.cli.doctor:doctor", "Check that each Cloud Pak for Data service is reachable."),
     "demo": ("mlops_widgets.cli.demo:demo", "Run the whole workflow end to end on the embedded backend."),
-    "lab": ("mlops_widgets.cli.demo:lab", "Open JupyterLab on a notebook with the MLOps panel."),
+    "lab": ("mlops_widgets.cli.demo:lab", "Open JupyterLab here with the MLOps panel on the workspace."),
 }
 
 

@@ -105,21 +105,28 @@ def _print_status(status: dict) -> None:
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 @pass_obj
 def lab(obj: CliContext, lab_workspace: str | None, port: int, no_browser: bool) -> None:
-    """Start JupyterLab (on 127.0.0.1) on a notebook that opens the MLOps panel on the workspace."""
+    """Start JupyterLab (on 127.0.0.1) in the current folder with the MLOps panel open on the
+    workspace; the launcher, the palette and the MLOps sidebar reach it again."""
     import importlib.util
+    import os
     import subprocess
     import sys
 
-    from mlops_widgets.examples.notebook import write_panel_notebook
+    from mlops_widgets.backends import backend_name
     from mlops_widgets.workspace import Workspace
 
     if importlib.util.find_spec("jupyterlab") is None:
         raise click.ClickException("JupyterLab is not installed: pip install 'mlops-widgets[lab]'")
     ws = Workspace(lab_workspace or obj.workspace or DEMO_WORKSPACE)
-    notebook = write_panel_notebook(ws.root, ws.root)
+    # The file browser shows the user's files (the folder this runs in), not the workspace's
+    # internals; the server extension and every kernel act on the workspace through MLOPS_HOME.
     cmd = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
-           f"--ServerApp.root_dir={ws.root}", f"--LabApp.default_url=/lab/tree/{notebook.name}"]
+           f"--ServerApp.root_dir={os.getcwd()}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers often run as root; Jupyter refuses it otherwise
     if no_browser:
         cmd.append("--no-browser")
-    click.echo(f"JupyterLab on {notebook} (Ctrl-C to stop)", err=True)
-    raise SystemExit(subprocess.call(cmd))
+    env = {**os.environ, "MLOPS_HOME": str(ws.root), "MLOPS_LAB_OPEN_PANEL": "1"}
+    env["MLOPS_BACKEND"] = backend_name(obj.backend_name)
+    click.echo(f"JupyterLab on {os.getcwd()}, the MLOps panel on {ws.root} (Ctrl-C to stop)", err=True)
+    raise SystemExit(subprocess.call(cmd, env=env))

@@ -34,7 +34,9 @@ def info(root: Path) -> dict[str, Any]:
         shown = ws.root.relative_to(root).as_posix()
     except ValueError:
         shown = str(ws.root)
-    return {"workspace": str(ws.root), "workspace_shown": shown, "backend": backend_name()}
+    return {"workspace": str(ws.root), "workspace_shown": shown, "backend": backend_name(),
+            # `mlops lab` asks for the panel to open when JupyterLab starts
+            "open_panel": os.environ.get("MLOPS_LAB_OPEN_PANEL") == "1"}
 
 
 def deployments() -> list[dict[str, Any]]:
