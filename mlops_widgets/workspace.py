@@ -8,6 +8,11 @@ Layout (each subsystem owns its part):
     <root>/inference/      the local inference service: its state, deployments and logs
 
 Every backend and the runner share this module, so it sits below them and imports nothing of theirs.
+
+The workspace is private to its owner: the root and its folders are created 0700 and the database
+0600; opening a workspace that is readable by others (made by an older version, or copied) first
+makes every folder 0700 and every file 0600 (the owner's execute bit kept), and each opening
+re-closes the files other parts create later (logs, service files) in their known places.
 """
 
 from __future__ import annotations
@@ -23,6 +28,29 @@ from mlops_widgets.errors import MlopsError
 
 DEFAULT_DIRNAME = ".mlops"
 DB_NAME = "mlops.db"
+PRIVATE_DIR = 0o700
+# Files other parts of the package write, re-closed at every opening (cheap: a few globs).
+PRIVATE_GLOBS = (f"{DB_NAME}*", "inference/*.*", "inference/run/*", "inference/deployments/*/logs/*.log")
+
+
+def _chmod_private(path: Path, is_dir: bool) -> None:
+    """Folders 0700; files 0600 plus the owner's execute bit if it had it. Callers skip links."""
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        current = path.stat().st_mode & 0o7777
+        wanted = PRIVATE_DIR if is_dir else (current & 0o100) | 0o600
+        if current != wanted:
+            os.chmod(path, wanted)
+
+
+def make_private(root: Path) -> None:
+    """Every folder under `root` 0700 and every file 0600 (links are not followed)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        folder = Path(dirpath)
+        _chmod_private(folder, True)
+        for name in filenames:
+            if not (folder / name).is_symlink():
+                _chmod_private(folder / name, False)
+        dirnames[:] = [d for d in dirnames if not (folder / d).is_symlink()]
 
 
 def resolve_root(workspace: str | os.PathLike[str] | None = None) -> Path:
@@ -36,20 +64,52 @@ class Workspace:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = resolve_root(root)
+        self._private = False
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
 
+    def open(self) -> Path:
+        """Create the root (0700), or make an existing one private (see the module); once per
+        instance, before anything is read or written there. Returns the root."""
+        if self._private:
+            return self.root
+        if not self.root.exists():
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                self.root.mkdir(mode=PRIVATE_DIR)
+            _chmod_private(self.root, True)  # the umask may have taken bits off, never added
+        elif self.root.stat().st_mode & 0o077:
+            make_private(self.root)
+        else:
+            for pattern in PRIVATE_GLOBS:
+                for p in self.root.glob(pattern):
+                    if p.is_file() and not p.is_symlink():
+                        _chmod_private(p, False)
+        self._private = True
+        return self.root
+
+    def _mkdir(self, p: Path) -> None:
+        """Create `p` and its missing parents inside the root, each 0700."""
+        self.open()
+        missing = []
+        while p != self.root and not p.exists():
+            missing.append(p)
+            p = p.parent
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(mode=PRIVATE_DIR)
+
     def path(self, *parts: str) -> Path:
         """A path inside the workspace; its parent folders are created."""
         p = self.root.joinpath(*parts)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(p.parent)
         return p
 
     def dir(self, *parts: str) -> Path:
         """A folder inside the workspace, created if missing."""
         p = self.root.joinpath(*parts)
-        p.mkdir(parents=True, exist_ok=True)
+        self._mkdir(p)
         return p
 
     @property
@@ -63,7 +123,9 @@ class Workspace:
         instead of failing. Callers use `with transaction(conn):` for read-modify-write.
         """
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.open()
+            if not self.db_path.exists():  # created 0600: SQLite gives its -wal and -shm the same mode
+                os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
             conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")

@@ -1,0 +1,60 @@
+"""The workspace is private to its owner: folders 0700, files 0600, on creation and on opening
+a workspace that others could read."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from mlops_widgets.workspace import Workspace
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_a_new_workspace_is_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # the usual umask, which alone would give 0755 / 0644
+    try:
+        ws = Workspace(tmp_path / "new" / "ws")
+        ws.connect().execute("CREATE TABLE t (x)").connection.close()
+        runs = ws.dir("runs", "one")
+        log = ws.path("inference", "service.log")
+        log.write_text("started\n")
+        log.chmod(0o644)  # as another part of the package creates it
+    finally:
+        os.umask(old)
+    assert mode(ws.root) == 0o700
+    assert mode(runs) == mode(runs.parent) == mode(log.parent) == 0o700
+    assert mode(ws.db_path) == 0o600
+    assert all(mode(p) == 0o600 for p in ws.root.glob("mlops.db*"))
+    assert mode(tmp_path / "new") != 0o700  # folders above the workspace are left alone
+    Workspace(ws.root).connect().close()  # the next opening closes the later file
+    assert mode(log) == 0o600
+
+
+def test_an_existing_open_workspace_is_closed_on_opening(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    (root / "runs" / "r1").mkdir(parents=True)
+    (root / "inference" / "deployments" / "d" / "model").mkdir(parents=True)
+    files = [root / "mlops.db", root / "runs" / "r1" / "run.json", root / "inference" / "service.log",
+             root / "inference" / "deployments" / "d" / "model" / "kernel.py"]
+    for f in files:
+        f.write_text("x")
+        f.chmod(0o644)
+    (root / "inference" / "deployments" / "d" / "model" / "run.sh").write_text("#!/bin/sh\n")
+    (root / "inference" / "deployments" / "d" / "model" / "run.sh").chmod(0o755)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours")
+    outside.chmod(0o644)
+    (root / "link").symlink_to(outside)
+    for d in (root, root / "runs", root / "runs" / "r1", root / "inference"):
+        d.chmod(0o755)
+
+    Workspace(root).open()
+
+    assert all(mode(d) == 0o700 for d in [root, *(p for p in root.rglob("*") if p.is_dir())])
+    assert all(mode(f) == 0o600 for f in files)
+    assert mode(root / "inference" / "deployments" / "d" / "model" / "run.sh") == 0o700
+    assert mode(outside) == 0o644  # a link is not followed out of the workspace
