@@ -18,6 +18,7 @@ re-closes the files other parts create later (logs, service files) in their know
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import tempfile
@@ -132,21 +133,86 @@ class Workspace:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.DatabaseError) as exc:
+            plain = storage_error(self.root, exc)
+            if plain is not None:
+                raise plain from exc
             raise MlopsError(f"workspace {self.root}: cannot open its database {self.db_path}: {exc}") from exc
         return conn
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _read_only(root: Path) -> bool:
+    where = _existing(root)
+    return bool(os.statvfs(where).f_flag & os.ST_RDONLY) or not os.access(where, os.W_OK)
+
+
+def _full(root: Path) -> bool:
+    st = os.statvfs(_existing(root))
+    return st.f_bavail * st.f_frsize < 1 << 20  # under 1 MiB: SQLite's "disk I/O error" means this
+
+
+def storage_error(root: Path, exc: BaseException) -> MlopsError | None:
+    """SQLite's or the OS's words for a workspace that cannot be written ("attempt to write a
+    readonly database", "unable to open database file", "disk I/O error", ENOSPC...) said
+    plainly; None when `exc` is something else."""
+    read_only = MlopsError(f"the workspace {root} is read-only")
+    full = MlopsError(f"no space left on {root}")
+    if isinstance(exc, OSError) and not isinstance(exc, sqlite3.Error):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return full
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and _read_only(root):
+            return read_only
+        return None
+    if not isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
+        return None
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        return read_only
+    if "disk is full" in text:
+        return full
+    if "disk i/o error" in text or "unable to open" in text:
+        if _read_only(root):
+            return read_only
+        if _full(root):
+            return full
+    return None
+
+
+def _root_of(conn: sqlite3.Connection) -> Path:
+    with contextlib.suppress(sqlite3.Error):
+        for row in conn.execute("PRAGMA database_list"):
+            if row[1] == "main" and row[2]:
+                return Path(row[2]).parent
+    return Path(".")
 
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """An IMMEDIATE transaction: the write lock is taken up front, so a read-modify-write by one
-    process cannot interleave with another's (no lost update); rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
+    process cannot interleave with another's (no lost update); rolled back on any exception.
+    A workspace that cannot be written is said so plainly (see `storage_error`)."""
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        plain = storage_error(_root_of(conn), exc)
+        if plain is None:
+            raise
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise plain from exc
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:

@@ -4,8 +4,14 @@ a workspace that others could read."""
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from mlops_widgets.workspace import Workspace
 
@@ -58,3 +64,57 @@ def test_an_existing_open_workspace_is_closed_on_opening(tmp_path: Path) -> None
     assert all(mode(f) == 0o600 for f in files)
     assert mode(root / "inference" / "deployments" / "d" / "model" / "run.sh") == 0o700
     assert mode(outside) == 0o644  # a link is not followed out of the workspace
+
+
+# --- a workspace that cannot be written: a read-only or a full file system ------------------------
+# Both are real file systems: a small tmpfs mounted in a private mount namespace (`unshare`), so
+# the test needs no privilege beyond user namespaces and leaves nothing mounted.
+
+MLOPS = f"{shlex.quote(sys.executable)} -c 'from mlops_widgets.cli import main; main()'"
+
+
+def _unshare_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode == 0
+
+
+needs_unshare = pytest.mark.skipif(not _unshare_works(), reason="needs user namespaces (unshare -Urm)")
+
+
+def in_tmpfs(tmp_path: Path, size: str, script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` (sh) with $M a fresh tmpfs of `size` and $MLOPS the command."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    full = f"set -u; M={mnt}; mount -t tmpfs -o size={size} tmpfs $M || exit 99; {script}"
+    env = {"PATH": os.environ["PATH"], "MLOPS": MLOPS}
+    return subprocess.run(["unshare", "-Urm", "sh", "-c", full], capture_output=True, text=True, env=env, timeout=120)
+
+
+@needs_unshare
+def test_a_read_only_workspace_is_said_so(tmp_path: Path) -> None:
+    out = in_tmpfs(tmp_path, "4m", """
+        export MLOPS_HOME=$M/ws
+        eval "$MLOPS config list" >/dev/null || exit 98
+        mount -o remount,ro $M
+        eval "$MLOPS monitor register --monitor segmentation_metrics_v2 --provider segmentation_metrics"
+        MLOPS_HOME=$M/other eval "$MLOPS config list"
+    """)
+    assert out.returncode not in (98, 99), out.stderr
+    errors = out.stderr.splitlines()
+    assert f"Error: the workspace {tmp_path}/mnt/ws is read-only" in errors, out.stderr
+    assert f"Error: the workspace {tmp_path}/mnt/other is read-only" in errors, out.stderr
+    assert "sqlite" not in out.stderr.lower() and "unable to open" not in out.stderr
+
+
+@needs_unshare
+def test_a_full_workspace_is_said_so(tmp_path: Path) -> None:
+    out = in_tmpfs(tmp_path, "2m", """
+        export MLOPS_HOME=$M/ws
+        eval "$MLOPS config list" >/dev/null || exit 98
+        dd if=/dev/zero of=$M/filler bs=64k 2>/dev/null
+        eval "$MLOPS monitor register --monitor segmentation_metrics_v2 --provider segmentation_metrics"
+    """)
+    assert out.returncode not in (98, 99), out.stderr
+    assert f"Error: no space left on {tmp_path}/mnt/ws" in out.stderr.splitlines(), out.stderr
+    assert "disk I/O error" not in out.stderr

@@ -69,8 +69,21 @@ class LazyGroup(click.Group):
             _silence_stdout()
             raise SystemExit(141) from None
         except OSError as exc:  # an unusable workspace or path: say which, without a traceback
+            plain = _workspace_storage_error(ctx, exc)
+            if plain is not None:
+                raise click.ClickException(plain.message) from None
             where = f": {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+def _workspace_storage_error(ctx: click.Context, exc: OSError) -> MlopsError | None:
+    """A write into the workspace refused for lack of space or a read-only disk, said plainly."""
+    from mlops_widgets.workspace import storage_error
+
+    if not isinstance(ctx.obj, CliContext) or not exc.filename:
+        return None
+    root = ctx.obj.ws().root
+    return storage_error(root, exc) if os.fspath(exc.filename).startswith(os.fspath(root)) else None
 
 
 def _silence_stdout() -> None:
