@@ -143,3 +143,108 @@ def test_one_space_serves_several_threads(backend, tmp_path):
         t.join()
     assert errors == []
     assert sorted(backend.space.read_document(DEPLOYMENT_METADATA)) == ["t0", "t1", "t2", "t3"]
+
+
+# --- staging is all or nothing; leftovers of killed uploads go; concurrent replacements -------------
+
+
+def _example_entry() -> dict:
+    from mlops_widgets.config import load_config
+    from mlops_widgets.examples import CONFIG
+
+    (entry,) = load_config(CONFIG).entries.values()
+    return entry
+
+
+def test_a_refused_dependency_leaves_no_model_asset(backend, tmp_path, example_paths):
+    from mlops_widgets.ops import space
+
+    dependency = tmp_path / "deployment"
+    dependency.mkdir()
+    (dependency / "kernel.py").write_text("# kernel\n")
+    (dependency / "escape").symlink_to(tmp_path / "elsewhere.txt")
+    (tmp_path / "elsewhere.txt").write_text("not to be packed")
+    with pytest.raises(Exception, match="outside the folder"):
+        space.stage(backend, example_paths.model, dependency, _example_entry())
+    assert backend.space.list_assets() == []
+    assert space.list_entries(backend) == {}
+
+
+def test_an_abandoned_upload_is_removed_when_the_space_next_opens(workspace):
+    import fcntl
+
+    assets = workspace.dir("assets")
+    abandoned = assets / ".upload-killed.tmp"  # what an upload killed with -9 leaves
+    abandoned.write_bytes(b"half")
+    live = assets / ".upload-live.tmp"  # an upload another process is writing right now
+    live.write_bytes(b"still coming")
+    fd = os.open(live, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        get_backend("local", workspace).space.list_assets()
+        assert not abandoned.exists()
+        assert live.exists()
+    finally:
+        os.close(fd)
+
+
+def test_a_stage_whose_entry_another_stage_replaced_meanwhile_fails_clearly(backend, example_paths):
+    """Two `stage -f` of the same files: the second to write its entry finds the entries of that
+    model changed since it checked, says so, and takes back what it uploaded; the first stands."""
+    from mlops_widgets.errors import ConflictError
+    from mlops_widgets.ops import space
+
+    entry = _example_entry()
+    first = space.stage(backend, example_paths.model, example_paths.deployment, entry)
+    interleaved: dict = {}
+
+    def other_stage_meanwhile(done: int, total: int | None, name: str) -> None:
+        if not interleaved:  # once, while this stage uploads its model
+            interleaved.update(space.stage(backend, example_paths.model, example_paths.deployment, entry,
+                                           on_clash="overwrite"))
+
+    with pytest.raises(ConflictError, match="changed by another command") as refused:
+        space.stage(backend, example_paths.model, example_paths.deployment, entry, on_clash="overwrite",
+                    progress=other_stage_meanwhile)
+    assert refused.value.hint.action == "stage.retry"
+    assert list(space.list_entries(backend)) == [interleaved["model_asset_id"]]
+    assert {a.asset_id for a in backend.space.list_assets()} == {
+        interleaved["model_asset_id"], interleaved["dependency_asset_id"]}
+    assert first["model_asset_id"] not in {a.asset_id for a in backend.space.list_assets()}
+
+
+def _stage_force(root: str, model: str, dependency: str, queue) -> None:
+    from mlops_widgets.errors import MlopsError
+    from mlops_widgets.ops import space
+
+    backend = get_backend("local", root)
+    try:
+        out = space.stage(backend, model, dependency, _example_entry(), on_clash="overwrite")
+        queue.put(("ok", out["model_asset_id"]))
+    except MlopsError as exc:
+        queue.put(("error", str(exc)))
+
+
+def test_concurrent_stage_force_succeed_or_say_another_command_changed_the_entry(backend, example_paths):
+    from mlops_widgets.ops import space
+
+    space.stage(backend, example_paths.model, example_paths.deployment, _example_entry())
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_stage_force, args=(str(backend.workspace.root), str(example_paths.model),
+                                                    str(example_paths.deployment), queue)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    errors = [text for kind, text in results if kind == "error"]
+    assert all("another command" in text for text in errors), errors
+    winners = [text for kind, text in results if kind == "ok"]
+    assert winners
+    entries = space.list_entries(backend)
+    assert len(entries) == 1 and next(iter(entries)) in winners
+    # no orphan: the space holds exactly the surviving entry's model and dependency
+    (entry,) = entries.values()
+    assert sorted(a.name for a in backend.space.list_assets()) == sorted(
+        [entry["model_asset"], entry["wmla_deployment"]["dependency_filename"]])

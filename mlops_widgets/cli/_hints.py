@@ -30,6 +30,7 @@ RENDERINGS: dict[str, str] = {
     "stage.first": "stage a model with `mlops prepare stage`",
     "stage.general_dependency": "upload {name} to the space, or leave it out of the general dependencies",
     "stage.new": "stage the model and its dependency again with `mlops prepare stage`",
+    "stage.retry": "run the same `mlops prepare stage` again to replace the entries as they are now",
     "stage.replace": "use --force to replace them, or --new to add new ones beside them",
 }
 

@@ -7,6 +7,7 @@ writers never lose each other's entries.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from pathlib import Path
@@ -30,10 +31,13 @@ def clashes(backend: Backend, *paths: str | Path) -> list[Asset]:
     return found
 
 
-def check_stage(backend: Backend, model: Path, dependency: Path, on_clash: OnClash) -> set[str]:
+def check_stage(
+    backend: Backend, model: Path, dependency: Path, on_clash: OnClash
+) -> tuple[set[str], set[str]]:
     """Refuse a stage before anything is uploaded: a missing path, assets of the same names
     (unless told what to do with them), or replacing a deployed model. Returns the ids of the
-    model assets an "overwrite" replaces. Front ends call it first, to show the error before a run."""
+    assets an "overwrite" replaces and the keys of the entries seen. Front ends call it first, to
+    show the error before a run."""
     for label, p in (("model", model), ("dependency", dependency)):
         if not p.exists():
             raise NotFoundError(f"the {label} path {p} does not exist")
@@ -42,7 +46,8 @@ def check_stage(backend: Backend, model: Path, dependency: Path, on_clash: OnCla
         names = ", ".join(sorted({a.name for a in old}))
         raise ConflictError(f"the space already has assets named {names}", hint=REPLACE_HINT)
     replaced = {a.asset_id for a in old} if on_clash == "overwrite" else set()
-    for key, existing in list_entries(backend).items():
+    entries = list_entries(backend)
+    for key, existing in entries.items():
         deployed = (existing.get("wmla_deployment") or {}).get("deployment_name")
         if key in replaced and deployed:
             raise ConflictError(
@@ -53,7 +58,7 @@ def check_stage(backend: Backend, model: Path, dependency: Path, on_clash: OnCla
                     {"deployment": deployed},
                 ),
             )
-    return replaced
+    return replaced, set(entries)
 
 
 def stage(
@@ -74,24 +79,43 @@ def stage(
     """
     entry, _warnings = validate_entry(entry, definitions=known_definitions(backend.workspace))
     model, dependency = Path(path_model), Path(path_dependency)
-    replaced = check_stage(backend, model, dependency, on_clash)
-    model_asset = backend.space.upload(model, progress=progress)
-    dependency_asset = backend.space.upload(dependency, progress=progress)
+    replaced, seen = check_stage(backend, model, dependency, on_clash)
+    uploaded: list[str] = []
+    try:  # all or nothing: what this stage uploaded goes again if any step fails
+        model_asset = backend.space.upload(model, progress=progress)
+        uploaded.append(model_asset.asset_id)
+        dependency_asset = backend.space.upload(dependency, progress=progress)
+        uploaded.append(dependency_asset.asset_id)
 
-    entry = copy.deepcopy(entry)
-    entry["model_asset"] = model_asset.name
-    entry["deployment_space_id"] = backend.space.space_id
-    entry.setdefault("wmla_deployment", {})["dependency_filename"] = dependency_asset.name
-    entry["wmla_deployment"]["dependency_asset_id"] = dependency_asset.asset_id  # deploy takes it by id
+        entry = copy.deepcopy(entry)
+        entry["model_asset"] = model_asset.name
+        entry["deployment_space_id"] = backend.space.space_id
+        entry.setdefault("wmla_deployment", {})["dependency_filename"] = dependency_asset.name
 
-    def apply(doc: dict[str, Any]) -> None:
-        for key in replaced:  # the entries of replaced model assets go with them
-            doc.pop(key, None)
-        doc[model_asset.asset_id] = entry
+        def apply(doc: dict[str, Any]) -> None:
+            # The entries of this model's name must be those the check saw: else another
+            # command staged or dropped one meanwhile, and this stage yields to it.
+            vanished = (replaced & seen) - set(doc)
+            appeared = {k for k, e in doc.items() if k not in seen and e.get("model_asset") == model_asset.name}
+            if on_clash != "new" and (vanished or appeared):
+                raise ConflictError(
+                    f"the entries of model {model_asset.name} were changed by another command while "
+                    "this stage ran; nothing was staged",
+                    hint=Hint("stage.retry", "stage again to replace the entries as they are now"),
+                )
+            for key in replaced:  # the entries of replaced model assets go with them
+                doc.pop(key, None)
+            doc[model_asset.asset_id] = entry
 
-    backend.space.update_document(DEPLOYMENT_METADATA, apply)
+        backend.space.update_document(DEPLOYMENT_METADATA, apply)
+    except BaseException:
+        for asset_id in uploaded:
+            with contextlib.suppress(MlopsError):
+                backend.space.delete(asset_id)
+        raise
     for asset_id in replaced:  # only once the new entry is written: a crash loses nothing
-        backend.space.delete(asset_id)
+        with contextlib.suppress(NotFoundError):  # another stage's cleanup may have been first
+            backend.space.delete(asset_id)
     return {
         "model_asset_id": model_asset.asset_id,
         "dependency_asset_id": dependency_asset.asset_id,

@@ -9,6 +9,7 @@ a single IMMEDIATE transaction, so 20 concurrent writers all land, and a crash m
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS space_documents (
     updated_at TEXT NOT NULL
 );
 """
-
+UPLOAD_PREFIX = ".upload-"
 
 
 def _now() -> str:
@@ -63,6 +64,7 @@ class LocalSpace:
         self._local = threading.local()
         self._conn.executescript(_SCHEMA)
         self.space_id = self._space_id()
+        self._remove_abandoned_uploads()
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -82,6 +84,25 @@ class LocalSpace:
             self._conn.execute("INSERT INTO space_meta VALUES ('space_id', ?)", (space_id,))
             return space_id
 
+    def _remove_abandoned_uploads(self) -> None:
+        """Temporary upload files a killed upload left behind. A live upload holds a lock on its
+        file (released by the kernel however its process ends), so only abandoned ones go."""
+        folder = self.workspace.root / "assets"
+        for tmp in folder.glob(f"{UPLOAD_PREFIX}*.tmp") if folder.is_dir() else ():
+            try:
+                fd = os.open(tmp, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # an upload in progress
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            finally:
+                os.close(fd)
+
     def _file(self, asset_id: str) -> Path:
         return self.workspace.root / "assets" / asset_id
 
@@ -94,8 +115,7 @@ class LocalSpace:
         name = asset_name(path)
         asset_id = str(uuid.uuid4())
         folder = self.workspace.dir("assets")
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
-        tmp = Path(tmp_name)
+        fd, tmp = _locked_temporary(folder)
         try:
             with os.fdopen(fd, "wb") as out:
                 if path.is_dir():
@@ -104,8 +124,8 @@ class LocalSpace:
                     copy_file(path, out, name, progress)
                 out.flush()
                 os.fsync(out.fileno())
-            size = tmp.stat().st_size
-            os.replace(tmp, self._file(asset_id))
+                size = tmp.stat().st_size
+                os.replace(tmp, self._file(asset_id))  # renamed while still locked
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -176,6 +196,20 @@ class LocalSpace:
                 (name, content, _now()),
             )
         return doc
+
+
+def _locked_temporary(folder: Path) -> tuple[int, Path]:
+    """A new temporary upload file, locked until closed (see `_remove_abandoned_uploads`); made
+    again in the rare case a cleaner took it between its creation and the lock."""
+    while True:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=UPLOAD_PREFIX, suffix=".tmp")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(name).st_ino == os.fstat(fd).st_ino:
+                return fd, Path(name)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def _parse_document(name: str, content: str) -> dict[str, Any]:
