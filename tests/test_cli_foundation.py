@@ -246,3 +246,18 @@ def test_stage_name_clash_on_a_tty_asks_as_the_original_did(answer, models, back
     assert child.exitstatus == (1 if answer == "" else 0), child.before
     assert len(backend.space.list_assets("model.zip")) == models
     assert len(list_runs(workspace)) == (1 if answer == "" else 2)
+
+
+def test_a_second_demo_on_the_same_workspace_is_refused_while_the_first_runs(cli, tmp_path):
+    import fcntl
+
+    ws = tmp_path / "demo-ws"
+    lock_path = ws / "demo" / "demo.lock"
+    lock_path.parent.mkdir(parents=True)
+    with open(lock_path, "a") as first_demo:  # what a running demo holds
+        fcntl.flock(first_demo, fcntl.LOCK_EX)
+        res = cli("demo", "--workspace", ws)
+    assert res.exit_code == 1
+    assert f"another demo is running on the workspace {ws}" in res.stderr
+    assert "give this one another --workspace" in res.stderr
+    assert not (ws / "runs").exists()  # nothing of the demo ran

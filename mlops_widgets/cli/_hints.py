@@ -14,6 +14,7 @@ RENDERINGS: dict[str, str] = {
     "config.list": "see `mlops config list`",
     "config.with_key": "use --with-key",
     "config.without_key": "drop --with-key",
+    "demo.busy": "wait until it ends, or give this one another --workspace",
     "deploy.delete": "delete it first: `mlops deploy delete --name {deployment}`",
     "deploy.kernel_filename": "name it with --kernel-filename (found: {found})",
     "deploy.list": "see `mlops deploy list`",
@@ -30,8 +31,8 @@ RENDERINGS: dict[str, str] = {
     "stage.first": "stage a model with `mlops prepare stage`",
     "stage.general_dependency": "upload {name} to the space, or leave it out of the general dependencies",
     "stage.new": "stage the model and its dependency again with `mlops prepare stage`",
-    "stage.retry": "run the same `mlops prepare stage` again to replace the entries as they are now",
     "stage.replace": "use --force to replace them, or --new to add new ones beside them",
+    "stage.retry": "run the same `mlops prepare stage` again to replace the entries as they are now",
 }
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
+
 import click
 
 from mlops_widgets.cli._common import CliContext, echo_table, pass_obj
+from mlops_widgets.errors import ConflictError, Hint, NotFoundError
+from mlops_widgets.workspace import Workspace
 
 DEMO_WORKSPACE = "mlops-demo"  # where `mlops demo` and `mlops lab` meet when no workspace is named
 DEMO_DEPLOYMENT = "deepliif-demo"
@@ -25,18 +31,39 @@ def demo(obj: CliContext, demo_workspace: str | None) -> None:
     synthetic IHC tiles and their masks, stage (A_MLOps_Pipeline), deploy (A2), score every tile
     (A4), the headless provider (C1), both monitors with an evaluation (A3), the monitor status,
     the audit trail; then the deployment is stopped. Runs again on the same workspace."""
+    obj = CliContext(workspace=demo_workspace or obj.workspace or DEMO_WORKSPACE, backend_name="local")
+    ws = obj.ws()
+    click.echo(f"workspace: {ws.root}", err=True)
+    with _only_demo_on(ws):
+        _run(obj)
+
+
+@contextlib.contextmanager
+def _only_demo_on(ws: Workspace) -> Iterator[None]:
+    """One demo at a time per workspace: a second one (which would delete the first one's
+    deployment under it) is refused while the first holds the lock."""
+    with open(ws.path("demo", "demo.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConflictError(
+                f"another demo is running on the workspace {ws.root}",
+                hint=Hint("demo.busy", "wait until it ends, or run this one on another workspace"),
+            ) from None
+        yield
+
+
+def _run(obj: CliContext) -> None:
+    """The demo's steps, while this demo holds the workspace (see `demo`)."""
     from mlops_widgets import examples
     from mlops_widgets.backends.local.inference import stop_service
     from mlops_widgets.cli._run import run_step
-    from mlops_widgets.errors import NotFoundError
     from mlops_widgets.examples.synthetic import write_tiles
     from mlops_widgets.ops import deploy, monitor
     from mlops_widgets.runner import list_runs
 
-    obj = CliContext(workspace=demo_workspace or obj.workspace or DEMO_WORKSPACE, backend_name="local")
     backend = obj.backend()
     ws = backend.workspace
-    click.echo(f"workspace: {ws.root}", err=True)
     loaded = obj.load_config(str(examples.CONFIG), with_key=False)
     (entry,) = loaded.entries.values()
     settings = entry["openscale_custom_metric_provider"]["segmentation_metrics"]
