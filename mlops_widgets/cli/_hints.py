@@ -14,6 +14,7 @@ RENDERINGS: dict[str, str] = {
     "config.list": "see `mlops config list`",
     "config.with_key": "use --with-key",
     "config.without_key": "drop --with-key",
+    "cpd.credentials": "set USERNAME and APIKEY in the environment",
     "demo.busy": "wait until it ends, or give this one another --workspace",
     "deploy.delete": "delete it first: `mlops deploy delete --name {deployment}`",
     "deploy.kernel_filename": "name it with --kernel-filename (found: {found})",
@@ -21,6 +22,10 @@ RENDERINGS: dict[str, str] = {
     "deploy.logs": "see `mlops deploy logs --name {deployment}`",
     "deploy.start": "set {env} and run `mlops deploy start --name {deployment}`",
     "deploy.stop": "stop it first: `mlops deploy stop --name {deployment}`",
+    "deploy.view": "see `mlops --backend cpd deploy view --name {name}`, or allow more time with "
+    "$MLOPS_CPD_EDI_TIMEOUT",
+    "monitor.publish": "publish it with `mlops --backend cpd monitor publish --monitor {monitor}`",
+    "monitor.publish.software_spec": "name the runtime with --software-spec or $MLOPS_CPD_SOFTWARE_SPEC",
     "monitor.register": "register it with `mlops monitor register --monitor {monitor} --provider {provider}`",
     "runtime.add": "add it with `mlops runtime add {name} --python PATH`, or name one of `mlops runtime list` "
     "in model.json",

@@ -1,0 +1,143 @@
+"""The import graph of the package, read from the source with `ast`: no circles, and the layers
+of docs/architecture.md hold (imports only go downward). Imports inside functions count as much
+as module-level ones (they run too); only `if TYPE_CHECKING:` blocks are left out."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mlops_widgets"
+ROOT = "mlops_widgets"
+
+# layer -> the layers it must not import (its own sub-packages excepted where named)
+FORBIDDEN: dict[str, set[str]] = {
+    "config": {"monitors", "backends", "ops", "runner", "cli", "widgets", "workspace"},
+    "monitors": {"backends", "ops", "runner", "cli", "widgets"},
+    "backends": {"ops", "runner", "cli", "widgets"},
+    "ops": {"runner", "cli", "widgets"},
+    "runner": {"cli", "widgets"},
+    "cli": {"widgets"},
+    "widgets": {"cli"},
+}
+# The one downward-looking exception: monitor definitions are plain data the config model
+# validates against (no registry, no workspace).
+ALLOWED = {("config", "mlops_widgets.monitors.definitions")}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                stack.extend(child.orelse)
+                continue
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                yield child
+            stack.append(child)
+
+
+def imports_of(name: str) -> set[str]:
+    """The package's modules `name` imports: `from pkg import mod` names the module mod,
+    `from mod import obj` the module mod. The root package is left out as a target: every
+    module imports it anyway (it is the parent of all), and it only re-exports the panel lazily."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        found.update(t for t in targets if t in MODULES and t not in (name, ROOT))
+    return found
+
+
+GRAPH = {name: imports_of(name) for name in MODULES}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), each as a sorted list."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def layer(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_the_scan_sees_the_package():
+    assert len(MODULES) > 50
+    assert "mlops_widgets.backends.base" in GRAPH["mlops_widgets.backends.local.volumes"]
+    assert "mlops_widgets.monitors.registry" in GRAPH["mlops_widgets.backends.local.monitoring"]
+    assert "mlops_widgets.runner" in GRAPH["mlops_widgets.cli._run"]  # a function-level import
+
+
+def test_the_scanner_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_circles():
+    found = cycles(GRAPH)
+    assert not found, "import circles:\n" + "\n".join(" <-> ".join(group) for group in found)
+
+
+def test_imports_only_go_downward():
+    wrong = sorted(
+        f"{name} imports {target}"
+        for name, targets in GRAPH.items()
+        for target in targets
+        if layer(target) in FORBIDDEN.get(layer(name), set()) and (layer(name), target) not in ALLOWED
+    )
+    assert not wrong, "imports against the layers of docs/architecture.md:\n" + "\n".join(wrong)
