@@ -34,11 +34,11 @@ from mlops_widgets.runner.secrets import (
     Scrubber,
     ambient_secrets,
     get_secrets,
-    is_secret_name,
     secret,
 )
 from mlops_widgets.runner.templates import parse_parameters
 from mlops_widgets.runner.trail import TEMPLATE_COPY, save_run
+from mlops_widgets.secret_names import is_secret_name
 from mlops_widgets.workspace import Workspace
 
 PARAMS = """from typing import Literal
@@ -506,12 +506,15 @@ def test_a_parameter_stored_masked_must_be_given_again(cli, workspace: Workspace
 
     rec = fake_run(workspace, 1, parameters={"count": 2, "where": f"/data/{MASK}/model"})
     (rec.dir / TEMPLATE_COPY).write_bytes(make_template(tmp_path / "T_Test.ipynb").read_bytes())
-    with pytest.raises(MlopsError, match=r"parameter\(s\) where were stored masked .* -p where VALUE"):
+    with pytest.raises(MlopsError, match=r"parameter\(s\) where were stored masked") as err:
         rerun(rec.run_id)
-    with pytest.raises(MlopsError, match=f"mlops runs clone {rec.short_id} .* -p where VALUE"):
+    assert "-p" not in err.value.message and err.value.hint.action == "runs.rerun"
+    assert err.value.hint.args == {"run": rec.run_id, "params": "where"}
+    with pytest.raises(MlopsError, match="give where again") as err:
         clone_run(rec.run_id, tmp_path / "c.ipynb", workspace)
+    assert err.value.hint.action == "runs.clone"
     res = cli("runs", "rerun", rec.short_id)
-    assert res.exit_code == 1 and f"mlops runs rerun {rec.short_id} -p where VALUE" in res.stderr
+    assert res.exit_code == 1 and "where" in res.stderr
     assert len(list_runs(workspace)) == 1
     res = cli("runs", "clone", rec.short_id, tmp_path / "c.ipynb", "-p", "where", "/data/x/model")
     assert res.exit_code == 0, res.output

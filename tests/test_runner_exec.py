@@ -14,7 +14,7 @@ from test_runner import make_template  # tests/ is on sys.path (pytest rootdir c
 
 from mlops_widgets.masking import MASK
 from mlops_widgets.runner import ProgressEvent, get_run, list_runs, run_template
-from mlops_widgets.runner import execute as execute_module
+from mlops_widgets.runner import control as control_module
 from mlops_widgets.workspace import Workspace
 
 SECRET = "s3cr3t-V4LUE-9f8e7d"
@@ -201,7 +201,7 @@ def test_cancel_interrupts_the_kernel_and_records_the_run(tmp_path: Path, worksp
 def test_timeout_kills_a_kernel_that_ignores_the_interrupt(
     tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(execute_module, "INTERRUPT_GRACE_S", 0.5)
+    monkeypatch.setattr(control_module, "INTERRUPT_GRACE_S", 0.5)
     path = make_template(
         tmp_path / "Stubborn.ipynb",
         "n = 1  # unused",

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.errors import ConflictError, MlopsError
-from mlops_widgets.runner.execute import parameterize, refuse_masked, template_notebook
+from mlops_widgets.runner.notebook import parameterize, template_notebook
 from mlops_widgets.runner.params import validate_parameters
+from mlops_widgets.runner.prepare import refuse_masked
 from mlops_widgets.runner.templates import Template, get_template
 from mlops_widgets.runner.trail import get_run
 from mlops_widgets.workspace import Workspace, atomic_write
@@ -82,7 +83,7 @@ def clone_run(
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     record = get_run(run, ws)
     parameters = {**record.parameters, **(params or {})}
-    refuse_masked(record.run_id, parameters, f"mlops runs clone {record.short_id} {os.fspath(dest)}")
+    refuse_masked(record.run_id, parameters, "runs.clone")
     tmpl = Template(record.template_copy, name=record.template)
     origin = {"run_id": record.run_id, "template": record.template}
     nb = _clone(tmpl, parameters, record.secret_names, origin, ws)

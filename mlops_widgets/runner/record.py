@@ -1,9 +1,10 @@
 """`record(...)`: how a template cell puts what it produced (asset ids, deployment URL,
 subscription id...) into its run record.
 
-Runs inside the template's kernel. Under the runner, $MLOPS_RUN_RESULTS names a file outside the
-workspace where each call appends one JSON line; the runner reads it after the run, scrubs it of
-secrets and stores it in run.json. Run by hand (no runner), the values are kept in this process
+Runs inside the template's kernel. Under the runner, $MLOPS_RUN_RESULTS names a file in the run's
+folder where each call appends one JSON line, masked of the run's secrets and the kernel's
+credential variables (a run killed outright leaves it scrubbed); the runner reads it after the
+run, scrubs it again and stores it in run.json. Run by hand (no runner), the values are kept in this process
 (`recorded()`) and printed, so a cloned notebook still shows its results.
 """
 
@@ -29,8 +30,13 @@ def record(**values: Any) -> None:
     _recorded.update(values)
     path = os.environ.get(RESULTS_ENV)
     if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        from mlops_widgets.masking import Masker
+        from mlops_widgets.runner.secrets import ambient_secrets, get_secrets
+
+        masked = Masker([*get_secrets().values(), *ambient_secrets()]).mask(line)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a", encoding="utf-8") as fh:
+            fh.write(masked + "\n")
     for name, value in values.items():
         print(f"recorded {name} = {value!r}")
 

@@ -22,8 +22,7 @@ from functools import cache
 from typing import Any
 
 from mlops_widgets.errors import MlopsError
-from mlops_widgets.masking import Masker
-from mlops_widgets.secret_names import is_secret_name
+from mlops_widgets.masking import Masker, looks_like_credential
 
 SECRET_ENV_PREFIX = "MLOPS_SECRET_"
 # Shorter values cannot be told apart from the rest of a notebook (a secret "1" is in every
@@ -59,13 +58,15 @@ def from_environment(name: str, environ: Mapping[str, str] | None = None) -> str
 def ambient_secrets(
     environ: Mapping[str, str] | None = None, min_length: int = MIN_AMBIENT_LENGTH
 ) -> list[str]:
-    """Values of the caller's environment variables named like credentials (USER_ACCESS_TOKEN,
-    APIKEY... as the Cloud Pak for Data backend reads them): the kernel inherits them, so they
-    are scrubbed too. Short values and words of the notebook format are left out: masking "1"
+    """Values of the environment variables named like credentials (USER_ACCESS_TOKEN, APIKEY...
+    as the Cloud Pak for Data backend reads them, and declared ones): a kernel given them gets
+    them scrubbed too. Short values and words of the notebook format are left out: masking "1"
     or "markdown" everywhere would wreck a notebook, and neither is a credential."""
     env = os.environ if environ is None else environ
     return [
-        v for k, v in env.items() if is_secret_name(k) and len(v) >= min_length and not in_notebook_format(v)
+        v
+        for k, v in env.items()
+        if looks_like_credential(k) and len(v) >= min_length and not in_notebook_format(v)
     ]
 
 

@@ -4,14 +4,23 @@
         <template>.ipynb   the executed notebook, exactly as it ran (scrubbed of secrets)
         template.ipynb     the template as run (what a re-run executes)
         run.json           the run record
+        results.jsonl      while it runs: what its cells record (scrubbed by the kernel)
 
-A run is assembled in a hidden sibling folder and renamed into place, then indexed
-(`runs_runs`), so a crash never leaves half a run. Listings read only the index.
+A run is recorded `running` when it starts (its folder assembled in a hidden sibling and
+renamed into place, then indexed in `runs_runs`) and finished ok, failed, cancelled or
+interrupted; each file is replaced atomically, so a crash never leaves half a file. A run left
+`running` by a process that is gone (killed) is finished as interrupted by the next reader of
+the index (`reconcile`). Event records (kind "event": a deployment started, a threshold
+edited...) share the index and folders, with a run.json only. Listings read only the index.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import shutil
 import sqlite3
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -19,12 +28,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.runner.process import is_gone
+from mlops_widgets.runner.record import read_results
 from mlops_widgets.workspace import Workspace, atomic_write, transaction
 
 RUNS_DIR = "runs"
 RUN_JSON = "run.json"
 TEMPLATE_COPY = "template.ipynb"
-STATUSES = ("ok", "failed", "cancelled")
+RESULTS_FILE = "results.jsonl"
+STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
+KINDS = ("template", "event")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs_runs (
@@ -40,7 +53,8 @@ CREATE TABLE IF NOT EXISTS runs_runs (
     error TEXT,
     rerun_of TEXT,
     dir TEXT NOT NULL,
-    notebook TEXT NOT NULL
+    notebook TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'template'
 );
 CREATE INDEX IF NOT EXISTS runs_runs_started ON runs_runs (started_at);
 CREATE INDEX IF NOT EXISTS runs_runs_template ON runs_runs (template, started_at);
@@ -50,7 +64,7 @@ CREATE INDEX IF NOT EXISTS runs_runs_short ON runs_runs (short_id);
 """
 _COLUMNS = (
     "run_id, short_id, template, status, started_at, ended_at, duration_s, backend, "
-    "deployment_name, error, rerun_of, dir, notebook"
+    "deployment_name, error, rerun_of, dir, notebook, kind"
 )
 
 
@@ -64,10 +78,10 @@ class RunFailed(MlopsError):
 
 
 def failure_message(record: RunRecord) -> str:
-    what = "was cancelled" if record.status == "cancelled" else "failed"
+    what = {"cancelled": "was cancelled", "interrupted": "was interrupted"}.get(record.status, "failed")
     err = record.error or {}
     step = f" in step {err['heading']!r}" if err.get("heading") else ""
-    summary = f": {err['summary']}" if err.get("summary") and record.status != "cancelled" else ""
+    summary = f": {err['summary']}" if err.get("summary") and record.status == "failed" else ""
     return (
         f"run {record.run_id} of template {record.template} {what}{step}{summary}\n"
         f"executed notebook: {record.notebook}"
@@ -112,8 +126,8 @@ class RunRecord:
     host: str
     cwd: str
     started_at: str
-    ended_at: str
-    duration_s: float
+    ended_at: str | None
+    duration_s: float | None
     status: str
     error: dict[str, Any] | None
     results: dict[str, Any]
@@ -123,6 +137,9 @@ class RunRecord:
     timeout_s: float | None = None
     notebook_name: str = ""
     template_copy_name: str = TEMPLATE_COPY
+    kind: str = "template"
+    process: dict[str, Any] | None = None  # host, pid, start time of the process running it
+    warm_kernel: bool = False  # ran in a kernel started ahead (see runner.warm)
     dir: Path = field(default=Path(), compare=False)
 
     @property
@@ -142,7 +159,7 @@ class RunRecord:
         return deployment_name_of(self.parameters, self.results)
 
     def raise_for_status(self) -> RunRecord:
-        """Self when ok; RunFailed (an MlopsError) when failed or cancelled."""
+        """Self when ok; RunFailed (an MlopsError) when failed, cancelled or interrupted."""
         if not self.ok:
             raise RunFailed(self)
         return self
@@ -187,6 +204,7 @@ class RunSummary(NamedTuple):
     rerun_of: str | None
     dir: str
     notebook: str
+    kind: str = "template"
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -211,25 +229,59 @@ def deployment_name_of(parameters: dict[str, Any], results: dict[str, Any]) -> s
 def connect(ws: Workspace) -> sqlite3.Connection:
     conn = ws.connect()
     conn.executescript(_SCHEMA)
+    if "kind" not in {row[1] for row in conn.execute("PRAGMA table_info(runs_runs)")}:
+        with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+            conn.execute("ALTER TABLE runs_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'template'")
     return conn
 
 
+def unwritable(ws: Workspace, exc: OSError) -> MlopsError:
+    """Plain words for an OSError writing into the workspace."""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return MlopsError(f"the workspace {ws.root} is read-only: no run can be recorded there")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return MlopsError(f"no space left on the workspace {ws.root}: no run can be recorded there")
+    return MlopsError(f"the workspace {ws.root} cannot be written to: {exc.strerror or exc}")
+
+
 def save_run(ws: Workspace, record: RunRecord, files: dict[str, bytes]) -> RunRecord:
-    """Write a run's files and record into `runs/<run_id>/` all at once, then index it."""
-    runs = ws.dir(RUNS_DIR)
-    final = runs / record.run_id
-    staging = runs / f".{record.run_id}.tmp"
-    staging.mkdir()
-    for name, data in files.items():
-        atomic_write(staging / name, data)
-    atomic_write(staging / RUN_JSON, record.to_json())
-    staging.rename(final)
+    """Write a run's files and record into `runs/<run_id>/` all at once (assembled in a hidden
+    sibling named for this process, then renamed into place), then index it. MlopsError, with
+    nothing left behind, when the workspace cannot be written."""
+    try:
+        runs = ws.dir(RUNS_DIR)
+        final = runs / record.run_id
+        staging = runs / f".{record.run_id}.{os.getpid()}.tmp"
+        staging.mkdir()
+        try:
+            for name, data in files.items():
+                atomic_write(staging / name, data)
+            atomic_write(staging / RUN_JSON, record.to_json())
+            staging.rename(final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise unwritable(ws, exc) from None
     record.dir = final
     index_run(ws, record)
     return record
 
 
-def index_run(ws: Workspace, record: RunRecord) -> None:
+def update_run(ws: Workspace, record: RunRecord, files: dict[str, bytes]) -> RunRecord:
+    """Replace files of a saved run, then its record and index row (each file atomically)."""
+    final = ws.root / RUNS_DIR / record.run_id
+    try:
+        for name, data in files.items():
+            atomic_write(final / name, data)
+        atomic_write(final / RUN_JSON, record.to_json())
+    except OSError as exc:
+        raise unwritable(ws, exc) from None
+    record.dir = final
+    index_run(ws, record)
+    return record
+
+
+def index_run(ws: Workspace, record: RunRecord, conn: sqlite3.Connection | None = None) -> None:
     row = (
         record.run_id,
         record.short_id,
@@ -244,15 +296,43 @@ def index_run(ws: Workspace, record: RunRecord) -> None:
         record.rerun_of,
         f"{RUNS_DIR}/{record.run_id}",
         record.notebook_name,
+        record.kind,
     )
-    conn = connect(ws)
+    own = conn is None
+    conn = connect(ws) if conn is None else conn
     try:
         with transaction(conn):
             conn.execute(
                 f"INSERT OR REPLACE INTO runs_runs ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
             )
     finally:
-        conn.close()
+        if own:
+            conn.close()
+
+
+def reconcile(ws: Workspace, conn: sqlite3.Connection) -> None:
+    """Finish as interrupted each run still `running` whose process is gone (killed: it could
+    not record its end), keeping what its cells recorded."""
+    rows = conn.execute("SELECT run_id FROM runs_runs WHERE status = 'running'").fetchall()
+    for (run_id,) in rows:
+        run_dir = ws.root / RUNS_DIR / run_id
+        try:
+            record = RunRecord.load(run_dir)
+        except MlopsError:
+            continue
+        if record.status != "running" or not is_gone(record.process):
+            continue
+        record.status = "interrupted"
+        record.error = {"summary": "interrupted: its process ended before the run did", "heading": None}
+        record.results = {**record.results, **read_results(run_dir / RESULTS_FILE)}
+        try:
+            atomic_write(run_dir / RUN_JSON, record.to_json())
+            (run_dir / RESULTS_FILE).unlink(missing_ok=True)
+        except OSError:  # a read-only workspace: shown interrupted, recorded by a later writer
+            pass
+        else:
+            record.dir = run_dir
+            index_run(ws, record, conn)
 
 
 def list_runs(
@@ -265,11 +345,11 @@ def list_runs(
     until: str | datetime | None = None,
     limit: int | None = None,
 ) -> list[RunSummary]:
-    """Runs, newest first, filtered by template, status, deployment name and start time
-    (since inclusive, until exclusive)."""
+    """Runs and events, newest first, filtered by template (an event's action), status,
+    deployment name and start time (since inclusive, until exclusive)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     if status is not None and status not in STATUSES:
-        raise MlopsError(f"--status: {status!r} is not a run status: choose one of {', '.join(STATUSES)}")
+        raise MlopsError(f"{status!r} is not a run status: choose one of {', '.join(STATUSES)}")
     where, args = [], []
     for column, value in (("template", template), ("status", status), ("deployment_name", deployment_name)):
         if value is not None:
@@ -277,14 +357,14 @@ def list_runs(
             args.append(value)
     if since is not None:
         where.append("started_at >= ?")
-        args.append(_as_iso(since, "--since"))
+        args.append(_as_iso(since, "since"))
     if until is not None:
         where.append("started_at < ?")
-        args.append(_as_iso(until, "--until"))
+        args.append(_as_iso(until, "until"))
     root = str(ws.root)
     sql = (
         "SELECT run_id, short_id, template, status, started_at, ended_at, duration_s, backend, "
-        "deployment_name, error, rerun_of, ? || '/' || dir, ? || '/' || dir || '/' || notebook "
+        "deployment_name, error, rerun_of, ? || '/' || dir, ? || '/' || dir || '/' || notebook, kind "
         "FROM runs_runs"
     )
     args = [root, root, *args]
@@ -298,6 +378,7 @@ def list_runs(
     conn = connect(ws)
     conn.row_factory = None  # plain tuples: the fastest rows to build summaries from
     try:
+        reconcile(ws, conn)
         rows = conn.execute(sql, args).fetchall()
     finally:
         conn.close()
@@ -312,6 +393,7 @@ def resolve_run_id(ws: Workspace, run: str) -> str:
     if ws.db_path.exists():
         conn = connect(ws)
         try:
+            reconcile(ws, conn)
             rows = conn.execute(
                 "SELECT run_id FROM runs_runs WHERE run_id = ? OR substr(run_id, 1, ?) = ? "
                 "OR substr(short_id, 1, ?) = ? ORDER BY started_at DESC LIMIT 6",

@@ -1,0 +1,64 @@
+"""The kernel of one run: created for it, started through jupyter_client's public API (the
+environment, folder and log are arguments of `start_kernel`), shut down when its run ends.
+A kernel is never used by two runs."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+KERNEL_START_TIMEOUT_S = 60
+# The kernel's command history stays in memory: a run's code is kept only in its scrubbed notebook.
+EXTRA_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
+
+
+def new_manager(kernel_name: str) -> Any:
+    """An unstarted kernel manager; CurveZMQ on its sockets where pyzmq supports it."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    return AsyncKernelManager(
+        kernel_name=kernel_name, transport_encryption="auto" if zmq.has("curve") else "disabled"
+    )
+
+
+def start(kernel_name: str, env: dict[str, str], cwd: str, log: IO[bytes], warmup: str | None = None) -> Any:
+    """A started kernel manager whose kernel answers, with `warmup` (code: imports) run in it
+    silently; raises what failed (the kernel is then shut down)."""
+    from jupyter_core.utils import run_sync
+
+    km = new_manager(kernel_name)
+    try:
+        run_sync(_start)(km, env, cwd, log, warmup)
+    except BaseException:
+        shutdown(km)
+        raise
+    return km
+
+
+async def _start(km: Any, env: dict[str, str], cwd: str, log: IO[bytes], warmup: str | None) -> None:
+    await km.start_kernel(env=env, cwd=cwd, stdout=log, stderr=log, extra_arguments=EXTRA_ARGUMENTS)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=KERNEL_START_TIMEOUT_S)
+        if warmup:
+            reply = await kc.execute_interactive(
+                warmup, silent=True, store_history=False, timeout=KERNEL_START_TIMEOUT_S, output_hook=_quiet
+            )
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"warm-up failed: {reply['content'].get('evalue', '')}")
+    finally:
+        kc.stop_channels()
+
+
+def _quiet(_msg: Any) -> None:
+    """Output of a silent execution: none is kept."""
+
+
+def shutdown(km: Any) -> None:
+    """Stop a run's kernel at once (its run is over) and free its files and sockets."""
+    if km is None or not km.has_kernel:
+        return
+    from jupyter_core.utils import run_sync
+
+    run_sync(km.shutdown_kernel)(now=True)

@@ -1,0 +1,103 @@
+"""The run's notebook: the template parameterized for papermill, and what its execution says
+(the first failing cell, papermill's error banner, how the run ended)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mlops_widgets.runner.control import RunControl
+from mlops_widgets.runner.templates import Template
+
+
+def template_notebook(template: Template) -> Any:
+    """The template as a notebook object, with the metadata papermill expects."""
+    import nbformat
+
+    nb = nbformat.reads(template.raw.decode("utf-8"), as_version=4)
+    nb = nbformat.v4.upgrade(nb) or nb
+    nb.metadata.setdefault(
+        "papermill", {"default_parameters": {}, "parameters": {}, "environment_variables": {}}
+    )
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    return nb
+
+
+def parameterize(nb: Any, params: Mapping[str, Any], secret_params: list[str]) -> Any:
+    """Papermill's injected-parameters cell for `params`; each secret parameter is injected as
+    code reading the kernel's environment, so its value is never in the notebook."""
+    if not params and not secret_params:
+        return nb
+    from papermill.parameterize import parameterize_notebook
+
+    nb = parameterize_notebook(nb, dict(params), language="python")
+    if secret_params:
+        cell = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+        lines = ["from mlops_widgets.runner.secrets import secret  # secrets come from the environment"]
+        lines += [f"{name} = secret({name!r})" for name in secret_params]
+        cell.source = cell.source.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+    return nb
+
+
+def error_of(nb: Any, headings: dict[int, str | None]) -> dict[str, Any] | None:
+    """The first error output of the executed notebook (SystemExit(0) is not an error)."""
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "error":
+                continue
+            if out.get("ename") == "SystemExit" and out.get("evalue") in ("", "0"):
+                continue
+            ename, evalue = out.get("ename", ""), out.get("evalue", "")
+            return {
+                "summary": f"{ename}: {evalue}" if evalue else ename,
+                "ename": ename,
+                "evalue": evalue,
+                "cell_index": index,
+                "execution_count": cell.get("execution_count"),
+                "heading": headings.get(index),
+            }
+    return None
+
+
+def mark_error(nb: Any, cell_index: int, execution_count: Any) -> None:
+    """Papermill's red banner at the top and anchor above the failing cell."""
+    import nbformat
+    from papermill.execute import ERROR_ANCHOR_MSG, ERROR_MARKER_TAG, ERROR_MESSAGE_TEMPLATE
+
+    banner = nbformat.v4.new_markdown_cell(ERROR_MESSAGE_TEMPLATE % str(execution_count))
+    anchor = nbformat.v4.new_markdown_cell(ERROR_ANCHOR_MSG)
+    banner.metadata["tags"] = [ERROR_MARKER_TAG]
+    anchor.metadata["tags"] = [ERROR_MARKER_TAG]
+    nb.cells.insert(cell_index, anchor)
+    nb.cells.insert(0, banner)
+
+
+def outcome(nb: Any, failure: BaseException | None, control: RunControl) -> tuple[str, dict[str, Any] | None]:
+    """Status and error of a finished execution: cancelled, interrupted, timed out, a failed
+    cell, or what stopped the kernel (it failed to start, or died: then with the kernel's log)."""
+    error = error_of(nb, control.headings)
+    if control.reason is None and isinstance(failure, KeyboardInterrupt):
+        control.reason = "cancelled"  # Ctrl-C in the calling thread
+    where = control.current_cell
+    heading = control.headings.get(where) if where is not None else None
+    if control.reason in ("cancelled", "interrupted"):
+        return control.reason, {**(error or {}), "summary": control.reason, "heading": heading}
+    if control.reason == "timeout":
+        return "failed", {
+            **(error or {}),
+            "summary": f"timed out after {control.timeout:g} s",
+            "heading": heading,
+        }
+    if error is not None:
+        return "failed", error
+    if failure is not None:
+        return "failed", {
+            "summary": f"{type(failure).__name__}: {failure}".removesuffix(": "),
+            "ename": type(failure).__name__,
+            "evalue": str(failure),
+            "cell_index": None,
+            "heading": heading,
+            "kernel_log": control.kernel_log_tail(),
+        }
+    return "ok", None
