@@ -49,25 +49,29 @@ def _timed_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[flo
 def bench_startup(repeat: int) -> None:
     base = _median_seconds([sys.executable, "-c", "pass"], repeat)
     help_ = _median_seconds([str(BIN / "mlops"), "--help"], repeat)
-    print(f"start-up    python -c pass {base * 1000:7.0f} ms | mlops --help {help_ * 1000:7.0f} ms "
-          f"| ratio {help_ / base:5.2f}x  (median of {repeat})")
+    print(
+        f"start-up    python -c pass {base * 1000:7.0f} ms | mlops --help {help_ * 1000:7.0f} ms "
+        f"| ratio {help_ / base:5.2f}x  (median of {repeat})"
+    )
 
 
 BAD_INPUTS = {
     "unknown key": "model_nme: x\n",
     "bad threshold": "openscale_custom_metric_provider:\n  generic_metrics:\n    dir_gt: a\n    dir_pred: b\n"
-                     "    volume_display_name: v\n    most_recent: 1\n    thresholds:\n"
-                     "      num_images_total_predicted: {threshold: [.nan, lower]}\n",
+    "    volume_display_name: v\n    most_recent: 1\n    thresholds:\n"
+    "      num_images_total_predicted: {threshold: [.nan, lower]}\n",
     "bad resources": "wmla_deployment:\n  resource_configs:\n    kernel_min: 3\n    kernel_max: 1\n",
     "bad deployment name": "wmla_deployment:\n  deployment_name: My_Model\n",
     "path escapes volume": "openscale_custom_metric_provider:\n  generic_metrics:\n    dir_gt: ../etc\n"
-                           "    dir_pred: b\n    volume_display_name: v\n    most_recent: 1\n    thresholds: {}\n",
+    "    dir_pred: b\n    volume_display_name: v\n    most_recent: 1\n    thresholds: {}\n",
     "object tag": "model_name: !!python/object/apply:os.system [echo hi]\n",
     "duplicate key": "model_name: a\nmodel_name: b\n",
-    "alias bomb": "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    "alias bomb": "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)},"
         f" *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
-        for i in range(8)),
+        for i in range(8)
+    ),
     "empty file": "",
     "list at top level": "- a\n",
 }
@@ -83,15 +87,29 @@ def bench_bad_inputs() -> None:
             bad.write_text(text)
             t0 = time.perf_counter()
             res = subprocess.run(
-                [str(BIN / "mlops"), "prepare", "stage", "--path-model", str(EXAMPLES / "model"),
-                 "--path-dependency", str(EXAMPLES / "deployment"), "--path-yml", str(bad)],
-                capture_output=True, text=True, env=env)
+                [
+                    str(BIN / "mlops"),
+                    "prepare",
+                    "stage",
+                    "--path-model",
+                    str(EXAMPLES / "model"),
+                    "--path-dependency",
+                    str(EXAMPLES / "deployment"),
+                    "--path-yml",
+                    str(bad),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             elapsed = time.perf_counter() - t0
             worst = max(worst, elapsed)
             first = res.stderr.strip().splitlines()[0] if res.stderr.strip() else ""
             print(f"bad input   {label:20s} exit {res.returncode} {elapsed * 1000:6.0f} ms  {first[:70]}")
         written = sorted(p.name for p in (root / "ws").rglob("*")) if (root / "ws").exists() else []
-        print(f"bad input   worst {worst * 1000:.0f} ms (target < 2000 ms); files written: {written or 'none'}")
+        print(
+            f"bad input   worst {worst * 1000:.0f} ms (target < 2000 ms); files written: {written or 'none'}"
+        )
 
 
 def bench_stage(size_mb: int) -> None:
@@ -108,15 +126,28 @@ def bench_stage(size_mb: int) -> None:
         zip_s, zip_mb = _timed_child(["sh", "-c", f"cd {root} && exec zip -q -r baseline.zip big-model"])
         env = dict(os.environ, MLOPS_HOME=str(root / "ws"))
         stage_s, stage_mb = _timed_child(
-            [str(BIN / "mlops"), "prepare", "stage", "--path-model", str(model),
-             "--path-dependency", str(EXAMPLES / "deployment"), "--path-yml", str(EXAMPLES / "deployment_metadata.yml")],
+            [
+                str(BIN / "mlops"),
+                "prepare",
+                "stage",
+                "--path-model",
+                str(model),
+                "--path-dependency",
+                str(EXAMPLES / "deployment"),
+                "--path-yml",
+                str(EXAMPLES / "deployment_metadata.yml"),
+            ],
             env=env,
         )
-        print(f"stage {size_mb} MB  zip -r {zip_s:7.2f} s | mlops prepare stage {stage_s:7.2f} s "
-              f"| ratio {stage_s / zip_s:5.2f}x")
+        print(
+            f"stage {size_mb} MB  zip -r {zip_s:7.2f} s | mlops prepare stage {stage_s:7.2f} s "
+            f"| ratio {stage_s / zip_s:5.2f}x"
+        )
         verdict = "ok" if stage_mb < 200 else "OVER TARGET"
-        print(f"peak memory zip -r {zip_mb:7.1f} MB | mlops prepare stage {stage_mb:7.1f} MB "
-              f"| target < 200 MB: {verdict}")
+        print(
+            f"peak memory zip -r {zip_mb:7.1f} MB | mlops prepare stage {stage_mb:7.1f} MB "
+            f"| target < 200 MB: {verdict}"
+        )
         shutil.rmtree(root / "ws", ignore_errors=True)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from mlops_widgets.backends.local.inference import KERNEL_PATH, LocalInference, stop_service
 from mlops_widgets.workspace import Workspace
 
-KERNEL = '''\
+KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 import json, time
@@ -40,7 +40,7 @@ class BenchKernel(Kernel):
 
 if __name__ == '__main__':
     BenchKernel().run()
-'''
+"""
 
 TASKS = {"empty": b"{}", "sleep 20 ms": json.dumps({"sleep": 0.020}).encode()}
 
@@ -65,7 +65,9 @@ def in_process(folder: Path, body: bytes, seconds: float) -> tuple[float, list[f
     return len(latencies) / (time.perf_counter() - start), latencies
 
 
-def through_service(inference: LocalInference, name: str, body: bytes, clients: int, seconds: float) -> tuple[float, list[float]]:
+def through_service(
+    inference: LocalInference, name: str, body: bytes, clients: int, seconds: float
+) -> tuple[float, list[float]]:
     latencies: list[list[float]] = [[] for _ in range(clients)]
     stop = threading.Event()
 
@@ -99,7 +101,9 @@ def wait_idle(inference: LocalInference, name: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per row")
     args = parser.parse_args()
 
@@ -127,14 +131,18 @@ def main() -> None:
         finally:
             stop_service(ws)
 
-    print(f"{'task':<12} {'k':>2} | {'in-process':>10} {'k x limit':>10} | {'service':>9} {'ratio':>6} | "
-          f"{'p50 in-proc':>11} {'p50 service':>11} {'added':>8} | {'p99 service':>11}")
+    print(
+        f"{'task':<12} {'k':>2} | {'in-process':>10} {'k x limit':>10} | {'service':>9} {'ratio':>6} | "
+        f"{'p50 in-proc':>11} {'p50 service':>11} {'added':>8} | {'p99 service':>11}"
+    )
     print("-" * 112)
     for task, k, base_rps, base_lat, rps, lat in rows:
         p50_base, p50 = statistics.median(base_lat) * 1e3, statistics.median(lat) * 1e3
-        print(f"{task:<12} {k:>2} | {base_rps:>8.0f}/s {k * base_rps:>8.0f}/s | {rps:>7.0f}/s "
-              f"{rps / (k * base_rps):>6.1%} | {p50_base:>8.3f} ms {p50:>8.3f} ms {p50 - p50_base:>5.2f} ms | "
-              f"{percentile(lat, 0.99) * 1e3:>8.3f} ms")
+        print(
+            f"{task:<12} {k:>2} | {base_rps:>8.0f}/s {k * base_rps:>8.0f}/s | {rps:>7.0f}/s "
+            f"{rps / (k * base_rps):>6.1%} | {p50_base:>8.3f} ms {p50:>8.3f} ms {p50 - p50_base:>5.2f} ms | "
+            f"{percentile(lat, 0.99) * 1e3:>8.3f} ms"
+        )
     print("\ntargets: ratio >= 80% on 'sleep 20 ms'; added p50 < 3 ms on 'empty'")
 
 

@@ -69,8 +69,10 @@ def main() -> None:
         b, p = base[key] * 1000, panel[key] * 1000
         print(f"{label:18}{b:20.1f}{p:14.1f}{p / b:8.1f}x")
     verdict = "ok" if panel["build"] < 1.0 else "OVER"
-    print(f"target: build after the import < 1000 ms: {panel['build'] * 1000:.0f} ms ({verdict}); "
-          f"import + build {panel['total'] * 1000:.0f} ms")
+    print(
+        f"target: build after the import < 1000 ms: {panel['build'] * 1000:.0f} ms ({verdict}); "
+        f"import + build {panel['total'] * 1000:.0f} ms"
+    )
     heavy = ", ".join(panel["heavy"]) or "none"
     print(f"heavy modules imported by the panel: {heavy} (want none of papermill, nbformat, numpy)")
 

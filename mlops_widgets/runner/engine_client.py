@@ -5,9 +5,11 @@ module through its entry point, so that module must not import papermill itself)
 
 from __future__ import annotations
 
+import time
+from queue import Empty
 from typing import IO, Any, Protocol
 
-from nbclient.util import run_sync
+from nbclient.util import ensure_async, run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NotebookExecutionManager
 
@@ -53,14 +55,36 @@ class Client(PapermillNotebookClient):
     async def async_start_new_kernel_client(self) -> Any:
         if self.hooks is not None:
             self.hooks.kernel_started(self.km)
-        kc = await super().async_start_new_kernel_client()
-        if self.prelude:
+        if not self.prelude:
+            return await super().async_start_new_kernel_client()
+        # A warm kernel is known to be up: the prelude's reply and a first IOPub message prove
+        # this client is connected, without jupyter_client's 0.2 s flush of IOPub.
+        self.kc = self.km.client()
+        await ensure_async(self.kc.start_channels())
+        try:
             reply = await self.async_wait_for_reply(
-                kc.execute(self.prelude, silent=True, store_history=False), None
+                self.kc.execute(self.prelude, silent=True, store_history=False), None
             )
             if (reply or {}).get("content", {}).get("status") != "ok":
                 raise PreludeFailed("the kernel could not be given the run's settings")
-        return kc
+            await self._subscribed()
+        except Exception:
+            await self._async_cleanup_kernel()
+            raise
+        self.kc.allow_stdin = False
+        return self.kc
+
+    async def _subscribed(self) -> None:
+        """Wait until this client's IOPub subscription gets messages (a subscription made
+        after a message was published misses it): kernel_info requests until one arrives."""
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            try:
+                await ensure_async(self.kc.iopub_channel.get_msg(timeout=0.05))
+                return
+            except Empty:
+                self.kc.kernel_info()
+        raise PreludeFailed("the kernel's output channel did not answer")
 
     # nbclient's blocking twin is bound to its own coroutine: bound again to this one.
     start_new_kernel_client = run_sync(async_start_new_kernel_client)

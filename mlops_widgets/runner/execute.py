@@ -117,7 +117,10 @@ def _execute(
             **args,
         )
     finally:
-        kernel.shutdown(km)
+        if spare is not None:
+            warm.retire(km)
+        else:
+            kernel.shutdown(km)
     return executed, spare is not None
 
 

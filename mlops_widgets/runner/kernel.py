@@ -4,6 +4,7 @@ A kernel is never used by two runs."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import IO, Any
 
 KERNEL_START_TIMEOUT_S = 60
@@ -62,3 +63,19 @@ def shutdown(km: Any) -> None:
     from jupyter_core.utils import run_sync
 
     run_sync(km.shutdown_kernel)(now=True)
+
+
+def in_thread(body: Any, *args: Any) -> None:
+    """`body(*args)` as a thread's whole work, closing the event loop that jupyter_client's
+    blocking calls leave set for the thread (else it is collected, noisily, at exit)."""
+    import asyncio
+
+    try:
+        body(*args)
+    finally:
+        policy = asyncio.get_event_loop_policy()
+        with contextlib.suppress(RuntimeError):
+            loop = policy.get_event_loop()
+            if not loop.is_running():
+                loop.close()
+            policy.set_event_loop(None)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlops_widgets.runner.control import RunControl
+from mlops_widgets.runner.kernel import in_thread
 from mlops_widgets.runner.trail import RUNS_DIR
 from mlops_widgets.workspace import Workspace
 
@@ -99,7 +100,7 @@ def run_waiting(body: Callable[[], Any], control: RunControl) -> Any:
         except BaseException as exc:  # handed to the waiting thread
             outcome["error"] = exc
 
-    worker = threading.Thread(target=work, name=f"mlops-run-{control.run_id}", daemon=True)
+    worker = threading.Thread(target=in_thread, args=(work,), name=f"mlops-run-{control.run_id}", daemon=True)
     worker.start()
     while worker.is_alive():
         try:

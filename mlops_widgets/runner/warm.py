@@ -29,7 +29,10 @@ from mlops_widgets.runner.prepare import kernel_environment
 from mlops_widgets.workspace import Workspace
 
 # What a template's first cells import: done in the spare while nobody waits.
-WARMUP = "import mlops_widgets.ops, mlops_widgets.runner.record, mlops_widgets.runner.secrets"
+WARMUP = (
+    "import mlops_widgets.examples, mlops_widgets.ops, mlops_widgets.ops.space, mlops_widgets.ops.deploy, "
+    "mlops_widgets.ops.monitor, mlops_widgets.runner, mlops_widgets.runner.record, mlops_widgets.backends.local"
+)
 
 
 def spare_key(kernel_name: str, env: Mapping[str, str]) -> str:
@@ -70,14 +73,19 @@ class _Keeper:
         self.lock = threading.Lock()
         self.enabled = False
         self.spare: _Spare | None = None
+        self.stopping: list[threading.Thread] = []
 
     def replace(self, spare: _Spare | None) -> None:
         with self.lock:
             old, self.spare = self.spare, spare
         if spare is not None:
-            threading.Thread(target=spare.start, name="mlops-warm-kernel", daemon=True).start()
+            threading.Thread(
+                target=kernel.in_thread, args=(spare.start,), name="mlops-warm-kernel", daemon=True
+            ).start()
         if old is not None:
-            threading.Thread(target=old.discard, name="mlops-warm-kernel-stop", daemon=True).start()
+            threading.Thread(
+                target=kernel.in_thread, args=(old.discard,), name="mlops-warm-kernel-stop", daemon=True
+            ).start()
 
     def take(self, key: str) -> _Spare | None:
         with self.lock:
@@ -91,12 +99,24 @@ class _Keeper:
             return None
         return spare
 
+    def retire(self, km: Any) -> None:
+        """Shut a used kernel down in the background (its run does not wait for it)."""
+        thread = threading.Thread(
+            target=kernel.in_thread, args=(kernel.shutdown, km), name="mlops-kernel-stop", daemon=True
+        )
+        with self.lock:
+            self.stopping = [t for t in self.stopping if t.is_alive()] + [thread]
+        thread.start()
+
     def stop_all(self) -> None:
         with self.lock:
             self.enabled = False
             old, self.spare = self.spare, None
+            stopping, self.stopping = self.stopping, []
         if old is not None:
             old.discard()
+        for thread in stopping:
+            thread.join()
 
 
 _keeper = _Keeper()
@@ -135,6 +155,19 @@ def take(kernel_name: str, env: Mapping[str, str]) -> tuple[Any, IO[bytes]] | No
     None (none kept, none matching, or its start failed). The caller shuts the kernel down."""
     spare = _keeper.take(spare_key(kernel_name, env))
     return (spare.km, spare.log) if spare is not None else None
+
+
+def spare_ready(timeout: float | None = None) -> bool:
+    """Whether a spare kernel is started and answering (waiting up to `timeout` seconds for one
+    that is starting)."""
+    spare = _keeper.spare
+    return spare is not None and spare.ready.wait(timeout) and not spare.failed
+
+
+def retire(km: Any) -> None:
+    """A warm kernel whose run is over: shut down in the background (and before this process
+    exits)."""
+    _keeper.retire(km)
 
 
 def prelude(run_env: Mapping[str, str], cwd: str) -> str:
