@@ -11,6 +11,7 @@ from mlops_widgets.errors import Hint, MlopsError
 
 RENDERINGS: dict[str, str] = {
     "archive.limit": "if the archive is genuine, raise the limit: export {variable}=<a larger value>",
+    "clone.replace": "choose another name, or replace it with --force",
     "config.list": "see `mlops config list`",
     "config.with_key": "use --with-key",
     "config.without_key": "drop --with-key",
@@ -30,6 +31,9 @@ RENDERINGS: dict[str, str] = {
     "runtime.add": "add it with `mlops runtime add {name} --python PATH`, or name one of `mlops runtime list` "
     "in model.json",
     "runtime.delete": "delete it first: `mlops runtime delete {name}`",
+    "runs.clone": "pass them again: `mlops runs clone {run} DEST -p NAME VALUE` for each of: {params}",
+    "runs.list": "see `mlops runs list`",
+    "runs.rerun": "pass them again: `mlops runs rerun {run} -p NAME VALUE` for each of: {params}",
     "score.output": "give an output folder with -p output_dir FOLDER",
     "stage.deployed": "delete that deployment first (`mlops deploy delete --name {deployment}`) or stage with "
     "--new instead of --force",

@@ -18,6 +18,15 @@ def _stderr_progress(done: int, total: int | None, what: str) -> None:
     click.echo(what, err=True)
 
 
+def _event(obj: CliContext, action: str, name: str, **params: Any) -> Any:
+    """The audit trail's record of a state change that runs no template (runner.events)."""
+    from mlops_widgets.runner import events
+
+    return events.recording(
+        obj.ws(), action, {"deployment_name": name, **params}, deployment_name=name, backend=obj.backend_name
+    )
+
+
 @click.group()
 def deploy() -> None:
     """Create, start, stop, inspect and delete deployments."""
@@ -91,7 +100,9 @@ def start(obj: CliContext, name: str, no_wait: bool, timeout: float) -> None:
     """Start a deployment (and the local inference service when it is not running)."""
     from mlops_widgets.ops import deploy as steps
 
-    view = steps.start(obj.backend(), name, wait=not no_wait, timeout=timeout, progress=_stderr_progress)
+    with _event(obj, "deploy.start", name, wait=not no_wait, timeout=timeout) as event:
+        view = steps.start(obj.backend(), name, wait=not no_wait, timeout=timeout, progress=_stderr_progress)
+        event.result = {"status": view["status"]}
     click.echo(f"deployment {name}: {view['status']}")
 
 
@@ -102,7 +113,9 @@ def stop(obj: CliContext, name: str) -> None:
     """Stop a deployment's kernels (on_kernel_shutdown first)."""
     from mlops_widgets.ops import deploy as steps
 
-    view = steps.stop(obj.backend(), name)
+    with _event(obj, "deploy.stop", name) as event:
+        view = steps.stop(obj.backend(), name)
+        event.result = {"status": view["status"]}
     click.echo(f"deployment {name}: {view['status']}")
 
 
@@ -115,7 +128,10 @@ def delete(obj: CliContext, name: str, remove_monitor: bool, remove_config: bool
     """Undeploy (stopping it first) and clear, or drop, the entry's deployment fields."""
     from mlops_widgets.ops import deploy as steps
 
-    result = steps.deploy_delete(obj.backend(), name, remove_monitor=remove_monitor, remove_config=remove_config)
+    options = {"remove_monitor": remove_monitor, "remove_config": remove_config}
+    with _event(obj, "deploy.delete", name, **options) as event:
+        result = steps.deploy_delete(obj.backend(), name, **options)
+        event.result = result
     done = ["undeployed" if result["undeployed"] else "was not deployed"]
     if result["entry"]:
         done.append(f"entry of {result['model_asset_id']} {result['entry']}")

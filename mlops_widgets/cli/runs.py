@@ -131,7 +131,11 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--template", help="Only runs of this template.")
-@click.option("--status", type=click.Choice(["ok", "failed", "cancelled"]), help="Only runs that ended so.")
+@click.option(
+    "--status",
+    type=click.Choice(["running", "ok", "failed", "cancelled", "interrupted"]),
+    help="Only runs in this state.",
+)
 @click.option("--name", "deployment_name", help="Only runs concerning this deployment.")
 @click.option("--since", help="Only runs started at or after this UTC date/time (ISO).")
 @click.option("--until", help="Only runs started before this UTC date/time (ISO).")
@@ -150,7 +154,7 @@ def runs_list(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Past runs, newest first."""
+    """Past runs and events (state changes that run no template), newest first."""
     from mlops_widgets.runner import list_runs
 
     found = list_runs(
@@ -167,10 +171,11 @@ def runs_list(
         as_json=as_json,
         to_json=dicts,
         empty="no runs",
-        header=("RUN", "STARTED (UTC)", "STATUS", "TIME", "TEMPLATE", "DEPLOYMENT", "ERROR"),
+        header=("RUN", "STARTED (UTC)", "KIND", "STATUS", "TIME", "TEMPLATE/ACTION", "DEPLOYMENT", "ERROR"),
         row=lambda r: (
             r.short_id,
             r.started_at[:19].replace("T", " "),
+            r.kind,
             r.status,
             f"{r.duration_s:.1f}s" if r.duration_s is not None else "",
             r.template,
@@ -199,7 +204,8 @@ def _print_record(record: Any) -> None:
         ("status", record.status + (f": {err['summary']}" if err.get("summary") else "")),
         ("in step", err.get("heading")),
         ("started", record.started_at),
-        ("ended", f"{record.ended_at} ({record.duration_s:.1f} s)"),
+        ("kind", record.kind if record.kind != "template" else ""),
+        ("ended", f"{record.ended_at} ({record.duration_s:.1f} s)" if record.ended_at else ""),
         ("backend", record.backend),
         ("workspace", record.workspace),
         ("by", f"{record.user}@{record.host}"),

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.errors import ConflictError, MlopsError
+from mlops_widgets.errors import ConflictError, Hint, MlopsError
 from mlops_widgets.runner.notebook import parameterize, template_notebook
 from mlops_widgets.runner.params import validate_parameters
 from mlops_widgets.runner.prepare import refuse_masked
@@ -27,7 +27,10 @@ def _write(nb: Any, dest: str | os.PathLike[str], force: bool) -> Path:
     if path.suffix != ".ipynb":
         raise MlopsError(f"{dest}: a notebook's name must end with .ipynb")
     if path.exists() and not force:
-        raise ConflictError(f"{path} already exists: choose another name or use --force to replace it")
+        raise ConflictError(
+            f"{path} already exists",
+            hint=Hint("clone.replace", "choose another name, or replace it", {"path": str(path)}),
+        )
     for cell in nb.cells:  # papermill needs a tags list on every cell; the user's copy does not
         if cell.metadata.get("tags") == []:
             del cell.metadata["tags"]
@@ -82,6 +85,10 @@ def clone_run(
     replace some: a parameter stored masked must be given again)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     record = get_run(run, ws)
+    if record.kind != "template":
+        raise MlopsError(
+            f"{record.run_id} is an event record ({record.template}), not a template run: it has no notebook"
+        )
     parameters = {**record.parameters, **(params or {})}
     refuse_masked(record.run_id, parameters, "runs.clone")
     tmpl = Template(record.template_copy, name=record.template)

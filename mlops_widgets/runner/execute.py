@@ -10,7 +10,6 @@ writes the notebook (no output path), so nothing unscrubbed reaches the disk.
 
 from __future__ import annotations
 
-import getpass
 import os
 import threading
 import time
@@ -27,7 +26,7 @@ from mlops_widgets.runner import kernel, lifecycle, prepare, warm
 from mlops_widgets.runner.control import ProgressCallback, ProgressEvent, RunControl
 from mlops_widgets.runner.notebook import mark_error, outcome, parameterize, template_notebook
 from mlops_widgets.runner.params import validate_parameters
-from mlops_widgets.runner.process import identity
+from mlops_widgets.runner.process import identity, user
 from mlops_widgets.runner.record import read_results
 from mlops_widgets.runner.secrets import SECRET_ENV_PREFIX, from_environment, scrub_notebook
 from mlops_widgets.runner.templates import Template, get_template
@@ -44,13 +43,6 @@ from mlops_widgets.runner.trail import (
 from mlops_widgets.workspace import Workspace
 
 __all__ = ["ProgressEvent", "rerun", "run_template"]
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER", "unknown")
 
 
 def _resolve_backend(
@@ -136,7 +128,7 @@ def _record(
         template_hash=tmpl.hash,
         backend=backend_name,
         workspace=str(ws.root),
-        user=_user(),
+        user=user(),
         package_version=mlops_widgets.__version__,
         papermill_version=papermill.__version__,
         notebook_name=f"{tmpl.name}.ipynb",

@@ -20,6 +20,16 @@ def _start_time(pid: int) -> float | None:
         return None
 
 
+def user() -> str:
+    """Who runs this process (for the audit trail)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
 def identity() -> dict[str, Any]:
     """This process: {"host", "pid", "started"} (start time in seconds since the epoch)."""
     pid = os.getpid()

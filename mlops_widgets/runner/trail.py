@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.runner.process import is_gone
 from mlops_widgets.runner.record import read_results
 from mlops_widgets.workspace import Workspace, atomic_write, transaction
@@ -38,6 +38,7 @@ TEMPLATE_COPY = "template.ipynb"
 RESULTS_FILE = "results.jsonl"
 STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
 KINDS = ("template", "event")
+_LIST_HINT = Hint("runs.list", "the audit trail lists the runs by id")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs_runs (
@@ -389,7 +390,7 @@ def resolve_run_id(ws: Workspace, run: str) -> str:
     """A full run id, or a unique prefix of a run id or of a short id, to the run id."""
     run = run.strip().rstrip("/").rsplit("/", 1)[-1]
     if not run:
-        raise MlopsError("give a run id (see `mlops runs list`)")
+        raise MlopsError("no run id given", hint=_LIST_HINT)
     if ws.db_path.exists():
         conn = connect(ws)
         try:
@@ -411,7 +412,7 @@ def resolve_run_id(ws: Workspace, run: str) -> str:
             raise MlopsError(f"run {run!r} is ambiguous: it matches {shown}{', ...' if len(ids) > 5 else ''}")
     if (ws.root / RUNS_DIR / run / RUN_JSON).is_file():  # not indexed (e.g. a copied folder)
         return run
-    raise NotFoundError(f"no run {run!r} in workspace {ws.root}: see `mlops runs list`")
+    raise NotFoundError(f"no run {run!r} in workspace {ws.root}", hint=_LIST_HINT)
 
 
 def get_run(run: str, workspace: Workspace | str | None = None) -> RunRecord:
