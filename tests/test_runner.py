@@ -468,8 +468,9 @@ def test_run_ids_resolve_by_unique_prefix(workspace: Workspace) -> None:
     assert get_run(str(a.dir) + "/", workspace).run_id == a.run_id
     with pytest.raises(MlopsError, match="ambiguous"):
         get_run("ab", workspace)
-    with pytest.raises(NotFoundError, match="mlops runs list"):
+    with pytest.raises(NotFoundError, match="no run 'zzz'") as err:
         get_run("zzz", workspace)
+    assert err.value.hint.action == "runs.list" and "mlops" not in err.value.message
 
 
 def test_clone_template_fills_parameters_and_never_writes_secrets(tmpl, tmp_path: Path) -> None:
