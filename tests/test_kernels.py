@@ -37,15 +37,19 @@ class SystemKernel(Kernel):
         if do == "alloc":
             hold = b"x" * (req["mb"] << 20)
             time.sleep(req.get("hold", 60))
+        elif do == "alloc_in_child":
+            subprocess.run([sys.executable, "-c", "import time; hold = b'x' * (%d << 20); time.sleep(60)" % req["mb"]])
         elif do == "fork_and_exit":
-            child = os.fork()
-            if child == 0:
+            if os.fork() == 0:
                 if req.get("setsid"):
                     os.setsid()
+                with open(req["pidfile"] + ".tmp", "w") as f:
+                    f.write(str(os.getpid()))
+                os.rename(req["pidfile"] + ".tmp", req["pidfile"])
                 time.sleep(600)
                 os._exit(0)
-            with open(req["pidfile"], "w") as f:
-                f.write(str(child))
+            while not os.path.exists(req["pidfile"]):  # the child is settled (in its own session)
+                time.sleep(0.01)
             os._exit(7)
         elif do == "spawn":
             stay = subprocess.Popen(["sleep", "600"])
@@ -91,13 +95,14 @@ def started(inf: LocalInference, tmp_path: Path, *, resources: str | None = None
 # --- limits ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("where", ["alloc", "alloc_in_child"])
 def test_a_kernel_past_memory_allocation_is_replaced_and_its_request_fails_clearly(
-    inference: LocalInference, tmp_path: Path
+    inference: LocalInference, tmp_path: Path, where: str
 ) -> None:
     view = started(inference, tmp_path, resources="ncpus=1,mem=150,mem_limit=150")
     (old,) = view["kernels"]
     with pytest.raises(InferenceError, match=r"exceeded memory_allocation \(150 MB\)") as info:
-        ask(inference, do="alloc", mb=400)
+        ask(inference, do=where, mb=400)
     assert info.value.status == 500
     assert wait_for(lambda: gone(old["pid"]), what="the kernel to be killed")
     assert ask(inference, do="alloc", mb=20, hold=0)["pod"] != old["pod"]  # a fresh kernel; small is fine

@@ -64,8 +64,10 @@ def main() -> int:
         try:
             inference.deploy("gpu-check", folder)
             want = max(1, len(gpus))
+            # torch with a CUDA context holds a few GB of host memory: more than the default 1024 MB.
             inference.update_profile("gpu-check", {"kernel": {"gpu": "exclusive"},
-                                                   "policy": {"kernel_min": want, "kernel_max": want + 1}})
+                                                   "policy": {"kernel_min": want, "kernel_max": want + 1},
+                                                   "resource_allocation": {"kernel": {"resources": "mem_limit=16384"}}})
             inference.start("gpu-check")
             deadline = time.monotonic() + 120
             while inference.view("gpu-check")["status"] not in ("IDLE", "FAILED") and time.monotonic() < deadline:

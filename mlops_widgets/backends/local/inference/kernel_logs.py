@@ -72,7 +72,7 @@ class KernelLog:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             os.fchmod(self._fd, 0o600)
             self._size = os.fstat(self._fd).st_size

@@ -26,13 +26,7 @@ from typing import Any
 
 from mlops_widgets.backends.local.inference import wire
 from mlops_widgets.backends.local.inference.kernel_logs import KernelLog
-from mlops_widgets.backends.local.inference.procs import (
-    BOOT,
-    exited,
-    kernel_processes,
-    kill_kernel,
-    resident_mb,
-)
+from mlops_widgets.backends.local.inference.procs import BOOT, exited, kill_kernel, process_tree, resident_mb
 
 log = logging.getLogger("mlops.inference")
 
@@ -247,7 +241,7 @@ class KernelProc:
 
     def _check_memory(self, pid: int) -> None:
         assert self.limits.memory_mb is not None
-        used = resident_mb(kernel_processes(pid))
+        used = resident_mb(process_tree(pid))
         if used > self.limits.memory_mb:
             self.memory_used_mb = used
             self.log.feed(self.pod, f"[mlops] kernel {self.memory_message()}: killed\n".encode())

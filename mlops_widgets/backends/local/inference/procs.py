@@ -83,6 +83,27 @@ def kernel_processes(leader: int, pod: str | None = None) -> list[int]:
     return found
 
 
+def process_tree(leader: int) -> list[int]:
+    """`leader` and its descendants, walked through /proc's children lists (cheap: no scan of
+    every process); the session scan of `kernel_processes` where the kernel lacks those lists."""
+    tree, todo = [], [leader]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        try:
+            tasks = list(os.scandir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                todo += [int(c) for c in Path(task.path, "children").read_text().split()]
+            except FileNotFoundError:
+                return kernel_processes(leader)
+            except (OSError, ValueError):
+                continue
+    return tree
+
+
 def kill_kernel(leader: int, pod: str | None = None) -> int:
     """SIGKILL every process of the kernel (see `kernel_processes`), again while some fork
     meanwhile; the number killed."""
@@ -99,13 +120,20 @@ def kill_kernel(leader: int, pod: str | None = None) -> int:
 
 
 def resident_mb(pids: list[int]) -> float:
-    """Resident memory of these processes together, in MB (pages shared between them count
-    once per process, as a cgroup's limit would not: a conservative watchdog)."""
-    total = 0
-    for pid in pids:
+    """Memory these processes hold together, in MB: the resident set of a lone process; the
+    proportional share (PSS) of each of several, so pages they share (a fork's) count once."""
+    if len(pids) == 1:
         with contextlib.suppress(OSError, IndexError, ValueError):
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return total * PAGE / 2**20
+            return int(Path(f"/proc/{pids[0]}/statm").read_text().split()[1]) * PAGE / 2**20
+        return 0.0
+    total_kb = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+                    break
+    return total_kb / 1024
 
 
 def reap_leftover_kernels(run_dir: Path) -> bool:
