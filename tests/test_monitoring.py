@@ -21,7 +21,7 @@ from mlops_widgets.backends.base import Backend
 from mlops_widgets.config import new_entry, validate_entry
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import GENERIC, SEGMENTATION
-from mlops_widgets.ops import monitor, space
+from mlops_widgets.ops import monitor, monitor_views, space
 
 VOLUME = "vol"
 ASSET = "asset-1"
@@ -251,7 +251,7 @@ def test_monitor_create_needs_the_provider(backend: Backend) -> None:
     with pytest.raises(NotFoundError) as err:
         monitor.monitor_create(backend, "demo", "My Provider")
     assert "no OpenScale service provider named 'My Provider'" in str(err.value)
-    assert "mlops provider create --name 'My Provider'" in str(err.value)
+    assert err.value.hint.action == "provider.create" and err.value.hint.args == {"name": "My Provider"}
     assert backend.monitoring.subscriptions.list() == []
 
 
@@ -299,7 +299,7 @@ def test_rerunning_monitor_create_updates_thresholds(ready: Backend) -> None:
     assert {"metric_id": "dice", "type": "lower_limit", "value": 99.0} in seg["entity"]["thresholds"]
     gen = ready.monitoring.monitor_instances.list(monitor_definition_id="generic_metrics")[0]
     assert gen["entity"]["parameters"]["most_recent"] == 2
-    status = monitor.monitor_status(ready, "demo")
+    status = monitor_views.monitor_status(ready, "demo")
     assert status["subscription_id"] == first["subscription_id"]
     # the entry's id pointing at a dropped subscription: a new one is made and written back
     ready.monitoring.subscriptions.delete(first["subscription_id"])
@@ -329,7 +329,7 @@ def test_rerunning_monitor_create_deletes_monitors_removed_from_the_entry(ready:
     assert [i["entity"]["monitor_definition_id"] for i in instances] == ["segmentation_metrics"]
     # run and status now agree: only the entry's monitor is evaluated and shown
     assert [r["monitor_id"] for r in monitor.monitor_run(ready, "demo")] == ["segmentation_metrics"]
-    assert [m["monitor_id"] for m in monitor.monitor_status(ready, "demo")["monitors"]] == [
+    assert [m["monitor_id"] for m in monitor_views.monitor_status(ready, "demo")["monitors"]] == [
         "segmentation_metrics"
     ]
 
@@ -367,8 +367,9 @@ def test_monitor_create_errors(ready: Backend) -> None:
     add_entry(ready, "bare", monitors={}, key="asset-2")
     with pytest.raises(MlopsError, match="has no monitors under openscale_custom_metric_provider"):
         monitor.monitor_create(ready, "bare")
-    with pytest.raises(NotFoundError, match="run `mlops monitor create --name demo` first"):
-        monitor.monitor_status(ready, "demo")
+    with pytest.raises(NotFoundError, match="'demo' has no monitor subscription") as err:
+        monitor_views.monitor_status(ready, "demo")
+    assert err.value.hint.action == "monitor.create" and "mlops" not in str(err.value)
 
 
 # --- runs, status, history -----------------------------------------------------------------------
@@ -384,7 +385,7 @@ def test_run_and_status_report_violations(ready: Backend, volume: Path) -> None:
     assert gen["issue_count"] == 4
     assert {v["metric"] for v in gen["violations"]} == set(GENERIC.metric_names)
 
-    status = monitor.monitor_status(ready, "demo")
+    status = monitor_views.monitor_status(ready, "demo")
     by_id = {m["monitor_id"]: m for m in status["monitors"]}
     g = by_id["generic_metrics"]
     assert g["state"] == "issues" and g["issue_count"] == 4
@@ -431,7 +432,7 @@ def test_failed_run_is_recorded_with_its_message(ready: Backend, volume: Path) -
     assert "currently only 2 files can be found" in seg["error"]
     assert "measurement_id" not in seg
     assert runs["generic_metrics"]["state"] == "finished"
-    status = {m["monitor_id"]: m for m in monitor.monitor_status(ready, "demo")["monitors"]}
+    status = {m["monitor_id"]: m for m in monitor_views.monitor_status(ready, "demo")["monitors"]}
     assert status["segmentation_metrics"]["state"] == "error"
     assert status["segmentation_metrics"]["latest_run"]["error"] == seg["error"]
     assert status["segmentation_metrics"].get("measurement_id") is None
@@ -448,7 +449,7 @@ def test_old_images_fall_out_of_the_window(ready: Backend, volume: Path) -> None
     monitor.monitor_create(ready, "demo")
     runs = {r["monitor_id"]: r for r in monitor.monitor_run(ready, "demo")}
     assert "currently only 0 files" in runs["segmentation_metrics"]["error"]
-    hist = monitor.monitor_history(ready, "demo", "generic_metrics", "num_images_recent_ground_truth")
+    hist = monitor_views.monitor_history(ready, "demo", "generic_metrics", "num_images_recent_ground_truth")
     assert hist[0]["value"] == 0.0 and hist[0]["violated"]
 
 
@@ -470,7 +471,7 @@ def test_volumes_root_can_be_configured(
     monitor.monitor_create(ready, "demo")
     (run,) = monitor.monitor_run(ready, "demo", "generic_metrics")
     assert run["state"] == "finished"
-    status = {m["monitor_id"]: m for m in monitor.monitor_status(ready, "demo")["monitors"]}
+    status = {m["monitor_id"]: m for m in monitor_views.monitor_status(ready, "demo")["monitors"]}
     assert {m["metric"]: m["value"] for m in status["generic_metrics"]["metrics"]}[
         "num_images_total_predicted"
     ] == 5.0
@@ -481,30 +482,30 @@ def test_history_newest_first_and_by_metric(ready: Backend) -> None:
     first = monitor.monitor_run(ready, "demo", "generic_metrics")[0]
     second = monitor.monitor_run(ready, "demo", "generic_metrics")[0]
     monitor.monitor_run(ready, "demo", "segmentation_metrics")
-    rows = monitor.monitor_history(ready, "demo", "generic_metrics")
+    rows = monitor_views.monitor_history(ready, "demo", "generic_metrics")
     assert [r["run_id"] for r in rows] == [second["run_id"], first["run_id"]]
     assert rows[0]["metrics"]["num_images_total_ground_truth"] == 4.0
-    assert len(monitor.monitor_history(ready, "demo")) == 3
-    dice = monitor.monitor_history(ready, "demo", metric="Dice")
+    assert len(monitor_views.monitor_history(ready, "demo")) == 3
+    dice = monitor_views.monitor_history(ready, "demo", metric="Dice")
     assert len(dice) == 1 and dice[0]["monitor_id"] == "segmentation_metrics"
     assert set(dice[0]) >= {"value", "limit", "direction", "violated", "measurement_id"}
-    assert len(monitor.monitor_history(ready, "demo", limit=1)) == 1
+    assert len(monitor_views.monitor_history(ready, "demo", limit=1)) == 1
     with pytest.raises(MlopsError, match="has a metric 'dice'.*Dice"):
-        monitor.monitor_history(ready, "demo", metric="dice")
+        monitor_views.monitor_history(ready, "demo", metric="dice")
     with pytest.raises(NotFoundError, match="has no 'other_metrics' monitor"):
-        monitor.monitor_history(ready, "demo", "other_metrics")
+        monitor_views.monitor_history(ready, "demo", "other_metrics")
 
 
 def test_list_and_delete(ready: Backend) -> None:
     created = monitor.monitor_create(ready, "demo", evaluate=True)
-    (row,) = monitor.monitor_list(ready)
+    (row,) = monitor_views.monitor_list(ready)
     assert row["subscription_id"] == created["subscription_id"]
     assert row["name"] == "demo Monitor" and row["deployment_name"] == "demo"
     assert row["model_asset_id"] == ASSET
     assert sorted(m["monitor_id"] for m in row["monitors"]) == ["generic_metrics", "segmentation_metrics"]
     out = monitor.monitor_delete(ready, "demo")
     assert out["deleted_subscription_ids"] == [created["subscription_id"]]
-    assert monitor.monitor_list(ready) == []
+    assert monitor_views.monitor_list(ready) == []
     assert _entry(ready)["openscale_subscription_id"] is None
     conn = sqlite3.connect(ready.workspace.db_path)
     for table in ("mon_monitor_instances", "mon_runs", "mon_measurements"):
@@ -522,10 +523,10 @@ def test_delete_subscription_for_works_without_the_entry(ready: Backend) -> None
 
 
 def test_thresholds_and_compute(ready: Backend, volume: Path) -> None:
-    assert monitor.monitor_thresholds(ready, "segmentation_metrics") == SEGMENTATION.default_thresholds()
-    assert monitor.monitor_thresholds(ready, "generic_metrics") == GENERIC.default_thresholds()
+    assert monitor_views.monitor_thresholds(ready, "segmentation_metrics") == SEGMENTATION.default_thresholds()
+    assert monitor_views.monitor_thresholds(ready, "generic_metrics") == GENERIC.default_thresholds()
     with pytest.raises(NotFoundError, match="unknown monitor 'nope'"):
-        monitor.monitor_thresholds(ready, "nope")
+        monitor_views.monitor_thresholds(ready, "nope")
     out = monitor.monitor_compute(
         ready,
         "generic_metrics",
@@ -548,7 +549,7 @@ def test_registered_versioned_monitor_runs_end_to_end(ready: Backend) -> None:
     assert refused.value.hint.args == {"monitor": "segmentation_metrics_v22", "provider": "segmentation_metrics"}
     reg = monitor.monitor_register(ready, "segmentation_metrics_v22", "segmentation_metrics")
     assert reg["metrics"] == SEGMENTATION.metric_names
-    assert "segmentation_metrics_v22" in {d["monitor_id"] for d in monitor.monitor_definitions(ready)}
+    assert "segmentation_metrics_v22" in {d["monitor_id"] for d in monitor_views.monitor_definitions(ready)}
     out = monitor.monitor_create(ready, "v22", evaluate=True)
     assert out["runs"][0]["monitor_id"] == "segmentation_metrics_v22"
     assert out["runs"][0]["state"] == "finished"

@@ -28,7 +28,7 @@ def test_monitor_create_without_provider_says_how_to_create_it(cli, backend: Bac
     res = cli("monitor", "create", "--name", "demo")
     assert res.exit_code == 1
     assert "no OpenScale service provider named 'OpenScale Headless Service Provider'" in res.stderr
-    assert "mlops provider create" in res.stderr
+    assert "create it first (template C1_OpenScale_Dummy_ML_Provider)" in res.stderr
     assert "Traceback" not in res.output
 
 
@@ -56,15 +56,16 @@ def test_monitor_commands_end_to_end(cli, backend: Backend) -> None:
     (volume / "pred" / "img0_Seg.png").unlink()
     (volume / "pred" / "img1_Seg.png").unlink()
     run = cli("monitor", "run", "--name", "demo", "--monitor", "segmentation_metrics")
-    assert run.exit_code == 0, run.output
+    assert run.exit_code == 1, run.output  # the evaluation failed, and so did its template run
     assert "failed: Needs at least 3 newly created files" in run.stdout
+    assert "A5_Monitor_Evaluation" in run.stderr  # the run in the audit trail
     status = cli("monitor", "status", "--name", "demo")
     assert "segmentation_metrics: error: the latest run" in status.stdout
     assert "currently only 2 files can be found" in status.stdout
 
     hist = cli("monitor", "history", "--name", "demo", "--metric", "Dice")
     assert hist.exit_code == 0 and "segmentation_metrics" in hist.stdout and "20 lower" in hist.stdout
-    rows = json.loads(cli("monitor", "history", "--name", "demo", "--json").stdout)
+    rows = json.loads(cli("monitor", "history", "--name", "demo", "--json").stdout)["measurements"]
     assert len(rows) == 2
     bad = cli("monitor", "history", "--name", "demo", "--metric", "nope")
     assert bad.exit_code == 1 and "has a metric 'nope'" in bad.stderr

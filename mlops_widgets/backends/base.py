@@ -411,6 +411,12 @@ class MonitorInstances(Protocol):
         """Replace thresholds and/or parameters (OpenScale's PATCH of /thresholds, /parameters)."""
         ...
 
+    def set_schedule(self, monitor_instance_id: str, schedule: dict[str, Any] | None) -> Resource:
+        """Replace the instance's `schedule` (OpenScale's shape, see `monitors.schedule`; None
+        removes it). Who runs it is the backend's: OpenScale on cpd, the workspace's service
+        locally (started when an enabled schedule is set)."""
+        ...
+
     def delete(self, monitor_instance_id: str) -> None: ...
 
 

@@ -15,6 +15,7 @@ from mlops_widgets.workspace import Workspace
 DEMO_WORKSPACE = "mlops-demo"  # where `mlops demo` and `mlops lab` meet when no workspace is named
 DEMO_DEPLOYMENT = "deepliif-demo"
 DEMO_IMAGES = 12
+DEMO_SCHEDULE = "1h"  # the demo's monitors evaluate on their own at this repeat while its service runs
 STEPS = 8
 
 
@@ -59,7 +60,7 @@ def _run(obj: CliContext) -> None:
     from mlops_widgets.backends.local.inference import stop_service
     from mlops_widgets.cli._run import run_step
     from mlops_widgets.examples.synthetic import write_tiles
-    from mlops_widgets.ops import deploy, monitor
+    from mlops_widgets.ops import deploy, monitor_views, schedule
     from mlops_widgets.runner import list_runs
 
     backend = obj.backend()
@@ -67,6 +68,8 @@ def _run(obj: CliContext) -> None:
     loaded = obj.load_config(str(examples.CONFIG), with_key=False)
     (entry,) = loaded.entries.values()
     settings = entry["openscale_custom_metric_provider"]["segmentation_metrics"]
+    for monitor_settings in entry["openscale_custom_metric_provider"].values():
+        monitor_settings["schedule"] = {"every": DEMO_SCHEDULE}  # A3 puts it on the monitor instances
     volume = settings["volume_display_name"]
     runs_before = len(list_runs(ws))
 
@@ -95,11 +98,13 @@ def _run(obj: CliContext) -> None:
     _step(5, "create the headless service provider (C1_OpenScale_Dummy_ML_Provider)")
     run_step(obj, "C1_OpenScale_Dummy_ML_Provider", {})
 
-    _step(6, "attach both monitors and evaluate them (A3_OpenScale_Configuration)")
+    _step(6, f"attach both monitors, evaluated every {DEMO_SCHEDULE}, and evaluate them now (A3_OpenScale_Configuration)")
     run_step(obj, "A3_OpenScale_Configuration", {"deployment_name": DEMO_DEPLOYMENT, "evaluate": True})
 
-    _step(7, "monitor status")
-    _print_status(monitor.monitor_status(backend, DEMO_DEPLOYMENT))
+    _step(7, "monitor status and schedules")
+    _print_status(monitor_views.monitor_status(backend, DEMO_DEPLOYMENT))
+    for row in schedule.list_schedules(backend, DEMO_DEPLOYMENT):
+        click.echo(f"{row['monitor_id']}: every {row['every']}, {row['status']}, next at {row['next_at']}")
 
     _step(8, "the audit trail of this demo, and the deployment stopped")
     all_runs = list_runs(ws)

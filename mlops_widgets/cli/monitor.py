@@ -9,18 +9,17 @@ from typing import Any
 
 import click
 
+from mlops_widgets.cli import monitor_watch
 from mlops_widgets.cli._common import CliContext, echo_result, echo_table, pass_obj
+from mlops_widgets.cli.monitor_watch import num as _num
 from mlops_widgets.ops import monitor as ops_monitor
+from mlops_widgets.ops import monitor_views
 from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER as DEFAULT_PROVIDER
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 _name = click.option(
     "--name", required=True, help="Deployment name (the entry's wmla_deployment.deployment_name)."
 )
-
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _violation_lines(violations: list[dict[str, Any]]) -> None:
@@ -113,8 +112,24 @@ def _print_runs(runs: list[dict[str, Any]]) -> None:
 @_json
 @pass_obj
 def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> None:
-    """Evaluate the deployment's monitors now (OpenScale's manual run)."""
-    echo_result(ops_monitor.monitor_run(obj.backend(), name, monitor_id), as_json=as_json, text=_print_runs)
+    """Evaluate the deployment's monitors now (OpenScale's manual run, template
+    A5_Monitor_Evaluation); new alerts go to the notification channels."""
+    from mlops_widgets.cli._run import run_step
+    from mlops_widgets.ops import notify
+    from mlops_widgets.runner import RunFailed
+
+    params = {"deployment_name": name, "monitor_id": monitor_id, "triggered_by": "user", "fail_on_error": True}
+    try:
+        record, failed = run_step(obj, "A5_Monitor_Evaluation", params), None
+    except RunFailed as exc:
+        record, failed = exc.record, exc
+    runs = record.results.get("runs") or []
+    notify.dispatch(obj.ws())
+    if failed is not None and not runs:
+        raise failed  # it failed before evaluating: its error says why
+    echo_result(runs, as_json=as_json, text=_print_runs)
+    if failed is not None:
+        raise click.exceptions.Exit(1)  # an evaluation failed: printed above, in the audit trail
 
 
 @monitor.command("status")
@@ -124,7 +139,7 @@ def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> No
 def status(obj: CliContext, name: str, as_json: bool) -> None:
     """The latest measurement of each monitor: ids, time, issue count and every metric outside
     its threshold (--json: every metric)."""
-    echo_result(ops_monitor.monitor_status(obj.backend(), name), as_json=as_json, text=_print_status)
+    echo_result(monitor_views.monitor_status(obj.backend(), name), as_json=as_json, text=_print_status)
 
 
 def _print_status(st: dict[str, Any]) -> None:
@@ -158,37 +173,81 @@ def _print_status(st: dict[str, Any]) -> None:
 @click.option("--monitor", "monitor_id", help="Only this monitor.")
 @click.option("--metric", help="Only this metric: its value and limit per measurement.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many measurements.")
+@click.option(
+    "--points", type=click.IntRange(min=2), default=monitor_views.TREND_POINTS, show_default=True,
+    help="Fit each metric's trend on this many latest measurements.",
+)
 @_json
 @pass_obj
 def history(
-    obj: CliContext, name: str, monitor_id: str | None, metric: str | None, limit: int | None, as_json: bool
+    obj: CliContext,
+    name: str,
+    monitor_id: str | None,
+    metric: str | None,
+    limit: int | None,
+    points: int,
+    as_json: bool,
 ) -> None:
-    """Past measurements of the deployment's monitors, newest first."""
-    rows = ops_monitor.monitor_history(obj.backend(), name, monitor_id, metric, limit=limit)
-    empty = f"no measurements yet: run `mlops monitor run --name {name}`"
+    """Past measurements of the deployment's monitors, newest first, then each metric's trend:
+    its slope over the latest measurements and, when it moves toward its limit, when it is
+    expected to cross it."""
+    backend = obj.backend()
+    rows = monitor_views.monitor_history(backend, name, monitor_id, metric, limit=limit)
+    trends = [
+        t for t in monitor_views.monitor_trends(backend, name, monitor_id, points=points)
+        if metric is None or t["metric"] == metric
+    ]
+    if not rows and not as_json:
+        click.echo(f"no measurements yet: run `mlops monitor run --name {name}`")
+        return
+    echo_result(
+        {"measurements": rows, "trends": trends}, as_json=as_json, text=lambda doc: _print_history(doc, metric)
+    )
+
+
+def _print_history(doc: dict[str, Any], metric: str | None) -> None:
+    rows = doc["measurements"]
     if metric:
-        echo_result(
-            rows,
-            as_json=as_json,
-            empty=empty,
-            header=("TIME", "MONITOR", "VALUE", "LIMIT", "VIOLATED", "MEASUREMENT ID"),
-            row=lambda r: (
-                r["timestamp"],
-                r["monitor_id"],
-                _num(r["value"]),
-                f"{_num(r['limit'])} {r['direction'] or ''}".strip(),
-                "yes" if r["violated"] else "no",
-                r["measurement_id"],
-            ),
+        echo_table(
+            ("TIME", "MONITOR", "VALUE", "LIMIT", "VIOLATED", "MEASUREMENT ID"),
+            [
+                (
+                    r["timestamp"],
+                    r["monitor_id"],
+                    _num(r["value"]),
+                    f"{_num(r['limit'])} {r['direction'] or ''}".strip(),
+                    "yes" if r["violated"] else "no",
+                    r["measurement_id"],
+                )
+                for r in rows
+            ],
         )
     else:
-        echo_result(
-            rows,
-            as_json=as_json,
-            empty=empty,
-            header=("TIME", "MONITOR", "ISSUES", "RUN ID", "MEASUREMENT ID"),
-            row=lambda r: (r["timestamp"], r["monitor_id"], _num(r["issue_count"]), r["run_id"], r["measurement_id"]),
+        echo_table(
+            ("TIME", "MONITOR", "ISSUES", "RUN ID", "MEASUREMENT ID"),
+            [(r["timestamp"], r["monitor_id"], _num(r["issue_count"]), r["run_id"], r["measurement_id"]) for r in rows],
         )
+    click.echo("")
+    echo_table(("MONITOR", "METRIC", "LATEST", "LIMIT", "SLOPE/H", "TREND"), [_trend_row(t) for t in doc["trends"]])
+
+
+def _trend_row(t: dict[str, Any]) -> tuple[str, ...]:
+    if t["violated"]:
+        trend = "violated"
+    elif t["toward_limit"]:
+        trend = f"toward the limit: crosses in {_num(t['crosses_in_h'])} h ({t['crosses_at']})"
+    elif t["slope_per_hour"] is not None and t["limit"] is not None:
+        trend = "away from the limit"
+    else:
+        trend = "-"
+    return (
+        t["monitor_id"],
+        t["metric"],
+        _num(t["latest"]),
+        f"{_num(t['limit'])} {t['direction'] or ''}".strip(),
+        "-" if t["slope_per_hour"] is None else f"{t['slope_per_hour']:+.4g}",
+        trend,
+    )
 
 
 @monitor.command("list")
@@ -197,7 +256,7 @@ def history(
 def list_(obj: CliContext, as_json: bool) -> None:
     """Subscriptions with their monitors."""
     echo_result(
-        ops_monitor.monitor_list(obj.backend()),
+        monitor_views.monitor_list(obj.backend()),
         as_json=as_json,
         empty="no subscriptions: attach monitors with `mlops monitor create --name NAME`",
         header=("SUBSCRIPTION ID", "DEPLOYMENT", "MODEL ASSET ID", "MONITORS"),
@@ -228,7 +287,7 @@ def delete(obj: CliContext, name: str) -> None:
 @pass_obj
 def thresholds(obj: CliContext, monitor_id: str, as_json: bool) -> None:
     """A monitor's default thresholds, in the entry's shape (ready to paste under `thresholds`)."""
-    echo_result(ops_monitor.monitor_thresholds(obj.backend(), monitor_id), as_json=as_json, text=_print_thresholds)
+    echo_result(monitor_views.monitor_thresholds(obj.backend(), monitor_id), as_json=as_json, text=_print_thresholds)
 
 
 def _print_thresholds(thresholds: dict[str, Any]) -> None:
@@ -311,8 +370,13 @@ def publish(obj: CliContext, monitor_id: str, software_spec: str | None, as_json
 def definitions(obj: CliContext, as_json: bool) -> None:
     """The monitor definitions available, with their metrics."""
     echo_result(
-        ops_monitor.monitor_definitions(obj.backend()),
+        monitor_views.monitor_definitions(obj.backend()),
         as_json=as_json,
         header=("MONITOR ID", "METRICS", "NAME"),
         row=lambda r: (r["monitor_id"], str(len(r["metrics"])), r["name"]),
     )
+
+
+# Schedules, alerts and notification channels: their own module, under `mlops monitor`.
+for _command in (monitor_watch.schedule, monitor_watch.alerts, monitor_watch.notify):
+    monitor.add_command(_command)

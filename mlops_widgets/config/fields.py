@@ -215,6 +215,18 @@ class Number:
         return {"type": "number", "exclusiveMinimum": 0}
 
 
+# A schedule's repeat: a whole number and a unit (s, m, h, d), as `every: 30m` in an entry.
+EVERY_PATTERN = r"[1-9][0-9]{0,5}[smhd]"
+EVERY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def every_seconds(every: str) -> int:
+    """Seconds of a valid `every` value ("30m" -> 1800); a ValueError for anything else."""
+    if not isinstance(every, str) or not re.fullmatch(EVERY_PATTERN, every):
+        raise ValueError(f"a repeat is a whole number and a unit s, m, h or d (e.g. 30m), got {every!r}")
+    return int(every[:-1]) * EVERY_UNITS[every[-1]]
+
+
 FLAG_STRINGS = {"True": True, "False": False, "true": True, "false": False}
 
 

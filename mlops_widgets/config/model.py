@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mlops_widgets.config.fields import (
+    EVERY_PATTERN,
     Checker,
     Field,
     Flag,
@@ -198,8 +199,21 @@ THRESHOLD = Record(
     ),
 )
 
+SCHEDULE = Record(
+    expect="a mapping of schedule settings (every, paused)",
+    fields=(
+        Field(
+            "every",
+            Text(pattern=EVERY_PATTERN, rule="must be a whole number and a unit s, m, h or d (e.g. 30m, 1h)"),
+            "How often the monitor is evaluated: a whole number and a unit s, m, h or d (30m, 1h, 1d).",
+            required=True,
+        ),
+        Field("paused", Flag(), "A paused schedule keeps its repeat but evaluates nothing.", default=False),
+    ),
+)
+
 MONITOR_SETTINGS = Record(
-    expect="a mapping of monitor settings (dir_gt, dir_pred, volume_display_name, most_recent, thresholds)",
+    expect="a mapping of monitor settings (dir_gt, dir_pred, volume_display_name, most_recent, thresholds, schedule)",
     fields=(
         Field(
             "dir_gt",
@@ -231,6 +245,12 @@ MONITOR_SETTINGS = Record(
             "Metric name -> limit. Names are the monitor definition's, case-sensitive; a metric "
             "left out keeps the definition's default threshold.",
             required=True,
+        ),
+        Field(
+            "schedule",
+            SCHEDULE,
+            "Evaluate the monitor on its own at this repeat (OpenScale's monitor instance schedule); "
+            "absent: only when asked.",
         ),
     ),
 )

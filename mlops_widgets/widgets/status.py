@@ -58,7 +58,7 @@ class StatusTab:
         """Nothing here changes state: no action to enable."""
 
     def show(self) -> None:
-        from mlops_widgets.ops import monitor
+        from mlops_widgets.ops import monitor_views as monitor
 
         name = self.deployment.value
         self.status = None

@@ -19,7 +19,9 @@ from mlops_widgets.workspace import Workspace
 log = logging.getLogger(__name__)
 
 # "module:attribute" of each companion, in start order.
-REGISTRY: list[str] = []
+REGISTRY: list[str] = [
+    "mlops_widgets.runner.scheduler:MonitorScheduler",  # monitor schedules (issue 16)
+]
 
 
 class Companion(Protocol):

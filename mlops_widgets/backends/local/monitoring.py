@@ -22,6 +22,7 @@ from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
 from mlops_widgets.monitors.definitions import MonitorDefinition, Threshold
+from mlops_widgets.monitors.schedule import is_enabled
 from mlops_widgets.monitors.thresholds import (
     DIRECTION_OF,
     LIMIT_TYPES,
@@ -419,6 +420,27 @@ class LocalMonitorInstances(_Table):
                 "UPDATE mon_monitor_instances SET entity = ? WHERE id = ?",
                 (json.dumps(entity), monitor_instance_id),
             )
+        return self.get(monitor_instance_id)
+
+    def set_schedule(self, monitor_instance_id: str, schedule: dict[str, Any] | None) -> Resource:
+        """Store the schedule; an enabled one starts the workspace's service, whose scheduler
+        runs it (`mlops_widgets.runner.scheduler`)."""
+        with self._store.write() as conn:
+            row = _one(conn, "mon_monitor_instances", monitor_instance_id, "monitor instance")
+            entity = json.loads(row["entity"])
+            if schedule is None:
+                entity.pop("schedule", None)
+            else:
+                entity["schedule"] = dict(schedule)
+            entity["_modified_at"] = _now()
+            conn.execute(
+                "UPDATE mon_monitor_instances SET entity = ? WHERE id = ?",
+                (json.dumps(entity), monitor_instance_id),
+            )
+        if is_enabled(schedule):
+            from mlops_widgets.backends.local.inference.client import start_service
+
+            start_service(self._store.workspace)
         return self.get(monitor_instance_id)
 
     def delete(self, monitor_instance_id: str) -> None:

@@ -1,0 +1,209 @@
+"""`mlops monitor schedule | alerts | notify`: monitoring that runs by itself (schedules), what it
+found (alerts) and who is told (notification channels). Registered under `mlops monitor`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.errors import MlopsError
+
+_json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def num(value: Any) -> str:
+    """A measured value as listings print it."""
+    return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _since(text: str | None) -> str | None:
+    """`--since`: an ISO time, or a duration ago (30m, 2h, 1d)."""
+    if text is None:
+        return None
+    from mlops_widgets.config.fields import every_seconds
+    from mlops_widgets.monitors.schedule import parse_time
+
+    try:
+        return (datetime.now(UTC) - timedelta(seconds=every_seconds(text))).isoformat()
+    except ValueError:
+        return parse_time(text).isoformat()
+
+
+# --- schedule ------------------------------------------------------------------------------------
+
+
+@click.command("schedule")
+@click.option("--name", help="Deployment name (required unless --list).")
+@click.option("--monitor", "monitor_id", help="Only this monitor (default: every monitor of the entry).")
+@click.option("--every", help="Repeat: a whole number and a unit s, m, h or d (30m, 1h, 1d).")
+@click.option("--pause", is_flag=True, help="Pause the schedule (kept, evaluates nothing).")
+@click.option("--resume", is_flag=True, help="Resume a paused schedule.")
+@click.option("--off", "remove", is_flag=True, help="Remove the schedule.")
+@click.option("--list", "list_", is_flag=True, help="List the schedules (of --name, else all).")
+@_json
+@pass_obj
+def schedule(
+    obj: CliContext,
+    name: str | None,
+    monitor_id: str | None,
+    every: str | None,
+    pause: bool,
+    resume: bool,
+    remove: bool,
+    list_: bool,
+    as_json: bool,
+) -> None:
+    """Evaluate monitors on a schedule (OpenScale's monitor instance schedule). Locally the
+    workspace's service runs it (started when needed), each evaluation a template run."""
+    from mlops_widgets.ops import schedule as ops_schedule
+
+    changes = [flag for flag, on in (("--every", every), ("--pause", pause), ("--resume", resume),
+                                     ("--off", remove)) if on]
+    if list_:
+        if changes:
+            raise MlopsError(f"--list cannot be combined with {', '.join(changes)}")
+        rows = ops_schedule.list_schedules(obj.backend(), name)
+    else:
+        if not name:
+            raise MlopsError("give the deployment with --name (or list the schedules with --list)")
+        if not changes:
+            raise MlopsError("say what to do: --every REPEAT, --pause, --resume or --off")
+        if (pause and resume) or (remove and len(changes) > 1) or (resume and every):
+            raise MlopsError(f"{' and '.join(changes)} cannot be combined")
+        rows = ops_schedule.set_schedule(
+            obj.backend(), name, monitor_id, every=every, paused=pause if (pause or resume) else None,
+            remove=remove,
+        )
+        rows = [{**r, **(r.pop("schedule") or {})} for r in rows]
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("no schedules: set one with `mlops monitor schedule --name NAME --every 1h`")
+    else:
+        echo_table(
+            ("DEPLOYMENT", "MONITOR", "EVERY", "STATUS", "NEXT", "LATEST RUN"),
+            [
+                (
+                    r["deployment_name"],
+                    r["monitor_id"],
+                    r.get("every") or "-",
+                    r.get("status") or "removed",
+                    r.get("next_at") or "-",
+                    _latest(r.get("latest_run")),
+                )
+                for r in rows
+            ],
+        )
+
+
+def _latest(run: dict[str, Any] | None) -> str:
+    if not run:
+        return "-"
+    return f"{run['state']} {run.get('completed_at') or run.get('started_at') or ''}".strip()
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+
+@click.command("alerts")
+@click.option("--name", help="Only this deployment's alerts.")
+@click.option("--since", help="Only alerts measured since: an ISO time or a duration ago (30m, 2h, 1d).")
+@click.option("--unacknowledged", is_flag=True, help="Only the alerts nobody acknowledged yet.")
+@click.option("--ack", "ack_ids", multiple=True, metavar="ID", help="Acknowledge this alert (id or prefix).")
+@click.option("--ack-all", is_flag=True, help="Acknowledge every alert (of --name).")
+@_json
+@pass_obj
+def alerts(
+    obj: CliContext,
+    name: str | None,
+    since: str | None,
+    unacknowledged: bool,
+    ack_ids: tuple[str, ...],
+    ack_all: bool,
+    as_json: bool,
+) -> None:
+    """Measurements that violated a threshold, newest first (read from the backend's
+    measurements, so on cpd from OpenScale's); new ones go to the notification channels."""
+    from mlops_widgets.ops import alerts as ops_alerts
+    from mlops_widgets.ops import notify
+
+    ws = obj.ws()
+    if ack_ids or ack_all:
+        count = ops_alerts.acknowledge(ws, list(ack_ids), deployment_name=name)
+        click.echo(f"acknowledged {count} alert(s)")
+        return
+    ops_alerts.sync(obj.backend(), name)
+    notify.dispatch(ws)
+    rows = ops_alerts.list_alerts(ws, deployment_name=name, since=_since(since), unacknowledged=unacknowledged)
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("no alerts")
+    else:
+        echo_table(
+            ("ALERT ID", "MEASURED", "DEPLOYMENT", "MONITOR", "VIOLATIONS", "ACK"),
+            [
+                (
+                    r["alert_id"][:8],
+                    r["measured_at"],
+                    r["deployment_name"],
+                    r["monitor_id"],
+                    "; ".join(
+                        f"{v['metric']} {num(v['value'])} ({v['direction']} limit {num(v['limit'])})"
+                        for v in r["violations"]
+                    ),
+                    "yes" if r["acknowledged_at"] else "no",
+                )
+                for r in rows
+            ],
+        )
+
+
+# --- notify --------------------------------------------------------------------------------------
+
+
+@click.command("notify")
+@click.option("--webhook", metavar="URL", help="POST each new alert as JSON to this URL (kept secret).")
+@click.option("--command", metavar="CMD", help="Run this shell command with each new alert as JSON on stdin.")
+@click.option("--list", "list_", is_flag=True, help="List the notification channels.")
+@click.option("--remove", "remove_id", metavar="ID", help="Remove this channel.")
+@_json
+@pass_obj
+def notify(
+    obj: CliContext,
+    webhook: str | None,
+    command: str | None,
+    list_: bool,
+    remove_id: str | None,
+    as_json: bool,
+) -> None:
+    """The workspace's notification channels: each alert that starts a violation episode is sent
+    to every channel once (not again while the metric stays violated)."""
+    from mlops_widgets.ops import notify as ops_notify
+
+    ws = obj.ws()
+    chosen = [o for o, v in (("--webhook", webhook), ("--command", command), ("--list", list_),
+                             ("--remove", remove_id)) if v]
+    if len(chosen) != 1:
+        raise MlopsError("give one of --webhook URL, --command CMD, --list or --remove ID")
+    if remove_id:
+        ops_notify.remove_channel(ws, remove_id)
+        click.echo(f"removed channel {remove_id}")
+        return
+    if webhook or command:
+        added = ops_notify.add_channel(ws, webhook=webhook, command=command)
+        click.echo(f"added {added['kind']} channel {added['channel_id']}: {added['target']}")
+        return
+    rows = ops_notify.list_channels(ws)
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("no notification channels")
+    else:
+        echo_table(
+            ("CHANNEL ID", "KIND", "TARGET", "CREATED"),
+            [(r["channel_id"], r["kind"], r["target"], r["created_at"]) for r in rows],
+        )

@@ -1,0 +1,101 @@
+"""Monitor schedules as OpenScale keeps them on a monitor instance, and the slot arithmetic the
+local scheduler and the listings share.
+
+OpenScale's shape: `{"repeat_interval": 30, "repeat_type": "minute", "status": "enabled" |
+"disabled", "start_time": {"type": "absolute", "value": ISO time}}`. OpenScale's smallest
+repeat type is the minute; the embedded backend also keeps "second" (tests, demos). An
+evaluation is due at each slot `start + k * interval` (k >= 1); a scheduler that was down runs
+only the latest missed slot.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mlops_widgets.config.fields import EVERY_UNITS, every_seconds
+from mlops_widgets.errors import Hint, MlopsError
+
+MIN_ENV = "MLOPS_MIN_SCHEDULE_S"
+DEFAULT_MIN_S = 60
+ENABLED, DISABLED = "enabled", "disabled"
+_TYPES = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
+_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+def min_interval_s() -> int:
+    """The smallest repeat accepted: $MLOPS_MIN_SCHEDULE_S (lowered for tests), else 60 s."""
+    raw = os.environ.get(MIN_ENV, "")
+    try:
+        return max(1, int(raw)) if raw.strip() else DEFAULT_MIN_S
+    except ValueError:
+        raise MlopsError(f"{MIN_ENV} must be a whole number of seconds, got {raw!r}") from None
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO time (a time without zone is UTC)."""
+    try:
+        t = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise MlopsError(f"not an ISO date and time: {value!r} (e.g. 2026-01-31T08:00:00Z)") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def make_schedule(every: str, *, paused: bool = False, start: datetime | None = None) -> dict[str, Any]:
+    """OpenScale's schedule for `every` ("30m"); a repeat below the minimum is refused."""
+    try:
+        seconds = every_seconds(every)
+    except ValueError as exc:
+        raise MlopsError(str(exc)) from None
+    if seconds < min_interval_s():
+        raise MlopsError(
+            f"a schedule may repeat at most every {min_interval_s()} s, got {every!r}",
+            hint=Hint("monitor.schedule", "choose a longer repeat", {"every": f"{min_interval_s()}s"}),
+        )
+    return {
+        "repeat_interval": int(every[:-1]),
+        "repeat_type": _TYPES[every[-1]],
+        "status": DISABLED if paused else ENABLED,
+        "start_time": {"type": "absolute", "value": (start or datetime.now(UTC)).isoformat()},
+    }
+
+
+def interval_s(schedule: dict[str, Any]) -> int:
+    """Seconds between slots, never below the minimum in force (a schedule written by hand or
+    under a lower minimum cannot run more often)."""
+    seconds = int(schedule["repeat_interval"]) * _SECONDS[schedule["repeat_type"]]
+    return max(seconds, min_interval_s())
+
+
+def every_text(schedule: dict[str, Any]) -> str:
+    """`30m` for a 30-minute schedule: the entry's and the CLI's way of writing it."""
+    unit = next((u for u, t in _TYPES.items() if t == schedule.get("repeat_type")), None)
+    if unit is None:  # week, month...: written as days
+        days = int(schedule["repeat_interval"]) * _SECONDS[schedule["repeat_type"]] // EVERY_UNITS["d"]
+        return f"{days}d"
+    return f"{schedule['repeat_interval']}{unit}"
+
+
+def start_of(schedule: dict[str, Any]) -> datetime:
+    start = (schedule.get("start_time") or {}).get("value")
+    return parse_time(start) if start else datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def latest_slot(schedule: dict[str, Any], now: datetime) -> datetime | None:
+    """The latest slot at or before `now`; None before the first one."""
+    start, step = start_of(schedule), interval_s(schedule)
+    k = math.floor((now - start).total_seconds() / step)
+    return start + timedelta(seconds=k * step) if k >= 1 else None
+
+
+def next_slot(schedule: dict[str, Any], now: datetime) -> datetime:
+    """The first slot after `now`."""
+    start, step = start_of(schedule), interval_s(schedule)
+    k = max(1, math.floor((now - start).total_seconds() / step) + 1)
+    return start + timedelta(seconds=k * step)
+
+
+def is_enabled(schedule: dict[str, Any] | None) -> bool:
+    return bool(schedule) and schedule.get("status", ENABLED) == ENABLED  # type: ignore[union-attr]

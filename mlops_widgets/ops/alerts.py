@@ -1,0 +1,195 @@
+"""Alerts: a measurement with violations, recorded once in the workspace with its deployment,
+monitor, violated metrics (value and limit) and the runs behind it; acknowledged by the user.
+
+Alerts are derived from the backend's measurements (the embedded ones or OpenScale's), so both
+backends raise them alike: `record` reads the measurements newer than the last one seen per
+monitor instance. A violation *episode* of a metric starts at the first measurement violating
+it and ends at the first one that does not; an alert that starts an episode of at least one
+metric is the one notified (`ops.notify`), the others while the metric stays violated are not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.errors import NotFoundError
+from mlops_widgets.monitors.schedule import parse_time
+from mlops_widgets.ops.monitor_views import (
+    instances_of,
+    measurement_summary,
+    metric_names,
+    rid,
+    subscription_of,
+)
+from mlops_widgets.workspace import Workspace, transaction
+
+WINDOW = 50  # measurements read per instance on the first look (later: the newer ones)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, measurement_id TEXT NOT NULL UNIQUE, monitor_instance_id TEXT NOT NULL,
+    deployment_name TEXT NOT NULL, measured_at TEXT NOT NULL, opens_episode INTEGER NOT NULL,
+    acknowledged_at TEXT, notified_at TEXT, alert TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_deployment ON alerts (deployment_name, measured_at);
+CREATE TABLE IF NOT EXISTS alerts_seen (
+    monitor_instance_id TEXT PRIMARY KEY, measured_at TEXT NOT NULL, violated TEXT NOT NULL);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@contextlib.contextmanager
+def connect(workspace: Workspace) -> Iterator[sqlite3.Connection]:
+    conn = workspace.connect()
+    try:
+        conn.executescript(_SCHEMA)
+        yield conn
+    finally:
+        conn.close()
+
+
+def _alert(row: sqlite3.Row) -> dict[str, Any]:
+    out = json.loads(row["alert"])
+    out.update(
+        acknowledged_at=row["acknowledged_at"],
+        notified_at=row["notified_at"],
+        opens_episode=bool(row["opens_episode"]),
+    )
+    return out
+
+
+def record(backend: Backend, deployment_name: str, *, audit_run_id: str | None = None) -> list[dict[str, Any]]:
+    """Record the alerts of the deployment's measurements not seen yet; returns the new ones.
+    Safe to call from many processes: a measurement is recorded once."""
+    _asset_id, _entry, sub = subscription_of(backend, deployment_name)
+    found = []
+    for inst in instances_of(backend, rid(sub)):
+        monitor_id = inst["entity"]["monitor_definition_id"]
+        names = metric_names(backend, monitor_id)
+        measured = [
+            measurement_summary(m, names)
+            for m in reversed(backend.monitoring.measurements.list(rid(inst), limit=WINDOW))
+        ]
+        found.append((inst, monitor_id, measured))
+    new: list[dict[str, Any]] = []
+    with connect(backend.workspace) as conn, transaction(conn):
+        for inst, monitor_id, measured in found:
+            seen = conn.execute(
+                "SELECT * FROM alerts_seen WHERE monitor_instance_id = ?", (rid(inst),)
+            ).fetchone()
+            after = parse_time(seen["measured_at"]) if seen else None
+            violated = set(json.loads(seen["violated"])) if seen else set()
+            last = None
+            for m in measured:
+                at = parse_time(m["timestamp"])
+                if after is not None and at <= after:
+                    continue
+                now_violated = {v["metric"] for v in m["violations"]}
+                opening = sorted(now_violated - violated)
+                violated, last = now_violated, at
+                if not now_violated:
+                    continue
+                alert = {
+                    "alert_id": str(uuid.uuid4()),
+                    "deployment_name": deployment_name,
+                    "monitor_id": monitor_id,
+                    "monitor_instance_id": rid(inst),
+                    "measurement_id": m["measurement_id"],
+                    "run_id": m["run_id"],
+                    "audit_run_id": audit_run_id,
+                    "measured_at": at.isoformat(),
+                    "violations": m["violations"],
+                    "new_violations": opening,
+                }
+                inserted = conn.execute(
+                    "INSERT OR IGNORE INTO alerts (id, measurement_id, monitor_instance_id,"
+                    " deployment_name, measured_at, opens_episode, alert) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (alert["alert_id"], alert["measurement_id"], rid(inst), deployment_name,
+                     alert["measured_at"], int(bool(opening)), json.dumps(alert)),
+                ).rowcount
+                if inserted:
+                    new.append({**alert, "opens_episode": bool(opening)})
+            if last is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO alerts_seen VALUES (?, ?, ?)",
+                    (rid(inst), last.isoformat(), json.dumps(sorted(violated))),
+                )
+    return new
+
+
+def list_alerts(
+    workspace: Workspace,
+    *,
+    deployment_name: str | None = None,
+    since: str | None = None,
+    unacknowledged: bool = False,
+) -> list[dict[str, Any]]:
+    """Recorded alerts, newest first; `since` an ISO time."""
+    after = parse_time(since).isoformat() if since else None
+    with connect(workspace) as conn:
+        rows = conn.execute(
+            "SELECT * FROM alerts WHERE (? IS NULL OR deployment_name = ?)"
+            " AND (? IS NULL OR measured_at >= ?) AND (? = 0 OR acknowledged_at IS NULL)"
+            " ORDER BY measured_at DESC",
+            (deployment_name, deployment_name, after, after, int(unacknowledged)),
+        ).fetchall()
+    return [_alert(r) for r in rows]
+
+
+def unacknowledged_count(workspace: Workspace, deployment_name: str | None = None) -> int:
+    """How many alerts nobody acknowledged yet (the panel's and the sidebar's badge)."""
+    with connect(workspace) as conn:
+        (n,) = conn.execute(
+            "SELECT COUNT(*) FROM alerts WHERE acknowledged_at IS NULL AND (? IS NULL OR deployment_name = ?)",
+            (deployment_name, deployment_name),
+        ).fetchone()
+    return int(n)
+
+
+def acknowledge(
+    workspace: Workspace, alert_ids: list[str] | None = None, *, deployment_name: str | None = None
+) -> int:
+    """Acknowledge the given alerts (an id or a unique prefix of one), or every unacknowledged
+    alert (of `deployment_name`); returns how many were acknowledged."""
+    now = _now()
+    with connect(workspace) as conn, transaction(conn):
+        if not alert_ids:
+            return conn.execute(
+                "UPDATE alerts SET acknowledged_at = ? WHERE acknowledged_at IS NULL"
+                " AND (? IS NULL OR deployment_name = ?)",
+                (now, deployment_name, deployment_name),
+            ).rowcount
+        count = 0
+        for prefix in alert_ids:
+            ids = [r["id"] for r in conn.execute("SELECT id FROM alerts WHERE id LIKE ?", (prefix + "%",))]
+            if len(ids) != 1:
+                raise NotFoundError(
+                    f"no alert with id {prefix!r}" if not ids else f"{len(ids)} alerts start with {prefix!r}"
+                )
+            count += conn.execute(
+                "UPDATE alerts SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL", (now, ids[0])
+            ).rowcount
+        return count
+
+
+def sync(backend: Backend, deployment_name: str | None = None) -> list[dict[str, Any]]:
+    """`record` for one deployment or every subscribed one (a subscription whose entry is gone
+    is skipped): how alerts are read from OpenScale's measurements on cpd."""
+    if deployment_name:
+        return record(backend, deployment_name)
+    new = []
+    for sub in backend.monitoring.subscriptions.list():
+        name = (sub["entity"].get("deployment") or {}).get("name")
+        if name:
+            with contextlib.suppress(NotFoundError):
+                new += record(backend, name)
+    return new

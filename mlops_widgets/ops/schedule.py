@@ -1,0 +1,112 @@
+"""Monitor schedules: set, pause, resume, remove and list them.
+
+The entry keeps each monitor's `schedule: {every, paused}` (so re-creating the monitors keeps
+it) and the monitor instance carries OpenScale's schedule, which the backend runs: OpenScale
+on cpd, the workspace's service locally (started when an enabled schedule is set).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.errors import Hint, MlopsError
+from mlops_widgets.monitors.schedule import DISABLED, ENABLED, make_schedule
+from mlops_widgets.ops import space
+from mlops_widgets.ops.monitor_views import (
+    MONITORS_KEY,
+    instances_of,
+    rid,
+    run_summary,
+    schedule_summary,
+    subscription_of,
+)
+
+
+def set_schedule(
+    backend: Backend,
+    deployment_name: str,
+    monitor_id: str | None = None,
+    *,
+    every: str | None = None,
+    paused: bool | None = None,
+    remove: bool = False,
+    start: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Give the deployment's monitors (or `monitor_id`) a schedule repeating `every` ("30m"),
+    or pause / resume (`paused`) / remove the one they have; every monitor is checked before
+    any is changed. Returns each monitor's schedule as `list_schedules` shows it."""
+    asset_id, entry, sub = subscription_of(backend, deployment_name)
+    monitors = entry.get(MONITORS_KEY) or {}
+    chosen = [monitor_id] if monitor_id else list(monitors)
+    plans = []
+    for mid in chosen:
+        if mid not in monitors:
+            raise MlopsError(
+                f"the entry of deployment {deployment_name!r} has no monitor {mid!r}; "
+                f"its monitors are: {', '.join(monitors) or 'none'}"
+            )
+        (inst,) = instances_of(backend, rid(sub), mid) or [None]
+        if inst is None:
+            raise MlopsError(
+                f"monitor {mid!r} of deployment {deployment_name!r} is not attached yet",
+                hint=Hint("monitor.create", "attach the entry's monitors first", {"name": deployment_name}),
+            )
+        current = inst["entity"].get("schedule")
+        if remove:
+            plans.append((mid, inst, None, None))
+            continue
+        if every is None:
+            if not current:
+                raise MlopsError(
+                    f"monitor {mid!r} of deployment {deployment_name!r} has no schedule to pause or resume",
+                    hint=Hint("monitor.schedule", "give it a repeat first", {"name": deployment_name}),
+                )
+            schedule = {**current, "status": DISABLED if paused else ENABLED}
+            settings = {**(monitors[mid].get("schedule") or {}), "paused": bool(paused)}
+        else:
+            schedule = make_schedule(every, paused=bool(paused), start=start)
+            settings = {"every": every, "paused": bool(paused)}
+        plans.append((mid, inst, schedule, settings))
+
+    def change(e: dict[str, Any]) -> None:
+        for mid, _inst, _schedule, settings in plans:
+            if settings is None:
+                e[MONITORS_KEY][mid].pop("schedule", None)
+            else:
+                e[MONITORS_KEY][mid]["schedule"] = settings
+
+    space.update_entry(backend, asset_id, change)
+    out = []
+    for mid, inst, schedule, _settings in plans:
+        updated = backend.monitoring.monitor_instances.set_schedule(rid(inst), schedule)
+        out.append({"deployment_name": deployment_name, "monitor_id": mid, "monitor_instance_id": rid(inst),
+                    "schedule": schedule_summary(updated)})
+    return out
+
+
+def list_schedules(backend: Backend, deployment_name: str | None = None) -> list[dict[str, Any]]:
+    """Every scheduled monitor instance (of `deployment_name`): its repeat, enabled or paused,
+    the next slot and the latest run."""
+    mon = backend.monitoring
+    if deployment_name:
+        subs = [subscription_of(backend, deployment_name)[2]]
+    else:
+        subs = mon.subscriptions.list()
+    out = []
+    for sub in subs:
+        name = (sub["entity"].get("deployment") or {}).get("name") or deployment_name
+        for inst in instances_of(backend, rid(sub)):
+            summary = schedule_summary(inst)
+            if summary is None:
+                continue
+            runs = mon.runs.list(rid(inst), limit=1)
+            out.append({
+                "deployment_name": name,
+                "monitor_id": inst["entity"]["monitor_definition_id"],
+                "monitor_instance_id": rid(inst),
+                **summary,
+                "latest_run": run_summary(runs[0]) if runs else None,
+            })
+    return out

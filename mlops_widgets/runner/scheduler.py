@@ -1,0 +1,150 @@
+"""The monitor scheduler: a companion of the local service (`backends.local.companions`) that
+evaluates each enabled monitor schedule at its slots, as a run of template
+A5_Monitor_Evaluation, so every scheduled evaluation is in the audit trail.
+
+- One evaluation at a time per monitor instance: a slot that comes while the instance's
+  evaluation still runs waits for it, then runs once.
+- A slot is claimed in the workspace database before it runs (`sched_slots`): slots missed
+  while the service was down are caught up once (only the latest), never once per slot.
+- A failed evaluation is recorded (a failed run, the monitor run's error) and the next slot
+  tries again.
+- After each evaluation, new alerts are sent to the workspace's notification channels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops_widgets.backends import get_backend
+from mlops_widgets.monitors.schedule import is_enabled, latest_slot
+from mlops_widgets.workspace import Workspace, transaction
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "A5_Monitor_Evaluation"
+TICK_S = 0.5
+STOP_WAIT_S = 30.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sched_slots (
+    monitor_instance_id TEXT PRIMARY KEY, slot REAL NOT NULL, claimed_at TEXT NOT NULL);
+"""
+
+
+@contextlib.contextmanager
+def _connect(workspace: Workspace) -> Iterator[sqlite3.Connection]:
+    conn = workspace.connect()
+    try:
+        conn.executescript(_SCHEMA)
+        yield conn
+    finally:
+        conn.close()
+
+
+def due(workspace: Workspace, now: datetime) -> list[dict[str, Any]]:
+    """The enabled schedules whose latest slot at `now` has not been claimed yet."""
+    mon = get_backend("local", workspace).monitoring
+    with _connect(workspace) as conn:
+        claimed = {r["monitor_instance_id"]: r["slot"] for r in conn.execute("SELECT * FROM sched_slots")}
+    names = {
+        s["metadata"]["id"]: (s["entity"].get("deployment") or {}).get("name")
+        for s in mon.subscriptions.list()
+    }
+    out = []
+    for inst in mon.monitor_instances.list():
+        schedule = inst["entity"].get("schedule")
+        if not is_enabled(schedule):
+            continue
+        slot = latest_slot(schedule, now)
+        key = inst["metadata"]["id"]
+        if slot is None or (key in claimed and slot.timestamp() <= claimed[key]):
+            continue
+        out.append({
+            "monitor_instance_id": key,
+            "deployment_name": names.get(inst["entity"]["target"]["target_id"]),
+            "monitor_id": inst["entity"]["monitor_definition_id"],
+            "slot": slot,
+        })
+    return out
+
+
+def claim(workspace: Workspace, monitor_instance_id: str, slot: datetime) -> bool:
+    """Take `slot` of the instance for this process; False when it (or a later one) was taken."""
+    with _connect(workspace) as conn, transaction(conn):
+        return bool(
+            conn.execute(
+                "INSERT INTO sched_slots VALUES (?, ?, ?) ON CONFLICT (monitor_instance_id) DO UPDATE"
+                " SET slot = excluded.slot, claimed_at = excluded.claimed_at WHERE excluded.slot > slot",
+                (monitor_instance_id, slot.timestamp(), datetime.now(UTC).isoformat()),
+            ).rowcount
+        )
+
+
+class MonitorScheduler:
+    """Polls the schedules every TICK_S and evaluates the due ones in threads of its own."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._busy: dict[str, threading.Thread] = {}
+        self._thread: threading.Thread | None = None
+        self.workspace: Workspace | None = None
+
+    def start(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._thread = threading.Thread(target=self._loop, name="monitor-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling; an evaluation in progress is cancelled (recorded so) and waited for."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT_S)
+        for worker in list(self._busy.values()):
+            worker.join(STOP_WAIT_S)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick(datetime.now(UTC))
+            except Exception:
+                log.exception("monitor scheduler: checking the schedules failed")
+            self._stop.wait(TICK_S)
+
+    def tick(self, now: datetime) -> None:
+        assert self.workspace is not None
+        for job in due(self.workspace, now):
+            key = job["monitor_instance_id"]
+            running = self._busy.get(key)
+            if running is not None and running.is_alive():
+                continue  # one at a time: the slot stays unclaimed and runs once after
+            if not job["deployment_name"] or not claim(self.workspace, key, job["slot"]):
+                continue
+            worker = threading.Thread(target=self._evaluate, args=(job,), name=f"evaluate-{key[:8]}", daemon=True)
+            self._busy[key] = worker
+            worker.start()
+
+    def _evaluate(self, job: dict[str, Any]) -> None:
+        from mlops_widgets.ops import notify
+        from mlops_widgets.runner import run_template
+
+        assert self.workspace is not None
+        params = {
+            "deployment_name": job["deployment_name"],
+            "monitor_id": job["monitor_id"],
+            "triggered_by": "schedule",
+            "slot": job["slot"].isoformat(),
+        }
+        try:
+            record = run_template(TEMPLATE, params, workspace=self.workspace, backend="local", cancel=self._stop)
+            log.info("scheduled evaluation of %s/%s (slot %s): run %s %s", job["deployment_name"],
+                     job["monitor_id"], params["slot"], record.run_id, record.status)
+            for d in notify.dispatch(self.workspace):
+                if not d["ok"]:
+                    log.warning("alert %s not delivered to channel %s: %s", d["alert_id"], d["channel_id"], d["error"])
+        except Exception:
+            log.exception("scheduled evaluation of %s/%s failed", job["deployment_name"], job["monitor_id"])
