@@ -1,0 +1,274 @@
+"""Monitoring that runs by itself: schedules evaluated by the local service as template runs,
+catch-up after downtime, alerts, notification channels (a real webhook served here), trends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.httpserver
+import tornado.testing
+import tornado.web
+
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.config import json_schema, validate_entry
+from mlops_widgets.config.fields import EVERY_PATTERN
+from mlops_widgets.errors import MlopsError
+from mlops_widgets.monitors import schedule as sched
+from mlops_widgets.ops import alerts, monitor, monitor_views, notify, schedule, space
+from mlops_widgets.runner import get_run, list_runs
+from tests.test_monitoring import ASSET, add_entry, write_masks
+
+SEG, GEN = "segmentation_metrics", "generic_metrics"
+WAIT_S = 240.0  # a failsafe for a loaded machine, not a timing: every wait ends on an event
+
+
+def wait_for(what: str, check: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+@pytest.fixture
+def ready(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    """A deployment `demo` with both monitors attached; schedules may repeat every second."""
+    monkeypatch.setenv(sched.MIN_ENV, "1")
+    write_masks(backend.workspace.root / "volumes" / "vol" / "eval", 4, seed=0)
+    monitor.provider_create(backend)
+    add_entry(backend)
+    monitor.monitor_create(backend, "demo")
+    return backend
+
+
+def _evaluations(backend: Backend, *, finished: bool = True) -> list[Any]:
+    runs = list_runs(backend.workspace, template="A5_Monitor_Evaluation")
+    return [get_run(r.run_id, backend.workspace) for r in runs if not finished or r.status in ("ok", "failed")]
+
+
+# --- the schedule model ---------------------------------------------------------------------------
+
+
+def test_schedules_have_openscale_shape_and_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    s = sched.make_schedule("30m", start=start)
+    assert s == {"repeat_interval": 30, "repeat_type": "minute", "status": "enabled",
+                 "start_time": {"type": "absolute", "value": start.isoformat()}}
+    assert sched.every_text(s) == "30m" and sched.is_enabled(s)
+    assert sched.latest_slot(s, start + timedelta(minutes=29)) is None  # the first slot is start + 30m
+    assert sched.latest_slot(s, start + timedelta(minutes=95)) == start + timedelta(minutes=90)
+    assert sched.next_slot(s, start + timedelta(minutes=95)) == start + timedelta(minutes=120)
+    assert not sched.is_enabled(sched.make_schedule("1h", paused=True))
+    with pytest.raises(MlopsError, match="at most every 60 s, got '30s'") as err:
+        sched.make_schedule("30s")
+    assert err.value.hint.action == "monitor.schedule"
+    monkeypatch.setenv(sched.MIN_ENV, "5")
+    assert sched.make_schedule("5s")["repeat_type"] == "second"
+    with pytest.raises(MlopsError, match="whole number and a unit"):
+        sched.make_schedule("1w")
+
+
+def test_entry_schedule_field_is_validated_and_in_the_schema() -> None:
+    from mlops_widgets.config import new_entry
+
+    entry = new_entry()
+    entry["wmla_deployment"]["deployment_name"] = "demo"
+    common = {"dir_gt": "g", "dir_pred": "p", "volume_display_name": "v", "most_recent": 7, "thresholds": {}}
+    entry["openscale_custom_metric_provider"] = {
+        SEG: {**common, "schedule": {"every": "1h", "paused": True}},
+        GEN: {**common, "schedule": {"every": "1 hour", "pause": True}},
+    }
+    with pytest.raises(MlopsError) as err:
+        validate_entry(entry)
+    text = str(err.value)
+    assert "openscale_custom_metric_provider.generic_metrics.schedule.every" in text
+    assert "whole number and a unit s, m, h or d" in text and "'pause'" in text
+    assert SEG + ".schedule" not in text
+    seg = json_schema()["$defs"][f"monitor_{SEG}"]["properties"]["schedule"]
+    assert seg["properties"]["every"]["pattern"] == f"^(?:{EVERY_PATTERN})$"
+    assert seg["required"] == ["every"]
+
+
+# --- the local service evaluates schedules ---------------------------------------------------------
+
+
+def test_a_schedule_evaluates_on_its_own_and_a_paused_one_does_not(ready: Backend, cli) -> None:
+    paused = cli("monitor", "schedule", "--name", "demo", "--monitor", GEN, "--every", "1s", "--pause")
+    assert paused.exit_code == 0, paused.output
+    res = cli("monitor", "schedule", "--name", "demo", "--monitor", SEG, "--every", "2s")
+    assert res.exit_code == 0, res.output  # the service starts: it runs the schedule
+    runs = wait_for("two scheduled evaluations", lambda: (r := _evaluations(ready)) and len(r) >= 2 and r)
+    cli("monitor", "schedule", "--name", "demo", "--pause")
+    for r in runs:
+        assert r.parameters["monitor_id"] == SEG and r.parameters["triggered_by"] == "schedule"
+        assert r.status == "ok" and r.notebook.exists()  # in the audit trail, executed notebook kept
+        assert [x["monitor_id"] for x in r.results["runs"]] == [SEG]
+    assert len({r.parameters["slot"] for r in runs}) == len(runs)  # one evaluation per slot
+    mon = ready.monitoring
+    (gen,) = mon.monitor_instances.list(monitor_definition_id=GEN)
+    assert mon.runs.list(gen["metadata"]["id"]) == []  # paused: never evaluated
+    (seg,) = mon.monitor_instances.list(monitor_definition_id=SEG)
+    assert {r["entity"]["triggered_by"] for r in mon.runs.list(seg["metadata"]["id"])} == {"schedule"}
+    # The entry keeps the schedules, so re-creating the monitors keeps them.
+    settings = space.get_entry(ready, model_asset_id=ASSET)[1]["openscale_custom_metric_provider"]
+    assert settings[SEG]["schedule"] == {"every": "2s", "paused": True}
+    assert settings[GEN]["schedule"] == {"every": "1s", "paused": True}
+    listed = json.loads(cli("monitor", "schedule", "--list", "--json").stdout)
+    assert {(r["monitor_id"], r["every"], r["status"]) for r in listed} == {(SEG, "2s", "paused"), (GEN, "1s", "paused")}
+
+
+def test_missed_slots_are_caught_up_once(ready: Backend) -> None:
+    """A schedule whose slots passed while no service ran: the service evaluates the latest
+    missed slot once, not once per missed slot."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=100)
+    schedule.set_schedule(ready, "demo", SEG, every="30s", start=start)  # 3 slots missed
+    first = wait_for("the catch-up evaluation", lambda: _evaluations(ready))
+    schedule.set_schedule(ready, "demo", SEG, paused=True)
+    slots = [datetime.fromisoformat(r.parameters["slot"]) for r in _evaluations(ready)]
+    assert datetime.fromisoformat(first[-1].parameters["slot"]) == start + timedelta(seconds=90)
+    assert start + timedelta(seconds=30) not in slots and start + timedelta(seconds=60) not in slots
+
+
+def test_a_failing_evaluation_is_recorded_and_retried_at_the_next_slot(ready: Backend) -> None:
+    for png in (ready.workspace.root / "volumes" / "vol" / "eval" / "pred").glob("*.png"):
+        png.unlink()
+    schedule.set_schedule(ready, "demo", SEG, every="1s")
+    runs = wait_for("two failed evaluations", lambda: (r := _evaluations(ready)) and len(r) >= 2 and r)
+    schedule.set_schedule(ready, "demo", SEG, remove=True)
+    assert {r.status for r in runs} == {"failed"}
+    assert "Needs at least 3 newly created files" in runs[-1].error["summary"]
+    st = {m["monitor_id"]: m for m in monitor_views.monitor_status(ready, "demo")["monitors"]}
+    assert st[SEG]["state"] == "error" and st[SEG]["schedule"] is None
+
+
+# --- alerts and notification channels -----------------------------------------------------------
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook served here (tornado, 127.0.0.1) that fails its first request."""
+    received: list[dict[str, Any]] = []
+    calls = []
+
+    class Hook(tornado.web.RequestHandler):
+        def post(self) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                self.set_status(503)
+                return
+            received.append(json.loads(self.request.body))
+
+    sock, port = tornado.testing.bind_unused_port()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/hook", Hook)]))
+        server.add_sockets([sock])
+        started.set()
+        loop.run_forever()
+        server.stop()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    started.wait()
+    yield f"http://127.0.0.1:{port}/hook?token=hush-hush-0123", received
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+
+
+def _set_limit(backend: Backend, value: float) -> None:
+    """The generic monitor's num_images_recent_predicted lower limit (4 images are measured)."""
+    mon = backend.monitoring
+    (gen,) = mon.monitor_instances.list(monitor_definition_id=GEN)
+    mon.monitor_instances.update(gen["metadata"]["id"], thresholds=[
+        {"metric_id": "num_images_recent_predicted", "type": "lower_limit", "value": value}])
+
+
+def test_a_violation_reaches_the_webhook_once_per_episode(
+    ready: Backend, cli, webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    url, received = webhook
+    added = cli("monitor", "notify", "--webhook", url)
+    assert added.exit_code == 0 and "hush-hush" not in added.output and "127.0.0.1" in added.output
+    out = tmp_path / "alerts.jsonl"
+    assert cli("monitor", "notify", "--command", f"cat >> {out}; echo >> {out}").exit_code == 0
+    listed = cli("monitor", "notify", "--list")
+    assert "hush-hush" not in listed.output and "webhook" in listed.output and "command" in listed.output
+
+    notify.BACKOFF_S = 0.01
+    run = cli("monitor", "run", "--name", "demo", "--monitor", GEN)  # 4 < 40 images: violated
+    assert run.exit_code == 0, run.output
+    monitor.monitor_run(ready, "demo", GEN)  # still violated: the same episode
+    notify.dispatch(ready.workspace)
+    _set_limit(ready, 1)
+    monitor.monitor_run(ready, "demo", GEN)  # back within its limit: the episode ends
+    _set_limit(ready, 40)
+    monitor.monitor_run(ready, "demo", GEN)  # a new episode
+    notify.dispatch(ready.workspace)
+
+    assert len(received) == 2  # the first delivery was retried after a 503, not sent twice
+    first = received[0]
+    assert first["deployment_name"] == "demo" and first["monitor_id"] == GEN
+    assert "num_images_recent_predicted" in first["new_violations"]
+    assert received[1]["new_violations"] == ["num_images_recent_predicted"]  # the others stayed violated
+    v = next(x for x in first["violations"] if x["metric"] == "num_images_recent_predicted")
+    assert (v["value"], v["limit"], v["direction"]) == (4, 40, "lower")
+    assert first["audit_run_id"]  # the template run of `monitor run`
+    assert get_run(first["audit_run_id"], ready.workspace).template == "A5_Monitor_Evaluation"
+    assert [json.loads(line) for line in out.read_text().splitlines() if line] == received
+
+    listed = json.loads(cli("monitor", "alerts", "--name", "demo", "--json").stdout)
+    assert [a["opens_episode"] for a in listed] == [True, False, False, True]  # newest first
+    assert alerts.unacknowledged_count(ready.workspace) == 4
+    assert cli("monitor", "alerts", "--ack", listed[0]["alert_id"][:8]).exit_code == 0
+    assert alerts.unacknowledged_count(ready.workspace, "demo") == 3
+    assert "no alerts" in cli("monitor", "alerts", "--since", "2999-01-01").stdout
+    table = cli("monitor", "alerts").stdout
+    assert "num_images_recent_predicted 4 (lower limit 40)" in table
+    # The webhook's URL is a secret: in no run record, notebook or database.
+    for path in [*ready.workspace.root.rglob("*.json"), *ready.workspace.root.rglob("*.ipynb"),
+                 *ready.workspace.root.glob("mlops.db*")]:
+        if path.name != "channels.json":
+            assert b"hush-hush" not in path.read_bytes(), path
+
+
+def test_notify_rejects_bad_channels(cli, workspace) -> None:
+    assert cli("monitor", "notify").exit_code == 1
+    bad = cli("monitor", "notify", "--webhook", "ftp://host/x")
+    assert bad.exit_code == 1 and "not an http(s) URL" in bad.stderr
+    missing = cli("monitor", "notify", "--remove", "nope")
+    assert missing.exit_code == 1 and "no notification channel 'nope'" in missing.stderr
+
+
+# --- trends ----------------------------------------------------------------------------------------
+
+
+def test_history_shows_each_metric_trend_and_when_it_crosses(ready: Backend, cli) -> None:
+    mon = ready.monitoring
+    (gen,) = mon.monitor_instances.list(monitor_definition_id=GEN)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for i, n in enumerate([100, 90, 80, 70]):  # 10 images fewer each hour, lower limit 40
+        mon.measurements.add(gen["metadata"]["id"], run_id=f"r{i}", timestamp=(t0 + timedelta(hours=i)).isoformat(),
+                             metrics={"num_images_recent_predicted": n})
+    trends = {t["metric"]: t for t in monitor_views.monitor_trends(ready, "demo", GEN)}
+    t = trends["num_images_recent_predicted"]
+    assert t["slope_per_hour"] == pytest.approx(-10) and t["toward_limit"] and not t["violated"]
+    assert t["crosses_in_h"] == pytest.approx(3)
+    assert t["crosses_at"] == (t0 + timedelta(hours=6)).isoformat()
+    res = cli("monitor", "history", "--name", "demo", "--monitor", GEN)
+    assert res.exit_code == 0, res.output
+    assert "toward the limit: crosses in 3 h" in res.stdout and "-10" in res.stdout
+    doc = json.loads(cli("monitor", "history", "--name", "demo", "--json").stdout)
+    assert len(doc["measurements"]) == 4 and {x["monitor_id"] for x in doc["trends"]} == {GEN}
