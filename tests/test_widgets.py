@@ -419,6 +419,11 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     m.run_now.button.click()
     assert panel.wait(WAIT_S) and "evaluated demo-1" in txt(m.message)
     assert "generic_metrics" in txt(m.message) and "segmentation_metrics" not in txt(m.message)
+    m.schedules.every.value = "1d"  # schedule controls: generic_metrics every day, then paused
+    m.schedules.set.button.click()
+    assert panel.wait(WAIT_S) and "generic_metrics</code> every 1d, enabled" in m.schedules.listing.value
+    m.schedules.pause.button.click()
+    assert panel.wait(WAIT_S) and "every 1d, paused" in m.schedules.listing.value
 
     s = panel.status
     s.refresh()

@@ -137,6 +137,7 @@ class MonitorScheduler:
             "deployment_name": job["deployment_name"],
             "monitor_id": job["monitor_id"],
             "triggered_by": "schedule",
+            "fail_on_error": True,
             "slot": job["slot"].isoformat(),
         }
         try:

@@ -11,9 +11,11 @@ import ipywidgets as w
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html, section, set_options
 from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets.monitor_schedule import ScheduleControls
 
 PROVIDER_TEMPLATE = "C1_OpenScale_Dummy_ML_Provider"
 MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
+EVALUATE_TEMPLATE = "A5_Monitor_Evaluation"
 DEFAULT_PROVIDER = "OpenScale Headless Service Provider"
 ALL_MONITORS = "every monitor"
 STYLE = {"description_width": "140px"}
@@ -65,6 +67,8 @@ class MonitorTab:
         self.refresh_button.on_click(lambda _: self.refresh())
         self.message = w.HTML()
         self.message.add_class("mlops-monitor-message")
+        self.schedules = ScheduleControls(
+            ctx, lambda: self.deployment.value, lambda: None if self.which.value == ALL_MONITORS else self.which.value)
 
         self.widget = w.VBox([
             section("Service provider", "created once; deployments are subscribed from it"),
@@ -72,6 +76,7 @@ class MonitorTab:
             section("Monitors of a deployment", "one instance per monitor of its entry, with its thresholds"),
             w.HBox([self.deployment, self.refresh_button]), self.entry_html,
             w.HBox([self.create.widget, self.evaluate]), w.HBox([self.which, self.run_now.widget]),
+            section("Schedule", "evaluate the monitors on their own, each evaluation a run"), self.schedules.widget,
             self.message,
         ])
         self.widget.add_class("mlops-monitor-tab")
@@ -113,6 +118,7 @@ class MonitorTab:
                 f"model asset <code>{html.escape(asset_id)}</code>; monitors in its entry: {listed}; "
                 + (f"subscription <code>{html.escape(sub)}</code>" if sub else "not subscribed yet"))
         set_options(self.which, [ALL_MONITORS, *self._entry_monitors()], self.which.value)
+        self.schedules.refresh()
         self.update_actions()
 
     def _entry_monitors(self) -> dict[str, Any]:
@@ -138,6 +144,7 @@ class MonitorTab:
         self.create.set_reason(busy or no or no_provider)
         self.run_now.set_reason(busy or no or (None if self.deployed.get(name or "", ("", {}))[1].get(
             "openscale_subscription_id") else "create the monitors first"))
+        self.schedules.update_actions(self.run_now.button.tooltip or None)
 
     def start_provider(self) -> None:
         if self.ctx.tasks.busy:
@@ -164,17 +171,21 @@ class MonitorTab:
                               on_done=done, on_error=self._error)
 
     def start_evaluate(self) -> None:
-        from mlops_widgets.ops import monitor
-
         name = self.deployment.value
         if not name or self.run_now.disabled:
             return
         only = None if self.which.value == ALL_MONITORS else self.which.value
-        self.ctx.run_call(
-            f"Evaluate {name}", lambda _progress: monitor.monitor_run(self.ctx.backend, name, only),
-            on_done=lambda runs: setattr(self.message, "value",
-                                         ok_html(f"evaluated {name}") + _runs_html(runs)),
-            on_error=self._error)
+
+        def done(run: Any) -> None:
+            from mlops_widgets.ops import notify
+
+            notify.dispatch(self.ctx.backend.workspace)
+            self.message.value = ok_html(f"evaluated {name}") + _runs_html(run.results.get("runs") or [])
+
+        self.ctx.run_template(
+            f"Evaluate {name}", EVALUATE_TEMPLATE,
+            {"deployment_name": name, "monitor_id": only, "triggered_by": "user", "fail_on_error": True},
+            on_done=done, on_error=self._error)
 
     def _error(self, message: str) -> None:
         self.message.value = error_html([message])
