@@ -108,12 +108,20 @@ class MonitorScheduler:
             worker.join(STOP_WAIT_S)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick(datetime.now(UTC))
-            except Exception:
-                log.exception("monitor scheduler: checking the schedules failed")
-            self._stop.wait(TICK_S)
+        assert self.workspace is not None
+        # Held open while polling: the short-lived connections of each tick then never close
+        # the database's last connection, which would checkpoint and remove its WAL file twice
+        # a second, under readers in other processes.
+        keep = self.workspace.connect()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.tick(datetime.now(UTC))
+                except Exception:
+                    log.exception("monitor scheduler: checking the schedules failed")
+                self._stop.wait(TICK_S)
+        finally:
+            keep.close()
 
     def tick(self, now: datetime) -> None:
         assert self.workspace is not None
