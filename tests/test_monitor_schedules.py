@@ -71,7 +71,7 @@ def test_schedules_have_openscale_shape_and_slots(monkeypatch: pytest.MonkeyPatc
     assert not sched.is_enabled(sched.make_schedule("1h", paused=True))
     with pytest.raises(MlopsError, match="at most every 60 s, got '30s'") as err:
         sched.make_schedule("30s")
-    assert err.value.hint.action == "monitor.schedule"
+    assert err.value.hint.action == "monitor.schedule.longer"
     monkeypatch.setenv(sched.MIN_ENV, "5")
     assert sched.make_schedule("5s")["repeat_type"] == "second"
     with pytest.raises(MlopsError, match="whole number and a unit"):

@@ -25,9 +25,16 @@ RENDERINGS: dict[str, str] = {
     "deploy.stop": "stop it first: `mlops deploy stop --name {deployment}`",
     "deploy.view": "see `mlops --backend cpd deploy view --name {name}`, or allow more time with "
     "$MLOPS_CPD_EDI_TIMEOUT",
+    "monitor.create": "run `mlops monitor create --name {name}` first",
+    "monitor.notify": "use --webhook URL or --command CMD",
+    "monitor.notify.list": "see `mlops monitor notify --list`",
     "monitor.publish": "publish it with `mlops --backend cpd monitor publish --monitor {monitor}`",
     "monitor.publish.software_spec": "name the runtime with --software-spec or $MLOPS_CPD_SOFTWARE_SPEC",
     "monitor.register": "register it with `mlops monitor register --monitor {monitor} --provider {provider}`",
+    "monitor.schedule": "set one with `mlops monitor schedule --name {name} --every REPEAT`",
+    "monitor.schedule.longer": "use --every {every} or longer (the minimum comes from MLOPS_MIN_SCHEDULE_S)",
+    "monitor.thresholds": "`mlops monitor thresholds --monitor {monitor}` prints a monitor's default thresholds",
+    "provider.create": "create it with `mlops provider create --name \"{name}\"` (template C1_OpenScale_Dummy_ML_Provider)",
     "runtime.add": "add it with `mlops runtime add {name} --python PATH`, or name one of `mlops runtime list` "
     "in model.json",
     "runtime.delete": "delete it first: `mlops runtime delete {name}`",

@@ -52,7 +52,7 @@ def make_schedule(every: str, *, paused: bool = False, start: datetime | None = 
     if seconds < min_interval_s():
         raise MlopsError(
             f"a schedule may repeat at most every {min_interval_s()} s, got {every!r}",
-            hint=Hint("monitor.schedule", "choose a longer repeat", {"every": f"{min_interval_s()}s"}),
+            hint=Hint("monitor.schedule.longer", "choose a longer repeat", {"every": f"{min_interval_s()}s"}),
         )
     return {
         "repeat_interval": int(every[:-1]),
