@@ -35,12 +35,12 @@ RENDERINGS: dict[str, str] = {
     "monitor.schedule.longer": "use --every {every} or longer (the minimum comes from MLOPS_MIN_SCHEDULE_S)",
     "monitor.thresholds": "`mlops monitor thresholds --monitor {monitor}` prints a monitor's default thresholds",
     "provider.create": "create it with `mlops provider create --name \"{name}\"` (template C1_OpenScale_Dummy_ML_Provider)",
-    "runtime.add": "add it with `mlops runtime add {name} --python PATH`, or name one of `mlops runtime list` "
-    "in model.json",
-    "runtime.delete": "delete it first: `mlops runtime delete {name}`",
     "runs.clone": "pass them again: `mlops runs clone {run} DEST -p NAME VALUE` for each of: {params}",
     "runs.list": "see `mlops runs list`",
     "runs.rerun": "pass them again: `mlops runs rerun {run} -p NAME VALUE` for each of: {params}",
+    "runtime.add": "add it with `mlops runtime add {name} --python PATH`, or name one of `mlops runtime list` "
+    "in model.json",
+    "runtime.delete": "delete it first: `mlops runtime delete {name}`",
     "score.output": "give an output folder with -p output_dir FOLDER",
     "stage.deployed": "delete that deployment first (`mlops deploy delete --name {deployment}`) or stage with "
     "--new instead of --force",
