@@ -66,6 +66,9 @@ class FakeCpd:
         """Stop both listeners once running evaluations (and their provider processes) end."""
         for t in self.openscale.threads:
             t.join(timeout=150)
+        stop_all = getattr(self.dlim.executor, "stop_all", None)
+        if stop_all is not None:
+            stop_all()
         self.console.stop()
         self.inference.stop()
 

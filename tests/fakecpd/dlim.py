@@ -9,8 +9,10 @@ answers at once and the state goes `deploying`, then `enabled` after `start_dela
 stop goes `stopping`, then `disabled` after `stop_delay`. Deleting, redeploying or changing the
 profile of a model that is not `disabled` is refused. Bodies come as text/plain (WMLA's quirk).
 
-Kernels: a started deployment answers inference through `executor(name, files, body)`; the
-default is an echo kernel (the body back, verbatim). A test may plug in a real kernel runner.
+Kernels: a started deployment answers inference through `executor(name, files, profile,
+body)`; the default is an echo kernel (the body back, verbatim); `fakecpd.kernels.KernelExecutor`
+runs the uploaded kernel for real. An executor with `stop(name)` is told when a deployment
+stops or goes.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from fakecpd.server import HttpError, Request, Response, Router, new_id
 MANAGE = {"header": "x-auth-token"}
 DISABLED, DEPLOYING, ENABLED, STOPPING = "disabled", "deploying", "enabled", "stopping"
 
-Executor = Callable[[str, dict[str, bytes], bytes], tuple[int, bytes]]
+Executor = Callable[[str, dict[str, bytes], dict[str, Any], bytes], tuple[int, bytes]]
 
 
 def default_profile(name: str) -> dict[str, Any]:
@@ -55,7 +57,7 @@ def _text_json(body: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(body).encode(), {"Content-Type": "text/plain"})
 
 
-def echo(name: str, files: dict[str, bytes], body: bytes) -> tuple[int, bytes]:
+def echo(name: str, files: dict[str, bytes], profile: dict[str, Any], body: bytes) -> tuple[int, bytes]:
     return 200, body
 
 
@@ -91,7 +93,13 @@ class Dlim:
             m["_state"] = state = ENABLED
         elif state == STOPPING and time.monotonic() - since >= self.stop_delay:
             m["_state"] = state = DISABLED
+            self._stop_kernels(name)
         return state
+
+    def _stop_kernels(self, name: str) -> None:
+        stop = getattr(self.executor, "stop", None)
+        if stop is not None:
+            stop(name)
 
     def _set(self, m: dict[str, Any], state: str) -> None:
         m["_state"], m["_since"] = state, time.monotonic()
@@ -262,6 +270,6 @@ class Dlim:
         m = self._model(name)
         if self.state(name) != ENABLED:
             raise HttpError(503, f"Model {name} is not started.", "model_not_started")
-        status, body = self.executor(name, self.packages[name], req.body)
+        status, body = self.executor(name, self.packages[name], m["_profile"], req.body)
         m["_done"] = m.get("_done", 0) + 1
         return Response(status, body, {"Content-Type": "text/plain"})
