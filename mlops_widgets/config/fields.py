@@ -171,26 +171,34 @@ class RelPath:
 
 @dataclass(frozen=True)
 class Integer:
-    """A whole number (booleans and 7.0 refused) at least `minimum`, or one of `also`."""
+    """A whole number (booleans and 7.0 refused) at least `minimum` (and at most `maximum` when
+    given), or one of `also`."""
 
     minimum: int
     also: tuple[int, ...] = ()
     unit: str = ""
+    maximum: int | None = None
 
     @property
     def expect(self) -> str:
-        text = f"an integer >= {self.minimum}" if self.minimum != 1 else "a positive integer"
+        if self.maximum is not None:
+            text = f"an integer from {self.minimum} to {self.maximum}"
+        else:
+            text = f"an integer >= {self.minimum}" if self.minimum != 1 else "a positive integer"
         if self.unit:
             text += f" ({self.unit})"
         return text + "".join(f" or {v}" for v in self.also)
 
     def check(self, value: Any, path: str, ck: Checker) -> Any:
-        if not _is_int(value) or (value < self.minimum and value not in self.also):
+        in_range = _is_int(value) and value >= self.minimum and (self.maximum is None or value <= self.maximum)
+        if not in_range and not (_is_int(value) and value in self.also):
             ck.error(path, f"must be {self.expect}, got {show(value)}")
         return value
 
     def schema(self, sc: SchemaContext) -> dict[str, Any]:
         base = {"type": "integer", "minimum": self.minimum}
+        if self.maximum is not None:
+            base["maximum"] = self.maximum
         if not self.also:
             return base
         return {"anyOf": [base, *({"const": v} for v in self.also)]}

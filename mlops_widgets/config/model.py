@@ -176,6 +176,10 @@ def _kernel_order(values: dict[str, Any], keys: dict[str, tuple[str, str]], ck: 
         ck.error(path, f"{high_key} ({high}) is less than the default kernel_min ({low}); set kernel_min")
 
 
+# A deployment's kernels are processes on one machine (or a WMLA resource group): more than this
+# is a typo, not a plan, and would try to start that many processes.
+KERNELS_MAX = 64
+
 RESOURCE_DEFAULTS: dict[str, Any] = {
     "enable_gpus": False,
     "kernel_min": 1,
@@ -271,7 +275,7 @@ RESOURCE_CONFIGS = Record(
         Field("memory_allocation", Number(unit="MB"), "Memory per kernel in MB."),
         Field(
             "kernel_min",
-            Integer(0),
+            Integer(0, maximum=KERNELS_MAX),
             "Fewest kernels kept running; 0 starts none until the first request. "
             "The seed's n_min_kernels is accepted as an alias.",
             default=RESOURCE_DEFAULTS["kernel_min"],
@@ -279,7 +283,7 @@ RESOURCE_CONFIGS = Record(
         ),
         Field(
             "kernel_max",
-            Integer(1),
+            Integer(1, maximum=KERNELS_MAX),
             "Most kernels run under load; at least kernel_min. "
             "The seed's n_replicas is accepted as an alias.",
             default=RESOURCE_DEFAULTS["kernel_max"],
