@@ -11,15 +11,20 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "mlops_widgets"
 ROOT = "mlops_widgets"
 
-# layer -> the layers it must not import (its own sub-packages excepted where named)
+# layer -> the layers it must not import (docs/architecture.md); a layer is the first name below
+# the package: a sub-package (config, ops...) or a bottom module (workspace, errors...).
+ABOVE_BOTTOM = {"config", "monitors", "backends", "ops", "runner", "cli", "widgets", "server", "edi_helpers"}
 FORBIDDEN: dict[str, set[str]] = {
-    "config": {"monitors", "backends", "ops", "runner", "cli", "widgets", "workspace"},
-    "monitors": {"backends", "ops", "runner", "cli", "widgets"},
-    "backends": {"ops", "runner", "cli", "widgets"},
-    "ops": {"runner", "cli", "widgets"},
-    "runner": {"cli", "widgets"},
-    "cli": {"widgets"},
-    "widgets": {"cli"},
+    **{bottom: ABOVE_BOTTOM for bottom in ("workspace", "errors", "secret_names", "masking")},
+    "config": ABOVE_BOTTOM - {"config"} | {"workspace"},
+    "monitors": {"backends", "ops", "runner", "cli", "widgets", "server"},
+    "backends": {"ops", "runner", "cli", "widgets", "server"},
+    "edi_helpers": {"ops", "runner", "cli", "widgets", "server"},
+    "ops": {"runner", "cli", "widgets", "server"},
+    "runner": {"cli", "widgets", "server"},
+    "cli": {"widgets", "server"},
+    "widgets": {"cli", "server"},
+    "server": {"cli", "widgets"},
 }
 # The one downward-looking exception: monitor definitions are plain data the config model
 # validates against (no registry, no workspace).
