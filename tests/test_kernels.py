@@ -21,7 +21,7 @@ import pytest
 from test_inference import ask, gone, log_text, make_folder, wait_for, wait_status
 
 from mlops_widgets.backends.local.inference import InferenceError, LocalInference, stop_service
-from mlops_widgets.backends.local.inference.kernel_logs import KernelLog, read_lines
+from mlops_widgets.backends.local.inference.kernel_logs import LINE_MAX, KernelLog, read_lines
 from mlops_widgets.masking import MASK
 from mlops_widgets.workspace import Workspace
 
@@ -309,3 +309,16 @@ def test_deploy_logs_tail_follow_and_masked_secrets(inference: LocalInference, w
     finally:
         follower.kill()
         follower.wait()
+
+
+def test_kernel_log_cuts_endless_lines_and_masks_across_chunks(tmp_path: Path) -> None:
+    secret = "0123456789-secret"
+    log = KernelLog(tmp_path, secrets=[secret], environ={})
+    log.feed("p", b"a" * 150_000)  # no newline yet: held, then cut at LINE_MAX
+    log.feed("p", b"b\nkey=" + secret[:5].encode())
+    log.feed("p", secret[5:].encode() + b" end")  # a secret split between two reads of the pipe
+    log.close_pod("p", "[mlops] ended")
+    lines = list(read_lines(tmp_path))
+    assert "".join(line.removeprefix("[p] ") for line in lines[:3]) == "a" * 150_000 + "b"
+    assert all(len(line) <= LINE_MAX + len("[p] ") for line in lines)
+    assert lines[3:] == [f"[p] key={MASK} end", "[p] [mlops] ended"]

@@ -96,7 +96,7 @@ class KernelLog:
         if not lines:
             return
         prefix = f"[{pod}] ".encode()
-        data = b"".join(prefix + self.masker.mask_bytes(line) + b"\n" for line in lines)
+        data = self.masker.mask_bytes(prefix + (b"\n" + prefix).join(lines) + b"\n")
         with self._lock:
             fd = self._open()
             if self._size and self._size + len(data) > self.max_bytes:
@@ -113,7 +113,9 @@ class KernelLog:
             lines.append(rest[:LINE_MAX])
             rest = rest[LINE_MAX:]
         self._partial[pod] = rest
-        self._write(pod, [piece for line in lines for piece in _cut(line)])
+        if any(len(line) > LINE_MAX for line in lines):
+            lines = [piece for line in lines for piece in _cut(line)]
+        self._write(pod, lines)
 
     def close_pod(self, pod: str, note: str | None = None) -> None:
         """Kernel `pod` ended: its last unfinished line, then `note`."""
