@@ -19,6 +19,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,14 +62,32 @@ class Limits:
             memory_mb=memory if memory and memory > 0 else None,
         )
 
-    def cpu_set(self, index: int) -> set[int] | None:
-        """The CPUs of kernel number `index` (1, 2...): `cpus` of the service's own CPUs, the
-        kernels taking their turn around them; None when a kernel may use them all."""
+
+
+class CpuShares:
+    """How many live kernels of this service are pinned to each of its CPUs: a kernel asking for
+    n CPUs gets the n least used, so kernels spread over the machine whatever came and went."""
+
+    def __init__(self) -> None:
+        self._load: Counter[int] = Counter()
+        self._lock = threading.Lock()
+
+    def take(self, n: int | None) -> set[int] | None:
+        """n CPUs for a kernel; None when it may use them all (no n, or n covers them)."""
         mine = sorted(os.sched_getaffinity(0))
-        if self.cpus is None or self.cpus >= len(mine):
+        if n is None or n >= len(mine):
             return None
-        start = (index - 1) * self.cpus
-        return {mine[(start + i) % len(mine)] for i in range(self.cpus)}
+        with self._lock:
+            chosen = set(sorted(mine, key=lambda cpu: (self._load[cpu], cpu))[:n])
+            self._load.update(chosen)
+        return chosen
+
+    def give(self, cpus: set[int]) -> None:
+        with self._lock:
+            self._load.subtract(cpus)
+
+
+CPU_SHARES = CpuShares()  # one service per process: its kernels share its CPUs
 
 
 @dataclass
@@ -146,11 +165,12 @@ class KernelProc:
         self.sock, self.reader = parent, parent.makefile("rb")
         # The process runs nothing but its boot script until the boot frame arrives: pinned
         # now, every thread the kernel file starts inherits the pinning.
-        self.cpus = self.limits.cpu_set(self.index)
+        self.cpus = CPU_SHARES.take(self.limits.cpus)
         if self.cpus is not None:
             try:
                 os.sched_setaffinity(self.proc.pid, self.cpus)
             except OSError as exc:
+                CPU_SHARES.give(self.cpus)
                 self.cpus = None
                 self.log.feed(self.pod, f"[mlops] CPU affinity not set: {exc}\n".encode())
         placed = "".join([
@@ -291,6 +311,8 @@ class KernelProc:
                 self.dead.wait(SHUTDOWN_GRACE)
             self.kill()
             code = self.proc.wait()
+            if self.cpus is not None:
+                CPU_SHARES.give(self.cpus)
             self._ending.set()
             kill_kernel(-1, self.pod)  # what forked meanwhile, found by its environment alone
             if self._watcher is not None:
