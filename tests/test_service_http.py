@@ -235,3 +235,11 @@ def test_an_escaping_upload_is_refused_by_the_service(service: dict[str, Any], t
     status, body = upload(service, tar_of([*submission(), ("up", "."), ("up/README.md", b"x")]))
     assert status == 400 and "lies below the link 'up'" in body["error"]
     assert request(service, "GET", "/dlim/v1/model", {"X-Auth-Token": service["token"]}) == (200, [])
+
+
+def test_a_body_of_megabytes_reaches_the_kernel_byte_for_byte(workspace: Workspace, tmp_path: Path) -> None:
+    inference = LocalInference(workspace)
+    deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
+    blob = os.urandom(3 << 20).hex()  # 6 MB: sent in the chunks it arrived in, never joined
+    out = json.loads(inference.infer("dep", json.dumps({"do": "echo", "blob": blob}).encode()))
+    assert out["input"]["blob"] == blob

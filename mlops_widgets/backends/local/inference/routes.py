@@ -2,7 +2,8 @@
 
 EDI's own routes (`/dlim/v1`, answered in the shapes of IBM's `ibm-wmla` client models) and ours
 (`/mlops/v1`: deploy a local folder by path with custom args, diagnostics, shutdown). A function
-gets the server's context, the request, its body (bytes, or the spooled file of an upload) and
+gets the server's context, the request, its body (bytes, the chunks it arrived in, or the
+spooled file of an upload) and
 the path's arguments, and returns a JSON document or a raw `(status, bytes)` answer. `answer`
 maps our errors to HTTP statuses, the same for every route.
 """
@@ -37,7 +38,7 @@ class Call:
     path: str  # a tornado URL pattern (anchored)
     run: Callable[..., Any]
     inference: bool = False  # runs on the inference pool
-    upload: bool = False  # the body is spooled to a file as it arrives
+    body: str = "bytes"  # "bytes"; "chunks": as it arrived, never joined; "file": spooled to disk
 
 
 def error_body(message: str, hint: Any = None) -> bytes:
@@ -82,7 +83,8 @@ def start(ctx: Any, request: Any, body: bytes, name: str) -> Any:
     return ctx.service.start(name, supplied)
 
 
-def infer(ctx: Any, request: Any, body: bytes, name: str) -> tuple[int, bytes]:
+def infer(ctx: Any, request: Any, body: list[bytes], name: str) -> tuple[int, bytes]:
+    """The body goes to the kernel in the chunks it arrived in (no copy on the way)."""
     return ctx.service.infer(name, body)
 
 
@@ -131,8 +133,8 @@ ROUTES: list[Call] = [
     Call("PUT", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.update_profile(n, _json(b))),
     Call("PUT", f"{API}/model/{_NAME}/operation/start/?", start),
     Call("PUT", f"{API}/model/{_NAME}/operation/stop/?", lambda c, r, b, n: c.service.stop(n)),
-    Call("POST", f"{API}/inference/{_NAME}/?", infer, inference=True),
-    Call("POST", f"{API}/deployment/model/?", deploy_upload, upload=True),
+    Call("POST", f"{API}/inference/{_NAME}/?", infer, inference=True, body="chunks"),
+    Call("POST", f"{API}/deployment/model/?", deploy_upload, body="file"),
     Call("POST", f"{MLOPS}/deployment/?", deploy_folder),
     Call("GET", f"{MLOPS}/model/{_NAME}/?", lambda c, r, b, n: c.service.diagnostics(n)),
     Call("GET", f"{MLOPS}/service/?", lambda c, r, b: {**c.info, "token": None}),

@@ -148,9 +148,27 @@ class Handler(tornado.web.RequestHandler):
 
 
 @tornado.web.stream_request_body
+class ChunksHandler(Handler):
+    """A route whose body is handed on in the chunks it arrived in: an image of many megabytes
+    goes to the kernel without being joined or copied in this process."""
+
+    chunks: list[bytes]
+
+    def prepare(self) -> None:
+        self.chunks = []
+        super().prepare()
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def _body_source(self) -> Any:
+        return self.chunks
+
+
+@tornado.web.stream_request_body
 class UploadHandler(Handler):
     """A route whose body (a tar of a submission folder, gigabytes maybe) goes to a file as it
-    arrives, bounded by the upload size limit."""
+    arrives, bounded by the archive size limit."""
 
     spool: Any = None
 
@@ -163,7 +181,8 @@ class UploadHandler(Handler):
             prefix="upload-", suffix=".tar", dir=self.ctx.service.workspace.dir("inference"))
 
     def data_received(self, chunk: bytes) -> None:
-        self.spool.write(chunk)
+        if self.spool is not None:  # none after a refusal in prepare
+            self.spool.write(chunk)
 
     def _body_source(self) -> Any:
         self.spool.flush()
@@ -177,6 +196,9 @@ class UploadHandler(Handler):
     on_connection_close = on_finish
 
 
+HANDLERS: dict[str, type[Handler]] = {"bytes": Handler, "chunks": ChunksHandler, "file": UploadHandler}
+
+
 def application(ctx: Context) -> tornado.web.Application:
     """The routing table as tornado handlers: one class per path, one method per table row."""
     by_path: dict[str, dict[str, routes.Call]] = {}
@@ -184,7 +206,7 @@ def application(ctx: Context) -> tornado.web.Application:
         by_path.setdefault(call.path, {})[call.method] = call
     handlers = []
     for path, calls in by_path.items():
-        base = UploadHandler if any(c.upload for c in calls.values()) else Handler
+        (base,) = {HANDLERS[c.body] for c in calls.values()}  # one body kind per path
         allowed = tuple(calls)
         cls = type(f"{base.__name__}{len(handlers)}", (base,), {"calls": calls, "SUPPORTED_METHODS": allowed})
         handlers.append((path, cls, {"ctx": ctx}))

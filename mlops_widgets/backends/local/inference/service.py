@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.local.inference import edi
+from mlops_widgets.backends.local.inference import edi, wire
 from mlops_widgets.backends.local.inference.gpus import Gpus
 from mlops_widgets.backends.local.inference.pool import KernelPool, ServiceError
 from mlops_widgets.backends.local.inference.runtimes import Runtimes
@@ -295,7 +295,7 @@ class Service:
 
     # --- inference ----------------------------------------------------------------------------
 
-    def infer(self, name: str, body: bytes) -> tuple[int, bytes]:
+    def infer(self, name: str, body: wire.Blob) -> tuple[int, bytes]:
         pool = self.pools.get(name)
         if pool is None:
             self.store.load(name)  # NotFoundError for a deployment that does not exist

@@ -1,0 +1,184 @@
+"""Image payloads through the local service against the same kernel function called in-process.
+
+Sends RGB PNG tiles (512x512 and 2048x2048), base64 in JSON as the DeepLIIF kernel's
+`local_input_image`, to a kernel in that style (decode, segment, answer a base64 PNG mask).
+Throughput: 2 client threads per kernel on kept-alive connections (the real `LocalInference.infer`
+path), beside k processes calling `on_task_invoke` directly (the machine's own limit for k
+workers). Latency: one client, one kernel, p50 beside the in-process p50. Each figure is the
+median over rounds that alternate baseline and service, so that a loaded machine's swings hit both.
+Targets (issue 18): throughput >= 0.9x in-process for 512x512; added p50 < 5 ms for 2048x2048.
+
+    .venv/bin/python benchmarks/bench_payload.py [--seconds 2] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import io
+import json
+import multiprocessing
+import os
+import runpy
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mlops_widgets.backends.local.inference import KERNEL_PATH, LocalInference, stop_service
+from mlops_widgets.workspace import Workspace
+
+KERNEL = '''\
+import redhareapiversion
+from redhareapi import Kernel
+import base64, io, json
+from PIL import Image
+
+class TileKernel(Kernel):
+    def on_task_invoke(self, task_context):
+        while task_context is not None:
+            req = json.loads(task_context.get_input_data())
+            img = Image.open(io.BytesIO(base64.b64decode(req["local_input_image"]))).convert("L")
+            mask = img.point(lambda v: 255 if v < 110 else 0).convert("1")
+            out = io.BytesIO()
+            mask.save(out, format="PNG")
+            task_context.set_output_data(json.dumps({"seg": base64.b64encode(out.getvalue()).decode()}))
+            task_context = task_context.next()
+
+if __name__ == '__main__':
+    TileKernel().run()
+'''
+
+
+def tile(size: int) -> bytes:
+    """A JSON request with a tissue-like RGB tile (smooth stain blobs and grain)."""
+    rng = np.random.default_rng(size)
+    coarse = rng.random((size // 64 + 1, size // 64 + 1, 3))
+    smooth = np.kron(coarse, np.ones((64, 64, 1)))[:size, :size]
+    pixels = (smooth * 180 + rng.normal(0, 12, (size, size, 3)) + 40).clip(0, 255).astype(np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(png, format="PNG")
+    return json.dumps({"local_input_image": base64.b64encode(png.getvalue()).decode()}).encode()
+
+
+def in_process(folder: Path, body: bytes, seconds: float) -> tuple[float, list[float]]:
+    """The limit: one kernel object called directly, no process or network in between."""
+    sys.path.insert(0, str(KERNEL_PATH))
+    import redhareapi
+
+    kernel = runpy.run_path(str(folder / "kernel.py"), run_name="bench")["TileKernel"]()
+    latencies: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(latencies) < 3:
+        t0 = time.perf_counter()
+        kernel.on_task_invoke(redhareapi.TaskContext(body))
+        latencies.append(time.perf_counter() - t0)
+    return len(latencies) / (time.perf_counter() - start), latencies
+
+
+def in_processes(folder: Path, body: bytes, seconds: float, workers: int) -> float:
+    """The summed rate of `workers` processes each calling the kernel function in-process."""
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        runs = [pool.submit(in_process, folder, body, seconds) for _ in range(workers)]
+        return sum(r.result()[0] for r in runs)
+
+
+def through_service(inference: LocalInference, name: str, body: bytes, clients: int,
+                    seconds: float) -> tuple[float, list[float]]:
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    stop = threading.Event()
+
+    def client(mine: list[float]) -> None:
+        while not stop.is_set() or len(mine) < 3:
+            t0 = time.perf_counter()
+            inference.infer(name, body)
+            mine.append(time.perf_counter() - t0)
+
+    for _ in range(3):  # warm the connections and kernels
+        inference.infer(name, body)
+    threads = [threading.Thread(target=client, args=(lat,)) for lat in latencies]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    flat = [x for lat in latencies for x in lat]
+    return len(flat) / elapsed, flat
+
+
+def started(inference: LocalInference, name: str, folder: Path, kernels: int) -> None:
+    inference.deploy(name, folder)
+    inference.update_profile(name, {"policy": {"kernel_min": kernels, "kernel_max": kernels}})
+    inference.start(name)
+    for _ in range(800):
+        if inference.view(name)["status"] == "IDLE":
+            return
+        time.sleep(0.025)
+    raise SystemExit(f"deployment {name} did not become ready: {inference.view(name)}")
+
+
+def measure(inference: LocalInference, folder: Path, bodies: dict[int, bytes], seconds: float,
+            rounds: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    throughput, latency = [], []
+    for k in (1, 2):
+        name = f"tiles-{k}"
+        started(inference, name, folder, k)
+        for size, body in bodies.items():
+            ratios, limits = [], []
+            for _ in range(rounds):
+                limits.append(in_processes(folder, body, seconds, k))
+                ratios.append(through_service(inference, name, body, 2 * k, seconds)[0] / limits[-1])
+            throughput.append((size, k, len(body), statistics.median(limits), statistics.median(ratios)))
+            if k == 1:
+                bases, added = [], []
+                for _ in range(rounds):
+                    bases.append(statistics.median(in_process(folder, body, seconds)[1]))
+                    added.append(statistics.median(through_service(inference, name, body, 1, seconds)[1]) - bases[-1])
+                latency.append((size, statistics.median(bases), statistics.median(added)))
+        inference.stop(name)
+    return throughput, latency
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per figure")
+    args = parser.parse_args()
+    bodies = {size: tile(size) for size in (512, 2048)}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "tiles"
+        folder.mkdir()
+        (folder / "kernel.py").write_text(KERNEL)
+        (folder / "README.md").write_text("benchmark kernel\n")
+        (folder / "model.json").write_text(json.dumps({"name": "tiles", "kernel_path": "kernel.py"}))
+        inference = LocalInference(Workspace(Path(tmp) / "ws"))
+        try:
+            throughput, latency = measure(inference, folder, bodies, args.seconds, args.rounds)
+        finally:
+            stop_service(inference.workspace)
+
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; medians of {args.rounds} rounds")
+    print(f"{'tile':<10} {'k':>2} {'body':>9} | {'in-process, k workers':>21} | {'service / in-process':>20}")
+    print("-" * 72)
+    for size, k, n, limit, ratio in throughput:
+        print(f"{size}x{size:<5} {k:>2} {n / 1e6:>6.2f} MB | {limit:>19.1f}/s | {ratio:>20.2f}")
+    print(f"\n{'tile':<10} | {'p50 in-process':>14} {'added by the service':>21}   (1 client, 1 kernel)")
+    print("-" * 62)
+    for size, base, added in latency:
+        print(f"{size}x{size:<5} | {base * 1e3:>11.2f} ms {added * 1e3:>18.2f} ms")
+    print("\ntargets: service / in-process >= 0.90 for 512x512; added p50 < 5 ms for 2048x2048")
+
+
+if __name__ == "__main__":
+    main()
