@@ -10,6 +10,7 @@ isolation, scheduling, GPUs) is the local backend's, documented there.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import tempfile
@@ -24,7 +25,10 @@ from mlops_widgets.backends.local.inference.pool import KernelPool, ServiceError
 class KernelExecutor:
     """`executor(name, files, profile, body) -> (status, body)` for `Dlim.executor`."""
 
-    def __init__(self) -> None:
+    def __init__(self, ca_bundle: Path | None = None) -> None:
+        """`ca_bundle`: the cluster's CA, which a kernel's system trust store has on a real
+        cluster (given to kernels as REQUESTS_CA_BUNDLE: a public certificate, no secret)."""
+        self.ca_bundle = ca_bundle
         self.root = Path(tempfile.mkdtemp(prefix="fakecpd-kernels-"))
         self.pools: dict[str, KernelPool] = {}
         self.lock = threading.Lock()
@@ -41,6 +45,11 @@ class KernelExecutor:
                 target = model_dir / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
+            if self.ca_bundle is not None:
+                profile = copy.deepcopy(profile)
+                kernel = profile.setdefault("kernel", {})
+                kernel["envs"] = [*(kernel.get("envs") or []),
+                                  {"name": "REQUESTS_CA_BUNDLE", "value": str(self.ca_bundle)}]
             pool = KernelPool(
                 name, {"model": json.loads(files["model.json"]), "profile": profile},
                 model_dir=model_dir, logs_dir=base / "logs", run_dir=base / "run",
