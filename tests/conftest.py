@@ -20,13 +20,16 @@ REFERENCE = Path(__file__).resolve().parent / "data" / "original"
 @pytest.fixture(autouse=True)
 def _fresh_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point MLOPS_HOME at a new folder and drop variables that would leak the caller's setup;
-    afterwards stop the inference service a test may have started there (it outlives commands)."""
+    afterwards stop the inference service a test may have started there (it outlives commands)
+    and the spare kernel a panel keeps (runner.warm)."""
     root = tmp_path / "ws"
     monkeypatch.setenv("MLOPS_HOME", str(root))
     monkeypatch.delenv("MLOPS_BACKEND", raising=False)
     yield root
     from mlops_widgets.backends.local.inference import stop_service
+    from mlops_widgets.runner import warm
 
+    warm.keep_spare(False)
     stop_service(root)
 
 

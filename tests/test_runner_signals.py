@@ -30,7 +30,13 @@ def _start_run(template: Path, workspace: Workspace, tmp_path: Path) -> subproce
     """`mlops run TEMPLATE` in its own process (stderr to a file: the progress lines)."""
     err = (tmp_path / "stderr.txt").open("wb")
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlops"), "--workspace", str(workspace.root), "run", str(template)],
+        [
+            str(Path(sys.executable).parent / "mlops"),
+            "--workspace",
+            str(workspace.root),
+            "run",
+            str(template),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=err,
         cwd=tmp_path,
@@ -81,7 +87,9 @@ def test_a_signal_ends_the_run_as_interrupted_with_the_notebook_so_far(
     assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kernels), "kernel left"
 
 
-def test_a_killed_run_is_shown_interrupted_by_the_next_reader(tmp_path: Path, workspace: Workspace, cli) -> None:
+def test_a_killed_run_is_shown_interrupted_by_the_next_reader(
+    tmp_path: Path, workspace: Workspace, cli
+) -> None:
     path = make_template(tmp_path / "Slow.ipynb", "n = 1  # unused", SLOW)
     proc = _start_run(path, workspace, tmp_path)
     kernels: list[psutil.Process] = []
@@ -116,7 +124,9 @@ def test_a_running_run_of_a_live_process_stays_running(tmp_path: Path, workspace
         proc.wait(30)
 
 
-def test_an_unwritable_workspace_is_refused_before_anything_runs(tmp_path: Path, workspace: Workspace) -> None:
+def test_an_unwritable_workspace_is_refused_before_anything_runs(
+    tmp_path: Path, workspace: Workspace
+) -> None:
     marker = tmp_path / "executed"
     path = make_template(tmp_path / "Marks.ipynb", "n = 1  # unused", [f"open({str(marker)!r}, 'w').close()"])
     workspace.root.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,12 @@ entry_from_parameters(entry=None, *, workspace=None, **values) -> (entry, warnin
 
 run_template(template, params=None, *, secrets=None, workspace=None, backend=None,
              progress=None, cancel=None, timeout=None, rerun_of=None, cwd=None) -> RunRecord
-    Validates, then executes the template with papermill in a fresh kernel whose environment
-    carries MLOPS_HOME, MLOPS_BACKEND, MLOPS_RUN_ID and each secret as MLOPS_SECRET_<name>.
+    Validates, records the run `running` (refusing an unwritable workspace before anything
+    executes), then executes the template through papermill's `mlops` engine (engine.py) in a
+    fresh kernel (a warm one when kept: warm.py) whose environment carries MLOPS_HOME,
+    MLOPS_BACKEND, MLOPS_RUN_ID and each secret as MLOPS_SECRET_<name>; the caller's
+    credential-looking variables outside the secret words are left out unless declared in
+    $MLOPS_KERNEL_CREDENTIALS (prepare.py).
     `secrets`: name -> value, for secret parameters and for extra secrets a template hands on
     (e.g. custom args of a deployment: read in the kernel with `get_secrets()`). A secret
     parameter not given is read from the caller's environment ($MLOPS_SECRET_<name>, $<name>,
@@ -65,8 +69,10 @@ run_template(template, params=None, *, secrets=None, workspace=None, backend=Non
     notebook format itself ("metadata"), is refused before any kernel starts: it could not be
     scrubbed. `progress(event: ProgressEvent)` is called from the
     running thread: event.run_id, .done, .total (code cells), .heading (current step's markdown
-    heading), .status ("starting", "running", "ok", "failed", "cancelled"), .cell_index.
-    Everything saved is scrubbed of every secret value, and of the values (8 characters or more)
+    heading), .status ("starting", "running", "ok", "failed", "cancelled", "interrupted"),
+    .cell_index.
+    Everything saved is scrubbed of every secret value in all its forms (plain, URL-encoded,
+    base64 standard and URL-safe, escaped: mlops_widgets.masking), and of the values (8 or more)
     of the caller's credential-named environment variables (USER_ACCESS_TOKEN, APIKEY...: the
     kernel inherits them) except one the user wrote into a parameter (then it is plain data of
     the run). Only values are masked, never the notebook's structure: stream outputs are merged
@@ -75,6 +81,9 @@ run_template(template, params=None, *, secrets=None, workspace=None, backend=Non
     when set, the kernel is interrupted (killed if it does not stop)
     and the run is recorded "cancelled". `timeout`: seconds for the whole run; past it the run is
     stopped the same way and recorded "failed" ("timed out after N s").
+    SIGTERM/SIGHUP while the run is driven from the main thread stop it as "interrupted" (the
+    notebook so far is saved), then the signal takes its course; a run left "running" by a
+    killed process is finished "interrupted" by the next reader of the index.
     Never raises for a failed cell: the RunRecord says status "failed" with the error; call
     `record.raise_for_status()` to turn that into a `RunFailed(MlopsError)`. Validation errors
     raise before anything is recorded.
@@ -82,14 +91,22 @@ run_template(template, params=None, *, secrets=None, workspace=None, backend=Non
 RunRecord (the parsed run.json): .run_id, .short_id, .template, .template_hash, .parameters
     (secrets removed), .secret_names, .backend, .workspace, .user, .host, .cwd, .started_at,
     .ended_at, .duration_s, .status, .error (dict: summary, ename, evalue, cell_index, heading;
-    or None), .results (what the template recorded), .rerun_of, .package_version, .dir (the run
+    or None), .results (what the template recorded), .rerun_of, .package_version, .kind
+    ("template" or "event"), .process (host, pid, start time), .warm_kernel, .dir (the run
     folder), .notebook (the executed notebook's path), .template_copy (the template as run),
     .ok, .raise_for_status(), .to_dict().
 list_runs(workspace=None, *, template=None, status=None, deployment_name=None, since=None,
           until=None, limit=None) -> list[RunSummary]   (newest first; from the DB index)
     RunSummary (a NamedTuple): run_id, short_id, template, status, started_at, ended_at,
     duration_s, backend, deployment_name, error (summary), rerun_of, dir, notebook (absolute
-    paths as str); .to_dict().
+    paths as str), kind; .to_dict().
+events.record(workspace, action, params, result=None, error=None, *, deployment_name=None,
+              backend=None, secrets=()) -> RunRecord
+events.recording(workspace, action, params, ...)   a context manager recording ok or failed
+    State changes that run no template ("deploy.start", "monitor.thresholds"...), kind "event",
+    in the same index and listing; credential-named values and ambient credentials masked.
+warm.keep_spare(enabled=True, *, workspace=None, backend=None)   keep a kernel started ahead
+    for this process's runs (the panel does; the one-shot CLI does not); warm.spare_ready(t).
 get_run(run, workspace=None) -> RunRecord     (full id, unique prefix of it or of the short id)
 rerun(run, *, params=None, workspace=None, secrets=None, progress=None, cancel=None,
       timeout=None) -> RunRecord
@@ -114,11 +131,14 @@ Audit trail
 <workspace>/runs/<YYYYmmddTHHMMSSZ>-<template>-<short id>/ with `<template>.ipynb` (executed,
 failed cells included, scrubbed of every secret value: sources, outputs, metadata),
 `template.ipynb` (the template as run) and `run.json`; indexed in the workspace database
-(`runs_runs`). Written to a hidden temporary folder, then renamed: never half a run.
+(`runs_runs`). Created `running` (a hidden folder renamed into place) when the run starts, each
+file then replaced atomically: never half a file; what cells record goes to `results.jsonl` in
+the run folder (masked by the kernel) until the run is saved.
 """
 
 from __future__ import annotations
 
+from mlops_widgets.runner import events, warm
 from mlops_widgets.runner.clone import clone_run, clone_template
 from mlops_widgets.runner.execute import ProgressEvent, rerun, run_template
 from mlops_widgets.runner.params import (
@@ -140,6 +160,7 @@ __all__ = [
     "clone_run",
     "clone_template",
     "entry_from_parameters",
+    "events",
     "get_run",
     "get_template",
     "list_runs",
@@ -147,4 +168,5 @@ __all__ = [
     "rerun",
     "run_template",
     "validate_parameters",
+    "warm",
 ]

@@ -75,13 +75,16 @@ class _Keeper:
         self.spare: _Spare | None = None
         self.stopping: list[threading.Thread] = []
 
-    def replace(self, spare: _Spare | None) -> None:
+    def replace(self, spare: _Spare) -> None:
+        """Keep `spare` (starting it) instead of the current one, unless that one is alike."""
         with self.lock:
-            old, self.spare = self.spare, spare
-        if spare is not None:
-            threading.Thread(
-                target=kernel.in_thread, args=(spare.start,), name="mlops-warm-kernel", daemon=True
-            ).start()
+            current = self.spare
+            if current is not None and current.key == spare.key and not current.failed:
+                return
+            old, self.spare = current, spare
+        threading.Thread(
+            target=kernel.in_thread, args=(spare.start,), name="mlops-warm-kernel", daemon=True
+        ).start()
         if old is not None:
             threading.Thread(
                 target=kernel.in_thread, args=(old.discard,), name="mlops-warm-kernel-stop", daemon=True

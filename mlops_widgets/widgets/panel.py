@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
+from mlops_widgets.runner import warm
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._files import display_path
 from mlops_widgets.widgets.deploy import DeployTab
@@ -42,6 +43,7 @@ class MLOpsPanel(w.VBox):
     ) -> None:
         ctx = PanelContext(workspace, backend)
         self.ctx = ctx
+        warm.keep_spare(True, workspace=ctx.workspace, backend=ctx.backend_name)  # runs skip kernel start
         self.prepare = PrepareTab(ctx)
         self.deploy = DeployTab(ctx)
         self.monitor = MonitorTab(ctx)

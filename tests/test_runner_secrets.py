@@ -1,0 +1,119 @@
+"""Secrets in every encoding leave no trace in the workspace; credential variables outside the
+word list reach template kernels only when declared; the papermill engine standing alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from test_runner import make_template  # tests/ is on sys.path (pytest rootdir conftest)
+
+from mlops_widgets.masking import MASK, secret_forms
+from mlops_widgets.runner import get_run, list_runs, run_template
+from mlops_widgets.workspace import Workspace
+
+SECRET = "Sk/9+q=a&b-s3cr3t~VALUE"  # characters each encoding rewrites
+DB_PASSWORD = "db-PASSWD-value-7731"
+WML_CREDS = "wml-CREDENTIALS-4411"
+
+ENCODED_STEPS = [
+    # an HTTP error printing the URL with the key (URL-encoded), as a client library does
+    "import base64, json, urllib.parse\n"
+    "from mlops_widgets.runner.record import record\n"
+    "url = 'https://cpd.example/v1?apikey=' + urllib.parse.quote(api_key, safe='')\n"
+    "print('GET', url)\n"
+    "print('Authorization: Basic', base64.b64encode(('admin:' + api_key).encode()).decode())\n"
+    "print(json.dumps({'k': api_key + '\"quoted\"'}))\n"
+    "record(token_b64=base64.urlsafe_b64encode(api_key.encode()).decode(), url=url)",
+    "import urllib.parse\nraise RuntimeError('403 Forbidden for url ' + urllib.parse.quote_plus(api_key))",
+]
+
+
+def byte_leaks(root: Path, *values: str) -> list[str]:
+    """Every file under `root` (the database and its WAL included) holding any form of any value
+    (plain, URL-encoded, base64 standard and URL-safe, JSON/repr/HTML escaped)."""
+    forms = {f.encode() for v in values for f in secret_forms(v)}
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path}: {f!r}" for f in forms if f in data]
+    return found
+
+
+def test_no_secret_in_any_encoding_reaches_the_workspace(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    monkeypatch.setenv("DB_PASSWD", DB_PASSWORD)  # credential-looking, outside the word list
+    path = make_template(tmp_path / "Encoded.ipynb", 'api_key = ""  # the key', ENCODED_STEPS)
+    rec = run_template(path, {"api_key": SECRET})
+    assert rec.status == "failed"
+    assert rec.error["summary"] == f"RuntimeError: 403 Forbidden for url {MASK}"
+    assert rec.results["url"] == f"https://cpd.example/v1?apikey={MASK}"
+    assert rec.results["token_b64"].startswith(MASK) and len(rec.results["token_b64"]) <= len(MASK) + 3
+    assert list_runs(workspace)[0].error == rec.error["summary"]
+    text = rec.notebook.read_text()
+    assert f"GET https://cpd.example/v1?apikey={MASK}" in text and "Basic YWRtaW46" in text
+    nbformat.validate(nbformat.read(rec.notebook, as_version=4))
+    assert "403 Forbidden" in cli("runs", "list").stdout
+    assert byte_leaks(workspace.root, SECRET, DB_PASSWORD) == []
+
+
+CHECK_ENV = (
+    "import os\nfrom mlops_widgets.runner.record import record\n"
+    "record(db=os.environ.get('DB_PASSWD'), wml=os.environ.get('WML_CREDENTIALS'))\n"
+    "print('db is', os.environ.get('DB_PASSWD'))"
+)
+
+
+def test_credential_variables_outside_the_word_list_need_a_declaration(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_PASSWD", DB_PASSWORD)
+    monkeypatch.setenv("WML_CREDENTIALS", WML_CREDS)
+    path = make_template(tmp_path / "Env.ipynb", "n = 1  # unused", [CHECK_ENV])
+    rec = run_template(path)
+    assert rec.ok and rec.results == {"db": None, "wml": None}
+
+    monkeypatch.setenv("MLOPS_KERNEL_CREDENTIALS", "DB_PASSWD, OTHER")
+    rec = run_template(path)
+    assert rec.ok and rec.results == {"db": MASK, "wml": None}  # passed, and scrubbed
+    assert f"db is {MASK}" in rec.notebook.read_text()
+    assert byte_leaks(workspace.root, DB_PASSWORD, WML_CREDS) == []
+    assert get_run(rec.run_id).parameters == {}
+
+
+def test_the_engine_is_papermills_mlops_engine(tmp_path: Path, workspace: Workspace) -> None:
+    """papermill finds the engine through its entry point and hands it the kernel's environment."""
+    src = make_template(
+        tmp_path / "Plain.ipynb",
+        'greeting = "hi"  # a word',
+        ["import os\nprint(greeting, os.environ['ONLY_HERE'])"],
+    )
+    out = tmp_path / "out.ipynb"
+    seen: list[int] = []
+
+    class Hooks:
+        def kernel_started(self, km) -> None:
+            seen.append(-1)
+
+        def cell_start(self, index: int) -> None:
+            seen.append(index)
+
+        def cell_complete(self, index: int) -> None:
+            pass
+
+    papermill.execute_notebook(
+        str(src),
+        str(out),
+        parameters={"greeting": "hello"},
+        engine_name="mlops",
+        progress_bar=False,
+        kernel_env={"ONLY_HERE": "from-the-engine", "PATH": __import__("os").environ["PATH"]},
+        hooks=Hooks(),
+    )
+    nb = nbformat.read(out, as_version=4)
+    assert nb.cells[-1].outputs[0].text == "hello from-the-engine\n"
+    assert seen[0] == -1 and seen[1:] == list(range(len(nb.cells)))
