@@ -423,3 +423,30 @@ def test_config_model_sees_a_registration(workspace) -> None:
     assert not [w for w in warnings if "segmentation_metrics_v22" in str(w)]
     _, warnings = validate_entry(entry)  # the config alone knows the built-in monitors only
     assert any("segmentation_metrics_v22" in str(w) for w in warnings)
+
+
+def test_segmentation_counts_pairs_in_parallel_in_order_with_bounded_memory(
+    mask_dirs: tuple[Path, Path],
+) -> None:
+    """Every core decodes, the results keep the pairs' order, and only a few pairs per worker are
+    taken ahead of what was consumed (memory stays flat in the number of pairs)."""
+    from mlops_widgets.monitors import segmentation
+
+    gt, pred = mask_dirs
+    names = sorted(n.name for n in gt.glob("*_Seg.png") if (pred / n.name).exists()) * 20
+    pulled = []
+
+    def pairs():
+        for n in names:
+            pulled.append(n)
+            yield gt / n, pred / n
+
+    serial = list(segmentation.pair_counts(((gt / n, pred / n) for n in names), workers=1))
+    parallel = segmentation.pair_counts(pairs(), workers=3)
+    for i, counts in enumerate(parallel, start=1):
+        assert (counts == serial[i - 1]).all()
+        assert len(pulled) <= i + 3 * segmentation._IN_FLIGHT
+    assert len(pulled) == len(names) == len(serial)
+    (pred / "img1_Seg.png").write_bytes(b"not a png")  # an error still stops the whole evaluation
+    with pytest.raises(ProviderError, match="cannot read image"):
+        list(segmentation.pair_counts(((gt / n, pred / n) for n in names), workers=3))
