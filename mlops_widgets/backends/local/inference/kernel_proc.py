@@ -34,6 +34,7 @@ log = logging.getLogger("mlops.inference")
 SHUTDOWN_GRACE = 5.0  # seconds a kernel gets to run on_kernel_shutdown before it is killed
 WATCH_INTERVAL = 0.25  # seconds between the watcher's looks at the process and its memory
 READ_SIZE = 65536
+PUMP_READS = 16  # reads of one pump (1 MB), the watcher pumps again at once while there is more
 
 
 class KernelStartError(Exception):
@@ -248,7 +249,7 @@ class KernelProc:
         The pool calls it when a batch is answered, so a task's output is in the log by then."""
         assert self.proc is not None and self.proc.stdout is not None
         with self._pump_lock:
-            while True:
+            for _ in range(PUMP_READS):  # bounded: a kernel printing without pause holds no one up
                 try:
                     data = os.read(self.proc.stdout.fileno(), READ_SIZE)
                 except BlockingIOError:
@@ -258,13 +259,15 @@ class KernelProc:
                 if not data:
                     return False
                 self.log.feed(self.pod, data)
+            return True
 
     def _check_memory(self, pid: int) -> None:
         assert self.limits.memory_mb is not None
         used = resident_mb(process_tree(pid))
         if used > self.limits.memory_mb:
             self.memory_used_mb = used
-            self.log.feed(self.pod, f"[mlops] kernel {self.memory_message()}: killed\n".encode())
+            with self._pump_lock:  # a line of its own, not inside one the pool is pumping
+                self.log.feed(self.pod, f"[mlops] kernel {self.memory_message()}: killed\n".encode())
             kill_kernel(pid, self.pod)
 
     def _died(self) -> None:
@@ -318,7 +321,8 @@ class KernelProc:
             if self._watcher is not None:
                 self._watcher.join(1.0 + 2 * WATCH_INTERVAL)
             reason = f"exceeded memory_allocation, {self.exit_reason}" if self.memory_used_mb else self.exit_reason
-            self.log.close_pod(self.pod, f"[mlops] kernel {self.pod} ended ({reason}, exit code {code})")
+            with self._pump_lock:
+                self.log.close_pod(self.pod, f"[mlops] kernel {self.pod} ended ({reason}, exit code {code})")
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
             log.info("kernel %s ended (%s, exit code %s)", self.pod, reason, code)
