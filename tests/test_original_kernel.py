@@ -1,7 +1,8 @@
 """A kernel written as the original team wrote theirs (the DeepLIIF kernel's style) deploys
-unchanged on the local backend: it imports the four helper modules at the top, reads
-WML_SPACE_MODEL, downloads the model from the space when it starts, reads its input image from
-the storage volume by path, writes its outputs back there and logs with `edi.log`."""
+unchanged on the local backend and on the (fake) cluster: it imports the four helper modules at
+the top, reads WML_SPACE_MODEL, downloads the model from the space when it starts, reads its
+input image from the storage volume by path, writes its outputs back there and logs with
+`edi.log`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fakecpd import FakeCpd
+from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
+from fakecpd.kernels import KernelExecutor
 from PIL import Image
 
 from mlops_widgets.backends.base import Backend
@@ -43,18 +47,21 @@ def png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def stage(backend: Backend, example_paths: Any) -> str:
+    (entry,) = load_config(example_paths.config).entries.values()
+    entry = copy.deepcopy(entry)
+    entry["wmla_deployment"]["resource_configs"].update(kernel_min=1, kernel_max=1)
+    return space.stage(backend, example_paths.model, ORIGINAL_KERNEL, entry)["model_asset_id"]
+
+
 def test_the_original_style_kernel_deploys_unchanged_and_answers(backend: Backend, example_paths: Any) -> None:
     image, truth = synthetic.tile(3)
     inputs = volume_dir(backend) / "inputs"
     inputs.mkdir(parents=True)
     (inputs / "tile_003.png").write_bytes(png(image))
-
-    (entry,) = load_config(example_paths.config).entries.values()
-    entry = copy.deepcopy(entry)
-    entry["wmla_deployment"]["resource_configs"].update(kernel_min=1, kernel_max=1)
-    staged = space.stage(backend, example_paths.model, ORIGINAL_KERNEL, entry)
+    asset_id = stage(backend, example_paths)
     result = deploy.deploy_create(
-        backend, "original", staged["model_asset_id"],
+        backend, "original", asset_id,
         custom_args={"CPD_USERNAME": "admin", "VOLUME_DISPLAY_NAME": VOLUME},
         secret_args={"CPD_API_KEY": "unused-on-the-local-backend"},
     )
@@ -88,3 +95,29 @@ def test_the_original_style_kernel_deploys_unchanged_and_answers(backend: Backen
     assert (returned == mask).all()
     refused = json.loads(deploy.infer(backend, "original", b"{}"))
     assert refused["status"] == "failed" and "no valid input image" in refused["msg"]
+
+
+def test_the_same_kernel_runs_on_the_cluster(cpd_backend: Backend, cpd_env: dict[str, str], fake_cpd: FakeCpd,
+                                             example_paths: Any) -> None:
+    """On cpd the helper modules call the cluster's REST services and IBM's WML client: sign-in
+    with the custom args, the model downloaded from the WML space, the image read from and the
+    mask written to the cluster's storage volume (the fake runs the uploaded kernel)."""
+    fake_cpd.dlim.executor = KernelExecutor()
+    image, truth = synthetic.tile(3)
+    fake_cpd.volumes.put(VOLUME, "inputs/tile_003.png", png(image))
+    try:
+        deploy.deploy_create(
+            cpd_backend, "original", stage(cpd_backend, example_paths),
+            custom_args={"CPD_USERNAME": cpd_env["USERNAME"], "VOLUME_DISPLAY_NAME": VOLUME},
+            secret_args={"CPD_API_KEY": cpd_env["APIKEY"]},
+        )
+        answer = json.loads(deploy.infer(cpd_backend, "original", json.dumps(
+            {"img_path_on_pvc": "inputs/tile_003.png", "request_id": "r1"})))
+    finally:
+        fake_cpd.dlim.executor.stop_all()
+    assert answer["status"] == "finished", answer
+    files = fake_cpd.volumes.volumes[VOLUME]["files"]
+    mask = np.asarray(Image.open(io.BytesIO(files["edi_deployments/original/r1/output_dir/tile_003_Seg.png"][0])))
+    assert mask.shape == truth.shape and (mask[..., 0] > 0).any() and (mask[..., 2] > 0).any()
+    (log,) = [p for p in files if p.startswith("edi_deployments/original/edi_logs/")]
+    assert b"r1: inference request received" in files[log][0]

@@ -7,7 +7,7 @@ every deployment folder's model.json sets (mk_environments):
   MLOPS_VOLUMES) on this machine; the token is the local inference service's.
 - otherwise (cpd, or a real WMLA cluster): the Cloud Pak for Data REST services at BASE_URL
   (else RUNTIME_ENV_APSX_URL), through `requests`; TLS is verified against MLOPS_CPD_CA_BUNDLE
-  or REQUESTS_CA_BUNDLE when set, else the system's trust store (never switched off).
+  (when that file exists here) or REQUESTS_CA_BUNDLE, else the system's trust store (never off).
 Standard library only on the local backend (a kernel may run on an interpreter without our
 packages).
 """
@@ -46,8 +46,13 @@ def base_url(host_url: str | None = None) -> str:
 
 
 def verify() -> str | bool:
-    """What `requests` verifies TLS against: a CA bundle when one is named, else the defaults."""
-    return os.environ.get("MLOPS_CPD_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE") or True
+    """What `requests` verifies TLS against: the CA bundle MLOPS_CPD_CA_BUNDLE names when that
+    file is here (the deploying machine's bundle may not exist where the kernel runs), else
+    REQUESTS_CA_BUNDLE, else the system's trust store. Never off."""
+    bundle = os.environ.get("MLOPS_CPD_CA_BUNDLE")
+    if bundle and os.path.isfile(bundle):
+        return bundle
+    return os.environ.get("REQUESTS_CA_BUNDLE") or True
 
 
 def request(method: str, url: str, *, ok: tuple[int, ...] = (200,), **kwargs):

@@ -91,6 +91,7 @@ def stage(
         entry["model_asset"] = model_asset.name
         entry["deployment_space_id"] = backend.space.space_id
         entry.setdefault("wmla_deployment", {})["dependency_filename"] = dependency_asset.name
+        entry["wmla_deployment"]["dependency_asset_id"] = dependency_asset.asset_id  # deploy takes it by id
 
         def apply(doc: dict[str, Any]) -> None:
             # The entries of this model's name must be those the check saw: else another

@@ -58,8 +58,11 @@ def _local_environment(backend: Backend) -> dict[str, str]:
 def _cpd_environment(backend: Backend) -> dict[str, str]:
     from mlops_widgets.backends.cpd import CpdBackend
 
-    base_url = backend.session.settings.base_url if isinstance(backend, CpdBackend) else None
-    return {"BASE_URL": base_url} if base_url else {}
+    if not isinstance(backend, CpdBackend):
+        return {}
+    settings = backend.session.settings
+    env = {"BASE_URL": settings.base_url, "MLOPS_CPD_CA_BUNDLE": settings.ca_bundle}
+    return {k: v for k, v in env.items() if v}
 
 
 # Where the helper modules find the space, the volumes and the token, per backend.
@@ -72,7 +75,8 @@ BACKEND_ENVIRONMENT: dict[str, Callable[[Backend], dict[str, str]]] = {
 def mk_environments(backend: Backend, entry: dict[str, Any], model_asset_id: str) -> list[dict[str, str]]:
     """What every kernel finds in its environment: the original's WML_SPACE_ID and
     WML_SPACE_MODEL, ours (SPACE_ID, MODEL_ASSET, MODEL_ASSET_ID), and where the helper modules
-    act (MLOPS_BACKEND, then MLOPS_HOME and MLOPS_VOLUMES locally, BASE_URL on a cluster)."""
+    act (MLOPS_BACKEND, then MLOPS_HOME and MLOPS_VOLUMES locally; on a cluster BASE_URL and
+    MLOPS_CPD_CA_BUNDLE, the CA bundle the deploying side trusts, used where that file exists)."""
     space_id = str(entry.get("deployment_space_id") or backend.space.space_id)
     model_asset = str(entry.get("model_asset") or "")
     values = {
