@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from urllib.parse import quote
 import pytest
 from test_inference import ask, gone, log_text, make_folder, wait_for, wait_status
 
-from mlops_widgets.backends.local.inference import InferenceError, LocalInference, stop_service
+from mlops_widgets.backends.local.inference import InferenceError, LocalInference, service_info, stop_service
 from mlops_widgets.backends.local.inference.kernel_logs import LINE_MAX, KernelLog, read_lines
 from mlops_widgets.masking import MASK
 from mlops_widgets.workspace import Workspace
@@ -145,6 +146,16 @@ def test_stop_kills_every_process_a_kernel_started(inference: LocalInference, tm
     assert not any(gone(p) for p in pids)
     inference.stop("dep")
     assert all(gone(p) for p in pids)  # the one in the kernel's session and the one that left it
+
+
+def test_processes_of_a_killed_services_kernels_are_reaped(inference: LocalInference, workspace: Workspace,
+                                                             tmp_path: Path) -> None:
+    started(inference, tmp_path)
+    pids = ask(inference, do="spawn")["pids"]
+    os.kill(service_info(workspace)["pid"], signal.SIGKILL)
+    wait_for(lambda: not inference.running(), what="the service to die")
+    assert stop_service(workspace)  # what a killed service left is found from its pid files
+    assert all(gone(p) for p in pids)
 
 
 # --- environment -------------------------------------------------------------------------------------
