@@ -276,7 +276,7 @@ RESOURCE_CONFIGS = Record(
         Field(
             "kernel_min",
             Integer(0, maximum=KERNELS_MAX),
-            "Fewest kernels kept running; 0 starts none until the first request. "
+            f"Fewest kernels kept running, 0 to {KERNELS_MAX}; 0 starts none until the first request. "
             "The seed's n_min_kernels is accepted as an alias.",
             default=RESOURCE_DEFAULTS["kernel_min"],
             aliases=("n_min_kernels",),
@@ -284,7 +284,7 @@ RESOURCE_CONFIGS = Record(
         Field(
             "kernel_max",
             Integer(1, maximum=KERNELS_MAX),
-            "Most kernels run under load; at least kernel_min. "
+            f"Most kernels run under load, 1 to {KERNELS_MAX}; at least kernel_min. "
             "The seed's n_replicas is accepted as an alias.",
             default=RESOURCE_DEFAULTS["kernel_max"],
             aliases=("n_replicas",),
