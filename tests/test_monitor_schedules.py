@@ -62,8 +62,8 @@ def _evaluations(backend: Backend, *, finished: bool = True) -> list[Any]:
 def test_schedules_have_openscale_shape_and_slots(monkeypatch: pytest.MonkeyPatch) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     s = sched.make_schedule("30m", start=start)
-    assert s == {"repeat_interval": 30, "repeat_type": "minute", "status": "enabled",
-                 "start_time": {"type": "absolute", "value": start.isoformat()}}
+    assert s == {"repeat_interval": 30, "repeat_unit": "minute", "repeat_type": "minute", "status": "enabled",
+                 "start_time": {"type": "absolute", "timestamp": start.isoformat()}}
     assert sched.every_text(s) == "30m" and sched.is_enabled(s)
     assert sched.latest_slot(s, start + timedelta(minutes=29)) is None  # the first slot is start + 30m
     assert sched.latest_slot(s, start + timedelta(minutes=95)) == start + timedelta(minutes=90)
@@ -73,7 +73,7 @@ def test_schedules_have_openscale_shape_and_slots(monkeypatch: pytest.MonkeyPatc
         sched.make_schedule("30s")
     assert err.value.hint.action == "monitor.schedule.longer"
     monkeypatch.setenv(sched.MIN_ENV, "5")
-    assert sched.make_schedule("5s")["repeat_type"] == "second"
+    assert sched.make_schedule("5s")["repeat_unit"] == "second"
     with pytest.raises(MlopsError, match="whole number and a unit"):
         sched.make_schedule("1w")
 

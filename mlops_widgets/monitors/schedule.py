@@ -1,9 +1,10 @@
 """Monitor schedules as OpenScale keeps them on a monitor instance, and the slot arithmetic the
 local scheduler and the listings share.
 
-OpenScale's shape: `{"repeat_interval": 30, "repeat_type": "minute", "status": "enabled" |
-"disabled", "start_time": {"type": "absolute", "value": ISO time}}`. OpenScale's smallest
-repeat type is the minute; the embedded backend also keeps "second" (tests, demos). An
+OpenScale's shape (`MonitorInstanceSchedule`): `{"repeat_interval": 30, "repeat_unit": "minute",
+"repeat_type": "minute", "status": "enabled" | "disabled", "start_time": {"type": "absolute",
+"timestamp": ISO time}}`. OpenScale's smallest unit is the minute; the embedded backend also
+keeps "second" (tests, demos). An
 evaluation is due at each slot `start + k * interval` (k >= 1); a scheduler that was down runs
 only the latest missed slot.
 """
@@ -22,7 +23,7 @@ MIN_ENV = "MLOPS_MIN_SCHEDULE_S"
 DEFAULT_MIN_S = 60
 ENABLED, DISABLED = "enabled", "disabled"
 _TYPES = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
-_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2592000, "year": 31536000}
 
 
 def min_interval_s() -> int:
@@ -54,32 +55,39 @@ def make_schedule(every: str, *, paused: bool = False, start: datetime | None = 
             f"a schedule may repeat at most every {min_interval_s()} s, got {every!r}",
             hint=Hint("monitor.schedule.longer", "choose a longer repeat", {"every": f"{min_interval_s()}s"}),
         )
+    unit = _TYPES[every[-1]]
     return {
         "repeat_interval": int(every[:-1]),
-        "repeat_type": _TYPES[every[-1]],
+        "repeat_unit": unit,
+        "repeat_type": unit,
         "status": DISABLED if paused else ENABLED,
-        "start_time": {"type": "absolute", "value": (start or datetime.now(UTC)).isoformat()},
+        "start_time": {"type": "absolute", "timestamp": (start or datetime.now(UTC)).isoformat()},
     }
+
+
+def unit_of(schedule: dict[str, Any]) -> str:
+    """The repeat unit (OpenScale's `repeat_unit`, older ones only have `repeat_type`)."""
+    return str(schedule.get("repeat_unit") or schedule["repeat_type"])
 
 
 def interval_s(schedule: dict[str, Any]) -> int:
     """Seconds between slots, never below the minimum in force (a schedule written by hand or
     under a lower minimum cannot run more often)."""
-    seconds = int(schedule["repeat_interval"]) * _SECONDS[schedule["repeat_type"]]
+    seconds = int(schedule["repeat_interval"]) * _SECONDS[unit_of(schedule)]
     return max(seconds, min_interval_s())
 
 
 def every_text(schedule: dict[str, Any]) -> str:
     """`30m` for a 30-minute schedule: the entry's and the CLI's way of writing it."""
-    unit = next((u for u, t in _TYPES.items() if t == schedule.get("repeat_type")), None)
-    if unit is None:  # week, month...: written as days
-        days = int(schedule["repeat_interval"]) * _SECONDS[schedule["repeat_type"]] // EVERY_UNITS["d"]
+    unit = next((u for u, t in _TYPES.items() if t == unit_of(schedule)), None)
+    if unit is None:  # week, month (30 d), year (365 d): written as days
+        days = int(schedule["repeat_interval"]) * _SECONDS[unit_of(schedule)] // EVERY_UNITS["d"]
         return f"{days}d"
     return f"{schedule['repeat_interval']}{unit}"
 
 
 def start_of(schedule: dict[str, Any]) -> datetime:
-    start = (schedule.get("start_time") or {}).get("value")
+    start = (schedule.get("start_time") or {}).get("timestamp")
     return parse_time(start) if start else datetime(1970, 1, 1, tzinfo=UTC)
 
 
