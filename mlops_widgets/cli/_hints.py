@@ -26,9 +26,11 @@ RENDERINGS: dict[str, str] = {
     "deploy.view": "see `mlops --backend cpd deploy view --name {name}`, or allow more time with "
     "$MLOPS_CPD_EDI_TIMEOUT",
     "monitor.create": "run `mlops monitor create --name {name}` first",
+    "monitor.delete": "delete them with `mlops monitor delete --name NAME`",
     "monitor.notify": "use --webhook URL or --command CMD",
     "monitor.notify.list": "see `mlops monitor notify --list`",
     "monitor.publish": "publish it with `mlops --backend cpd monitor publish --monitor {monitor}`",
+    "monitor.publish.local": "drop --software-spec",
     "monitor.publish.software_spec": "name the runtime with --software-spec or $MLOPS_CPD_SOFTWARE_SPEC",
     "monitor.register": "register it with `mlops monitor register --monitor {monitor} --provider {provider}`",
     "monitor.schedule": "set one with `mlops monitor schedule --name {name} --every REPEAT`",

@@ -18,7 +18,7 @@ from typing import Any
 
 from mlops_widgets.backends.base import RUN_ERROR, RUN_FINISHED, RUN_RUNNING, Resource
 from mlops_widgets.backends.local.volumes import LocalVolumes
-from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
 from mlops_widgets.monitors.definitions import MonitorDefinition, Threshold
@@ -186,8 +186,8 @@ class LocalServiceProviders(_Table):
             ).fetchone()
             if n:
                 raise ConflictError(
-                    f"service provider {service_provider_id} still has {n} subscription(s): "
-                    "delete them first (`mlops monitor delete --name ...`)"
+                    f"service provider {service_provider_id} still has {n} subscription(s)",
+                    hint=Hint("monitor.delete", "delete the monitors of those deployments first"),
                 )
             conn.execute("DELETE FROM mon_service_providers WHERE id = ?", (service_provider_id,))
 
@@ -331,7 +331,10 @@ class LocalIntegratedSystems(_Table):
     ) -> dict[str, Any]:
         """Providers run in-process here: only the registration is made."""
         if software_spec:
-            raise MlopsError("--software-spec only applies to the cpd backend")
+            raise MlopsError(
+                "a software specification only applies to the cpd backend (providers run in-process here)",
+                hint=Hint("monitor.publish.local", "publish without one"),
+            )
         name = f"{definition.id} metrics provider"
         endpoint = f"local:{definition.provider}"
         system = self.add(
