@@ -111,6 +111,31 @@ def test_a_kernel_past_memory_allocation_is_replaced_and_its_request_fails_clear
     assert wait_status(inference, "dep", "IDLE")["error"] is None
 
 
+HUNGRY_START_KERNEL = '''\
+from redhareapi import Kernel
+import time
+
+class HungryKernel(Kernel):
+    def on_kernel_start(self, kernel_context):
+        self.weights = b"w" * (400 << 20)  # a model too big for the deployment's memory_allocation
+        time.sleep(60)
+
+if __name__ == '__main__':
+    HungryKernel().run()
+'''
+
+
+def test_a_kernel_past_memory_allocation_while_starting_fails_the_deployment_clearly(
+    inference: LocalInference, tmp_path: Path
+) -> None:
+    inference.deploy("dep", make_folder(tmp_path, HUNGRY_START_KERNEL))
+    inference.update_profile("dep", {"resource_allocation": {"kernel": {"resources": "mem_limit=150"}}})
+    inference.start("dep")
+    view = wait_status(inference, "dep", "FAILED")
+    assert "exceeded memory_allocation (150 MB)" in view["error"] and "while starting" in view["error"]
+    assert "exceeded memory_allocation (150 MB)" in view["error_log"]
+
+
 def test_n_cpus_pins_each_kernel_to_its_own_cpus(inference: LocalInference, tmp_path: Path) -> None:
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs a machine with 2 CPUs or more")

@@ -273,8 +273,9 @@ class KernelPool:
         quick = k.tasks_done == 0 and k.ready_at is not None and time.monotonic() - k.ready_at < 10
         self.early_deaths = self.early_deaths + 1 if quick else 0
         if self.early_deaths >= EARLY_DEATHS:
+            why = f" (the last {k.memory_message()})" if k.memory_used_mb is not None else ""
             self._fail_locked(
-                f"kernels exited {EARLY_DEATHS} times in a row right after starting", pod_tail(self.logs_dir, k.pod)
+                f"kernels exited {EARLY_DEATHS} times in a row right after starting{why}", pod_tail(self.logs_dir, k.pod)
             )
 
     def _wake(self) -> None:
