@@ -11,6 +11,7 @@ import signal
 import socket
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,20 @@ def test_a_post_whose_connection_drops_is_reported_not_sent_again(workspace: Wor
     assert isinstance(error, DroppedConnection) and "not sent again" in str(error)
     assert service_info(workspace) is None  # no new service was started to send it again
     assert runs.read_text() == "ran\n"
+
+
+def test_a_post_after_the_service_closed_an_idle_connection_runs_once(workspace: Workspace, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_SERVICE_IDLE_TIMEOUT", "1")
+    inference = LocalInference(workspace)
+    deploy_started(inference, make_folder(tmp_path, COUNTING_KERNEL), kernel_min=1, kernel_max=1)
+    runs, gate = tmp_path / "runs.txt", tmp_path / "gate"
+    gate.touch()
+    body = json.dumps({"runs": str(runs), "gate": str(gate)}).encode()
+    inference.infer("dep", body)
+    time.sleep(1.5)  # the service closes the kept-alive connection meanwhile
+    assert inference.infer("dep", body) == b"{}"  # on a new connection, not an error
+    assert runs.read_text() == "ran\nran\n"
 
 
 # --- tar uploads --------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ class Settings:
 class Context:
     """What every handler reaches: the domain, the token, the thread pools, the stop signal."""
 
-    def __init__(self, service: Service, token: str, info: dict[str, Any], settings: Settings) -> None:
+    def __init__(self, service: Service, token: str, info: dict[str, Any], settings: Settings,
+                 loop: asyncio.AbstractEventLoop) -> None:
         self.service = service
         self.token = token.encode()
         self.info = info
@@ -94,7 +95,7 @@ class Context:
         self.manage = ThreadPoolExecutor(4, thread_name_prefix="manage")
         self.infer = ThreadPoolExecutor(settings.threads, thread_name_prefix="infer")
         self.stopped = asyncio.Event()
-        self.loop = asyncio.get_event_loop()
+        self.loop = loop
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stopped.set)
@@ -295,7 +296,7 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
             "started_at": now(),
             "version": __version__,
         }
-        ctx = Context(Service(workspace, base_url), info["token"], info, settings)
+        ctx = Context(Service(workspace, base_url), info["token"], info, settings, loop)
         server = BoundedServer(
             application(ctx),
             idle_connection_timeout=settings.idle_timeout,
