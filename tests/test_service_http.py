@@ -124,7 +124,7 @@ def test_connections_are_bounded_and_idle_ones_hold_no_thread(workspace: Workspa
     try:
         # Those over the bound are answered 503 and closed; the 20 others stay open, idle.
         refused = wait_for(lambda: [s for s in socks if select.select([s], [], [], 0)[0]] if len(
-            [s for s in socks if select.select([s], [], [], 0)[0]]) >= 40 else None, what="40 refusals")
+            [s for s in socks if select.select([s], [], [], 0)[0]]) >= 40 else None, timeout=60, what="40 refusals")
         assert len(refused) == 40
         assert all(s.recv(100).startswith(b"HTTP/1.1 503") for s in refused)
         # 20 idle connections and no thread for them (a companion may start one of its own).
@@ -135,7 +135,7 @@ def test_connections_are_bounded_and_idle_ones_hold_no_thread(workspace: Workspa
         for s in socks:
             s.close()
     wait_for(lambda: request(info, "GET", "/dlim/v1/model", {"X-Auth-Token": info["token"]})[0] == 200,
-             what="the service to serve again once the connections closed")
+             timeout=60, what="the service to serve again once the connections closed")
 
 
 def test_a_post_whose_connection_drops_is_reported_not_sent_again(workspace: Workspace, tmp_path: Path) -> None:
