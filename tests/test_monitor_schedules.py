@@ -123,6 +123,9 @@ def test_a_schedule_evaluates_on_its_own_and_a_paused_one_does_not(ready: Backen
     settings = space.get_entry(ready, model_asset_id=ASSET)[1]["openscale_custom_metric_provider"]
     assert settings[SEG]["schedule"] == {"every": "2s", "paused": True}
     assert settings[GEN]["schedule"] == {"every": "1s", "paused": True}
+    changes = list_runs(ready.workspace, template="monitor.schedule")
+    assert len(changes) == 3 and {r.status for r in changes} == {"ok"}  # each change in the audit trail
+    assert "  schedule: every 2s, paused" in cli("monitor", "status", "--name", "demo").stdout
     listed = json.loads(cli("monitor", "schedule", "--list", "--json").stdout)
     assert {(r["monitor_id"], r["every"], r["status"]) for r in listed} == {(SEG, "2s", "paused"), (GEN, "1s", "paused")}
 

@@ -166,6 +166,10 @@ def _print_status(st: dict[str, Any]) -> None:
                 f"{m['issue_count']} issue(s)"
             )
             _violation_lines(m["violations"])
+        sched = m.get("schedule")
+        if sched:
+            when = f", next {sched['next_at']}" if sched.get("next_at") else ""
+            click.echo(f"  schedule: every {sched['every']}, {sched['status']}{when}")
 
 
 @monitor.command("history")

@@ -73,10 +73,17 @@ def schedule(
             raise MlopsError("say what to do: --every REPEAT, --pause, --resume or --off")
         if (pause and resume) or (remove and len(changes) > 1) or (resume and every):
             raise MlopsError(f"{' and '.join(changes)} cannot be combined")
-        rows = ops_schedule.set_schedule(
-            obj.backend(), name, monitor_id, every=every, paused=pause if (pause or resume) else None,
-            remove=remove,
-        )
+        from mlops_widgets.runner import events
+
+        paused = pause if (pause or resume) else None
+        params = {"deployment_name": name, "monitor_id": monitor_id, "every": every, "paused": paused,
+                  "remove": remove}
+        with events.recording(obj.ws(), "monitor.schedule", params, deployment_name=name,
+                              backend=obj.backend_name) as outcome:
+            rows = ops_schedule.set_schedule(
+                obj.backend(), name, monitor_id, every=every, paused=paused, remove=remove
+            )
+            outcome.result = {"schedules": rows}
         rows = [{**r, **(r.pop("schedule") or {})} for r in rows]
     if as_json:
         echo_json(rows)

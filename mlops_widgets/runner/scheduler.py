@@ -46,30 +46,38 @@ def _connect(workspace: Workspace) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def due(workspace: Workspace, now: datetime) -> list[dict[str, Any]]:
-    """The enabled schedules whose latest slot at `now` has not been claimed yet."""
+def scheduled(workspace: Workspace) -> list[dict[str, Any]]:
+    """The monitor instances with an enabled schedule, with their deployment's name."""
     mon = get_backend("local", workspace).monitoring
-    with _connect(workspace) as conn:
-        claimed = {r["monitor_instance_id"]: r["slot"] for r in conn.execute("SELECT * FROM sched_slots")}
     names = {
         s["metadata"]["id"]: (s["entity"].get("deployment") or {}).get("name")
         for s in mon.subscriptions.list()
     }
-    out = []
-    for inst in mon.monitor_instances.list():
-        schedule = inst["entity"].get("schedule")
-        if not is_enabled(schedule):
-            continue
-        slot = latest_slot(schedule, now)
-        key = inst["metadata"]["id"]
-        if slot is None or (key in claimed and slot.timestamp() <= claimed[key]):
-            continue
-        out.append({
-            "monitor_instance_id": key,
+    return [
+        {
+            "monitor_instance_id": inst["metadata"]["id"],
             "deployment_name": names.get(inst["entity"]["target"]["target_id"]),
             "monitor_id": inst["entity"]["monitor_definition_id"],
-            "slot": slot,
-        })
+            "schedule": inst["entity"]["schedule"],
+        }
+        for inst in mon.monitor_instances.list()
+        if is_enabled(inst["entity"].get("schedule"))
+    ]
+
+
+def due(workspace: Workspace, now: datetime, enabled: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The enabled schedules (`enabled`, default: read now) whose latest slot at `now` has not
+    been claimed yet, each with that `slot`."""
+    enabled = scheduled(workspace) if enabled is None else enabled
+    with _connect(workspace) as conn:
+        claimed = {r["monitor_instance_id"]: r["slot"] for r in conn.execute("SELECT * FROM sched_slots")}
+    out = []
+    for job in enabled:
+        slot = latest_slot(job["schedule"], now)
+        key = job["monitor_instance_id"]
+        if slot is None or (key in claimed and slot.timestamp() <= claimed[key]):
+            continue
+        out.append({**job, "slot": slot})
     return out
 
 
@@ -92,6 +100,7 @@ class MonitorScheduler:
         self._stop = threading.Event()
         self._busy: dict[str, threading.Thread] = {}
         self._thread: threading.Thread | None = None
+        self._warm_kept = False
         self.workspace: Workspace | None = None
 
     def start(self, workspace: Workspace) -> None:
@@ -106,6 +115,7 @@ class MonitorScheduler:
             self._thread.join(STOP_WAIT_S)
         for worker in list(self._busy.values()):
             worker.join(STOP_WAIT_S)
+        self._warm(False)
 
     def _loop(self) -> None:
         assert self.workspace is not None
@@ -125,7 +135,9 @@ class MonitorScheduler:
 
     def tick(self, now: datetime) -> None:
         assert self.workspace is not None
-        for job in due(self.workspace, now):
+        enabled = scheduled(self.workspace)
+        self._warm(bool(enabled))
+        for job in due(self.workspace, now, enabled):
             key = job["monitor_instance_id"]
             running = self._busy.get(key)
             if running is not None and running.is_alive():
@@ -135,6 +147,15 @@ class MonitorScheduler:
             worker = threading.Thread(target=self._evaluate, args=(job,), name=f"evaluate-{key[:8]}", daemon=True)
             self._busy[key] = worker
             worker.start()
+
+    def _warm(self, wanted: bool) -> None:
+        """Keep a kernel started ahead (runner.warm) while some schedule is enabled, so a
+        scheduled evaluation does not wait for a kernel start; none while nothing is scheduled."""
+        from mlops_widgets.runner import warm
+
+        if wanted != self._warm_kept:
+            warm.keep_spare(wanted, workspace=self.workspace, backend="local")
+            self._warm_kept = wanted
 
     def _evaluate(self, job: dict[str, Any]) -> None:
         from mlops_widgets.ops import notify

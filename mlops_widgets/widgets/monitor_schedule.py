@@ -65,9 +65,20 @@ class ScheduleControls:
         if not name:
             return
         only = self.monitor()
+
+        def change(_progress: Any) -> list[dict[str, Any]]:
+            from mlops_widgets.runner import events
+
+            params = {"deployment_name": name, "monitor_id": only, "every": every, "paused": paused}
+            with events.recording(self.ctx.backend.workspace, "monitor.schedule", params, deployment_name=name,
+                                  backend=self.ctx.backend.name) as outcome:
+                outcome.result = {"schedules": schedule.set_schedule(
+                    self.ctx.backend, name, only, every=every, paused=paused)}
+            return outcome.result["schedules"]
+
         self.ctx.run_call(
             f"Schedule {name}",
-            lambda _progress: schedule.set_schedule(self.ctx.backend, name, only, every=every, paused=paused),
+            change,
             on_done=self._done,
             on_error=lambda message: setattr(self.listing, "value", error_html([message])),
         )
