@@ -56,7 +56,7 @@ def operations(ws: Path, asset_id: str) -> dict[str, list[str]]:
 def before(ws: Path, op: str) -> None:
     """What each operation needs to be able to start again (a previous round may have left a
     deployment, or killed the staging of the entry deploy uses)."""
-    if op == "deploy":
+    if op in ("deploy", "stage"):  # stage --force refuses to replace a deployed model
         mlops(ws, "deploy", "delete", "--name", DEPLOYMENT)
 
 
