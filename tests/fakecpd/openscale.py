@@ -274,6 +274,14 @@ class OpenScale:
         entity = copy.deepcopy(inst["entity"])
         for op in ops:
             path = op.get("path")
+            if path == "/schedule":  # stored and returned; the platform would run it
+                if op.get("op") == "remove":
+                    entity.pop("schedule", None)
+                elif op.get("op") in ("replace", "add"):
+                    entity["schedule"] = self._check_schedule(op.get("value"))
+                else:
+                    raise HttpError(400, f"unsupported patch operation {op}")
+                continue
             if op.get("op") not in ("replace", "add") or path not in ("/thresholds", "/parameters"):
                 raise HttpError(400, f"unsupported patch operation {op}")
             if path == "/thresholds":
@@ -285,6 +293,17 @@ class OpenScale:
         inst["entity"] = entity
         inst["metadata"]["modified_at"] = now_iso()
         return inst
+
+    @staticmethod
+    def _check_schedule(value: Any) -> dict[str, Any]:
+        """OpenScale's MonitorInstanceSchedule: a positive repeat in minutes at the least."""
+        units = ("minute", "hour", "day", "week", "month", "year")
+        if (not isinstance(value, dict) or not isinstance(value.get("repeat_interval"), int)
+                or value["repeat_interval"] < 1 or value.get("repeat_unit") not in units
+                or value.get("status", "enabled") not in ("enabled", "disabled")
+                or (value.get("start_time") or {}).get("type", "absolute") not in ("absolute", "relative")):
+            raise HttpError(400, f"invalid schedule {value!r}", "invalid_schedule")
+        return value
 
     def delete_instance(self, req: Request, oid: str) -> Response:
         self._get("monitor_instances", oid)

@@ -220,6 +220,20 @@ def _overrides(thresholds: list[dict[str, Any]]) -> list[Any]:
             for t in thresholds]
 
 
+def in_minutes(schedule: dict[str, Any]) -> dict[str, Any]:
+    """A schedule as OpenScale takes it: its smallest unit is the minute, so a repeat in seconds
+    must be whole minutes."""
+    if schedule.get("repeat_unit") != "second":
+        return schedule
+    seconds = int(schedule["repeat_interval"])
+    if seconds % 60:
+        raise MlopsError(
+            f"OpenScale repeats a schedule in whole minutes, got {seconds} s",
+            hint=Hint("monitor.schedule.minutes", "give the repeat in minutes, hours or days"),
+        )
+    return {**schedule, "repeat_interval": seconds // 60, "repeat_unit": "minute", "repeat_type": "minute"}
+
+
 class CpdMonitorInstances(Area):
     def __init__(self, session: CpdSession, definitions: CpdMonitorDefinitions) -> None:
         super().__init__(session)
@@ -291,6 +305,21 @@ class CpdMonitorInstances(Area):
                     [_v2().JsonPatchOperation(op="replace", path=p, value=v) for p, v in changes],
                     update_metadata_only=True),
             )
+        return self.get(monitor_instance_id)
+
+    def set_schedule(self, monitor_instance_id: str, schedule: dict[str, Any] | None) -> Resource:
+        """OpenScale's instance schedule (PATCH /schedule); OpenScale runs it."""
+        current = self.get(monitor_instance_id)
+        if schedule is not None:
+            op = _v2().JsonPatchOperation(op="replace", path="/schedule", value=in_minutes(schedule))
+        elif current["entity"].get("schedule"):
+            op = _v2().JsonPatchOperation(op="remove", path="/schedule")
+        else:
+            return current
+        self._call(
+            f"scheduling monitor instance {monitor_instance_id}",
+            lambda: self._wos.monitor_instances.update(monitor_instance_id, [op], update_metadata_only=True),
+        )
         return self.get(monitor_instance_id)
 
     def delete(self, monitor_instance_id: str) -> None:
