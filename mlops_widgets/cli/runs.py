@@ -210,7 +210,7 @@ def _print_record(record: Any) -> None:
         ("workspace", record.workspace),
         ("by", f"{record.user}@{record.host}"),
         ("re-run of", record.rerun_of or ""),
-        ("notebook", str(record.notebook)),
+        ("notebook", str(record.notebook) if record.notebook_name else ""),
     ]
     for key, value in lines:
         if value:

@@ -264,7 +264,11 @@ def save_run(ws: Workspace, record: RunRecord, files: dict[str, bytes]) -> RunRe
     except OSError as exc:
         raise unwritable(ws, exc) from None
     record.dir = final
-    index_run(ws, record)
+    try:
+        index_run(ws, record)
+    except BaseException:  # not indexed: no folder either, nothing half-recorded
+        shutil.rmtree(final, ignore_errors=True)
+        raise
     return record
 
 
