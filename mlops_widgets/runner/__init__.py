@@ -78,9 +78,10 @@ run_template(template, params=None, *, secrets=None, workspace=None, backend=Non
     the run). Only values are masked, never the notebook's structure: stream outputs are merged
     first (a secret printed a character at a time is whole again), and an output or cell still
     holding a secret in a key or a number is replaced by a note. `cancel`: a threading.Event;
-    when set, the kernel is interrupted (killed if it does not stop)
-    and the run is recorded "cancelled". `timeout`: seconds for the whole run; past it the run is
-    stopped the same way and recorded "failed" ("timed out after N s").
+    when set, the kernel is interrupted (killed if it does not stop) and the run is recorded
+    "cancelled". `timeout`: seconds for the template's cells (counted from the first, once the
+    kernel is up); past it the run is stopped the same way and recorded "failed" ("timed out
+    after N s").
     SIGTERM/SIGHUP while the run is driven from the main thread stop it as "interrupted" (the
     notebook so far is saved), then the signal takes its course; a run left "running" by a
     killed process is finished "interrupted" by the next reader of the index.

@@ -70,6 +70,7 @@ class RunControl:
         self.km: Any = None
         self.kernel_log: IO[bytes] = kernel_log or tempfile.TemporaryFile()
         self.current_cell: int | None = None
+        self.deadline: float | None = None  # the timeout counts from the first cell (kernel started)
         self.finished = threading.Event()
         self._stop = threading.Event()
 
@@ -95,6 +96,8 @@ class RunControl:
         self.km = km
 
     def cell_start(self, index: int) -> None:
+        if self.deadline is None and self.timeout:
+            self.deadline = time.monotonic() + self.timeout
         self.check()
         self.current_cell = index
         if index in self.code:
@@ -120,11 +123,10 @@ class RunControl:
 
     def watch(self) -> None:
         """The watcher thread's body: waits for a stop, the cancel event or the deadline."""
-        deadline = time.monotonic() + self.timeout if self.timeout else None
         while not self.finished.wait(0.05):
             if self.cancel is not None and self.cancel.is_set():
                 self.stop("cancelled")
-            elif deadline is not None and time.monotonic() >= deadline:
+            elif self.deadline is not None and time.monotonic() >= self.deadline:
                 self.stop("timeout")
             if self._stop.is_set():
                 self._stop_kernel()
