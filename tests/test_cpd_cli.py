@@ -29,6 +29,10 @@ def test_doctor_reports_each_service(cli, cpd_env: dict, fake_cpd: FakeCpd) -> N
     assert "Watson Machine Learning 4.8.5" in text
     assert "ibm-watson-machine-learning 1.0" in text and "ibm-watson-openscale 3.1" in text
     assert "1 volume(s): demo-volume" in text
+    # per service, the contract facts the backend relies on, in words
+    assert "EDI v2 API with the token in X-Auth-Token, through ibm-wmla 0.1" in text
+    assert "data mart 00000000-0000-0000-0000-000000000000 (the Cloud Pak for Data instance) is active" in text
+    assert f"space {fake_cpd.space_id} found" in text
     assert cpd_env["APIKEY"] not in res.output
 
 

@@ -272,3 +272,20 @@ def test_republishing_replaces_the_function_deployment_and_integrated_system(
     assert params["custom_metrics_provider_id"] == second["integrated_system_id"]
     run = _wait(mon, iid, mon.runs.add(iid))
     assert run["entity"]["status"]["state"] == "finished", run["entity"]["status"]
+
+
+def test_a_posted_measurement_is_read_back_by_its_run(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:
+    """Newer measurements of other runs fill the first page of a listing: the one just posted
+    is found by its run id, not by page order."""
+    mon = cpd_backend.monitoring
+    mon.monitor_definitions.add(BUILTIN["generic_metrics"])
+    inst = mon.monitor_instances.create(monitor_definition_id="generic_metrics",
+                                        target_id=_subscription(mon), thresholds=[], parameters={})
+    iid = inst["metadata"]["id"]
+    fake_cpd.openscale.page = 2
+    for i in range(3):
+        mon.measurements.add(iid, run_id=f"other-{i}", metrics={"num_images_total_predicted": i},
+                             timestamp=f"2999-01-0{i + 1}T00:00:00.000000Z")
+    mine = mon.measurements.add(iid, run_id="mine", metrics={"num_images_total_predicted": 7})
+    assert mine["entity"]["run_id"] == "mine"
+    assert [m["entity"]["run_id"] for m in mon.measurements.list(iid, run_id="other-1")] == ["other-1"]

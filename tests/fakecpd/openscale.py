@@ -45,6 +45,7 @@ class OpenScale:
         self.threads: list[threading.Thread] = []
         self.provider_calls: list[str] = []  # every endpoint OpenScale called
         self.payload_form = "custom_monitor_run_id"  # or "run_details", as older releases sent
+        self.page = 100  # measurements per page of a listing
         self.credentials: dict[str, Any] = {}  # integrated system id -> credentials
         for name in BUILTIN:
             self._put("monitor_definitions", name, {
@@ -481,9 +482,9 @@ class OpenScale:
                  if m["entity"]["monitor_instance_id"] == iid
                  and req.query.get("run_id") in (None, m["entity"]["run_id"])]
         items.sort(key=lambda m: m["entity"]["timestamp"], reverse=True)
-        limit = int(req.query.get("limit") or 0)
-        items = items[:limit] if limit else items
-        return {"measurements": items, "total_count": len(items)}
+        total = len(items)
+        limit = min(int(req.query.get("limit") or self.page), self.page)  # one page, newest first
+        return {"measurements": items[:limit], "total_count": total}
 
     def get_measurement(self, req: Request, iid: str, mid: str) -> dict[str, Any]:
         m = self._get("measurements", mid)

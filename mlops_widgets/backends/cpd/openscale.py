@@ -392,16 +392,10 @@ class CpdMeasurements(Area):
                     timestamp=when, run_id=run_id, metrics=[values])]),
             idempotent=False,
         )
-        published = self._call(
-            f"reading the measurement of run {run_id}",
-            lambda: self._wos.monitor_instances.measurements.list(
-                monitor_instance_id=monitor_instance_id, start=datetime(2000, 1, 1, tzinfo=UTC),
-                end=datetime.now(UTC) + timedelta(days=1), run_id=run_id),
-        )["measurements"]
-        mine = [m for m in published if m["entity"].get("run_id") == run_id]
+        mine = self.list(monitor_instance_id, run_id=run_id)
         if not mine:
             raise MlopsError(f"OpenScale did not keep the measurement of run {run_id}")
-        return max(mine, key=lambda m: str(m["entity"].get("timestamp")))
+        return mine[0]
 
     def query(
         self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1
@@ -414,13 +408,17 @@ class CpdMeasurements(Area):
         )["measurements"]
         return sorted(found, key=lambda m: str(m["entity"].get("timestamp")), reverse=True)
 
-    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
+    def list(self, monitor_instance_id: str, *, limit: int | None = None,
+             run_id: str | None = None) -> list[Resource]:
+        """Newest first; `run_id`: only that run's (OpenScale filters, and so do we)."""
         end = datetime.now(UTC) + timedelta(days=1)
         start = datetime(2000, 1, 1, tzinfo=UTC)
         found = self._call(
             f"listing the measurements of monitor instance {monitor_instance_id}",
             lambda: self._wos.monitor_instances.measurements.list(
-                monitor_instance_id=monitor_instance_id, start=start, end=end, limit=limit),
+                monitor_instance_id=monitor_instance_id, start=start, end=end, limit=limit,
+                run_id=run_id),
         )["measurements"]
+        found = [m for m in found if run_id is None or m["entity"].get("run_id") == run_id]
         found = sorted(found, key=lambda m: str(m["entity"].get("timestamp")), reverse=True)
         return found if limit is None else found[:limit]
