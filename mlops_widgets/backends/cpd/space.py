@@ -310,12 +310,17 @@ class CpdSpace:
         )
 
     def _versions_with(self, name: str, asset_id: str) -> list[_Version]:
-        """The versions once the search finds `asset_id` (waiting out the index's lag)."""
+        """The versions once the search finds `asset_id` (waiting out the index's lag), or at
+        once when it is gone (a newer writer deleted it: no lag to wait for)."""
         deadline = time.monotonic() + SEARCH_LAG_S
         delay = 0.05
         while True:
             versions = self._versions(name)
             if any(v.asset_id == asset_id for v in versions) or time.monotonic() > deadline:
+                return versions
+            try:
+                self._get_details(asset_id)
+            except NotFoundError:
                 return versions
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
