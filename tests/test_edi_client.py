@@ -90,6 +90,20 @@ def test_ibm_client_with_its_x_auth_token_header(workspace: Workspace) -> None:
     assert edi.get_models().get_result() == []
 
 
+def test_ibm_client_lists_the_runtimes(workspace: Workspace) -> None:
+    from ibm_cloud_sdk_core import ApiException
+    from ibm_wmla.wmla_api_edi_v2 import Runtime, Runtimes
+
+    edi = ibm_client(start_service(workspace))
+    runtimes = Runtimes.from_dict(edi.get_runtimes().get_result())
+    own = runtimes.runtimes[0]
+    assert own.description.startswith("dlipy3: Python 3.") and Path(own.launcher).exists()
+    assert Runtime.from_dict(edi.get_runtime_details("dlipy3").get_result()) == own
+    with pytest.raises(ApiException) as info:
+        edi.get_runtime_details("nope")
+    assert info.value.status_code == 404
+
+
 def test_curl_with_x_auth_token_reaches_a_deployment(workspace: Workspace, tmp_path: Path) -> None:
     inference = LocalInference(workspace)
     deploy_started(inference, make_folder(tmp_path, ECHO_KERNEL), kernel_min=1, kernel_max=1)

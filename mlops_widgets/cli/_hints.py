@@ -44,6 +44,7 @@ RENDERINGS: dict[str, str] = {
     "runtime.add": "add it with `mlops runtime add {name} --python PATH`, or name one of `mlops runtime list` "
     "in model.json",
     "runtime.delete": "delete it first: `mlops runtime delete {name}`",
+    "runtime.list": "see `mlops runtime list`",
     "score.output": "give an output folder with -p output_dir FOLDER",
     "stage.deployed": "delete that deployment first (`mlops deploy delete --name {deployment}`) or stage with "
     "--new instead of --force",

@@ -168,3 +168,16 @@ def profile_update(doc: dict[str, Any]) -> dict[str, Any]:
 def profile_from_doc(doc: dict[str, Any]) -> dict[str, Any]:
     """`ModelAppProfile` back in our shape: what `dlim model viewprofile -j` shows of a local one."""
     return {"name": doc.get("name"), **profile_update(doc)}
+
+
+def runtime_doc(runtime: dict[str, Any]) -> dict[str, Any]:
+    """One of our runtimes (a named Python interpreter) as EDI's `Runtime`, which has no name
+    field: the name leads the description."""
+    return {
+        "schema_version": "1",
+        "type": "python",
+        "launcher": runtime["python"],
+        "description": f"{runtime['name']}: Python {runtime.get('version') or '?'}",
+        "envs": [],
+        "epoch_created": epoch(runtime.get("added_at")),
+    }

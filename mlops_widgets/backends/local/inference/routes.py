@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.pool import ServiceError
+from mlops_widgets.backends.local.inference.runtimes import Runtimes
 from mlops_widgets.backends.local.inference.service import API
 from mlops_widgets.backends.local.inference.upload import unpack
-from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 
 log = logging.getLogger("mlops.inference")
 
@@ -88,6 +90,17 @@ def infer(ctx: Any, request: Any, body: list[bytes], name: str) -> tuple[int, by
     return ctx.service.infer(name, body)
 
 
+def runtimes(ctx: Any, request: Any, body: bytes) -> Any:
+    return {"schema_version": "1", "runtimes": [edi.runtime_doc(r) for r in Runtimes(ctx.service.workspace).list()]}
+
+
+def runtime(ctx: Any, request: Any, body: bytes, name: str) -> Any:
+    for r in Runtimes(ctx.service.workspace).list():
+        if r["name"] == name:
+            return edi.runtime_doc(r)
+    raise NotFoundError(f"no runtime named {name!r}", hint=Hint("runtime.list", "list the runtimes to see their names"))
+
+
 def deploy_upload(ctx: Any, request: Any, spooled: Path) -> Any:
     """`POST /deployment/model` as WMLA takes it: a (gzip) tar of the submission folder, the
     name from ?name= or its model.json."""
@@ -135,6 +148,8 @@ ROUTES: list[Call] = [
     Call("PUT", f"{API}/model/{_NAME}/operation/stop/?", lambda c, r, b, n: c.service.stop(n)),
     Call("POST", f"{API}/inference/{_NAME}/?", infer, inference=True, body="chunks"),
     Call("POST", f"{API}/deployment/model/?", deploy_upload, body="file"),
+    Call("GET", f"{API}/deployment/runtime/?", runtimes),
+    Call("GET", f"{API}/deployment/runtime/{_NAME}/?", runtime),
     Call("POST", f"{MLOPS}/deployment/?", deploy_folder),
     Call("GET", f"{MLOPS}/model/{_NAME}/?", lambda c, r, b, n: c.service.diagnostics(n)),
     Call("GET", f"{MLOPS}/service/?", lambda c, r, b: {**c.info, "token": None}),
