@@ -68,7 +68,8 @@ def lab_server(base: Path, root: Path, env: dict[str, str] | None = None) -> Ite
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
              "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}"],
+             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
+             "--LabApp.expose_app_in_browser=True"],  # tests switch themes through the app
             stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"

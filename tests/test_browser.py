@@ -138,20 +138,18 @@ def _drive(page, lab, tmp_path: Path) -> None:
         panel.screenshot(path=str(target))
 
     page.locator(".mlops-tabs .lm-TabBar-tab", has_text="Runs").click()
-    runs = page.locator(".mlops-runs-list")
-    row = runs.locator(".mlops-run-row").first
-    expect(row).to_contain_text("A_MLOps_Pipeline")
-    expect(row).to_contain_text("ok")
-    link = row.locator("a.mlops-open-link")
+    pick = page.locator(".mlops-runs-pick select")
+    expect(pick.locator("option").first).to_contain_text("A_MLOps_Pipeline")
+    details = page.locator(".mlops-run-details")
+    expect(details).to_contain_text(asset_id.inner_text())
+    link = details.locator("a.mlops-open-link[data-run]")
     expect(link).to_have_attribute("href", re.compile(r"/lab/tree/workspace/runs/.+/A_MLOps_Pipeline\.ipynb$"))
-    expect(page.locator(".mlops-run-details")).to_contain_text(asset_id.inner_text())
     panel.screenshot(path=str(tmp_path / "runs.png"))
     print(f"\npanel shown {t_panel:.1f}s, staged {t_staged:.1f}s, screenshots in {tmp_path}")
 
-    # The link opens the executed notebook in JupyterLab (a new tab, a new page here).
-    with page.context.expect_page() as opened:
-        link.click()
-    notebook = opened.value
-    notebook.wait_for_load_state()
-    assert "/lab/tree/workspace/runs/" in notebook.url
-    expect(notebook.locator(".jp-Notebook")).to_contain_text("Stage the model", timeout=60_000)
+    # The run's link opens it read-only in a tab of this JupyterLab (the extension catches it).
+    link.click()
+    view = page.locator(".mlops-run-view")
+    expect(view.locator(".mlops-run-title")).to_contain_text("A_MLOps_Pipeline")
+    expect(view).to_contain_text("Stage the model", timeout=60_000)
+    assert len(page.context.pages) == 1

@@ -74,6 +74,13 @@ def _open_lab(page, lab) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{lab['url']}/lab?token={TOKEN}")
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
+    # The layout is restored (the tabs an earlier test left open): start from a launcher.
+    page.evaluate("""async () => {
+        await window.jupyterapp.restored;
+        await window.jupyterapp.commands.execute('application:close-all');
+        await window.jupyterapp.commands.execute('launcher:create');
+    }""")
     expect(page.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
 
 
@@ -154,3 +161,78 @@ def test_sidebar_lists_the_demo_runs_and_opens_one_read_only(demo_lab, page, tmp
     dialog.locator(".jp-mod-reject").click()
     expect(dialog).to_have_count(0)
     assert len(list_runs(demo_lab["workspace"])) == len(runs)
+
+
+# Computed-style checks run in the page: the form elements that scroll sideways, and the
+# elements whose text has (almost) the colour of what is behind it.
+LAYOUT_PROBLEMS = """root => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = c => {
+    const [r, g, b] = rgb(c).map(v => v / 255).map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      const v = rgb(c);
+      if (v.length === 3 || (v.length === 4 && v[3] > 0.5)) return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const name = el => el.tagName.toLowerCase() + '.' + [...el.classList].join('.') +
+    ' "' + (el.textContent || '').trim().slice(0, 40) + '"';
+  const scrolls = [], unreadable = [];
+  for (const el of root.querySelectorAll('*')) {
+    if (!el.getClientRects().length) continue;  // not shown
+    const style = getComputedStyle(el);
+    if (['auto', 'scroll'].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1) {
+      scrolls.push(name(el) + ` ${el.scrollWidth} > ${el.clientWidth}`);
+    }
+    const text = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (text && style.visibility !== 'hidden') {
+      const fg = lum(style.color), bg = lum(background(el));
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      if (ratio < 1.5) unreadable.push(name(el) + ` ${style.color} on ${background(el)}`);
+    }
+  }
+  return {scrolls, unreadable};
+}"""
+
+TABS = ("Prepare", "Deploy", "Monitor", "Status", "Runs")
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1280, 800])
+def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, width):
+    """Each tab with the file browser open: nothing scrolls sideways inside the forms, no text
+    has the colour of its background; a screenshot per tab."""
+    from playwright.sync_api import expect
+
+    with browser_page(tmp_path / "chrome-profile", width, 900) as page:
+        _open_lab(page, demo_lab)
+        page.evaluate("""async dark => {
+            const app = window.jupyterapp;
+            await app.commands.execute('apputils:change-theme',
+                {theme: dark ? 'JupyterLab Dark' : 'JupyterLab Light'});
+            await app.commands.execute('filebrowser:activate');
+            await app.commands.execute('mlops:open-panel');
+        }""", theme == "dark")
+        panel = page.locator(".mlops-lab-panel .mlops-panel")
+        expect(panel).to_be_visible(timeout=90_000)
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false" if theme == "dark" else "true")
+        expect(page.locator("#filebrowser")).to_be_visible()
+        problems = {}
+        for title in TABS:
+            panel.locator(".mlops-tabs .lm-TabBar-tab", has_text=title).click()
+            tab = panel.locator(f".mlops-tab-{title.lower()}")
+            expect(tab).to_be_visible(timeout=30_000)
+            if title == "Status":  # its lists load when first shown
+                expect(tab.locator(".mlops-status-summary")).to_be_visible(timeout=30_000)
+            if title == "Runs":
+                expect(tab.locator(".mlops-run-details")).to_contain_text("parameters", timeout=30_000)
+            found = page.evaluate(LAYOUT_PROBLEMS, tab.element_handle())
+            if found["scrolls"] or found["unreadable"]:
+                problems[title] = found
+            for target in shots(tmp_path, f"panel-{title.lower()}-{theme}-{width}.png"):
+                page.locator(".mlops-lab-panel").screenshot(path=str(target))
+        assert not problems, json.dumps(problems, indent=1)

@@ -62,7 +62,10 @@ def test_panel_builds_every_tab_without_touching_the_workspace(workspace):
     assert [panel.tabs.get_title(i) for i in range(5)] == ["Prepare", "Deploy", "Monitor", "Status", "Runs"]
     assert not workspace.root.exists()  # nothing read or created until a tab needs it
     assert panel.prepare.stage.disabled
-    assert "choose the model file or folder" in txt(panel.prepare.stage.reason)
+    # An untouched form shows no error; the button's reason says what is missing, once.
+    assert txt(panel.prepare.stage.reason) == "Model file/folder: choose the model file or folder (and 1 more)"
+    assert not any(lbl.value for lbl in panel.prepare.errors._fields.values())
+    assert not panel.deploy.errors.label("wmla_deployment.deployment_name").value
 
 
 def test_live_validation_shows_the_config_models_errors_beside_their_fields(panel, example_paths):
@@ -72,7 +75,8 @@ def test_live_validation_shows_the_config_models_errors_beside_their_fields(pane
     pr.resources["n_cpus"].value = -1
     label = pr.errors.label("wmla_deployment.resource_configs.n_cpus")
     assert "must be a number > 0" in txt(label)
-    assert pr.stage.disabled and "n_cpus" in txt(pr.stage.reason)
+    # One place for each error: beside its field; the button points there.
+    assert pr.stage.disabled and txt(pr.stage.reason) == "fix the problem marked above"
     pr.resources["n_cpus"].value = 2
     assert label.value == "" and not pr.stage.disabled
 
@@ -107,6 +111,9 @@ def test_monitors_are_added_from_known_definitions_with_default_thresholds(panel
     defaults = panel.ctx.definitions["generic_metrics"].thresholds
     assert {m: (r.value.value, r.direction.value) for m, r in form.rows.items()} == {
         m: (t.value, t.direction) for m, t in defaults.items()}
+    assert txt(pr.errors.label(f"{form.path}.dir_gt")) == ""  # not touched yet
+    form.dir_gt.value = "x"
+    form.dir_gt.value = ""
     assert "must not be empty" in txt(pr.errors.label(f"{form.path}.dir_gt"))
 
     form.remove_row("num_images_total_predicted")  # left out: the default applies
@@ -124,7 +131,12 @@ def test_monitors_are_added_from_known_definitions_with_default_thresholds(panel
     assert len(pr.monitors["segmentation_metrics_v22"].rows) == 18
     assert "segmentation_metrics_v22" in txt(pr.general)  # a warning: it may exist on the server
 
+    form.remove.click()  # asks first; Cancel keeps it
+    assert pr.confirm.asking and "Remove monitor generic_metrics" in txt(pr.confirm.question)
+    pr.confirm.no.click()
+    assert not pr.confirm.asking and "generic_metrics" in pr.monitors
     form.remove.click()
+    pr.confirm.yes.click()
     assert list(pr.monitors) == ["segmentation_metrics_v22"]
     assert len(pr.monitor_box.children) == 1
 
@@ -220,8 +232,11 @@ def test_stage_runs_the_template_in_the_background_and_refreshes_runs(panel, exa
     assert runs.loaded and len(runs.runs) == 1
     (run,) = runs.runs
     assert run.template == "A_MLOps_Pipeline" and run.status == "ok"
-    assert run.run_id in runs.table.value and "A_MLOps_Pipeline" in txt(runs.table)
+    assert [v for _, v in runs.pick.options] == [run.run_id]  # one list of runs
+    assert "A_MLOps_Pipeline" in runs.pick.options[0][0] and run.short_id in runs.pick.options[0][0]
     assert asset_id in runs.details.value
+    # The run's id is shown short and links to its executed notebook (the extension opens it).
+    assert f"data-run='{run.run_id}'" in runs.details.value and f">{run.short_id}</a>" in runs.details.value
     assert panel.deploy.asset.value == asset_id  # the staged model is offered for deployment
 
     # Clone the run into an editable notebook beside "this notebook".
@@ -240,7 +255,7 @@ def test_stage_runs_the_template_in_the_background_and_refreshes_runs(panel, exa
     assert newest.rerun_of == run.run_id and newest.ok
 
     runs.status.value = "failed"
-    assert runs.runs == [] and "no runs match" in txt(runs.table)
+    assert runs.runs == [] and "no runs match" in txt(runs.note)
     runs.status.value = "(all)"
     runs.template.value = "A_MLOps_Pipeline"
     assert len(runs.runs) == 2
@@ -333,14 +348,23 @@ def test_status_shows_violations_and_history_charts():
         {"monitor_id": "generic_metrics", "timestamp": "2026-01-01T00:00:00Z",
          "metrics": {"num_images_recent_predicted": 45.0, "num_images_total_predicted": 45.0}},
     ]
-    page = status_html(status, history)
+    page = status_html({**status, "deployment_name": "demo"}, history)
+    # The summary comes first: the monitor's verdict and its violated metric, linked to its chart.
+    summary = page[: page.index("</ul>")]
+    assert "1 of 2 metrics violated" in summary
+    assert "href='#mlops-chart-demo-generic_metrics-num_images_recent_predicted'" in summary
+    assert 'id="mlops-chart-demo-generic_metrics-num_images_recent_predicted"' in page[len(summary):]
     assert page.count("class='mlops-violation'") == 1
-    assert page.count("<svg") == 2 and page.count("mlops-limit") == 2
-    assert "issues" in page and "m2" in page
+    assert page.count("<svg") == 2 and page.count('class="mlops-limit"') == 2
+    # The violated metric's chart is shown; the others are folded below it.
+    assert page.index("num_images_recent_predicted history") < page.index("<details>")
 
-    svg = history_svg("Dice", [("t1", 25.0), ("t2", 10.0)], (20.0, "lower"))
-    assert svg.count("#d62728") == 1  # the point below the lower limit is red
-    assert "lower 20" in svg
+    svg = history_svg("Dice", [("2026-01-01T00:00:00Z", 25.0), ("2026-01-03T00:00:00Z", 10.0)], (20.0, "lower"))
+    assert svg.count("mlops-point mlops-bad") == 1  # the point below the lower limit is marked
+    assert "threshold: lower 20" in svg  # labelled above the plot, not over the data
+    assert "01-01 00:00" in svg and "01-03 00:00" in svg  # a time axis
+    assert "2026-01-03 00:00:00 UTC: Dice = 10" in svg  # the value on hover
+    assert 'fill="#' not in svg and 'stroke="#' not in svg  # colours come from the theme
     assert "no measurements yet" in history_svg("Dice", [], None)
 
 
@@ -394,9 +418,12 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert list(panel.runs.secrets) == ["CPD_API_KEY"]
     assert type(panel.runs.secrets["CPD_API_KEY"]).__name__ == "Password"
 
+    # Start/Stop follow the deployment's state.
+    assert d.start.disabled and "it is running" in txt(d.start.reason) and not d.stop.disabled
     d.stop.button.click()
     assert panel.wait(WAIT_S) and "demo-1 stopped" in txt(d.message)
     assert "STOPPED" in txt(d.status)
+    assert d.stop.disabled and "it is not running" in txt(d.stop.reason) and not d.start.disabled
 
     # Images on the storage volume: perfect predictions, but too few of them for generic_metrics.
     volume = served.root / "volumes" / "demo-volume" / "model_eval"
@@ -434,7 +461,10 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert page.count("<circle") == 18 * 1 + 4 * 2  # one evaluation of both, then generic_metrics
 
     d.remove_monitor.value = True
-    d.delete.button.click()
+    d.delete.button.click()  # asks first, saying what goes with it
+    assert "Delete deployment demo-1 with its monitors?" in txt(d.confirm.question)
+    assert not panel.ctx.tasks.busy and "demo-1" in [x["name"] for x in d.deployments]
+    d.confirm.yes.click()
     assert panel.wait(WAIT_S) and "demo-1 deleted" in txt(d.message)
     assert "no deployments yet" in txt(d.status)
     entry = space.list_entries(backend)[asset_id]

@@ -69,13 +69,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: args => `Open run ${String(args['runId'] || '').slice(0, 8)}`,
       execute: args => {
         const runId = String(args['runId']);
+        const workspace = String(args['workspace'] || '');
         const open = runs.find(w => w.id === `mlops-run-${runId}`);
         if (open) {
           shell.activateById(open.id);
           return open;
         }
-        const widget = runWidget(runId, rendermime, {
-          openRun: id => void commands.execute(CommandIDs.openRun, { runId: id }),
+        const widget = runWidget(runId, workspace, rendermime, {
+          openRun: (id, ws) => void commands.execute(CommandIDs.openRun, { runId: id, workspace: ws || '' }),
           openPath: path => void commands.execute('docmanager:open', { path }),
           changed: () => void sidebar.refresh()
         });
@@ -106,10 +107,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
       restorer.add(sidebar, 'mlops-sidebar');
       void restorer.restore(runs, {
         command: CommandIDs.openRun,
-        args: w => ({ runId: w.content.runId }),
+        args: w => ({ runId: w.content.runId, workspace: w.content.workspace }),
         name: w => w.content.runId
       });
     }
+
+    // The panel's links to runs (wherever the panel is: this tab or a notebook) open the run
+    // read-only in this JupyterLab instead of a new browser tab with the notebook editable.
+    document.addEventListener(
+      'click',
+      event => {
+        const link = (event.target as HTMLElement | null)?.closest?.('a.mlops-open-link[data-run]');
+        if (link instanceof HTMLElement && link.dataset.run) {
+          event.preventDefault();
+          event.stopPropagation();
+          void commands.execute(CommandIDs.openRun, {
+            runId: link.dataset.run,
+            workspace: link.dataset.workspace || ''
+          });
+        }
+      },
+      true
+    );
 
     // Started by `mlops lab`: the panel opens once per browser session.
     void Promise.all([app.restored, requestAPI<IInfo>('info')]).then(([, info]) => {

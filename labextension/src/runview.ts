@@ -19,7 +19,7 @@ import { badge, el, valueText, when } from './format';
 
 export interface IRunActions {
   /** Open another run (the new one after a re-run). */
-  openRun(runId: string): void;
+  openRun(runId: string, workspace?: string): void;
   /** Open a notebook path (relative to the server's root) in JupyterLab. */
   openPath(path: string): void;
   /** The audit trail changed: the sidebar reloads. */
@@ -84,6 +84,7 @@ export function parametersTable(
 export class RunContent extends Panel {
   constructor(
     readonly runId: string,
+    readonly workspace: string,
     private _rendermime: IRenderMimeRegistry,
     private _actions: IRunActions
   ) {
@@ -100,8 +101,8 @@ export class RunContent extends Panel {
   private async _load(): Promise<void> {
     try {
       const [record, nb] = await Promise.all([
-        requestAPI<IRunRecord>(`runs/${this.runId}`),
-        requestAPI<any>(`runs/${this.runId}/notebook`)
+        requestAPI<IRunRecord>(`runs/${this.runId}${this._query}`),
+        requestAPI<any>(`runs/${this.runId}/notebook${this._query}`)
       ]);
       this._record = record;
       this.title.label = `${record.template} ${record.short_id}`;
@@ -110,6 +111,11 @@ export class RunContent extends Panel {
     } catch (err) {
       this._header.node.replaceChildren(el('div', 'mlops-error', errorText(err)));
     }
+  }
+
+  /** The workspace the run is in, when not the server's (a panel in a notebook named it). */
+  private get _query(): string {
+    return this.workspace ? `?workspace=${encodeURIComponent(this.workspace)}` : '';
   }
 
   private _drawHeader(r: IRunRecord): void {
@@ -185,7 +191,10 @@ export class RunContent extends Panel {
     }
     const id = Notification.emit(`Re-running ${r.template} (${r.short_id})…`, 'in-progress', { autoClose: false });
     try {
-      const out = await post<IRunOutcome>(`runs/${r.run_id}/rerun`, { secrets: answer.value ?? form.getValue() });
+      const out = await post<IRunOutcome>(`runs/${r.run_id}/rerun`, {
+        secrets: answer.value ?? form.getValue(),
+        workspace: this.workspace || null
+      });
       Notification.update({
         id,
         message: out.status === 'ok'
@@ -195,7 +204,7 @@ export class RunContent extends Panel {
         autoClose: 8000
       });
       this._actions.changed();
-      this._actions.openRun(out.run_id);
+      this._actions.openRun(out.run_id, this.workspace);
     } catch (err) {
       Notification.update({ id, message: errorText(err), type: 'error', autoClose: false });
     }
@@ -221,7 +230,10 @@ export class RunContent extends Panel {
       return;
     }
     try {
-      const out = await post<{ path: string }>(`runs/${r.run_id}/clone`, { dest: input.value });
+      const out = await post<{ path: string }>(`runs/${r.run_id}/clone`, {
+        dest: input.value,
+        workspace: this.workspace || null
+      });
       Notification.success(`Cloned ${r.short_id} to ${out.path}`, { autoClose: 5000 });
       this._actions.openPath(out.path);
     } catch (err) {
@@ -235,10 +247,11 @@ export class RunContent extends Panel {
 
 export function runWidget(
   runId: string,
+  workspace: string,
   rendermime: IRenderMimeRegistry,
   actions: IRunActions
 ): MainAreaWidget<RunContent> {
-  const content = new RunContent(runId, rendermime, actions);
+  const content = new RunContent(runId, workspace, rendermime, actions);
   const widget = new MainAreaWidget({ content, reveal: content.ready });
   widget.id = `mlops-run-${runId}`;
   widget.title.label = 'Run';

@@ -74,27 +74,28 @@ class RunsHandler(_Base):
 class RunHandler(_Base):
     @web.authenticated
     async def get(self, run: str) -> None:
-        await self._call(views.run, run)
+        await self._call(views.run, run, self.get_query_argument("workspace", None))
 
 
 class RunNotebookHandler(_Base):
     @web.authenticated
     async def get(self, run: str) -> None:
-        await self._call(views.run_notebook, run)
+        await self._call(views.run_notebook, run, self.get_query_argument("workspace", None))
 
 
 class RerunHandler(_Base):
     @web.authenticated
     async def post(self, run: str) -> None:
         data = self.body()
-        await self._call(views.rerun, run, data.get("params") or {}, data.get("secrets") or {})
+        await self._call(views.rerun, run, data.get("params") or {}, data.get("secrets") or {},
+                         data.get("workspace"))
 
 
 class CloneHandler(_Base):
     @web.authenticated
     async def post(self, run: str) -> None:
         data = self.body()
-        await self._call(views.clone, run, self.root, str(data.get("dest") or ""))
+        await self._call(views.clone, run, self.root, str(data.get("dest") or ""), data.get("workspace"))
 
 
 class NotebookPlanHandler(_Base):

@@ -17,9 +17,10 @@ from mlops_widgets.workspace import Workspace
 RUN_LIMIT = 500
 
 
-def workspace() -> Workspace:
-    """The server's workspace: $MLOPS_HOME (set by `mlops lab`), else the default one."""
-    return Workspace(None)
+def workspace(chosen: str | None = None) -> Workspace:
+    """The server's workspace: $MLOPS_HOME (set by `mlops lab`), else the default one; or the
+    one a panel in a notebook works on (its links name it)."""
+    return Workspace(chosen or None)
 
 
 def backend_name() -> str:
@@ -65,12 +66,12 @@ def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:
     return [{k: getattr(r, k) for k in keep} for r in rows]
 
 
-def run(run_id: str) -> dict[str, Any]:
+def run(run_id: str, ws: str | None = None) -> dict[str, Any]:
     """A run's record and what a re-run asks: its parameters (with each one's help) and the
     names of its secrets (never values: none are stored)."""
     from mlops_widgets.runner import Template, get_run
 
-    record = get_run(run_id, workspace())
+    record = get_run(run_id, workspace(ws))
     data = record.to_dict()
     data.pop("dir")
     data.pop("notebook")
@@ -84,23 +85,23 @@ def run(run_id: str) -> dict[str, Any]:
     return data
 
 
-def run_notebook(run_id: str) -> dict[str, Any]:
+def run_notebook(run_id: str, ws: str | None = None) -> dict[str, Any]:
     """The executed notebook as it ran (already scrubbed of secrets), for the read-only view."""
     from mlops_widgets.runner import get_run
 
-    record = get_run(run_id, workspace())
+    record = get_run(run_id, workspace(ws))
     try:
         return json.loads(record.notebook.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NotFoundError(f"run {record.short_id} has no executed notebook at {record.notebook}") from None
 
 
-def rerun(run_id: str, params: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+def rerun(run_id: str, params: dict[str, Any], secrets: dict[str, str], ws: str | None = None) -> dict[str, Any]:
     """Re-run with the stored parameters (`params` replace some) and the secrets given again;
     the new run is in the audit trail whatever its outcome."""
     from mlops_widgets.runner import rerun as runner_rerun
 
-    record = runner_rerun(run_id, params=params or None, workspace=workspace().root,
+    record = runner_rerun(run_id, params=params or None, workspace=workspace(ws).root,
                           secrets={k: v for k, v in secrets.items() if v} or None)
     return {"run_id": record.run_id, "short_id": record.short_id, "status": record.status,
             "error": (record.error or {}).get("summary")}
@@ -116,11 +117,11 @@ def inside(root: Path, rel: str, what: str) -> Path:
     return path
 
 
-def clone(run_id: str, root: Path, dest: str) -> dict[str, str]:
+def clone(run_id: str, root: Path, dest: str, ws: str | None = None) -> dict[str, str]:
     """An editable copy of the run beside the user's files: its template with its parameters."""
     from mlops_widgets.runner import clone_run
 
-    path = clone_run(run_id, inside(root, dest, "clone's path"), workspace())
+    path = clone_run(run_id, inside(root, dest, "clone's path"), workspace(ws))
     return {"path": path.relative_to(root).as_posix()}
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import ipywidgets as w
 
+from mlops_widgets.widgets._style import LABEL, fit, grow
+
 UP = "../"
 
 
@@ -46,15 +48,15 @@ class PathField:
             description=description,
             placeholder=placeholder,
             continuous_update=True,
-            layout=w.Layout(width="460px"),
-            style={"description_width": "140px"},
+            layout=grow(20, 40),
+            style=LABEL,
         )
         if css:
             self.text.add_class(css)
-        self.browse = w.ToggleButton(description="Browse…", layout=w.Layout(width="90px"))
-        self.listing = w.Select(rows=8, layout=w.Layout(width="460px"))
+        self.browse = w.ToggleButton(description="Browse…", layout=fit())
+        self.listing = w.Select(rows=8, layout=grow(20, 40))
         self.here = w.HTML()
-        self.use_folder = w.Button(description="Use this folder", layout=w.Layout(width="130px"))
+        self.use_folder = w.Button(description="Use this folder", layout=fit())
         self.chooser = w.VBox(
             [self.here, self.listing, self.use_folder], layout=w.Layout(display="none")
         )
@@ -101,7 +103,7 @@ class PathField:
         try:
             children = sorted(self._folder.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower()))
         except OSError as exc:
-            self.here.value = f"<span style='color:#b00'>cannot list {self._folder}: {exc.strerror}</span>"
+            self.here.value = f"<span class='mlops-error'>cannot list {self._folder}: {exc.strerror}</span>"
             return
         names = [UP] + [c.name + ("/" if c.is_dir() else "") for c in children if not c.name.startswith(".")]
         self._filling = True

@@ -10,29 +10,30 @@ from typing import Any
 
 import ipywidgets as w
 
+from mlops_widgets.widgets._style import fit, span
 from mlops_widgets.widgets._task import error_text
 
-ERROR_COLOR = "#b00020"
-OK_COLOR = "#1b5e20"
-WARN_COLOR = "#8a6d00"
+ERROR = "mlops-error"
+WARN = "mlops-warn"
 
 
-def error_html(messages: Iterable[str], color: str = ERROR_COLOR) -> str:
-    """Messages as coloured lines (a multi-line message, such as a ConfigError's, keeps its lines)."""
+def error_html(messages: Iterable[str], kind: str = ERROR) -> str:
+    """Messages as lines coloured by the theme (`kind`: ERROR or WARN); a multi-line message,
+    such as a ConfigError's, keeps its lines."""
     items = [html.escape(m).replace("\n", "<br>") for m in messages if m]
     if not items:
         return ""
-    return "".join(f"<div style='color:{color}'>{m}</div>" for m in items)
+    return "".join(f"<div class='{kind}'>{m}</div>" for m in items)
 
 
 def ok_html(message: str) -> str:
-    return f"<span style='color:{OK_COLOR}'>{html.escape(message)}</span>"
+    return span("mlops-ok", message)
 
 
 def section(title: str, note: str = "") -> w.HTML:
     """A sub-heading inside a tab, with an optional grey note."""
-    extra = f" <span style='color:#666;font-weight:normal'>{html.escape(note)}</span>" if note else ""
-    return w.HTML(f"<h4 style='margin:8px 0 2px 0'>{html.escape(title)}{extra}</h4>")
+    extra = f" <span class='mlops-muted' style='font-weight:normal'>{html.escape(note)}</span>" if note else ""
+    return w.HTML(f"<h4>{html.escape(title)}{extra}</h4>")
 
 
 def set_options(dropdown: w.Dropdown, options: Sequence[Any], want: Any, *, last: bool = False) -> None:
@@ -49,12 +50,8 @@ def set_options(dropdown: w.Dropdown, options: Sequence[Any], want: Any, *, last
 class Action:
     """A button that is disabled while its form is invalid, with the reason written beside it."""
 
-    def __init__(
-        self, description: str, *, icon: str = "", css: str = "", style: str = "", width: str = ""
-    ) -> None:
-        self.button = w.Button(description=description, icon=icon, button_style=style)
-        if width:
-            self.button.layout.width = width
+    def __init__(self, description: str, *, icon: str = "", css: str = "", style: str = "") -> None:
+        self.button = w.Button(description=description, icon=icon, button_style=style, layout=fit())
         if css:
             self.button.add_class(css)
         self.reason = w.HTML()
@@ -78,12 +75,45 @@ class Action:
         self.button.disabled = reason is not None
         self.button.tooltip = reason or ""
         self.reason.value = (
-            f"<span style='color:#666'>{html.escape(reason)}</span>" if reason else ""
+            span("mlops-muted", reason) if reason else ""
         )
 
     @property
     def disabled(self) -> bool:
         return bool(self.button.disabled)
+
+
+class Confirm:
+    """A question asked in place before a step that cannot be undone (delete a deployment,
+    remove a monitor): the step runs only on the confirming button; Cancel runs nothing."""
+
+    def __init__(self, css: str) -> None:
+        self.question = w.HTML()
+        self.yes = w.Button(description="Yes", button_style="danger", layout=fit())
+        self.yes.add_class(f"{css}-yes")
+        self.no = w.Button(description="Cancel", layout=fit())
+        self.no.add_class(f"{css}-no")
+        self.widget = w.HBox([self.question, self.yes, self.no], layout=w.Layout(display="none"))
+        self.widget.add_class(css)
+        self._then: Callable[[], None] | None = None
+        self.yes.on_click(lambda _: self._answer(True))
+        self.no.on_click(lambda _: self._answer(False))
+
+    @property
+    def asking(self) -> bool:
+        return self.widget.layout.display != "none"
+
+    def ask(self, question: str, yes: str, then: Callable[[], None]) -> None:
+        self.question.value = f"<b>{html.escape(question)}</b>"
+        self.yes.description = yes
+        self._then = then
+        self.widget.layout.display = ""
+
+    def _answer(self, confirmed: bool) -> None:
+        then, self._then = self._then, None
+        self.widget.layout.display = "none"
+        if confirmed and then is not None:
+            then()
 
 
 # One segment of a config problem's path: `name`, `[3]` or `["odd key"]` (config.problems).
@@ -108,19 +138,45 @@ def problem_text(problem: Any) -> str:
 
 class FieldErrors:
     """Routes problems (each with a dotted path) to the error label of the field whose path is the
-    longest prefix of it; what matches no field goes to the form's general error list."""
+    longest prefix of it; what matches no field goes to the form's general error list.
+
+    A field given with its widget shows its errors only once the user changed it: a fresh form
+    is not covered in red. `displayed` holds the problems shown beside a field, so an action's
+    reason does not say them a second time (see `pending`)."""
 
     def __init__(self) -> None:
         self._fields: dict[tuple[str, ...], w.HTML] = {}
+        self._initial: dict[tuple[str, ...], tuple[w.Widget, Any]] = {}
+        self.displayed: set[str] = set()
+        self._names: dict[tuple[str, ...], str] = {}
+        self.readable: dict[str, str] = {}  # a problem's text -> the same naming the field's control
 
-    def label(self, path: str) -> w.HTML:
-        """The error label for the field at `path` (created on first use)."""
+    def label(self, path: str, widget: w.Widget | None = None) -> w.HTML:
+        """The error label for the field at `path` (created on first use); with the field's
+        `widget`, its errors wait until its value differs from the one it started with."""
         key = tuple(_segments(path))
         if key not in self._fields:
             lbl = w.HTML()
             lbl.add_class("mlops-field-error")
             self._fields[key] = lbl
+        if widget is not None:
+            self._initial[key] = (widget, widget.value)
+            self._names[key] = str(getattr(widget, "description", "") or "")
         return self._fields[key]
+
+    def _touched(self, key: tuple[str, ...]) -> bool:
+        """Changed once by the user (then for good: emptied again still shows its error)."""
+        if key not in self._initial:
+            return True
+        widget, initial = self._initial[key]
+        if widget.value != initial:
+            del self._initial[key]
+            return True
+        return False
+
+    def touch_all(self) -> None:
+        """Show every field's errors from now on (a form filled from a file)."""
+        self._initial.clear()
 
     def forget(self, prefix: str) -> None:
         """Drop the labels under `prefix` (a removed monitor's fields)."""
@@ -144,6 +200,24 @@ class FieldErrors:
             msg = str(getattr(p, "message", p))
             tail = ".".join(segs[len(best) :]).replace(".[", "[")
             per_field[best].append(f"{tail}: {msg}" if tail else msg)
+            if self._touched(best):
+                self.displayed.add(problem_text(p))
+            control = self._names.get(best, "")
+            if control:
+                self.readable[problem_text(p)] = f"{control}: {per_field[best][-1]}"
+        self.displayed &= {problem_text(p) for p in problems}
         for k, msgs in per_field.items():
-            self._fields[k].value = error_html(msgs)
+            self._fields[k].value = error_html(msgs) if self._touched(k) else ""
         return rest
+
+
+def pending(problems: Sequence[str], errors: FieldErrors) -> str | None:
+    """What an action waits for, said once: the first problem not already shown beside its
+    field, else a pointer to the fields; None when there is none."""
+    if not problems:
+        return None
+    n = len(problems)
+    hidden = [errors.readable.get(p, p) for p in problems if p not in errors.displayed]
+    if hidden:
+        return hidden[0] if n == 1 else f"{hidden[0]} (and {n - 1} more)"
+    return "fix the problem marked above" if n == 1 else f"fix the {n} problems marked above"

@@ -63,9 +63,19 @@ def lab_url(target: str | os.PathLike[str], server: LabServer | None) -> str | N
     return f"{base}lab/tree/{quote(rel.as_posix())}"
 
 
-def open_link(target: str | os.PathLike[str], label: str, server: LabServer | None) -> str:
-    """An HTML anchor opening `target` in a new JupyterLab tab, or a note saying why it cannot."""
+def open_link(
+    target: str | os.PathLike[str], label: str, server: LabServer | None, run_id: str | None = None,
+    workspace: str | os.PathLike[str] | None = None,
+) -> str:
+    """An HTML anchor opening `target` in a new JupyterLab tab, or a note saying why it cannot.
+    With `run_id` (an executed notebook of the audit trail) the MLOps extension opens the run in
+    a read-only tab of this JupyterLab instead (it catches clicks on `data-run` links; the run
+    is looked up in `workspace`)."""
     url = lab_url(target, server)
+    if run_id is not None:
+        where = f" data-workspace='{html.escape(os.fspath(workspace))}'" if workspace else ""
+        return (f"<a class='mlops-open-link' data-run='{html.escape(run_id)}'{where} href='{html.escape(url or '#')}' "
+                f"target='_blank' rel='noopener'>{html.escape(label)}</a>")
     if url is None:
         why = (
             "not under this JupyterLab's root or in a hidden folder"
@@ -73,12 +83,12 @@ def open_link(target: str | os.PathLike[str], label: str, server: LabServer | No
             else "no JupyterLab server found for this kernel"
         )
         return (
-            f"<code>{html.escape(str(target))}</code> <span style='color:#666'>({why}: "
+            f"<code>{html.escape(str(target))}</code> <span class='mlops-muted'>({why}: "
             "use Clone to get a copy beside this notebook)</span>"
         )
     return (
         f"<a class='mlops-open-link' href='{html.escape(url)}' target='_blank' rel='noopener' "
-        f"style='color:#1a73e8;text-decoration:underline'>{html.escape(label)}</a>"
+        f">{html.escape(label)}</a>"
     )
 
 

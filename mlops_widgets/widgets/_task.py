@@ -15,6 +15,7 @@ from typing import Any
 import ipywidgets as w
 
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.widgets._style import grow
 
 # progress(done, total, heading)
 ProgressFn = Callable[[int, int | None, str], None]
@@ -34,7 +35,7 @@ class TaskBar:
 
     def __init__(self) -> None:
         self.title = w.HTML()
-        self.progress = w.IntProgress(min=0, max=1, value=0, layout=w.Layout(width="260px"))
+        self.progress = w.IntProgress(min=0, max=1, value=0, layout=grow(8, 20))
         self.count = w.Label()
         self.heading = w.Label()
         self.cancel = w.Button(description="Cancel", icon="stop", disabled=True)
@@ -43,7 +44,6 @@ class TaskBar:
         self.message.add_class("mlops-task-message")
         self.widget = w.VBox(
             [w.HBox([self.title, self.progress, self.count, self.heading, self.cancel]), self.message],
-            layout=w.Layout(border_top="1px solid #ddd", padding="4px 0 0 0"),
         )
         self.widget.add_class("mlops-taskbar")
         self._thread: threading.Thread | None = None
@@ -119,10 +119,15 @@ class TaskBar:
                 result = work(self.report, cancel)
             except BaseException as exc:  # noqa: BLE001 - every failure is shown in the panel
                 self.last_error = error_text(exc)
+                if cancel.is_set():  # what the user asked for: not a failure
+                    self.progress.bar_style = "warning"
+                    self.message.value = (f"<span class='mlops-cancelled'>{html.escape(title)}: cancelled"
+                                          "</span> " + getattr(exc, "html", ""))
+                    return
                 self.progress.bar_style = "danger"
                 text = html.escape(self.last_error).replace("\n", "<br>")
                 self.message.value = (
-                    f"<span style='color:#b00020'>{html.escape(title)} failed: {text}</span> "
+                    f"<span class='mlops-error'>{html.escape(title)} failed: {text}</span> "
                     + getattr(exc, "html", "")
                 )
                 if on_error:
@@ -131,7 +136,7 @@ class TaskBar:
                 self.last_result = result
                 self.progress.bar_style = "success"
                 self.progress.value = self.progress.max
-                self.message.value = f"<span style='color:#1b5e20'>{html.escape(title)}: done</span>"
+                self.message.value = f"<span class='mlops-ok'>{html.escape(title)}: done</span>"
                 if on_done:
                     self._guard(on_done, result)
             finally:
@@ -154,7 +159,7 @@ class TaskBar:
         try:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - a failing refresh must not hide the outcome
-            self.message.value += f"<br><span style='color:#b00020'>{html.escape(error_text(exc))}</span>"
+            self.message.value += f"<br><span class='mlops-error'>{html.escape(error_text(exc))}</span>"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the running step (if any) ended; True when nothing is running any more."""

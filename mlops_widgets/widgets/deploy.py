@@ -16,17 +16,20 @@ from mlops_widgets.config.problems import Problem
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import (
     Action,
+    Confirm,
     FieldErrors,
     error_html,
     ok_html,
+    pending,
     problem_text,
     section,
     set_options,
 )
+from mlops_widgets.widgets._style import LABEL, fit, grow
 from mlops_widgets.widgets._task import error_text
 
 DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
-STYLE = {"description_width": "140px"}
+STYLE = LABEL
 NAME_PATH = "wmla_deployment.deployment_name"
 
 
@@ -38,15 +41,15 @@ class CustomArg:
 
         self.tab = tab
         secret = secret or is_secret_name(key)
-        self.key = w.Text(value=key, placeholder="NAME", layout=w.Layout(width="200px"))
+        self.key = w.Text(value=key, placeholder="NAME", layout=grow())
         self.key.add_class("mlops-arg-key")
-        self.plain = w.Text(value=value, placeholder="value", layout=w.Layout(width="260px"))
+        self.plain = w.Text(value=value, placeholder="value", layout=grow())
         self.plain.add_class("mlops-arg-value")
-        self.masked = w.Password(value=value, placeholder="secret value", layout=w.Layout(width="260px"))
+        self.masked = w.Password(value=value, placeholder="secret value", layout=grow())
         self.masked.add_class("mlops-arg-secret")
         self.secret = w.Checkbox(value=secret, description="secret", indent=False,
-                                 layout=w.Layout(width="80px"))
-        self.remove = w.Button(icon="times", tooltip="remove this argument", layout=w.Layout(width="34px"))
+                                 layout=fit())
+        self.remove = w.Button(icon="times", tooltip="remove this argument", layout=fit())
         self.error = w.HTML()
         self.widget = w.HBox([self.key, self.masked if secret else self.plain, self.secret,
                               self.remove, self.error])
@@ -95,13 +98,13 @@ class DeployTab:
         self._want: str | None = None  # the deployment to pick at the next refresh
 
         self.asset = w.Dropdown(description="Staged model", options=[], style=STYLE,
-                                layout=w.Layout(width="700px"))
+                                layout=grow())
         self.asset.add_class("mlops-deploy-asset")
         self.name = w.Text(description="Deployment name", placeholder="lower-case, digits and -",
-                           style=STYLE, layout=w.Layout(width="460px"))
+                           style=STYLE, layout=grow())
         self.name.add_class("mlops-deploy-name")
         self.kernel = w.Text(description="Kernel file", value="kernel.py", style=STYLE,
-                             layout=w.Layout(width="460px"))
+                             layout=grow())
         self.kernel.add_class("mlops-deploy-kernel")
         self.args: list[CustomArg] = []
         self.args_box = w.VBox()
@@ -116,7 +119,7 @@ class DeployTab:
             widget.observe(lambda _: self.validate(), "value")
 
         self.target = w.Dropdown(description="Deployment", options=[], style=STYLE,
-                                 layout=w.Layout(width="460px"))
+                                 layout=grow())
         self.target.add_class("mlops-deploy-target")
         self.target.observe(lambda _: self.update_actions(), "value")
         self.start = Action("Start", icon="play", css="mlops-start")
@@ -126,7 +129,8 @@ class DeployTab:
         self.remove_config = w.Checkbox(description="also remove its entry", indent=False)
         self.start.on_click(lambda: self._life("start"))
         self.stop.on_click(lambda: self._life("stop"))
-        self.delete.on_click(lambda: self._life("delete"))
+        self.confirm = Confirm("mlops-confirm-delete")
+        self.delete.on_click(self._ask_delete)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.status = w.HTML()
@@ -136,17 +140,17 @@ class DeployTab:
 
         self.widget = w.VBox([
             section("New deployment"),
-            w.HBox([self.asset, self.errors.label("model_asset_id")]),
-            w.HBox([self.name, self.errors.label(NAME_PATH)]),
-            w.HBox([self.kernel, self.errors.label("kernel_filename")]),
-            w.HTML("<b>custom args</b> <span style='color:#666'>(module-level names in the kernel; "
+            w.HBox([self.asset, self.errors.label("model_asset_id", self.asset)]),
+            w.HBox([self.name, self.errors.label(NAME_PATH, self.name)]),
+            w.HBox([self.kernel, self.errors.label("kernel_filename", self.kernel)]),
+            w.HTML("<b>custom args</b> <span class='mlops-muted'>(module-level names in the kernel; "
                    "secret values go only to the kernel's environment)</span>"),
             self.args_box, self.add_arg_button, self.general, self.deploy.widget, self.result,
             section("Deployments"),
             w.HBox([self.target, self.refresh_button]),
             w.HBox([self.start.widget, self.stop.widget]),
             w.HBox([self.delete.widget, self.remove_monitor, self.remove_config]),
-            self.message, self.status,
+            self.confirm.widget, self.message, self.status,
         ])
         self.widget.add_class("mlops-deploy-tab")
         self.validate()
@@ -271,11 +275,14 @@ class DeployTab:
 
     def update_actions(self) -> None:
         busy = self.ctx.busy_reason()
-        invalid = f"fix first: {self.problems[0]}" if self.problems else None
+        invalid = pending(self.problems, self.errors)
         self.deploy.set_reason(busy or invalid)
         pick = None if self.target.value else "pick a deployment"
-        for action in (self.start, self.stop, self.delete):
-            action.set_reason(busy or pick)
+        state = next((d.get("state") for d in self.deployments if d["name"] == self.target.value), None)
+        self.start.set_reason(busy or pick or ("it is running" if state == "started" else None)
+                              or ("it is not deployed" if state == "absent" else None))
+        self.stop.set_reason(busy or pick or (None if state == "started" else "it is not running"))
+        self.delete.set_reason(busy or pick)
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -306,6 +313,16 @@ class DeployTab:
         self.ctx.run_template(f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets,
                               on_done=done, on_error=self._show_error(self.result))
 
+    def _ask_delete(self) -> None:
+        name = self.target.value
+        if not name:
+            return
+        extra = [what for flag, what in ((self.remove_monitor.value, "its monitors"),
+                                         (self.remove_config.value, "its entry")) if flag]
+        also = f" with {' and '.join(extra)}" if extra else ""
+        self.confirm.ask(f"Delete deployment {name}{also}? This cannot be undone.", "Delete",
+                         lambda: self._life("delete"))
+
     def _life(self, action: str) -> None:
         from mlops_widgets.ops import deploy as ops_deploy
 
@@ -335,24 +352,22 @@ class DeployTab:
 def _deployments_html(deployments: list[dict[str, Any]]) -> str:
     """Deployments with state, status, kernels and, for a broken one, what to do."""
     if not deployments:
-        return "<span style='color:#666'>no deployments yet</span>"
-    good, bad = "#1b5e20", "#b00020"
-    colors = {"IDLE": good, "BUSY": good, "FAILED": bad, "NOT DEPLOYED": bad, "SERVICE_DOWN": bad}
+        return "<span class='mlops-muted'>no deployments yet</span>"
+    good, bad = "mlops-ok", "mlops-error"
+    kinds = {"IDLE": good, "BUSY": good, "FAILED": bad, "NOT DEPLOYED": bad, "SERVICE_DOWN": bad}
     rows = []
     for d in deployments:
         status = str(d.get("status") or "?")
-        color = colors.get(status.upper(), "#555")
-        error = (f"<div style='color:{bad}'>{html.escape(str(d['error']))}</div>"
+        kind = kinds.get(status.upper(), "mlops-muted")
+        error = (f"<div class='{bad}'>{html.escape(str(d['error']))}</div>"
                  if d.get("error") else "")
         rows.append(
             f"<tr class='mlops-deployment' data-name='{html.escape(str(d.get('name')))}'>"
             f"<td><code>{html.escape(str(d.get('name')))}</code></td>"
             f"<td>{html.escape(str(d.get('state') or ''))}</td>"
-            f"<td style='color:{color}'>{html.escape(status)}</td>"
+            f"<td class='{kind}'>{html.escape(status)}</td>"
             f"<td align=right>{d.get('kernels', '')}</td>"
             f"<td>{html.escape(str(d.get('url') or ''))}{error}</td></tr>")
-    style = ("<style>.mlops-deployments td, .mlops-deployments th {padding: 1px 10px 1px 0;"
-             "vertical-align: top} .mlops-deployments code {white-space: nowrap}</style>")
-    return (style + "<table class='mlops-deployments'><tr><th align=left>name</th><th align=left>state</th>"
-            "<th align=left>status</th><th>kernels</th><th align=left>url</th></tr>"
+    return ("<table class='mlops-table mlops-deployments'><tr><th>name</th><th>state</th>"
+            "<th>status</th><th>kernels</th><th>url</th></tr>"
             + "".join(rows) + "</table>")

@@ -10,6 +10,7 @@ import ipywidgets as w
 
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html, section, set_options
+from mlops_widgets.widgets._style import LABEL, grow
 from mlops_widgets.widgets._task import error_text
 from mlops_widgets.widgets.monitor_schedule import ScheduleControls
 
@@ -18,7 +19,7 @@ MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
 EVALUATE_TEMPLATE = "A5_Monitor_Evaluation"
 DEFAULT_PROVIDER = "OpenScale Headless Service Provider"
 ALL_MONITORS = "every monitor"
-STYLE = {"description_width": "140px"}
+STYLE = LABEL
 
 
 def deployed_entries(entries: dict[str, dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -43,7 +44,7 @@ class MonitorTab:
         self.providers: list[dict[str, Any]] = []
 
         self.provider_name = w.Text(value=DEFAULT_PROVIDER, description="Service provider",
-                                    style=STYLE, layout=w.Layout(width="460px"))
+                                    style=STYLE, layout=grow())
         self.provider_name.add_class("mlops-provider-name")
         self.provider_name.observe(lambda _: self.update_actions(), "value")
         self.create_provider = Action("Create provider", icon="plus", css="mlops-create-provider")
@@ -51,7 +52,7 @@ class MonitorTab:
         self.providers_html = w.HTML()
 
         self.deployment = w.Dropdown(description="Deployment", options=[], style=STYLE,
-                                     layout=w.Layout(width="460px"))
+                                     layout=grow())
         self.deployment.add_class("mlops-monitor-deployment")
         self.deployment.observe(lambda _: self._show_entry(), "value")
         self.entry_html = w.HTML()
@@ -60,7 +61,7 @@ class MonitorTab:
                              style="primary")
         self.create.on_click(self.start_create)
         self.run_now = Action("Evaluate now", icon="play", css="mlops-evaluate")
-        self.which = w.Dropdown(options=[ALL_MONITORS], value=ALL_MONITORS, layout=w.Layout(width="260px"))
+        self.which = w.Dropdown(options=[ALL_MONITORS], value=ALL_MONITORS, layout=grow())
         self.which.add_class("mlops-evaluate-which")
         self.run_now.on_click(self.start_evaluate)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
@@ -100,14 +101,14 @@ class MonitorTab:
             notes.append(f"cannot list the service providers: {error_text(exc)}")
         self.providers_html.value = error_html(notes) + (
             "providers: " + ", ".join(f"<code>{html.escape(str(p['name']))}</code>" for p in self.providers)
-            if self.providers else "<span style='color:#666'>no service provider yet</span>")
+            if self.providers else "<span class='mlops-muted'>no service provider yet</span>")
         set_options(self.deployment, sorted(self.deployed), self.deployment.value)
         self._show_entry()
 
     def _show_entry(self) -> None:
         name = self.deployment.value
         if not name or name not in self.deployed:
-            self.entry_html.value = ("<span style='color:#666'>no deployment yet: deploy a staged "
+            self.entry_html.value = ("<span class='mlops-muted'>no deployment yet: deploy a staged "
                                      "model in the Deploy tab</span>")
         else:
             asset_id, entry = self.deployed[name]
@@ -200,10 +201,10 @@ def _runs_html(runs: list[dict[str, Any]]) -> str:
                         for v in violations)
         state = html.escape(str(r.get("state")))
         if r.get("error"):
-            detail = f"<span style='color:#b00020'>{html.escape(str(r['error']))}</span>"
+            detail = f"<span class='mlops-error'>{html.escape(str(r['error']))}</span>"
         elif violations:
-            detail = f"<span style='color:#b00020'>{len(violations)} issue(s): {html.escape(bad)}</span>"
+            detail = f"<span class='mlops-error'>{len(violations)} issue(s): {html.escape(bad)}</span>"
         else:
-            detail = "<span style='color:#1b5e20'>no issues</span>"
+            detail = "<span class='mlops-ok'>no issues</span>"
         lines.append(f"<div><code>{html.escape(str(r.get('monitor_id')))}</code> {state}: {detail}</div>")
     return "".join(lines)

@@ -17,6 +17,7 @@ import ipywidgets as w
 from mlops_widgets.runner import warm
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._files import display_path
+from mlops_widgets.widgets._style import stylesheet
 from mlops_widgets.widgets.deploy import DeployTab
 from mlops_widgets.widgets.monitor import MonitorTab
 from mlops_widgets.widgets.prepare import PrepareTab
@@ -50,14 +51,16 @@ class MLOpsPanel(w.VBox):
         self.status = StatusTab(ctx)
         self.runs = RunsTab(ctx)
         ctx.tabs = [self.prepare, self.deploy, self.monitor, self.status, self.runs]
+        for tab in ctx.tabs:
+            tab.widget.add_class(f"mlops-tab-{tab.title.lower()}")
         self.tabs = w.Tab(children=[t.widget for t in ctx.tabs], titles=[t.title for t in ctx.tabs])
         self.tabs.add_class("mlops-tabs")
         self.tabs.observe(self._tab_shown, "selected_index")
         self.header = w.HTML(
-            f"<b>MLOps</b> <span style='color:#666'>backend <code>{html.escape(ctx.backend_name)}</code>"
+            f"<b>MLOps</b> <span class='mlops-muted'>backend <code>{html.escape(ctx.backend_name)}</code>"
             f" · workspace <code>{html.escape(display_path(ctx.workspace.root, ctx.base))}</code></span>"
         )
-        super().__init__(children=[self.header, self.tabs, ctx.tasks.widget], **kwargs)
+        super().__init__(children=[stylesheet(), self.header, self.tabs, ctx.tasks.widget], **kwargs)
         self.add_class("mlops-panel")
 
     def _tab_shown(self, change: dict) -> None:

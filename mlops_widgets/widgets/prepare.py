@@ -16,14 +16,17 @@ from mlops_widgets.config.problems import Problem, join_path
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._files import PathField, display_path
 from mlops_widgets.widgets._forms import (
-    WARN_COLOR,
+    WARN,
     Action,
+    Confirm,
     FieldErrors,
     error_html,
     ok_html,
+    pending,
     problem_text,
     section,
 )
+from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, fit, grow
 from mlops_widgets.widgets._task import error_text
 
 PROVIDERS = "openscale_custom_metric_provider"
@@ -47,12 +50,12 @@ ON_CLASH = [
     ("replace the old assets", "overwrite"),
     ("add new assets of the same name", "new"),
 ]
-STYLE = {"description_width": "140px"}
+STYLE = LABEL
 
 
 def _number_field(label: str, integer: bool, css: str) -> w.IntText | w.FloatText:
     cls = w.IntText if integer else w.FloatText
-    field = cls(description=label, style=STYLE, layout=w.Layout(width="260px"))
+    field = cls(description=label, style=STYLE, layout=grow())
     field.add_class(css)
     return field
 
@@ -68,13 +71,13 @@ class ThresholdRow:
 
     def __init__(self, form: MonitorForm, metric: str, value: float, direction: str) -> None:
         self.metric = metric
-        self.label = w.Label(metric, layout=w.Layout(width="230px"))
-        self.value = w.FloatText(value=value, layout=w.Layout(width="110px"))
+        self.label = w.Label(metric, layout=w.Layout(width="auto", min_width="0"))
+        self.value = w.FloatText(value=value, layout=w.Layout(width="auto", min_width="0"))
         self.value.add_class(f"mlops-threshold-{metric}")
         self.direction = w.Dropdown(options=["lower", "upper"], value=direction,
-                                    layout=w.Layout(width="90px"))
+                                    layout=w.Layout(width="auto", min_width="0"))
         self.remove = w.Button(icon="times", tooltip=f"remove {metric} (its default applies)",
-                               layout=w.Layout(width="34px"))
+                               layout=fit())
         self.error = form.tab.errors.label(join_path(form.thresholds_path, metric))
         for widget in (self.value, self.direction):
             widget.observe(lambda _: form.tab.validate(), "value")
@@ -102,13 +105,15 @@ class MonitorForm:
         self.thresholds_path = join_path(self.path, "thresholds")
         errors = tab.errors
         self.title = w.HTML(self._title_html())
-        self.remove = w.Button(description="Remove", icon="trash", layout=w.Layout(width="100px"))
+        self.remove = w.Button(description="Remove", icon="trash", layout=fit())
         self.remove.add_class("mlops-remove-monitor")
-        self.remove.on_click(lambda _: tab.remove_monitor(self.id))
+        self.remove.on_click(lambda _: tab.confirm.ask(
+            f"Remove monitor {self.id} and its thresholds from the entry?", "Remove",
+            lambda: tab.remove_monitor(self.id)))
 
         def text(key: str, label: str, hint: str) -> w.Text:
             return w.Text(value=str(settings.get(key) or ""), description=label, placeholder=hint,
-                          style=STYLE, layout=w.Layout(width="460px"))
+                          style=STYLE, layout=grow())
 
         self.dir_gt = text("dir_gt", "dir_gt", "ground-truth folder, relative to the volume")
         self.dir_pred = text("dir_pred", "dir_pred", "predictions folder, relative to the volume")
@@ -116,18 +121,19 @@ class MonitorForm:
         recent = settings.get("most_recent")
         self.most_recent = w.IntText(
             value=recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
-            description="most_recent (days)", style=STYLE, layout=w.Layout(width="260px"),
+            description="most_recent (days)", style=STYLE, layout=grow(),
         )
         self.rows: dict[str, ThresholdRow] = {}
         for metric, cfg in (settings.get("thresholds") or {}).items():
             value, direction = self._limit(cfg)
             self.rows[metric] = ThresholdRow(self, metric, value, direction)
         self.grid = w.GridBox(
-            layout=w.Layout(grid_template_columns="230px 110px 90px 34px auto", grid_gap="2px 6px")
+            layout=w.Layout(grid_template_columns="minmax(8em, 16em) minmax(5em, 8em) minmax(5em, 7em) auto minmax(0, 1fr)",
+                            grid_gap="2px 6px", max_width="100%")
         )
         self.new_metric = w.Combobox(placeholder="metric name", ensure_option=False,
-                                     layout=w.Layout(width="230px"))
-        self.add_metric = w.Button(description="Add metric", icon="plus", layout=w.Layout(width="110px"))
+                                     layout=grow())
+        self.add_metric = w.Button(description="Add metric", icon="plus", layout=fit())
         self.add_metric.on_click(lambda _: self.add_row(self.new_metric.value.strip()))
         self._fill_grid()
         fields = {"dir_gt": self.dir_gt, "dir_pred": self.dir_pred,
@@ -136,15 +142,15 @@ class MonitorForm:
         for key, widget in fields.items():
             widget.add_class(f"mlops-monitor-{key}")
             widget.observe(lambda _: tab.validate(), "value")
-            rows.append(w.HBox([widget, errors.label(join_path(self.path, key))]))
+            rows.append(w.HBox([widget, errors.label(join_path(self.path, key), widget)]))
         self.widget = w.VBox(
             [w.HBox([self.title, self.remove]), errors.label(self.path), *rows,
-             w.HTML("<b>thresholds</b> <span style='color:#666'>(lower: a value below it is a "
+             w.HTML("<b>thresholds</b> <span class='mlops-muted'>(lower: a value below it is a "
                     "violation; upper: a value above it)</span>"),
              errors.label(self.thresholds_path), self.grid,
              w.HBox([self.new_metric, self.add_metric])],
-            layout=w.Layout(border="1px solid #ddd", padding="6px", margin="4px 0"),
         )
+        self.widget.add_class("mlops-box")
         self.widget.add_class(f"mlops-monitor-{monitor_id}")
 
     def heading(self) -> str:
@@ -156,7 +162,7 @@ class MonitorForm:
     def _title_html(self) -> str:
         title = f"<b>{html.escape(self.id)}</b>"
         if self.definition is None:
-            return title + (f" <span style='color:{WARN_COLOR}'>(not known locally: it may exist "
+            return title + (f" <span class='{WARN}'>(not known locally: it may exist "
                             "on the server; its metric names cannot be checked here)</span>")
         return title + f" — {html.escape(self.definition.name)}"
 
@@ -222,13 +228,13 @@ class PrepareTab:
 
         self.yaml_path = PathField("Config YAML", base=ctx.base, css="mlops-yaml-path",
                                    placeholder="deployment_metadata.yml")
-        self.load = Action("Load", icon="folder-open", css="mlops-load", width="90px")
-        self.save = Action("Save", icon="save", css="mlops-save", width="90px")
+        self.load = Action("Load", icon="folder-open", css="mlops-load")
+        self.save = Action("Save", icon="save", css="mlops-save")
         self.load.on_click(self.load_yaml)
         self.save.on_click(self.save_yaml)
         self.yaml_path.text.observe(lambda _: self.update_actions(), "value")
         self.entry_pick = w.Dropdown(description="Entry", style=STYLE, layout=w.Layout(
-            width="620px", display="none"))
+            width="auto", max_width="48em", display="none"))
         self.entry_pick.observe(self._entry_picked, "value")
         self.yaml_message = w.HTML()
         self.yaml_message.add_class("mlops-yaml-message")
@@ -238,7 +244,7 @@ class PrepareTab:
         self.path_dependency = PathField("Deployment folder", base=ctx.base, css="mlops-path-dependency",
                                          placeholder="kernel file, README.md, other dependencies",
                                          on_change=self.validate)
-        self.model_name = w.Text(description="Model name", style=STYLE, layout=w.Layout(width="460px"),
+        self.model_name = w.Text(description="Model name", style=STYLE, layout=grow(),
                                  placeholder="free text (optional)")
         self.model_name.add_class("mlops-model-name")
         self.model_name.observe(lambda _: self.validate(), "value")
@@ -248,32 +254,33 @@ class PrepareTab:
         self.enable_gpus.add_class("mlops-res-enable_gpus")
         self.enable_gpus.observe(lambda _: self.validate(), "value")
         self.resources: dict[str, w.IntText | w.FloatText] = {}
-        resource_rows = [w.HBox([self.enable_gpus, self.errors.label(f"{RESOURCES}.enable_gpus")])]
+        resource_rows = [w.HBox([self.enable_gpus, self.errors.label(f"{RESOURCES}.enable_gpus", self.enable_gpus)])]
         for key, (label, tip, integer) in RESOURCE_FIELDS.items():
             field = _number_field(label, integer, f"mlops-res-{key}")
             field.value = {**RESOURCE_DEFAULTS, **FORM_DEFAULTS}[key]
             field.observe(lambda _: self.validate(), "value")
             self.resources[key] = field
             resource_rows.append(w.HBox([
-                field, w.HTML(f"<span style='color:#666'>{html.escape(key)}: {html.escape(tip)}</span>"),
-                self.errors.label(f"{RESOURCES}.{key}")]))
+                field, w.HTML(f"<span class='mlops-muted'>{html.escape(key)}: {html.escape(tip)}</span>"),
+                self.errors.label(f"{RESOURCES}.{key}", field)]))
 
         self.monitor_pick = w.Combobox(
             options=sorted(ctx.definitions), placeholder="monitor id", ensure_option=False,
-            description="Monitor", style={"description_width": "60px"}, layout=w.Layout(width="320px"),
+            description="Monitor", style=SHORT_LABEL, layout=grow(),
         )
         self.monitor_pick.add_class("mlops-monitor-pick")
         self.add_monitor_button = w.Button(description="Add monitor", icon="plus")
         self.add_monitor_button.add_class("mlops-add-monitor")
         self.add_monitor_button.on_click(lambda _: self.add_monitor(self.monitor_pick.value.strip()))
         self.monitor_message = w.HTML()
+        self.confirm = Confirm("mlops-confirm-remove")
         self.monitors: dict[str, MonitorForm] = {}
         # One collapsible section per monitor: an 18-metric grid would push Stage off screen.
         self.monitor_box = w.Accordion()
         self.monitor_box.add_class("mlops-monitors")
 
         self.on_clash = w.Dropdown(options=ON_CLASH, value="error", description="Same names",
-                                   style=STYLE, layout=w.Layout(width="460px"))
+                                   style=STYLE, layout=grow())
         self.stage = Action("Stage", icon="upload", css="mlops-stage", style="primary")
         self.stage.on_click(self.start_stage)
         self.general = w.HTML()
@@ -286,12 +293,12 @@ class PrepareTab:
             w.HBox([self.yaml_path.widget, self.load.widget, self.save.widget]),
             self.entry_pick, self.yaml_message,
             section("Files"),
-            w.HBox([self.path_model.widget, self.errors.label("path_model")]),
-            w.HBox([self.path_dependency.widget, self.errors.label("path_dependency")]),
-            w.HBox([self.model_name, self.errors.label("model_name")]),
+            w.HBox([self.path_model.widget, self.errors.label("path_model", self.path_model.text)]),
+            w.HBox([self.path_dependency.widget, self.errors.label("path_dependency", self.path_dependency.text)]),
+            w.HBox([self.model_name, self.errors.label("model_name", self.model_name)]),
             section("Resources"), *resource_rows,
             section("Monitors"), w.HBox([self.monitor_pick, self.add_monitor_button]),
-            self.monitor_message, self.errors.label(PROVIDERS), self.monitor_box,
+            self.monitor_message, self.confirm.widget, self.errors.label(PROVIDERS), self.monitor_box,
             section("Stage"), self.on_clash, self.general, self.stage.widget, self.result,
         ])
         self.widget.add_class("mlops-prepare")
@@ -405,22 +412,21 @@ class PrepareTab:
         rest = self.errors.show(problems)
         self._open_monitor_with_problems(problems)
         self.general.value = error_html(problem_text(p) for p in rest) + error_html(
-            (problem_text(p) for p in warnings), WARN_COLOR)
+            (problem_text(p) for p in warnings), WARN)
         self.problems = [problem_text(p) for p in problems]
         self.valid = not problems
         self.update_actions()
         return self.valid
 
     def update_actions(self) -> None:
-        n = len(self.problems)
-        invalid = f"fix {n} problem{'s' if n > 1 else ''} first: {self.problems[0]}" if n else None
+        invalid = pending(self.problems, self.errors)
         self.stage.set_reason(self.ctx.busy_reason() or invalid)
         # Saving needs a valid entry but not the files: a config may be written before staging.
         entry_problems = [p for p in self.problems if not p.startswith(("path_model", "path_dependency"))]
         if not self.yaml_path.value:
             self.save.set_reason("give the YAML path to save to")
         else:
-            self.save.set_reason(f"fix first: {entry_problems[0]}" if entry_problems else None)
+            self.save.set_reason(pending(entry_problems, self.errors))
         self.load.set_reason(None if self.yaml_path.value else "give the YAML path to load")
 
     # -- YAML -----------------------------------------------------------------------------------
@@ -450,7 +456,7 @@ class PrepareTab:
         except Exception as exc:  # noqa: BLE001 - shown inline, never a traceback
             self.yaml_message.value = error_html([f"cannot read {self.yaml_path.value}: {error_text(exc)}"])
             return
-        notes = error_html((p.format() for p in loaded.warnings), WARN_COLOR)
+        notes = error_html((p.format() for p in loaded.warnings), WARN)
         self._loaded_entries = {str(k): v for k, v in loaded.entries.items()}
         if len(loaded.entries) > 1:
             self.entry_pick.options = [
@@ -509,7 +515,7 @@ class PrepareTab:
         self.last_model_asset_id = (run.results or {}).get("model_asset_id")
         self.ctx.staged_asset_id = self.last_model_asset_id
         self.result.value = (
-            "<div style='color:#1b5e20'>staged: model asset id <code class='mlops-model-asset-id'>"
+            "<div class='mlops-ok'>staged: model asset id <code class='mlops-model-asset-id'>"
             f"{html.escape(str(self.last_model_asset_id))}</code></div>")
 
     def _failed(self, message: str) -> None:

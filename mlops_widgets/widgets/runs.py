@@ -16,14 +16,13 @@ import ipywidgets as w
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html
 from mlops_widgets.widgets._lab import open_link
+from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, fit, grow, span
 from mlops_widgets.widgets._task import error_text
 
 ALL = "(all)"
-STATUS_COLORS = {"ok": "#1b5e20", "failed": "#b00020", "cancelled": "#8a6d00"}
+STATUS_CLASSES = {"ok": "mlops-ok", "failed": "mlops-error", "cancelled": "mlops-cancelled"}
 LIMIT = 200
-TABLE_STYLE = ("<style>.mlops-runs-list td, .mlops-runs-list th {padding: 1px 10px 1px 0}"
-               ".mlops-runs-list th {text-align: left}</style>")
-STYLE = {"description_width": "90px"}
+STYLE = LABEL
 
 
 class RunsTab:
@@ -39,17 +38,17 @@ class RunsTab:
         self._want: str | None = None  # the run to pick at the next refresh
 
         self.template = w.Dropdown(description="Template", options=[ALL], value=ALL,
-                                   style={"description_width": "60px"}, layout=w.Layout(width="290px"))
+                                   style=SHORT_LABEL, layout=grow())
         self.status = w.Dropdown(description="Status", options=[ALL, "ok", "failed", "cancelled"],
-                                 value=ALL, style={"description_width": "45px"},
-                                 layout=w.Layout(width="160px"))
+                                 value=ALL, style=SHORT_LABEL,
+                                 layout=grow())
         self.deployment = w.Text(description="Deployment", placeholder="name",
-                                 style={"description_width": "85px"}, layout=w.Layout(width="240px"))
-        self.since = w.DatePicker(description="Since", style={"description_width": "45px"},
-                                  layout=w.Layout(width="200px"))
+                                 style=LABEL, layout=grow())
+        self.since = w.DatePicker(description="Since", style=SHORT_LABEL,
+                                  layout=grow())
         self.since.observe(lambda _: self.refresh(), "value")
         self.refresh_button = w.Button(description="Refresh", icon="refresh",
-                                       layout=w.Layout(width="100px"))
+                                       layout=fit())
         self.refresh_button.add_class("mlops-runs-refresh")
         for widget in (self.template, self.status):
             widget.observe(lambda _: self.refresh(), "value")
@@ -57,9 +56,10 @@ class RunsTab:
         self.deployment.observe(lambda _: self.refresh(), "value")
         self.refresh_button.on_click(lambda _: self.refresh())
 
-        self.table = w.HTML()
-        self.table.add_class("mlops-runs-table")
-        self.pick = w.Select(rows=5, layout=w.Layout(width="760px"))
+        self.note = w.HTML()
+        self.note.add_class("mlops-runs-note")
+        # The one list of runs: pick one to see its record, re-run it or clone it.
+        self.pick = w.Select(rows=8, layout=grow(16, 60))
         self.pick.add_class("mlops-runs-pick")
         self.pick.observe(lambda _: self._show_run(), "value")
         self.details = w.HTML()
@@ -70,7 +70,7 @@ class RunsTab:
         self.secrets_box = w.VBox()
         self.secrets: dict[str, w.Password] = {}
         self.clone_dest = w.Text(description="Clone to", placeholder="new notebook path (.ipynb)",
-                                 style=STYLE, layout=w.Layout(width="460px"))
+                                 style=STYLE, layout=grow())
         self.clone_dest.add_class("mlops-clone-dest")
         self.clone_dest.observe(lambda _: self.update_actions(), "value")
         self.clone = Action("Clone", icon="copy", css="mlops-clone")
@@ -81,8 +81,7 @@ class RunsTab:
         self.widget = w.VBox([
             w.HBox([self.template, self.status, self.deployment]),
             w.HBox([self.since, self.refresh_button]),
-            self.table, w.HTML("<b>pick a run</b> to see its record, re-run it or clone it"),
-            self.pick, self.details,
+            self.pick, self.note, self.details,
             self.secrets_box, self.rerun.widget,
             w.HBox([self.clone_dest, self.clone.widget]), self.message,
         ])
@@ -107,9 +106,9 @@ class RunsTab:
             )
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.runs = []
-            self.table.value = error_html([f"cannot list the runs: {error_text(exc)}"])
+            self.note.value = error_html([f"cannot list the runs: {error_text(exc)}"])
         else:
-            self.table.value = self._table_html()
+            self.note.value = self._note_html()
         current = self._want or self.pick.value
         self._want = None
         self.pick.options = [(self._label(r), r.run_id) for r in self.runs]
@@ -129,27 +128,14 @@ class RunsTab:
     @staticmethod
     def _label(run: Any) -> str:
         who = f" · {run.deployment_name}" if run.deployment_name else ""
-        return f"{run.started_at[:19]} · {run.template} · {run.status}{who} · {run.short_id}"
+        return f"{run.started_at[5:16].replace('T', ' ')} {run.status} · {run.template}{who} · {run.short_id}"
 
-    def _table_html(self) -> str:
+    def _note_html(self) -> str:
         if not self.runs:
-            return "<span style='color:#666'>no runs match</span>"
-        rows = []
-        for r in self.runs:
-            color = STATUS_COLORS.get(r.status, "#555")
-            took = f"{r.duration_s:.1f} s" if r.duration_s is not None else ""
-            rows.append(
-                f"<tr class='mlops-run-row' data-run='{html.escape(r.run_id)}'>"
-                f"<td>{html.escape(r.started_at[:19])}</td><td>{html.escape(r.template)}</td>"
-                f"<td style='color:{color}'>{html.escape(r.status)}</td>"
-                f"<td>{html.escape(r.deployment_name or '')}</td><td>{took}</td>"
-                f"<td>{open_link(r.notebook, 'open', self.ctx.server)}</td></tr>")
-        more = (f"<div style='color:#666'>showing the newest {LIMIT}: narrow the filters</div>"
-                if len(self.runs) >= LIMIT else "")
-        return (f"{TABLE_STYLE}<div style='max-height:260px;overflow:auto'><table class='mlops-runs-list'>"
-                "<tr><th align=left>started (UTC)</th><th align=left>template</th>"
-                "<th align=left>status</th><th align=left>deployment</th><th align=left>took</th>"
-                "<th></th></tr>" + "".join(rows) + f"</table></div>{more}")
+            return span("mlops-muted", "no runs match")
+        if len(self.runs) >= LIMIT:
+            return span("mlops-muted", f"showing the newest {LIMIT}: narrow the filters")
+        return ""
 
     def _show_run(self) -> None:
         from mlops_widgets.runner import get_run
@@ -169,19 +155,19 @@ class RunsTab:
             return
         r = self.record
         parts = [
-            f"<b>{html.escape(r.template)}</b> run <code>{html.escape(r.run_id)}</code> — "
-            f"<span style='color:{STATUS_COLORS.get(r.status, '#555')}'>{html.escape(r.status)}</span>",
+            f"<b>{html.escape(r.template)}</b> run {open_link(r.notebook, r.short_id, self.ctx.server, r.run_id, self.ctx.workspace.root)}"
+            f" — {span(STATUS_CLASSES.get(r.status, 'mlops-muted'), r.status)}",
             f"{html.escape(r.started_at)} → {html.escape(r.ended_at or '')} on {html.escape(r.backend)} "
             f"by {html.escape(r.user)}",
-            "executed notebook: " + open_link(r.notebook, "open in JupyterLab", self.ctx.server),
         ]
         if r.rerun_of:
-            parts.append(f"re-run of <code>{html.escape(r.rerun_of)}</code>")
+            parts.append(f"re-run of <code>{html.escape(r.rerun_of.rsplit('-', 1)[-1])}</code>")
         if r.error:
             parts.append(error_html([str(r.error.get("summary") or r.error)]))
         if r.results:
-            parts.append("results: <code>" + html.escape(_short_json(r.results)) + "</code>")
-        parts.append("parameters: <code>" + html.escape(_short_json(r.parameters)) + "</code>")
+            parts.append("<b>results</b>" + _values_table(r.results))
+        parts.append("<b>parameters</b>" + (_values_table(r.parameters) if r.parameters
+                                             else span("mlops-muted", " the template's defaults")))
         if r.secret_names:
             parts.append("secrets (not stored): " + html.escape(", ".join(r.secret_names)))
         self.details.value = "<br>".join(parts)
@@ -195,8 +181,8 @@ class RunsTab:
         if list(self.secrets) == names:
             return
         self.secrets = {n: w.Password(description=n, placeholder="value, or empty: from the environment",
-                                      style={"description_width": "160px"},
-                                      layout=w.Layout(width="460px")) for n in names}
+                                      style=LABEL,
+                                      layout=grow()) for n in names}
         self.secrets_box.children = list(self.secrets.values())
 
     def update_actions(self) -> None:
@@ -240,6 +226,12 @@ class RunsTab:
         self.message.value = ok_html(f"cloned to {path} ") + open_link(path, "open it", self.ctx.server)
 
 
-def _short_json(value: Any, limit: int = 400) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _values_table(values: dict[str, Any], limit: int = 300) -> str:
+    """Name and value per row (a long value cut, whole in its tooltip)."""
+    rows = []
+    for name, value in values.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        shown = text if len(text) <= limit else text[: limit - 1] + "…"
+        rows.append(f"<tr><th>{html.escape(name)}</th><td title='{html.escape(text)}'>"
+                    f"<code>{html.escape(shown)}</code></td></tr>")
+    return "<table class='mlops-table mlops-values'>" + "".join(rows) + "</table>"

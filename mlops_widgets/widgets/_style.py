@@ -1,0 +1,85 @@
+"""The panel's look, in one place: colours from JupyterLab's theme variables (light and dark,
+charts included) and widths that follow the panel's width instead of fixed pixels.
+
+Widgets take their sizes from `grow()` (a field that fills its row within bounds), `fit()` (a
+button as wide as its label) and `LABEL` (the description column, in em so it follows the font);
+rows wrap when narrow. Messages take classes (`mlops-error`, `mlops-ok`, `mlops-warn`,
+`mlops-muted`) the stylesheet colours from the theme; the stylesheet travels inside the panel
+(an HTML widget), so it applies wherever the panel is shown.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+
+LABEL = {"description_width": "10em"}
+SHORT_LABEL = {"description_width": "6em"}
+
+# The theme's variables, with the light theme's values as fallbacks outside JupyterLab.
+CSS = """<style>
+.mlops-panel { max-width: 100%; min-width: 0; color: var(--jp-ui-font-color1, #212121); }
+.mlops-panel .widget-hbox { flex-wrap: wrap; align-items: baseline; row-gap: 2px; max-width: 100%; }
+.mlops-panel .widget-vbox, .mlops-panel .widget-box { min-width: 0; max-width: 100%; }
+.mlops-panel .widget-html, .mlops-panel .widget-html-content { min-width: 0; max-width: 100%; }
+.mlops-panel .widget-html-content { overflow-wrap: anywhere; white-space: normal; }
+.mlops-panel .widget-inline-hbox { min-width: 0; }
+.mlops-panel .widget-inline-hbox .widget-label { flex-shrink: 0; }
+.mlops-panel .widget-text input, .mlops-panel .widget-dropdown select { min-width: 0; }
+.mlops-panel .widget-select select { overflow-x: hidden; }
+.mlops-panel .jupyter-button { width: auto; min-width: 2.5em; padding: 0 0.8em; flex: 0 0 auto; }
+.mlops-panel .widget-tab > .widget-tab-contents { overflow-x: hidden; }
+.mlops-error, .mlops-panel .mlops-field-error { color: var(--jp-error-color1, #d32f2f); }
+.mlops-ok { color: var(--jp-success-color1, #388e3c); }
+.mlops-warn { color: var(--jp-warn-color1, #f57c00); }
+.mlops-cancelled { color: var(--jp-warn-color1, #f57c00); }
+.mlops-muted { color: var(--jp-ui-font-color2, #616161); }
+.mlops-panel a, .mlops-open-link { color: var(--jp-content-link-color, #1976d2); text-decoration: underline; }
+.mlops-panel h4 { margin: 0.6em 0 0.2em 0; color: var(--jp-ui-font-color0, #000); }
+.mlops-box { border: var(--jp-border-width, 1px) solid var(--jp-border-color2, #e0e0e0);
+  padding: 0.4em; margin: 0.3em 0; }
+.mlops-taskbar { border-top: var(--jp-border-width, 1px) solid var(--jp-border-color2, #e0e0e0);
+  padding-top: 0.3em; }
+.mlops-table { border-collapse: collapse; max-width: 100%; }
+.mlops-table td, .mlops-table th { padding: 1px 0.8em 1px 0; text-align: left; vertical-align: top; }
+.mlops-table-scroll { max-height: 18em; overflow-y: auto; overflow-x: hidden; }
+.mlops-panel tr.mlops-violation { color: var(--jp-error-color1, #d32f2f); font-weight: bold; }
+.mlops-panel tr.mlops-violation td:first-child { border-left: 3px solid var(--jp-error-color1, #d32f2f);
+  padding-left: 4px; }
+.mlops-charts { display: flex; flex-wrap: wrap; gap: 0.5em; }
+.mlops-history { flex: 1 1 18em; max-width: 30em; min-width: 12em; height: auto; }
+.mlops-history text { fill: var(--jp-ui-font-color1, #212121); font-size: 11px;
+  font-family: var(--jp-ui-font-family, sans-serif); }
+.mlops-history .mlops-chart-title { font-weight: bold; font-size: 12px; }
+.mlops-history .mlops-frame { fill: none; stroke: var(--jp-border-color1, #bdbdbd); }
+.mlops-history .mlops-grid { stroke: var(--jp-border-color3, #eeeeee); }
+.mlops-history .mlops-line { fill: none; stroke: var(--jp-brand-color1, #1976d2); stroke-width: 1.5; }
+.mlops-history .mlops-point { fill: var(--jp-brand-color1, #1976d2); }
+.mlops-history .mlops-point.mlops-bad { fill: var(--jp-error-color1, #d32f2f); }
+.mlops-history .mlops-limit { stroke: var(--jp-warn-color1, #f57c00); stroke-dasharray: 4 3; }
+.mlops-history text.mlops-limit-label { fill: var(--jp-warn-color1, #f57c00); }
+</style>"""
+
+
+def grow(min_em: float = 18, max_em: float = 40) -> w.Layout:
+    """A field that fills its row, no narrower than `min_em` (it wraps below instead) nor wider
+    than `max_em`."""
+    return w.Layout(width="auto", flex=f"1 1 {min_em}em", min_width=f"{min_em}em", max_width=f"{max_em}em")
+
+
+def fit() -> w.Layout:
+    """A button (or small control) as wide as its label."""
+    return w.Layout(width="auto", flex="0 0 auto")
+
+
+def stylesheet() -> w.HTML:
+    """The panel's stylesheet, as a widget placed once in the panel."""
+    sheet = w.HTML(CSS, layout=w.Layout(display="none"))
+    sheet.add_class("mlops-style")
+    return sheet
+
+
+def span(cls: str, text: str) -> str:
+    """`text` (escaped) in a span of class `cls`."""
+    return f"<span class='{cls}'>{html.escape(text)}</span>"
