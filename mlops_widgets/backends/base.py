@@ -1,5 +1,5 @@
 """The protocols every backend implements: a space, an inference service, a monitoring service,
-storage volumes.
+storage volumes, training jobs.
 
 Ops talk to these and nothing else, so the same templates and commands run on the embedded
 backend and on Cloud Pak for Data. Objects cross the boundary as plain dicts and dataclasses
@@ -478,6 +478,84 @@ class Monitoring(Protocol):
     measurements: Measurements
 
 
+# --- Training (WMLA's deep-learning v1 execs) -------------------------------------------------
+#
+# A job view is a dict: id, state (one of JOB_STATES), framework, main, workers, devices_per_worker,
+# memory, data (the data path's volume and folder, or None), created_at, started_at, ended_at
+# (ISO 8601 UTC or None), exit_codes (worker -> code, local), error (None or the text; with
+# error_log, the tail of the failing worker's log), output (where the job's output folder is:
+# a local path, or the exec's result on the cluster).
+
+JOB_SUBMITTED = "submitted"
+JOB_RUNNING = "running"
+JOB_FINISHED = "finished"
+JOB_FAILED = "failed"
+JOB_KILLED = "killed"
+JOB_STATES = (JOB_SUBMITTED, JOB_RUNNING, JOB_FINISHED, JOB_FAILED, JOB_KILLED)
+JOB_ENDED = (JOB_FINISHED, JOB_FAILED, JOB_KILLED)
+# WMLA's framework names (dlicmd --exec-start); the distributed ones start numWorker workers
+# that find each other through torchrun's variables.
+FRAMEWORKS = ("PyTorch", "distPyTorch", "TensorFlow", "distTensorFlow")
+DISTRIBUTED = ("distPyTorch", "distTensorFlow")
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What a training submission asks for, in WMLA's terms (dlicmd's options)."""
+
+    framework: str  # --exec-start
+    main: str  # --model-main: the script run in the submission folder
+    workers: int = 1  # --numWorker
+    devices_per_worker: int = 0  # --workerDeviceNum (GPUs)
+    memory: str = "8g"  # --workerMemory
+    data_volume: str | None = None  # the storage volume holding the data (--cs-datastore-meta)
+    data_path: str | None = None  # the data folder on that volume
+    env: dict[str, str] | None = None  # --msd-env, non-secret variables
+    args: tuple[str, ...] = ()  # arguments of the main script
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["args"] = list(self.args)
+        return out
+
+
+@runtime_checkable
+class Training(Protocol):
+    """Training jobs (WMLA's deep-learning execs): a submission folder run by one or more
+    workers, each with its own log; ended jobs keep their output folder for staging."""
+
+    def submit(
+        self, folder: Path, spec: TrainingSpec, *, secret_env: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Submit a copy of `folder` as a job and return its view (submitted or running).
+        `secret_env` become environment variables of the workers, never written to disk."""
+        ...
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every job's view, newest first."""
+        ...
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """One job's view; NotFoundError when missing."""
+        ...
+
+    def logs(
+        self, job_id: str, *, worker: int | None = None, tail: int | None = None, follow: bool = False
+    ) -> Iterator[str]:
+        """The workers' output (one worker's with `worker`), oldest first: all, or the last
+        `tail` lines; with `follow`, then each new line until the job ends or the caller stops."""
+        ...
+
+    def stop(self, job_id: str) -> dict[str, Any]:
+        """Kill every process of the job; it ends killed (an ended job is left as it is)."""
+        ...
+
+    def download_output(self, job_id: str, dest: Path) -> Path:
+        """The job's output folder copied into the new folder `dest`; MlopsError unless the
+        job finished."""
+        ...
+
+
 class Backend:
     """The services of one backend, built on first use (so `mlops config list` never starts
     an inference server or imports an SDK it does not need)."""
@@ -508,6 +586,10 @@ class Backend:
     @property
     def volumes(self) -> Volumes:
         return self._get("volumes")
+
+    @property
+    def training(self) -> Training:
+        return self._get("training")
 
     def __repr__(self) -> str:
         return f"<Backend {self.name} {self.workspace.root}>"

@@ -354,6 +354,18 @@ WMLA_DEPLOYMENT = Record(
     ),
 )
 
+TRAINING_JOB = Record(
+    expect="a mapping naming the training job that produced the model",
+    fields=(
+        Field("job_id", Text(), "Id of the training job (`mlops train list`).", required=True),
+        Field("backend", Text(), "Backend that ran it (local or cpd).", nullable=True),
+        Field("framework", Text(), "Its WMLA framework (e.g. distPyTorch).", nullable=True),
+        Field("main", Text(), "Its main script.", nullable=True),
+        Field("output", Text(), "Where its output folder was.", nullable=True),
+        Field("ended_at", Text(), "When it finished (ISO 8601, UTC).", nullable=True),
+    ),
+)
+
 ENTRY = Record(
     expect="a mapping (a deployment metadata entry)",
     fields=(
@@ -396,6 +408,12 @@ ENTRY = Record(
             WMLA_DEPLOYMENT,
             "The inference deployment of the model.",
             required=True,
+        ),
+        Field(
+            "training_job",
+            TRAINING_JOB,
+            "The training job whose output was staged as the model (`mlops prepare stage "
+            "--from-job`); absent for a model staged from files.",
         ),
     ),
 )

@@ -2,7 +2,8 @@
 
 space: SQLite-indexed asset files and metadata documents; inference: a local EDI-compatible
 service (its own process, 127.0.0.1); monitoring: OpenScale's model in the workspace database;
-volumes: folders under the workspace (or $MLOPS_VOLUMES).
+volumes: folders under the workspace (or $MLOPS_VOLUMES); training: jobs run by detached local
+supervisor processes.
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ def create(workspace: Workspace) -> Backend:
 
         return LocalVolumes(workspace)
 
+    def training():
+        from mlops_widgets.backends.local.training import LocalTraining
+
+        return LocalTraining(workspace)
+
     return Backend(
         "local",
         workspace,
-        {"space": space, "inference": inference, "monitoring": monitoring, "volumes": volumes},
+        {"space": space, "inference": inference, "monitoring": monitoring, "volumes": volumes,
+         "training": training},
     )
