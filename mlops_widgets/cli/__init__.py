@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runtime": ("mlops_widgets.cli.runtime:runtime", "Add, list and delete the Python interpreters local kernels run on."),
     "provider": ("mlops_widgets.cli.monitor:provider", "Create and list OpenScale service providers."),
     "monitor": ("mlops_widgets.cli.monitor:monitor", "Attach monitors, evaluate them and show their status."),
+    "train": ("mlops_widgets.cli.train:train", "Submit training jobs and follow them (template A1)."),
     "run": ("mlops_widgets.cli.runs:run", "Run a template notebook with parameters."),
     "templates": ("mlops_widgets.cli.runs:templates", "List template notebooks or clone one to edit."),
     "runs": ("mlops_widgets.cli.runs:runs", "The audit trail: list, show, re-run or clone past runs."),

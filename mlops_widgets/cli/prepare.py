@@ -46,20 +46,38 @@ def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: boo
 
 
 @prepare.command()
-@click.option("--path-model", required=True, type=click.Path(), help="Model file or folder.")
+@click.option("--path-model", type=click.Path(), help="Model file or folder.")
+@click.option("--from-job", metavar="JOB", help="Stage the output folder of this finished training job as the model "
+              "(instead of --path-model); the entry records the job.")
 @click.option("--path-dependency", required=True, type=click.Path(), help="Deployment folder (kernel file, README.md, ...).")
 @click.option("--path-yml", required=True, type=click.Path(dir_okay=False), help="Deployment metadata YAML (one entry).")
 @click.option("-f", "--force", is_flag=True, help="Replace assets of the same names.")
 @click.option("--new", is_flag=True, help="Add new assets even when some of the same names exist.")
 @pass_obj
-def stage(obj: CliContext, path_model: str, path_dependency: str, path_yml: str, force: bool, new: bool) -> None:
+def stage(obj: CliContext, path_model: str | None, from_job: str | None, path_dependency: str, path_yml: str,
+          force: bool, new: bool) -> None:
     """Validate the config, upload model and dependency (folders zipped), write the entry and print
     the model asset id."""
+    if bool(path_model) == bool(from_job):
+        raise click.UsageError("give one of --path-model and --from-job")
+    loaded = obj.load_config(path_yml, with_key=False)
+    (entry,) = loaded.entries.values()
+    if not from_job:
+        _stage(obj, str(path_model), path_dependency, entry, force, new)
+        return
+    import tempfile
+
+    from mlops_widgets.ops import train
+
+    with tempfile.TemporaryDirectory(prefix="mlops-job-output-") as tmp:
+        model, lineage = train.fetch_output(obj.backend(), from_job, Path(tmp))
+        _stage(obj, str(model), path_dependency, {**entry, "training_job": lineage}, force, new)
+
+
+def _stage(obj: CliContext, path_model: str, path_dependency: str, entry: dict, force: bool, new: bool) -> None:
     from mlops_widgets.cli._run import run_step
     from mlops_widgets.ops import space
 
-    loaded = obj.load_config(path_yml, with_key=False)
-    (entry,) = loaded.entries.values()
     for option, path in (("--path-model", path_model), ("--path-dependency", path_dependency)):
         if not Path(path).exists():
             raise click.ClickException(f"{option}: {path} does not exist")

@@ -13,3 +13,5 @@ DEPLOYMENT = HERE / "deployment"
 ORIGINAL_KERNEL = HERE / "original_kernel"
 CONFIG = HERE / "deployment_metadata.yml"
 TILES = HERE / "tiles"  # three small synthetic IHC tiles (see synthetic.py) to score
+SYNTHETIC = HERE / "synthetic.py"  # the synthetic tiles' generator (the training example uses it)
+TRAINING = HERE / "training"  # a training script learning the example model from tiles (template A1)

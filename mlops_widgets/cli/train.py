@@ -1,0 +1,140 @@
+"""`mlops train ...`: submit a training job (template A1_Submit_WMLA_Training) and follow it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from mlops_widgets.cli._common import CliContext, echo_result, pass_obj
+
+TEMPLATE = "A1_Submit_WMLA_Training"
+JOB = click.argument("job_id", metavar="JOB")
+
+
+@click.group()
+def train() -> None:
+    """Submit training jobs and follow them (template A1_Submit_WMLA_Training)."""
+
+
+@train.command()
+@click.option(
+    "-p",
+    "--param",
+    "pairs",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A parameter of A1_Submit_WMLA_Training (repeatable); non-string values are YAML: "
+    "-p workers 2 -p job_env '{EPOCHS: 3}'.",
+)
+@click.option(
+    "-f",
+    "--params-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A YAML file mapping parameter names to values (-p wins over it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the job's id, state and output as JSON.")
+@pass_obj
+def submit(obj: CliContext, pairs: tuple[tuple[str, str], ...], params_file: str | None, as_json: bool) -> None:
+    """Build the submission folder and submit it as a job (without parameters: the example
+    training script). Secret job variables come from the environment ($MLOPS_SECRET_<name>)."""
+    from mlops_widgets.cli._custom_args import split_custom_args
+    from mlops_widgets.cli._run import parse_params, run_step
+    from mlops_widgets.secret_names import is_secret_name
+
+    params = parse_params(TEMPLATE, pairs, params_file)
+    # Secret variables (a null value: from the environment) go to the run as secrets.
+    pairs_env = [k if v is None else f"{k}={v}" for k, v in (params.get("job_env") or {}).items()]
+    params["job_env"], secret = split_custom_args(pairs_env, is_secret_name)
+    record = run_step(obj, TEMPLATE, params, secrets=secret)
+    results = record.results
+    echo_result(results, as_json=as_json, text=_print_submitted,
+                to_json=lambda r: {k: r.get(k) for k in ("job_id", "state", "output")})
+
+
+def _print_submitted(results: dict[str, Any]) -> None:
+    click.echo(f"training job {results['job_id']}: {results['state']}")
+    click.echo(f"output: {results['output']}")
+
+
+@train.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_obj
+def list_(obj: CliContext, as_json: bool) -> None:
+    """Training jobs, newest first, with their state."""
+    from mlops_widgets.ops import train as steps
+
+    echo_result(
+        steps.jobs(obj.backend()),
+        as_json=as_json,
+        header=("JOB", "STATE", "FRAMEWORK", "WORKERS", "MAIN", "CREATED"),
+        row=lambda j: (j["id"], j["state"], j["framework"], str(j["workers"]), j["main"], j["created_at"]),
+        empty="no training jobs",
+    )
+
+
+@train.command()
+@JOB
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_obj
+def status(obj: CliContext, job_id: str, as_json: bool) -> None:
+    """One job: its state, resources, times, output and, when it failed, its error and log tail."""
+    from mlops_widgets.ops import train as steps
+
+    echo_result(steps.status(obj.backend(), job_id), as_json=as_json, text=_print_job)
+
+
+def _print_job(job: dict[str, Any]) -> None:
+    click.echo(f"training job {job['id']}: {job['state']}")
+    data = job.get("data")
+    for label, value in (
+        ("framework", job["framework"]),
+        ("main", job["main"]),
+        ("workers", f"{job['workers']} x {job['devices_per_worker']} device(s), {job['memory']}"),
+        ("data", f"{data['volume']}:{data['path']}" if data else "-"),
+        ("created", job["created_at"]),
+        ("started", job.get("started_at") or "-"),
+        ("ended", job.get("ended_at") or "-"),
+        ("output", job["output"]),
+    ):
+        click.echo(f"{label}: {value}")
+    if job.get("error"):
+        click.echo(f"error: {job['error']}")
+        if job.get("error_log"):
+            click.echo("log (end):\n" + job["error_log"])
+
+
+@train.command()
+@JOB
+@click.option("--worker", type=click.IntRange(min=0), metavar="N", help="Only worker N's log.")
+@click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines (of each worker).")
+@click.option("--follow", is_flag=True, help="Keep printing what the workers write until the job ends (Ctrl-C stops).")
+@pass_obj
+def logs(obj: CliContext, job_id: str, worker: int | None, tail: int | None, follow: bool) -> None:
+    """The workers' output, each line prefixed with its worker."""
+    from mlops_widgets.ops import train as steps
+
+    printed = False
+    try:
+        for line in steps.logs(obj.backend(), job_id, worker=worker, tail=tail, follow=follow):
+            click.echo(line)
+            printed = True
+    except KeyboardInterrupt:
+        return
+    if not printed and tail != 0:
+        click.echo(f"training job {job_id} has no log yet", err=True)
+
+
+@train.command()
+@JOB
+@pass_obj
+def stop(obj: CliContext, job_id: str) -> None:
+    """Stop a job: every process of every worker is killed."""
+    from mlops_widgets.ops import train as steps
+    from mlops_widgets.runner import events
+
+    with events.recording(obj.ws(), "train.stop", {"job_id": job_id}, backend=obj.backend_name) as event:
+        job = steps.stop(obj.backend(), job_id)
+        event.result = {"state": job["state"]}
+    click.echo(f"training job {job_id}: {job['state']}")
