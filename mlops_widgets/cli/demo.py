@@ -26,17 +26,20 @@ def _step(n: int, what: str) -> None:
 @click.command()
 @click.option("--workspace", "demo_workspace", type=click.Path(file_okay=False),
               help="Workspace for the demo (default: the global --workspace or $MLOPS_HOME, else ./mlops-demo).")
+@click.option("--train", "train_first", is_flag=True,
+              help="Start by training the example model (A1_Submit_WMLA_Training) and stage the job's output.")
 @pass_obj
-def demo(obj: CliContext, demo_workspace: str | None) -> None:
+def demo(obj: CliContext, demo_workspace: str | None, train_first: bool) -> None:
     """The whole workflow on the embedded backend, each state-changing step a template run:
     synthetic IHC tiles and their masks, stage (A_MLOps_Pipeline), deploy (A2), score every tile
     (A4), the headless provider (C1), both monitors with an evaluation (A3), the monitor status,
-    the audit trail; then the deployment is stopped. Runs again on the same workspace."""
+    the audit trail; then the deployment is stopped. Runs again on the same workspace. With
+    --train it starts by training the example model (A1) and deploys the trained one."""
     obj = CliContext(workspace=demo_workspace or obj.workspace or DEMO_WORKSPACE, backend_name="local")
     ws = obj.ws()
     click.echo(f"workspace: {ws.root}", err=True)
     with _only_demo_on(ws):
-        _run(obj)
+        _run(obj, train_first)
 
 
 @contextlib.contextmanager
@@ -54,11 +57,12 @@ def _only_demo_on(ws: Workspace) -> Iterator[None]:
         yield
 
 
-def _run(obj: CliContext) -> None:
+def _run(obj: CliContext, train_first: bool = False) -> None:
     """The demo's steps, while this demo holds the workspace (see `demo`)."""
     from mlops_widgets import examples
     from mlops_widgets.backends.local.inference import stop_service
     from mlops_widgets.cli._run import run_step
+    from mlops_widgets.cli.train import trained_example
     from mlops_widgets.examples.synthetic import write_tiles
     from mlops_widgets.ops import deploy, monitor_views, schedule
     from mlops_widgets.runner import list_runs
@@ -83,10 +87,12 @@ def _run(obj: CliContext) -> None:
     except NotFoundError:
         pass
 
-    _step(2, "stage the example model and deployment folder (A_MLOps_Pipeline)")
-    staged = run_step(obj, "A_MLOps_Pipeline", {
-        "path_model": str(examples.MODEL), "path_dependency": str(examples.DEPLOYMENT),
-        "entry": entry, "on_clash": "overwrite"})
+    _step(2, "stage the example model and deployment folder (A_MLOps_Pipeline)"
+          + (", trained first (A1_Submit_WMLA_Training)" if train_first else ""))
+    with trained_example(obj, entry) if train_first else contextlib.nullcontext((examples.MODEL, entry)) as (model, entry):
+        staged = run_step(obj, "A_MLOps_Pipeline", {
+            "path_model": str(model), "path_dependency": str(examples.DEPLOYMENT),
+            "entry": entry, "on_clash": "overwrite"})
     asset_id = staged.results["model_asset_id"]
 
     _step(3, f"deploy it as {DEMO_DEPLOYMENT} (A2_WMLA_Model_Deploy)")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -138,3 +141,19 @@ def stop(obj: CliContext, job_id: str) -> None:
         job = steps.stop(obj.backend(), job_id)
         event.result = {"state": job["state"]}
     click.echo(f"training job {job_id}: {job['state']}")
+
+
+@contextlib.contextmanager
+def trained_example(obj: CliContext, entry: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """`mlops demo --train`: train the example model (A1, waiting for the job), then yield its
+    output folder (named after the job) and `entry` with the job's lineage, for staging."""
+    import tempfile
+
+    from mlops_widgets.cli._run import run_step
+    from mlops_widgets.ops import train as steps
+
+    job_id = run_step(obj, TEMPLATE, {"wait": True}).results["job_id"]
+    click.echo(f"training job {job_id}: finished", err=True)
+    with tempfile.TemporaryDirectory(prefix="mlops-job-output-") as tmp:
+        folder, lineage = steps.fetch_output(obj.backend(), job_id, Path(tmp))
+        yield folder, {**entry, "training_job": lineage}
