@@ -35,8 +35,9 @@ PRIVATE_GLOBS = (f"{DB_NAME}*", "inference/*.*", "inference/run/*", "inference/d
 
 
 def _chmod_private(path: Path, is_dir: bool) -> None:
-    """Folders 0700; files 0600 plus the owner's execute bit if it had it. Callers skip links."""
-    with contextlib.suppress(FileNotFoundError, PermissionError):
+    """Folders 0700; files 0600 plus the owner's execute bit if it had it. Callers skip links.
+    A mode that cannot be set (a read-only disk, another owner's file) does not stop a reader."""
+    with contextlib.suppress(OSError):
         current = path.stat().st_mode & 0o7777
         wanted = PRIVATE_DIR if is_dir else (current & 0o100) | 0o600
         if current != wanted:

@@ -96,11 +96,15 @@ def test_a_read_only_workspace_is_said_so(tmp_path: Path) -> None:
     out = in_tmpfs(tmp_path, "4m", """
         export MLOPS_HOME=$M/ws
         eval "$MLOPS config list" >/dev/null || exit 98
+        chmod 755 $M/ws  # as an older version left it: not private, and now not fixable
         mount -o remount,ro $M
+        eval "$MLOPS config list"
         eval "$MLOPS monitor register --monitor segmentation_metrics_v2 --provider segmentation_metrics"
         MLOPS_HOME=$M/other eval "$MLOPS config list"
     """)
     assert out.returncode not in (98, 99), out.stderr
+    # the workspace that could not be made private is reported read-only, not as a failed chmod
+    assert out.stderr.count(f"Error: the workspace {tmp_path}/mnt/ws is read-only") == 2, out.stderr
     errors = out.stderr.splitlines()
     assert f"Error: the workspace {tmp_path}/mnt/ws is read-only" in errors, out.stderr
     assert f"Error: the workspace {tmp_path}/mnt/other is read-only" in errors, out.stderr
