@@ -35,13 +35,11 @@ LEAKY_STEPS = [
 
 
 def leaks(root: Path, *values: str) -> list[str]:
-    """Every file under `root` (database and its WAL included) holding any of `values`."""
-    found = []
-    for path in root.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            found += [f"{path}: {v}" for v in values if v.encode() in data]
-    return found
+    """Every file under `root` (database and its WAL included) holding any form of `values`
+    (plain, URL-encoded, base64, escaped)."""
+    from test_runner_secrets import byte_leaks
+
+    return byte_leaks(root, *values)
 
 
 def test_secrets_leave_no_trace_and_rerun_asks_for_them_again(

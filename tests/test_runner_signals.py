@@ -3,6 +3,7 @@ SIGKILL; leftovers of crashed runs; an unwritable workspace refused before anyth
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -98,10 +99,13 @@ def test_a_killed_run_is_shown_interrupted_by_the_next_reader(
         kernels = _descendants(proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
+        _, alive = psutil.wait_procs(kernels, timeout=30)
+        assert not alive, "the kernel of a killed run ends by itself (it polls its parent)"
     finally:
         proc.kill()
-        for k in kernels:  # an orphaned kernel would sleep on: not the runner's to clean here
-            k.kill()
+        for k in kernels:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                k.kill()
     res = cli("runs", "list")
     assert res.exit_code == 0 and "interrupted" in res.stdout and "running" not in res.stdout
     (run,) = list_runs(workspace)

@@ -31,7 +31,7 @@ class TerminalProgress:
 
     def __call__(self, event: ProgressEvent) -> None:
         heading = event.heading or ""
-        if event.status in ("ok", "failed", "cancelled"):
+        if event.status in ("ok", "failed", "cancelled", "interrupted"):
             self.close()
             return
         if self.tty:
