@@ -53,6 +53,10 @@ RENDERINGS: dict[str, str] = {
     "stage.new": "stage the model and its dependency again with `mlops prepare stage`",
     "stage.replace": "use --force to replace them, or --new to add new ones beside them",
     "stage.retry": "run the same `mlops prepare stage` again to replace the entries as they are now",
+    "train.devices": "ask for fewer devices with -p devices_per_worker N (0 runs on the CPU; {available} here)",
+    "train.distributed": "choose a distributed framework with -p framework distPyTorch, or -p workers 1",
+    "train.main": "include {main} in -p files, or name an included file with -p main_file FILE",
+    "train.wait": "follow it with `mlops train status {job_id}` until it has finished, or submit it again",
 }
 
 
