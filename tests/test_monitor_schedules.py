@@ -133,13 +133,18 @@ def test_a_schedule_evaluates_on_its_own_and_a_paused_one_does_not(ready: Backen
 def test_missed_slots_are_caught_up_once(ready: Backend) -> None:
     """A schedule whose slots passed while no service ran: the service evaluates the latest
     missed slot once, not once per missed slot."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=100)
-    schedule.set_schedule(ready, "demo", SEG, every="30s", start=start)  # 3 slots missed
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=16)
+    schedule.set_schedule(ready, "demo", SEG, every="5m", start=start)  # 3 slots missed, the next in 4 min
     first = wait_for("the catch-up evaluation", lambda: _evaluations(ready))
     schedule.set_schedule(ready, "demo", SEG, paused=True)
     slots = [datetime.fromisoformat(r.parameters["slot"]) for r in _evaluations(ready)]
-    assert datetime.fromisoformat(first[-1].parameters["slot"]) == start + timedelta(seconds=90)
-    assert start + timedelta(seconds=30) not in slots and start + timedelta(seconds=60) not in slots
+    assert datetime.fromisoformat(first[-1].parameters["slot"]) == start + timedelta(minutes=15)
+    assert start + timedelta(minutes=5) not in slots and start + timedelta(minutes=10) not in slots
+    # Resuming skips what was missed while paused: the next slot is a whole repeat away.
+    (resumed,) = schedule.set_schedule(ready, "demo", SEG, paused=False)
+    next_at = datetime.fromisoformat(resumed["schedule"]["next_at"])
+    assert next_at - datetime.now(UTC) > timedelta(minutes=4)
+    schedule.set_schedule(ready, "demo", SEG, paused=True)
 
 
 def test_a_failing_evaluation_is_recorded_and_retried_at_the_next_slot(ready: Backend) -> None:

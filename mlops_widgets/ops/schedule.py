@@ -7,12 +7,12 @@ on cpd, the workspace's service locally (started when an enabled schedule is set
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import Hint, MlopsError
-from mlops_widgets.monitors.schedule import DISABLED, ENABLED, make_schedule
+from mlops_widgets.monitors.schedule import DISABLED, ENABLED, every_text, make_schedule
 from mlops_widgets.ops import space
 from mlops_widgets.ops.monitor_views import (
     MONITORS_KEY,
@@ -64,7 +64,10 @@ def set_schedule(
                     hint=Hint("monitor.schedule", "give it a repeat first", {"name": deployment_name}),
                 )
             schedule = {**current, "status": DISABLED if paused else ENABLED}
-            settings = {**(monitors[mid].get("schedule") or {}), "paused": bool(paused)}
+            if not paused and current.get("status") == DISABLED:  # slots missed while paused are skipped
+                schedule["start_time"] = {"type": "absolute", "timestamp": (start or datetime.now(UTC)).isoformat()}
+            every_now = (monitors[mid].get("schedule") or {}).get("every") or every_text(current)
+            settings = {"every": every_now, "paused": bool(paused)}
         else:
             schedule = make_schedule(every, paused=bool(paused), start=start)
             settings = {"every": every, "paused": bool(paused)}
