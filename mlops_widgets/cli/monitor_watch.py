@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_json, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_result, pass_obj
 from mlops_widgets.errors import MlopsError
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -85,25 +85,20 @@ def schedule(
             )
             outcome.result = {"schedules": rows}
         rows = [{**r, **(r.pop("schedule") or {})} for r in rows]
-    if as_json:
-        echo_json(rows)
-    elif not rows:
-        click.echo("no schedules: set one with `mlops monitor schedule --name NAME --every 1h`")
-    else:
-        echo_table(
-            ("DEPLOYMENT", "MONITOR", "EVERY", "STATUS", "NEXT", "LATEST RUN"),
-            [
-                (
-                    r["deployment_name"],
-                    r["monitor_id"],
-                    r.get("every") or "-",
-                    r.get("status") or "removed",
-                    r.get("next_at") or "-",
-                    _latest(r.get("latest_run")),
-                )
-                for r in rows
-            ],
-        )
+    echo_result(
+        rows,
+        as_json=as_json,
+        empty="no schedules: set one with `mlops monitor schedule --name NAME --every 1h`",
+        header=("DEPLOYMENT", "MONITOR", "EVERY", "STATUS", "NEXT", "LATEST RUN"),
+        row=lambda r: (
+            r["deployment_name"],
+            r["monitor_id"],
+            r.get("every") or "-",
+            r.get("status") or "removed",
+            r.get("next_at") or "-",
+            _latest(r.get("latest_run")),
+        ),
+    )
 
 
 def _latest(run: dict[str, Any] | None) -> str:
@@ -145,28 +140,22 @@ def alerts(
     ops_alerts.sync(obj.backend(), name)
     notify.dispatch(ws)
     rows = ops_alerts.list_alerts(ws, deployment_name=name, since=_since(since), unacknowledged=unacknowledged)
-    if as_json:
-        echo_json(rows)
-    elif not rows:
-        click.echo("no alerts")
-    else:
-        echo_table(
-            ("ALERT ID", "MEASURED", "DEPLOYMENT", "MONITOR", "VIOLATIONS", "ACK"),
-            [
-                (
-                    r["alert_id"][:8],
-                    r["measured_at"],
-                    r["deployment_name"],
-                    r["monitor_id"],
-                    "; ".join(
-                        f"{v['metric']} {num(v['value'])} ({v['direction']} limit {num(v['limit'])})"
-                        for v in r["violations"]
-                    ),
-                    "yes" if r["acknowledged_at"] else "no",
-                )
-                for r in rows
-            ],
-        )
+    echo_result(
+        rows,
+        as_json=as_json,
+        empty="no alerts",
+        header=("ALERT ID", "MEASURED", "DEPLOYMENT", "MONITOR", "VIOLATIONS", "ACK"),
+        row=lambda r: (
+            r["alert_id"][:8],
+            r["measured_at"],
+            r["deployment_name"],
+            r["monitor_id"],
+            "; ".join(
+                f"{v['metric']} {num(v['value'])} ({v['direction']} limit {num(v['limit'])})" for v in r["violations"]
+            ),
+            "yes" if r["acknowledged_at"] else "no",
+        ),
+    )
 
 
 # --- notify --------------------------------------------------------------------------------------
@@ -204,13 +193,10 @@ def notify(
         added = ops_notify.add_channel(ws, webhook=webhook, command=command)
         click.echo(f"added {added['kind']} channel {added['channel_id']}: {added['target']}")
         return
-    rows = ops_notify.list_channels(ws)
-    if as_json:
-        echo_json(rows)
-    elif not rows:
-        click.echo("no notification channels")
-    else:
-        echo_table(
-            ("CHANNEL ID", "KIND", "TARGET", "CREATED"),
-            [(r["channel_id"], r["kind"], r["target"], r["created_at"]) for r in rows],
-        )
+    echo_result(
+        ops_notify.list_channels(ws),
+        as_json=as_json,
+        empty="no notification channels",
+        header=("CHANNEL ID", "KIND", "TARGET", "CREATED"),
+        row=lambda r: (r["channel_id"], r["kind"], r["target"], r["created_at"]),
+    )
