@@ -186,3 +186,18 @@ def test_inference_needs_wmla_host(cpd_env: dict, monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("WMLA_INFERENCE_HOST")
     with pytest.raises(MlopsError, match="WMLA_HOST"):
         get_backend("cpd", workspace).inference  # noqa: B018
+
+
+def test_a_model_without_an_instance_yet_is_stopped(cpd_backend: Backend, fake_cpd: FakeCpd,
+                                                    tmp_path: Path) -> None:
+    """Some clusters answer 404 for the instance of a model never started: it is deployed and
+    stopped (EDI's `not-available`), so a redeploy updates it and a start starts it."""
+    fake_cpd.dlim.no_instance_until_started = True
+    inf = cpd_backend.inference
+    folder = submission(tmp_path)
+    assert inf.deploy("seg", folder)["state"] == "stopped"
+    assert inf.deploy("seg", folder)["state"] == "stopped"  # updated in place, not created twice
+    assert _order(fake_cpd, "seg") == ["redeploy"]
+    assert inf.start("seg")["state"] == "started"
+    inf.undeploy("seg")
+    assert "seg" not in fake_cpd.dlim.models

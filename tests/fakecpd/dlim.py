@@ -70,6 +70,8 @@ class Dlim:
         self.start_delay = 0.3  # seconds from a start to `enabled`
         self.stop_delay = 0.2  # seconds from a stop to `disabled`
         self.executor: Executor = echo
+        # a cluster whose never-started models have no instance yet (404) rather than `disabled`
+        self.no_instance_until_started = False
         r = router
         r.add("GET", r"/dlim/v1/model", self.list, **MANAGE)
         r.add("POST", r"/dlim/v1/deployment/model", self.deploy, **MANAGE)
@@ -222,6 +224,8 @@ class Dlim:
         return {"name": name, "state": state, "instances": items}
 
     def instance(self, req: Request, name: str) -> Response:
+        if self.no_instance_until_started and "started_at" not in self._model(name):
+            raise HttpError(404, f"Model {name} has no instance.", "instance_not_found")
         return _text_json(self.instance_document(name))
 
     def get_profile(self, req: Request, name: str) -> Response:

@@ -135,13 +135,13 @@ class CpdInference:
             package = Path(tmp) / f"{name}.tar.gz"
             with tarfile.open(package, "w:gz") as tar:
                 tar.add(staged, arcname=name)
-            exists = self._instance_or_none(name)
-            if exists is not None:
-                self._stop_and_wait(name, exists)
+            exists = self._exists(name)
+            if exists:
+                self._stop_and_wait(name)
 
             def upload(client: Any) -> Any:
                 with open(package, "rb") as body:  # opened per attempt: a retry after 401 re-reads
-                    if exists is None:
+                    if not exists:
                         return client.deploy_model(body=body)
                     return client.re_deploy_model(name, body=body)
 
@@ -175,14 +175,21 @@ class CpdInference:
         return edi.parse_model(self._edi(what, lambda c: c.get_model(name)), what)
 
     def _instance(self, name: str) -> dict[str, Any]:
+        """The state of an existing deployment; one with no instance yet (never started) is
+        `not-available`, as EDI names it."""
         what = f"reading the state of deployment {name}"
-        return edi.parse_instance(self._edi(what, lambda c: c.get_model_instance(name)), what)
-
-    def _instance_or_none(self, name: str) -> dict[str, Any] | None:
         try:
-            return self._instance(name)
+            raw = self._edi(what, lambda c: c.get_model_instance(name))
         except NotFoundError:
-            return None
+            return {"name": name, "state": "not-available", "instances": []}
+        return edi.parse_instance(raw, what)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self._model(name)
+        except NotFoundError:
+            return False
+        return True
 
     def list(self) -> list[dict[str, Any]]:
         what = "listing WMLA deployments"
