@@ -9,12 +9,13 @@ shaped like the originals (WML assets, dlim models, OpenScale resources).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from mlops_widgets.errors import MlopsError
+from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -517,6 +518,31 @@ class TrainingSpec:
         out = asdict(self)
         out["args"] = list(self.args)
         return out
+
+    def check(self, folder: Path) -> None:
+        """Refuse a submission of `folder` before anything is copied or sent: one message
+        naming what is wrong."""
+        if self.framework not in FRAMEWORKS:
+            raise MlopsError(f"framework {self.framework!r} is not one of {', '.join(FRAMEWORKS)}")
+        if not folder.is_dir():
+            raise NotFoundError(f"the submission folder {folder} does not exist")
+        main = Path(self.main)
+        if not self.main or main.is_absolute() or ".." in main.parts or not (folder / main).is_file():
+            raise NotFoundError(f"the main file {self.main!r} is not in the submission folder {folder}")
+        if self.workers < 1 or self.devices_per_worker < 0:
+            raise MlopsError(f"workers must be at least 1 and devices per worker at least 0, got "
+                             f"{self.workers} and {self.devices_per_worker}")
+        if self.workers > 1 and self.framework not in DISTRIBUTED:
+            raise MlopsError(
+                f"framework {self.framework} runs one worker, {self.workers} were asked for",
+                hint=Hint("train.distributed", "choose a distributed framework (distPyTorch) or one worker",
+                          {"frameworks": list(DISTRIBUTED)}),
+            )
+        if not re.match(r"^\d+(\.\d+)?[kKmMgG]?$", str(self.memory)):
+            raise MlopsError(f"worker memory {self.memory!r} must be a size such as 512m or 8g")
+        for name in self.env or {}:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(name)):
+                raise MlopsError(f"job environment variable {name!r} is not a valid variable name")
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ class FakeCpd:
 
     def __init__(self, certs: Certs, *, version: str = "4.8.5", workdir: Path | None = None) -> None:
         from fakecpd.dlim import Dlim
+        from fakecpd.execs import Execs
         from fakecpd.openscale import OpenScale
         from fakecpd.volumes import Volumes
         from fakecpd.wml import Wml
@@ -45,6 +46,7 @@ class FakeCpd:
         self.router.add("POST", r"/icp4d-api/v1/authorize", self.authorize, public=True)
         self.wml = Wml(self.router, version=version, space_id=self.space_id, base_url=self.base_url)
         self.dlim = Dlim(self.router, inference_url=self.inference_url)
+        self.execs = Execs(self.router, workdir)  # WMLA deep-learning execs (training)
         self.volumes = Volumes(self.router)
         self.openscale = OpenScale(self.router, wml=self.wml)
         self.wml.scorers["function"] = self.run_function
@@ -69,6 +71,7 @@ class FakeCpd:
         stop_all = getattr(self.dlim.executor, "stop_all", None)
         if stop_all is not None:
             stop_all()
+        self.execs.stop_all()
         self.console.stop()
         self.inference.stop()
 

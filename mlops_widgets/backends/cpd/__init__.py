@@ -2,7 +2,8 @@
 
 space: WML data assets (ibm-watson-machine-learning or ibm-watsonx-ai, by cluster version);
 inference: WMLA EDI through IBM's ibm-wmla client (no `dlim` binary); monitoring:
-ibm-watson-openscale; volumes: the storage volumes REST API.
+ibm-watson-openscale; volumes: the storage volumes REST API; training: WMLA's deep-learning
+execs through ibm-wmla.
 Configured from the environment (see `session.py`); the SDKs are imported only when a service
 is first used, inside the side-effect containment of `contain.py`.
 """
@@ -45,8 +46,14 @@ class CpdBackend(Backend):
 
             return CpdVolumes(session)
 
+        def training():
+            from mlops_widgets.backends.cpd.training import CpdTraining
+
+            return CpdTraining(session)
+
         super().__init__("cpd", workspace, {"space": space, "inference": inference,
-                                            "monitoring": monitoring, "volumes": volumes})
+                                            "monitoring": monitoring, "volumes": volumes,
+                                            "training": training})
 
 
 def create(workspace: Workspace) -> Backend:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -18,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import (
-    DISTRIBUTED,
-    FRAMEWORKS,
     JOB_ENDED,
     JOB_FINISHED,
     JOB_KILLED,
@@ -47,33 +44,7 @@ from mlops_widgets.backends.local.training_logs import worker_lines
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
-MEMORY = re.compile(r"^\d+(\.\d+)?[kKmMgG]?$")
 STOP_WAIT_S = 30.0
-
-
-def check_spec(spec: TrainingSpec, folder: Path) -> None:
-    """Refuse a submission before anything is copied: one message naming what is wrong."""
-    if spec.framework not in FRAMEWORKS:
-        raise MlopsError(f"framework {spec.framework!r} is not one of {', '.join(FRAMEWORKS)}")
-    if not folder.is_dir():
-        raise NotFoundError(f"the submission folder {folder} does not exist")
-    main = folder / spec.main
-    if not spec.main or Path(spec.main).is_absolute() or ".." in Path(spec.main).parts or not main.is_file():
-        raise NotFoundError(f"the main file {spec.main!r} is not in the submission folder {folder}")
-    if spec.workers < 1 or spec.devices_per_worker < 0:
-        raise MlopsError(f"workers must be at least 1 and devices per worker at least 0, got "
-                         f"{spec.workers} and {spec.devices_per_worker}")
-    if spec.workers > 1 and spec.framework not in DISTRIBUTED:
-        raise MlopsError(
-            f"framework {spec.framework} runs one worker, {spec.workers} were asked for",
-            hint=Hint("train.distributed", "choose a distributed framework (distPyTorch) or one worker",
-                      {"frameworks": list(DISTRIBUTED)}),
-        )
-    if not MEMORY.match(str(spec.memory)):
-        raise MlopsError(f"worker memory {spec.memory!r} must be a size such as 512m or 8g")
-    for name in spec.env or {}:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(name)):
-            raise MlopsError(f"job environment variable {name!r} is not a valid variable name")
 
 
 class LocalTraining:
@@ -96,7 +67,7 @@ class LocalTraining:
         self, folder: Path, spec: TrainingSpec, *, secret_env: dict[str, str] | None = None
     ) -> dict[str, Any]:
         folder = Path(folder)
-        check_spec(spec, folder)
+        spec.check(folder)
         gpus = len(detect_gpus())
         if spec.workers * spec.devices_per_worker > gpus:
             raise MlopsError(
