@@ -20,9 +20,9 @@ from mlops_widgets.config.model import (
     RESOURCE_DEFAULTS,
     check_deployment_name,
     new_entry,
-    new_monitor_settings,
     validate_entry,
 )
+from mlops_widgets.config.monitor_settings import new_monitor_settings
 from mlops_widgets.config.problems import ConfigError, Problem
 from mlops_widgets.config.schema import json_schema
 from mlops_widgets.config.yamlio import ParsedYaml, dump_yaml, load_yaml_text, read_yaml_file

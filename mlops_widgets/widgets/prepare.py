@@ -96,7 +96,7 @@ class MonitorForm:
     keeps the definition's default, as in the YAML)."""
 
     def __init__(self, tab: PrepareTab, monitor_id: str, settings: dict[str, Any]) -> None:
-        from mlops_widgets.config.model import base_definition
+        from mlops_widgets.config.monitor_settings import base_definition
 
         self.tab = tab
         self.id = monitor_id
