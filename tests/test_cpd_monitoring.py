@@ -47,8 +47,11 @@ def test_openscale_model_round_trip(cpd_backend: Backend) -> None:
     assert mon.service_providers.list(name="OpenScale Headless Service Provider")[0]["entity"][
         "service_type"] == "custom_machine_learning"
 
+    # structured as the original's subscriptions (reused by name), which our definitions apply to
+    assert mon.subscriptions.get(sub_id)["entity"]["asset"]["input_data_type"] == "structured"
     definition = mon.monitor_definitions.add(BUILTIN["generic_metrics"])
     assert definition["metadata"]["id"] == "generic_metrics"
+    assert "structured" in definition["entity"]["applies_to"]["input_data_type"]
     assert mon.monitor_definitions.add(BUILTIN["generic_metrics"]) == definition  # idempotent
     assert [d["metadata"]["id"] for d in mon.monitor_definitions.list()] == ["generic_metrics"]
 

@@ -78,7 +78,6 @@ def _kernel(container: dict[str, Any]) -> dict[str, Any]:
         "gpu": None,
         "tasks_done": container.get("finished_task"),
         "started_at": None,
-        "host": container.get("container_host"),
     }
 
 

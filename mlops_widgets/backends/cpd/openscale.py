@@ -142,7 +142,8 @@ class CpdSubscriptions(Area):
                 asset=v2.Asset(
                     asset_id=str(uuid.uuid4()), name=name, url=deployment_url,
                     asset_type=enums.AssetTypes.MODEL,
-                    input_data_type=enums.InputDataType.UNSTRUCTURED_IMAGE,
+                    # as the original's A3 did: its subscriptions are reused by name
+                    input_data_type=enums.InputDataType.STRUCTURED,
                     problem_type=enums.ProblemType.MULTICLASS_CLASSIFICATION,
                 ),
                 deployment=v2.AssetDeploymentRequest(
@@ -198,7 +199,9 @@ class CpdMonitorDefinitions(Area):
                 description=f"{definition.name}: {definition.description}",
                 metrics=metrics,
                 tags=[],
-                applies_to=v2.ApplicabilitySelection(input_data_type=["unstructured_image"]),
+                # the original's subscriptions are structured, ours alike; images are what the
+                # providers read, so image subscriptions qualify too
+                applies_to=v2.ApplicabilitySelection(input_data_type=["structured", "unstructured_image"]),
                 background_mode=True,
             )
 
