@@ -102,6 +102,28 @@ def test_entry_schedule_field_is_validated_and_in_the_schema() -> None:
 # --- the local service evaluates schedules ---------------------------------------------------------
 
 
+def test_slots_are_due_once_and_claimed_once(ready: Backend) -> None:
+    """The scheduler's bookkeeping at chosen instants: missed slots make one due evaluation (the
+    latest), a claimed slot is never due or claimable again (two services could not both run it),
+    a paused schedule is never due."""
+    from mlops_widgets.runner.scheduler import claim, due
+
+    ws = ready.workspace
+    start = datetime.now(UTC).replace(microsecond=0)
+    (row,) = schedule.set_schedule(ready, "demo", SEG, every="1h", start=start)  # first slot in an hour
+    iid = row["monitor_instance_id"]
+    assert due(ws, start + timedelta(minutes=30)) == []
+    (job,) = due(ws, start + timedelta(hours=3, seconds=1))
+    assert (job["monitor_instance_id"], job["deployment_name"], job["monitor_id"]) == (iid, "demo", SEG)
+    assert job["slot"] == start + timedelta(hours=3)  # three slots missed: only the latest is due
+    assert claim(ws, iid, job["slot"]) and not claim(ws, iid, job["slot"])
+    assert not claim(ws, iid, start + timedelta(hours=2))  # an older slot neither
+    assert due(ws, start + timedelta(hours=3, minutes=59)) == []
+    assert [j["slot"] for j in due(ws, start + timedelta(hours=4))] == [start + timedelta(hours=4)]
+    schedule.set_schedule(ready, "demo", SEG, paused=True)
+    assert due(ws, start + timedelta(hours=10)) == []
+
+
 def test_a_schedule_evaluates_on_its_own_and_a_paused_one_does_not(ready: Backend, cli) -> None:
     paused = cli("monitor", "schedule", "--name", "demo", "--monitor", GEN, "--every", "1s", "--pause")
     assert paused.exit_code == 0, paused.output
@@ -205,7 +227,7 @@ def _set_limit(backend: Backend, value: float) -> None:
 
 
 def test_a_violation_reaches_the_webhook_once_per_episode(
-    ready: Backend, cli, webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path
+    ready: Backend, cli, webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, received = webhook
     added = cli("monitor", "notify", "--webhook", url)
@@ -215,7 +237,7 @@ def test_a_violation_reaches_the_webhook_once_per_episode(
     listed = cli("monitor", "notify", "--list")
     assert "hush-hush" not in listed.output and "webhook" in listed.output and "command" in listed.output
 
-    notify.BACKOFF_S = 0.01
+    monkeypatch.setattr(notify, "BACKOFF_S", 0.01)
     run = cli("monitor", "run", "--name", "demo", "--monitor", GEN)  # 4 < 40 images: violated
     assert run.exit_code == 0, run.output
     monitor.monitor_run(ready, "demo", GEN)  # still violated: the same episode
