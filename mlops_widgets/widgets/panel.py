@@ -1,6 +1,6 @@
 """MLOpsPanel: the workflow's forms in one widget, tabs following the flow.
 
-Prepare -> Deploy -> Monitor -> Status -> Runs. The panel is a thin front end: it collects input,
+Prepare -> Deploy -> Monitor -> Status -> Runs, and Train (training jobs whose output is staged). The panel is a thin front end: it collects input,
 validates it with the config model, hands state-changing steps to the runner (templates, in a
 background thread) and reads lists through ops. Drawing it queries nothing: each tab loads its
 lists when first shown and after every step.
@@ -23,6 +23,7 @@ from mlops_widgets.widgets.monitor import MonitorTab
 from mlops_widgets.widgets.prepare import PrepareTab
 from mlops_widgets.widgets.runs import RunsTab
 from mlops_widgets.widgets.status import StatusTab
+from mlops_widgets.widgets.train import TrainTab
 
 if TYPE_CHECKING:
     from mlops_widgets.backends.base import Backend
@@ -50,7 +51,8 @@ class MLOpsPanel(w.VBox):
         self.monitor = MonitorTab(ctx)
         self.status = StatusTab(ctx)
         self.runs = RunsTab(ctx)
-        ctx.tabs = [self.prepare, self.deploy, self.monitor, self.status, self.runs]
+        self.train = TrainTab(ctx)
+        ctx.tabs = [self.prepare, self.deploy, self.monitor, self.status, self.runs, self.train]
         for tab in ctx.tabs:
             tab.widget.add_class(f"mlops-tab-{tab.title.lower()}")
         self.tabs = w.Tab(children=[t.widget for t in ctx.tabs], titles=[t.title for t in ctx.tabs])
@@ -69,7 +71,7 @@ class MLOpsPanel(w.VBox):
             self.ctx.tabs[index].refresh()
 
     def show(self, title: str) -> None:
-        """Switch to the tab called `title` (Prepare, Deploy, Monitor, Status, Runs)."""
+        """Switch to the tab called `title` (Prepare, Deploy, Monitor, Status, Runs, Train)."""
         titles = [t.title for t in self.ctx.tabs]
         self.tabs.selected_index = titles.index(title)
 

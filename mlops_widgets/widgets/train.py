@@ -1,0 +1,230 @@
+"""The Train tab: the A1_Submit_WMLA_Training form, the training jobs with their state and log,
+Stop, and "Stage this model" (a finished job's output staged as the model, its entry naming the
+job).
+
+Submitting runs template A1 through the runner (the audit trail keeps it); staging runs
+A_MLOps_Pipeline on the job's output. Secret job variables are named here and read from the
+kernel's environment ($MLOPS_SECRET_<name> or $<name>): their values are never typed, shown or
+stored.
+"""
+
+from __future__ import annotations
+
+import html
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from mlops_widgets.backends.base import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
+from mlops_widgets.errors import MlopsError
+from mlops_widgets.widgets._context import PanelContext
+from mlops_widgets.widgets._forms import Action, error_html, ok_html, section, set_options
+from mlops_widgets.widgets._style import LABEL, grow
+from mlops_widgets.widgets._task import error_text
+
+TEMPLATE = "A1_Submit_WMLA_Training"
+LOG_LINES = 200
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class TrainTab:
+    """Submit training jobs and follow them; stage a finished job's output."""
+
+    title = "Train"
+
+    def __init__(self, ctx: PanelContext) -> None:
+        from mlops_widgets import examples
+
+        self.ctx = ctx
+        self.loaded = False
+        self.jobs: list[dict[str, Any]] = []
+        self.last_model_asset_id: str | None = None
+        self.framework = w.Dropdown(description="Framework", options=list(FRAMEWORKS), value="PyTorch",
+                                    style=LABEL, layout=grow())
+        self.main = w.Text(description="Main file", value="train.py", style=LABEL, layout=grow())
+        self.files = w.Textarea(description="Files", style=LABEL, layout=grow(18, 60),
+                                value="\n".join([str(examples.TRAINING / "train.py"), str(examples.SYNTHETIC)]),
+                                placeholder="one path per line (wildcards allowed)")
+        self.folders = w.Textarea(description="Folders", style=LABEL, layout=grow(18, 60),
+                                  placeholder="one folder per line, copied with its name")
+        self.workers = w.BoundedIntText(description="Workers", value=1, min=1, max=64, style=LABEL, layout=grow(8, 14))
+        self.devices = w.BoundedIntText(description="GPUs / worker", value=0, min=0, max=16, style=LABEL,
+                                        layout=grow(8, 14))
+        self.memory = w.Text(description="Memory", value="8g", style=LABEL, layout=grow(8, 14))
+        self.volume = w.Text(description="Data volume", placeholder="storage volume (optional)", style=LABEL,
+                             layout=grow())
+        self.data_path = w.Text(description="Data path", placeholder="folder on the volume: $DATA_DIR",
+                                style=LABEL, layout=grow())
+        self.env = w.Textarea(description="Variables", placeholder="NAME=value, one per line", style=LABEL,
+                              layout=grow(18, 60))
+        self.secret_names = w.Text(description="Secret vars", style=LABEL, layout=grow(),
+                                   placeholder="names, values from the environment ($MLOPS_SECRET_<name>)")
+        for field in (self.framework, self.main, self.files, self.workers, self.env, self.secret_names):
+            field.observe(lambda _: self.update_actions(), "value")
+        self.submit = Action("Submit", icon="play", css="mlops-train-submit", style="primary")
+        self.submit.on_click(self.do_submit)
+
+        self.pick = w.Select(rows=6, layout=grow(16, 60))
+        self.pick.add_class("mlops-train-jobs")
+        self.pick.observe(lambda _: self._show_job(), "value")
+        self.details = w.HTML()
+        self.log = w.HTML()
+        self.log.add_class("mlops-train-log")
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.stop = Action("Stop", icon="stop", css="mlops-train-stop")
+        self.stop.on_click(self.do_stop)
+        self.dependency = w.Text(description="Deployment", value=str(examples.DEPLOYMENT), style=LABEL,
+                                 layout=grow())
+        self.entry_yml = w.Text(description="Entry YAML", value=str(examples.CONFIG), style=LABEL, layout=grow())
+        self.stage = Action("Stage this model", icon="upload", css="mlops-train-stage")
+        self.stage.on_click(self.do_stage)
+        self.message = w.HTML()
+        self.message.add_class("mlops-train-message")
+        self.widget = w.VBox([
+            section("Submit a training job", "template A1_Submit_WMLA_Training"),
+            self.framework, self.main, self.files, self.folders,
+            w.HBox([self.workers, self.devices, self.memory]), self.volume, self.data_path,
+            self.env, self.secret_names, self.submit.widget,
+            section("Jobs"), w.HBox([self.pick, self.refresh_button]), self.details, self.stop.widget,
+            self.dependency, self.entry_yml, self.stage.widget, self.message, self.log,
+        ])
+
+    # -- the form ------------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        env = {}
+        for line in _lines(self.env.value):
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip().isidentifier():
+                raise MlopsError(f"variable line {line!r} must be NAME=value")
+            env[key.strip()] = value.strip()
+        return env
+
+    def _secrets(self) -> dict[str, str]:
+        from mlops_widgets.runner.secrets import from_environment
+
+        secrets = {}
+        for name in [n.strip() for n in self.secret_names.value.split(",") if n.strip()]:
+            value = from_environment(name)
+            if value is None:
+                raise MlopsError(f"secret variable {name} is not set in this kernel's environment")
+            secrets[name] = value
+        return secrets
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "framework": self.framework.value, "main_file": self.main.value.strip(),
+            "files": _lines(self.files.value), "folders": _lines(self.folders.value),
+            "workers": int(self.workers.value), "devices_per_worker": int(self.devices.value),
+            "worker_memory": self.memory.value.strip(), "data_volume": self.volume.value.strip(),
+            "data_path": self.data_path.value.strip(), "job_env": self._env(),
+        }
+
+    def problems(self) -> list[str]:
+        found = []
+        if not self.main.value.strip():
+            found.append("name the main file")
+        if not _lines(self.files.value) and not _lines(self.folders.value):
+            found.append("include at least one file or folder")
+        if self.workers.value > 1 and self.framework.value not in DISTRIBUTED:
+            found.append(f"{self.framework.value} runs one worker: choose a distributed framework")
+        try:
+            self._env()
+        except MlopsError as exc:
+            found.append(exc.message)
+        return found
+
+    def update_actions(self) -> None:
+        busy = self.ctx.busy_reason()
+        problems = self.problems()
+        self.submit.set_reason(busy or (problems[0] if problems else None))
+        job = self._job()
+        self.stop.set_reason(busy or ("pick a running job" if job is None or job["state"] in JOB_ENDED else None))
+        self.stage.set_reason(busy or ("pick a finished job" if job is None or job["state"] != JOB_FINISHED else None))
+
+    def do_submit(self) -> None:
+        params, secrets = self.params(), self._secrets()
+
+        def done(record: Any) -> None:
+            self.message.value = ok_html(f"training job {record.results.get('job_id')} submitted")
+
+        self.ctx.run_template("Submit training job", TEMPLATE, params, secrets=secrets or None, on_done=done,
+                              on_error=lambda text: setattr(self.message, "value", error_html([text])))
+
+    # -- the jobs ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        from mlops_widgets.ops import train
+
+        self.loaded = True
+        try:
+            self.jobs = train.jobs(self.ctx.backend)
+        except MlopsError as exc:
+            self.jobs = []
+            self.details.value = error_html([error_text(exc)])
+        options = [(f"{j['id']}  {j['state']}  {j['framework']}", j["id"]) for j in self.jobs]
+        set_options(self.pick, options, self.pick.value)
+        self._show_job()
+
+    def _job(self) -> dict[str, Any] | None:
+        return next((j for j in self.jobs if j["id"] == self.pick.value), None)
+
+    def _show_job(self) -> None:
+        from mlops_widgets.ops import train
+
+        job = self._job()
+        self.update_actions()
+        if job is None:
+            self.details.value = self.log.value = ""
+            return
+        rows = [("state", job["state"]), ("workers", f"{job['workers']} x {job['devices_per_worker']} GPU(s)"),
+                ("created", job["created_at"]), ("ended", job.get("ended_at") or "-"), ("output", job["output"]),
+                ("error", job.get("error") or "")]
+        self.details.value = "<table>" + "".join(
+            f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>" for k, v in rows if v
+        ) + "</table>"
+        try:
+            lines = list(train.logs(self.ctx.backend, job["id"], tail=LOG_LINES))
+        except MlopsError as exc:
+            lines = [error_text(exc)]
+        self.log.value = f"<pre>{html.escape(chr(10).join(lines))}</pre>"
+
+    def do_stop(self) -> None:
+        from mlops_widgets.ops import train
+
+        job_id = self.pick.value
+        self.ctx.run_call(f"Stop training job {job_id}", lambda _progress: train.stop(self.ctx.backend, job_id),
+                          on_error=lambda text: setattr(self.message, "value", error_html([text])))
+
+    def do_stage(self) -> None:
+        job_id = self.pick.value
+        dependency, entry_yml = self.dependency.value.strip(), self.entry_yml.value.strip()
+
+        def work(_progress: Any) -> Any:
+            from mlops_widgets.config import load_config
+            from mlops_widgets.ops import train
+            from mlops_widgets.runner import run_template
+
+            (entry,) = load_config(entry_yml, with_key=False, definitions=self.ctx.definitions).entries.values()
+            with tempfile.TemporaryDirectory(prefix="mlops-job-output-") as tmp:
+                model, lineage = train.fetch_output(self.ctx.backend, job_id, Path(tmp))
+                record = run_template(
+                    "A_MLOps_Pipeline",
+                    {"path_model": str(model), "path_dependency": str(Path(dependency).resolve()),
+                     "entry": {**entry, "training_job": lineage}, "on_clash": "error"},
+                    backend=self.ctx.backend_name, workspace=self.ctx.workspace.root,
+                )
+            return self.ctx.check_run(record)
+
+        def done(record: Any) -> None:
+            self.last_model_asset_id = self.ctx.staged_asset_id = record.results.get("model_asset_id")
+            self.message.value = ok_html(f"staged as model asset {self.last_model_asset_id} (see the Deploy tab)")
+
+        self.ctx.run_call(f"Stage the output of {job_id}", work, on_done=done,
+                          on_error=lambda text: setattr(self.message, "value", error_html([text])))
