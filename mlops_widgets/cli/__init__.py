@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -81,10 +82,10 @@ def _workspace_storage_error(ctx: click.Context, exc: OSError) -> MlopsError | N
     """A write into the workspace refused for lack of space or a read-only disk, said plainly."""
     from mlops_widgets.workspace import storage_error
 
-    if not isinstance(ctx.obj, CliContext) or not exc.filename:
+    if not isinstance(ctx.obj, CliContext) or not isinstance(exc.filename, str | os.PathLike):
         return None
     root = ctx.obj.ws().root
-    return storage_error(root, exc) if os.fspath(exc.filename).startswith(os.fspath(root)) else None
+    return storage_error(root, exc) if Path(exc.filename).is_relative_to(root) else None
 
 
 def _silence_stdout() -> None:
