@@ -61,8 +61,13 @@ def make_schedule(every: str, *, paused: bool = False, start: datetime | None = 
         "repeat_unit": unit,
         "repeat_type": unit,
         "status": DISABLED if paused else ENABLED,
-        "start_time": {"type": "absolute", "timestamp": (start or datetime.now(UTC)).isoformat()},
+        "start_time": start_time(start),
     }
+
+
+def start_time(start: datetime | None = None) -> dict[str, str]:
+    """OpenScale's absolute start time: `start`, else now (to the second)."""
+    return {"type": "absolute", "timestamp": (start or datetime.now(UTC).replace(microsecond=0)).isoformat()}
 
 
 def unit_of(schedule: dict[str, Any]) -> str:

@@ -7,12 +7,12 @@ on cpd, the workspace's service locally (started when an enabled schedule is set
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import Hint, MlopsError
-from mlops_widgets.monitors.schedule import DISABLED, ENABLED, every_text, make_schedule
+from mlops_widgets.monitors.schedule import DISABLED, ENABLED, every_text, make_schedule, start_time
 from mlops_widgets.ops import space
 from mlops_widgets.ops.monitor_views import (
     MONITORS_KEY,
@@ -65,7 +65,7 @@ def set_schedule(
                 )
             schedule = {**current, "status": DISABLED if paused else ENABLED}
             if not paused and current.get("status") == DISABLED:  # slots missed while paused are skipped
-                schedule["start_time"] = {"type": "absolute", "timestamp": (start or datetime.now(UTC)).isoformat()}
+                schedule["start_time"] = start_time(start)
             every_now = (monitors[mid].get("schedule") or {}).get("every") or every_text(current)
             settings = {"every": every_now, "paused": bool(paused)}
         else:
