@@ -6,7 +6,12 @@
     fake.stop()
 
 Controls for error paths: `fake.router.fail(method, path_regex, status, times)`,
-`fake.router.revoke_tokens()` (every token issued so far expires), `fake.router.log`.
+`fake.router.revoke_tokens()` (every token issued so far expires), `fake.router.log`;
+`fake.router.capture` / `fake.router.mutate(...)` (contract tests: response bodies, drifted
+shapes); `fake.dlim.start_delay` / `stop_delay` (EDI's asynchronous states), `fake.dlim.executor`
+(echo, or `fakecpd.kernels.KernelExecutor` to run uploaded kernels); `fake.wml.search_lag`
+(CAMS's index trailing writes), `fake.wml.before_create` (interleave a slow upload),
+`fake.wml.forward_token`; `fake.openscale.payload_form`, `fake.openscale.page`.
 """
 
 from __future__ import annotations
