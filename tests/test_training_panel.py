@@ -60,8 +60,12 @@ def test_submit_follow_and_stage_the_example_from_the_train_tab(panel):
     assert not tab.stage.disabled and tab.stop.disabled
     tab.stage.button.click()
     assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
-    _, entry = space.get_entry(panel.ctx.backend, model_asset_id=tab.last_model_asset_id)
+    first = tab.last_model_asset_id
+    _, entry = space.get_entry(panel.ctx.backend, model_asset_id=first)
     assert entry["training_job"]["job_id"] == job["id"]
+    tab.stage.button.click()  # again: the deployment folder's asset exists now, a new one goes beside it
+    assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    assert tab.last_model_asset_id != first
 
 
 def test_stop_a_running_job_from_the_train_tab(panel, tmp_path):

@@ -57,8 +57,12 @@ def submit(obj: CliContext, pairs: tuple[tuple[str, str], ...], params_file: str
 
 
 def _print_submitted(results: dict[str, Any]) -> None:
-    click.echo(f"training job {results['job_id']}: {results['state']}")
+    job_id = results["job_id"]
+    click.echo(f"training job {job_id}: {results['state']}")
     click.echo(f"output: {results['output']}")
+    if results["state"] in ("submitted", "running"):
+        click.echo(f"follow it with `mlops train logs {job_id} --follow`; once it has finished, "
+                   f"`mlops prepare stage --from-job {job_id} ...` stages its output", err=True)
 
 
 @train.command(name="list")

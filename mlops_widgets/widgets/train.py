@@ -82,6 +82,10 @@ class TrainTab:
         self.dependency = w.Text(description="Deployment", value=str(examples.DEPLOYMENT), style=LABEL,
                                  layout=grow())
         self.entry_yml = w.Text(description="Entry YAML", value=str(examples.CONFIG), style=LABEL, layout=grow())
+        self.on_clash = w.Dropdown(
+            description="Same names", style=LABEL, layout=grow(),
+            options=[("add new assets beside them", "new"), ("replace them", "overwrite"), ("stop", "error")],
+            value="new")
         self.stage = Action("Stage this model", icon="upload", css="mlops-train-stage")
         self.stage.on_click(self.do_stage)
         self.message = w.HTML()
@@ -92,7 +96,7 @@ class TrainTab:
             w.HBox([self.workers, self.devices, self.memory]), self.volume, self.data_path,
             self.env, self.secret_names, self.submit.widget,
             section("Jobs"), w.HBox([self.pick, self.refresh_button]), self.details, self.stop.widget,
-            self.dependency, self.entry_yml, self.stage.widget, self.message, self.log,
+            self.dependency, self.entry_yml, self.on_clash, self.stage.widget, self.message, self.log,
         ])
 
     # -- the form ------------------------------------------------------------------------------
@@ -205,6 +209,7 @@ class TrainTab:
     def do_stage(self) -> None:
         job_id = self.pick.value
         dependency, entry_yml = self.dependency.value.strip(), self.entry_yml.value.strip()
+        on_clash = self.on_clash.value
 
         def work(_progress: Any) -> Any:
             from mlops_widgets.config import load_config
@@ -217,7 +222,7 @@ class TrainTab:
                 record = run_template(
                     "A_MLOps_Pipeline",
                     {"path_model": str(model), "path_dependency": str(Path(dependency).resolve()),
-                     "entry": {**entry, "training_job": lineage}, "on_clash": "error"},
+                     "entry": {**entry, "training_job": lineage}, "on_clash": on_clash},
                     backend=self.ctx.backend_name, workspace=self.ctx.workspace.root,
                 )
             return self.ctx.check_run(record)

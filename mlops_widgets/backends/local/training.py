@@ -102,9 +102,9 @@ class LocalTraining:
         return self.get(job_id)
 
     def list(self) -> list[dict[str, Any]]:
-        root = jobs_dir(self.workspace)
+        root = self.workspace.root / "training"  # read only: a workspace without jobs stays as it is
         views = []
-        for folder in root.iterdir():
+        for folder in root.iterdir() if root.is_dir() else []:
             if (folder / "job.json").is_file():
                 with contextlib.suppress(MlopsError):
                     views.append(view(folder, settle(folder)))

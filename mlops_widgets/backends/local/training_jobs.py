@@ -33,6 +33,14 @@ SUPERVISOR_MODULE = "mlops_widgets.backends.local.training_supervisor"
 LOST = "the job's supervisor ended without recording an outcome (it was killed, or the machine restarted)"
 
 
+LAUNCH_S = 120.0  # a job still without a supervisor after this long never got one
+
+
+def _age_s(job: dict[str, Any]) -> float:
+    created = datetime.strptime(job["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created).total_seconds()
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -102,7 +110,7 @@ def settle(folder: Path) -> dict[str, Any]:
     job = read_job(folder)
     if job["state"] in JOB_ENDED or supervisor_alive(job):
         return job
-    if job["state"] == JOB_SUBMITTED and not job.get("supervisor_pid"):
+    if job["state"] == JOB_SUBMITTED and not job.get("supervisor_pid") and _age_s(job) < LAUNCH_S:
         return job  # the submitting command is still launching it
 
     def fail(current: dict[str, Any]) -> None:
