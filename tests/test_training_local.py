@@ -182,3 +182,27 @@ def test_the_process_group_snippet_starts_the_training_file(tmp_path):
     text = (folder / "t.py").read_text()
     assert text.startswith("from __future__ import annotations\n" + train.SNIPPET_BEGIN)
     assert "init_process_group" in text and text.endswith("print('train')\n")
+
+
+def test_a_job_whose_supervisor_was_killed_reads_failed_and_leaves_nothing_running(backend, tmp_path):
+    import os
+    import signal
+
+    from mlops_widgets.backends.local.training_jobs import LOST, job_dir, read_job
+
+    script = _script(tmp_path, "sleepy.py", """
+        import os, time
+        open(os.path.join(os.environ["RESULT_DIR"], "pid"), "w").write(str(os.getpid()))
+        time.sleep(600)
+    """)
+    folder = train.build_submission_folder([str(script)], [], main="sleepy.py", framework="PyTorch")
+    job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="sleepy.py"))
+    pid_file = Path(job["output"]) / "pid"
+    worker = int(_until("the worker's pid", lambda: pid_file.is_file() and pid_file.read_text()))
+    supervisor = read_job(job_dir(backend.workspace, job["id"]))["supervisor_pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    _until("the supervisor's end", lambda: not alive(supervisor))
+
+    view = train.status(backend, job["id"])
+    assert view["state"] == "failed" and view["error"] == LOST
+    assert not alive(worker)

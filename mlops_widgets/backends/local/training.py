@@ -25,11 +25,11 @@ from mlops_widgets.backends.base import (
 )
 from mlops_widgets.backends.local.inference.environment import without_credentials
 from mlops_widgets.backends.local.inference.gpus import detect_gpus
-from mlops_widgets.backends.local.inference.procs import kill_kernel
 from mlops_widgets.backends.local.training_jobs import (
     SUPERVISOR_MODULE,
     job_dir,
     jobs_dir,
+    kill_workers,
     new_job_id,
     now,
     read_job,
@@ -131,8 +131,6 @@ class LocalTraining:
         """SIGTERM to the supervisor, which kills the workers and records killed; whatever of
         the job still runs then (its supervisor was gone) is killed here by the workers' pod
         names."""
-        from mlops_widgets.backends.local.training_supervisor import pod_name
-
         folder = job_dir(self.workspace, job_id)
         job = read_job(folder)
         if job["state"] in JOB_ENDED:
@@ -143,8 +141,7 @@ class LocalTraining:
             deadline = time.monotonic() + STOP_WAIT_S
             while supervisor_alive(read_job(folder)) and time.monotonic() < deadline:
                 time.sleep(0.1)
-        for worker in range(int(job["spec"]["workers"])):
-            kill_kernel(-1, pod_name(job_id, worker))
+        kill_workers(job)
 
         def killed(current: dict[str, Any]) -> None:
             if current["state"] not in JOB_ENDED:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import JOB_ENDED, JOB_FAILED, JOB_RUNNING, JOB_SUBMITTED
-from mlops_widgets.backends.local.inference.procs import alive, cmdline
+from mlops_widgets.backends.local.inference.procs import alive, cmdline, kill_kernel
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 
@@ -61,6 +61,17 @@ def job_dir(workspace: Workspace, job_id: str) -> Path:
     if not (folder / JOB_FILE).is_file():
         raise NotFoundError(f"no training job {job_id!r} in workspace {workspace.root}")
     return folder
+
+
+def pod_name(job_id: str, worker: int) -> str:
+    """The marker every process of a worker carries (MSD_POD_NAME), found even after a setsid."""
+    return f"{job_id}-worker-{worker}"
+
+
+def kill_workers(job: dict[str, Any]) -> None:
+    """SIGKILL whatever still runs of the job's workers, found by their pod names."""
+    for worker in range(int(job["spec"]["workers"])):
+        kill_kernel(-1, pod_name(job["id"], worker))
 
 
 def worker_log_dir(folder: Path, worker: int) -> Path:
@@ -115,6 +126,7 @@ def settle(folder: Path) -> dict[str, Any]:
 
     def fail(current: dict[str, Any]) -> None:
         if current["state"] in (JOB_SUBMITTED, JOB_RUNNING) and not supervisor_alive(current):
+            kill_workers(current)  # nobody watches them any more: a failed job leaves nothing running
             current.update(state=JOB_FAILED, error=LOST, ended_at=current.get("ended_at") or now())
 
     return update_job(folder, fail)

@@ -46,6 +46,7 @@ from mlops_widgets.backends.local.inference.kernel_logs import KernelLog, pod_ta
 from mlops_widgets.backends.local.inference.procs import kill_kernel
 from mlops_widgets.backends.local.training_jobs import (
     now,
+    pod_name,
     read_job,
     supervisor_alive,
     update_job,
@@ -54,11 +55,6 @@ from mlops_widgets.backends.local.training_jobs import (
 
 STOP_GRACE_S = 3.0  # between SIGTERM and SIGKILL of a stopped job's workers
 POLL_S = 0.1
-
-
-def pod_name(job_id: str, worker: int) -> str:
-    """The marker every process of a worker carries (MSD_POD_NAME), found even after a setsid."""
-    return f"{job_id}-worker-{worker}"
 
 
 def _free_port() -> int:
