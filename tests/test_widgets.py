@@ -270,7 +270,8 @@ def test_a_failed_stage_shows_why_inline_with_its_notebook(panel, example_paths)
     assert panel.wait(WAIT_S)
     bar = panel.ctx.tasks
     assert "already has assets named" in bar.last_error
-    assert "already has assets named" in txt(pr.result)
+    assert "already has assets named" in txt(bar.message)  # in one place: the task bar
+    assert "already has assets named" not in txt(pr.result)
     assert "A_MLOps_Pipeline.ipynb" in txt(bar.message)  # where its executed notebook is
     assert [r.status for r in panel.runs.runs] == ["failed", "ok"]
 
@@ -495,3 +496,23 @@ def test_failures_show_inline_without_tracebacks():
     action.on_click(lambda: 1 / 0)
     action.button.click()
     assert "ZeroDivisionError" in txt(action.reason)
+
+
+def test_hints_name_the_panels_controls_never_a_cli_flag():
+    from mlops_widgets.cli._hints import RENDERINGS as CLI
+    from mlops_widgets.errors import Hint, MlopsError
+    from mlops_widgets.widgets._hints import RENDERINGS, render
+    from mlops_widgets.widgets._task import error_text
+
+    error = MlopsError("the space already has assets named model.zip",
+                       hint=Hint("stage.replace", "replace them, or add new ones beside them"))
+    shown = error_text(error)
+    assert shown.startswith("the space already has assets named model.zip: choose")
+    assert "Same names" in shown and "--" not in shown
+    assert list(RENDERINGS) == sorted(RENDERINGS)
+    # Every action the CLI knows reads without a flag or a command in the panel.
+    for action in CLI:
+        words = render(Hint(action, "plain words", {"deployment": "d1", "env": "KEY", "params": "p",
+                                                    "name": "n", "monitor": "m"}))
+        assert "--" not in words and "`mlops" not in words and "mlops " not in words, (action, words)
+    assert set(RENDERINGS) <= set(CLI)  # no rendering for an action nothing raises

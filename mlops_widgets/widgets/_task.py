@@ -23,10 +23,12 @@ Work = Callable[[ProgressFn, threading.Event], Any]
 
 
 def error_text(exc: BaseException) -> str:
-    """What the user reads for an exception: our own messages as they are, others with their type
-    (never a traceback)."""
+    """What the user reads for an exception: our own messages with their hint in the panel's
+    words (its controls, never a CLI flag), others with their type (never a traceback)."""
     if isinstance(exc, MlopsError):
-        return str(exc)
+        from mlops_widgets.widgets._hints import message
+
+        return message(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

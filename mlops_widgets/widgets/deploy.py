@@ -311,7 +311,7 @@ class DeployTab:
             self._want = name
 
         self.ctx.run_template(f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets,
-                              on_done=done, on_error=self._show_error(self.result))
+                              on_done=done)
 
     def _ask_delete(self) -> None:
         name = self.target.value
@@ -341,12 +341,7 @@ class DeployTab:
         }
         past = {"start": "started", "stop": "stopped", "delete": "deleted"}[action]
         self.ctx.run_call(f"{action.capitalize()} {name}", calls[action],
-                          on_done=lambda _: setattr(self.message, "value", ok_html(f"{name} {past}")),
-                          on_error=self._show_error(self.message))
-
-    @staticmethod
-    def _show_error(target: w.HTML) -> Any:
-        return lambda message: setattr(target, "value", error_html([message]))
+                          on_done=lambda _: setattr(self.message, "value", ok_html(f"{name} {past}")))
 
 
 def _deployments_html(deployments: list[dict[str, Any]]) -> str:

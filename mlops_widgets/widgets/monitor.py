@@ -154,8 +154,7 @@ class MonitorTab:
         self.ctx.run_template(
             "Create service provider", PROVIDER_TEMPLATE, {"service_provider_name": name},
             on_done=lambda run: setattr(self.message, "value", ok_html(
-                f"service provider {name}: " + ("created" if run.results.get("created") else "exists"))),
-            on_error=self._error)
+                f"service provider {name}: " + ("created" if run.results.get("created") else "exists"))))
 
     def start_create(self) -> None:
         name = self.deployment.value
@@ -169,7 +168,7 @@ class MonitorTab:
                 run.results.get("runs") or [])
 
         self.ctx.run_template(f"Create monitors for {name}", MONITOR_TEMPLATE, params,
-                              on_done=done, on_error=self._error)
+                              on_done=done)
 
     def start_evaluate(self) -> None:
         name = self.deployment.value
@@ -186,10 +185,7 @@ class MonitorTab:
         self.ctx.run_template(
             f"Evaluate {name}", EVALUATE_TEMPLATE,
             {"deployment_name": name, "monitor_id": only, "triggered_by": "user", "fail_on_error": True},
-            on_done=done, on_error=self._error)
-
-    def _error(self, message: str) -> None:
-        self.message.value = error_html([message])
+            on_done=done)
 
 
 def _runs_html(runs: list[dict[str, Any]]) -> str:

@@ -508,7 +508,7 @@ class PrepareTab:
             return
         self.result.value = ""
         self.ctx.run_template("Stage", STAGE_TEMPLATE, self.stage_params(),
-                              on_done=self._staged, on_error=self._failed)
+                              on_done=self._staged)
 
     def _staged(self, run: Any) -> None:
         self.last_run = run
@@ -517,9 +517,6 @@ class PrepareTab:
         self.result.value = (
             "<div class='mlops-ok'>staged: model asset id <code class='mlops-model-asset-id'>"
             f"{html.escape(str(self.last_model_asset_id))}</code></div>")
-
-    def _failed(self, message: str) -> None:
-        self.result.value = error_html([f"stage failed: {message}"])
 
     def refresh(self) -> None:
         """Nothing to reload: the form's state is the user's input."""

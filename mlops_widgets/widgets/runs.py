@@ -205,8 +205,7 @@ class RunsTab:
             self._want = new.run_id  # shown once the lists refresh
 
         self.ctx.run_rerun(f"Re-run {record.template}", record.run_id, secrets=secrets or None,
-                           on_done=done,
-                           on_error=lambda m: setattr(self.message, "value", error_html([m])))
+                           on_done=done)
 
     def do_clone(self) -> None:
         """Write an editable notebook beside this one with the run's parameters filled in."""
