@@ -21,10 +21,15 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = needs_browser
 
 
+# The README's pictures: copied to docs/ when MLOPS_SCREENSHOT=1.
+DOCS = {"lab-launcher.png", "lab-sidebar.png", "lab-run.png", "panel-status-light-1280.png",
+        "panel-status-dark-1280.png", "panel-prepare-light-800.png", "panel-deploy-dark-800.png"}
+
+
 def shots(tmp_path: Path, name: str) -> list[Path]:
-    """Where a screenshot goes: the test's folder, and docs/ when MLOPS_SCREENSHOT asks for it."""
+    """Where a screenshot goes: the test's folder (every one), and docs/ for the README's."""
     targets = [tmp_path / name]
-    if os.environ.get("MLOPS_SCREENSHOT", "") in ("1", "true", "yes"):
+    if name in DOCS and os.environ.get("MLOPS_SCREENSHOT", "") in ("1", "true", "yes"):
         targets.append(REPO / "docs" / name)
     return targets
 

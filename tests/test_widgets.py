@@ -425,6 +425,9 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert panel.wait(WAIT_S) and "demo-1 stopped" in txt(d.message)
     assert "STOPPED" in txt(d.status)
     assert d.stop.disabled and "it is not running" in txt(d.stop.reason) and not d.start.disabled
+    # The stop left its trace in the audit trail, listed with the runs.
+    (stopped,) = [r for r in panel.runs.runs if r.template == "deploy.stop"]
+    assert stopped.kind == "event" and stopped.status == "ok" and stopped.deployment_name == "demo-1"
 
     # Images on the storage volume: perfect predictions, but too few of them for generic_metrics.
     volume = served.root / "volumes" / "demo-volume" / "model_eval"

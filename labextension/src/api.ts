@@ -45,6 +45,7 @@ export interface IRunSummary {
   deployment_name: string | null;
   error: string | null;
   rerun_of: string | null;
+  kind: string;
 }
 
 export interface IRunRecord extends IRunSummary {

@@ -100,14 +100,13 @@ export class RunContent extends Panel {
 
   private async _load(): Promise<void> {
     try {
-      const [record, nb] = await Promise.all([
-        requestAPI<IRunRecord>(`runs/${this.runId}${this._query}`),
-        requestAPI<any>(`runs/${this.runId}/notebook${this._query}`)
-      ]);
+      const record = await requestAPI<IRunRecord>(`runs/${this.runId}${this._query}`);
       this._record = record;
       this.title.label = `${record.template} ${record.short_id}`;
       this._drawHeader(record);
-      await this._drawNotebook(nb);
+      if (record.kind !== 'event') {
+        await this._drawNotebook(await requestAPI<any>(`runs/${this.runId}/notebook${this._query}`));
+      }
     } catch (err) {
       this._header.node.replaceChildren(el('div', 'mlops-error', errorText(err)));
     }
@@ -131,7 +130,9 @@ export class RunContent extends Panel {
     if (r.error) {
       node.appendChild(el('div', 'mlops-error', r.error));
     }
+    const event = r.kind === 'event';
     const buttons = el('div', 'mlops-run-actions');
+    buttons.hidden = event; // an event record (a deployment started...) has nothing to re-run
     const rerun = el('button', 'jp-Button jp-mod-styled jp-mod-accept mlops-run-rerun', 'Re-run…');
     rerun.onclick = () => void this.rerun();
     const clone = el('button', 'jp-Button jp-mod-styled jp-mod-reject mlops-run-clone', 'Clone…');
@@ -143,7 +144,13 @@ export class RunContent extends Panel {
     if (r.secret_names.length) {
       node.appendChild(el('div', 'mlops-run-meta', `secrets (not stored): ${r.secret_names.join(', ')}`));
     }
-    node.appendChild(el('h3', '', 'Executed notebook'));
+    if (Object.keys(r.results || {}).length) {
+      node.appendChild(el('h3', '', 'Results'));
+      node.appendChild(parametersTable(r.results));
+    }
+    node.appendChild(
+      el('h3', '', event ? 'An event of the audit trail: no notebook' : 'Executed notebook')
+    );
   }
 
   private async _drawNotebook(nb: any): Promise<void> {

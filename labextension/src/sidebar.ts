@@ -186,6 +186,9 @@ export class MLOpsSidebar extends Widget {
       badge(run.status),
       el('span', 'mlops-run-id', run.short_id)
     );
+    if (run.kind === 'event') {
+      row.classList.add('mlops-run-event');
+    }
     row.onclick = () => this._openRun(run.run_id);
     return row;
   }

@@ -62,7 +62,7 @@ def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:
                      deployment_name=filters.get("deployment"), since=filters.get("since"),
                      limit=RUN_LIMIT)
     keep = ("run_id", "short_id", "template", "status", "started_at", "ended_at", "duration_s",
-            "deployment_name", "error", "rerun_of")
+            "deployment_name", "error", "rerun_of", "kind")
     return [{k: getattr(r, k) for k in keep} for r in rows]
 
 
@@ -90,6 +90,8 @@ def run_notebook(run_id: str, ws: str | None = None) -> dict[str, Any]:
     from mlops_widgets.runner import get_run
 
     record = get_run(run_id, workspace(ws))
+    if record.kind == "event":
+        raise NotFoundError(f"{record.short_id} is an event record ({record.template}): it has no notebook")
     try:
         return json.loads(record.notebook.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -339,8 +339,20 @@ class DeployTab:
             "delete": lambda progress: ops_deploy.deploy_delete(
                 ctx.backend, name, remove_monitor=remove_monitor, remove_config=remove_config),
         }
+        params = ({"remove_monitor": remove_monitor, "remove_config": remove_config}
+                  if action == "delete" else {})
+
+        def recorded(progress: Any) -> Any:
+            """The change, recorded in the audit trail as the CLI records it (runner.events)."""
+            from mlops_widgets.runner import events
+
+            with events.recording(ctx.workspace, f"deploy.{action}", {"deployment_name": name, **params},
+                                  deployment_name=name, backend=ctx.backend_name) as event:
+                event.result = calls[action](progress)
+            return event.result
+
         past = {"start": "started", "stop": "stopped", "delete": "deleted"}[action]
-        self.ctx.run_call(f"{action.capitalize()} {name}", calls[action],
+        self.ctx.run_call(f"{action.capitalize()} {name}", recorded,
                           on_done=lambda _: setattr(self.message, "value", ok_html(f"{name} {past}")))
 
 

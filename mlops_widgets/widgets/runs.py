@@ -128,6 +128,8 @@ class RunsTab:
     @staticmethod
     def _label(run: Any) -> str:
         who = f" · {run.deployment_name}" if run.deployment_name else ""
+        if run.kind == "event":
+            return f"{run.started_at[5:16].replace('T', ' ')} {run.status} · event {run.template}{who} · {run.short_id}"
         return f"{run.started_at[5:16].replace('T', ' ')} {run.status} · {run.template}{who} · {run.short_id}"
 
     def _note_html(self) -> str:
@@ -188,6 +190,8 @@ class RunsTab:
     def update_actions(self) -> None:
         busy = self.ctx.busy_reason()
         none = None if self.record is not None else "pick a run first"
+        if self.record is not None and self.record.kind == "event":
+            none = "an event record: nothing to re-run or clone"
         self.rerun.set_reason(busy or none)
         dest = self.clone_dest.value.strip() or self.clone_dest.placeholder
         bad_dest = None if dest.endswith(".ipynb") else "the clone's name must end with .ipynb"
