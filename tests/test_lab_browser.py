@@ -152,7 +152,7 @@ def test_sidebar_lists_the_demo_runs_and_opens_one_read_only(demo_lab, page, tmp
     expect(view.locator(".mlops-run-title")).to_contain_text("A2_WMLA_Model_Deploy")
     expect(view.locator(".mlops-run-title")).to_contain_text(a2.short_id)
     expect(view.locator(".mlops-cell-code").first).to_be_visible()
-    expect(view.locator(".mlops-params")).to_contain_text("deployment_name")
+    expect(view.locator(".mlops-params").first).to_contain_text("deployment_name")
     # Read-only: no editor, no kernel started for it.
     assert view.locator(".jp-Notebook, .cm-editor[contenteditable='true']").count() == 0
     assert len(_kernels(demo_lab)) == kernels

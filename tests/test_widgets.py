@@ -419,6 +419,19 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert list(panel.runs.secrets) == ["CPD_API_KEY"]
     assert type(panel.runs.secrets["CPD_API_KEY"]).__name__ == "Password"
 
+    # A test request with the bundled tile: the answer's mask is previewed as an image.
+    from mlops_widgets import examples
+
+    tools = d.tools
+    assert tools.send.disabled and "choose a test image" in txt(tools.send.reason)
+    tools.image.value = str(examples.TILES / "tile_000.png")
+    tools.send.button.click()
+    assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    assert "<img src='data:image/png;base64," in tools.response.value
+    assert "positive_pixels" in txt(tools.response)
+    tools.show_logs.click()
+    assert tools.log_message.value == "" or "no kernel log yet" in txt(tools.log_message)
+
     # Start/Stop follow the deployment's state.
     assert d.start.disabled and "it is running" in txt(d.start.reason) and not d.stop.disabled
     d.stop.button.click()
@@ -519,3 +532,12 @@ def test_hints_name_the_panels_controls_never_a_cli_flag():
                                                     "name": "n", "monitor": "m"}))
         assert "--" not in words and "`mlops" not in words and "mlops " not in words, (action, words)
     assert set(RENDERINGS) <= set(CLI)  # no rendering for an action nothing raises
+
+
+def test_load_example_fills_a_stageable_form(panel):
+    pr = panel.prepare
+    assert not pr.example.disabled
+    pr.example.button.click()
+    assert "loaded" in txt(pr.yaml_message)
+    assert pr.model_name.value == "deepliif-demo"
+    assert pr.valid and not pr.stage.disabled, pr.stage.reason.value

@@ -47,6 +47,11 @@ CSS = """<style>
 .mlops-panel tr.mlops-violation { color: var(--jp-error-color1, #d32f2f); font-weight: bold; }
 .mlops-panel tr.mlops-violation td:first-child { border-left: 3px solid var(--jp-error-color1, #d32f2f);
   padding-left: 4px; }
+.mlops-response { max-height: 20em; overflow-y: auto; overflow-x: hidden; white-space: pre-wrap;
+  overflow-wrap: anywhere; font-family: var(--jp-code-font-family, monospace); margin: 0.3em 0; }
+.mlops-preview { display: inline-block; margin: 0.3em 0.5em 0.3em 0; }
+.mlops-preview img, img.mlops-preview { max-width: 100%; max-height: 16em; }
+.mlops-panel textarea { max-width: 100%; }
 .mlops-charts { display: flex; flex-wrap: wrap; gap: 0.5em; }
 .mlops-history { flex: 1 1 18em; max-width: 30em; min-width: 12em; height: auto; }
 .mlops-history text { fill: var(--jp-ui-font-color1, #212121); font-size: 11px;

@@ -27,6 +27,7 @@ from mlops_widgets.widgets._forms import (
 )
 from mlops_widgets.widgets._style import LABEL, fit, grow
 from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets.deploy_tools import DeploymentTools
 
 DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
 STYLE = LABEL
@@ -130,6 +131,7 @@ class DeployTab:
         self.start.on_click(lambda: self._life("start"))
         self.stop.on_click(lambda: self._life("stop"))
         self.confirm = Confirm("mlops-confirm-delete")
+        self.tools = DeploymentTools(ctx, self.target)
         self.delete.on_click(self._ask_delete)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -150,7 +152,7 @@ class DeployTab:
             w.HBox([self.target, self.refresh_button]),
             w.HBox([self.start.widget, self.stop.widget]),
             w.HBox([self.delete.widget, self.remove_monitor, self.remove_config]),
-            self.confirm.widget, self.message, self.status,
+            self.confirm.widget, self.message, self.status, self.tools.widget,
         ])
         self.widget.add_class("mlops-deploy-tab")
         self.validate()
@@ -283,6 +285,7 @@ class DeployTab:
                               or ("it is not deployed" if state == "absent" else None))
         self.stop.set_reason(busy or pick or (None if state == "started" else "it is not running"))
         self.delete.set_reason(busy or pick)
+        self.tools.update_actions()
 
     # -- actions --------------------------------------------------------------------------------
 

@@ -231,6 +231,8 @@ class PrepareTab:
         self.load = Action("Load", icon="folder-open", css="mlops-load")
         self.save = Action("Save", icon="save", css="mlops-save")
         self.load.on_click(self.load_yaml)
+        self.example = Action("Load example", icon="flask", css="mlops-load-example")
+        self.example.on_click(self.load_example)
         self.save.on_click(self.save_yaml)
         self.yaml_path.text.observe(lambda _: self.update_actions(), "value")
         self.entry_pick = w.Dropdown(description="Entry", style=STYLE, layout=w.Layout(
@@ -290,7 +292,7 @@ class PrepareTab:
 
         self.widget = w.VBox([
             section("Deployment metadata (YAML)"),
-            w.HBox([self.yaml_path.widget, self.load.widget, self.save.widget]),
+            w.HBox([self.yaml_path.widget, self.load.widget, self.save.widget, self.example.widget]),
             self.entry_pick, self.yaml_message,
             section("Files"),
             w.HBox([self.path_model.widget, self.errors.label("path_model", self.path_model.text)]),
@@ -430,6 +432,16 @@ class PrepareTab:
         self.load.set_reason(None if self.yaml_path.value else "give the YAML path to load")
 
     # -- YAML -----------------------------------------------------------------------------------
+
+    def load_example(self) -> None:
+        """The bundled example (a small segmentation model, its deployment folder and its
+        config): a first run needs no files of one's own."""
+        from mlops_widgets import examples
+
+        self.yaml_path.value = str(examples.CONFIG)
+        self.load_yaml()
+        self.path_model.value = str(examples.MODEL)
+        self.path_dependency.value = str(examples.DEPLOYMENT)
 
     def load_yaml(self) -> None:
         """Read the YAML (one entry, or model asset id -> entry) with the config model; on
