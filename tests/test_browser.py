@@ -2,14 +2,13 @@
 Playwright, a notebook that opens the MLOps panel; Prepare is filled with the bundled example,
 Stage runs the template, and the model asset id and the new run show in the panel.
 
-The recipe (and its gotchas) is ../shared/reference/BROWSER-TESTS.md. The screenshot goes under
-tmp_path, and also to $MLOPS_SCREENSHOT when set (`1` means docs/panel.png in the repo).
+The recipe (and its gotchas) is ../shared/reference/BROWSER-TESTS.md. Screenshots go under
+tmp_path (the README's come from test_lab_browser.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -63,14 +62,6 @@ def jupyter_lab(tmp_path_factory):
 def page(tmp_path):
     with browser_page(tmp_path / "chrome-profile", 1280, 1700) as page:
         yield page
-
-
-def _screenshot_targets(tmp_path: Path) -> list[Path]:
-    targets = [tmp_path / "panel.png"]
-    wanted = os.environ.get("MLOPS_SCREENSHOT", "")
-    if wanted:
-        targets.append(REPO / "docs" / "panel.png" if wanted in ("1", "true", "yes") else Path(wanted))
-    return targets
 
 
 def test_stage_the_example_from_the_panel_in_jupyterlab(jupyter_lab, page, tmp_path):
@@ -133,9 +124,7 @@ def _drive(page, lab, tmp_path: Path) -> None:
     expect(asset_id).to_have_text(re.compile(r"^[0-9a-f-]{36}$"))
     expect(page.locator(".mlops-task-message")).to_contain_text("Stage: done")
     t_staged = time.monotonic() - t0
-    for target in _screenshot_targets(tmp_path):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        panel.screenshot(path=str(target))
+    panel.screenshot(path=str(tmp_path / "panel.png"))
 
     page.locator(".mlops-tabs .lm-TabBar-tab", has_text="Runs").click()
     pick = page.locator(".mlops-runs-pick select")

@@ -98,7 +98,7 @@ class DeploymentTools:
                                      tooltip="keep adding what the kernels write")
         self.follow.add_class("mlops-logs-follow")
         self.follow.observe(lambda change: self._follow(change["new"]), "value")
-        self.log = w.Textarea(layout=w.Layout(width="100%", height="14em"), disabled=True)
+        self.log = w.Textarea(layout=w.Layout(width="auto", height="14em", align_self="stretch"), disabled=True)
         self.log.add_class("mlops-logs")
         self.log_message = w.HTML()
         self._stop = threading.Event()
