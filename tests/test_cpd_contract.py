@@ -22,7 +22,8 @@ from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 from fakecpd.fixtures import seed_volume
 from test_cpd_inference import submission
 
-from mlops_widgets.backends.base import RUN_RUNNING, Backend
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.ops.publish import publish
 

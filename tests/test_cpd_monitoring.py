@@ -13,7 +13,8 @@ from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 from fakecpd.fixtures import seed_volume
 
 from mlops_widgets.backends import get_backend
-from mlops_widgets.backends.base import MONITOR_METADATA, RUN_RUNNING, Backend
+from mlops_widgets.backends.base import MONITOR_METADATA, Backend
+from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING
 from mlops_widgets.errors import ConflictError, MlopsError
 from mlops_widgets.monitors import BUILTIN
 from mlops_widgets.ops.publish import publish

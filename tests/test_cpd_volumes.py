@@ -12,7 +12,8 @@ from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 from fakecpd.fixtures import seed_volume
 
-from mlops_widgets.backends.base import Backend, Volumes
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.volumes_protocol import Volumes
 from mlops_widgets.errors import MlopsError, NotFoundError
 
 DAY = 86400.0

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlops_widgets.backends import base
+from mlops_widgets.backends import monitoring_protocol as base
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.config import new_entry, validate_entry
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError

@@ -13,8 +13,9 @@ from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 
 from mlops_widgets import examples
-from mlops_widgets.backends.base import JOB_ENDED, Backend
+from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.cpd.training import MASK
+from mlops_widgets.backends.training_protocol import JOB_ENDED
 from mlops_widgets.errors import ConflictError, MlopsError
 from mlops_widgets.ops import space, train
 

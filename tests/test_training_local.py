@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_widgets.backends.base import JOB_ENDED
 from mlops_widgets.backends.local.inference.procs import alive
+from mlops_widgets.backends.training_protocol import JOB_ENDED
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.ops import space, train
 from mlops_widgets.runner import get_run, list_runs

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mlops_widgets.backends.base import JOB_ENDED
+from mlops_widgets.backends.training_protocol import JOB_ENDED
 from mlops_widgets.ops import space, train
 from mlops_widgets.widgets import MLOpsPanel
 

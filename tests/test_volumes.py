@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlops_widgets.backends import get_backend
-from mlops_widgets.backends.base import Volumes
+from mlops_widgets.backends.volumes_protocol import Volumes
 from mlops_widgets.errors import MlopsError, NotFoundError
 
 

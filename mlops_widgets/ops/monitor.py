@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.base import MONITOR_METADATA, RUN_RUNNING, Backend, Resource
+from mlops_widgets.backends.base import MONITOR_METADATA, Backend
+from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING, Resource
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput

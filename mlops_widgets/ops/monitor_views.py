@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlops_widgets.backends.base import Backend, Resource
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import Threshold
 from mlops_widgets.monitors.schedule import every_text, is_enabled, next_slot, parse_time

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.base import DISTRIBUTED, JOB_ENDED, JOB_FINISHED, Backend, TrainingSpec
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.training_protocol import DISTRIBUTED, JOB_ENDED, JOB_FINISHED, TrainingSpec
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 
 SNIPPET_BEGIN = "# --- added by mlops-widgets for a distributed framework: join the job's process group ---"

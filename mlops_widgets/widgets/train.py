@@ -17,7 +17,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mlops_widgets.backends.base import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
+from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html, section, set_options

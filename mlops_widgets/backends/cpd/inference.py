@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mlops_widgets.backends.base import InferenceError, overlay_profile
 from mlops_widgets.backends.cpd import edi
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.backends.cpd.edi import ATTR_CUSTOM, ATTR_SECRET
 from mlops_widgets.backends.cpd.session import error_text
+from mlops_widgets.backends.inference_protocol import InferenceError, overlay_profile
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.secret_names import is_secret_name

@@ -8,10 +8,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from mlops_widgets.backends.base import Resource
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.backends.cpd.openscale import Area, CpdMonitorDefinitions, CpdMonitorInstances, created
 from mlops_widgets.backends.cpd.publish import deploy_provider, remove_other_deployments
+from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import MonitorDefinition
 

@@ -1,4 +1,4 @@
-"""OpenScale through ibm-watson-openscale, behind the Monitoring protocol (backends/base.py):
+"""OpenScale through ibm-watson-openscale, behind the Monitoring protocol (backends/monitoring_protocol.py):
 one attribute per OpenScale client area (openscale.py, integrated_systems.py)."""
 
 from __future__ import annotations

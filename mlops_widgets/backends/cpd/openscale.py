@@ -1,4 +1,4 @@
-"""OpenScale's client areas through ibm-watson-openscale (the Monitoring protocol of backends/base.py).
+"""OpenScale's client areas through ibm-watson-openscale (the Monitoring protocol of backends/monitoring_protocol.py).
 
 Each area maps onto `wos_client.<area>` almost verbatim; results are the SDK's response objects
 as dicts, i.e. OpenScale's own `{metadata, entity}` shapes, so ops read them as they read the
@@ -25,8 +25,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlops_widgets.backends.base import Resource
 from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
+from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import MonitorDefinition
 from mlops_widgets.monitors.thresholds import LIMIT_TYPES, check_instance_thresholds

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.base import (
+from mlops_widgets.backends.cpd.client import CpdSession
+from mlops_widgets.backends.training_protocol import (
     DISTRIBUTED,
     JOB_ENDED,
     JOB_FAILED,
@@ -34,7 +35,6 @@ from mlops_widgets.backends.base import (
     JOB_SUBMITTED,
     TrainingSpec,
 )
-from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.secret_names import is_secret_name
 

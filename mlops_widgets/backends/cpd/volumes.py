@@ -1,4 +1,4 @@
-"""Cloud Pak for Data storage volumes behind the `Volumes` protocol (backends/base.py), through
+"""Cloud Pak for Data storage volumes behind the `Volumes` protocol (backends/volumes_protocol.py), through
 the volumes REST API the original's storage_volume_utils used (TLS verified, unlike there):
 
     GET  /zen-data/v3/service_instances?addon_type=volumes            the volumes
@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mlops_widgets.backends.base import Progress, VolumeFile
+from mlops_widgets.backends.base import Progress
 from mlops_widgets.backends.cpd.client import CpdSession
+from mlops_widgets.backends.volumes_protocol import VolumeFile
 from mlops_widgets.errors import MlopsError, NotFoundError
 
 DAY_S = 86400.0

@@ -13,9 +13,9 @@ import json
 import uuid
 from typing import Any
 
-from mlops_widgets.backends.base import Resource
 from mlops_widgets.backends.local.monitoring_runs import LocalMeasurements, LocalMonitorInstances, LocalRuns
 from mlops_widgets.backends.local.monitoring_store import DATA_MART_ID, Store, Table, now, one
+from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import ConflictError, Hint, MlopsError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.definitions import MonitorDefinition

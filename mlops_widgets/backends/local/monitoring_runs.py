@@ -8,9 +8,9 @@ import sqlite3
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from mlops_widgets.backends.base import RUN_ERROR, RUN_FINISHED, RUN_RUNNING, Resource
 from mlops_widgets.backends.local.monitoring_store import DATA_MART_ID, PerInstance, Store, Table, now, one
 from mlops_widgets.backends.local.volumes import LocalVolumes
+from mlops_widgets.backends.monitoring_protocol import RUN_ERROR, RUN_FINISHED, RUN_RUNNING, Resource
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops_widgets.backends.base import Resource
+from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import NotFoundError
 from mlops_widgets.workspace import Workspace, transaction
 

@@ -16,13 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.base import (
-    JOB_ENDED,
-    JOB_FINISHED,
-    JOB_KILLED,
-    JOB_SUBMITTED,
-    TrainingSpec,
-)
 from mlops_widgets.backends.local.inference.environment import without_credentials
 from mlops_widgets.backends.local.inference.gpus import detect_gpus
 from mlops_widgets.backends.local.training_jobs import (
@@ -41,6 +34,13 @@ from mlops_widgets.backends.local.training_jobs import (
     write_job,
 )
 from mlops_widgets.backends.local.training_logs import worker_lines
+from mlops_widgets.backends.training_protocol import (
+    JOB_ENDED,
+    JOB_FINISHED,
+    JOB_KILLED,
+    JOB_SUBMITTED,
+    TrainingSpec,
+)
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.base import JOB_ENDED, JOB_FAILED, JOB_RUNNING, JOB_SUBMITTED
 from mlops_widgets.backends.local.inference.procs import alive, cmdline, kill_kernel
+from mlops_widgets.backends.training_protocol import JOB_ENDED, JOB_FAILED, JOB_RUNNING, JOB_SUBMITTED
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 

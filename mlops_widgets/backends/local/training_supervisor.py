@@ -32,14 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.base import (
-    DISTRIBUTED,
-    JOB_ENDED,
-    JOB_FAILED,
-    JOB_FINISHED,
-    JOB_KILLED,
-    JOB_RUNNING,
-)
 from mlops_widgets.backends.local.inference.environment import ordinary
 from mlops_widgets.backends.local.inference.gpus import Gpus
 from mlops_widgets.backends.local.inference.kernel_logs import KernelLog, pod_tail
@@ -51,6 +43,14 @@ from mlops_widgets.backends.local.training_jobs import (
     supervisor_alive,
     update_job,
     worker_log_dir,
+)
+from mlops_widgets.backends.training_protocol import (
+    DISTRIBUTED,
+    JOB_ENDED,
+    JOB_FAILED,
+    JOB_FINISHED,
+    JOB_KILLED,
+    JOB_RUNNING,
 )
 
 STOP_GRACE_S = 3.0  # between SIGTERM and SIGKILL of a stopped job's workers

@@ -14,7 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops_widgets.backends.base import Progress, VolumeFile
+from mlops_widgets.backends.base import Progress
+from mlops_widgets.backends.volumes_protocol import VolumeFile
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 

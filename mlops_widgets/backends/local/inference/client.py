@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.base import InferenceError
+from mlops_widgets.backends.inference_protocol import InferenceError
 from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.kernel_logs import read_lines
 from mlops_widgets.backends.local.inference.launcher import service_info, start_service

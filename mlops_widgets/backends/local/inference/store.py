@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.base import overlay_profile
+from mlops_widgets.backends.inference_protocol import overlay_profile
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
