@@ -85,7 +85,7 @@ def test_the_hostile_zip_of_issue_12_writes_nothing_outside(tmp_path: Path, memb
 
 def test_an_entry_under_a_link_is_refused(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "under.zip", [("lib", "real", True), ("real/x.py", "x", False), ("lib/y.py", "y", False)])
-    with pytest.raises(MlopsError, match="lies under the link 'lib'"):
+    with pytest.raises(MlopsError, match="lies below the link 'lib'"):
         safe_unzip(archive, tmp_path / "out")
 
 

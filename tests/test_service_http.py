@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from test_inference import ECHO_KERNEL, deploy_started, gone, make_folder, wait_for
 
+from mlops_widgets.backends.archives import safe_untar
 from mlops_widgets.backends.local.inference import LocalInference, service_info, start_service, stop_service
 from mlops_widgets.backends.local.inference.client import DroppedConnection
-from mlops_widgets.backends.local.inference.upload import unpack
 from mlops_widgets.backends.packing import ArchiveLimits
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.workspace import Workspace
@@ -238,19 +238,21 @@ def test_tar_uploads_are_bounded_by_size_entries_and_ratio(workspace: Workspace,
 @pytest.mark.parametrize("entries, why", [
     # The hostile zip of issue 12, as a tar: a link replaced after a later entry relied on it.
     ([("y", "a/b/c/d/e/f/g/h/i/j"), ("model.json", "y/../../../../../../../../../../outside/pwned.json"),
-      ("y", ".")], "points outside"),
+      ("y", ".")], "holds it twice"),
+    # without the swap, one level more: model.json really leads out through y
+    ([("y", "a/b/c/d/e/f/g/h/i/j"), ("model.json", "y/" + "../" * 11 + "pwned.json")], "points outside"),
     ([("up", "."), ("up/pwned.json", b"x")], "lies below the link"),  # never written through a link
     ([("abs", "/tmp")], "points outside"),
     ([("../pwned.json", b"x")], "climbs out"),
     ([("/tmp/pwned.json", b"x")], "absolute"),
-    ([("loop", "loop/x")], "loops"),
+    ([("loop", "loop/x")], "form a loop"),
 ])
 def test_no_tar_entry_lands_outside_the_folder(tmp_path: Path, entries: list[Any], why: str) -> None:
     archive, dest = tmp_path / "up.tar", tmp_path / "a" / "b" / "dest"
     archive.write_bytes(tar_of(entries, mode="w"))
     dest.mkdir(parents=True)
     with pytest.raises(MlopsError, match=why):
-        unpack(archive, dest, ArchiveLimits())
+        safe_untar(archive, dest, ArchiveLimits())
     assert list(dest.iterdir()) == []
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "dest", "up.tar"]
 

@@ -1,13 +1,15 @@
-"""Unpacking a zip (a dependency or model asset) so that nothing can land outside its folder.
+"""Unpacking archives so that nothing can land outside their folder: dependency and model zips
+(`safe_unzip`) and deploy uploads, tars of a submission folder as WMLA takes them (`safe_untar`).
 
-Safe by construction rather than by checking each entry as it is written: the whole archive is
-planned first (names, links, sizes), the final tree is checked as a whole (every link resolved
-through the other links of that tree must stay inside; no entry under a link; no name twice),
-then regular files and folders are written into a fresh folder where no link exists yet, with
-O_NOFOLLOW|O_EXCL, and the links are made last. So no write ever goes through a link, and no
-later entry can change what an earlier check relied on. The limits of `ArchiveLimits` (total
-size, entry count, compression ratio) are checked before the first byte is written and again
-while writing.
+Safe by construction rather than by checking each entry as it is written, and the same for both
+formats: the whole archive is planned first (names, links, sizes), the final tree is checked as
+a whole (every link resolved through the other links of that tree must stay inside; no entry
+under a link; no name twice), then regular files and folders are written into a fresh folder
+where no link exists yet, with O_NOFOLLOW|O_EXCL, and the links are made last. So no write ever
+goes through a link, and no later entry can change what an earlier check relied on. The limits
+of `ArchiveLimits` (total size, entry count, compression ratio) are checked before the first
+byte is written and again while writing. Files are private to their owner (0600, 0700 when
+executable), as everything in a workspace.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import os
 import re
 import shutil
 import stat
+import tarfile
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from mlops_widgets.backends.packing import ArchiveLimits
 from mlops_widgets.errors import MlopsError
@@ -26,23 +31,131 @@ from mlops_widgets.errors import MlopsError
 _MAX_LINK_HOPS = 40
 _MAX_LINK_TARGET = 4096
 _CHUNK = 1 << 20
+UPLOAD_LABEL = "the deploy upload"
 
 
 @dataclass(frozen=True)
-class _Member:
-    parts: tuple[str, ...]
+class Member:
+    """One entry of an archive, whatever its format."""
+
+    name: str  # as the archive spells it (messages quote it)
+    parts: tuple[str, ...]  # its path inside the folder
     kind: str  # "file" | "dir" | "link"
-    info: zipfile.ZipInfo
-    target: str = ""
+    source: Any  # the format's own record of it (ZipInfo, TarInfo)
+    target: str = ""  # a link's target
+    size: int = 0  # a file's declared size
+    compressed: int = 0  # a file's compressed size, where the format tells it
+    executable: bool = False
+
+
+def _refuse(label: str, what: str, why: str) -> MlopsError:
+    return MlopsError(f"{label}: refusing {what}: {why}")
 
 
 def _parts(label: str, raw: str, what: str) -> tuple[str, ...]:
     """The path components of an entry name or a link target, `.` and empty parts dropped;
-    absolute paths and drive letters refused."""
+    absolute paths, drive letters and NUL refused."""
     text = raw.replace("\\", "/")
-    if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
-        raise MlopsError(f"{label}: refusing {what} {raw!r}, it points outside the folder")
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or "\0" in text:
+        raise _refuse(label, what, "it points outside the folder (an absolute path)")
     return tuple(p for p in text.split("/") if p not in ("", "."))
+
+
+def entry_parts(label: str, name: str, strip: str = "") -> tuple[str, ...]:
+    """An entry's path inside the folder (the top folder `strip` dropped); () for the top itself."""
+    parts = _parts(label, name, f"entry {name!r}")
+    if ".." in parts:
+        raise _refuse(label, f"entry {name!r}", "it climbs out of the folder (..)")
+    if strip:
+        if not parts or parts[0] != strip:
+            raise MlopsError(f"{label}: entry {name!r} is not under the top folder {strip!r}")
+        parts = parts[1:]
+    return parts
+
+
+def _resolve(label: str, link: Member, links: dict[tuple[str, ...], str]) -> None:
+    """Follow `link` through the final tree (other links included, `..` applied to where a link
+    really leads, not to its name) and refuse it unless every step stays inside the folder."""
+    what = f"link {link.name!r} -> {link.target!r}"
+    pending = list(_parts(label, link.target, what))
+    resolved: list[str] = list(link.parts[:-1])
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            if not resolved:
+                raise _refuse(label, what, "it points outside the folder")
+            resolved.pop()
+            continue
+        resolved.append(part)
+        target = links.get(tuple(resolved))
+        if target is not None:
+            hops += 1
+            if hops > _MAX_LINK_HOPS:
+                raise _refuse(label, what, "its links form a loop")
+            resolved.pop()
+            pending = list(_parts(label, target, what)) + pending
+
+
+def plan(label: str, members: Iterable[Member]) -> list[Member]:
+    """The archive's final tree, refused unless each name comes once (folders may repeat), no
+    entry lies below a link, and every link, followed through the tree, stays inside."""
+    tree: dict[tuple[str, ...], Member] = {}
+    for m in members:
+        seen = tree.get(m.parts)
+        if seen is not None and not (seen.kind == m.kind == "dir"):
+            raise _refuse(label, f"entry {m.name!r}", "the archive holds it twice")
+        tree[m.parts] = m
+    links = {p: m.target for p, m in tree.items() if m.kind == "link"}
+    for m in tree.values():
+        for n in range(1, len(m.parts)):
+            if m.parts[:n] in links:
+                raise _refuse(label, f"entry {m.name!r}", f"it lies below the link {'/'.join(m.parts[:n])!r}")
+    for m in tree.values():
+        if m.kind == "link":
+            _resolve(label, m, links)
+    return list(tree.values())
+
+
+def _write(m: Member, source: IO[bytes], path: Path, label: str, budget: list[int]) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o700 if m.executable else 0o600)
+    with source, os.fdopen(fd, "wb") as out:
+        while chunk := source.read(_CHUNK):
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                raise MlopsError(f"{label}: entry {m.name!r} unpacks to more than the archive declares")
+            out.write(chunk)
+
+
+def extract(label: str, members: list[Member], dest: Path, open_file: Callable[[Member], IO[bytes]],
+            limits: ArchiveLimits) -> list[str]:
+    """Write the planned `members` into `dest` (a new or empty folder; removed again on failure):
+    folders and files first, links last. Returns the names written, relative to `dest`."""
+    if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
+        raise MlopsError(f"{label}: cannot unpack into {dest}, it is not a new empty folder")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        budget = [sum(m.size for m in members if m.kind == "file")]
+        made: set[Path] = {dest}
+        for m in sorted(members, key=lambda m: m.kind == "link"):
+            path = dest.joinpath(*m.parts)
+            folder = path if m.kind == "dir" else path.parent
+            if folder not in made:
+                folder.mkdir(parents=True, exist_ok=True)
+                made.add(folder)
+            if m.kind == "link":
+                os.symlink(m.target, path)
+            elif m.kind == "file":
+                limits.check_entry(label, m.name, m.size, m.compressed)
+                _write(m, open_file(m), path, label, budget)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return ["/".join(m.parts) for m in members]
+
+
+# --- zip --------------------------------------------------------------------------------------------
 
 
 def top_folder(archive: Path, keep_if: str) -> str:
@@ -58,82 +171,21 @@ def top_folder(archive: Path, keep_if: str) -> str:
     return tops.pop() if is_folder else ""
 
 
-def _plan(zf: zipfile.ZipFile, label: str, strip: str) -> list[_Member]:
-    members: dict[tuple[str, ...], _Member] = {}
+def _zip_members(zf: zipfile.ZipFile, label: str, strip: str) -> Iterable[Member]:
     for info in zf.infolist():
-        parts = _parts(label, info.filename, "entry")
-        if ".." in parts:
-            raise MlopsError(f"{label}: refusing entry {info.filename!r}, it points outside the folder")
-        if strip:
-            if not parts or parts[0] != strip:
-                raise MlopsError(f"{label}: entry {info.filename!r} is not under the top folder {strip!r}")
-            parts = parts[1:]
+        parts = entry_parts(label, info.filename, strip)
         if not parts:
             continue
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             if info.file_size > _MAX_LINK_TARGET:
-                raise MlopsError(f"{label}: refusing link {info.filename!r}, its target is too long")
-            target = zf.read(info).decode("utf-8", "replace")
-            _parts(label, target, f"link {info.filename!r} ->")
-            member = _Member(parts, "link", info, target)
+                raise _refuse(label, f"link {info.filename!r}", "its target is too long")
+            yield Member(info.filename, parts, "link", info, target=zf.read(info).decode("utf-8", "replace"))
+        elif info.is_dir():
+            yield Member(info.filename, parts, "dir", info)
         else:
-            member = _Member(parts, "dir" if info.is_dir() else "file", info)
-        seen = members.get(parts)
-        if seen is not None and not (seen.kind == member.kind == "dir"):
-            raise MlopsError(f"{label}: refusing entry {info.filename!r}, the archive holds it twice")
-        members[parts] = member
-    return list(members.values())
-
-
-def _resolve(label: str, link: _Member, links: dict[tuple[str, ...], str]) -> None:
-    """Follow `link` through the final tree (other links included, `..` applied to where a link
-    really leads, not to its name) and refuse it unless every step stays inside the folder."""
-    pending = list(_parts(label, link.target, "link target"))
-    resolved: list[str] = list(link.parts[:-1])
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if not resolved:
-                raise MlopsError(
-                    f"{label}: refusing link {link.info.filename!r} -> {link.target!r}, it points outside the folder"
-                )
-            resolved.pop()
-            continue
-        resolved.append(part)
-        target = links.get(tuple(resolved))
-        if target is not None:
-            hops += 1
-            if hops > _MAX_LINK_HOPS:
-                raise MlopsError(f"{label}: refusing link {link.info.filename!r}, its links form a loop")
-            resolved.pop()
-            pending = list(_parts(label, target, "link target")) + pending
-
-
-def _check_tree(label: str, members: list[_Member]) -> None:
-    links = {m.parts: m.target for m in members if m.kind == "link"}
-    for m in members:
-        for n in range(1, len(m.parts)):
-            if m.parts[:n] in links:
-                raise MlopsError(
-                    f"{label}: refusing entry {m.info.filename!r}, it lies under the link {'/'.join(m.parts[:n])!r}"
-                )
-    for m in members:
-        if m.kind == "link":
-            _resolve(label, m, links)
-
-
-def _write(zf: zipfile.ZipFile, m: _Member, path: Path, label: str, budget: list[int]) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    mode = 0o755 if (m.info.external_attr >> 16) & 0o100 else 0o644
-    fd = os.open(path, flags, mode)
-    with zf.open(m.info) as src, os.fdopen(fd, "wb") as out:
-        while chunk := src.read(_CHUNK):
-            budget[0] -= len(chunk)
-            if budget[0] < 0:
-                raise MlopsError(f"{label}: entry {m.info.filename!r} unpacks to more than the archive declares")
-            out.write(chunk)
+            yield Member(info.filename, parts, "file", info, size=info.file_size,
+                         compressed=info.compress_size, executable=bool(mode & 0o100))
 
 
 def safe_unzip(
@@ -144,37 +196,52 @@ def safe_unzip(
     `dest`. Refuses, with an MlopsError naming the entry or the limit, anything that would land
     outside or exceed the limits."""
     limits = limits or ArchiveLimits.from_env()
-    label = Path(archive).name
-    dest = Path(dest)
-    if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
-        raise MlopsError(f"{label}: cannot unpack into {dest}, it is not a new empty folder")
+    label, dest = Path(archive).name, Path(dest)
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-            declared = sum(i.file_size for i in infos)
-            limits.check_totals(label, len(infos), declared, sum(i.compress_size for i in infos))
-            members = _plan(zf, label, strip)
-            _check_tree(label, members)
-            dest.mkdir(parents=True, exist_ok=True)
-            budget = [declared]
-            made: set[Path] = {dest}
-            for m in sorted(members, key=lambda m: m.kind == "link"):
-                path = dest.joinpath(*m.parts)
-                folder = path if m.kind == "dir" else path.parent
-                if folder not in made:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    made.add(folder)
-                if m.kind == "dir":
-                    continue
-                if m.kind == "link":
-                    os.symlink(m.target, path)
-                else:
-                    limits.check_entry(label, m.info.filename, m.info.file_size, m.info.compress_size)
-                    _write(zf, m, path, label, budget)
+            limits.check_totals(label, len(infos), sum(i.file_size for i in infos), sum(i.compress_size for i in infos))
+            members = plan(label, _zip_members(zf, label, strip))
+            return extract(label, members, dest, lambda m: zf.open(m.source), limits)
     except (zipfile.BadZipFile, OSError) as exc:
-        shutil.rmtree(dest, ignore_errors=True)
         raise MlopsError(f"{label}: cannot unpack into {dest}: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise
-    return ["/".join(m.parts) for m in members]
+
+
+# --- tar ---------------------------------------------------------------------------------------------
+
+
+def _tar_members(members: list[tarfile.TarInfo], label: str) -> Iterable[Member]:
+    for m in members:
+        parts = entry_parts(label, m.name)
+        if m.islnk():
+            raise _refuse(label, f"entry {m.name!r}", "it is a hard link (not accepted)")
+        if m.issparse() or not (m.isfile() or m.isdir() or m.issym()):
+            raise _refuse(label, f"entry {m.name!r}", "it is not a file, folder or symbolic link")
+        if not parts:
+            continue
+        if m.issym():
+            yield Member(m.name, parts, "link", m, target=m.linkname)
+        elif m.isdir():
+            yield Member(m.name, parts, "dir", m)
+        else:
+            yield Member(m.name, parts, "file", m, size=m.size, compressed=m.size, executable=bool(m.mode & 0o100))
+
+
+def safe_untar(archive: Path, dest: Path, limits: ArchiveLimits) -> list[str]:
+    """Unpack a deploy upload, a tar of any compression, into `dest` (a new or empty folder;
+    removed again on failure), within the same rules and limits as a zip."""
+    try:
+        with tarfile.open(archive, mode="r:*") as tar:
+            infos = tar.getmembers()
+            total = sum(m.size for m in infos if m.isfile())
+            limits.check_totals(UPLOAD_LABEL, len(infos), total, archive.stat().st_size)
+            members = plan(UPLOAD_LABEL, _tar_members(infos, UPLOAD_LABEL))
+
+            def open_file(m: Member) -> IO[bytes]:
+                source = tar.extractfile(m.source)
+                assert source is not None  # a regular file
+                return source
+
+            return extract(UPLOAD_LABEL, members, dest, open_file, limits)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise MlopsError(f"{UPLOAD_LABEL} is not a readable tar archive: {exc}") from None

@@ -65,14 +65,13 @@ class KernelExecutor:
     def __call__(self, name: str, files: dict[str, bytes], profile: dict[str, Any],
                  body: bytes) -> tuple[int, bytes]:
         pool = self._pool(name, files, profile)
-        task = pool.new_task(body)
+        answered = threading.Event()
         try:
-            pool.submit(task)
+            task = pool.submit(body, lambda _task: answered.set())
         except ServiceError as exc:
             return exc.status, json.dumps({"error": str(exc)}).encode()
-        if not task.done.wait(pool.wait_limit()):
-            pool.withdraw(task)
-            return 504, json.dumps({"error": f"deployment {name}: no kernel answered in time"}).encode()
+        if not answered.wait(pool.wait_limit()):
+            return 504, json.dumps({"error": str(pool.give_up(task))}).encode()
         return task.status, task.output
 
     def stop(self, name: str) -> None:

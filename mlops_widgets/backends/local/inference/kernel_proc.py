@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.local.inference import wire
 from mlops_widgets.backends.local.inference.kernel_logs import KernelLog
+from mlops_widgets.backends.local.inference.kernel_path import _mlops_wire as wire
 from mlops_widgets.backends.local.inference.procs import BOOT, exited, kill_kernel, process_tree, resident_mb
 
 log = logging.getLogger("mlops.inference")

@@ -16,13 +16,14 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.local.inference import wire
 from mlops_widgets.backends.local.inference.environment import kernel_environment
 from mlops_widgets.backends.local.inference.gpus import Gpus
 from mlops_widgets.backends.local.inference.kernel_logs import KernelLog, pod_tail
+from mlops_widgets.backends.local.inference.kernel_path import _mlops_wire as wire
 from mlops_widgets.backends.local.inference.kernel_proc import (
     SHUTDOWN_GRACE,
     KernelProc,
@@ -45,15 +46,16 @@ class ServiceError(Exception):
 
 
 class Task:
-    """One inference request waiting for its kernel's answer."""
+    """One inference request waiting for its kernel's answer; `on_done` hears of the answer (it
+    runs on the thread that answers, so it only hands the news on, e.g. to an event loop)."""
 
-    __slots__ = ("body", "done", "status", "output", "id", "uuid", "attempts")
+    __slots__ = ("body", "on_done", "status", "output", "id", "uuid", "attempts")
 
-    def __init__(self, body: bytes, task_id: str) -> None:
+    def __init__(self, body: wire.Blob, task_id: str, on_done: Callable[[Task], None]) -> None:
         self.body = body
+        self.on_done = on_done
         self.id = task_id
         self.uuid = uuid.uuid4().hex
-        self.done = threading.Event()
         self.status = 0
         self.output = b""
         self.attempts = 0
@@ -61,7 +63,7 @@ class Task:
     def finish(self, status: int, output: bytes = b"", error: str | None = None) -> None:
         self.status = status
         self.output = output if error is None else json.dumps({"error": error}).encode()
-        self.done.set()
+        self.on_done(self)
 
 
 class KernelPool:
@@ -175,10 +177,9 @@ class KernelPool:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def new_task(self, body: bytes) -> Task:
-        return Task(body, str(next(self._tasks)))
-
-    def submit(self, task: Task) -> None:
+    def submit(self, body: wire.Blob, on_done: Callable[[Task], None]) -> Task:
+        """Queue a request for the kernels; `on_done(task)` once it is answered or failed."""
+        task = Task(body, str(next(self._tasks)), on_done)
         with self.cond:
             if self.state == "failed":
                 raise ServiceError(503, f"deployment {self.name} failed: {self.error}")
@@ -189,17 +190,18 @@ class KernelPool:
             if len(self.queue) > self.n_idle:
                 self._replenish_locked()
             self.cond.notify()
+        return task
 
-    def withdraw(self, task: Task) -> bool:
-        """Take back a task its caller gave up on (504) so that it never runs; False when a
-        kernel already has it."""
+    def give_up(self, task: Task) -> ServiceError:
+        """The 504 for a request whose caller waited `wait_limit()` in vain; one that no kernel
+        took yet is taken back, so that it never runs."""
         with self.cond:
             try:
                 self.queue.remove(task)
             except ValueError:
-                return False
+                return ServiceError(504, f"deployment {self.name}: no kernel answered in time")
             self.failures += 1
-            return True
+        return ServiceError(504, f"deployment {self.name}: no kernel took this request in time; it was dropped")
 
     def wait_limit(self) -> float | None:
         """How long a request may wait in all: a kernel start plus the task timeout, with slack."""

@@ -3,13 +3,15 @@
 EDI's own routes (`/dlim/v1`, answered in the shapes of IBM's `ibm-wmla` client models) and ours
 (`/mlops/v1`: deploy a local folder by path with custom args, diagnostics, shutdown). A function
 gets the server's context, the request, its body (bytes, the chunks it arrived in, or the
-spooled file of an upload) and
-the path's arguments, and returns a JSON document or a raw `(status, bytes)` answer. `answer`
-maps our errors to HTTP statuses, the same for every route.
+spooled file of an upload) and the path's arguments, and returns a JSON document or a raw
+`(status, bytes)` answer. Management calls block (the server runs them on a small thread pool);
+inference is a coroutine on the event loop, so that no thread hop lies on its hot path.
+`answer` / `answer_async` map our errors to HTTP statuses, the same for every route.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -21,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.backends.archives import safe_untar
 from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.pool import ServiceError
 from mlops_widgets.backends.local.inference.runtimes import Runtimes
 from mlops_widgets.backends.local.inference.service import API
-from mlops_widgets.backends.local.inference.upload import unpack
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 
 log = logging.getLogger("mlops.inference")
@@ -38,8 +40,7 @@ _NAME = r"([^/?]+)"
 class Call:
     method: str
     path: str  # a tornado URL pattern (anchored)
-    run: Callable[..., Any]
-    inference: bool = False  # runs on the inference pool
+    run: Callable[..., Any]  # a coroutine function runs on the event loop, any other on a thread
     body: str = "bytes"  # "bytes"; "chunks": as it arrived, never joined; "file": spooled to disk
 
 
@@ -57,21 +58,36 @@ def _json(body: bytes) -> Any:
         raise MlopsError(f"the request body is not valid JSON: {exc}") from None
 
 
-def answer(call: Call, ctx: Any, request: Any, body: Any, args: tuple[str, ...]) -> tuple[int, bytes]:
-    """Run a route's function; its result or its error as (status, body)."""
-    try:
-        out = call.run(ctx, request, body, *args)
-    except ServiceError as exc:
+def _failure(call: Call, request: Any, exc: Exception) -> tuple[int, bytes]:
+    """Our errors as HTTP statuses, the same for every route; anything else is a logged 500."""
+    if isinstance(exc, ServiceError):
         return exc.status, error_body(str(exc))
-    except MlopsError as exc:
+    if isinstance(exc, MlopsError):
         status = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
         return status, error_body(exc.message, exc.hint)
+    log.error("%s %s failed:\n%s", call.method, request.path,
+              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    return 500, error_body(f"internal error of the inference service: {exc!r}")
+
+
+def _success(out: Any) -> tuple[int, bytes]:
+    return out if isinstance(out, tuple) else (200, json.dumps(out).encode())
+
+
+def answer(call: Call, ctx: Any, request: Any, body: Any, args: tuple[str, ...]) -> tuple[int, bytes]:
+    """Run a route's (blocking) function; its result or its error as (status, body)."""
+    try:
+        return _success(call.run(ctx, request, body, *args))
     except Exception as exc:
-        log.error("%s %s failed:\n%s", call.method, request.path, traceback.format_exc())
-        return 500, error_body(f"internal error of the inference service: {exc!r}")
-    if isinstance(out, tuple):
-        return out
-    return 200, json.dumps(out).encode()
+        return _failure(call, request, exc)
+
+
+async def answer_async(call: Call, ctx: Any, request: Any, body: Any, args: tuple[str, ...]) -> tuple[int, bytes]:
+    """`answer` for a route whose function is a coroutine (it runs on the event loop)."""
+    try:
+        return _success(await call.run(ctx, request, body, *args))
+    except Exception as exc:
+        return _failure(call, request, exc)
 
 
 # --- EDI's routes -------------------------------------------------------------------------------
@@ -85,9 +101,28 @@ def start(ctx: Any, request: Any, body: bytes, name: str) -> Any:
     return ctx.service.start(name, supplied)
 
 
-def infer(ctx: Any, request: Any, body: list[bytes], name: str) -> tuple[int, bytes]:
-    """The body goes to the kernel in the chunks it arrived in (no copy on the way)."""
-    return ctx.service.infer(name, body)
+async def infer(ctx: Any, request: Any, body: list[bytes], name: str) -> tuple[int, bytes]:
+    """The body goes to the kernel in the chunks it arrived in (no copy on the way). No thread
+    waits for the answer: the kernel's thread resolves a future of this event loop."""
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[bool] = loop.create_future()
+
+    def settle(ok: bool) -> None:
+        if not answered.done():
+            answered.set_result(ok)
+
+    def on_done(_task: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the service is exiting
+            loop.call_soon_threadsafe(settle, True)
+
+    pool, task = ctx.service.submit(name, body, on_done)
+    limit = pool.wait_limit()
+    timer = None if limit is None else loop.call_later(limit, settle, False)
+    if not await answered:
+        raise pool.give_up(task)
+    if timer is not None:
+        timer.cancel()
+    return task.status, task.output
 
 
 def runtimes(ctx: Any, request: Any, body: bytes) -> Any:
@@ -106,7 +141,7 @@ def deploy_upload(ctx: Any, request: Any, spooled: Path) -> Any:
     name from ?name= or its model.json."""
     tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=ctx.service.workspace.dir("inference")))
     try:
-        unpack(spooled, tmp, ctx.settings.limits)
+        safe_untar(spooled, tmp, ctx.settings.limits)
         folder = tmp
         entries = list(tmp.iterdir())
         if not (tmp / "model.json").exists() and len(entries) == 1 and entries[0].is_dir():
@@ -146,7 +181,7 @@ ROUTES: list[Call] = [
     Call("PUT", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.update_profile(n, _json(b))),
     Call("PUT", f"{API}/model/{_NAME}/operation/start/?", start),
     Call("PUT", f"{API}/model/{_NAME}/operation/stop/?", lambda c, r, b, n: c.service.stop(n)),
-    Call("POST", f"{API}/inference/{_NAME}/?", infer, inference=True, body="chunks"),
+    Call("POST", f"{API}/inference/{_NAME}/?", infer, body="chunks"),
     Call("POST", f"{API}/deployment/model/?", deploy_upload, body="file"),
     Call("GET", f"{API}/deployment/runtime/?", runtimes),
     Call("GET", f"{API}/deployment/runtime/{_NAME}/?", runtime),

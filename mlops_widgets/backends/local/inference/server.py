@@ -3,8 +3,9 @@
 One routing table maps each method and path straight to its handler function. Every request
 needs the workspace's token (from service.json, 0600) as `Authorization: Bearer`, `X-Auth-Token`
 or `X-User-Token`. Connections cost no thread while idle and are closed after an idle timeout;
-their number is bounded (one over the bound gets 503), and the domain calls run on two bounded
-thread pools (management, inference). tornado answers 400 to a malformed request itself.
+their number is bounded (one over the bound gets 503). Management calls run on a small thread
+pool; an inference request waits on the event loop itself, woken by the kernel's thread when
+answered (no thread per request). tornado answers 400 to a malformed request itself.
 Our own routes (deploy by folder, diagnostics, shutdown) live under `/mlops/v1`.
 
     python -m mlops_widgets.backends.local.inference.server --workspace W [--port P] [--daemon]
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import fcntl
 import hmac
+import inspect
 import json
 import logging
 import os
@@ -67,7 +69,6 @@ class Settings:
 
     idle_timeout: float = 60.0  # $MLOPS_SERVICE_IDLE_TIMEOUT: seconds an idle connection is kept
     max_connections: int = 1000  # $MLOPS_SERVICE_MAX_CONNECTIONS
-    threads: int = 32  # $MLOPS_SERVICE_THREADS: inference requests in flight at once
     max_body: int = 1 << 30  # $MLOPS_SERVICE_MAX_BODY: bytes of a request body (not a tar upload)
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
 
@@ -77,14 +78,13 @@ class Settings:
         return cls(
             idle_timeout=_env_number("MLOPS_SERVICE_IDLE_TIMEOUT", base.idle_timeout),
             max_connections=int(_env_number("MLOPS_SERVICE_MAX_CONNECTIONS", base.max_connections)),
-            threads=int(_env_number("MLOPS_SERVICE_THREADS", base.threads)),
             max_body=int(_env_number("MLOPS_SERVICE_MAX_BODY", base.max_body)),
             limits=ArchiveLimits.from_env(),
         )
 
 
 class Context:
-    """What every handler reaches: the domain, the token, the thread pools, the stop signal."""
+    """What every handler reaches: the domain, the token, the management threads, the stop signal."""
 
     def __init__(self, service: Service, token: str, info: dict[str, Any], settings: Settings,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -93,7 +93,6 @@ class Context:
         self.info = info
         self.settings = settings
         self.manage = ThreadPoolExecutor(4, thread_name_prefix="manage")
-        self.infer = ThreadPoolExecutor(settings.threads, thread_name_prefix="infer")
         self.stopped = asyncio.Event()
         self.loop = loop
 
@@ -135,9 +134,11 @@ class Handler(tornado.web.RequestHandler):
 
     async def _run(self, *args: str) -> None:
         call = self.calls[self.request.method or ""]
-        pool = self.ctx.infer if call.inference else self.ctx.manage
-        status, body = await asyncio.get_running_loop().run_in_executor(
-            pool, routes.answer, call, self.ctx, self.request, self._body_source(), args)
+        if inspect.iscoroutinefunction(call.run):
+            status, body = await routes.answer_async(call, self.ctx, self.request, self._body_source(), args)
+        else:
+            status, body = await asyncio.get_running_loop().run_in_executor(
+                self.ctx.manage, routes.answer, call, self.ctx, self.request, self._body_source(), args)
         self.on_finish()  # an upload's spooled file is gone before the answer leaves
         self.set_status(status)
         self.finish(body)
@@ -323,8 +324,7 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
             stop_all(companions)
             server.stop()
             ctx.service.shutdown()
-            for pool in (ctx.manage, ctx.infer):
-                pool.shutdown(wait=False, cancel_futures=True)
+            ctx.manage.shutdown(wait=False, cancel_futures=True)
             stopped = {**read_info(workspace), "pid": None, "stopped_at": now()}
             atomic_write(info_path(workspace), json.dumps(stopped, indent=2))
             log.info("stopped")

@@ -13,12 +13,14 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.local.inference import edi, wire
+from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.gpus import Gpus
-from mlops_widgets.backends.local.inference.pool import KernelPool, ServiceError
+from mlops_widgets.backends.local.inference.kernel_path import _mlops_wire as wire
+from mlops_widgets.backends.local.inference.pool import KernelPool, ServiceError, Task
 from mlops_widgets.backends.local.inference.runtimes import Runtimes
 from mlops_widgets.backends.local.inference.store import (
     DEFAULT_PROFILE,
@@ -295,15 +297,11 @@ class Service:
 
     # --- inference ----------------------------------------------------------------------------
 
-    def infer(self, name: str, body: wire.Blob) -> tuple[int, bytes]:
+    def submit(self, name: str, body: wire.Blob, on_done: Callable[[Task], None]) -> tuple[KernelPool, Task]:
+        """Queue an inference request for deployment `name`; `on_done(task)` runs once it is
+        answered. The caller waits at most the pool's `wait_limit()`, then `give_up`s on it."""
         pool = self.pools.get(name)
         if pool is None:
             self.store.load(name)  # NotFoundError for a deployment that does not exist
             raise ServiceError(503, f"deployment {name} is not started")
-        task = pool.new_task(body)
-        pool.submit(task)
-        if not task.done.wait(pool.wait_limit()):
-            if pool.withdraw(task):
-                raise ServiceError(504, f"deployment {name}: no kernel took this request in time; it was dropped")
-            raise ServiceError(504, f"deployment {name}: no kernel answered in time")
-        return task.status, task.output
+        return pool, pool.submit(body, on_done)

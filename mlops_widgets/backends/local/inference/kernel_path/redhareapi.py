@@ -15,8 +15,8 @@ file written for WMLA runs here unmodified:
     if __name__ == '__main__':
         MatchKernel().run()
 
-`Kernel.run()` talks to the service over a socket inherited from it (a small framed protocol,
-mirrored in `mlops_widgets/backends/local/inference/wire.py`). Outside the service, build a
+`Kernel.run()` talks to the service over a socket inherited from it (the small framed protocol
+of `_mlops_wire.py`, which the service shares). Outside the service, build a
 `TaskContext` yourself to call `on_task_invoke` in-process (tests, benchmarks).
 
 Kernels of any runtime import this file, so it runs on Python 3.8 and later with the standard
@@ -26,37 +26,19 @@ library alone.
 from __future__ import annotations
 
 import datetime
-import json
 import socket
-import struct
 import sys
 import traceback
 from typing import Any
 
-_LEN = struct.Struct("!I")
+from _mlops_wire import recv as _recv
+from _mlops_wire import send as _send
 
 # Filled by the boot script of a kernel process: the channel to the service and what it said.
 _channel: socket.socket | None = None
 _reader: Any = None
 _boot: dict[str, Any] = {}
 _run_called = False
-
-
-def _send(sock: socket.socket, header: dict[str, Any], blobs: list[bytes] | None = None) -> None:
-    """Frame = 4-byte header length, JSON header (with the blob sizes), then the blobs."""
-    blobs = blobs or []
-    raw = json.dumps({**header, "sizes": [len(b) for b in blobs]}).encode()
-    sock.sendall(b"".join([_LEN.pack(len(raw)), raw, *blobs]))
-
-
-def _recv(reader: Any) -> tuple[dict[str, Any], list[bytes]] | None:
-    """The next frame, or None when the service closed the channel."""
-    prefix = reader.read(_LEN.size)
-    if len(prefix) < _LEN.size:
-        return None
-    header = json.loads(reader.read(_LEN.unpack(prefix)[0]))
-    blobs = [reader.read(n) for n in header.get("sizes", [])]
-    return header, blobs
 
 
 def _attach(sock: socket.socket) -> dict[str, Any]:
