@@ -117,3 +117,66 @@ def test_the_engine_is_papermills_mlops_engine(tmp_path: Path, workspace: Worksp
     nb = nbformat.read(out, as_version=4)
     assert nb.cells[-1].outputs[0].text == "hello from-the-engine\n"
     assert seen[0] == -1 and seen[1:] == list(range(len(nb.cells)))
+
+
+LEAKY_KERNEL = '''\
+import base64, json, sys, urllib.parse
+import redhareapiversion
+from redhareapi import Kernel
+
+
+def forms():
+    k = API_KEY
+    return [k, urllib.parse.quote(k, safe=""), urllib.parse.quote_plus(k), base64.b64encode(k.encode()).decode(),
+            base64.urlsafe_b64encode(k.encode()).decode(), json.dumps(k), repr(k)]
+
+
+class LeakyKernel(Kernel):
+    def on_kernel_start(self, kernel_context):
+        for f in forms():
+            print("starting with", f, flush=True)
+            print("stderr", f, file=sys.stderr, flush=True)
+
+    def on_task_invoke(self, task_context):
+        for f in forms():
+            print("task with", f, flush=True)
+        if json.loads(task_context.get_input_data()).get("fail"):
+            raise RuntimeError("403 Forbidden for url https://cpd.example/v1?apikey=" + urllib.parse.quote(API_KEY, safe=""))
+        task_context.set_output_data(json.dumps({"ok": True}))
+
+
+if __name__ == "__main__":
+    LeakyKernel().run()
+'''
+
+
+def test_no_secret_of_a_deployment_reaches_the_workspace_or_its_logs(
+    tmp_path: Path, workspace: Workspace, backend, monkeypatch: pytest.MonkeyPatch, cli, example_paths
+) -> None:
+    """A deployment's secret custom arg, printed by its kernel in every encoding (and in an
+    error): masked in the kernel log and `deploy logs`, absent from every byte of the workspace
+    (the A2 run, its notebook, the index, service and kernel logs, the deployment's files)."""
+    from test_submission import stage
+
+    from mlops_widgets.backends.local.inference import stop_service
+
+    dep = tmp_path / "leaky"
+    dep.mkdir()
+    (dep / "kernel.py").write_text(LEAKY_KERNEL)
+    asset_id = stage(backend, example_paths, dep)
+    monkeypatch.setenv("API_KEY", SECRET)
+    try:
+        res = cli("deploy", "create", "--name", "leaky", "--model-asset-id", asset_id, "--custom-arg", "API_KEY")
+        assert res.exit_code == 0, res.output
+        assert cli("deploy", "infer", "--name", "leaky", "--data", "{}").stdout.strip() == '{"ok": true}'
+        failed = cli("deploy", "infer", "--name", "leaky", "--data", '{"fail": true}')
+        assert failed.exit_code == 1 and "403 Forbidden" in failed.stderr
+        logs = cli("deploy", "logs", "--name", "leaky")
+        assert logs.exit_code == 0
+        printed = [line for line in logs.stdout.splitlines() if " with " in line or "] stderr " in line]
+        assert len(printed) >= 3 * 7 and all(MASK in line for line in printed), logs.stdout
+        for shown in (res.output, failed.output, logs.output):
+            assert not [f for f in secret_forms(SECRET) if f in shown]
+    finally:
+        stop_service(workspace)
+    assert byte_leaks(workspace.root, SECRET) == []

@@ -205,3 +205,33 @@ def test_cli_general_dependencies_reach_the_folder(backend: Backend, example_pat
     assert helpers == ["cpd_utils.py", "storage_volume_utils.py"]
     model = json.loads((deployed / "model.json").read_text())
     assert model["kernel_path"] == "kernel.py"  # no model.json of its own: the default
+
+
+def test_a_failure_inside_a2_keeps_its_hint_for_the_cli(backend: Backend, example_paths: Any, cli: Any,
+                                                        workspace: Workspace, tmp_path: Path) -> None:
+    """`mlops deploy create` fails inside template A2 (the dependency has no kernel.py): the CLI
+    prints the same rendered hint as a direct call, and the run's record keeps it as data."""
+    from mlops_widgets.cli._hints import error_text, render
+    from mlops_widgets.runner import get_run, list_runs
+
+    dep = tmp_path / "nokernel"
+    dep.mkdir()
+    (dep / "main.py").write_text(ECHO_KERNEL)
+    asset_id = stage(backend, example_paths, dep)
+    with pytest.raises(MlopsError) as direct:
+        submission.build_submission_folder(backend, "nokernel", asset_id)
+    assert direct.value.hint is not None and direct.value.hint.action == "deploy.kernel_filename"
+    rendered = render(direct.value.hint)
+    assert "--kernel-filename" in rendered and error_text(direct.value).endswith(rendered)
+
+    res = cli("deploy", "create", "--name", "nokernel", "--model-asset-id", asset_id)
+    assert res.exit_code == 1
+    lines = res.stderr.rstrip().splitlines()
+    assert lines[-1] == rendered  # the hint on its own line after the run's failure
+    assert f"MlopsError: {direct.value.message}" in lines[-3]  # the step's error, then the notebook
+    (run,) = [r for r in list_runs(workspace) if r.template == "A2_WMLA_Model_Deploy"]
+    record = get_run(run.run_id, workspace)
+    assert record.status == "failed"
+    assert record.error["hint"] == {"action": "deploy.kernel_filename", "text": direct.value.hint.text,
+                                    "args": dict(direct.value.hint.args)}
+    assert "--" not in record.error["summary"] and "--" not in (run.error or "")  # words, not flags

@@ -27,7 +27,7 @@ from mlops_widgets.runner.control import ProgressCallback, ProgressEvent, RunCon
 from mlops_widgets.runner.notebook import mark_error, outcome, parameterize, template_notebook
 from mlops_widgets.runner.params import validate_parameters
 from mlops_widgets.runner.process import identity, user
-from mlops_widgets.runner.record import read_results
+from mlops_widgets.runner.record import read_raised, read_results
 from mlops_widgets.runner.secrets import SECRET_ENV_PREFIX, from_environment, scrub_notebook
 from mlops_widgets.runner.templates import Template, get_template
 from mlops_widgets.runner.trail import (
@@ -93,7 +93,12 @@ def _execute(
         args: dict[str, Any] = {"prelude": warm.prelude(run_env, cwd)}
     else:
         km = kernel.new_manager(kernel_name)
-        args = {"kernel_env": {**base_env, **run_env}, "kernel_cwd": cwd, "kernel_log": control.kernel_log}
+        args = {
+            "kernel_env": {**base_env, **run_env},
+            "kernel_cwd": cwd,
+            "kernel_log": control.kernel_log,
+            "extra_arguments": kernel.EXTRA_ARGUMENTS,
+        }
     try:
         executed = engines.execute_notebook_with_engine(
             ENGINE_NAME,
@@ -226,7 +231,7 @@ def run_template(
             warm.replenish(kernel_name, base_env)
 
         # scrub
-        record.status, error = outcome(nb, failure, control)
+        record.status, error = outcome(nb, failure, control, read_raised(results_path))
         control.close()
         if error is not None and error.get("cell_index") is not None:
             mark_error(nb, error["cell_index"], error.get("execution_count"))

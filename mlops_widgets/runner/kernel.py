@@ -8,8 +8,12 @@ import contextlib
 from typing import IO, Any
 
 KERNEL_START_TIMEOUT_S = 60
-# The kernel's command history stays in memory: a run's code is kept only in its scrubbed notebook.
-EXTRA_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
+# The kernel's command history stays in memory: a run's code is kept only in its scrubbed notebook;
+# an MlopsError ending a cell leaves its hint for the run's record (runner/kernel_errors.py).
+EXTRA_ARGUMENTS = [
+    "--HistoryManager.hist_file=:memory:",
+    "--InteractiveShellApp.extensions=mlops_widgets.runner.kernel_errors",
+]
 
 
 def new_manager(kernel_name: str) -> Any:

@@ -60,6 +60,16 @@ def error_of(nb: Any, headings: dict[int, str | None]) -> dict[str, Any] | None:
     return None
 
 
+def with_hint(error: dict[str, Any] | None, raised: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The failed cell's error with the message and hint of the MlopsError that raised it: the
+    summary is its message alone (the hint is data, rendered by each front end)."""
+    if error is None or raised is None or raised.get("ename") != error["ename"]:
+        return error
+    if not str(error["evalue"]).startswith(str(raised.get("message"))):
+        return error  # another error of the same type ended the cell
+    return {**error, "summary": f"{error['ename']}: {raised['message']}", "hint": raised.get("hint")}
+
+
 def mark_error(nb: Any, cell_index: int, execution_count: Any) -> None:
     """Papermill's red banner at the top and anchor above the failing cell."""
     import nbformat
@@ -73,10 +83,13 @@ def mark_error(nb: Any, cell_index: int, execution_count: Any) -> None:
     nb.cells.insert(0, banner)
 
 
-def outcome(nb: Any, failure: BaseException | None, control: RunControl) -> tuple[str, dict[str, Any] | None]:
+def outcome(
+    nb: Any, failure: BaseException | None, control: RunControl, raised: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any] | None]:
     """Status and error of a finished execution: cancelled, interrupted, timed out, a failed
-    cell, or what stopped the kernel (it failed to start, or died: then with the kernel's log)."""
-    error = error_of(nb, control.headings)
+    cell, or what stopped the kernel (it failed to start, or died: then with the kernel's log).
+    `raised`: the MlopsError that ended a cell, as its kernel kept it (record.read_raised)."""
+    error = with_hint(error_of(nb, control.headings), raised)
     if control.reason is None and isinstance(failure, KeyboardInterrupt):
         control.reason = "cancelled"  # Ctrl-C in the calling thread
     where = control.current_cell

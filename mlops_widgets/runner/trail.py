@@ -71,20 +71,34 @@ _COLUMNS = (
 
 class RunFailed(MlopsError):
     """A template run ended failed or cancelled; the message names the step, the error and the
-    executed notebook to open."""
+    executed notebook to open; the hint is that of the MlopsError that failed the step (kept in
+    the run's recorded error), so a front end renders it as for a direct call."""
 
     def __init__(self, record: RunRecord) -> None:
         self.record = record
-        super().__init__(failure_message(record))
+        super().__init__(failure_message(record, with_hint=False), hint=hint_of(record))
 
 
-def failure_message(record: RunRecord) -> str:
+def hint_of(record: RunRecord) -> Hint | None:
+    """The hint recorded with a failed run's error, if the error that failed it had one."""
+    hint = (record.error or {}).get("hint") if record.status == "failed" else None
+    if not isinstance(hint, dict) or not hint.get("action"):
+        return None
+    return Hint(str(hint["action"]), str(hint.get("text") or ""), dict(hint.get("args") or {}))
+
+
+def failure_message(record: RunRecord, *, with_hint: bool = True) -> str:
+    """What a failed, cancelled or interrupted run says: its step, its error (with the plain
+    words of its hint unless `with_hint` is False: a front end rendering the hint itself) and
+    its executed notebook."""
     what = {"cancelled": "was cancelled", "interrupted": "was interrupted"}.get(record.status, "failed")
     err = record.error or {}
     step = f" in step {err['heading']!r}" if err.get("heading") else ""
     summary = f": {err['summary']}" if err.get("summary") and record.status == "failed" else ""
+    hint = hint_of(record) if with_hint else None
+    fix = f": {hint.text}" if hint is not None and hint.text else ""
     return (
-        f"run {record.run_id} of template {record.template} {what}{step}{summary}\n"
+        f"run {record.run_id} of template {record.template} {what}{step}{summary}{fix}\n"
         f"executed notebook: {record.notebook}"
     )
 

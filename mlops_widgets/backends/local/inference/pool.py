@@ -165,6 +165,8 @@ class KernelPool:
         if self.state != "started":
             return
         self.state = "failed"
+        mask = self.log.masker.mask  # a kernel's words may hold a secret custom arg
+        message, log_text = mask(message), None if log_text is None else mask(log_text)
         self.error, self.error_log = message, log_text
         log.error("deployment %s failed: %s", self.name, message)
         self._fail_queue_locked(503, f"deployment {self.name} failed: {message}")
@@ -400,6 +402,9 @@ class KernelPool:
         return True
 
     def _finish(self, tasks: list[Task], status: int, *, error: str, detail: str | None = None) -> None:
+        """Fail `tasks` with `error` (and a kernel's traceback), masked of the secret custom args."""
+        mask = self.log.masker.mask
+        error, detail = mask(error), None if detail is None else mask(detail)
         with self.cond:
             self.failures += len(tasks)
         for t in tasks:

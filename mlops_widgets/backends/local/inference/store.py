@@ -23,6 +23,7 @@ from typing import Any
 
 from mlops_widgets.backends.inference_protocol import overlay_profile
 from mlops_widgets.config import check_deployment_name
+from mlops_widgets.config.model import KERNELS_MAX
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 
@@ -84,6 +85,8 @@ def merge_profile(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
         return value
 
     kmin = integer(policy, "kernel_min", 0)
+    if kmin > KERNELS_MAX:  # kernels started at once: bounded as the deployment metadata is
+        raise MlopsError(f"profile kernel_min must be an integer from 0 to {KERNELS_MAX}, got {kmin}")
     kmax = integer(policy, "kernel_max", -1)
     if kmax == 0 or (kmax != -1 and kmax < kmin):
         raise MlopsError(f"profile kernel_max must be -1 (unlimited) or >= kernel_min ({kmin}), got {kmax}")
