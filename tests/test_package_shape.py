@@ -13,7 +13,7 @@ PACKAGE = ROOT / "mlops_widgets"
 MAX_LINES = 450
 # Modules still over the limit, each being split by its owner; a module leaves this list when it
 # is split (the test fails while a listed module is no longer over, so the list cannot go stale).
-BEING_SPLIT = {"backends/base.py", "widgets/prepare.py"}
+BEING_SPLIT = {"widgets/prepare.py"}
 
 
 def sources(root: Path = PACKAGE) -> list[Path]:
