@@ -203,7 +203,7 @@ LAYOUT_PROBLEMS = """root => {
   return {scrolls, unreadable};
 }"""
 
-TABS = ("Prepare", "Deploy", "Monitor", "Status", "Runs")
+TABS = ("Prepare", "Deploy", "Monitor", "Status", "Runs", "Train")
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])

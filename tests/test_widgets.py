@@ -541,3 +541,29 @@ def test_load_example_fills_a_stageable_form(panel):
     assert "loaded" in txt(pr.yaml_message)
     assert pr.model_name.value == "deepliif-demo"
     assert pr.valid and not pr.stage.disabled, pr.stage.reason.value
+
+
+def test_edit_the_thresholds_of_a_staged_entry(panel, example_paths, backend, workspace):
+    from mlops_widgets.runner import list_runs
+
+    fill_with_example(panel, example_paths)
+    asset_id = stage(panel)
+    pr = panel.prepare
+    ed = pr.editor
+    assert ed.update.disabled and "press Edit" in txt(ed.update.reason)
+    assert ed.pick.value == asset_id  # refreshed when Stage ended
+    pr.example.button.click()  # the form now shows something else...
+    pr.model_name.value = "other"
+    ed.edit.button.click()  # ...until the staged entry is loaded for editing
+    assert pr.model_name.value == "deepliif-demo"
+    pr.monitors["generic_metrics"].rows["num_images_recent_predicted"].value.value = 2.0
+    assert not ed.update.disabled, ed.update.reason.value
+    ed.update.button.click()
+    assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    assert f"entry {asset_id} updated" in txt(ed.message)
+    entry = space.list_entries(backend)[asset_id]
+    limit = entry["openscale_custom_metric_provider"]["generic_metrics"]["thresholds"]["num_images_recent_predicted"]
+    assert limit["threshold"][0] == 2.0
+    assert entry["model_asset"] and entry["wmla_deployment"]["dependency_filename"] == "deployment.zip"
+    (event,) = [r for r in list_runs(workspace) if r.template == "entry.update"]
+    assert event.kind == "event" and event.status == "ok"

@@ -26,10 +26,11 @@ from mlops_widgets.widgets._forms import (
     problem_text,
     section,
 )
-from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, fit, grow
+from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, grow
 from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets.entry_edit import EntryEditor
+from mlops_widgets.widgets.prepare_monitors import PROVIDERS, MonitorForm, plain
 
-PROVIDERS = "openscale_custom_metric_provider"
 RESOURCES = "wmla_deployment.resource_configs"
 STAGE_TEMPLATE = "A_MLOps_Pipeline"
 
@@ -60,153 +61,6 @@ def _number_field(label: str, integer: bool, css: str) -> w.IntText | w.FloatTex
     return field
 
 
-def _plain(value: float) -> float | int:
-    """1.0 -> 1: the YAML keeps the numbers as a person writes them."""
-    return int(value) if float(value).is_integer() else value
-
-
-
-class ThresholdRow:
-    """One metric of a monitor: its limit value and direction."""
-
-    def __init__(self, form: MonitorForm, metric: str, value: float, direction: str) -> None:
-        self.metric = metric
-        self.label = w.Label(metric, layout=w.Layout(width="auto", min_width="0"))
-        self.value = w.FloatText(value=value, layout=w.Layout(width="auto", min_width="0"))
-        self.value.add_class(f"mlops-threshold-{metric}")
-        self.direction = w.Dropdown(options=["lower", "upper"], value=direction,
-                                    layout=w.Layout(width="auto", min_width="0"))
-        self.remove = w.Button(icon="times", tooltip=f"remove {metric} (its default applies)",
-                               layout=fit())
-        self.error = form.tab.errors.label(join_path(form.thresholds_path, metric))
-        for widget in (self.value, self.direction):
-            widget.observe(lambda _: form.tab.validate(), "value")
-        self.remove.on_click(lambda _: form.remove_row(metric))
-
-    @property
-    def widgets(self) -> list[w.Widget]:
-        return [self.label, self.value, self.direction, self.remove, self.error]
-
-    def to_config(self) -> dict[str, list[Any]]:
-        return {"threshold": [_plain(self.value.value), self.direction.value]}
-
-
-class MonitorForm:
-    """One monitor of the entry: where its images are and its thresholds grid (a metric left out
-    keeps the definition's default, as in the YAML)."""
-
-    def __init__(self, tab: PrepareTab, monitor_id: str, settings: dict[str, Any]) -> None:
-        from mlops_widgets.config.monitor_settings import base_definition
-
-        self.tab = tab
-        self.id = monitor_id
-        self.definition = base_definition(monitor_id, tab.ctx.definitions)
-        self.path = join_path(PROVIDERS, monitor_id)
-        self.thresholds_path = join_path(self.path, "thresholds")
-        errors = tab.errors
-        self.title = w.HTML(self._title_html())
-        self.remove = w.Button(description="Remove", icon="trash", layout=fit())
-        self.remove.add_class("mlops-remove-monitor")
-        self.remove.on_click(lambda _: tab.confirm.ask(
-            f"Remove monitor {self.id} and its thresholds from the entry?", "Remove",
-            lambda: tab.remove_monitor(self.id)))
-
-        def text(key: str, label: str, hint: str) -> w.Text:
-            return w.Text(value=str(settings.get(key) or ""), description=label, placeholder=hint,
-                          style=STYLE, layout=grow())
-
-        self.dir_gt = text("dir_gt", "dir_gt", "ground-truth folder, relative to the volume")
-        self.dir_pred = text("dir_pred", "dir_pred", "predictions folder, relative to the volume")
-        self.volume = text("volume_display_name", "volume", "storage volume name")
-        recent = settings.get("most_recent")
-        self.most_recent = w.IntText(
-            value=recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
-            description="most_recent (days)", style=STYLE, layout=grow(),
-        )
-        self.rows: dict[str, ThresholdRow] = {}
-        for metric, cfg in (settings.get("thresholds") or {}).items():
-            value, direction = self._limit(cfg)
-            self.rows[metric] = ThresholdRow(self, metric, value, direction)
-        self.grid = w.GridBox(
-            layout=w.Layout(grid_template_columns="minmax(8em, 16em) minmax(5em, 8em) minmax(5em, 7em) auto minmax(0, 1fr)",
-                            grid_gap="2px 6px", max_width="100%")
-        )
-        self.new_metric = w.Combobox(placeholder="metric name", ensure_option=False,
-                                     layout=grow())
-        self.add_metric = w.Button(description="Add metric", icon="plus", layout=fit())
-        self.add_metric.on_click(lambda _: self.add_row(self.new_metric.value.strip()))
-        self._fill_grid()
-        fields = {"dir_gt": self.dir_gt, "dir_pred": self.dir_pred,
-                  "volume_display_name": self.volume, "most_recent": self.most_recent}
-        rows = []
-        for key, widget in fields.items():
-            widget.add_class(f"mlops-monitor-{key}")
-            widget.observe(lambda _: tab.validate(), "value")
-            rows.append(w.HBox([widget, errors.label(join_path(self.path, key), widget)]))
-        self.widget = w.VBox(
-            [w.HBox([self.title, self.remove]), errors.label(self.path), *rows,
-             w.HTML("<b>thresholds</b> <span class='mlops-muted'>(lower: a value below it is a "
-                    "violation; upper: a value above it)</span>"),
-             errors.label(self.thresholds_path), self.grid,
-             w.HBox([self.new_metric, self.add_metric])],
-        )
-        self.widget.add_class("mlops-box")
-        self.widget.add_class(f"mlops-monitor-{monitor_id}")
-
-    def heading(self) -> str:
-        """The monitor's fold title."""
-        if self.definition is None:
-            return f"{self.id} (not known locally)"
-        return f"{self.id} — {self.definition.name}"
-
-    def _title_html(self) -> str:
-        title = f"<b>{html.escape(self.id)}</b>"
-        if self.definition is None:
-            return title + (f" <span class='{WARN}'>(not known locally: it may exist "
-                            "on the server; its metric names cannot be checked here)</span>")
-        return title + f" — {html.escape(self.definition.name)}"
-
-    @staticmethod
-    def _limit(cfg: Any) -> tuple[float, str]:
-        """(value, direction) of `{threshold: [v, dir]}` (validated already when loaded)."""
-        try:
-            value, direction = cfg["threshold"]
-            return float(value), direction if direction in ("lower", "upper") else "lower"
-        except (TypeError, KeyError, ValueError):
-            return 0.0, "lower"
-
-    def _fill_grid(self) -> None:
-        self.grid.children = [x for row in self.rows.values() for x in row.widgets]
-        known = self.definition.metric_names if self.definition else []
-        self.new_metric.options = [m for m in known if m not in self.rows]
-
-    def add_row(self, metric: str) -> None:
-        """Add a metric, prefilled with the definition's default threshold when it has one."""
-        if not metric or metric in self.rows:
-            return
-        default = self.definition.thresholds.get(metric) if self.definition else None
-        value, direction = (default.value, default.direction) if default else (0.0, "lower")
-        self.rows[metric] = ThresholdRow(self, metric, value, direction)
-        self.new_metric.value = ""
-        self._fill_grid()
-        self.tab.validate()
-
-    def remove_row(self, metric: str) -> None:
-        self.rows.pop(metric, None)
-        self.tab.errors.forget(join_path(self.thresholds_path, metric))
-        self._fill_grid()
-        self.tab.validate()
-
-    def to_config(self) -> dict[str, Any]:
-        return {
-            "dir_gt": self.dir_gt.value.strip(),
-            "dir_pred": self.dir_pred.value.strip(),
-            "volume_display_name": self.volume.value.strip(),
-            "most_recent": self.most_recent.value,
-            "thresholds": {m: row.to_config() for m, row in self.rows.items()},
-        }
-
-
 class PrepareTab:
     """Model and dependency paths, model name, resources, monitors; load/save YAML; Stage."""
 
@@ -225,6 +79,7 @@ class PrepareTab:
         self.problems: list[str] = []
         self.last_model_asset_id: str | None = None
         self.last_run: Any = None
+        self.editor = EntryEditor(self)
 
         self.yaml_path = PathField("Config YAML", base=ctx.base, css="mlops-yaml-path",
                                    placeholder="deployment_metadata.yml")
@@ -302,6 +157,7 @@ class PrepareTab:
             section("Monitors"), w.HBox([self.monitor_pick, self.add_monitor_button]),
             self.monitor_message, self.confirm.widget, self.errors.label(PROVIDERS), self.monitor_box,
             section("Stage"), self.on_clash, self.general, self.stage.widget, self.result,
+            self.editor.widget,
         ])
         self.widget.add_class("mlops-prepare")
         self.validate()
@@ -318,7 +174,7 @@ class PrepareTab:
         if not isinstance(wmla, dict):
             wmla = entry["wmla_deployment"] = {}
         resources: dict[str, Any] = {"enable_gpus": bool(self.enable_gpus.value)}
-        resources.update({k: _plain(f.value) for k, f in self.resources.items()})
+        resources.update({k: plain(f.value) for k, f in self.resources.items()})
         wmla["resource_configs"] = resources
         entry[PROVIDERS] = {mid: form.to_config() for mid, form in self.monitors.items()}
         return entry
@@ -430,6 +286,7 @@ class PrepareTab:
         else:
             self.save.set_reason(pending(entry_problems, self.errors))
         self.load.set_reason(None if self.yaml_path.value else "give the YAML path to load")
+        self.editor.update_actions()
 
     # -- YAML -----------------------------------------------------------------------------------
 
@@ -531,4 +388,5 @@ class PrepareTab:
             f"{html.escape(str(self.last_model_asset_id))}</code></div>")
 
     def refresh(self) -> None:
-        """Nothing to reload: the form's state is the user's input."""
+        """The staged entries one can edit (the form's own state is the user's input)."""
+        self.editor.refresh()

@@ -52,10 +52,10 @@ class TrainTab:
                                 placeholder="one path per line (wildcards allowed)")
         self.folders = w.Textarea(description="Folders", style=LABEL, layout=grow(18, 60),
                                   placeholder="one folder per line, copied with its name")
-        self.workers = w.BoundedIntText(description="Workers", value=1, min=1, max=64, style=LABEL, layout=grow(8, 14))
+        self.workers = w.BoundedIntText(description="Workers", value=1, min=1, max=64, style=LABEL, layout=grow(16, 22))
         self.devices = w.BoundedIntText(description="GPUs / worker", value=0, min=0, max=16, style=LABEL,
-                                        layout=grow(8, 14))
-        self.memory = w.Text(description="Memory", value="8g", style=LABEL, layout=grow(8, 14))
+                                        layout=grow(16, 22))
+        self.memory = w.Text(description="Memory", value="8g", style=LABEL, layout=grow(16, 22))
         self.volume = w.Text(description="Data volume", placeholder="storage volume (optional)", style=LABEL,
                              layout=grow())
         self.data_path = w.Text(description="Data path", placeholder="folder on the volume: $DATA_DIR",
