@@ -1,12 +1,15 @@
-"""Secrets in every encoding leave no trace in the workspace; credential variables outside the
-word list reach template kernels only when declared; the papermill engine standing alone."""
+"""Secrets in every encoding leave no trace in the workspace, from a template run or from a
+deployment's kernel; credential variables outside the word list reach template kernels only when
+declared; the papermill engine standing alone."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
 import papermill
+import psutil
 import pytest
 from test_runner import make_template  # tests/ is on sys.path (pytest rootdir conftest)
 
@@ -120,7 +123,7 @@ def test_the_engine_is_papermills_mlops_engine(tmp_path: Path, workspace: Worksp
 
 
 LEAKY_KERNEL = '''\
-import base64, json, sys, urllib.parse
+import base64, json, os, sys, urllib.parse
 import redhareapiversion
 from redhareapi import Kernel
 
@@ -142,7 +145,7 @@ class LeakyKernel(Kernel):
             print("task with", f, flush=True)
         if json.loads(task_context.get_input_data()).get("fail"):
             raise RuntimeError("403 Forbidden for url https://cpd.example/v1?apikey=" + urllib.parse.quote(API_KEY, safe=""))
-        task_context.set_output_data(json.dumps({"ok": True}))
+        task_context.set_output_data(json.dumps({"ok": True, "env": sorted(os.environ)}))
 
 
 if __name__ == "__main__":
@@ -155,7 +158,9 @@ def test_no_secret_of_a_deployment_reaches_the_workspace_or_its_logs(
 ) -> None:
     """A deployment's secret custom arg, printed by its kernel in every encoding (and in an
     error): masked in the kernel log and `deploy logs`, absent from every byte of the workspace
-    (the A2 run, its notebook, the index, service and kernel logs, the deployment's files)."""
+    (the A2 run, its notebook, the index, service and kernel logs, the deployment's files).
+    The service is started by the A2 run's kernel: its kernels still get none of the run's or
+    the notebook's variables."""
     from test_submission import stage
 
     from mlops_widgets.backends.local.inference import stop_service
@@ -165,10 +170,16 @@ def test_no_secret_of_a_deployment_reaches_the_workspace_or_its_logs(
     (dep / "kernel.py").write_text(LEAKY_KERNEL)
     asset_id = stage(backend, example_paths, dep)
     monkeypatch.setenv("API_KEY", SECRET)
+    monkeypatch.setenv("JPY_PARENT_PID", "1")  # as in a notebook
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     try:
         res = cli("deploy", "create", "--name", "leaky", "--model-asset-id", asset_id, "--custom-arg", "API_KEY")
         assert res.exit_code == 0, res.output
-        assert cli("deploy", "infer", "--name", "leaky", "--data", "{}").stdout.strip() == '{"ok": true}'
+        answer = json.loads(cli("deploy", "infer", "--name", "leaky", "--data", "{}").stdout)
+        assert answer["ok"] is True
+        service_pid = json.loads((workspace.root / "inference" / "service.json").read_text())["pid"]
+        assert "MLOPS_RUN_ID" in psutil.Process(service_pid).environ()  # the A2 run's kernel started it
+        assert not {"MLOPS_RUN_ID", "JPY_PARENT_PID", "MPLBACKEND"} & set(answer["env"])
         failed = cli("deploy", "infer", "--name", "leaky", "--data", '{"fail": true}')
         assert failed.exit_code == 1 and "403 Forbidden" in failed.stderr
         logs = cli("deploy", "logs", "--name", "leaky")
