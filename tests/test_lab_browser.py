@@ -132,6 +132,15 @@ def test_sidebar_lists_the_demo_runs_and_opens_one_read_only(demo_lab, page, tmp
     expect(sidebar.locator(".mlops-run-item")).to_have_count(len(runs), timeout=30_000)
     deployment = sidebar.locator(".mlops-deployment[data-deployment='deepliif-demo']")
     expect(deployment).to_contain_text("stopped")  # the demo stops its deployment at the end
+    from mlops_widgets.ops.alerts import unacknowledged_count
+    from mlops_widgets.workspace import Workspace
+
+    alerts = unacknowledged_count(Workspace(demo_lab["workspace"]), "deepliif-demo")
+    badge = deployment.locator(".mlops-badge-alert")
+    if alerts:  # the demo's thresholds make one metric fail on purpose
+        expect(badge).to_have_text(f"{alerts} alert{'s' if alerts > 1 else ''}")
+    else:
+        expect(badge).to_have_count(0)
     group = sidebar.locator(".mlops-run-group[data-deployment='deepliif-demo']")
     expect(group).to_contain_text("A2_WMLA_Model_Deploy")
     for run in runs:

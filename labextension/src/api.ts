@@ -32,6 +32,7 @@ export interface IDeployment {
   model_asset_id: string | null;
   url: string | null;
   error: string | null;
+  alerts: number;
 }
 
 export interface IRunSummary {

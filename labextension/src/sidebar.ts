@@ -136,6 +136,12 @@ export class MLOpsSidebar extends Widget {
       const row = el('div', 'mlops-deployment');
       row.dataset.deployment = d.name;
       row.append(el('span', 'mlops-deployment-name', d.name), badge(d.state));
+      if (d.alerts) {
+        const alerts = badge(`${d.alerts} alert${d.alerts > 1 ? 's' : ''}`);
+        alerts.classList.add('mlops-badge-alert');
+        alerts.title = 'unacknowledged alerts: violated thresholds nobody acknowledged yet';
+        row.appendChild(alerts);
+      }
       row.title = d.error || `${d.status}, ${d.kernels} kernel(s)`;
       this._deployments.appendChild(row);
     }
