@@ -250,3 +250,35 @@ def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, widt
             for target in shots(tmp_path, f"panel-{title.lower()}-{theme}-{width}.png"):
                 page.locator(".mlops-lab-panel").screenshot(path=str(target))
         assert not problems, json.dumps(problems, indent=1)
+
+
+def test_clone_a_run_then_run_the_clone_in_the_audit_trail(demo_lab, page, tmp_path):
+    """From a run's tab: Clone writes an editable notebook beside the user's files and opens it;
+    its toolbar's "Run in the audit trail" runs its parameters through the runner."""
+    from playwright.sync_api import expect
+
+    from mlops_widgets.runner import list_runs
+
+    c1 = next(r for r in list_runs(demo_lab["workspace"]) if r.template == "C1_OpenScale_Dummy_ML_Provider")
+    before = len(list_runs(demo_lab["workspace"]))
+    _open_lab(page, demo_lab)
+    page.evaluate("id => window.jupyterapp.commands.execute('mlops:open-run', {runId: id})", c1.run_id)
+    view = page.locator(".mlops-run-view")
+    view.locator(".mlops-run-clone").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator(".mlops-clone-path").fill("c1-again.ipynb")
+    dialog.locator(".jp-mod-accept").click()
+    button = page.locator(".jp-NotebookPanel-toolbar .mlops-run-in-trail")
+    expect(button).to_be_visible(timeout=60_000)
+    assert (demo_lab["root"] / "c1-again.ipynb").is_file()
+    screenshot(page, tmp_path, "lab-clone.png")
+    button.click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_contain_text(f"re-run of C1_OpenScale_Dummy_ML_Provider run {c1.run_id[:8]}")
+    expect(dialog).to_contain_text("the template's defaults apply")  # the demo ran C1 with its defaults
+    dialog.locator(".jp-mod-accept").click()
+    # The new run opens in a tab of its own beside the first one's.
+    expect(page.locator(".mlops-run-view")).to_have_count(2, timeout=120_000)
+    runs = list_runs(demo_lab["workspace"])
+    assert len(runs) == before + 1 and runs[0].rerun_of == c1.run_id and runs[0].status == "ok"
+    expect(page.locator(".mlops-run-view").last.locator(".mlops-run-title")).to_contain_text(runs[0].short_id)

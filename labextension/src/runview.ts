@@ -37,7 +37,11 @@ export class ParametersForm extends Widget {
     super();
     this.addClass('mlops-params-form');
     this.node.appendChild(el('p', 'mlops-params-note', note));
-    this.node.appendChild(parametersTable(parameters, help));
+    this.node.appendChild(
+      Object.keys(parameters).length
+        ? parametersTable(parameters, help)
+        : el('p', 'mlops-params-note', "none given: the template's defaults apply")
+    );
     if (secretNames.length) {
       this.node.appendChild(
         el('p', 'mlops-params-note', 'Secrets are never stored: give them again (empty: taken from the server\'s environment).')
