@@ -1,6 +1,7 @@
 """Reproductions of issue 12 checked end to end where the unit tests stop short: a zip bomb as a
-staged dependency refused at deploy with nothing unpacked, and the service's own profile bounded
-as the deployment metadata is (kernel_min: 10**30 reaches no kernel pool)."""
+staged dependency refused at deploy with nothing unpacked, the service's own profile bounded as
+the deployment metadata is (kernel_min: 10**30 reaches no kernel pool), and a run on a full
+workspace refused in plain words with no temporary run folder left."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 import pytest
 from test_inference import ECHO_KERNEL, make_folder
+from test_runner import make_template
 from test_submission import stage
+from test_workspace import in_tmpfs, needs_unshare
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.local.inference import LocalInference, stop_service
@@ -58,3 +61,26 @@ def test_the_services_profile_bounds_kernel_min(workspace: Workspace, tmp_path: 
     with pytest.raises(MlopsError, match=r"kernel_min must be an integer from 0 to 64, got 10{30}"):
         inference.update_profile("dep", {"policy": {"kernel_min": 10**30, "kernel_max": -1}})
     assert inference.update_profile("dep", {"policy": {"kernel_min": 64, "kernel_max": -1}})["policy"]["kernel_min"] == 64
+
+
+@needs_unshare
+def test_a_run_on_a_full_workspace_says_so_and_leaves_no_temporary_run_folder(tmp_path: Path) -> None:
+    """Issue 12: a full disk left a temporary run folder and said "disk I/O error"."""
+    marker = tmp_path / "executed"
+    template = make_template(tmp_path / "T_Full.ipynb", "n = 1  # unused", [f"open({str(marker)!r}, 'w').close()"])
+    out = in_tmpfs(tmp_path, "2m", f"""
+        export MLOPS_HOME=$M/ws
+        eval "$MLOPS config list" >/dev/null || exit 98
+        mkdir -p $M/ws/runs
+        dd if=/dev/zero of=$M/filler bs=64k 2>/dev/null
+        eval "$MLOPS run {template}"
+        echo "exit=$?"
+        ls -a $M/ws/runs
+    """)
+    assert out.returncode not in (98, 99), out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith("Error: no space left on ") and f"{tmp_path}/mnt/ws" in errors[0], (
+        out.stderr)
+    assert "exit=1" in out.stdout and "disk I/O error" not in out.stderr
+    assert [n for n in out.stdout.split() if n.startswith(".") and n not in (".", "..")] == []  # no .<run>.tmp
+    assert not marker.exists()  # refused before any cell ran
