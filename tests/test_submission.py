@@ -235,3 +235,4 @@ def test_a_failure_inside_a2_keeps_its_hint_for_the_cli(backend: Backend, exampl
     assert record.error["hint"] == {"action": "deploy.kernel_filename", "text": direct.value.hint.text,
                                     "args": dict(direct.value.hint.args)}
     assert "--" not in record.error["summary"] and "--" not in (run.error or "")  # words, not flags
+    assert f"fix: {rendered}" in cli("runs", "show", run.run_id).stdout.splitlines()

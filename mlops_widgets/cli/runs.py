@@ -197,11 +197,16 @@ def runs_show(obj: CliContext, run: str, as_json: bool) -> None:
 
 
 def _print_record(record: Any) -> None:
+    from mlops_widgets.cli._hints import render
+    from mlops_widgets.runner.trail import hint_of
+
     err = record.error or {}
+    hint = hint_of(record)
     lines = [
         ("run", record.run_id),
         ("template", f"{record.template} ({record.template_hash})"),
         ("status", record.status + (f": {err['summary']}" if err.get("summary") else "")),
+        ("fix", render(hint) if hint is not None else ""),
         ("in step", err.get("heading")),
         ("started", record.started_at),
         ("kind", record.kind if record.kind != "template" else ""),
