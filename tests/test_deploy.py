@@ -175,7 +175,7 @@ def test_a_half_way_failure_can_be_run_again(backend: Backend, example_paths: An
     asset_id = stage(backend, example_paths, needy_dependency(tmp_path))
     secret = {"API_TOKEN": "tok-123"}
     with pytest.raises(MlopsError, match="did not start.*NameError: name 'GREETING' is not defined"):
-        deploy.deploy_create(backend, "needy", asset_id, secret_args=secret, timeout=30)
+        deploy.deploy_create(backend, "needy", asset_id, secret_args=secret, timeout=120)
     (row,) = deploy.deploy_list(backend)
     assert row["status"] == "FAILED" and row["model_asset_id"] == asset_id
     result = deploy.deploy_create(backend, "needy", asset_id, custom_args={"GREETING": "hi"}, secret_args=secret)
@@ -189,7 +189,7 @@ def test_a_half_way_failure_can_be_run_again(backend: Backend, example_paths: An
 def test_a_half_way_failure_is_cleaned_by_delete(backend: Backend, example_paths: Any, tmp_path: Path) -> None:
     asset_id = stage(backend, example_paths, needy_dependency(tmp_path))
     with pytest.raises(MlopsError, match="did not start"):
-        deploy.deploy_create(backend, "needy", asset_id, timeout=30)
+        deploy.deploy_create(backend, "needy", asset_id, timeout=120)
     result = deploy.deploy_delete(backend, "needy")
     assert result == {"deployment_name": "needy", "undeployed": True, "model_asset_id": asset_id,
                       "entry": "cleared", "deleted_subscription_ids": []}

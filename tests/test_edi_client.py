@@ -21,7 +21,7 @@ from mlops_widgets.backends.local.inference import LocalInference, start_service
 from mlops_widgets.workspace import Workspace
 
 
-def poll(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+def poll(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():

@@ -5,6 +5,7 @@ the local service's token); elsewhere on Cloud Pak for Data's REST services (the
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 
 from mlops_widgets import edi_helpers
 from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.local.inference import KERNEL_PATH
 
 MODULES = [m.removesuffix(".py") for m in edi_helpers.MODULES]
 
@@ -182,21 +184,39 @@ def test_space_assets_over_the_cluster(cpd_env: dict[str, str], fake_cpd: FakeCp
     assert (tmp_path / "into" / "model.zip").read_bytes() == b"weights"
 
 
-def test_local_helpers_need_only_the_standard_library(local: Backend, tmp_path: Path) -> None:
-    """A kernel may run on an interpreter without our packages: `python -S` (no site-packages)
-    still lists the space and writes to the volume."""
+def oldest_python() -> str | None:
+    """A Python 3.8 of this machine (the oldest a runtime may have), where there is one."""
     import subprocess
 
+    candidates = [*map(str, Path("~/.pyenv/versions").expanduser().glob("3.8.*/bin/python3.8")),
+                  shutil.which("python3.8")]
+    for python in filter(None, candidates):
+        if subprocess.run([python, "-c", "pass"], capture_output=True, check=False).returncode == 0:
+            return python
+    return None
+
+
+@pytest.mark.parametrize("interpreter", ["service's", "3.8"])
+def test_local_helpers_need_only_the_standard_library(local: Backend, tmp_path: Path, interpreter: str) -> None:
+    """A kernel may run on an interpreter without our packages, as old as Python 3.8: with `-S`
+    (no site-packages) the helpers and the kernel shim still list the space and use the volume."""
+    import subprocess
+
+    python = sys.executable if interpreter == "service's" else oldest_python()
+    if python is None:
+        pytest.skip("no Python 3.8 on this machine")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.txt").write_text("a")
     script = (
-        "import storage_volume_utils as sv, wml_sdk_utils as w, wmla_edi_utils as edi, cpd_utils\n"
+        "import storage_volume_utils as sv, wml_sdk_utils as w, wmla_edi_utils as edi, cpd_utils, redhareapi\n"
         "import sys; assert 'requests' not in sys.modules and 'numpy' not in sys.modules\n"
-        "print(sv.upload('out'), list(w.list_files(w.get_client()).values()))\n"
+        "up = sv.upload('out')\n"
+        "sv.download('out/a.txt', 'back.txt')\n"
+        "print(up, list(w.list_files(w.get_client()).values()), open('back.txt').read())\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(edi_helpers.HERE)}
-    done = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, env=env,
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(edi_helpers.HERE), str(KERNEL_PATH)])}
+    done = subprocess.run([python, "-S", "-c", script], cwd=tmp_path, env=env,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['out/a.txt'] []"
+    assert done.stdout.strip() == "['out/a.txt'] [] a"
     assert (local.workspace.root / "volumes" / "vol" / "out" / "a.txt").read_text() == "a"

@@ -131,7 +131,8 @@ def inference(workspace: Workspace) -> Iterator[LocalInference]:
     stop_service(workspace)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 120.0, what: str = "condition") -> Any:
+    """Poll until `check` is true; the timeout only bounds a failing test (a loaded machine is slow)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -141,7 +142,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condi
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def wait_status(inf: LocalInference, name: str, *statuses: str, timeout: float = 15.0) -> dict[str, Any]:
+def wait_status(inf: LocalInference, name: str, *statuses: str, timeout: float = 120.0) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
     def check() -> dict[str, Any] | None:
@@ -199,7 +200,7 @@ def parallel(*calls: Callable[[], Any], meanwhile: Callable[[], Any] | None = No
             meanwhile()
     finally:
         for t in threads:
-            t.join(30)
+            t.join()
     return results
 
 
@@ -444,7 +445,7 @@ def test_kernels_scale_with_load_and_idle_ones_are_released(inference: LocalInfe
     assert all(isinstance(o, dict) for o in outs), outs
     assert len(seen["kernels"]) == 2  # scaled up to kernel_max, no further, while one request waits
     assert len({o["pod"] for o in outs}) == 2
-    wait_for(lambda: inference.view("dep")["kernels"] == [], timeout=10, what="idle kernels to be released")
+    wait_for(lambda: inference.view("dep")["kernels"] == [], what="idle kernels to be released")
 
 
 def test_kernel_min_is_kept_after_release(inference: LocalInference, tmp_path: Path) -> None:
@@ -452,9 +453,9 @@ def test_kernel_min_is_kept_after_release(inference: LocalInference, tmp_path: P
     gate = tmp_path / "gate"
     outs = gated(inference, gate, lambda v: busy(v) == 2, *[at_gate(inference, gate)] * 2)
     assert len({o["pod"] for o in outs}) == 2
-    wait_for(lambda: len(inference.view("dep")["kernels"]) == 1, timeout=10, what="one kernel left")
-    time.sleep(1.2)
-    assert len(inference.view("dep")["kernels"]) == 1
+    (kept,) = wait_for(lambda: len(k := inference.view("dep")["kernels"]) == 1 and k, what="one kernel left")
+    time.sleep(1.2)  # past kernel_delay_release_time: the last kernel is kept, not released
+    assert [k["pod"] for k in inference.view("dep")["kernels"]] == [kept["pod"]]
 
 
 def test_task_batch_size_through_next(inference: LocalInference, tmp_path: Path) -> None:
@@ -480,10 +481,9 @@ def test_task_batch_size_through_next(inference: LocalInference, tmp_path: Path)
 def test_task_past_timeout_gets_504_and_its_kernel_is_replaced(inference: LocalInference, tmp_path: Path) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1, task_execution_timeout=1)
     (old,) = view["kernels"]
-    t0 = time.monotonic()
-    with pytest.raises(InferenceError, match="task_execution_timeout") as info:
-        ask(inference, do="sleep", seconds=30)
-    assert info.value.status == 504 and time.monotonic() - t0 < 10
+    with pytest.raises(InferenceError, match=r"task_execution_timeout \(1 s\)") as info:
+        ask(inference, do="sleep", seconds=60)  # answered 200 after 60 s unless the timeout fires
+    assert info.value.status == 504
     assert wait_for(lambda: gone(old["pid"]), what="the old kernel to end")
     out = ask(inference, do="echo")
     assert out["pod"] != old["pod"]
@@ -656,7 +656,7 @@ def test_busy_kernels_of_a_killed_service_are_reaped(inference: LocalInference, 
     caller.start()
     wait_for(lambda: inference.view("dep")["kernels"][0]["state"] == "busy", what="the kernel to be busy")
     os.kill(info["pid"], signal.SIGKILL)
-    caller.join(10)
+    caller.join()
     assert not gone(kernel)  # still sleeping in on_task_invoke, orphaned
     start_service(workspace)  # the next service reaps it before starting the deployment again
     wait_for(lambda: gone(kernel), what="the orphaned kernel to be reaped")
@@ -702,10 +702,10 @@ def test_mlops_serve_runs_in_the_foreground(workspace: Workspace, tmp_path: Path
         assert out["input"]["do"] == "echo" and out["env"]["PATH"]
         assert out["env"]["CALLER_API_KEY"] is None and out["env"]["MLOPS_SECRET_TOKEN"] is None  # not the caller's
         again = subprocess.run([str(mlops), "--workspace", str(workspace.root), "serve"],
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=120)
         assert again.returncode == 1 and "already runs" in again.stderr
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
+        assert proc.wait(120) == 0
         assert gone(view["kernels"][0]["pid"])
         assert not inf.running()
     finally:

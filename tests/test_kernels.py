@@ -149,7 +149,7 @@ def test_n_cpus_pins_each_kernel_to_its_own_cpus(inference: LocalInference, tmp_
 # --- process groups, orphans, death ------------------------------------------------------------------
 
 
-@pytest.mark.timeout(120)  # the bug this guards against is a request that never ends
+@pytest.mark.timeout(240)  # the bug this guards against is a request that never ends
 @pytest.mark.parametrize("setsid", [False, True], ids=["child-in-session", "child-left-session"])
 def test_a_kernel_that_forks_and_exits_is_noticed_and_its_orphan_killed(
     inference: LocalInference, tmp_path: Path, setsid: bool

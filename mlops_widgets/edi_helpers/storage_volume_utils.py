@@ -65,10 +65,15 @@ def _local_root(volume) -> Path:
     return Path(base) / volume
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path` is `root` or below it (Path.is_relative_to needs Python 3.9)."""
+    return path == root or root in path.parents
+
+
 def _local_path(volume, path) -> Path:
     root = _local_root(volume)
     target = root / _clean(path)
-    if not target.resolve().is_relative_to(root.resolve()):
+    if not _inside(target.resolve(), root.resolve()):
         raise ValueError(f"storage volume path {path!r} leads out of the volume {volume!r}")
     return target
 
@@ -127,7 +132,7 @@ def _unzip_into(data: bytes, dest: Path) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         for info in zf.infolist():
             target = (dest / _clean(info.filename)).resolve()
-            if not target.is_relative_to(root) or (info.external_attr >> 16) & 0o170000 == 0o120000:
+            if not _inside(target, root) or (info.external_attr >> 16) & 0o170000 == 0o120000:
                 raise ValueError(f"refusing zip entry {info.filename!r} of a downloaded folder")
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)

@@ -325,10 +325,13 @@ class KernelPool:
                         k.exit_reason = "died"
                         return None
                     wait = 1.0
-                    if len(self.kernels) > self.target_min:
+                    # Kernels idle alike reach their release delay together: each counts the
+                    # others still staying, so that kernel_min of them stay.
+                    staying = sum(1 for other in self.kernels.values() if other.state != "stopping")
+                    if staying > self.target_min:
                         left = self.delay_release - (time.monotonic() - idle_since)
                         if left <= 0:
-                            k.exit_reason = "released"
+                            k.exit_reason, k.state = "released", "stopping"
                             return None
                         wait = min(wait, left)
                     self.cond.wait(wait)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
 KERNEL_PATH = Path(__file__).resolve().parent / "kernel_path"
 BOOT = KERNEL_PATH / "_mlops_kernel_boot.py"
 POD_VARIABLE = "MSD_POD_NAME"
-KILL_ROUNDS = 20  # passes over /proc while a kernel's processes keep forking under SIGKILL
+KILL_PATIENCE = 10.0  # seconds to wait for SIGKILLed kernel processes to be gone
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -106,16 +107,23 @@ def process_tree(leader: int) -> list[int]:
 
 def kill_kernel(leader: int, pod: str | None = None) -> int:
     """SIGKILL every process of the kernel (see `kernel_processes`), again while some fork
-    meanwhile; the number killed."""
+    meanwhile, and return once none is left (a killed process may take a moment to go on a
+    loaded machine) or after KILL_PATIENCE; the number killed."""
     killed: set[int] = set()
-    for _ in range(KILL_ROUNDS):
-        pids = kernel_processes(leader, pod)
-        if not pids:
-            break
+    denied: set[int] = set()  # not ours to kill (never expected: a kernel's processes are ours)
+    deadline = time.monotonic() + KILL_PATIENCE
+    while (pids := set(kernel_processes(leader, pod)) - denied) and time.monotonic() < deadline:
+        fresh = pids - killed
         for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
                 os.kill(pid, signal.SIGKILL)
                 killed.add(pid)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                denied.add(pid)
+        if not fresh:
+            time.sleep(0.005)  # all signalled already: give them time to die
     return len(killed)
 
 
