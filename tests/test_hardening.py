@@ -1,7 +1,8 @@
 """Reproductions of issue 12 checked end to end where the unit tests stop short: a zip bomb as a
 staged dependency refused at deploy with nothing unpacked, the service's own profile bounded as
-the deployment metadata is (kernel_min: 10**30 reaches no kernel pool), and a run on a full
-workspace refused in plain words with no temporary run folder left."""
+the deployment metadata is (kernel_min: 10**30 reaches no kernel pool), a run on a full
+workspace refused in plain words with no temporary run folder left, and kernel logs bounded by
+default (issue 13)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,13 @@ def test_a_run_on_a_full_workspace_says_so_and_leaves_no_temporary_run_folder(tm
     assert "exit=1" in out.stdout and "disk I/O error" not in out.stderr
     assert [n for n in out.stdout.split() if n.startswith(".") and n not in (".", "..")] == []  # no .<run>.tmp
     assert not marker.exists()  # refused before any cell ran
+
+
+def test_kernel_logs_rotate_at_10_mb_times_3_unless_configured() -> None:
+    """Issue 13: a chatty kernel wrote 353 MB of log; the log is bounded by default."""
+    from mlops_widgets.backends.local.inference.kernel_logs import limits
+
+    assert limits({}) == (10 * 2**20, 3)
+    assert limits({"MLOPS_KERNEL_LOG_MB": "1", "MLOPS_KERNEL_LOG_FILES": "5"}) == (2**20, 5)
+    with pytest.raises(MlopsError, match="MLOPS_KERNEL_LOG_MB must be a positive number"):
+        limits({"MLOPS_KERNEL_LOG_MB": "lots"})
