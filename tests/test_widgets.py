@@ -272,8 +272,11 @@ def test_a_failed_stage_shows_why_inline_with_its_notebook(panel, example_paths)
     assert "already has assets named" in bar.last_error
     assert "already has assets named" in txt(bar.message)  # in one place: the task bar
     assert "already has assets named" not in txt(pr.result)
-    assert "A_MLOps_Pipeline.ipynb" in txt(bar.message)  # where its executed notebook is
     assert [r.status for r in panel.runs.runs] == ["failed", "ok"]
+    failed = panel.runs.runs[0]
+    # The run by its short id, linked to its executed notebook; the fix names the panel's control.
+    assert f"data-run='{failed.run_id}'" in bar.message.value and f"run {failed.short_id}" in txt(bar.message)
+    assert "Same names" in txt(bar.message) and "--" not in txt(bar.message)
 
     pr.on_clash.value = "new"
     assert stage(panel) != panel.runs.runs[-1].run_id
@@ -288,6 +291,9 @@ def test_cancel_stops_the_run_and_records_it_cancelled(panel, example_paths, wor
     assert panel.wait(WAIT_S)
     assert "cancelled" in (bar.last_error or "")
     assert [r.status for r in list_runs(workspace)] == ["cancelled"]
+    # What the user asked for, not a failure: no error colour, no "failed".
+    assert "Stage: cancelled" in txt(bar.message) and "failed" not in txt(bar.message)
+    assert "mlops-error" not in bar.message.value and bar.progress.bar_style == "warning"
 
 
 def test_deploy_form_checks_names_like_the_cli_and_keeps_secrets_out_of_parameters(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlops_widgets.errors import MlopsError
-from mlops_widgets.widgets._lab import LabServer, find_server, lab_url, notebook_dir, open_link
+from mlops_widgets.widgets._lab import LabServer, find_server, notebook_dir, open_link
 from mlops_widgets.widgets._task import ProgressFn, TaskBar
 from mlops_widgets.workspace import Workspace
 
@@ -150,12 +150,20 @@ class PanelContext:
         """`record` when it ended ok, else a StepFailed saying how, with its notebook's link."""
         if record.ok:
             return record
-        from mlops_widgets.runner.trail import failure_message
+        from mlops_widgets.runner.trail import hint_of
+        from mlops_widgets.widgets._hints import render
 
-        # The message names the notebook's path; a link is added where JupyterLab can open it.
-        link = (open_link(record.notebook, "open its executed notebook", self.server)
-                if lab_url(record.notebook, self.server) else "")
-        raise StepFailed(failure_message(record), link, record)
+        # Said for the panel: the run by its short id, linked to its executed notebook (a
+        # read-only tab with the extension), the hint in the panel's words.
+        err = record.error or {}
+        what = {"cancelled": "was cancelled", "interrupted": "was interrupted"}.get(record.status, "failed")
+        step = f" in step {err['heading']!r}" if err.get("heading") else ""
+        summary = f": {err['summary']}" if err.get("summary") and record.status == "failed" else ""
+        hint = hint_of(record)
+        fix = f": {render(hint)}" if hint is not None else ""
+        link = open_link(record.notebook, f"run {record.short_id}", self.server, record.run_id,
+                         self.workspace.root)
+        raise StepFailed(f"{record.template} {what}{step}{summary}{fix}", link, record)
 
     def run_call(
         self,
