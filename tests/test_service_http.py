@@ -11,6 +11,7 @@ import signal
 import socket
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,21 @@ def test_a_post_after_the_service_closed_an_idle_connection_runs_once(workspace:
     wait_for(lambda: select.select([kept], [], [], 0)[0], timeout=120, what="the service to close it")
     assert inference.infer("dep", body) == b"{}"  # on a new connection, not an error
     assert runs.read_text() == "ran\nran\n"
+
+
+def test_a_connection_idle_for_half_the_idle_timeout_is_not_reused(workspace: Workspace, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service may be closing such a connection just as a POST is written into it."""
+    monkeypatch.setenv("MLOPS_SERVICE_IDLE_TIMEOUT", "4")
+    inference = LocalInference(workspace)
+    deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
+    inference.infer("dep", b"{}")
+    first = inference._local.conn
+    inference.infer("dep", b"{}")
+    assert inference._local.conn is first  # kept alive while recently used
+    time.sleep(2.1)  # past half the idle timeout (the service would keep it 2 s longer)
+    inference.infer("dep", b"{}")
+    assert inference._local.conn is not first
 
 
 # --- tar uploads --------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def test_wrapped_dependency_and_missing_kernel(backend: Backend, example_paths: 
     with pytest.raises(MlopsError, match="no kernel file 'main.py'") as info:
         submission.build_submission_folder(backend, "wrapped", asset_id, "main.py")
     assert info.value.hint is not None and "--" not in str(info.value)
+    assert not submission.submission_dir(backend, "wrapped").exists()  # nothing half-built left
 
 
 @pytest.mark.parametrize(

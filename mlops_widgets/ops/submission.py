@@ -231,6 +231,17 @@ def build_submission_folder(
     folder = submission_dir(backend, name)
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _build(backend, name, model_asset_id, entry, dependency, folder, kernel_filename, general_dependencies)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-built is left in the workspace
+        raise
+    return folder
+
+
+def _build(backend: Backend, name: str, model_asset_id: str, entry: dict[str, Any], dependency: Asset,
+           folder: Path, kernel_filename: str | None, general_dependencies: Sequence[str] | None) -> None:
+    """The steps of `build_submission_folder`, into the fresh `folder`."""
     with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
         scratch = Path(tmp)
         _unpack(backend, dependency, folder, scratch, flatten_unless=kernel_filename or DEFAULT_KERNEL)
@@ -258,4 +269,3 @@ def build_submission_folder(
         else:
             _unpack(backend, backend.space.get_asset(model_asset_id), folder, scratch)
     write_model_json(folder, name, kernel, mk_environments(backend, entry, model_asset_id))
-    return folder

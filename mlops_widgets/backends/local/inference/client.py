@@ -85,9 +85,13 @@ class LocalInference:
     # --- transport ----------------------------------------------------------------------------
 
     def _connection(self, info: dict[str, Any]) -> http.client.HTTPConnection:
-        """This thread's kept-alive connection, or a new one when it was closed meanwhile."""
+        """This thread's kept-alive connection, or a new one when it was closed meanwhile or has
+        been idle for half the service's idle timeout (the service may be closing it right now,
+        and a POST written into a connection as it closes could not be sent again)."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and (getattr(self._local, "port", None) != info["port"] or _dropped(conn)):
+        idle = time.monotonic() - getattr(self._local, "used", 0.0)
+        if conn is not None and (getattr(self._local, "port", None) != info["port"] or _dropped(conn)
+                                 or idle > float(info.get("idle_timeout") or 60.0) / 2):
             self._drop_connection()
             conn = None
         if conn is None:
@@ -140,6 +144,7 @@ class LocalInference:
                         f"the local inference service ({info['url']}) stopped answering; see {log_file}"
                     ) from None
                 continue
+            self._local.used = time.monotonic()
             if resp.will_close:
                 self._drop_connection()
             if resp.status == 401 and not attempt:

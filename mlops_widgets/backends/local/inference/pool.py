@@ -254,8 +254,13 @@ class KernelPool:
                 k.state, k.ready_at = "idle", time.monotonic()
                 self.cond.notify_all()
             while (tasks := self._take(k)) is not None:
-                if not self._dispatch(k, tasks):
-                    break
+                try:
+                    if not self._dispatch(k, tasks):
+                        break
+                except Exception:  # its callers must not wait for an answer that cannot come
+                    self._finish([t for t in tasks if not t.status], 500,
+                                 error=f"internal error of the inference service on kernel {k.pod}")
+                    raise
         except Exception:
             log.exception("kernel %s of %s: unexpected error", k.pod, self.name)
         finally:

@@ -293,6 +293,7 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
             "port": actual,
             "url": base_url + API,
             "token": previous.get("token") or secrets.token_urlsafe(32),
+            "idle_timeout": settings.idle_timeout,
             "workspace": str(workspace.root),
             "started_at": now(),
             "version": __version__,
