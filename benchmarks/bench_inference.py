@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import runpy
 import statistics
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-from mlops_widgets.backends.local.inference import KERNEL_PATH, LocalInference, stop_service
+from service_load import in_process, percentile, started, through_service, write_kernel_folder
+
+from mlops_widgets.backends.local.inference import LocalInference, stop_service
 from mlops_widgets.workspace import Workspace
 
 KERNEL = """\
@@ -45,61 +43,6 @@ if __name__ == '__main__':
 TASKS = {"empty": b"{}", "sleep 20 ms": json.dumps({"sleep": 0.020}).encode()}
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def in_process(folder: Path, body: bytes, seconds: float) -> tuple[float, list[float]]:
-    """The limit: one kernel object called directly, no process or network in between."""
-    sys.path.insert(0, str(KERNEL_PATH))
-    import redhareapi
-
-    kernel = runpy.run_path(str(folder / "kernel.py"), run_name="bench")["BenchKernel"]()
-    latencies: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        kernel.on_task_invoke(redhareapi.TaskContext(body))
-        latencies.append(time.perf_counter() - t0)
-    return len(latencies) / (time.perf_counter() - start), latencies
-
-
-def through_service(
-    inference: LocalInference, name: str, body: bytes, clients: int, seconds: float
-) -> tuple[float, list[float]]:
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    stop = threading.Event()
-
-    def client(mine: list[float]) -> None:
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            inference.infer(name, body)
-            mine.append(time.perf_counter() - t0)
-
-    for _ in range(20):  # warm every kept-alive connection and kernel
-        inference.infer(name, body)
-    threads = [threading.Thread(target=client, args=(lat,)) for lat in latencies]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    flat = [x for lat in latencies for x in lat]
-    return len(flat) / elapsed, flat
-
-
-def wait_idle(inference: LocalInference, name: str) -> None:
-    for _ in range(400):
-        if inference.view(name)["status"] == "IDLE":
-            return
-        time.sleep(0.025)
-    raise SystemExit(f"deployment {name} did not become ready: {inference.view(name)}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,24 +51,17 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "bench"
-        folder.mkdir()
-        (folder / "kernel.py").write_text(KERNEL)
-        (folder / "README.md").write_text("benchmark kernel\n")
-        (folder / "model.json").write_text(json.dumps({"name": "bench", "kernel_path": "kernel.py"}))
+        folder = write_kernel_folder(Path(tmp) / "bench", KERNEL)
         ws = Workspace(Path(tmp) / "ws")
         inference = LocalInference(ws)
         rows = []
         try:
             for k in (1, 2):
                 name = f"bench-{k}"
-                inference.deploy(name, folder)
-                inference.update_profile(name, {"policy": {"kernel_min": k, "kernel_max": k}})
-                inference.start(name)
-                wait_idle(inference, name)
+                started(inference, name, folder, k)
                 for task, body in TASKS.items():
-                    base_rps, base_lat = in_process(folder, body, args.seconds)
-                    rps, lat = through_service(inference, name, body, k, args.seconds)
+                    base_rps, base_lat = in_process(folder, "BenchKernel", body, args.seconds)
+                    rps, lat = through_service(inference, name, body, k, args.seconds, warm=20)
                     rows.append((task, k, base_rps, base_lat, rps, lat))
                 inference.stop(name)
         finally:

@@ -20,19 +20,16 @@ import io
 import json
 import multiprocessing
 import os
-import runpy
 import statistics
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+from service_load import in_process, started, through_service, write_kernel_folder
 
-from mlops_widgets.backends.local.inference import KERNEL_PATH, LocalInference, stop_service
+from mlops_widgets.backends.local.inference import LocalInference, stop_service
 from mlops_widgets.workspace import Workspace
 
 KERNEL = '''\
@@ -68,64 +65,12 @@ def tile(size: int) -> bytes:
     return json.dumps({"local_input_image": base64.b64encode(png.getvalue()).decode()}).encode()
 
 
-def in_process(folder: Path, body: bytes, seconds: float) -> tuple[float, list[float]]:
-    """The limit: one kernel object called directly, no process or network in between."""
-    sys.path.insert(0, str(KERNEL_PATH))
-    import redhareapi
-
-    kernel = runpy.run_path(str(folder / "kernel.py"), run_name="bench")["TileKernel"]()
-    latencies: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(latencies) < 3:
-        t0 = time.perf_counter()
-        kernel.on_task_invoke(redhareapi.TaskContext(body))
-        latencies.append(time.perf_counter() - t0)
-    return len(latencies) / (time.perf_counter() - start), latencies
-
-
 def in_processes(folder: Path, body: bytes, seconds: float, workers: int) -> float:
     """The summed rate of `workers` processes each calling the kernel function in-process."""
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        runs = [pool.submit(in_process, folder, body, seconds) for _ in range(workers)]
+        runs = [pool.submit(in_process, folder, "TileKernel", body, seconds) for _ in range(workers)]
         return sum(r.result()[0] for r in runs)
-
-
-def through_service(inference: LocalInference, name: str, body: bytes, clients: int,
-                    seconds: float) -> tuple[float, list[float]]:
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    stop = threading.Event()
-
-    def client(mine: list[float]) -> None:
-        while not stop.is_set() or len(mine) < 3:
-            t0 = time.perf_counter()
-            inference.infer(name, body)
-            mine.append(time.perf_counter() - t0)
-
-    for _ in range(3):  # warm the connections and kernels
-        inference.infer(name, body)
-    threads = [threading.Thread(target=client, args=(lat,)) for lat in latencies]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    flat = [x for lat in latencies for x in lat]
-    return len(flat) / elapsed, flat
-
-
-def started(inference: LocalInference, name: str, folder: Path, kernels: int) -> None:
-    inference.deploy(name, folder)
-    inference.update_profile(name, {"policy": {"kernel_min": kernels, "kernel_max": kernels}})
-    inference.start(name)
-    for _ in range(800):
-        if inference.view(name)["status"] == "IDLE":
-            return
-        time.sleep(0.025)
-    raise SystemExit(f"deployment {name} did not become ready: {inference.view(name)}")
 
 
 def measure(inference: LocalInference, folder: Path, bodies: dict[int, bytes], seconds: float,
@@ -143,7 +88,7 @@ def measure(inference: LocalInference, folder: Path, bodies: dict[int, bytes], s
             if k == 1:
                 bases, added = [], []
                 for _ in range(rounds):
-                    bases.append(statistics.median(in_process(folder, body, seconds)[1]))
+                    bases.append(statistics.median(in_process(folder, "TileKernel", body, seconds)[1]))
                     added.append(statistics.median(through_service(inference, name, body, 1, seconds)[1]) - bases[-1])
                 latency.append((size, statistics.median(bases), statistics.median(added)))
         inference.stop(name)
@@ -157,11 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     bodies = {size: tile(size) for size in (512, 2048)}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "tiles"
-        folder.mkdir()
-        (folder / "kernel.py").write_text(KERNEL)
-        (folder / "README.md").write_text("benchmark kernel\n")
-        (folder / "model.json").write_text(json.dumps({"name": "tiles", "kernel_path": "kernel.py"}))
+        folder = write_kernel_folder(Path(tmp) / "tiles", KERNEL)
         inference = LocalInference(Workspace(Path(tmp) / "ws"))
         try:
             throughput, latency = measure(inference, folder, bodies, args.seconds, args.rounds)
