@@ -174,3 +174,14 @@ def test_mlops_lab_serves_the_users_folder_with_the_workspace_behind_the_panel(t
             proc.kill()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_an_event_record_opens_without_a_notebook(served):
+    from mlops_widgets.runner import events
+
+    event = events.record(served["run"].workspace, "deploy.stop", {"deployment_name": "d1"}, deployment_name="d1")
+    status, record = _get(served, f"runs/{event.run_id}")
+    assert status == 200 and record["kind"] == "event" and record["template"] == "deploy.stop"
+    status, out = _get(served, f"runs/{event.run_id}/notebook")
+    assert status == 404 and "an event record" in out["message"]
+    assert any(r["run_id"] == event.run_id and r["kind"] == "event" for r in _get(served, "runs")[1])

@@ -18,7 +18,7 @@ from tornado import web
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.server import views
 
-RUN = r"(?P<run>[0-9A-Za-z_-]+)"
+RUN = r"(?P<run>[0-9A-Za-z_.-]+)"  # event ids hold their dotted action
 
 
 class _Base(APIHandler):
