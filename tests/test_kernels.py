@@ -299,6 +299,11 @@ def test_kernel_log_rotates_and_tails_across_files(tmp_path: Path) -> None:
     assert list(read_lines(tmp_path, tail=5)) == everything[-5:]
     assert list(read_lines(tmp_path, tail=len(everything) - 3)) == everything[3:]  # across files
     assert list(read_lines(tmp_path, tail=0)) == []
+    partial = read_lines(tmp_path)
+    next(partial)
+    partial.close()  # a reader that stops early keeps no log file open
+    open_files = [os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")]
+    assert not [f for f in open_files if f.startswith(str(tmp_path))]
 
 
 def test_follow_sees_lines_written_after_a_rotation(tmp_path: Path) -> None:

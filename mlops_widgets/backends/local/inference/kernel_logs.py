@@ -168,6 +168,16 @@ def read_lines(logs_dir: Path, *, tail: int | None = None, follow: bool = False)
         live = open(current, "rb")
     except FileNotFoundError:
         live = None
+    try:
+        yield from _lines(logs_dir, current, live, tail, follow)
+    finally:  # also when the caller stops early (a closed generator)
+        if live is not None:
+            live.close()
+
+
+def _lines(logs_dir: Path, current: Path, live: BinaryIO | None, tail: int | None, follow: bool) -> Iterator[str]:
+    """`read_lines` on the current file already open as `live` (so that a rotation meanwhile
+    neither loses nor repeats lines)."""
     end = os.fstat(live.fileno()).st_size if live is not None else 0
     older = [p for p in log_files(logs_dir) if p != current]
     if tail is None:
@@ -189,8 +199,6 @@ def read_lines(logs_dir: Path, *, tail: int | None = None, follow: bool = False)
         yield from (_decode(line) for line in picked)
     if follow:
         yield from _follow(current, live, end)
-    elif live is not None:
-        live.close()
 
 
 def _follow(current: Path, live: BinaryIO | None, offset: int) -> Iterator[str]:

@@ -25,8 +25,10 @@ from mlops_widgets.backends.local.inference.service import read_info
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.workspace import Workspace
 
-START_TIMEOUT = 20.0
-RELAUNCH_AFTER = 5.0
+# A loaded machine takes seconds to import the service: patience before giving up, and before
+# launching again a service that never took the workspace's lock (it died starting).
+START_TIMEOUT = 60.0
+RELAUNCH_AFTER = 15.0
 SERVICE_MODULE = "mlops_widgets.backends.local.inference.server"
 
 
