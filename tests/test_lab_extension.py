@@ -185,3 +185,17 @@ def test_an_event_record_opens_without_a_notebook(served):
     status, out = _get(served, f"runs/{event.run_id}/notebook")
     assert status == 404 and "an event record" in out["message"]
     assert any(r["run_id"] == event.run_id and r["kind"] == "event" for r in _get(served, "runs")[1])
+
+
+def test_a_clone_of_a_template_runs_the_template(served):
+    from mlops_widgets.runner import clone_template, get_run
+
+    clone_template("C1_OpenScale_Dummy_ML_Provider", served["root"] / "fresh.ipynb",
+                   {"service_provider_name": "From Template"}, workspace=served["run"].workspace)
+    status, plan = _get(served, "notebooks/plan?path=fresh.ipynb")
+    assert status == 200 and "run_id" not in plan["origin"]
+    assert plan["origin"]["template"] == "C1_OpenScale_Dummy_ML_Provider"
+    status, out = _get(served, "notebooks/run", method="POST", body={"path": "fresh.ipynb"})
+    assert status == 200 and out["status"] == "ok", out
+    new = get_run(out["run_id"], Path(served["run"].workspace))
+    assert new.rerun_of is None and new.parameters == {"service_provider_name": "From Template"}

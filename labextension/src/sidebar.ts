@@ -14,6 +14,7 @@ import {
 import { badge, el, when } from './format';
 
 const NO_DEPLOYMENT = '(no deployment)';
+const POLL_MS = 10_000;
 
 /** Runs grouped by deployment, then template; groups keep the runs' newest-first order. */
 export function groupRuns(
@@ -94,9 +95,25 @@ export class MLOpsSidebar extends Widget {
     return box;
   }
 
-  /** Every time the sidebar is shown: the trail may have grown meanwhile. */
+  /** Every time the sidebar is shown, and every few seconds while it is: steps run by the
+   * panel or the CLI add to the trail meanwhile. */
   protected onAfterShow(): void {
     void this.refresh();
+    window.clearInterval(this._timer);
+    this._timer = window.setInterval(() => {
+      if (this.isVisible && !document.hidden) {
+        void this.refresh();
+      }
+    }, POLL_MS);
+  }
+
+  protected onAfterHide(): void {
+    window.clearInterval(this._timer);
+  }
+
+  dispose(): void {
+    window.clearInterval(this._timer);
+    super.dispose();
   }
 
   /** Reload everything (also after a re-run or a run from a notebook). */
@@ -119,8 +136,12 @@ export class MLOpsSidebar extends Widget {
         requestAPI<IDeployment[]>('deployments'),
         requestAPI<IRunSummary[]>(`runs?${query.toString()}`)
       ]);
-      this._showDeployments(deployments);
-      this._showRuns(runs);
+      const shown = JSON.stringify([deployments, runs]);
+      if (shown !== this._shown) {  // a poll that finds nothing new leaves the list alone
+        this._shown = shown;
+        this._showDeployments(deployments);
+        this._showRuns(runs);
+      }
     } catch (err) {
       this._message.textContent = errorText(err);
       this._message.classList.add('mlops-error');
@@ -166,13 +187,11 @@ export class MLOpsSidebar extends Widget {
       return;
     }
     for (const [dep, byTemplate] of groupRuns(runs)) {
-      const group = el('details', 'mlops-run-group');
-      group.open = true;
+      const group = this._fold(el('details', 'mlops-run-group'), dep);
       group.dataset.deployment = dep;
       group.appendChild(el('summary', 'mlops-run-group-title', dep));
       for (const [template, list] of byTemplate) {
-        const sub = el('details', 'mlops-run-template');
-        sub.open = true;
+        const sub = this._fold(el('details', 'mlops-run-template'), `${dep}/${template}`);
         sub.appendChild(el('summary', 'mlops-run-template-title', `${template} (${list.length})`));
         for (const run of list) {
           sub.appendChild(this._runRow(run));
@@ -181,6 +200,19 @@ export class MLOpsSidebar extends Widget {
       }
       this._runs.appendChild(group);
     }
+  }
+
+  /** A group open unless the user folded it (remembered across refreshes). */
+  private _fold(details: HTMLDetailsElement, key: string): HTMLDetailsElement {
+    details.open = !this._folded.has(key);
+    details.addEventListener('toggle', () => {
+      if (details.open) {
+        this._folded.delete(key);
+      } else {
+        this._folded.add(key);
+      }
+    });
+    return details;
   }
 
   private _runRow(run: IRunSummary): HTMLElement {
@@ -209,4 +241,7 @@ export class MLOpsSidebar extends Widget {
   private _status!: HTMLSelectElement;
   private _deployment!: HTMLInputElement;
   private _templatesLoaded = false;
+  private _timer = 0;
+  private _shown = '';
+  private _folded = new Set<string>();
 }
