@@ -18,7 +18,7 @@ from test_submission import stage
 from test_workspace import in_tmpfs, needs_unshare
 
 from mlops_widgets.backends.base import Backend
-from mlops_widgets.backends.local.inference import LocalInference, stop_service
+from mlops_widgets.backends.local.inference import InferenceError, LocalInference, stop_service
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.ops import deploy, submission
 from mlops_widgets.workspace import Workspace
@@ -95,3 +95,32 @@ def test_kernel_logs_rotate_at_10_mb_times_3_unless_configured() -> None:
     assert limits({"MLOPS_KERNEL_LOG_MB": "1", "MLOPS_KERNEL_LOG_FILES": "5"}) == (2**20, 5)
     with pytest.raises(MlopsError, match="MLOPS_KERNEL_LOG_MB must be a positive number"):
         limits({"MLOPS_KERNEL_LOG_MB": "lots"})
+
+
+def test_everything_a_deployment_and_a_run_write_is_private(backend: Backend, workspace: Workspace,
+                                                          example_paths: Any, tmp_path: Path) -> None:
+    """Issue 12: folders were 0755, mlops.db, service.log and kernel logs 0644. After a real
+    stage, deployment (service, kernel log), request and template run, with the usual umask,
+    nothing in the workspace is open to others."""
+    import os
+    import stat
+
+    from mlops_widgets.runner import run_template
+
+    old = os.umask(0o022)
+    try:
+        asset_id = stage(backend, example_paths)
+        deploy.deploy_create(backend, "private", asset_id)
+        with pytest.raises(InferenceError, match="must be JSON"):  # its traceback goes to the kernel log
+            deploy.infer(backend, "private", b'{"text": "hi"}')
+        assert run_template(make_template(tmp_path / "T_Private.ipynb", "n = 1  # unused", ["print(n)"])).ok
+    finally:
+        os.umask(old)
+    logs = list((workspace.root / "inference").rglob("*.log"))
+    assert {p.name for p in logs} >= {"service.log", "kernels.log"}
+    open_to_others = [
+        f"{p.relative_to(workspace.root)} {stat.filemode(p.lstat().st_mode)}"
+        for p in [workspace.root, *workspace.root.rglob("*")]
+        if not p.is_symlink() and p.lstat().st_mode & 0o077
+    ]
+    assert open_to_others == [], "\n".join(open_to_others)

@@ -144,7 +144,9 @@ def write_model_json(
 
 
 def submission_dir(backend: Backend, name: str) -> Path:
-    return backend.workspace.root / "tmp" / f"submission-{check_deployment_name(name)}"
+    """Where `name`'s folder is built: under the workspace's `tmp/` (created 0700, as the
+    workspace's folders are), not created itself."""
+    return backend.workspace.dir("tmp") / f"submission-{check_deployment_name(name)}"
 
 
 def dependency_asset(backend: Backend, model_asset_id: str, entry: dict[str, Any]) -> Asset:
@@ -230,7 +232,6 @@ def build_submission_folder(
     dependency = dependency_asset(backend, model_asset_id, entry)
     folder = submission_dir(backend, name)
     shutil.rmtree(folder, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         _build(backend, name, model_asset_id, entry, dependency, folder, kernel_filename, general_dependencies)
     except BaseException:

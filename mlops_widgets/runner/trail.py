@@ -267,7 +267,7 @@ def save_run(ws: Workspace, record: RunRecord, files: dict[str, bytes]) -> RunRe
         runs = ws.dir(RUNS_DIR)
         final = runs / record.run_id
         staging = runs / f".{record.run_id}.{os.getpid()}.tmp"
-        staging.mkdir()
+        staging.mkdir(mode=0o700)
         try:
             for name, data in files.items():
                 atomic_write(staging / name, data)

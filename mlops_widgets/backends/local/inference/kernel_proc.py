@@ -161,7 +161,7 @@ class KernelProc:
             raise KernelStartError(f"kernel {self.pod} could not be started with {python}: {exc}") from None
         finally:
             child.close()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         (run_dir / f"{self.pod}.pid").write_text(str(self.proc.pid))
         self.sock, self.reader = parent, parent.makefile("rb")
         # The process runs nothing but its boot script until the boot frame arrives: pinned

@@ -25,7 +25,7 @@ from mlops_widgets.backends.inference_protocol import overlay_profile
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.config.model import KERNELS_MAX
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
-from mlops_widgets.workspace import Workspace, atomic_write
+from mlops_widgets.workspace import Workspace, atomic_write, make_private
 
 # `dlim model viewprofile -j`, the parts a local service honours, with WMLA's defaults.
 DEFAULT_PROFILE: dict[str, Any] = {
@@ -107,8 +107,8 @@ class Store:
 
     def __init__(self, workspace: Workspace) -> None:
         self.root = workspace.dir("inference")
-        self.deployments = self.root / "deployments"
-        self.run_dir = self.root / "run"
+        self.deployments = workspace.dir("inference", "deployments")  # 0700, as the workspace's
+        self.run_dir = workspace.dir("inference", "run")
 
     def dir(self, name: str) -> Path:
         return self.deployments / check_deployment_name(name)
@@ -165,6 +165,7 @@ class Store:
         }
 
     def save(self, record: dict[str, Any]) -> None:
+        self.dir(record["name"]).mkdir(mode=0o700, exist_ok=True)
         atomic_write(self.dir(record["name"]) / "deployment.json", json.dumps(record, indent=2))
 
     def install(self, name: str, folder: Path) -> None:
@@ -174,8 +175,9 @@ class Store:
         fresh, old = target.with_name("model.new"), target.with_name("model.old")
         for leftover in (fresh, old):
             shutil.rmtree(leftover, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, exist_ok=True)
         shutil.copytree(folder, fresh, symlinks=True)
+        make_private(fresh)  # copied with the submission's modes: private like the workspace
         if target.exists():
             target.rename(old)
         fresh.rename(target)
