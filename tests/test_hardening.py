@@ -1,8 +1,8 @@
 """Reproductions of issue 12 checked end to end where the unit tests stop short: a zip bomb as a
 staged dependency refused at deploy with nothing unpacked, the service's own profile bounded as
 the deployment metadata is (kernel_min: 10**30 reaches no kernel pool), a run on a full
-workspace refused in plain words with no temporary run folder left, and kernel logs bounded by
-default (issue 13)."""
+or read-only workspace refused in plain words before any cell (no temporary run folder left),
+everything a deployment and a run write private, and kernel logs bounded by default (issue 13)."""
 
 from __future__ import annotations
 
@@ -124,3 +124,22 @@ def test_everything_a_deployment_and_a_run_write_is_private(backend: Backend, wo
         if not p.is_symlink() and p.lstat().st_mode & 0o077
     ]
     assert open_to_others == [], "\n".join(open_to_others)
+
+
+@needs_unshare
+def test_a_run_on_a_read_only_workspace_is_refused_before_any_cell(tmp_path: Path) -> None:
+    """Issue 12: on a read-only workspace the whole template executed before saving failed."""
+    marker = tmp_path / "executed"
+    template = make_template(tmp_path / "T_Ro.ipynb", "n = 1  # unused", [f"open({str(marker)!r}, 'w').close()"])
+    out = in_tmpfs(tmp_path, "4m", f"""
+        export MLOPS_HOME=$M/ws
+        eval "$MLOPS config list" >/dev/null || exit 98
+        mount -o remount,ro $M
+        eval "$MLOPS run {template}"
+        echo "exit=$?"
+    """)
+    assert out.returncode not in (98, 99), out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: the workspace {tmp_path}/mnt/ws is read-only"), out.stderr
+    assert "exit=1" in out.stdout and "sqlite" not in out.stderr.lower()
+    assert not marker.exists()  # refused before any cell ran
