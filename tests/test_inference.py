@@ -348,6 +348,9 @@ def test_service_token_file_and_raw_rest_api(inference: LocalInference, workspac
     assert call("PUT", "/model/tarred/operation/start")[0] == 200
     wait_status(inference, "tarred", "IDLE")
     assert call("GET", "/model/tarred/instance")[1]["state"] == "enabled"
+    # Private from their creation: the service's log and the kernels' pid files.
+    private = [workspace.root / "inference" / "service.log", *(workspace.root / "inference" / "run").glob("*.pid")]
+    assert len(private) == 2 and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in private)
     status, out = call("POST", "/inference/tarred", b'{"a": 1}')
     assert status == 200 and out["input"] == {"a": 1}
     status, err = call("DELETE", "/model/tarred")

@@ -162,7 +162,9 @@ class KernelProc:
         finally:
             child.close()
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (run_dir / f"{self.pod}.pid").write_text(str(self.proc.pid))
+        pidfile = os.open(run_dir / f"{self.pod}.pid", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(pidfile, "w") as out:
+            out.write(str(self.proc.pid))
         self.sock, self.reader = parent, parent.makefile("rb")
         # The process runs nothing but its boot script until the boot frame arrives: pinned
         # now, every thread the kernel file starts inherits the pinning.

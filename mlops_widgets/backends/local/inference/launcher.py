@@ -87,7 +87,8 @@ def _launch(workspace: Workspace) -> None:
     inference = workspace.root / "inference"
     root = str(Path(__file__).resolve().parents[4])
     boot = f"import sys; sys.path.insert(0, {root!r}); from {SERVICE_MODULE} import main; main()"
-    with open(inference / "service.log", "ab") as out:
+    log_fd = os.open(inference / "service.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with open(log_fd, "ab") as out:  # private from its creation, as every workspace file
         launcher = subprocess.Popen(
             [sys.executable, "-c", boot, "--workspace", str(workspace.root), "--daemon"],
             stdin=subprocess.DEVNULL,
