@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.local.inference.gpus import Gpus
-from mlops_widgets.backends.local.inference.pool import KernelPool, ServiceError
+from mlops_widgets.backends.local.inference.pool import KernelPool
+from mlops_widgets.backends.local.inference.tasks import ServiceError
 
 
 class KernelExecutor:

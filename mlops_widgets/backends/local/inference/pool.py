@@ -30,40 +30,12 @@ from mlops_widgets.backends.local.inference.kernel_proc import (
     KernelStartError,
     Limits,
 )
+from mlops_widgets.backends.local.inference.tasks import ServiceError, Task
 
 log = logging.getLogger("mlops.inference")
 
 EARLY_DEATHS = 3  # kernels that die idle, one after the other, before the deployment is failed
 WAIT_SLACK = 30.0  # seconds a request may wait beyond a kernel start plus its task timeout
-
-
-class ServiceError(Exception):
-    """A request the service answers with an HTTP error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class Task:
-    """One inference request waiting for its kernel's answer; `on_done` hears of the answer (it
-    runs on the thread that answers, so it only hands the news on, e.g. to an event loop)."""
-
-    __slots__ = ("body", "on_done", "status", "output", "id", "uuid", "attempts")
-
-    def __init__(self, body: wire.Blob, task_id: str, on_done: Callable[[Task], None]) -> None:
-        self.body = body
-        self.on_done = on_done
-        self.id = task_id
-        self.uuid = uuid.uuid4().hex
-        self.status = 0
-        self.output = b""
-        self.attempts = 0
-
-    def finish(self, status: int, output: bytes = b"", error: str | None = None) -> None:
-        self.status = status
-        self.output = output if error is None else json.dumps({"error": error}).encode()
-        self.on_done(self)
 
 
 class KernelPool:

@@ -25,9 +25,9 @@ from typing import Any
 
 from mlops_widgets.backends.archives import safe_untar
 from mlops_widgets.backends.local.inference import edi
-from mlops_widgets.backends.local.inference.pool import ServiceError
 from mlops_widgets.backends.local.inference.runtimes import Runtimes
 from mlops_widgets.backends.local.inference.service import API
+from mlops_widgets.backends.local.inference.tasks import ServiceError
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 
 log = logging.getLogger("mlops.inference")

@@ -20,7 +20,7 @@ from typing import Any
 from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.gpus import Gpus
 from mlops_widgets.backends.local.inference.kernel_path import _mlops_wire as wire
-from mlops_widgets.backends.local.inference.pool import KernelPool, ServiceError, Task
+from mlops_widgets.backends.local.inference.pool import KernelPool
 from mlops_widgets.backends.local.inference.runtimes import Runtimes
 from mlops_widgets.backends.local.inference.store import (
     DEFAULT_PROFILE,
@@ -29,6 +29,7 @@ from mlops_widgets.backends.local.inference.store import (
     now,
     read_model_json,
 )
+from mlops_widgets.backends.local.inference.tasks import ServiceError, Task
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import ConflictError, Hint, MlopsError
 from mlops_widgets.workspace import Workspace
