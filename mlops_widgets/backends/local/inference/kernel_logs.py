@@ -68,6 +68,7 @@ class KernelLog:
         self._partial: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._closed = False
         self._size = 0
 
     def _open(self) -> int:
@@ -104,6 +105,9 @@ class KernelLog:
                 fd = self._open()
             os.write(fd, data)
             self._size += len(data)
+            if self._closed:  # a kernel outlived its pool's stop: its last words, no fd kept
+                os.close(fd)
+                self._fd = None
 
     def feed(self, pod: str, data: bytes) -> None:
         """Output of kernel `pod`: complete lines are written, the rest waits for its end."""
@@ -123,7 +127,9 @@ class KernelLog:
         self._write(pod, [*([rest] if rest else []), *([note.encode()] if note else [])])
 
     def close(self) -> None:
+        """The deployment stopped: the log keeps no file open (later lines still land)."""
         with self._lock:
+            self._closed = True
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
