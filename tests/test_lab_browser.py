@@ -195,10 +195,14 @@ LAYOUT_PROBLEMS = """root => {
   };
   const name = el => el.tagName.toLowerCase() + '.' + [...el.classList].join('.') +
     ' "' + (el.textContent || '').trim().slice(0, 40) + '"';
-  const scrolls = [], unreadable = [];
+  const scrolls = [], unreadable = [], clipped = [];
+  const edge = root.getBoundingClientRect().right;
   for (const el of root.querySelectorAll('*')) {
     if (!el.getClientRects().length) continue;  // not shown
     const style = getComputedStyle(el);
+    if (el.getBoundingClientRect().right > edge + 1 && !el.closest('select, option, svg')) {
+      clipped.push(name(el) + ` right ${el.getBoundingClientRect().right} > ${edge}`);
+    }
     if (['auto', 'scroll'].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1) {
       scrolls.push(name(el) + ` ${el.scrollWidth} > ${el.clientWidth}`);
     }
@@ -209,7 +213,7 @@ LAYOUT_PROBLEMS = """root => {
       if (ratio < 1.5) unreadable.push(name(el) + ` ${style.color} on ${background(el)}`);
     }
   }
-  return {scrolls, unreadable};
+  return {scrolls, unreadable, clipped: clipped.slice(0, 5)};
 }"""
 
 TABS = ("Prepare", "Deploy", "Monitor", "Status", "Runs", "Train")
@@ -218,8 +222,8 @@ TABS = ("Prepare", "Deploy", "Monitor", "Status", "Runs", "Train")
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("width", [1280, 800])
 def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, width):
-    """Each tab with the file browser open: nothing scrolls sideways inside the forms, no text
-    has the colour of its background; a screenshot per tab."""
+    """Each tab with the file browser open: nothing scrolls sideways inside the forms nor is cut
+    off at the tab's edge, no text has the colour of its background; a screenshot per tab."""
     from playwright.sync_api import expect
 
     with browser_page(tmp_path / "chrome-profile", width, 900) as page:
@@ -240,12 +244,17 @@ def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, widt
             panel.locator(".mlops-tabs .lm-TabBar-tab", has_text=title).click()
             tab = panel.locator(f".mlops-tab-{title.lower()}")
             expect(tab).to_be_visible(timeout=30_000)
-            if title == "Status":  # its lists load when first shown
+            if title == "Deploy":  # its lists load when first shown
+                expect(tab.locator(".mlops-deployments")).to_contain_text("deepliif-demo", timeout=30_000)
+            if title == "Monitor":
+                expect(tab.locator(".mlops-monitor-deployment select")).to_have_value("deepliif-demo",
+                                                                                       timeout=30_000)
+            if title == "Status":
                 expect(tab.locator(".mlops-status-summary")).to_be_visible(timeout=30_000)
             if title == "Runs":
                 expect(tab.locator(".mlops-run-details")).to_contain_text("parameters", timeout=30_000)
             found = page.evaluate(LAYOUT_PROBLEMS, tab.element_handle())
-            if found["scrolls"] or found["unreadable"]:
+            if found["scrolls"] or found["unreadable"] or found["clipped"]:
                 problems[title] = found
             for target in shots(tmp_path, f"panel-{title.lower()}-{theme}-{width}.png"):
                 page.locator(".mlops-lab-panel").screenshot(path=str(target))

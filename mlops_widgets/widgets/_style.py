@@ -42,7 +42,10 @@ CSS = """<style>
 .mlops-taskbar { border-top: var(--jp-border-width, 1px) solid var(--jp-border-color2, #e0e0e0);
   padding-top: 0.3em; }
 .mlops-table { border-collapse: collapse; max-width: 100%; }
-.mlops-table td, .mlops-table th { padding: 1px 0.8em 1px 0; text-align: left; vertical-align: top; }
+.mlops-table td, .mlops-table th { padding: 1px 0.6em 1px 0; text-align: left; vertical-align: top;
+  overflow-wrap: normal; }
+.mlops-table code { overflow-wrap: anywhere; }
+.mlops-table td[colspan], .mlops-table td:last-child { overflow-wrap: anywhere; }
 .mlops-table-scroll { max-height: 18em; overflow-y: auto; overflow-x: hidden; }
 .mlops-panel tr.mlops-violation { color: var(--jp-error-color1, #d32f2f); font-weight: bold; }
 .mlops-panel tr.mlops-violation td:first-child { border-left: 3px solid var(--jp-error-color1, #d32f2f);

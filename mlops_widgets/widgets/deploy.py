@@ -135,7 +135,7 @@ class DeployTab:
         self.delete.on_click(self._ask_delete)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
-        self.status = w.HTML()
+        self.status = w.HTML(layout=w.Layout(width="auto", min_width="0", align_self="stretch"))
         self.status.add_class("mlops-deploy-status")
         self.message = w.HTML()
         self.message.add_class("mlops-deploy-message")
@@ -371,13 +371,17 @@ def _deployments_html(deployments: list[dict[str, Any]]) -> str:
         kind = kinds.get(status.upper(), "mlops-muted")
         error = (f"<div class='{bad}'>{html.escape(str(d['error']))}</div>"
                  if d.get("error") else "")
+        url = d.get("url")
+        where = f"<div class='mlops-muted mlops-url'>{html.escape(str(url))}</div>" if url else ""
         rows.append(
             f"<tr class='mlops-deployment' data-name='{html.escape(str(d.get('name')))}'>"
             f"<td><code>{html.escape(str(d.get('name')))}</code></td>"
             f"<td>{html.escape(str(d.get('state') or ''))}</td>"
             f"<td class='{kind}'>{html.escape(status)}</td>"
-            f"<td align=right>{d.get('kernels', '')}</td>"
-            f"<td>{html.escape(str(d.get('url') or ''))}{error}</td></tr>")
+            f"<td>{d.get('kernels', '')}</td></tr>"
+            # the address and what went wrong below, across the row: the table stays narrow
+            + (f"<tr class='mlops-deployment-detail'><td colspan=4>{where}{error}</td></tr>"
+               if where or error else ""))
     return ("<table class='mlops-table mlops-deployments'><tr><th>name</th><th>state</th>"
-            "<th>status</th><th>kernels</th><th>url</th></tr>"
+            "<th>status</th><th>kernels</th></tr>"
             + "".join(rows) + "</table>")

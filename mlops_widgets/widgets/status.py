@@ -40,7 +40,7 @@ class StatusTab:
         self.range.observe(lambda _: self.show(), "value")
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=fit())
         self.refresh_button.on_click(lambda _: self.refresh())
-        self.body = w.HTML(layout=w.Layout(width="100%", min_width="0"))
+        self.body = w.HTML(layout=w.Layout(width="auto", min_width="0", align_self="stretch"))
         self.body.add_class("mlops-status")
         self.widget = w.VBox([w.HBox([self.deployment, self.range, self.refresh_button]), self.body])
 
