@@ -146,6 +146,28 @@ def test_a_slow_upload_landing_after_newer_generations_is_not_lost(
     assert len(stored) == 1 and stored[0].startswith(f"{MARKER} 4 parent ")
 
 
+def test_a_version_deleted_while_its_content_uploads_is_written_again(
+    cpd_backend: Backend, fake_cpd: FakeCpd, workspace: Workspace
+) -> None:
+    """A newer winner deletes the older generations, among them one whose content is still on
+    its way: its writer's upload then fails (the SDK's "Failed while creating a data asset").
+    That writer lost a round, not its update: it reads the current version and writes again."""
+    space = cpd_backend.space
+    space.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"base": 0}))
+    removed: list[str] = []
+
+    def newer_winner_cleans_up(asset) -> None:
+        if not removed and asset.description.startswith(f"{MARKER} 2"):
+            removed.append(asset.id)
+            del fake_cpd.wml.assets[asset.id]
+
+    fake_cpd.wml.before_attachment = newer_winner_cleans_up
+    written = space.update_document(DEPLOYMENT_METADATA, lambda d: d.update({"D": 1}))
+    assert removed and written == {"base": 0, "D": 1}
+    assert space.read_document(DEPLOYMENT_METADATA) == {"base": 0, "D": 1}
+    assert [a.name for a in fake_cpd.wml.assets.values()] == [DEPLOYMENT_METADATA]
+
+
 def test_a_search_that_lags_behind_writes_loses_no_update(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:
     """CAMS finds a new asset only after its index catches up: a writer must not take its own
     version, not yet found, for a lost race (and delete it)."""

@@ -103,6 +103,9 @@ class Wml:
         # called with an asset create's metadata before the asset exists: a test interleaves
         # other clients' requests there (a slow upload), as a busy cluster would
         self.before_create: Any = None
+        # called with an asset before its attachment is created: a test removes the asset there
+        # (a newer writer's clean-up deleting a version whose content is still on its way)
+        self.before_attachment: Any = None
         # deployment id -> callable(payload, token) -> response dict (set by the fake's wiring)
         self.scorers: dict[str, Any] = {}
         r = router
@@ -234,6 +237,8 @@ class Wml:
         return Response(204)
 
     def create_attachment(self, req: Request, aid: str) -> Response:
+        if self.before_attachment is not None:
+            self.before_attachment(self._asset(req, aid))
         asset = self._asset(req, aid)
         body = req.json() or {}
         if body.get("asset_type") != "data_asset" or not body.get("name"):

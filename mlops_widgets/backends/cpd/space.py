@@ -19,7 +19,8 @@ optimistic, and each version names the version it was built on
    writes; not yet finding our own version is no lost race): we won if the current version is
    ours or is built on ours (its parent chain reaches ours). Otherwise (another writer's N+1 came first, or a slow
    upload of ours landed after newer generations built on someone else's) delete ours and start
-   again from the current version;
+   again from the current version (also when our version vanished while its content was
+   uploading: a newer winner took it for an older generation);
 4. the winner deletes the older generations.
 
 A reader always sees a whole document (an asset's content is one attachment) and no successful
@@ -290,7 +291,13 @@ class CpdSpace:
             with tempfile.TemporaryDirectory(prefix="mlops-doc-") as tmp:
                 path = Path(tmp) / name
                 path.write_text(text, encoding="utf-8")
-                mine = self._asset(self._store(name, path, marker)).asset_id
+                try:
+                    mine = self._asset(self._store(name, path, marker)).asset_id
+                except NotFoundError:
+                    # a newer generation's writer deleted our version while its content was
+                    # still uploading (it took it for an older generation): we lost this round
+                    self._backoff(attempt)
+                    continue
             versions = self._versions_with(name, mine)
             # we won if the current version is ours or carries our change (built on ours); a
             # newer generation built on another's version means ours landed too late
