@@ -365,6 +365,13 @@ def test_status_shows_violations_and_history_charts():
     assert page.count("<svg") == 2 and page.count('class="mlops-limit"') == 2
     # The violated metric's chart is shown; the others are folded below it.
     assert page.index("num_images_recent_predicted history") < page.index("<details>")
+    # A metric moving toward its threshold is named in the summary, with when it may cross it.
+    trends = [{"monitor_id": "generic_metrics", "metric": "num_images_total_predicted", "toward_limit": True,
+               "crosses_in_h": 5.04}]
+    summary = status_html({**status, "deployment_name": "demo"}, history, trends).split("</ul>")[0]
+    assert "heading for its threshold" in summary and "in about 5.0 h" in summary
+    assert "href='#mlops-chart-demo-generic_metrics-num_images_total_predicted'" in summary
+    assert "heading for" not in page
 
     svg = history_svg("Dice", [("2026-01-01T00:00:00Z", 25.0), ("2026-01-03T00:00:00Z", 10.0)], (20.0, "lower"))
     assert svg.count("mlops-point mlops-bad") == 1  # the point below the lower limit is marked

@@ -71,22 +71,35 @@ class StatusTab:
         try:
             self.status = monitor.monitor_status(self.ctx.backend, name)
             history = monitor.monitor_history(self.ctx.backend, name, limit=self.range.value)
+            trends = _trends(self.ctx.backend, name)
         except NotFoundError as exc:  # no monitors created yet: a note, not a failure
             self.body.value = f"<span class='mlops-muted'>{html.escape(str(exc))}</span>"
             return
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.body.value = error_html([error_text(exc)])
             return
-        self.body.value = status_html(self.status, history)
+        self.body.value = status_html(self.status, history, trends)
+
+
+def _trends(backend: Any, name: str) -> list[dict[str, Any]]:
+    """The metrics' trends; none when they cannot be computed (too few measurements)."""
+    from mlops_widgets.ops.monitor_views import monitor_trends
+
+    try:
+        return monitor_trends(backend, name)
+    except Exception:  # noqa: BLE001 - the status shows without them
+        return []
 
 
 def _anchor(*parts: str) -> str:
     return "mlops-chart-" + re.sub(r"[^A-Za-z0-9_-]+", "-", "-".join(parts))
 
 
-def status_html(status: dict[str, Any], history: list[dict[str, Any]]) -> str:
+def status_html(status: dict[str, Any], history: list[dict[str, Any]],
+                trends: list[dict[str, Any]] | None = None) -> str:
     """A summary first (each monitor's verdict, its violated metrics linked to their charts),
-    then per monitor its latest measurement and charts: violated metrics open, the rest folded."""
+    then per monitor its latest measurement and charts: violated metrics open, the rest folded.
+    `trends` (ops.monitor_views.monitor_trends) add the metrics heading for their threshold."""
     series: dict[str, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
     for row in reversed(history):  # oldest first
         for metric, value in (row.get("metrics") or {}).items():
@@ -110,6 +123,12 @@ def status_html(status: dict[str, Any], history: list[dict[str, Any]]) -> str:
             verdict = span("mlops-error", f"{len(violated)} of {len(metrics)} metrics violated: ") + links
         else:
             verdict = span("mlops-ok", f"all {len(metrics)} metrics within their thresholds")
+        approaching = [t for t in trends or [] if t.get("monitor_id") == mid and t.get("toward_limit")]
+        if approaching:
+            verdict += "; " + span("mlops-warn", "heading for its threshold: ") + ", ".join(
+                f"<a href='#{_anchor(deployment, mid, t['metric'])}'>{html.escape(t['metric'])}</a>"
+                + (f" (in about {t['crosses_in_h']:.1f} h)" if t.get("crosses_in_h") is not None else "")
+                for t in approaching)
         summary.append(f"<li class='mlops-summary' data-monitor='{html.escape(mid)}' data-state='{html.escape(state)}'>"
                        f"<b>{html.escape(mid)}</b>: {verdict}</li>")
         part = [f"<div class='mlops-monitor-status' data-monitor='{html.escape(mid)}'><h4>{html.escape(mid)}</h4>"]
