@@ -2,26 +2,25 @@
 
 The workspace's service is the one long-lived process of the local backend (started on
 demand, surviving the command that asked for it), so everything that must run while no
-command does lives in it. Each companion is a module path to an object with
-`start(workspace)` (returns at once, runs in threads of its own) and `stop()` (returns when
-its work is settled); the service starts them after it serves and stops them before it exits.
-Modules are imported only in the service process.
+command does lives in it. A companion is a class, found through the entry point group
+`mlops_widgets.companions` (this package declares its monitor scheduler in its pyproject;
+another package adds its own the same way), whose instances have `start(workspace)` (returns
+at once, runs in threads of its own) and `stop()` (returns when its work is settled). The
+service starts them after it serves and stops them before it exits. They plug in by entry
+point so this backend names nothing above it; they are imported only in the service process.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
+from importlib.metadata import entry_points
 from typing import Protocol
 
 from mlops_widgets.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-# "module:attribute" of each companion, in start order.
-REGISTRY: list[str] = [
-    "mlops_widgets.runner.scheduler:MonitorScheduler",  # monitor schedules (issue 16)
-]
+ENTRY_POINT_GROUP = "mlops_widgets.companions"
 
 
 class Companion(Protocol):
@@ -34,13 +33,12 @@ def start_all(workspace: Workspace) -> list[Companion]:
     """Start every companion; one that fails to start is logged and left out, never fatal to
     inference."""
     started: list[Companion] = []
-    for spec in REGISTRY:
-        module, _, attr = spec.partition(":")
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
         try:
-            companion: Companion = getattr(importlib.import_module(module), attr)()
+            companion: Companion = ep.load()()
             companion.start(workspace)
         except Exception:
-            log.exception("companion %s did not start", spec)
+            log.exception("companion %s (%s) did not start", ep.name, ep.value)
             continue
         started.append(companion)
     return started
