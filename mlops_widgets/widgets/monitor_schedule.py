@@ -12,6 +12,7 @@ import ipywidgets as w
 
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html
+from mlops_widgets.widgets._style import grow, span
 
 EVERY_CHOICES = ("15m", "30m", "1h", "6h", "1d")
 
@@ -26,7 +27,7 @@ class ScheduleControls:
         self.deployment = deployment
         self.monitor = monitor
         self.every = w.Combobox(value="1h", options=list(EVERY_CHOICES), description="Every",
-                                placeholder="30m, 1h, 1d", layout=w.Layout(width="220px"))
+                                placeholder="30m, 1h, 1d", layout=grow(14, 20))
         self.every.add_class("mlops-schedule-every")
         self.set = Action("Set schedule", icon="clock-o", css="mlops-schedule-set")
         self.set.on_click(lambda: self._change(every=self.every.value.strip()))
@@ -90,7 +91,7 @@ class ScheduleControls:
 
 def _schedules_html(rows: list[dict[str, Any]]) -> str:
     if not rows:
-        return "<span style='color:#666'>not scheduled: monitors are evaluated only when asked</span>"
+        return span("mlops-muted", "not scheduled: monitors are evaluated only when asked")
     lines = []
     for r in rows:
         run = r.get("latest_run") or {}
