@@ -26,6 +26,27 @@ class Hint:
     args: Mapping[str, str] = field(default_factory=dict)
 
 
+def render_hint(hint: Hint, renderings: Mapping[str, str]) -> str:
+    """`hint` in a front end's words: its entry in `renderings` (action -> text with `{arg}`
+    fields) filled from its args, else its plain text."""
+    template = renderings.get(hint.action)
+    if template is None:
+        return hint.text
+    try:
+        return template.format_map(dict(hint.args))
+    except (KeyError, IndexError, ValueError):  # a rendering needing an arg the hint lacks
+        return hint.text
+
+
+def render_error(error: MlopsError, renderings: Mapping[str, str]) -> str:
+    """The message, then the hint rendered from `renderings` (on a line of its own after a
+    multi-line message, such as a config's list of problems)."""
+    if error.hint is None:
+        return error.message
+    sep = "\n" if "\n" in error.message else ": "
+    return f"{error.message}{sep}{render_hint(error.hint, renderings)}"
+
+
 class MlopsError(Exception):
     """A user-facing error: bad input, a missing object, a refused operation.
 

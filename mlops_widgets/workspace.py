@@ -141,6 +141,17 @@ class Workspace:
         return conn
 
 
+    @contextlib.contextmanager
+    def tables(self, schema: str) -> Iterator[sqlite3.Connection]:
+        """A connection on which `schema` (CREATE ... IF NOT EXISTS statements of the caller's
+        tables) has been applied, closed on leaving: each subsystem owns its tables."""
+        conn = self.connect()
+        try:
+            conn.executescript(schema)
+            yield conn
+        finally:
+            conn.close()
+
 def _existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent

@@ -7,7 +7,7 @@ table in alphabetical order; a rendering may use the hint's `args` as `{name}` f
 
 from __future__ import annotations
 
-from mlops_widgets.errors import Hint, MlopsError
+from mlops_widgets.errors import Hint, MlopsError, render_error, render_hint
 
 RENDERINGS: dict[str, str] = {
     "archive.limit": "if the archive is genuine, raise the limit: export {variable}=<a larger value>",
@@ -61,20 +61,10 @@ RENDERINGS: dict[str, str] = {
 
 
 def render(hint: Hint) -> str:
-    """The CLI's words for `hint`: its table entry filled from its args, else its plain text."""
-    template = RENDERINGS.get(hint.action)
-    if template is None:
-        return hint.text
-    try:
-        return template.format_map(dict(hint.args))
-    except (KeyError, IndexError, ValueError):  # a rendering needing an arg the hint lacks
-        return hint.text
+    """The CLI's words for `hint`."""
+    return render_hint(hint, RENDERINGS)
 
 
 def error_text(error: MlopsError) -> str:
-    """The line(s) the CLI prints for `error`: the message, then the rendered hint (on a line of
-    its own after a multi-line message, such as a config's list of problems)."""
-    if error.hint is None:
-        return error.message
-    sep = "\n" if "\n" in error.message else ": "
-    return f"{error.message}{sep}{render(error.hint)}"
+    """The line(s) the CLI prints for `error`: the message, then the rendered hint."""
+    return render_error(error, RENDERINGS)

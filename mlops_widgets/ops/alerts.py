@@ -14,7 +14,6 @@ import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +31,7 @@ from mlops_widgets.workspace import Workspace, transaction
 
 WINDOW = 50  # measurements read per instance on the first look (later: the newer ones)
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, measurement_id TEXT NOT NULL UNIQUE, monitor_instance_id TEXT NOT NULL,
     deployment_name TEXT NOT NULL, measured_at TEXT NOT NULL, opens_episode INTEGER NOT NULL,
@@ -46,15 +45,6 @@ CREATE TABLE IF NOT EXISTS alerts_seen (
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
-
-@contextlib.contextmanager
-def connect(workspace: Workspace) -> Iterator[sqlite3.Connection]:
-    conn = workspace.connect()
-    try:
-        conn.executescript(_SCHEMA)
-        yield conn
-    finally:
-        conn.close()
 
 
 def _alert(row: sqlite3.Row) -> dict[str, Any]:
@@ -81,7 +71,7 @@ def record(backend: Backend, deployment_name: str, *, audit_run_id: str | None =
         ]
         found.append((inst, monitor_id, measured))
     new: list[dict[str, Any]] = []
-    with connect(backend.workspace) as conn, transaction(conn):
+    with backend.workspace.tables(SCHEMA) as conn, transaction(conn):
         for inst, monitor_id, measured in found:
             seen = conn.execute(
                 "SELECT * FROM alerts_seen WHERE monitor_instance_id = ?", (rid(inst),)
@@ -135,7 +125,7 @@ def list_alerts(
 ) -> list[dict[str, Any]]:
     """Recorded alerts, newest first; `since` an ISO time."""
     after = parse_time(since).isoformat() if since else None
-    with connect(workspace) as conn:
+    with workspace.tables(SCHEMA) as conn:
         rows = conn.execute(
             "SELECT * FROM alerts WHERE (? IS NULL OR deployment_name = ?)"
             " AND (? IS NULL OR measured_at >= ?) AND (? = 0 OR acknowledged_at IS NULL)"
@@ -147,7 +137,7 @@ def list_alerts(
 
 def unacknowledged_count(workspace: Workspace, deployment_name: str | None = None) -> int:
     """How many alerts nobody acknowledged yet (the panel's and the sidebar's badge)."""
-    with connect(workspace) as conn:
+    with workspace.tables(SCHEMA) as conn:
         (n,) = conn.execute(
             "SELECT COUNT(*) FROM alerts WHERE acknowledged_at IS NULL AND (? IS NULL OR deployment_name = ?)",
             (deployment_name, deployment_name),
@@ -161,7 +151,7 @@ def acknowledge(
     """Acknowledge the given alerts (an id or a unique prefix of one), or every unacknowledged
     alert (of `deployment_name`); returns how many were acknowledged."""
     now = _now()
-    with connect(workspace) as conn, transaction(conn):
+    with workspace.tables(SCHEMA) as conn, transaction(conn):
         if not alert_ids:
             return conn.execute(
                 "UPDATE alerts SET acknowledged_at = ? WHERE acknowledged_at IS NULL"

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
-from mlops_widgets.ops.alerts import connect
+from mlops_widgets.ops.alerts import SCHEMA
 from mlops_widgets.workspace import Workspace, atomic_write, transaction
 
 WEBHOOK, COMMAND = "webhook", "command"
@@ -140,7 +140,7 @@ def dispatch(workspace: Workspace) -> list[dict[str, Any]]:
     adding a channel later does not send a backlog."""
     channels = _read(workspace)
     deliveries = []
-    with connect(workspace) as conn:
+    with workspace.tables(SCHEMA) as conn:
         rows = conn.execute(
             "SELECT id, alert FROM alerts WHERE opens_episode = 1 AND notified_at IS NULL ORDER BY measured_at"
         ).fetchall()

@@ -13,11 +13,8 @@ A5_Monitor_Evaluation, so every scheduled evaluation is in the audit trail.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,15 +32,6 @@ CREATE TABLE IF NOT EXISTS sched_slots (
     monitor_instance_id TEXT PRIMARY KEY, slot REAL NOT NULL, claimed_at TEXT NOT NULL);
 """
 
-
-@contextlib.contextmanager
-def _connect(workspace: Workspace) -> Iterator[sqlite3.Connection]:
-    conn = workspace.connect()
-    try:
-        conn.executescript(_SCHEMA)
-        yield conn
-    finally:
-        conn.close()
 
 
 def scheduled(workspace: Workspace) -> list[dict[str, Any]]:
@@ -69,7 +57,7 @@ def due(workspace: Workspace, now: datetime, enabled: list[dict[str, Any]] | Non
     """The enabled schedules (`enabled`, default: read now) whose latest slot at `now` has not
     been claimed yet, each with that `slot`."""
     enabled = scheduled(workspace) if enabled is None else enabled
-    with _connect(workspace) as conn:
+    with workspace.tables(_SCHEMA) as conn:
         claimed = {r["monitor_instance_id"]: r["slot"] for r in conn.execute("SELECT * FROM sched_slots")}
     out = []
     for job in enabled:
@@ -83,7 +71,7 @@ def due(workspace: Workspace, now: datetime, enabled: list[dict[str, Any]] | Non
 
 def claim(workspace: Workspace, monitor_instance_id: str, slot: datetime) -> bool:
     """Take `slot` of the instance for this process; False when it (or a later one) was taken."""
-    with _connect(workspace) as conn, transaction(conn):
+    with workspace.tables(_SCHEMA) as conn, transaction(conn):
         return bool(
             conn.execute(
                 "INSERT INTO sched_slots VALUES (?, ?, ?) ON CONFLICT (monitor_instance_id) DO UPDATE"

@@ -7,7 +7,7 @@ table in alphabetical order; a rendering may use the hint's `args` as `{name}` f
 
 from __future__ import annotations
 
-from mlops_widgets.errors import Hint, MlopsError
+from mlops_widgets.errors import Hint, MlopsError, render_error, render_hint
 
 RENDERINGS: dict[str, str] = {
     "clone.replace": "choose another name under Clone to (Runs tab)",
@@ -33,19 +33,10 @@ RENDERINGS: dict[str, str] = {
 
 
 def render(hint: Hint) -> str:
-    """The panel's words for `hint`: its table entry filled from its args, else its plain text."""
-    template = RENDERINGS.get(hint.action)
-    if template is None:
-        return hint.text
-    try:
-        return template.format_map(dict(hint.args))
-    except (KeyError, IndexError, ValueError):  # a rendering needing an arg the hint lacks
-        return hint.text
+    """The panel's words for `hint`."""
+    return render_hint(hint, RENDERINGS)
 
 
 def message(error: MlopsError) -> str:
     """What the panel shows for `error`: the message, then the hint in the panel's words."""
-    if error.hint is None:
-        return error.message
-    sep = "\n" if "\n" in error.message else ": "
-    return f"{error.message}{sep}{render(error.hint)}"
+    return render_error(error, RENDERINGS)
