@@ -121,6 +121,8 @@ def _run(obj: CliContext, train_first: bool = False) -> None:
     stop_service(ws)  # nothing is left running behind the demo
     click.echo(f"\nmodel asset id {asset_id}; deployment {DEMO_DEPLOYMENT} stopped "
                f"(`mlops --workspace {ws.root} deploy start --name {DEMO_DEPLOYMENT}` serves it again).")
+    click.echo("The monitors' schedules run while the workspace's local service runs: a deploy start "
+               f"or `mlops --workspace {ws.root} serve` brings it back, and a missed evaluation is caught up once.")
     click.echo(f"Open the panel on this workspace: mlops lab --workspace {ws.root}")
 
 
