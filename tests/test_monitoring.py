@@ -228,6 +228,11 @@ def test_measurement_limits_and_issue_count_for_lower_and_upper(backend: Backend
     assert [x["metadata"]["id"] for x in latest] == [m["metadata"]["id"]]
     with pytest.raises(MlopsError, match="unknown metric id"):
         mon.measurements.add(iid, run_id="r2", metrics={"nope": 1})
+    # a run's measurement is read by its run id, whatever came after it
+    later = mon.measurements.add(iid, run_id="r3", metrics={"num_images_total_predicted": 1})
+    assert [x["metadata"]["id"] for x in mon.measurements.list(iid, run_id="r1")] == [m["metadata"]["id"]]
+    assert [x["metadata"]["id"] for x in mon.measurements.list(iid, limit=1)] == [later["metadata"]["id"]]
+    assert mon.measurements.list(iid, run_id="r2") == []
 
 
 # --- ops: providers and monitor create -----------------------------------------------------------

@@ -218,8 +218,11 @@ class Measurements(Protocol):
         """The latest measurements of a definition on a subscription (as the original queried)."""
         ...
 
-    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
-        """Measurements of an instance, newest first (history)."""
+    def list(
+        self, monitor_instance_id: str, *, limit: int | None = None, run_id: str | None = None
+    ) -> list[Resource]:
+        """Measurements of an instance, newest first (history); `run_id`: only what that run
+        published (a run's result is read by its id, never by page order)."""
         ...
 
 

@@ -266,10 +266,10 @@ def monitor_run(
             run = mon.runs.get(rid(inst), rid(run))
         definition_id = inst["entity"]["monitor_definition_id"]
         summary = {"monitor_id": definition_id, "monitor_instance_id": rid(inst), **run_summary(run)}
-        latest = mon.measurements.list(rid(inst), limit=1)
-        if latest and latest[0]["entity"].get("run_id") == rid(run):
+        published = mon.measurements.list(rid(inst), run_id=rid(run), limit=1)
+        if published:
             names = metric_names(backend, definition_id)
-            m = measurement_summary(latest[0], names)
+            m = measurement_summary(published[0], names)
             summary.update(
                 measurement_id=m["measurement_id"], issue_count=m["issue_count"], violations=m["violations"]
             )

@@ -134,6 +134,17 @@ class LocalMeasurements(PerInstance):
         self._definitions = definitions
         self._instances = instances
 
+    def list(
+        self, monitor_instance_id: str, *, limit: int | None = None, run_id: str | None = None
+    ) -> list[Resource]:
+        if run_id is None:
+            return super().list(monitor_instance_id, limit=limit)
+        return self._select(
+            "monitor_instance_id = ? AND run_id = ?",
+            (monitor_instance_id, run_id, -1 if limit is None else limit),
+            "ORDER BY rowid DESC LIMIT ?",
+        )
+
     def add(
         self,
         monitor_instance_id: str,
