@@ -489,6 +489,12 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert "num_images_recent_predicted" in page and "class='mlops-violation'" in page
     assert page.count("<svg") == 22  # one chart per metric of both monitors
     assert page.count("<circle") == 18 * 1 + 4 * 2  # one evaluation of both, then generic_metrics
+    # the violation raised alerts: a badge on the Status tab and beside the panel's title
+    assert "unacknowledged alert" in txt(s.alerts) and not s.acknowledge.disabled
+    assert "alert" in txt(panel.alerts)
+    s.acknowledge.click()
+    assert "no unacknowledged alert" in txt(s.alerts) and s.acknowledge.disabled
+    assert txt(panel.alerts) == ""
 
     d.remove_monitor.value = True
     d.delete.button.click()  # asks first, saying what goes with it

@@ -58,6 +58,8 @@ class PanelContext:
         self._definitions: dict[str, MonitorDefinition] | None = None
         # The model asset just staged: the Deploy tab picks it at its next refresh.
         self.staged_asset_id: str | None = None
+        # Called when a tab has read the alerts (the panel's header badge follows).
+        self.on_alerts: Callable[[], None] | None = None
         self.tasks.on_busy_change(self.update_actions)
 
     @property
@@ -95,6 +97,10 @@ class PanelContext:
     def update_actions(self) -> None:
         for tab in self.tabs:
             tab.update_actions()
+
+    def alerts_changed(self) -> None:
+        if self.on_alerts is not None:
+            self.on_alerts()
 
     def refresh_all(self) -> None:
         """Reload every tab's lists (after a step ended: its results show everywhere)."""

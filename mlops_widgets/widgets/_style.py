@@ -67,6 +67,8 @@ CSS = """<style>
 .mlops-history .mlops-point.mlops-bad { fill: var(--jp-error-color1, #d32f2f); }
 .mlops-history .mlops-limit { stroke: var(--jp-warn-color1, #f57c00); stroke-dasharray: 4 3; }
 .mlops-history text.mlops-limit-label { fill: var(--jp-warn-color1, #f57c00); }
+.mlops-alert-badge { display: inline-block; padding: 0 0.5em; border-radius: 0.8em; font-weight: bold;
+  background: var(--jp-error-color1, #d32f2f); color: var(--jp-ui-inverse-font-color0, #fff); }
 </style>"""
 
 

@@ -62,8 +62,23 @@ class MLOpsPanel(w.VBox):
             f"<b>MLOps</b> <span class='mlops-muted'>backend <code>{html.escape(ctx.backend_name)}</code>"
             f" · workspace <code>{html.escape(display_path(ctx.workspace.root, ctx.base))}</code></span>"
         )
-        super().__init__(children=[stylesheet(), self.header, self.tabs, ctx.tasks.widget], **kwargs)
+        self.alerts = w.HTML()
+        self.alerts.add_class("mlops-panel-alerts")
+        ctx.on_alerts = self._show_alerts
+        super().__init__(
+            children=[stylesheet(), w.HBox([self.header, self.alerts]), self.tabs, ctx.tasks.widget], **kwargs
+        )
         self.add_class("mlops-panel")
+
+    def _show_alerts(self) -> None:
+        """The workspace's unacknowledged alerts as a badge beside the title (details: Status)."""
+        from mlops_widgets.ops.alerts import unacknowledged_count
+
+        count = unacknowledged_count(self.ctx.workspace)
+        self.alerts.value = (
+            f"&nbsp;<span class='mlops-alert-badge' title='unacknowledged alerts: see the Status tab'>"
+            f"{count} alert{'s' if count != 1 else ''}</span>" if count else ""
+        )
 
     def _tab_shown(self, change: dict) -> None:
         index = change["new"]

@@ -1,5 +1,6 @@
 """The Status tab: per monitor of a deployment, the latest measurement with the violating metrics
-highlighted, and each metric's history drawn against its threshold."""
+highlighted, each metric's history drawn against its threshold, and the deployment's alerts
+nobody acknowledged yet."""
 
 from __future__ import annotations
 
@@ -40,9 +41,16 @@ class StatusTab:
         self.range.observe(lambda _: self.show(), "value")
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=fit())
         self.refresh_button.on_click(lambda _: self.refresh())
+        self.alerts = w.HTML()
+        self.alerts.add_class("mlops-status-alerts")
+        self.acknowledge = w.Button(description="Acknowledge", icon="check", layout=fit(), disabled=True,
+                                    tooltip="mark the deployment's alerts as seen")
+        self.acknowledge.add_class("mlops-status-acknowledge")
+        self.acknowledge.on_click(lambda _: self._acknowledge())
         self.body = w.HTML(layout=w.Layout(width="auto", min_width="0", align_self="stretch"))
         self.body.add_class("mlops-status")
-        self.widget = w.VBox([w.HBox([self.deployment, self.range, self.refresh_button]), self.body])
+        self.widget = w.VBox([w.HBox([self.deployment, self.range, self.refresh_button]),
+                              w.HBox([self.alerts, self.acknowledge]), self.body])
 
     def refresh(self) -> None:
         """Reload the deployments, then the shown one's status."""
@@ -65,6 +73,7 @@ class StatusTab:
 
         name = self.deployment.value
         self.status = None
+        self._show_alerts(name)
         if not name:
             self.body.value = "<span class='mlops-muted'>no deployment yet</span>"
             return
@@ -79,6 +88,26 @@ class StatusTab:
             self.body.value = error_html([error_text(exc)])
             return
         self.body.value = status_html(self.status, history, trends)
+
+
+    def _show_alerts(self, name: str | None) -> None:
+        """The deployment's unacknowledged alerts as a badge (the sidebar shows the same count)."""
+        from mlops_widgets.ops.alerts import unacknowledged_count
+
+        count = unacknowledged_count(self.ctx.workspace, name) if name else 0
+        self.acknowledge.disabled = count == 0
+        self.alerts.value = (
+            f"<span class='mlops-alert-badge'>{count}</span> unacknowledged alert{'s' if count != 1 else ''}"
+            if count else span("mlops-muted", "no unacknowledged alert")
+        )
+        self.ctx.alerts_changed()
+
+    def _acknowledge(self) -> None:
+        from mlops_widgets.ops.alerts import acknowledge
+
+        if self.deployment.value:
+            acknowledge(self.ctx.workspace, deployment_name=self.deployment.value)
+        self._show_alerts(self.deployment.value)
 
 
 def _trends(backend: Any, name: str) -> list[dict[str, Any]]:
