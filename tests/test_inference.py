@@ -178,7 +178,7 @@ def gone(pid: int) -> bool:
         return True
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except FileNotFoundError:  # reaped meanwhile
+    except (FileNotFoundError, ProcessLookupError):  # reaped meanwhile (ESRCH while reading /proc)
         return True
 
 
