@@ -22,6 +22,7 @@ import errno
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from mlops_widgets.errors import MlopsError
 
 DEFAULT_DIRNAME = ".mlops"
 DB_NAME = "mlops.db"
+# How long a connection waits for another writer before SQLite says "locked".
+BUSY_TIMEOUT_S = 60.0
 PRIVATE_DIR = 0o700
 # Files other parts of the package write, re-closed at every opening (cheap: a few globs).
 PRIVATE_GLOBS = (f"{DB_NAME}*", "inference/*.*", "inference/run/*", "inference/deployments/*/logs/*.log")
@@ -128,9 +131,9 @@ class Workspace:
             self.open()
             if not self.db_path.exists():  # created 0600: SQLite gives its -wal and -shm the same mode
                 os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.DatabaseError) as exc:
@@ -151,6 +154,21 @@ class Workspace:
             yield conn
         finally:
             conn.close()
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (a no-op once it is). The first switch needs the database
+    to itself, and SQLite answers "locked" at once, without waiting, when connections opening a
+    new database together would otherwise deadlock on it: try again until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
 
 def _existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:

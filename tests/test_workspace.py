@@ -122,3 +122,28 @@ def test_a_full_workspace_is_said_so(tmp_path: Path) -> None:
     assert out.returncode not in (98, 99), out.stderr
     assert f"Error: no space left on {tmp_path}/mnt/ws" in out.stderr.splitlines(), out.stderr
     assert "disk I/O error" not in out.stderr
+
+
+def test_threads_opening_a_new_workspace_together_all_get_in(tmp_path):
+    """The first connections to a new database race to switch it to WAL; SQLite answers one of
+    them "locked" without waiting: none may fail for it (150 fresh workspaces, 8 threads each)."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def open_and_write(ws: Workspace) -> None:
+        try:
+            conn = ws.connect()
+            conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+            conn.close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for i in range(150):
+        ws = Workspace(tmp_path / f"ws{i}")
+        threads = [threading.Thread(target=open_and_write, args=(ws,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
