@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from mlops_widgets.errors import MlopsError
 
 if TYPE_CHECKING:
     from mlops_widgets.backends.base import Progress
 
+
+DAY_S = 86400.0
+
+
+def relative_parts(path: str, volume: str) -> tuple[str, ...]:
+    """The parts of a path inside a volume ("" is the volume itself; `.` parts and one trailing
+    `/` are ignored); `..`, absolute paths and empty parts are refused. Every implementation
+    checks paths with this, so a path means the same on each backend."""
+    if path.startswith("/") or "\\" in path:
+        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}: expected a relative path")
+    parts = [p for p in path.removesuffix("/").split("/") if p != "."] if path else []
+    if ".." in parts:
+        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}")
+    if "" in parts:
+        raise MlopsError(f"path {path!r} on storage volume {volume!r} has an empty part")
+    return tuple(parts)
+
+
+def file_filter(
+    most_recent: float | None, extensions: Sequence[str] | None
+) -> Callable[[str, float], bool]:
+    """`list_files`' selection as a test of (path, modification time): a suffix among
+    `extensions` (case-insensitive) and modified in the last `most_recent` days."""
+    since = None if most_recent is None else time.time() - most_recent * DAY_S
+    suffixes = None if extensions is None else tuple(e.lower() for e in extensions)
+
+    def wanted(path: str, modified: float) -> bool:
+        return (suffixes is None or PurePosixPath(path).suffix.lower() in suffixes) and (
+            since is None or modified >= since
+        )
+
+    return wanted
 
 @dataclass(frozen=True)
 class VolumeFile:

@@ -23,23 +23,13 @@ from urllib.parse import quote
 
 from mlops_widgets.backends.base import Progress
 from mlops_widgets.backends.cpd.client import CpdSession
-from mlops_widgets.backends.volumes_protocol import VolumeFile
+from mlops_widgets.backends.volumes_protocol import VolumeFile, file_filter, relative_parts
 from mlops_widgets.errors import MlopsError, NotFoundError
-
-DAY_S = 86400.0
 
 
 def _rel(path: str, volume: str) -> str:
-    """A path inside the volume, normalised ("" is the volume's root); `..`, absolute paths and
-    empty parts refused."""
-    if path.startswith("/") or "\\" in path:
-        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}: expected a relative path")
-    parts = [p for p in path.removesuffix("/").split("/") if p != "."] if path else []
-    if ".." in parts:
-        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}")
-    if "" in parts:
-        raise MlopsError(f"path {path!r} on storage volume {volume!r} has an empty part")
-    return "/".join(parts)
+    """A path inside the volume, normalised ("" is the volume's root), as the REST API takes it."""
+    return "/".join(relative_parts(path, volume))
 
 
 def _modified(entry: dict[str, Any]) -> float:
@@ -88,8 +78,7 @@ class CpdVolumes:
             )
         except NotFoundError:
             raise NotFoundError(f"folder {rel or '/'} does not exist on storage volume {volume!r}") from None
-        since = None if most_recent is None else time.time() - most_recent * DAY_S
-        suffixes = None if extensions is None else tuple(e.lower() for e in extensions)
+        wanted = file_filter(most_recent, extensions)
         found = []
         for entry in (body.get("responseObject") or {}).get("directoryContents") or []:
             if not isinstance(entry, dict) or entry.get("type") != "file":
@@ -98,10 +87,8 @@ class CpdVolumes:
             inner = inner[len(rel) + 1:] if rel and inner.startswith(rel + "/") else inner
             if not inner or any(p.startswith(".") for p in inner.split("/")):
                 continue
-            if suffixes is not None and Path(inner).suffix.lower() not in suffixes:
-                continue
             f = VolumeFile(f"{rel}/{inner}" if rel else inner, int(entry.get("size") or 0), _modified(entry))
-            if since is None or f.modified >= since:
+            if wanted(f.path, f.modified):
                 found.append(f)
         return sorted(found, key=lambda f: f.path)
 

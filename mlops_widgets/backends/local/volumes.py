@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from mlops_widgets.backends.base import Progress
-from mlops_widgets.backends.volumes_protocol import VolumeFile
+from mlops_widgets.backends.volumes_protocol import VolumeFile, file_filter, relative_parts
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 
 VOLUMES_ENV = "MLOPS_VOLUMES"
-DAY_S = 86400.0
-
-
 def volumes_root(workspace: Workspace) -> Path:
     """Where storage volumes live: $MLOPS_VOLUMES, else `<workspace>/volumes`."""
     env = os.environ.get(VOLUMES_ENV)
@@ -35,23 +31,6 @@ def volume_dir(workspace: Workspace, volume_display_name: str) -> Path:
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise MlopsError(f"invalid storage volume name {name!r}: expected a plain folder name")
     return volumes_root(workspace) / name
-
-
-def relative_parts(path: str, volume: str) -> tuple[str, ...]:
-    """The parts of a path inside a volume ("" is the volume itself; `.` parts and one trailing
-    `/` are ignored); `..`, absolute paths and empty parts are refused."""
-    if path.startswith("/") or "\\" in path:
-        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}: expected a relative path")
-    parts = [p for p in path.removesuffix("/").split("/") if p != "."] if path else []
-    if ".." in parts:
-        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}")
-    if "" in parts:
-        raise MlopsError(f"path {path!r} on storage volume {volume!r} has an empty part")
-    return tuple(parts)
-
-
-def _suffix_filter(extensions: Sequence[str] | None) -> tuple[str, ...] | None:
-    return None if extensions is None else tuple(e.lower() for e in extensions)
 
 
 class LocalVolumes:
@@ -94,17 +73,14 @@ class LocalVolumes:
         base = self._path(volume, folder)
         if not base.is_dir():
             raise NotFoundError(f"folder {folder or '/'} does not exist on storage volume {volume!r} ({base})")
-        since = None if most_recent is None else time.time() - most_recent * DAY_S
-        suffixes = _suffix_filter(extensions)
+        wanted = file_filter(most_recent, extensions)
         found = []
         for p in base.rglob("*") if recursive else base.iterdir():
             rel = p.relative_to(base)
             if any(part.startswith(".") for part in rel.parts) or not p.is_file():
                 continue
-            if suffixes is not None and p.suffix.lower() not in suffixes:
-                continue
             f = self._file(volume, p)
-            if since is None or f.modified >= since:
+            if wanted(f.path, f.modified):
                 found.append(f)
         return sorted(found, key=lambda f: f.path)
 
