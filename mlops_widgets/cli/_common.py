@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,3 +94,17 @@ def echo_result(
     else:
         assert row is not None, "echo_result needs a row function or a text printer"
         echo_table(header, [row(r) for r in data])
+
+
+def echo_log(lines: Iterable[str], *, tail: int | None, empty: str) -> None:
+    """Print a log line by line as it comes (Ctrl-C ends a follow quietly); `empty` goes to
+    stderr when nothing came, unless no line was asked for (`--tail 0`)."""
+    printed = False
+    try:
+        for line in lines:
+            click.echo(line)
+            printed = True
+    except KeyboardInterrupt:
+        return
+    if not printed and tail != 0:
+        click.echo(empty, err=True)

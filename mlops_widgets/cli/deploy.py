@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_result, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_log, echo_result, echo_table, pass_obj
 from mlops_widgets.errors import MlopsError
 
 NAME = click.option("--name", required=True, help="Deployment name.")
@@ -214,15 +214,7 @@ def logs(obj: CliContext, name: str, tail: int | None, follow: bool) -> None:
     """The kernels' stdout and stderr, each line prefixed with its kernel."""
     from mlops_widgets.ops import deploy as steps
 
-    printed = False
-    try:
-        for line in steps.logs(obj.backend(), name, tail=tail, follow=follow):
-            click.echo(line)
-            printed = True
-    except KeyboardInterrupt:
-        return
-    if not printed and tail != 0:
-        click.echo(f"deployment {name} has no kernel log yet", err=True)
+    echo_log(steps.logs(obj.backend(), name, tail=tail, follow=follow), tail=tail, empty=f"deployment {name} has no kernel log yet")
 
 
 @deploy.command()

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_result, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_log, echo_result, pass_obj
 
 TEMPLATE = "A1_Submit_WMLA_Training"
 JOB = click.argument("job_id", metavar="JOB")
@@ -122,15 +122,7 @@ def logs(obj: CliContext, job_id: str, worker: int | None, tail: int | None, fol
     """The workers' output, each line prefixed with its worker."""
     from mlops_widgets.ops import train as steps
 
-    printed = False
-    try:
-        for line in steps.logs(obj.backend(), job_id, worker=worker, tail=tail, follow=follow):
-            click.echo(line)
-            printed = True
-    except KeyboardInterrupt:
-        return
-    if not printed and tail != 0:
-        click.echo(f"training job {job_id} has no log yet", err=True)
+    echo_log(steps.logs(obj.backend(), job_id, worker=worker, tail=tail, follow=follow), tail=tail, empty=f"training job {job_id} has no log yet")
 
 
 @train.command()
