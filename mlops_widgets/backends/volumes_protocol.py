@@ -9,12 +9,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.monitors.files import SECONDS_PER_DAY
 
 if TYPE_CHECKING:
     from mlops_widgets.backends.base import Progress
-
-
-DAY_S = 86400.0
 
 
 def relative_parts(path: str, volume: str) -> tuple[str, ...]:
@@ -36,7 +34,7 @@ def file_filter(
 ) -> Callable[[str, float], bool]:
     """`list_files`' selection as a test of (path, modification time): a suffix among
     `extensions` (case-insensitive) and modified in the last `most_recent` days."""
-    since = None if most_recent is None else time.time() - most_recent * DAY_S
+    since = None if most_recent is None else time.time() - most_recent * SECONDS_PER_DAY
     suffixes = None if extensions is None else tuple(e.lower() for e in extensions)
 
     def wanted(path: str, modified: float) -> bool:
