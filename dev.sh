@@ -30,6 +30,11 @@ case "$job" in
     fi
     # On CI (CI=true) the browser test must run, never skip.
     [ "${CI:-}" = true ] && export MLOPS_REQUIRE_BROWSER=1
+    # Lint and format are part of the suite (only when running the whole suite, not a chosen test).
+    if [ $# -eq 0 ]; then
+      .venv/bin/ruff check .
+      .venv/bin/ruff format --check .
+    fi
     exec .venv/bin/python -m pytest "$@"
     ;;
   *)

@@ -60,12 +60,14 @@ def main() -> None:
         base_w, _, _ = _timed(plain)
         ours_w, _, _ = _timed(ours)
         mb = chunks * len(CHUNK) / 2**20
-        print(f"write {mb:.0f} MB: plain {base_w:.3f} s, KernelLog (prefix, mask, rotate) {ours_w:.3f} s, "
-              f"ratio {ours_w / base_w:.2f}; files {[p.name for p in log_files(logs)]}")
+        print(
+            f"write {mb:.0f} MB: plain {base_w:.3f} s, KernelLog (prefix, mask, rotate) {ours_w:.3f} s, "
+            f"ratio {ours_w / base_w:.2f}; files {[p.name for p in log_files(logs)]}"
+        )
 
         def whole() -> list[str]:
             text = "\n".join(p.read_text(errors="replace") for p in log_files(logs))
-            return text.splitlines()[-args.tail:]
+            return text.splitlines()[-args.tail :]
 
         def tail() -> list[str]:
             return list(read_lines(logs, tail=args.tail))
@@ -73,9 +75,11 @@ def main() -> None:
         base_t, base_m, expected = _timed(whole)
         ours_t, ours_m, got = _timed(tail)
         assert [line.split("] ", 1)[1] for line in got] == [line.split("] ", 1)[1] for line in expected]
-        print(f"tail {args.tail} of {mb:.0f} MB: read-all {base_t * 1000:.1f} ms / {base_m:.1f} MB peak, "
-              f"read_lines(tail) {ours_t * 1000:.2f} ms / {ours_m:.2f} MB peak, "
-              f"ratio time {ours_t / base_t:.4f}, memory {ours_m / base_m:.4f}")
+        print(
+            f"tail {args.tail} of {mb:.0f} MB: read-all {base_t * 1000:.1f} ms / {base_m:.1f} MB peak, "
+            f"read_lines(tail) {ours_t * 1000:.2f} ms / {ours_m:.2f} MB peak, "
+            f"ratio time {ours_t / base_t:.4f}, memory {ours_m / base_m:.4f}"
+        )
 
 
 if __name__ == "__main__":

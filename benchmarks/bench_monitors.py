@@ -133,7 +133,9 @@ def main() -> None:
         print(f"  {'decode only, one core (baseline)':<36}{args.big / decode:>8.2f} s")
         print(f"  {'segmentation_metrics, every core':<36}{args.big / seg:>8.2f} s")
         ratio = decode / seg
-        print(f"  evaluation / decode-only time: {ratio:.2f}x (target <= 1.0x): {'ok' if ratio <= 1.0 else 'MISSED'}")
+        print(
+            f"  evaluation / decode-only time: {ratio:.2f}x (target <= 1.0x): {'ok' if ratio <= 1.0 else 'MISSED'}"
+        )
 
         m_small = measure_memory(small)
         m_big = measure_memory(big)

@@ -38,7 +38,7 @@ from service_load import AT_LEAST, in_process, started, through_service, write_k
 from mlops_widgets.backends.local.inference import LocalInference, stop_service
 from mlops_widgets.workspace import Workspace
 
-KERNEL = '''\
+KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 import base64, io, json, time
@@ -59,7 +59,7 @@ class TileKernel(Kernel):
 
 if __name__ == '__main__':
     TileKernel().run()
-'''
+"""
 
 
 def tile(size: int) -> bytes:
@@ -78,8 +78,10 @@ def in_processes(folder: Path, body: bytes, seconds: float, workers: int) -> tup
     and each call's latency."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        runs = [r.result() for r in [pool.submit(in_process, folder, "TileKernel", body, seconds)
-                                     for _ in range(workers)]]
+        runs = [
+            r.result()
+            for r in [pool.submit(in_process, folder, "TileKernel", body, seconds) for _ in range(workers)]
+        ]
     return sum(rate for rate, _ in runs), [x for _, lat in runs for x in lat]
 
 
@@ -95,8 +97,9 @@ def around_kernel(inference: LocalInference, name: str, body: bytes, seconds: fl
     return added
 
 
-def measure(inference: LocalInference, folder: Path, bodies: dict[int, bytes], seconds: float,
-            rounds: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def measure(
+    inference: LocalInference, folder: Path, bodies: dict[int, bytes], seconds: float, rounds: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     throughput, latency = [], []
     for k in (1, 2):
         name = f"tiles-{k}"
@@ -118,7 +121,9 @@ def measure(inference: LocalInference, folder: Path, bodies: dict[int, bytes], s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per figure")
     args = parser.parse_args()
@@ -136,7 +141,9 @@ def main() -> None:
     print("-" * 72)
     for size, k, n, limit, ratio in throughput:
         print(f"{size}x{size:<5} {k:>2} {n / 1e6:>6.2f} MB | {limit:>19.1f}/s | {ratio:>20.2f}")
-    print(f"\n{'tile':<10} | {'p50 in-process':>14} {'added around the kernel function':>33}   (1 client, 1 kernel)")
+    print(
+        f"\n{'tile':<10} | {'p50 in-process':>14} {'added around the kernel function':>33}   (1 client, 1 kernel)"
+    )
     print("-" * 74)
     for size, base, added in latency:
         print(f"{size}x{size:<5} | {base * 1e3:>11.2f} ms {added * 1e3:>30.2f} ms")

@@ -60,8 +60,10 @@ def main() -> None:
                 zf.writestr(f"pkg/mod{i // 100}/file{i}.py", f"x = {i}\n" * 20)
         _compare(f"{args.files} small files", many, scratch, args.repeat)
         big = scratch / "model.zip"
-        with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED, allowZip64=True) as zf, \
-                zf.open("weights.bin", "w", force_zip64=True) as fh:
+        with (
+            zipfile.ZipFile(big, "w", zipfile.ZIP_STORED, allowZip64=True) as zf,
+            zf.open("weights.bin", "w", force_zip64=True) as fh,
+        ):
             for _ in range(args.size_mb):
                 fh.write(os.urandom(1 << 20))
         _compare(f"one {args.size_mb} MB file", big, scratch, args.repeat)

@@ -44,11 +44,29 @@ def mlops(ws: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPro
 
 
 def operations(ws: Path, asset_id: str) -> dict[str, list[str]]:
-    stage = ["prepare", "stage", "--path-model", str(EXAMPLES / "model"), "--path-dependency",
-             str(EXAMPLES / "deployment"), "--path-yml", str(EXAMPLES / "deployment_metadata.yml"), "--force"]
+    stage = [
+        "prepare",
+        "stage",
+        "--path-model",
+        str(EXAMPLES / "model"),
+        "--path-dependency",
+        str(EXAMPLES / "deployment"),
+        "--path-yml",
+        str(EXAMPLES / "deployment_metadata.yml"),
+        "--force",
+    ]
     return {
         "stage": stage,
-        "deploy": ["deploy", "create", "--name", DEPLOYMENT, "--model-asset-id", asset_id, "--timeout", "120"],
+        "deploy": [
+            "deploy",
+            "create",
+            "--name",
+            DEPLOYMENT,
+            "--model-asset-id",
+            asset_id,
+            "--timeout",
+            "120",
+        ],
         "run": ["run", "C1_OpenScale_Dummy_ML_Provider"],
     }
 
@@ -76,8 +94,9 @@ def timed(ws: Path, args: list[str]) -> float:
 def kill_after(ws: Path, args: list[str], delay: float) -> int | None:
     """Start `mlops ARGS`, SIGKILL its process group after `delay` s; the exit code if it ended first."""
     env = {**os.environ, "MLOPS_HOME": str(ws), "MLOPS_BACKEND": "local"}
-    proc = subprocess.Popen([*MLOPS, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [*MLOPS, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     try:
         return proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -89,7 +108,11 @@ def kill_after(ws: Path, args: list[str], delay: float) -> int | None:
 def check(ws: Path) -> tuple[list[str], dict[str, int]]:
     """(inconsistencies, leftovers) of the workspace after a kill."""
     problems: list[str] = []
-    for args in (["config", "list", "--json"], ["runs", "list", "--json", "--limit", "0"], ["deploy", "list", "--json"]):
+    for args in (
+        ["config", "list", "--json"],
+        ["runs", "list", "--json", "--limit", "0"],
+        ["deploy", "list", "--json"],
+    ):
         try:
             out = mlops(ws, *args, timeout=NEXT_COMMAND_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -104,7 +127,9 @@ def check(ws: Path) -> tuple[list[str], dict[str, int]]:
         if verdict != "ok":
             problems.append(f"database integrity: {verdict}")
         assets = {r["asset_id"]: r["name"] for r in conn.execute("SELECT asset_id, name FROM space_assets")}
-        doc = conn.execute("SELECT content FROM space_documents WHERE name = 'deployment_metadata.yml'").fetchone()
+        doc = conn.execute(
+            "SELECT content FROM space_documents WHERE name = 'deployment_metadata.yml'"
+        ).fetchone()
         runs = conn.execute("SELECT run_id, status, dir FROM runs_runs").fetchall()
     finally:
         conn.close()
@@ -128,7 +153,9 @@ def check(ws: Path) -> tuple[list[str], dict[str, int]]:
         if not folder.is_dir():
             problems.append(f"run {run['run_id']} has no folder {run['dir']}")
     leftovers = {"stray processes": len(stray_processes(ws))}
-    referenced = set(entries) | {(e.get("wmla_deployment") or {}).get("dependency_filename") for e in entries.values()}
+    referenced = set(entries) | {
+        (e.get("wmla_deployment") or {}).get("dependency_filename") for e in entries.values()
+    }
     orphans = [a for a, name in assets.items() if a not in referenced and name not in referenced]
     return problems, {"orphan assets": len(orphans), **leftovers}
 
@@ -157,7 +184,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--ops", default="stage,deploy,run", help="Which operations to kill (comma-separated).")
+    parser.add_argument(
+        "--ops", default="stage,deploy,run", help="Which operations to kill (comma-separated)."
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the workspace folder for inspection.")
     opts = parser.parse_args()
     rng = random.Random(opts.seed)

@@ -46,8 +46,9 @@ def in_process(folder: Path, kernel_class: str, body: bytes, seconds: float) -> 
     return len(latencies) / (time.perf_counter() - start), latencies
 
 
-def through_service(inference: LocalInference, name: str, body: bytes, clients: int, seconds: float,
-                    warm: int = AT_LEAST) -> tuple[float, list[float]]:
+def through_service(
+    inference: LocalInference, name: str, body: bytes, clients: int, seconds: float, warm: int = AT_LEAST
+) -> tuple[float, list[float]]:
     """`clients` threads sending `body` for `seconds` after `warm` calls; requests per second and
     each request's latency."""
     latencies: list[list[float]] = [[] for _ in range(clients)]

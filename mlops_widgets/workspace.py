@@ -140,9 +140,10 @@ class Workspace:
             plain = storage_error(self.root, exc)
             if plain is not None:
                 raise plain from exc
-            raise MlopsError(f"workspace {self.root}: cannot open its database {self.db_path}: {exc}") from exc
+            raise MlopsError(
+                f"workspace {self.root}: cannot open its database {self.db_path}: {exc}"
+            ) from exc
         return conn
-
 
     @contextlib.contextmanager
     def tables(self, schema: str) -> Iterator[sqlite3.Connection]:
@@ -154,6 +155,7 @@ class Workspace:
             yield conn
         finally:
             conn.close()
+
 
 def _wal(conn: sqlite3.Connection) -> None:
     """Put the database in WAL mode (a no-op once it is). The first switch needs the database

@@ -35,9 +35,13 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",  # Docker's /dev/shm is small
 ]
 
-MISSING = (f"{CHROMIUM} not installed (apt-get install chromium)" if not os.access(CHROMIUM, os.X_OK)
-           else "playwright not installed (pip install -e '.[test]')"
-           if importlib.util.find_spec("playwright") is None else None)
+MISSING = (
+    f"{CHROMIUM} not installed (apt-get install chromium)"
+    if not os.access(CHROMIUM, os.X_OK)
+    else "playwright not installed (pip install -e '.[test]')"
+    if importlib.util.find_spec("playwright") is None
+    else None
+)
 if MISSING and os.environ.get("MLOPS_REQUIRE_BROWSER"):
     # CI sets MLOPS_REQUIRE_BROWSER: there the browser tests must run, never silently skip.
     raise RuntimeError(f"the browser tests cannot run: {MISSING}")
@@ -57,20 +61,38 @@ def lab_server(base: Path, root: Path, env: dict[str, str] | None = None) -> Ite
     settings.mkdir(parents=True, exist_ok=True)
     # Pre-answer the "get notified about Jupyter news?" toast: it can cover the page.
     (settings / "notification.jupyterlab-settings").write_text(
-        '{"fetchNews": "false", "checkForUpdates": false}')
+        '{"fetchNews": "false", "checkForUpdates": false}'
+    )
     port = _free_port()
-    full_env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "config"),
-                    JUPYTER_RUNTIME_DIR=str(base / "runtime"), IPYTHONDIR=str(base / "ipython"))
+    full_env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        IPYTHONDIR=str(base / "ipython"),
+    )
     full_env.pop("MLOPS_HOME", None)
     full_env.update(env or {})
     log_path = base / "server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-             "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
-             "--LabApp.expose_app_in_browser=True"],  # tests switch themes through the app
-            stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--allow-root",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                f"--ServerApp.token={TOKEN}",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.expose_app_in_browser=True",
+            ],  # tests switch themes through the app
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
@@ -103,8 +125,12 @@ def browser_page(profile: Path, width: int = 1280, height: int = 800) -> Iterato
 
     with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": width, "height": height})
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": width, "height": height},
+        )
         ctx.set_default_timeout(30_000)
         try:
             yield ctx.pages[0] if ctx.pages else ctx.new_page()

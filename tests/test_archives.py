@@ -66,7 +66,12 @@ HOSTILE_ESCAPE = "y/" + "../" * 10 + "outside/pwned.json"
     [
         # issue 12: `y -> a/b/.../j`, then `model.json -> y/../../...` (which that first link makes
         # look inside), then `y -> .`: checking each link as it was made let model.json escape.
-        [("y", HOSTILE_DEEP, True), ("model.json", HOSTILE_ESCAPE, True), ("y", ".", True), ("kernel.py", "k", False)],
+        [
+            ("y", HOSTILE_DEEP, True),
+            ("model.json", HOSTILE_ESCAPE, True),
+            ("y", ".", True),
+            ("kernel.py", "k", False),
+        ],
         # without the swap, one level more: model.json really leads out through y
         [("y", HOSTILE_DEEP, True), ("model.json", "y/" + "../" * 11 + "pwned.json", True)],
         # a file entry written under the link
@@ -84,19 +89,24 @@ def test_the_hostile_zip_of_issue_12_writes_nothing_outside(tmp_path: Path, memb
 
 
 def test_an_entry_under_a_link_is_refused(tmp_path: Path) -> None:
-    archive = make_zip(tmp_path / "under.zip", [("lib", "real", True), ("real/x.py", "x", False), ("lib/y.py", "y", False)])
+    archive = make_zip(
+        tmp_path / "under.zip", [("lib", "real", True), ("real/x.py", "x", False), ("lib/y.py", "y", False)]
+    )
     with pytest.raises(MlopsError, match="lies below the link 'lib'"):
         safe_unzip(archive, tmp_path / "out")
 
 
 def test_files_folders_and_inner_links_unpack(tmp_path: Path) -> None:
-    archive = make_zip(tmp_path / "good.zip", [
-        ("kernel.py", "k", False),
-        ("lib/util.py", "u", False),
-        ("lib/alias.py", "util.py", True),
-        ("shortcut", "lib", True),
-        ("back", "lib/../kernel.py", True),
-    ])
+    archive = make_zip(
+        tmp_path / "good.zip",
+        [
+            ("kernel.py", "k", False),
+            ("lib/util.py", "u", False),
+            ("lib/alias.py", "util.py", True),
+            ("shortcut", "lib", True),
+            ("back", "lib/../kernel.py", True),
+        ],
+    )
     names = safe_unzip(archive, tmp_path / "out")
     out = tmp_path / "out"
     assert sorted(names) == ["back", "kernel.py", "lib/alias.py", "lib/util.py", "shortcut"]
@@ -105,10 +115,14 @@ def test_files_folders_and_inner_links_unpack(tmp_path: Path) -> None:
 
 
 def test_top_folder_is_stripped_when_asked(tmp_path: Path) -> None:
-    archive = make_zip(tmp_path / "wrapped.zip", [("wrapped/kernel.py", "k", False), ("wrapped/lib/u.py", "u", False)])
+    archive = make_zip(
+        tmp_path / "wrapped.zip", [("wrapped/kernel.py", "k", False), ("wrapped/lib/u.py", "u", False)]
+    )
     assert top_folder(archive, keep_if="kernel.py") == "wrapped"
     safe_unzip(archive, tmp_path / "out", strip="wrapped")
-    assert (tmp_path / "out" / "kernel.py").read_text() == "k" and (tmp_path / "out" / "lib" / "u.py").exists()
+    assert (tmp_path / "out" / "kernel.py").read_text() == "k" and (
+        tmp_path / "out" / "lib" / "u.py"
+    ).exists()
     flat = make_zip(tmp_path / "flat.zip", [("kernel.py", "k", False)])
     assert top_folder(flat, keep_if="kernel.py") == ""
 

@@ -42,7 +42,9 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 
 def test_pyproject_declares_the_packages_own_backends():
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][ENTRY_POINT_GROUP]
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][
+        ENTRY_POINT_GROUP
+    ]
     assert declared == OWN
 
 
@@ -62,5 +64,7 @@ def test_a_backend_from_another_package_is_found_by_its_entry_point(plugin_site,
 
 
 def test_a_backend_that_fails_to_load_says_why(plugin_site, workspace):
-    with pytest.raises(MlopsError, match="backend 'mlw_backend_missing:create' failed to load: ModuleNotFoundError"):
+    with pytest.raises(
+        MlopsError, match="backend 'mlw_backend_missing:create' failed to load: ModuleNotFoundError"
+    ):
         get_backend("broken", workspace)

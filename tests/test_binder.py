@@ -30,40 +30,74 @@ def test_pins_match_the_tested_versions():
 @pytest.mark.timeout(900)
 def test_postbuild_in_a_fresh_virtual_environment(tmp_path):
     checkout = tmp_path / "repo"
-    shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(
-        ".venv", ".git", ".mlops", "mlops-demo", "__pycache__", "*.egg-info", ".pytest_cache", "build",
-        "node_modules"))
+    shutil.copytree(
+        REPO,
+        checkout,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            ".mlops",
+            "mlops-demo",
+            "__pycache__",
+            "*.egg-info",
+            ".pytest_cache",
+            "build",
+            "node_modules",
+        ),
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
     env.pop("MLOPS_HOME", None)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "-r", BINDER / "requirements.txt"], check=True, env=env, cwd=checkout)
-    check = ("from mlops_widgets.backends.local.inference import service_info, stop_service\n"
-             "print(service_info('demo-workspace') is None); stop_service('demo-workspace')")
+    check = (
+        "from mlops_widgets.backends.local.inference import service_info, stop_service\n"
+        "print(service_info('demo-workspace') is None); stop_service('demo-workspace')"
+    )
     try:
-        subprocess.run(["bash", BINDER / "postBuild"], check=True, env=env, cwd=checkout,
-                       capture_output=True, text=True)
+        subprocess.run(
+            ["bash", BINDER / "postBuild"], check=True, env=env, cwd=checkout, capture_output=True, text=True
+        )
     finally:  # report whether postBuild left the inference service running, and stop it if so
-        left = subprocess.run([venv / "bin" / "python", "-c", check], env=env, cwd=checkout,
-                              capture_output=True, text=True)
+        left = subprocess.run(
+            [venv / "bin" / "python", "-c", check], env=env, cwd=checkout, capture_output=True, text=True
+        )
     assert left.stdout.strip() == "True", f"postBuild left the inference service running: {left.stderr}"
 
-    installed = subprocess.run([venv / "bin" / "python", "-c", "import mlops_widgets; print(mlops_widgets.__file__)"],
-                               env=env, cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    installed = subprocess.run(
+        [venv / "bin" / "python", "-c", "import mlops_widgets; print(mlops_widgets.__file__)"],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert str(venv) in installed  # the wheel, not the checkout
     # Both halves of the JupyterLab extension are enabled by the install alone.
     jupyter = str(venv / "bin" / "jupyter")
-    labext = subprocess.run([jupyter, "labextension", "list"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, check=True)
+    labext = subprocess.run(
+        [jupyter, "labextension", "list"], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert re.search(r"mlops-widgets v\S+ .*enabled.*OK", labext.stdout + labext.stderr), labext
-    serverext = subprocess.run([jupyter, "server", "extension", "list"], env=env, cwd=tmp_path,
-                               capture_output=True, text=True, check=True)
+    serverext = subprocess.run(
+        [jupyter, "server", "extension", "list"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert re.search(r"mlops_widgets\.server .*enabled", serverext.stdout + serverext.stderr), serverext
     runs = sorted((checkout / "demo-workspace" / "runs").iterdir())
     assert len(runs) >= 5 and all(json.loads((r / "run.json").read_text())["status"] == "ok" for r in runs)
     notebook = json.loads((checkout / "MLOps_Panel.ipynb").read_text())
     assert "MLOpsPanel(workspace=" in "".join(notebook["cells"][1]["source"])
-    start = subprocess.run(["bash", BINDER / "start", "sh", "-c", "echo $MLOPS_HOME"], cwd=checkout,
-                           capture_output=True, text=True, check=True)
+    start = subprocess.run(
+        ["bash", BINDER / "start", "sh", "-c", "echo $MLOPS_HOME"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert start.stdout.strip() == str(checkout / "demo-workspace")

@@ -33,12 +33,22 @@ pytestmark = needs_browser
 def _write_notebook(path: Path) -> None:
     # Plain nbformat 4.5 JSON: importing nbformat would cost seconds of collection.
     nb = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": "panel", "metadata": {},
-                   "outputs": [], "source": CELL}],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                    "language": "python"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "panel",
+                "metadata": {},
+                "outputs": [],
+                "source": CELL,
+            }
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     path.write_text(json.dumps(nb, indent=1))
 
@@ -132,7 +142,9 @@ def _drive(page, lab, tmp_path: Path) -> None:
     details = page.locator(".mlops-run-details")
     expect(details).to_contain_text(asset_id.inner_text())
     link = details.locator("a.mlops-open-link[data-run]")
-    expect(link).to_have_attribute("href", re.compile(r"/lab/tree/workspace/runs/.+/A_MLOps_Pipeline\.ipynb$"))
+    expect(link).to_have_attribute(
+        "href", re.compile(r"/lab/tree/workspace/runs/.+/A_MLOps_Pipeline\.ipynb$")
+    )
     panel.screenshot(path=str(tmp_path / "runs.png"))
     print(f"\npanel shown {t_panel:.1f}s, staged {t_staged:.1f}s, screenshots in {tmp_path}")
 

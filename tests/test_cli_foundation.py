@@ -32,8 +32,13 @@ def test_cheap_commands_do_not_import_heavy_modules(argv, tmp_path):
         " 'ibm_watsonx_ai', 'ibm_watson_openscale', 'numpy') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"MLOPS_HOME": str(tmp_path / "ws"), "PATH": "/usr/bin:/bin"}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"MLOPS_HOME": str(tmp_path / "ws"), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 
 
@@ -54,14 +59,28 @@ def test_validate_bundled_and_reference_configs(cli, example_paths, reference_di
     single = cli("config", "validate", "--path-yml", reference_dir / "deployment_metadata_cli_example.yml")
     assert single.exit_code == 0, single.stderr
     assert "segmentation_metrics_v22" in single.stderr  # unknown locally: a warning, not an error
-    keyed = cli("config", "validate", "--with-key", "--path-yml",
-                reference_dir / "deployment_metadata_cli_example2.yml")
+    keyed = cli(
+        "config",
+        "validate",
+        "--with-key",
+        "--path-yml",
+        reference_dir / "deployment_metadata_cli_example2.yml",
+    )
     assert keyed.exit_code == 0, keyed.stderr
 
 
 def _stage(cli, paths, *extra):
-    return cli("prepare", "stage", "--path-model", paths.model, "--path-dependency", paths.deployment,
-               "--path-yml", paths.config, *extra)
+    return cli(
+        "prepare",
+        "stage",
+        "--path-model",
+        paths.model,
+        "--path-dependency",
+        paths.deployment,
+        "--path-yml",
+        paths.config,
+        *extra,
+    )
 
 
 def test_stage_writes_the_entry_keyed_by_model_asset_id(cli, backend, example_paths):
@@ -124,8 +143,16 @@ def test_a_stage_that_fails_in_its_notebook_leaves_a_failed_run(cli, workspace, 
     model.mkdir()
     (tmp_path / "outside.txt").write_text("not part of the model")
     (model / "weights").symlink_to(tmp_path / "outside.txt")
-    res = cli("prepare", "stage", "--path-model", model, "--path-dependency", example_paths.deployment,
-              "--path-yml", example_paths.config)
+    res = cli(
+        "prepare",
+        "stage",
+        "--path-model",
+        model,
+        "--path-dependency",
+        example_paths.deployment,
+        "--path-yml",
+        example_paths.config,
+    )
     assert res.exit_code == 1
     assert "points outside the folder" in res.stderr
     (run,) = list_runs(workspace)
@@ -163,9 +190,19 @@ def test_bad_config_exits_1_names_the_field_and_writes_nothing(case, cli, backen
     text, needle = BAD_CONFIGS[case]
     bad = tmp_path / "bad.yml"
     bad.write_text(text)
-    for args in (("config", "validate", "--path-yml", bad),
-                 ("prepare", "stage", "--path-model", example_paths.model,
-                  "--path-dependency", example_paths.deployment, "--path-yml", bad)):
+    for args in (
+        ("config", "validate", "--path-yml", bad),
+        (
+            "prepare",
+            "stage",
+            "--path-model",
+            example_paths.model,
+            "--path-dependency",
+            example_paths.deployment,
+            "--path-yml",
+            bad,
+        ),
+    ):
         res = cli(*args)
         assert res.exit_code == 1, res.output
         assert needle in res.stderr, res.stderr
@@ -175,8 +212,16 @@ def test_bad_config_exits_1_names_the_field_and_writes_nothing(case, cli, backen
 
 
 def test_stage_missing_path_names_the_option(cli, backend, example_paths, tmp_path):
-    res = cli("prepare", "stage", "--path-model", tmp_path / "nope", "--path-dependency",
-              example_paths.deployment, "--path-yml", example_paths.config)
+    res = cli(
+        "prepare",
+        "stage",
+        "--path-model",
+        tmp_path / "nope",
+        "--path-dependency",
+        example_paths.deployment,
+        "--path-yml",
+        example_paths.config,
+    )
     assert res.exit_code == 1
     assert "--path-model" in res.stderr
     assert backend.space.list_assets() == []
@@ -211,8 +256,16 @@ def test_config_schema_lists_the_monitors_registered_in_the_named_workspace(cli,
         return set(schema["properties"]["openscale_custom_metric_provider"]["properties"])
 
     assert "segmentation_metrics_v22" not in monitors_in_schema(ws)
-    registered = cli("--workspace", ws, "monitor", "register", "--monitor", "segmentation_metrics_v22",
-                     "--provider", "segmentation_metrics")
+    registered = cli(
+        "--workspace",
+        ws,
+        "monitor",
+        "register",
+        "--monitor",
+        "segmentation_metrics_v22",
+        "--provider",
+        "segmentation_metrics",
+    )
     assert registered.exit_code == 0, registered.stderr
     assert "segmentation_metrics_v22" in monitors_in_schema(ws)
     assert "segmentation_metrics_v22" not in monitors_in_schema(tmp_path / "wsB")
@@ -220,8 +273,9 @@ def test_config_schema_lists_the_monitors_registered_in_the_named_workspace(cli,
 
 def test_console_script_exit_codes(example_paths, tmp_path):
     mlops = Path(sys.executable).parent / "mlops"
-    ok = subprocess.run([mlops, "config", "validate", "--path-yml", example_paths.config],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [mlops, "config", "validate", "--path-yml", example_paths.config], capture_output=True, text=True
+    )
     assert ok.returncode == 0
     bad = tmp_path / "bad.yml"
     bad.write_text("- a list\n")
@@ -230,12 +284,22 @@ def test_console_script_exit_codes(example_paths, tmp_path):
 
 
 @pytest.mark.parametrize(("answer", "models"), [("n", 2), ("y", 1), ("", 1)])
-def test_stage_name_clash_on_a_tty_asks_as_the_original_did(answer, models, backend, workspace, example_paths):
+def test_stage_name_clash_on_a_tty_asks_as_the_original_did(
+    answer, models, backend, workspace, example_paths
+):
     """y = overwrite, n = add another asset of the same name, empty = abort (nothing changes)."""
     pexpect = pytest.importorskip("pexpect")
     mlops = str(Path(sys.executable).parent / "mlops")
-    args = ["prepare", "stage", "--path-model", str(example_paths.model), "--path-dependency",
-            str(example_paths.deployment), "--path-yml", str(example_paths.config)]
+    args = [
+        "prepare",
+        "stage",
+        "--path-model",
+        str(example_paths.model),
+        "--path-dependency",
+        str(example_paths.deployment),
+        "--path-yml",
+        str(example_paths.config),
+    ]
     env = {**os.environ, "MLOPS_HOME": str(workspace.root)}
     assert subprocess.run([mlops, *args], env=env, capture_output=True).returncode == 0
     child = pexpect.spawn(mlops, args, env=env, encoding="utf-8", timeout=60)

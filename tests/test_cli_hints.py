@@ -19,12 +19,17 @@ def test_hint_renders_from_the_table_with_its_args():
     hint = Hint("stage.deployed", "delete that deployment first", {"deployment": "live"})
     assert "`mlops deploy delete --name live`" in render(hint)
     error = ConflictError("model asset 1 is deployed as 'live'", hint=hint)
-    assert error_text(error).startswith("model asset 1 is deployed as 'live': delete that deployment first (`mlops")
+    assert error_text(error).startswith(
+        "model asset 1 is deployed as 'live': delete that deployment first (`mlops"
+    )
     assert "--name" not in str(error)  # the panel and the records read the plain words
 
 
 def test_hint_without_a_rendering_prints_its_plain_text():
-    assert error_text(MlopsError("broken", hint=Hint("no.such.action", "try again later"))) == "broken: try again later"
+    assert (
+        error_text(MlopsError("broken", hint=Hint("no.such.action", "try again later")))
+        == "broken: try again later"
+    )
     # a rendering that needs an argument the hint lacks falls back to the plain text too
     assert render(Hint("stage.deployed", "delete it first")) == "delete it first"
 
@@ -51,8 +56,16 @@ def test_rendering_table_is_sorted_and_covers_the_actions_of_this_package():
 
 
 def test_cli_error_renders_the_clash_hint_as_flags(cli, example_paths):
-    args = ("prepare", "stage", "--path-model", example_paths.model, "--path-dependency",
-            example_paths.deployment, "--path-yml", example_paths.config)
+    args = (
+        "prepare",
+        "stage",
+        "--path-model",
+        example_paths.model,
+        "--path-dependency",
+        example_paths.deployment,
+        "--path-yml",
+        example_paths.config,
+    )
     assert cli(*args).exit_code == 0
     again = cli(*args)
     assert again.exit_code == 1
@@ -74,7 +87,9 @@ def test_listings_print_json_a_table_or_a_nothing_line(cli):
     table = cli("monitor", "definitions").stdout.splitlines()
     assert table[0].split() == ["MONITOR", "ID", "METRICS", "NAME"] and len(table) >= 3
     assert {d["monitor_id"] for d in json.loads(cli("monitor", "definitions", "--json").stdout)} >= {
-        "segmentation_metrics", "generic_metrics"}
+        "segmentation_metrics",
+        "generic_metrics",
+    }
 
 
 def test_a_closed_pipe_ends_quietly(tmp_path):
@@ -82,7 +97,9 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     code = "from mlops_widgets.cli import main; main()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "templates", "list"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"MLOPS_HOME": str(tmp_path / "ws"), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"MLOPS_HOME": str(tmp_path / "ws"), "PATH": "/usr/bin:/bin"},
     )
     proc.stdout.close()  # the reader is gone before the first line
     err = proc.stderr.read().decode()

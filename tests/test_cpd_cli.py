@@ -22,8 +22,16 @@ def test_doctor_reports_each_service(cli, cpd_env: dict, fake_cpd: FakeCpd) -> N
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     services = [re.split(r"\s{2,}", line)[1] for line in lines]
-    assert services == ["environment", "Cloud Pak for Data", "sign-in", "Watson Machine Learning",
-                        "WMLA (console)", "WMLA (inference)", "OpenScale", "storage volumes"]
+    assert services == [
+        "environment",
+        "Cloud Pak for Data",
+        "sign-in",
+        "Watson Machine Learning",
+        "WMLA (console)",
+        "WMLA (inference)",
+        "OpenScale",
+        "storage volumes",
+    ]
     assert all(line.startswith("ok") for line in lines)
     text = res.stdout
     assert "Watson Machine Learning 4.8.5" in text
@@ -31,7 +39,9 @@ def test_doctor_reports_each_service(cli, cpd_env: dict, fake_cpd: FakeCpd) -> N
     assert "1 volume(s): demo-volume" in text
     # per service, the contract facts the backend relies on, in words
     assert "EDI v2 API with the token in X-Auth-Token, through ibm-wmla 0.1" in text
-    assert "data mart 00000000-0000-0000-0000-000000000000 (the Cloud Pak for Data instance) is active" in text
+    assert (
+        "data mart 00000000-0000-0000-0000-000000000000 (the Cloud Pak for Data instance) is active" in text
+    )
     assert f"space {fake_cpd.space_id} found" in text
     assert cpd_env["APIKEY"] not in res.output
 
@@ -47,14 +57,24 @@ def test_doctor_says_what_is_missing(cli, cpd_env: dict, monkeypatch: pytest.Mon
     assert "APIKEY: USERNAME is set but its API key is not" in env["detail"]
     assert "SPACE_ID: the Watson Machine Learning deployment space id" in env["detail"]
     failed = [c["service"] for c in checks if not c["ok"]]
-    assert failed == ["environment", "sign-in", "Watson Machine Learning", "WMLA (console)",
-                      "WMLA (inference)", "OpenScale", "storage volumes"]
+    assert failed == [
+        "environment",
+        "sign-in",
+        "Watson Machine Learning",
+        "WMLA (console)",
+        "WMLA (inference)",
+        "OpenScale",
+        "storage volumes",
+    ]
     assert all(c["detail"] == "skipped: sign-in failed" for c in checks[3:])
     assert "checks failed: environment, sign-in, Watson" in res.stderr
 
 
 def test_doctor_fails_on_an_expired_token(
-    cli, cpd_env: dict, fake_cpd: FakeCpd, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    cli,
+    cpd_env: dict,
+    fake_cpd: FakeCpd,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     monkeypatch.setenv("USER_ACCESS_TOKEN", fake_cpd.router.issue_token("mlops-user", ttl=-60))
     res = cli("doctor", "--json")  # renewable from USERNAME and APIKEY: said, not a failure
@@ -79,7 +99,9 @@ def test_doctor_without_any_setting(cli, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_doctor_names_an_unreachable_or_untrusted_cluster(
-    cli, cpd_env: dict, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    cli,
+    cpd_env: dict,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     monkeypatch.delenv("MLOPS_CPD_CA_BUNDLE")
     res = cli("doctor")
@@ -92,8 +114,12 @@ def test_doctor_names_an_unreachable_or_untrusted_cluster(
 
 def test_cpd_commands_leave_the_process_as_they_found_it(cli, cpd_env: dict) -> None:  # noqa: ANN001
     state, environ = process_tls_state(), dict(os.environ)
-    for args in (("doctor",), ("--backend", "cpd", "config", "list"),
-                 ("--backend", "cpd", "deploy", "list"), ("--backend", "cpd", "provider", "list")):
+    for args in (
+        ("doctor",),
+        ("--backend", "cpd", "config", "list"),
+        ("--backend", "cpd", "deploy", "list"),
+        ("--backend", "cpd", "provider", "list"),
+    ):
         res = cli(*args)
         assert res.exit_code == 0, res.output
         assert process_tls_state() == state, args
@@ -101,11 +127,15 @@ def test_cpd_commands_leave_the_process_as_they_found_it(cli, cpd_env: dict) -> 
 
 
 def test_settings_from_the_environment() -> None:
-    s = CpdSettings.from_env({
-        "RUNTIME_ENV_APSX_URL": "https://cpd-ns.apps.example.com/",
-        "USER_ACCESS_TOKEN": "tok-secret", "WML_SPACE_ID": "space-1",
-        "WMLA_HOST": "wmla-console-ns.apps.example.com", "APIKEY": "key-secret",
-    })
+    s = CpdSettings.from_env(
+        {
+            "RUNTIME_ENV_APSX_URL": "https://cpd-ns.apps.example.com/",
+            "USER_ACCESS_TOKEN": "tok-secret",
+            "WML_SPACE_ID": "space-1",
+            "WMLA_HOST": "wmla-console-ns.apps.example.com",
+            "APIKEY": "key-secret",
+        }
+    )
     assert s.base_url == "https://cpd-ns.apps.example.com"
     assert s.space_id == "space-1"
     assert s.wmla_url == "https://wmla-console-ns.apps.example.com"
@@ -113,8 +143,14 @@ def test_settings_from_the_environment() -> None:
     assert s.verify is True  # never False
     assert "tok-secret" not in repr(s) and "key-secret" not in repr(s)
     assert s.missing("inference") == []
-    both = CpdSettings.from_env({"BASE_URL": "https://a", "WMLA_HOST": "https://w/dlim/v1",
-                                 "WMLA_INFERENCE_HOST": "https://i", "MLOPS_CPD_CA_BUNDLE": "/no/such.pem"})
+    both = CpdSettings.from_env(
+        {
+            "BASE_URL": "https://a",
+            "WMLA_HOST": "https://w/dlim/v1",
+            "WMLA_INFERENCE_HOST": "https://i",
+            "MLOPS_CPD_CA_BUNDLE": "/no/such.pem",
+        }
+    )
     assert (both.wmla_url, both.inference_url) == ("https://w", "https://i")
     assert any("MLOPS_CPD_CA_BUNDLE: /no/such.pem is not a file" in m for m in both.missing("space"))
 
@@ -128,8 +164,7 @@ def test_the_backend_imports_no_sdk_until_used() -> None:
         "assert not loaded, loaded\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "MLOPS_BACKEND"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -142,22 +177,36 @@ print("same" if before == after else "changed")
 """
 
 
-@pytest.mark.parametrize(("importer", "expected"), [
-    ("import ibm_watson_openscale", "changed"),  # what the SDK does on its own
-    ("from mlops_widgets.backends.cpd.contain import import_sdk\n"
-     "for kind in ('openscale', 'wml', 'watsonx'): import_sdk(kind, None)", "same"),
-])
+@pytest.mark.parametrize(
+    ("importer", "expected"),
+    [
+        ("import ibm_watson_openscale", "changed"),  # what the SDK does on its own
+        (
+            "from mlops_widgets.backends.cpd.contain import import_sdk\n"
+            "for kind in ('openscale', 'wml', 'watsonx'): import_sdk(kind, None)",
+            "same",
+        ),
+    ],
+)
 def test_sdk_imports_are_contained(importer: str, expected: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", _IMPORT_CHECK.format(importer=importer)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORT_CHECK.format(importer=importer)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.stdout.strip() == expected, proc.stderr
 
 
 def test_deploy_commands_on_cpd(cli, cpd_backend, tmp_path) -> None:  # noqa: ANN001
     from test_cpd_inference import submission
 
-    cpd_backend.inference.deploy("seg", submission(tmp_path), custom_args={"CPD_USERNAME": "a"},
-                                 secret_args={"CPD_API_KEY": "secret-value-1"})
+    cpd_backend.inference.deploy(
+        "seg",
+        submission(tmp_path),
+        custom_args={"CPD_USERNAME": "a"},
+        secret_args={"CPD_API_KEY": "secret-value-1"},
+    )
     cpd_backend.inference.start("seg")
     view = cli("--backend", "cpd", "deploy", "view", "--name", "seg")
     assert view.exit_code == 0, view.output

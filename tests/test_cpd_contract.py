@@ -72,8 +72,11 @@ RULES: list[tuple[str, str, Callable[[], Callable[[Any], Any]] | None]] = [
     ("(GET|POST|PATCH)", OS + rf"/monitor_instances(/{ID})?", lambda: _wos("MonitorInstanceResponse")),
     ("GET", OS + rf"/monitor_instances/{ID}/runs", lambda: _wos("MonitoringRunCollection")),
     ("(GET|POST|PATCH)", OS + rf"/monitor_instances/{ID}/runs(/{ID})?", lambda: _wos("MonitoringRun")),
-    ("GET", OS + rf"/monitor_instances/{ID}/measurements",
-     lambda: _wos("MonitorMeasurementResponseCollection")),
+    (
+        "GET",
+        OS + rf"/monitor_instances/{ID}/measurements",
+        lambda: _wos("MonitorMeasurementResponseCollection"),
+    ),
     ("GET", OS + rf"/monitor_instances/{ID}/measurements/{ID}", lambda: _wos("MonitorMeasurementResponse")),
     ("POST", OS + rf"/monitor_instances/{ID}/measurements", None),
     ("GET", OS + r"/measurements", lambda: _wos("MeasurementsResponseCollection")),
@@ -129,18 +132,30 @@ def _workflow(backend: Backend, fake: FakeCpd, tmp_path: Path) -> None:
     sp = mon.service_providers.add("OpenScale Headless Service Provider")
     mon.service_providers.list()
     mon.service_providers.get(sp["metadata"]["id"])
-    sub = mon.subscriptions.add(service_provider_id=sp["metadata"]["id"], name="seg Monitor",
-                                deployment_name="seg", deployment_url="https://x/seg")
+    sub = mon.subscriptions.add(
+        service_provider_id=sp["metadata"]["id"],
+        name="seg Monitor",
+        deployment_name="seg",
+        deployment_url="https://x/seg",
+    )
     sub_id = sub["metadata"]["id"]
     mon.subscriptions.list()
     mon.subscriptions.get(sub_id)
     inst = mon.monitor_instances.create(
-        monitor_definition_id="generic_metrics", target_id=sub_id, thresholds=[],
-        parameters={"custom_metrics_provider_id": published["integrated_system_id"],
-                    "volume_display_name": "Vol", "dir_gt": "gt", "dir_pred": "pred"})
+        monitor_definition_id="generic_metrics",
+        target_id=sub_id,
+        thresholds=[],
+        parameters={
+            "custom_metrics_provider_id": published["integrated_system_id"],
+            "volume_display_name": "Vol",
+            "dir_gt": "gt",
+            "dir_pred": "pred",
+        },
+    )
     iid = inst["metadata"]["id"]
-    mon.monitor_instances.update(iid, thresholds=[{"metric_id": "num_images_total_predicted",
-                                                   "type": "lower_limit", "value": 2}])
+    mon.monitor_instances.update(
+        iid, thresholds=[{"metric_id": "num_images_total_predicted", "type": "lower_limit", "value": 2}]
+    )
     mon.integrated_systems.get(published["integrated_system_id"])
     run = _wait(mon, iid, mon.runs.add(iid))
     assert run["entity"]["status"]["state"] == "finished", run["entity"]["status"]
@@ -165,18 +180,41 @@ def test_every_parsed_response_of_the_fake_has_ibms_shape(
     assert check(fake_cpd.router.responses) == []
 
 
-@pytest.mark.parametrize(("method", "pattern", "drop", "expected"), [
-    ("GET", r"/dlim/v1/model/seg/instance$", "state", "Required property 'state' not present in ModelInstance"),
-    ("GET", r"/dlim/v1/model/seg$", "kernel_path", "Required property 'kernel_path' not present in Model"),
-    ("GET", r"/monitor_instances/[^/]+/runs/[^/]+$", "entity",
-     "Required property 'entity' not present in MonitoringRun"),
-])
+@pytest.mark.parametrize(
+    ("method", "pattern", "drop", "expected"),
+    [
+        (
+            "GET",
+            r"/dlim/v1/model/seg/instance$",
+            "state",
+            "Required property 'state' not present in ModelInstance",
+        ),
+        (
+            "GET",
+            r"/dlim/v1/model/seg$",
+            "kernel_path",
+            "Required property 'kernel_path' not present in Model",
+        ),
+        (
+            "GET",
+            r"/monitor_instances/[^/]+/runs/[^/]+$",
+            "entity",
+            "Required property 'entity' not present in MonitoringRun",
+        ),
+    ],
+)
 def test_a_response_that_loses_a_required_field_fails_the_contract(
-    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path, method: str, pattern: str, drop: str,
+    cpd_backend: Backend,
+    fake_cpd: FakeCpd,
+    tmp_path: Path,
+    method: str,
+    pattern: str,
+    drop: str,
     expected: str,
 ) -> None:
     """The check can fail: the same workflow with one response drifted (a required field
     dropped) is reported, naming the field and IBM's class."""
+
     def without(body: Any) -> Any:
         body.pop(drop, None)
         return body

@@ -65,13 +65,33 @@ def _scenario(cli, backend: str, workspace: Path, example_paths, images: Path) -
             outputs.append((" ".join(args[:2]), json.loads(res.stdout) if as_json else _mask(res.stdout)))
         return res.stdout
 
-    staged = run("prepare", "stage", "--path-model", str(example_paths.model),
-                 "--path-dependency", str(example_paths.deployment), "--path-yml", str(example_paths.config))
+    staged = run(
+        "prepare",
+        "stage",
+        "--path-model",
+        str(example_paths.model),
+        "--path-dependency",
+        str(example_paths.deployment),
+        "--path-yml",
+        str(example_paths.config),
+    )
     asset_id = re.search(r"model asset id: (\S+)", staged)[1]  # type: ignore[index]
     run("deploy", "create", "--name", NAME, "--model-asset-id", asset_id)
     # where A4 writes differs in words (a local folder, a folder on a cluster volume): not compared
-    record = json.loads(run("run", "A4_Batch_Scoring", "-p", "deployment_name", NAME,
-                            "-p", "images_dir", str(images), "--json", compare=False))
+    record = json.loads(
+        run(
+            "run",
+            "A4_Batch_Scoring",
+            "-p",
+            "deployment_name",
+            NAME,
+            "-p",
+            "images_dir",
+            str(images),
+            "--json",
+            compare=False,
+        )
+    )
     assert record["status"] == "ok", record
     run("provider", "create")
     for monitor in MONITORS:
@@ -86,7 +106,11 @@ def _scenario(cli, backend: str, workspace: Path, example_paths, images: Path) -
 
 
 def test_the_scenario_has_the_same_output_on_both_backends(
-    cli, cpd_env: dict, fake_cpd: FakeCpd, example_paths, tmp_path: Path  # noqa: ANN001
+    cli,
+    cpd_env: dict,
+    fake_cpd: FakeCpd,
+    example_paths,
+    tmp_path: Path,  # noqa: ANN001
 ) -> None:
     images, masks = tmp_path / "tiles", tmp_path / "masks"
     write_tiles(images, masks, 6, size=48)
@@ -110,9 +134,11 @@ def test_the_scenario_has_the_same_output_on_both_backends(
     # A4 wrote the same six masks into the volume's dir_pred on both backends
     predicted = local_ws / "volumes" / "demo-volume" / "model_eval" / "model_images"
     local_masks = {p.name: p.read_bytes() for p in predicted.iterdir()}
-    remote_masks = {path.rsplit("/", 1)[1]: data for path, (data, _) in
-                    fake_cpd.volumes.volumes["demo-volume"]["files"].items()
-                    if path.startswith("model_eval/model_images/")}
+    remote_masks = {
+        path.rsplit("/", 1)[1]: data
+        for path, (data, _) in fake_cpd.volumes.volumes["demo-volume"]["files"].items()
+        if path.startswith("model_eval/model_images/")
+    }
     assert len(local_masks) == 6 and remote_masks == local_masks
 
     assert [c for c, _ in local] == [c for c, _ in remote]
@@ -123,14 +149,14 @@ def test_the_scenario_has_the_same_output_on_both_backends(
             assert _shape(out_local) == _shape(out_remote), command
     # the same images and thresholds give the same measurements
     issues = {c: [m.get("issue_count") for m in o["monitors"]] for c, o in local if c == "monitor status"}
-    assert issues == {c: [m.get("issue_count") for m in o["monitors"]] for c, o in remote
-                      if c == "monitor status"}
+    assert issues == {
+        c: [m.get("issue_count") for m in o["monitors"]] for c, o in remote if c == "monitor status"
+    }
 
     # ... and the same metric values: the published providers computed what the embedded ones did
     def values(outputs: list[tuple[str, Any]]) -> dict[str, dict[str, float]]:
         status = next(o for c, o in outputs if c == "monitor status")
-        return {m["monitor_id"]: {x["metric"]: x["value"] for x in m["metrics"]}
-                for m in status["monitors"]}
+        return {m["monitor_id"]: {x["metric"]: x["value"] for x in m["metrics"]} for m in status["monitors"]}
 
     expected = values(local)
     for monitor, metrics in values(remote).items():

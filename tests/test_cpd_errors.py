@@ -79,8 +79,7 @@ def test_the_first_sdk_use_after_a_renewal_takes_the_new_token(
     assert cpd_backend.monitoring.service_providers.list() == []  # builds the OpenScale client
 
 
-def test_wrong_apikey_is_named(cpd_env: dict, monkeypatch: pytest.MonkeyPatch,
-                               workspace: Workspace) -> None:
+def test_wrong_apikey_is_named(cpd_env: dict, monkeypatch: pytest.MonkeyPatch, workspace: Workspace) -> None:
     monkeypatch.setenv("APIKEY", "not-the-key")
     with pytest.raises(MlopsError, match="refused USERNAME 'mlops-user' with the given APIKEY"):
         get_backend("cpd", workspace).inference.list()
@@ -100,8 +99,7 @@ def test_missing_objects_are_not_found(cpd_backend: Backend, tmp_path: Path) -> 
     assert "--" not in err.value.message
 
 
-def test_a_refused_undeploy_is_a_conflict(cpd_backend: Backend, fake_cpd: FakeCpd,
-                                           tmp_path: Path) -> None:
+def test_a_refused_undeploy_is_a_conflict(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path) -> None:
     """EDI refuses to delete a started model; should it refuse anyway (another user started it
     between our stop and our delete), the refusal reaches the user as a conflict, in its words."""
     from test_cpd_inference import submission
@@ -152,8 +150,11 @@ def test_tls_verification_failure_is_an_error_never_a_downgrade(
 ) -> None:
     monkeypatch.delenv("MLOPS_CPD_CA_BUNDLE")  # the system trust store does not know the fake's CA
     backend = get_backend("cpd", workspace)
-    for action in (lambda: backend.space.list_assets(), lambda: backend.inference.list(),
-                   lambda: backend.monitoring.service_providers.list()):
+    for action in (
+        lambda: backend.space.list_assets(),
+        lambda: backend.inference.list(),
+        lambda: backend.monitoring.service_providers.list(),
+    ):
         with pytest.raises(MlopsError, match="TLS verification .*failed.*MLOPS_CPD_CA_BUNDLE"):
             action()
     # a handshake that fails never reaches the server: anything logged would mean a retry

@@ -26,19 +26,30 @@ def submission(tmp_path: Path, name: str = "seg") -> Path:
     (folder / "README.md").write_text("# seg\n")
     (folder / "weights").mkdir()
     (folder / "weights" / "w.bin").write_bytes(b"\x01" * 64)
-    (folder / "model.json").write_text(json.dumps({
-        "name": name, "kernel_path": "kernel.py", "readme": "README.md", "tag": "test",
-        "weight_path": "./", "runtime": "dlipy3", "framework": "PyTorch", "schema_version": "1",
-        "mk_environments": [{"name": "SPACE_ID", "value": "x"}],
-    }))
+    (folder / "model.json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "kernel_path": "kernel.py",
+                "readme": "README.md",
+                "tag": "test",
+                "weight_path": "./",
+                "runtime": "dlipy3",
+                "framework": "PyTorch",
+                "schema_version": "1",
+                "mk_environments": [{"name": "SPACE_ID", "value": "x"}],
+            }
+        )
+    )
     return folder
 
 
 def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path) -> None:
     inf = cpd_backend.inference
     folder = submission(tmp_path)
-    view = inf.deploy("seg", folder, custom_args={"CPD_USERNAME": "alice"},
-                      secret_args={"CPD_API_KEY": "s3cr3t-value"})
+    view = inf.deploy(
+        "seg", folder, custom_args={"CPD_USERNAME": "alice"}, secret_args={"CPD_API_KEY": "s3cr3t-value"}
+    )
     assert view["state"] == "stopped" and view["status"] == "STOPPED"
     assert view["url"] == f"{fake_cpd.inference_url}/dlim/v1/inference/seg"
 
@@ -99,8 +110,9 @@ def _order(fake: FakeCpd, name: str) -> list[str]:
     return out
 
 
-def test_stop_waits_for_disabled_before_delete(cpd_backend: Backend, fake_cpd: FakeCpd,
-                                               tmp_path: Path) -> None:
+def test_stop_waits_for_disabled_before_delete(
+    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path
+) -> None:
     """EDI stops asynchronously and refuses to delete a model that is not disabled: undeploy
     of a started deployment stops it, polls until `disabled`, then deletes (no refused call)."""
     fake_cpd.dlim.stop_delay = 0.5
@@ -115,7 +127,10 @@ def test_stop_waits_for_disabled_before_delete(cpd_backend: Backend, fake_cpd: F
 
 
 def test_start_waits_for_the_started_state_and_says_when_it_does_not_come(
-    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    cpd_backend: Backend,
+    fake_cpd: FakeCpd,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     workspace: Workspace,
 ) -> None:
     inf = cpd_backend.inference
@@ -129,8 +144,9 @@ def test_start_waits_for_the_started_state_and_says_when_it_does_not_come(
 
     fake_cpd.dlim.start_delay = 3600  # a deployment whose kernels never come up
     monkeypatch.setenv("MLOPS_CPD_EDI_TIMEOUT", "0.3")
-    with pytest.raises(MlopsError, match="did not reach the started state within 0.3 s "
-                                         "\\(WMLA still reports 'deploying'\\)") as err:
+    with pytest.raises(
+        MlopsError, match="did not reach the started state within 0.3 s \\(WMLA still reports 'deploying'\\)"
+    ) as err:
         get_backend("cpd", workspace).inference.start("seg")
     assert err.value.hint is not None and "MLOPS_CPD_EDI_TIMEOUT" in err.value.hint.text
 
@@ -146,16 +162,18 @@ def test_the_fake_is_as_strict_as_edi(cpd_backend: Backend, fake_cpd: FakeCpd, t
     token = fake_cpd.router.issue_token("mlops-user")
     ca = str(fake_cpd.certs.ca)
     url = f"{fake_cpd.base_url}/dlim/v1/model/seg"
-    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, verify=ca,
-                        timeout=10).status_code == 401
+    assert (
+        requests.get(url, headers={"Authorization": f"Bearer {token}"}, verify=ca, timeout=10).status_code
+        == 401
+    )
     refused = requests.delete(url, headers={"X-Auth-Token": token}, verify=ca, timeout=10)
     assert refused.status_code == 409 and "cannot be removed if it's started" in refused.text
-    assert requests.get(url, headers={"X-Auth-Token": token}, verify=ca, timeout=10).json()[
-        "name"] == "seg"
+    assert requests.get(url, headers={"X-Auth-Token": token}, verify=ca, timeout=10).json()["name"] == "seg"
 
 
-def test_inference_goes_to_the_inference_host_only(cpd_backend: Backend, fake_cpd: FakeCpd,
-                                                   tmp_path: Path) -> None:
+def test_inference_goes_to_the_inference_host_only(
+    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path
+) -> None:
     inf = cpd_backend.inference
     inf.deploy("seg", submission(tmp_path))
     with pytest.raises(InferenceError) as err:
@@ -167,10 +185,18 @@ def test_inference_goes_to_the_inference_host_only(cpd_backend: Backend, fake_cp
     token = fake_cpd.router.issue_token("mlops-user")
     headers = {"X-Auth-Token": token}
     ca = str(fake_cpd.certs.ca)
-    assert requests.post(f"{fake_cpd.base_url}/dlim/v1/inference/seg", headers=headers,
-                         verify=ca, timeout=10).status_code == 404
-    assert requests.get(f"{fake_cpd.inference_url}/dlim/v1/model", headers=headers,
-                        verify=ca, timeout=10).status_code == 404
+    assert (
+        requests.post(
+            f"{fake_cpd.base_url}/dlim/v1/inference/seg", headers=headers, verify=ca, timeout=10
+        ).status_code
+        == 404
+    )
+    assert (
+        requests.get(
+            f"{fake_cpd.inference_url}/dlim/v1/model", headers=headers, verify=ca, timeout=10
+        ).status_code
+        == 404
+    )
 
 
 def test_custom_arg_names_must_be_python_names(cpd_backend: Backend, tmp_path: Path) -> None:
@@ -178,8 +204,7 @@ def test_custom_arg_names_must_be_python_names(cpd_backend: Backend, tmp_path: P
         cpd_backend.inference.deploy("seg", submission(tmp_path), custom_args={"bad-name": "x"})
 
 
-def test_inference_needs_wmla_host(cpd_env: dict, monkeypatch: pytest.MonkeyPatch,
-                                   workspace) -> None:  # noqa: ANN001
+def test_inference_needs_wmla_host(cpd_env: dict, monkeypatch: pytest.MonkeyPatch, workspace) -> None:  # noqa: ANN001
     from mlops_widgets.backends import get_backend
 
     monkeypatch.delenv("WMLA_HOST")
@@ -188,8 +213,9 @@ def test_inference_needs_wmla_host(cpd_env: dict, monkeypatch: pytest.MonkeyPatc
         get_backend("cpd", workspace).inference  # noqa: B018
 
 
-def test_a_model_without_an_instance_yet_is_stopped(cpd_backend: Backend, fake_cpd: FakeCpd,
-                                                    tmp_path: Path) -> None:
+def test_a_model_without_an_instance_yet_is_stopped(
+    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path
+) -> None:
     """Some clusters answer 404 for the instance of a model never started: it is deployed and
     stopped (EDI's `not-available`), so a redeploy updates it and a start starts it."""
     fake_cpd.dlim.no_instance_until_started = True

@@ -28,8 +28,12 @@ def cpd_version() -> str:
 
 def _subscription(mon) -> str:  # noqa: ANN001
     sp = mon.service_providers.add("OpenScale Headless Service Provider")
-    sub = mon.subscriptions.add(service_provider_id=sp["metadata"]["id"], name="seg Monitor",
-                                deployment_name="seg", deployment_url="https://x/seg")
+    sub = mon.subscriptions.add(
+        service_provider_id=sp["metadata"]["id"],
+        name="seg Monitor",
+        deployment_name="seg",
+        deployment_url="https://x/seg",
+    )
     return sub["metadata"]["id"]
 
 
@@ -44,9 +48,13 @@ def _wait(mon, instance_id: str, run: dict) -> dict:  # noqa: ANN001
 def test_openscale_model_round_trip(cpd_backend: Backend) -> None:
     mon = cpd_backend.monitoring
     sub_id = _subscription(mon)
-    assert [s["entity"]["asset"]["name"] for s in mon.subscriptions.list(name="seg Monitor")] == ["seg Monitor"]
-    assert mon.service_providers.list(name="OpenScale Headless Service Provider")[0]["entity"][
-        "service_type"] == "custom_machine_learning"
+    assert [s["entity"]["asset"]["name"] for s in mon.subscriptions.list(name="seg Monitor")] == [
+        "seg Monitor"
+    ]
+    assert (
+        mon.service_providers.list(name="OpenScale Headless Service Provider")[0]["entity"]["service_type"]
+        == "custom_machine_learning"
+    )
 
     # structured as the original's subscriptions (reused by name), which our definitions apply to
     assert mon.subscriptions.get(sub_id)["entity"]["asset"]["input_data_type"] == "structured"
@@ -57,31 +65,46 @@ def test_openscale_model_round_trip(cpd_backend: Backend) -> None:
     assert [d["metadata"]["id"] for d in mon.monitor_definitions.list()] == ["generic_metrics"]
 
     with pytest.raises(MlopsError, match="has no metric id 'nope'"):
-        mon.monitor_instances.create(monitor_definition_id="generic_metrics", target_id=sub_id,
-                                     thresholds=[{"metric_id": "nope", "type": "lower_limit", "value": 1}],
-                                     parameters={})
+        mon.monitor_instances.create(
+            monitor_definition_id="generic_metrics",
+            target_id=sub_id,
+            thresholds=[{"metric_id": "nope", "type": "lower_limit", "value": 1}],
+            parameters={},
+        )
     limit = {"metric_id": "num_images_total_predicted", "type": "lower_limit", "value": 10}
-    inst = mon.monitor_instances.create(monitor_definition_id="generic_metrics", target_id=sub_id,
-                                        thresholds=[limit], parameters={"dir_gt": "gt"})
+    inst = mon.monitor_instances.create(
+        monitor_definition_id="generic_metrics",
+        target_id=sub_id,
+        thresholds=[limit],
+        parameters={"dir_gt": "gt"},
+    )
     iid = inst["metadata"]["id"]
     with pytest.raises(ConflictError, match="already has a generic_metrics monitor"):
-        mon.monitor_instances.create(monitor_definition_id="generic_metrics", target_id=sub_id,
-                                     thresholds=[], parameters={})
+        mon.monitor_instances.create(
+            monitor_definition_id="generic_metrics", target_id=sub_id, thresholds=[], parameters={}
+        )
     assert [i["metadata"]["id"] for i in mon.monitor_instances.list(target_id=sub_id)] == [iid]
-    updated = mon.monitor_instances.update(iid, thresholds=[{**limit, "value": 20}],
-                                           parameters={"dir_gt": "gt2"})
+    updated = mon.monitor_instances.update(
+        iid, thresholds=[{**limit, "value": 20}], parameters={"dir_gt": "gt2"}
+    )
     assert updated["entity"]["thresholds"][0]["value"] == 20
     # IBM's custom-monitor conventions ride along: runs enabled, the original's 360 s wait
-    assert updated["entity"]["parameters"] == {"dir_gt": "gt2", "enable_custom_metric_runs": True,
-                                               "custom_metrics_wait_time": 360}
+    assert updated["entity"]["parameters"] == {
+        "dir_gt": "gt2",
+        "enable_custom_metric_runs": True,
+        "custom_metrics_wait_time": 360,
+    }
 
     run = mon.runs.add(iid)  # no provider behind this instance: OpenScale fails the run
     run = _wait(mon, iid, run)
     assert run["entity"]["status"]["state"] == "error"
     assert "custom_metrics_provider_id" in run["entity"]["status"]["failure"]["errors"][0]["message"]
 
-    m = mon.measurements.add(iid, run_id=run["metadata"]["id"],
-                             metrics={"num_images_total_predicted": 15, "num_images_total_ground_truth": 9})
+    m = mon.measurements.add(
+        iid,
+        run_id=run["metadata"]["id"],
+        metrics={"num_images_total_predicted": 15, "num_images_total_ground_truth": 9},
+    )
     assert m["entity"]["issue_count"] == 1  # 15 < 20 (lower limit); 9 >= 5 (the default)
     metrics = {x["id"]: x for x in m["entity"]["values"][0]["metrics"]}
     assert metrics["num_images_total_predicted"]["lower_limit"] == 20
@@ -107,9 +130,7 @@ def test_publishing_needs_a_runtime_that_provides_mlops_widgets(
         publish(cpd_backend, "generic_metrics", software_spec="runtime-9")
 
 
-def test_published_provider_computes_runs_on_the_cluster(
-    cpd_backend: Backend, fake_cpd: FakeCpd
-) -> None:
+def test_published_provider_computes_runs_on_the_cluster(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:
     out = publish(cpd_backend, "generic_metrics")
     # registered as IBM's helper does: with ?version=, on a deployment with a hardware spec
     assert re.search(r"/predictions\?version=\d{4}-\d\d-\d\d$", out["scoring_url"]), out["scoring_url"]
@@ -119,34 +140,48 @@ def test_published_provider_computes_runs_on_the_cluster(
     assert b"def score(payload, token=None)" in code
     assert not [s for s in (b"fake-api-key", b"mlops-user", b"Bearer") if s in code]  # no credential
     recorded = cpd_backend.space.read_document(MONITOR_METADATA)
-    assert recorded == {"generic_metrics": {"integrated_system_id": out["integrated_system_id"],
-                                            "wml_deployment_id": out["wml_deployment_id"]}}
-    assert fake_cpd.openscale.credentials[out["integrated_system_id"]]["token_info"]["payload"][
-        "username"] == "mlops-user"
+    assert recorded == {
+        "generic_metrics": {
+            "integrated_system_id": out["integrated_system_id"],
+            "wml_deployment_id": out["wml_deployment_id"],
+        }
+    }
+    assert (
+        fake_cpd.openscale.credentials[out["integrated_system_id"]]["token_info"]["payload"]["username"]
+        == "mlops-user"
+    )
 
     now = time.time()
     seed_volume(fake_cpd, "Vol", "gt", {f"{i}_Seg.png": b"x" for i in range(6)}, now)
     seed_volume(fake_cpd, "Vol", "pred", {f"{i}_Seg.png": b"x" for i in range(2)}, now - 30 * 86400)
     mon = cpd_backend.monitoring
     sub_id = _subscription(mon)
-    params = {"custom_metrics_provider_id": out["integrated_system_id"], "volume_display_name": "Vol",
-              "dir_gt": "gt", "dir_pred": "pred", "most_recent": 7}
-    inst = mon.monitor_instances.create(monitor_definition_id="generic_metrics", target_id=sub_id,
-                                        thresholds=[], parameters=params)
+    params = {
+        "custom_metrics_provider_id": out["integrated_system_id"],
+        "volume_display_name": "Vol",
+        "dir_gt": "gt",
+        "dir_pred": "pred",
+        "most_recent": 7,
+    }
+    inst = mon.monitor_instances.create(
+        monitor_definition_id="generic_metrics", target_id=sub_id, thresholds=[], parameters=params
+    )
     iid = inst["metadata"]["id"]
     run = _wait(mon, iid, mon.runs.add(iid))
     assert run["entity"]["status"]["state"] == "finished", run["entity"]["status"]
     [measurement] = mon.measurements.list(iid)
     values = {x["id"]: x["value"] for x in measurement["entity"]["values"][0]["metrics"]}
-    assert values == {"num_images_total_ground_truth": 6, "num_images_recent_ground_truth": 6,
-                      "num_images_total_predicted": 2, "num_images_recent_predicted": 0}
+    assert values == {
+        "num_images_total_ground_truth": 6,
+        "num_images_recent_ground_truth": 6,
+        "num_images_total_predicted": 2,
+        "num_images_recent_predicted": 0,
+    }
     assert measurement["entity"]["run_id"] == run["metadata"]["id"]
     assert measurement["entity"]["issue_count"] == 2  # both predicted counts below 40
 
 
-def test_a_failing_provider_fails_its_run_with_the_reason(
-    cpd_backend: Backend, fake_cpd: FakeCpd
-) -> None:
+def test_a_failing_provider_fails_its_run_with_the_reason(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:
     from PIL import Image
 
     out = publish(cpd_backend, "segmentation_metrics")
@@ -157,9 +192,17 @@ def test_a_failing_provider_fails_its_run_with_the_reason(
     mon = cpd_backend.monitoring
     sub_id = _subscription(mon)
     inst = mon.monitor_instances.create(
-        monitor_definition_id="segmentation_metrics", target_id=sub_id, thresholds=[],
-        parameters={"custom_metrics_provider_id": out["integrated_system_id"],
-                    "volume_display_name": "Vol", "dir_gt": "gt", "dir_pred": "pred", "most_recent": 7})
+        monitor_definition_id="segmentation_metrics",
+        target_id=sub_id,
+        thresholds=[],
+        parameters={
+            "custom_metrics_provider_id": out["integrated_system_id"],
+            "volume_display_name": "Vol",
+            "dir_gt": "gt",
+            "dir_pred": "pred",
+            "most_recent": 7,
+        },
+    )
     iid = inst["metadata"]["id"]
     run = _wait(mon, iid, mon.runs.add(iid))
     assert run["entity"]["status"]["state"] == "error"
@@ -181,10 +224,16 @@ def test_publishing_needs_username_and_apikey(
 def test_publish_on_the_embedded_backend_registers_only(backend: Backend) -> None:
     out = publish(backend, "generic_metrics")
     assert out["wml_deployment_id"] is None
-    assert backend.space.read_document(MONITOR_METADATA)["generic_metrics"][
-        "integrated_system_id"] == out["integrated_system_id"]
-    assert backend.monitoring.integrated_systems.get(out["integrated_system_id"])["entity"][
-        "connection"]["endpoint"] == "local:generic_metrics"
+    assert (
+        backend.space.read_document(MONITOR_METADATA)["generic_metrics"]["integrated_system_id"]
+        == out["integrated_system_id"]
+    )
+    assert (
+        backend.monitoring.integrated_systems.get(out["integrated_system_id"])["entity"]["connection"][
+            "endpoint"
+        ]
+        == "local:generic_metrics"
+    )
 
 
 @pytest.mark.parametrize("cpd_version", ["4.8.5"])
@@ -202,9 +251,16 @@ def _provider_instance(cpd_backend: Backend, fake_cpd: FakeCpd, published: dict)
     seed_volume(fake_cpd, "Vol", "pred", {f"{i}_Seg.png": b"x" for i in range(3)})
     mon = cpd_backend.monitoring
     inst = mon.monitor_instances.create(
-        monitor_definition_id="generic_metrics", target_id=_subscription(mon), thresholds=[],
-        parameters={"custom_metrics_provider_id": published["integrated_system_id"],
-                    "volume_display_name": "Vol", "dir_gt": "gt", "dir_pred": "pred"})
+        monitor_definition_id="generic_metrics",
+        target_id=_subscription(mon),
+        thresholds=[],
+        parameters={
+            "custom_metrics_provider_id": published["integrated_system_id"],
+            "volume_display_name": "Vol",
+            "dir_gt": "gt",
+            "dir_pred": "pred",
+        },
+    )
     return inst["metadata"]["id"]
 
 
@@ -226,7 +282,8 @@ def test_runs_without_the_enable_flag_never_call_the_provider(
     fake too): our instances carry it; one without it gets a failed run and no call."""
     iid = _provider_instance(cpd_backend, fake_cpd, publish(cpd_backend, "generic_metrics"))
     fake_cpd.openscale.store["monitor_instances"][iid]["entity"]["parameters"].pop(
-        "enable_custom_metric_runs")
+        "enable_custom_metric_runs"
+    )
     mon = cpd_backend.monitoring
     run = _wait(mon, iid, mon.runs.add(iid))
     assert run["entity"]["status"]["state"] == "error"
@@ -255,8 +312,13 @@ def test_function_scoring_needs_a_version(cpd_backend: Backend, fake_cpd: FakeCp
     out = publish(cpd_backend, "generic_metrics")
     bare = out["scoring_url"].split("?")[0]
     token = fake_cpd.router.issue_token("mlops-user")
-    resp = requests.post(bare, json={"input_data": [{"values": {}}]}, verify=str(fake_cpd.certs.ca),
-                         headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    resp = requests.post(
+        bare,
+        json={"input_data": [{"values": {}}]},
+        verify=str(fake_cpd.certs.ca),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
     assert resp.status_code == 400 and "version" in resp.text
 
 
@@ -283,13 +345,18 @@ def test_a_posted_measurement_is_read_back_by_its_run(cpd_backend: Backend, fake
     is found by its run id, not by page order."""
     mon = cpd_backend.monitoring
     mon.monitor_definitions.add(BUILTIN["generic_metrics"])
-    inst = mon.monitor_instances.create(monitor_definition_id="generic_metrics",
-                                        target_id=_subscription(mon), thresholds=[], parameters={})
+    inst = mon.monitor_instances.create(
+        monitor_definition_id="generic_metrics", target_id=_subscription(mon), thresholds=[], parameters={}
+    )
     iid = inst["metadata"]["id"]
     fake_cpd.openscale.page = 2
     for i in range(3):
-        mon.measurements.add(iid, run_id=f"other-{i}", metrics={"num_images_total_predicted": i},
-                             timestamp=f"2999-01-0{i + 1}T00:00:00.000000Z")
+        mon.measurements.add(
+            iid,
+            run_id=f"other-{i}",
+            metrics={"num_images_total_predicted": i},
+            timestamp=f"2999-01-0{i + 1}T00:00:00.000000Z",
+        )
     mine = mon.measurements.add(iid, run_id="mine", metrics={"num_images_total_predicted": 7})
     assert mine["entity"]["run_id"] == "mine"
     assert [m["entity"]["run_id"] for m in mon.measurements.list(iid, run_id="other-1")] == ["other-1"]

@@ -27,19 +27,28 @@ def attached(cpd_backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
     cpd_backend.monitoring.monitor_definitions.add(BUILTIN[GEN])
     monitor.provider_create(cpd_backend)
     common = {"dir_gt": "gt", "dir_pred": "pred", "volume_display_name": "vol", "most_recent": 7}
-    add_entry(cpd_backend, monitors={GEN: {**common, "thresholds": BUILTIN[GEN].default_thresholds(),
-                                          "schedule": {"every": "1h"}}})
+    add_entry(
+        cpd_backend,
+        monitors={
+            GEN: {**common, "thresholds": BUILTIN[GEN].default_thresholds(), "schedule": {"every": "1h"}}
+        },
+    )
     monitor.monitor_create(cpd_backend, "demo")
     return cpd_backend
 
 
 def _stored(fake: FakeCpd) -> dict:
-    (inst,) = [i for i in fake.openscale.store["monitor_instances"].values()
-               if i["entity"]["monitor_definition_id"] == GEN]
+    (inst,) = [
+        i
+        for i in fake.openscale.store["monitor_instances"].values()
+        if i["entity"]["monitor_definition_id"] == GEN
+    ]
     return inst["entity"].get("schedule")
 
 
-def test_the_schedule_is_set_on_openscales_monitor_instance(attached: Backend, fake_cpd: FakeCpd, cli) -> None:
+def test_the_schedule_is_set_on_openscales_monitor_instance(
+    attached: Backend, fake_cpd: FakeCpd, cli
+) -> None:
     stored = _stored(fake_cpd)
     assert (stored["repeat_interval"], stored["repeat_unit"], stored["status"]) == (1, "hour", "enabled")
     assert stored["start_time"]["type"] == "absolute"
@@ -62,8 +71,10 @@ def test_the_schedule_is_set_on_openscales_monitor_instance(attached: Backend, f
 
     schedule.set_schedule(attached, "demo", remove=True)
     assert _stored(fake_cpd) is None
-    assert "schedule" not in space.get_entry(attached, deployment_name="demo")[1][
-        "openscale_custom_metric_provider"][GEN]
+    assert (
+        "schedule"
+        not in space.get_entry(attached, deployment_name="demo")[1]["openscale_custom_metric_provider"][GEN]
+    )
 
 
 def test_alerts_are_read_from_openscales_measurements(attached: Backend, cli) -> None:

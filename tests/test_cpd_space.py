@@ -43,10 +43,14 @@ def test_assets_round_trip(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Pa
 
     assert folder_asset.name == "model.zip"
     assert {a.asset_id for a in space.list_assets()} == {
-        folder_asset.asset_id, file_asset.asset_id, again.asset_id}
+        folder_asset.asset_id,
+        file_asset.asset_id,
+        again.asset_id,
+    }
     assert [a.asset_id for a in space.list_assets("notes.txt")] == [again.asset_id, file_asset.asset_id]
     assert [a.asset_id for a in space.list_assets(keep_only_latest=True) if a.name == "notes.txt"] == [
-        again.asset_id]
+        again.asset_id
+    ]
     assert space.get_asset(file_asset.asset_id).size == 5
 
     zipped = space.download(folder_asset.asset_id, tmp_path / "out" / "model.zip")
@@ -101,9 +105,7 @@ def test_a_document_written_by_the_original_tool_is_read_and_taken_over(
     assert set(space.read_document(DEPLOYMENT_METADATA)) == {"old-asset", "new"}
 
 
-def test_a_concurrent_writer_in_between_is_not_lost(
-    cpd_backend: Backend, workspace: Workspace
-) -> None:
+def test_a_concurrent_writer_in_between_is_not_lost(cpd_backend: Backend, workspace: Workspace) -> None:
     """The second writer reads, then someone else writes before it replaces the document:
     it must notice, re-read and re-apply (the original's re-upload lost the other entry)."""
     other = get_backend("cpd", workspace).space
@@ -208,8 +210,9 @@ def test_many_concurrent_writers_lose_nothing(
     assert [a.name for a in fake_cpd.wml.assets.values()] == [DEPLOYMENT_METADATA]
 
 
-def test_space_needs_its_settings(cpd_env: dict, monkeypatch: pytest.MonkeyPatch,
-                                  workspace: Workspace) -> None:
+def test_space_needs_its_settings(
+    cpd_env: dict, monkeypatch: pytest.MonkeyPatch, workspace: Workspace
+) -> None:
     monkeypatch.delenv("SPACE_ID")
     with pytest.raises(MlopsError, match="SPACE_ID"):
         get_backend("cpd", workspace).space  # noqa: B018

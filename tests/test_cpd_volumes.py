@@ -30,7 +30,11 @@ def test_volumes_round_trip(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: P
     assert vols.list_volumes() == ["Other", "Vol"]
 
     assert [f.path for f in vols.list_files("Vol", "gt")] == [
-        "gt/a_Seg.png", "gt/b_Seg.PNG", "gt/notes.txt", "gt/old_Seg.png"]
+        "gt/a_Seg.png",
+        "gt/b_Seg.PNG",
+        "gt/notes.txt",
+        "gt/old_Seg.png",
+    ]
     assert [f.path for f in vols.list_files("Vol", "gt", recursive=True)][-1] == "gt/sub/deep.png"
     recent_png = vols.list_files("Vol", "gt", most_recent=7, extensions=[".png"])
     assert [(f.path, f.size) for f in recent_png] == [("gt/a_Seg.png", 1), ("gt/b_Seg.PNG", 2)]

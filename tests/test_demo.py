@@ -12,8 +12,13 @@ from mlops_widgets.backends.local.inference import service_info, stop_service
 from mlops_widgets.runner import list_runs
 from mlops_widgets.workspace import Workspace
 
-DEMO_TEMPLATES = ["A_MLOps_Pipeline", "A2_WMLA_Model_Deploy", "A4_Batch_Scoring",
-                  "C1_OpenScale_Dummy_ML_Provider", "A3_OpenScale_Configuration"]
+DEMO_TEMPLATES = [
+    "A_MLOps_Pipeline",
+    "A2_WMLA_Model_Deploy",
+    "A4_Batch_Scoring",
+    "C1_OpenScale_Dummy_ML_Provider",
+    "A3_OpenScale_Configuration",
+]
 
 
 def _check_demo_output(res, ws: Workspace) -> None:

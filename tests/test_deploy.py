@@ -26,7 +26,7 @@ from mlops_widgets.ops import deploy, monitor, space, submission
 from mlops_widgets.workspace import Workspace
 
 # An EDI-style kernel that needs a custom arg (a bare global) and the model asset to start.
-NEEDY_KERNEL = '''\
+NEEDY_KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 import json, os
@@ -46,7 +46,7 @@ class NeedyKernel(Kernel):
 
 if __name__ == '__main__':
     NeedyKernel().run()
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +64,13 @@ def example_entry(example_paths: Any, **resources: Any) -> dict[str, Any]:
 
 def stage(backend: Backend, example_paths: Any, dependency: Path | None = None, **resources: Any) -> str:
     resources = {"kernel_min": 1, "kernel_max": 1, **resources}
-    staged = space.stage(backend, example_paths.model, dependency or example_paths.deployment,
-                         example_entry(example_paths, **resources), on_clash="new")
+    staged = space.stage(
+        backend,
+        example_paths.model,
+        dependency or example_paths.deployment,
+        example_entry(example_paths, **resources),
+        on_clash="new",
+    )
     return staged["model_asset_id"]
 
 
@@ -88,14 +93,26 @@ def tile_request(seed: int = 1, name: str = "tile_001") -> tuple[bytes, np.ndarr
 
 def test_profile_from_resource_configs() -> None:
     profile = deploy.profile_from_resource_configs(
-        {"enable_gpus": True, "n_cpus": 8, "memory_allocation": 10000, "kernel_min": 0, "task_execution_timeout": 120}
+        {
+            "enable_gpus": True,
+            "n_cpus": 8,
+            "memory_allocation": 10000,
+            "kernel_min": 0,
+            "task_execution_timeout": 120,
+        }
     )
     assert profile["policy"] == {
-        "kernel_min": 0, "kernel_max": 3, "kernel_delay_release_time": 60,
-        "task_execution_timeout": 120, "task_batch_size": 1,
+        "kernel_min": 0,
+        "kernel_max": 3,
+        "kernel_delay_release_time": 60,
+        "task_execution_timeout": 120,
+        "task_batch_size": 1,
     }
     assert profile["kernel"]["gpu"] == "exclusive"
-    assert profile["resource_allocation"]["kernel"]["resources"] == "ncpus=8,ncpus_limit=8,mem=10000,mem_limit=10000"
+    assert (
+        profile["resource_allocation"]["kernel"]["resources"]
+        == "ncpus=8,ncpus_limit=8,mem=10000,mem_limit=10000"
+    )
     plain = deploy.profile_from_resource_configs({"enable_gpus": False, "kernel_min": 4})
     assert plain["kernel"]["gpu"] == "no" and plain["policy"]["kernel_max"] == 4
     assert "resource_allocation" not in plain
@@ -133,15 +150,20 @@ def test_check_create_applies_the_original_checks(backend: Backend, example_path
         deploy.check_create(backend, "demo", first)
 
 
-def test_deploy_create_serves_the_example_and_fills_the_entry(backend: Backend, example_paths: Any,
-                                                              tmp_path: Path) -> None:
+def test_deploy_create_serves_the_example_and_fills_the_entry(
+    backend: Backend, example_paths: Any, tmp_path: Path
+) -> None:
     asset_id = stage(backend, example_paths)
     out_dir = tmp_path / "volume" / "model_images"
     result = deploy.deploy_create(backend, "demo", asset_id, custom_args={"OUTPUT_DIR": str(out_dir)})
     assert result["status"] == "IDLE"
     _, entry = space.get_entry(backend, model_asset_id=asset_id)
     assert entry["wmla_deployment"]["deployment_name"] == "demo"
-    assert entry["wmla_deployment"]["deployment_url"] == backend.inference.url("demo") == result["deployment_url"]
+    assert (
+        entry["wmla_deployment"]["deployment_url"]
+        == backend.inference.url("demo")
+        == result["deployment_url"]
+    )
     profile = backend.inference.get_profile("demo")
     assert profile["policy"]["kernel_min"] == 1 and profile["policy"]["task_execution_timeout"] == 60
 
@@ -178,21 +200,33 @@ def test_a_half_way_failure_can_be_run_again(backend: Backend, example_paths: An
         deploy.deploy_create(backend, "needy", asset_id, secret_args=secret, timeout=120)
     (row,) = deploy.deploy_list(backend)
     assert row["status"] == "FAILED" and row["model_asset_id"] == asset_id
-    result = deploy.deploy_create(backend, "needy", asset_id, custom_args={"GREETING": "hi"}, secret_args=secret)
+    result = deploy.deploy_create(
+        backend, "needy", asset_id, custom_args={"GREETING": "hi"}, secret_args=secret
+    )
     assert result["status"] == "IDLE"
     assert json.loads(deploy.infer(backend, "needy", b"{}")) == {
-        "greeting": "hi", "version": 1, "token": "tok-123",
-        "space": backend.space.space_id, "asset_id": asset_id,
+        "greeting": "hi",
+        "version": 1,
+        "token": "tok-123",
+        "space": backend.space.space_id,
+        "asset_id": asset_id,
     }
 
 
-def test_a_half_way_failure_is_cleaned_by_delete(backend: Backend, example_paths: Any, tmp_path: Path) -> None:
+def test_a_half_way_failure_is_cleaned_by_delete(
+    backend: Backend, example_paths: Any, tmp_path: Path
+) -> None:
     asset_id = stage(backend, example_paths, needy_dependency(tmp_path))
     with pytest.raises(MlopsError, match="did not start"):
         deploy.deploy_create(backend, "needy", asset_id, timeout=120)
     result = deploy.deploy_delete(backend, "needy")
-    assert result == {"deployment_name": "needy", "undeployed": True, "model_asset_id": asset_id,
-                      "entry": "cleared", "deleted_subscription_ids": []}
+    assert result == {
+        "deployment_name": "needy",
+        "undeployed": True,
+        "model_asset_id": asset_id,
+        "entry": "cleared",
+        "deleted_subscription_ids": [],
+    }
     assert backend.inference.list() == []
     _, entry = space.get_entry(backend, model_asset_id=asset_id)
     assert entry["wmla_deployment"]["deployment_name"] is None
@@ -200,7 +234,9 @@ def test_a_half_way_failure_is_cleaned_by_delete(backend: Backend, example_paths
     deploy.check_create(backend, "another-name", asset_id)  # free to deploy again
 
 
-def test_an_entry_naming_a_missing_deployment_is_listed_and_deletable(backend: Backend, example_paths: Any) -> None:
+def test_an_entry_naming_a_missing_deployment_is_listed_and_deletable(
+    backend: Backend, example_paths: Any
+) -> None:
     asset_id = stage(backend, example_paths)
 
     def name_it(entry: dict[str, Any]) -> None:
@@ -229,13 +265,29 @@ def test_delete_with_remove_monitor_and_remove_config(backend: Backend, example_
 # --- the CLI --------------------------------------------------------------------------------------------
 
 
-def test_cli_deploy_create_and_every_command(cli: Any, backend: Backend, workspace: Workspace, example_paths: Any,
-                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_deploy_create_and_every_command(
+    cli: Any,
+    backend: Backend,
+    workspace: Workspace,
+    example_paths: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset_id = stage(backend, example_paths, needy_dependency(tmp_path))
     secret = "tok-cli-must-not-be-saved-9731"
     monkeypatch.setenv("API_TOKEN", secret)
-    res = cli("deploy", "create", "--name", "needy", "--model-asset-id", asset_id,
-              "--custom-arg", "GREETING=hello", "--custom-arg", "API_TOKEN")
+    res = cli(
+        "deploy",
+        "create",
+        "--name",
+        "needy",
+        "--model-asset-id",
+        asset_id,
+        "--custom-arg",
+        "GREETING=hello",
+        "--custom-arg",
+        "API_TOKEN",
+    )
     assert res.exit_code == 0, res.output
     assert "deployment needy: IDLE" in res.stdout and "/dlim/v1/inference/needy" in res.stdout
     monkeypatch.delenv("API_TOKEN")
@@ -269,12 +321,16 @@ def test_cli_deploy_create_and_every_command(cli: Any, backend: Backend, workspa
     assert asset_id not in space.list_entries(backend)
 
 
-def test_cli_errors_are_one_line(cli: Any, backend: Backend, example_paths: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_errors_are_one_line(
+    cli: Any, backend: Backend, example_paths: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     asset_id = stage(backend, example_paths)
     res = cli("deploy", "create", "--name", "Bad_Name", "--model-asset-id", asset_id)
     assert res.exit_code == 1 and "Error: invalid deployment name 'Bad_Name'" in res.stderr
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
-    res = cli("deploy", "create", "--name", "ok", "--model-asset-id", asset_id, "--custom-arg", "NOT_SET_ANYWHERE")
+    res = cli(
+        "deploy", "create", "--name", "ok", "--model-asset-id", asset_id, "--custom-arg", "NOT_SET_ANYWHERE"
+    )
     assert res.exit_code == 1 and "environment variable NOT_SET_ANYWHERE is not set" in res.stderr
     res = cli("deploy", "view", "--name", "missing")
     assert res.exit_code == 1 and "no deployment named 'missing'" in res.stderr

@@ -36,7 +36,9 @@ def ibm_client(info: dict[str, Any]) -> ElasticDistributedInferenceV2:
     return client
 
 
-def test_ibm_wmla_client_drives_a_deployment_of_the_local_service(workspace: Workspace, tmp_path: Path) -> None:
+def test_ibm_wmla_client_drives_a_deployment_of_the_local_service(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     info = start_service(workspace)
     edi = ibm_client(info)
     folder = make_folder(tmp_path, name="pingpong", tag="demo", mk_environments=[{"name": "K", "value": "V"}])
@@ -65,6 +67,7 @@ def test_ibm_wmla_client_drives_a_deployment_of_the_local_service(workspace: Wor
 
     # Start answers at once; the instance shows `enabled` once both kernels serve.
     assert edi.start_model_inference("pingpong").get_status_code() == 200
+
     def enabled() -> ModelInstance | None:
         instance = ModelInstance.from_dict(edi.get_model_instance("pingpong").get_result())
         return instance if instance.state == "enabled" else None
@@ -109,14 +112,30 @@ def test_curl_with_x_auth_token_reaches_a_deployment(workspace: Workspace, tmp_p
     deploy_started(inference, make_folder(tmp_path, ECHO_KERNEL), kernel_min=1, kernel_max=1)
     token = json.loads((workspace.root / "inference" / "service.json").read_text())["token"]
     out = subprocess.run(
-        ["curl", "-sS", "--fail-with-body", "-H", f"X-Auth-Token: {token}", "-H", "Content-Type: application/json",
-         "-d", '{"do": "echo", "n": 1}', inference.url("dep")],
-        capture_output=True, text=True, timeout=60,
+        [
+            "curl",
+            "-sS",
+            "--fail-with-body",
+            "-H",
+            f"X-Auth-Token: {token}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            '{"do": "echo", "n": 1}',
+            inference.url("dep"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["input"] == {"do": "echo", "n": 1}
-    denied = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-d", "{}", inference.url("dep")],
-                            capture_output=True, text=True, timeout=60)
+    denied = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-d", "{}", inference.url("dep")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert denied.stdout == "401"
 
 

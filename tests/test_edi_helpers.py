@@ -73,7 +73,9 @@ def test_space_assets_on_the_local_backend(local: Backend, helpers: SimpleNamesp
     assert len(local.space.list_assets("weights.bin")) == 1
 
 
-def test_storage_volume_on_the_local_backend(local: Backend, helpers: SimpleNamespace, tmp_path: Path) -> None:
+def test_storage_volume_on_the_local_backend(
+    local: Backend, helpers: SimpleNamespace, tmp_path: Path
+) -> None:
     sv = helpers.storage_volume_utils
     volume = local.workspace.root / "volumes" / "vol"
     assert sv.list_files("nothing/here") is None
@@ -88,7 +90,10 @@ def test_storage_volume_on_the_local_backend(local: Backend, helpers: SimpleName
 
     listing = sv.list_files("out")
     assert [(m["path"], m["type"]) for m in listing] == [
-        ("r1", "directory"), ("r1/a_Seg.png", "file"), ("r1/notes.txt", "file")]
+        ("r1", "directory"),
+        ("r1/a_Seg.png", "file"),
+        ("r1/notes.txt", "file"),
+    ]
     png = next(m for m in listing if m["path"] == "r1/a_Seg.png")
     assert png["file_extension"] == ".png" and png["size"] == 3 and png["last_modified"].endswith("GMT")
     assert [m["path"] for m in sv.list_files("out", file_extensions=[".png"])] == ["r1/a_Seg.png"]
@@ -111,8 +116,9 @@ def test_storage_volume_on_the_local_backend(local: Backend, helpers: SimpleName
         sv.download("missing.png", str(dest))
 
 
-def test_log_and_images(local: Backend, helpers: SimpleNamespace, tmp_path: Path,
-                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_and_images(
+    local: Backend, helpers: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from PIL import Image
 
     edi = helpers.wmla_edi_utils
@@ -140,8 +146,13 @@ def test_local_token_is_the_services(local: Backend, helpers: SimpleNamespace) -
     assert helpers.cpd_utils.get_access_token({"username": "u", "api_key": "k"}) == "tok-123"
 
 
-def test_rest_mode_against_the_cluster(cpd_env: dict[str, str], fake_cpd: FakeCpd, helpers: SimpleNamespace,
-                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_rest_mode_against_the_cluster(
+    cpd_env: dict[str, str],
+    fake_cpd: FakeCpd,
+    helpers: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     monkeypatch.setenv("MLOPS_BACKEND", "cpd")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", cpd_env["MLOPS_CPD_CA_BUNDLE"])
     monkeypatch.chdir(tmp_path)
@@ -165,15 +176,24 @@ def test_rest_mode_against_the_cluster(cpd_env: dict[str, str], fake_cpd: FakeCp
 
 
 @pytest.mark.parametrize("cpd_version", ["4.8.5", "5.1.0"], indirect=True)  # WML SDK, then watsonx.ai
-def test_space_assets_over_the_cluster(cpd_env: dict[str, str], fake_cpd: FakeCpd, helpers: SimpleNamespace,
-                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_space_assets_over_the_cluster(
+    cpd_env: dict[str, str],
+    fake_cpd: FakeCpd,
+    helpers: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     """wml_sdk_utils on Cloud Pak for Data: IBM's own client, as the original kernel used it."""
     monkeypatch.setenv("MLOPS_BACKEND", "cpd")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", cpd_env["MLOPS_CPD_CA_BUNDLE"])
     monkeypatch.chdir(tmp_path)
     wml = helpers.wml_sdk_utils
     client = wml.get_client(
-        credentials={"url": cpd_env["BASE_URL"], "username": cpd_env["USERNAME"], "apikey": cpd_env["APIKEY"]},
+        credentials={
+            "url": cpd_env["BASE_URL"],
+            "username": cpd_env["USERNAME"],
+            "apikey": cpd_env["APIKEY"],
+        },
         space_id=cpd_env["SPACE_ID"],
     )
     (tmp_path / "model.zip").write_bytes(b"weights")
@@ -188,8 +208,10 @@ def oldest_python() -> str | None:
     """A Python 3.8 of this machine (the oldest a runtime may have), where there is one."""
     import subprocess
 
-    candidates = [*map(str, Path("~/.pyenv/versions").expanduser().glob("3.8.*/bin/python3.8")),
-                  shutil.which("python3.8")]
+    candidates = [
+        *map(str, Path("~/.pyenv/versions").expanduser().glob("3.8.*/bin/python3.8")),
+        shutil.which("python3.8"),
+    ]
     for python in filter(None, candidates):
         if subprocess.run([python, "-c", "pass"], capture_output=True, check=False).returncode == 0:
             return python
@@ -197,7 +219,9 @@ def oldest_python() -> str | None:
 
 
 @pytest.mark.parametrize("interpreter", ["service's", "3.8"])
-def test_local_helpers_need_only_the_standard_library(local: Backend, tmp_path: Path, interpreter: str) -> None:
+def test_local_helpers_need_only_the_standard_library(
+    local: Backend, tmp_path: Path, interpreter: str
+) -> None:
     """A kernel may run on an interpreter without our packages, as old as Python 3.8: with `-S`
     (no site-packages) the helpers and the kernel shim still list the space and use the volume."""
     import subprocess
@@ -215,8 +239,9 @@ def test_local_helpers_need_only_the_standard_library(local: Backend, tmp_path: 
         "print(up, list(w.list_files(w.get_client()).values()), open('back.txt').read())\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(edi_helpers.HERE), str(KERNEL_PATH)])}
-    done = subprocess.run([python, "-S", "-c", script], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [python, "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['out/a.txt'] [] a"
     assert (local.workspace.root / "volumes" / "vol" / "out" / "a.txt").read_text() == "a"

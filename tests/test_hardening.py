@@ -61,15 +61,25 @@ def test_the_services_profile_bounds_kernel_min(workspace: Workspace, tmp_path: 
     inference.deploy("dep", make_folder(tmp_path, ECHO_KERNEL))
     with pytest.raises(MlopsError, match=r"kernel_min must be an integer from 0 to 64, got 10{30}"):
         inference.update_profile("dep", {"policy": {"kernel_min": 10**30, "kernel_max": -1}})
-    assert inference.update_profile("dep", {"policy": {"kernel_min": 64, "kernel_max": -1}})["policy"]["kernel_min"] == 64
+    assert (
+        inference.update_profile("dep", {"policy": {"kernel_min": 64, "kernel_max": -1}})["policy"][
+            "kernel_min"
+        ]
+        == 64
+    )
 
 
 @needs_unshare
 def test_a_run_on_a_full_workspace_says_so_and_leaves_no_temporary_run_folder(tmp_path: Path) -> None:
     """Issue 12: a full disk left a temporary run folder and said "disk I/O error"."""
     marker = tmp_path / "executed"
-    template = make_template(tmp_path / "T_Full.ipynb", "n = 1  # unused", [f"open({str(marker)!r}, 'w').close()"])
-    out = in_tmpfs(tmp_path, "2m", f"""
+    template = make_template(
+        tmp_path / "T_Full.ipynb", "n = 1  # unused", [f"open({str(marker)!r}, 'w').close()"]
+    )
+    out = in_tmpfs(
+        tmp_path,
+        "2m",
+        f"""
         export MLOPS_HOME=$M/ws
         eval "$MLOPS config list" >/dev/null || exit 98
         mkdir -p $M/ws/runs
@@ -77,13 +87,19 @@ def test_a_run_on_a_full_workspace_says_so_and_leaves_no_temporary_run_folder(tm
         eval "$MLOPS run {template}"
         echo "exit=$?"
         ls -a $M/ws/runs
-    """)
+    """,
+    )
     assert out.returncode not in (98, 99), out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1 and errors[0].startswith("Error: no space left on ") and f"{tmp_path}/mnt/ws" in errors[0], (
-        out.stderr)
+    assert (
+        len(errors) == 1
+        and errors[0].startswith("Error: no space left on ")
+        and f"{tmp_path}/mnt/ws" in errors[0]
+    ), out.stderr
     assert "exit=1" in out.stdout and "disk I/O error" not in out.stderr
-    assert [n for n in out.stdout.split() if n.startswith(".") and n not in (".", "..")] == []  # no .<run>.tmp
+    assert [
+        n for n in out.stdout.split() if n.startswith(".") and n not in (".", "..")
+    ] == []  # no .<run>.tmp
     assert not marker.exists()  # refused before any cell ran
 
 
@@ -97,8 +113,9 @@ def test_kernel_logs_rotate_at_10_mb_times_3_unless_configured() -> None:
         limits({"MLOPS_KERNEL_LOG_MB": "lots"})
 
 
-def test_everything_a_deployment_and_a_run_write_is_private(backend: Backend, workspace: Workspace,
-                                                          example_paths: Any, tmp_path: Path) -> None:
+def test_everything_a_deployment_and_a_run_write_is_private(
+    backend: Backend, workspace: Workspace, example_paths: Any, tmp_path: Path
+) -> None:
     """Issue 12: folders were 0755, mlops.db, service.log and kernel logs 0644. After a real
     stage, deployment (service, kernel log), request and template run, with the usual umask,
     nothing in the workspace is open to others."""
@@ -130,16 +147,24 @@ def test_everything_a_deployment_and_a_run_write_is_private(backend: Backend, wo
 def test_a_run_on_a_read_only_workspace_is_refused_before_any_cell(tmp_path: Path) -> None:
     """Issue 12: on a read-only workspace the whole template executed before saving failed."""
     marker = tmp_path / "executed"
-    template = make_template(tmp_path / "T_Ro.ipynb", "n = 1  # unused", [f"open({str(marker)!r}, 'w').close()"])
-    out = in_tmpfs(tmp_path, "4m", f"""
+    template = make_template(
+        tmp_path / "T_Ro.ipynb", "n = 1  # unused", [f"open({str(marker)!r}, 'w').close()"]
+    )
+    out = in_tmpfs(
+        tmp_path,
+        "4m",
+        f"""
         export MLOPS_HOME=$M/ws
         eval "$MLOPS config list" >/dev/null || exit 98
         mount -o remount,ro $M
         eval "$MLOPS run {template}"
         echo "exit=$?"
-    """)
+    """,
+    )
     assert out.returncode not in (98, 99), out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1 and errors[0].startswith(f"Error: the workspace {tmp_path}/mnt/ws is read-only"), out.stderr
+    assert len(errors) == 1 and errors[0].startswith(
+        f"Error: the workspace {tmp_path}/mnt/ws is read-only"
+    ), out.stderr
     assert "exit=1" in out.stdout and "sqlite" not in out.stderr.lower()
     assert not marker.exists()  # refused before any cell ran

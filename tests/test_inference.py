@@ -35,7 +35,7 @@ from mlops_widgets.backends.local.inference.service import Service
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
-ECHO_KERNEL = '''\
+ECHO_KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 import json, os, sys, time
@@ -84,9 +84,9 @@ class EchoKernel(Kernel):
 
 if __name__ == '__main__':
     EchoKernel().run()
-'''
+"""
 
-ARGS_KERNEL = '''\
+ARGS_KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 import json
@@ -97,9 +97,9 @@ class ArgsKernel(Kernel):
 
 if __name__ == '__main__':
     ArgsKernel().run()
-'''
+"""
 
-FAILING_START_KERNEL = '''\
+FAILING_START_KERNEL = """\
 try:
     import redhareapiversion
 except ImportError:
@@ -113,7 +113,7 @@ class BrokenKernel(Kernel):
 
 if __name__ == '__main__':
     BrokenKernel().run()
-'''
+"""
 
 
 def make_folder(root: Path, kernel: str = ECHO_KERNEL, *, name: str = "dep", **model: Any) -> Path:
@@ -152,7 +152,9 @@ def wait_status(inf: LocalInference, name: str, *statuses: str, timeout: float =
     try:
         return wait_for(check, timeout, f"{name} to be {statuses}")
     except AssertionError:
-        raise AssertionError(f"{name} stayed {seen.get('status')}: {seen.get('error')}\n{log_text(inf, name)}") from None
+        raise AssertionError(
+            f"{name} stayed {seen.get('status')}: {seen.get('error')}\n{log_text(inf, name)}"
+        ) from None
 
 
 def log_text(inf: LocalInference, name: str = "dep") -> str:
@@ -208,8 +210,9 @@ def busy(view: dict[str, Any]) -> int:
     return sum(k["state"] == "busy" for k in view["kernels"])
 
 
-def gated(inf: LocalInference, gate: Path, placed: Callable[[dict[str, Any]], bool],
-          *calls: Callable[[], Any]) -> list[Any]:
+def gated(
+    inf: LocalInference, gate: Path, placed: Callable[[dict[str, Any]], bool], *calls: Callable[[], Any]
+) -> list[Any]:
     """Run `calls` (requests that wait on the file `gate`) together and open the gate once the
     deployment's view says they are placed: which kernel runs what is then certain, not a race."""
 
@@ -313,14 +316,21 @@ def test_deploy_checks_the_folder_and_the_name(inference: LocalInference, tmp_pa
         inference.update_profile("other2", {"kernel": {"gpu": "all"}})
 
 
-def test_service_token_file_and_raw_rest_api(inference: LocalInference, workspace: Workspace, tmp_path: Path) -> None:
+def test_service_token_file_and_raw_rest_api(
+    inference: LocalInference, workspace: Workspace, tmp_path: Path
+) -> None:
     info = start_service(workspace)
     info_file = workspace.root / "inference" / "service.json"
     assert stat.S_IMODE(info_file.stat().st_mode) == 0o600
     assert info["host"] == "127.0.0.1"
 
-    def call(method: str, path: str, body: bytes | None = None, token: str | None = info["token"],
-             ctype: str = "application/json") -> tuple[int, Any]:
+    def call(
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        token: str | None = info["token"],
+        ctype: str = "application/json",
+    ) -> tuple[int, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", info["port"], timeout=30)
         headers = {"Content-Type": ctype}
         if token:
@@ -340,16 +350,23 @@ def test_service_token_file_and_raw_rest_api(inference: LocalInference, workspac
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.add(folder, arcname="tarred")
-    status, view = call("POST", "/deployment/model?name=tarred", buf.getvalue(), ctype="application/octet-stream")
+    status, view = call(
+        "POST", "/deployment/model?name=tarred", buf.getvalue(), ctype="application/octet-stream"
+    )
     assert status == 200 and view["name"] == "tarred"
     assert call("GET", "/model/tarred/instance")[1]["state"] == "disabled"
     assert call("GET", "/model/tarred/appprofile")[1]["policy"]["kernel_min"] == 1
-    assert call("PUT", "/model/tarred/appprofile", json.dumps({"policy": {"kernel_max": 2}}).encode())[0] == 200
+    assert (
+        call("PUT", "/model/tarred/appprofile", json.dumps({"policy": {"kernel_max": 2}}).encode())[0] == 200
+    )
     assert call("PUT", "/model/tarred/operation/start")[0] == 200
     wait_status(inference, "tarred", "IDLE")
     assert call("GET", "/model/tarred/instance")[1]["state"] == "enabled"
     # Private from their creation: the service's log and the kernels' pid files.
-    private = [workspace.root / "inference" / "service.log", *(workspace.root / "inference" / "run").glob("*.pid")]
+    private = [
+        workspace.root / "inference" / "service.log",
+        *(workspace.root / "inference" / "run").glob("*.pid"),
+    ]
     assert len(private) == 2 and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in private)
     status, out = call("POST", "/inference/tarred", b'{"a": 1}')
     assert status == 200 and out["input"] == {"a": 1}
@@ -372,16 +389,29 @@ def test_concurrent_starts_share_one_service(workspace: Workspace) -> None:
 # --- what a kernel sees ----------------------------------------------------------------------------
 
 
-def test_kernel_environment_and_unmodified_kernel_file(inference: LocalInference, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernel_environment_and_unmodified_kernel_file(
+    inference: LocalInference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CALLER_API_KEY", "caller-credential-123")  # must not reach kernels
     folder = make_folder(tmp_path, mk_environments=[{"name": "SPACE_ID", "value": "space-1"}])
     inference.deploy("dep", folder)
-    inference.update_profile("dep", {"kernel": {"envs": [{"name": "FROM_PROFILE", "value": "yes"}]},
-                                     "policy": {"kernel_min": 2, "kernel_max": 2}})
+    inference.update_profile(
+        "dep",
+        {
+            "kernel": {"envs": [{"name": "FROM_PROFILE", "value": "yes"}]},
+            "policy": {"kernel_min": 2, "kernel_max": 2},
+        },
+    )
     inference.start("dep")
     view = wait_status(inference, "dep", "IDLE")
-    names = ["REDHARE_MODEL_NAME", "REDHARE_MODEL_PATH", "MSD_POD_NAME", "SPACE_ID", "FROM_PROFILE", "CALLER_API_KEY"]
+    names = [
+        "REDHARE_MODEL_NAME",
+        "REDHARE_MODEL_PATH",
+        "MSD_POD_NAME",
+        "SPACE_ID",
+        "FROM_PROFILE",
+        "CALLER_API_KEY",
+    ]
     gate = tmp_path / "gate"
     outs = gated(inference, gate, lambda v: busy(v) == 2, *[at_gate(inference, gate, env=names)] * 2)
     model_path = view["model_path"]
@@ -400,7 +430,9 @@ def test_custom_args_are_module_globals_and_secrets_stay_off_disk(
 ) -> None:
     secret = "s3cr3t-value-that-must-not-touch-disk"
     folder = make_folder(tmp_path, ARGS_KERNEL)
-    view = inference.deploy("dep", folder, custom_args={"USER_NAME": "alice"}, secret_args={"API_KEY": secret})
+    view = inference.deploy(
+        "dep", folder, custom_args={"USER_NAME": "alice"}, secret_args={"API_KEY": secret}
+    )
     assert view["custom_args"] == ["USER_NAME"] and view["secret_args"] == ["API_KEY"]
     inference.start("dep")
     wait_status(inference, "dep", "IDLE")
@@ -413,8 +445,12 @@ def test_custom_args_are_module_globals_and_secrets_stay_off_disk(
 def test_secret_args_are_asked_again_after_a_service_restart(
     inference: LocalInference, workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inference.deploy("dep", make_folder(tmp_path, ARGS_KERNEL), custom_args={"USER_NAME": "bob"},
-                     secret_args={"API_KEY": "first"})
+    inference.deploy(
+        "dep",
+        make_folder(tmp_path, ARGS_KERNEL),
+        custom_args={"USER_NAME": "bob"},
+        secret_args={"API_KEY": "first"},
+    )
     inference.start("dep")
     wait_status(inference, "dep", "IDLE")
     os.kill(service_info(workspace)["pid"], signal.SIGKILL)
@@ -435,8 +471,12 @@ def test_secret_args_are_asked_again_after_a_service_restart(
 # --- scaling and batching ---------------------------------------------------------------------------
 
 
-def test_kernels_scale_with_load_and_idle_ones_are_released(inference: LocalInference, tmp_path: Path) -> None:
-    view = deploy_started(inference, make_folder(tmp_path), kernel_min=0, kernel_max=2, kernel_delay_release_time=1)
+def test_kernels_scale_with_load_and_idle_ones_are_released(
+    inference: LocalInference, tmp_path: Path
+) -> None:
+    view = deploy_started(
+        inference, make_folder(tmp_path), kernel_min=0, kernel_max=2, kernel_delay_release_time=1
+    )
     assert view["kernels"] == []  # kernel_min 0: no kernel until the first request
     gate, seen = tmp_path / "gate", {}
 
@@ -481,8 +521,12 @@ def test_task_batch_size_through_next(inference: LocalInference, tmp_path: Path)
 # --- faults ------------------------------------------------------------------------------------------
 
 
-def test_task_past_timeout_gets_504_and_its_kernel_is_replaced(inference: LocalInference, tmp_path: Path) -> None:
-    view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1, task_execution_timeout=1)
+def test_task_past_timeout_gets_504_and_its_kernel_is_replaced(
+    inference: LocalInference, tmp_path: Path
+) -> None:
+    view = deploy_started(
+        inference, make_folder(tmp_path), kernel_min=1, kernel_max=1, task_execution_timeout=1
+    )
     (old,) = view["kernels"]
     with pytest.raises(InferenceError, match=r"task_execution_timeout \(1 s\)") as info:
         ask(inference, do="sleep", seconds=60)  # answered 200 after 60 s unless the timeout fires
@@ -524,14 +568,17 @@ def test_a_dying_kernel_fails_only_its_tasks(inference: LocalInference, tmp_path
     assert isinstance(held, dict) and held["pod"] in before
     assert isinstance(dead, InferenceError) and dead.status == 500
     assert "died (exit code 3)" in str(dead)
-    view = wait_for(lambda: (v := inference.view("dep"))["status"] == "IDLE" and len(v["kernels"]) == 2 and v,
-                    what="a replacement kernel")
+    view = wait_for(
+        lambda: (v := inference.view("dep"))["status"] == "IDLE" and len(v["kernels"]) == 2 and v,
+        what="a replacement kernel",
+    )
     assert len({k["pod"] for k in view["kernels"]} - before) == 1
     assert all(isinstance(o, dict) for o in parallel(*[lambda: ask(inference, do="echo")] * 4))
 
 
-def test_requests_that_crash_their_kernel_do_not_fail_the_deployment(inference: LocalInference,
-                                                                     tmp_path: Path) -> None:
+def test_requests_that_crash_their_kernel_do_not_fail_the_deployment(
+    inference: LocalInference, tmp_path: Path
+) -> None:
     deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
     for _ in range(4):  # more than the idle deaths (3) that fail a deployment
         with pytest.raises(InferenceError, match="died") as info:
@@ -541,8 +588,9 @@ def test_requests_that_crash_their_kernel_do_not_fail_the_deployment(inference: 
     assert wait_status(inference, "dep", "IDLE")["error"] is None
 
 
-def test_a_request_that_times_out_while_queued_never_runs(workspace: Workspace, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_request_that_times_out_while_queued_never_runs(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # One GPU, held by the holder's exclusive kernel: the waiter can start no kernel at all.
     monkeypatch.setenv("MLOPS_GPUS", "0")
     monkeypatch.setattr(pool, "WAIT_SLACK", 0.0)  # wait limit: connection_timeout + task timeout
@@ -550,8 +598,13 @@ def test_a_request_that_times_out_while_queued_never_runs(workspace: Workspace, 
     try:
         for name, profile in (
             ("holder", {"policy": {"kernel_min": 1, "kernel_max": 1}}),
-            ("waiter", {"policy": {"kernel_min": 0, "kernel_max": 1, "task_execution_timeout": 1},
-                        "kernel": {"connection_timeout": 1}}),
+            (
+                "waiter",
+                {
+                    "policy": {"kernel_min": 0, "kernel_max": 1, "task_execution_timeout": 1},
+                    "kernel": {"connection_timeout": 1},
+                },
+            ),
         ):
             svc.deploy(name, make_folder(tmp_path, name=name))
             svc.update_profile(name, profile)
@@ -568,7 +621,9 @@ def test_a_request_that_times_out_while_queued_never_runs(workspace: Workspace, 
         svc.shutdown()
 
 
-def test_on_kernel_start_failure_shows_in_status_with_its_log(inference: LocalInference, tmp_path: Path) -> None:
+def test_on_kernel_start_failure_shows_in_status_with_its_log(
+    inference: LocalInference, tmp_path: Path
+) -> None:
     inference.deploy("dep", make_folder(tmp_path, FAILING_START_KERNEL))
     inference.start("dep")
     view = wait_status(inference, "dep", "FAILED")
@@ -593,22 +648,28 @@ def test_kernel_logs_hold_stdout_and_stderr(inference: LocalInference, tmp_path:
 # --- GPUs ---------------------------------------------------------------------------------------------
 
 
-def test_exclusive_gpus_give_each_kernel_its_own(inference: LocalInference, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exclusive_gpus_give_each_kernel_its_own(
+    inference: LocalInference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLOPS_GPUS", "0,1")  # the GPUs the service may hand out
     inference.deploy("dep", make_folder(tmp_path))
-    inference.update_profile("dep", {"kernel": {"gpu": "exclusive"}, "policy": {"kernel_min": 2, "kernel_max": 3}})
+    inference.update_profile(
+        "dep", {"kernel": {"gpu": "exclusive"}, "policy": {"kernel_min": 2, "kernel_max": 3}}
+    )
     inference.start("dep")
     view = wait_status(inference, "dep", "IDLE")
     assert sorted(k["gpu"] for k in view["kernels"]) == ["0", "1"]
     gate = tmp_path / "gate"
-    outs = gated(inference, gate, lambda v: busy(v) == 2 and v["queued"] == 1, *[at_gate(inference, gate)] * 3)
+    outs = gated(
+        inference, gate, lambda v: busy(v) == 2 and v["queued"] == 1, *[at_gate(inference, gate)] * 3
+    )
     assert sorted(o["cuda"] for o in outs if isinstance(o, dict)) in (["0", "0", "1"], ["0", "1", "1"])
     assert len(inference.view("dep")["kernels"]) == 2  # no third GPU: no third kernel
 
 
-def test_gpus_asked_where_none_exist_warn_and_run_on_cpu(inference: LocalInference, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpus_asked_where_none_exist_warn_and_run_on_cpu(
+    inference: LocalInference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLOPS_GPUS", "")
     inference.deploy("dep", make_folder(tmp_path))
     inference.update_profile("dep", {"kernel": {"gpu": "exclusive"}})
@@ -621,8 +682,9 @@ def test_gpus_asked_where_none_exist_warn_and_run_on_cpu(inference: LocalInferen
 # --- the service process ------------------------------------------------------------------------------
 
 
-def test_a_dead_service_is_reported_and_start_recovers(inference: LocalInference, workspace: Workspace,
-                                                       tmp_path: Path, cli: Any) -> None:
+def test_a_dead_service_is_reported_and_start_recovers(
+    inference: LocalInference, workspace: Workspace, tmp_path: Path, cli: Any
+) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
     old_kernel = view["kernels"][0]["pid"]
     os.kill(service_info(workspace)["pid"], signal.SIGKILL)
@@ -640,8 +702,9 @@ def test_a_dead_service_is_reported_and_start_recovers(inference: LocalInference
     assert ask(inference, do="echo")["input"] == {"do": "echo"}
 
 
-def test_busy_kernels_of_a_killed_service_are_reaped(inference: LocalInference, workspace: Workspace,
-                                                     tmp_path: Path) -> None:
+def test_busy_kernels_of_a_killed_service_are_reaped(
+    inference: LocalInference, workspace: Workspace, tmp_path: Path
+) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
     kernel = view["kernels"][0]["pid"]
     info = service_info(workspace)
@@ -649,8 +712,12 @@ def test_busy_kernels_of_a_killed_service_are_reaped(inference: LocalInference, 
     def busy_request() -> None:  # no retry: it ends when the service dies
         conn = http.client.HTTPConnection("127.0.0.1", info["port"], timeout=60)
         try:
-            conn.request("POST", "/dlim/v1/inference/dep", body=b'{"do": "sleep", "seconds": 30}',
-                         headers={"Authorization": f"Bearer {info['token']}"})
+            conn.request(
+                "POST",
+                "/dlim/v1/inference/dep",
+                body=b'{"do": "sleep", "seconds": 30}',
+                headers={"Authorization": f"Bearer {info['token']}"},
+            )
             conn.getresponse().read()
         except (OSError, http.client.HTTPException):
             pass
@@ -666,7 +733,9 @@ def test_busy_kernels_of_a_killed_service_are_reaped(inference: LocalInference, 
     assert wait_status(inference, "dep", "IDLE")["kernels"][0]["pid"] != kernel
 
 
-def test_stop_while_down_only_changes_the_state(inference: LocalInference, workspace: Workspace, tmp_path: Path) -> None:
+def test_stop_while_down_only_changes_the_state(
+    inference: LocalInference, workspace: Workspace, tmp_path: Path
+) -> None:
     deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
     stop_service(workspace)
     assert inference.view("dep")["status"] == "SERVICE_DOWN"
@@ -676,8 +745,9 @@ def test_stop_while_down_only_changes_the_state(inference: LocalInference, works
     assert inference.view("dep")["status"] == "STOPPED"  # not restored: it was stopped
 
 
-def test_stop_service_ends_the_service_and_every_kernel(inference: LocalInference, workspace: Workspace,
-                                                        tmp_path: Path) -> None:
+def test_stop_service_ends_the_service_and_every_kernel(
+    inference: LocalInference, workspace: Workspace, tmp_path: Path
+) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=2, kernel_max=2)
     service_pid = service_info(workspace)["pid"]
     assert stop_service(workspace) is True
@@ -692,7 +762,10 @@ def test_mlops_serve_runs_in_the_foreground(workspace: Workspace, tmp_path: Path
     credentials = {"CALLER_API_KEY": "caller-credential-123", "MLOPS_SECRET_TOKEN": "runner-secret-456"}
     proc = subprocess.Popen(
         [str(mlops), "--workspace", str(workspace.root), "serve"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **credentials},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **credentials},
     )
     try:
         assert proc.stdout is not None
@@ -703,9 +776,15 @@ def test_mlops_serve_runs_in_the_foreground(workspace: Workspace, tmp_path: Path
         view = deploy_started(inf, make_folder(tmp_path), kernel_min=1, kernel_max=1)
         out = ask(inf, do="echo", env=[*credentials, "PATH"])
         assert out["input"]["do"] == "echo" and out["env"]["PATH"]
-        assert out["env"]["CALLER_API_KEY"] is None and out["env"]["MLOPS_SECRET_TOKEN"] is None  # not the caller's
-        again = subprocess.run([str(mlops), "--workspace", str(workspace.root), "serve"],
-                               capture_output=True, text=True, timeout=120)
+        assert (
+            out["env"]["CALLER_API_KEY"] is None and out["env"]["MLOPS_SECRET_TOKEN"] is None
+        )  # not the caller's
+        again = subprocess.run(
+            [str(mlops), "--workspace", str(workspace.root), "serve"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert again.returncode == 1 and "already runs" in again.stderr
         proc.send_signal(signal.SIGINT)
         assert proc.wait(120) == 0

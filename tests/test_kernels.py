@@ -26,7 +26,7 @@ from mlops_widgets.backends.local.inference.kernel_logs import LINE_MAX, KernelL
 from mlops_widgets.masking import MASK
 from mlops_widgets.workspace import Workspace
 
-KERNEL = '''\
+KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 import json, os, subprocess, sys, time
@@ -72,7 +72,7 @@ class SystemKernel(Kernel):
 
 if __name__ == '__main__':
     SystemKernel().run()
-'''
+"""
 
 
 @pytest.fixture
@@ -81,10 +81,20 @@ def inference(workspace: Workspace) -> Iterator[LocalInference]:
     stop_service(workspace)
 
 
-def started(inf: LocalInference, tmp_path: Path, *, resources: str | None = None, name: str = "dep",
-            kernel: str = KERNEL, custom_args: dict[str, str] | None = None,
-            secret_args: dict[str, str] | None = None, **policy: Any) -> dict[str, Any]:
-    inf.deploy(name, make_folder(tmp_path, kernel, name=name), custom_args=custom_args, secret_args=secret_args)
+def started(
+    inf: LocalInference,
+    tmp_path: Path,
+    *,
+    resources: str | None = None,
+    name: str = "dep",
+    kernel: str = KERNEL,
+    custom_args: dict[str, str] | None = None,
+    secret_args: dict[str, str] | None = None,
+    **policy: Any,
+) -> dict[str, Any]:
+    inf.deploy(
+        name, make_folder(tmp_path, kernel, name=name), custom_args=custom_args, secret_args=secret_args
+    )
     profile: dict[str, Any] = {"policy": {"kernel_min": 1, "kernel_max": 1, **policy}}
     if resources is not None:
         profile["resource_allocation"] = {"kernel": {"resources": resources}}
@@ -111,7 +121,7 @@ def test_a_kernel_past_memory_allocation_is_replaced_and_its_request_fails_clear
     assert wait_status(inference, "dep", "IDLE")["error"] is None
 
 
-HUNGRY_START_KERNEL = '''\
+HUNGRY_START_KERNEL = """\
 from redhareapi import Kernel
 import time
 
@@ -122,7 +132,7 @@ class HungryKernel(Kernel):
 
 if __name__ == '__main__':
     HungryKernel().run()
-'''
+"""
 
 
 def test_a_kernel_past_memory_allocation_while_starting_fails_the_deployment_clearly(
@@ -173,8 +183,9 @@ def test_stop_kills_every_process_a_kernel_started(inference: LocalInference, tm
     assert all(gone(p) for p in pids)  # the one in the kernel's session and the one that left it
 
 
-def test_processes_of_a_killed_services_kernels_are_reaped(inference: LocalInference, workspace: Workspace,
-                                                             tmp_path: Path) -> None:
+def test_processes_of_a_killed_services_kernels_are_reaped(
+    inference: LocalInference, workspace: Workspace, tmp_path: Path
+) -> None:
     started(inference, tmp_path)
     pids = ask(inference, do="spawn")["pids"]
     os.kill(service_info(workspace)["pid"], signal.SIGKILL)
@@ -190,9 +201,15 @@ def test_kernels_get_the_edi_and_user_environment_not_the_notebooks(
     inference: LocalInference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As when a template notebook of a run started the service.
-    for key, value in {"MLOPS_RUN_ID": "20260101-run", "JPY_PARENT_PID": "1", "MPLBACKEND": "module://inline",
-                       "PYDEVD_USE_FRAME_EVAL": "NO", "JUPYTER_PATH": "/x", "DB_PASSWD": "hunter2",
-                       "MY_ORDINARY_SETTING": "kept"}.items():
+    for key, value in {
+        "MLOPS_RUN_ID": "20260101-run",
+        "JPY_PARENT_PID": "1",
+        "MPLBACKEND": "module://inline",
+        "PYDEVD_USE_FRAME_EVAL": "NO",
+        "JUPYTER_PATH": "/x",
+        "DB_PASSWD": "hunter2",
+        "MY_ORDINARY_SETTING": "kept",
+    }.items():
         monkeypatch.setenv(key, value)
     folder = make_folder(tmp_path, KERNEL, mk_environments=[{"name": "WML_SPACE_ID", "value": "space-1"}])
     inference.deploy("dep", folder)
@@ -200,8 +217,15 @@ def test_kernels_get_the_edi_and_user_environment_not_the_notebooks(
     inference.start("dep")
     view = wait_status(inference, "dep", "IDLE")
     env = ask(inference)["env"]
-    for gone_name in ("MLOPS_RUN_ID", "JPY_PARENT_PID", "MPLBACKEND", "PYDEVD_USE_FRAME_EVAL", "JUPYTER_PATH",
-                      "DB_PASSWD", "MLOPS_HOME"):
+    for gone_name in (
+        "MLOPS_RUN_ID",
+        "JPY_PARENT_PID",
+        "MPLBACKEND",
+        "PYDEVD_USE_FRAME_EVAL",
+        "JUPYTER_PATH",
+        "DB_PASSWD",
+        "MLOPS_HOME",
+    ):
         assert gone_name not in env
     assert env["MY_ORDINARY_SETTING"] == "kept" and env["HOME"] == os.environ["HOME"]
     assert env["REDHARE_MODEL_NAME"] == "dep" and env["REDHARE_MODEL_PATH"] == view["model_path"]
@@ -211,7 +235,7 @@ def test_kernels_get_the_edi_and_user_environment_not_the_notebooks(
 
 # --- runtimes ------------------------------------------------------------------------------------------
 
-RUNTIME_KERNEL = '''\
+RUNTIME_KERNEL = """\
 from redhareapi import Kernel
 import json, sys
 
@@ -227,7 +251,7 @@ class WhereKernel(Kernel):
 
 if __name__ == '__main__':
     WhereKernel().run()
-'''
+"""
 
 
 def test_a_runtime_runs_kernels_on_its_python_without_our_packages(
@@ -239,10 +263,16 @@ def test_a_runtime_runs_kernels_on_its_python_without_our_packages(
     res = cli("runtime", "add", "plain", "--python", str(python))
     assert res.exit_code == 0, res.output
     assert "plain" in cli("runtime", "list").stdout
-    inference.deploy("other", make_folder(tmp_path, RUNTIME_KERNEL, name="other", runtime="plain"),
-                     custom_args={"GREETING": "hi"})
-    inference.deploy("own", make_folder(tmp_path, RUNTIME_KERNEL, name="own", runtime="dlipy3"),
-                     custom_args={"GREETING": "hi"})
+    inference.deploy(
+        "other",
+        make_folder(tmp_path, RUNTIME_KERNEL, name="other", runtime="plain"),
+        custom_args={"GREETING": "hi"},
+    )
+    inference.deploy(
+        "own",
+        make_folder(tmp_path, RUNTIME_KERNEL, name="own", runtime="dlipy3"),
+        custom_args={"GREETING": "hi"},
+    )
     for name in ("other", "own"):
         inference.start(name)
         wait_status(inference, name, "IDLE")
@@ -252,8 +282,9 @@ def test_a_runtime_runs_kernels_on_its_python_without_our_packages(
     assert own["executable"] == sys.executable and own["mlops_widgets"] is not None
 
 
-def test_an_unknown_runtime_is_refused_at_deploy_and_at_start(inference: LocalInference, tmp_path: Path,
-                                                              cli: Any) -> None:
+def test_an_unknown_runtime_is_refused_at_deploy_and_at_start(
+    inference: LocalInference, tmp_path: Path, cli: Any
+) -> None:
     with pytest.raises(Exception, match="runtime 'nope'"):
         inference.deploy("dep", make_folder(tmp_path, KERNEL, runtime="nope"))
     assert cli("runtime", "add", "gone", "--python", sys.executable).exit_code == 0
@@ -290,7 +321,9 @@ def open_under(folder: Path) -> list[str]:
 
 
 def test_kernel_log_rotates_and_tails_across_files(tmp_path: Path) -> None:
-    log = KernelLog(tmp_path, secrets=[], environ={"MLOPS_KERNEL_LOG_MB": "0.1", "MLOPS_KERNEL_LOG_FILES": "3"})
+    log = KernelLog(
+        tmp_path, secrets=[], environ={"MLOPS_KERNEL_LOG_MB": "0.1", "MLOPS_KERNEL_LOG_FILES": "3"}
+    )
     for i in range(3000):
         log.feed("dep-1-abcde", f"line {i:05d} {'y' * 80}\n".encode())
     log.close()
@@ -325,8 +358,9 @@ def test_follow_sees_lines_written_after_a_rotation(tmp_path: Path) -> None:
     assert [int(s.split()[2]) for s in seen][-1] == 999 and seen[0].startswith("[p] after 0000")
 
 
-def test_deploy_logs_tail_follow_and_masked_secrets(inference: LocalInference, workspace: Workspace,
-                                                    tmp_path: Path, cli: Any) -> None:
+def test_deploy_logs_tail_follow_and_masked_secrets(
+    inference: LocalInference, workspace: Workspace, tmp_path: Path, cli: Any
+) -> None:
     secret = "Sup3r/s3cret+key=="
     started(inference, tmp_path, secret_args={"API_KEY": secret})
     forms = [secret, quote(secret, safe=""), base64.b64encode(secret.encode()).decode(), json.dumps(secret)]
@@ -337,7 +371,10 @@ def test_deploy_logs_tail_follow_and_masked_secrets(inference: LocalInference, w
     assert len(res.stdout.splitlines()) == 5
     text = log_text(inference)
     assert [line.split("key is ", 1)[1] for line in text.splitlines() if "key is" in line] == [
-        MASK, MASK, MASK, f'"{MASK}"'
+        MASK,
+        MASK,
+        MASK,
+        f'"{MASK}"',
     ]
     logs = workspace.root / "inference" / "deployments" / "dep" / "logs"
     for path in logs.iterdir():
@@ -345,14 +382,29 @@ def test_deploy_logs_tail_follow_and_masked_secrets(inference: LocalInference, w
         assert not any(f.encode() in path.read_bytes() for f in forms)
 
     follower = subprocess.Popen(
-        [sys.executable, "-c", "from mlops_widgets.cli import main; main()", "deploy", "logs", "--name", "dep", "--tail", "1", "--follow"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "MLOPS_HOME": str(workspace.root)},
+        [
+            sys.executable,
+            "-c",
+            "from mlops_widgets.cli import main; main()",
+            "deploy",
+            "logs",
+            "--name",
+            "dep",
+            "--tail",
+            "1",
+            "--follow",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLOPS_HOME": str(workspace.root)},
     )
     try:
         assert follower.stdout is not None
         first = follower.stdout.readline()
         assert "line 000049" in first
-        threading.Thread(target=ask, args=(inference,), kwargs={"do": "print", "lines": ["followed-marker"]}).start()
+        threading.Thread(
+            target=ask, args=(inference,), kwargs={"do": "print", "lines": ["followed-marker"]}
+        ).start()
         assert follower.stdout.readline().rstrip().endswith("followed-marker")
     finally:
         follower.kill()

@@ -22,8 +22,15 @@ pytestmark = needs_browser
 
 
 # The README's pictures: copied to docs/ when MLOPS_SCREENSHOT=1.
-DOCS = {"lab-launcher.png", "lab-sidebar.png", "lab-run.png", "panel-status-light-1280.png",
-        "panel-status-dark-1280.png", "panel-prepare-light-800.png", "panel-deploy-dark-800.png"}
+DOCS = {
+    "lab-launcher.png",
+    "lab-sidebar.png",
+    "lab-run.png",
+    "panel-status-light-1280.png",
+    "panel-status-dark-1280.png",
+    "panel-prepare-light-800.png",
+    "panel-deploy-dark-800.png",
+}
 
 
 def shots(tmp_path: Path, name: str) -> list[Path]:
@@ -46,8 +53,13 @@ def demo_lab(tmp_path_factory):
     base = tmp_path_factory.mktemp("demo-lab")
     ws = base / "mlops-demo"
     env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_HOME", "MLOPS_BACKEND")}
-    subprocess.run([str(Path(sys.executable).with_name("mlops")), "demo", "--workspace", str(ws)],
-                   check=True, env=env, capture_output=True, text=True)
+    subprocess.run(
+        [str(Path(sys.executable).with_name("mlops")), "demo", "--workspace", str(ws)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     root = base / "files"
     root.mkdir()
     (root / "my_notes.md").write_text("# my notes\n")
@@ -108,8 +120,12 @@ def test_launcher_tile_and_palette_command_open_the_panel(demo_lab, page, tmp_pa
     assert len(_kernels(demo_lab)) == 1
     tab.locator(".lm-TabBar-tabCloseIcon").click()
     expect(panel).to_have_count(0)
-    page.wait_for_function("""async token => (await (await fetch('/api/kernels',
-        {headers: {Authorization: 'token ' + token}})).json()).length === 0""", arg=TOKEN, timeout=30_000)
+    page.wait_for_function(
+        """async token => (await (await fetch('/api/kernels',
+        {headers: {Authorization: 'token ' + token}})).json()).length === 0""",
+        arg=TOKEN,
+        timeout=30_000,
+    )
     page.keyboard.press("Control+Shift+C")
     palette = page.locator(".lm-CommandPalette-input")
     expect(palette).to_be_visible()
@@ -228,16 +244,21 @@ def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, widt
 
     with browser_page(tmp_path / "chrome-profile", width, 900) as page:
         _open_lab(page, demo_lab)
-        page.evaluate("""async dark => {
+        page.evaluate(
+            """async dark => {
             const app = window.jupyterapp;
             await app.commands.execute('apputils:change-theme',
                 {theme: dark ? 'JupyterLab Dark' : 'JupyterLab Light'});
             await app.commands.execute('filebrowser:activate');
             await app.commands.execute('mlops:open-panel');
-        }""", theme == "dark")
+        }""",
+            theme == "dark",
+        )
         panel = page.locator(".mlops-lab-panel .mlops-panel")
         expect(panel).to_be_visible(timeout=90_000)
-        expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false" if theme == "dark" else "true")
+        expect(page.locator("body")).to_have_attribute(
+            "data-jp-theme-light", "false" if theme == "dark" else "true"
+        )
         expect(page.locator("#filebrowser")).to_be_visible()
         problems = {}
         for title in TABS:
@@ -247,8 +268,9 @@ def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, widt
             if title == "Deploy":  # its lists load when first shown
                 expect(tab.locator(".mlops-deployments")).to_contain_text("deepliif-demo", timeout=30_000)
             if title == "Monitor":
-                expect(tab.locator(".mlops-monitor-deployment select")).to_have_value("deepliif-demo",
-                                                                                       timeout=30_000)
+                expect(tab.locator(".mlops-monitor-deployment select")).to_have_value(
+                    "deepliif-demo", timeout=30_000
+                )
             if title == "Status":
                 expect(tab.locator(".mlops-status-summary")).to_be_visible(timeout=30_000)
             if title == "Runs":

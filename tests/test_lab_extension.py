@@ -22,7 +22,8 @@ def test_the_committed_build_is_fresh():
     stamp = runpy.run_path(str(REPO / "labextension" / "stamp.py"))
     assert (BUILT / "sources.sha256").read_text().strip() == stamp["sources_hash"](), (
         "labextension/ changed since the last build: cd labextension && npm ci && "
-        "PATH=../.venv/bin:$PATH npm run build")
+        "PATH=../.venv/bin:$PATH npm run build"
+    )
     built = json.loads((BUILT / "package.json").read_text())
     assert built["name"] == "mlops-widgets"
     assert (BUILT / built["jupyterlab"]["_build"]["load"]).is_file()
@@ -33,7 +34,9 @@ def test_the_wheel_enables_both_extensions():
     config; the Binder test checks the same in a fresh virtual environment."""
     import tomllib
 
-    shared = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]["shared-data"]
+    shared = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"][
+        "wheel"
+    ]["shared-data"]
     assert shared["mlops_widgets/labextension"] == "share/jupyter/labextensions/mlops-widgets"
     config = json.loads((REPO / "jupyter-config/server-config/mlops_widgets.json").read_text())
     assert config["ServerApp"]["jpserver_extensions"] == {"mlops_widgets.server": True}
@@ -57,8 +60,12 @@ def served(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("api")
     ws = base / "ws"
-    record = run_template("C1_OpenScale_Dummy_ML_Provider", {"service_provider_name": "Test Provider"},
-                          workspace=ws, backend="local")
+    record = run_template(
+        "C1_OpenScale_Dummy_ML_Provider",
+        {"service_provider_name": "Test Provider"},
+        workspace=ws,
+        backend="local",
+    )
     assert record.ok, record.error
     root = base / "files"
     root.mkdir()
@@ -74,8 +81,9 @@ def served(tmp_path_factory):
 def test_endpoints_need_jupyters_authentication(served):
     assert _get(served, "runs", token=False)[0] == 403
     # A change without the token (nor the XSRF cookie and header) is refused too.
-    status, _ = _get(served, f"runs/{served['run'].run_id}/clone", token=False, method="POST",
-                     body={"dest": "x.ipynb"})
+    status, _ = _get(
+        served, f"runs/{served['run'].run_id}/clone", token=False, method="POST", body={"dest": "x.ipynb"}
+    )
     assert status == 403
     assert not (served["root"] / "x.ipynb").exists()
 
@@ -121,8 +129,9 @@ def test_clone_then_run_the_clone_in_the_audit_trail(served):
 
 
 def test_a_notebook_not_cloned_cannot_run_in_the_trail(served):
-    (served["root"] / "plain.ipynb").write_text(json.dumps(
-        {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (served["root"] / "plain.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
     status, out = _get(served, "notebooks/plan?path=plain.ipynb")
     assert status == 400 and "was not cloned from a template or a run" in out["message"]
 
@@ -144,13 +153,28 @@ def test_mlops_lab_serves_the_users_folder_with_the_workspace_behind_the_panel(t
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
     log = tmp_path / "lab.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("mlops")), "--workspace", str(ws), "lab",
-                                 "--no-browser", f"--port={port}"], cwd=files, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("mlops")),
+                "--workspace",
+                str(ws),
+                "lab",
+                "--no-browser",
+                f"--port={port}",
+            ],
+            cwd=files,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline, token = time.monotonic() + 60, ""
         while not token:  # the server writes its token into its runtime file once it serves
@@ -163,7 +187,9 @@ def test_mlops_lab_serves_the_users_folder_with_the_workspace_behind_the_panel(t
         lab = {"url": f"http://127.0.0.1:{port}", "token": token}
         status, info = _get(lab, "info")
         assert status == 200 and info["workspace"] == str(ws) and info["open_panel"] is True
-        req = urllib.request.Request(f"{lab['url']}/api/contents", headers={"Authorization": f"token {token}"})
+        req = urllib.request.Request(
+            f"{lab['url']}/api/contents", headers={"Authorization": f"token {token}"}
+        )
         names = {c["name"] for c in json.loads(urllib.request.urlopen(req, timeout=10).read())["content"]}
         assert names == {"my_model.pt"}
     finally:
@@ -179,7 +205,9 @@ def test_mlops_lab_serves_the_users_folder_with_the_workspace_behind_the_panel(t
 def test_an_event_record_opens_without_a_notebook(served):
     from mlops_widgets.runner import events
 
-    event = events.record(served["run"].workspace, "deploy.stop", {"deployment_name": "d1"}, deployment_name="d1")
+    event = events.record(
+        served["run"].workspace, "deploy.stop", {"deployment_name": "d1"}, deployment_name="d1"
+    )
     status, record = _get(served, f"runs/{event.run_id}")
     assert status == 200 and record["kind"] == "event" and record["template"] == "deploy.stop"
     status, out = _get(served, f"runs/{event.run_id}/notebook")
@@ -190,8 +218,12 @@ def test_an_event_record_opens_without_a_notebook(served):
 def test_a_clone_of_a_template_runs_the_template(served):
     from mlops_widgets.runner import clone_template, get_run
 
-    clone_template("C1_OpenScale_Dummy_ML_Provider", served["root"] / "fresh.ipynb",
-                   {"service_provider_name": "From Template"}, workspace=served["run"].workspace)
+    clone_template(
+        "C1_OpenScale_Dummy_ML_Provider",
+        served["root"] / "fresh.ipynb",
+        {"service_provider_name": "From Template"},
+        workspace=served["run"].workspace,
+    )
     status, plan = _get(served, "notebooks/plan?path=fresh.ipynb")
     assert status == 200 and "run_id" not in plan["origin"]
     assert plan["origin"]["template"] == "C1_OpenScale_Dummy_ML_Provider"

@@ -53,7 +53,9 @@ def ready(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
 
 def _evaluations(backend: Backend, *, finished: bool = True) -> list[Any]:
     runs = list_runs(backend.workspace, template="A5_Monitor_Evaluation")
-    return [get_run(r.run_id, backend.workspace) for r in runs if not finished or r.status in ("ok", "failed")]
+    return [
+        get_run(r.run_id, backend.workspace) for r in runs if not finished or r.status in ("ok", "failed")
+    ]
 
 
 # --- the schedule model ---------------------------------------------------------------------------
@@ -62,8 +64,13 @@ def _evaluations(backend: Backend, *, finished: bool = True) -> list[Any]:
 def test_schedules_have_openscale_shape_and_slots(monkeypatch: pytest.MonkeyPatch) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     s = sched.make_schedule("30m", start=start)
-    assert s == {"repeat_interval": 30, "repeat_unit": "minute", "repeat_type": "minute", "status": "enabled",
-                 "start_time": {"type": "absolute", "timestamp": start.isoformat()}}
+    assert s == {
+        "repeat_interval": 30,
+        "repeat_unit": "minute",
+        "repeat_type": "minute",
+        "status": "enabled",
+        "start_time": {"type": "absolute", "timestamp": start.isoformat()},
+    }
     assert sched.every_text(s) == "30m" and sched.is_enabled(s)
     assert sched.latest_slot(s, start + timedelta(minutes=29)) is None  # the first slot is start + 30m
     assert sched.latest_slot(s, start + timedelta(minutes=95)) == start + timedelta(minutes=90)
@@ -149,7 +156,10 @@ def test_a_schedule_evaluates_on_its_own_and_a_paused_one_does_not(ready: Backen
     assert len(changes) == 3 and {r.status for r in changes} == {"ok"}  # each change in the audit trail
     assert "  schedule: every 2s, paused" in cli("monitor", "status", "--name", "demo").stdout
     listed = json.loads(cli("monitor", "schedule", "--list", "--json").stdout)
-    assert {(r["monitor_id"], r["every"], r["status"]) for r in listed} == {(SEG, "2s", "paused"), (GEN, "1s", "paused")}
+    assert {(r["monitor_id"], r["every"], r["status"]) for r in listed} == {
+        (SEG, "2s", "paused"),
+        (GEN, "1s", "paused"),
+    }
 
 
 def test_missed_slots_are_caught_up_once(ready: Backend) -> None:
@@ -222,12 +232,18 @@ def _set_limit(backend: Backend, value: float) -> None:
     """The generic monitor's num_images_recent_predicted lower limit (4 images are measured)."""
     mon = backend.monitoring
     (gen,) = mon.monitor_instances.list(monitor_definition_id=GEN)
-    mon.monitor_instances.update(gen["metadata"]["id"], thresholds=[
-        {"metric_id": "num_images_recent_predicted", "type": "lower_limit", "value": value}])
+    mon.monitor_instances.update(
+        gen["metadata"]["id"],
+        thresholds=[{"metric_id": "num_images_recent_predicted", "type": "lower_limit", "value": value}],
+    )
 
 
 def test_a_violation_reaches_the_webhook_once_per_episode(
-    ready: Backend, cli, webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ready: Backend,
+    cli,
+    webhook: tuple[str, list[dict[str, Any]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, received = webhook
     added = cli("monitor", "notify", "--webhook", url)
@@ -268,8 +284,11 @@ def test_a_violation_reaches_the_webhook_once_per_episode(
     table = cli("monitor", "alerts").stdout
     assert "num_images_recent_predicted 4 (lower limit 40)" in table
     # The webhook's URL is a secret: in no run record, notebook or database.
-    for path in [*ready.workspace.root.rglob("*.json"), *ready.workspace.root.rglob("*.ipynb"),
-                 *ready.workspace.root.glob("mlops.db*")]:
+    for path in [
+        *ready.workspace.root.rglob("*.json"),
+        *ready.workspace.root.rglob("*.ipynb"),
+        *ready.workspace.root.glob("mlops.db*"),
+    ]:
         if path.name != "channels.json":
             assert b"hush-hush" not in path.read_bytes(), path
 
@@ -290,8 +309,12 @@ def test_history_shows_each_metric_trend_and_when_it_crosses(ready: Backend, cli
     (gen,) = mon.monitor_instances.list(monitor_definition_id=GEN)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     for i, n in enumerate([100, 90, 80, 70]):  # 10 images fewer each hour, lower limit 40
-        mon.measurements.add(gen["metadata"]["id"], run_id=f"r{i}", timestamp=(t0 + timedelta(hours=i)).isoformat(),
-                             metrics={"num_images_recent_predicted": n})
+        mon.measurements.add(
+            gen["metadata"]["id"],
+            run_id=f"r{i}",
+            timestamp=(t0 + timedelta(hours=i)).isoformat(),
+            metrics={"num_images_recent_predicted": n},
+        )
     trends = {t["metric"]: t for t in monitor_views.monitor_trends(ready, "demo", GEN)}
     t = trends["num_images_recent_predicted"]
     assert t["slope_per_hour"] == pytest.approx(-10) and t["toward_limit"] and not t["violated"]

@@ -528,7 +528,9 @@ def test_delete_subscription_for_works_without_the_entry(ready: Backend) -> None
 
 
 def test_thresholds_and_compute(ready: Backend, volume: Path) -> None:
-    assert monitor_views.monitor_thresholds(ready, "segmentation_metrics") == SEGMENTATION.default_thresholds()
+    assert (
+        monitor_views.monitor_thresholds(ready, "segmentation_metrics") == SEGMENTATION.default_thresholds()
+    )
     assert monitor_views.monitor_thresholds(ready, "generic_metrics") == GENERIC.default_thresholds()
     with pytest.raises(NotFoundError, match="unknown monitor 'nope'"):
         monitor_views.monitor_thresholds(ready, "nope")
@@ -551,7 +553,10 @@ def test_registered_versioned_monitor_runs_end_to_end(ready: Backend) -> None:
     add_entry(ready, "v22", monitors=monitors, key="asset-2")
     with pytest.raises(NotFoundError, match="unknown monitor 'segmentation_metrics_v22'") as refused:
         monitor.monitor_create(ready, "v22")
-    assert refused.value.hint.args == {"monitor": "segmentation_metrics_v22", "provider": "segmentation_metrics"}
+    assert refused.value.hint.args == {
+        "monitor": "segmentation_metrics_v22",
+        "provider": "segmentation_metrics",
+    }
     reg = monitor.monitor_register(ready, "segmentation_metrics_v22", "segmentation_metrics")
     assert reg["metrics"] == SEGMENTATION.metric_names
     assert "segmentation_metrics_v22" in {d["monitor_id"] for d in monitor_views.monitor_definitions(ready)}

@@ -336,7 +336,10 @@ def test_registration_errors(workspace) -> None:
     with pytest.raises(NotFoundError, match="unknown monitor 'segmentation_metrics_v9'") as unknown:
         registry.definition("segmentation_metrics_v9", workspace)
     assert unknown.value.hint.action == "monitor.register"
-    assert unknown.value.hint.args == {"monitor": "segmentation_metrics_v9", "provider": "segmentation_metrics"}
+    assert unknown.value.hint.args == {
+        "monitor": "segmentation_metrics_v9",
+        "provider": "segmentation_metrics",
+    }
 
 
 def test_reading_definitions_creates_no_workspace(tmp_path: Path) -> None:

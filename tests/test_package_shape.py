@@ -74,6 +74,10 @@ def test_no_message_outside_the_cli_names_a_flag_or_a_command():
                 continue
             for arg in words:
                 for part in ast.walk(arg):
-                    if isinstance(part, ast.Constant) and isinstance(part.value, str) and CLI_WORDS.search(part.value):
+                    if (
+                        isinstance(part, ast.Constant)
+                        and isinstance(part.value, str)
+                        and CLI_WORDS.search(part.value)
+                    ):
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {part.value!r}")
     assert not found, "messages naming CLI flags or commands:\n" + "\n".join(found)

@@ -8,7 +8,9 @@ from mlops_widgets.runner import get_run, list_runs
 
 def test_pipeline_stages_deploys_and_attaches_monitors(cli, backend, workspace):
     assert cli("provider", "create").exit_code == 0
-    res = cli("run", "A_MLOps_Pipeline", "-p", "deployment_name", "pipe-demo", "-p", "create_monitors", "True")
+    res = cli(
+        "run", "A_MLOps_Pipeline", "-p", "deployment_name", "pipe-demo", "-p", "create_monitors", "True"
+    )
     assert res.exit_code == 0, res.output
     run = get_run(list_runs(workspace, template="A_MLOps_Pipeline")[0].run_id, workspace)
     asset_id, entry = space.get_entry(backend, deployment_name="pipe-demo")

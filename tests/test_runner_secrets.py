@@ -122,7 +122,7 @@ def test_the_engine_is_papermills_mlops_engine(tmp_path: Path, workspace: Worksp
     assert seen[0] == -1 and seen[1:] == list(range(len(nb.cells)))
 
 
-LEAKY_KERNEL = '''\
+LEAKY_KERNEL = """\
 import base64, json, os, sys, urllib.parse
 import redhareapiversion
 from redhareapi import Kernel
@@ -150,7 +150,7 @@ class LeakyKernel(Kernel):
 
 if __name__ == "__main__":
     LeakyKernel().run()
-'''
+"""
 
 
 def test_no_secret_of_a_deployment_reaches_the_workspace_or_its_logs(
@@ -173,7 +173,9 @@ def test_no_secret_of_a_deployment_reaches_the_workspace_or_its_logs(
     monkeypatch.setenv("JPY_PARENT_PID", "1")  # as in a notebook
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     try:
-        res = cli("deploy", "create", "--name", "leaky", "--model-asset-id", asset_id, "--custom-arg", "API_KEY")
+        res = cli(
+            "deploy", "create", "--name", "leaky", "--model-asset-id", asset_id, "--custom-arg", "API_KEY"
+        )
         assert res.exit_code == 0, res.output
         answer = json.loads(cli("deploy", "infer", "--name", "leaky", "--data", "{}").stdout)
         assert answer["ok"] is True

@@ -26,7 +26,7 @@ from mlops_widgets.backends.packing import ArchiveLimits
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.workspace import Workspace
 
-COUNTING_KERNEL = '''\
+COUNTING_KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 import json, os, time
@@ -42,7 +42,7 @@ class CountingKernel(Kernel):
 
 if __name__ == '__main__':
     CountingKernel().run()
-'''
+"""
 
 
 @pytest.fixture
@@ -54,8 +54,11 @@ def service(workspace: Workspace) -> Iterator[dict[str, Any]]:
 def answered(out: bytes) -> bool:
     """Whether `out` holds a whole answer (its head and Content-Length bytes of body)."""
     head, sep, body = out.partition(b"\r\n\r\n")
-    length = [int(v) for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")[1:])
-              if k.strip().lower() == b"content-length"]
+    length = [
+        int(v)
+        for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")[1:])
+        if k.strip().lower() == b"content-length"
+    ]
     return bool(sep) and bool(length) and len(body) >= length[0]
 
 
@@ -69,9 +72,15 @@ def raw(info: dict[str, Any], data: bytes) -> bytes:
         return out
 
 
-def request(info: dict[str, Any], method: str, path: str, headers: dict[str, str] | None = None,
-            body: bytes = b"") -> tuple[int, Any]:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}", "Connection: close"]
+def request(
+    info: dict[str, Any], method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+) -> tuple[int, Any]:
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     out = raw(info, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     head, _, data = out.partition(b"\r\n\r\n")
@@ -92,7 +101,9 @@ def test_the_token_is_accepted_in_each_of_edis_headers(service: dict[str, Any]) 
         assert status == 401 and "service.json" in body["error"]
 
 
-def test_malformed_requests_get_400_and_leave_no_traceback(service: dict[str, Any], workspace: Workspace) -> None:
+def test_malformed_requests_get_400_and_leave_no_traceback(
+    service: dict[str, Any], workspace: Workspace
+) -> None:
     token = service["token"]
     for bad in (
         f"POST /dlim/v1/inference/dep HTTP/1.1\r\nX-Auth-Token: {token}\r\nContent-Length: abc\r\n\r\n",
@@ -100,15 +111,18 @@ def test_malformed_requests_get_400_and_leave_no_traceback(service: dict[str, An
         "GARBAGE\r\n\r\n",
     ):
         assert raw(service, bad.encode()).startswith(b"HTTP/1.1 400"), bad
-    status, body = request(service, "PUT", "/dlim/v1/model/dep/appprofile", {"X-Auth-Token": token}, b"{not json")
+    status, body = request(
+        service, "PUT", "/dlim/v1/model/dep/appprofile", {"X-Auth-Token": token}, b"{not json"
+    )
     assert status == 400 and "not valid JSON" in body["error"]
     assert request(service, "GET", "/dlim/v1/model", {"X-Auth-Token": token}) == (200, [])  # still serves
     log = (workspace.root / "inference" / "service.log").read_text()
     assert "Traceback" not in log
 
 
-def test_idle_connections_are_closed_after_the_idle_timeout(workspace: Workspace,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_idle_connections_are_closed_after_the_idle_timeout(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLOPS_SERVICE_IDLE_TIMEOUT", "1")
     info = start_service(workspace)
     with socket.create_connection((info["host"], info["port"]), timeout=60) as sock:
@@ -129,8 +143,9 @@ def answered_status(sock: socket.socket, token: str) -> int:
     return int(out.split()[1])
 
 
-def test_connections_are_bounded_and_idle_ones_hold_no_thread(workspace: Workspace,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connections_are_bounded_and_idle_ones_hold_no_thread(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLOPS_SERVICE_MAX_CONNECTIONS", "20")
     monkeypatch.setenv("MLOPS_SERVICE_IDLE_TIMEOUT", "600")  # no held connection closes under the test
     info = start_service(workspace)
@@ -142,8 +157,11 @@ def test_connections_are_bounded_and_idle_ones_hold_no_thread(workspace: Workspa
     socks = [socket.create_connection((info["host"], info["port"]), timeout=60) for _ in range(59)]
     try:
         # Those over the bound are answered 503 and closed at once; the others stay open, idle.
-        wait_for(lambda: sum(bool(select.select([s], [], [], 0)[0]) for s in socks) >= 40, timeout=120,
-                 what="40 refusals")
+        wait_for(
+            lambda: sum(bool(select.select([s], [], [], 0)[0]) for s in socks) >= 40,
+            timeout=120,
+            what="40 refusals",
+        )
         # 20 idle connections and no thread for them (a companion may start one of its own).
         assert threads_of(info["pid"]) < before + 5
         status, body = request(info, "GET", "/dlim/v1/model", {"X-Auth-Token": info["token"]})
@@ -157,11 +175,16 @@ def test_connections_are_bounded_and_idle_ones_hold_no_thread(workspace: Workspa
     finally:
         for s in [first, *socks]:
             s.close()
-    wait_for(lambda: request(info, "GET", "/dlim/v1/model", {"X-Auth-Token": info["token"]})[0] == 200,
-             timeout=120, what="the service to serve again once the connections closed")
+    wait_for(
+        lambda: request(info, "GET", "/dlim/v1/model", {"X-Auth-Token": info["token"]})[0] == 200,
+        timeout=120,
+        what="the service to serve again once the connections closed",
+    )
 
 
-def test_a_post_whose_connection_drops_is_reported_not_sent_again(workspace: Workspace, tmp_path: Path) -> None:
+def test_a_post_whose_connection_drops_is_reported_not_sent_again(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     inference = LocalInference(workspace)
     deploy_started(inference, make_folder(tmp_path, COUNTING_KERNEL), kernel_min=1, kernel_max=1)
     runs, gate = tmp_path / "runs.txt", tmp_path / "gate"
@@ -169,7 +192,9 @@ def test_a_post_whose_connection_drops_is_reported_not_sent_again(workspace: Wor
 
     def call() -> None:
         try:
-            outcome.append(inference.infer("dep", json.dumps({"runs": str(runs), "gate": str(gate)}).encode()))
+            outcome.append(
+                inference.infer("dep", json.dumps({"runs": str(runs), "gate": str(gate)}).encode())
+            )
         except Exception as exc:  # asserted below
             outcome.append(exc)
 
@@ -187,8 +212,9 @@ def test_a_post_whose_connection_drops_is_reported_not_sent_again(workspace: Wor
     assert runs.read_text() == "ran\n"
 
 
-def test_a_post_after_the_service_closed_an_idle_connection_runs_once(workspace: Workspace, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_post_after_the_service_closed_an_idle_connection_runs_once(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLOPS_SERVICE_IDLE_TIMEOUT", "1")
     inference = LocalInference(workspace)
     deploy_started(inference, make_folder(tmp_path, COUNTING_KERNEL), kernel_min=1, kernel_max=1)
@@ -202,8 +228,9 @@ def test_a_post_after_the_service_closed_an_idle_connection_runs_once(workspace:
     assert runs.read_text() == "ran\nran\n"
 
 
-def test_a_connection_idle_for_half_the_idle_timeout_is_not_reused(workspace: Workspace, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connection_idle_for_half_the_idle_timeout_is_not_reused(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The service may be closing such a connection just as a POST is written into it."""
     monkeypatch.setenv("MLOPS_SERVICE_IDLE_TIMEOUT", "4")
     inference = LocalInference(workspace)
@@ -239,22 +266,32 @@ def tar_of(entries: list[tuple[str, bytes | str | None]], mode: str = "w:gz") ->
 
 
 def submission(name: str = "tarred") -> list[tuple[str, bytes | str | None]]:
-    return [("kernel.py", ECHO_KERNEL.encode()), ("README.md", b"readme\n"),
-            ("model.json", json.dumps({"name": name, "kernel_path": "kernel.py"}).encode())]
+    return [
+        ("kernel.py", ECHO_KERNEL.encode()),
+        ("README.md", b"readme\n"),
+        ("model.json", json.dumps({"name": name, "kernel_path": "kernel.py"}).encode()),
+    ]
 
 
 def upload(info: dict[str, Any], body: bytes, name: str = "tarred") -> tuple[int, Any]:
-    return request(info, "POST", f"/dlim/v1/deployment/model?name={name}",
-                   {"X-Auth-Token": info["token"], "Content-Type": "application/octet-stream"}, body)
+    return request(
+        info,
+        "POST",
+        f"/dlim/v1/deployment/model?name={name}",
+        {"X-Auth-Token": info["token"], "Content-Type": "application/octet-stream"},
+        body,
+    )
 
 
-def test_tar_uploads_are_bounded_by_size_entries_and_ratio(workspace: Workspace,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tar_uploads_are_bounded_by_size_entries_and_ratio(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLOPS_ARCHIVE_MAX_BYTES", str(80 << 20))
     monkeypatch.setenv("MLOPS_ARCHIVE_MAX_ENTRIES", "50")
     info = start_service(workspace)
-    status, body = upload(info, tar_of([*submission(), ("weights.bin", os.urandom(1 << 20)),
-                                        ("link.bin", "weights.bin")]))
+    status, body = upload(
+        info, tar_of([*submission(), ("weights.bin", os.urandom(1 << 20)), ("link.bin", "weights.bin")])
+    )
     assert status == 200 and body["name"] == "tarred"
 
     status, body = upload(info, tar_of([*submission(), ("big.bin", b"\0" * (81 << 20))]))
@@ -262,24 +299,35 @@ def test_tar_uploads_are_bounded_by_size_entries_and_ratio(workspace: Workspace,
     assert body["hint"]["args"]["variable"] == "MLOPS_ARCHIVE_MAX_BYTES"
     status, body = upload(info, tar_of([*submission(), *((f"f{i}", b"x") for i in range(60))]))
     assert status == 400 and "63 entries, over the limit max_entries=50" in body["error"]
-    status, body = upload(info, tar_of([*submission(), ("zeros.bin", b"\0" * (70 << 20))]))  # the default ratio
+    status, body = upload(
+        info, tar_of([*submission(), ("zeros.bin", b"\0" * (70 << 20))])
+    )  # the default ratio
     assert status == 400 and "over the limit max_ratio=200" in body["error"]
     leftovers = [p.name for p in (workspace.root / "inference").iterdir() if p.name.startswith("upload-")]
     assert leftovers == []
 
 
-@pytest.mark.parametrize("entries, why", [
-    # The hostile zip of issue 12, as a tar: a link replaced after a later entry relied on it.
-    ([("y", "a/b/c/d/e/f/g/h/i/j"), ("model.json", "y/../../../../../../../../../../outside/pwned.json"),
-      ("y", ".")], "holds it twice"),
-    # without the swap, one level more: model.json really leads out through y
-    ([("y", "a/b/c/d/e/f/g/h/i/j"), ("model.json", "y/" + "../" * 11 + "pwned.json")], "points outside"),
-    ([("up", "."), ("up/pwned.json", b"x")], "lies below the link"),  # never written through a link
-    ([("abs", "/tmp")], "points outside"),
-    ([("../pwned.json", b"x")], "climbs out"),
-    ([("/tmp/pwned.json", b"x")], "absolute"),
-    ([("loop", "loop/x")], "form a loop"),
-])
+@pytest.mark.parametrize(
+    "entries, why",
+    [
+        # The hostile zip of issue 12, as a tar: a link replaced after a later entry relied on it.
+        (
+            [
+                ("y", "a/b/c/d/e/f/g/h/i/j"),
+                ("model.json", "y/../../../../../../../../../../outside/pwned.json"),
+                ("y", "."),
+            ],
+            "holds it twice",
+        ),
+        # without the swap, one level more: model.json really leads out through y
+        ([("y", "a/b/c/d/e/f/g/h/i/j"), ("model.json", "y/" + "../" * 11 + "pwned.json")], "points outside"),
+        ([("up", "."), ("up/pwned.json", b"x")], "lies below the link"),  # never written through a link
+        ([("abs", "/tmp")], "points outside"),
+        ([("../pwned.json", b"x")], "climbs out"),
+        ([("/tmp/pwned.json", b"x")], "absolute"),
+        ([("loop", "loop/x")], "form a loop"),
+    ],
+)
 def test_no_tar_entry_lands_outside_the_folder(tmp_path: Path, entries: list[Any], why: str) -> None:
     archive, dest = tmp_path / "up.tar", tmp_path / "a" / "b" / "dest"
     archive.write_bytes(tar_of(entries, mode="w"))

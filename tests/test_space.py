@@ -79,7 +79,9 @@ def test_twenty_concurrent_writers_lose_no_entry(workspace):
     assert get_backend("local", workspace).space.space_id  # the database exists before the race
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(20)
-    procs = [ctx.Process(target=_add_entry, args=(str(workspace.root), f"asset-{i}", barrier)) for i in range(20)]
+    procs = [
+        ctx.Process(target=_add_entry, args=(str(workspace.root), f"asset-{i}", barrier)) for i in range(20)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -200,16 +202,27 @@ def test_a_stage_whose_entry_another_stage_replaced_meanwhile_fails_clearly(back
 
     def other_stage_meanwhile(done: int, total: int | None, name: str) -> None:
         if not interleaved:  # once, while this stage uploads its model
-            interleaved.update(space.stage(backend, example_paths.model, example_paths.deployment, entry,
-                                           on_clash="overwrite"))
+            interleaved.update(
+                space.stage(
+                    backend, example_paths.model, example_paths.deployment, entry, on_clash="overwrite"
+                )
+            )
 
     with pytest.raises(ConflictError, match="changed by another command") as refused:
-        space.stage(backend, example_paths.model, example_paths.deployment, entry, on_clash="overwrite",
-                    progress=other_stage_meanwhile)
+        space.stage(
+            backend,
+            example_paths.model,
+            example_paths.deployment,
+            entry,
+            on_clash="overwrite",
+            progress=other_stage_meanwhile,
+        )
     assert refused.value.hint.action == "stage.retry"
     assert list(space.list_entries(backend)) == [interleaved["model_asset_id"]]
     assert {a.asset_id for a in backend.space.list_assets()} == {
-        interleaved["model_asset_id"], interleaved["dependency_asset_id"]}
+        interleaved["model_asset_id"],
+        interleaved["dependency_asset_id"],
+    }
     assert first["model_asset_id"] not in {a.asset_id for a in backend.space.list_assets()}
 
 
@@ -231,8 +244,18 @@ def test_concurrent_stage_force_succeed_or_say_another_command_changed_the_entry
     space.stage(backend, example_paths.model, example_paths.deployment, _example_entry())
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_stage_force, args=(str(backend.workspace.root), str(example_paths.model),
-                                                    str(example_paths.deployment), queue)) for _ in range(4)]
+    procs = [
+        ctx.Process(
+            target=_stage_force,
+            args=(
+                str(backend.workspace.root),
+                str(example_paths.model),
+                str(example_paths.deployment),
+                queue,
+            ),
+        )
+        for _ in range(4)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]
@@ -247,4 +270,5 @@ def test_concurrent_stage_force_succeed_or_say_another_command_changed_the_entry
     # no orphan: the space holds exactly the surviving entry's model and dependency
     (entry,) = entries.values()
     assert sorted(a.name for a in backend.space.list_assets()) == sorted(
-        [entry["model_asset"], entry["wmla_deployment"]["dependency_filename"]])
+        [entry["model_asset"], entry["wmla_deployment"]["dependency_filename"]]
+    )

@@ -21,7 +21,7 @@ from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.ops import deploy, space, submission
 from mlops_widgets.workspace import Workspace
 
-ECHO_KERNEL = '''\
+ECHO_KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 
@@ -31,7 +31,7 @@ class EchoKernel(Kernel):
 
 if __name__ == "__main__":
     EchoKernel().run()
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +48,13 @@ def entry(example_paths: Any) -> dict[str, Any]:
 
 
 def stage(backend: Backend, example_paths: Any, dependency: Path | None = None) -> str:
-    staged = space.stage(backend, example_paths.model, dependency or example_paths.deployment,
-                         entry(example_paths), on_clash="new")
+    staged = space.stage(
+        backend,
+        example_paths.model,
+        dependency or example_paths.deployment,
+        entry(example_paths),
+        on_clash="new",
+    )
     return staged["model_asset_id"]
 
 
@@ -78,42 +83,66 @@ def test_folder_as_a2_built_it(backend: Backend, example_paths: Any) -> None:
     envs = {e["name"]: e["value"] for e in model["mk_environments"]}
     space_id = backend.space.space_id
     assert envs["WML_SPACE_ID"] == envs["SPACE_ID"] == space_id
-    assert envs["WML_SPACE_MODEL"] == envs["MODEL_ASSET"] == "model.zip" and envs["MODEL_ASSET_ID"] == asset_id
+    assert (
+        envs["WML_SPACE_MODEL"] == envs["MODEL_ASSET"] == "model.zip" and envs["MODEL_ASSET_ID"] == asset_id
+    )
     assert envs["MLOPS_BACKEND"] == "local" and envs["MLOPS_HOME"] == str(backend.workspace.root)
     assert envs["MLOPS_VOLUMES"] == str(backend.workspace.root / "volumes")
 
 
-def test_the_dependencys_model_json_and_modules_win(backend: Backend, example_paths: Any, tmp_path: Path) -> None:
+def test_the_dependencys_model_json_and_modules_win(
+    backend: Backend, example_paths: Any, tmp_path: Path
+) -> None:
     dep = tmp_path / "mine"
     dep.mkdir()
     (dep / "main.py").write_text(ECHO_KERNEL)
     (dep / "cpd_utils.py").write_text("# the user's own\n")
-    (dep / "model.json").write_text(json.dumps({
-        "name": "ignored", "kernel_path": "main.py", "runtime": "condaenvpy39", "tag": "prod",
-        "attributes": [{"key": "k", "value": "v"}],
-        "mk_environments": [{"name": "MINE", "value": "1"}, {"name": "WML_SPACE_ID", "value": "their-cluster"}],
-    }))
+    (dep / "model.json").write_text(
+        json.dumps(
+            {
+                "name": "ignored",
+                "kernel_path": "main.py",
+                "runtime": "condaenvpy39",
+                "tag": "prod",
+                "attributes": [{"key": "k", "value": "v"}],
+                "mk_environments": [
+                    {"name": "MINE", "value": "1"},
+                    {"name": "WML_SPACE_ID", "value": "their-cluster"},
+                ],
+            }
+        )
+    )
     (tmp_path / "wml_sdk_utils.py").write_text("# from the space\n")
     backend.space.upload(tmp_path / "wml_sdk_utils.py")
     asset_id = stage(backend, example_paths, dep)
     folder = submission.build_submission_folder(backend, "mine", asset_id)
     model = json.loads((folder / "model.json").read_text())
     assert model["name"] == "mine" and model["kernel_path"] == "main.py"  # kernel from model.json
-    assert model["runtime"] == "condaenvpy39" and model["tag"] == "prod" and model["attributes"] == [{"key": "k", "value": "v"}]
+    assert (
+        model["runtime"] == "condaenvpy39"
+        and model["tag"] == "prod"
+        and model["attributes"] == [{"key": "k", "value": "v"}]
+    )
     envs = {e["name"]: e["value"] for e in model["mk_environments"]}
     assert envs["MINE"] == "1" and envs["WML_SPACE_ID"] == backend.space.space_id  # ours: where it runs now
     assert (folder / "cpd_utils.py").read_text() == "# the user's own\n"
     assert (folder / "wml_sdk_utils.py").read_text() == "# from the space\n"
-    assert (folder / "storage_volume_utils.py").read_bytes() == edi_helpers.path("storage_volume_utils.py").read_bytes()
+    assert (folder / "storage_volume_utils.py").read_bytes() == edi_helpers.path(
+        "storage_volume_utils.py"
+    ).read_bytes()
 
-    only = submission.build_submission_folder(backend, "mine", asset_id, general_dependencies=["wml_sdk_utils.py"])
+    only = submission.build_submission_folder(
+        backend, "mine", asset_id, general_dependencies=["wml_sdk_utils.py"]
+    )
     assert not (only / "storage_volume_utils.py").exists()
     with pytest.raises(NotFoundError, match="general dependency 'extra.py' is neither"):
         submission.build_submission_folder(backend, "mine", asset_id, general_dependencies=["extra.py"])
 
 
 def test_wrapped_dependency_and_missing_kernel(backend: Backend, example_paths: Any, tmp_path: Path) -> None:
-    wrapped = write_zip(tmp_path / "wrapped.zip", {"wrapped/kernel.py": ECHO_KERNEL, "wrapped/README.md": "r"})
+    wrapped = write_zip(
+        tmp_path / "wrapped.zip", {"wrapped/kernel.py": ECHO_KERNEL, "wrapped/README.md": "r"}
+    )
     asset_id = stage(backend, example_paths, wrapped)
     folder = submission.build_submission_folder(backend, "wrapped", asset_id)
     assert (folder / "kernel.py").read_text() == ECHO_KERNEL and not (folder / "wrapped").exists()
@@ -128,12 +157,20 @@ def test_wrapped_dependency_and_missing_kernel(backend: Backend, example_paths: 
     [
         ({"kernel.py": "k", "../../escaped.py": "x"}, None),
         # issue 12's hostile dependency: y -> deep, model.json -> y/../.. (looks inside), y -> .
-        ({"kernel.py": "k"}, {"y": "a/b/c/d/e/f/g/h/i/j", "model.json": "y/../../../../../../../../../../escaped.py"}),
+        (
+            {"kernel.py": "k"},
+            {"y": "a/b/c/d/e/f/g/h/i/j", "model.json": "y/../../../../../../../../../../escaped.py"},
+        ),
         ({"kernel.py": "k"}, {"README.md": "../../../../escaped.py"}),
     ],
 )
-def test_a_hostile_dependency_writes_nothing_outside(backend: Backend, example_paths: Any, tmp_path: Path,
-                                                     members: dict[str, str], links: dict[str, str] | None) -> None:
+def test_a_hostile_dependency_writes_nothing_outside(
+    backend: Backend,
+    example_paths: Any,
+    tmp_path: Path,
+    members: dict[str, str],
+    links: dict[str, str] | None,
+) -> None:
     archive = write_zip(tmp_path / "evil.zip", members, links)
     if links and "y" in links:  # append the swap of y after model.json, as the issue's zip did
         with zipfile.ZipFile(archive, "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
@@ -147,8 +184,9 @@ def test_a_hostile_dependency_writes_nothing_outside(backend: Backend, example_p
     assert not submission.submission_dir(backend, "evil").exists()
 
 
-def test_same_named_dependencies_each_deploy_their_own_kernel(backend: Backend, example_paths: Any,
-                                                              tmp_path: Path) -> None:
+def test_same_named_dependencies_each_deploy_their_own_kernel(
+    backend: Backend, example_paths: Any, tmp_path: Path
+) -> None:
     """Two staged `dep.zip` of different content: deploying the older one must not unpack the
     newer one (the original looked the dependency up by file name, keeping the latest)."""
     ids = []
@@ -191,15 +229,27 @@ def test_dependency_by_id_even_when_names_clash(backend: Backend, example_paths:
     with pytest.raises(MlopsError, match="2 assets in the space have the name 'dep.zip'") as info:
         submission.build_submission_folder(backend, "legacy", ids[0])
     assert info.value.hint is not None
-    backend.space.delete(space.get_entry(backend, model_asset_id=ids[1])[1]["wmla_deployment"]["dependency_asset_id"])
+    backend.space.delete(
+        space.get_entry(backend, model_asset_id=ids[1])[1]["wmla_deployment"]["dependency_asset_id"]
+    )
     folder = submission.build_submission_folder(backend, "legacy", ids[0])  # one asset of that name: it
     assert (folder / "kernel.py").read_text() == kernels["old"]
 
 
 def test_cli_general_dependencies_reach_the_folder(backend: Backend, example_paths: Any, cli: Any) -> None:
     asset_id = stage(backend, example_paths)
-    res = cli("deploy", "create", "--name", "chosen", "--model-asset-id", asset_id,
-              "--general-dependency", "cpd_utils.py", "--general-dependency", "storage_volume_utils.py")
+    res = cli(
+        "deploy",
+        "create",
+        "--name",
+        "chosen",
+        "--model-asset-id",
+        asset_id,
+        "--general-dependency",
+        "cpd_utils.py",
+        "--general-dependency",
+        "storage_volume_utils.py",
+    )
     assert res.exit_code == 0, res.output
     deployed = Path(backend.inference.view("chosen")["model_path"])
     helpers = sorted(p.name for p in deployed.iterdir() if p.name in edi_helpers.MODULES)
@@ -208,8 +258,9 @@ def test_cli_general_dependencies_reach_the_folder(backend: Backend, example_pat
     assert model["kernel_path"] == "kernel.py"  # no model.json of its own: the default
 
 
-def test_a_failure_inside_a2_keeps_its_hint_for_the_cli(backend: Backend, example_paths: Any, cli: Any,
-                                                        workspace: Workspace, tmp_path: Path) -> None:
+def test_a_failure_inside_a2_keeps_its_hint_for_the_cli(
+    backend: Backend, example_paths: Any, cli: Any, workspace: Workspace, tmp_path: Path
+) -> None:
     """`mlops deploy create` fails inside template A2 (the dependency has no kernel.py): the CLI
     prints the same rendered hint as a direct call, and the run's record keeps it as data."""
     from mlops_widgets.cli._hints import error_text, render
@@ -233,7 +284,10 @@ def test_a_failure_inside_a2_keeps_its_hint_for_the_cli(backend: Backend, exampl
     (run,) = [r for r in list_runs(workspace) if r.template == "A2_WMLA_Model_Deploy"]
     record = get_run(run.run_id, workspace)
     assert record.status == "failed"
-    assert record.error["hint"] == {"action": "deploy.kernel_filename", "text": direct.value.hint.text,
-                                    "args": dict(direct.value.hint.args)}
+    assert record.error["hint"] == {
+        "action": "deploy.kernel_filename",
+        "text": direct.value.hint.text,
+        "args": dict(direct.value.hint.args),
+    }
     assert "--" not in record.error["summary"] and "--" not in (run.error or "")  # words, not flags
     assert f"fix: {rendered}" in cli("runs", "show", run.run_id).stdout.splitlines()

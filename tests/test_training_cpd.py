@@ -35,10 +35,21 @@ def test_the_example_trains_on_wmla_and_its_output_is_staged(cpd_backend, fake_c
     from ibm_wmla.wmla_api_v1 import Batch
 
     fake_cpd.router.capture = True
-    folder = train.build_submission_folder([str(examples.TRAINING / "train.py"), str(examples.SYNTHETIC)], [],
-                                           main="train.py", framework="distPyTorch")
-    spec = train.make_spec(framework="distPyTorch", main="train.py", workers=2, devices_per_worker=1,
-                           memory="4g", env={"EPOCHS": "2"}, args=["--tiles", "3"])
+    folder = train.build_submission_folder(
+        [str(examples.TRAINING / "train.py"), str(examples.SYNTHETIC)],
+        [],
+        main="train.py",
+        framework="distPyTorch",
+    )
+    spec = train.make_spec(
+        framework="distPyTorch",
+        main="train.py",
+        workers=2,
+        devices_per_worker=1,
+        memory="4g",
+        env={"EPOCHS": "2"},
+        args=["--tiles", "3"],
+    )
     job = train.submit(cpd_backend, folder, spec, secret_env={"SERVICE_TOKEN": "tok-0123456789-secret"})
     assert job["backend"] == "cpd" and job["framework"] == "distPyTorch" and job["workers"] == 2
     assert job["devices_per_worker"] == 1 and job["memory"] == "4g" and job["main"] == "train.py"
@@ -56,13 +67,20 @@ def test_the_example_trains_on_wmla_and_its_output_is_staged(cpd_backend, fake_c
     assert [j["id"] for j in train.jobs(cpd_backend)] == [job["id"]]
 
     # every exec document the client read is IBM's Batch, field for field
-    docs = [body for method, path, status, body in fake_cpd.router.responses
-            if "/deeplearning/v1/execs" in path and status == 200 and isinstance(body, (dict, list))]
+    docs = [
+        body
+        for method, path, status, body in fake_cpd.router.responses
+        if "/deeplearning/v1/execs" in path and status == 200 and isinstance(body, (dict, list))
+    ]
     assert docs
     for body in docs:
         for doc in body if isinstance(body, list) else [body]:
             parsed = Batch.from_dict(doc).to_dict()
-            assert parsed["id"] == doc["id"] and parsed["state"] == doc["state"] and parsed["args"] == doc["args"]
+            assert (
+                parsed["id"] == doc["id"]
+                and parsed["state"] == doc["state"]
+                and parsed["args"] == doc["args"]
+            )
 
     model, lineage = train.fetch_output(cpd_backend, job["id"], tmp_path / "out")
     weights = json.loads((model / "weights.json").read_text())
@@ -78,17 +96,21 @@ def test_a_failing_job_and_a_stopped_one(cpd_backend, tmp_path: Path):
     src.mkdir()
     (src / "broken.py").write_text("raise SystemExit('no data')\n")
     (src / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")
-    failing = train.submit(cpd_backend, train.build_submission_folder([str(src / "broken.py")], [], main="broken.py",
-                                                                      framework="PyTorch"),
-                           train.make_spec(framework="PyTorch", main="broken.py"))
+    failing = train.submit(
+        cpd_backend,
+        train.build_submission_folder([str(src / "broken.py")], [], main="broken.py", framework="PyTorch"),
+        train.make_spec(framework="PyTorch", main="broken.py"),
+    )
     failed = _ended(cpd_backend, failing["id"])
     assert failed["state"] == "failed" and failed["error"] and "no data" in failed["error_log"]
     with pytest.raises(ConflictError, match="failed"):
         train.fetch_output(cpd_backend, failed["id"], tmp_path / "none")
 
-    running = train.submit(cpd_backend, train.build_submission_folder([str(src / "slow.py")], [], main="slow.py",
-                                                                      framework="PyTorch"),
-                           train.make_spec(framework="PyTorch", main="slow.py"))
+    running = train.submit(
+        cpd_backend,
+        train.build_submission_folder([str(src / "slow.py")], [], main="slow.py", framework="PyTorch"),
+        train.make_spec(framework="PyTorch", main="slow.py"),
+    )
     assert train.stop(cpd_backend, running["id"])["state"] == "killed"
     with pytest.raises(MlopsError, match="per worker"):
         list(train.logs(cpd_backend, running["id"], worker=0))

@@ -53,8 +53,22 @@ def _job_id(cli_result) -> str:
 
 
 def test_the_example_trains_on_two_workers_and_its_output_is_staged_with_the_job(cli, backend, example_paths):
-    submitted = cli("train", "submit", "-p", "framework", "distPyTorch", "-p", "workers", "2",
-                    "-p", "main_args", "[--tiles, 3]", "-p", "wait", "true")
+    submitted = cli(
+        "train",
+        "submit",
+        "-p",
+        "framework",
+        "distPyTorch",
+        "-p",
+        "workers",
+        "2",
+        "-p",
+        "main_args",
+        "[--tiles, 3]",
+        "-p",
+        "wait",
+        "true",
+    )
     job_id = _job_id(submitted)
     assert "finished" in submitted.stdout
 
@@ -70,8 +84,16 @@ def test_the_example_trains_on_two_workers_and_its_output_is_staged_with_the_job
     assert weights["training"]["dice_positive"] > 0.5  # what the example kernel reads:
     assert {"min_red_minus_blue"} <= set(weights["positive"]) and "max_brightness" in weights
 
-    staged = cli("prepare", "stage", "--from-job", job_id, "--path-dependency", example_paths.deployment,
-                 "--path-yml", example_paths.config)
+    staged = cli(
+        "prepare",
+        "stage",
+        "--from-job",
+        job_id,
+        "--path-dependency",
+        example_paths.deployment,
+        "--path-yml",
+        example_paths.config,
+    )
     assert staged.exit_code == 0, staged.output
     asset_id = staged.stdout.split()[-1]
     _, entry = space.get_entry(backend, model_asset_id=asset_id)
@@ -82,12 +104,27 @@ def test_the_example_trains_on_two_workers_and_its_output_is_staged_with_the_job
 
 
 def test_a_failing_script_ends_failed_with_its_log_tail_in_the_run_record(cli, tmp_path, workspace):
-    script = _script(tmp_path, "broken.py", """
+    script = _script(
+        tmp_path,
+        "broken.py",
+        """
         print("loading the tiles")
         raise ValueError("no tiles in the data folder")
-    """)
-    result = cli("train", "submit", "-p", "files", json.dumps([str(script)]), "-p", "main_file", "broken.py",
-                 "-p", "wait", "true")
+    """,
+    )
+    result = cli(
+        "train",
+        "submit",
+        "-p",
+        "files",
+        json.dumps([str(script)]),
+        "-p",
+        "main_file",
+        "broken.py",
+        "-p",
+        "wait",
+        "true",
+    )
     assert result.exit_code == 1
     (run,) = list_runs(workspace, template="A1_Submit_WMLA_Training")
     results = get_run(run.run_id, workspace).results
@@ -98,7 +135,10 @@ def test_a_failing_script_ends_failed_with_its_log_tail_in_the_run_record(cli, t
 
 
 def test_stop_kills_every_process_of_the_job_children_included(cli, backend, tmp_path):
-    script = _script(tmp_path, "forks.py", """
+    script = _script(
+        tmp_path,
+        "forks.py",
+        """
         import os, subprocess, sys, time
         kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]),
                 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)]
@@ -106,11 +146,15 @@ def test_stop_kills_every_process_of_the_job_children_included(cli, backend, tmp
             fh.write(" ".join(str(p) for p in [os.getpid(), *(k.pid for k in kids)]))
         os.rename(os.path.join(os.environ["RESULT_DIR"], "pids.tmp"), os.path.join(os.environ["RESULT_DIR"], "pids"))
         time.sleep(600)
-    """)
+    """,
+    )
     folder = train.build_submission_folder([str(script)], [], main="forks.py", framework="PyTorch")
     job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="forks.py"))
     pids_file = Path(job["output"]) / "pids"
-    pids = [int(p) for p in _until("the script's pids", lambda: pids_file.is_file() and pids_file.read_text()).split()]
+    pids = [
+        int(p)
+        for p in _until("the script's pids", lambda: pids_file.is_file() and pids_file.read_text()).split()
+    ]
     assert all(alive(p) for p in pids)
 
     stopped = cli("train", "stop", job["id"])
@@ -121,19 +165,38 @@ def test_stop_kills_every_process_of_the_job_children_included(cli, backend, tmp
     assert cli("train", "stop", job["id"]).stdout.strip().endswith("killed")  # stopping again: as it is
 
 
-def test_a_job_outlives_the_command_and_keeps_secret_variables_out_of_its_files(cli, backend, tmp_path, monkeypatch):
+def test_a_job_outlives_the_command_and_keeps_secret_variables_out_of_its_files(
+    cli, backend, tmp_path, monkeypatch
+):
     gate = tmp_path / "go"
-    script = _script(tmp_path, "gated.py", f"""
+    script = _script(
+        tmp_path,
+        "gated.py",
+        f"""
         import os, pathlib, time
         print("rank", os.environ.get("RANK"), "devices", repr(os.environ["CUDA_VISIBLE_DEVICES"]))
         print("token", os.environ["SERVICE_TOKEN"], "epochs", os.environ["EPOCHS"])
         while not pathlib.Path({str(gate)!r}).exists():
             time.sleep(0.05)
         pathlib.Path(os.environ["RESULT_DIR"], "model.txt").write_text("trained")
-    """)
+    """,
+    )
     monkeypatch.setenv("SERVICE_TOKEN", "tok-0123456789-secret")
-    job_id = _job_id(cli("train", "submit", "-p", "files", json.dumps([str(script)]), "-p", "main_file", "gated.py",
-                         "-p", "job_env", "{EPOCHS: 2, SERVICE_TOKEN: null}"))
+    job_id = _job_id(
+        cli(
+            "train",
+            "submit",
+            "-p",
+            "files",
+            json.dumps([str(script)]),
+            "-p",
+            "main_file",
+            "gated.py",
+            "-p",
+            "job_env",
+            "{EPOCHS: 2, SERVICE_TOKEN: null}",
+        )
+    )
     assert train.status(backend, job_id)["state"] not in JOB_ENDED  # the command returned, the job runs
     gate.write_text("")
     _until("the job's end", lambda: train.status(backend, job_id)["state"] in JOB_ENDED)
@@ -147,12 +210,16 @@ def test_a_job_outlives_the_command_and_keeps_secret_variables_out_of_its_files(
 
 
 def test_logs_follow_until_the_job_ends(backend, tmp_path):
-    script = _script(tmp_path, "count.py", """
+    script = _script(
+        tmp_path,
+        "count.py",
+        """
         import time
         for i in range(5):
             print("line", i, flush=True)
             time.sleep(0.05)
-    """)
+    """,
+    )
     folder = train.build_submission_folder([str(script)], [], main="count.py", framework="PyTorch")
     job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="count.py"))
     lines = list(train.logs(backend, job["id"], follow=True))
@@ -171,14 +238,17 @@ def test_bad_submissions_are_refused_before_anything_runs(backend, tmp_path):
     assert info.value.hint is not None and info.value.hint.action == "train.distributed"
     folder = train.build_submission_folder([str(script)], [], main="t.py", framework="PyTorch")
     with pytest.raises(MlopsError, match="GPU"):
-        train.submit(backend, folder, train.make_spec(framework="PyTorch", main="t.py", devices_per_worker=64))
+        train.submit(
+            backend, folder, train.make_spec(framework="PyTorch", main="t.py", devices_per_worker=64)
+        )
     assert train.jobs(backend) == []
 
 
 def test_the_process_group_snippet_starts_the_training_file(tmp_path):
     script = _script(tmp_path, "t.py", "from __future__ import annotations\nprint('train')\n")
-    folder = train.build_submission_folder([str(script)], [], main="t.py", framework="distPyTorch",
-                                           process_group_file="t.py")
+    folder = train.build_submission_folder(
+        [str(script)], [], main="t.py", framework="distPyTorch", process_group_file="t.py"
+    )
     text = (folder / "t.py").read_text()
     assert text.startswith("from __future__ import annotations\n" + train.SNIPPET_BEGIN)
     assert "init_process_group" in text and text.endswith("print('train')\n")
@@ -190,11 +260,15 @@ def test_a_job_whose_supervisor_was_killed_reads_failed_and_leaves_nothing_runni
 
     from mlops_widgets.backends.local.training_jobs import LOST, job_dir, read_job
 
-    script = _script(tmp_path, "sleepy.py", """
+    script = _script(
+        tmp_path,
+        "sleepy.py",
+        """
         import os, time
         open(os.path.join(os.environ["RESULT_DIR"], "pid"), "w").write(str(os.getpid()))
         time.sleep(600)
-    """)
+    """,
+    )
     folder = train.build_submission_folder([str(script)], [], main="sleepy.py", framework="PyTorch")
     job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="sleepy.py"))
     pid_file = Path(job["output"]) / "pid"

@@ -38,7 +38,9 @@ def test_volumes_root_from_the_environment(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "ws" / "volumes").exists()
 
 
-@pytest.mark.parametrize("path", ["../outside.txt", "a/../../outside.txt", "/etc/passwd", "a//b.txt", "a\\..\\b"])
+@pytest.mark.parametrize(
+    "path", ["../outside.txt", "a/../../outside.txt", "/etc/passwd", "a//b.txt", "a\\..\\b"]
+)
 def test_paths_leaving_the_volume_are_refused(volumes: Volumes, tmp_path: Path, path: str) -> None:
     with pytest.raises(MlopsError, match="storage volume 'vol'"):
         volumes.write("vol", path, b"x")
@@ -46,7 +48,10 @@ def test_paths_leaving_the_volume_are_refused(volumes: Volumes, tmp_path: Path, 
         volumes.read("vol", path)
     with pytest.raises(MlopsError, match="storage volume 'vol'"):
         volumes.local_path("vol", path)
-    assert not (tmp_path / "ws" / "outside.txt").exists() and not (tmp_path / "ws" / "volumes" / "outside.txt").exists()
+    assert (
+        not (tmp_path / "ws" / "outside.txt").exists()
+        and not (tmp_path / "ws" / "volumes" / "outside.txt").exists()
+    )
 
 
 @pytest.mark.parametrize("name", ["", "..", "a/b", "."])
@@ -67,8 +72,14 @@ def test_list_files_filters_by_recency_extension_and_hides_dotfiles(volumes: Vol
 
     names = [f.path for f in volumes.list_files("vol", "pred")]
     assert names == ["pred/OLD.PNG", "pred/new.png", "pred/notes.txt"]
-    assert [f.path for f in volumes.list_files("vol", "pred", extensions=[".png"])] == ["pred/OLD.PNG", "pred/new.png"]
-    assert [f.path for f in volumes.list_files("vol", "pred", most_recent=7)] == ["pred/new.png", "pred/notes.txt"]
+    assert [f.path for f in volumes.list_files("vol", "pred", extensions=[".png"])] == [
+        "pred/OLD.PNG",
+        "pred/new.png",
+    ]
+    assert [f.path for f in volumes.list_files("vol", "pred", most_recent=7)] == [
+        "pred/new.png",
+        "pred/notes.txt",
+    ]
     recursive = [f.path for f in volumes.list_files("vol", "pred", recursive=True, extensions=[".png"])]
     assert recursive == ["pred/OLD.PNG", "pred/new.png", "pred/sub/deep.png"]
 

@@ -63,7 +63,9 @@ def test_panel_builds_every_tab_without_touching_the_workspace(workspace):
     assert not workspace.root.exists()  # nothing read or created until a tab needs it
     assert panel.prepare.stage.disabled
     # An untouched form shows no error; the button's reason says what is missing, once.
-    assert txt(panel.prepare.stage.reason) == "Model file/folder: choose the model file or folder (and 1 more)"
+    assert (
+        txt(panel.prepare.stage.reason) == "Model file/folder: choose the model file or folder (and 1 more)"
+    )
     assert not any(lbl.value for lbl in panel.prepare.errors._fields.values())
     assert not panel.deploy.errors.label("wmla_deployment.deployment_name").value
 
@@ -82,8 +84,9 @@ def test_live_validation_shows_the_config_models_errors_beside_their_fields(pane
 
     pr.resources["kernel_min"].value = 5
     pr.resources["kernel_max"].value = 2
-    assert "kernel_min (5) is greater than kernel_max (2)" in txt(pr.errors.label(
-        "wmla_deployment.resource_configs.kernel_min"))
+    assert "kernel_min (5) is greater than kernel_max (2)" in txt(
+        pr.errors.label("wmla_deployment.resource_configs.kernel_min")
+    )
     pr.resources["kernel_min"].value = 1
 
     seg = pr.monitors["segmentation_metrics"]
@@ -110,7 +113,8 @@ def test_monitors_are_added_from_known_definitions_with_default_thresholds(panel
     form = pr.monitors["generic_metrics"]
     defaults = panel.ctx.definitions["generic_metrics"].thresholds
     assert {m: (r.value.value, r.direction.value) for m, r in form.rows.items()} == {
-        m: (t.value, t.direction) for m, t in defaults.items()}
+        m: (t.value, t.direction) for m, t in defaults.items()
+    }
     assert txt(pr.errors.label(f"{form.path}.dir_gt")) == ""  # not touched yet
     form.dir_gt.value = "x"
     form.dir_gt.value = ""
@@ -155,11 +159,15 @@ def test_yaml_round_trip_keeps_the_original_format(panel, example_paths, tmp_pat
     original = load_config(example_paths.config).entries[None]
     assert saved["model_name"] == "renamed"
     assert saved["openscale_custom_metric_provider"]["segmentation_metrics"]["thresholds"]["Dice"] == {
-        "threshold": [33.5, "lower"]}
+        "threshold": [33.5, "lower"]
+    }
     assert saved["openscale_custom_metric_provider"]["generic_metrics"]["thresholds"][
-        "num_images_recent_predicted"] == {"threshold": [40.0, "upper"]}
-    assert saved["wmla_deployment"]["resource_configs"]["kernel_max"] == original[
-        "wmla_deployment"]["resource_configs"]["kernel_max"]
+        "num_images_recent_predicted"
+    ] == {"threshold": [40.0, "upper"]}
+    assert (
+        saved["wmla_deployment"]["resource_configs"]["kernel_max"]
+        == original["wmla_deployment"]["resource_configs"]["kernel_max"]
+    )
     assert "model_name: renamed" in (tmp_path / "saved.yml").read_text()
 
     pr.model_name.value = ""
@@ -172,7 +180,8 @@ def test_an_invalid_yaml_is_reported_with_lines_and_leaves_the_form(panel, tmp_p
     pr.model_name.value = "kept"
     (tmp_path / "bad.yml").write_text(
         "model_name: x\nopenscale_custom_metric_provider: {}\nwmla_deployment:\n"
-        "  resource_configs: {n_cpus: 0, kernel_mn: 1}\n")
+        "  resource_configs: {n_cpus: 0, kernel_mn: 1}\n"
+    )
     pr.yaml_path.value = "bad.yml"
     pr.load.button.click()
     message = pr.yaml_message.value
@@ -297,7 +306,8 @@ def test_cancel_stops_the_run_and_records_it_cancelled(panel, example_paths, wor
 
 
 def test_deploy_form_checks_names_like_the_cli_and_keeps_secrets_out_of_parameters(
-        panel, example_paths, backend):
+    panel, example_paths, backend
+):
     fill_with_example(panel, example_paths)
     asset_id = stage(panel)
     d = panel.deploy
@@ -340,40 +350,74 @@ def test_deploy_form_checks_names_like_the_cli_and_keeps_secrets_out_of_paramete
 
 
 def test_status_shows_violations_and_history_charts():
-    status = {"monitors": [{
-        "monitor_id": "generic_metrics", "state": "issues", "measurement_id": "m2", "run_id": "r2",
-        "timestamp": "2026-01-02T00:00:00Z", "issue_count": 1, "latest_run": {"error": None},
-        "metrics": [
-            {"metric": "num_images_recent_predicted", "value": 3.0, "limit": 40.0,
-             "direction": "lower", "violated": True},
-            {"metric": "num_images_total_predicted", "value": 50.0, "limit": 5.0,
-             "direction": "lower", "violated": False},
-        ]}]}
+    status = {
+        "monitors": [
+            {
+                "monitor_id": "generic_metrics",
+                "state": "issues",
+                "measurement_id": "m2",
+                "run_id": "r2",
+                "timestamp": "2026-01-02T00:00:00Z",
+                "issue_count": 1,
+                "latest_run": {"error": None},
+                "metrics": [
+                    {
+                        "metric": "num_images_recent_predicted",
+                        "value": 3.0,
+                        "limit": 40.0,
+                        "direction": "lower",
+                        "violated": True,
+                    },
+                    {
+                        "metric": "num_images_total_predicted",
+                        "value": 50.0,
+                        "limit": 5.0,
+                        "direction": "lower",
+                        "violated": False,
+                    },
+                ],
+            }
+        ]
+    }
     history = [
-        {"monitor_id": "generic_metrics", "timestamp": "2026-01-02T00:00:00Z",
-         "metrics": {"num_images_recent_predicted": 3.0, "num_images_total_predicted": 50.0}},
-        {"monitor_id": "generic_metrics", "timestamp": "2026-01-01T00:00:00Z",
-         "metrics": {"num_images_recent_predicted": 45.0, "num_images_total_predicted": 45.0}},
+        {
+            "monitor_id": "generic_metrics",
+            "timestamp": "2026-01-02T00:00:00Z",
+            "metrics": {"num_images_recent_predicted": 3.0, "num_images_total_predicted": 50.0},
+        },
+        {
+            "monitor_id": "generic_metrics",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "metrics": {"num_images_recent_predicted": 45.0, "num_images_total_predicted": 45.0},
+        },
     ]
     page = status_html({**status, "deployment_name": "demo"}, history)
     # The summary comes first: the monitor's verdict and its violated metric, linked to its chart.
     summary = page[: page.index("</ul>")]
     assert "1 of 2 metrics violated" in summary
     assert "href='#mlops-chart-demo-generic_metrics-num_images_recent_predicted'" in summary
-    assert 'id="mlops-chart-demo-generic_metrics-num_images_recent_predicted"' in page[len(summary):]
+    assert 'id="mlops-chart-demo-generic_metrics-num_images_recent_predicted"' in page[len(summary) :]
     assert page.count("class='mlops-violation'") == 1
     assert page.count("<svg") == 2 and page.count('class="mlops-limit"') == 2
     # The violated metric's chart is shown; the others are folded below it.
     assert page.index("num_images_recent_predicted history") < page.index("<details>")
     # A metric moving toward its threshold is named in the summary, with when it may cross it.
-    trends = [{"monitor_id": "generic_metrics", "metric": "num_images_total_predicted", "toward_limit": True,
-               "crosses_in_h": 5.04}]
+    trends = [
+        {
+            "monitor_id": "generic_metrics",
+            "metric": "num_images_total_predicted",
+            "toward_limit": True,
+            "crosses_in_h": 5.04,
+        }
+    ]
     summary = status_html({**status, "deployment_name": "demo"}, history, trends).split("</ul>")[0]
     assert "heading for its threshold" in summary and "in about 5.0 h" in summary
     assert "href='#mlops-chart-demo-generic_metrics-num_images_total_predicted'" in summary
     assert "heading for" not in page
 
-    svg = history_svg("Dice", [("2026-01-01T00:00:00Z", 25.0), ("2026-01-03T00:00:00Z", 10.0)], (20.0, "lower"))
+    svg = history_svg(
+        "Dice", [("2026-01-01T00:00:00Z", 25.0), ("2026-01-03T00:00:00Z", 10.0)], (20.0, "lower")
+    )
     assert svg.count("mlops-point mlops-bad") == 1  # the point below the lower limit is marked
     assert "threshold: lower 20" in svg  # labelled above the plot, not over the data
     assert "01-01 00:00" in svg and "01-03 00:00" in svg  # a time axis
@@ -539,16 +583,23 @@ def test_hints_name_the_panels_controls_never_a_cli_flag():
     from mlops_widgets.widgets._hints import RENDERINGS, render
     from mlops_widgets.widgets._task import error_text
 
-    error = MlopsError("the space already has assets named model.zip",
-                       hint=Hint("stage.replace", "replace them, or add new ones beside them"))
+    error = MlopsError(
+        "the space already has assets named model.zip",
+        hint=Hint("stage.replace", "replace them, or add new ones beside them"),
+    )
     shown = error_text(error)
     assert shown.startswith("the space already has assets named model.zip: choose")
     assert "Same names" in shown and "--" not in shown
     assert list(RENDERINGS) == sorted(RENDERINGS)
     # Every action the CLI knows reads without a flag or a command in the panel.
     for action in CLI:
-        words = render(Hint(action, "plain words", {"deployment": "d1", "env": "KEY", "params": "p",
-                                                    "name": "n", "monitor": "m"}))
+        words = render(
+            Hint(
+                action,
+                "plain words",
+                {"deployment": "d1", "env": "KEY", "params": "p", "name": "n", "monitor": "m"},
+            )
+        )
         assert "--" not in words and "`mlops" not in words and "mlops " not in words, (action, words)
     assert set(RENDERINGS) <= set(CLI)  # no rendering for an action nothing raises
 
@@ -581,7 +632,9 @@ def test_edit_the_thresholds_of_a_staged_entry(panel, example_paths, backend, wo
     assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
     assert f"entry {asset_id} updated" in txt(ed.message)
     entry = space.list_entries(backend)[asset_id]
-    limit = entry["openscale_custom_metric_provider"]["generic_metrics"]["thresholds"]["num_images_recent_predicted"]
+    limit = entry["openscale_custom_metric_provider"]["generic_metrics"]["thresholds"][
+        "num_images_recent_predicted"
+    ]
     assert limit["threshold"][0] == 2.0
     assert entry["model_asset"] and entry["wmla_deployment"]["dependency_filename"] == "deployment.zip"
     (event,) = [r for r in list_runs(workspace) if r.template == "entry.update"]

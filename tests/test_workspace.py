@@ -44,8 +44,12 @@ def test_an_existing_open_workspace_is_closed_on_opening(tmp_path: Path) -> None
     root = tmp_path / "ws"
     (root / "runs" / "r1").mkdir(parents=True)
     (root / "inference" / "deployments" / "d" / "model").mkdir(parents=True)
-    files = [root / "mlops.db", root / "runs" / "r1" / "run.json", root / "inference" / "service.log",
-             root / "inference" / "deployments" / "d" / "model" / "kernel.py"]
+    files = [
+        root / "mlops.db",
+        root / "runs" / "r1" / "run.json",
+        root / "inference" / "service.log",
+        root / "inference" / "deployments" / "d" / "model" / "kernel.py",
+    ]
     for f in files:
         f.write_text("x")
         f.chmod(0o644)
@@ -88,12 +92,17 @@ def in_tmpfs(tmp_path: Path, size: str, script: str) -> subprocess.CompletedProc
     mnt.mkdir()
     full = f"set -u; M={mnt}; mount -t tmpfs -o size={size} tmpfs $M || exit 99; {script}"
     env = {"PATH": os.environ["PATH"], "MLOPS": MLOPS}
-    return subprocess.run(["unshare", "-Urm", "sh", "-c", full], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", full], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 @needs_unshare
 def test_a_read_only_workspace_is_said_so(tmp_path: Path) -> None:
-    out = in_tmpfs(tmp_path, "4m", """
+    out = in_tmpfs(
+        tmp_path,
+        "4m",
+        """
         export MLOPS_HOME=$M/ws
         eval "$MLOPS config list" >/dev/null || exit 98
         chmod 755 $M/ws  # as an older version left it: not private, and now not fixable
@@ -101,7 +110,8 @@ def test_a_read_only_workspace_is_said_so(tmp_path: Path) -> None:
         eval "$MLOPS config list"
         eval "$MLOPS monitor register --monitor segmentation_metrics_v2 --provider segmentation_metrics"
         MLOPS_HOME=$M/other eval "$MLOPS config list"
-    """)
+    """,
+    )
     assert out.returncode not in (98, 99), out.stderr
     # the workspace that could not be made private is reported read-only, not as a failed chmod
     assert out.stderr.count(f"Error: the workspace {tmp_path}/mnt/ws is read-only") == 2, out.stderr
@@ -113,12 +123,16 @@ def test_a_read_only_workspace_is_said_so(tmp_path: Path) -> None:
 
 @needs_unshare
 def test_a_full_workspace_is_said_so(tmp_path: Path) -> None:
-    out = in_tmpfs(tmp_path, "2m", """
+    out = in_tmpfs(
+        tmp_path,
+        "2m",
+        """
         export MLOPS_HOME=$M/ws
         eval "$MLOPS config list" >/dev/null || exit 98
         dd if=/dev/zero of=$M/filler bs=64k 2>/dev/null
         eval "$MLOPS monitor register --monitor segmentation_metrics_v2 --provider segmentation_metrics"
-    """)
+    """,
+    )
     assert out.returncode not in (98, 99), out.stderr
     assert f"Error: no space left on {tmp_path}/mnt/ws" in out.stderr.splitlines(), out.stderr
     assert "disk I/O error" not in out.stderr

@@ -20,7 +20,7 @@ from mlops_widgets.backends.local.inference import LocalInference, stop_service
 from mlops_widgets.backends.local.inference.gpus import detect_gpus
 from mlops_widgets.workspace import Workspace
 
-KERNEL = '''\
+KERNEL = """\
 import redhareapiversion
 from redhareapi import Kernel
 import json, os, time
@@ -47,7 +47,7 @@ class GpuKernel(Kernel):
 
 if __name__ == "__main__":
     GpuKernel().run()
-'''
+"""
 
 
 def main() -> int:
@@ -65,19 +65,31 @@ def main() -> int:
             inference.deploy("gpu-check", folder)
             want = max(1, len(gpus))
             # torch with a CUDA context holds a few GB of host memory: more than the default 1024 MB.
-            inference.update_profile("gpu-check", {"kernel": {"gpu": "exclusive"},
-                                                   "policy": {"kernel_min": want, "kernel_max": want + 1},
-                                                   "resource_allocation": {"kernel": {"resources": "mem_limit=16384"}}})
+            inference.update_profile(
+                "gpu-check",
+                {
+                    "kernel": {"gpu": "exclusive"},
+                    "policy": {"kernel_min": want, "kernel_max": want + 1},
+                    "resource_allocation": {"kernel": {"resources": "mem_limit=16384"}},
+                },
+            )
             inference.start("gpu-check")
             deadline = time.monotonic() + 120
-            while inference.view("gpu-check")["status"] not in ("IDLE", "FAILED") and time.monotonic() < deadline:
+            while (
+                inference.view("gpu-check")["status"] not in ("IDLE", "FAILED")
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.2)
             view = inference.view("gpu-check")
             print(f"status {view['status']}, warnings {view.get('warnings')}")
             print("kernels:", [(k["pod"], k["gpu"]) for k in view["kernels"]])
             answers: list[dict] = []
-            threads = [threading.Thread(target=lambda: answers.append(json.loads(
-                inference.infer("gpu-check", b"{}")))) for _ in range(2 * want)]
+            threads = [
+                threading.Thread(
+                    target=lambda: answers.append(json.loads(inference.infer("gpu-check", b"{}")))
+                )
+                for _ in range(2 * want)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -87,9 +99,17 @@ def main() -> int:
                 print(json.dumps(a))
             kernels = inference.view("gpu-check")["kernels"]
             devices = [k["gpu"] for k in kernels]
-            ok = (bool(gpus) and all(a["device_count"] == 1 for a in answers)
-                  and len(set(devices)) == len(devices) and None not in devices
-                  and all(by_pod[k["pod"]]["cuda_visible_devices"] == k["gpu"] for k in kernels if k["pod"] in by_pod))
+            ok = (
+                bool(gpus)
+                and all(a["device_count"] == 1 for a in answers)
+                and len(set(devices)) == len(devices)
+                and None not in devices
+                and all(
+                    by_pod[k["pod"]]["cuda_visible_devices"] == k["gpu"]
+                    for k in kernels
+                    if k["pod"] in by_pod
+                )
+            )
             print("one GPU per kernel:", "OK" if ok else "FAILED")
             if not ok:
                 print("\n".join(inference.logs("gpu-check", tail=60)))

@@ -83,14 +83,21 @@ def config_reference() -> str:
         lines.append(f"| `{name}` | {_kind(sub)} | {_desc(sub)} |")
         if sub is monitors:
             prefix = f"{name}.<monitor id>."
-            lines.extend(f"| `{prefix}{k}` | {_kind(v)} | {_desc(v)} |"
-                         for k, v in settings["properties"].items())
-            lines.append(f"| `{prefix}thresholds.<metric>.threshold` | {_kind(threshold['properties']['threshold'])} "
-                         f"| {_desc(threshold['properties']['threshold'])} |")
+            lines.extend(
+                f"| `{prefix}{k}` | {_kind(v)} | {_desc(v)} |" for k, v in settings["properties"].items()
+            )
+            lines.append(
+                f"| `{prefix}thresholds.<metric>.threshold` | {_kind(threshold['properties']['threshold'])} "
+                f"| {_desc(threshold['properties']['threshold'])} |"
+            )
         else:
             lines.extend(_rows(sub, f"{name}."))
-    lines += ["", "Built-in monitor definitions, their metrics and default thresholds "
-              "(`mlops monitor thresholds --monitor ID`):", ""]
+    lines += [
+        "",
+        "Built-in monitor definitions, their metrics and default thresholds "
+        "(`mlops monitor thresholds --monitor ID`):",
+        "",
+    ]
     for definition in BUILTIN.values():
         metrics = ", ".join(f"`{m}` {t.value:g} {t.direction}" for m, t in definition.thresholds.items())
         lines.append(f"- `{definition.id}`: {definition.description} {metrics}.")

@@ -52,7 +52,9 @@ def _factory(target: str) -> Callable[[Workspace], Backend]:
         raise MlopsError(f"backend {target!r} failed to load: {type(exc).__name__}: {exc}") from exc
 
 
-def get_backend(name: str | None = None, workspace: str | os.PathLike[str] | Workspace | None = None) -> Backend:
+def get_backend(
+    name: str | None = None, workspace: str | os.PathLike[str] | Workspace | None = None
+) -> Backend:
     """The backend `name` on `workspace` (see `mlops_widgets.workspace.resolve_root`)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     chosen = backend_name(name)

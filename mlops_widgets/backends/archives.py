@@ -128,8 +128,13 @@ def _write(m: Member, source: IO[bytes], path: Path, label: str, budget: list[in
             out.write(chunk)
 
 
-def extract(label: str, members: list[Member], dest: Path, open_file: Callable[[Member], IO[bytes]],
-            limits: ArchiveLimits) -> list[str]:
+def extract(
+    label: str,
+    members: list[Member],
+    dest: Path,
+    open_file: Callable[[Member], IO[bytes]],
+    limits: ArchiveLimits,
+) -> list[str]:
     """Write the planned `members` into `dest` (a new or empty folder; removed again on failure):
     folders and files first, links last. Returns the names written, relative to `dest`."""
     if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
@@ -162,8 +167,10 @@ def top_folder(archive: Path, keep_if: str) -> str:
     """The single top folder all entries of `archive` share (as zipping a folder with its name
     produces), unless a file named `keep_if` lies at the top; "" otherwise."""
     with zipfile.ZipFile(archive) as zf:
-        entries = [(tuple(p for p in i.filename.replace("\\", "/").split("/") if p not in ("", ".")), i.is_dir())
-                   for i in zf.infolist()]
+        entries = [
+            (tuple(p for p in i.filename.replace("\\", "/").split("/") if p not in ("", ".")), i.is_dir())
+            for i in zf.infolist()
+        ]
     tops = {parts[0] for parts, _ in entries if parts}
     if len(tops) != 1 or any(parts == (keep_if,) for parts, _ in entries):
         return ""
@@ -184,8 +191,15 @@ def _zip_members(zf: zipfile.ZipFile, label: str, strip: str) -> Iterable[Member
         elif info.is_dir():
             yield Member(info.filename, parts, "dir", info)
         else:
-            yield Member(info.filename, parts, "file", info, size=info.file_size,
-                         compressed=info.compress_size, executable=bool(mode & 0o100))
+            yield Member(
+                info.filename,
+                parts,
+                "file",
+                info,
+                size=info.file_size,
+                compressed=info.compress_size,
+                executable=bool(mode & 0o100),
+            )
 
 
 def safe_unzip(
@@ -200,7 +214,9 @@ def safe_unzip(
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-            limits.check_totals(label, len(infos), sum(i.file_size for i in infos), sum(i.compress_size for i in infos))
+            limits.check_totals(
+                label, len(infos), sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+            )
             members = plan(label, _zip_members(zf, label, strip))
             return extract(label, members, dest, lambda m: zf.open(m.source), limits)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -224,7 +240,9 @@ def _tar_members(members: list[tarfile.TarInfo], label: str) -> Iterable[Member]
         elif m.isdir():
             yield Member(m.name, parts, "dir", m)
         else:
-            yield Member(m.name, parts, "file", m, size=m.size, compressed=m.size, executable=bool(m.mode & 0o100))
+            yield Member(
+                m.name, parts, "file", m, size=m.size, compressed=m.size, executable=bool(m.mode & 0o100)
+            )
 
 
 def safe_untar(archive: Path, dest: Path, limits: ArchiveLimits) -> list[str]:

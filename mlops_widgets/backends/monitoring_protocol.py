@@ -61,9 +61,7 @@ class ServiceProviders(Protocol):
 class Subscriptions(Protocol):
     """One subscription per monitored deployment (`wos_client.subscriptions`)."""
 
-    def list(
-        self, *, service_provider_id: str | None = None, name: str | None = None
-    ) -> list[Resource]:
+    def list(self, *, service_provider_id: str | None = None, name: str | None = None) -> list[Resource]:
         """Subscriptions, filtered by provider and by subscription name (entity.asset.name)."""
         ...
 
@@ -212,9 +210,7 @@ class Measurements(Protocol):
         metric's limit from the instance's thresholds and counts the issues."""
         ...
 
-    def query(
-        self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1
-    ) -> list[Resource]:
+    def query(self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1) -> list[Resource]:
         """The latest measurements of a definition on a subscription (as the original queried)."""
         ...
 

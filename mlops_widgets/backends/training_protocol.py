@@ -59,13 +59,18 @@ class TrainingSpec:
         if not self.main or main.is_absolute() or ".." in main.parts or not (folder / main).is_file():
             raise NotFoundError(f"the main file {self.main!r} is not in the submission folder {folder}")
         if self.workers < 1 or self.devices_per_worker < 0:
-            raise MlopsError(f"workers must be at least 1 and devices per worker at least 0, got "
-                             f"{self.workers} and {self.devices_per_worker}")
+            raise MlopsError(
+                f"workers must be at least 1 and devices per worker at least 0, got "
+                f"{self.workers} and {self.devices_per_worker}"
+            )
         if self.workers > 1 and self.framework not in DISTRIBUTED:
             raise MlopsError(
                 f"framework {self.framework} runs one worker, {self.workers} were asked for",
-                hint=Hint("train.distributed", "choose a distributed framework (distPyTorch) or one worker",
-                          {"frameworks": list(DISTRIBUTED)}),
+                hint=Hint(
+                    "train.distributed",
+                    "choose a distributed framework (distPyTorch) or one worker",
+                    {"frameworks": list(DISTRIBUTED)},
+                ),
             )
         if not re.match(r"^\d+(\.\d+)?[kKmMgG]?$", str(self.memory)):
             raise MlopsError(f"worker memory {self.memory!r} must be a size such as 512m or 8g")

@@ -20,7 +20,9 @@ def relative_parts(path: str, volume: str) -> tuple[str, ...]:
     `/` are ignored); `..`, absolute paths and empty parts are refused. Every implementation
     checks paths with this, so a path means the same on each backend."""
     if path.startswith("/") or "\\" in path:
-        raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}: expected a relative path")
+        raise MlopsError(
+            f"path {path!r} points outside the storage volume {volume!r}: expected a relative path"
+        )
     parts = [p for p in path.removesuffix("/").split("/") if p != "."] if path else []
     if ".." in parts:
         raise MlopsError(f"path {path!r} points outside the storage volume {volume!r}")
@@ -29,9 +31,7 @@ def relative_parts(path: str, volume: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def file_filter(
-    most_recent: float | None, extensions: Sequence[str] | None
-) -> Callable[[str, float], bool]:
+def file_filter(most_recent: float | None, extensions: Sequence[str] | None) -> Callable[[str, float], bool]:
     """`list_files`' selection as a test of (path, modification time): a suffix among
     `extensions` (case-insensitive) and modified in the last `most_recent` days."""
     since = None if most_recent is None else time.time() - most_recent * SECONDS_PER_DAY
@@ -43,6 +43,7 @@ def file_filter(
         )
 
     return wanted
+
 
 @dataclass(frozen=True)
 class VolumeFile:

@@ -20,10 +20,16 @@ from mlops_widgets.errors import MlopsError
 # name -> (module:attribute, one-line help shown by `mlops --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("mlops_widgets.cli.prepare:prepare", "Stage model and deployment files into the space."),
-    "config": ("mlops_widgets.cli.config:config", "Validate, add, list and delete deployment metadata entries."),
+    "config": (
+        "mlops_widgets.cli.config:config",
+        "Validate, add, list and delete deployment metadata entries.",
+    ),
     "deploy": ("mlops_widgets.cli.deploy:deploy", "Create, start, stop, inspect and delete deployments."),
     "serve": ("mlops_widgets.cli.deploy:serve", "Run the local inference service in the foreground."),
-    "runtime": ("mlops_widgets.cli.runtime:runtime", "Add, list and delete the Python interpreters local kernels run on."),
+    "runtime": (
+        "mlops_widgets.cli.runtime:runtime",
+        "Add, list and delete the Python interpreters local kernels run on.",
+    ),
     "provider": ("mlops_widgets.cli.monitor:provider", "Create and list OpenScale service providers."),
     "monitor": ("mlops_widgets.cli.monitor:monitor", "Attach monitors, evaluate them and show their status."),
     "train": ("mlops_widgets.cli.train:train", "Submit training jobs and follow them (template A1)."),

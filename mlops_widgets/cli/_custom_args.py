@@ -23,7 +23,9 @@ def split_custom_args(
             raise MlopsError(f"custom arg {pair!r}: {key!r} is not a valid Python name (use K=V or K)")
         if not sep:
             if key not in env:
-                raise MlopsError(f"custom arg {key}: the environment variable {key} is not set (use {key}=VALUE)")
+                raise MlopsError(
+                    f"custom arg {key}: the environment variable {key} is not set (use {key}=VALUE)"
+                )
             value = env[key]
         (secret if is_secret(key) else plain)[key] = value
     return plain, secret

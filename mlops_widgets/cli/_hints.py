@@ -37,7 +37,7 @@ RENDERINGS: dict[str, str] = {
     "monitor.schedule.longer": "use --every {every} or longer (the minimum comes from MLOPS_MIN_SCHEDULE_S)",
     "monitor.schedule.minutes": "use --every with m, h or d (e.g. 2m)",
     "monitor.thresholds": "`mlops monitor thresholds --monitor {monitor}` prints a monitor's default thresholds",
-    "provider.create": "create it with `mlops provider create --name \"{name}\"` (template C1_OpenScale_Dummy_ML_Provider)",
+    "provider.create": 'create it with `mlops provider create --name "{name}"` (template C1_OpenScale_Dummy_ML_Provider)',
     "runs.clone": "pass them again: `mlops runs clone {run} DEST -p NAME VALUE` for each of: {params}",
     "runs.list": "see `mlops runs list`",
     "runs.rerun": "pass them again: `mlops runs rerun {run} -p NAME VALUE` for each of: {params}",

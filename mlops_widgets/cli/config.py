@@ -26,7 +26,9 @@ def validate(obj: CliContext, path_yml: str, with_key: bool) -> None:
 
 
 @config.command()
-@click.option("--path-yml", required=True, type=click.Path(dir_okay=False), help="Entries keyed by model asset id.")
+@click.option(
+    "--path-yml", required=True, type=click.Path(dir_okay=False), help="Entries keyed by model asset id."
+)
 @click.option("-f", "--force", is_flag=True, help="Replace entries whose model asset id is already there.")
 @pass_obj
 def add(obj: CliContext, path_yml: str, force: bool) -> None:
@@ -98,4 +100,3 @@ def schema(obj: CliContext) -> None:
     from mlops_widgets.config import json_schema
 
     echo_json(json_schema(definitions=obj.definitions()))
-

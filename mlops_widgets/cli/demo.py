@@ -24,10 +24,18 @@ def _step(n: int, what: str) -> None:
 
 
 @click.command()
-@click.option("--workspace", "demo_workspace", type=click.Path(file_okay=False),
-              help="Workspace for the demo (default: the global --workspace or $MLOPS_HOME, else ./mlops-demo).")
-@click.option("--train", "train_first", is_flag=True,
-              help="Start by training the example model (A1_Submit_WMLA_Training) and stage the job's output.")
+@click.option(
+    "--workspace",
+    "demo_workspace",
+    type=click.Path(file_okay=False),
+    help="Workspace for the demo (default: the global --workspace or $MLOPS_HOME, else ./mlops-demo).",
+)
+@click.option(
+    "--train",
+    "train_first",
+    is_flag=True,
+    help="Start by training the example model (A1_Submit_WMLA_Training) and stage the job's output.",
+)
 @pass_obj
 def demo(obj: CliContext, demo_workspace: str | None, train_first: bool) -> None:
     """The whole workflow on the embedded backend, each state-changing step a template run:
@@ -87,12 +95,27 @@ def _run(obj: CliContext, train_first: bool = False) -> None:
     except NotFoundError:
         pass
 
-    _step(2, "stage the example model and deployment folder (A_MLOps_Pipeline)"
-          + (", trained first (A1_Submit_WMLA_Training)" if train_first else ""))
-    with trained_example(obj, entry) if train_first else contextlib.nullcontext((examples.MODEL, entry)) as (model, entry):
-        staged = run_step(obj, "A_MLOps_Pipeline", {
-            "path_model": str(model), "path_dependency": str(examples.DEPLOYMENT),
-            "entry": entry, "on_clash": "overwrite"})
+    _step(
+        2,
+        "stage the example model and deployment folder (A_MLOps_Pipeline)"
+        + (", trained first (A1_Submit_WMLA_Training)" if train_first else ""),
+    )
+    with (
+        trained_example(obj, entry) if train_first else contextlib.nullcontext((examples.MODEL, entry)) as (
+            model,
+            entry,
+        )
+    ):
+        staged = run_step(
+            obj,
+            "A_MLOps_Pipeline",
+            {
+                "path_model": str(model),
+                "path_dependency": str(examples.DEPLOYMENT),
+                "entry": entry,
+                "on_clash": "overwrite",
+            },
+        )
     asset_id = staged.results["model_asset_id"]
 
     _step(3, f"deploy it as {DEMO_DEPLOYMENT} (A2_WMLA_Model_Deploy)")
@@ -104,7 +127,10 @@ def _run(obj: CliContext, train_first: bool = False) -> None:
     _step(5, "create the headless service provider (C1_OpenScale_Dummy_ML_Provider)")
     run_step(obj, "C1_OpenScale_Dummy_ML_Provider", {})
 
-    _step(6, f"attach both monitors, evaluated every {DEMO_SCHEDULE}, and evaluate them now (A3_OpenScale_Configuration)")
+    _step(
+        6,
+        f"attach both monitors, evaluated every {DEMO_SCHEDULE}, and evaluate them now (A3_OpenScale_Configuration)",
+    )
     run_step(obj, "A3_OpenScale_Configuration", {"deployment_name": DEMO_DEPLOYMENT, "evaluate": True})
 
     _step(7, "monitor status and schedules")
@@ -115,22 +141,30 @@ def _run(obj: CliContext, train_first: bool = False) -> None:
     _step(8, "the audit trail of this demo, and the deployment stopped")
     all_runs = list_runs(ws)
     runs = all_runs[: len(all_runs) - runs_before]
-    echo_table(("RUN", "TEMPLATE", "STATUS", "EXECUTED NOTEBOOK"),
-               [(r.short_id, r.template, r.status, r.notebook) for r in reversed(runs)])
+    echo_table(
+        ("RUN", "TEMPLATE", "STATUS", "EXECUTED NOTEBOOK"),
+        [(r.short_id, r.template, r.status, r.notebook) for r in reversed(runs)],
+    )
     deploy.stop(backend, DEMO_DEPLOYMENT)
     stop_service(ws)  # nothing is left running behind the demo
-    click.echo(f"\nmodel asset id {asset_id}; deployment {DEMO_DEPLOYMENT} stopped "
-               f"(`mlops --workspace {ws.root} deploy start --name {DEMO_DEPLOYMENT}` serves it again).")
-    click.echo("The monitors' schedules run while the workspace's local service runs: a deploy start "
-               f"or `mlops --workspace {ws.root} serve` brings it back, and a missed evaluation is caught up once.")
+    click.echo(
+        f"\nmodel asset id {asset_id}; deployment {DEMO_DEPLOYMENT} stopped "
+        f"(`mlops --workspace {ws.root} deploy start --name {DEMO_DEPLOYMENT}` serves it again)."
+    )
+    click.echo(
+        "The monitors' schedules run while the workspace's local service runs: a deploy start "
+        f"or `mlops --workspace {ws.root} serve` brings it back, and a missed evaluation is caught up once."
+    )
     click.echo(f"Open the panel on this workspace: mlops lab --workspace {ws.root}")
 
 
 def _print_status(status: dict) -> None:
     """Every metric of each monitor's latest measurement, passing and violating, with its limit."""
     for m in status["monitors"]:
-        click.echo(f"{m['monitor_id']}: {m['state']}, {m.get('issue_count', 0)} issue(s), "
-                   f"measurement {m.get('measurement_id')}")
+        click.echo(
+            f"{m['monitor_id']}: {m['state']}, {m.get('issue_count', 0)} issue(s), "
+            f"measurement {m.get('measurement_id')}"
+        )
         for metric in m.get("metrics", []):
             ok = not metric["violated"]
             mark = click.style("ok  ", fg="green") if ok else click.style("FAIL", fg="red", bold=True)
@@ -139,8 +173,12 @@ def _print_status(status: dict) -> None:
 
 
 @click.command()
-@click.option("--workspace", "lab_workspace", type=click.Path(file_okay=False),
-              help="Workspace the panel opens (default: the global --workspace or $MLOPS_HOME, else the demo's ./mlops-demo).")
+@click.option(
+    "--workspace",
+    "lab_workspace",
+    type=click.Path(file_okay=False),
+    help="Workspace the panel opens (default: the global --workspace or $MLOPS_HOME, else the demo's ./mlops-demo).",
+)
 @click.option("--port", type=int, default=8888, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 @pass_obj
@@ -160,8 +198,14 @@ def lab(obj: CliContext, lab_workspace: str | None, port: int, no_browser: bool)
     ws = Workspace(lab_workspace or obj.workspace or DEMO_WORKSPACE)
     # The file browser shows the user's files (the folder this runs in), not the workspace's
     # internals; the server extension and every kernel act on the workspace through MLOPS_HOME.
-    cmd = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
-           f"--ServerApp.root_dir={os.getcwd()}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.root_dir={os.getcwd()}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers often run as root; Jupyter refuses it otherwise
     if no_browser:

@@ -56,8 +56,15 @@ def deploy() -> None:
     help="A module-level name for the kernel file; K alone takes the value of $K. Names containing KEY, "
     "TOKEN, PASSWORD, SECRET or APIKEY are secrets: never written to the notebook, the record or disk.",
 )
-@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait until the deployment is ready.")
-@click.option("--save-notebook", is_flag=True, hidden=True, help="Accepted for the original's scripts: every run is saved.")
+@click.option(
+    "--timeout", default=300.0, show_default=True, help="Seconds to wait until the deployment is ready."
+)
+@click.option(
+    "--save-notebook",
+    is_flag=True,
+    hidden=True,
+    help="Accepted for the original's scripts: every run is saved.",
+)
 @pass_obj
 def create(
     obj: CliContext,
@@ -94,7 +101,9 @@ def create(
 @deploy.command()
 @NAME
 @click.option("--no-wait", is_flag=True, help="Return at once instead of waiting until it serves.")
-@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait until the deployment is ready.")
+@click.option(
+    "--timeout", default=300.0, show_default=True, help="Seconds to wait until the deployment is ready."
+)
 @pass_obj
 def start(obj: CliContext, name: str, no_wait: bool, timeout: float) -> None:
     """Start a deployment (and the local inference service when it is not running)."""
@@ -153,7 +162,14 @@ def list_(obj: CliContext, as_json: bool) -> None:
         as_json=as_json,
         empty="no deployments",
         header=("NAME", "STATE", "STATUS", "KERNELS", "MODEL ASSET ID", "URL"),
-        row=lambda r: (r["name"], r["state"], r["status"], str(r["kernels"]), r["model_asset_id"] or "-", r["url"] or "-"),
+        row=lambda r: (
+            r["name"],
+            r["state"],
+            r["status"],
+            str(r["kernels"]),
+            r["model_asset_id"] or "-",
+            r["url"] or "-",
+        ),
     )
     if as_json:
         return
@@ -181,21 +197,41 @@ def view(obj: CliContext, name: str, as_json: bool) -> None:
 
 
 def _print_view(v: dict[str, Any]) -> None:
-    for key in ("name", "state", "status", "url", "model_asset_id", "model_path", "kernel_file", "deployed_at"):
+    for key in (
+        "name",
+        "state",
+        "status",
+        "url",
+        "model_asset_id",
+        "model_path",
+        "kernel_file",
+        "deployed_at",
+    ):
         click.echo(f"{key}: {v.get(key) if v.get(key) is not None else '-'}")
     policy = (v.get("profile") or {}).get("policy") or {}
     click.echo("policy: " + ", ".join(f"{k}={val}" for k, val in policy.items()))
     click.echo(f"gpu: {((v.get('profile') or {}).get('kernel') or {}).get('gpu', '-')}")
     if v.get("custom_args") or v.get("secret_args"):
-        click.echo(f"custom args: {', '.join(v.get('custom_args') or []) or '-'}; secret: {', '.join(v.get('secret_args') or []) or '-'}")
+        click.echo(
+            f"custom args: {', '.join(v.get('custom_args') or []) or '-'}; secret: {', '.join(v.get('secret_args') or []) or '-'}"
+        )
     if v.get("requests"):
         click.echo(f"requests: {v['requests']['total']} ({v['requests']['failed']} failed)")
     if v.get("kernels"):
         click.echo("kernels:")
         echo_table(
             ("  POD", "PID", "STATE", "GPU", "TASKS", "STARTED"),
-            [(f"  {k['pod']}", str(k["pid"]), k["state"], k["gpu"] or "-", str(k["tasks_done"]), k["started_at"])
-             for k in v["kernels"]],
+            [
+                (
+                    f"  {k['pod']}",
+                    str(k["pid"]),
+                    k["state"],
+                    k["gpu"] or "-",
+                    str(k["tasks_done"]),
+                    k["started_at"],
+                )
+                for k in v["kernels"]
+            ],
         )
     for w in v.get("warnings") or []:
         click.echo(f"Warning: {w}", err=True)
@@ -214,13 +250,19 @@ def logs(obj: CliContext, name: str, tail: int | None, follow: bool) -> None:
     """The kernels' stdout and stderr, each line prefixed with its kernel."""
     from mlops_widgets.ops import deploy as steps
 
-    echo_log(steps.logs(obj.backend(), name, tail=tail, follow=follow), tail=tail, empty=f"deployment {name} has no kernel log yet")
+    echo_log(
+        steps.logs(obj.backend(), name, tail=tail, follow=follow),
+        tail=tail,
+        empty=f"deployment {name} has no kernel log yet",
+    )
 
 
 @deploy.command()
 @NAME
 @click.option("--data", required=True, help="The request body: JSON text, or @FILE to read it from a file.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the response to this file instead of stdout.")
+@click.option(
+    "--output", type=click.Path(dir_okay=False), help="Write the response to this file instead of stdout."
+)
 @pass_obj
 def infer(obj: CliContext, name: str, data: str, output: str | None) -> None:
     """Send one request to a deployment; the kernel's answer is printed verbatim."""

@@ -118,7 +118,12 @@ def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> No
     from mlops_widgets.ops import notify
     from mlops_widgets.runner import RunFailed
 
-    params = {"deployment_name": name, "monitor_id": monitor_id, "triggered_by": "user", "fail_on_error": True}
+    params = {
+        "deployment_name": name,
+        "monitor_id": monitor_id,
+        "triggered_by": "user",
+        "fail_on_error": True,
+    }
     try:
         record, failed = run_step(obj, "A5_Monitor_Evaluation", params), None
     except RunFailed as exc:
@@ -178,7 +183,10 @@ def _print_status(st: dict[str, Any]) -> None:
 @click.option("--metric", help="Only this metric: its value and limit per measurement.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many measurements.")
 @click.option(
-    "--points", type=click.IntRange(min=2), default=monitor_views.TREND_POINTS, show_default=True,
+    "--points",
+    type=click.IntRange(min=2),
+    default=monitor_views.TREND_POINTS,
+    show_default=True,
     help="Fit each metric's trend on this many latest measurements.",
 )
 @_json
@@ -198,14 +206,17 @@ def history(
     backend = obj.backend()
     rows = monitor_views.monitor_history(backend, name, monitor_id, metric, limit=limit)
     trends = [
-        t for t in monitor_views.monitor_trends(backend, name, monitor_id, points=points)
+        t
+        for t in monitor_views.monitor_trends(backend, name, monitor_id, points=points)
         if metric is None or t["metric"] == metric
     ]
     if not rows and not as_json:
         click.echo(f"no measurements yet: run `mlops monitor run --name {name}`")
         return
     echo_result(
-        {"measurements": rows, "trends": trends}, as_json=as_json, text=lambda doc: _print_history(doc, metric)
+        {"measurements": rows, "trends": trends},
+        as_json=as_json,
+        text=lambda doc: _print_history(doc, metric),
     )
 
 
@@ -229,10 +240,15 @@ def _print_history(doc: dict[str, Any], metric: str | None) -> None:
     else:
         echo_table(
             ("TIME", "MONITOR", "ISSUES", "RUN ID", "MEASUREMENT ID"),
-            [(r["timestamp"], r["monitor_id"], _num(r["issue_count"]), r["run_id"], r["measurement_id"]) for r in rows],
+            [
+                (r["timestamp"], r["monitor_id"], _num(r["issue_count"]), r["run_id"], r["measurement_id"])
+                for r in rows
+            ],
         )
     click.echo("")
-    echo_table(("MONITOR", "METRIC", "LATEST", "LIMIT", "SLOPE/H", "TREND"), [_trend_row(t) for t in doc["trends"]])
+    echo_table(
+        ("MONITOR", "METRIC", "LATEST", "LIMIT", "SLOPE/H", "TREND"), [_trend_row(t) for t in doc["trends"]]
+    )
 
 
 def _trend_row(t: dict[str, Any]) -> tuple[str, ...]:
@@ -291,7 +307,9 @@ def delete(obj: CliContext, name: str) -> None:
 @pass_obj
 def thresholds(obj: CliContext, monitor_id: str, as_json: bool) -> None:
     """A monitor's default thresholds, in the entry's shape (ready to paste under `thresholds`)."""
-    echo_result(monitor_views.monitor_thresholds(obj.backend(), monitor_id), as_json=as_json, text=_print_thresholds)
+    echo_result(
+        monitor_views.monitor_thresholds(obj.backend(), monitor_id), as_json=as_json, text=_print_thresholds
+    )
 
 
 def _print_thresholds(thresholds: dict[str, Any]) -> None:
@@ -364,7 +382,9 @@ def publish(obj: CliContext, monitor_id: str, software_spec: str | None, as_json
     echo_result(
         ops_publish(obj.backend(), monitor_id, software_spec=software_spec),
         as_json=as_json,
-        text=lambda out: click.echo(f"published {out['monitor_id']}: integrated system {out['integrated_system_id']}"),
+        text=lambda out: click.echo(
+            f"published {out['monitor_id']}: integrated system {out['integrated_system_id']}"
+        ),
     )
 
 

@@ -60,8 +60,11 @@ def schedule(
     workspace's service runs it (started when needed), each evaluation a template run."""
     from mlops_widgets.ops import schedule as ops_schedule
 
-    changes = [flag for flag, on in (("--every", every), ("--pause", pause), ("--resume", resume),
-                                     ("--off", remove)) if on]
+    changes = [
+        flag
+        for flag, on in (("--every", every), ("--pause", pause), ("--resume", resume), ("--off", remove))
+        if on
+    ]
     if list_:
         if changes:
             raise MlopsError(f"--list cannot be combined with {', '.join(changes)}")
@@ -76,10 +79,16 @@ def schedule(
         from mlops_widgets.runner import events
 
         paused = pause if (pause or resume) else None
-        params = {"deployment_name": name, "monitor_id": monitor_id, "every": every, "paused": paused,
-                  "remove": remove}
-        with events.recording(obj.ws(), "monitor.schedule", params, deployment_name=name,
-                              backend=obj.backend_name) as outcome:
+        params = {
+            "deployment_name": name,
+            "monitor_id": monitor_id,
+            "every": every,
+            "paused": paused,
+            "remove": remove,
+        }
+        with events.recording(
+            obj.ws(), "monitor.schedule", params, deployment_name=name, backend=obj.backend_name
+        ) as outcome:
             rows = ops_schedule.set_schedule(
                 obj.backend(), name, monitor_id, every=every, paused=paused, remove=remove
             )
@@ -139,7 +148,9 @@ def alerts(
         return
     ops_alerts.sync(obj.backend(), name)
     notify.dispatch(ws)
-    rows = ops_alerts.list_alerts(ws, deployment_name=name, since=_since(since), unacknowledged=unacknowledged)
+    rows = ops_alerts.list_alerts(
+        ws, deployment_name=name, since=_since(since), unacknowledged=unacknowledged
+    )
     echo_result(
         rows,
         as_json=as_json,
@@ -151,7 +162,8 @@ def alerts(
             r["deployment_name"],
             r["monitor_id"],
             "; ".join(
-                f"{v['metric']} {num(v['value'])} ({v['direction']} limit {num(v['limit'])})" for v in r["violations"]
+                f"{v['metric']} {num(v['value'])} ({v['direction']} limit {num(v['limit'])})"
+                for v in r["violations"]
             ),
             "yes" if r["acknowledged_at"] else "no",
         ),
@@ -181,8 +193,16 @@ def notify(
     from mlops_widgets.ops import notify as ops_notify
 
     ws = obj.ws()
-    chosen = [o for o, v in (("--webhook", webhook), ("--command", command), ("--list", list_),
-                             ("--remove", remove_id)) if v]
+    chosen = [
+        o
+        for o, v in (
+            ("--webhook", webhook),
+            ("--command", command),
+            ("--list", list_),
+            ("--remove", remove_id),
+        )
+        if v
+    ]
     if len(chosen) != 1:
         raise MlopsError("give one of --webhook URL, --command CMD, --list or --remove ID")
     if remove_id:

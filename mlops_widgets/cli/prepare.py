@@ -32,12 +32,16 @@ def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: boo
     names = ", ".join(sorted({a.name for a in old}))
     if not sys.stdin.isatty():
         raise ConflictError(f"the space already has assets named {names}", hint=space.REPLACE_HINT)
-    answer = click.prompt(
-        f"The space already has assets named {names}. Overwrite them (y), add new assets of the "
-        "same name (n), or abort (empty)?",
-        default="",
-        show_default=False,
-    ).strip().lower()
+    answer = (
+        click.prompt(
+            f"The space already has assets named {names}. Overwrite them (y), add new assets of the "
+            "same name (n), or abort (empty)?",
+            default="",
+            show_default=False,
+        )
+        .strip()
+        .lower()
+    )
     if answer in ("y", "yes"):
         return "overwrite"
     if answer in ("n", "no"):
@@ -47,15 +51,33 @@ def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: boo
 
 @prepare.command()
 @click.option("--path-model", type=click.Path(), help="Model file or folder.")
-@click.option("--from-job", metavar="JOB", help="Stage the output folder of this finished training job as the model "
-              "(instead of --path-model); the entry records the job.")
-@click.option("--path-dependency", required=True, type=click.Path(), help="Deployment folder (kernel file, README.md, ...).")
-@click.option("--path-yml", required=True, type=click.Path(dir_okay=False), help="Deployment metadata YAML (one entry).")
+@click.option(
+    "--from-job",
+    metavar="JOB",
+    help="Stage the output folder of this finished training job as the model "
+    "(instead of --path-model); the entry records the job.",
+)
+@click.option(
+    "--path-dependency",
+    required=True,
+    type=click.Path(),
+    help="Deployment folder (kernel file, README.md, ...).",
+)
+@click.option(
+    "--path-yml", required=True, type=click.Path(dir_okay=False), help="Deployment metadata YAML (one entry)."
+)
 @click.option("-f", "--force", is_flag=True, help="Replace assets of the same names.")
 @click.option("--new", is_flag=True, help="Add new assets even when some of the same names exist.")
 @pass_obj
-def stage(obj: CliContext, path_model: str | None, from_job: str | None, path_dependency: str, path_yml: str,
-          force: bool, new: bool) -> None:
+def stage(
+    obj: CliContext,
+    path_model: str | None,
+    from_job: str | None,
+    path_dependency: str,
+    path_yml: str,
+    force: bool,
+    new: bool,
+) -> None:
     """Validate the config, upload model and dependency (folders zipped), write the entry and print
     the model asset id."""
     if bool(path_model) == bool(from_job):
@@ -74,7 +96,9 @@ def stage(obj: CliContext, path_model: str | None, from_job: str | None, path_de
         _stage(obj, str(model), path_dependency, {**entry, "training_job": lineage}, force, new)
 
 
-def _stage(obj: CliContext, path_model: str, path_dependency: str, entry: dict, force: bool, new: bool) -> None:
+def _stage(
+    obj: CliContext, path_model: str, path_dependency: str, entry: dict, force: bool, new: bool
+) -> None:
     from mlops_widgets.cli._run import run_step
     from mlops_widgets.ops import space
 
@@ -84,10 +108,14 @@ def _stage(obj: CliContext, path_model: str, path_dependency: str, entry: dict, 
     on_clash = _on_clash(obj, path_model, path_dependency, force, new)
     space.check_stage(obj.backend(), Path(path_model), Path(path_dependency), on_clash)
     # Staging runs as template A_MLOps_Pipeline, so it leaves an executed notebook and a run record.
-    record = run_step(obj, "A_MLOps_Pipeline", {
-        "path_model": str(Path(path_model).resolve()),
-        "path_dependency": str(Path(path_dependency).resolve()),
-        "entry": entry,
-        "on_clash": on_clash,
-    })
+    record = run_step(
+        obj,
+        "A_MLOps_Pipeline",
+        {
+            "path_model": str(Path(path_model).resolve()),
+            "path_dependency": str(Path(path_dependency).resolve()),
+            "entry": entry,
+            "on_clash": on_clash,
+        },
+    )
     click.echo(f"model asset id: {record.results['model_asset_id']}")

@@ -31,8 +31,13 @@ def runtime() -> None:
 
 @runtime.command()
 @click.argument("name")
-@click.option("--python", "python", required=True, type=click.Path(dir_okay=False),
-              help="The interpreter, e.g. /opt/envs/torch/bin/python.")
+@click.option(
+    "--python",
+    "python",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The interpreter, e.g. /opt/envs/torch/bin/python.",
+)
 @pass_obj
 def add(obj: CliContext, name: str, python: str) -> None:
     """Add runtime NAME: kernels whose model.json names it run on that Python."""

@@ -39,7 +39,9 @@ def train() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the job's id, state and output as JSON.")
 @pass_obj
-def submit(obj: CliContext, pairs: tuple[tuple[str, str], ...], params_file: str | None, as_json: bool) -> None:
+def submit(
+    obj: CliContext, pairs: tuple[tuple[str, str], ...], params_file: str | None, as_json: bool
+) -> None:
     """Build the submission folder and submit it as a job (without parameters: the example
     training script). Secret job variables come from the environment ($MLOPS_SECRET_<name>)."""
     from mlops_widgets.cli._custom_args import split_custom_args
@@ -52,8 +54,12 @@ def submit(obj: CliContext, pairs: tuple[tuple[str, str], ...], params_file: str
     params["job_env"], secret = split_custom_args(pairs_env, is_secret_name)
     record = run_step(obj, TEMPLATE, params, secrets=secret)
     results = record.results
-    echo_result(results, as_json=as_json, text=_print_submitted,
-                to_json=lambda r: {k: r.get(k) for k in ("job_id", "state", "output")})
+    echo_result(
+        results,
+        as_json=as_json,
+        text=_print_submitted,
+        to_json=lambda r: {k: r.get(k) for k in ("job_id", "state", "output")},
+    )
 
 
 def _print_submitted(results: dict[str, Any]) -> None:
@@ -61,8 +67,11 @@ def _print_submitted(results: dict[str, Any]) -> None:
     click.echo(f"training job {job_id}: {results['state']}")
     click.echo(f"output: {results['output']}")
     if results["state"] in ("submitted", "running"):
-        click.echo(f"follow it with `mlops train logs {job_id} --follow`; once it has finished, "
-                   f"`mlops prepare stage --from-job {job_id} ...` stages its output", err=True)
+        click.echo(
+            f"follow it with `mlops train logs {job_id} --follow`; once it has finished, "
+            f"`mlops prepare stage --from-job {job_id} ...` stages its output",
+            err=True,
+        )
 
 
 @train.command(name="list")
@@ -115,14 +124,22 @@ def _print_job(job: dict[str, Any]) -> None:
 @train.command()
 @JOB
 @click.option("--worker", type=click.IntRange(min=0), metavar="N", help="Only worker N's log.")
-@click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines (of each worker).")
-@click.option("--follow", is_flag=True, help="Keep printing what the workers write until the job ends (Ctrl-C stops).")
+@click.option(
+    "--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines (of each worker)."
+)
+@click.option(
+    "--follow", is_flag=True, help="Keep printing what the workers write until the job ends (Ctrl-C stops)."
+)
 @pass_obj
 def logs(obj: CliContext, job_id: str, worker: int | None, tail: int | None, follow: bool) -> None:
     """The workers' output, each line prefixed with its worker."""
     from mlops_widgets.ops import train as steps
 
-    echo_log(steps.logs(obj.backend(), job_id, worker=worker, tail=tail, follow=follow), tail=tail, empty=f"training job {job_id} has no log yet")
+    echo_log(
+        steps.logs(obj.backend(), job_id, worker=worker, tail=tail, follow=follow),
+        tail=tail,
+        empty=f"training job {job_id} has no log yet",
+    )
 
 
 @train.command()

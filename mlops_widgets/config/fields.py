@@ -190,7 +190,9 @@ class Integer:
         return text + "".join(f" or {v}" for v in self.also)
 
     def check(self, value: Any, path: str, ck: Checker) -> Any:
-        in_range = _is_int(value) and value >= self.minimum and (self.maximum is None or value <= self.maximum)
+        in_range = (
+            _is_int(value) and value >= self.minimum and (self.maximum is None or value <= self.maximum)
+        )
         if not in_range and not (_is_int(value) and value in self.also):
             ck.error(path, f"must be {self.expect}, got {show(value)}")
         return value

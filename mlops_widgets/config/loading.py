@@ -83,7 +83,12 @@ def load_config(
                 )
             )
         try:
-            entry, warnings = validate_entry(value, lines=lines, path_prefix=prefix, definitions=BUILTIN if definitions is None else definitions)
+            entry, warnings = validate_entry(
+                value,
+                lines=lines,
+                path_prefix=prefix,
+                definitions=BUILTIN if definitions is None else definitions,
+            )
         except ConfigError as exc:
             problems += exc.problems
         else:

@@ -34,13 +34,19 @@ DEPLOYMENT_NAME_MAX = 63
 
 def check_deployment_name(name: object) -> str:
     """A deployment name as WMLA requires it (the original's rule), else one clear error."""
-    if not isinstance(name, str) or not re.fullmatch(DEPLOYMENT_NAME_PATTERN, name) or len(name) > DEPLOYMENT_NAME_MAX:
+    if (
+        not isinstance(name, str)
+        or not re.fullmatch(DEPLOYMENT_NAME_PATTERN, name)
+        or len(name) > DEPLOYMENT_NAME_MAX
+    ):
         raise MlopsError(
             f"invalid deployment name {name!r}: use lower-case letters, digits and '-', starting and "
             f"ending with a letter or digit, at most {DEPLOYMENT_NAME_MAX} characters "
             f"(^{DEPLOYMENT_NAME_PATTERN}$)"
         )
     return name
+
+
 def _kernel_order(values: dict[str, Any], keys: dict[str, tuple[str, str]], ck: Checker) -> None:
     """0 <= kernel_min <= kernel_max, comparing with the default of the one left out."""
     low = values.get("kernel_min", RESOURCE_DEFAULTS["kernel_min"])

@@ -92,7 +92,9 @@ class ConfigError(MlopsError):
     `str()` is a summary line followed by one line per problem, ready for the CLI's stderr.
     """
 
-    def __init__(self, problems: Iterable[Problem], source: str | None = None, *, hint: Hint | None = None) -> None:
+    def __init__(
+        self, problems: Iterable[Problem], source: str | None = None, *, hint: Hint | None = None
+    ) -> None:
         self.problems: list[Problem] = ordered(problems)
         self.source = source
         super().__init__(self._text(), hint=hint)

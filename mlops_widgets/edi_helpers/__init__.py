@@ -12,7 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODULES: tuple[str, ...] = ("wmla_edi_utils.py", "storage_volume_utils.py", "cpd_utils.py", "wml_sdk_utils.py")
+MODULES: tuple[str, ...] = (
+    "wmla_edi_utils.py",
+    "storage_volume_utils.py",
+    "cpd_utils.py",
+    "wml_sdk_utils.py",
+)
 
 
 def path(module: str) -> Path:

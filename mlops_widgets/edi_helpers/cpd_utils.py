@@ -33,7 +33,9 @@ def workspace() -> Path:
     """The local workspace folder (MLOPS_HOME, set in every local deployment's environment)."""
     home = os.environ.get("MLOPS_HOME")
     if not home:
-        raise RuntimeError("MLOPS_HOME is not set: the deployment's model.json should carry it in mk_environments")
+        raise RuntimeError(
+            "MLOPS_HOME is not set: the deployment's model.json should carry it in mk_environments"
+        )
     return Path(home)
 
 

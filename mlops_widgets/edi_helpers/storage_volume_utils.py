@@ -119,7 +119,9 @@ def _local_write(volume, path, source: Path) -> None:
 
 
 def _url(template, volume, path, host_url):
-    return cpd_utils.base_url(host_url) + template.format(volume=quote(volume, safe=""), path=quote(path, safe=""))
+    return cpd_utils.base_url(host_url) + template.format(
+        volume=quote(volume, safe=""), path=quote(path, safe="")
+    )
 
 
 def _headers(token):
@@ -145,8 +147,18 @@ def _unzip_into(data: bytes, dest: Path) -> None:
 # --- the original API -----------------------------------------------------------------------------
 
 
-def list_files(path, volume_display_name=None, params=None, access_token=None, host_url=None,
-               return_df=False, files_only=False, most_recent=None, file_extensions=None, verbose=0):
+def list_files(
+    path,
+    volume_display_name=None,
+    params=None,
+    access_token=None,
+    host_url=None,
+    return_df=False,
+    files_only=False,
+    most_recent=None,
+    file_extensions=None,
+    verbose=0,
+):
     """Metadata of the files and folders under `path` (recursive unless params say
     recursive=false), or None when the path does not exist. `most_recent`: only those modified
     in the last N days; `file_extensions`: only files with these extensions ([".png"])."""
@@ -160,7 +172,11 @@ def list_files(path, volume_display_name=None, params=None, access_token=None, h
         if verbose:
             print(url)
         resp = cpd_utils.request("GET", url, ok=(200, 404), headers=_headers(token), params=params)
-        out = None if resp.status_code == 404 else (resp.json().get("responseObject") or {}).get("directoryContents", [])
+        out = (
+            None
+            if resp.status_code == 404
+            else (resp.json().get("responseObject") or {}).get("directoryContents", [])
+        )
     if out is None:
         return None
     if files_only or file_extensions is not None:
@@ -169,9 +185,12 @@ def list_files(path, volume_display_name=None, params=None, access_token=None, h
         out = [m for m in out if m.get("file_extension") in file_extensions]
     if most_recent is not None:
         now = datetime.now(timezone.utc)  # noqa: UP017  (kernels may run on Python < 3.11)
-        out = [m for m in out
-               if (now - datetime.strptime(m["last_modified"], TIME_FORMAT).replace(tzinfo=timezone.utc)).days  # noqa: UP017
-               <= most_recent]
+        out = [
+            m
+            for m in out
+            if (now - datetime.strptime(m["last_modified"], TIME_FORMAT).replace(tzinfo=timezone.utc)).days  # noqa: UP017
+            <= most_recent
+        ]
     if return_df:
         import pandas as pd
 
@@ -180,12 +199,12 @@ def list_files(path, volume_display_name=None, params=None, access_token=None, h
 
 
 def file_or_dir_guess(path) -> str:
-    """"file" when the last part of `path` has a dot, else "directory" (for paths not there yet)."""
+    """ "file" when the last part of `path` has a dot, else "directory" (for paths not there yet)."""
     return "file" if "." in str(path).rstrip("/").split("/")[-1] else "directory"
 
 
 def file_or_dir(path, volume_display_name=None, access_token=None, host_url=None) -> str:
-    """"file" or "directory": what `path` is on the volume, guessed from its name when absent."""
+    """ "file" or "directory": what `path` is on the volume, guessed from its name when absent."""
     clean = _clean(path)
     if not clean:
         return "directory"
@@ -201,8 +220,14 @@ def _local_files(path) -> list[str]:
     return sorted(os.path.join(d, f) for d, _, files in os.walk(path) for f in files)
 
 
-def upload(path_source, path_target=None, volume_display_name=None, access_token=None, host_url=None,
-           keep_source_folder_structure=True):
+def upload(
+    path_source,
+    path_target=None,
+    volume_display_name=None,
+    access_token=None,
+    host_url=None,
+    keep_source_folder_structure=True,
+):
     """Upload a local file or folder (one file at a time). Without `path_target`, each file goes
     to the same relative path on the volume; into a folder `path_target`, with the local path
     kept under it unless `keep_source_folder_structure` is False (then the file name only)."""
@@ -222,19 +247,32 @@ def upload(path_source, path_target=None, volume_display_name=None, access_token
             _local_write(volume, target, Path(source))
         else:
             with open(source, "rb") as fh:
-                cpd_utils.request("PUT", _url(FILES, volume, target, host_url), headers=_headers(token),
-                                  files={"upFile": (os.path.basename(source), fh)})
+                cpd_utils.request(
+                    "PUT",
+                    _url(FILES, volume, target, host_url),
+                    headers=_headers(token),
+                    files={"upFile": (os.path.basename(source), fh)},
+                )
         uploaded.append(target)
     return uploaded
 
 
 def upload_batch(l_path_source, path_target=None, volume_display_name=None, access_token=None, host_url=None):
     """`upload` for each path of a list."""
-    return [t for p in l_path_source for t in upload(p, path_target, volume_display_name, access_token, host_url)]
+    return [
+        t for p in l_path_source for t in upload(p, path_target, volume_display_name, access_token, host_url)
+    ]
 
 
-def download(path_source, path_target=None, volume_display_name=None, params=None, access_token=None,
-             host_url=None, verbose=0):
+def download(
+    path_source,
+    path_target=None,
+    volume_display_name=None,
+    params=None,
+    access_token=None,
+    host_url=None,
+    verbose=0,
+):
     """Download a file or a folder from the volume to `path_target` (default: the same relative
     path here); into an existing local folder the volume path is kept under it."""
     volume, token = _volume(volume_display_name), _token(access_token)
@@ -254,7 +292,9 @@ def download(path_source, path_target=None, volume_display_name=None, params=Non
     else:
         is_dir = file_or_dir(source, volume, token, host_url) == "directory"
         query = {**(params or {}), **({"compress": "zip"} if is_dir else {})}
-        resp = cpd_utils.request("GET", _url(FILES, volume, source, host_url), headers=_headers(token), params=query)
+        resp = cpd_utils.request(
+            "GET", _url(FILES, volume, source, host_url), headers=_headers(token), params=query
+        )
         if is_dir:
             _unzip_into(resp.content, Path(target))
         else:
@@ -266,8 +306,17 @@ def download(path_source, path_target=None, volume_display_name=None, params=Non
     return target
 
 
-def download_batch(l_path_source, path_target=None, volume_display_name=None, params=None, access_token=None,
-                   host_url=None, verbose=0):
+def download_batch(
+    l_path_source,
+    path_target=None,
+    volume_display_name=None,
+    params=None,
+    access_token=None,
+    host_url=None,
+    verbose=0,
+):
     """`download` for each path of a list."""
-    return [download(p, path_target, volume_display_name, params, access_token, host_url, verbose)
-            for p in l_path_source]
+    return [
+        download(p, path_target, volume_display_name, params, access_token, host_url, verbose)
+        for p in l_path_source
+    ]

@@ -38,15 +38,24 @@ class _LocalDataAssets:
 
     def get_details(self, asset_id=None):
         with self._connect() as conn:
-            rows = conn.execute("SELECT asset_id, name, size, created_at FROM space_assets ORDER BY seq DESC").fetchall()
+            rows = conn.execute(
+                "SELECT asset_id, name, size, created_at FROM space_assets ORDER BY seq DESC"
+            ).fetchall()
         resources = []
         for r in rows:
             created = datetime.fromisoformat(r["created_at"])
-            resources.append({"metadata": {
-                "asset_id": r["asset_id"], "name": r["name"], "size": r["size"], "created_at": r["created_at"],
-                "space_id": self._client.default_space_id,
-                "usage": {"last_update_time": int(created.timestamp() * 1000)},
-            }})
+            resources.append(
+                {
+                    "metadata": {
+                        "asset_id": r["asset_id"],
+                        "name": r["name"],
+                        "size": r["size"],
+                        "created_at": r["created_at"],
+                        "space_id": self._client.default_space_id,
+                        "usage": {"last_update_time": int(created.timestamp() * 1000)},
+                    }
+                }
+            )
         if asset_id is not None:
             for res in resources:
                 if res["metadata"]["asset_id"] == asset_id:
@@ -75,8 +84,10 @@ class _LocalDataAssets:
             raise
         created = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # noqa: UP017  (any Python 3)
         with self._connect() as conn:
-            conn.execute("INSERT INTO space_assets (asset_id, name, size, created_at) VALUES (?, ?, ?, ?)",
-                         (asset_id, name, os.path.getsize(folder / asset_id), created))
+            conn.execute(
+                "INSERT INTO space_assets (asset_id, name, size, created_at) VALUES (?, ?, ?, ?)",
+                (asset_id, name, os.path.getsize(folder / asset_id), created),
+            )
         return self.get_details(asset_id)
 
     def delete(self, asset_id):
@@ -92,7 +103,9 @@ class _LocalSet:
 
     def default_space(self, space_id):
         if space_id != self._client.space_id:
-            raise LookupError(f"the workspace {cpd_utils.workspace()} holds space {self._client.space_id}, not {space_id}")
+            raise LookupError(
+                f"the workspace {cpd_utils.workspace()} holds space {self._client.space_id}, not {space_id}"
+            )
         self._client.default_space_id = space_id
         return "SUCCESS"
 
@@ -148,8 +161,15 @@ def _cluster_client(credentials, space_id):
         return client
     from ibm_watsonx_ai import APIClient, Credentials
 
-    names = {"url": "url", "token": "token", "username": "username", "apikey": "api_key", "api_key": "api_key",
-             "password": "password", "version": "version"}  # watsonx.ai tells the platform from the url
+    names = {
+        "url": "url",
+        "token": "token",
+        "username": "username",
+        "apikey": "api_key",
+        "api_key": "api_key",
+        "password": "password",
+        "version": "version",
+    }  # watsonx.ai tells the platform from the url
     fields = {names[k]: v for k, v in creds.items() if k in names}
     return APIClient(Credentials(**fields, verify=cpd_utils.verify()), space_id=space_id)
 
@@ -185,8 +205,11 @@ def list_files(wml_client, keep_only_latest=False, include_details=False, ext=No
             continue
         seen.add(name)
         if include_details:
-            out[meta["asset_id"]] = {"name": name, "created_at": meta.get("created_at"),
-                                     "last_updated_at": meta.get("last_updated_at", meta.get("created_at"))}
+            out[meta["asset_id"]] = {
+                "name": name,
+                "created_at": meta.get("created_at"),
+                "last_updated_at": meta.get("last_updated_at", meta.get("created_at")),
+            }
         else:
             out[meta["asset_id"]] = name
     return out

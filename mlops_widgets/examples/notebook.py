@@ -28,8 +28,14 @@ def write_panel_notebook(folder: Path, workspace: Path) -> Path:
     nb = {
         "cells": [
             {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": INTRO},
-            {"cell_type": "code", "execution_count": None, "id": "panel", "metadata": {},
-             "outputs": [], "source": code},
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "panel",
+                "metadata": {},
+                "outputs": [],
+                "source": code,
+            },
         ],
         "metadata": {
             "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},

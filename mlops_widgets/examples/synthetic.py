@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 BACKGROUND = np.array([236, 226, 232], dtype=np.float64)
-POSITIVE = np.array([150, 95, 55], dtype=np.float64)   # brown
-NEGATIVE = np.array([75, 85, 165], dtype=np.float64)   # blue
+POSITIVE = np.array([150, 95, 55], dtype=np.float64)  # brown
+NEGATIVE = np.array([75, 85, 165], dtype=np.float64)  # blue
 
 
 def tile(seed: int, size: int = 256, nuclei: int = 40) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,15 @@ MIN_ENV = "MLOPS_MIN_SCHEDULE_S"
 DEFAULT_MIN_S = 60
 ENABLED, DISABLED = "enabled", "disabled"
 _TYPES = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
-_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2592000, "year": 31536000}
+_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 604800,
+    "month": 2592000,
+    "year": 31536000,
+}
 
 
 def min_interval_s() -> int:

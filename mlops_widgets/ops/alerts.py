@@ -46,7 +46,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-
 def _alert(row: sqlite3.Row) -> dict[str, Any]:
     out = json.loads(row["alert"])
     out.update(
@@ -57,7 +56,9 @@ def _alert(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
-def record(backend: Backend, deployment_name: str, *, audit_run_id: str | None = None) -> list[dict[str, Any]]:
+def record(
+    backend: Backend, deployment_name: str, *, audit_run_id: str | None = None
+) -> list[dict[str, Any]]:
     """Record the alerts of the deployment's measurements not seen yet; returns the new ones.
     Safe to call from many processes: a measurement is recorded once."""
     _asset_id, _entry, sub = subscription_of(backend, deployment_name)
@@ -103,8 +104,15 @@ def record(backend: Backend, deployment_name: str, *, audit_run_id: str | None =
                 inserted = conn.execute(
                     "INSERT OR IGNORE INTO alerts (id, measurement_id, monitor_instance_id,"
                     " deployment_name, measured_at, opens_episode, alert) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (alert["alert_id"], alert["measurement_id"], rid(inst), deployment_name,
-                     alert["measured_at"], int(bool(opening)), json.dumps(alert)),
+                    (
+                        alert["alert_id"],
+                        alert["measurement_id"],
+                        rid(inst),
+                        deployment_name,
+                        alert["measured_at"],
+                        int(bool(opening)),
+                        json.dumps(alert),
+                    ),
                 ).rowcount
                 if inserted:
                     new.append({**alert, "opens_episode": bool(opening)})
@@ -166,7 +174,8 @@ def acknowledge(
                     f"no alert with id {prefix!r}" if not ids else f"{len(ids)} alerts start with {prefix!r}"
                 )
             count += conn.execute(
-                "UPDATE alerts SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL", (now, ids[0])
+                "UPDATE alerts SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL",
+                (now, ids[0]),
             ).rowcount
         return count
 

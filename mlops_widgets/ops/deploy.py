@@ -23,7 +23,13 @@ from mlops_widgets.ops import space
 from mlops_widgets.ops.submission import build_submission_folder
 
 READY = ("IDLE", "BUSY")
-POLICY_KEYS = ("kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout", "task_batch_size")
+POLICY_KEYS = (
+    "kernel_min",
+    "kernel_max",
+    "kernel_delay_release_time",
+    "task_execution_timeout",
+    "task_batch_size",
+)
 WAIT_TIMEOUT = 300.0
 
 
@@ -71,7 +77,8 @@ def check_create(backend: Backend, name: str, model_asset_id: str) -> dict[str, 
         view = _view_or_none(backend, name)
         if view is not None and view["state"] == "started" and view["status"] in READY:
             raise ConflictError(
-                f"model asset {model_asset_id} is already deployed as {name!r} and running", hint=_delete_first(name)
+                f"model asset {model_asset_id} is already deployed as {name!r} and running",
+                hint=_delete_first(name),
             )
     if not _wmla(entry).get("dependency_filename") or not entry.get("model_asset"):
         raise MlopsError(
@@ -146,7 +153,9 @@ def record_deployment(backend: Backend, model_asset_id: str, name: str) -> dict[
 def apply_profile(backend: Backend, name: str, model_asset_id: str) -> dict[str, Any]:
     """Set the deployment's profile from the entry's resource_configs (it must be stopped)."""
     _, entry = space.get_entry(backend, model_asset_id=model_asset_id)
-    return backend.inference.update_profile(name, profile_from_resource_configs(_wmla(entry).get("resource_configs")))
+    return backend.inference.update_profile(
+        name, profile_from_resource_configs(_wmla(entry).get("resource_configs"))
+    )
 
 
 def wait_ready(
@@ -171,9 +180,13 @@ def wait_ready(
             return view
         if status == "FAILED" or view["state"] != "started":
             detail = f"\n{view['error_log']}" if view.get("error_log") else ""
-            raise MlopsError(f"deployment {name} did not start: {view.get('error') or status}{detail}", hint=_logs(name))
+            raise MlopsError(
+                f"deployment {name} did not start: {view.get('error') or status}{detail}", hint=_logs(name)
+            )
         if time.monotonic() >= deadline:
-            raise MlopsError(f"deployment {name} was not ready within {timeout:g} s (status {status})", hint=_logs(name))
+            raise MlopsError(
+                f"deployment {name} was not ready within {timeout:g} s (status {status})", hint=_logs(name)
+            )
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
 
@@ -285,21 +298,29 @@ def deploy_list(backend: Backend) -> list[dict[str, Any]]:
     owners = _by_deployment(backend)
     rows = []
     for view in backend.inference.list():
-        rows.append({
-            "name": view["name"],
-            "state": view["state"],
-            "status": view["status"],
-            "kernels": len(view.get("kernels") or []),
-            "model_asset_id": owners.pop(view["name"], None),
-            "url": view.get("url"),
-            "error": view.get("error"),
-        })
+        rows.append(
+            {
+                "name": view["name"],
+                "state": view["state"],
+                "status": view["status"],
+                "kernels": len(view.get("kernels") or []),
+                "model_asset_id": owners.pop(view["name"], None),
+                "url": view.get("url"),
+                "error": view.get("error"),
+            }
+        )
     for name, key in sorted(owners.items()):
-        rows.append({
-            "name": name, "state": "absent", "status": "NOT DEPLOYED", "kernels": 0,
-            "model_asset_id": key, "url": None,
-            "error": "the entry names a deployment that does not exist: create it again, or delete it",
-        })
+        rows.append(
+            {
+                "name": name,
+                "state": "absent",
+                "status": "NOT DEPLOYED",
+                "kernels": 0,
+                "model_asset_id": key,
+                "url": None,
+                "error": "the entry names a deployment that does not exist: create it again, or delete it",
+            }
+        )
     return rows
 
 
@@ -311,7 +332,9 @@ def deploy_view(backend: Backend, name: str) -> dict[str, Any]:
 
 def infer(backend: Backend, name: str, data: bytes | str) -> bytes:
     """Send one request body to the deployment, verbatim."""
-    return backend.inference.infer(check_deployment_name(name), data.encode() if isinstance(data, str) else data)
+    return backend.inference.infer(
+        check_deployment_name(name), data.encode() if isinstance(data, str) else data
+    )
 
 
 def logs(backend: Backend, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:

@@ -284,8 +284,10 @@ def check_runs(runs: list[dict[str, Any]]) -> None:
     failed = [r for r in runs if r.get("state") != "finished"]
     if failed:
         raise MlopsError(
-            "; ".join(f"{r['monitor_id']}: run {r['run_id']} {r['state']}: {r.get('error') or ''}".rstrip(": ")
-                      for r in failed)
+            "; ".join(
+                f"{r['monitor_id']}: run {r['run_id']} {r['state']}: {r.get('error') or ''}".rstrip(": ")
+                for r in failed
+            )
         )
 
 

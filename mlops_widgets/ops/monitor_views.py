@@ -22,6 +22,7 @@ SUBSCRIPTION_KEY = "openscale_subscription_id"
 MONITORS_KEY = "openscale_custom_metric_provider"
 TREND_POINTS = 5  # measurements a trend is fitted on
 
+
 def subscription_name(deployment_name: str) -> str:
     """The original's subscription name for a deployment."""
     return f"{deployment_name} Monitor"
@@ -270,8 +271,6 @@ def monitor_definitions(backend: Backend) -> list[dict[str, Any]]:
         }
         for d in backend.monitoring.monitor_definitions.list()
     ]
-
-
 
 
 def _slope_per_hour(points: list[tuple[datetime, float]]) -> float | None:

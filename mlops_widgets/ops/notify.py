@@ -59,11 +59,17 @@ def masked(url: str) -> str:
 
 def _shown(channel: dict[str, Any]) -> dict[str, Any]:
     target = masked(channel["target"]) if channel["kind"] == WEBHOOK else channel["target"]
-    return {"channel_id": channel["id"], "kind": channel["kind"], "target": target,
-            "created_at": channel["created_at"]}
+    return {
+        "channel_id": channel["id"],
+        "kind": channel["kind"],
+        "target": target,
+        "created_at": channel["created_at"],
+    }
 
 
-def add_channel(workspace: Workspace, *, webhook: str | None = None, command: str | None = None) -> dict[str, Any]:
+def add_channel(
+    workspace: Workspace, *, webhook: str | None = None, command: str | None = None
+) -> dict[str, Any]:
     """Add a webhook or a command channel; returns it as listings show it."""
     if bool(webhook) == bool(command):
         raise MlopsError(
@@ -128,7 +134,11 @@ def send(channel: dict[str, Any], alert: dict[str, Any]) -> dict[str, Any]:
                 _run(channel["target"], body)
             return {"channel_id": channel["id"], "ok": True, "attempts": attempt}
         except (OSError, urllib.error.URLError, subprocess.SubprocessError, MlopsError) as exc:
-            error = str(exc).replace(channel["target"], masked(channel["target"])) if channel["kind"] == WEBHOOK else str(exc)
+            error = (
+                str(exc).replace(channel["target"], masked(channel["target"]))
+                if channel["kind"] == WEBHOOK
+                else str(exc)
+            )
             if attempt < attempts:
                 time.sleep(BACKOFF_S * 2 ** (attempt - 1))
     return {"channel_id": channel["id"], "ok": False, "attempts": attempts, "error": error}

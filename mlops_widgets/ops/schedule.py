@@ -84,8 +84,14 @@ def set_schedule(
     out = []
     for mid, inst, schedule, _settings in plans:
         updated = backend.monitoring.monitor_instances.set_schedule(rid(inst), schedule)
-        out.append({"deployment_name": deployment_name, "monitor_id": mid, "monitor_instance_id": rid(inst),
-                    "schedule": schedule_summary(updated)})
+        out.append(
+            {
+                "deployment_name": deployment_name,
+                "monitor_id": mid,
+                "monitor_instance_id": rid(inst),
+                "schedule": schedule_summary(updated),
+            }
+        )
     return out
 
 
@@ -105,11 +111,13 @@ def list_schedules(backend: Backend, deployment_name: str | None = None) -> list
             if summary is None:
                 continue
             runs = mon.runs.list(rid(inst), limit=1)
-            out.append({
-                "deployment_name": name,
-                "monitor_id": inst["entity"]["monitor_definition_id"],
-                "monitor_instance_id": rid(inst),
-                **summary,
-                "latest_run": run_summary(runs[0]) if runs else None,
-            })
+            out.append(
+                {
+                    "deployment_name": name,
+                    "monitor_id": inst["entity"]["monitor_definition_id"],
+                    "monitor_instance_id": rid(inst),
+                    **summary,
+                    "latest_run": run_summary(runs[0]) if runs else None,
+                }
+            )
     return out

@@ -75,7 +75,9 @@ def score_folder(
         try:
             mask = base64.b64decode(json.loads(answer)["mask"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise MlopsError(f"{image.name}: the deployment's answer has no base64 'mask': {answer[:200]!r}") from exc
+            raise MlopsError(
+                f"{image.name}: the deployment's answer has no base64 'mask': {answer[:200]!r}"
+            ) from exc
         name = f"{image.stem}_Seg.png"
         write(name, mask)
         written.append(name)

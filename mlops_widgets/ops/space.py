@@ -97,7 +97,9 @@ def stage(
             # The entries of this model's name must be those the check saw: else another
             # command staged or dropped one meanwhile, and this stage yields to it.
             vanished = (replaced & seen) - set(doc)
-            appeared = {k for k, e in doc.items() if k not in seen and e.get("model_asset") == model_asset.name}
+            appeared = {
+                k for k, e in doc.items() if k not in seen and e.get("model_asset") == model_asset.name
+            }
             if on_clash != "new" and (vanished or appeared):
                 raise ConflictError(
                     f"the entries of model {model_asset.name} were changed by another command while "
@@ -164,7 +166,9 @@ def staged_asset_id(backend: Backend, model_asset_id: str = "") -> str:
         return model_asset_id
     entries = list_entries(backend)
     if not entries:
-        raise NotFoundError("the deployment metadata has no entry yet", hint=Hint("stage.first", "stage a model first"))
+        raise NotFoundError(
+            "the deployment metadata has no entry yet", hint=Hint("stage.first", "stage a model first")
+        )
     return next(reversed(entries))
 
 

@@ -164,7 +164,9 @@ def dependency_asset(backend: Backend, model_asset_id: str, entry: dict[str, Any
                 hint=_stage_again(model_asset_id),
             ) from None
     if not filename:
-        raise MlopsError(f"the entry of model asset {model_asset_id} has no dependency", hint=_stage_again(model_asset_id))
+        raise MlopsError(
+            f"the entry of model asset {model_asset_id} has no dependency", hint=_stage_again(model_asset_id)
+        )
     found = backend.space.list_assets(filename)
     if len(found) == 1:
         return found[0]
@@ -187,7 +189,9 @@ def _unpack(backend: Backend, asset: Asset, dest: Path, scratch: Path, *, flatte
             dest.mkdir(parents=True, exist_ok=True)
             target = dest / asset.name
             if target.exists() or target.is_symlink():
-                raise MlopsError(f"the deployment folder already holds {asset.name!r}, where the asset {asset.name} goes")
+                raise MlopsError(
+                    f"the deployment folder already holds {asset.name!r}, where the asset {asset.name} goes"
+                )
             shutil.copyfile(download, target)
     finally:
         download.unlink(missing_ok=True)
@@ -212,7 +216,11 @@ def _general_dependencies(backend: Backend, folder: Path, names: Sequence[str], 
         else:
             raise NotFoundError(
                 f"general dependency {name!r} is neither in the deployment folder nor an asset of the space",
-                hint=Hint("stage.general_dependency", f"upload {name} to the space, or leave it out of the general dependencies", {"name": name}),
+                hint=Hint(
+                    "stage.general_dependency",
+                    f"upload {name} to the space, or leave it out of the general dependencies",
+                    {"name": name},
+                ),
             )
 
 
@@ -233,15 +241,25 @@ def build_submission_folder(
     folder = submission_dir(backend, name)
     shutil.rmtree(folder, ignore_errors=True)
     try:
-        _build(backend, name, model_asset_id, entry, dependency, folder, kernel_filename, general_dependencies)
+        _build(
+            backend, name, model_asset_id, entry, dependency, folder, kernel_filename, general_dependencies
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-built is left in the workspace
         raise
     return folder
 
 
-def _build(backend: Backend, name: str, model_asset_id: str, entry: dict[str, Any], dependency: Asset,
-           folder: Path, kernel_filename: str | None, general_dependencies: Sequence[str] | None) -> None:
+def _build(
+    backend: Backend,
+    name: str,
+    model_asset_id: str,
+    entry: dict[str, Any],
+    dependency: Asset,
+    folder: Path,
+    kernel_filename: str | None,
+    general_dependencies: Sequence[str] | None,
+) -> None:
     """The steps of `build_submission_folder`, into the fresh `folder`."""
     with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
         scratch = Path(tmp)
@@ -251,10 +269,15 @@ def _build(backend: Backend, name: str, model_asset_id: str, entry: dict[str, An
             listing = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
             raise MlopsError(
                 f"the dependency {dependency.name} has no kernel file {kernel!r} (it holds {listing})",
-                hint=Hint("deploy.kernel_filename", "name the kernel file of the dependency", {"found": listing}),
+                hint=Hint(
+                    "deploy.kernel_filename", "name the kernel file of the dependency", {"found": listing}
+                ),
             )
         _general_dependencies(
-            backend, folder, GENERAL_DEPENDENCIES if general_dependencies is None else general_dependencies, scratch
+            backend,
+            folder,
+            GENERAL_DEPENDENCIES if general_dependencies is None else general_dependencies,
+            scratch,
         )
         if not (folder / "README.md").exists() and not (folder / "README.md").is_symlink():
             _replace(folder / "README.md", f"# {name}\n\nDeployed by mlops-widgets from {dependency.name}.\n")
@@ -264,7 +287,8 @@ def _build(backend: Backend, name: str, model_asset_id: str, entry: dict[str, An
             if model_dir.resolve().parent != folder.resolve() or model_dir.exists() or model_dir.is_symlink():
                 raise MlopsError(
                     f"the model asset {model_asset!r} unpacks into {model_dir.name!r}, which the dependency already holds"
-                    if model_dir.parent == folder else f"model asset name {model_asset!r} cannot be a folder name"
+                    if model_dir.parent == folder
+                    else f"model asset name {model_asset!r} cannot be a folder name"
                 )
             _unpack(backend, backend.space.get_asset(model_asset_id), model_dir, scratch)
         else:

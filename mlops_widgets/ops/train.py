@@ -77,7 +77,9 @@ def build_submission_folder(
         items += [(p, True) for pattern in folders for p in _matches(pattern, "folder")]
         for path, is_folder in items:
             if path.name in placed:
-                raise ConflictError(f"{path} and {placed[path.name]} would both be {path.name} in the submission folder")
+                raise ConflictError(
+                    f"{path} and {placed[path.name]} would both be {path.name} in the submission folder"
+                )
             placed[path.name] = str(path)
             if path.is_dir():
                 if not is_folder:
@@ -88,13 +90,16 @@ def build_submission_folder(
         if not (folder / main).is_file():
             raise NotFoundError(
                 f"the main file {main!r} is not among the files and folders to include",
-                hint=Hint("train.main", "include the main file, or name one of the included files",
-                          {"main": main}),
+                hint=Hint(
+                    "train.main", "include the main file, or name one of the included files", {"main": main}
+                ),
             )
         if process_group_file and framework in DISTRIBUTED:
             target = folder / process_group_file
             if not target.is_file():
-                raise NotFoundError(f"the file {process_group_file!r} to start the process group in is not in the submission folder")
+                raise NotFoundError(
+                    f"the file {process_group_file!r} to start the process group in is not in the submission folder"
+                )
             add_process_group_snippet(target)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -118,14 +123,24 @@ def make_spec(
     if data_path and not data_volume:
         raise MlopsError(f"the data path {data_path!r} needs the storage volume it is on")
     return TrainingSpec(
-        framework=framework, main=main, workers=int(workers), devices_per_worker=int(devices_per_worker),
-        memory=str(memory), data_volume=data_volume or None, data_path=data_path or None if data_volume else None,
-        env={str(k): str(v) for k, v in (env or {}).items()}, args=tuple(str(a) for a in args or ()),
+        framework=framework,
+        main=main,
+        workers=int(workers),
+        devices_per_worker=int(devices_per_worker),
+        memory=str(memory),
+        data_volume=data_volume or None,
+        data_path=data_path or None if data_volume else None,
+        env={str(k): str(v) for k, v in (env or {}).items()},
+        args=tuple(str(a) for a in args or ()),
     )
 
 
 def submit(
-    backend: Backend, folder: Path, spec: TrainingSpec, *, secret_env: dict[str, str] | None = None,
+    backend: Backend,
+    folder: Path,
+    spec: TrainingSpec,
+    *,
+    secret_env: dict[str, str] | None = None,
     remove_folder: bool = True,
 ) -> dict[str, Any]:
     """Submit the folder as a job; the job's view. The folder is removed once submitted (the
@@ -138,7 +153,10 @@ def submit(
 
 
 def wait(
-    backend: Backend, job_id: str, *, timeout: float | None = None,
+    backend: Backend,
+    job_id: str,
+    *,
+    timeout: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Poll the job until it ends (or `timeout` seconds pass: its view as it is then)."""
@@ -169,7 +187,9 @@ def raise_for_state(job: dict[str, Any]) -> dict[str, Any]:
     """The job, or an MlopsError when it failed or was killed (its error and log tail)."""
     if job["state"] in JOB_ENDED and job["state"] != JOB_FINISHED:
         tail = f"\n{job['error_log']}" if job.get("error_log") else ""
-        raise MlopsError(f"training job {job['id']} {job['state']}: {job.get('error') or 'no error recorded'}{tail}")
+        raise MlopsError(
+            f"training job {job['id']} {job['state']}: {job.get('error') or 'no error recorded'}{tail}"
+        )
     return job
 
 
@@ -181,8 +201,9 @@ def status(backend: Backend, job_id: str) -> dict[str, Any]:
     return backend.training.get(job_id)
 
 
-def logs(backend: Backend, job_id: str, *, worker: int | None = None, tail: int | None = None,
-         follow: bool = False) -> Iterator[str]:
+def logs(
+    backend: Backend, job_id: str, *, worker: int | None = None, tail: int | None = None, follow: bool = False
+) -> Iterator[str]:
     return backend.training.logs(job_id, worker=worker, tail=tail, follow=follow)
 
 
@@ -193,8 +214,12 @@ def stop(backend: Backend, job_id: str) -> dict[str, Any]:
 def lineage(job: dict[str, Any], backend: Backend) -> dict[str, Any]:
     """The entry's `training_job`: which job produced the model."""
     return {
-        "job_id": job["id"], "backend": backend.name, "framework": job["framework"],
-        "main": job["main"], "output": job["output"], "ended_at": job.get("ended_at"),
+        "job_id": job["id"],
+        "backend": backend.name,
+        "framework": job["framework"],
+        "main": job["main"],
+        "output": job["output"],
+        "ended_at": job.get("ended_at"),
     }
 
 
@@ -205,7 +230,9 @@ def fetch_output(backend: Backend, job_id: str, parent: Path) -> tuple[Path, dic
     if job["state"] != JOB_FINISHED:
         raise ConflictError(
             f"training job {job_id} is {job['state']}: only a finished job's output can be staged",
-            hint=Hint("train.wait", "wait until the job has finished, or submit it again", {"job_id": job_id}),
+            hint=Hint(
+                "train.wait", "wait until the job has finished, or submit it again", {"job_id": job_id}
+            ),
         )
     folder = backend.training.download_output(job_id, Path(parent) / job_id)
     return folder, lineage(job, backend)

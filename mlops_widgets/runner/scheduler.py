@@ -33,7 +33,6 @@ CREATE TABLE IF NOT EXISTS sched_slots (
 """
 
 
-
 def scheduled(workspace: Workspace) -> list[dict[str, Any]]:
     """The monitor instances with an enabled schedule, with their deployment's name."""
     mon = get_backend("local", workspace).monitoring
@@ -53,7 +52,9 @@ def scheduled(workspace: Workspace) -> list[dict[str, Any]]:
     ]
 
 
-def due(workspace: Workspace, now: datetime, enabled: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def due(
+    workspace: Workspace, now: datetime, enabled: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The enabled schedules (`enabled`, default: read now) whose latest slot at `now` has not
     been claimed yet, each with that `slot`."""
     enabled = scheduled(workspace) if enabled is None else enabled
@@ -132,7 +133,9 @@ class MonitorScheduler:
                 continue  # one at a time: the slot stays unclaimed and runs once after
             if not job["deployment_name"] or not claim(self.workspace, key, job["slot"]):
                 continue
-            worker = threading.Thread(target=self._evaluate, args=(job,), name=f"evaluate-{key[:8]}", daemon=True)
+            worker = threading.Thread(
+                target=self._evaluate, args=(job,), name=f"evaluate-{key[:8]}", daemon=True
+            )
             self._busy[key] = worker
             worker.start()
 
@@ -158,11 +161,21 @@ class MonitorScheduler:
             "slot": job["slot"].isoformat(),
         }
         try:
-            record = run_template(TEMPLATE, params, workspace=self.workspace, backend="local", cancel=self._stop)
-            log.info("scheduled evaluation of %s/%s (slot %s): run %s %s", job["deployment_name"],
-                     job["monitor_id"], params["slot"], record.run_id, record.status)
+            record = run_template(
+                TEMPLATE, params, workspace=self.workspace, backend="local", cancel=self._stop
+            )
+            log.info(
+                "scheduled evaluation of %s/%s (slot %s): run %s %s",
+                job["deployment_name"],
+                job["monitor_id"],
+                params["slot"],
+                record.run_id,
+                record.status,
+            )
             for d in notify.dispatch(self.workspace):
                 if not d["ok"]:
-                    log.warning("alert %s not delivered to channel %s: %s", d["alert_id"], d["channel_id"], d["error"])
+                    log.warning(
+                        "alert %s not delivered to channel %s: %s", d["alert_id"], d["channel_id"], d["error"]
+                    )
         except Exception:
             log.exception("scheduled evaluation of %s/%s failed", job["deployment_name"], job["monitor_id"])

@@ -43,10 +43,14 @@ class _Base(APIHandler):
         except MlopsError as exc:
             self.set_status(404 if isinstance(exc, NotFoundError) else 400)
             hint = exc.hint
-            self.finish(json.dumps({
-                "message": exc.message,
-                "hint": None if hint is None else {"action": hint.action, "text": hint.text},
-            }))
+            self.finish(
+                json.dumps(
+                    {
+                        "message": exc.message,
+                        "hint": None if hint is None else {"action": hint.action, "text": hint.text},
+                    }
+                )
+            )
             return
         self.finish(json.dumps(result, default=str))
 
@@ -66,8 +70,9 @@ class DeploymentsHandler(_Base):
 class RunsHandler(_Base):
     @web.authenticated
     async def get(self) -> None:
-        filters = {k: self.get_query_argument(k, "") or None
-                   for k in ("template", "status", "deployment", "since")}
+        filters = {
+            k: self.get_query_argument(k, "") or None for k in ("template", "status", "deployment", "since")
+        }
         await self._call(views.runs, filters)
 
 
@@ -87,8 +92,9 @@ class RerunHandler(_Base):
     @web.authenticated
     async def post(self, run: str) -> None:
         data = self.body()
-        await self._call(views.rerun, run, data.get("params") or {}, data.get("secrets") or {},
-                         data.get("workspace"))
+        await self._call(
+            views.rerun, run, data.get("params") or {}, data.get("secrets") or {}, data.get("workspace")
+        )
 
 
 class CloneHandler(_Base):
@@ -108,8 +114,9 @@ class NotebookRunHandler(_Base):
     @web.authenticated
     async def post(self) -> None:
         data = self.body()
-        await self._call(views.notebook_run, self.root, str(data.get("path") or ""),
-                         data.get("secrets") or {})
+        await self._call(
+            views.notebook_run, self.root, str(data.get("path") or ""), data.get("secrets") or {}
+        )
 
 
 def routes(base_url: str) -> list[tuple[str, type]]:
@@ -125,4 +132,3 @@ def routes(base_url: str) -> list[tuple[str, type]]:
         (prefix + "notebooks/plan", NotebookPlanHandler),
         (prefix + "notebooks/run", NotebookRunHandler),
     ]
-

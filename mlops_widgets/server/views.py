@@ -35,9 +35,13 @@ def info(root: Path) -> dict[str, Any]:
         shown = ws.root.relative_to(root).as_posix()
     except ValueError:
         shown = str(ws.root)
-    return {"workspace": str(ws.root), "workspace_shown": shown, "backend": backend_name(),
-            # `mlops lab` asks for the panel to open when JupyterLab starts
-            "open_panel": os.environ.get("MLOPS_LAB_OPEN_PANEL") == "1"}
+    return {
+        "workspace": str(ws.root),
+        "workspace_shown": shown,
+        "backend": backend_name(),
+        # `mlops lab` asks for the panel to open when JupyterLab starts
+        "open_panel": os.environ.get("MLOPS_LAB_OPEN_PANEL") == "1",
+    }
 
 
 def deployments() -> list[dict[str, Any]]:
@@ -61,11 +65,27 @@ def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:
         return []
     from mlops_widgets.runner import list_runs
 
-    rows = list_runs(ws, template=filters.get("template"), status=filters.get("status"),
-                     deployment_name=filters.get("deployment"), since=filters.get("since"),
-                     limit=RUN_LIMIT)
-    keep = ("run_id", "short_id", "template", "status", "started_at", "ended_at", "duration_s",
-            "deployment_name", "error", "rerun_of", "kind")
+    rows = list_runs(
+        ws,
+        template=filters.get("template"),
+        status=filters.get("status"),
+        deployment_name=filters.get("deployment"),
+        since=filters.get("since"),
+        limit=RUN_LIMIT,
+    )
+    keep = (
+        "run_id",
+        "short_id",
+        "template",
+        "status",
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "deployment_name",
+        "error",
+        "rerun_of",
+        "kind",
+    )
     return [{k: getattr(r, k) for k in keep} for r in rows]
 
 
@@ -101,15 +121,25 @@ def run_notebook(run_id: str, ws: str | None = None) -> dict[str, Any]:
         raise NotFoundError(f"run {record.short_id} has no executed notebook at {record.notebook}") from None
 
 
-def rerun(run_id: str, params: dict[str, Any], secrets: dict[str, str], ws: str | None = None) -> dict[str, Any]:
+def rerun(
+    run_id: str, params: dict[str, Any], secrets: dict[str, str], ws: str | None = None
+) -> dict[str, Any]:
     """Re-run with the stored parameters (`params` replace some) and the secrets given again;
     the new run is in the audit trail whatever its outcome."""
     from mlops_widgets.runner import rerun as runner_rerun
 
-    record = runner_rerun(run_id, params=params or None, workspace=workspace(ws).root,
-                          secrets={k: v for k, v in secrets.items() if v} or None)
-    return {"run_id": record.run_id, "short_id": record.short_id, "status": record.status,
-            "error": (record.error or {}).get("summary")}
+    record = runner_rerun(
+        run_id,
+        params=params or None,
+        workspace=workspace(ws).root,
+        secrets={k: v for k, v in secrets.items() if v} or None,
+    )
+    return {
+        "run_id": record.run_id,
+        "short_id": record.short_id,
+        "status": record.status,
+        "error": (record.error or {}).get("summary"),
+    }
 
 
 def inside(root: Path, rel: str, what: str) -> Path:
@@ -144,8 +174,11 @@ def _injected(nb: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         except SyntaxError as exc:
             raise MlopsError(f"the parameters cell does not parse: {exc.msg} (line {exc.lineno})") from None
         for node in tree.body:
-            if not (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name)):
+            if not (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
                 continue
             name = node.targets[0].id
             if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "secret":
@@ -154,8 +187,9 @@ def _injected(nb: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             try:
                 params[name] = ast.literal_eval(node.value)
             except ValueError:
-                raise MlopsError(f"parameter {name}: its value must be a plain value (text, number, "
-                                 "list, dict), not code") from None
+                raise MlopsError(
+                    f"parameter {name}: its value must be a plain value (text, number, list, dict), not code"
+                ) from None
     return params, secrets
 
 
@@ -184,10 +218,21 @@ def notebook_run(root: Path, rel: str, secrets: dict[str, str]) -> dict[str, Any
     ws = workspace()
     given = {k: v for k, v in secrets.items() if v} or None
     if plan["origin"].get("run_id"):
-        record = runner_rerun(plan["origin"]["run_id"], params=plan["parameters"], workspace=ws.root,
-                              secrets=given)
+        record = runner_rerun(
+            plan["origin"]["run_id"], params=plan["parameters"], workspace=ws.root, secrets=given
+        )
     else:
-        record = run_template(plan["origin"]["template"], plan["parameters"], secrets=given,
-                              backend=backend_name(), workspace=ws.root, cwd=os.fspath(root))
-    return {"run_id": record.run_id, "short_id": record.short_id, "status": record.status,
-            "error": (record.error or {}).get("summary")}
+        record = run_template(
+            plan["origin"]["template"],
+            plan["parameters"],
+            secrets=given,
+            backend=backend_name(),
+            workspace=ws.root,
+            cwd=os.fspath(root),
+        )
+    return {
+        "run_id": record.run_id,
+        "short_id": record.short_id,
+        "status": record.status,
+        "error": (record.error or {}).get("summary"),
+    }

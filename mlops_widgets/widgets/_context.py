@@ -124,8 +124,13 @@ class PanelContext:
             from mlops_widgets.runner import run_template
 
             record = run_template(
-                template, params, secrets=secrets, backend=self.backend_name,
-                workspace=self.workspace.root, progress=_events_to(progress), cancel=cancel,
+                template,
+                params,
+                secrets=secrets,
+                backend=self.backend_name,
+                workspace=self.workspace.root,
+                progress=_events_to(progress),
+                cancel=cancel,
                 cwd=str(self.base),
             )
             return self.check_run(record)
@@ -146,8 +151,13 @@ class PanelContext:
         def work(progress: ProgressFn, cancel: threading.Event) -> Any:
             from mlops_widgets.runner import rerun
 
-            record = rerun(run_id, workspace=self.workspace.root, secrets=secrets,
-                           progress=_events_to(progress), cancel=cancel)
+            record = rerun(
+                run_id,
+                workspace=self.workspace.root,
+                secrets=secrets,
+                progress=_events_to(progress),
+                cancel=cancel,
+            )
             return self.check_run(record)
 
         self.tasks.start(title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all)
@@ -167,8 +177,9 @@ class PanelContext:
         summary = f": {err['summary']}" if err.get("summary") and record.status == "failed" else ""
         hint = hint_of(record)
         fix = f": {render(hint)}" if hint is not None else ""
-        link = open_link(record.notebook, f"run {record.short_id}", self.server, record.run_id,
-                         self.workspace.root)
+        link = open_link(
+            record.notebook, f"run {record.short_id}", self.server, record.run_id, self.workspace.root
+        )
         raise StepFailed(f"{record.template} {what}{step}{summary}{fix}", link, record)
 
     def run_call(
@@ -187,8 +198,9 @@ class PanelContext:
             progress(0, None, title)
             return fn(progress)
 
-        self.tasks.start(title, work, on_done=on_done, on_error=on_error,
-                         on_finally=self.refresh_all, cancellable=False)
+        self.tasks.start(
+            title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all, cancellable=False
+        )
 
 
 class StepFailed(MlopsError):

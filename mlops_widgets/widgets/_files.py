@@ -57,9 +57,7 @@ class PathField:
         self.listing = w.Select(rows=8, layout=grow(20, 40))
         self.here = w.HTML()
         self.use_folder = w.Button(description="Use this folder", layout=fit())
-        self.chooser = w.VBox(
-            [self.here, self.listing, self.use_folder], layout=w.Layout(display="none")
-        )
+        self.chooser = w.VBox([self.here, self.listing, self.use_folder], layout=w.Layout(display="none"))
         self.widget = w.VBox([w.HBox([self.text, self.browse]), self.chooser])
         self._folder = self.base
         self._filling = False

@@ -32,7 +32,9 @@ def ok_html(message: str) -> str:
 
 def section(title: str, note: str = "") -> w.HTML:
     """A sub-heading inside a tab, with an optional grey note."""
-    extra = f" <span class='mlops-muted' style='font-weight:normal'>{html.escape(note)}</span>" if note else ""
+    extra = (
+        f" <span class='mlops-muted' style='font-weight:normal'>{html.escape(note)}</span>" if note else ""
+    )
     return w.HTML(f"<h4>{html.escape(title)}{extra}</h4>")
 
 
@@ -74,9 +76,7 @@ class Action:
         """Disable with `reason`, or enable when None."""
         self.button.disabled = reason is not None
         self.button.tooltip = reason or ""
-        self.reason.value = (
-            span("mlops-muted", reason) if reason else ""
-        )
+        self.reason.value = span("mlops-muted", reason) if reason else ""
 
     @property
     def disabled(self) -> bool:

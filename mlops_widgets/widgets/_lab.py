@@ -64,7 +64,10 @@ def lab_url(target: str | os.PathLike[str], server: LabServer | None) -> str | N
 
 
 def open_link(
-    target: str | os.PathLike[str], label: str, server: LabServer | None, run_id: str | None = None,
+    target: str | os.PathLike[str],
+    label: str,
+    server: LabServer | None,
+    run_id: str | None = None,
     workspace: str | os.PathLike[str] | None = None,
 ) -> str:
     """An HTML anchor opening `target` in a new JupyterLab tab, or a note saying why it cannot.
@@ -74,8 +77,10 @@ def open_link(
     url = lab_url(target, server)
     if run_id is not None:
         where = f" data-workspace='{html.escape(os.fspath(workspace))}'" if workspace else ""
-        return (f"<a class='mlops-open-link' data-run='{html.escape(run_id)}'{where} href='{html.escape(url or '#')}' "
-                f"target='_blank' rel='noopener'>{html.escape(label)}</a>")
+        return (
+            f"<a class='mlops-open-link' data-run='{html.escape(run_id)}'{where} href='{html.escape(url or '#')}' "
+            f"target='_blank' rel='noopener'>{html.escape(label)}</a>"
+        )
     if url is None:
         why = (
             "not under this JupyterLab's root or in a hidden folder"

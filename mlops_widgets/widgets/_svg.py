@@ -35,8 +35,13 @@ def _violates(value: float, limit: tuple[float, str] | None) -> bool:
     return value < float(limit[0]) if limit[1] == "lower" else value > float(limit[0])
 
 
-def history_svg(metric: str, points: Sequence[tuple[str, float]], limit: tuple[float, str] | None = None,
-                *, anchor: str = "") -> str:
+def history_svg(
+    metric: str,
+    points: Sequence[tuple[str, float]],
+    limit: tuple[float, str] | None = None,
+    *,
+    anchor: str = "",
+) -> str:
     """An SVG chart of `points` ((ISO time, value), oldest first) with `limit` (value,
     'lower'|'upper'); points on the wrong side of the limit take the error colour. `anchor`:
     the element id (the status summary links to it)."""
@@ -50,8 +55,10 @@ def history_svg(metric: str, points: Sequence[tuple[str, float]], limit: tuple[f
         f'<text class="mlops-chart-title" x="{PAD_L}" y="14">{title}</text>',
     ]
     if limit is not None:
-        parts.append(f'<text class="mlops-limit-label" x="{WIDTH - PAD_R}" y="28" text-anchor="end">'
-                     f'threshold: {html.escape(limit[1])} {_fmt(float(limit[0]))}</text>')
+        parts.append(
+            f'<text class="mlops-limit-label" x="{WIDTH - PAD_R}" y="28" text-anchor="end">'
+            f"threshold: {html.escape(limit[1])} {_fmt(float(limit[0]))}</text>"
+        )
     parts.append(f'<rect class="mlops-frame" x="{PAD_L}" y="{PAD_T}" width="{plot_w}" height="{plot_h}"/>')
     if not data:
         parts.append(f'<text x="{PAD_L + 8}" y="{PAD_T + plot_h / 2}">no measurements yet</text></svg>')
@@ -76,17 +83,23 @@ def history_svg(metric: str, points: Sequence[tuple[str, float]], limit: tuple[f
         return PAD_L + (plot_w * (pos - t0) / (t1 - t0) if len(data) > 1 else plot_w / 2)
 
     for v in (lo + margin, (lo + hi) / 2, hi - margin):  # y ticks: data range and middle
-        parts.append(f'<line class="mlops-grid" x1="{PAD_L}" x2="{PAD_L + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
-                     f'<text x="{PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{_fmt(v)}</text>')
+        parts.append(
+            f'<line class="mlops-grid" x1="{PAD_L}" x2="{PAD_L + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
+            f'<text x="{PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{_fmt(v)}</text>'
+        )
     ticks = [0, len(data) - 1] if len(data) > 1 else [0]
     for i, anchor_pos in zip(ticks, ("start", "end"), strict=False):
         when = data[i][0]
         label = when.strftime("%m-%d %H:%M") if when else f"#{i + 1}"
-        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 10}" text-anchor="{anchor_pos if len(data) > 1 else "middle"}">'
-                     f"{label}</text>")
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{HEIGHT - 10}" text-anchor="{anchor_pos if len(data) > 1 else "middle"}">'
+            f"{label}</text>"
+        )
     if limit is not None:
         ly = y(float(limit[0]))
-        parts.append(f'<line class="mlops-limit" x1="{PAD_L}" x2="{PAD_L + plot_w}" y1="{ly:.1f}" y2="{ly:.1f}"/>')
+        parts.append(
+            f'<line class="mlops-limit" x1="{PAD_L}" x2="{PAD_L + plot_w}" y1="{ly:.1f}" y2="{ly:.1f}"/>'
+        )
     coords = [(x(i), y(v)) for i, (_, v) in enumerate(data)]
     if len(coords) > 1:
         path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
@@ -94,7 +107,9 @@ def history_svg(metric: str, points: Sequence[tuple[str, float]], limit: tuple[f
     for (cx, cy), (when, v) in zip(coords, data, strict=True):
         bad = " mlops-bad" if _violates(v, limit) else ""
         stamp = when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else ""
-        parts.append(f'<circle class="mlops-point{bad}" cx="{cx:.1f}" cy="{cy:.1f}" r="3.5">'
-                     f"<title>{html.escape(stamp)}: {title} = {v:.4g}</title></circle>")
+        parts.append(
+            f'<circle class="mlops-point{bad}" cx="{cx:.1f}" cy="{cy:.1f}" r="3.5">'
+            f"<title>{html.escape(stamp)}: {title} = {v:.4g}</title></circle>"
+        )
     parts.append("</svg>")
     return "".join(parts)

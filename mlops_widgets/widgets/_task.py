@@ -123,8 +123,10 @@ class TaskBar:
                 self.last_error = error_text(exc)
                 if cancel.is_set():  # what the user asked for: not a failure
                     self.progress.bar_style = "warning"
-                    self.message.value = (f"<span class='mlops-cancelled'>{html.escape(title)}: cancelled"
-                                          "</span> " + getattr(exc, "html", ""))
+                    self.message.value = (
+                        f"<span class='mlops-cancelled'>{html.escape(title)}: cancelled"
+                        "</span> " + getattr(exc, "html", "")
+                    )
                     return
                 self.progress.bar_style = "danger"
                 text = html.escape(self.last_error).replace("\n", "<br>")

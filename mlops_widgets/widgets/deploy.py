@@ -48,12 +48,12 @@ class CustomArg:
         self.plain.add_class("mlops-arg-value")
         self.masked = w.Password(value=value, placeholder="secret value", layout=grow())
         self.masked.add_class("mlops-arg-secret")
-        self.secret = w.Checkbox(value=secret, description="secret", indent=False,
-                                 layout=fit())
+        self.secret = w.Checkbox(value=secret, description="secret", indent=False, layout=fit())
         self.remove = w.Button(icon="times", tooltip="remove this argument", layout=fit())
         self.error = w.HTML()
-        self.widget = w.HBox([self.key, self.masked if secret else self.plain, self.secret,
-                              self.remove, self.error])
+        self.widget = w.HBox(
+            [self.key, self.masked if secret else self.plain, self.secret, self.remove, self.error]
+        )
         self.secret.observe(self._toggle, "value")
         self.key.observe(self._key_changed, "value")
         for widget in (self.plain, self.masked):
@@ -98,14 +98,13 @@ class DeployTab:
         self._secrets: dict[str, dict[str, str]] = {}
         self._want: str | None = None  # the deployment to pick at the next refresh
 
-        self.asset = w.Dropdown(description="Staged model", options=[], style=STYLE,
-                                layout=grow())
+        self.asset = w.Dropdown(description="Staged model", options=[], style=STYLE, layout=grow())
         self.asset.add_class("mlops-deploy-asset")
-        self.name = w.Text(description="Deployment name", placeholder="lower-case, digits and -",
-                           style=STYLE, layout=grow())
+        self.name = w.Text(
+            description="Deployment name", placeholder="lower-case, digits and -", style=STYLE, layout=grow()
+        )
         self.name.add_class("mlops-deploy-name")
-        self.kernel = w.Text(description="Kernel file", value="kernel.py", style=STYLE,
-                             layout=grow())
+        self.kernel = w.Text(description="Kernel file", value="kernel.py", style=STYLE, layout=grow())
         self.kernel.add_class("mlops-deploy-kernel")
         self.args: list[CustomArg] = []
         self.args_box = w.VBox()
@@ -119,8 +118,7 @@ class DeployTab:
         for widget in (self.asset, self.name, self.kernel):
             widget.observe(lambda _: self.validate(), "value")
 
-        self.target = w.Dropdown(description="Deployment", options=[], style=STYLE,
-                                 layout=grow())
+        self.target = w.Dropdown(description="Deployment", options=[], style=STYLE, layout=grow())
         self.target.add_class("mlops-deploy-target")
         self.target.observe(lambda _: self.update_actions(), "value")
         self.start = Action("Start", icon="play", css="mlops-start")
@@ -140,20 +138,31 @@ class DeployTab:
         self.message = w.HTML()
         self.message.add_class("mlops-deploy-message")
 
-        self.widget = w.VBox([
-            section("New deployment"),
-            w.HBox([self.asset, self.errors.label("model_asset_id", self.asset)]),
-            w.HBox([self.name, self.errors.label(NAME_PATH, self.name)]),
-            w.HBox([self.kernel, self.errors.label("kernel_filename", self.kernel)]),
-            w.HTML("<b>custom args</b> <span class='mlops-muted'>(module-level names in the kernel; "
-                   "secret values go only to the kernel's environment)</span>"),
-            self.args_box, self.add_arg_button, self.general, self.deploy.widget, self.result,
-            section("Deployments"),
-            w.HBox([self.target, self.refresh_button]),
-            w.HBox([self.start.widget, self.stop.widget]),
-            w.HBox([self.delete.widget, self.remove_monitor, self.remove_config]),
-            self.confirm.widget, self.message, self.status, self.tools.widget,
-        ])
+        self.widget = w.VBox(
+            [
+                section("New deployment"),
+                w.HBox([self.asset, self.errors.label("model_asset_id", self.asset)]),
+                w.HBox([self.name, self.errors.label(NAME_PATH, self.name)]),
+                w.HBox([self.kernel, self.errors.label("kernel_filename", self.kernel)]),
+                w.HTML(
+                    "<b>custom args</b> <span class='mlops-muted'>(module-level names in the kernel; "
+                    "secret values go only to the kernel's environment)</span>"
+                ),
+                self.args_box,
+                self.add_arg_button,
+                self.general,
+                self.deploy.widget,
+                self.result,
+                section("Deployments"),
+                w.HBox([self.target, self.refresh_button]),
+                w.HBox([self.start.widget, self.stop.widget]),
+                w.HBox([self.delete.widget, self.remove_monitor, self.remove_config]),
+                self.confirm.widget,
+                self.message,
+                self.status,
+                self.tools.widget,
+            ]
+        )
         self.widget.add_class("mlops-deploy-tab")
         self.validate()
 
@@ -261,8 +270,10 @@ class DeployTab:
         entry = self.entries.get(asset_id or "")
         if entry is None:
             return []
-        trial = {**entry, "wmla_deployment": {**(entry.get("wmla_deployment") or {}),
-                                              "deployment_name": name}}
+        trial = {
+            **entry,
+            "wmla_deployment": {**(entry.get("wmla_deployment") or {}), "deployment_name": name},
+        }
         try:
             validate_entry(trial, definitions=self.ctx.definitions)
         except ConfigError as exc:
@@ -281,8 +292,12 @@ class DeployTab:
         self.deploy.set_reason(busy or invalid)
         pick = None if self.target.value else "pick a deployment"
         state = next((d.get("state") for d in self.deployments if d["name"] == self.target.value), None)
-        self.start.set_reason(busy or pick or ("it is running" if state == "started" else None)
-                              or ("it is not deployed" if state == "absent" else None))
+        self.start.set_reason(
+            busy
+            or pick
+            or ("it is running" if state == "started" else None)
+            or ("it is not deployed" if state == "absent" else None)
+        )
         self.stop.set_reason(busy or pick or (None if state == "started" else "it is not running"))
         self.delete.set_reason(busy or pick)
         self.tools.update_actions()
@@ -313,18 +328,24 @@ class DeployTab:
             self.result.value = ok_html(f"deployed {name}: {run.results.get('deployment_url') or ''}")
             self._want = name
 
-        self.ctx.run_template(f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets,
-                              on_done=done)
+        self.ctx.run_template(f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets, on_done=done)
 
     def _ask_delete(self) -> None:
         name = self.target.value
         if not name:
             return
-        extra = [what for flag, what in ((self.remove_monitor.value, "its monitors"),
-                                         (self.remove_config.value, "its entry")) if flag]
+        extra = [
+            what
+            for flag, what in (
+                (self.remove_monitor.value, "its monitors"),
+                (self.remove_config.value, "its entry"),
+            )
+            if flag
+        ]
         also = f" with {' and '.join(extra)}" if extra else ""
-        self.confirm.ask(f"Delete deployment {name}{also}? This cannot be undone.", "Delete",
-                         lambda: self._life("delete"))
+        self.confirm.ask(
+            f"Delete deployment {name}{also}? This cannot be undone.", "Delete", lambda: self._life("delete")
+        )
 
     def _life(self, action: str) -> None:
         from mlops_widgets.ops import deploy as ops_deploy
@@ -337,26 +358,37 @@ class DeployTab:
         remove_monitor, remove_config = bool(self.remove_monitor.value), bool(self.remove_config.value)
         calls = {
             "start": lambda progress: ops_deploy.start(
-                ctx.backend, name, progress=progress, secret_args=self._secrets.get(name)),
+                ctx.backend, name, progress=progress, secret_args=self._secrets.get(name)
+            ),
             "stop": lambda progress: ops_deploy.stop(ctx.backend, name),
             "delete": lambda progress: ops_deploy.deploy_delete(
-                ctx.backend, name, remove_monitor=remove_monitor, remove_config=remove_config),
+                ctx.backend, name, remove_monitor=remove_monitor, remove_config=remove_config
+            ),
         }
-        params = ({"remove_monitor": remove_monitor, "remove_config": remove_config}
-                  if action == "delete" else {})
+        params = (
+            {"remove_monitor": remove_monitor, "remove_config": remove_config} if action == "delete" else {}
+        )
 
         def recorded(progress: Any) -> Any:
             """The change, recorded in the audit trail as the CLI records it (runner.events)."""
             from mlops_widgets.runner import events
 
-            with events.recording(ctx.workspace, f"deploy.{action}", {"deployment_name": name, **params},
-                                  deployment_name=name, backend=ctx.backend_name) as event:
+            with events.recording(
+                ctx.workspace,
+                f"deploy.{action}",
+                {"deployment_name": name, **params},
+                deployment_name=name,
+                backend=ctx.backend_name,
+            ) as event:
                 event.result = calls[action](progress)
             return event.result
 
         past = {"start": "started", "stop": "stopped", "delete": "deleted"}[action]
-        self.ctx.run_call(f"{action.capitalize()} {name}", recorded,
-                          on_done=lambda _: setattr(self.message, "value", ok_html(f"{name} {past}")))
+        self.ctx.run_call(
+            f"{action.capitalize()} {name}",
+            recorded,
+            on_done=lambda _: setattr(self.message, "value", ok_html(f"{name} {past}")),
+        )
 
 
 def _deployments_html(deployments: list[dict[str, Any]]) -> str:
@@ -369,8 +401,7 @@ def _deployments_html(deployments: list[dict[str, Any]]) -> str:
     for d in deployments:
         status = str(d.get("status") or "?")
         kind = kinds.get(status.upper(), "mlops-muted")
-        error = (f"<div class='{bad}'>{html.escape(str(d['error']))}</div>"
-                 if d.get("error") else "")
+        error = f"<div class='{bad}'>{html.escape(str(d['error']))}</div>" if d.get("error") else ""
         url = d.get("url")
         where = f"<div class='mlops-muted mlops-url'>{html.escape(str(url))}</div>" if url else ""
         rows.append(
@@ -380,8 +411,13 @@ def _deployments_html(deployments: list[dict[str, Any]]) -> str:
             f"<td class='{kind}'>{html.escape(status)}</td>"
             f"<td>{d.get('kernels', '')}</td></tr>"
             # the address and what went wrong below, across the row: the table stays narrow
-            + (f"<tr class='mlops-deployment-detail'><td colspan=4>{where}{error}</td></tr>"
-               if where or error else ""))
-    return ("<table class='mlops-table mlops-deployments'><tr><th>name</th><th>state</th>"
-            "<th>status</th><th>kernels</th></tr>"
-            + "".join(rows) + "</table>")
+            + (
+                f"<tr class='mlops-deployment-detail'><td colspan=4>{where}{error}</td></tr>"
+                if where or error
+                else ""
+            )
+        )
+    return (
+        "<table class='mlops-table mlops-deployments'><tr><th>name</th><th>state</th>"
+        "<th>status</th><th>kernels</th></tr>" + "".join(rows) + "</table>"
+    )

@@ -32,7 +32,7 @@ def _decoded_image(value: str) -> tuple[str, str] | None:
     if len(value) < 64:
         return None
     try:
-        data = base64.b64decode(value[:64 * 4], validate=False)
+        data = base64.b64decode(value[: 64 * 4], validate=False)
     except ValueError:
         return None
     mime = _image_type(data)
@@ -70,7 +70,8 @@ def response_html(answer: bytes) -> str:
     shown = "".join(
         f"<figure class='mlops-preview'><img src='data:{mime};base64,{data}'>"
         f"<figcaption>{html.escape(key)}</figcaption></figure>"
-        for key, mime, data in images[:PREVIEW_LIMIT])
+        for key, mime, data in images[:PREVIEW_LIMIT]
+    )
     return f"<pre class='mlops-response'>{html.escape(body)}</pre>{shown}"
 
 
@@ -80,34 +81,53 @@ class DeploymentTools:
     def __init__(self, ctx: PanelContext, target: w.Dropdown) -> None:
         self.ctx = ctx
         self.target = target
-        self.image = PathField("Test image", base=ctx.base, css="mlops-infer-image",
-                               placeholder="PNG or JPEG sent as {\"image\": base64}")
-        self.body = w.Textarea(description="or JSON body", placeholder='{"image": "<base64>", "name": "tile"}',
-                               style=LABEL, layout=grow(18, 48))
+        self.image = PathField(
+            "Test image",
+            base=ctx.base,
+            css="mlops-infer-image",
+            placeholder='PNG or JPEG sent as {"image": base64}',
+        )
+        self.body = w.Textarea(
+            description="or JSON body",
+            placeholder='{"image": "<base64>", "name": "tile"}',
+            style=LABEL,
+            layout=grow(18, 48),
+        )
         self.body.add_class("mlops-infer-body")
         self.send = Action("Send", icon="paper-plane", css="mlops-infer-send")
         self.send.on_click(self.send_request)
         self.response = w.HTML()
         self.response.add_class("mlops-infer-response")
-        self.tail = w.BoundedIntText(value=50, min=0, max=100_000, description="Last lines", style=LABEL,
-                                     layout=grow(14, 20))
+        self.tail = w.BoundedIntText(
+            value=50, min=0, max=100_000, description="Last lines", style=LABEL, layout=grow(14, 20)
+        )
         self.show_logs = w.Button(description="Show logs", icon="file-text", layout=fit())
         self.show_logs.add_class("mlops-logs-show")
         self.show_logs.on_click(lambda _: self.read_logs())
-        self.follow = w.ToggleButton(description="Follow", icon="play", layout=fit(),
-                                     tooltip="keep adding what the kernels write")
+        self.follow = w.ToggleButton(
+            description="Follow", icon="play", layout=fit(), tooltip="keep adding what the kernels write"
+        )
         self.follow.add_class("mlops-logs-follow")
         self.follow.observe(lambda change: self._follow(change["new"]), "value")
-        self.log = w.Textarea(layout=w.Layout(width="auto", height="14em", align_self="stretch"), disabled=True)
+        self.log = w.Textarea(
+            layout=w.Layout(width="auto", height="14em", align_self="stretch"), disabled=True
+        )
         self.log.add_class("mlops-logs")
         self.log_message = w.HTML()
         self._stop = threading.Event()
-        self.widget = w.VBox([
-            section("Test request", "one request to the deployment picked above"),
-            self.image.widget, self.body, self.send.widget, self.response,
-            section("Logs", "what the deployment's kernels write"),
-            w.HBox([self.tail, self.show_logs, self.follow]), self.log_message, self.log,
-        ])
+        self.widget = w.VBox(
+            [
+                section("Test request", "one request to the deployment picked above"),
+                self.image.widget,
+                self.body,
+                self.send.widget,
+                self.response,
+                section("Logs", "what the deployment's kernels write"),
+                w.HBox([self.tail, self.show_logs, self.follow]),
+                self.log_message,
+                self.log,
+            ]
+        )
         for field in (self.image.text, self.body):
             field.observe(lambda _: self.update_actions(), "value")
         target.observe(lambda _: self.update_actions(), "value")
@@ -115,7 +135,9 @@ class DeploymentTools:
 
     def update_actions(self) -> None:
         pick = None if self.target.value else "pick a deployment"
-        empty = None if (self.image.value or self.body.value.strip()) else "choose a test image or write a body"
+        empty = (
+            None if (self.image.value or self.body.value.strip()) else "choose a test image or write a body"
+        )
         self.send.set_reason(self.ctx.busy_reason() or pick or empty)
         self.show_logs.disabled = self.follow.disabled = not self.target.value
 
@@ -144,8 +166,9 @@ class DeploymentTools:
         def done(answer: bytes) -> None:
             self.response.value = response_html(answer)
 
-        ctx.run_call(f"Test request to {name}", lambda _: ops_deploy.infer(ctx.backend, name, body),
-                     on_done=done)
+        ctx.run_call(
+            f"Test request to {name}", lambda _: ops_deploy.infer(ctx.backend, name, body), on_done=done
+        )
 
     def read_logs(self) -> None:
         """The last lines of the log, as `deploy logs --tail N`."""

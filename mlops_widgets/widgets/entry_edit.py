@@ -37,10 +37,14 @@ class EntryEditor:
         self.reload.on_click(lambda _: self.refresh())
         self.message = w.HTML()
         self.message.add_class("mlops-entry-message")
-        self.widget = w.VBox([
-            section("Edit a staged entry", "its thresholds, monitors and resources"),
-            w.HBox([self.pick, self.reload, self.edit.widget]), self.update.widget, self.message,
-        ])
+        self.widget = w.VBox(
+            [
+                section("Edit a staged entry", "its thresholds, monitors and resources"),
+                w.HBox([self.pick, self.reload, self.edit.widget]),
+                self.update.widget,
+                self.message,
+            ]
+        )
 
     def refresh(self) -> None:
         from mlops_widgets.ops import space
@@ -53,8 +57,12 @@ class EntryEditor:
         options = []
         for asset_id, entry in self.entries.items():
             deployed = (entry.get("wmla_deployment") or {}).get("deployment_name")
-            options.append(((f"[{deployed}] " if deployed else "") + f"{entry.get('model_name') or '?'} · {asset_id}",
-                             asset_id))
+            options.append(
+                (
+                    (f"[{deployed}] " if deployed else "") + f"{entry.get('model_name') or '?'} · {asset_id}",
+                    asset_id,
+                )
+            )
         set_options(self.pick, options, self.editing or self.pick.value, last=True)
         self.update_actions()
 
@@ -62,8 +70,11 @@ class EntryEditor:
         busy = self.tab.ctx.busy_reason()
         self.edit.set_reason(busy or (None if self.pick.value else "nothing staged yet"))
         entry_problems = [p for p in self.tab.problems if not p.startswith(("path_model", "path_dependency"))]
-        self.update.set_reason(busy or (None if self.editing else "pick a staged entry and press Edit")
-                               or pending(entry_problems, self.tab.errors))
+        self.update.set_reason(
+            busy
+            or (None if self.editing else "pick a staged entry and press Edit")
+            or pending(entry_problems, self.tab.errors)
+        )
 
     def start_edit(self) -> None:
         asset_id = self.pick.value
@@ -89,16 +100,29 @@ class EntryEditor:
             from mlops_widgets.ops.monitor_views import monitor_list
             from mlops_widgets.runner import events, run_template
 
-            params = {"model_asset_id": asset_id, "monitors": sorted(new.get("openscale_custom_metric_provider") or {})}
-            with events.recording(ctx.workspace, "entry.update", params, deployment_name=name,
-                                  backend=ctx.backend_name) as event:
+            params = {
+                "model_asset_id": asset_id,
+                "monitors": sorted(new.get("openscale_custom_metric_provider") or {}),
+            }
+            with events.recording(
+                ctx.workspace, "entry.update", params, deployment_name=name, backend=ctx.backend_name
+            ) as event:
                 space.update_entry(ctx.backend, asset_id, lambda e: (e.clear(), e.update(new)))
                 event.result = {"model_asset_id": asset_id}
-            monitored = bool(name) and any(m.get("deployment_name") == name for m in monitor_list(ctx.backend))
+            monitored = bool(name) and any(
+                m.get("deployment_name") == name for m in monitor_list(ctx.backend)
+            )
             if monitored:  # the monitor instances take the new thresholds
                 progress(1, 2, f"re-creating the monitors of {name}")
-                ctx.check_run(run_template(MONITOR_TEMPLATE, {"deployment_name": name}, backend=ctx.backend_name,
-                                           workspace=ctx.workspace.root, cwd=str(ctx.base)))
+                ctx.check_run(
+                    run_template(
+                        MONITOR_TEMPLATE,
+                        {"deployment_name": name},
+                        backend=ctx.backend_name,
+                        workspace=ctx.workspace.root,
+                        cwd=str(ctx.base),
+                    )
+                )
             return {"monitors_recreated": monitored}
 
         def done(result: dict[str, Any]) -> None:

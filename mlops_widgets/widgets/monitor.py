@@ -43,22 +43,23 @@ class MonitorTab:
         self.deployed: dict[str, tuple[str, dict[str, Any]]] = {}
         self.providers: list[dict[str, Any]] = []
 
-        self.provider_name = w.Text(value=DEFAULT_PROVIDER, description="Service provider",
-                                    style=STYLE, layout=grow())
+        self.provider_name = w.Text(
+            value=DEFAULT_PROVIDER, description="Service provider", style=STYLE, layout=grow()
+        )
         self.provider_name.add_class("mlops-provider-name")
         self.provider_name.observe(lambda _: self.update_actions(), "value")
         self.create_provider = Action("Create provider", icon="plus", css="mlops-create-provider")
         self.create_provider.on_click(self.start_provider)
         self.providers_html = w.HTML()
 
-        self.deployment = w.Dropdown(description="Deployment", options=[], style=STYLE,
-                                     layout=grow())
+        self.deployment = w.Dropdown(description="Deployment", options=[], style=STYLE, layout=grow())
         self.deployment.add_class("mlops-monitor-deployment")
         self.deployment.observe(lambda _: self._show_entry(), "value")
         self.entry_html = w.HTML()
         self.evaluate = w.Checkbox(description="evaluate right after", value=True, indent=False)
-        self.create = Action("Create monitors", icon="heartbeat", css="mlops-create-monitors",
-                             style="primary")
+        self.create = Action(
+            "Create monitors", icon="heartbeat", css="mlops-create-monitors", style="primary"
+        )
         self.create.on_click(self.start_create)
         self.run_now = Action("Evaluate now", icon="play", css="mlops-evaluate")
         self.which = w.Dropdown(options=[ALL_MONITORS], value=ALL_MONITORS, layout=grow())
@@ -69,17 +70,28 @@ class MonitorTab:
         self.message = w.HTML()
         self.message.add_class("mlops-monitor-message")
         self.schedules = ScheduleControls(
-            ctx, lambda: self.deployment.value, lambda: None if self.which.value == ALL_MONITORS else self.which.value)
+            ctx,
+            lambda: self.deployment.value,
+            lambda: None if self.which.value == ALL_MONITORS else self.which.value,
+        )
 
-        self.widget = w.VBox([
-            section("Service provider", "created once; deployments are subscribed from it"),
-            w.HBox([self.provider_name, self.create_provider.widget]), self.providers_html,
-            section("Monitors of a deployment", "one instance per monitor of its entry, with its thresholds"),
-            w.HBox([self.deployment, self.refresh_button]), self.entry_html,
-            w.HBox([self.create.widget, self.evaluate]), w.HBox([self.which, self.run_now.widget]),
-            section("Schedule", "evaluate the monitors on their own, each evaluation a run"), self.schedules.widget,
-            self.message,
-        ])
+        self.widget = w.VBox(
+            [
+                section("Service provider", "created once; deployments are subscribed from it"),
+                w.HBox([self.provider_name, self.create_provider.widget]),
+                self.providers_html,
+                section(
+                    "Monitors of a deployment", "one instance per monitor of its entry, with its thresholds"
+                ),
+                w.HBox([self.deployment, self.refresh_button]),
+                self.entry_html,
+                w.HBox([self.create.widget, self.evaluate]),
+                w.HBox([self.which, self.run_now.widget]),
+                section("Schedule", "evaluate the monitors on their own, each evaluation a run"),
+                self.schedules.widget,
+                self.message,
+            ]
+        )
         self.widget.add_class("mlops-monitor-tab")
         self.update_actions()
 
@@ -101,15 +113,18 @@ class MonitorTab:
             notes.append(f"cannot list the service providers: {error_text(exc)}")
         self.providers_html.value = error_html(notes) + (
             "providers: " + ", ".join(f"<code>{html.escape(str(p['name']))}</code>" for p in self.providers)
-            if self.providers else "<span class='mlops-muted'>no service provider yet</span>")
+            if self.providers
+            else "<span class='mlops-muted'>no service provider yet</span>"
+        )
         set_options(self.deployment, sorted(self.deployed), self.deployment.value)
         self._show_entry()
 
     def _show_entry(self) -> None:
         name = self.deployment.value
         if not name or name not in self.deployed:
-            self.entry_html.value = ("<span class='mlops-muted'>no deployment yet: deploy a staged "
-                                     "model in the Deploy tab</span>")
+            self.entry_html.value = (
+                "<span class='mlops-muted'>no deployment yet: deploy a staged model in the Deploy tab</span>"
+            )
         else:
             asset_id, entry = self.deployed[name]
             monitors = entry.get("openscale_custom_metric_provider") or {}
@@ -117,7 +132,8 @@ class MonitorTab:
             listed = ", ".join(f"<code>{html.escape(m)}</code>" for m in monitors) or "none"
             self.entry_html.value = (
                 f"model asset <code>{html.escape(asset_id)}</code>; monitors in its entry: {listed}; "
-                + (f"subscription <code>{html.escape(sub)}</code>" if sub else "not subscribed yet"))
+                + (f"subscription <code>{html.escape(sub)}</code>" if sub else "not subscribed yet")
+            )
         set_options(self.which, [ALL_MONITORS, *self._entry_monitors()], self.which.value)
         self.schedules.refresh()
         self.update_actions()
@@ -132,7 +148,8 @@ class MonitorTab:
         busy = self.ctx.busy_reason()
         name = self.deployment.value
         self.create_provider.set_reason(
-            busy or (None if self.provider_name.value.strip() else "give the provider a name"))
+            busy or (None if self.provider_name.value.strip() else "give the provider a name")
+        )
         if not name:
             no = "pick a deployment"
         elif not self._entry_monitors():
@@ -140,11 +157,19 @@ class MonitorTab:
         else:
             no = None
         known = {p.get("name") for p in self.providers}
-        no_provider = (None if self.provider_name.value.strip() in known
-                       else "create the service provider first")
+        no_provider = (
+            None if self.provider_name.value.strip() in known else "create the service provider first"
+        )
         self.create.set_reason(busy or no or no_provider)
-        self.run_now.set_reason(busy or no or (None if self.deployed.get(name or "", ("", {}))[1].get(
-            "openscale_subscription_id") else "create the monitors first"))
+        self.run_now.set_reason(
+            busy
+            or no
+            or (
+                None
+                if self.deployed.get(name or "", ("", {}))[1].get("openscale_subscription_id")
+                else "create the monitors first"
+            )
+        )
         self.schedules.update_actions(self.run_now.button.tooltip or None)
 
     def start_provider(self) -> None:
@@ -152,23 +177,34 @@ class MonitorTab:
             return
         name = self.provider_name.value.strip()
         self.ctx.run_template(
-            "Create service provider", PROVIDER_TEMPLATE, {"service_provider_name": name},
-            on_done=lambda run: setattr(self.message, "value", ok_html(
-                f"service provider {name}: " + ("created" if run.results.get("created") else "exists"))))
+            "Create service provider",
+            PROVIDER_TEMPLATE,
+            {"service_provider_name": name},
+            on_done=lambda run: setattr(
+                self.message,
+                "value",
+                ok_html(
+                    f"service provider {name}: " + ("created" if run.results.get("created") else "exists")
+                ),
+            ),
+        )
 
     def start_create(self) -> None:
         name = self.deployment.value
         if not name or self.create.disabled:
             return
-        params = {"deployment_name": name, "service_provider_name": self.provider_name.value.strip(),
-                  "evaluate": bool(self.evaluate.value)}
+        params = {
+            "deployment_name": name,
+            "service_provider_name": self.provider_name.value.strip(),
+            "evaluate": bool(self.evaluate.value),
+        }
 
         def done(run: Any) -> None:
             self.message.value = ok_html(f"monitors of {name} configured") + _runs_html(
-                run.results.get("runs") or [])
+                run.results.get("runs") or []
+            )
 
-        self.ctx.run_template(f"Create monitors for {name}", MONITOR_TEMPLATE, params,
-                              on_done=done)
+        self.ctx.run_template(f"Create monitors for {name}", MONITOR_TEMPLATE, params, on_done=done)
 
     def start_evaluate(self) -> None:
         name = self.deployment.value
@@ -183,9 +219,11 @@ class MonitorTab:
             self.message.value = ok_html(f"evaluated {name}") + _runs_html(run.results.get("runs") or [])
 
         self.ctx.run_template(
-            f"Evaluate {name}", EVALUATE_TEMPLATE,
+            f"Evaluate {name}",
+            EVALUATE_TEMPLATE,
             {"deployment_name": name, "monitor_id": only, "triggered_by": "user", "fail_on_error": True},
-            on_done=done)
+            on_done=done,
+        )
 
 
 def _runs_html(runs: list[dict[str, Any]]) -> str:
@@ -193,8 +231,9 @@ def _runs_html(runs: list[dict[str, Any]]) -> str:
     lines = []
     for r in runs:
         violations = r.get("violations") or []
-        bad = ", ".join(f"{v['metric']} {v['value']:.4g} ({v['direction']} {v['limit']:.4g})"
-                        for v in violations)
+        bad = ", ".join(
+            f"{v['metric']} {v['value']:.4g} ({v['direction']} {v['limit']:.4g})" for v in violations
+        )
         state = html.escape(str(r.get("state")))
         if r.get("error"):
             detail = f"<span class='mlops-error'>{html.escape(str(r['error']))}</span>"

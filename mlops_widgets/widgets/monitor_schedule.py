@@ -26,8 +26,13 @@ class ScheduleControls:
         self.ctx = ctx
         self.deployment = deployment
         self.monitor = monitor
-        self.every = w.Combobox(value="1h", options=list(EVERY_CHOICES), description="Every",
-                                placeholder="30m, 1h, 1d", layout=grow(14, 20))
+        self.every = w.Combobox(
+            value="1h",
+            options=list(EVERY_CHOICES),
+            description="Every",
+            placeholder="30m, 1h, 1d",
+            layout=grow(14, 20),
+        )
         self.every.add_class("mlops-schedule-every")
         self.set = Action("Set schedule", icon="clock-o", css="mlops-schedule-set")
         self.set.on_click(lambda: self._change(every=self.every.value.strip()))
@@ -37,8 +42,9 @@ class ScheduleControls:
         self.resume.on_click(lambda: self._change(paused=False))
         self.listing = w.HTML()
         self.listing.add_class("mlops-schedules")
-        self.widget = w.VBox([
-            w.HBox([self.every, self.set.widget, self.pause.widget, self.resume.widget]), self.listing])
+        self.widget = w.VBox(
+            [w.HBox([self.every, self.set.widget, self.pause.widget, self.resume.widget]), self.listing]
+        )
 
     def update_actions(self, reason: str | None) -> None:
         """`reason` (busy, no monitors attached...) disables every control."""
@@ -71,10 +77,18 @@ class ScheduleControls:
             from mlops_widgets.runner import events
 
             params = {"deployment_name": name, "monitor_id": only, "every": every, "paused": paused}
-            with events.recording(self.ctx.backend.workspace, "monitor.schedule", params, deployment_name=name,
-                                  backend=self.ctx.backend.name) as outcome:
-                outcome.result = {"schedules": schedule.set_schedule(
-                    self.ctx.backend, name, only, every=every, paused=paused)}
+            with events.recording(
+                self.ctx.backend.workspace,
+                "monitor.schedule",
+                params,
+                deployment_name=name,
+                backend=self.ctx.backend.name,
+            ) as outcome:
+                outcome.result = {
+                    "schedules": schedule.set_schedule(
+                        self.ctx.backend, name, only, every=every, paused=paused
+                    )
+                }
             return outcome.result["schedules"]
 
         self.ctx.run_call(
@@ -97,6 +111,8 @@ def _schedules_html(rows: list[dict[str, Any]]) -> str:
         run = r.get("latest_run") or {}
         last = f"; latest run {html.escape(str(run.get('state')))}" if run else ""
         when = f", next {html.escape(r['next_at'])}" if r.get("next_at") else ""
-        lines.append(f"<div><code>{html.escape(r['monitor_id'])}</code> every {html.escape(r['every'])}, "
-                     f"{html.escape(r['status'])}{when}{last}</div>")
+        lines.append(
+            f"<div><code>{html.escape(r['monitor_id'])}</code> every {html.escape(r['every'])}, "
+            f"{html.escape(r['status'])}{when}{last}</div>"
+        )
     return "".join(lines)

@@ -77,7 +77,9 @@ class MLOpsPanel(w.VBox):
         count = unacknowledged_count(self.ctx.workspace)
         self.alerts.value = (
             f"&nbsp;<span class='mlops-alert-badge' title='unacknowledged alerts: see the Status tab'>"
-            f"{count} alert{'s' if count != 1 else ''}</span>" if count else ""
+            f"{count} alert{'s' if count != 1 else ''}</span>"
+            if count
+            else ""
         )
 
     def _tab_shown(self, change: dict) -> None:

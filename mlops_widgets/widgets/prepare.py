@@ -81,8 +81,9 @@ class PrepareTab:
         self.last_run: Any = None
         self.editor = EntryEditor(self)
 
-        self.yaml_path = PathField("Config YAML", base=ctx.base, css="mlops-yaml-path",
-                                   placeholder="deployment_metadata.yml")
+        self.yaml_path = PathField(
+            "Config YAML", base=ctx.base, css="mlops-yaml-path", placeholder="deployment_metadata.yml"
+        )
         self.load = Action("Load", icon="folder-open", css="mlops-load")
         self.save = Action("Save", icon="save", css="mlops-save")
         self.load.on_click(self.load_yaml)
@@ -90,40 +91,64 @@ class PrepareTab:
         self.example.on_click(self.load_example)
         self.save.on_click(self.save_yaml)
         self.yaml_path.text.observe(lambda _: self.update_actions(), "value")
-        self.entry_pick = w.Dropdown(description="Entry", style=STYLE, layout=w.Layout(
-            width="auto", max_width="48em", display="none"))
+        self.entry_pick = w.Dropdown(
+            description="Entry", style=STYLE, layout=w.Layout(width="auto", max_width="48em", display="none")
+        )
         self.entry_pick.observe(self._entry_picked, "value")
         self.yaml_message = w.HTML()
         self.yaml_message.add_class("mlops-yaml-message")
 
-        self.path_model = PathField("Model file/folder", base=ctx.base, css="mlops-path-model",
-                                    placeholder="path relative to this notebook", on_change=self.validate)
-        self.path_dependency = PathField("Deployment folder", base=ctx.base, css="mlops-path-dependency",
-                                         placeholder="kernel file, README.md, other dependencies",
-                                         on_change=self.validate)
-        self.model_name = w.Text(description="Model name", style=STYLE, layout=grow(),
-                                 placeholder="free text (optional)")
+        self.path_model = PathField(
+            "Model file/folder",
+            base=ctx.base,
+            css="mlops-path-model",
+            placeholder="path relative to this notebook",
+            on_change=self.validate,
+        )
+        self.path_dependency = PathField(
+            "Deployment folder",
+            base=ctx.base,
+            css="mlops-path-dependency",
+            placeholder="kernel file, README.md, other dependencies",
+            on_change=self.validate,
+        )
+        self.model_name = w.Text(
+            description="Model name", style=STYLE, layout=grow(), placeholder="free text (optional)"
+        )
         self.model_name.add_class("mlops-model-name")
         self.model_name.observe(lambda _: self.validate(), "value")
 
-        self.enable_gpus = w.Checkbox(description="enable_gpus", style=STYLE,
-                                      value=bool(RESOURCE_DEFAULTS["enable_gpus"]))
+        self.enable_gpus = w.Checkbox(
+            description="enable_gpus", style=STYLE, value=bool(RESOURCE_DEFAULTS["enable_gpus"])
+        )
         self.enable_gpus.add_class("mlops-res-enable_gpus")
         self.enable_gpus.observe(lambda _: self.validate(), "value")
         self.resources: dict[str, w.IntText | w.FloatText] = {}
-        resource_rows = [w.HBox([self.enable_gpus, self.errors.label(f"{RESOURCES}.enable_gpus", self.enable_gpus)])]
+        resource_rows = [
+            w.HBox([self.enable_gpus, self.errors.label(f"{RESOURCES}.enable_gpus", self.enable_gpus)])
+        ]
         for key, (label, tip, integer) in RESOURCE_FIELDS.items():
             field = _number_field(label, integer, f"mlops-res-{key}")
             field.value = {**RESOURCE_DEFAULTS, **FORM_DEFAULTS}[key]
             field.observe(lambda _: self.validate(), "value")
             self.resources[key] = field
-            resource_rows.append(w.HBox([
-                field, w.HTML(f"<span class='mlops-muted'>{html.escape(key)}: {html.escape(tip)}</span>"),
-                self.errors.label(f"{RESOURCES}.{key}", field)]))
+            resource_rows.append(
+                w.HBox(
+                    [
+                        field,
+                        w.HTML(f"<span class='mlops-muted'>{html.escape(key)}: {html.escape(tip)}</span>"),
+                        self.errors.label(f"{RESOURCES}.{key}", field),
+                    ]
+                )
+            )
 
         self.monitor_pick = w.Combobox(
-            options=sorted(ctx.definitions), placeholder="monitor id", ensure_option=False,
-            description="Monitor", style=SHORT_LABEL, layout=grow(),
+            options=sorted(ctx.definitions),
+            placeholder="monitor id",
+            ensure_option=False,
+            description="Monitor",
+            style=SHORT_LABEL,
+            layout=grow(),
         )
         self.monitor_pick.add_class("mlops-monitor-pick")
         self.add_monitor_button = w.Button(description="Add monitor", icon="plus")
@@ -136,8 +161,9 @@ class PrepareTab:
         self.monitor_box = w.Accordion()
         self.monitor_box.add_class("mlops-monitors")
 
-        self.on_clash = w.Dropdown(options=ON_CLASH, value="error", description="Same names",
-                                   style=STYLE, layout=grow())
+        self.on_clash = w.Dropdown(
+            options=ON_CLASH, value="error", description="Same names", style=STYLE, layout=grow()
+        )
         self.stage = Action("Stage", icon="upload", css="mlops-stage", style="primary")
         self.stage.on_click(self.start_stage)
         self.general = w.HTML()
@@ -145,20 +171,37 @@ class PrepareTab:
         self.result = w.HTML()
         self.result.add_class("mlops-stage-result")
 
-        self.widget = w.VBox([
-            section("Deployment metadata (YAML)"),
-            w.HBox([self.yaml_path.widget, self.load.widget, self.save.widget, self.example.widget]),
-            self.entry_pick, self.yaml_message,
-            section("Files"),
-            w.HBox([self.path_model.widget, self.errors.label("path_model", self.path_model.text)]),
-            w.HBox([self.path_dependency.widget, self.errors.label("path_dependency", self.path_dependency.text)]),
-            w.HBox([self.model_name, self.errors.label("model_name", self.model_name)]),
-            section("Resources"), *resource_rows,
-            section("Monitors"), w.HBox([self.monitor_pick, self.add_monitor_button]),
-            self.monitor_message, self.confirm.widget, self.errors.label(PROVIDERS), self.monitor_box,
-            section("Stage"), self.on_clash, self.general, self.stage.widget, self.result,
-            self.editor.widget,
-        ])
+        self.widget = w.VBox(
+            [
+                section("Deployment metadata (YAML)"),
+                w.HBox([self.yaml_path.widget, self.load.widget, self.save.widget, self.example.widget]),
+                self.entry_pick,
+                self.yaml_message,
+                section("Files"),
+                w.HBox([self.path_model.widget, self.errors.label("path_model", self.path_model.text)]),
+                w.HBox(
+                    [
+                        self.path_dependency.widget,
+                        self.errors.label("path_dependency", self.path_dependency.text),
+                    ]
+                ),
+                w.HBox([self.model_name, self.errors.label("model_name", self.model_name)]),
+                section("Resources"),
+                *resource_rows,
+                section("Monitors"),
+                w.HBox([self.monitor_pick, self.add_monitor_button]),
+                self.monitor_message,
+                self.confirm.widget,
+                self.errors.label(PROVIDERS),
+                self.monitor_box,
+                section("Stage"),
+                self.on_clash,
+                self.general,
+                self.stage.widget,
+                self.result,
+                self.editor.widget,
+            ]
+        )
         self.widget.add_class("mlops-prepare")
         self.validate()
 
@@ -236,8 +279,9 @@ class PrepareTab:
         if self.monitor_box.selected_index is not None:
             return
         for i, form in enumerate(self.monitors.values()):
-            if any(p.path == form.path or p.path.startswith((form.path + ".", form.path + "["))
-                   for p in problems):
+            if any(
+                p.path == form.path or p.path.startswith((form.path + ".", form.path + "[")) for p in problems
+            ):
                 self.monitor_box.selected_index = i
                 return
 
@@ -245,8 +289,10 @@ class PrepareTab:
 
     def _path_problems(self) -> list[Problem]:
         out = []
-        for key, field, what in (("path_model", self.path_model, "the model file or folder"),
-                                 ("path_dependency", self.path_dependency, "the deployment folder")):
+        for key, field, what in (
+            ("path_model", self.path_model, "the model file or folder"),
+            ("path_dependency", self.path_dependency, "the deployment folder"),
+        ):
             p = field.resolved()
             if p is None:
                 out.append(Problem(key, f"choose {what}"))
@@ -270,7 +316,8 @@ class PrepareTab:
         rest = self.errors.show(problems)
         self._open_monitor_with_problems(problems)
         self.general.value = error_html(problem_text(p) for p in rest) + error_html(
-            (problem_text(p) for p in warnings), WARN)
+            (problem_text(p) for p in warnings), WARN
+        )
         self.problems = [problem_text(p) for p in problems]
         self.valid = not problems
         self.update_actions()
@@ -320,7 +367,8 @@ class PrepareTab:
         except ConfigError as exc:
             self.yaml_message.value = error_html(
                 [f"{self.yaml_path.value} is not a valid deployment metadata file:"]
-                + [p.format() for p in exc.problems])
+                + [p.format() for p in exc.problems]
+            )
             return
         except Exception as exc:  # noqa: BLE001 - shown inline, never a traceback
             self.yaml_message.value = error_html([f"cannot read {self.yaml_path.value}: {error_text(exc)}"])
@@ -329,10 +377,12 @@ class PrepareTab:
         self._loaded_entries = {str(k): v for k, v in loaded.entries.items()}
         if len(loaded.entries) > 1:
             self.entry_pick.options = [
-                (f"{v.get('model_name') or '?'} ({k})", str(k)) for k, v in loaded.entries.items()]
+                (f"{v.get('model_name') or '?'} ({k})", str(k)) for k, v in loaded.entries.items()
+            ]
             self.entry_pick.layout.display = ""
-            self.yaml_message.value = ok_html(
-                f"loaded {self.yaml_path.value}: {len(loaded.entries)} entries, pick one") + notes
+            self.yaml_message.value = (
+                ok_html(f"loaded {self.yaml_path.value}: {len(loaded.entries)} entries, pick one") + notes
+            )
         else:
             self.entry_pick.layout.display = "none"
             (entry,) = loaded.entries.values()
@@ -376,8 +426,7 @@ class PrepareTab:
         if not self.validate() or self.ctx.tasks.busy:
             return
         self.result.value = ""
-        self.ctx.run_template("Stage", STAGE_TEMPLATE, self.stage_params(),
-                              on_done=self._staged)
+        self.ctx.run_template("Stage", STAGE_TEMPLATE, self.stage_params(), on_done=self._staged)
 
     def _staged(self, run: Any) -> None:
         self.last_run = run
@@ -385,7 +434,8 @@ class PrepareTab:
         self.ctx.staged_asset_id = self.last_model_asset_id
         self.result.value = (
             "<div class='mlops-ok'>staged: model asset id <code class='mlops-model-asset-id'>"
-            f"{html.escape(str(self.last_model_asset_id))}</code></div>")
+            f"{html.escape(str(self.last_model_asset_id))}</code></div>"
+        )
 
     def refresh(self) -> None:
         """The staged entries one can edit (the form's own state is the user's input)."""

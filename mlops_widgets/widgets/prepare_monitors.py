@@ -24,7 +24,6 @@ def plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-
 class ThresholdRow:
     """One metric of a monitor: its limit value and direction."""
 
@@ -33,10 +32,10 @@ class ThresholdRow:
         self.label = w.Label(metric, layout=w.Layout(width="auto", min_width="0"))
         self.value = w.FloatText(value=value, layout=w.Layout(width="auto", min_width="0"))
         self.value.add_class(f"mlops-threshold-{metric}")
-        self.direction = w.Dropdown(options=["lower", "upper"], value=direction,
-                                    layout=w.Layout(width="auto", min_width="0"))
-        self.remove = w.Button(icon="times", tooltip=f"remove {metric} (its default applies)",
-                               layout=fit())
+        self.direction = w.Dropdown(
+            options=["lower", "upper"], value=direction, layout=w.Layout(width="auto", min_width="0")
+        )
+        self.remove = w.Button(icon="times", tooltip=f"remove {metric} (its default applies)", layout=fit())
         self.error = form.tab.errors.label(join_path(form.thresholds_path, metric))
         for widget in (self.value, self.direction):
             widget.observe(lambda _: form.tab.validate(), "value")
@@ -66,13 +65,22 @@ class MonitorForm:
         self.title = w.HTML(self._title_html())
         self.remove = w.Button(description="Remove", icon="trash", layout=fit())
         self.remove.add_class("mlops-remove-monitor")
-        self.remove.on_click(lambda _: tab.confirm.ask(
-            f"Remove monitor {self.id} and its thresholds from the entry?", "Remove",
-            lambda: tab.remove_monitor(self.id)))
+        self.remove.on_click(
+            lambda _: tab.confirm.ask(
+                f"Remove monitor {self.id} and its thresholds from the entry?",
+                "Remove",
+                lambda: tab.remove_monitor(self.id),
+            )
+        )
 
         def text(key: str, label: str, hint: str) -> w.Text:
-            return w.Text(value=str(settings.get(key) or ""), description=label, placeholder=hint,
-                          style=STYLE, layout=grow())
+            return w.Text(
+                value=str(settings.get(key) or ""),
+                description=label,
+                placeholder=hint,
+                style=STYLE,
+                layout=grow(),
+            )
 
         self.dir_gt = text("dir_gt", "dir_gt", "ground-truth folder, relative to the volume")
         self.dir_pred = text("dir_pred", "dir_pred", "predictions folder, relative to the volume")
@@ -80,34 +88,49 @@ class MonitorForm:
         recent = settings.get("most_recent")
         self.most_recent = w.IntText(
             value=recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
-            description="most_recent (days)", style=STYLE, layout=grow(),
+            description="most_recent (days)",
+            style=STYLE,
+            layout=grow(),
         )
         self.rows: dict[str, ThresholdRow] = {}
         for metric, cfg in (settings.get("thresholds") or {}).items():
             value, direction = self._limit(cfg)
             self.rows[metric] = ThresholdRow(self, metric, value, direction)
         self.grid = w.GridBox(
-            layout=w.Layout(grid_template_columns="minmax(8em, 16em) minmax(5em, 8em) minmax(5em, 7em) auto minmax(0, 1fr)",
-                            grid_gap="2px 6px", max_width="100%")
+            layout=w.Layout(
+                grid_template_columns="minmax(8em, 16em) minmax(5em, 8em) minmax(5em, 7em) auto minmax(0, 1fr)",
+                grid_gap="2px 6px",
+                max_width="100%",
+            )
         )
-        self.new_metric = w.Combobox(placeholder="metric name", ensure_option=False,
-                                     layout=grow())
+        self.new_metric = w.Combobox(placeholder="metric name", ensure_option=False, layout=grow())
         self.add_metric = w.Button(description="Add metric", icon="plus", layout=fit())
         self.add_metric.on_click(lambda _: self.add_row(self.new_metric.value.strip()))
         self._fill_grid()
-        fields = {"dir_gt": self.dir_gt, "dir_pred": self.dir_pred,
-                  "volume_display_name": self.volume, "most_recent": self.most_recent}
+        fields = {
+            "dir_gt": self.dir_gt,
+            "dir_pred": self.dir_pred,
+            "volume_display_name": self.volume,
+            "most_recent": self.most_recent,
+        }
         rows = []
         for key, widget in fields.items():
             widget.add_class(f"mlops-monitor-{key}")
             widget.observe(lambda _: tab.validate(), "value")
             rows.append(w.HBox([widget, errors.label(join_path(self.path, key), widget)]))
         self.widget = w.VBox(
-            [w.HBox([self.title, self.remove]), errors.label(self.path), *rows,
-             w.HTML("<b>thresholds</b> <span class='mlops-muted'>(lower: a value below it is a "
-                    "violation; upper: a value above it)</span>"),
-             errors.label(self.thresholds_path), self.grid,
-             w.HBox([self.new_metric, self.add_metric])],
+            [
+                w.HBox([self.title, self.remove]),
+                errors.label(self.path),
+                *rows,
+                w.HTML(
+                    "<b>thresholds</b> <span class='mlops-muted'>(lower: a value below it is a "
+                    "violation; upper: a value above it)</span>"
+                ),
+                errors.label(self.thresholds_path),
+                self.grid,
+                w.HBox([self.new_metric, self.add_metric]),
+            ],
         )
         self.widget.add_class("mlops-box")
         self.widget.add_class(f"mlops-monitor-{monitor_id}")
@@ -121,8 +144,10 @@ class MonitorForm:
     def _title_html(self) -> str:
         title = f"<b>{html.escape(self.id)}</b>"
         if self.definition is None:
-            return title + (f" <span class='{WARN}'>(not known locally: it may exist "
-                            "on the server; its metric names cannot be checked here)</span>")
+            return title + (
+                f" <span class='{WARN}'>(not known locally: it may exist "
+                "on the server; its metric names cannot be checked here)</span>"
+            )
         return title + f" — {html.escape(self.definition.name)}"
 
     @staticmethod

@@ -37,18 +37,20 @@ class RunsTab:
         self.record: Any = None
         self._want: str | None = None  # the run to pick at the next refresh
 
-        self.template = w.Dropdown(description="Template", options=[ALL], value=ALL,
-                                   style=SHORT_LABEL, layout=grow())
-        self.status = w.Dropdown(description="Status", options=[ALL, "ok", "failed", "cancelled"],
-                                 value=ALL, style=SHORT_LABEL,
-                                 layout=grow())
-        self.deployment = w.Text(description="Deployment", placeholder="name",
-                                 style=LABEL, layout=grow())
-        self.since = w.DatePicker(description="Since", style=SHORT_LABEL,
-                                  layout=grow())
+        self.template = w.Dropdown(
+            description="Template", options=[ALL], value=ALL, style=SHORT_LABEL, layout=grow()
+        )
+        self.status = w.Dropdown(
+            description="Status",
+            options=[ALL, "ok", "failed", "cancelled"],
+            value=ALL,
+            style=SHORT_LABEL,
+            layout=grow(),
+        )
+        self.deployment = w.Text(description="Deployment", placeholder="name", style=LABEL, layout=grow())
+        self.since = w.DatePicker(description="Since", style=SHORT_LABEL, layout=grow())
         self.since.observe(lambda _: self.refresh(), "value")
-        self.refresh_button = w.Button(description="Refresh", icon="refresh",
-                                       layout=fit())
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=fit())
         self.refresh_button.add_class("mlops-runs-refresh")
         for widget in (self.template, self.status):
             widget.observe(lambda _: self.refresh(), "value")
@@ -69,8 +71,9 @@ class RunsTab:
         self.rerun.on_click(self.start_rerun)
         self.secrets_box = w.VBox()
         self.secrets: dict[str, w.Password] = {}
-        self.clone_dest = w.Text(description="Clone to", placeholder="new notebook path (.ipynb)",
-                                 style=STYLE, layout=grow())
+        self.clone_dest = w.Text(
+            description="Clone to", placeholder="new notebook path (.ipynb)", style=STYLE, layout=grow()
+        )
         self.clone_dest.add_class("mlops-clone-dest")
         self.clone_dest.observe(lambda _: self.update_actions(), "value")
         self.clone = Action("Clone", icon="copy", css="mlops-clone")
@@ -78,13 +81,19 @@ class RunsTab:
         self.message = w.HTML()
         self.message.add_class("mlops-runs-message")
 
-        self.widget = w.VBox([
-            w.HBox([self.template, self.status, self.deployment]),
-            w.HBox([self.since, self.refresh_button]),
-            self.pick, self.note, self.details,
-            self.secrets_box, self.rerun.widget,
-            w.HBox([self.clone_dest, self.clone.widget]), self.message,
-        ])
+        self.widget = w.VBox(
+            [
+                w.HBox([self.template, self.status, self.deployment]),
+                w.HBox([self.since, self.refresh_button]),
+                self.pick,
+                self.note,
+                self.details,
+                self.secrets_box,
+                self.rerun.widget,
+                w.HBox([self.clone_dest, self.clone.widget]),
+                self.message,
+            ]
+        )
         self.widget.add_class("mlops-runs")
         self.update_actions()
 
@@ -168,8 +177,14 @@ class RunsTab:
             parts.append(error_html([str(r.error.get("summary") or r.error)]))
         if r.results:
             parts.append("<b>results</b>" + _values_table(r.results))
-        parts.append("<b>parameters</b>" + (_values_table(r.parameters) if r.parameters
-                                             else span("mlops-muted", " the template's defaults")))
+        parts.append(
+            "<b>parameters</b>"
+            + (
+                _values_table(r.parameters)
+                if r.parameters
+                else span("mlops-muted", " the template's defaults")
+            )
+        )
         if r.secret_names:
             parts.append("secrets (not stored): " + html.escape(", ".join(r.secret_names)))
         self.details.value = "<br>".join(parts)
@@ -182,9 +197,12 @@ class RunsTab:
         the environment, as the CLI does)."""
         if list(self.secrets) == names:
             return
-        self.secrets = {n: w.Password(description=n, placeholder="value, or empty: from the environment",
-                                      style=LABEL,
-                                      layout=grow()) for n in names}
+        self.secrets = {
+            n: w.Password(
+                description=n, placeholder="value, or empty: from the environment", style=LABEL, layout=grow()
+            )
+            for n in names
+        }
         self.secrets_box.children = list(self.secrets.values())
 
     def update_actions(self) -> None:
@@ -208,8 +226,7 @@ class RunsTab:
             self.message.value = ok_html(f"re-ran {record.short_id} as {new.short_id}")
             self._want = new.run_id  # shown once the lists refresh
 
-        self.ctx.run_rerun(f"Re-run {record.template}", record.run_id, secrets=secrets or None,
-                           on_done=done)
+        self.ctx.run_rerun(f"Re-run {record.template}", record.run_id, secrets=secrets or None, on_done=done)
 
     def do_clone(self) -> None:
         """Write an editable notebook beside this one with the run's parameters filled in."""
@@ -235,6 +252,8 @@ def _values_table(values: dict[str, Any], limit: int = 300) -> str:
     for name, value in values.items():
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         shown = text if len(text) <= limit else text[: limit - 1] + "…"
-        rows.append(f"<tr><th>{html.escape(name)}</th><td title='{html.escape(text)}'>"
-                    f"<code>{html.escape(shown)}</code></td></tr>")
+        rows.append(
+            f"<tr><th>{html.escape(name)}</th><td title='{html.escape(text)}'>"
+            f"<code>{html.escape(shown)}</code></td></tr>"
+        )
     return "<table class='mlops-table mlops-values'>" + "".join(rows) + "</table>"

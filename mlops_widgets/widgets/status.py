@@ -31,26 +31,36 @@ class StatusTab:
         self.ctx = ctx
         self.loaded = False
         self.status: dict[str, Any] | None = None
-        self.deployment = w.Dropdown(description="Deployment", options=[], style=LABEL,
-                                     layout=grow())
+        self.deployment = w.Dropdown(description="Deployment", options=[], style=LABEL, layout=grow())
         self.deployment.add_class("mlops-status-deployment")
         self.deployment.observe(lambda _: self.show(), "value")
-        self.range = w.Dropdown(description="Evaluations", options=RANGES, value=50, style=LABEL,
-                                layout=grow(16, 20))
+        self.range = w.Dropdown(
+            description="Evaluations", options=RANGES, value=50, style=LABEL, layout=grow(16, 20)
+        )
         self.range.add_class("mlops-status-range")
         self.range.observe(lambda _: self.show(), "value")
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=fit())
         self.refresh_button.on_click(lambda _: self.refresh())
         self.alerts = w.HTML()
         self.alerts.add_class("mlops-status-alerts")
-        self.acknowledge = w.Button(description="Acknowledge", icon="check", layout=fit(), disabled=True,
-                                    tooltip="mark the deployment's alerts as seen")
+        self.acknowledge = w.Button(
+            description="Acknowledge",
+            icon="check",
+            layout=fit(),
+            disabled=True,
+            tooltip="mark the deployment's alerts as seen",
+        )
         self.acknowledge.add_class("mlops-status-acknowledge")
         self.acknowledge.on_click(lambda _: self._acknowledge())
         self.body = w.HTML(layout=w.Layout(width="auto", min_width="0", align_self="stretch"))
         self.body.add_class("mlops-status")
-        self.widget = w.VBox([w.HBox([self.deployment, self.range, self.refresh_button]),
-                              w.HBox([self.alerts, self.acknowledge]), self.body])
+        self.widget = w.VBox(
+            [
+                w.HBox([self.deployment, self.range, self.refresh_button]),
+                w.HBox([self.alerts, self.acknowledge]),
+                self.body,
+            ]
+        )
 
     def refresh(self) -> None:
         """Reload the deployments, then the shown one's status."""
@@ -89,7 +99,6 @@ class StatusTab:
             return
         self.body.value = status_html(self.status, history, trends)
 
-
     def _show_alerts(self, name: str | None) -> None:
         """The deployment's unacknowledged alerts as a badge (the sidebar shows the same count)."""
         from mlops_widgets.ops.alerts import unacknowledged_count
@@ -98,7 +107,8 @@ class StatusTab:
         self.acknowledge.disabled = count == 0
         self.alerts.value = (
             f"<span class='mlops-alert-badge'>{count}</span> unacknowledged alert{'s' if count != 1 else ''}"
-            if count else span("mlops-muted", "no unacknowledged alert")
+            if count
+            else span("mlops-muted", "no unacknowledged alert")
         )
         self.ctx.alerts_changed()
 
@@ -124,8 +134,9 @@ def _anchor(*parts: str) -> str:
     return "mlops-chart-" + re.sub(r"[^A-Za-z0-9_-]+", "-", "-".join(parts))
 
 
-def status_html(status: dict[str, Any], history: list[dict[str, Any]],
-                trends: list[dict[str, Any]] | None = None) -> str:
+def status_html(
+    status: dict[str, Any], history: list[dict[str, Any]], trends: list[dict[str, Any]] | None = None
+) -> str:
     """A summary first (each monitor's verdict, its violated metrics linked to their charts),
     then per monitor its latest measurement and charts: violated metrics open, the rest folded.
     `trends` (ops.monitor_views.monitor_trends) add the metrics heading for their threshold."""
@@ -147,37 +158,63 @@ def status_html(status: dict[str, Any], history: list[dict[str, Any]],
         elif not m.get("measurement_id"):
             verdict = span("mlops-muted", "not evaluated yet")
         elif violated:
-            links = ", ".join(f"<a href='#{_anchor(deployment, mid, x['metric'])}'>{html.escape(x['metric'])}</a>"
-                              for x in violated)
+            links = ", ".join(
+                f"<a href='#{_anchor(deployment, mid, x['metric'])}'>{html.escape(x['metric'])}</a>"
+                for x in violated
+            )
             verdict = span("mlops-error", f"{len(violated)} of {len(metrics)} metrics violated: ") + links
         else:
             verdict = span("mlops-ok", f"all {len(metrics)} metrics within their thresholds")
         approaching = [t for t in trends or [] if t.get("monitor_id") == mid and t.get("toward_limit")]
         if approaching:
-            verdict += "; " + span("mlops-warn", "heading for its threshold: ") + ", ".join(
-                f"<a href='#{_anchor(deployment, mid, t['metric'])}'>{html.escape(t['metric'])}</a>"
-                + (f" (in about {t['crosses_in_h']:.1f} h)" if t.get("crosses_in_h") is not None else "")
-                for t in approaching)
-        summary.append(f"<li class='mlops-summary' data-monitor='{html.escape(mid)}' data-state='{html.escape(state)}'>"
-                       f"<b>{html.escape(mid)}</b>: {verdict}</li>")
-        part = [f"<div class='mlops-monitor-status' data-monitor='{html.escape(mid)}'><h4>{html.escape(mid)}</h4>"]
+            verdict += (
+                "; "
+                + span("mlops-warn", "heading for its threshold: ")
+                + ", ".join(
+                    f"<a href='#{_anchor(deployment, mid, t['metric'])}'>{html.escape(t['metric'])}</a>"
+                    + (f" (in about {t['crosses_in_h']:.1f} h)" if t.get("crosses_in_h") is not None else "")
+                    for t in approaching
+                )
+            )
+        summary.append(
+            f"<li class='mlops-summary' data-monitor='{html.escape(mid)}' data-state='{html.escape(state)}'>"
+            f"<b>{html.escape(mid)}</b>: {verdict}</li>"
+        )
+        part = [
+            f"<div class='mlops-monitor-status' data-monitor='{html.escape(mid)}'><h4>{html.escape(mid)}</h4>"
+        ]
         if run.get("error"):
             part.append(error_html([f"last evaluation failed: {run['error']}"]))
         if m.get("measurement_id"):
-            part.append(span("mlops-muted", f"measured {str(m.get('timestamp'))[:19].replace('T', ' ')} UTC, {m.get('issue_count')} issue(s)"))
+            part.append(
+                span(
+                    "mlops-muted",
+                    f"measured {str(m.get('timestamp'))[:19].replace('T', ' ')} UTC, {m.get('issue_count')} issue(s)",
+                )
+            )
 
             def charts(rows: list[dict[str, Any]], mid: str = mid) -> str:
-                return "<div class='mlops-charts'>" + "".join(
-                    history_svg(x["metric"], series[mid].get(x["metric"], []),
-                                (x["limit"], x["direction"]) if x.get("limit") is not None else None,
-                                anchor=_anchor(deployment, mid, x["metric"]))
-                    for x in rows) + "</div>"
+                return (
+                    "<div class='mlops-charts'>"
+                    + "".join(
+                        history_svg(
+                            x["metric"],
+                            series[mid].get(x["metric"], []),
+                            (x["limit"], x["direction"]) if x.get("limit") is not None else None,
+                            anchor=_anchor(deployment, mid, x["metric"]),
+                        )
+                        for x in rows
+                    )
+                    + "</div>"
+                )
 
             if violated:
                 part.append(charts(violated))
             rest = [x for x in metrics if not x.get("violated")]
-            part.append(f"<details><summary>{'the other ' if violated else 'all '}{len(rest)} metrics: "
-                        "values and charts</summary>" + _metrics_table(metrics) + charts(rest) + "</details>")
+            part.append(
+                f"<details><summary>{'the other ' if violated else 'all '}{len(rest)} metrics: "
+                "values and charts</summary>" + _metrics_table(metrics) + charts(rest) + "</details>"
+            )
         part.append("</div>")
         details.append("".join(part))
     if not summary:
@@ -193,6 +230,9 @@ def _metrics_table(metrics: list[dict[str, Any]]) -> str:
         rows.append(
             f"<tr class='{'mlops-violation' if bad else 'mlops-metric'}'>"
             f"<td>{html.escape(x['metric'])}</td><td>{x['value']:.4g}</td>"
-            f"<td>{html.escape(limit)}</td><td>{'violated' if bad else ''}</td></tr>")
-    return ("<table class='mlops-table mlops-metrics'><tr><th>metric</th><th>value</th>"
-            "<th>threshold</th><th></th></tr>" + "".join(rows) + "</table>")
+            f"<td>{html.escape(limit)}</td><td>{'violated' if bad else ''}</td></tr>"
+        )
+    return (
+        "<table class='mlops-table mlops-metrics'><tr><th>metric</th><th>value</th>"
+        "<th>threshold</th><th></th></tr>" + "".join(rows) + "</table>"
+    )

@@ -44,26 +44,45 @@ class TrainTab:
         self.loaded = False
         self.jobs: list[dict[str, Any]] = []
         self.last_model_asset_id: str | None = None
-        self.framework = w.Dropdown(description="Framework", options=list(FRAMEWORKS), value="PyTorch",
-                                    style=LABEL, layout=grow())
+        self.framework = w.Dropdown(
+            description="Framework", options=list(FRAMEWORKS), value="PyTorch", style=LABEL, layout=grow()
+        )
         self.main = w.Text(description="Main file", value="train.py", style=LABEL, layout=grow())
-        self.files = w.Textarea(description="Files", style=LABEL, layout=grow(18, 60),
-                                value="\n".join([str(examples.TRAINING / "train.py"), str(examples.SYNTHETIC)]),
-                                placeholder="one path per line (wildcards allowed)")
-        self.folders = w.Textarea(description="Folders", style=LABEL, layout=grow(18, 60),
-                                  placeholder="one folder per line, copied with its name")
-        self.workers = w.BoundedIntText(description="Workers", value=1, min=1, max=64, style=LABEL, layout=grow(16, 22))
-        self.devices = w.BoundedIntText(description="GPUs / worker", value=0, min=0, max=16, style=LABEL,
-                                        layout=grow(16, 22))
+        self.files = w.Textarea(
+            description="Files",
+            style=LABEL,
+            layout=grow(18, 60),
+            value="\n".join([str(examples.TRAINING / "train.py"), str(examples.SYNTHETIC)]),
+            placeholder="one path per line (wildcards allowed)",
+        )
+        self.folders = w.Textarea(
+            description="Folders",
+            style=LABEL,
+            layout=grow(18, 60),
+            placeholder="one folder per line, copied with its name",
+        )
+        self.workers = w.BoundedIntText(
+            description="Workers", value=1, min=1, max=64, style=LABEL, layout=grow(16, 22)
+        )
+        self.devices = w.BoundedIntText(
+            description="GPUs / worker", value=0, min=0, max=16, style=LABEL, layout=grow(16, 22)
+        )
         self.memory = w.Text(description="Memory", value="8g", style=LABEL, layout=grow(16, 22))
-        self.volume = w.Text(description="Data volume", placeholder="storage volume (optional)", style=LABEL,
-                             layout=grow())
-        self.data_path = w.Text(description="Data path", placeholder="folder on the volume: $DATA_DIR",
-                                style=LABEL, layout=grow())
-        self.env = w.Textarea(description="Variables", placeholder="NAME=value, one per line", style=LABEL,
-                              layout=grow(18, 60))
-        self.secret_names = w.Text(description="Secret vars", style=LABEL, layout=grow(),
-                                   placeholder="names, values from the environment ($MLOPS_SECRET_<name>)")
+        self.volume = w.Text(
+            description="Data volume", placeholder="storage volume (optional)", style=LABEL, layout=grow()
+        )
+        self.data_path = w.Text(
+            description="Data path", placeholder="folder on the volume: $DATA_DIR", style=LABEL, layout=grow()
+        )
+        self.env = w.Textarea(
+            description="Variables", placeholder="NAME=value, one per line", style=LABEL, layout=grow(18, 60)
+        )
+        self.secret_names = w.Text(
+            description="Secret vars",
+            style=LABEL,
+            layout=grow(),
+            placeholder="names, values from the environment ($MLOPS_SECRET_<name>)",
+        )
         for field in (self.framework, self.main, self.files, self.workers, self.env, self.secret_names):
             field.observe(lambda _: self.update_actions(), "value")
         self.submit = Action("Submit", icon="play", css="mlops-train-submit", style="primary")
@@ -79,25 +98,48 @@ class TrainTab:
         self.refresh_button.on_click(lambda _: self.refresh())
         self.stop = Action("Stop", icon="stop", css="mlops-train-stop")
         self.stop.on_click(self.do_stop)
-        self.dependency = w.Text(description="Deployment", value=str(examples.DEPLOYMENT), style=LABEL,
-                                 layout=grow())
-        self.entry_yml = w.Text(description="Entry YAML", value=str(examples.CONFIG), style=LABEL, layout=grow())
+        self.dependency = w.Text(
+            description="Deployment", value=str(examples.DEPLOYMENT), style=LABEL, layout=grow()
+        )
+        self.entry_yml = w.Text(
+            description="Entry YAML", value=str(examples.CONFIG), style=LABEL, layout=grow()
+        )
         self.on_clash = w.Dropdown(
-            description="Same names", style=LABEL, layout=grow(),
+            description="Same names",
+            style=LABEL,
+            layout=grow(),
             options=[("add new assets beside them", "new"), ("replace them", "overwrite"), ("stop", "error")],
-            value="new")
+            value="new",
+        )
         self.stage = Action("Stage this model", icon="upload", css="mlops-train-stage")
         self.stage.on_click(self.do_stage)
         self.message = w.HTML()
         self.message.add_class("mlops-train-message")
-        self.widget = w.VBox([
-            section("Submit a training job", "template A1_Submit_WMLA_Training"),
-            self.framework, self.main, self.files, self.folders,
-            w.HBox([self.workers, self.devices, self.memory]), self.volume, self.data_path,
-            self.env, self.secret_names, self.submit.widget,
-            section("Jobs"), w.HBox([self.pick, self.refresh_button]), self.details, self.stop.widget,
-            self.dependency, self.entry_yml, self.on_clash, self.stage.widget, self.message, self.log,
-        ])
+        self.widget = w.VBox(
+            [
+                section("Submit a training job", "template A1_Submit_WMLA_Training"),
+                self.framework,
+                self.main,
+                self.files,
+                self.folders,
+                w.HBox([self.workers, self.devices, self.memory]),
+                self.volume,
+                self.data_path,
+                self.env,
+                self.secret_names,
+                self.submit.widget,
+                section("Jobs"),
+                w.HBox([self.pick, self.refresh_button]),
+                self.details,
+                self.stop.widget,
+                self.dependency,
+                self.entry_yml,
+                self.on_clash,
+                self.stage.widget,
+                self.message,
+                self.log,
+            ]
+        )
 
     # -- the form ------------------------------------------------------------------------------
 
@@ -123,11 +165,16 @@ class TrainTab:
 
     def params(self) -> dict[str, Any]:
         return {
-            "framework": self.framework.value, "main_file": self.main.value.strip(),
-            "files": _lines(self.files.value), "folders": _lines(self.folders.value),
-            "workers": int(self.workers.value), "devices_per_worker": int(self.devices.value),
-            "worker_memory": self.memory.value.strip(), "data_volume": self.volume.value.strip(),
-            "data_path": self.data_path.value.strip(), "job_env": self._env(),
+            "framework": self.framework.value,
+            "main_file": self.main.value.strip(),
+            "files": _lines(self.files.value),
+            "folders": _lines(self.folders.value),
+            "workers": int(self.workers.value),
+            "devices_per_worker": int(self.devices.value),
+            "worker_memory": self.memory.value.strip(),
+            "data_volume": self.volume.value.strip(),
+            "data_path": self.data_path.value.strip(),
+            "job_env": self._env(),
         }
 
     def problems(self) -> list[str]:
@@ -149,8 +196,12 @@ class TrainTab:
         problems = self.problems()
         self.submit.set_reason(busy or (problems[0] if problems else None))
         job = self._job()
-        self.stop.set_reason(busy or ("pick a running job" if job is None or job["state"] in JOB_ENDED else None))
-        self.stage.set_reason(busy or ("pick a finished job" if job is None or job["state"] != JOB_FINISHED else None))
+        self.stop.set_reason(
+            busy or ("pick a running job" if job is None or job["state"] in JOB_ENDED else None)
+        )
+        self.stage.set_reason(
+            busy or ("pick a finished job" if job is None or job["state"] != JOB_FINISHED else None)
+        )
 
     def do_submit(self) -> None:
         params, secrets = self.params(), self._secrets()
@@ -158,8 +209,14 @@ class TrainTab:
         def done(record: Any) -> None:
             self.message.value = ok_html(f"training job {record.results.get('job_id')} submitted")
 
-        self.ctx.run_template("Submit training job", TEMPLATE, params, secrets=secrets or None, on_done=done,
-                              on_error=lambda text: setattr(self.message, "value", error_html([text])))
+        self.ctx.run_template(
+            "Submit training job",
+            TEMPLATE,
+            params,
+            secrets=secrets or None,
+            on_done=done,
+            on_error=lambda text: setattr(self.message, "value", error_html([text])),
+        )
 
     # -- the jobs ------------------------------------------------------------------------------
 
@@ -187,12 +244,23 @@ class TrainTab:
         if job is None:
             self.details.value = self.log.value = ""
             return
-        rows = [("state", job["state"]), ("workers", f"{job['workers']} x {job['devices_per_worker']} GPU(s)"),
-                ("created", job["created_at"]), ("ended", job.get("ended_at") or "-"), ("output", job["output"]),
-                ("error", job.get("error") or "")]
-        self.details.value = "<table>" + "".join(
-            f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>" for k, v in rows if v
-        ) + "</table>"
+        rows = [
+            ("state", job["state"]),
+            ("workers", f"{job['workers']} x {job['devices_per_worker']} GPU(s)"),
+            ("created", job["created_at"]),
+            ("ended", job.get("ended_at") or "-"),
+            ("output", job["output"]),
+            ("error", job.get("error") or ""),
+        ]
+        self.details.value = (
+            "<table>"
+            + "".join(
+                f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
+                for k, v in rows
+                if v
+            )
+            + "</table>"
+        )
         try:
             lines = list(train.logs(self.ctx.backend, job["id"], tail=LOG_LINES))
         except MlopsError as exc:
@@ -203,8 +271,11 @@ class TrainTab:
         from mlops_widgets.ops import train
 
         job_id = self.pick.value
-        self.ctx.run_call(f"Stop training job {job_id}", lambda _progress: train.stop(self.ctx.backend, job_id),
-                          on_error=lambda text: setattr(self.message, "value", error_html([text])))
+        self.ctx.run_call(
+            f"Stop training job {job_id}",
+            lambda _progress: train.stop(self.ctx.backend, job_id),
+            on_error=lambda text: setattr(self.message, "value", error_html([text])),
+        )
 
     def do_stage(self) -> None:
         job_id = self.pick.value
@@ -216,20 +287,33 @@ class TrainTab:
             from mlops_widgets.ops import train
             from mlops_widgets.runner import run_template
 
-            (entry,) = load_config(entry_yml, with_key=False, definitions=self.ctx.definitions).entries.values()
+            (entry,) = load_config(
+                entry_yml, with_key=False, definitions=self.ctx.definitions
+            ).entries.values()
             with tempfile.TemporaryDirectory(prefix="mlops-job-output-") as tmp:
                 model, lineage = train.fetch_output(self.ctx.backend, job_id, Path(tmp))
                 record = run_template(
                     "A_MLOps_Pipeline",
-                    {"path_model": str(model), "path_dependency": str(Path(dependency).resolve()),
-                     "entry": {**entry, "training_job": lineage}, "on_clash": on_clash},
-                    backend=self.ctx.backend_name, workspace=self.ctx.workspace.root,
+                    {
+                        "path_model": str(model),
+                        "path_dependency": str(Path(dependency).resolve()),
+                        "entry": {**entry, "training_job": lineage},
+                        "on_clash": on_clash,
+                    },
+                    backend=self.ctx.backend_name,
+                    workspace=self.ctx.workspace.root,
                 )
             return self.ctx.check_run(record)
 
         def done(record: Any) -> None:
             self.last_model_asset_id = self.ctx.staged_asset_id = record.results.get("model_asset_id")
-            self.message.value = ok_html(f"staged as model asset {self.last_model_asset_id} (see the Deploy tab)")
+            self.message.value = ok_html(
+                f"staged as model asset {self.last_model_asset_id} (see the Deploy tab)"
+            )
 
-        self.ctx.run_call(f"Stage the output of {job_id}", work, on_done=done,
-                          on_error=lambda text: setattr(self.message, "value", error_html([text])))
+        self.ctx.run_call(
+            f"Stage the output of {job_id}",
+            work,
+            on_done=done,
+            on_error=lambda text: setattr(self.message, "value", error_html([text])),
+        )

@@ -111,8 +111,9 @@ class FakeCpd:
             raise HttpError(401, "invalid username or api_key", "invalid_credentials")
         return {"_messageCode_": "200", "message": "Success", "token": self.router.issue_token(user)}
 
-    def run_function(self, code: bytes, payload: dict[str, Any], token: str | None,
-                     timeout: float) -> dict[str, Any]:
+    def run_function(
+        self, code: bytes, payload: dict[str, Any], token: str | None, timeout: float
+    ) -> dict[str, Any]:
         """Run a deployed function's score() in its own process, as WML would on the cluster."""
         from fakecpd.functions import run_function
 

@@ -38,18 +38,46 @@ def default_profile(name: str) -> dict[str, Any]:
     `resources` string the original edited)."""
     resreq = "ncpus=1,ncpus_limit=1,mem=1024,mem_limit=1024"
     return {
-        "name": name, "schema_version": "1", "type": "inference", "replica": 1,
-        "policy": {"name": "default", "kernel_min": 1, "kernel_max": 3,
-                   "kernel_delay_release_time": 60, "task_execution_timeout": 60,
-                   "task_batch_size": 1, "schedule_interval": 3, "task_pipe_size": 1,
-                   "stream_discard_slow_tasks": False, "stream_number_per_group": 1},
+        "name": name,
+        "schema_version": "1",
+        "type": "inference",
+        "replica": 1,
+        "policy": {
+            "name": "default",
+            "kernel_min": 1,
+            "kernel_max": 3,
+            "kernel_delay_release_time": 60,
+            "task_execution_timeout": 60,
+            "task_batch_size": 1,
+            "schedule_interval": 3,
+            "task_pipe_size": 1,
+            "stream_discard_slow_tasks": False,
+            "stream_number_per_group": 1,
+        },
         "resource_allocation": {
-            "kernel": {"consumer": "/dlim", "resource_group": "ComputeHosts", "type": "kernel",
-                       "resreq": resreq, "resources": resreq},
-            "service": {"consumer": "/dlim", "resource_group": "ManagementHosts", "type": "service",
-                        "resreq": "ncpus=1,mem=1024"}},
-        "kernel": {"connection_timeout": 90, "gpu": "no", "envs": [], "log_directory": "/tmp/log",
-                   "run_as": "wmla", "umask": "0022", "working_directory": "/tmp"},
+            "kernel": {
+                "consumer": "/dlim",
+                "resource_group": "ComputeHosts",
+                "type": "kernel",
+                "resreq": resreq,
+                "resources": resreq,
+            },
+            "service": {
+                "consumer": "/dlim",
+                "resource_group": "ManagementHosts",
+                "type": "service",
+                "resreq": "ncpus=1,mem=1024",
+            },
+        },
+        "kernel": {
+            "connection_timeout": 90,
+            "gpu": "no",
+            "envs": [],
+            "log_directory": "/tmp/log",
+            "run_as": "wmla",
+            "umask": "0022",
+            "working_directory": "/tmp",
+        },
     }
 
 
@@ -81,8 +109,7 @@ class Dlim:
         r.add("GET", r"/dlim/v1/model/(?P<name>[^/]+)/instance", self.instance, **MANAGE)
         r.add("GET", r"/dlim/v1/model/(?P<name>[^/]+)/appprofile", self.get_profile, **MANAGE)
         r.add("PUT", r"/dlim/v1/model/(?P<name>[^/]+)/appprofile", self.put_profile, **MANAGE)
-        r.add("PUT", r"/dlim/v1/model/(?P<name>[^/]+)/operation/(?P<op>start|stop)", self.operate,
-              **MANAGE)
+        r.add("PUT", r"/dlim/v1/model/(?P<name>[^/]+)/operation/(?P<op>start|stop)", self.operate, **MANAGE)
         r.add("POST", r"/dlim/v1/inference/(?P<name>[^/]+)", self.infer, inference=True, header="any")
 
     # -- state ---------------------------------------------------------------------------------
@@ -126,8 +153,12 @@ class Dlim:
         try:  # a plain tar (IBM's example) or a gzip tar
             with tarfile.open(fileobj=io.BytesIO(req.body), mode="r:*") as tar:
                 for member in tar.getmembers():
-                    if member.issym() or member.islnk() or member.name.startswith("/") \
-                            or ".." in member.name.split("/"):
+                    if (
+                        member.issym()
+                        or member.islnk()
+                        or member.name.startswith("/")
+                        or ".." in member.name.split("/")
+                    ):
                         raise HttpError(400, f"unsafe member {member.name} in the package")
                     if member.isfile():
                         fh = tar.extractfile(member)
@@ -152,8 +183,9 @@ class Dlim:
                 raise HttpError(400, f"the package has no {desc[key]} ({key} in model.json)")
         return desc, files
 
-    def _store(self, req: Request, desc: dict[str, Any], files: dict[str, bytes], *,
-               keep: dict[str, Any] | None) -> None:
+    def _store(
+        self, req: Request, desc: dict[str, Any], files: dict[str, bytes], *, keep: dict[str, Any] | None
+    ) -> None:
         name = desc["name"]
         now = int(time.time())
         m = {
@@ -214,13 +246,29 @@ class Dlim:
         items = []
         if state == ENABLED:
             n = m["_profile"]["policy"]["kernel_min"]
-            containers = [{"container_host": "worker-0", "container_status": "Running",
-                           "container_uid": f"{name}-kernel-{i}", "failed_task": 0,
-                           "finished_task": m.get("_done", 0) if i == 0 else 0, "running_task": 0,
-                           "total_task": m.get("_done", 0) if i == 0 else 0} for i in range(n)]
-            items = [{"isd_uid": m["uid"], "client_number": 0, "pending_tasks": 0,
-                      "request_per_sec": 0.0, "data_size_per_sec": 0.0, "gpu_mode": "no",
-                      "isd_container": containers}]
+            containers = [
+                {
+                    "container_host": "worker-0",
+                    "container_status": "Running",
+                    "container_uid": f"{name}-kernel-{i}",
+                    "failed_task": 0,
+                    "finished_task": m.get("_done", 0) if i == 0 else 0,
+                    "running_task": 0,
+                    "total_task": m.get("_done", 0) if i == 0 else 0,
+                }
+                for i in range(n)
+            ]
+            items = [
+                {
+                    "isd_uid": m["uid"],
+                    "client_number": 0,
+                    "pending_tasks": 0,
+                    "request_per_sec": 0.0,
+                    "data_size_per_sec": 0.0,
+                    "gpu_mode": "no",
+                    "isd_container": containers,
+                }
+            ]
         return {"name": name, "state": state, "instances": items}
 
     def instance(self, req: Request, name: str) -> Response:
@@ -236,14 +284,17 @@ class Dlim:
         with self.router.lock:
             m = self._model(name)
             if self.state(name) != DISABLED:
-                raise HttpError(409, "The profile can only be changed while the model is stopped.",
-                                "model_started")
+                raise HttpError(
+                    409, "The profile can only be changed while the model is stopped.", "model_started"
+                )
             if not isinstance(profile, dict) or not isinstance(profile.get("policy"), dict):
                 raise HttpError(400, "the profile needs a policy")
             pol = profile["policy"]
             kmin, kmax = pol.get("kernel_min"), pol.get("kernel_max")
-            if not isinstance(kmin, int) or not isinstance(kmax, int) or not (
-                0 <= kmin and (kmax == -1 or kmin <= kmax)
+            if (
+                not isinstance(kmin, int)
+                or not isinstance(kmax, int)
+                or not (0 <= kmin and (kmax == -1 or kmin <= kmax))
             ):
                 raise HttpError(400, f"invalid kernel_min/kernel_max: {kmin}/{kmax}")
             m["_profile"] = copy.deepcopy(profile)

@@ -74,7 +74,9 @@ class Execs:
             raise HttpError(400, "args is required")
         name, data = req.multipart().get("file", (None, b""))
         if not name or not name.endswith(MODEL_DIR_SUFFIX):
-            raise HttpError(400, f"the model directory must be sent as a file named *{MODEL_DIR_SUFFIX}, got {name!r}")
+            raise HttpError(
+                400, f"the model directory must be sent as a file named *{MODEL_DIR_SUFFIX}, got {name!r}"
+            )
         opts, env = _options(args)
         for key in ("exec-start", "model-main", "model-dir"):
             if key not in opts:
@@ -95,15 +97,32 @@ class Execs:
             worker_env = {**os.environ, **env, "RESULT_DIR": str(output), "PYTHONUNBUFFERED": "1"}
             if workers > 1:
                 worker_env.update(RANK=str(rank), WORLD_SIZE=str(workers))
-            procs.append(subprocess.Popen([sys.executable, opts["model-main"]], cwd=workdir, env=worker_env,
-                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, opts["model-main"]],
+                    cwd=workdir,
+                    env=worker_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         log.close()
         batch = {
-            "id": exec_id, "userName": req.user, "executionUserName": req.user, "args": args,
-            "sigName": "dli-sig", "sigId": new_id(), "submissionId": f"driver-{new_id()[:8]}",
-            "appId": f"app-{new_id()[:8]}", "masterURL": "spark://fake-master:7077", "state": "RUNNING",
+            "id": exec_id,
+            "userName": req.user,
+            "executionUserName": req.user,
+            "args": args,
+            "sigName": "dli-sig",
+            "sigId": new_id(),
+            "submissionId": f"driver-{new_id()[:8]}",
+            "appId": f"app-{new_id()[:8]}",
+            "masterURL": "spark://fake-master:7077",
+            "state": "RUNNING",
             "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "framework": opts["exec-start"], "numWorker": workers, "appName": opts["model-main"],
+            "framework": opts["exec-start"],
+            "numWorker": workers,
+            "appName": opts["model-main"],
         }
         with self.router.lock:
             self.execs[exec_id] = batch
@@ -135,8 +154,14 @@ class Execs:
             for path in sorted((self.root / exec_id / "result").rglob("*")):
                 if path.is_file():
                     zf.write(path, path.relative_to(self.root / exec_id / "result").as_posix())
-        return Response(200, buf.getvalue(), {"Content-Type": "application/octet-stream",
-                                              "Content-Disposition": "attachment; filename=train_result.zip"})
+        return Response(
+            200,
+            buf.getvalue(),
+            {
+                "Content-Type": "application/octet-stream",
+                "Content-Disposition": "attachment; filename=train_result.zip",
+            },
+        )
 
     def stop(self, req: Request, exec_id: str) -> Response:
         batch = self._exec(exec_id)

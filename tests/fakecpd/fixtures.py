@@ -14,9 +14,20 @@ from mlops_widgets.workspace import Workspace
 
 # What a user's shell might carry that would leak into a test.
 CPD_VARIABLES = (
-    "BASE_URL", "RUNTIME_ENV_APSX_URL", "USER_ACCESS_TOKEN", "USERNAME", "APIKEY", "SPACE_ID",
-    "WML_SPACE_ID", "WMLA_HOST", "WMLA_INFERENCE_HOST", "MLOPS_CPD_CA_BUNDLE", "MLOPS_CPD_SDK",
-    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "MLOPS_CPD_SOFTWARE_SPEC",
+    "BASE_URL",
+    "RUNTIME_ENV_APSX_URL",
+    "USER_ACCESS_TOKEN",
+    "USERNAME",
+    "APIKEY",
+    "SPACE_ID",
+    "WML_SPACE_ID",
+    "WMLA_HOST",
+    "WMLA_INFERENCE_HOST",
+    "MLOPS_CPD_CA_BUNDLE",
+    "MLOPS_CPD_SDK",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "MLOPS_CPD_SOFTWARE_SPEC",
 )
 
 
@@ -56,8 +67,9 @@ def cpd_backend(cpd_env: dict[str, str], workspace: Workspace) -> Backend:
     return get_backend("cpd", workspace)
 
 
-def seed_volume(fake: FakeCpd, volume: str, folder: str, files: dict[str, bytes],
-                mtime: float | None = None) -> None:
+def seed_volume(
+    fake: FakeCpd, volume: str, folder: str, files: dict[str, bytes], mtime: float | None = None
+) -> None:
     for name, data in files.items():
         fake.volumes.put(volume, f"{folder}/{name}", data, mtime)
 

@@ -29,8 +29,9 @@ sys.stdout.write("\n@@RESULT@@" + json.dumps(answer) + "\n")
 TIMEOUT_S = 120
 
 
-def run_function(code: bytes, payload: dict[str, Any], token: str | None, python: str,
-                 timeout: float = TIMEOUT_S) -> dict[str, Any]:
+def run_function(
+    code: bytes, payload: dict[str, Any], token: str | None, python: str, timeout: float = TIMEOUT_S
+) -> dict[str, Any]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -40,9 +41,13 @@ def run_function(code: bytes, payload: dict[str, Any], token: str | None, python
         path = Path(tmp) / "function.py"
         path.write_bytes(code)
         proc = subprocess.run(
-            [python, "-c", RUNNER, str(path)], input=json.dumps({"payload": payload, "token": token}),
+            [python, "-c", RUNNER, str(path)],
+            input=json.dumps({"payload": payload, "token": token}),
             capture_output=True,
-            text=True, env=env, cwd=tmp, timeout=timeout,
+            text=True,
+            env=env,
+            cwd=tmp,
+            timeout=timeout,
         )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("@@RESULT@@"):

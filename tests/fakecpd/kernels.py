@@ -49,13 +49,20 @@ class KernelExecutor:
             if self.ca_bundle is not None:
                 profile = copy.deepcopy(profile)
                 kernel = profile.setdefault("kernel", {})
-                kernel["envs"] = [*(kernel.get("envs") or []),
-                                  {"name": "REQUESTS_CA_BUNDLE", "value": str(self.ca_bundle)}]
+                kernel["envs"] = [
+                    *(kernel.get("envs") or []),
+                    {"name": "REQUESTS_CA_BUNDLE", "value": str(self.ca_bundle)},
+                ]
             pool = KernelPool(
-                name, {"model": json.loads(files["model.json"]), "profile": profile},
-                model_dir=model_dir, logs_dir=base / "logs", run_dir=base / "run",
-                custom_args={}, secret_args={},  # the cpd backend injected them into the kernel file
-                python=sys.executable, gpus=self.gpus,
+                name,
+                {"model": json.loads(files["model.json"]), "profile": profile},
+                model_dir=model_dir,
+                logs_dir=base / "logs",
+                run_dir=base / "run",
+                custom_args={},
+                secret_args={},  # the cpd backend injected them into the kernel file
+                python=sys.executable,
+                gpus=self.gpus,
             )
             (base / "logs").mkdir()
             (base / "run").mkdir()
@@ -63,8 +70,9 @@ class KernelExecutor:
             self.pools[name] = pool
             return pool
 
-    def __call__(self, name: str, files: dict[str, bytes], profile: dict[str, Any],
-                 body: bytes) -> tuple[int, bytes]:
+    def __call__(
+        self, name: str, files: dict[str, bytes], profile: dict[str, Any], body: bytes
+    ) -> tuple[int, bytes]:
         pool = self._pool(name, files, profile)
         answered = threading.Event()
         try:

@@ -39,8 +39,16 @@ class OpenScale:
         self.router = router
         self.wml = wml
         self.store: dict[str, dict[str, dict[str, Any]]] = {
-            k: {} for k in ("service_providers", "subscriptions", "monitor_definitions",
-                            "integrated_systems", "monitor_instances", "runs", "measurements")
+            k: {}
+            for k in (
+                "service_providers",
+                "subscriptions",
+                "monitor_definitions",
+                "integrated_systems",
+                "monitor_instances",
+                "runs",
+                "measurements",
+            )
         }
         self.threads: list[threading.Thread] = []
         self.provider_calls: list[str] = []  # every endpoint OpenScale called
@@ -48,9 +56,17 @@ class OpenScale:
         self.page = 100  # measurements per page of a listing
         self.credentials: dict[str, Any] = {}  # integrated system id -> credentials
         for name in BUILTIN:
-            self._put("monitor_definitions", name, {
-                "name": name, "description": f"OpenScale {name}", "metrics": [], "tags": [],
-                "applies_to": {}})
+            self._put(
+                "monitor_definitions",
+                name,
+                {
+                    "name": name,
+                    "description": f"OpenScale {name}",
+                    "metrics": [],
+                    "tags": [],
+                    "applies_to": {},
+                },
+            )
         r = router
         r.add("GET", r"/v2/fairness/heartbeat", lambda req: {"is_cloud": False}, public=True)
         r.add("GET", P + r"/data_marts", self.list_data_marts)
@@ -76,16 +92,23 @@ class OpenScale:
         r.add("PATCH", P + r"/monitor_instances/(?P<iid>[^/]+)/runs/(?P<rid>[^/]+)", self.patch_run)
         r.add("POST", P + r"/monitor_instances/(?P<iid>[^/]+)/measurements", self.add_measurements)
         r.add("GET", P + r"/monitor_instances/(?P<iid>[^/]+)/measurements", self.list_measurements)
-        r.add("GET", P + r"/monitor_instances/(?P<iid>[^/]+)/measurements/(?P<mid>[^/]+)",
-              self.get_measurement)
+        r.add(
+            "GET", P + r"/monitor_instances/(?P<iid>[^/]+)/measurements/(?P<mid>[^/]+)", self.get_measurement
+        )
         r.add("GET", P + r"/measurements", self.query_measurements)
 
     # -- generic storage -----------------------------------------------------------------------
 
     def _put(self, kind: str, oid: str, entity: dict[str, Any], url: str | None = None) -> dict[str, Any]:
-        obj = {"metadata": {"id": oid, "url": url or f"/v2/{kind}/{oid}", "created_at": now_iso(),
-                            "crn": f"crn:v1:fake:{kind}:{oid}"},
-               "entity": entity}
+        obj = {
+            "metadata": {
+                "id": oid,
+                "url": url or f"/v2/{kind}/{oid}",
+                "created_at": now_iso(),
+                "crn": f"crn:v1:fake:{kind}:{oid}",
+            },
+            "entity": entity,
+        }
         with self.router.lock:
             self.store[kind][oid] = obj
         return obj
@@ -108,6 +131,7 @@ class OpenScale:
                 if value:
                     items = [i for i in items if i[path[0]].get(path[1]) == value]
             return {kind: items}
+
         return handler
 
     def _getter(self, kind: str) -> Any:
@@ -119,6 +143,7 @@ class OpenScale:
             with self.router.lock:
                 del self.store[kind][oid]
             return Response(202)
+
         return handler
 
     @staticmethod
@@ -131,9 +156,14 @@ class OpenScale:
     # -- data marts ----------------------------------------------------------------------------
 
     def _data_mart(self) -> dict[str, Any]:
-        return {"metadata": {"id": INSTANCE, "url": f"/v2/data_marts/{INSTANCE}",
-                             "created_at": "2020-01-01T00:00:00.000Z"},
-                "entity": {"name": "fake", "internal_database": True, "status": {"state": "active"}}}
+        return {
+            "metadata": {
+                "id": INSTANCE,
+                "url": f"/v2/data_marts/{INSTANCE}",
+                "created_at": "2020-01-01T00:00:00.000Z",
+            },
+            "entity": {"name": "fake", "internal_database": True, "status": {"state": "active"}},
+        }
 
     def list_data_marts(self, req: Request) -> dict[str, Any]:
         return {"data_marts": [self._data_mart()]}
@@ -180,8 +210,11 @@ class OpenScale:
         self._get("subscriptions", oid)
         with self.router.lock:
             del self.store["subscriptions"][oid]
-            doomed = [i for i, o in self.store["monitor_instances"].items()
-                      if o["entity"]["target"]["target_id"] == oid]
+            doomed = [
+                i
+                for i, o in self.store["monitor_instances"].items()
+                if o["entity"]["target"]["target_id"] == oid
+            ]
             for iid in doomed:
                 self._drop_instance(iid)
         return Response(202)
@@ -189,8 +222,7 @@ class OpenScale:
     def _drop_instance(self, iid: str) -> None:
         self.store["monitor_instances"].pop(iid, None)
         for kind in ("runs", "measurements"):
-            for oid in [k for k, o in self.store[kind].items()
-                        if o["entity"]["monitor_instance_id"] == iid]:
+            for oid in [k for k, o in self.store[kind].items() if o["entity"]["monitor_instance_id"] == iid]:
                 del self.store[kind][oid]
 
     # -- monitor definitions, integrated systems ----------------------------------------------
@@ -243,10 +275,14 @@ class OpenScale:
             raise HttpError(400, "thresholds must be a list")
         for t in thresholds:
             if t.get("metric_id") not in ids:
-                raise HttpError(400, f"metric {t.get('metric_id')!r} is not a metric of "
-                                     f"{definition['metadata']['id']}", "invalid_metric")
+                raise HttpError(
+                    400,
+                    f"metric {t.get('metric_id')!r} is not a metric of {definition['metadata']['id']}",
+                    "invalid_metric",
+                )
             if t.get("type") not in ("lower_limit", "upper_limit") or not isinstance(
-                    t.get("value"), int | float):
+                t.get("value"), int | float
+            ):
                 raise HttpError(400, f"bad threshold {t}")
 
     def add_instance(self, req: Request) -> Response:
@@ -258,13 +294,20 @@ class OpenScale:
             raise HttpError(400, "target.target_type must be subscription")
         self._get("subscriptions", str(target.get("target_id")))
         self._check_thresholds(definition, body.get("thresholds") or [])
-        if any(o["entity"]["monitor_definition_id"] == did
-               and o["entity"]["target"]["target_id"] == target["target_id"]
-               for o in self.store["monitor_instances"].values()):
+        if any(
+            o["entity"]["monitor_definition_id"] == did
+            and o["entity"]["target"]["target_id"] == target["target_id"]
+            for o in self.store["monitor_instances"].values()
+        ):
             raise HttpError(400, f"a {did} instance exists for {target['target_id']}", "already_exists")
-        entity = {"data_mart_id": body.get("data_mart_id", INSTANCE), "monitor_definition_id": did,
-                  "target": target, "parameters": body.get("parameters") or {},
-                  "thresholds": body.get("thresholds") or [], "status": {"state": "active"}}
+        entity = {
+            "data_mart_id": body.get("data_mart_id", INSTANCE),
+            "monitor_definition_id": did,
+            "target": target,
+            "parameters": body.get("parameters") or {},
+            "thresholds": body.get("thresholds") or [],
+            "status": {"state": "active"},
+        }
         return Response(202, self._put("monitor_instances", new_id(), entity))
 
     def patch_instance(self, req: Request, oid: str) -> dict[str, Any]:
@@ -286,8 +329,9 @@ class OpenScale:
             if op.get("op") not in ("replace", "add") or path not in ("/thresholds", "/parameters"):
                 raise HttpError(400, f"unsupported patch operation {op}")
             if path == "/thresholds":
-                self._check_thresholds(self._get("monitor_definitions",
-                                                 entity["monitor_definition_id"]), op.get("value"))
+                self._check_thresholds(
+                    self._get("monitor_definitions", entity["monitor_definition_id"]), op.get("value")
+                )
             entity[path[1:]] = op.get("value")
             if path == "/parameters":
                 self._sync_run(oid, op.get("value") or {})
@@ -299,10 +343,14 @@ class OpenScale:
     def _check_schedule(value: Any) -> dict[str, Any]:
         """OpenScale's MonitorInstanceSchedule: a positive repeat in minutes at the least."""
         units = ("minute", "hour", "day", "week", "month", "year")
-        if (not isinstance(value, dict) or not isinstance(value.get("repeat_interval"), int)
-                or value["repeat_interval"] < 1 or value.get("repeat_unit") not in units
-                or value.get("status", "enabled") not in ("enabled", "disabled")
-                or (value.get("start_time") or {}).get("type", "absolute") not in ("absolute", "relative")):
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("repeat_interval"), int)
+            or value["repeat_interval"] < 1
+            or value.get("repeat_unit") not in units
+            or value.get("status", "enabled") not in ("enabled", "disabled")
+            or (value.get("start_time") or {}).get("type", "absolute") not in ("absolute", "relative")
+        ):
             raise HttpError(400, f"invalid schedule {value!r}", "invalid_schedule")
         return value
 
@@ -324,11 +372,17 @@ class OpenScale:
         inst = self._get("monitor_instances", iid)
         body = req.json() or {}
         started = now_iso()
-        run = self._put("runs", new_id(), {
-            "monitor_instance_id": iid, "triggered_by": body.get("triggered_by", "user"),
-            "parameters": inst["entity"]["parameters"],
-            "status": {"state": "running", "queued_at": started, "started_at": started},
-        }, url=f"/v2/monitor_instances/{iid}/runs/")
+        run = self._put(
+            "runs",
+            new_id(),
+            {
+                "monitor_instance_id": iid,
+                "triggered_by": body.get("triggered_by", "user"),
+                "parameters": inst["entity"]["parameters"],
+                "status": {"state": "running", "queued_at": started, "started_at": started},
+            },
+            url=f"/v2/monitor_instances/{iid}/runs/",
+        )
         run["metadata"]["url"] += run["metadata"]["id"]
         t = threading.Thread(target=self._evaluate, args=(inst, run), daemon=True)
         self.threads.append(t)
@@ -342,21 +396,31 @@ class OpenScale:
                 return
             status.update(state=state, completed_at=now_iso())
             if error:
-                status["failure"] = {"trace": new_id(), "errors": [
-                    {"code": "custom_metrics_failed", "message": error}]}
+                status["failure"] = {
+                    "trace": new_id(),
+                    "errors": [{"code": "custom_metrics_failed", "message": error}],
+                }
 
     def _evaluate(self, inst: dict[str, Any], run: dict[str, Any]) -> None:
         """Call the custom metrics provider the way OpenScale does."""
         params = inst["entity"]["parameters"]
         if params.get("enable_custom_metric_runs") is not True:
-            self._finish(run, "error", "custom metric runs are not enabled on this monitor instance "
-                                       "(enable_custom_metric_runs): the provider was not called")
+            self._finish(
+                run,
+                "error",
+                "custom metric runs are not enabled on this monitor instance "
+                "(enable_custom_metric_runs): the provider was not called",
+            )
             return
         system_id = params.get("custom_metrics_provider_id")
         system = self.store["integrated_systems"].get(str(system_id))
         if system is None:
-            self._finish(run, "error", f"integrated system {system_id!r} not found: the monitor "
-                                       "instance has no custom_metrics_provider_id")
+            self._finish(
+                run,
+                "error",
+                f"integrated system {system_id!r} not found: the monitor "
+                "instance has no custom_metrics_provider_id",
+            )
             return
         creds = self.credentials.get(str(system_id)) or {}
         info = creds.get("token_info") or {}
@@ -377,14 +441,17 @@ class OpenScale:
         }
         if self.payload_form == "run_details":  # older releases
             values["custom_monitor_instance_params"]["run_details"] = {
-                "run_id": run_id, "run_status": "running"}
+                "run_id": run_id,
+                "run_status": "running",
+            }
         else:
             values["custom_monitor_run_id"] = run_id
         wait = float(params.get("custom_metrics_wait_time") or 60)
         self.provider_calls.append(endpoint)
         try:
-            answer = self.wml.score_function(endpoint, {"input_data": [{"values": values}]}, token,
-                                             timeout=wait)
+            answer = self.wml.score_function(
+                endpoint, {"input_data": [{"values": values}]}, token, timeout=wait
+            )
         except HttpError as exc:
             self._finish(run, "error", f"the provider endpoint answered {exc.status}: {exc.message}")
             return
@@ -392,8 +459,11 @@ class OpenScale:
             self._finish(run, "error", f"the provider failed: {exc}")
             return
         errors = answer.get("errors") or answer.get("error_msg")
-        self._finish(run, "error", f"the provider reported: {errors}" if errors else
-                     "the provider did not finish the run")
+        self._finish(
+            run,
+            "error",
+            f"the provider reported: {errors}" if errors else "the provider did not finish the run",
+        )
 
     def _sync_run(self, iid: str, params: dict[str, Any]) -> None:
         """A provider reports a run's end through the instance's run_details (the original's way)."""
@@ -464,13 +534,21 @@ class OpenScale:
                     metrics.append(entry)
                 values.append({"metrics": metrics, "tags": []})
             mid_ = new_id()
-            obj = self._put("measurements", mid_, {
-                "monitor_instance_id": iid,
-                "monitor_definition_id": definition["metadata"]["id"],
-                "run_id": item.get("run_id"), "timestamp": item["timestamp"],
-                "target": inst["entity"]["target"], "issue_count": issues,
-                "values": values, "sources": item.get("sources") or [],
-            }, url=f"/v2/monitor_instances/{iid}/measurements/{mid_}")
+            obj = self._put(
+                "measurements",
+                mid_,
+                {
+                    "monitor_instance_id": iid,
+                    "monitor_definition_id": definition["metadata"]["id"],
+                    "run_id": item.get("run_id"),
+                    "timestamp": item["timestamp"],
+                    "target": inst["entity"]["target"],
+                    "issue_count": issues,
+                    "values": values,
+                    "sources": item.get("sources") or [],
+                },
+                url=f"/v2/monitor_instances/{iid}/measurements/{mid_}",
+            )
             out.append({"measurement_id": obj["metadata"]["id"], "metadata": obj["metadata"]})
         return Response(202, out)
 
@@ -478,9 +556,12 @@ class OpenScale:
         self._get("monitor_instances", iid)
         if not (req.query.get("start") and req.query.get("end")) and not req.query.get("run_id"):
             raise HttpError(400, "start and end, or run_id, are required")
-        items = [m for m in self.store["measurements"].values()
-                 if m["entity"]["monitor_instance_id"] == iid
-                 and req.query.get("run_id") in (None, m["entity"]["run_id"])]
+        items = [
+            m
+            for m in self.store["measurements"].values()
+            if m["entity"]["monitor_instance_id"] == iid
+            and req.query.get("run_id") in (None, m["entity"]["run_id"])
+        ]
         items.sort(key=lambda m: m["entity"]["timestamp"], reverse=True)
         total = len(items)
         limit = min(int(req.query.get("limit") or self.page), self.page)  # one page, newest first
@@ -497,9 +578,12 @@ class OpenScale:
         did = req.query.get("monitor_definition_id")
         if not tid or req.query.get("target_type") != "subscription":
             raise HttpError(400, "target_id and target_type=subscription are required")
-        items = [m for m in self.store["measurements"].values()
-                 if m["entity"]["target"]["target_id"] == tid
-                 and did in (None, m["entity"]["monitor_definition_id"])]
+        items = [
+            m
+            for m in self.store["measurements"].values()
+            if m["entity"]["target"]["target_id"] == tid
+            and did in (None, m["entity"]["monitor_definition_id"])
+        ]
         items.sort(key=lambda m: m["entity"]["timestamp"], reverse=True)
         n = int(req.query.get("recent_count") or 1)
         return {"measurements": items[:n]}

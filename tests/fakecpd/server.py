@@ -218,8 +218,11 @@ class Router:
             except HttpError as exc:
                 return Response(
                     exc.status,
-                    {"errors": [{"code": exc.code, "message": exc.message}],
-                     "trace": new_id(), "status_code": exc.status},
+                    {
+                        "errors": [{"code": exc.code, "message": exc.message}],
+                        "trace": new_id(),
+                        "status_code": exc.status,
+                    },
                 )
             if isinstance(result, Response):
                 return result
@@ -314,8 +317,9 @@ class Listener:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(certs.cert, certs.key)
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
-                                       kwargs={"poll_interval": 0.05})
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
+        )
 
     @property
     def url(self) -> str:

@@ -42,9 +42,16 @@ class Volumes:
     def list_volumes(self, req: Request) -> dict[str, Any]:
         if req.query.get("addon_type") != "volumes":
             raise HttpError(400, "addon_type=volumes is required")
-        out = [{"id": v["id"], "display_name": n, "addon_type": "volumes",
-                "provision_status": "PROVISIONED", "metadata": {"storage_class": "fake"}}
-               for n, v in self.volumes.items()]
+        out = [
+            {
+                "id": v["id"],
+                "display_name": n,
+                "addon_type": "volumes",
+                "provision_status": "PROVISIONED",
+                "metadata": {"storage_class": "fake"},
+            }
+            for n, v in self.volumes.items()
+        ]
         return {"service_instances": out, "total_count": len(out)}
 
     def list_dir(self, req: Request, vol: str, path: str) -> dict[str, Any]:
@@ -56,22 +63,37 @@ class Volumes:
         for p, (data, mtime) in files.items():
             if not p.startswith(prefix):
                 continue
-            rest = p[len(prefix):]
+            rest = p[len(prefix) :]
             if "/" in rest and not recursive:
                 sub = rest.split("/", 1)[0]
-                entries.setdefault(sub, {"path": sub, "type": "directory", "size": 0,
-                                         "last_modified": formatdate(mtime, usegmt=True)})
+                entries.setdefault(
+                    sub,
+                    {
+                        "path": sub,
+                        "type": "directory",
+                        "size": 0,
+                        "last_modified": formatdate(mtime, usegmt=True),
+                    },
+                )
                 continue
             ext = "." + rest.rsplit(".", 1)[1] if "." in rest.rsplit("/", 1)[-1] else ""
-            entries[rest] = {"path": rest, "type": "file", "size": len(data),
-                             "last_modified": formatdate(mtime, usegmt=True), "file_extension": ext}
+            entries[rest] = {
+                "path": rest,
+                "type": "file",
+                "size": len(data),
+                "last_modified": formatdate(mtime, usegmt=True),
+                "file_extension": ext,
+            }
         if folder and not entries:
             raise HttpError(404, f"directory {folder} not found", "not_found")
         contents: list[Any] = sorted(entries.values(), key=lambda e: e["path"])
         if req.query.get("include_details") != "true":
             contents = [e["path"] for e in contents]
-        return {"_messageCode_": "success", "message": "Successfully listed the directory",
-                "responseObject": {"directoryContents": contents}}
+        return {
+            "_messageCode_": "success",
+            "message": "Successfully listed the directory",
+            "responseObject": {"directoryContents": contents},
+        }
 
     def get_file(self, req: Request, vol: str, path: str) -> Response:
         files = self._vol(vol)["files"]

@@ -71,9 +71,17 @@ class Asset:
             },
             "entity": {"data_asset": {"mime_type": self.mime}},
             "attachments": [
-                {"id": a.id, "asset_type": "data_asset", "name": a.name, "mime": a.mime,
-                 "object_key": a.key, "size": len(a.data or b""), "complete": a.complete,
-                 "is_remote": False, "is_managed": True}
+                {
+                    "id": a.id,
+                    "asset_type": "data_asset",
+                    "name": a.name,
+                    "mime": a.mime,
+                    "object_key": a.key,
+                    "size": len(a.data or b""),
+                    "complete": a.complete,
+                    "is_remote": False,
+                    "is_managed": True,
+                }
                 for a in self.attachments
             ],
             "href": f"{base}/v2/assets/{self.id}?space_id={self.space_id}",
@@ -120,8 +128,9 @@ class Wml:
         r.add("DELETE", r"/v2/assets/(?P<aid>[^/]+)", self.delete_asset)
         r.add("POST", r"/v2/assets/(?P<aid>[^/]+)/attachments", self.create_attachment)
         r.add("GET", r"/v2/assets/(?P<aid>[^/]+)/attachments/(?P<att>[^/]+)", self.get_attachment)
-        r.add("POST", r"/v2/assets/(?P<aid>[^/]+)/attachments/(?P<att>[^/]+)/complete",
-              self.complete_attachment)
+        r.add(
+            "POST", r"/v2/assets/(?P<aid>[^/]+)/attachments/(?P<att>[^/]+)/complete", self.complete_attachment
+        )
         # signed URLs: the unguessable key is the credential, as in CAMS
         r.add("PUT", r"/v2/asset_files/(?P<key>[^/]+)", self.put_file, public=True)
         r.add("GET", r"/v2/asset_files/(?P<key>[^/]+)", self.get_file, public=True)
@@ -163,8 +172,14 @@ class Wml:
         s = self.spaces[sid]
         return {
             "metadata": {"id": sid, "url": f"/v2/spaces/{sid}", "created_at": s["created_at"]},
-            "entity": {"name": s["name"], "description": "", "status": {"state": "active"},
-                       "stage": {"production": False}, "type": "wx", "compute": []},
+            "entity": {
+                "name": s["name"],
+                "description": "",
+                "status": {"state": "active"},
+                "stage": {"production": False},
+                "type": "wx",
+                "compute": [],
+            },
         }
 
     def list_spaces(self, req: Request) -> dict[str, Any]:
@@ -192,12 +207,14 @@ class Wml:
         start = int(body.get("bookmark") or 0)
         now = time.monotonic()
         with self.router.lock:
-            found = [a for a in self.assets.values()
-                     if a.space_id == sid and (name is None or a.name == name) and a.indexed_at <= now]
+            found = [
+                a
+                for a in self.assets.values()
+                if a.space_id == sid and (name is None or a.name == name) and a.indexed_at <= now
+            ]
         found.sort(key=lambda a: (a.created_at, a.id))
-        page = found[start:start + limit]
-        out: dict[str, Any] = {"total_rows": len(found),
-                               "results": [a.to_json(self.base_url) for a in page]}
+        page = found[start : start + limit]
+        out: dict[str, Any] = {"total_rows": len(found), "results": [a.to_json(self.base_url) for a in page]}
         if start + limit < len(found):
             out["next"] = {**body, "limit": limit, "bookmark": str(start + limit)}
         return out
@@ -220,8 +237,16 @@ class Wml:
             ):
                 raise HttpError(409, f"an asset named {meta['name']} exists", "duplicate_asset")
             now = now_iso()
-            asset = Asset(new_id(), meta["name"], meta.get("description") or "", mime, sid, now, now,
-                          indexed_at=time.monotonic() + self.search_lag)
+            asset = Asset(
+                new_id(),
+                meta["name"],
+                meta.get("description") or "",
+                mime,
+                sid,
+                now,
+                now,
+                indexed_at=time.monotonic() + self.search_lag,
+            )
             self.assets[asset.id] = asset
         return Response(201, asset.to_json(self.base_url))
 
@@ -243,13 +268,15 @@ class Wml:
         body = req.json() or {}
         if body.get("asset_type") != "data_asset" or not body.get("name"):
             raise HttpError(400, "asset_type data_asset and name are required")
-        att = Attachment(new_id(), body["name"], body.get("mime") or "application/octet-stream",
-                         secrets.token_hex(12))
+        att = Attachment(
+            new_id(), body["name"], body.get("mime") or "application/octet-stream", secrets.token_hex(12)
+        )
         with self.router.lock:
             asset.attachments.append(att)
             self.files[att.key] = (asset.id, att.id)
-        return Response(201, {"attachment_id": att.id, "asset_type": "data_asset",
-                              "url1": f"/v2/asset_files/{att.key}"})
+        return Response(
+            201, {"attachment_id": att.id, "asset_type": "data_asset", "url1": f"/v2/asset_files/{att.key}"}
+        )
 
     def _attachment(self, asset: Asset, att_id: str) -> Attachment:
         for a in asset.attachments:
@@ -293,17 +320,30 @@ class Wml:
     def list_software_specs(self, req: Request) -> dict[str, Any]:
         name = req.query.get("name")
         found = [
-            {"metadata": {"asset_id": sid, "name": n, "href": f"/v2/software_specifications/{sid}"},
-             "entity": {"software_specification": {"type": "base", "display_name": n}}}
-            for sid, n in self.software_specs.items() if name in (None, n)
+            {
+                "metadata": {"asset_id": sid, "name": n, "href": f"/v2/software_specifications/{sid}"},
+                "entity": {"software_specification": {"type": "base", "display_name": n}},
+            }
+            for sid, n in self.software_specs.items()
+            if name in (None, n)
         ]
         return {"total_results": len(found), "resources": found}
 
     def list_hardware_specs(self, req: Request) -> dict[str, Any]:
         name = req.query.get("name")
-        found = [{"metadata": {"asset_id": hid, "name": n}, "entity": {"hardware_specification": {
-                  "name": n, "nodes": {"cpu": {"units": "1"}, "mem": {"size": "4Gi"}}}}}
-                 for hid, n in self.hardware_specs.items() if name in (None, n)]
+        found = [
+            {
+                "metadata": {"asset_id": hid, "name": n},
+                "entity": {
+                    "hardware_specification": {
+                        "name": n,
+                        "nodes": {"cpu": {"units": "1"}, "mem": {"size": "4Gi"}},
+                    }
+                },
+            }
+            for hid, n in self.hardware_specs.items()
+            if name in (None, n)
+        ]
         return {"total_results": len(found), "resources": found}
 
     def delete_function(self, req: Request, fid: str) -> Response:
@@ -316,15 +356,22 @@ class Wml:
     def create_function(self, req: Request) -> Response:
         body = req.json() or {}
         self._space_from_body(body)
-        spec = ((body.get("software_spec") or {}).get("id"))
+        spec = (body.get("software_spec") or {}).get("id")
         if not body.get("name") or spec not in self.software_specs:
             raise HttpError(400, "name and a known software_spec.id are required")
         fid = new_id()
         self.functions[fid] = {
-            "metadata": {"id": fid, "name": body["name"], "space_id": body["space_id"],
-                         "created_at": now_iso()},
-            "entity": {"software_spec": body["software_spec"], "type": body.get("type", "python"),
-                       "description": body.get("description", "")},
+            "metadata": {
+                "id": fid,
+                "name": body["name"],
+                "space_id": body["space_id"],
+                "created_at": now_iso(),
+            },
+            "entity": {
+                "software_spec": body["software_spec"],
+                "type": body.get("type", "python"),
+                "description": body.get("description", ""),
+            },
         }
         return Response(201, self.functions[fid])
 
@@ -362,21 +409,24 @@ class Wml:
             raise HttpError(400, "hardware_spec.id must name a hardware specification")
         did = new_id()
         self.deployments[did] = {
-            "metadata": {"id": did, "name": body.get("name", ""), "space_id": sid,
-                         "created_at": now_iso()},
-            "entity": {"asset": {"id": fid}, "online": body["online"], "space_id": sid,
-                       "hardware_spec": body["hardware_spec"],
-                       "status": {"state": "ready",
-                                  "online_url": {"url": f"{self.base_url}/ml/v4/deployments/"
-                                                        f"{did}/predictions"}},
-                       "deployed_asset_type": "function"},
+            "metadata": {"id": did, "name": body.get("name", ""), "space_id": sid, "created_at": now_iso()},
+            "entity": {
+                "asset": {"id": fid},
+                "online": body["online"],
+                "space_id": sid,
+                "hardware_spec": body["hardware_spec"],
+                "status": {
+                    "state": "ready",
+                    "online_url": {"url": f"{self.base_url}/ml/v4/deployments/{did}/predictions"},
+                },
+                "deployed_asset_type": "function",
+            },
         }
         return Response(202, self.deployments[did])
 
     def list_deployments(self, req: Request) -> dict[str, Any]:
         sid = self._space(req)
-        return {"resources": [d for d in self.deployments.values()
-                              if d["metadata"]["space_id"] == sid]}
+        return {"resources": [d for d in self.deployments.values() if d["metadata"]["space_id"] == sid]}
 
     def get_deployment(self, req: Request, did: str) -> dict[str, Any]:
         if did not in self.deployments:
@@ -400,8 +450,9 @@ class Wml:
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         return self._score(m.group(1), query, payload, token, timeout=timeout)
 
-    def _score(self, did: str, query: dict[str, str], payload: Any, token: str | None,
-               timeout: float = 120) -> dict[str, Any]:
+    def _score(
+        self, did: str, query: dict[str, str], payload: Any, token: str | None, timeout: float = 120
+    ) -> dict[str, Any]:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", query.get("version") or ""):
             raise HttpError(400, "the version parameter (YYYY-MM-DD) is required", "missing_version")
         if did not in self.deployments:

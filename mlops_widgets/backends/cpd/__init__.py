@@ -51,9 +51,17 @@ class CpdBackend(Backend):
 
             return CpdTraining(session)
 
-        super().__init__("cpd", workspace, {"space": space, "inference": inference,
-                                            "monitoring": monitoring, "volumes": volumes,
-                                            "training": training})
+        super().__init__(
+            "cpd",
+            workspace,
+            {
+                "space": space,
+                "inference": inference,
+                "monitoring": monitoring,
+                "volumes": volumes,
+                "training": training,
+            },
+        )
 
 
 def create(workspace: Workspace) -> Backend:

@@ -185,13 +185,11 @@ class CpdSession:
                 token = self.http.tokens.get()  # here: a retry after a 401 takes the renewed one
                 if kind == "wml":
                     client = module.APIClient(
-                        {"url": s.base_url, "token": token, "instance_id": "openshift",
-                         "version": version}
+                        {"url": s.base_url, "token": token, "instance_id": "openshift", "version": version}
                     )
                     client.set.default_space(s.space_id)
                     return client
-                creds = module.Credentials(url=s.base_url, token=token, version=version,
-                                           verify=s.verify)
+                creds = module.Credentials(url=s.base_url, token=token, version=version, verify=s.verify)
                 return module.APIClient(creds, space_id=s.space_id)
 
             self._wml = self.call(f"connecting to Watson Machine Learning at {s.base_url}", build)

@@ -204,8 +204,12 @@ def import_sdk(kind: str, ca_bundle: str | None) -> ModuleType:
     try:
         # importing prints and warns (deprecations, pkg_resources): silence the whole process
         # for that moment only; it is local work, no network
-        with _IMPORT_LOCK, contained(ca_bundle), warnings.catch_warnings(), \
-                contextlib.redirect_stdout(io.StringIO()):
+        with (
+            _IMPORT_LOCK,
+            contained(ca_bundle),
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             module = importlib.import_module(package)
             if kind == "wml":

@@ -34,17 +34,27 @@ def _pkg(name: str) -> str:
 
 def _settings_check(s: CpdSettings) -> Check:
     missing = s.missing("space") + [m for m in s.missing("inference") if m not in s.missing("space")]
-    parts = [f"BASE_URL {s.base_url or 'not set'}", f"SPACE_ID {s.space_id or 'not set'}",
-             f"WMLA_HOST {s.wmla_url or 'not set'}", f"inference host {s.inference_url or 'not set'}"]
+    parts = [
+        f"BASE_URL {s.base_url or 'not set'}",
+        f"SPACE_ID {s.space_id or 'not set'}",
+        f"WMLA_HOST {s.wmla_url or 'not set'}",
+        f"inference host {s.inference_url or 'not set'}",
+    ]
     renewable = bool(s.username and s.apikey)
     if s.token:
         exp = token_expiry(s.token)
-        left = "" if exp is None else (
-            f", expires in {int((exp - time.time()) // 60)} min" if exp > time.time() else ", EXPIRED")
+        left = (
+            ""
+            if exp is None
+            else (f", expires in {int((exp - time.time()) // 60)} min" if exp > time.time() else ", EXPIRED")
+        )
         if left == ", EXPIRED":
             if not renewable:  # every call would be refused: say so here, not in every check
-                missing = [*missing, "USER_ACCESS_TOKEN has EXPIRED: get a new one, or set "
-                           "USERNAME and APIKEY so mlops can renew it"]
+                missing = [
+                    *missing,
+                    "USER_ACCESS_TOKEN has EXPIRED: get a new one, or set "
+                    "USERNAME and APIKEY so mlops can renew it",
+                ]
             left += " (renewed from USERNAME and APIKEY)" if renewable else ""
         parts.append(f"USER_ACCESS_TOKEN set{left}")
     if s.username:
@@ -56,8 +66,14 @@ def _settings_check(s: CpdSettings) -> Check:
 
 
 # what run_checks reports after sign-in, in order
-SERVICES = ("sign-in", "Watson Machine Learning", "WMLA (console)", "WMLA (inference)", "OpenScale",
-            "storage volumes")
+SERVICES = (
+    "sign-in",
+    "Watson Machine Learning",
+    "WMLA (console)",
+    "WMLA (inference)",
+    "OpenScale",
+    "storage volumes",
+)
 
 
 def run_checks(settings: CpdSettings | None = None) -> list[Check]:
@@ -77,11 +93,18 @@ def run_checks(settings: CpdSettings | None = None) -> list[Check]:
             return False
 
     def skip_rest(why: str) -> list[Check]:
-        return [*checks, *(Check(service, False, f"skipped: {why}") for service in SERVICES
-                           if service not in {c.service for c in checks})]
+        return [
+            *checks,
+            *(
+                Check(service, False, f"skipped: {why}")
+                for service in SERVICES
+                if service not in {c.service for c in checks}
+            ),
+        ]
 
-    if not attempt("Cloud Pak for Data", lambda: f"{s.base_url} answers, Watson Machine Learning "
-                                                 f"{session.version()}"):
+    if not attempt(
+        "Cloud Pak for Data", lambda: f"{s.base_url} answers, Watson Machine Learning {session.version()}"
+    ):
         return skip_rest("Cloud Pak for Data does not answer")
     if not attempt("sign-in", lambda: _sign_in(session)):
         return skip_rest("sign-in failed")
@@ -89,8 +112,10 @@ def run_checks(settings: CpdSettings | None = None) -> list[Check]:
     def wml() -> str:
         kind, _client = session.wml()
         sdk = _pkg("ibm-watson-machine-learning" if kind == "wml" else "ibm-watsonx-ai")
-        return (f"space {s.space_id} found, through {sdk} (chosen for Watson Machine Learning "
-                f"{session.version()}); assets listed by the CAMS search, page by page")
+        return (
+            f"space {s.space_id} found, through {sdk} (chosen for Watson Machine Learning "
+            f"{session.version()}); assets listed by the CAMS search, page by page"
+        )
 
     if s.space_id:
         attempt("Watson Machine Learning", wml)
@@ -109,8 +134,12 @@ def run_checks(settings: CpdSettings | None = None) -> list[Check]:
 
 def _sign_in(session: CpdSession) -> str:
     s = session.settings
-    session.http.request("GET", f"{s.base_url}/v2/spaces", params={"limit": 1},
-                         what="checking the token with Cloud Pak for Data")
+    session.http.request(
+        "GET",
+        f"{s.base_url}/v2/spaces",
+        params={"limit": 1},
+        what="checking the token with Cloud Pak for Data",
+    )
     how = "USERNAME and APIKEY" if session.http.tokens.renewable else "USER_ACCESS_TOKEN"
     return f"signed in with {how}; the token is accepted"
 
@@ -120,17 +149,24 @@ def _wmla(session: CpdSession) -> str:
 
     s = session.settings
     views = CpdInference(session).list()  # every document read through IBM's model classes
-    return (f"{s.wmla_url} answers the EDI v2 API with the token in X-Auth-Token, through "
-            f"{_pkg('ibm-wmla')}; {len(views)} deployment(s), their model and instance documents "
-            "in the shapes of IBM's client")
+    return (
+        f"{s.wmla_url} answers the EDI v2 API with the token in X-Auth-Token, through "
+        f"{_pkg('ibm-wmla')}; {len(views)} deployment(s), their model and instance documents "
+        "in the shapes of IBM's client"
+    )
 
 
 def _inference_host(session: CpdSession) -> str:
     s = session.settings
     # an unknown deployment's inference must be a 404 from WMLA, not a connection failure
-    resp = session.http.request("POST", f"{s.inference_url}/dlim/v1/inference/mlops-doctor-probe",
-                                what=f"reaching the WMLA inference host {s.inference_url}",
-                                data=b"{}", ok=tuple(range(200, 500)), retry=False)
+    resp = session.http.request(
+        "POST",
+        f"{s.inference_url}/dlim/v1/inference/mlops-doctor-probe",
+        what=f"reaching the WMLA inference host {s.inference_url}",
+        data=b"{}",
+        ok=tuple(range(200, 500)),
+        retry=False,
+    )
     if resp.status_code in (401, 403):
         raise MlopsError(f"the WMLA inference host {s.inference_url} refused the token ({resp.status_code})")
     return f"{s.inference_url} answers"
@@ -139,15 +175,19 @@ def _inference_host(session: CpdSession) -> str:
 def _openscale(session: CpdSession) -> str:
     from mlops_widgets.backends.cpd.openscale import CpdMonitorDefinitions, CpdServiceProviders
 
-    mart = session.call("reading the OpenScale data mart",
-                        lambda: session.openscale().data_marts.get(OPENSCALE_CPD_INSTANCE).result)
+    mart = session.call(
+        "reading the OpenScale data mart",
+        lambda: session.openscale().data_marts.get(OPENSCALE_CPD_INSTANCE).result,
+    )
     state = ((mart.to_dict().get("entity") or {}).get("status") or {}).get("state", "unknown")
     n = len(CpdServiceProviders(session).list())
     custom = [d["metadata"]["id"] for d in CpdMonitorDefinitions(session).list()]
-    return (f"data mart {OPENSCALE_CPD_INSTANCE} (the Cloud Pak for Data instance) is {state}, "
-            f"through {_pkg('ibm-watson-openscale')}; {n} service provider(s); custom monitor "
-            f"definitions: {', '.join(custom) or 'none yet'}; providers are called with "
-            "enable_custom_metric_runs and a ?version= scoring URL")
+    return (
+        f"data mart {OPENSCALE_CPD_INSTANCE} (the Cloud Pak for Data instance) is {state}, "
+        f"through {_pkg('ibm-watson-openscale')}; {n} service provider(s); custom monitor "
+        f"definitions: {', '.join(custom) or 'none yet'}; providers are called with "
+        "enable_custom_metric_runs and a ?version= scoring URL"
+    )
 
 
 def _volumes(session: CpdSession) -> str:

@@ -54,7 +54,9 @@ def parse_instance(raw: Any, what: str) -> dict[str, Any]:
     try:
         return _models().ModelInstance.from_dict(raw).to_dict()
     except (ValueError, TypeError, AttributeError) as exc:
-        raise MlopsError(f"{what}: WMLA answered an instance document this client cannot read ({exc})") from None
+        raise MlopsError(
+            f"{what}: WMLA answered an instance document this client cannot read ({exc})"
+        ) from None
 
 
 def phase(instance: dict[str, Any]) -> str:
@@ -91,7 +93,8 @@ def status(instance: dict[str, Any]) -> str:
     if now == "started":
         items = instance.get("instances") or []
         busy = any(int(i.get("pending_tasks") or 0) for i in items) or any(
-            int(c.get("running_task") or 0) for i in items for c in i.get("isd_container") or [])
+            int(c.get("running_task") or 0) for i in items for c in i.get("isd_container") or []
+        )
         return "BUSY" if busy else "IDLE"
     return {"stopped": "STOPPED"}.get(now, now.upper())
 

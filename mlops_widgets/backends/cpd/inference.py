@@ -122,10 +122,13 @@ class CpdInference:
                 raise MlopsError(f"{folder}/model.json is missing or not JSON: {exc}") from None
             # the names (never the values) of the custom args ride along as model attributes,
             # so `view` can say which the kernel gets
-            attributes = [a for a in desc.get("attributes") or []
-                          if a.get("key") not in (ATTR_CUSTOM, ATTR_SECRET)]
-            attributes += [{"key": ATTR_CUSTOM, "value": ",".join(sorted(custom_args or {}))},
-                           {"key": ATTR_SECRET, "value": ",".join(sorted(secret_args or {}))}]
+            attributes = [
+                a for a in desc.get("attributes") or [] if a.get("key") not in (ATTR_CUSTOM, ATTR_SECRET)
+            ]
+            attributes += [
+                {"key": ATTR_CUSTOM, "value": ",".join(sorted(custom_args or {}))},
+                {"key": ATTR_SECRET, "value": ",".join(sorted(secret_args or {}))},
+            ]
             desc.update(name=name, attributes=attributes)
             model_json.write_text(json.dumps(desc, indent=2), encoding="utf-8")
             kernel = staged / (desc.get("kernel_path") or "kernel.py")
@@ -212,9 +215,11 @@ class CpdInference:
         (ConflictError). Kernel environment variables merge by name, the new value winning."""
         check_deployment_name(name)
         current = self.get_profile(name)
-        envs = {e["name"]: e.get("value", "")
-                for source in (current, profile)
-                for e in (source.get("kernel") or {}).get("envs") or []}
+        envs = {
+            e["name"]: e.get("value", "")
+            for source in (current, profile)
+            for e in (source.get("kernel") or {}).get("envs") or []
+        }
         merged = _merge_envs(overlay_profile(current, profile), envs)
         self._edi(f"updating the profile of {name}", lambda c: c.update_model_profile(name, merged))
         return self.get_profile(name)
@@ -234,8 +239,12 @@ class CpdInference:
                 raise MlopsError(
                     f"deployment {name} did not reach the {target} state within {timeout:g} s "
                     f"(WMLA still reports {instance.get('state')!r})",
-                    hint=Hint("deploy.view", "look at the deployment's kernels in the WMLA console, "
-                              "or allow more time with MLOPS_CPD_EDI_TIMEOUT", {"name": name}),
+                    hint=Hint(
+                        "deploy.view",
+                        "look at the deployment's kernels in the WMLA console, "
+                        "or allow more time with MLOPS_CPD_EDI_TIMEOUT",
+                        {"name": name},
+                    ),
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
@@ -273,8 +282,13 @@ class CpdInference:
     def infer(self, name: str, body: bytes) -> bytes:
         check_deployment_name(name)
         resp = self._s.http.request(
-            "POST", self.url(name), what=f"inference on {name}", data=body, auth="X-Auth-Token",
-            headers={"Content-Type": "application/json"}, ok=ANY_STATUS,
+            "POST",
+            self.url(name),
+            what=f"inference on {name}",
+            data=body,
+            auth="X-Auth-Token",
+            headers={"Content-Type": "application/json"},
+            ok=ANY_STATUS,
         )
         if resp.status_code == 200:
             return resp.content
@@ -289,11 +303,13 @@ class CpdInference:
     def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         """WMLA keeps kernel logs on the cluster; point there rather than pretend."""
         self.view(name)
-        return iter([
-            f"kernel logs of {name} are kept by WMLA: open the WMLA console "
-            f"({self._s.settings.wmla_url}) > Deployed models > {name} > Kernels, "
-            "or read them on the cluster"
-        ])
+        return iter(
+            [
+                f"kernel logs of {name} are kept by WMLA: open the WMLA console "
+                f"({self._s.settings.wmla_url}) > Deployed models > {name} > Kernels, "
+                "or read them on the cluster"
+            ]
+        )
 
 
 __all__ = ["CpdInference", "inject_custom_args"]

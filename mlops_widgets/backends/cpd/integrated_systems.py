@@ -18,13 +18,16 @@ from mlops_widgets.monitors.definitions import MonitorDefinition
 
 class CpdIntegratedSystems(Area):
     def list(self, type: str | None = None) -> list[Resource]:
-        found = self._call("listing OpenScale integrated systems",
-                           lambda: self._wos.integrated_systems.list(type=type))
+        found = self._call(
+            "listing OpenScale integrated systems", lambda: self._wos.integrated_systems.list(type=type)
+        )
         return sorted(found["integrated_systems"], key=created)
 
     def get(self, integrated_system_id: str) -> Resource:
-        return self._call(f"reading integrated system {integrated_system_id}",
-                          lambda: self._wos.integrated_systems.get(integrated_system_id))
+        return self._call(
+            f"reading integrated system {integrated_system_id}",
+            lambda: self._wos.integrated_systems.get(integrated_system_id),
+        )
 
     def add(
         self,
@@ -38,15 +41,20 @@ class CpdIntegratedSystems(Area):
         return self._call(
             f"creating integrated system {name!r}",
             lambda: self._wos.integrated_systems.add(
-                name=name, type=type, description=description,
-                credentials=credentials or {}, connection=connection or {},
+                name=name,
+                type=type,
+                description=description,
+                credentials=credentials or {},
+                connection=connection or {},
             ),
             idempotent=False,
         )
 
     def delete(self, integrated_system_id: str) -> None:
-        self._s.call(f"deleting integrated system {integrated_system_id}",
-                     lambda: self._wos.integrated_systems.delete(integrated_system_id))
+        self._s.call(
+            f"deleting integrated system {integrated_system_id}",
+            lambda: self._wos.integrated_systems.delete(integrated_system_id),
+        )
 
     def publish_provider(
         self, definition: MonitorDefinition, *, software_spec: str | None = None
@@ -59,10 +67,14 @@ class CpdIntegratedSystems(Area):
         credentials = provider_credentials(self._s)
         deployed = deploy_provider(self._s, definition, software_spec=software_spec)
         name = f"{definition.id} metrics provider"
-        earlier = [x["metadata"]["id"] for x in self.list(type="custom_metrics_provider")
-                   if x["entity"].get("name") == name]
+        earlier = [
+            x["metadata"]["id"]
+            for x in self.list(type="custom_metrics_provider")
+            if x["entity"].get("name") == name
+        ]
         system = self.add(
-            name, type="custom_metrics_provider",
+            name,
+            type="custom_metrics_provider",
             description=f"mlops-widgets provider {definition.provider!r} for monitor {definition.id}",
             connection={"display_name": name, "endpoint": deployed["scoring_url"]},
             credentials=credentials,
@@ -72,8 +84,9 @@ class CpdIntegratedSystems(Area):
         for inst in instances.list(monitor_definition_id=definition.id):
             params = inst["entity"].get("parameters") or {}
             if params.get("custom_metrics_provider_id") in earlier:
-                instances.update(inst["metadata"]["id"],
-                                 parameters={**params, "custom_metrics_provider_id": system_id})
+                instances.update(
+                    inst["metadata"]["id"], parameters={**params, "custom_metrics_provider_id": system_id}
+                )
         for old in earlier:
             with contextlib.suppress(NotFoundError):
                 self.delete(old)

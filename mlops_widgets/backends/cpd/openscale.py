@@ -34,10 +34,21 @@ from mlops_widgets.monitors.thresholds import LIMIT_TYPES, check_instance_thresh
 DATA_MART_ID = OPENSCALE_CPD_INSTANCE
 WAIT_TIME_ENV = "MLOPS_CPD_CUSTOM_METRICS_WAIT_TIME"
 WAIT_TIME_S = 360
-OPENSCALE_BUILTIN_MONITORS = frozenset({
-    "fairness", "quality", "drift", "drift_v2", "explainability", "model_health", "performance",
-    "mrm", "assurance", "generative_ai_quality", "correlations",
-})
+OPENSCALE_BUILTIN_MONITORS = frozenset(
+    {
+        "fairness",
+        "quality",
+        "drift",
+        "drift_v2",
+        "explainability",
+        "model_health",
+        "performance",
+        "mrm",
+        "assurance",
+        "generative_ai_quality",
+        "correlations",
+    }
+)
 
 
 def _dict(response: Any) -> Any:
@@ -79,14 +90,17 @@ class Area:
 
 class CpdServiceProviders(Area):
     def list(self, name: str | None = None) -> list[Resource]:
-        found = self._call("listing OpenScale service providers",
-                           lambda: self._wos.service_providers.list())["service_providers"]
+        found = self._call("listing OpenScale service providers", lambda: self._wos.service_providers.list())[
+            "service_providers"
+        ]
         found = [p for p in found if name is None or p["entity"].get("name") == name]
         return sorted(found, key=created)
 
     def get(self, service_provider_id: str) -> Resource:
-        return self._call(f"reading service provider {service_provider_id}",
-                          lambda: self._wos.service_providers.get(service_provider_id))
+        return self._call(
+            f"reading service provider {service_provider_id}",
+            lambda: self._wos.service_providers.get(service_provider_id),
+        )
 
     def add(
         self, name: str, *, service_type: str = "custom_machine_learning", description: str = ""
@@ -97,8 +111,11 @@ class CpdServiceProviders(Area):
         return self._call(
             f"creating service provider {name!r}",
             lambda: self._wos.service_providers.add(
-                name=name, service_type=service_type, description=description,
-                operational_space_id="production", credentials=_v2().WMLCredentialsCP4D(),
+                name=name,
+                service_type=service_type,
+                description=description,
+                operational_space_id="production",
+                credentials=_v2().WMLCredentialsCP4D(),
                 background_mode=True,
             ),
             idempotent=False,
@@ -112,9 +129,7 @@ class CpdServiceProviders(Area):
 
 
 class CpdSubscriptions(Area):
-    def list(
-        self, *, service_provider_id: str | None = None, name: str | None = None
-    ) -> list[Resource]:
+    def list(self, *, service_provider_id: str | None = None, name: str | None = None) -> list[Resource]:
         found = self._call(
             "listing OpenScale subscriptions",
             lambda: self._wos.subscriptions.list(service_provider_id=service_provider_id),
@@ -123,8 +138,9 @@ class CpdSubscriptions(Area):
         return sorted(found, key=created)
 
     def get(self, subscription_id: str) -> Resource:
-        return self._call(f"reading subscription {subscription_id}",
-                          lambda: self._wos.subscriptions.get(subscription_id))
+        return self._call(
+            f"reading subscription {subscription_id}", lambda: self._wos.subscriptions.get(subscription_id)
+        )
 
     def add(
         self,
@@ -140,14 +156,18 @@ class CpdSubscriptions(Area):
                 data_mart_id=DATA_MART_ID,
                 service_provider_id=service_provider_id,
                 asset=v2.Asset(
-                    asset_id=str(uuid.uuid4()), name=name, url=deployment_url,
+                    asset_id=str(uuid.uuid4()),
+                    name=name,
+                    url=deployment_url,
                     asset_type=enums.AssetTypes.MODEL,
                     # as the original's A3 did: its subscriptions are reused by name
                     input_data_type=enums.InputDataType.STRUCTURED,
                     problem_type=enums.ProblemType.MULTICLASS_CLASSIFICATION,
                 ),
                 deployment=v2.AssetDeploymentRequest(
-                    deployment_id=deployment_name, name=deployment_name, url=deployment_url,
+                    deployment_id=deployment_name,
+                    name=deployment_name,
+                    url=deployment_url,
                     deployment_type=enums.DeploymentTypes.ONLINE,
                 ),
                 asset_properties=v2.AssetPropertiesRequest(probability_fields=["probability"]),
@@ -165,26 +185,33 @@ class CpdSubscriptions(Area):
 
 class CpdMonitorDefinitions(Area):
     def list(self) -> list[Resource]:
-        found = self._call("listing OpenScale monitor definitions",
-                           lambda: self._wos.monitor_definitions.list())["monitor_definitions"]
+        found = self._call(
+            "listing OpenScale monitor definitions", lambda: self._wos.monitor_definitions.list()
+        )["monitor_definitions"]
         return [d for d in found if d["metadata"]["id"] not in OPENSCALE_BUILTIN_MONITORS]
 
     def get(self, monitor_definition_id: str) -> Resource:
         try:
-            return self._call(f"reading monitor definition {monitor_definition_id}",
-                              lambda: self._wos.monitor_definitions.get(monitor_definition_id))
+            return self._call(
+                f"reading monitor definition {monitor_definition_id}",
+                lambda: self._wos.monitor_definitions.get(monitor_definition_id),
+            )
         except NotFoundError:
             known = ", ".join(d["metadata"]["id"] for d in self.list()) or "none"
             raise NotFoundError(
                 f"OpenScale has no monitor definition {monitor_definition_id!r} (custom ones: {known})",
-                hint=Hint("monitor.publish", f"publish monitor {monitor_definition_id} on this cluster",
-                          {"monitor": monitor_definition_id}),
+                hint=Hint(
+                    "monitor.publish",
+                    f"publish monitor {monitor_definition_id} on this cluster",
+                    {"monitor": monitor_definition_id},
+                ),
             ) from None
 
     def add(self, definition: MonitorDefinition) -> Resource:
         with_id = [d for d in self.list() if d["metadata"]["id"] == definition.id]
         if with_id:
             return with_id[0]
+
         def add() -> Any:
             v2 = _v2()
             metrics = [
@@ -219,8 +246,10 @@ def custom_metric_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def _overrides(thresholds: list[dict[str, Any]]) -> list[Any]:
-    return [_v2().MetricThresholdOverride(metric_id=t["metric_id"], type=t["type"], value=float(t["value"]))
-            for t in thresholds]
+    return [
+        _v2().MetricThresholdOverride(metric_id=t["metric_id"], type=t["type"], value=float(t["value"]))
+        for t in thresholds
+    ]
 
 
 def in_minutes(schedule: dict[str, Any]) -> dict[str, Any]:
@@ -248,18 +277,22 @@ class CpdMonitorInstances(Area):
         found = self._call(
             "listing OpenScale monitor instances",
             lambda: self._wos.monitor_instances.list(
-                data_mart_id=DATA_MART_ID, monitor_definition_id=monitor_definition_id,
+                data_mart_id=DATA_MART_ID,
+                monitor_definition_id=monitor_definition_id,
                 target_target_id=target_id,
             ),
         )["monitor_instances"]
         if monitor_definition_id is None:
-            found = [i for i in found
-                     if i["entity"]["monitor_definition_id"] not in OPENSCALE_BUILTIN_MONITORS]
+            found = [
+                i for i in found if i["entity"]["monitor_definition_id"] not in OPENSCALE_BUILTIN_MONITORS
+            ]
         return sorted(found, key=created)
 
     def get(self, monitor_instance_id: str) -> Resource:
-        return self._call(f"reading monitor instance {monitor_instance_id}",
-                          lambda: self._wos.monitor_instances.get(monitor_instance_id))
+        return self._call(
+            f"reading monitor instance {monitor_instance_id}",
+            lambda: self._wos.monitor_instances.get(monitor_instance_id),
+        )
 
     def create(
         self,
@@ -278,9 +311,11 @@ class CpdMonitorInstances(Area):
         return self._call(
             f"creating the {monitor_definition_id} monitor on subscription {target_id}",
             lambda: self._wos.monitor_instances.create(
-                data_mart_id=DATA_MART_ID, monitor_definition_id=monitor_definition_id,
+                data_mart_id=DATA_MART_ID,
+                monitor_definition_id=monitor_definition_id,
                 target=_v2().Target(target_type="subscription", target_id=target_id),
-                parameters=custom_metric_parameters(parameters), thresholds=_overrides(thresholds),
+                parameters=custom_metric_parameters(parameters),
+                thresholds=_overrides(thresholds),
                 background_mode=True,
             ),
             idempotent=False,
@@ -306,7 +341,8 @@ class CpdMonitorInstances(Area):
                 lambda: self._wos.monitor_instances.update(
                     monitor_instance_id,
                     [_v2().JsonPatchOperation(op="replace", path=p, value=v) for p, v in changes],
-                    update_metadata_only=True),
+                    update_metadata_only=True,
+                ),
             )
         return self.get(monitor_instance_id)
 
@@ -337,8 +373,8 @@ class CpdRuns(Area):
         return self._call(
             f"starting a run of monitor instance {monitor_instance_id}",
             lambda: self._wos.monitor_instances.run(
-                monitor_instance_id=monitor_instance_id, triggered_by=triggered_by,
-                background_mode=True),
+                monitor_instance_id=monitor_instance_id, triggered_by=triggered_by, background_mode=True
+            ),
             idempotent=False,
         )
 
@@ -346,33 +382,42 @@ class CpdRuns(Area):
         return self._call(
             f"reading run {run_id}",
             lambda: self._wos.monitor_instances.get_run_details(
-                monitor_instance_id=monitor_instance_id, monitoring_run_id=run_id),
+                monitor_instance_id=monitor_instance_id, monitoring_run_id=run_id
+            ),
         )
 
     def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
         runs = self._call(
             f"listing the runs of monitor instance {monitor_instance_id}",
             lambda: self._wos.monitor_instances.list_runs(
-                monitor_instance_id=monitor_instance_id, limit=limit),
+                monitor_instance_id=monitor_instance_id, limit=limit
+            ),
         )["runs"]
         runs = sorted(runs, key=created, reverse=True)
         return runs if limit is None else runs[:limit]
 
-    def update(self, monitor_instance_id: str, run_id: str, *, state: str,
-               error: str | None = None) -> Resource:
+    def update(
+        self, monitor_instance_id: str, run_id: str, *, state: str, error: str | None = None
+    ) -> Resource:
         """Mark a run finished or failed (what a provider does once it has published)."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         changes: list[tuple[str, Any]] = [("/status/state", state), ("/status/completed_at", now)]
         if error:
-            changes.append(("/status/failure", {
-                "trace": str(uuid.uuid4()),
-                "errors": [{"code": "provider_failed", "message": error}]}))
+            changes.append(
+                (
+                    "/status/failure",
+                    {"trace": str(uuid.uuid4()), "errors": [{"code": "provider_failed", "message": error}]},
+                )
+            )
         return self._call(
             f"updating run {run_id}",
             lambda: self._wos.monitor_instances.runs.update(
-                monitor_instance_id=monitor_instance_id, monitoring_run_id=run_id,
-                json_patch_operation=[_v2().JsonPatchOperation(op="replace", path=p, value=v)
-                                      for p, v in changes]),
+                monitor_instance_id=monitor_instance_id,
+                monitoring_run_id=run_id,
+                json_patch_operation=[
+                    _v2().JsonPatchOperation(op="replace", path=p, value=v) for p, v in changes
+                ],
+            ),
         )
 
 
@@ -391,8 +436,10 @@ class CpdMeasurements(Area):
             f"publishing a measurement for monitor instance {monitor_instance_id}",
             lambda: self._wos.monitor_instances.measurements.add(
                 monitor_instance_id=monitor_instance_id,
-                monitor_measurement_request=[_v2().MonitorMeasurementRequest(
-                    timestamp=when, run_id=run_id, metrics=[values])]),
+                monitor_measurement_request=[
+                    _v2().MonitorMeasurementRequest(timestamp=when, run_id=run_id, metrics=[values])
+                ],
+            ),
             idempotent=False,
         )
         mine = self.list(monitor_instance_id, run_id=run_id)
@@ -400,27 +447,29 @@ class CpdMeasurements(Area):
             raise MlopsError(f"OpenScale did not keep the measurement of run {run_id}")
         return mine[0]
 
-    def query(
-        self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1
-    ) -> list[Resource]:
+    def query(self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1) -> list[Resource]:
         found = self._call(
             f"querying the latest {monitor_definition_id} measurements of {target_id}",
             lambda: self._wos.monitor_instances.measurements.query(
-                target_id=target_id, target_type="subscription",
-                monitor_definition_id=monitor_definition_id, recent_count=recent_count),
+                target_id=target_id,
+                target_type="subscription",
+                monitor_definition_id=monitor_definition_id,
+                recent_count=recent_count,
+            ),
         )["measurements"]
         return sorted(found, key=lambda m: str(m["entity"].get("timestamp")), reverse=True)
 
-    def list(self, monitor_instance_id: str, *, limit: int | None = None,
-             run_id: str | None = None) -> list[Resource]:
+    def list(
+        self, monitor_instance_id: str, *, limit: int | None = None, run_id: str | None = None
+    ) -> list[Resource]:
         """Newest first; `run_id`: only that run's (OpenScale filters, and so do we)."""
         end = datetime.now(UTC) + timedelta(days=1)
         start = datetime(2000, 1, 1, tzinfo=UTC)
         found = self._call(
             f"listing the measurements of monitor instance {monitor_instance_id}",
             lambda: self._wos.monitor_instances.measurements.list(
-                monitor_instance_id=monitor_instance_id, start=start, end=end, limit=limit,
-                run_id=run_id),
+                monitor_instance_id=monitor_instance_id, start=start, end=end, limit=limit, run_id=run_id
+            ),
         )["measurements"]
         found = [m for m in found if run_id is None or m["entity"].get("run_id") == run_id]
         found = sorted(found, key=lambda m: str(m["entity"].get("timestamp")), reverse=True)

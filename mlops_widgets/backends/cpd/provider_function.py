@@ -36,8 +36,15 @@ def _run_id(values: dict[str, Any], params: dict[str, Any]) -> str:
     return str(run_id)
 
 
-def handle(payload: dict[str, Any], token: str | None, *, monitor_id: str, provider: str,
-           cpd_url: str, ca_pem: str | None = None) -> dict[str, Any]:
+def handle(
+    payload: dict[str, Any],
+    token: str | None,
+    *,
+    monitor_id: str,
+    provider: str,
+    cpd_url: str,
+    ca_pem: str | None = None,
+) -> dict[str, Any]:
     """Compute and publish one run's measurement; the answer OpenScale expects."""
     try:
         values = payload["input_data"][0]["values"]
@@ -55,13 +62,31 @@ def handle(payload: dict[str, Any], token: str | None, *, monitor_id: str, provi
             ca_bundle = os.path.join(tmp, "ca.pem")
             with open(ca_bundle, "w", encoding="utf-8") as fh:
                 fh.write(ca_pem)
-        return _evaluate(params, run_id, instance_id, token, monitor_id=monitor_id,
-                         provider=provider, cpd_url=cpd_url, ca_bundle=ca_bundle, tmp=Path(tmp))
+        return _evaluate(
+            params,
+            run_id,
+            instance_id,
+            token,
+            monitor_id=monitor_id,
+            provider=provider,
+            cpd_url=cpd_url,
+            ca_bundle=ca_bundle,
+            tmp=Path(tmp),
+        )
 
 
-def _evaluate(params: dict[str, Any], run_id: str, instance_id: str, token: str, *,
-              monitor_id: str, provider: str, cpd_url: str, ca_bundle: str | None,
-              tmp: Path) -> dict[str, Any]:
+def _evaluate(
+    params: dict[str, Any],
+    run_id: str,
+    instance_id: str,
+    token: str,
+    *,
+    monitor_id: str,
+    provider: str,
+    cpd_url: str,
+    ca_bundle: str | None,
+    tmp: Path,
+) -> dict[str, Any]:
     from mlops_widgets.backends.cpd.client import CpdSession
     from mlops_widgets.backends.cpd.monitoring import CpdMonitoring
     from mlops_widgets.backends.cpd.session import CpdSettings
@@ -71,9 +96,16 @@ def _evaluate(params: dict[str, Any], run_id: str, instance_id: str, token: str,
     from mlops_widgets.monitors.base import ProviderInput
     from mlops_widgets.monitors.thresholds import metric_id
 
-    settings = CpdSettings.from_env({**os.environ, "BASE_URL": cpd_url, "USER_ACCESS_TOKEN": token,
-                                     "USERNAME": "", "APIKEY": "",
-                                     "MLOPS_CPD_CA_BUNDLE": ca_bundle or ""})
+    settings = CpdSettings.from_env(
+        {
+            **os.environ,
+            "BASE_URL": cpd_url,
+            "USER_ACCESS_TOKEN": token,
+            "USERNAME": "",
+            "APIKEY": "",
+            "MLOPS_CPD_CA_BUNDLE": ca_bundle or "",
+        }
+    )
     session = CpdSession(settings)
     monitoring = CpdMonitoring(session)
     try:
@@ -84,21 +116,28 @@ def _evaluate(params: dict[str, Any], run_id: str, instance_id: str, token: str,
                 f"monitor {monitor_id}: the instance needs volume_display_name, dir_gt and dir_pred"
             )
         volumes = CpdVolumes(session)
-        gt, pred = (volumes.download_folder(str(volume), str(f), tmp / f"{i}-{Path(str(f)).name}")
-                    for i, f in enumerate(folders))
+        gt, pred = (
+            volumes.download_folder(str(volume), str(f), tmp / f"{i}-{Path(str(f)).name}")
+            for i, f in enumerate(folders)
+        )
         try:
             most_recent = params.get("most_recent")
-            computed = registry.provider(provider).evaluate(ProviderInput(
-                gt, pred, most_recent=None if most_recent is None else float(most_recent),
-                parameters={k: v for k, v in params.items() if k != "run_details"}))
+            computed = registry.provider(provider).evaluate(
+                ProviderInput(
+                    gt,
+                    pred,
+                    most_recent=None if most_recent is None else float(most_recent),
+                    parameters={k: v for k, v in params.items() if k != "run_details"},
+                )
+            )
         finally:
             shutil.rmtree(gt, ignore_errors=True)
             shutil.rmtree(pred, ignore_errors=True)
         measurement = monitoring.measurements.add(
-            instance_id, run_id=run_id, metrics={metric_id(k): v for k, v in computed.items()})
+            instance_id, run_id=run_id, metrics={metric_id(k): v for k, v in computed.items()}
+        )
         monitoring.runs.update(instance_id, run_id, state="finished")
-        return {"predictions": [{"fields": ["measurement_id"],
-                                 "values": [[measurement["metadata"]["id"]]]}]}
+        return {"predictions": [{"fields": ["measurement_id"], "values": [[measurement["metadata"]["id"]]]}]}
     except Exception as exc:  # any failure is the run's error, in words
         message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
         try:
@@ -106,4 +145,3 @@ def _evaluate(params: dict[str, Any], run_id: str, instance_id: str, token: str,
         except MlopsError:
             pass
         return {"predictions": [], "errors": [message]}
-

@@ -55,8 +55,9 @@ def score(payload, token=None):
 
 def function_source(monitor_id: str, provider: str, cpd_url: str, ca_pem: str | None) -> bytes:
     """The gzip-compressed Python file WML stores as the function's code."""
-    return gzip.compress(SOURCE.format(monitor_id=monitor_id, provider=provider, cpd_url=cpd_url,
-                                       ca_pem=ca_pem).encode())
+    return gzip.compress(
+        SOURCE.format(monitor_id=monitor_id, provider=provider, cpd_url=cpd_url, ca_pem=ca_pem).encode()
+    )
 
 
 def function_name(definition: MonitorDefinition) -> str:
@@ -64,8 +65,10 @@ def function_name(definition: MonitorDefinition) -> str:
 
 
 def _spec_hint(what: str) -> Hint:
-    return Hint("monitor.publish.software_spec",
-                f"name {what} that provides mlops-widgets[cpd] (or set ${SOFTWARE_SPEC_ENV})")
+    return Hint(
+        "monitor.publish.software_spec",
+        f"name {what} that provides mlops-widgets[cpd] (or set ${SOFTWARE_SPEC_ENV})",
+    )
 
 
 def deploy_provider(
@@ -81,7 +84,9 @@ def deploy_provider(
         raise MlopsError(
             "publishing a provider on Cloud Pak for Data needs a software specification that "
             "provides mlops-widgets[cpd] (stock runtimes such as runtime-24.1-py3.11 cannot "
-            "import mlops_widgets)", hint=_spec_hint("a software specification"))
+            "import mlops_widgets)",
+            hint=_spec_hint("a software specification"),
+        )
     hw_name = os.environ.get(HARDWARE_SPEC_ENV) or HARDWARE_SPEC
     kind, client = session.wml()
     name = function_name(definition)
@@ -91,12 +96,15 @@ def deploy_provider(
     def spec_ids() -> tuple[str, str]:
         spec = client.software_specifications.get_id_by_name(spec_name)
         if not spec or spec == "Not Found":
-            raise MlopsError(f"the cluster has no software specification {spec_name!r}",
-                             hint=_spec_hint("another software specification"))
+            raise MlopsError(
+                f"the cluster has no software specification {spec_name!r}",
+                hint=_spec_hint("another software specification"),
+            )
         hw = client.hardware_specifications.get_id_by_name(hw_name)
         if not hw or hw == "Not Found":
-            raise MlopsError(f"the cluster has no hardware specification {hw_name!r} "
-                             f"(${HARDWARE_SPEC_ENV} names another)")
+            raise MlopsError(
+                f"the cluster has no hardware specification {hw_name!r} (${HARDWARE_SPEC_ENV} names another)"
+            )
         return spec, hw
 
     spec, hw = session.call(f"finding software specification {spec_name}", spec_ids)
@@ -111,12 +119,14 @@ def deploy_provider(
             spec_key = getattr(names, "SOFTWARE_SPEC_ID", None) or names.SOFTWARE_SPEC_UID
             return client.repository.store_function(
                 function=str(code),
-                meta_props={names.NAME: name, spec_key: spec,
-                            names.DESCRIPTION: f"metric provider of monitor {definition.id}"},
+                meta_props={
+                    names.NAME: name,
+                    spec_key: spec,
+                    names.DESCRIPTION: f"metric provider of monitor {definition.id}",
+                },
             )
 
-        stored = session.call(f"storing the {definition.id} provider function", store,
-                              idempotent=False)
+        stored = session.call(f"storing the {definition.id} provider function", store, idempotent=False)
     function_id = stored["metadata"].get("id") or stored["metadata"]["guid"]
 
     def deploy() -> dict[str, Any]:
@@ -126,17 +136,22 @@ def deploy_provider(
             return client.deployments.create(function_id, meta_props=props, background_mode=True)
         return client.deployments.create(function_id, meta_props=props)  # waits until ready
 
-    deployment = session.call(f"deploying the {definition.id} provider function", deploy,
-                              idempotent=False)
+    deployment = session.call(f"deploying the {definition.id} provider function", deploy, idempotent=False)
     deployment_id = deployment["metadata"].get("id") or deployment["metadata"]["guid"]
     deployment = _wait_ready(session, client, deployment_id, deployment)
-    href = session.call("reading the provider's scoring URL",
-                        lambda: client.deployments.get_scoring_href(deployment))
+    href = session.call(
+        "reading the provider's scoring URL", lambda: client.deployments.get_scoring_href(deployment)
+    )
     created = str(deployment["metadata"].get("created_at") or "")
     day = created.split("T")[0] if "T" in created else time.strftime("%Y-%m-%d", time.gmtime())
-    return {"function_id": function_id, "wml_deployment_id": deployment_id,
-            "scoring_url": f"{href}?version={day}", "software_spec": spec_name,
-            "hardware_spec": hw_name, "sdk": kind}
+    return {
+        "function_id": function_id,
+        "wml_deployment_id": deployment_id,
+        "scoring_url": f"{href}?version={day}",
+        "software_spec": spec_name,
+        "hardware_spec": hw_name,
+        "sdk": kind,
+    }
 
 
 def remove_other_deployments(session: CpdSession, definition: MonitorDefinition, keep: str) -> list[str]:
@@ -145,28 +160,38 @@ def remove_other_deployments(session: CpdSession, definition: MonitorDefinition,
     deployments without a name filter and resolve an asset's type by trial requests."""
     s = session.settings
     params = {"space_id": s.space_id, "version": WML_API_VERSION}
-    found = session.http.json("GET", f"{s.base_url}/ml/v4/deployments", params=params,
-                              what="listing the space's deployments")
+    found = session.http.json(
+        "GET", f"{s.base_url}/ml/v4/deployments", params=params, what="listing the space's deployments"
+    )
     removed = []
     for d in found.get("resources") or []:
         meta = d.get("metadata") or {}
         if meta.get("name") != function_name(definition) or meta.get("id") == keep:
             continue
-        session.http.request("DELETE", f"{s.base_url}/ml/v4/deployments/{meta['id']}", params=params,
-                             what=f"deleting the earlier provider deployment {meta['id']}")
+        session.http.request(
+            "DELETE",
+            f"{s.base_url}/ml/v4/deployments/{meta['id']}",
+            params=params,
+            what=f"deleting the earlier provider deployment {meta['id']}",
+        )
         removed.append(meta["id"])
         function_id = ((d.get("entity") or {}).get("asset") or {}).get("id")
         if function_id:
             try:
-                session.http.request("DELETE", f"{s.base_url}/ml/v4/functions/{function_id}",
-                                     params=params, what=f"deleting the earlier provider function {function_id}")
+                session.http.request(
+                    "DELETE",
+                    f"{s.base_url}/ml/v4/functions/{function_id}",
+                    params=params,
+                    what=f"deleting the earlier provider function {function_id}",
+                )
             except NotFoundError:
                 pass  # shared by another deployment that went first
     return removed
 
 
-def _wait_ready(session: CpdSession, client: Any, deployment_id: str,
-                details: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+def _wait_ready(
+    session: CpdSession, client: Any, deployment_id: str, details: dict[str, Any], timeout: float = 600.0
+) -> dict[str, Any]:
     """Poll a deployment until it is ready (failed: the reason)."""
     deadline = time.monotonic() + timeout
     delay = 0.1
@@ -180,5 +205,6 @@ def _wait_ready(session: CpdSession, client: Any, deployment_id: str,
             raise MlopsError(f"the provider deployment {deployment_id} is not ready after {timeout:.0f} s")
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
-        details = session.call("reading the provider deployment",
-                               lambda: client.deployments.get_details(deployment_id))
+        details = session.call(
+            "reading the provider deployment", lambda: client.deployments.get_details(deployment_id)
+        )

@@ -109,10 +109,7 @@ class CpdSettings:
     def require(self, service: str) -> None:
         missing = self.missing(service)
         if missing:
-            raise MlopsError(
-                f"the cpd backend cannot reach the {service} service: set "
-                + "; ".join(missing)
-            )
+            raise MlopsError(f"the cpd backend cannot reach the {service} service: set " + "; ".join(missing))
 
 
 def token_expiry(token: str) -> float | None:

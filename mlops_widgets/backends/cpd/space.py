@@ -69,8 +69,12 @@ class _Version:
 
 def _version(meta: dict[str, Any]) -> _Version:
     m = _MARKER_RE.search(meta.get("description") or "")
-    return _Version(meta.get("asset_id") or meta["guid"], int(m.group(1)) if m else 0,
-                    meta.get("created_at") or "", m.group(2) if m else None)
+    return _Version(
+        meta.get("asset_id") or meta["guid"],
+        int(m.group(1)) if m else 0,
+        meta.get("created_at") or "",
+        m.group(2) if m else None,
+    )
 
 
 def _built_on(version: _Version, ancestor: str, versions: list[_Version]) -> bool:
@@ -119,8 +123,12 @@ class CpdSpace:
         found: list[dict[str, Any]] = []
         while body is not None:
             page = self._s.http.json(
-                "POST", f"{s.base_url}/v2/asset_types/data_asset/search",
-                params={"space_id": self.space_id}, json=body, what=what, retry=True,
+                "POST",
+                f"{s.base_url}/v2/asset_types/data_asset/search",
+                params={"space_id": self.space_id},
+                json=body,
+                what=what,
+                retry=True,
             )
             found += page.get("results") or []
             body = page.get("next") or None
@@ -142,8 +150,7 @@ class CpdSpace:
 
         def store() -> dict[str, Any]:
             names = client.data_assets.ConfigurationMetaNames
-            props = {names.NAME: name, names.DESCRIPTION: description,
-                     names.DATA_CONTENT_NAME: str(path)}
+            props = {names.NAME: name, names.DESCRIPTION: description, names.DATA_CONTENT_NAME: str(path)}
             if kind == "watsonx":
                 from ibm_watsonx_ai.utils.enums import AssetDuplicateAction
 
@@ -189,9 +196,7 @@ class CpdSpace:
 
     def _get_details(self, asset_id: str) -> dict[str, Any]:
         try:
-            return self._s.call(
-                f"reading asset {asset_id}", lambda: self._assets().get_details(asset_id)
-            )
+            return self._s.call(f"reading asset {asset_id}", lambda: self._assets().get_details(asset_id))
         except NotFoundError:
             raise NotFoundError(f"no asset with id {asset_id} in space {self.space_id}") from None
 
@@ -213,8 +218,10 @@ class CpdSpace:
         s = self._s.settings
         what = f"downloading asset {asset_id}"
         signed = self._s.http.json(
-            "GET", f"{s.base_url}/v2/assets/{asset_id}/attachments/{att}",
-            params={"space_id": self.space_id}, what=what,
+            "GET",
+            f"{s.base_url}/v2/assets/{asset_id}/attachments/{att}",
+            params={"space_id": self.space_id},
+            what=what,
         )
         url = signed["url"] if "://" in signed["url"] else s.base_url + signed["url"]
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -237,15 +244,18 @@ class CpdSpace:
         must tell "already deleted" (NotFoundError) from a real failure."""
         s = self._s.settings
         self._s.http.request(
-            "DELETE", f"{s.base_url}/v2/assets/{asset_id}",
-            params={"space_id": self.space_id}, what=f"deleting asset {asset_id}",
+            "DELETE",
+            f"{s.base_url}/v2/assets/{asset_id}",
+            params={"space_id": self.space_id},
+            what=f"deleting asset {asset_id}",
         )
 
     # -- metadata documents ----------------------------------------------------------------------
 
     def _versions(self, name: str) -> list[_Version]:
-        return [_version(d["metadata"])
-                for d in self._search(f"reading {name} in space {self.space_id}", name)]
+        return [
+            _version(d["metadata"]) for d in self._search(f"reading {name} in space {self.space_id}", name)
+        ]
 
     def _read(self, name: str) -> tuple[_Version | None, dict[str, Any]]:
         """The current version and its parsed content; waits out a version still uploading."""

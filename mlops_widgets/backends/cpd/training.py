@@ -44,8 +44,13 @@ LOG_TAIL_LINES = 40
 MASK = "********"
 # WMLA exec states -> the protocol's (anything else: submitted while it is not known to run)
 STATES = {
-    "RUNNING": JOB_RUNNING, "KILLING": JOB_RUNNING, "FINISHED": JOB_FINISHED, "FAILED": JOB_FAILED,
-    "ERROR": JOB_FAILED, "KILLED": JOB_KILLED, "STOPPED": JOB_KILLED,
+    "RUNNING": JOB_RUNNING,
+    "KILLING": JOB_RUNNING,
+    "FINISHED": JOB_FINISHED,
+    "FAILED": JOB_FAILED,
+    "ERROR": JOB_FAILED,
+    "KILLED": JOB_KILLED,
+    "STOPPED": JOB_KILLED,
 }
 
 
@@ -54,8 +59,16 @@ def exec_args(spec: TrainingSpec, model_dir: str, secret_env: dict[str, str] | N
     args = ["--exec-start", spec.framework]
     if spec.framework in DISTRIBUTED or spec.workers > 1:
         args += ["--numWorker", str(spec.workers)]
-    args += ["--workerDeviceNum", str(spec.devices_per_worker), "--workerMemory", spec.memory,
-             "--model-dir", model_dir, "--model-main", spec.main]
+    args += [
+        "--workerDeviceNum",
+        str(spec.devices_per_worker),
+        "--workerMemory",
+        spec.memory,
+        "--model-dir",
+        model_dir,
+        "--model-main",
+        spec.main,
+    ]
     if spec.data_path:
         args += ["--cs-datastore-meta", f"type=fs,data_path={spec.data_path}"]
     env = dict(spec.env or {})
@@ -90,7 +103,9 @@ def parse_args(text: str) -> dict[str, Any]:
 def masked_args(text: str) -> str:
     words = shlex.split(text or "")
     return shlex.join(
-        f"{w.partition('=')[0]}={MASK}" if i and words[i - 1] == "--msd-env" and is_secret_name(w.partition("=")[0]) else w
+        f"{w.partition('=')[0]}={MASK}"
+        if i and words[i - 1] == "--msd-env" and is_secret_name(w.partition("=")[0])
+        else w
         for i, w in enumerate(words)
     )
 
@@ -178,8 +193,10 @@ class CpdTraining:
             def create() -> Any:
                 tar_file.seek(0)
                 request = client.prepare_request(
-                    method="POST", url="/platform/rest/deeplearning/v1/execs",
-                    headers={"Accept": "application/json"}, params={"args": args},
+                    method="POST",
+                    url="/platform/rest/deeplearning/v1/execs",
+                    headers={"Accept": "application/json"},
+                    params={"args": args},
                     files=[("file", (folder.name + MODEL_DIR_SUFFIX, tar_file, "application/octet-stream"))],
                 )
                 return client.send(request).get_result()
@@ -194,7 +211,9 @@ class CpdTraining:
 
     def _batch(self, job_id: str) -> dict[str, Any]:
         try:
-            return self.session.call(f"reading WMLA exec {job_id}", lambda: self.client.get_exec(job_id).get_result())
+            return self.session.call(
+                f"reading WMLA exec {job_id}", lambda: self.client.get_exec(job_id).get_result()
+            )
         except NotFoundError:
             raise NotFoundError(f"no training job {job_id!r} on WMLA") from None
 
@@ -215,7 +234,9 @@ class CpdTraining:
         self, job_id: str, *, worker: int | None = None, tail: int | None = None, follow: bool = False
     ) -> Iterator[str]:
         if worker is not None:
-            raise MlopsError("WMLA's exec log holds every worker's output together: it cannot be read per worker")
+            raise MlopsError(
+                "WMLA's exec log holds every worker's output together: it cannot be read per worker"
+            )
         text = self._log(job_id)
         lines = text.splitlines()
         yield from lines[-tail:] if tail else ([] if tail == 0 else lines)
@@ -233,8 +254,11 @@ class CpdTraining:
         view = self.get(job_id)
         if view["state"] in JOB_ENDED:
             return view
-        self.session.call(f"stopping WMLA exec {job_id}",
-                          lambda: self.client.post_platform_rest_deeplearning_exec_stop(job_id), idempotent=False)
+        self.session.call(
+            f"stopping WMLA exec {job_id}",
+            lambda: self.client.post_platform_rest_deeplearning_exec_stop(job_id),
+            idempotent=False,
+        )
         return self.get(job_id)
 
     def download_output(self, job_id: str, dest: Path) -> Path:
@@ -244,7 +268,9 @@ class CpdTraining:
         if view["state"] != JOB_FINISHED:
             raise ConflictError(
                 f"training job {job_id} is {view['state']}: only a finished job's output can be staged",
-                hint=Hint("train.wait", "wait until the job has finished, or submit it again", {"job_id": job_id}),
+                hint=Hint(
+                    "train.wait", "wait until the job has finished, or submit it again", {"job_id": job_id}
+                ),
             )
 
         def fetch() -> bytes:
@@ -258,6 +284,7 @@ class CpdTraining:
             try:
                 safe_unzip(Path(archive.name), dest)
             except MlopsError as exc:
-                raise MlopsError(f"the result of WMLA exec {job_id} is not a zip of its output: {exc}") from None
+                raise MlopsError(
+                    f"the result of WMLA exec {job_id} is not a zip of its output: {exc}"
+                ) from None
         return dest
-

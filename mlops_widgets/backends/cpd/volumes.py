@@ -50,13 +50,17 @@ class CpdVolumes:
     def _url(self, volume: str, kind: str, path: str) -> str:
         if not volume:
             raise MlopsError("a storage volume on Cloud Pak for Data needs its display name")
-        return (f"{self._base}/zen-volumes/{quote(volume, safe='')}/v1/volumes/{kind}/"
-                f"{quote(path or '/', safe='')}")
+        return (
+            f"{self._base}/zen-volumes/{quote(volume, safe='')}/v1/volumes/{kind}/"
+            f"{quote(path or '/', safe='')}"
+        )
 
     def list_volumes(self) -> list[str]:
         body = self._s.http.json(
-            "GET", f"{self._base}/zen-data/v3/service_instances",
-            params={"addon_type": "volumes"}, what="listing storage volumes",
+            "GET",
+            f"{self._base}/zen-data/v3/service_instances",
+            params={"addon_type": "volumes"},
+            what="listing storage volumes",
         )
         return sorted(str(v.get("display_name")) for v in body.get("service_instances") or [])
 
@@ -72,7 +76,8 @@ class CpdVolumes:
         rel = _rel(folder, volume)
         try:
             body = self._s.http.json(
-                "GET", self._url(volume, "directories", rel),
+                "GET",
+                self._url(volume, "directories", rel),
                 params={"include_details": "true", "recursive": "true" if recursive else "false"},
                 what=f"listing {rel or '/'} on storage volume {volume}",
             )
@@ -84,7 +89,7 @@ class CpdVolumes:
             if not isinstance(entry, dict) or entry.get("type") != "file":
                 continue
             inner = str(entry.get("path", "")).strip("/")
-            inner = inner[len(rel) + 1:] if rel and inner.startswith(rel + "/") else inner
+            inner = inner[len(rel) + 1 :] if rel and inner.startswith(rel + "/") else inner
             if not inner or any(p.startswith(".") for p in inner.split("/")):
                 continue
             f = VolumeFile(f"{rel}/{inner}" if rel else inner, int(entry.get("size") or 0), _modified(entry))
@@ -95,8 +100,9 @@ class CpdVolumes:
     def read(self, volume: str, path: str) -> bytes:
         rel = _rel(path, volume)
         try:
-            return self._s.http.request("GET", self._url(volume, "files", rel),
-                                        what=f"reading {rel} on storage volume {volume}").content
+            return self._s.http.request(
+                "GET", self._url(volume, "files", rel), what=f"reading {rel} on storage volume {volume}"
+            ).content
         except NotFoundError:
             raise NotFoundError(f"file {rel} does not exist on storage volume {volume!r}") from None
 
@@ -106,7 +112,9 @@ class CpdVolumes:
         if not rel:
             raise MlopsError(f"cannot write to storage volume {volume!r} without a file path")
         self._s.http.request(
-            "PUT", self._url(volume, "files", rel), what=f"writing {rel} to storage volume {volume}",
+            "PUT",
+            self._url(volume, "files", rel),
+            what=f"writing {rel} to storage volume {volume}",
             files={"upFile": (rel.rsplit("/", 1)[-1], data, "application/octet-stream")},
         )
         return VolumeFile(rel, len(data), time.time())
@@ -145,8 +153,11 @@ class CpdVolumes:
             fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{target.name}.", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    self._s.http.stream_to(self._url(volume, "files", f.path), fh,
-                                           what=f"downloading {f.path} from storage volume {volume}")
+                    self._s.http.stream_to(
+                        self._url(volume, "files", f.path),
+                        fh,
+                        what=f"downloading {f.path} from storage volume {volume}",
+                    )
                 os.utime(tmp, (f.modified, f.modified))
                 os.replace(tmp, target)
             except BaseException:

@@ -41,6 +41,11 @@ def create(workspace: Workspace) -> Backend:
     return Backend(
         "local",
         workspace,
-        {"space": space, "inference": inference, "monitoring": monitoring, "volumes": volumes,
-         "training": training},
+        {
+            "space": space,
+            "inference": inference,
+            "monitoring": monitoring,
+            "volumes": volumes,
+            "training": training,
+        },
     )

@@ -212,12 +212,16 @@ class LocalIntegratedSystems(Table):
         name = f"{definition.id} metrics provider"
         endpoint = f"local:{definition.provider}"
         system = self.add(
-            name, type="custom_metrics_provider",
+            name,
+            type="custom_metrics_provider",
             description=f"mlops-widgets provider {definition.provider!r} for monitor {definition.id}",
             connection={"display_name": name, "endpoint": endpoint},
         )
-        return {"integrated_system_id": system["metadata"]["id"], "endpoint": endpoint,
-                "wml_deployment_id": None}
+        return {
+            "integrated_system_id": system["metadata"]["id"],
+            "endpoint": endpoint,
+            "wml_deployment_id": None,
+        }
 
     def delete(self, integrated_system_id: str) -> None:
         self._delete(integrated_system_id)

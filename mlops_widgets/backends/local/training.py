@@ -73,8 +73,11 @@ class LocalTraining:
             raise MlopsError(
                 f"the job asks for {spec.workers * spec.devices_per_worker} GPU(s) "
                 f"({spec.workers} worker(s) x {spec.devices_per_worker}); this machine has {gpus}",
-                hint=Hint("train.devices", "ask for fewer devices per worker (0 runs on the CPU)",
-                          {"available": gpus}),
+                hint=Hint(
+                    "train.devices",
+                    "ask for fewer devices per worker (0 runs on the CPU)",
+                    {"available": gpus},
+                ),
             )
         data_dir = self._data_dir(spec)
         job_id = new_job_id()
@@ -82,20 +85,32 @@ class LocalTraining:
         target.mkdir(mode=0o700)
         try:
             shutil.copytree(folder, target / "submission", symlinks=True)
-            write_job(target, {
-                "id": job_id, "state": JOB_SUBMITTED, "created_at": now(), "spec": spec.to_dict(),
-                "data_dir": data_dir, "secret_env_names": sorted(secret_env or {}),
-            })
+            write_job(
+                target,
+                {
+                    "id": job_id,
+                    "state": JOB_SUBMITTED,
+                    "created_at": now(),
+                    "spec": spec.to_dict(),
+                    "data_dir": data_dir,
+                    "secret_env_names": sorted(secret_env or {}),
+                },
+            )
             # The launcher forks the supervisor and returns; secrets travel on its stdin only.
             subprocess.run(
                 [sys.executable, "-m", SUPERVISOR_MODULE, str(target)],
                 input=json.dumps(secret_env or {}).encode(),
                 env=without_credentials(os.environ),
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, timeout=60,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                check=True,
+                timeout=60,
             )
         except subprocess.CalledProcessError as exc:
             shutil.rmtree(target, ignore_errors=True)
-            raise MlopsError(f"training job {job_id} did not start: {exc.stderr.decode(errors='replace')[-2000:]}") from None
+            raise MlopsError(
+                f"training job {job_id} did not start: {exc.stderr.decode(errors='replace')[-2000:]}"
+            ) from None
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
@@ -123,7 +138,9 @@ class LocalTraining:
             raise MlopsError(f"training job {job_id} has workers 0 to {workers - 1}, not {worker}")
         chosen = [worker] if worker is not None else list(range(workers))
         return worker_lines(
-            [worker_log_dir(folder, w) for w in chosen], tail=tail, follow=follow,
+            [worker_log_dir(folder, w) for w in chosen],
+            tail=tail,
+            follow=follow,
             ended=lambda: settle(folder)["state"] in JOB_ENDED,
         )
 
@@ -155,11 +172,14 @@ class LocalTraining:
         if job["state"] != JOB_FINISHED:
             raise ConflictError(
                 f"training job {job_id} is {job['state']}: only a finished job's output can be staged",
-                hint=Hint("train.wait", "wait until the job has finished, or submit it again",
-                          {"job_id": job_id}),
+                hint=Hint(
+                    "train.wait", "wait until the job has finished, or submit it again", {"job_id": job_id}
+                ),
             )
         output = folder / "output"
         if not output.is_dir() or not any(output.iterdir()):
-            raise NotFoundError(f"training job {job_id} finished without writing anything to its output folder")
+            raise NotFoundError(
+                f"training job {job_id} finished without writing anything to its output folder"
+            )
         shutil.copytree(output, dest, symlinks=False)
         return dest

@@ -135,9 +135,7 @@ def settle(folder: Path) -> dict[str, Any]:
 def view(folder: Path, job: dict[str, Any]) -> dict[str, Any]:
     """The protocol's job view of a job.json."""
     spec = job["spec"]
-    data = (
-        {"volume": spec["data_volume"], "path": spec["data_path"]} if spec.get("data_volume") else None
-    )
+    data = {"volume": spec["data_volume"], "path": spec["data_path"]} if spec.get("data_volume") else None
     return {
         "id": job["id"],
         "backend": "local",

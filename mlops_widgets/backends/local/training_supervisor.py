@@ -89,8 +89,9 @@ def take_gpus(folder: Path, count: int) -> list[str]:
         os.close(fd)
 
 
-def worker_env(job: dict[str, Any], folder: Path, worker: int, gpus: list[str], port: int,
-               secret_env: dict[str, str]) -> dict[str, str]:
+def worker_env(
+    job: dict[str, Any], folder: Path, worker: int, gpus: list[str], port: int, secret_env: dict[str, str]
+) -> dict[str, str]:
     spec = job["spec"]
     env = ordinary(os.environ)
     env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
@@ -106,9 +107,13 @@ def worker_env(job: dict[str, Any], folder: Path, worker: int, gpus: list[str], 
         env["DATA_DIR"] = job["data_dir"]
     if spec["framework"] in DISTRIBUTED:
         env.update(
-            RANK=str(worker), LOCAL_RANK=str(worker), GROUP_RANK="0",
-            WORLD_SIZE=str(spec["workers"]), LOCAL_WORLD_SIZE=str(spec["workers"]),
-            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+            RANK=str(worker),
+            LOCAL_RANK=str(worker),
+            GROUP_RANK="0",
+            WORLD_SIZE=str(spec["workers"]),
+            LOCAL_WORLD_SIZE=str(spec["workers"]),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
         )
     return env
 
@@ -139,15 +144,20 @@ class Supervisor:
         (self.folder / "output").mkdir(exist_ok=True)
         assigned: dict[str, list[str]] = {}
         for worker in range(count):
-            mine = gpus[worker * per:(worker + 1) * per]
+            mine = gpus[worker * per : (worker + 1) * per]
             assigned[str(worker)] = mine
-            log = KernelLog(worker_log_dir(self.folder, worker), secrets=list(self.secret_env.values()),
-                            environ=os.environ)
+            log = KernelLog(
+                worker_log_dir(self.folder, worker),
+                secrets=list(self.secret_env.values()),
+                environ=os.environ,
+            )
             proc = subprocess.Popen(
                 [sys.executable, spec["main"], *spec.get("args", [])],
                 cwd=self.folder / "submission",
                 env=worker_env(self.job, self.folder, worker, mine, port, self.secret_env),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             self.workers.append(proc)
@@ -155,10 +165,15 @@ class Supervisor:
             pump = threading.Thread(target=self._pump, args=(worker, proc, log), daemon=True)
             pump.start()
             self.pumps.append(pump)
-        update_job(self.folder, lambda j: j.update(
-            state=JOB_RUNNING, started_at=now(), gpus=assigned,
-            worker_pids={str(i): p.pid for i, p in enumerate(self.workers)},
-        ))
+        update_job(
+            self.folder,
+            lambda j: j.update(
+                state=JOB_RUNNING,
+                started_at=now(),
+                gpus=assigned,
+                worker_pids={str(i): p.pid for i, p in enumerate(self.workers)},
+            ),
+        )
 
     def kill_all(self) -> None:
         """SIGTERM every worker's session, then SIGKILL whatever of each worker is left
@@ -207,9 +222,16 @@ class Supervisor:
         if failed is not None:
             error_log = pod_tail(worker_log_dir(self.folder, failed), f"worker-{failed}")
         codes = {str(i): p.returncode for i, p in enumerate(self.workers)}
-        update_job(self.folder, lambda j: j.update(
-            state=state, error=error, error_log=error_log, exit_codes=codes, ended_at=now(),
-        ))
+        update_job(
+            self.folder,
+            lambda j: j.update(
+                state=state,
+                error=error,
+                error_log=error_log,
+                exit_codes=codes,
+                ended_at=now(),
+            ),
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

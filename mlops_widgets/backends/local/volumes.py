@@ -19,6 +19,8 @@ from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 
 VOLUMES_ENV = "MLOPS_VOLUMES"
+
+
 def volumes_root(workspace: Workspace) -> Path:
     """Where storage volumes live: $MLOPS_VOLUMES, else `<workspace>/volumes`."""
     env = os.environ.get(VOLUMES_ENV)
@@ -72,7 +74,9 @@ class LocalVolumes:
     ) -> list[VolumeFile]:
         base = self._path(volume, folder)
         if not base.is_dir():
-            raise NotFoundError(f"folder {folder or '/'} does not exist on storage volume {volume!r} ({base})")
+            raise NotFoundError(
+                f"folder {folder or '/'} does not exist on storage volume {volume!r} ({base})"
+            )
         wanted = file_filter(most_recent, extensions)
         found = []
         for p in base.rglob("*") if recursive else base.iterdir():

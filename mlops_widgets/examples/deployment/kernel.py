@@ -50,7 +50,7 @@ def segment(rgb, rule):
     img = rgb.astype(np.float32)
     h, w = img.shape[:2]
     pad = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    smooth = sum(pad[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) / 9.0
+    smooth = sum(pad[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)) / 9.0
     red, blue = smooth[..., 0], smooth[..., 2]
     dark = smooth.mean(axis=2) < rule["max_brightness"]
     positive = dark & (red - blue >= rule["positive"]["min_red_minus_blue"])
@@ -88,12 +88,16 @@ class SegmentationKernel(Kernel):
                 os.makedirs(OUTPUT_DIR, exist_ok=True)
                 with open(os.path.join(OUTPUT_DIR, os.path.basename(name) + "_Seg.png"), "wb") as fh:
                     fh.write(out.getvalue())
-            task_context.set_output_data(json.dumps({
-                "name": name,
-                "mask": base64.b64encode(out.getvalue()).decode("ascii"),
-                "positive_pixels": int(np.count_nonzero(mask[..., 0])),
-                "negative_pixels": int(np.count_nonzero(mask[..., 2])),
-            }))
+            task_context.set_output_data(
+                json.dumps(
+                    {
+                        "name": name,
+                        "mask": base64.b64encode(out.getvalue()).decode("ascii"),
+                        "positive_pixels": int(np.count_nonzero(mask[..., 0])),
+                        "negative_pixels": int(np.count_nonzero(mask[..., 2])),
+                    }
+                )
+            )
             task_context = task_context.next()
 
 

@@ -29,7 +29,7 @@ def smooth(rgb):
     img = rgb.astype(np.float32)
     h, w = img.shape[:2]
     pad = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    return sum(pad[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) / 9.0
+    return sum(pad[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)) / 9.0
 
 
 def load_tiles(data_dir, count, size, seed):
@@ -41,8 +41,9 @@ def load_tiles(data_dir, count, size, seed):
         for path in sorted(images.glob("*.png")):
             mask = gt / f"{path.stem}_Seg.png"
             if mask.is_file():
-                pairs.append((np.asarray(Image.open(path).convert("RGB")),
-                              np.asarray(Image.open(mask).convert("RGB"))))
+                pairs.append(
+                    (np.asarray(Image.open(path).convert("RGB")), np.asarray(Image.open(mask).convert("RGB")))
+                )
         if pairs:
             print(f"training on {len(pairs)} tiles from {data_dir}")
             return pairs
@@ -67,11 +68,20 @@ def train(pairs):
     best = {"dice": -1.0}
     brightness = range(120, 241, 10)
     for step, bright in enumerate(brightness, 1):
-        pos = max((np.mean([dice((b < bright) & (d >= t), p) for d, b, p, _ in feats]), t) for t in range(0, 121, 5))
-        neg = max((np.mean([dice((b < bright) & (-d >= t), n) for d, b, _, n in feats]), t) for t in range(0, 121, 5))
+        pos = max(
+            (np.mean([dice((b < bright) & (d >= t), p) for d, b, p, _ in feats]), t) for t in range(0, 121, 5)
+        )
+        neg = max(
+            (np.mean([dice((b < bright) & (-d >= t), n) for d, b, _, n in feats]), t)
+            for t in range(0, 121, 5)
+        )
         if (pos[0] + neg[0]) / 2 > best["dice"]:
-            best = {"dice": float(pos[0] + neg[0]) / 2, "max_brightness": bright,
-                    "positive": (float(pos[0]), pos[1]), "negative": (float(neg[0]), neg[1])}
+            best = {
+                "dice": float(pos[0] + neg[0]) / 2,
+                "max_brightness": bright,
+                "positive": (float(pos[0]), pos[1]),
+                "negative": (float(neg[0]), neg[1]),
+            }
         print(f"step {step}/{len(brightness)}: mean dice {best['dice']:.3f}", flush=True)
     return best
 
@@ -92,11 +102,16 @@ def main(argv=None):
         "name": "deepliif-demo",
         "version": 2,
         "positive": {"description": "brown (DAB) stained nuclei", "min_red_minus_blue": best["positive"][1]},
-        "negative": {"description": "blue (hematoxylin) stained nuclei", "min_blue_minus_red": best["negative"][1]},
+        "negative": {
+            "description": "blue (hematoxylin) stained nuclei",
+            "min_blue_minus_red": best["negative"][1],
+        },
         "max_brightness": best["max_brightness"],
-        "training": {"dice_positive": round(best["positive"][0], 4),
-                     "dice_negative": round(best["negative"][0], 4),
-                     "seconds": round(time.monotonic() - started, 2)},
+        "training": {
+            "dice_positive": round(best["positive"][0], 4),
+            "dice_negative": round(best["negative"][0], 4),
+            "seconds": round(time.monotonic() - started, 2),
+        },
     }
     out = Path(os.environ.get("RESULT_DIR") or "output")
     out.mkdir(parents=True, exist_ok=True)

@@ -90,8 +90,11 @@ class LocalInference:
         and a POST written into a connection as it closes could not be sent again)."""
         conn = getattr(self._local, "conn", None)
         idle = time.monotonic() - getattr(self._local, "used", 0.0)
-        if conn is not None and (getattr(self._local, "port", None) != info["port"] or _dropped(conn)
-                                 or idle > float(info.get("idle_timeout") or 60.0) / 2):
+        if conn is not None and (
+            getattr(self._local, "port", None) != info["port"]
+            or _dropped(conn)
+            or idle > float(info.get("idle_timeout") or 60.0) / 2
+        ):
             self._drop_connection()
             conn = None
         if conn is None:
@@ -176,13 +179,17 @@ class LocalInference:
         for inst in instance.get("instances") or []:
             for c in inst.get("isd_container") or []:
                 proc = processes.get(c["container_uid"], {})
-                kernels.append({
-                    "pid": None, "gpu": None, "started_at": None,
-                    **proc,  # the process's details from our diagnostics (pid, gpu, cpus...)
-                    "pod": c["container_uid"],
-                    "state": c["container_status"],
-                    "tasks_done": c["finished_task"],
-                })
+                kernels.append(
+                    {
+                        "pid": None,
+                        "gpu": None,
+                        "started_at": None,
+                        **proc,  # the process's details from our diagnostics (pid, gpu, cpus...)
+                        "pod": c["container_uid"],
+                        "state": c["container_status"],
+                        "tasks_done": c["finished_task"],
+                    }
+                )
         return {
             "name": name,
             "state": "stopped" if instance["state"] in (edi.DISABLED, edi.STOPPING) else "started",

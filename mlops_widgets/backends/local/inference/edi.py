@@ -22,8 +22,12 @@ STARTING, ENABLED, STOPPING, DISABLED, ERROR = "starting", "enabled", "stopping"
 # Our profile keys per section; everything else of IBM's ModelAppProfile is fixed for a local
 # service and dropped when a profile comes back in.
 _POLICY_KEYS = (
-    "kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout",
-    "task_batch_size", "schedule_interval",
+    "kernel_min",
+    "kernel_max",
+    "kernel_delay_release_time",
+    "task_execution_timeout",
+    "task_batch_size",
+    "schedule_interval",
 )
 _KERNEL_KEYS = ("connection_timeout", "gpu", "envs")
 
@@ -63,7 +67,9 @@ def model_doc(
 ) -> dict[str, Any]:
     """A deployment as EDI's `Model` (no `state`: that is the instance's)."""
     model = record.get("model") or {}
-    envs = [{"name": str(e["name"]), "value": str(e.get("value", ""))} for e in model.get("mk_environments") or []]
+    envs = [
+        {"name": str(e["name"]), "value": str(e.get("value", ""))} for e in model.get("mk_environments") or []
+    ]
     doc = {
         "schema_version": str(model.get("schema_version") or "1"),
         "uid": record.get("uid") or record["name"],
@@ -77,7 +83,9 @@ def model_doc(
         "create_time": epoch(record.get("deployed_at")),
         "last_updated_time": epoch(record.get("updated_at")),
         "creator": creator,
-        "attributes": attributes(model, list(record.get("custom_args") or {}), record.get("secret_args") or []),
+        "attributes": attributes(
+            model, list(record.get("custom_args") or {}), record.get("secret_args") or []
+        ),
         "mk_environments": envs,
         "service_uri": service_uri,
     }
@@ -105,19 +113,29 @@ def instance_doc(name: str, state: str, runtime: dict[str, Any] | None) -> dict[
     """EDI's `ModelInstance`: the state and, while kernels run, one instance with its containers."""
     instances = []
     if runtime is not None:
-        instances.append({
-            "isd_uid": f"{name}-isd",
-            "client_number": 0,
-            "pending_tasks": int(runtime.get("queued") or 0),
-            "request_per_sec": float(runtime.get("request_per_sec") or 0.0),
-            "data_size_per_sec": float(runtime.get("data_size_per_sec") or 0.0),
-            "isd_container": [container(k) for k in runtime.get("kernels") or []],
-        })
+        instances.append(
+            {
+                "isd_uid": f"{name}-isd",
+                "client_number": 0,
+                "pending_tasks": int(runtime.get("queued") or 0),
+                "request_per_sec": float(runtime.get("request_per_sec") or 0.0),
+                "data_size_per_sec": float(runtime.get("data_size_per_sec") or 0.0),
+                "isd_container": [container(k) for k in runtime.get("kernels") or []],
+            }
+        )
     return {"name": name, "state": state, "instances": instances}
 
 
-def profile_doc(name: str, profile: dict[str, Any], *, created: str | None, updated: str | None,
-                log_directory: str, working_directory: str, run_as: str) -> dict[str, Any]:
+def profile_doc(
+    name: str,
+    profile: dict[str, Any],
+    *,
+    created: str | None,
+    updated: str | None,
+    log_directory: str,
+    working_directory: str,
+    run_as: str,
+) -> dict[str, Any]:
     """Our stored profile as EDI's `ModelAppProfile` (our `resources` is its `resreq`)."""
     resources = ((profile.get("resource_allocation") or {}).get("kernel") or {}).get("resources", "")
     kernel = profile.get("kernel") or {}
@@ -157,8 +175,11 @@ def profile_update(doc: dict[str, Any]) -> dict[str, Any]:
     kernel = doc.get("kernel")
     if isinstance(kernel, dict):
         out["kernel"] = {k: v for k, v in kernel.items() if k in _KERNEL_KEYS}
-    allocation = ((doc.get("resource_allocation") or {}).get("kernel") or {}) if isinstance(
-        doc.get("resource_allocation"), dict) else {}
+    allocation = (
+        ((doc.get("resource_allocation") or {}).get("kernel") or {})
+        if isinstance(doc.get("resource_allocation"), dict)
+        else {}
+    )
     resources = allocation.get("resources", allocation.get("resreq"))
     if resources:
         out["resource_allocation"] = {"kernel": {"resources": resources}}

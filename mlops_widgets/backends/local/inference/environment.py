@@ -26,12 +26,28 @@ from typing import Any
 from mlops_widgets.masking import looks_like_credential
 
 NOT_INHERITED_PREFIXES = (
-    "MLOPS_", "JPY_", "JUPYTER_", "IPYKERNEL", "PYDEVD", "DEBUGPY", "PAPERMILL", "VSCODE_", "ELECTRON_",
+    "MLOPS_",
+    "JPY_",
+    "JUPYTER_",
+    "IPYKERNEL",
+    "PYDEVD",
+    "DEBUGPY",
+    "PAPERMILL",
+    "VSCODE_",
+    "ELECTRON_",
 )
-NOT_INHERITED = frozenset({
-    "MPLBACKEND", "CLICOLOR", "CLICOLOR_FORCE", "FORCE_COLOR", "PAGER", "GIT_PAGER", "KERNEL_LAUNCH_TIMEOUT",
-    "PYTHONBREAKPOINT",
-})
+NOT_INHERITED = frozenset(
+    {
+        "MPLBACKEND",
+        "CLICOLOR",
+        "CLICOLOR_FORCE",
+        "FORCE_COLOR",
+        "PAGER",
+        "GIT_PAGER",
+        "KERNEL_LAUNCH_TIMEOUT",
+        "PYTHONBREAKPOINT",
+    }
+)
 FOREIGN_RUNTIME_DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "CONDA_PREFIX")
 
 
@@ -44,7 +60,8 @@ def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
 def ordinary(environ: Mapping[str, str]) -> dict[str, str]:
     """The user's ordinary environment: no credential, no notebook, run or mlops variable."""
     return {
-        k: v for k, v in without_credentials(environ).items()
+        k: v
+        for k, v in without_credentials(environ).items()
         if k not in NOT_INHERITED and not k.startswith(NOT_INHERITED_PREFIXES)
     }
 

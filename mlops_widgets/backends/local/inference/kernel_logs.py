@@ -52,7 +52,9 @@ def limits(environ: Mapping[str, str]) -> tuple[int, int]:
 
 def log_files(logs_dir: Path) -> list[Path]:
     """The deployment's log files, oldest first."""
-    rotated = sorted(logs_dir.glob(LOG_NAME + ".*"), key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
+    rotated = sorted(
+        logs_dir.glob(LOG_NAME + ".*"), key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0
+    )
     current = logs_dir / LOG_NAME
     return [*reversed(rotated), *([current] if current.exists() else [])]
 
@@ -136,7 +138,7 @@ class KernelLog:
 
 
 def _cut(line: bytes) -> list[bytes]:
-    return [line[i:i + LINE_MAX] for i in range(0, len(line), LINE_MAX)] or [b""]
+    return [line[i : i + LINE_MAX] for i in range(0, len(line), LINE_MAX)] or [b""]
 
 
 def _tail_of(path: Path, n: int, end: int | None = None) -> tuple[list[bytes], bool]:
@@ -181,7 +183,9 @@ def read_lines(logs_dir: Path, *, tail: int | None = None, follow: bool = False)
             live.close()
 
 
-def _lines(logs_dir: Path, current: Path, live: BinaryIO | None, tail: int | None, follow: bool) -> Iterator[str]:
+def _lines(
+    logs_dir: Path, current: Path, live: BinaryIO | None, tail: int | None, follow: bool
+) -> Iterator[str]:
     """`read_lines` on the current file already open as `live` (so that a rotation meanwhile
     neither loses nor repeats lines)."""
     end = os.fstat(live.fileno()).st_size if live is not None else 0
@@ -246,7 +250,7 @@ def pod_tail(logs_dir: Path, pod: str, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines kernel `pod` wrote (without their prefix), from the current log file."""
     prefix = f"[{pod}] ".encode()
     recent, _ = _tail_of(logs_dir / LOG_NAME, 50 * lines)
-    own = [line[len(prefix):] for line in recent if line.startswith(prefix)]
+    own = [line[len(prefix) :] for line in recent if line.startswith(prefix)]
     return "\n".join(_decode(line) for line in own[-lines:])
 
 

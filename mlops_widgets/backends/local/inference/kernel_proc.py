@@ -64,7 +64,6 @@ class Limits:
         )
 
 
-
 class CpuShares:
     """How many live kernels of this service are pinned to each of its CPUs: a kernel asking for
     n CPUs gets the n least used, so kernels spread over the machine whatever came and went."""
@@ -176,12 +175,16 @@ class KernelProc:
                 CPU_SHARES.give(self.cpus)
                 self.cpus = None
                 self.log.feed(self.pod, f"[mlops] CPU affinity not set: {exc}\n".encode())
-        placed = "".join([
-            f", CPUs {','.join(map(str, sorted(self.cpus)))}" if self.cpus is not None else "",
-            f", GPU {self.gpu}" if self.gpu is not None else "",
-            f", memory limit {self.limits.memory_mb:g} MB" if self.limits.memory_mb is not None else "",
-        ])
-        self.log.feed(self.pod, f"[mlops] kernel {self.pod} started (pid {self.proc.pid}, {python}{placed})\n".encode())
+        placed = "".join(
+            [
+                f", CPUs {','.join(map(str, sorted(self.cpus)))}" if self.cpus is not None else "",
+                f", GPU {self.gpu}" if self.gpu is not None else "",
+                f", memory limit {self.limits.memory_mb:g} MB" if self.limits.memory_mb is not None else "",
+            ]
+        )
+        self.log.feed(
+            self.pod, f"[mlops] kernel {self.pod} started (pid {self.proc.pid}, {python}{placed})\n".encode()
+        )
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
         self._watcher = threading.Thread(target=self._watch, name=f"watch-{self.pod}", daemon=True)
@@ -199,7 +202,9 @@ class KernelProc:
         if msg is None:
             if self.memory_used_mb is not None:
                 raise KernelStartError(f"kernel {self.pod} {self.memory_message()} while starting")
-            raise KernelStartError(f"kernel {self.pod} exited (code {self.exit_code(2.0)}) before it was ready")
+            raise KernelStartError(
+                f"kernel {self.pod} exited (code {self.exit_code(2.0)}) before it was ready"
+            )
         if msg[0].get("op") == "start_failed":
             last = (msg[0].get("error") or "").strip().splitlines()[-1:] or ["unknown error"]
             raise KernelStartError(f"kernel {self.pod} failed to start (on_kernel_start): {last[0]}")
@@ -322,7 +327,9 @@ class KernelProc:
             kill_kernel(-1, self.pod)  # what forked meanwhile, found by its environment alone
             if self._watcher is not None:
                 self._watcher.join(1.0 + 2 * WATCH_INTERVAL)
-            reason = f"exceeded memory_allocation, {self.exit_reason}" if self.memory_used_mb else self.exit_reason
+            reason = (
+                f"exceeded memory_allocation, {self.exit_reason}" if self.memory_used_mb else self.exit_reason
+            )
             with self._pump_lock:
                 self.log.close_pod(self.pod, f"[mlops] kernel {self.pod} ended ({reason}, exit code {code})")
             if self.proc.stdout is not None:

@@ -101,7 +101,9 @@ def _launch(workspace: Workspace) -> None:
     launcher.wait()
 
 
-def stop_service(workspace: Workspace | str | os.PathLike[str] | None = None, *, timeout: float = 15.0) -> bool:
+def stop_service(
+    workspace: Workspace | str | os.PathLike[str] | None = None, *, timeout: float = 15.0
+) -> bool:
     """Stop the workspace's inference service and every kernel it started (also the kernels left
     by a service that died). True when something was running. Safe to call at any time."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
@@ -115,14 +117,18 @@ def stop_service(workspace: Workspace | str | os.PathLike[str] | None = None, *,
         stopped = True
         with contextlib.suppress(OSError, http.client.HTTPException):
             conn = http.client.HTTPConnection(info["host"], info["port"], timeout=timeout)
-            conn.request("POST", f"{MLOPS}/service/shutdown", headers={"Authorization": f"Bearer {info['token']}"})
+            conn.request(
+                "POST", f"{MLOPS}/service/shutdown", headers={"Authorization": f"Bearer {info['token']}"}
+            )
             conn.getresponse().read()
             conn.close()
         deadline = time.monotonic() + timeout
         while _held(inference / "service.lock") and time.monotonic() < deadline:
             time.sleep(0.02)
         command = cmdline(pid)
-        if _held(inference / "service.lock") and (command is None or SERVICE_MODULE in command or "serve" in command.split()):
+        if _held(inference / "service.lock") and (
+            command is None or SERVICE_MODULE in command or "serve" in command.split()
+        ):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     return reap_leftover_kernels(inference / "run") or stopped

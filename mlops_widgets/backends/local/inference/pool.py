@@ -66,7 +66,9 @@ class KernelPool:
         self.kernel_min: int = policy["kernel_min"]
         self.kernel_max: float = float("inf") if policy["kernel_max"] == -1 else policy["kernel_max"]
         self.delay_release: float = policy["kernel_delay_release_time"]
-        self.timeout: float | None = None if policy["task_execution_timeout"] < 0 else policy["task_execution_timeout"]
+        self.timeout: float | None = (
+            None if policy["task_execution_timeout"] < 0 else policy["task_execution_timeout"]
+        )
         self.batch_size: int = policy["task_batch_size"]
         self.connection_timeout: float = kernel["connection_timeout"]
         self.gpu_mode: str = kernel["gpu"]
@@ -175,7 +177,9 @@ class KernelPool:
             except ValueError:
                 return ServiceError(504, f"deployment {self.name}: no kernel answered in time")
             self.failures += 1
-        return ServiceError(504, f"deployment {self.name}: no kernel took this request in time; it was dropped")
+        return ServiceError(
+            504, f"deployment {self.name}: no kernel took this request in time; it was dropped"
+        )
 
     def wait_limit(self) -> float | None:
         """How long a request may wait in all: a kernel start plus the task timeout, with slack."""
@@ -230,8 +234,11 @@ class KernelPool:
                     if not self._dispatch(k, tasks):
                         break
                 except Exception:  # its callers must not wait for an answer that cannot come
-                    self._finish([t for t in tasks if not t.status], 500,
-                                 error=f"internal error of the inference service on kernel {k.pod}")
+                    self._finish(
+                        [t for t in tasks if not t.status],
+                        500,
+                        error=f"internal error of the inference service on kernel {k.pod}",
+                    )
                     raise
         except Exception:
             log.exception("kernel %s of %s: unexpected error", k.pod, self.name)
@@ -256,7 +263,8 @@ class KernelPool:
         if self.early_deaths >= EARLY_DEATHS:
             why = f" (the last {k.memory_message()})" if k.memory_used_mb is not None else ""
             self._fail_locked(
-                f"kernels exited {EARLY_DEATHS} times in a row right after starting{why}", pod_tail(self.logs_dir, k.pod)
+                f"kernels exited {EARLY_DEATHS} times in a row right after starting{why}",
+                pod_tail(self.logs_dir, k.pod),
             )
 
     def _wake(self) -> None:
@@ -266,8 +274,14 @@ class KernelPool:
 
     def _boot(self, k: KernelProc) -> None:
         env = kernel_environment(
-            os.environ, name=self.name, model=self.model, profile=self.profile, model_dir=self.model_dir,
-            pod=k.pod, gpu=k.gpu, python=self.python,
+            os.environ,
+            name=self.name,
+            model=self.model,
+            profile=self.profile,
+            model_dir=self.model_dir,
+            pod=k.pod,
+            gpu=k.gpu,
+            python=self.python,
         )
         k.boot(
             python=self.python,
@@ -340,10 +354,14 @@ class KernelPool:
             msg = wire.recv(k.reader)
         except TimeoutError:
             k.exit_reason = "timeout"
-            self._finish(tasks, 504, error=(
-                f"the task ran past task_execution_timeout ({self.timeout:g} s) on kernel {k.pod} of "
-                f"{self.name}; that kernel was replaced"
-            ))
+            self._finish(
+                tasks,
+                504,
+                error=(
+                    f"the task ran past task_execution_timeout ({self.timeout:g} s) on kernel {k.pod} of "
+                    f"{self.name}; that kernel was replaced"
+                ),
+            )
             return False
         except OSError:
             msg = None
@@ -353,15 +371,23 @@ class KernelPool:
             if self.state != "started":
                 self._finish(tasks, 503, error=f"deployment {self.name} was stopped while this task ran")
             elif k.memory_used_mb is not None:
-                self._finish(tasks, 500, error=(
-                    f"kernel {k.pod} of {self.name} {k.memory_message()} while running this task; "
-                    "it was replaced"
-                ))
+                self._finish(
+                    tasks,
+                    500,
+                    error=(
+                        f"kernel {k.pod} of {self.name} {k.memory_message()} while running this task; "
+                        "it was replaced"
+                    ),
+                )
             else:
-                self._finish(tasks, 500, error=(
-                    f"kernel {k.pod} of {self.name} died (exit code {code}) while running this task; "
-                    "the deployment's kernel log has its output"
-                ))
+                self._finish(
+                    tasks,
+                    500,
+                    error=(
+                        f"kernel {k.pod} of {self.name} died (exit code {code}) while running this task; "
+                        "the deployment's kernel log has its output"
+                    ),
+                )
             return False
         reply, blobs = msg
         k.pump()
@@ -376,7 +402,11 @@ class KernelPool:
                 if is_set:
                     t.finish(200, blob)
             if unset:
-                self._finish(unset, 500, error="the kernel set no output for this task (set_output_data was not called)")
+                self._finish(
+                    unset,
+                    500,
+                    error="the kernel set no output for this task (set_output_data was not called)",
+                )
         with self.cond:
             k.state = "idle"
         return True

@@ -65,8 +65,12 @@ def _failure(call: Call, request: Any, exc: Exception) -> tuple[int, bytes]:
     if isinstance(exc, MlopsError):
         status = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
         return status, error_body(exc.message, exc.hint)
-    log.error("%s %s failed:\n%s", call.method, request.path,
-              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    log.error(
+        "%s %s failed:\n%s",
+        call.method,
+        request.path,
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
     return 500, error_body(f"internal error of the inference service: {exc!r}")
 
 
@@ -82,7 +86,9 @@ def answer(call: Call, ctx: Any, request: Any, body: Any, args: tuple[str, ...])
         return _failure(call, request, exc)
 
 
-async def answer_async(call: Call, ctx: Any, request: Any, body: Any, args: tuple[str, ...]) -> tuple[int, bytes]:
+async def answer_async(
+    call: Call, ctx: Any, request: Any, body: Any, args: tuple[str, ...]
+) -> tuple[int, bytes]:
     """`answer` for a route whose function is a coroutine (it runs on the event loop)."""
     try:
         return _success(await call.run(ctx, request, body, *args))
@@ -126,14 +132,19 @@ async def infer(ctx: Any, request: Any, body: list[bytes], name: str) -> tuple[i
 
 
 def runtimes(ctx: Any, request: Any, body: bytes) -> Any:
-    return {"schema_version": "1", "runtimes": [edi.runtime_doc(r) for r in Runtimes(ctx.service.workspace).list()]}
+    return {
+        "schema_version": "1",
+        "runtimes": [edi.runtime_doc(r) for r in Runtimes(ctx.service.workspace).list()],
+    }
 
 
 def runtime(ctx: Any, request: Any, body: bytes, name: str) -> Any:
     for r in Runtimes(ctx.service.workspace).list():
         if r["name"] == name:
             return edi.runtime_doc(r)
-    raise NotFoundError(f"no runtime named {name!r}", hint=Hint("runtime.list", "list the runtimes to see their names"))
+    raise NotFoundError(
+        f"no runtime named {name!r}", hint=Hint("runtime.list", "list the runtimes to see their names")
+    )
 
 
 def deploy_upload(ctx: Any, request: Any, spooled: Path) -> Any:
@@ -163,8 +174,9 @@ def deploy_folder(ctx: Any, request: Any, body: bytes) -> Any:
     req = _json(body)
     if not isinstance(req, dict) or not req.get("path"):
         raise MlopsError("a deploy request needs {name, path}")
-    return ctx.service.deploy(req.get("name") or "", Path(req["path"]), req.get("custom_args"),
-                              req.get("secret_args"))
+    return ctx.service.deploy(
+        req.get("name") or "", Path(req["path"]), req.get("custom_args"), req.get("secret_args")
+    )
 
 
 def shutdown(ctx: Any, request: Any, body: bytes) -> Any:
@@ -178,7 +190,9 @@ ROUTES: list[Call] = [
     Call("DELETE", f"{API}/model/{_NAME}/?", lambda c, r, b, n: c.service.undeploy(n)),
     Call("GET", f"{API}/model/{_NAME}/instance/?", lambda c, r, b, n: c.service.instance(n)),
     Call("GET", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.profile(n)),
-    Call("PUT", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.update_profile(n, _json(b))),
+    Call(
+        "PUT", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.update_profile(n, _json(b))
+    ),
     Call("PUT", f"{API}/model/{_NAME}/operation/start/?", start),
     Call("PUT", f"{API}/model/{_NAME}/operation/stop/?", lambda c, r, b, n: c.service.stop(n)),
     Call("POST", f"{API}/inference/{_NAME}/?", infer, body="chunks"),

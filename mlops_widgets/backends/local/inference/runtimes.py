@@ -82,8 +82,11 @@ class Runtimes:
             known = ", ".join(r["name"] for r in self.list())
             raise NotFoundError(
                 f"model.json names the runtime {name!r}, which this workspace does not have (it has {known})",
-                hint=Hint("runtime.add", "add a runtime of that name, or name one that exists in model.json",
-                          {"name": name}),
+                hint=Hint(
+                    "runtime.add",
+                    "add a runtime of that name, or name one that exists in model.json",
+                    {"name": name},
+                ),
             )
         return str(found["python"])
 
@@ -94,8 +97,12 @@ class Runtimes:
                 f"runtime name {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
         if name == SERVICE_RUNTIME:
-            raise ConflictError(f"runtime {SERVICE_RUNTIME} is the service's own interpreter and cannot be replaced")
-        path = Path(python).expanduser().absolute()  # not resolved: a venv's python is a link that must stay one
+            raise ConflictError(
+                f"runtime {SERVICE_RUNTIME} is the service's own interpreter and cannot be replaced"
+            )
+        path = (
+            Path(python).expanduser().absolute()
+        )  # not resolved: a venv's python is a link that must stay one
         version = probe(path)
         with self._locked() as data:
             if name in data:
@@ -112,7 +119,9 @@ class Runtimes:
 
     def delete(self, name: str) -> None:
         if name == SERVICE_RUNTIME:
-            raise ConflictError(f"runtime {SERVICE_RUNTIME} is the service's own interpreter and cannot be deleted")
+            raise ConflictError(
+                f"runtime {SERVICE_RUNTIME} is the service's own interpreter and cannot be deleted"
+            )
         with self._locked() as data:
             if data.pop(name, None) is None:
                 raise NotFoundError(f"no runtime named {name!r}")
@@ -123,12 +132,18 @@ def probe(python: Path) -> str:
     if not python.is_file() or not os.access(python, os.X_OK):
         raise NotFoundError(f"{python} is not an executable file")
     try:
-        out = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+        out = subprocess.run(
+            [str(python), "-c", PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise MlopsError(f"{python} could not be run: {exc}") from None
     version = out.stdout.strip()
     if out.returncode != 0 or not re.fullmatch(r"\d+\.\d+\.\d+", version):
-        raise MlopsError(f"{python} is not a Python interpreter (it answered: {(out.stderr or out.stdout).strip()[:200]})")
+        raise MlopsError(
+            f"{python} is not a Python interpreter (it answered: {(out.stderr or out.stdout).strip()[:200]})"
+        )
     if tuple(int(p) for p in version.split(".")[:2]) < MIN_PYTHON:
-        raise MlopsError(f"{python} is Python {version}; kernels need Python {'.'.join(map(str, MIN_PYTHON))} or later")
+        raise MlopsError(
+            f"{python} is Python {version}; kernels need Python {'.'.join(map(str, MIN_PYTHON))} or later"
+        )
     return version

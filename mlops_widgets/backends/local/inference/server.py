@@ -87,8 +87,14 @@ class Settings:
 class Context:
     """What every handler reaches: the domain, the token, the management threads, the stop signal."""
 
-    def __init__(self, service: Service, token: str, info: dict[str, Any], settings: Settings,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        service: Service,
+        token: str,
+        info: dict[str, Any],
+        settings: Settings,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.service = service
         self.token = token.encode()
         self.info = info
@@ -121,17 +127,24 @@ class Handler(tornado.web.RequestHandler):
         if not any(s and hmac.compare_digest(s.encode(), self.ctx.token) for s in supplied):
             self.set_header("Connection", "close")
             self.set_status(401)
-            self.finish(routes.error_body(
-                "missing or wrong token: send the one in <workspace>/inference/service.json as "
-                "Authorization: Bearer, X-Auth-Token or X-User-Token"))
+            self.finish(
+                routes.error_body(
+                    "missing or wrong token: send the one in <workspace>/inference/service.json as "
+                    "Authorization: Bearer, X-Auth-Token or X-User-Token"
+                )
+            )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.finish(routes.error_body(self._reason))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if not isinstance(value, tornado.web.HTTPError):
-            log.error("%s %s failed:\n%s", self.request.method, self.request.path,
-                      "".join(traceback.format_exception(typ, value, tb)))
+            log.error(
+                "%s %s failed:\n%s",
+                self.request.method,
+                self.request.path,
+                "".join(traceback.format_exception(typ, value, tb)),
+            )
 
     async def _run(self, *args: str) -> None:
         call = self.calls[self.request.method or ""]
@@ -139,7 +152,8 @@ class Handler(tornado.web.RequestHandler):
             status, body = await routes.answer_async(call, self.ctx, self.request, self._body_source(), args)
         else:
             status, body = await asyncio.get_running_loop().run_in_executor(
-                self.ctx.manage, routes.answer, call, self.ctx, self.request, self._body_source(), args)
+                self.ctx.manage, routes.answer, call, self.ctx, self.request, self._body_source(), args
+            )
         self.on_finish()  # an upload's spooled file is gone before the answer leaves
         self.set_status(status)
         self.finish(body)
@@ -181,7 +195,8 @@ class UploadHandler(Handler):
             return
         self.request.connection.set_max_body_size(self.ctx.settings.limits.max_total_bytes)
         self.spool = tempfile.NamedTemporaryFile(
-            prefix="upload-", suffix=".tar", dir=self.ctx.service.workspace.dir("inference"))
+            prefix="upload-", suffix=".tar", dir=self.ctx.service.workspace.dir("inference")
+        )
 
     def data_received(self, chunk: bytes) -> None:
         if self.spool is not None:  # none after a refusal in prepare
@@ -224,8 +239,10 @@ class BoundedServer(HTTPServer):
 
     def handle_stream(self, stream: Any, address: tuple[Any, ...]) -> None:
         if self.open_connections >= self.max_connections:
-            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(BUSY)}\r\nConnection: close\r\n\r\n").encode()
+            head = (
+                f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(BUSY)}\r\nConnection: close\r\n\r\n"
+            ).encode()
             stream.write(head + BUSY).add_done_callback(lambda _: stream.close())
             return
         self.open_connections += 1
@@ -327,7 +344,10 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
         os.chmod(info_path(workspace), 0o600)
         log.info("serving %s for workspace %s (pid %s)", info["url"], workspace.root, os.getpid())
         if announce:
-            print(f"Inference service on {info['url']} for workspace {workspace.root} (Ctrl-C stops it)", flush=True)
+            print(
+                f"Inference service on {info['url']} for workspace {workspace.root} (Ctrl-C stops it)",
+                flush=True,
+            )
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, ctx.stopped.set)
@@ -354,15 +374,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="mlops-widgets local inference service")
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--port", type=int)
-    parser.add_argument("--daemon", action="store_true", help="detach (double fork) and run in the background")
+    parser.add_argument(
+        "--daemon", action="store_true", help="detach (double fork) and run in the background"
+    )
     args = parser.parse_args(argv)
     if args.daemon and os.fork() > 0:
         # The launcher exits at once: the service is re-parented and never becomes a zombie of
         # the command that asked for it.
         os._exit(0)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     try:
         serve(Workspace(args.workspace), port=args.port)
     except MlopsError as exc:
@@ -372,4 +392,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -59,8 +59,11 @@ def missing_secret(name: str, key: str) -> MlopsError:
     return MlopsError(
         f"deployment {name}: the secret custom arg {key} is kept only in the inference service's "
         "memory and the service has restarted since",
-        hint=Hint("deploy.start", f"set the environment variable {key} and start deployment {name} again",
-                  {"deployment": name, "env": key}),
+        hint=Hint(
+            "deploy.start",
+            f"set the environment variable {key} and start deployment {name} again",
+            {"deployment": name, "env": key},
+        ),
     )
 
 
@@ -112,15 +115,23 @@ class Service:
         described = pool.describe()
         uptime = max(time.time() - pool.started_at, 1.0)
         described["request_per_sec"] = described["requests"]["total"] / uptime
-        state = {"FAILED": edi.ERROR, "STARTING": edi.STARTING, "STOPPING": edi.STOPPING,
-                 "STOPPED": edi.DISABLED}.get(described["status"], edi.ENABLED)
+        state = {
+            "FAILED": edi.ERROR,
+            "STARTING": edi.STARTING,
+            "STOPPING": edi.STOPPING,
+            "STOPPED": edi.DISABLED,
+        }.get(described["status"], edi.ENABLED)
         return edi.instance_doc(name, state, described)
 
     def profile(self, name: str) -> dict[str, Any]:
         record = self.store.load(name)
         return edi.profile_doc(
-            name, record["profile"], created=record.get("deployed_at"), updated=record.get("updated_at"),
-            log_directory=str(self.store.logs_dir(name)), working_directory=str(self.store.dir(name)),
+            name,
+            record["profile"],
+            created=record.get("deployed_at"),
+            updated=record.get("updated_at"),
+            log_directory=str(self.store.logs_dir(name)),
+            working_directory=str(self.store.dir(name)),
             run_as=self.creator,
         )
 
@@ -129,11 +140,20 @@ class Service:
         of a failed start with its log's tail, warnings, request counts."""
         self.store.load(name)
         pool = self.pools.get(name)
-        out: dict[str, Any] = {"name": name, "kernels": [], "error": None, "error_log": None, "warnings": [],
-                               "queued": 0, "requests": {"total": 0, "failed": 0}}
+        out: dict[str, Any] = {
+            "name": name,
+            "kernels": [],
+            "error": None,
+            "error_log": None,
+            "warnings": [],
+            "queued": 0,
+            "requests": {"total": 0, "failed": 0},
+        }
         if pool is not None and pool.state != "stopped":
             described = pool.describe()
-            out.update({k: described[k] for k in ("kernels", "error", "error_log", "warnings", "queued", "requests")})
+            out.update(
+                {k: described[k] for k in ("kernels", "error", "error_log", "warnings", "queued", "requests")}
+            )
         return out
 
     # --- management -------------------------------------------------------------------------
@@ -162,19 +182,22 @@ class Service:
             self._settle(name)
             old = self.store.load(name) if self.store.exists(name) else None
             if old and old["state"] == "started":
-                raise ConflictError(f"deployment {name} is started: stop it before deploying over it",
-                                    hint=stop_hint(name))
+                raise ConflictError(
+                    f"deployment {name} is started: stop it before deploying over it", hint=stop_hint(name)
+                )
             self.store.install(name, folder)
-            self.store.save({
-                "name": name,
-                "model": model,
-                "profile": old["profile"] if old else merge_profile(DEFAULT_PROFILE, {}),
-                "state": "stopped",
-                "custom_args": {k: str(v) for k, v in custom_args.items()},
-                "secret_args": sorted(secret_args),
-                "deployed_at": old["deployed_at"] if old else now(),
-                "updated_at": now(),
-            })
+            self.store.save(
+                {
+                    "name": name,
+                    "model": model,
+                    "profile": old["profile"] if old else merge_profile(DEFAULT_PROFILE, {}),
+                    "state": "stopped",
+                    "custom_args": {k: str(v) for k, v in custom_args.items()},
+                    "secret_args": sorted(secret_args),
+                    "deployed_at": old["deployed_at"] if old else now(),
+                    "updated_at": now(),
+                }
+            )
             self.secrets[name] = {k: str(v) for k, v in secret_args.items()}
             self.pools.pop(name, None)
             log.info("deployed %s from %s", name, folder)
@@ -187,8 +210,10 @@ class Service:
             self._settle(name)
             record = self.store.load(name)
             if record["state"] == "started":
-                raise ConflictError(f"the profile of deployment {name} can only be changed while it is stopped",
-                                    hint=stop_hint(name))
+                raise ConflictError(
+                    f"the profile of deployment {name} can only be changed while it is stopped",
+                    hint=stop_hint(name),
+                )
             record["profile"] = merge_profile(record["profile"], edi.profile_update(doc))
             record["updated_at"] = now()
             self.store.save(record)
@@ -242,8 +267,9 @@ class Service:
                 record["state"] = "stopped"
                 self.store.save(record)
             if pool is not None and name not in self.stopping:
-                thread = threading.Thread(target=self._stop_pool, args=(name, pool),
-                                          name=f"stop-{name}", daemon=True)
+                thread = threading.Thread(
+                    target=self._stop_pool, args=(name, pool), name=f"stop-{name}", daemon=True
+                )
                 self.stopping[name] = thread
                 thread.start()
             return self.instance(name)

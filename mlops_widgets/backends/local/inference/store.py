@@ -95,7 +95,9 @@ def merge_profile(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
     integer(policy, "task_batch_size", 1)
     integer(kernel, "connection_timeout", 1)
     if kernel.get("gpu") not in GPU_MODES:
-        raise MlopsError(f"profile kernel.gpu must be one of {', '.join(GPU_MODES)}, got {kernel.get('gpu')!r}")
+        raise MlopsError(
+            f"profile kernel.gpu must be one of {', '.join(GPU_MODES)}, got {kernel.get('gpu')!r}"
+        )
     envs = kernel.get("envs") or []
     if not isinstance(envs, list) or not all(isinstance(e, dict) and "name" in e for e in envs):
         raise MlopsError("profile kernel.envs must be a list of {name, value}")
@@ -132,7 +134,8 @@ class Store:
             return json.loads((self.dir(name) / "deployment.json").read_text())
         except FileNotFoundError:
             raise NotFoundError(
-                f"no deployment named {name!r}", hint=Hint("deploy.list", "list the deployments to see their names")
+                f"no deployment named {name!r}",
+                hint=Hint("deploy.list", "list the deployments to see their names"),
             ) from None
 
     def view(

@@ -24,7 +24,9 @@ def main() -> None:
     sys.path[0:1] = [os.path.dirname(kernel_file), os.path.dirname(os.path.abspath(__file__))]
     sys.argv = [kernel_file]
     try:
-        namespace = runpy.run_path(kernel_file, init_globals=boot.get("custom_args") or {}, run_name="__main__")
+        namespace = runpy.run_path(
+            kernel_file, init_globals=boot.get("custom_args") or {}, run_name="__main__"
+        )
     except SystemExit:
         raise
     except BaseException:
@@ -38,7 +40,8 @@ def main() -> None:
         return
     # A kernel file that only defines its class: run the one Kernel subclass it defines.
     kernels = [
-        v for v in namespace.values()
+        v
+        for v in namespace.values()
         if isinstance(v, type) and issubclass(v, redhareapi.Kernel) and v is not redhareapi.Kernel
     ]
     if len(kernels) != 1:

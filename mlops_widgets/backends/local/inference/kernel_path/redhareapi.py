@@ -183,7 +183,11 @@ class Kernel:
         boot = _boot
         try:
             self.on_kernel_start(
-                KernelContext(boot.get("instance_id", ""), boot.get("kernel_id", ""), boot.get("model_description", "{}"))
+                KernelContext(
+                    boot.get("instance_id", ""),
+                    boot.get("kernel_id", ""),
+                    boot.get("model_description", "{}"),
+                )
             )
         except BaseException:
             error = traceback.format_exc()
@@ -207,8 +211,13 @@ class Kernel:
                 return
             header, bodies = msg
             tasks = [
-                TaskContext(body, task_id=t["id"], session_id=t.get("session", ""), uuid=t.get("uuid", ""),
-                            model_name=model_name)
+                TaskContext(
+                    body,
+                    task_id=t["id"],
+                    session_id=t.get("session", ""),
+                    uuid=t.get("uuid", ""),
+                    model_name=model_name,
+                )
                 for t, body in zip(header["tasks"], bodies)  # noqa: B905
             ]
             for a, b in zip(tasks, tasks[1:]):  # noqa: B905
