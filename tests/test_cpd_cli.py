@@ -199,11 +199,11 @@ def test_sdk_imports_are_contained(importer: str, expected: str) -> None:
 
 
 def test_deploy_commands_on_cpd(cli, cpd_backend, tmp_path) -> None:  # noqa: ANN001
-    from test_cpd_inference import submission
+    from helpers import cpd_submission
 
     cpd_backend.inference.deploy(
         "seg",
-        submission(tmp_path),
+        cpd_submission(tmp_path),
         custom_args={"CPD_USERNAME": "a"},
         secret_args={"CPD_API_KEY": "secret-value-1"},
     )

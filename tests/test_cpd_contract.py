@@ -20,7 +20,7 @@ import pytest
 from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 from fakecpd.fixtures import seed_volume
-from test_cpd_inference import submission
+from helpers import cpd_submission
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING
@@ -116,7 +116,7 @@ def _workflow(backend: Backend, fake: FakeCpd, tmp_path: Path) -> None:
     from mlops_widgets.backends.cpd.doctor import run_checks
 
     inf = backend.inference
-    folder = submission(tmp_path)
+    folder = cpd_submission(tmp_path)
     inf.deploy("seg", folder)
     inf.update_profile("seg", {"policy": {"kernel_min": 1, "kernel_max": 2}})
     inf.start("seg")
@@ -234,7 +234,7 @@ def test_the_client_reports_a_drifted_edi_document_instead_of_guessing(
 ) -> None:
     """Our client reads EDI documents through IBM's classes too: a state-less instance
     document is an error naming the field, not an 'unknown' state."""
-    cpd_backend.inference.deploy("seg", submission(tmp_path))
+    cpd_backend.inference.deploy("seg", cpd_submission(tmp_path))
     fake_cpd.router.mutate("GET", r"/instance$", lambda body: {k: v for k, v in body.items() if k != "state"})
     with pytest.raises(MlopsError, match="instance document this client cannot read.*'state'"):
         cpd_backend.inference.view("seg")

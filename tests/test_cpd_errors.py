@@ -102,10 +102,10 @@ def test_missing_objects_are_not_found(cpd_backend: Backend, tmp_path: Path) -> 
 def test_a_refused_undeploy_is_a_conflict(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path) -> None:
     """EDI refuses to delete a started model; should it refuse anyway (another user started it
     between our stop and our delete), the refusal reaches the user as a conflict, in its words."""
-    from test_cpd_inference import submission
+    from helpers import cpd_submission
 
     inf = cpd_backend.inference
-    inf.deploy("seg", submission(tmp_path))
+    inf.deploy("seg", cpd_submission(tmp_path))
     fake_cpd.router.fail("DELETE", r"^/dlim/v1/model/seg$", 409, times=1)
     with pytest.raises(ConflictError, match="undeploying seg: refused \\(409\\)"):
         inf.undeploy("seg")
@@ -136,11 +136,11 @@ def test_a_persistent_server_error_is_reported(cpd_backend: Backend, fake_cpd: F
 
 def test_a_create_is_not_retried(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path) -> None:
     """Retrying a POST that may have landed could deploy twice: report instead."""
-    from test_cpd_inference import submission
+    from helpers import cpd_submission
 
     fake_cpd.router.fail("POST", r"^/dlim/v1/deployment/model$", 500, times=1)
     with pytest.raises(MlopsError, match="deploying seg to WMLA: HTTP 500"):
-        cpd_backend.inference.deploy("seg", submission(tmp_path))
+        cpd_backend.inference.deploy("seg", cpd_submission(tmp_path))
     posts = [e for e in fake_cpd.router.log if e[:2] == ("POST", "/dlim/v1/deployment/model")]
     assert len(posts) == 1
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
+from helpers import cpd_submission
 
 from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
@@ -17,36 +18,9 @@ from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
 
-def submission(tmp_path: Path, name: str = "seg") -> Path:
-    folder = tmp_path / "submission"
-    folder.mkdir()
-    (folder / "kernel.py").write_text(
-        "from __future__ import annotations\n\nimport redhareapiversion\nprint(CPD_USERNAME)\n"
-    )
-    (folder / "README.md").write_text("# seg\n")
-    (folder / "weights").mkdir()
-    (folder / "weights" / "w.bin").write_bytes(b"\x01" * 64)
-    (folder / "model.json").write_text(
-        json.dumps(
-            {
-                "name": name,
-                "kernel_path": "kernel.py",
-                "readme": "README.md",
-                "tag": "test",
-                "weight_path": "./",
-                "runtime": "dlipy3",
-                "framework": "PyTorch",
-                "schema_version": "1",
-                "mk_environments": [{"name": "SPACE_ID", "value": "x"}],
-            }
-        )
-    )
-    return folder
-
-
 def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path) -> None:
     inf = cpd_backend.inference
-    folder = submission(tmp_path)
+    folder = cpd_submission(tmp_path)
     view = inf.deploy(
         "seg", folder, custom_args={"CPD_USERNAME": "alice"}, secret_args={"CPD_API_KEY": "s3cr3t-value"}
     )
@@ -117,7 +91,7 @@ def test_stop_waits_for_disabled_before_delete(
     of a started deployment stops it, polls until `disabled`, then deletes (no refused call)."""
     fake_cpd.dlim.stop_delay = 0.5
     inf = cpd_backend.inference
-    inf.deploy("seg", submission(tmp_path))
+    inf.deploy("seg", cpd_submission(tmp_path))
     inf.start("seg")
     inf.undeploy("seg")
     assert _order(fake_cpd, "seg") == ["start", "stop", "delete"]
@@ -134,7 +108,7 @@ def test_start_waits_for_the_started_state_and_says_when_it_does_not_come(
     workspace: Workspace,
 ) -> None:
     inf = cpd_backend.inference
-    inf.deploy("seg", submission(tmp_path))
+    inf.deploy("seg", cpd_submission(tmp_path))
     fake_cpd.dlim.start_delay = 0.4
     view = inf.start("seg")  # answered at once by EDI (`deploying`): waits for `enabled`
     assert view["state"] == "started" and view["status"] == "IDLE"
@@ -157,7 +131,7 @@ def test_the_fake_is_as_strict_as_edi(cpd_backend: Backend, fake_cpd: FakeCpd, t
     import requests
 
     inf = cpd_backend.inference
-    inf.deploy("seg", submission(tmp_path))
+    inf.deploy("seg", cpd_submission(tmp_path))
     inf.start("seg")
     token = fake_cpd.router.issue_token("mlops-user")
     ca = str(fake_cpd.certs.ca)
@@ -175,7 +149,7 @@ def test_inference_goes_to_the_inference_host_only(
     cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path
 ) -> None:
     inf = cpd_backend.inference
-    inf.deploy("seg", submission(tmp_path))
+    inf.deploy("seg", cpd_submission(tmp_path))
     with pytest.raises(InferenceError) as err:
         inf.infer("seg", b"{}")  # stopped: WMLA answers 503
     assert err.value.status == 503
@@ -201,7 +175,7 @@ def test_inference_goes_to_the_inference_host_only(
 
 def test_custom_arg_names_must_be_python_names(cpd_backend: Backend, tmp_path: Path) -> None:
     with pytest.raises(MlopsError, match="not a valid Python name"):
-        cpd_backend.inference.deploy("seg", submission(tmp_path), custom_args={"bad-name": "x"})
+        cpd_backend.inference.deploy("seg", cpd_submission(tmp_path), custom_args={"bad-name": "x"})
 
 
 def test_inference_needs_wmla_host(cpd_env: dict, monkeypatch: pytest.MonkeyPatch, workspace) -> None:  # noqa: ANN001
@@ -220,7 +194,7 @@ def test_a_model_without_an_instance_yet_is_stopped(
     stopped (EDI's `not-available`), so a redeploy updates it and a start starts it."""
     fake_cpd.dlim.no_instance_until_started = True
     inf = cpd_backend.inference
-    folder = submission(tmp_path)
+    folder = cpd_submission(tmp_path)
     assert inf.deploy("seg", folder)["state"] == "stopped"
     assert inf.deploy("seg", folder)["state"] == "stopped"  # updated in place, not created twice
     assert _order(fake_cpd, "seg") == ["redeploy"]

@@ -9,13 +9,13 @@ import json
 import pytest
 from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
+from helpers import add_entry
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.monitors import BUILTIN
 from mlops_widgets.monitors.schedule import MIN_ENV
 from mlops_widgets.ops import alerts, monitor, schedule, space
-from tests.test_monitoring import add_entry
 
 GEN = "generic_metrics"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ECHO_KERNEL, deploy_started, make_folder
 from ibm_cloud_sdk_core.authenticators import BearerTokenAuthenticator, NoAuthAuthenticator
 from ibm_wmla.wmla_api_edi_v2 import ElasticDistributedInferenceV2, Model, ModelAppProfile, ModelInstance
-from test_inference import ECHO_KERNEL, deploy_started, make_folder
 
 from mlops_widgets.backends.local.inference import LocalInference, start_service
 from mlops_widgets.workspace import Workspace

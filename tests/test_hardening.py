@@ -12,10 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_inference import ECHO_KERNEL, make_folder
-from test_runner import make_template
-from test_submission import stage
-from test_workspace import in_tmpfs, needs_unshare
+from helpers import ECHO_KERNEL, in_tmpfs, make_folder, make_template, needs_unshare, stage
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.local.inference import InferenceError, LocalInference, stop_service

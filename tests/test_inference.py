@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ECHO_KERNEL, ask, deploy_started, gone, log_text, make_folder, wait_for, wait_status
 
 from mlops_widgets.backends.local.inference import (
     InferenceError,
@@ -34,57 +35,6 @@ from mlops_widgets.backends.local.inference import (
 from mlops_widgets.backends.local.inference.service import Service
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
-
-ECHO_KERNEL = """\
-import redhareapiversion
-from redhareapi import Kernel
-import json, os, sys, time
-
-class EchoKernel(Kernel):
-    def on_kernel_start(self, kernel_context):
-        self.description = json.loads(kernel_context.get_model_description())
-        self.instance = kernel_context.get_instance_id()
-        print("kernel started", self.instance)
-
-    def on_task_invoke(self, task_context):
-        batch = []
-        while task_context is not None:
-            batch.append(task_context)
-            task_context = task_context.next()
-        for task in batch:
-            req = json.loads(task.get_input_data())
-            do = req.get("do")
-            if do == "sleep":
-                time.sleep(req["seconds"])
-            elif do == "gate":
-                while not os.path.exists(req["gate"]):
-                    time.sleep(0.005)
-            elif do == "raise":
-                raise ValueError("bad input: " + req.get("why", ""))
-            elif do == "die":
-                os._exit(3)
-            elif do == "silent":
-                continue
-            elif do == "print":
-                print("stdout says", req["text"])
-                Kernel.log_info("stderr says " + req["text"])
-            task.set_output_data(json.dumps({
-                "pod": os.environ["MSD_POD_NAME"],
-                "pid": os.getpid(),
-                "batch": len(batch),
-                "input": req,
-                "env": {k: os.environ.get(k) for k in req.get("env", [])},
-                "cwd": os.getcwd(),
-                "model_path": self.description["model_path"],
-                "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            }))
-
-    def on_kernel_shutdown(self):
-        print("kernel shutdown", self.instance, flush=True)
-
-if __name__ == '__main__':
-    EchoKernel().run()
-"""
 
 ARGS_KERNEL = """\
 import redhareapiversion
@@ -116,72 +66,10 @@ if __name__ == '__main__':
 """
 
 
-def make_folder(root: Path, kernel: str = ECHO_KERNEL, *, name: str = "dep", **model: Any) -> Path:
-    folder = root / name
-    folder.mkdir(parents=True)
-    (folder / "kernel.py").write_text(kernel)
-    (folder / "README.md").write_text("test kernel\n")
-    (folder / "model.json").write_text(json.dumps({"name": name, "kernel_path": "kernel.py", **model}))
-    return folder
-
-
 @pytest.fixture
 def inference(workspace: Workspace) -> Iterator[LocalInference]:
     yield LocalInference(workspace)
     stop_service(workspace)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 120.0, what: str = "condition") -> Any:
-    """Poll until `check` is true; the timeout only bounds a failing test (a loaded machine is slow)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def wait_status(inf: LocalInference, name: str, *statuses: str, timeout: float = 120.0) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def check() -> dict[str, Any] | None:
-        seen.update(inf.view(name))
-        return dict(seen) if seen["status"] in statuses else None
-
-    try:
-        return wait_for(check, timeout, f"{name} to be {statuses}")
-    except AssertionError:
-        raise AssertionError(
-            f"{name} stayed {seen.get('status')}: {seen.get('error')}\n{log_text(inf, name)}"
-        ) from None
-
-
-def log_text(inf: LocalInference, name: str = "dep") -> str:
-    return "\n".join(inf.logs(name))
-
-
-def deploy_started(inf: LocalInference, folder: Path, name: str = "dep", **policy: Any) -> dict[str, Any]:
-    inf.deploy(name, folder)
-    if policy:
-        inf.update_profile(name, {"policy": policy})
-    inf.start(name)
-    return wait_status(inf, name, "IDLE")
-
-
-def ask(inf: LocalInference, name: str = "dep", **req: Any) -> dict[str, Any]:
-    return json.loads(inf.infer(name, json.dumps(req).encode()))
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except (FileNotFoundError, ProcessLookupError):  # reaped meanwhile (ESRCH while reading /proc)
-        return True
 
 
 def parallel(*calls: Callable[[], Any], meanwhile: Callable[[], Any] | None = None) -> list[Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from test_inference import ask, gone, log_text, make_folder, wait_for, wait_status
+from helpers import ask, gone, log_text, make_folder, wait_for, wait_status
 
 from mlops_widgets.backends.local.inference import InferenceError, LocalInference, service_info, stop_service
 from mlops_widgets.backends.local.inference.kernel_logs import LINE_MAX, KernelLog, read_lines

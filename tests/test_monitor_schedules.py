@@ -16,6 +16,7 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 import tornado.web
+from helpers import ASSET, add_entry, write_masks
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.config import json_schema, validate_entry
@@ -24,7 +25,6 @@ from mlops_widgets.errors import MlopsError
 from mlops_widgets.monitors import schedule as sched
 from mlops_widgets.ops import alerts, monitor, monitor_views, notify, schedule, space
 from mlops_widgets.runner import get_run, list_runs
-from tests.test_monitoring import ASSET, add_entry, write_masks
 
 SEG, GEN = "segmentation_metrics", "generic_metrics"
 WAIT_S = 240.0  # a failsafe for a loaded machine, not a timing: every wait ends on an event

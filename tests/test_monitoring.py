@@ -12,57 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
+from helpers import ASSET, VOLUME, add_entry, monitors_settings, write_masks
 
 from mlops_widgets.backends import monitoring_protocol as base
 from mlops_widgets.backends.base import Backend
-from mlops_widgets.config import new_entry, validate_entry
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import GENERIC, SEGMENTATION
 from mlops_widgets.ops import monitor, monitor_views, space
-
-VOLUME = "vol"
-ASSET = "asset-1"
-
-
-def _monitors(**overrides: dict[str, Any]) -> dict[str, Any]:
-    common = {"dir_gt": "eval/gt", "dir_pred": "eval/pred", "volume_display_name": VOLUME, "most_recent": 7}
-    out = {
-        "segmentation_metrics": {**common, "thresholds": SEGMENTATION.default_thresholds()},
-        "generic_metrics": {**common, "thresholds": GENERIC.default_thresholds()},
-    }
-    for k, v in overrides.items():
-        out[k] = v
-    return out
-
-
-def add_entry(
-    backend: Backend, name: str = "demo", monitors: dict[str, Any] | None = None, key: str = ASSET
-) -> str:
-    entry = new_entry()
-    entry["wmla_deployment"]["deployment_name"] = name
-    entry["wmla_deployment"]["deployment_url"] = f"http://127.0.0.1:1/dlim/v1/inference/{name}"
-    entry["openscale_custom_metric_provider"] = _monitors() if monitors is None else monitors
-    entry, _ = validate_entry(entry)
-    space.add_entries(backend, {key: entry})
-    return key
-
-
-def write_masks(folder: Path, n: int, *, seed: int, quality: float = 0.8, size: int = 24) -> None:
-    """n `*_Seg.png` pairs under folder/gt and folder/pred; `quality` = share of pixels agreeing."""
-    rng = np.random.default_rng(seed)
-    for sub in ("gt", "pred"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        gt = np.zeros((size, size, 3), np.uint8)
-        gt[..., 0] = (rng.random((size, size)) < 0.4) * 255
-        gt[..., 2] = (rng.random((size, size)) < 0.3) * 255
-        flip = rng.random((size, size, 3)) > quality
-        pred = np.where(flip, 255 - gt, gt).astype(np.uint8)
-        Image.fromarray(gt).save(folder / "gt" / f"img{i}_Seg.png")
-        Image.fromarray(pred).save(folder / "pred" / f"img{i}_Seg.png")
 
 
 @pytest.fixture
@@ -353,7 +310,7 @@ def test_a_bad_threshold_deletes_no_removed_monitor(ready: Backend) -> None:
 
 
 def test_unknown_metric_name_fails_before_any_change(ready: Backend) -> None:
-    monitors = _monitors()
+    monitors = monitors_settings()
     monitors["generic_metrics"]["thresholds"] = {"num_images": {"threshold": [1, "lower"]}}
     entry = copy.deepcopy(_entry(ready))
     entry["openscale_custom_metric_provider"] = monitors
@@ -548,7 +505,7 @@ def test_thresholds_and_compute(ready: Backend, volume: Path) -> None:
 
 
 def test_registered_versioned_monitor_runs_end_to_end(ready: Backend) -> None:
-    monitors = _monitors()
+    monitors = monitors_settings()
     monitors = {"segmentation_metrics_v22": monitors["segmentation_metrics"]}
     add_entry(ready, "v22", monitors=monitors, key="asset-2")
     with pytest.raises(NotFoundError, match="unknown monitor 'segmentation_metrics_v22'") as refused:

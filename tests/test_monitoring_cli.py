@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from test_monitoring import ASSET, add_entry, write_masks
+from helpers import ASSET, add_entry, write_masks
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.ops import monitor, space

@@ -11,6 +11,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from helpers import make_template
 
 from mlops_widgets.cli._run import TerminalProgress
 from mlops_widgets.config import ConfigError
@@ -40,41 +41,6 @@ from mlops_widgets.runner.templates import parse_parameters
 from mlops_widgets.runner.trail import TEMPLATE_COPY, save_run
 from mlops_widgets.secret_names import is_secret_name
 from mlops_widgets.workspace import Workspace
-
-PARAMS = """from typing import Literal
-import os
-
-count = 3  # how many
-ratio = 0.5  # a fraction
-name = "demo"  # the name
-flag = False  # switch it on
-tags = ["a", "b"]  # labels
-# settings of the thing,
-# over two lines
-settings = {
-    "a": 1,
-}
-maybe: str | None = None  # optional text
-where: str = os.getcwd()  # a default that is code
-mode: Literal["fast", "slow"] = "fast"  # how to run
-anything = None  # no annotation: any value
-api_key = ""  # the key, secret by its name
-login = ""  # secret: the login, secret by its comment
-"""
-
-
-def make_template(path: Path, params: str = PARAMS, cells: list[str] | None = None) -> Path:
-    """A template notebook: a title, the parameters cell, then one step per code string."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    p = nbformat.v4.new_code_cell(params)
-    p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}: a test template"), p]
-    for i, src in enumerate(cells or []):
-        nb.cells += [nbformat.v4.new_markdown_cell(f"## Step {i + 1}"), nbformat.v4.new_code_cell(src)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_runner_secrets import byte_leaks
+from helpers import byte_leaks
 
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.masking import MASK

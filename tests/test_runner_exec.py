@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_runner import make_template  # tests/ is on sys.path (pytest rootdir conftest)
+from helpers import make_template
 
 from mlops_widgets.masking import MASK
 from mlops_widgets.runner import ProgressEvent, get_run, list_runs, run_template
@@ -37,7 +37,7 @@ LEAKY_STEPS = [
 def leaks(root: Path, *values: str) -> list[str]:
     """Every file under `root` (database and its WAL included) holding any form of `values`
     (plain, URL-encoded, base64, escaped)."""
-    from test_runner_secrets import byte_leaks
+    from helpers import byte_leaks
 
     return byte_leaks(root, *values)
 

@@ -11,7 +11,7 @@ import nbformat
 import papermill
 import psutil
 import pytest
-from test_runner import make_template  # tests/ is on sys.path (pytest rootdir conftest)
+from helpers import byte_leaks, make_template
 
 from mlops_widgets.masking import MASK, secret_forms
 from mlops_widgets.runner import get_run, list_runs, run_template
@@ -32,18 +32,6 @@ ENCODED_STEPS = [
     "record(token_b64=base64.urlsafe_b64encode(api_key.encode()).decode(), url=url)",
     "import urllib.parse\nraise RuntimeError('403 Forbidden for url ' + urllib.parse.quote_plus(api_key))",
 ]
-
-
-def byte_leaks(root: Path, *values: str) -> list[str]:
-    """Every file under `root` (the database and its WAL included) holding any form of any value
-    (plain, URL-encoded, base64 standard and URL-safe, JSON/repr/HTML escaped)."""
-    forms = {f.encode() for v in values for f in secret_forms(v)}
-    found = []
-    for path in root.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            found += [f"{path}: {f!r}" for f in forms if f in data]
-    return found
 
 
 def test_no_secret_in_any_encoding_reaches_the_workspace(
@@ -161,7 +149,7 @@ def test_no_secret_of_a_deployment_reaches_the_workspace_or_its_logs(
     (the A2 run, its notebook, the index, service and kernel logs, the deployment's files).
     The service is started by the A2 run's kernel: its kernels still get none of the run's or
     the notebook's variables."""
-    from test_submission import stage
+    from helpers import stage
 
     from mlops_widgets.backends.local.inference import stop_service
 

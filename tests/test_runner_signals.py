@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from test_runner import make_template  # tests/ is on sys.path (pytest rootdir conftest)
+from helpers import make_template
 
 from mlops_widgets.runner import get_run, list_runs, run_template
 from mlops_widgets.runner.trail import RESULTS_FILE, RUNS_DIR

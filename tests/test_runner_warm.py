@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_runner import make_template  # tests/ is on sys.path (pytest rootdir conftest)
-from test_runner_secrets import byte_leaks
+from helpers import byte_leaks, make_template
 
 from mlops_widgets.masking import MASK
 from mlops_widgets.runner import run_template, warm

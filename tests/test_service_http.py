@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_inference import ECHO_KERNEL, deploy_started, gone, make_folder, wait_for
+from helpers import ECHO_KERNEL, deploy_started, gone, make_folder, wait_for
 
 from mlops_widgets.backends.archives import safe_untar
 from mlops_widgets.backends.local.inference import LocalInference, service_info, start_service, stop_service

@@ -3,7 +3,6 @@ taken by its asset id, the general dependencies, model.json, and hostile depende
 
 from __future__ import annotations
 
-import copy
 import json
 import stat
 import zipfile
@@ -12,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import stage
 
 from mlops_widgets import edi_helpers
 from mlops_widgets.backends.base import DEPLOYMENT_METADATA, Backend
 from mlops_widgets.backends.local.inference import stop_service
-from mlops_widgets.config import load_config
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.ops import deploy, space, submission
 from mlops_widgets.workspace import Workspace
@@ -38,24 +37,6 @@ if __name__ == "__main__":
 def _stop_inference(workspace: Workspace) -> Iterator[None]:
     yield
     stop_service(workspace)
-
-
-def entry(example_paths: Any) -> dict[str, Any]:
-    (e,) = load_config(example_paths.config).entries.values()
-    e = copy.deepcopy(e)
-    e["wmla_deployment"]["resource_configs"].update(kernel_min=1, kernel_max=1)
-    return e
-
-
-def stage(backend: Backend, example_paths: Any, dependency: Path | None = None) -> str:
-    staged = space.stage(
-        backend,
-        example_paths.model,
-        dependency or example_paths.deployment,
-        entry(example_paths),
-        on_clash="new",
-    )
-    return staged["model_asset_id"]
 
 
 def write_zip(path: Path, members: dict[str, str], links: dict[str, str] | None = None) -> Path:

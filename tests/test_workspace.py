@@ -4,14 +4,10 @@ a workspace that others could read."""
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from helpers import in_tmpfs, needs_unshare
 
 from mlops_widgets.workspace import Workspace
 
@@ -73,28 +69,6 @@ def test_an_existing_open_workspace_is_closed_on_opening(tmp_path: Path) -> None
 # --- a workspace that cannot be written: a read-only or a full file system ------------------------
 # Both are real file systems: a small tmpfs mounted in a private mount namespace (`unshare`), so
 # the test needs no privilege beyond user namespaces and leaves nothing mounted.
-
-MLOPS = f"{shlex.quote(sys.executable)} -c 'from mlops_widgets.cli import main; main()'"
-
-
-def _unshare_works() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode == 0
-
-
-needs_unshare = pytest.mark.skipif(not _unshare_works(), reason="needs user namespaces (unshare -Urm)")
-
-
-def in_tmpfs(tmp_path: Path, size: str, script: str) -> subprocess.CompletedProcess[str]:
-    """Run `script` (sh) with $M a fresh tmpfs of `size` and $MLOPS the command."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    full = f"set -u; M={mnt}; mount -t tmpfs -o size={size} tmpfs $M || exit 99; {script}"
-    env = {"PATH": os.environ["PATH"], "MLOPS": MLOPS}
-    return subprocess.run(
-        ["unshare", "-Urm", "sh", "-c", full], capture_output=True, text=True, env=env, timeout=120
-    )
 
 
 @needs_unshare
