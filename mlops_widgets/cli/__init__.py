@@ -13,9 +13,10 @@ from pathlib import Path
 
 import click
 
-from mlops_widgets import __version__
+from mlops_widgets import __version__, logs
 from mlops_widgets.cli._common import CliContext
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.workspace import resolve_root
 
 # name -> (module:attribute, one-line help shown by `mlops --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -114,9 +115,16 @@ def _silence_stdout() -> None:
     show_default=True,
     help="Where the space, deployments and monitors live: local or cpd ($MLOPS_BACKEND).",
 )
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also print the log (kept in the workspace's logs/mlops.log) on stderr, with debug detail.",
+)
 @click.pass_context
-def cli(ctx: click.Context, workspace: str | None, backend: str) -> None:
+def cli(ctx: click.Context, workspace: str | None, backend: str, verbose: bool) -> None:
     """Deploy and monitor image models: stage, deploy, monitor, and an audit trail of every run."""
+    logs.setup(resolve_root(workspace), verbose=verbose)
     ctx.obj = CliContext(workspace=workspace, backend_name=backend)
 
 

@@ -10,6 +10,7 @@ failed run left, so no state gets stuck. Backend-agnostic: only `Backend` protoc
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,8 @@ from mlops_widgets.config import RESOURCE_DEFAULTS, check_deployment_name
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.ops import space
 from mlops_widgets.ops.submission import build_submission_folder
+
+log = logging.getLogger(__name__)
 
 READY = ("IDLE", "BUSY")
 POLICY_KEYS = (
@@ -202,6 +205,7 @@ def start(
 ) -> dict[str, Any]:
     """Start a deployment and, unless kernel_min is 0 (no kernel until the first request), wait
     until it is ready."""
+    log.info("starting deployment %s", name)
     view = backend.inference.start(check_deployment_name(name), secret_args=secret_args)
     kernel_min = ((view.get("profile") or {}).get("policy") or {}).get("kernel_min", 1)
     if wait and kernel_min:
@@ -210,6 +214,7 @@ def start(
 
 
 def stop(backend: Backend, name: str) -> dict[str, Any]:
+    log.info("stopping deployment %s", name)
     return backend.inference.stop(check_deployment_name(name))
 
 
@@ -228,6 +233,7 @@ def deploy_create(
 ) -> dict[str, Any]:
     """Every step of A2 in one call (the template runs them one cell each)."""
     check_create(backend, name, model_asset_id)
+    log.info("deploying asset %s as %s", model_asset_id, name)
     folder = build_submission_folder(backend, name, model_asset_id, kernel_filename, general_dependencies)
     deploy_folder(backend, name, folder, custom_args=custom_args, secret_args=secret_args, remove_folder=True)
     recorded = record_deployment(backend, model_asset_id, name)
@@ -248,6 +254,7 @@ def deploy_delete(
     except NotFoundError:
         key = None
     view = _view_or_none(backend, name)
+    log.info("deleting deployment %s (found: %s, entry: %s)", name, view is not None, key)
     if view is not None:
         if view["state"] == "started":
             backend.inference.stop(name)

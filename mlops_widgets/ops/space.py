@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from mlops_widgets.backends.packing import asset_name
 from mlops_widgets.config import validate_entry
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors import known_definitions
+
+log = logging.getLogger(__name__)
 
 OnClash = Literal["error", "overwrite", "new"]
 REPLACE_HINT = Hint("stage.replace", "replace them, or add new assets of the same names beside them")
@@ -119,6 +122,9 @@ def stage(
     for asset_id in replaced:  # only once the new entry is written: a crash loses nothing
         with contextlib.suppress(NotFoundError):  # another stage's cleanup may have been first
             backend.space.delete(asset_id)
+    log.info(
+        "staged %s as asset %s (dependency %s)", path_model, model_asset.asset_id, dependency_asset.asset_id
+    )
     return {
         "model_asset_id": model_asset.asset_id,
         "dependency_asset_id": dependency_asset.asset_id,

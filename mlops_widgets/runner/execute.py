@@ -10,6 +10,7 @@ writes the notebook (no output path), so nothing unscrubbed reaches the disk.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -41,6 +42,8 @@ from mlops_widgets.runner.trail import (
     utc_now,
 )
 from mlops_widgets.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ProgressEvent", "rerun", "run_template"]
 
@@ -201,6 +204,7 @@ def run_template(
         process=process,
     )
     record = save_run(ws, record, {TEMPLATE_COPY: tmpl.raw})
+    log.info("run %s of %s started on the %s backend", run_id, tmpl.name, backend_name)
     results_path = record.dir / RESULTS_FILE
     run_env = prepare.run_environment(run_id, str(results_path), secret_values)
 
@@ -243,6 +247,7 @@ def run_template(
         # save
         record = update_run(ws, record, files)
         results_path.unlink(missing_ok=True)
+    log.info("run %s %s after %.1f s", run_id, record.status, record.duration_s)
     control.emit(record.status, (error or {}).get("heading") if error else None)
     lifecycle.redeliver(received)
     return record

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
+
+log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
@@ -284,6 +287,7 @@ class Http:
                     rewind.seek(0)
                 continue
             break
+        log.debug("%s %s (%s): HTTP %s", method, url.split("?")[0], what, resp.status_code)
         if resp.status_code in ok:
             return resp
         raise http_error(resp, what)

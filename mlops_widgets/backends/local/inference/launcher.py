@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import http.client
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from mlops_widgets.backends.local.inference.routes import MLOPS
 from mlops_widgets.backends.local.inference.service import read_info
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 # A loaded machine takes seconds to import the service: patience before giving up, and before
 # launching again a service that never took the workspace's lock (it died starting).
@@ -72,6 +75,7 @@ def start_service(workspace: Workspace) -> dict[str, Any]:
             # The lock stays held while a killed service's threads finish dying: launch once it
             # is free, and again if a launched service never took it.
             if not _held(inference / "service.lock") and time.monotonic() - launched > RELAUNCH_AFTER:
+                log.info("launching the inference service of %s", workspace.root)
                 _launch(workspace)
                 launched = time.monotonic()
             time.sleep(0.02)
@@ -115,6 +119,7 @@ def stop_service(
     pid = info.get("pid")
     if pid and _held(inference / "service.lock"):
         stopped = True
+        log.info("stopping the inference service of %s (pid %s)", ws.root, pid)
         with contextlib.suppress(OSError, http.client.HTTPException):
             conn = http.client.HTTPConnection(info["host"], info["port"], timeout=timeout)
             conn.request(
