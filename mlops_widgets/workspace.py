@@ -247,6 +247,20 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise plain from exc
 
 
+def inside(root: Path, path: str | os.PathLike[str], what: str) -> Path:
+    """`path` (relative to `root`, or absolute) resolved with its links followed, refused unless
+    it stays inside `root`: what a browser sends (a notebook's name, a clone's destination) may
+    name nothing outside the folder JupyterLab serves."""
+    text = os.fspath(path).strip()
+    if not text:
+        raise MlopsError(f"the {what} is empty")
+    root = root.resolve()
+    resolved = (root / Path(text).expanduser()).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise MlopsError(f"{text}: the {what} must be inside the folder JupyterLab shows ({root})")
+    return resolved
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Replace `path` with `data` so a crash leaves either the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)

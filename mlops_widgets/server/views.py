@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.errors import MlopsError, NotFoundError
-from mlops_widgets.workspace import Workspace
+from mlops_widgets.workspace import Workspace, inside
 
 RUN_LIMIT = 500
 
@@ -140,16 +140,6 @@ def rerun(
         "status": record.status,
         "error": (record.error or {}).get("summary"),
     }
-
-
-def inside(root: Path, rel: str, what: str) -> Path:
-    """`rel` (relative to the server's root) as an absolute path, refused outside the root."""
-    if not rel.strip():
-        raise MlopsError(f"the {what} is empty")
-    path = (root / rel.strip()).resolve()
-    if path != root and root not in path.parents:
-        raise MlopsError(f"{rel}: the {what} must be inside the folder JupyterLab shows ({root})")
-    return path
 
 
 def clone(run_id: str, root: Path, dest: str, ws: str | None = None) -> dict[str, str]:

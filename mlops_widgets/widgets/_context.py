@@ -91,6 +91,13 @@ class PanelContext:
             self._server_looked = True
         return self._server
 
+    @property
+    def root(self) -> Path:
+        """The folder the panel writes into (a clone, a saved YAML): JupyterLab's root, else the
+        notebook's folder; nothing outside it is created."""
+        server = self.server
+        return server.root if server is not None else self.base.resolve()
+
     def busy_reason(self) -> str | None:
         return "another step is running (see below)" if self.tasks.busy else None
 

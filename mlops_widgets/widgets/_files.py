@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from mlops_widgets.widgets._style import LABEL, fit, grow
+from mlops_widgets.widgets._style import LABEL, code, fit, grow, span
 
 UP = "../"
 
@@ -101,7 +101,7 @@ class PathField:
         try:
             children = sorted(self._folder.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower()))
         except OSError as exc:
-            self.here.value = f"<span class='mlops-error'>cannot list {self._folder}: {exc.strerror}</span>"
+            self.here.value = span("mlops-error", f"cannot list {self._folder}: {exc.strerror}")
             return
         names = [UP] + [c.name + ("/" if c.is_dir() else "") for c in children if not c.name.startswith(".")]
         self._filling = True
@@ -110,7 +110,7 @@ class PathField:
             self.listing.value = None
         finally:
             self._filling = False
-        self.here.value = f"<code>{display_path(self._folder, self.base)}</code>"
+        self.here.value = code(display_path(self._folder, self.base))
 
     def _picked(self, change: dict) -> None:
         name = change["new"]

@@ -93,3 +93,8 @@ def stylesheet() -> w.HTML:
 def span(cls: str, text: str) -> str:
     """`text` (escaped) in a span of class `cls`."""
     return f"<span class='{cls}'>{html.escape(text)}</span>"
+
+
+def code(text: object) -> str:
+    """`text` (escaped: a path or a name may hold markup) as code."""
+    return f"<code>{html.escape(str(text))}</code>"

@@ -409,7 +409,7 @@ def _deployments_html(deployments: list[dict[str, Any]]) -> str:
             f"<td><code>{html.escape(str(d.get('name')))}</code></td>"
             f"<td>{html.escape(str(d.get('state') or ''))}</td>"
             f"<td class='{kind}'>{html.escape(status)}</td>"
-            f"<td>{d.get('kernels', '')}</td></tr>"
+            f"<td>{html.escape(str(d.get('kernels', '')))}</td></tr>"
             # the address and what went wrong below, across the row: the table stays narrow
             + (
                 f"<tr class='mlops-deployment-detail'><td colspan=4>{where}{error}</td></tr>"

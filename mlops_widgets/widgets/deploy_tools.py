@@ -68,7 +68,7 @@ def response_html(answer: bytes) -> str:
 
     body = json.dumps(shorten(doc), indent=2)
     shown = "".join(
-        f"<figure class='mlops-preview'><img src='data:{mime};base64,{data}'>"
+        f"<figure class='mlops-preview'><img src='data:{mime};base64,{html.escape(data)}'>"
         f"<figcaption>{html.escape(key)}</figcaption></figure>"
         for key, mime, data in images[:PREVIEW_LIMIT]
     )

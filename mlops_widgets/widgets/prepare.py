@@ -396,12 +396,13 @@ class PrepareTab:
     def save_yaml(self) -> None:
         """Write the entry in the original single-entry format."""
         from mlops_widgets.config import dump_yaml
-        from mlops_widgets.workspace import atomic_write
+        from mlops_widgets.workspace import atomic_write, inside
 
         path = self.yaml_path.resolved()
         if path is None or self.save.disabled:
             return
         try:
+            path = inside(self.ctx.root, path, "YAML file's path")
             atomic_write(path, dump_yaml(self.entry()))
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.yaml_message.value = error_html([f"cannot save {self.yaml_path.value}: {error_text(exc)}"])

@@ -231,6 +231,7 @@ class RunsTab:
     def do_clone(self) -> None:
         """Write an editable notebook beside this one with the run's parameters filled in."""
         from mlops_widgets.runner import clone_run
+        from mlops_widgets.workspace import inside
 
         if self.record is None:
             return
@@ -239,6 +240,7 @@ class RunsTab:
         if not target.is_absolute():
             target = self.ctx.base / target
         try:
+            target = inside(self.ctx.root, target, "clone's path")
             path = clone_run(self.record.run_id, target, self.ctx.workspace)
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.message.value = error_html([f"clone failed: {error_text(exc)}"])
