@@ -1,18 +1,21 @@
 """Unpacking dependency and model zips (`backends.archives.safe_unzip`): nothing lands outside the
-folder whatever the archive's entries and links do, and archives over the limits are refused
-before anything is written."""
+folder whatever the archive's entries and links do, archives over the limits are refused and
+leave nothing, zeros stay holes, and what mlops zips itself always unpacks."""
 
 from __future__ import annotations
 
+import random
 import stat
+import struct
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from mlops_widgets.backends.archives import safe_unzip, top_folder
-from mlops_widgets.backends.packing import ArchiveLimits
+from mlops_widgets.backends.packing import ArchiveLimits, copy_sparse, zip_folder
 from mlops_widgets.errors import MlopsError
 
 
@@ -127,18 +130,115 @@ def test_top_folder_is_stripped_when_asked(tmp_path: Path) -> None:
     assert top_folder(flat, keep_if="kernel.py") == ""
 
 
-def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+def test_a_zip_bomb_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        with zf.open("zeros.bin", "w", force_zip64=True) as fh:
-            chunk = bytes(1 << 20)
-            for _ in range(512):  # 512 MiB of zeros, about 0.5 MB compressed
+        with zf.open("ones.bin", "w", force_zip64=True) as fh:
+            chunk = b"\x01" * (1 << 20)  # not zeros: those would be holes, taking no disk
+            for _ in range(512):  # 512 MiB, about 0.5 MB compressed
                 fh.write(chunk)
     assert bomb.stat().st_size < 2 << 20
     with pytest.raises(MlopsError, match="max_ratio") as info:
         safe_unzip(bomb, tmp_path / "out")
     assert info.value.hint is not None and "MLOPS_ARCHIVE_MAX_RATIO" in info.value.hint.text
     assert not (tmp_path / "out").exists()
+
+
+def overlapping_zip(path: Path, entries: int, data: bytes) -> Path:
+    """The overlapping-entries bomb: `entries` entries whose deflated data is one and the same
+    block `data` deflated once. Each entry's data starts with a stored deflate block quoting the
+    next entry's local header, so every entry unpacks to the headers after it and then `data`;
+    names, sizes and CRCs are honest, the archive holds `data` once."""
+    kernel = zlib.compressobj(9, zlib.DEFLATED, -15)
+    tail, plain = kernel.compress(data) + kernel.flush(), data  # entry i's compressed data, its bytes
+    headers: list[bytes] = []
+    for i in reversed(range(entries)):
+        name = f"e{i:02d}".encode()
+        fields = (zlib.crc32(plain), len(tail), len(plain), len(name), 0)
+        header = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0, *fields) + name
+        headers.insert(0, header)
+        quote = struct.pack("<BHH", 0, len(header), 0xFFFF ^ len(header))  # a stored block: header
+        tail, plain = quote + header + tail, header + plain
+    body = b"".join(
+        h + struct.pack("<BHH", 0, len(n), 0xFFFF ^ len(n))
+        for h, n in zip(headers, headers[1:], strict=False)
+    )
+    body += headers[-1] + kernel_tail(data)
+    offsets = [0]
+    for h in headers[:-1]:
+        offsets.append(offsets[-1] + len(h) + 5)
+    central = b""
+    for offset, header in zip(offsets, headers, strict=True):
+        _, _, _, method, _, _, crc, csize, usize, nlen, _ = struct.unpack("<4sHHHHHIIIHH", header[:30])
+        fields = (20, 20, 0, method, 0, 0, crc, csize, usize, nlen, 0, 0, 0, 0, 0o100644 << 16, offset)
+        central += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", *fields) + header[30:]
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, entries, entries, len(central), len(body), 0)
+    path.write_bytes(body + central + end)
+    return path
+
+
+def kernel_tail(data: bytes) -> bytes:
+    kernel = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return kernel.compress(data) + kernel.flush()
+
+
+def test_overlapping_entries_are_refused(tmp_path: Path) -> None:
+    # 40 entries sharing one deflated block: each entry's sizes honest, the archive holding the
+    # data once. Python's zipfile reads every entry without complaint.
+    data = random.Random(1).randbytes(1024) * 1024  # 1 MiB deflating about 100:1
+    bomb = overlapping_zip(tmp_path / "overlap.zip", 40, data)
+    with zipfile.ZipFile(bomb) as zf:
+        assert len(zf.infolist()) == 40 and all(zf.read(f"e{i:02d}").endswith(data) for i in range(40))
+        assert sum(i.file_size for i in zf.infolist()) > 40 * len(data) > 200 * bomb.stat().st_size
+    with pytest.raises(MlopsError, match="refusing entry 'e01': its bytes overlap those of entry 'e00'"):
+        safe_unzip(bomb, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # The same with one entry is an ordinary archive.
+    assert safe_unzip(overlapping_zip(tmp_path / "one.zip", 1, data), tmp_path / "one") == ["e00"]
+
+
+def test_the_ratio_weighs_the_archives_real_size(tmp_path: Path) -> None:
+    # The data written, weighed against the archive's size on disk (not its own listing's word).
+    archive = make_zip(tmp_path / "data.zip", [("a.bin", bytes(range(256)) * 16384, False)])  # 4 MiB
+    real = archive.stat().st_size
+    limits = ArchiveLimits(max_ratio=(4 << 20) / real / 2)  # half what it really unpacks to
+    with pytest.raises(MlopsError, match=f"from {real} bytes of archive, over the limit max_ratio"):
+        safe_unzip(archive, tmp_path / "out", limits=limits)
+    assert not (tmp_path / "out").exists()
+    assert safe_unzip(archive, tmp_path / "ok", limits=ArchiveLimits(max_ratio=(4 << 20) / real)) == ["a.bin"]
+
+
+def supports_holes(folder: Path) -> bool:
+    probe = folder / "probe"
+    with open(probe, "wb") as fh:
+        fh.truncate(8 << 20)
+    holes = probe.stat().st_blocks * 512 < 1 << 20
+    probe.unlink()
+    return holes
+
+
+def test_zeros_unpack_as_holes_and_what_mlops_zips_always_unpacks(tmp_path: Path) -> None:
+    if not supports_holes(tmp_path):
+        pytest.skip("this filesystem has no sparse files")
+    model = tmp_path / "model"
+    model.mkdir()
+    with open(model / "sparse.bin", "wb") as fh:  # 32 MiB, nearly all hole
+        fh.write(b"head")
+        fh.seek(32 << 20)
+        fh.write(b"tail")
+    (model / "ones.bin").write_bytes(b"\x01" * (8 << 20))  # deflates about 1000:1, over the ratio
+    archive = tmp_path / "model.zip"
+    with open(archive, "wb") as out:
+        zip_folder(model, out, "model.zip", None)
+    out_dir = tmp_path / "out"
+    assert sorted(safe_unzip(archive, out_dir)) == ["ones.bin", "sparse.bin"]
+    sparse = out_dir / "sparse.bin"
+    assert sparse.read_bytes() == (model / "sparse.bin").read_bytes()
+    assert sparse.stat().st_blocks * 512 < 1 << 20  # the zeros are a hole, as in the original
+    assert (out_dir / "ones.bin").read_bytes() == (model / "ones.bin").read_bytes()
+    copy = tmp_path / "copy.bin"
+    copy_sparse(model / "sparse.bin", copy)
+    assert copy.read_bytes() == sparse.read_bytes() and copy.stat().st_blocks * 512 < 1 << 20
 
 
 @pytest.mark.parametrize(
@@ -161,4 +261,4 @@ def test_limits_come_from_the_environment() -> None:
     with pytest.raises(MlopsError, match="MLOPS_ARCHIVE_MAX_ENTRIES='lots'"):
         ArchiveLimits.from_env({"MLOPS_ARCHIVE_MAX_ENTRIES": "lots"})
     # The defaults pass a 5 GB model.
-    ArchiveLimits().check_totals("model.zip", 20, 5 * 1024**3, 4 * 1024**3)
+    ArchiveLimits().check_totals("model.zip", 20, 5 * 1024**3)

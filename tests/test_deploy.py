@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import io
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +193,23 @@ def test_kernel_min_zero_does_not_wait(backend: Backend, example_paths: Any) -> 
     assert result["status"] == "IDLE" and backend.inference.view("lazy")["kernels"] == []
     body, _ = tile_request()
     assert "mask" in json.loads(deploy.infer(backend, "lazy", body))  # the first request starts one
+
+
+def test_a_model_of_zeros_is_staged_and_deployed_and_stays_sparse(
+    backend: Backend, example_paths: Any, tmp_path: Path, workspace: Workspace
+) -> None:
+    # mlops zips the folder itself: its own archive limits must never refuse what it built
+    # (a 50 MB file of zeros deflates about 1000:1), and the zeros take no disk on the way.
+    model = tmp_path / "model"
+    shutil.copytree(example_paths.model, model)
+    with open(model / "padding.bin", "wb") as fh:
+        fh.truncate(50 * 1024**2)
+    sparse = (model / "padding.bin").stat().st_blocks * 512 < 1 << 20
+    asset_id = stage(backend, dataclasses.replace(example_paths, model=model), kernel_min=0, kernel_max=1)
+    assert deploy.deploy_create(backend, "zeros", asset_id)["status"] == "IDLE"
+    if sparse:  # the filesystem has holes: the asset and every copy of the model keep them
+        used = sum(p.lstat().st_blocks * 512 for p in workspace.root.rglob("*"))
+        assert used < 30 * 1024**2, used
 
 
 def test_a_half_way_failure_can_be_run_again(backend: Backend, example_paths: Any, tmp_path: Path) -> None:

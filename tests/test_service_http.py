@@ -300,8 +300,8 @@ def test_tar_uploads_are_bounded_by_size_entries_and_ratio(
     status, body = upload(info, tar_of([*submission(), *((f"f{i}", b"x") for i in range(60))]))
     assert status == 400 and "63 entries, over the limit max_entries=50" in body["error"]
     status, body = upload(
-        info, tar_of([*submission(), ("zeros.bin", b"\0" * (70 << 20))])
-    )  # the default ratio
+        info, tar_of([*submission(), ("ones.bin", b"\1" * (70 << 20))])
+    )  # the default ratio (zeros would be holes, taking no disk)
     assert status == 400 and "over the limit max_ratio=200" in body["error"]
     leftovers = [p.name for p in (workspace.root / "inference").iterdir() if p.name.startswith("upload-")]
     assert leftovers == []

@@ -6,10 +6,14 @@ formats: the whole archive is planned first (names, links, sizes), the final tre
 a whole (every link resolved through the other links of that tree must stay inside; no entry
 under a link; no name twice), then regular files and folders are written into a fresh folder
 where no link exists yet, with O_NOFOLLOW|O_EXCL, and the links are made last. So no write ever
-goes through a link, and no later entry can change what an earlier check relied on. The limits
-of `ArchiveLimits` (total size, entry count, compression ratio) are checked before the first
-byte is written and again while writing. Files are private to their owner (0600, 0700 when
-executable), as everything in a workspace.
+goes through a link, and no later entry can change what an earlier check relied on.
+
+The limits of `ArchiveLimits`: entry count and declared total before the first byte is written,
+with a zip's entries refused when their data overlap (a bomb's trick: many entries sharing one
+compressed block, which Python's zipfile does not notice) or lie outside the archive; then, while
+writing, the data written (runs of zeros are holes, as `SparseWriter` makes them) against the
+archive's real size on disk. A refused archive leaves nothing. Files are private to their owner
+(0600, 0700 when executable), as everything in a workspace.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from mlops_widgets.backends.packing import ArchiveLimits
+from mlops_widgets.backends.packing import ArchiveLimits, SparseWriter
 from mlops_widgets.errors import MlopsError
 
 _MAX_LINK_HOPS = 40
@@ -117,15 +122,40 @@ def plan(label: str, members: Iterable[Member]) -> list[Member]:
     return list(tree.values())
 
 
-def _write(m: Member, source: IO[bytes], path: Path, label: str, budget: list[int]) -> None:
+class _Budget:
+    """The data an archive may still unpack to (its declared sizes, and the limits' ratio of its
+    real size): counted as it is written, refused as soon as it is over."""
+
+    def __init__(self, label: str, members: list[Member], limits: ArchiveLimits, archive_size: int) -> None:
+        self.label, self.limits = label, limits
+        self.declared = sum(m.size for m in members if m.kind == "file")
+        self.data = limits.data_budget(archive_size)
+        self.archive_size = archive_size
+
+    def spend(self, m: Member, read: int, written: int) -> None:
+        self.declared -= read
+        if self.declared < 0:
+            raise MlopsError(f"{self.label}: entry {m.name!r} unpacks to more than the archive declares")
+        self.data -= written
+        if self.data < 0:
+            raise self.limits.refuse(
+                self.label,
+                "max_ratio",
+                f"entry {m.name!r} takes the data unpacked past "
+                f"{self.limits.data_budget(self.archive_size)} bytes from {self.archive_size} bytes of archive",
+            )
+
+
+def _write(m: Member, source: IO[bytes], path: Path, budget: _Budget) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags, 0o700 if m.executable else 0o600)
     with source, os.fdopen(fd, "wb") as out:
+        writer = SparseWriter(out)
         while chunk := source.read(_CHUNK):
-            budget[0] -= len(chunk)
-            if budget[0] < 0:
-                raise MlopsError(f"{label}: entry {m.name!r} unpacks to more than the archive declares")
-            out.write(chunk)
+            before = writer.data
+            writer.write(chunk)
+            budget.spend(m, len(chunk), writer.data - before)
+        writer.close()
 
 
 def extract(
@@ -134,6 +164,7 @@ def extract(
     dest: Path,
     open_file: Callable[[Member], IO[bytes]],
     limits: ArchiveLimits,
+    archive_size: int,
 ) -> list[str]:
     """Write the planned `members` into `dest` (a new or empty folder; removed again on failure):
     folders and files first, links last. Returns the names written, relative to `dest`."""
@@ -141,7 +172,7 @@ def extract(
         raise MlopsError(f"{label}: cannot unpack into {dest}, it is not a new empty folder")
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        budget = [sum(m.size for m in members if m.kind == "file")]
+        budget = _Budget(label, members, limits, archive_size)
         made: set[Path] = {dest}
         for m in sorted(members, key=lambda m: m.kind == "link"):
             path = dest.joinpath(*m.parts)
@@ -152,8 +183,7 @@ def extract(
             if m.kind == "link":
                 os.symlink(m.target, path)
             elif m.kind == "file":
-                limits.check_entry(label, m.name, m.size, m.compressed)
-                _write(m, open_file(m), path, label, budget)
+                _write(m, open_file(m), path, budget)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -202,23 +232,47 @@ def _zip_members(zf: zipfile.ZipFile, label: str, strip: str) -> Iterable[Member
             )
 
 
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a zip entry's local header, before its name
+
+
+def check_layout(label: str, zf: zipfile.ZipFile, fh: IO[bytes]) -> None:
+    """Refuse a zip whose entries' bytes (local header, name, extra field, data) overlap one
+    another or run past the central directory: each entry must hold bytes of its own, so the
+    declared compressed sizes add up to no more than the archive."""
+    spans = []
+    for info in zf.infolist():
+        fh.seek(info.header_offset)
+        header = fh.read(_LOCAL_HEADER.size)
+        if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            raise _refuse(label, f"entry {info.filename!r}", "its local header is missing")
+        name_len, extra_len = _LOCAL_HEADER.unpack(header)[-2:]
+        end = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len + info.compress_size
+        spans.append((info.header_offset, end, info.filename))
+    spans.sort()
+    for (_, end, name), (start, _, other) in zip(spans, spans[1:], strict=False):
+        if start < end:
+            raise _refuse(label, f"entry {other!r}", f"its bytes overlap those of entry {name!r}")
+    if spans and spans[-1][1] > zf.start_dir:
+        raise _refuse(label, f"entry {spans[-1][2]!r}", "its data runs past the end of the entries")
+
+
 def safe_unzip(
-    archive: Path, dest: Path, *, strip: str = "", limits: ArchiveLimits | None = None
+    archive: Path, dest: Path, *, strip: str = "", limits: ArchiveLimits | None = None, label: str = ""
 ) -> list[str]:
     """Unpack `archive` into `dest` (a new or empty folder; removed again on failure), dropping
     the top folder `strip` from every name when given. Returns the names written, relative to
-    `dest`. Refuses, with an MlopsError naming the entry or the limit, anything that would land
-    outside or exceed the limits."""
+    `dest`. Refuses, with an MlopsError naming the archive (`label`, default its file name), the
+    entry or the limit, anything that would land outside or exceed the limits."""
     limits = limits or ArchiveLimits.from_env()
-    label, dest = Path(archive).name, Path(dest)
+    label, dest = label or Path(archive).name, Path(dest)
     try:
-        with zipfile.ZipFile(archive) as zf:
+        with open(archive, "rb") as fh, zipfile.ZipFile(fh) as zf:
             infos = zf.infolist()
-            limits.check_totals(
-                label, len(infos), sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
-            )
+            limits.check_totals(label, len(infos), sum(i.file_size for i in infos))
+            check_layout(label, zf, fh)
             members = plan(label, _zip_members(zf, label, strip))
-            return extract(label, members, dest, lambda m: zf.open(m.source), limits)
+            size = os.fstat(fh.fileno()).st_size
+            return extract(label, members, dest, lambda m: zf.open(m.source), limits, size)
     except (zipfile.BadZipFile, OSError) as exc:
         raise MlopsError(f"{label}: cannot unpack into {dest}: {exc}") from exc
 
@@ -252,7 +306,7 @@ def safe_untar(archive: Path, dest: Path, limits: ArchiveLimits) -> list[str]:
         with tarfile.open(archive, mode="r:*") as tar:
             infos = tar.getmembers()
             total = sum(m.size for m in infos if m.isfile())
-            limits.check_totals(UPLOAD_LABEL, len(infos), total, archive.stat().st_size)
+            limits.check_totals(UPLOAD_LABEL, len(infos), total)
             members = plan(UPLOAD_LABEL, _tar_members(infos, UPLOAD_LABEL))
 
             def open_file(m: Member) -> IO[bytes]:
@@ -260,6 +314,6 @@ def safe_untar(archive: Path, dest: Path, limits: ArchiveLimits) -> list[str]:
                 assert source is not None  # a regular file
                 return source
 
-            return extract(UPLOAD_LABEL, members, dest, open_file, limits)
+            return extract(UPLOAD_LABEL, members, dest, open_file, limits, archive.stat().st_size)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise MlopsError(f"{UPLOAD_LABEL} is not a readable tar archive: {exc}") from None

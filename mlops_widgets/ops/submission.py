@@ -23,6 +23,7 @@ from typing import Any
 from mlops_widgets import edi_helpers
 from mlops_widgets.backends.archives import safe_unzip, top_folder
 from mlops_widgets.backends.base import Asset, Backend
+from mlops_widgets.backends.packing import copy_sparse
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.ops import space
@@ -184,7 +185,7 @@ def _unpack(backend: Backend, asset: Asset, dest: Path, scratch: Path, *, flatte
     try:
         if asset.name.endswith(".zip") and zipfile.is_zipfile(download):
             strip = top_folder(download, flatten_unless) if flatten_unless else ""
-            safe_unzip(download, dest, strip=strip)
+            safe_unzip(download, dest, strip=strip, label=f"the asset {asset.name}")
         else:
             dest.mkdir(parents=True, exist_ok=True)
             target = dest / asset.name
@@ -192,7 +193,7 @@ def _unpack(backend: Backend, asset: Asset, dest: Path, scratch: Path, *, flatte
                 raise MlopsError(
                     f"the deployment folder already holds {asset.name!r}, where the asset {asset.name} goes"
                 )
-            shutil.copyfile(download, target)
+            copy_sparse(download, target)
     finally:
         download.unlink(missing_ok=True)
 

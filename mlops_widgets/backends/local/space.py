@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import sqlite3
 import tempfile
 import threading
@@ -24,7 +23,7 @@ from typing import Any
 import yaml
 
 from mlops_widgets.backends.base import Asset, Progress
-from mlops_widgets.backends.packing import asset_name, copy_file, zip_folder
+from mlops_widgets.backends.packing import asset_name, copy_file, copy_sparse, zip_folder
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, transaction
 
@@ -161,7 +160,7 @@ class LocalSpace:
         self.get_asset(asset_id)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self._file(asset_id), dest)
+        copy_sparse(self._file(asset_id), dest)
         return dest
 
     def delete(self, asset_id: str) -> None:

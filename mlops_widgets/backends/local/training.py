@@ -34,6 +34,7 @@ from mlops_widgets.backends.local.training_jobs import (
     write_job,
 )
 from mlops_widgets.backends.local.training_logs import worker_lines
+from mlops_widgets.backends.packing import copy_sparse
 from mlops_widgets.backends.training_protocol import (
     JOB_ENDED,
     JOB_FINISHED,
@@ -84,7 +85,7 @@ class LocalTraining:
         target = jobs_dir(self.workspace) / job_id
         target.mkdir(mode=0o700)
         try:
-            shutil.copytree(folder, target / "submission", symlinks=True)
+            shutil.copytree(folder, target / "submission", symlinks=True, copy_function=copy_sparse)
             write_job(
                 target,
                 {
@@ -181,5 +182,5 @@ class LocalTraining:
             raise NotFoundError(
                 f"training job {job_id} finished without writing anything to its output folder"
             )
-        shutil.copytree(output, dest, symlinks=False)
+        shutil.copytree(output, dest, symlinks=False, copy_function=copy_sparse)
         return dest

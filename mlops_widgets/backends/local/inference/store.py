@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.inference_protocol import overlay_profile
+from mlops_widgets.backends.packing import copy_sparse
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.config.model import KERNELS_MAX
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
@@ -179,7 +180,7 @@ class Store:
         for leftover in (fresh, old):
             shutil.rmtree(leftover, ignore_errors=True)
         target.parent.mkdir(mode=0o700, exist_ok=True)
-        shutil.copytree(folder, fresh, symlinks=True)
+        shutil.copytree(folder, fresh, symlinks=True, copy_function=copy_sparse)
         make_private(fresh)  # copied with the submission's modes: private like the workspace
         if target.exists():
             target.rename(old)
