@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.settings import HOME
 
 DEFAULT_DIRNAME = ".mlops"
 DB_NAME = "mlops.db"
@@ -60,7 +61,7 @@ def make_private(root: Path) -> None:
 
 def resolve_root(workspace: str | os.PathLike[str] | None = None) -> Path:
     """The workspace folder: the argument, else $MLOPS_HOME, else ./.mlops (absolute)."""
-    chosen = workspace or os.environ.get("MLOPS_HOME") or DEFAULT_DIRNAME
+    chosen = workspace or HOME.from_env() or DEFAULT_DIRNAME
     return Path(chosen).expanduser().resolve()
 
 

@@ -258,7 +258,9 @@ def test_limits_on_entries_and_size_name_the_limit(tmp_path: Path, limits: Archi
 def test_limits_come_from_the_environment() -> None:
     limits = ArchiveLimits.from_env({"MLOPS_ARCHIVE_MAX_BYTES": "1000", "MLOPS_ARCHIVE_MAX_RATIO": "5.5"})
     assert limits.max_total_bytes == 1000 and limits.max_ratio == 5.5 and limits.max_entries == 100_000
-    with pytest.raises(MlopsError, match="MLOPS_ARCHIVE_MAX_ENTRIES='lots'"):
+    with pytest.raises(
+        MlopsError, match="MLOPS_ARCHIVE_MAX_ENTRIES must be a positive whole number, got 'lots'"
+    ):
         ArchiveLimits.from_env({"MLOPS_ARCHIVE_MAX_ENTRIES": "lots"})
     # The defaults pass a 5 GB model.
     ArchiveLimits().check_totals("model.zip", 20, 5 * 1024**3)

@@ -65,6 +65,7 @@ def test_a_backend_from_another_package_is_found_by_its_entry_point(plugin_site,
 
 def test_a_backend_that_fails_to_load_says_why(plugin_site, workspace):
     with pytest.raises(
-        MlopsError, match="backend 'mlw_backend_missing:create' failed to load: ModuleNotFoundError"
+        MlopsError,
+        match=r"backends plug-in 'broken' \(mlw_backend_missing:create\) failed to load: ModuleNotFoundError",
     ):
         get_backend("broken", workspace)

@@ -15,7 +15,10 @@ ROOT = "mlops_widgets"
 # the package: a sub-package (config, ops...) or a bottom module (workspace, errors...).
 ABOVE_BOTTOM = {"config", "monitors", "backends", "ops", "runner", "cli", "widgets", "server", "edi_helpers"}
 FORBIDDEN: dict[str, set[str]] = {
-    **{bottom: ABOVE_BOTTOM for bottom in ("workspace", "errors", "secret_names", "masking", "logs")},
+    **{
+        bottom: ABOVE_BOTTOM
+        for bottom in ("workspace", "errors", "secret_names", "masking", "logs", "settings", "plugins")
+    },
     "config": ABOVE_BOTTOM - {"config"} | {"workspace"},
     "monitors": {"backends", "ops", "runner", "cli", "widgets", "server"},
     "backends": {"ops", "runner", "cli", "widgets", "server"},

@@ -61,9 +61,9 @@ def _evaluations(backend: Backend, *, finished: bool = True) -> list[Any]:
 # --- the schedule model ---------------------------------------------------------------------------
 
 
-def test_schedules_have_openscale_shape_and_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_schedules_have_openscale_shape_and_slots() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    s = sched.make_schedule("30m", start=start)
+    s = sched.make_schedule("30m", min_s=60, start=start)
     assert s == {
         "repeat_interval": 30,
         "repeat_unit": "minute",
@@ -75,14 +75,13 @@ def test_schedules_have_openscale_shape_and_slots(monkeypatch: pytest.MonkeyPatc
     assert sched.latest_slot(s, start + timedelta(minutes=29)) is None  # the first slot is start + 30m
     assert sched.latest_slot(s, start + timedelta(minutes=95)) == start + timedelta(minutes=90)
     assert sched.next_slot(s, start + timedelta(minutes=95)) == start + timedelta(minutes=120)
-    assert not sched.is_enabled(sched.make_schedule("1h", paused=True))
+    assert not sched.is_enabled(sched.make_schedule("1h", min_s=60, paused=True))
     with pytest.raises(MlopsError, match="at most every 60 s, got '30s'") as err:
-        sched.make_schedule("30s")
+        sched.make_schedule("30s", min_s=60)
     assert err.value.hint.action == "monitor.schedule.longer"
-    monkeypatch.setenv(sched.MIN_ENV, "5")
-    assert sched.make_schedule("5s")["repeat_unit"] == "second"
+    assert sched.make_schedule("5s", min_s=5)["repeat_unit"] == "second"
     with pytest.raises(MlopsError, match="whole number and a unit"):
-        sched.make_schedule("1w")
+        sched.make_schedule("1w", min_s=60)
 
 
 def test_entry_schedule_field_is_validated_and_in_the_schema() -> None:

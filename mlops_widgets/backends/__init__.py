@@ -9,17 +9,15 @@ backend.
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Callable
-from importlib.metadata import entry_points
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.plugins import declared
+from mlops_widgets.settings import BACKEND
 from mlops_widgets.workspace import Workspace
 
 ENTRY_POINT_GROUP = "mlops_widgets.backends"
-DEFAULT = "local"
 # This package's own, as its pyproject declares them: found even when it runs from a source tree
 # whose installed metadata predates them.
 OWN: dict[str, str] = {
@@ -30,26 +28,16 @@ OWN: dict[str, str] = {
 
 def installed() -> dict[str, str]:
     """Backend name -> `module:function` of every installed backend, sorted by name."""
-    found = dict(OWN)
-    found.update({ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)})
-    return dict(sorted(found.items()))
+    return {name: p.target for name, p in declared(ENTRY_POINT_GROUP, OWN).items()}
 
 
 def backend_name(name: str | None = None) -> str:
     """The chosen backend's name: the argument, else $MLOPS_BACKEND, else `local`."""
-    chosen = name or os.environ.get("MLOPS_BACKEND") or DEFAULT
+    chosen = name or BACKEND.from_env()
     known = installed()
     if chosen not in known:
         raise MlopsError(f"unknown backend {chosen!r}: the installed backends are {', '.join(known)}")
     return chosen
-
-
-def _factory(target: str) -> Callable[[Workspace], Backend]:
-    module, _, attr = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr or "create")
-    except (ImportError, AttributeError) as exc:
-        raise MlopsError(f"backend {target!r} failed to load: {type(exc).__name__}: {exc}") from exc
 
 
 def get_backend(
@@ -58,4 +46,5 @@ def get_backend(
     """The backend `name` on `workspace` (see `mlops_widgets.workspace.resolve_root`)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     chosen = backend_name(name)
-    return _factory(installed()[chosen])(ws)
+    create = declared(ENTRY_POINT_GROUP, OWN)[chosen].load()
+    return create(ws)

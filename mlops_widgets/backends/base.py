@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from mlops_widgets.settings import BACKEND
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -115,6 +116,12 @@ class Backend:
     @property
     def training(self) -> Training:
         return self._get("training")
+
+    def kernel_environment(self) -> dict[str, str]:
+        """What a deployed kernel's helper modules (edi_helpers/) need to find this backend: its
+        name, and what a backend adds (its workspace, its cluster). A submission sets them in
+        model.json whatever the backend, so no caller switches on the backend's name."""
+        return {BACKEND.env: self.name}
 
     def __repr__(self) -> str:
         return f"<Backend {self.name} {self.workspace.root}>"

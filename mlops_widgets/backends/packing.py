@@ -14,10 +14,11 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, ClassVar
 
 from mlops_widgets.backends.base import Progress
 from mlops_widgets.errors import Hint, MlopsError
+from mlops_widgets.settings import ARCHIVE_MAX_BYTES, ARCHIVE_MAX_ENTRIES, ARCHIVE_MAX_RATIO
 
 _CHUNK = 1 << 20
 
@@ -156,33 +157,23 @@ class ArchiveLimits:
     named in `ENV`.
     """
 
-    max_total_bytes: int = 20 * 1024**3
-    max_entries: int = 100_000
-    max_ratio: float = 200.0  # data written / the archive's size on disk
+    max_total_bytes: int = ARCHIVE_MAX_BYTES.default
+    max_entries: int = ARCHIVE_MAX_ENTRIES.default
+    max_ratio: float = ARCHIVE_MAX_RATIO.default  # data written / the archive's size on disk
 
     ENV: ClassVar[dict[str, str]] = {
-        "max_total_bytes": "MLOPS_ARCHIVE_MAX_BYTES",
-        "max_entries": "MLOPS_ARCHIVE_MAX_ENTRIES",
-        "max_ratio": "MLOPS_ARCHIVE_MAX_RATIO",
+        "max_total_bytes": ARCHIVE_MAX_BYTES.env,
+        "max_entries": ARCHIVE_MAX_ENTRIES.env,
+        "max_ratio": ARCHIVE_MAX_RATIO.env,
     }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiveLimits:
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for key, var in cls.ENV.items():
-            raw = env.get(var)
-            if not raw:
-                continue
-            kind = float if key == "max_ratio" else int
-            try:
-                value = kind(raw)
-            except ValueError:
-                value = -1
-            if value <= 0:
-                raise MlopsError(f"environment variable {var}={raw!r}: expected a positive number")
-            values[key] = value
-        return cls(**values)
+        return cls(
+            max_total_bytes=ARCHIVE_MAX_BYTES.from_env(env),
+            max_entries=ARCHIVE_MAX_ENTRIES.from_env(env),
+            max_ratio=ARCHIVE_MAX_RATIO.from_env(env),
+        )
 
     def refuse(self, label: str, key: str, detail: str) -> MlopsError:
         """The error for an archive over the limit `key`, naming it and how to raise it."""

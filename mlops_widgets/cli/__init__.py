@@ -16,6 +16,7 @@ import click
 from mlops_widgets import __version__, logs
 from mlops_widgets.cli._common import CliContext
 from mlops_widgets.errors import MlopsError
+from mlops_widgets.settings import BACKEND, HOME
 from mlops_widgets.workspace import resolve_root
 
 # name -> (module:attribute, one-line help shown by `mlops --help` without importing the module)
@@ -37,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("mlops_widgets.cli.runs:run", "Run a template notebook with parameters."),
     "templates": ("mlops_widgets.cli.runs:templates", "List template notebooks or clone one to edit."),
     "runs": ("mlops_widgets.cli.runs:runs", "The audit trail: list, show, re-run or clone past runs."),
+    "settings": (
+        "mlops_widgets.cli.settings:settings",
+        "List every setting, its value and where it came from.",
+    ),
     "doctor": ("mlops_widgets.cli.doctor:doctor", "Check that each Cloud Pak for Data service is reachable."),
     "demo": ("mlops_widgets.cli.demo:demo", "Run the whole workflow end to end on the embedded backend."),
     "lab": ("mlops_widgets.cli.demo:lab", "Open JupyterLab here with the MLOps panel on the workspace."),
@@ -105,12 +110,12 @@ def _silence_stdout() -> None:
 @click.option(
     "--workspace",
     type=click.Path(file_okay=False),
-    envvar="MLOPS_HOME",
+    envvar=HOME.env,
     help="Workspace folder (default: $MLOPS_HOME, else ./.mlops).",
 )
 @click.option(
     "--backend",
-    envvar="MLOPS_BACKEND",
+    envvar=BACKEND.env,
     default="local",
     show_default=True,
     help="Where the space, deployments and monitors live: local or cpd ($MLOPS_BACKEND).",

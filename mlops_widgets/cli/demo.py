@@ -10,6 +10,7 @@ import click
 
 from mlops_widgets.cli._common import CliContext, echo_table, pass_obj
 from mlops_widgets.errors import ConflictError, Hint, NotFoundError
+from mlops_widgets.settings import BACKEND, HOME, LAB_OPEN_PANEL
 from mlops_widgets.workspace import Workspace
 
 DEMO_WORKSPACE = "mlops-demo"  # where `mlops demo` and `mlops lab` meet when no workspace is named
@@ -210,7 +211,7 @@ def lab(obj: CliContext, lab_workspace: str | None, port: int, no_browser: bool)
         cmd.append("--allow-root")  # containers often run as root; Jupyter refuses it otherwise
     if no_browser:
         cmd.append("--no-browser")
-    env = {**os.environ, "MLOPS_HOME": str(ws.root), "MLOPS_LAB_OPEN_PANEL": "1"}
-    env["MLOPS_BACKEND"] = backend_name(obj.backend_name)
+    env = {**os.environ, HOME.env: str(ws.root), LAB_OPEN_PANEL.env: "1"}
+    env[BACKEND.env] = backend_name(obj.backend_name)
     click.echo(f"JupyterLab on {os.getcwd()}, the MLOps panel on {ws.root} (Ctrl-C to stop)", err=True)
     raise SystemExit(subprocess.call(cmd, env=env))

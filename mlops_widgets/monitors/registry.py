@@ -21,13 +21,13 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from importlib.metadata import entry_points
 from typing import Any
 
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.base import MetricProvider, ProviderInput
 from mlops_widgets.monitors.definitions import GENERIC, SEGMENTATION, MonitorDefinition
 from mlops_widgets.monitors.thresholds import effective_thresholds, parse_thresholds
+from mlops_widgets.plugins import load_all
 from mlops_widgets.workspace import Workspace, transaction
 
 ENTRY_POINT_GROUP = "mlops_widgets.monitors"
@@ -57,24 +57,18 @@ TABLE = "mon_registered_definitions"
 
 def _load_entry_points() -> tuple[dict[str, MetricProvider], dict[str, str]]:
     """Third-party providers by name, and load errors by name."""
+    objects, errors = load_all(ENTRY_POINT_GROUP)
     loaded: dict[str, MetricProvider] = {}
-    errors: dict[str, str] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BUILTIN_PROVIDERS or ep.name in loaded:
-            continue
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a third-party import may fail any way it likes
-            errors[ep.name] = f"entry point {ep.value!r} failed to load: {type(exc).__name__}: {exc}"
+    for name, obj in objects.items():
+        if name in BUILTIN_PROVIDERS:
             continue
         if not isinstance(obj, MetricProvider):
-            errors[ep.name] = (
-                f"entry point {ep.value!r} is a {type(obj).__name__}, not a "
-                "mlops_widgets.monitors.MetricProvider"
+            errors[name] = (
+                f"{ENTRY_POINT_GROUP} plug-in {name!r} is a {type(obj).__name__}, not a MetricProvider"
             )
             continue
         # The entry point's name is the provider's key, whatever the object calls itself.
-        loaded[ep.name] = MetricProvider(replace(obj.definition, provider=ep.name), obj.compute)
+        loaded[name] = MetricProvider(replace(obj.definition, provider=name), obj.compute)
     return loaded, errors
 
 

@@ -12,15 +12,15 @@ only the latest missed slot.
 from __future__ import annotations
 
 import math
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops_widgets.config.fields import EVERY_UNITS, every_seconds
 from mlops_widgets.errors import Hint, MlopsError
+from mlops_widgets.settings import MIN_SCHEDULE_S, of_workspace
+from mlops_widgets.workspace import Workspace
 
-MIN_ENV = "MLOPS_MIN_SCHEDULE_S"
-DEFAULT_MIN_S = 60
+MIN_ENV = MIN_SCHEDULE_S.env
 ENABLED, DISABLED = "enabled", "disabled"
 _TYPES = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 _SECONDS = {
@@ -34,13 +34,10 @@ _SECONDS = {
 }
 
 
-def min_interval_s() -> int:
-    """The smallest repeat accepted: $MLOPS_MIN_SCHEDULE_S (lowered for tests), else 60 s."""
-    raw = os.environ.get(MIN_ENV, "")
-    try:
-        return max(1, int(raw)) if raw.strip() else DEFAULT_MIN_S
-    except ValueError:
-        raise MlopsError(f"{MIN_ENV} must be a whole number of seconds, got {raw!r}") from None
+def min_interval_s(ws: Workspace) -> int:
+    """The smallest repeat the workspace accepts (its setting min_schedule_s, the same in every
+    process acting on it: settings.py)."""
+    return int(of_workspace(ws, MIN_SCHEDULE_S))
 
 
 def parse_time(value: str) -> datetime:
@@ -52,16 +49,19 @@ def parse_time(value: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def make_schedule(every: str, *, paused: bool = False, start: datetime | None = None) -> dict[str, Any]:
-    """OpenScale's schedule for `every` ("30m"); a repeat below the minimum is refused."""
+def make_schedule(
+    every: str, *, min_s: int, paused: bool = False, start: datetime | None = None
+) -> dict[str, Any]:
+    """OpenScale's schedule for `every` ("30m"); a repeat below `min_s` (the workspace's
+    minimum) is refused."""
     try:
         seconds = every_seconds(every)
     except ValueError as exc:
         raise MlopsError(str(exc)) from None
-    if seconds < min_interval_s():
+    if seconds < min_s:
         raise MlopsError(
-            f"a schedule may repeat at most every {min_interval_s()} s, got {every!r}",
-            hint=Hint("monitor.schedule.longer", "choose a longer repeat", {"every": f"{min_interval_s()}s"}),
+            f"a schedule may repeat at most every {min_s} s, got {every!r}",
+            hint=Hint("monitor.schedule.longer", "choose a longer repeat", {"every": f"{min_s}s"}),
         )
     unit = _TYPES[every[-1]]
     return {
@@ -83,11 +83,11 @@ def unit_of(schedule: dict[str, Any]) -> str:
     return str(schedule.get("repeat_unit") or schedule["repeat_type"])
 
 
-def interval_s(schedule: dict[str, Any]) -> int:
-    """Seconds between slots, never below the minimum in force (a schedule written by hand or
-    under a lower minimum cannot run more often)."""
+def interval_s(schedule: dict[str, Any], min_s: int = 1) -> int:
+    """Seconds between slots, never below `min_s` (the scheduler passes the workspace's minimum:
+    a schedule written by hand or under a lower minimum cannot run more often)."""
     seconds = int(schedule["repeat_interval"]) * _SECONDS[unit_of(schedule)]
-    return max(seconds, min_interval_s())
+    return max(seconds, min_s)
 
 
 def every_text(schedule: dict[str, Any]) -> str:
@@ -104,9 +104,9 @@ def start_of(schedule: dict[str, Any]) -> datetime:
     return parse_time(start) if start else datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def latest_slot(schedule: dict[str, Any], now: datetime) -> datetime | None:
+def latest_slot(schedule: dict[str, Any], now: datetime, min_s: int = 1) -> datetime | None:
     """The latest slot at or before `now`; None before the first one."""
-    start, step = start_of(schedule), interval_s(schedule)
+    start, step = start_of(schedule), interval_s(schedule, min_s)
     k = math.floor((now - start).total_seconds() / step)
     return start + timedelta(seconds=k * step) if k >= 1 else None
 

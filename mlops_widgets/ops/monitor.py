@@ -20,7 +20,7 @@ from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING, Resource
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
-from mlops_widgets.monitors.schedule import make_schedule
+from mlops_widgets.monitors.schedule import make_schedule, min_interval_s
 from mlops_widgets.monitors.thresholds import (
     LIMIT_TYPES,
     effective_thresholds,
@@ -157,11 +157,11 @@ def _monitors_of(entry: dict[str, Any], deployment_name: str) -> dict[str, dict[
     return monitors
 
 
-def _schedule_of(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+def _schedule_of(settings: dict[str, Any] | None, min_s: int) -> dict[str, Any] | None:
     """The entry's `schedule: {every, paused}` as OpenScale's schedule (None: no schedule)."""
     if not settings:
         return None
-    return make_schedule(settings["every"], paused=bool(settings.get("paused")))
+    return make_schedule(settings["every"], min_s=min_s, paused=bool(settings.get("paused")))
 
 
 def _same_start(current: dict[str, Any] | None, wanted: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -192,7 +192,9 @@ def configure_monitors(backend: Backend, deployment_name: str) -> list[dict[str,
         if integrated:
             parameters["custom_metrics_provider_id"] = integrated
         schedule = settings.pop("schedule", None)
-        plans.append((monitor_id, thresholds, parameters, _schedule_of(schedule)))
+        plans.append(
+            (monitor_id, thresholds, parameters, _schedule_of(schedule, min_interval_s(backend.workspace)))
+        )
     out = []
     for monitor_id, thresholds, parameters, schedule in plans:
         found = mon.monitor_instances.list(target_id=rid(sub), monitor_definition_id=monitor_id)

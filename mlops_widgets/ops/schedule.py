@@ -12,7 +12,14 @@ from typing import Any
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import Hint, MlopsError
-from mlops_widgets.monitors.schedule import DISABLED, ENABLED, every_text, make_schedule, start_time
+from mlops_widgets.monitors.schedule import (
+    DISABLED,
+    ENABLED,
+    every_text,
+    make_schedule,
+    min_interval_s,
+    start_time,
+)
 from mlops_widgets.ops import space
 from mlops_widgets.ops.monitor_views import (
     MONITORS_KEY,
@@ -69,7 +76,9 @@ def set_schedule(
             every_now = (monitors[mid].get("schedule") or {}).get("every") or every_text(current)
             settings = {"every": every_now, "paused": bool(paused)}
         else:
-            schedule = make_schedule(every, paused=bool(paused), start=start)
+            schedule = make_schedule(
+                every, min_s=min_interval_s(backend.workspace), paused=bool(paused), start=start
+            )
             settings = {"every": every, "paused": bool(paused)}
         plans.append((mid, inst, schedule, settings))
 

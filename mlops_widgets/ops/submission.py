@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,34 +50,11 @@ def _stage_again(model_asset_id: str) -> Hint:
 # --- the environment every kernel gets ----------------------------------------------------------
 
 
-def _local_environment(backend: Backend) -> dict[str, str]:
-    from mlops_widgets.backends.local.volumes import volumes_root
-
-    return {"MLOPS_HOME": str(backend.workspace.root), "MLOPS_VOLUMES": str(volumes_root(backend.workspace))}
-
-
-def _cpd_environment(backend: Backend) -> dict[str, str]:
-    from mlops_widgets.backends.cpd import CpdBackend
-
-    if not isinstance(backend, CpdBackend):
-        return {}
-    settings = backend.session.settings
-    env = {"BASE_URL": settings.base_url, "MLOPS_CPD_CA_BUNDLE": settings.ca_bundle}
-    return {k: v for k, v in env.items() if v}
-
-
-# Where the helper modules find the space, the volumes and the token, per backend.
-BACKEND_ENVIRONMENT: dict[str, Callable[[Backend], dict[str, str]]] = {
-    "local": _local_environment,
-    "cpd": _cpd_environment,
-}
-
-
 def mk_environments(backend: Backend, entry: dict[str, Any], model_asset_id: str) -> list[dict[str, str]]:
     """What every kernel finds in its environment: the original's WML_SPACE_ID and
     WML_SPACE_MODEL, ours (SPACE_ID, MODEL_ASSET, MODEL_ASSET_ID), and where the helper modules
-    act (MLOPS_BACKEND, then MLOPS_HOME and MLOPS_VOLUMES locally; on a cluster BASE_URL and
-    MLOPS_CPD_CA_BUNDLE, the CA bundle the deploying side trusts, used where that file exists)."""
+    act (`Backend.kernel_environment`: MLOPS_BACKEND, then MLOPS_HOME and MLOPS_VOLUMES locally;
+    on a cluster BASE_URL and MLOPS_CPD_CA_BUNDLE)."""
     space_id = str(entry.get("deployment_space_id") or backend.space.space_id)
     model_asset = str(entry.get("model_asset") or "")
     values = {
@@ -86,8 +63,7 @@ def mk_environments(backend: Backend, entry: dict[str, Any], model_asset_id: str
         "SPACE_ID": space_id,
         "MODEL_ASSET": model_asset,
         "MODEL_ASSET_ID": model_asset_id,
-        "MLOPS_BACKEND": backend.name,
-        **BACKEND_ENVIRONMENT.get(backend.name, lambda _b: {})(backend),
+        **backend.kernel_environment(),
     }
     return [{"name": k, "value": v} for k, v in values.items()]
 

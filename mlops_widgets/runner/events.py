@@ -30,6 +30,7 @@ from mlops_widgets.masking import MASK, looks_like_credential
 from mlops_widgets.runner.process import identity, user
 from mlops_widgets.runner.secrets import Scrubber, ambient_secrets
 from mlops_widgets.runner.trail import RunRecord, iso, save_run, utc_now
+from mlops_widgets.settings import BACKEND
 from mlops_widgets.workspace import Workspace
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -83,7 +84,7 @@ def record(
         template_hash="",
         parameters=parameters,
         secret_names=[],
-        backend=backend or os.environ.get("MLOPS_BACKEND") or "",
+        backend=backend or BACKEND.from_env(),
         workspace=str(ws.root),
         user=user(),
         host=process["host"],

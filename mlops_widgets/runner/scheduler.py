@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlops_widgets.backends import get_backend
-from mlops_widgets.monitors.schedule import is_enabled, latest_slot
+from mlops_widgets.monitors.schedule import is_enabled, latest_slot, min_interval_s
 from mlops_widgets.workspace import Workspace, transaction
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ def due(
     enabled = scheduled(workspace) if enabled is None else enabled
     with workspace.tables(_SCHEMA) as conn:
         claimed = {r["monitor_instance_id"]: r["slot"] for r in conn.execute("SELECT * FROM sched_slots")}
-    out = []
+    out, min_s = [], min_interval_s(workspace)
     for job in enabled:
-        slot = latest_slot(job["schedule"], now)
+        slot = latest_slot(job["schedule"], now, min_s)
         key = job["monitor_instance_id"]
         if slot is None or (key in claimed and slot.timestamp() <= claimed[key]):
             continue

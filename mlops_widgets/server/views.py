@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.settings import LAB_OPEN_PANEL
 from mlops_widgets.workspace import Workspace, inside
 
 RUN_LIMIT = 500
@@ -40,7 +41,7 @@ def info(root: Path) -> dict[str, Any]:
         "workspace_shown": shown,
         "backend": backend_name(),
         # `mlops lab` asks for the panel to open when JupyterLab starts
-        "open_panel": os.environ.get("MLOPS_LAB_OPEN_PANEL") == "1",
+        "open_panel": LAB_OPEN_PANEL.from_env(),
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlops_widgets.backends.base import Backend
+from mlops_widgets.settings import CPD_CA_BUNDLE
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -62,6 +63,13 @@ class CpdBackend(Backend):
                 "training": training,
             },
         )
+
+    def kernel_environment(self) -> dict[str, str]:
+        """The cluster's URL and the CA bundle the deploying side trusts (used where that file
+        exists in the kernel)."""
+        s = self.session.settings
+        env = {"BASE_URL": s.base_url, CPD_CA_BUNDLE.env: s.ca_bundle}
+        return {**super().kernel_environment(), **{k: v for k, v in env.items() if v}}
 
 
 def create(workspace: Workspace) -> Backend:

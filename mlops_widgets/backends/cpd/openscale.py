@@ -20,7 +20,6 @@ as the original's A3).
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,10 +29,10 @@ from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import MonitorDefinition
 from mlops_widgets.monitors.thresholds import LIMIT_TYPES, check_instance_thresholds
+from mlops_widgets.settings import CPD_CUSTOM_METRICS_WAIT_TIME
 
 DATA_MART_ID = OPENSCALE_CPD_INSTANCE
-WAIT_TIME_ENV = "MLOPS_CPD_CUSTOM_METRICS_WAIT_TIME"
-WAIT_TIME_S = 360
+WAIT_TIME_ENV = CPD_CUSTOM_METRICS_WAIT_TIME.env
 OPENSCALE_BUILTIN_MONITORS = frozenset(
     {
         "fairness",
@@ -241,7 +240,7 @@ def custom_metric_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     out = dict(parameters)
     out["enable_custom_metric_runs"] = True
     if out.get("custom_metrics_wait_time") is None:
-        out["custom_metrics_wait_time"] = int(os.environ.get(WAIT_TIME_ENV) or WAIT_TIME_S)
+        out["custom_metrics_wait_time"] = CPD_CUSTOM_METRICS_WAIT_TIME.from_env()
     return out
 
 

@@ -17,7 +17,6 @@ public certificate.
 from __future__ import annotations
 
 import gzip
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +25,10 @@ from typing import Any
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import MonitorDefinition
+from mlops_widgets.settings import CPD_HARDWARE_SPEC, CPD_SOFTWARE_SPEC
 
-SOFTWARE_SPEC_ENV = "MLOPS_CPD_SOFTWARE_SPEC"
-HARDWARE_SPEC_ENV = "MLOPS_CPD_HARDWARE_SPEC"
+SOFTWARE_SPEC_ENV = CPD_SOFTWARE_SPEC.env
+HARDWARE_SPEC_ENV = CPD_HARDWARE_SPEC.env
 HARDWARE_SPEC = "M"  # what IBM's custom-monitor helper deploys providers on
 WML_API_VERSION = "2021-06-24"
 
@@ -79,7 +79,7 @@ def deploy_provider(
     `software_spec` (default $MLOPS_CPD_SOFTWARE_SPEC) names the runtime. There is no default:
     it must provide mlops-widgets[cpd], which no stock runtime does (a custom software
     specification built once by the cluster's admin from a base runtime plus this package)."""
-    spec_name = software_spec or os.environ.get(SOFTWARE_SPEC_ENV)
+    spec_name = software_spec or CPD_SOFTWARE_SPEC.from_env()
     if not spec_name:
         raise MlopsError(
             "publishing a provider on Cloud Pak for Data needs a software specification that "
@@ -87,7 +87,7 @@ def deploy_provider(
             "import mlops_widgets)",
             hint=_spec_hint("a software specification"),
         )
-    hw_name = os.environ.get(HARDWARE_SPEC_ENV) or HARDWARE_SPEC
+    hw_name = CPD_HARDWARE_SPEC.from_env() or HARDWARE_SPEC
     kind, client = session.wml()
     name = function_name(definition)
     s = session.settings

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_widgets import settings as s
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -77,11 +78,11 @@ class CpdSettings:
             token=env.get("USER_ACCESS_TOKEN") or None,
             username=env.get("USERNAME") or None,
             apikey=env.get("APIKEY") or None,
-            ca_bundle=env.get("MLOPS_CPD_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or None,
-            sdk=(env.get("MLOPS_CPD_SDK") or "").lower() or None,
-            retries=int(env.get("MLOPS_CPD_RETRIES") or 3),
-            retry_delay=float(env.get("MLOPS_CPD_RETRY_DELAY") or 0.5),
-            edi_timeout=float(env.get("MLOPS_CPD_EDI_TIMEOUT") or 600),
+            ca_bundle=s.CPD_CA_BUNDLE.from_env(env) or env.get("REQUESTS_CA_BUNDLE") or None,
+            sdk=s.CPD_SDK.from_env(env),
+            retries=s.CPD_RETRIES.from_env(env),
+            retry_delay=s.CPD_RETRY_DELAY.from_env(env),
+            edi_timeout=s.CPD_EDI_TIMEOUT.from_env(env),
         )
 
     @property

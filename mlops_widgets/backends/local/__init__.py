@@ -9,7 +9,22 @@ supervisor processes.
 from __future__ import annotations
 
 from mlops_widgets.backends.base import Backend
+from mlops_widgets.settings import HOME, VOLUMES
 from mlops_widgets.workspace import Workspace
+
+
+class LocalBackend(Backend):
+    """A Backend whose kernels find the workspace and its volumes on this machine."""
+
+    def kernel_environment(self) -> dict[str, str]:
+        from mlops_widgets.backends.local.volumes import volumes_root
+
+        root = str(self.workspace.root)
+        return {
+            **super().kernel_environment(),
+            HOME.env: root,
+            VOLUMES.env: str(volumes_root(self.workspace)),
+        }
 
 
 def create(workspace: Workspace) -> Backend:
@@ -38,7 +53,7 @@ def create(workspace: Workspace) -> Backend:
 
         return LocalTraining(workspace)
 
-    return Backend(
+    return LocalBackend(
         "local",
         workspace,
         {

@@ -13,9 +13,9 @@ point so this backend names nothing above it; they are imported only in the serv
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
 from typing import Protocol
 
+from mlops_widgets.plugins import declared
 from mlops_widgets.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,12 @@ def start_all(workspace: Workspace) -> list[Companion]:
     """Start every companion; one that fails to start is logged and left out, never fatal to
     inference."""
     started: list[Companion] = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+    for name, plugin in declared(ENTRY_POINT_GROUP).items():
         try:
-            companion: Companion = ep.load()()
+            companion: Companion = plugin.load()()
             companion.start(workspace)
         except Exception:
-            log.exception("companion %s (%s) did not start", ep.name, ep.value)
+            log.exception("companion %s (%s) did not start", name, plugin.target)
             continue
         started.append(companion)
     return started

@@ -8,7 +8,6 @@ through a temporary file and a rename, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,14 +15,15 @@ from pathlib import Path
 from mlops_widgets.backends.base import Progress
 from mlops_widgets.backends.volumes_protocol import VolumeFile, file_filter, relative_parts
 from mlops_widgets.errors import MlopsError, NotFoundError
+from mlops_widgets.settings import VOLUMES
 from mlops_widgets.workspace import Workspace, atomic_write
 
-VOLUMES_ENV = "MLOPS_VOLUMES"
+VOLUMES_ENV = VOLUMES.env
 
 
 def volumes_root(workspace: Workspace) -> Path:
     """Where storage volumes live: $MLOPS_VOLUMES, else `<workspace>/volumes`."""
-    env = os.environ.get(VOLUMES_ENV)
+    env = VOLUMES.from_env()
     return Path(env).expanduser().resolve() if env else workspace.root / "volumes"
 
 

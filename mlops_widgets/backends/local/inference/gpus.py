@@ -7,11 +7,13 @@ import subprocess
 import threading
 from pathlib import Path
 
+from mlops_widgets.settings import GPUS
+
 
 def detect_gpus() -> list[str]:
     """GPU indices this machine offers: $MLOPS_GPUS (a comma list restricting what the service
     hands out), else `nvidia-smi -L`, else /proc/driver/nvidia/gpus."""
-    chosen = os.environ.get("MLOPS_GPUS")
+    chosen = os.environ.get(GPUS.env)  # set but empty: no GPU
     if chosen is not None:
         return [g.strip() for g in chosen.split(",") if g.strip()]
     try:

@@ -5,8 +5,8 @@ prefixed with the kernel's pod name, with every form of the deployment's secret 
 masked. The log rotates at a size limit: `logs/kernels.log`, then `kernels.log.1` ... (oldest
 last), at most `files` files of `max_mb` MB. Files are private to their owner (0600).
 
-    KERNEL_LOG_MB (default 10), KERNEL_LOG_FILES (default 3): the service's environment
-    variables `MLOPS_KERNEL_LOG_MB` and `MLOPS_KERNEL_LOG_FILES` change them.
+    the settings kernel_log_mb (default 10) and kernel_log_files (default 3), from the
+    service's environment (settings.py).
 
 Readers (`read_lines`, `pod_tail`) need no service: they read the files, from the end for a
 tail, so memory stays bounded whatever the size of the log.
@@ -23,12 +23,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from mlops_widgets.errors import MlopsError
 from mlops_widgets.masking import Masker
+from mlops_widgets.settings import KERNEL_LOG_FILES as LOG_FILES
+from mlops_widgets.settings import KERNEL_LOG_MB as LOG_MB
 
 LOG_NAME = "kernels.log"
-KERNEL_LOG_MB = 10.0
-KERNEL_LOG_FILES = 3
 LINE_MAX = 64 * 1024  # a longer line is cut into pieces of this size
 LOG_TAIL_LINES = 40
 FOLLOW_POLL = 0.2  # seconds between looks at a followed log
@@ -37,16 +36,7 @@ BLOCK = 64 * 1024
 
 def limits(environ: Mapping[str, str]) -> tuple[int, int]:
     """(bytes per file, number of files) from the environment, else the defaults."""
-    try:
-        mb = float(environ.get("MLOPS_KERNEL_LOG_MB") or KERNEL_LOG_MB)
-        files = int(environ.get("MLOPS_KERNEL_LOG_FILES") or KERNEL_LOG_FILES)
-    except ValueError:
-        mb, files = 0, 0
-    if mb <= 0 or files < 1:
-        raise MlopsError(
-            "MLOPS_KERNEL_LOG_MB must be a positive number of MB and MLOPS_KERNEL_LOG_FILES a "
-            "whole number >= 1"
-        )
+    mb, files = LOG_MB.from_env(environ), LOG_FILES.from_env(environ)
     return max(int(mb * 2**20), LINE_MAX), files
 
 

@@ -47,6 +47,7 @@ from mlops_widgets.backends.local.inference.service import API, Service, info_pa
 from mlops_widgets.backends.local.inference.store import now
 from mlops_widgets.backends.packing import ArchiveLimits
 from mlops_widgets.errors import ConflictError, MlopsError
+from mlops_widgets.settings import SERVICE_IDLE_TIMEOUT, SERVICE_MAX_BODY, SERVICE_MAX_CONNECTIONS
 from mlops_widgets.workspace import Workspace, atomic_write
 
 log = logging.getLogger("mlops.inference")
@@ -56,30 +57,21 @@ TOKEN_HEADERS = ("X-Auth-Token", "X-User-Token")
 BUSY = b'{"error": "the inference service has too many open connections; try again shortly"}'
 
 
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise MlopsError(f"the environment variable {name} must be a number, got {raw!r}") from None
-
-
 @dataclass(frozen=True)
 class Settings:
     """The service's bounds; each from an environment variable of the service process."""
 
-    idle_timeout: float = 60.0  # $MLOPS_SERVICE_IDLE_TIMEOUT: seconds an idle connection is kept
-    max_connections: int = 1000  # $MLOPS_SERVICE_MAX_CONNECTIONS
-    max_body: int = 1 << 30  # $MLOPS_SERVICE_MAX_BODY: bytes of a request body (not a tar upload)
+    idle_timeout: float = SERVICE_IDLE_TIMEOUT.default
+    max_connections: int = SERVICE_MAX_CONNECTIONS.default
+    max_body: int = SERVICE_MAX_BODY.default
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
 
     @classmethod
     def from_env(cls) -> Settings:
-        base = cls()
         return cls(
-            idle_timeout=_env_number("MLOPS_SERVICE_IDLE_TIMEOUT", base.idle_timeout),
-            max_connections=int(_env_number("MLOPS_SERVICE_MAX_CONNECTIONS", base.max_connections)),
-            max_body=int(_env_number("MLOPS_SERVICE_MAX_BODY", base.max_body)),
+            idle_timeout=SERVICE_IDLE_TIMEOUT.from_env(),
+            max_connections=SERVICE_MAX_CONNECTIONS.from_env(),
+            max_body=SERVICE_MAX_BODY.from_env(),
             limits=ArchiveLimits.from_env(),
         )
 
