@@ -142,7 +142,7 @@ ARCHIVE_MAX_RATIO = _declare(
         "MLOPS_ARCHIVE_MAX_RATIO",
         _NUMBER,
         200.0,
-        "Largest uncompressed/compressed size ratio.",
+        "Largest ratio of data unpacked to the archive's size.",
     )
 )
 KERNEL_LOG_MB = _declare(
