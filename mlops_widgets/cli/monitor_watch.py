@@ -265,6 +265,7 @@ def notify(
     to every channel once (not again while the metric stays violated), retried until the
     channel accepts it (see `mlops monitor alerts`); optionally episode ends and failed
     scheduled evaluations too."""
+    from mlops_widgets.ops import channels
     from mlops_widgets.ops import notify as ops_notify
 
     ws = obj.ws()
@@ -298,14 +299,14 @@ def notify(
         return
     if webhook or command:
         kinds = [k.strip() for k in on.split(",") if k.strip()] if on else None
-        added = ops_notify.add_channel(ws, webhook=webhook, command=command, on=kinds, test=test)
+        added = channels.add_channel(ws, webhook=webhook, command=command, on=kinds, test=test)
         click.echo(
             f"added {added['kind']} channel {added['channel_id']}: {added['target']} (on {', '.join(added['on'])})"
             + (" after a test notification it accepted" if test else "")
         )
         return
     echo_result(
-        ops_notify.list_channels(ws),
+        channels.list_channels(ws),
         as_json=as_json,
         empty="no notification channels",
         header=("CHANNEL ID", "KIND", "TARGET", "ON", "CREATED"),

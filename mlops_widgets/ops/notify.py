@@ -1,52 +1,34 @@
-"""Notification channels of a workspace, and a durable outbox that delivers to them.
+"""A durable outbox that delivers notifications to the workspace's channels (`ops.channels`).
 
-A channel is a webhook (the notification POSTed as JSON) or a command (run with it as JSON on
-its standard input), subscribed to kinds of notification: `alert` (an alert that opens a
-violation episode), `episode_end` (a metric back within its threshold) and
-`evaluation_failed` (a scheduled evaluation that failed). A webhook's URL is a secret (it often
-carries a token or `user:password@`): it is kept in `<workspace>/monitoring/channels.json`,
-readable by its owner only, never in the database, a run record or a log, and shown as its
-scheme and host only.
-
-The outbox lives in the workspace database: each notification is written once (`enqueue`), with
-one delivery per subscribed channel. A delivery is marked delivered only after its channel
-accepted it; a failed attempt is retried with exponential back-off (`retry_s()` doubled up to
-`RETRY_MAX_S`) by whichever process dispatches next (the local service's `NotificationSender`
-every few seconds, `monitor run`, `monitor alerts`), across restarts, until `horizon_s()` has
-passed: then it is `failed`, shown with its attempts and error, and can be resent. A delivery
-is leased while it is being sent, so of several processes one sends it. One channel's failure
-never touches another's deliveries.
+Each notification is written once (`enqueue`: an alert that opens a violation episode, an
+episode's end, a failed scheduled evaluation), with one delivery per channel subscribed to its
+kind. A delivery is marked delivered only after its channel accepted it; a failed attempt is
+retried with exponential back-off (`retry_s()` doubled up to `RETRY_MAX_S`) by whichever process
+dispatches next (the local service's `NotificationSender` every few seconds, `monitor run`,
+`monitor alerts`), across restarts, until `horizon_s()` has passed: then it is `failed`, shown
+with its attempts and error, and can be resent. A delivery is leased while it is being sent, so
+of several processes one sends it. One channel's failure never touches another's deliveries.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
+from mlops_widgets.ops import channels
 from mlops_widgets.ops.alerts import SCHEMA as ALERTS_SCHEMA
-from mlops_widgets.workspace import Workspace, atomic_write, transaction
+from mlops_widgets.workspace import Workspace, transaction
 
 log = logging.getLogger(__name__)
 
-WEBHOOK, COMMAND = "webhook", "command"
-ALERT, EPISODE_END, EVALUATION_FAILED = "alert", "episode_end", "evaluation_failed"
-KINDS = (ALERT, EPISODE_END, EVALUATION_FAILED)
+ALERT, EPISODE_END, EVALUATION_FAILED = channels.ALERT, channels.EPISODE_END, channels.EVALUATION_FAILED
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-TIMEOUT_S = 10.0  # one webhook attempt
-COMMAND_TIMEOUT_S = 60.0
 LEASE_S = 90.0  # a delivery being sent is not taken by another process for this long
 RETRY_MAX_S = 3600.0
 POLL_S = 2.0  # how often the service's sender looks for due deliveries
@@ -90,206 +72,22 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
-def _stamp(at: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if at is None else at, UTC).isoformat(timespec="seconds")
-
-
-# --- channels --------------------------------------------------------------------------------------
-
-
-def _path(workspace: Workspace) -> Path:
-    return workspace.root / "monitoring" / "channels.json"
-
-
-def _read(workspace: Workspace) -> list[dict[str, Any]]:
-    path = _path(workspace)
-    if not path.exists():
-        return []
-    try:
-        return list(json.loads(path.read_text()))
-    except (OSError, ValueError) as exc:
-        raise MlopsError(f"cannot read the notification channels {path}: {exc}") from None
-
-
-def _write(workspace: Workspace, channels: list[dict[str, Any]]) -> None:
-    path = _path(workspace)
-    atomic_write(path, json.dumps(channels, indent=2))
-    os.chmod(path, 0o600)
-
-
-def masked(url: str) -> str:
-    """A webhook URL as it may be shown: scheme and host, the rest (credentials, path, query)
-    hidden. Never raises, whatever the text."""
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ":?"
-    return f"{parts.scheme}://{parts.hostname or ''}{port}/***"
-
-
-def check_webhook(url: str) -> SplitResult:
-    """The webhook URL parsed, or one clear error: http(s), a host, a numeric port, no spaces.
-    Credentials in the URL (`https://user:password@host/...`) are supported: sent as HTTP Basic
-    authentication, as browsers and curl do."""
-    shown = masked(url)
-    if not url or any(c.isspace() or ord(c) < 32 for c in url):
-        raise MlopsError(f"the webhook URL {shown} holds spaces or control characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MlopsError(f"not an http(s) URL: {shown}")
-    try:
-        parts.port  # noqa: B018 (raises on a port that is not a number in 0-65535)
-    except ValueError:
-        raise MlopsError(f"the port of the webhook URL {shown} is not a number from 1 to 65535") from None
-    if parts.port == 0:
-        raise MlopsError(f"the port of the webhook URL {shown} is not a number from 1 to 65535")
-    return parts
-
-
-def _kinds(on: list[str] | None) -> list[str]:
-    kinds = list(dict.fromkeys(on or [ALERT]))
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
-        raise MlopsError(
-            f"unknown notification kind {', '.join(map(repr, unknown))}: choose from {', '.join(KINDS)}"
-        )
-    return kinds
-
-
-def _shown(channel: dict[str, Any]) -> dict[str, Any]:
-    target = masked(channel["target"]) if channel["kind"] == WEBHOOK else channel["target"]
-    return {
-        "channel_id": channel["id"],
-        "kind": channel["kind"],
-        "target": target,
-        "on": channel.get("on", [ALERT]),
-        "created_at": channel["created_at"],
-    }
-
-
-def add_channel(
-    workspace: Workspace,
-    *,
-    webhook: str | None = None,
-    command: str | None = None,
-    on: list[str] | None = None,
-    test: bool = False,
-) -> dict[str, Any]:
-    """Add a webhook or a command channel for the kinds `on` (default: alerts); with `test`, a
-    sample notification is sent first and the channel is added only if it was accepted.
-    Returns the channel as listings show it."""
-    if bool(webhook) == bool(command):
-        raise MlopsError(
-            "a notification channel is either a webhook or a command",
-            hint=Hint("monitor.notify", "give exactly one of a webhook URL or a command"),
-        )
-    if webhook:
-        check_webhook(webhook)
-    channel = {
-        "id": uuid.uuid4().hex[:8],
-        "kind": WEBHOOK if webhook else COMMAND,
-        "target": webhook or command,
-        "on": _kinds(on),
-        "created_at": _stamp(),
-    }
-    if test:
-        error = _attempt(channel, sample())
-        if error:
-            raise MlopsError(f"the test notification was not accepted: {error}; the channel was not added")
-    _write(workspace, [*_read(workspace), channel])
-    return _shown(channel)
-
-
-def sample() -> dict[str, Any]:
-    """What a test notification carries: an alert's shape, marked as a test."""
-    return {
-        "kind": "test",
-        "alert_id": "test",
-        "deployment_name": "test",
-        "monitor_id": "test",
-        "measured_at": _stamp(),
-        "violations": [],
-        "new_violations": [],
-        "text": "mlops-widgets: a test notification",
-    }
-
-
-def list_channels(workspace: Workspace) -> list[dict[str, Any]]:
-    return [_shown(c) for c in _read(workspace)]
-
-
 def remove_channel(workspace: Workspace, channel_id: str) -> None:
     """Remove a channel; its pending deliveries are dropped (marked failed, 'channel removed')."""
-    channels = _read(workspace)
-    kept = [c for c in channels if c["id"] != channel_id]
-    if len(kept) == len(channels):
+    existing = channels.read(workspace)
+    kept = [c for c in existing if c["id"] != channel_id]
+    if len(kept) == len(existing):
         raise NotFoundError(
             f"no notification channel {channel_id!r}",
             hint=Hint("monitor.notify.list", "list the channels to see their ids"),
         )
-    _write(workspace, kept)
+    channels.write(workspace, kept)
     with workspace.tables(SCHEMA) as conn, transaction(conn):
         conn.execute(
             "UPDATE deliveries SET state = ?, last_error = 'channel removed', lease_until = NULL"
             " WHERE channel_id = ? AND state = ?",
             (FAILED, channel_id, PENDING),
         )
-
-
-# --- sending one notification to one channel --------------------------------------------------------
-
-
-def _post(url: str, body: bytes) -> None:
-    parts = check_webhook(url)
-    headers = {"Content-Type": "application/json", "User-Agent": "mlops-widgets"}
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        host = parts.hostname or ""
-        host = f"[{host}]" if ":" in host else host
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        url = urlunsplit(parts._replace(netloc=netloc))
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 (http(s) checked)
-        response.read()
-
-
-def _run(command: str, body: bytes) -> None:
-    done = subprocess.run(  # noqa: S602 (the user's own command)
-        command, shell=True, input=body, capture_output=True, timeout=COMMAND_TIMEOUT_S, check=False
-    )
-    if done.returncode:
-        tail = done.stderr.decode(errors="replace").strip()[-300:]
-        raise MlopsError(f"exited with status {done.returncode}{': ' + tail if tail else ''}")
-
-
-def _attempt(channel: dict[str, Any], payload: dict[str, Any]) -> str | None:
-    """Send once; None when the channel accepted it, else the error (the webhook's URL, its
-    credentials and its query never in it)."""
-    body = json.dumps(payload).encode()
-    try:
-        if channel["kind"] == WEBHOOK:
-            _post(channel["target"], body)
-        else:
-            _run(channel["target"], body)
-        return None
-    except Exception as exc:  # any failure of one channel stays that channel's
-        error = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
-        if channel["kind"] == WEBHOOK:
-            target = channel["target"]
-            parts = urlsplit(target)
-            error = error.replace(target, masked(target))
-            for secret in (parts.password, parts.query, parts.path):
-                if secret and len(secret) > 3:
-                    error = error.replace(secret, "***")
-        return error[:500]
-
-
-def send(channel: dict[str, Any], alert: dict[str, Any]) -> dict[str, Any]:
-    """Deliver one notification to one channel now (no outbox): the outcome."""
-    error = _attempt(channel, alert)
-    return {"channel_id": channel["id"], "ok": error is None, "attempts": 1, "error": error}
 
 
 # --- the outbox ------------------------------------------------------------------------------------
@@ -305,10 +103,10 @@ def notify_evaluation_failed(
         "monitor_id": monitor_id,
         "audit_run_id": run_id,
         "error": error,
-        "failed_at": _stamp(),
+        "failed_at": channels.stamp(),
     }
     with workspace.tables(SCHEMA) as conn, transaction(conn):
-        _add(conn, EVALUATION_FAILED, f"run:{run_id}", deployment_name, payload, _read(workspace))
+        _add(conn, EVALUATION_FAILED, f"run:{run_id}", deployment_name, payload, channels.read(workspace))
 
 
 def _add(
@@ -317,20 +115,20 @@ def _add(
     source_id: str,
     deployment_name: str | None,
     payload: dict[str, Any],
-    channels: list[dict[str, Any]],
+    subscribed: list[dict[str, Any]],
 ) -> None:
     """One notification and a pending delivery to each channel subscribed to its kind; nothing
     when that source was queued already."""
     notification_id = uuid.uuid4().hex
     added = conn.execute(
         "INSERT OR IGNORE INTO notifications VALUES (?, ?, ?, ?, ?, ?)",
-        (notification_id, kind, source_id, deployment_name, _stamp(), json.dumps(payload)),
+        (notification_id, kind, source_id, deployment_name, channels.stamp(), json.dumps(payload)),
     ).rowcount
     if not added:
         return
     now = time.time()
-    for channel in channels:
-        if kind in channel.get("on", [ALERT]):
+    for channel in subscribed:
+        if kind in channel.get("on", [channels.ALERT]):
             conn.execute(
                 "INSERT INTO deliveries (notification_id, channel_id, state, first_at, next_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -341,20 +139,20 @@ def _add(
 def enqueue(workspace: Workspace) -> None:
     """Queue every alert that opens an episode and every episode end not queued yet. Alerts
     raised while no channel exists are queued to nobody: adding a channel later sends no backlog."""
-    channels = _read(workspace)
+    subscribed = channels.read(workspace)
     with workspace.tables(SCHEMA) as conn, transaction(conn):
         for row in conn.execute(
             "SELECT id, deployment_name, alert FROM alerts WHERE opens_episode = 1 AND notified_at IS NULL"
             " AND id NOT IN (SELECT source_id FROM notifications) ORDER BY measured_at"
         ).fetchall():
             payload = {"kind": ALERT, **json.loads(row["alert"])}
-            _add(conn, ALERT, row["id"], row["deployment_name"], payload, channels)
+            _add(conn, ALERT, row["id"], row["deployment_name"], payload, subscribed)
         for row in conn.execute(
             "SELECT * FROM episode_ends WHERE id NOT IN (SELECT source_id FROM notifications)"
             " ORDER BY measured_at"
         ).fetchall():
             payload = {"kind": EPISODE_END, **json.loads(row["episode"])}
-            _add(conn, EPISODE_END, row["id"], row["deployment_name"], payload, channels)
+            _add(conn, EPISODE_END, row["id"], row["deployment_name"], payload, subscribed)
 
 
 def _claim(workspace: Workspace, now: float) -> list[Any]:
@@ -380,11 +178,11 @@ def deliver_due(workspace: Workspace, now: float | None = None) -> list[dict[str
     rows = _claim(workspace, now)
     if not rows:
         return []
-    channels = {c["id"]: c for c in _read(workspace)}
+    by_id = {c["id"]: c for c in channels.read(workspace)}
     attempts = []
     for row in rows:
-        channel = channels.get(row["channel_id"])
-        error = _attempt(channel, json.loads(row["payload"])) if channel else "channel removed"
+        channel = by_id.get(row["channel_id"])
+        error = channels.attempt(channel, json.loads(row["payload"])) if channel else "channel removed"
         tried = row["attempts"] + 1
         attempted = time.time()
         with workspace.tables(SCHEMA) as conn, transaction(conn):
@@ -393,7 +191,7 @@ def deliver_due(workspace: Workspace, now: float | None = None) -> list[dict[str
                 conn.execute(
                     "UPDATE deliveries SET state = ?, attempts = ?, lease_until = NULL, last_error = NULL,"
                     " last_attempt_at = ?, delivered_at = ? WHERE notification_id = ? AND channel_id = ?",
-                    (DELIVERED, tried, _stamp(attempted), _stamp(attempted), *key),
+                    (DELIVERED, tried, channels.stamp(attempted), channels.stamp(attempted), *key),
                 )
                 if row["kind"] == ALERT:
                     _settle_alert(conn, row["notification_id"], row["source_id"], attempted)
@@ -407,7 +205,7 @@ def deliver_due(workspace: Workspace, now: float | None = None) -> list[dict[str
                         FAILED if gave_up else PENDING,
                         tried,
                         error,
-                        _stamp(attempted),
+                        channels.stamp(attempted),
                         attempted + delay,
                         *key,
                     ),
@@ -433,7 +231,7 @@ def _settle_alert(conn: Any, notification_id: str, alert_id: str, at: float) -> 
         (notification_id, DELIVERED),
     ).fetchone()
     if not left:
-        conn.execute("UPDATE alerts SET notified_at = ? WHERE id = ?", (_stamp(at), alert_id))
+        conn.execute("UPDATE alerts SET notified_at = ? WHERE id = ?", (channels.stamp(at), alert_id))
 
 
 def dispatch(workspace: Workspace) -> list[dict[str, Any]]:
@@ -447,7 +245,7 @@ def deliveries(
 ) -> list[dict[str, Any]]:
     """The outbox's deliveries, newest first, each with its notification's kind and source
     (for an alert, its id), its channel as listings show it, attempts and last error."""
-    shown = {c["id"]: _shown(c) for c in _read(workspace)}
+    shown = {c["id"]: channels.shown(c) for c in channels.read(workspace)}
     with workspace.tables(SCHEMA) as conn:
         rows = conn.execute(
             "SELECT d.*, n.kind, n.source_id, n.deployment_name, n.created_at FROM deliveries d"
@@ -468,7 +266,7 @@ def deliveries(
             "attempts": r["attempts"],
             "last_error": r["last_error"],
             "last_attempt_at": r["last_attempt_at"],
-            "next_attempt_at": _stamp(r["next_at"]) if r["state"] == PENDING else None,
+            "next_attempt_at": channels.stamp(r["next_at"]) if r["state"] == PENDING else None,
             "delivered_at": r["delivered_at"],
             "created_at": r["created_at"],
         }
@@ -480,7 +278,7 @@ def resend(workspace: Workspace, notification_ids: list[str] | None = None) -> i
     """Queue failed deliveries again (of the given notifications, or every failed one, an id
     or a unique prefix each), retried from now for a new horizon; returns how many."""
     now = time.time()
-    channels = {c["id"] for c in _read(workspace)}
+    existing = {c["id"] for c in channels.read(workspace)}
     with workspace.tables(SCHEMA) as conn, transaction(conn):
         rows = conn.execute(
             "SELECT notification_id, channel_id FROM deliveries WHERE state = ?", (FAILED,)
@@ -497,7 +295,7 @@ def resend(workspace: Workspace, notification_ids: list[str] | None = None) -> i
                     )
                 chosen |= ids
             rows = [r for r in rows if r["notification_id"] in chosen]
-        rows = [r for r in rows if r["channel_id"] in channels]
+        rows = [r for r in rows if r["channel_id"] in existing]
         for r in rows:
             conn.execute(
                 "UPDATE deliveries SET state = ?, first_at = ?, next_at = ?, lease_until = NULL"
@@ -524,7 +322,7 @@ class NotificationSender:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(TIMEOUT_S + 5)
+            self._thread.join(channels.TIMEOUT_S + 5)
 
     def _loop(self, workspace: Workspace) -> None:
         while not self._stop.wait(POLL_S):
