@@ -252,6 +252,27 @@ CPD_CUSTOM_METRICS_WAIT_TIME = _declare(
     )
 )
 
+NOTIFY_RETRY_S = _declare(
+    Setting(
+        "notify_retry_s",
+        "MLOPS_NOTIFY_RETRY_S",
+        _NUMBER,
+        30.0,
+        "Seconds before a failed notification is retried (doubling, at most an hour); stored with the workspace.",
+        "workspace",
+    )
+)
+NOTIFY_HORIZON_S = _declare(
+    Setting(
+        "notify_horizon_s",
+        "MLOPS_NOTIFY_HORIZON_S",
+        _NUMBER,
+        24 * 3600.0,
+        "Seconds a notification is retried before it is marked failed; stored with the workspace.",
+        "workspace",
+    )
+)
+
 
 def _stored(ws: Workspace) -> dict[str, str]:
     with ws.tables(_SCHEMA) as conn:

@@ -3,9 +3,9 @@
 Each notification is written once (`enqueue`: an alert that opens a violation episode, an
 episode's end, a failed scheduled evaluation), with one delivery per channel subscribed to its
 kind. A delivery is marked delivered only after its channel accepted it; a failed attempt is
-retried with exponential back-off (`retry_s()` doubled up to `RETRY_MAX_S`) by whichever process
+retried with exponential back-off (the setting `notify_retry_s` doubled up to `RETRY_MAX_S`) by whichever process
 dispatches next (the local service's `NotificationSender` every few seconds, `monitor run`,
-`monitor alerts`), across restarts, until `horizon_s()` has passed: then it is `failed`, shown
+`monitor alerts`), across restarts, until `notify_horizon_s` has passed: then it is `failed`, shown
 with its attempts and error, and can be resent. A delivery is leased while it is being sent, so
 of several processes one sends it. One channel's failure never touches another's deliveries.
 """
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
 from typing import Any
 
-from mlops_widgets.errors import Hint, MlopsError, NotFoundError
+from mlops_widgets import settings
+from mlops_widgets.errors import Hint, NotFoundError
 from mlops_widgets.ops import channels
 from mlops_widgets.ops.alerts import SCHEMA as ALERTS_SCHEMA
 from mlops_widgets.workspace import Workspace, transaction
@@ -47,29 +47,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
 """
 )
-
-
-def retry_s() -> float:
-    """The first retry's delay (doubled after each failed attempt): `$MLOPS_NOTIFY_RETRY_S`."""
-    return _seconds("MLOPS_NOTIFY_RETRY_S", 30.0)
-
-
-def horizon_s() -> float:
-    """How long a delivery is retried before it is marked failed: `$MLOPS_NOTIFY_HORIZON_S`."""
-    return _seconds("MLOPS_NOTIFY_HORIZON_S", 24 * 3600.0)
-
-
-def _seconds(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 10 * 365 * 86400:
-        raise MlopsError(f"${name} must be a positive number of seconds, not {text!r}")
-    return value
 
 
 def remove_channel(workspace: Workspace, channel_id: str) -> None:
@@ -179,6 +156,8 @@ def deliver_due(workspace: Workspace, now: float | None = None) -> list[dict[str
     if not rows:
         return []
     by_id = {c["id"]: c for c in channels.read(workspace)}
+    retry_s = settings.of_workspace(workspace, settings.NOTIFY_RETRY_S)
+    horizon_s = settings.of_workspace(workspace, settings.NOTIFY_HORIZON_S)
     attempts = []
     for row in rows:
         channel = by_id.get(row["channel_id"])
@@ -196,8 +175,8 @@ def deliver_due(workspace: Workspace, now: float | None = None) -> list[dict[str
                 if row["kind"] == ALERT:
                     _settle_alert(conn, row["notification_id"], row["source_id"], attempted)
             else:
-                delay = min(RETRY_MAX_S, retry_s() * 2 ** (tried - 1))
-                gave_up = channel is None or attempted + delay - row["first_at"] > horizon_s()
+                delay = min(RETRY_MAX_S, retry_s * 2 ** (tried - 1))
+                gave_up = channel is None or attempted + delay - row["first_at"] > horizon_s
                 conn.execute(
                     "UPDATE deliveries SET state = ?, attempts = ?, lease_until = NULL, last_error = ?,"
                     " last_attempt_at = ?, next_at = ? WHERE notification_id = ? AND channel_id = ?",
