@@ -294,6 +294,34 @@ def test_an_unknown_runtime_is_refused_at_deploy_and_at_start(
         inference.start("dep")
 
 
+def test_dlipy3_can_be_bound_to_the_users_interpreter(
+    inference: LocalInference, tmp_path: Path, cli: Any
+) -> None:
+    """The team's and IBM's model.json files name dlipy3: binding that name to an interpreter with
+    their framework runs them unchanged; deleting the binding gives the service's own back."""
+    venv = tmp_path / "torch-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    res = cli("runtime", "add", "dlipy3", "--python", str(python))
+    assert res.exit_code == 0, res.output
+    (listed,) = [r for r in json.loads(cli("runtime", "list", "--json").stdout) if r["name"] == "dlipy3"]
+    assert listed["python"] == str(python) and not listed["builtin"]
+    inference.deploy(
+        "team",
+        make_folder(tmp_path, RUNTIME_KERNEL, name="team", runtime="dlipy3"),
+        custom_args={"GREETING": "hi"},
+    )
+    inference.start("team")
+    wait_status(inference, "team", "IDLE")
+    answer = json.loads(inference.infer("team", b"{}"))
+    assert answer["executable"] == str(python) and answer["mlops_widgets"] is None
+    inference.stop("team")
+    res = cli("runtime", "delete", "dlipy3")
+    assert res.exit_code == 0 and "service's own interpreter again" in res.stdout
+    (listed,) = [r for r in json.loads(cli("runtime", "list", "--json").stdout) if r["name"] == "dlipy3"]
+    assert listed["python"] == sys.executable and listed["builtin"]
+
+
 def test_runtime_commands_refuse_bad_input(cli: Any, tmp_path: Path) -> None:
     res = cli("runtime", "delete", "dlipy3")
     assert res.exit_code == 1 and "cannot be deleted" in res.output

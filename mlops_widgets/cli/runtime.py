@@ -40,7 +40,8 @@ def runtime() -> None:
 )
 @pass_obj
 def add(obj: CliContext, name: str, python: str) -> None:
-    """Add runtime NAME: kernels whose model.json names it run on that Python."""
+    """Add runtime NAME: kernels whose model.json names it run on that Python (dlipy3: bind EDI's
+    default runtime name to your interpreter instead of the service's own)."""
     added = _runtimes(obj).add(name, python)
     click.echo(f"runtime {added['name']}: Python {added['version']} at {added['python']}")
 
@@ -49,7 +50,7 @@ def add(obj: CliContext, name: str, python: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_obj
 def list_(obj: CliContext, as_json: bool) -> None:
-    """Every runtime; dlipy3 is the service's own interpreter."""
+    """Every runtime; dlipy3 is the service's own interpreter unless bound to another."""
     echo_result(
         _runtimes(obj).list(),
         as_json=as_json,
@@ -62,6 +63,11 @@ def list_(obj: CliContext, as_json: bool) -> None:
 @click.argument("name")
 @pass_obj
 def delete(obj: CliContext, name: str) -> None:
-    """Delete runtime NAME (deployments naming it no longer start)."""
+    """Delete runtime NAME (deployments naming it no longer start; dlipy3: back to the service's
+    own interpreter)."""
     _runtimes(obj).delete(name)
-    click.echo(f"runtime {name} deleted")
+    click.echo(
+        f"runtime {name} is the service's own interpreter again"
+        if name == "dlipy3"
+        else f"runtime {name} deleted"
+    )

@@ -1,9 +1,12 @@
 """Runtimes of the local inference service: named Python interpreters that kernels run on.
 
 A deployment's `model.json` `runtime` names one, as on WMLA EDI. "dlipy3" (EDI's default) is
-always there: the service's own interpreter, with mlops-widgets' packages. Any other is a Python
-the user added (a virtual environment, a conda environment, a system Python) holding the
-kernel's framework; its kernels get the `redhareapi` shim and nothing of mlops-widgets.
+always there: the service's own interpreter, with mlops-widgets' packages, unless the user bound
+it to an interpreter of theirs (`mlops runtime add dlipy3 --python PATH`, undone by `runtime
+delete dlipy3`), so the team's and IBM's `model.json` files run on a Python with their framework
+without an edit. Any other is a Python the user added (a virtual environment, a conda
+environment, a system Python) holding the kernel's framework; kernels on an interpreter other
+than the service's get the `redhareapi` shim and nothing of mlops-widgets.
 
     <workspace>/inference/runtimes.json    {"NAME": {"python": PATH, "version": "3.11.7", "added_at": ...}}
 """
@@ -62,22 +65,29 @@ class Runtimes:
             os.close(lock)
 
     def list(self) -> list[dict[str, Any]]:
-        """Every runtime, the service's own first."""
-        own = {
-            "name": SERVICE_RUNTIME,
-            "python": sys.executable,
-            "version": ".".join(map(str, sys.version_info[:3])),
-            "added_at": None,
-            "builtin": True,
-        }
-        added = [{"name": n, **r, "builtin": False} for n, r in sorted(self._read().items())]
+        """Every runtime, dlipy3 first (the service's own interpreter unless bound to another)."""
+        data = self._read()
+        bound = data.pop(SERVICE_RUNTIME, None)
+        own = (
+            {"name": SERVICE_RUNTIME, **bound, "builtin": False}
+            if bound
+            else {
+                "name": SERVICE_RUNTIME,
+                "python": sys.executable,
+                "version": ".".join(map(str, sys.version_info[:3])),
+                "added_at": None,
+                "builtin": True,
+            }
+        )
+        added = [{"name": n, **r, "builtin": False} for n, r in sorted(data.items())]
         return [own, *added]
 
     def python(self, name: str | None) -> str:
-        """The interpreter of runtime `name` (None or empty: the service's own)."""
-        if not name or name == SERVICE_RUNTIME:
-            return sys.executable
+        """The interpreter of runtime `name` (None or empty: dlipy3's)."""
+        name = name or SERVICE_RUNTIME
         found = self._read().get(name)
+        if found is None and name == SERVICE_RUNTIME:
+            return sys.executable
         if found is None:
             known = ", ".join(r["name"] for r in self.list())
             raise NotFoundError(
@@ -95,10 +105,6 @@ class Runtimes:
         if not NAME_RULE.fullmatch(name):
             raise MlopsError(
                 f"runtime name {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-            )
-        if name == SERVICE_RUNTIME:
-            raise ConflictError(
-                f"runtime {SERVICE_RUNTIME} is the service's own interpreter and cannot be replaced"
             )
         path = (
             Path(python).expanduser().absolute()
@@ -118,12 +124,13 @@ class Runtimes:
             return {"name": name, **data[name], "builtin": False}
 
     def delete(self, name: str) -> None:
-        if name == SERVICE_RUNTIME:
-            raise ConflictError(
-                f"runtime {SERVICE_RUNTIME} is the service's own interpreter and cannot be deleted"
-            )
+        """Delete runtime `name`; for dlipy3, its binding (it is the service's own again)."""
         with self._locked() as data:
             if data.pop(name, None) is None:
+                if name == SERVICE_RUNTIME:
+                    raise ConflictError(
+                        f"runtime {SERVICE_RUNTIME} is the service's own interpreter and cannot be deleted"
+                    )
                 raise NotFoundError(f"no runtime named {name!r}")
 
 
