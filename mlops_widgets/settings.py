@@ -151,6 +151,12 @@ KERNEL_LOG_MB = _declare(
 KERNEL_LOG_FILES = _declare(
     Setting("kernel_log_files", "MLOPS_KERNEL_LOG_FILES", _INT, 3, "Log files kept per local deployment.")
 )
+SERVICE_LOG_MB = _declare(
+    Setting("service_log_mb", "MLOPS_SERVICE_LOG_MB", _NUMBER, 10.0, "MB of the local service's service.log.")
+)
+SERVICE_LOG_FILES = _declare(
+    Setting("service_log_files", "MLOPS_SERVICE_LOG_FILES", _INT, 3, "service.log files kept (rotated).")
+)
 SERVICE_IDLE_TIMEOUT = _declare(
     Setting(
         "service_idle_timeout",

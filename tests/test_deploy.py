@@ -110,7 +110,11 @@ def test_profile_from_resource_configs() -> None:
         "task_execution_timeout": 120,
         "task_batch_size": 1,
     }
-    assert profile["kernel"]["gpu"] == "exclusive"
+    assert profile["kernel"] == {"gpu": "exclusive", "connection_timeout": 90}
+    assert (
+        deploy.profile_from_resource_configs({"connection_timeout": 240})["kernel"]["connection_timeout"]
+        == 240
+    )
     assert (
         profile["resource_allocation"]["kernel"]["resources"]
         == "ncpus=8,ncpus_limit=8,mem=10000,mem_limit=10000"
@@ -306,8 +310,14 @@ def test_cli_deploy_create_and_every_command(
         "GREETING=hello",
         "--custom-arg",
         "API_TOKEN",
+        "--connection-timeout",
+        "150",
     )
     assert res.exit_code == 0, res.output
+    # The start-up timeout is kept in the entry (later deploys use it) and reached the profile.
+    assert backend.inference.get_profile("needy")["kernel"]["connection_timeout"] == 150
+    _, entry = space.get_entry(backend, model_asset_id=asset_id)
+    assert entry["wmla_deployment"]["resource_configs"]["connection_timeout"] == 150
     assert "deployment needy: IDLE" in res.stdout and "/dlim/v1/inference/needy" in res.stdout
     monkeypatch.delenv("API_TOKEN")
     for path in workspace.root.rglob("*"):  # run folder, notebook, record, metadata, deployment

@@ -152,3 +152,111 @@ def test_the_protocol_view_follows_the_edi_instance(workspace: Workspace, tmp_pa
     assert view["status"] == ("IDLE" if state == "enabled" else "STOPPED")
     pods = [c["container_uid"] for i in instance["instances"] for c in i["isd_container"]]
     assert [k["pod"] for k in view["kernels"]] == pods
+
+
+def test_ibm_client_logs_on_with_basic_auth_and_reads_the_readme(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Issue 27: IBM's pingpong README starts with POST /dlim/v1/auth/token (404 with an HTML
+    body), and get_model_readme answered 404. Both now answer as EDI does, in JSON."""
+    from ibm_wmla.edi_authentication import ElasticDistributedInferenceAuthenticator as EDIAuthenticator
+
+    info = start_service(workspace)
+    base = f"http://{info['host']}:{info['port']}"
+    LocalInference(workspace).deploy("pingpong", make_folder(tmp_path, name="pingpong"))
+    # IBM's authenticator logs on with Basic auth (the token as the password) and sends the
+    # user token it gets back as X-Auth-Token on every call.
+    edi = ElasticDistributedInferenceV2(
+        authenticator=EDIAuthenticator(username="someone", password=info["token"], url=base)
+    )
+    edi.set_service_url(base)
+    token = edi.get_auth_token().get_result()
+    assert token == {"user_token": info["token"], "service_token": info["token"]}
+    assert [m["name"] for m in edi.get_models().get_result()] == ["pingpong"]
+    readme = edi.get_model_readme("pingpong").get_result()
+    assert readme == {"readme": (tmp_path / "pingpong" / "README.md").read_text()}
+    wrong = ElasticDistributedInferenceV2(
+        authenticator=EDIAuthenticator(username="someone", password="wrong", url=base)
+    )
+    wrong.set_service_url(base)
+    with pytest.raises(Exception, match="401|service.json"):
+        wrong.get_models()
+    missing = ibm_client(info).get_model_readme
+    with pytest.raises(Exception, match="no deployment named 'nope'"):
+        missing("nope")
+
+
+def test_a_profile_changed_by_ibms_client_is_recorded_and_kept_in_the_entry(
+    backend: Any, workspace: Workspace, example_paths: Any
+) -> None:
+    """Issue 27: the connection timeout raised through IBM's client was reset by the next deploy."""
+    from test_deploy import stage
+
+    from mlops_widgets.ops import deploy, space
+    from mlops_widgets.runner.trail import get_run, list_runs
+
+    asset_id = stage(backend, example_paths, kernel_min=0, kernel_max=1)
+    deploy.deploy_create(backend, "edited", asset_id)
+    deploy.stop(backend, "edited")
+    poll(lambda: backend.inference.view("edited")["status"] == "STOPPED", "stopped")
+    edi = ibm_client(start_service(workspace))
+    doc = edi.get_model_profile("edited").get_result()
+    doc["policy"]["kernel_max"] = 2
+    doc["kernel"]["connection_timeout"] = 240
+    assert edi.update_model_profile("edited", doc).get_status_code() == 200
+
+    (event,) = list_runs(workspace, template="deploy.profile_edit")
+    record = get_run(event.run_id, workspace)
+    assert record.kind == "event" and record.status == "ok"
+    assert record.parameters["deployment_name"] == "edited"
+    assert record.parameters["client"].startswith("wmla-python-sdk")
+    assert record.parameters["changed"] == {
+        "kernel.connection_timeout": [90, 240],
+        "policy.kernel_max": [1, 2],
+    }
+    _, entry = space.get_entry(backend, model_asset_id=asset_id)
+    resources = entry["wmla_deployment"]["resource_configs"]
+    assert resources["connection_timeout"] == 240 and resources["kernel_max"] == 2
+
+    # The next deploy applies the entry: the change stays. Our own changes are not events.
+    deploy.deploy_create(backend, "edited", asset_id)
+    profile = backend.inference.get_profile("edited")
+    assert profile["kernel"]["connection_timeout"] == 240 and profile["policy"]["kernel_max"] == 2
+    assert len(list_runs(workspace, template="deploy.profile_edit")) == 1
+
+
+def test_the_kernel_log_level_follows_dlim_mk_log_level(workspace: Workspace, tmp_path: Path) -> None:
+    """Issue 27: DLIM_MK_LOG_LEVEL was ignored (DEBUG always)."""
+    kernel = """\
+import redhareapiversion
+from redhareapi import Kernel
+
+class Chatty(Kernel):
+    def on_task_invoke(self, task_context):
+        for say in (self.log_debug, self.log_info, self.log_warn, self.log_error):
+            say("level-check " + say.__name__)
+        task_context.set_output_data("{}")
+
+if __name__ == '__main__':
+    Chatty().run()
+"""
+    inference = LocalInference(workspace)
+    seen = {}
+    for level in ("WARN", "DEBUG", ""):
+        name = f"chatty-{level.lower() or 'default'}"
+        envs = [{"name": "DLIM_MK_LOG_LEVEL", "value": level}] if level else []
+        deploy_started(
+            inference,
+            make_folder(tmp_path / name, kernel, name=name, mk_environments=envs),
+            name,
+            kernel_min=1,
+        )
+        inference.infer(name, b"{}")
+        text = "\n".join(inference.logs(name))
+        seen[level] = sorted(w.split("_")[1] for w in text.split() if w.startswith("log_"))
+        inference.stop(name)
+    assert seen == {
+        "WARN": ["error", "warn"],
+        "DEBUG": ["debug", "error", "info", "warn"],
+        "": ["error", "info", "warn"],  # EDI's default profile sets INFO
+    }

@@ -57,9 +57,9 @@ def test_the_services_profile_bounds_kernel_min(workspace: Workspace, tmp_path: 
     inference = LocalInference(workspace)
     inference.deploy("dep", make_folder(tmp_path, ECHO_KERNEL))
     with pytest.raises(MlopsError, match=r"kernel_min must be an integer from 0 to 64, got 10{30}"):
-        inference.update_profile("dep", {"policy": {"kernel_min": 10**30, "kernel_max": -1}})
+        inference.update_profile("dep", {"policy": {"kernel_min": 10**30, "kernel_max": 64}})
     assert (
-        inference.update_profile("dep", {"policy": {"kernel_min": 64, "kernel_max": -1}})["policy"][
+        inference.update_profile("dep", {"policy": {"kernel_min": 64, "kernel_max": 64}})["policy"][
             "kernel_min"
         ]
         == 64

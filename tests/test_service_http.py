@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
 import json
 import os
@@ -350,3 +352,132 @@ def test_a_body_of_megabytes_reaches_the_kernel_byte_for_byte(workspace: Workspa
     blob = os.urandom(3 << 20).hex()  # 6 MB: sent in the chunks it arrived in, never joined
     out = json.loads(inference.infer("dep", json.dumps({"do": "echo", "blob": blob}).encode()))
     assert out["input"]["blob"] == blob
+
+
+# --- hardening (issues 22 and 23) -----------------------------------------------------------------
+
+
+def test_the_token_is_checked_before_any_body_byte_is_read(service: dict[str, Any]) -> None:
+    """Issue 22: four unauthenticated 1 GiB bodies pushed the service to 2.3 GB, and a slow one
+    held a connection for 601 s. Now the headers alone are answered 401 and the connection closed."""
+    rss_before = int(Path(f"/proc/{service['pid']}/statm").read_text().split()[1])
+    socks = []
+    for _ in range(4):
+        sock = socket.create_connection((service["host"], service["port"]), timeout=60)
+        sock.sendall(
+            b"POST /dlim/v1/inference/dep HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n"
+            + b"x" * 65536
+        )
+        socks.append(sock)
+    for sock in socks:
+        out = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):  # answered, then closed by the service
+                out += chunk
+        sock.close()
+        assert out.startswith(b"HTTP/1.1 401") and b"service.json" in out
+    rss_after = int(Path(f"/proc/{service['pid']}/statm").read_text().split()[1])
+    assert (rss_after - rss_before) * os.sysconf("SC_PAGE_SIZE") < 32 << 20
+
+
+def test_basic_auth_with_the_token_as_password_is_accepted(service: dict[str, Any]) -> None:
+    good = base64.b64encode(f"anyone:{service['token']}".encode()).decode()
+    assert request(service, "GET", "/dlim/v1/model", {"Authorization": f"Basic {good}"}) == (200, [])
+    for bad in (base64.b64encode(b"anyone:wrong").decode(), "%%%", base64.b64encode(b"\xff").decode()):
+        assert request(service, "GET", "/dlim/v1/model", {"Authorization": f"Basic {bad}"})[0] == 401
+
+
+def test_headers_over_64_kb_get_431_and_unknown_paths_a_json_404(service: dict[str, Any]) -> None:
+    """Issue 23: a header over 64 KB dropped the connection without a status."""
+    out = raw(service, b"GET /dlim/v1/model HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (70 << 10) + b"\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 431") and b"64 KB" in out
+    status, body = request(service, "GET", "/dlim/v1/nowhere", {"X-Auth-Token": service["token"]})
+    assert status == 404 and "no route GET /dlim/v1/nowhere" in body["error"]
+    assert request(service, "GET", "/dlim/v1/nowhere")[0] == 401  # the token first
+
+
+def test_malformed_bodies_get_400_with_what_was_expected(
+    service: dict[str, Any], workspace: Workspace, tmp_path: Path
+) -> None:
+    """Issue 23: these bodies got 500."""
+    auth = {"X-Auth-Token": service["token"]}
+    LocalInference(workspace).deploy("dep", make_folder(tmp_path))
+    for body in (b"[]", b"null", b"1e999999", b'"x"'):
+        status, answer = request(service, "PUT", "/dlim/v1/model/dep/operation/start", auth, body)
+        assert status == 400 and "must be a JSON object" in answer["error"], body
+    status, answer = request(
+        service, "PUT", "/dlim/v1/model/dep/operation/start", auth, b'{"secret_args": [1]}'
+    )
+    assert status == 400 and "secret_args" in answer["error"]
+    folder = str(make_folder(tmp_path / "other"))
+    for doc, expected in (
+        ({"path": 5}, "as strings"),
+        ({"name": ["x"], "path": folder}, "as strings"),
+        ({"name": "dep2", "path": folder, "custom_args": [1]}, "custom_args"),
+        ({"name": "dep2", "path": folder, "custom_args": {"A": {"b": 1}}}, "custom_args"),
+        ({"name": "dep2", "path": folder, "secret_args": "x"}, "secret_args"),
+    ):
+        status, answer = request(service, "POST", "/mlops/v1/deployment", auth, json.dumps(doc).encode())
+        assert status == 400 and expected in answer["error"], doc
+    for body in (b"[]", b"1e999999"):
+        status, answer = request(service, "PUT", "/dlim/v1/model/dep/appprofile", auth, body)
+        assert status == 400 and "must be a JSON object" in answer["error"]
+    assert "Traceback" not in (workspace.root / "inference" / "service.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"kernel_max": -1}, "kernel_max must be an integer from 1 to 64, got -1"),
+        ({"kernel_max": 100000}, "kernel_max must be an integer from 1 to 64, got 100000"),
+        ({"kernel_min": 65, "kernel_max": 64}, "kernel_min must be an integer from 0 to 64, got 65"),
+        (
+            {"task_execution_timeout": 10**10},
+            "task_execution_timeout must be an integer from 1 to 86400 or -1",
+        ),
+        ({"task_execution_timeout": 1e10}, "task_execution_timeout must be an integer"),
+        ({"task_execution_timeout": 0}, "task_execution_timeout must be an integer from 1 to 86400 or -1"),
+        (
+            {"kernel_delay_release_time": 10**9},
+            "kernel_delay_release_time must be an integer from 0 to 86400",
+        ),
+        ({"task_pipe_size": 1000}, "task_pipe_size must be an integer from 0 to 16"),
+    ],
+)
+def test_profile_changes_through_the_edi_api_are_bounded(
+    service: dict[str, Any], workspace: Workspace, tmp_path: Path, policy: dict[str, Any], message: str
+) -> None:
+    """Issue 22: kernel_max -1 or 100000 (75 kernels ran) and timeouts of 1e10 s were accepted."""
+    auth = {"X-Auth-Token": service["token"]}
+    LocalInference(workspace).deploy("dep", make_folder(tmp_path))
+    body = json.dumps({"policy": policy}).encode()
+    status, answer = request(service, "PUT", "/dlim/v1/model/dep/appprofile", auth, body)
+    assert status == 400 and message in answer["error"]
+    status, profile = request(service, "GET", "/dlim/v1/model/dep/appprofile", auth)
+    assert profile["policy"]["kernel_max"] == 3 and profile["policy"]["task_execution_timeout"] == 60
+    status, answer = request(
+        service, "PUT", "/dlim/v1/model/dep/appprofile", auth, b'{"kernel": {"connection_timeout": 3601}}'
+    )
+    assert status == 400 and "connection_timeout must be an integer from 1 to 3600" in answer["error"]
+
+
+def test_the_service_log_rotates_at_its_size_limit(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: 2,000 garbage requests grew service.log from 1 KB to 207 KB, never rotated."""
+    monkeypatch.setenv("MLOPS_SERVICE_LOG_MB", "0.0625")  # 64 KB, the least a log file holds
+    monkeypatch.setenv("MLOPS_SERVICE_LOG_FILES", "2")
+    info = start_service(workspace)
+    try:
+        inference = workspace.root / "inference"
+        for _ in range(2000):
+            raw(info, b"GARBAGE\r\n\r\n")
+            if (inference / "service.log.1").exists() and (inference / "service.log").stat().st_size > 1000:
+                break
+        logs = sorted(p.name for p in inference.glob("service.log*"))
+        assert logs == ["service.log", "service.log.1"]
+        assert all((inference / n).stat().st_size <= (64 << 10) + 4096 for n in logs)
+        assert all((inference / n).stat().st_mode & 0o777 == 0o600 for n in logs)
+        assert b"Malformed HTTP" in (inference / "service.log").read_bytes()  # the new file is written
+    finally:
+        stop_service(workspace)

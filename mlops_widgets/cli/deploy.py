@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mlops_widgets.cli._common import CliContext, echo_log, echo_result, echo_table, pass_obj
+from mlops_widgets.config.model import CONNECTION_TIMEOUT_MAX
 from mlops_widgets.errors import MlopsError
 
 NAME = click.option("--name", required=True, help="Deployment name.")
@@ -60,6 +61,13 @@ def deploy() -> None:
     "--timeout", default=300.0, show_default=True, help="Seconds to wait until the deployment is ready."
 )
 @click.option(
+    "--connection-timeout",
+    type=click.IntRange(1, CONNECTION_TIMEOUT_MAX),
+    metavar="SECONDS",
+    help="Seconds a kernel may take to start (on_kernel_start) before the start fails; kept in the "
+    "entry's resource_configs, so later deploys use it too [default: the entry's, else 90].",
+)
+@click.option(
     "--save-notebook",
     is_flag=True,
     hidden=True,
@@ -74,6 +82,7 @@ def create(
     general_dependencies: tuple[str, ...],
     custom_args: tuple[str, ...],
     timeout: float,
+    connection_timeout: int | None,
     save_notebook: bool,
 ) -> None:
     """Deploy a staged model (template A2_WMLA_Model_Deploy) and wait until it serves."""
@@ -84,6 +93,8 @@ def create(
 
     plain, secret = split_custom_args(list(custom_args), is_secret_name)
     steps.check_create(obj.backend(), name, model_asset_id)
+    if connection_timeout is not None:
+        steps.keep_resource_configs(obj.backend(), model_asset_id, {"connection_timeout": connection_timeout})
     params = {
         "deployment_name": name,
         "model_asset_id": model_asset_id,

@@ -67,6 +67,11 @@ def _kernel_order(values: dict[str, Any], keys: dict[str, tuple[str, str]], ck: 
 # A deployment's kernels are processes on one machine (or a WMLA resource group): more than this
 # is a typo, not a plan, and would try to start that many processes.
 KERNELS_MAX = 64
+# Seconds: a request may run, an idle surplus kernel may wait, at most a day (1e10 s overflowed
+# the service's timers); a kernel's on_kernel_start (pip installs, weights) at most an hour.
+TIMEOUT_MAX = 86_400
+CONNECTION_TIMEOUT_MAX = 3_600
+TASK_BATCH_MAX = 1_024
 
 RESOURCE_DEFAULTS: dict[str, Any] = {
     "enable_gpus": False,
@@ -75,6 +80,7 @@ RESOURCE_DEFAULTS: dict[str, Any] = {
     "kernel_delay_release_time": 60,
     "task_execution_timeout": 60,
     "task_batch_size": 1,
+    "connection_timeout": 90,
 }
 """What a deployment uses for a resource key the entry leaves out (the original's defaults)."""
 
@@ -110,21 +116,28 @@ RESOURCE_CONFIGS = Record(
         ),
         Field(
             "kernel_delay_release_time",
-            Integer(1, unit="seconds"),
+            Integer(1, unit="seconds", maximum=TIMEOUT_MAX),
             "Seconds an idle surplus kernel waits before it stops.",
             default=RESOURCE_DEFAULTS["kernel_delay_release_time"],
         ),
         Field(
             "task_execution_timeout",
-            Integer(1, also=(-1,), unit="seconds"),
+            Integer(1, also=(-1,), unit="seconds", maximum=TIMEOUT_MAX),
             "Seconds a request may run before it fails (HTTP 504); -1 for no limit.",
             default=RESOURCE_DEFAULTS["task_execution_timeout"],
         ),
         Field(
             "task_batch_size",
-            Integer(1),
+            Integer(1, maximum=TASK_BATCH_MAX),
             "Requests handed to a kernel at once.",
             default=RESOURCE_DEFAULTS["task_batch_size"],
+        ),
+        Field(
+            "connection_timeout",
+            Integer(1, unit="seconds", maximum=CONNECTION_TIMEOUT_MAX),
+            "Seconds a kernel may take to start (its on_kernel_start: loading weights, installing "
+            "packages) before the start fails; the profile's kernel.connection_timeout.",
+            default=RESOURCE_DEFAULTS["connection_timeout"],
         ),
     ),
 )

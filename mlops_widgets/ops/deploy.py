@@ -10,6 +10,7 @@ failed run left, so no state gets stuck. Backend-agnostic: only `Backend` protoc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -97,14 +98,18 @@ def check_create(backend: Backend, name: str, model_asset_id: str) -> dict[str, 
 def profile_from_resource_configs(rc: dict[str, Any] | None) -> dict[str, Any]:
     """The EDI profile the original set from an entry's resource_configs: the kernel policy
     (defaults: the config model's, kernel_max 3, 60 s release delay and task timeout), the CPU
-    and memory resources, and one exclusive GPU per kernel when enable_gpus."""
+    and memory resources, one exclusive GPU per kernel when enable_gpus, and the kernels'
+    start-up timeout (connection_timeout, 90 s)."""
     values = {**RESOURCE_DEFAULTS, **{k: v for k, v in (rc or {}).items() if v is not None}}
     policy = {key: int(values[key]) for key in POLICY_KEYS}
     if policy["kernel_max"] != -1:
         policy["kernel_max"] = max(policy["kernel_max"], policy["kernel_min"])
     profile: dict[str, Any] = {
         "policy": policy,
-        "kernel": {"gpu": "exclusive" if values.get("enable_gpus") is True else "no"},
+        "kernel": {
+            "gpu": "exclusive" if values.get("enable_gpus") is True else "no",
+            "connection_timeout": int(values["connection_timeout"]),
+        },
     }
     n_cpus, memory = values.get("n_cpus"), values.get("memory_allocation")
     parts = []
@@ -115,6 +120,28 @@ def profile_from_resource_configs(rc: dict[str, Any] | None) -> dict[str, Any]:
     if parts:
         profile["resource_allocation"] = {"kernel": {"resources": ",".join(parts)}}
     return profile
+
+
+def resource_configs_from_changes(changed: dict[str, list[Any]]) -> dict[str, Any]:
+    """The resource_configs keys a profile change implies (`changed`: {"policy.kernel_min":
+    [old, new], ...}, as the local service announces an edit through EDI's API), so that the
+    entry keeps it and the next deploy applies it again instead of resetting it."""
+    out: dict[str, Any] = {}
+    for path, (_, new) in changed.items():
+        section, _, key = path.partition(".")
+        if section == "policy" and key in POLICY_KEYS:
+            out[key] = new
+        elif path == "kernel.connection_timeout":
+            out["connection_timeout"] = new
+        elif path == "kernel.gpu":
+            out["enable_gpus"] = new == "exclusive"
+        elif path == "resource_allocation.kernel.resources":
+            values = dict(part.partition("=")[::2] for part in str(new or "").split(","))
+            for name, field in (("ncpus", "n_cpus"), ("mem", "memory_allocation")):
+                with contextlib.suppress(ValueError):
+                    number = float(values.get(f"{name}_limit") or values.get(name) or "")
+                    out[field] = int(number) if number.is_integer() else number
+    return out
 
 
 # --- steps ----------------------------------------------------------------------------------------
@@ -151,6 +178,16 @@ def record_deployment(backend: Backend, model_asset_id: str, name: str) -> dict[
 
     space.update_entry(backend, model_asset_id, change)
     return {"deployment_name": name, "deployment_url": url}
+
+
+def keep_resource_configs(backend: Backend, model_asset_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Lay `values` into the entry's resource_configs (so every later deploy applies them)."""
+
+    def change(entry: dict[str, Any]) -> None:
+        wmla = entry.setdefault("wmla_deployment", {})
+        wmla["resource_configs"] = {**(wmla.get("resource_configs") or {}), **values}
+
+    return space.update_entry(backend, model_asset_id, change)
 
 
 def apply_profile(backend: Backend, name: str, model_asset_id: str) -> dict[str, Any]:

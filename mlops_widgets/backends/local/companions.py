@@ -5,7 +5,8 @@ demand, surviving the command that asked for it), so everything that must run wh
 command does lives in it. A companion is a class, found through the entry point group
 `mlops_widgets.companions` (this package declares its monitor scheduler in its pyproject;
 another package adds its own the same way), whose instances have `start(workspace)` (returns
-at once, runs in threads of its own) and `stop()` (returns when its work is settled). The
+at once, runs in threads of its own) and `stop()` (returns when its work is settled), and may
+have `on_service_event(action, params)` to hear of changes made through EDI's API (`announce`). The
 service starts them after it serves and stops them before it exits. They plug in by entry
 point so this backend names nothing above it; they are imported only in the service process.
 """
@@ -13,7 +14,7 @@ point so this backend names nothing above it; they are imported only in the serv
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlops_widgets.plugins import declared
 from mlops_widgets.workspace import Workspace
@@ -42,6 +43,20 @@ def start_all(workspace: Workspace) -> list[Companion]:
             continue
         started.append(companion)
     return started
+
+
+def announce(companions: list[Companion], action: str, params: dict[str, Any]) -> None:
+    """Tell the companions that listen (an `on_service_event(action, params)` method) of a change
+    the service made on a request from outside mlops (IBM's EDI client changing a profile), so
+    that one above the backends records it. A failing listener is logged, never the caller's."""
+    for companion in companions:
+        listen = getattr(companion, "on_service_event", None)
+        if listen is None:
+            continue
+        try:
+            listen(action, params)
+        except Exception:
+            log.exception("companion %r did not take event %s", companion, action)
 
 
 def stop_all(companions: list[Companion]) -> None:

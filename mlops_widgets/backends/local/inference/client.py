@@ -26,7 +26,7 @@ from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.kernel_logs import read_lines
 from mlops_widgets.backends.local.inference.launcher import service_info, start_service
 from mlops_widgets.backends.local.inference.routes import MLOPS
-from mlops_widgets.backends.local.inference.service import API, info_path, read_info
+from mlops_widgets.backends.local.inference.service import API, CLIENT_HEADER, info_path, read_info
 from mlops_widgets.backends.local.inference.store import Store
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
@@ -121,7 +121,11 @@ class LocalInference:
             info = self._info if attempt == 0 and self._info else None
             if info is None:
                 info = self._info = service_info(self.workspace) or start_service(self.workspace)
-            headers = {"Authorization": f"Bearer {info['token']}", "Content-Type": content_type}
+            headers = {
+                "Authorization": f"Bearer {info['token']}",
+                "Content-Type": content_type,
+                CLIENT_HEADER: "1",  # our own calls: profile changes are the entry's, not EDI's
+            }
             try:
                 conn = self._connection(info)
             except OSError:

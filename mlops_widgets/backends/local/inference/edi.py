@@ -28,6 +28,7 @@ _POLICY_KEYS = (
     "task_execution_timeout",
     "task_batch_size",
     "schedule_interval",
+    "task_pipe_size",
 )
 _KERNEL_KEYS = ("connection_timeout", "gpu", "envs")
 
@@ -149,10 +150,10 @@ def profile_doc(
         "last_update_time": updated or "",
         "policy": {
             "name": name,
+            "task_pipe_size": 1,  # records saved before it was honoured
             **{k: profile["policy"][k] for k in _POLICY_KEYS if k in profile.get("policy", {})},
             "stream_discard_slow_tasks": False,
             "stream_number_per_group": 1,
-            "task_pipe_size": 1,
         },
         "resource_allocation": {"kernel": allocation, "service": dict(allocation)},
         "kernel": {

@@ -31,10 +31,11 @@ from mlops_widgets.backends.local.inference.kernel_proc import (
     Limits,
 )
 from mlops_widgets.backends.local.inference.tasks import ServiceError, Task
+from mlops_widgets.config.model import KERNELS_MAX
 
 log = logging.getLogger("mlops.inference")
 
-EARLY_DEATHS = 3  # kernels that die idle, one after the other, before the deployment is failed
+EARLY_DEATHS = 3  # kernels that die at start, one after the other, before the deployment is failed
 WAIT_SLACK = 30.0  # seconds a request may wait beyond a kernel start plus its task timeout
 
 
@@ -64,7 +65,9 @@ class KernelPool:
         self.profile = record["profile"]
         policy, kernel = self.profile["policy"], self.profile["kernel"]
         self.kernel_min: int = policy["kernel_min"]
-        self.kernel_max: float = float("inf") if policy["kernel_max"] == -1 else policy["kernel_max"]
+        # Records saved before the service bounded profiles may hold -1 (unlimited) or more.
+        kmax = policy["kernel_max"]
+        self.kernel_max: int = KERNELS_MAX if kmax == -1 else min(kmax, KERNELS_MAX)
         self.delay_release: float = policy["kernel_delay_release_time"]
         self.timeout: float | None = (
             None if policy["task_execution_timeout"] < 0 else policy["task_execution_timeout"]
@@ -218,6 +221,7 @@ class KernelPool:
     # --- one kernel ---------------------------------------------------------------------------
 
     def _kernel_thread(self, k: KernelProc) -> None:
+        error = None
         try:
             try:
                 self._boot(k)
@@ -240,28 +244,38 @@ class KernelPool:
                         error=f"internal error of the inference service on kernel {k.pod}",
                     )
                     raise
-        except Exception:
+        except Exception as exc:
             log.exception("kernel %s of %s: unexpected error", k.pod, self.name)
+            k.exit_reason, error = "internal error", f"internal error of the inference service: {exc!r}"
         finally:
             k.end(self.run_dir)
             with self.cond:
                 self.kernels.pop(k.pod, None)
                 if k.gpu is not None:
                     self.gpus.give(k.gpu)
-                self._count_early_death_locked(k)
+                self._count_early_death_locked(k, error)
                 self._replenish_locked()
                 self.cond.notify_all()
 
-    def _count_early_death_locked(self, k: KernelProc) -> None:
-        """A kernel that keeps dying idle right after it starts would be restarted forever. One
-        that dies running a task ("died in task") does not count: the request killed it, it fails
-        only the tasks it held, and bad requests must not take the deployment down."""
-        if k.exit_reason != "died":
+    def _count_early_death_locked(self, k: KernelProc, error: str | None) -> None:
+        """A kernel that keeps dying right after it starts (idle, or on an error of the service
+        with it) would be restarted forever: the deployment fails with the last error instead.
+        One that dies running a task ("died in task") does not count: the request killed it, it
+        fails only the tasks it held, and bad requests must not take the deployment down."""
+        if k.exit_reason not in ("died", "internal error"):
             return
-        quick = k.tasks_done == 0 and k.ready_at is not None and time.monotonic() - k.ready_at < 10
+        quick = k.tasks_done == 0 and (
+            k.exit_reason == "internal error"
+            or (k.ready_at is not None and time.monotonic() - k.ready_at < 10)
+        )
         self.early_deaths = self.early_deaths + 1 if quick else 0
         if self.early_deaths >= EARLY_DEATHS:
-            why = f" (the last {k.memory_message()})" if k.memory_used_mb is not None else ""
+            if error:
+                why = f" (the last: {error})"
+            elif k.memory_used_mb is not None:
+                why = f" (the last {k.memory_message()})"
+            else:
+                why = ""
             self._fail_locked(
                 f"kernels exited {EARLY_DEATHS} times in a row right after starting{why}",
                 pod_tail(self.logs_dir, k.pod),

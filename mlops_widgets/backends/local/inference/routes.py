@@ -26,7 +26,7 @@ from typing import Any
 from mlops_widgets.backends.archives import safe_untar
 from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.runtimes import Runtimes
-from mlops_widgets.backends.local.inference.service import API
+from mlops_widgets.backends.local.inference.service import API, CLIENT_HEADER
 from mlops_widgets.backends.local.inference.tasks import ServiceError
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 
@@ -54,8 +54,26 @@ def error_body(message: str, hint: Any = None) -> bytes:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body) if body else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MlopsError(f"the request body is not valid JSON: {exc}") from None
+
+
+def _object(body: bytes, what: str) -> dict[str, Any]:
+    """The body as a JSON object (empty: {}), else a 400 naming what it should have been."""
+    doc = _json(body)
+    if not isinstance(doc, dict):
+        raise MlopsError(f"the body of {what} must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _strings(doc: dict[str, Any], key: str, what: str) -> dict[str, str]:
+    """`doc[key]`: null or an object of names to strings or numbers (custom args)."""
+    value = doc.get(key) or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value.values()
+    ):
+        raise MlopsError(f"{key} of {what} must be a JSON object of names to strings")
+    return value
 
 
 def _failure(call: Call, request: Any, exc: Exception) -> tuple[int, bytes]:
@@ -101,10 +119,28 @@ async def answer_async(
 
 def start(ctx: Any, request: Any, body: bytes, name: str) -> Any:
     """EDI's start takes no body; ours may carry secret custom args a restarted service lacks."""
-    supplied = _json(body).get("secret_args") or {}
-    if not isinstance(supplied, dict):
-        raise MlopsError("secret_args must be a JSON object")
-    return ctx.service.start(name, supplied)
+    what = f"a start of deployment {name}"
+    return ctx.service.start(name, _strings(_object(body, what), "secret_args", what))
+
+
+def update_profile(ctx: Any, request: Any, body: bytes, name: str) -> Any:
+    """A change by another client than ours (IBM's) is named by its User-Agent."""
+    ours = request.headers.get(CLIENT_HEADER)
+    client = None if ours else request.headers.get("User-Agent") or "an EDI client"
+    doc = _object(body, f"a profile update of deployment {name}")
+    return ctx.service.update_profile(name, doc, client=client)
+
+
+def readme(ctx: Any, request: Any, body: bytes, name: str) -> Any:
+    """EDI's `GetModelReadmeResponse`: the deployment's README (model.json `readme`)."""
+    return {"readme": ctx.service.readme(name)}
+
+
+def auth_token(ctx: Any, request: Any, body: bytes) -> Any:
+    """EDI's log-on (`Token`): a caller that holds the token (also as the password of Basic
+    auth, as IBM's EDI authenticator sends it) gets it back as user and service token."""
+    token = ctx.token.decode()
+    return {"user_token": token, "service_token": token}
 
 
 async def infer(ctx: Any, request: Any, body: list[bytes], name: str) -> tuple[int, bytes]:
@@ -171,11 +207,13 @@ def deploy_upload(ctx: Any, request: Any, spooled: Path) -> Any:
 
 def deploy_folder(ctx: Any, request: Any, body: bytes) -> Any:
     """Deploy a folder of this machine by path, with custom args (secret ones kept in memory)."""
-    req = _json(body)
-    if not isinstance(req, dict) or not req.get("path"):
-        raise MlopsError("a deploy request needs {name, path}")
+    what = "a deploy request"
+    req = _object(body, what)
+    path, name = req.get("path"), req.get("name") or ""
+    if not isinstance(path, str) or not path or not isinstance(name, str):
+        raise MlopsError(f"{what} needs {{name, path}} as strings")
     return ctx.service.deploy(
-        req.get("name") or "", Path(req["path"]), req.get("custom_args"), req.get("secret_args")
+        name, Path(path), _strings(req, "custom_args", what), _strings(req, "secret_args", what)
     )
 
 
@@ -190,9 +228,10 @@ ROUTES: list[Call] = [
     Call("DELETE", f"{API}/model/{_NAME}/?", lambda c, r, b, n: c.service.undeploy(n)),
     Call("GET", f"{API}/model/{_NAME}/instance/?", lambda c, r, b, n: c.service.instance(n)),
     Call("GET", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.profile(n)),
-    Call(
-        "PUT", f"{API}/model/{_NAME}/appprofile/?", lambda c, r, b, n: c.service.update_profile(n, _json(b))
-    ),
+    Call("PUT", f"{API}/model/{_NAME}/appprofile/?", update_profile),
+    Call("GET", f"{API}/model/{_NAME}/readme/?", readme),
+    Call("POST", f"{API}/auth/token/?", auth_token),
+    Call("POST", f"{API}/auth/token/inference/?", auth_token),
     Call("PUT", f"{API}/model/{_NAME}/operation/start/?", start),
     Call("PUT", f"{API}/model/{_NAME}/operation/stop/?", lambda c, r, b, n: c.service.stop(n)),
     Call("POST", f"{API}/inference/{_NAME}/?", infer, body="chunks"),

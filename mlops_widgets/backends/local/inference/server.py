@@ -1,12 +1,16 @@
 """The HTTP layer of the local inference service: WMLA EDI's `/dlim/v1` on 127.0.0.1, on tornado.
 
 One routing table maps each method and path straight to its handler function. Every request
-needs the workspace's token (from service.json, 0600) as `Authorization: Bearer`, `X-Auth-Token`
-or `X-User-Token`. Connections cost no thread while idle and are closed after an idle timeout;
-their number is bounded (one over the bound gets 503). Management calls run on a small thread
-pool; an inference request waits on the event loop itself, woken by the kernel's thread when
-answered (no thread per request). tornado answers 400 to a malformed request itself.
-Our own routes (deploy by folder, diagnostics, shutdown) live under `/mlops/v1`.
+needs the workspace's token (from service.json, 0600) as `Authorization: Bearer`, `X-Auth-Token`,
+`X-User-Token` or the password of `Authorization: Basic`; it is checked once the headers are in,
+before any byte of the body is read, and a request without it is answered 401 and its connection
+closed (so an unauthenticated body costs neither memory nor a connection). Connections cost no
+thread while idle and are closed after an idle timeout; their number is bounded (one over the
+bound gets 503); headers over 64 KB get 431. Management calls run on a small thread pool; an
+inference request waits on the event loop itself, woken by the kernel's thread when answered (no
+thread per request). tornado answers 400 to a malformed request itself. The service's own log
+(service.log) rotates like the kernel logs. Our own routes (deploy by folder, diagnostics,
+shutdown) live under `/mlops/v1`.
 
     python -m mlops_widgets.backends.local.inference.server --workspace W [--port P] [--daemon]
 """
@@ -15,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
+import contextlib
 import ctypes
 import fcntl
 import hmac
@@ -25,6 +32,7 @@ import os
 import resource
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -37,17 +45,25 @@ from typing import Any
 
 import tornado.web
 from tornado.httpserver import HTTPServer
+from tornado.iostream import UnsatisfiableReadError
 from tornado.netutil import bind_sockets
 
 from mlops_widgets import __version__
-from mlops_widgets.backends.local.companions import start_all, stop_all
+from mlops_widgets.backends.local import companions as companion_work
 from mlops_widgets.backends.local.inference import routes
 from mlops_widgets.backends.local.inference.procs import reap_leftover_kernels
 from mlops_widgets.backends.local.inference.service import API, Service, info_path, read_info
 from mlops_widgets.backends.local.inference.store import now
 from mlops_widgets.backends.packing import ArchiveLimits
 from mlops_widgets.errors import ConflictError, MlopsError
-from mlops_widgets.settings import SERVICE_IDLE_TIMEOUT, SERVICE_MAX_BODY, SERVICE_MAX_CONNECTIONS
+from mlops_widgets.logs import PrivateRotatingFileHandler
+from mlops_widgets.settings import (
+    SERVICE_IDLE_TIMEOUT,
+    SERVICE_LOG_FILES,
+    SERVICE_LOG_MB,
+    SERVICE_MAX_BODY,
+    SERVICE_MAX_CONNECTIONS,
+)
 from mlops_widgets.workspace import Workspace, atomic_write
 
 log = logging.getLogger("mlops.inference")
@@ -55,6 +71,8 @@ log = logging.getLogger("mlops.inference")
 HOST = "127.0.0.1"
 TOKEN_HEADERS = ("X-Auth-Token", "X-User-Token")
 BUSY = b'{"error": "the inference service has too many open connections; try again shortly"}'
+MAX_HEADER = 64 << 10  # bytes of a request's line and headers; more gets 431
+TOO_LARGE = b'{"error": "the request\'s headers exceed 64 KB"}'
 
 
 @dataclass(frozen=True)
@@ -99,32 +117,49 @@ class Context:
         self.loop.call_soon_threadsafe(self.stopped.set)
 
 
+@tornado.web.stream_request_body
 class Handler(tornado.web.RequestHandler):
-    """One path of the routing table; its methods are set from the table (see `application`)."""
+    """One path of the routing table; its methods are set from the table (see `application`).
+    Its body arrives in chunks (so that the token is checked before any is read), joined for
+    the management calls that take JSON."""
 
     calls: dict[str, routes.Call] = {}
     ctx: Context
+    chunks: list[bytes]
 
     def initialize(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.chunks = []
 
     def set_default_headers(self) -> None:
         self.set_header("Server", f"mlops-widgets-edi/{__version__}")
         self.set_header("Content-Type", "application/json")
 
     def prepare(self) -> None:
-        supplied = [self.request.headers.get(h, "") for h in TOKEN_HEADERS]
-        bearer = self.request.headers.get("Authorization", "")
-        supplied.append(bearer[7:] if bearer[:7].lower() == "bearer " else "")
-        if not any(s and hmac.compare_digest(s.encode(), self.ctx.token) for s in supplied):
+        """Runs once the headers are in, before the body is read (every handler streams it):
+        a request without the token is answered 401 and its connection closed unread."""
+        if not any(s and hmac.compare_digest(s.encode(), self.ctx.token) for s in self._supplied()):
             self.set_header("Connection", "close")
             self.set_status(401)
             self.finish(
                 routes.error_body(
                     "missing or wrong token: send the one in <workspace>/inference/service.json as "
-                    "Authorization: Bearer, X-Auth-Token or X-User-Token"
+                    "Authorization: Bearer, X-Auth-Token, X-User-Token or the password of Basic auth"
                 )
             )
+
+    def _supplied(self) -> list[str]:
+        supplied = [self.request.headers.get(h, "") for h in TOKEN_HEADERS]
+        scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            supplied.append(value)
+        elif scheme.lower() == "basic":  # EDI's log-on (POST /dlim/v1/auth/token): any user, the token
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                supplied.append(base64.b64decode(value, validate=True).decode().partition(":")[2])
+        return supplied
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.finish(routes.error_body(self._reason))
@@ -151,30 +186,29 @@ class Handler(tornado.web.RequestHandler):
         self.finish(body)
 
     def _body_source(self) -> Any:
-        return self.request.body
+        return b"".join(self.chunks)
 
     get = put = post = delete = _run
 
 
-@tornado.web.stream_request_body
+class NotFound(Handler):
+    """Any other path: 404 in JSON, as EDI answers, to a caller with the token."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished:
+            self.set_status(404)
+            self.finish(routes.error_body(f"no route {self.request.method} {self.request.path}"))
+
+
 class ChunksHandler(Handler):
     """A route whose body is handed on in the chunks it arrived in: an image of many megabytes
     goes to the kernel without being joined or copied in this process."""
-
-    chunks: list[bytes]
-
-    def prepare(self) -> None:
-        self.chunks = []
-        super().prepare()
-
-    def data_received(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
 
     def _body_source(self) -> Any:
         return self.chunks
 
 
-@tornado.web.stream_request_body
 class UploadHandler(Handler):
     """A route whose body (a tar of a submission folder, gigabytes maybe) goes to a file as it
     arrives, bounded by the archive size limit."""
@@ -220,7 +254,32 @@ def application(ctx: Context) -> tornado.web.Application:
         allowed = tuple(calls)
         cls = type(f"{base.__name__}{len(handlers)}", (base,), {"calls": calls, "SUPPORTED_METHODS": allowed})
         handlers.append((path, cls, {"ctx": ctx}))
-    return tornado.web.Application(handlers, log_function=lambda handler: None, compress_response=False)
+    return tornado.web.Application(
+        handlers,
+        default_handler_class=NotFound,
+        default_handler_args={"ctx": ctx},
+        log_function=lambda handler: None,
+        compress_response=False,
+    )
+
+
+def _refuse_large_headers(stream: Any) -> None:
+    """tornado closes a connection whose headers pass `max_header_size` without a word: answer
+    431 first (the client has sent its headers and waits to read)."""
+    close = stream.close
+
+    def closing(exc_info: Any = False) -> None:
+        if isinstance(exc_info, UnsatisfiableReadError) and not stream.closed():
+            head = (
+                f"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(TOO_LARGE)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            with contextlib.suppress(OSError):
+                stream.socket.send(head + TOO_LARGE)
+                stream.socket.shutdown(socket.SHUT_WR)
+        close(exc_info)
+
+    stream.close = closing
 
 
 class BoundedServer(HTTPServer):
@@ -239,6 +298,7 @@ class BoundedServer(HTTPServer):
             return
         self.open_connections += 1
         stream.set_nodelay(True)
+        _refuse_large_headers(stream)
         super().handle_stream(stream, address)
 
     def on_close(self, server_conn: object) -> None:
@@ -328,6 +388,7 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
             idle_connection_timeout=settings.idle_timeout,
             body_timeout=600,
             max_body_size=settings.max_body,
+            max_header_size=MAX_HEADER,
             chunk_size=1 << 20,
         )
         server.max_connections = settings.max_connections
@@ -345,11 +406,12 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
                 loop.add_signal_handler(sig, ctx.stopped.set)
         reap_leftover_kernels(ctx.service.store.run_dir)
         ctx.service.restore()
-        companions = start_all(workspace)
+        companions = companion_work.start_all(workspace)
+        ctx.service.announce = lambda action, params: companion_work.announce(companions, action, params)
         try:
             loop.run_until_complete(ctx.stopped.wait())
         finally:
-            stop_all(companions)
+            companion_work.stop_all(companions)
             server.stop()
             ctx.service.shutdown()
             ctx.manage.shutdown(wait=False, cancel_futures=True)
@@ -360,6 +422,37 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
         loop.close()
         asyncio.set_event_loop(None)
         os.close(lock_fd)
+
+
+SERVICE_LOG = "service.log"
+
+
+class ServiceLog(PrivateRotatingFileHandler):
+    """service.log, rotated at a size limit like the kernel logs (`service.log.1` ...), private.
+    The service's stdout and stderr point at it too (what a crash prints): they follow each
+    rotation to the new file."""
+
+    def doRollover(self) -> None:
+        if self.backupCount == 0:  # one file: start it anew
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.baseFilename)
+        super().doRollover()
+        if self.stream is not None:
+            for fd in (1, 2):
+                os.dup2(self.stream.fileno(), fd)
+
+
+def _log_handler(path: Path) -> logging.Handler:
+    """Where the service logs: service.log (rotated) when its stderr is that file, as the
+    launcher sets it up; else stderr as is (a service run in a terminal)."""
+    try:
+        same = os.path.samestat(os.fstat(2), os.stat(path))
+    except OSError:
+        same = False
+    if not same:
+        return logging.StreamHandler(sys.stderr)
+    mb, files = SERVICE_LOG_MB.from_env(), SERVICE_LOG_FILES.from_env()
+    return ServiceLog(path, maxBytes=max(int(mb * 2**20), 4096), backupCount=files - 1, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -374,9 +467,14 @@ def main(argv: list[str] | None = None) -> None:
         # The launcher exits at once: the service is re-parented and never becomes a zombie of
         # the command that asked for it.
         os._exit(0)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    workspace = Workspace(args.workspace)
     try:
-        serve(Workspace(args.workspace), port=args.port)
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(message)s",
+            handlers=[_log_handler(workspace.root / "inference" / SERVICE_LOG)],
+        )
+        serve(workspace, port=args.port)
     except MlopsError as exc:
         log.error("%s", exc)
         sys.exit(3)

@@ -31,12 +31,13 @@ from mlops_widgets.backends.local.inference.store import (
 )
 from mlops_widgets.backends.local.inference.tasks import ServiceError, Task
 from mlops_widgets.config import check_deployment_name
-from mlops_widgets.errors import ConflictError, Hint, MlopsError
+from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
 log = logging.getLogger("mlops.inference")
 
 API = "/dlim/v1"
+CLIENT_HEADER = "X-Mlops-Client"  # sent by our client: its profile changes come from the entry
 NOT_REMOVABLE = "The model cannot be removed if it's started."
 
 
@@ -71,6 +72,18 @@ def folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def profile_changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -> dict[str, list[Any]]:
+    """What differs between two stored profiles: {"policy.kernel_min": [1, 2], ...}."""
+    out: dict[str, list[Any]] = {}
+    for key in sorted({*old, *new}):
+        a, b, where = old.get(key), new.get(key), f"{path}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(profile_changes(a, b, where + "."))
+        elif a != b:
+            out[where] = [a, b]
+    return out
+
+
 class Service:
     """Deployments and their kernel pools; every management call holds one lock (they are rare)."""
 
@@ -84,6 +97,8 @@ class Service:
         self.gpus = Gpus()
         self.lock = threading.RLock()
         self.creator = getpass.getuser()
+        # Told of changes made through EDI's API by other clients (the server wires companions).
+        self.announce: Callable[[str, dict[str, Any]], None] = lambda action, params: None
 
     def url(self, name: str) -> str:
         return f"{self.base_url}{API}/inference/{name}"
@@ -134,6 +149,18 @@ class Service:
             working_directory=str(self.store.dir(name)),
             run_as=self.creator,
         )
+
+    def readme(self, name: str) -> str:
+        """The README the deployment's model.json names (EDI requires one in every folder)."""
+        record = self.store.load(name)
+        folder = self.store.model_dir(name)
+        path = (folder / str(record["model"].get("readme") or "README.md")).resolve()
+        if not path.is_relative_to(folder.resolve()) or not path.is_file():
+            path = folder / "README.md"
+        try:
+            return path.read_text(errors="replace")
+        except OSError as exc:
+            raise NotFoundError(f"deployment {name} has no readable README: {exc}") from None
 
     def diagnostics(self, name: str) -> dict[str, Any]:
         """What EDI's documents do not carry (ours, under /mlops/v1): kernel processes, the error
@@ -203,7 +230,10 @@ class Service:
             log.info("deployed %s from %s", name, folder)
             return self.model(name)
 
-    def update_profile(self, name: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def update_profile(self, name: str, doc: dict[str, Any], *, client: str | None = None) -> dict[str, Any]:
+        """Lay `doc` (IBM's ModelAppProfile or some of our sections) over the stored profile.
+        A change by another client than ours (`client`: its name) is announced with what it
+        changed, so that it is recorded in the audit trail and kept in the entry."""
         if not isinstance(doc, dict):
             raise MlopsError("a profile must be a JSON object")
         with self.lock:
@@ -214,9 +244,16 @@ class Service:
                     f"the profile of deployment {name} can only be changed while it is stopped",
                     hint=stop_hint(name),
                 )
-            record["profile"] = merge_profile(record["profile"], edi.profile_update(doc))
+            old = record["profile"]
+            record["profile"] = merge_profile(old, edi.profile_update(doc))
             record["updated_at"] = now()
             self.store.save(record)
+            changed = profile_changes(old, record["profile"])
+            if client is not None and changed:
+                log.info("profile of %s changed through EDI's API by %s: %s", name, client, changed)
+                self.announce(
+                    "deploy.profile_edit", {"deployment_name": name, "client": client, "changed": changed}
+                )
             return self.profile(name)
 
     def start(self, name: str, supplied: dict[str, str] | None = None) -> dict[str, Any]:

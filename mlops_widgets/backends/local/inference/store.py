@@ -24,7 +24,7 @@ from typing import Any
 from mlops_widgets.backends.inference_protocol import overlay_profile
 from mlops_widgets.backends.packing import copy_sparse
 from mlops_widgets.config import check_deployment_name
-from mlops_widgets.config.model import KERNELS_MAX
+from mlops_widgets.config.model import CONNECTION_TIMEOUT_MAX, KERNELS_MAX, TASK_BATCH_MAX, TIMEOUT_MAX
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write, make_private
 
@@ -32,16 +32,18 @@ from mlops_widgets.workspace import Workspace, atomic_write, make_private
 DEFAULT_PROFILE: dict[str, Any] = {
     "policy": {
         "kernel_min": 1,
-        "kernel_max": 100,
+        "kernel_max": 3,
         "kernel_delay_release_time": 60,
         "task_execution_timeout": 60,
         "task_batch_size": 1,
         "schedule_interval": 3,
+        "task_pipe_size": 1,
     },
     "resource_allocation": {"kernel": {"resources": "ncpus=1,ncpus_limit=1,mem=1024,mem_limit=1024"}},
     "kernel": {"connection_timeout": 90, "gpu": "no", "envs": []},
 }
 GPU_MODES = ("no", "shared", "exclusive")
+TASK_PIPE_MAX = 16  # batches sent ahead to a kernel while it runs one
 REQUIRED_FILES = ("model.json", "README.md")
 
 
@@ -76,25 +78,30 @@ def merge_profile(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
     """`update` laid over `current` (so a caller may send only the policy), then checked."""
     if not isinstance(update, dict):
         raise MlopsError("a profile must be a JSON object")
-    profile = overlay_profile(current, update)
+    profile = overlay_profile(overlay_profile(DEFAULT_PROFILE, current), update)
     policy, kernel = profile.get("policy", {}), profile.get("kernel", {})
 
-    def integer(section: dict[str, Any], key: str, low: int) -> int:
+    def integer(section: dict[str, Any], key: str, low: int, high: int, also: tuple[int, ...] = ()) -> int:
+        """Bounded as the deployment metadata bounds it (kernels are processes of this machine;
+        timers overflow past a day)."""
         value = section.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise MlopsError(f"profile {key} must be an integer >= {low}, got {value!r}")
+        ok = (
+            not isinstance(value, bool) and isinstance(value, int) and (low <= value <= high or value in also)
+        )
+        if not ok:
+            extra = "".join(f" or {a}" for a in also)
+            raise MlopsError(f"profile {key} must be an integer from {low} to {high}{extra}, got {value!r}")
         return value
 
-    kmin = integer(policy, "kernel_min", 0)
-    if kmin > KERNELS_MAX:  # kernels started at once: bounded as the deployment metadata is
-        raise MlopsError(f"profile kernel_min must be an integer from 0 to {KERNELS_MAX}, got {kmin}")
-    kmax = integer(policy, "kernel_max", -1)
-    if kmax == 0 or (kmax != -1 and kmax < kmin):
-        raise MlopsError(f"profile kernel_max must be -1 (unlimited) or >= kernel_min ({kmin}), got {kmax}")
-    integer(policy, "kernel_delay_release_time", 0)
-    integer(policy, "task_execution_timeout", -1)
-    integer(policy, "task_batch_size", 1)
-    integer(kernel, "connection_timeout", 1)
+    kmin = integer(policy, "kernel_min", 0, KERNELS_MAX)
+    kmax = integer(policy, "kernel_max", 1, KERNELS_MAX)
+    if kmax < kmin:
+        raise MlopsError(f"profile kernel_max must be at least kernel_min ({kmin}), got {kmax}")
+    integer(policy, "kernel_delay_release_time", 0, TIMEOUT_MAX)
+    integer(policy, "task_execution_timeout", 1, TIMEOUT_MAX, also=(-1,))
+    integer(policy, "task_batch_size", 1, TASK_BATCH_MAX)
+    integer(policy, "task_pipe_size", 0, TASK_PIPE_MAX)
+    integer(kernel, "connection_timeout", 1, CONNECTION_TIMEOUT_MAX)
     if kernel.get("gpu") not in GPU_MODES:
         raise MlopsError(
             f"profile kernel.gpu must be one of {', '.join(GPU_MODES)}, got {kernel.get('gpu')!r}"

@@ -26,6 +26,7 @@ library alone.
 from __future__ import annotations
 
 import datetime
+import os
 import socket
 import sys
 import traceback
@@ -52,7 +53,18 @@ def _attach(sock: socket.socket) -> dict[str, Any]:
     return _boot
 
 
+# EDI's kernel log levels, lowest first; `DLIM_MK_LOG_LEVEL` (model.json mk_environments or the
+# profile's kernel envs, INFO on a cluster's default profile) sets the lowest one written.
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40}
+
+
+def _threshold() -> int:
+    return _LEVELS.get(os.environ.get("DLIM_MK_LOG_LEVEL", "").strip().upper(), _LEVELS["INFO"])
+
+
 def _log(level: str, msg: Any) -> None:
+    if _LEVELS[level] < _threshold():
+        return
     stamp = datetime.datetime.now().isoformat(sep=" ", timespec="milliseconds")
     sys.stderr.write(f"{stamp} {level} {msg}\n")
     sys.stderr.flush()
