@@ -77,7 +77,7 @@ def test_schedules_have_openscale_shape_and_slots() -> None:
     assert sched.latest_slot(s, start + timedelta(minutes=95)) == start + timedelta(minutes=90)
     assert sched.next_slot(s, start + timedelta(minutes=95)) == start + timedelta(minutes=120)
     assert not sched.is_enabled(sched.make_schedule("1h", min_s=60, paused=True))
-    with pytest.raises(MlopsError, match="at most every 60 s, got '30s'") as err:
+    with pytest.raises(MlopsError, match="at least 60 s apart, got '30s'") as err:
         sched.make_schedule("30s", min_s=60)
     assert err.value.hint.action == "monitor.schedule.longer"
     assert sched.make_schedule("5s", min_s=5)["repeat_unit"] == "second"

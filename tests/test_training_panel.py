@@ -46,8 +46,8 @@ def test_submit_follow_and_stage_the_example_from_the_train_tab(panel):
     tab = panel.train
     panel.show("Train")
     assert not tab.submit.disabled and tab.stage.disabled  # no job picked yet
-    tab.workers.value = 2
-    assert tab.submit.disabled and "distributed" in tab.submit.reason.value
+    tab.workers.value = "2"
+    assert tab.submit.disabled and "distributed" in tab.form_error.value
     tab.framework.value = "distPyTorch"
     assert not tab.submit.disabled
     tab.submit.button.click()

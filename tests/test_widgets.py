@@ -20,6 +20,7 @@ from mlops_widgets.runner import get_run, list_runs
 from mlops_widgets.widgets import MLOpsPanel
 from mlops_widgets.widgets._lab import LabServer, find_server, lab_url, open_link
 from mlops_widgets.widgets._svg import history_svg
+from mlops_widgets.widgets.prepare import RESOURCES
 from mlops_widgets.widgets.status import status_html
 
 
@@ -74,20 +75,21 @@ def test_live_validation_shows_the_config_models_errors_beside_their_fields(pane
     pr = fill_with_example(panel, example_paths)
     assert pr.valid and not pr.stage.disabled and pr.stage.reason.value == ""
 
-    pr.resources["n_cpus"].value = -1
+    pr.resources["n_cpus"].value = "-1"
     label = pr.errors.label("wmla_deployment.resource_configs.n_cpus")
     assert "must be a number > 0" in txt(label)
     # One place for each error: beside its field; the button points there.
     assert pr.stage.disabled and txt(pr.stage.reason) == "fix the problem marked above"
-    pr.resources["n_cpus"].value = 2
+    pr.resources["n_cpus"].value = "2"
     assert label.value == "" and not pr.stage.disabled
 
-    pr.resources["kernel_min"].value = 5
-    pr.resources["kernel_max"].value = 2
-    assert "kernel_min (5) is greater than kernel_max (2)" in txt(
+    pr.resources["kernel_min"].value = "5"
+    pr.resources["kernel_max"].value = "2"
+    # In the panel's words: the fields' names, never the config keys (those are tooltips).
+    assert "Inference workers min (5) is greater than Inference workers max (2)" in txt(
         pr.errors.label("wmla_deployment.resource_configs.kernel_min")
     )
-    pr.resources["kernel_min"].value = 1
+    pr.resources["kernel_min"].value = "1"
 
     seg = pr.monitors["segmentation_metrics"]
     seg.dir_gt.value = "../outside"
@@ -112,7 +114,7 @@ def test_monitors_are_added_from_known_definitions_with_default_thresholds(panel
     pr.add_monitor_button.click()
     form = pr.monitors["generic_metrics"]
     defaults = panel.ctx.definitions["generic_metrics"].thresholds
-    assert {m: (r.value.value, r.direction.value) for m, r in form.rows.items()} == {
+    assert {m: (r.number(), r.direction.value) for m, r in form.rows.items()} == {
         m: (t.value, t.direction) for m, t in defaults.items()
     }
     assert txt(pr.errors.label(f"{form.path}.dir_gt")) == ""  # not touched yet
@@ -149,7 +151,7 @@ def test_yaml_round_trip_keeps_the_original_format(panel, example_paths, tmp_pat
     pr = fill_with_example(panel, example_paths)
     assert "loaded" in txt(pr.yaml_message)
     pr.model_name.value = "renamed"
-    pr.monitors["segmentation_metrics"].rows["Dice"].value.value = 33.5
+    pr.monitors["segmentation_metrics"].rows["Dice"].value.value = "33.5"
     pr.monitors["generic_metrics"].rows["num_images_recent_predicted"].direction.value = "upper"
     pr.yaml_path.value = "saved.yml"  # relative to the notebook's folder
     pr.save.button.click()
@@ -257,6 +259,8 @@ def test_stage_runs_the_template_in_the_background_and_refreshes_runs(panel, exa
 
     # Re-run: a new run linked to the first, picked in the list once it ended.
     runs.rerun.button.click()
+    assert runs.confirm.asking and "Re-run A_MLOps_Pipeline" in txt(runs.confirm.question)
+    runs.confirm.yes.click()
     assert panel.wait(WAIT_S)
     assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
     assert len(runs.runs) == 2
@@ -346,7 +350,11 @@ def test_deploy_form_checks_names_like_the_cli_and_keeps_secrets_out_of_paramete
     d.refresh()
     d.asset.value = asset_id
     d.name.value = "taken"
-    assert d.deploy.disabled and "already used by the entry of model asset other-asset" in txt(d.general)
+    # A conflict with what exists is why Deploy waits, said beside it, not a red error.
+    assert d.deploy.disabled and "already used by the entry of model asset other-asset" in txt(
+        d.deploy.reason
+    )
+    assert txt(d.general) == ""
 
 
 def test_status_shows_violations_and_history_charts():
@@ -468,7 +476,13 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert panel.wait(WAIT_S)
     assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
     assert "deployed demo-1" in txt(d.result)
+    # Success is not followed by an error about the state it made ("already deployed"): the
+    # form is fresh for the next deployment.
+    assert txt(d.general) == "" and d.name.value == ""
+    assert not txt(d.errors.label("wmla_deployment.deployment_name"))
+    assert "already deployed" not in txt(d.deploy.reason)
     assert d.target.value == "demo-1" and "IDLE" in txt(d.status)
+    assert panel.ctx.deployment == "demo-1"  # the one just made, for every tab
     assert space.list_entries(backend)[asset_id]["wmla_deployment"]["deployment_name"] == "demo-1"
     run = get_run(panel.runs.runs[0].run_id, served)
     assert run.template == "A2_WMLA_Model_Deploy" and run.secret_names == ["CPD_API_KEY"]
@@ -489,12 +503,25 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     tools.show_logs.click()
     assert tools.log_message.value == "" or "no kernel log yet" in txt(tools.log_message)
 
+    # Re-running the deploy run while its deployment runs: asked first, then refused with
+    # what to do, in the panel's words.
+    panel.runs.secrets["CPD_API_KEY"].value = "s3cr3t-value"
+    panel.runs.ask_rerun()
+    assert panel.runs.confirm.asking
+    panel.runs.confirm.yes.click()
+    assert panel.wait(WAIT_S)
+    shown = panel.ctx.tasks.last_error
+    assert "already deployed as 'demo-1' and running" in shown, shown
+    assert "pick demo-1 under Deployments (Deploy tab) and press Delete" in shown
+
     # Start/Stop follow the deployment's state.
     assert d.start.disabled and "it is running" in txt(d.start.reason) and not d.stop.disabled
     d.stop.button.click()
     assert panel.wait(WAIT_S) and "demo-1 stopped" in txt(d.message)
     assert "STOPPED" in txt(d.status)
     assert d.stop.disabled and "it is not running" in txt(d.stop.reason) and not d.start.disabled
+    # A stopped deployment answers nothing: Send says to start it.
+    assert tools.send.disabled and "demo-1 is stopped: press Start above first" in txt(tools.send.reason)
     # The stop left its trace in the audit trail, listed with the runs.
     (stopped,) = [r for r in panel.runs.runs if r.template == "deploy.stop"]
     assert stopped.kind == "event" and stopped.status == "ok" and stopped.deployment_name == "demo-1"
@@ -520,11 +547,31 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     m.run_now.button.click()
     assert panel.wait(WAIT_S) and "evaluated demo-1" in txt(m.message)
     assert "generic_metrics" in txt(m.message) and "segmentation_metrics" not in txt(m.message)
-    m.schedules.every.value = "1d"  # schedule controls: generic_metrics every day, then paused
-    m.schedules.set.button.click()
-    assert panel.wait(WAIT_S) and "generic_metrics</code> every 1d, enabled" in m.schedules.listing.value
-    m.schedules.pause.button.click()
-    assert panel.wait(WAIT_S) and "every 1d, paused" in m.schedules.listing.value
+    sc = m.schedules
+    # Nothing scheduled: nothing to pause or resume; a repeat that cannot be is refused before
+    # anything is recorded.
+    assert sc.pause.disabled and "nothing is scheduled" in txt(sc.pause.reason) and sc.resume.disabled
+    events_before = len(list_runs(served))
+    for typed, why in (
+        ("abc", "Every: 'abc' is not a repeat"),
+        ("", "type a repeat under Every"),
+        ("30s", "Every: evaluations must be at least 60 s apart, got 30s"),
+    ):
+        sc.every.value = typed
+        assert sc.set.disabled and why in txt(sc.set.reason), txt(sc.set.reason)
+        sc.set.button.click()
+    assert len(list_runs(served)) == events_before
+    sc.every.value = "1d"  # schedule controls: generic_metrics every day, then paused
+    sc.set.button.click()
+    assert panel.wait(WAIT_S) and "generic_metrics</code> every 1d, enabled" in sc.listing.value
+    assert not sc.pause.disabled and sc.resume.disabled and "it is not paused" in txt(sc.resume.reason)
+    sc.pause.button.click()
+    assert panel.wait(WAIT_S) and "every 1d, paused" in sc.listing.value
+    assert sc.pause.disabled and not sc.resume.disabled
+    sc.every.value = "2h"  # typed, not set: showing the deployment again shows its repeat
+    m.which.value = "every monitor"
+    m.which.value = "generic_metrics"
+    assert sc.every.value == "1d"
 
     s = panel.status
     s.refresh()
@@ -540,6 +587,7 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert "no unacknowledged alert" in txt(s.alerts) and s.acknowledge.disabled
     assert txt(panel.alerts) == ""
 
+    assert_panel_words(panel)
     d.remove_monitor.value = True
     d.delete.button.click()  # asks first, saying what goes with it
     assert "Delete deployment demo-1 with its monitors?" in txt(d.confirm.question)
@@ -626,7 +674,7 @@ def test_edit_the_thresholds_of_a_staged_entry(panel, example_paths, backend, wo
     pr.model_name.value = "other"
     ed.edit.button.click()  # ...until the staged entry is loaded for editing
     assert pr.model_name.value == "deepliif-demo"
-    pr.monitors["generic_metrics"].rows["num_images_recent_predicted"].value.value = 2.0
+    pr.monitors["generic_metrics"].rows["num_images_recent_predicted"].value.value = "2"
     assert not ed.update.disabled, ed.update.reason.value
     ed.update.button.click()
     assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
@@ -639,3 +687,137 @@ def test_edit_the_thresholds_of_a_staged_entry(panel, example_paths, backend, wo
     assert entry["model_asset"] and entry["wmla_deployment"]["dependency_filename"] == "deployment.zip"
     (event,) = [r for r in list_runs(workspace) if r.template == "entry.update"]
     assert event.kind == "event" and event.status == "ok"
+
+
+# -- forms that refuse nonsense, in the panel's words (issue 25) ---------------------------------
+
+
+# Config keys as the YAML writes them (those with an underscore: plain words such as `every`
+# are English too): the panel shows them only in tooltips.
+def _config_keys() -> set[str]:
+    from mlops_widgets.config import model, monitor_settings
+
+    records = (
+        model.RESOURCE_CONFIGS,
+        model.WMLA_DEPLOYMENT,
+        model.ENTRY,
+        model.TRAINING_JOB,
+        monitor_settings.MONITOR_SETTINGS,
+        monitor_settings.SCHEDULE,
+    )
+    return {key for record in records for key in record.by_key if "_" in key}
+
+
+def shown_texts(widget, skip=()) -> list[str]:
+    """Every text a person reads in `widget` (labels, messages, placeholders, options, button
+    captions), never tooltips; widgets in `skip` (a run record's raw parameters) left out."""
+    import ipywidgets as w
+
+    if widget in skip:
+        return []
+    out = []
+    if isinstance(widget, w.HTML | w.Label | w.HTMLMath):
+        if "<style>" not in widget.value:
+            out.append(html.unescape(re.sub(r"<[^>]+>", " ", widget.value)))
+    for attr in ("description", "placeholder"):
+        value = getattr(widget, attr, None)
+        if isinstance(value, str):
+            out.append(value)
+    if isinstance(widget, w.Dropdown | w.Select | w.Combobox):
+        out += [str(o[0] if isinstance(o, tuple) else o) for o in widget.options]
+    if isinstance(widget, w.Accordion | w.Tab):
+        out += [str(t) for t in widget.titles]
+    for child in getattr(widget, "children", ()):
+        out += shown_texts(child, skip)
+    return out
+
+
+def assert_panel_words(panel) -> None:
+    """No message the panel shows names a config key, a CLI flag or an `mlops` command."""
+    keys = _config_keys()
+    for text in shown_texts(panel, skip=(panel.runs.details,)):
+        found = [k for k in keys if re.search(rf"(?<![\w/.-]){k}(?![\w/-])", text)]
+        assert not found, (found, text)
+        assert not re.search(r"(^|\s)--[a-z]", text) and "mlops " not in text, text
+
+
+def test_number_fields_keep_the_typed_text_and_thresholds_keep_to_their_metrics_range(panel, example_paths):
+    pr = fill_with_example(panel, example_paths)
+    idle = pr.resources["kernel_delay_release_time"]
+    idle.value = "1.5"  # an integer field: kept as typed, refused beside it
+    assert idle.value == "1.5"
+    assert "must be a positive integer (seconds), got 1.5" in txt(
+        pr.errors.label(f"{RESOURCES}.kernel_delay_release_time")
+    )
+    idle.value = ""  # a cleared field stays cleared and says so
+    assert idle.value == "" and "give a number" in txt(
+        pr.errors.label(f"{RESOURCES}.kernel_delay_release_time")
+    )
+    assert pr.stage.disabled
+    idle.value = "60"
+    assert not pr.stage.disabled, pr.stage.reason.value
+
+    seg = pr.monitors["segmentation_metrics"]
+    assert seg.rows["precision"].label.value == "precision (0 to 100)"  # the range, shown
+    assert seg.rows["precision_positive"].label.value == "precision_positive (0 to 1)"
+    for metric, typed in (("precision", "1e9"), ("precision_positive", "5"), ("precision_positive", "-3")):
+        seg.rows[metric].value.value = typed
+        shown = txt(pr.errors.label(f"{seg.path}.thresholds.{metric}"))
+        assert "must be within 0 to" in shown and shown.endswith(typed if typed != "1e9" else "1e+09"), shown
+        assert pr.stage.disabled
+        seg.rows[metric].value.value = "60" if metric == "precision" else "0.6"
+    seg.rows["Dice"].value.value = "abc"
+    assert "'abc' is not a number" in txt(pr.errors.label(f"{seg.path}.thresholds.Dice"))
+    seg.rows["Dice"].value.value = "20"
+    assert pr.valid and not pr.stage.disabled
+
+    # The config model says the same to the CLI: the range comes with the definition.
+    from mlops_widgets.config import ConfigError, validate_entry
+
+    entry = pr.entry()
+    entry["openscale_custom_metric_provider"]["segmentation_metrics"]["thresholds"]["precision"] = {
+        "threshold": [1e9, "lower"]
+    }
+    with pytest.raises(ConfigError, match="must be within 0 to 100"):
+        validate_entry(entry, definitions=panel.ctx.definitions)
+
+    # Messages name the panel's fields, never the config keys (those are tooltips).
+    seg.dir_gt.value = "x"
+    seg.dir_gt.value = ""
+    pr.resources["kernel_min"].value = "5"
+    pr.resources["kernel_max"].value = "2"
+    assert "Ground-truth folder" in txt(pr.stage.reason) or "marked above" in txt(pr.stage.reason)
+    assert_panel_words(panel)
+
+
+def test_add_monitor_and_the_train_form_refuse_what_cannot_work(panel, tmp_path):
+    pr = panel.prepare
+    assert pr.add_monitor_button.disabled and "type or pick a monitor id" in txt(pr.add_monitor_action.reason)
+    pr.monitor_pick.value = "generic_metrics"
+    assert not pr.add_monitor_button.disabled
+    pr.add_monitor_button.click()
+    pr.monitor_pick.value = "generic_metrics"
+    assert pr.add_monitor_button.disabled and "already in the entry" in txt(pr.add_monitor_action.reason)
+
+    tab = panel.train
+    panel.show("Train")
+    assert not tab.submit.disabled, tab.form_error.value
+    tab.workers.value = "-1"  # kept as typed, refused
+    assert tab.workers.value == "-1" and tab.submit.disabled
+    assert "Training workers: give a number from 1 to 64, not -1" in txt(tab.form_error)
+    tab.workers.value = "1"
+    tab.memory.value = "lots"
+    assert "Memory: 'lots' is not a size such as 512m or 8g" in txt(tab.form_error)
+    tab.memory.value = "8g"
+    tab.main.value = "nowhere.py"
+    assert "Main file: nowhere.py is not among the files and folders" in txt(tab.form_error)
+    tab.main.value = "train.py"
+    tab.folders.value = str(tmp_path / "no-such-folder")
+    assert "Folders:" in txt(tab.form_error) and "does not exist" in txt(tab.form_error)
+    tab.folders.value = ""
+    tab.volume.value = "no-such-volume"
+    assert "Data volume: there is no storage volume 'no-such-volume'" in txt(tab.form_error)
+    assert tab.submit.disabled and "fix the" in txt(tab.submit.reason)
+    tab.volume.value = ""
+    assert not tab.submit.disabled and tab.form_error.value == ""
+    assert_panel_words(panel)

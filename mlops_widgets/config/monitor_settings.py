@@ -8,6 +8,7 @@ Definitions come in as an argument (config is pure: no registry, no workspace); 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -69,7 +70,11 @@ class ThresholdMap:
                     unknown("metric", metric, definition.metric_names)
                     + f" (monitor definition {definition.id!r})",
                 )
-            out[metric] = self.threshold.check(limit, metric_path, ck)
+            out[metric] = checked = self.threshold.check(limit, metric_path, ck)
+            span = definition.ranges.get(metric) if definition is not None else None
+            number = _valid_limit(checked)
+            if span is not None and number is not None and number not in span:
+                ck.error(metric_path, f"must be within {span.text()} (the range of {metric}), got {number:g}")
         return out
 
     def schema(self, sc: SchemaContext) -> dict[str, Any]:
@@ -77,7 +82,7 @@ class ThresholdMap:
         if sc.definition is None:
             return {"type": "object", "additionalProperties": limit}
         props = {
-            name: {**limit, "description": f"Default: [{t.value}, {t.direction}]."}
+            name: {**limit, "description": f"Default: [{t.value}, {t.direction}]." + _range_note(sc, name)}
             for name, t in sc.definition.thresholds.items()
         }
         return {"type": "object", "properties": props, "additionalProperties": False}
@@ -131,6 +136,21 @@ class MonitorMap:
             "additionalProperties": self.settings.schema(replace(sc, definition=None)),
             "propertyNames": {"minLength": 1},
         }
+
+
+def _valid_limit(checked: Any) -> float | None:
+    """The limit's value when the threshold passed its own checks (else those said what is wrong)."""
+    limit = checked.get("threshold") if isinstance(checked, Mapping) else None
+    if isinstance(limit, list) and len(limit) == 2 and limit[1] in ("lower", "upper"):
+        value = limit[0]
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+    return None
+
+
+def _range_note(sc: SchemaContext, metric: str) -> str:
+    span = sc.definition.ranges.get(metric) if sc.definition is not None else None
+    return f" Runs {span.text()}." if span is not None else ""
 
 
 def _unknown_monitor(

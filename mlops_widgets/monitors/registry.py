@@ -123,6 +123,7 @@ def _from_row(row: sqlite3.Row, base: MonitorDefinition) -> MonitorDefinition:
         description=row["description"],
         provider=row["provider"],
         thresholds=effective_thresholds(base, thresholds),
+        ranges=base.ranges,
     )
 
 

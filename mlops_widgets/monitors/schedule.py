@@ -60,7 +60,7 @@ def make_schedule(
         raise MlopsError(str(exc)) from None
     if seconds < min_s:
         raise MlopsError(
-            f"a schedule may repeat at most every {min_s} s, got {every!r}",
+            f"a schedule's evaluations must be at least {min_s} s apart, got {every!r}",
             hint=Hint("monitor.schedule.longer", "choose a longer repeat", {"every": f"{min_s}s"}),
         )
     unit = _TYPES[every[-1]]

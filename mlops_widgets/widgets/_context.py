@@ -58,6 +58,10 @@ class PanelContext:
         self._definitions: dict[str, MonitorDefinition] | None = None
         # The model asset just staged: the Deploy tab picks it at its next refresh.
         self.staged_asset_id: str | None = None
+        # The deployment the tabs show: one choice shared by every tab's Deployment list, the
+        # last one picked or acted on (a deploy, start, stop...).
+        self.deployment: str | None = None
+        self._selectors: list[Any] = []
         # Called when a tab has read the alerts (the panel's header badge follows).
         self.on_alerts: Callable[[], None] | None = None
         self.tasks.on_busy_change(self.update_actions)
@@ -97,6 +101,21 @@ class PanelContext:
         notebook's folder; nothing outside it is created."""
         server = self.server
         return server.root if server is not None else self.base.resolve()
+
+    def share_selection(self, dropdown: Any) -> None:
+        """Make `dropdown` (a tab's Deployment list) show the shared deployment and set it."""
+        self._selectors.append(dropdown)
+        dropdown.observe(lambda change: self.select(change["new"]) if change["new"] else None, "value")
+
+    def select(self, name: str | None) -> None:
+        """`name` becomes the deployment every tab shows (where its list has it)."""
+        if not name:
+            return
+        self.deployment = name
+        for dropdown in self._selectors:
+            values = [o[1] if isinstance(o, tuple) else o for o in dropdown.options]
+            if name in values and dropdown.value != name:
+                dropdown.value = name
 
     def busy_reason(self) -> str | None:
         return "another step is running (see below)" if self.tasks.busy else None

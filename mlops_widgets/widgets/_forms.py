@@ -4,26 +4,69 @@ from the config model shown beside the fields they name (by dotted path)."""
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import ipywidgets as w
 
-from mlops_widgets.widgets._style import fit, span
+from mlops_widgets.widgets._hints import words
+from mlops_widgets.widgets._style import fit, grow, span
 from mlops_widgets.widgets._task import error_text
 
 ERROR = "mlops-error"
 WARN = "mlops-warn"
 
 
-def error_html(messages: Iterable[str], kind: str = ERROR) -> str:
+def error_html(messages: Iterable[str], kind: str = ERROR, *, keys: bool = False) -> str:
     """Messages as lines coloured by the theme (`kind`: ERROR or WARN); a multi-line message,
-    such as a ConfigError's, keeps its lines."""
-    items = [html.escape(m).replace("\n", "<br>") for m in messages if m]
+    such as a ConfigError's, keeps its lines. Config keys are said as the panel's fields unless
+    `keys` (problems of a YAML file, whose keys the reader wrote)."""
+    items = [html.escape(m if keys else words(m)).replace("\n", "<br>") for m in messages if m]
     if not items:
         return ""
     return "".join(f"<div class='{kind}'>{m}</div>" for m in items)
+
+
+def number_text(description: str, value: float | int | str = "", *, css: str = "", **kwargs: Any) -> w.Text:
+    """A number typed as text: what was typed stays as typed (a field that rewrites 1.5 as 15,
+    or snaps a cleared value back, misleads); `read_number` says whether it is a number."""
+    field = w.Text(value=str(value), description=description, **{"layout": grow(), **kwargs})
+    if css:
+        field.add_class(css)
+    return field
+
+
+def read_number(
+    text: str, *, integer: bool = False, low: float | None = None, high: float | None = None
+) -> float | int:
+    """The number in `text`; ValueError with the panel's words when it is none (or, with
+    `integer`, `low`, `high`, not a whole number within them)."""
+    raw = text.strip()
+    if not raw:
+        raise ValueError("give a number")
+    try:
+        number: float | int = int(raw)
+    except ValueError:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{raw!r} is not a finite number") from None
+    if integer and not float(number).is_integer():
+        raise ValueError(f"give a whole number, not {raw}")
+    if integer:
+        number = int(number)
+    if (low is not None and number < low) or (high is not None and number > high):
+        span_text = (
+            f"from {low:g} to {high:g}"
+            if low is not None and high is not None
+            else (f"at least {low:g}" if low is not None else f"at most {high:g}")
+        )
+        raise ValueError(f"give a number {span_text}, not {raw}")
+    return number
 
 
 def ok_html(message: str) -> str:
@@ -75,6 +118,7 @@ class Action:
     def set_reason(self, reason: str | None) -> None:
         """Disable with `reason`, or enable when None."""
         self.button.disabled = reason is not None
+        reason = words(reason) if reason else None
         self.button.tooltip = reason or ""
         self.reason.value = span("mlops-muted", reason) if reason else ""
 
@@ -151,9 +195,10 @@ class FieldErrors:
         self._names: dict[tuple[str, ...], str] = {}
         self.readable: dict[str, str] = {}  # a problem's text -> the same naming the field's control
 
-    def label(self, path: str, widget: w.Widget | None = None) -> w.HTML:
+    def label(self, path: str, widget: w.Widget | None = None, name: str = "") -> w.HTML:
         """The error label for the field at `path` (created on first use); with the field's
-        `widget`, its errors wait until its value differs from the one it started with."""
+        `widget`, its errors wait until its value differs from the one it started with. `name`:
+        how messages name the field (default: the widget's description)."""
         key = tuple(_segments(path))
         if key not in self._fields:
             lbl = w.HTML()
@@ -161,7 +206,8 @@ class FieldErrors:
             self._fields[key] = lbl
         if widget is not None:
             self._initial[key] = (widget, widget.value)
-            self._names[key] = str(getattr(widget, "description", "") or "")
+        if widget is not None or name:
+            self._names[key] = name or str(getattr(widget, "description", "") or "")
         return self._fields[key]
 
     def _touched(self, key: tuple[str, ...]) -> bool:

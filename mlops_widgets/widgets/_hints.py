@@ -7,7 +7,48 @@ table in alphabetical order; a rendering may use the hint's `args` as `{name}` f
 
 from __future__ import annotations
 
+import re
+
 from mlops_widgets.errors import Hint, MlopsError, render_error, render_hint
+
+# Config keys -> the panel's control that holds them (docs/glossary.md): the config model's
+# messages name keys, the panel names its fields; the keys themselves show only in tooltips.
+CONTROLS: dict[str, str] = {
+    "custom_args": "Custom args",
+    "dependency_asset_id": "Deployment folder",
+    "dependency_filename": "Deployment folder",
+    "deployment_id": "Deployment",
+    "deployment_name": "Deployment name",
+    "deployment_space_id": "Deployment space",
+    "deployment_url": "Deployment address",
+    "dir_gt": "Ground-truth folder",
+    "dir_pred": "Predictions folder",
+    "enable_gpus": "Use GPUs",
+    "kernel_delay_release_time": "Idle release (s)",
+    "kernel_filename": "Worker script",
+    "kernel_max": "Inference workers max",
+    "kernel_min": "Inference workers min",
+    "memory_allocation": "Memory (MB)",
+    "model_asset": "Staged model",
+    "model_asset_id": "Staged model",
+    "model_name": "Model name",
+    "most_recent": "Recent days",
+    "n_cpus": "CPUs",
+    "n_min_kernels": "Inference workers min",
+    "n_replicas": "Inference workers max",
+    "openscale_custom_metric_provider": "Monitors",
+    "openscale_subscription_id": "Subscription",
+    "path_dependency": "Deployment folder",
+    "path_model": "Model file/folder",
+    "resource_configs": "Resources",
+    "task_batch_size": "Batch size",
+    "task_execution_timeout": "Task timeout (s)",
+    "training_job": "Training job",
+    "volume_display_name": "Storage volume",
+    "wmla_deployment": "Deployment",
+}
+# A config path as messages write it: `wmla_deployment.resource_configs.kernel_min`, `dir_gt`.
+_PATH = re.compile(r"(?<![\w/\\.-])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?![\w/\\-])")
 
 RENDERINGS: dict[str, str] = {
     "clone.replace": "choose another name under Clone to (Runs tab)",
@@ -18,6 +59,8 @@ RENDERINGS: dict[str, str] = {
     "deploy.start": "add {env} as a custom arg, then press Start (Deploy tab)",
     "deploy.stop": "stop it first: pick {deployment} under Deployments (Deploy tab) and press Stop",
     "monitor.create": "press Create monitors in the Monitor tab first",
+    "monitor.schedule": "type a repeat under Every and press Set schedule (Monitor tab) first",
+    "monitor.schedule.longer": "type a longer repeat under Every, at least {every} (Monitor tab)",
     "provider.create": "press Create provider in the Monitor tab",
     "runs.clone": "give {params} again in the run's parameters, then Clone (Runs tab)",
     "runs.list": "the Runs tab lists the runs",
@@ -32,11 +75,26 @@ RENDERINGS: dict[str, str] = {
 }
 
 
+def words(text: str) -> str:
+    """`text` with each config key (or dotted path ending in one) replaced by the name of its
+    control: "kernel_min (5) is greater than kernel_max (2)" reads "Inference workers min (5) is
+    greater than Inference workers max (2)"."""
+
+    def control(match: re.Match[str]) -> str:
+        path = match.group(0)
+        last = path.rsplit(".", 1)[-1]
+        if last in CONTROLS and ("_" in path or "." in path):
+            return CONTROLS[last]
+        return path
+
+    return _PATH.sub(control, text)
+
+
 def render(hint: Hint) -> str:
     """The panel's words for `hint`."""
-    return render_hint(hint, RENDERINGS)
+    return words(render_hint(hint, RENDERINGS))
 
 
 def message(error: MlopsError) -> str:
     """What the panel shows for `error`: the message, then the hint in the panel's words."""
-    return render_error(error, RENDERINGS)
+    return words(render_error(error, RENDERINGS))

@@ -22,6 +22,7 @@ CSS = """<style>
 .mlops-panel { max-width: 100%; min-width: 0; color: var(--jp-ui-font-color1, #212121); }
 .mlops-panel .widget-hbox { flex-wrap: wrap; align-items: baseline; row-gap: 2px; max-width: 100%; }
 .mlops-panel .widget-vbox, .mlops-panel .widget-box { min-width: 0; max-width: 100%; }
+.mlops-panel .widget-vbox > * { flex-grow: 0 !important; flex-basis: auto !important; }
 .mlops-panel .widget-html, .mlops-panel .widget-html-content { min-width: 0; max-width: 100%; }
 .mlops-panel .widget-html-content { overflow-wrap: anywhere; white-space: normal; }
 .mlops-panel .widget-inline-hbox { min-width: 0; }
@@ -74,7 +75,8 @@ CSS = """<style>
 
 def grow(min_em: float = 18, max_em: float = 40) -> w.Layout:
     """A field that fills its row, no narrower than `min_em` (it wraps below instead) nor wider
-    than `max_em`."""
+    than `max_em`. Its flex basis is a width: placed straight in a column (a VBox) the
+    stylesheet sets it back to the field's own height."""
     return w.Layout(width="auto", flex=f"1 1 {min_em}em", min_width=f"{min_em}em", max_width=f"{max_em}em")
 
 

@@ -25,6 +25,7 @@ from mlops_widgets.widgets._forms import (
     section,
     set_options,
 )
+from mlops_widgets.widgets._hints import CONTROLS
 from mlops_widgets.widgets._style import LABEL, fit, grow
 from mlops_widgets.widgets._task import error_text
 from mlops_widgets.widgets.deploy_tools import DeploymentTools
@@ -96,7 +97,8 @@ class DeployTab:
         self.problems: list[str] = []
         # Secret custom args typed here, by deployment: Start hands them to a restarted service.
         self._secrets: dict[str, dict[str, str]] = {}
-        self._want: str | None = None  # the deployment to pick at the next refresh
+        # A conflict with what exists (name taken, asset deployed): why Deploy waits, not an error.
+        self.conflict: str | None = None
 
         self.asset = w.Dropdown(description="Staged model", options=[], style=STYLE, layout=grow())
         self.asset.add_class("mlops-deploy-asset")
@@ -104,7 +106,13 @@ class DeployTab:
             description="Deployment name", placeholder="lower-case, digits and -", style=STYLE, layout=grow()
         )
         self.name.add_class("mlops-deploy-name")
-        self.kernel = w.Text(description="Kernel file", value="kernel.py", style=STYLE, layout=grow())
+        self.kernel = w.Text(
+            description=CONTROLS["kernel_filename"],
+            value="kernel.py",
+            tooltip="kernel_filename: the Python file each inference worker runs",
+            style=STYLE,
+            layout=grow(),
+        )
         self.kernel.add_class("mlops-deploy-kernel")
         self.args: list[CustomArg] = []
         self.args_box = w.VBox()
@@ -121,6 +129,7 @@ class DeployTab:
         self.target = w.Dropdown(description="Deployment", options=[], style=STYLE, layout=grow())
         self.target.add_class("mlops-deploy-target")
         self.target.observe(lambda _: self.update_actions(), "value")
+        ctx.share_selection(self.target)
         self.start = Action("Start", icon="play", css="mlops-start")
         self.stop = Action("Stop", icon="stop", css="mlops-stop")
         self.delete = Action("Delete", icon="trash", css="mlops-delete", style="danger")
@@ -129,7 +138,7 @@ class DeployTab:
         self.start.on_click(lambda: self._life("start"))
         self.stop.on_click(lambda: self._life("stop"))
         self.confirm = Confirm("mlops-confirm-delete")
-        self.tools = DeploymentTools(ctx, self.target)
+        self.tools = DeploymentTools(ctx, self.target, self.state)
         self.delete.on_click(self._ask_delete)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -145,8 +154,8 @@ class DeployTab:
                 w.HBox([self.name, self.errors.label(NAME_PATH, self.name)]),
                 w.HBox([self.kernel, self.errors.label("kernel_filename", self.kernel)]),
                 w.HTML(
-                    "<b>custom args</b> <span class='mlops-muted'>(module-level names in the kernel; "
-                    "secret values go only to the kernel's environment)</span>"
+                    "<b>Custom args</b> <span class='mlops-muted'>(module-level names in the worker script; "
+                    "secret values go only to the inference workers' environment)</span>"
                 ),
                 self.args_box,
                 self.add_arg_button,
@@ -224,8 +233,7 @@ class DeployTab:
             self.deployments = []
             self.status.value = error_html([f"cannot list the deployments: {error_text(exc)}"])
         names = [d["name"] for d in self.deployments]
-        set_options(self.target, names, self._want or self.target.value)
-        self._want = None
+        set_options(self.target, names, self.ctx.deployment or self.target.value)
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -255,6 +263,9 @@ class DeployTab:
             row.error.value = error_html([msg] if msg else [])
             if msg:
                 problems.append(Problem("custom_args", msg))
+        self.conflict = None
+        if name and not problems:
+            self.conflict = self._conflict(asset_id, name)
         rest = self.errors.show(problems)
         self.general.value = error_html(problem_text(p) for p in rest if p.path != "custom_args")
         self.problems = [problem_text(p) for p in problems]
@@ -265,7 +276,6 @@ class DeployTab:
         """The name rule of the config model (beside the field), then the CLI's own checks
         before a deploy (`ops.deploy.check_create`: name free, asset staged and not deployed)."""
         from mlops_widgets.config import ConfigError, validate_entry
-        from mlops_widgets.ops import deploy as ops_deploy
 
         entry = self.entries.get(asset_id or "")
         if entry is None:
@@ -280,18 +290,28 @@ class DeployTab:
             named = [p for p in exc.errors if p.path.startswith(NAME_PATH)]
             if named:
                 return named
-        try:
-            ops_deploy.check_create(self.ctx.backend, name, asset_id or "")
-        except Exception as exc:  # noqa: BLE001 - the CLI's refusal, shown beside Deploy
-            return [Problem("", error_text(exc))]
         return []
+
+    def _conflict(self, asset_id: str | None, name: str) -> str | None:
+        """The checks before a deploy against what exists now (`ops.deploy.check_create`:
+        name free, asset staged and not deployed): why Deploy waits, said beside it. Not an
+        error: right after a deploy the form describes what now exists."""
+        from mlops_widgets.ops import deploy as ops_deploy
+
+        if not asset_id or asset_id not in self.entries:
+            return None
+        try:
+            ops_deploy.check_create(self.ctx.backend, name, asset_id)
+        except Exception as exc:  # noqa: BLE001 - the refusal, shown beside Deploy
+            return error_text(exc)
+        return None
 
     def update_actions(self) -> None:
         busy = self.ctx.busy_reason()
         invalid = pending(self.problems, self.errors)
-        self.deploy.set_reason(busy or invalid)
+        self.deploy.set_reason(busy or invalid or self.conflict)
         pick = None if self.target.value else "pick a deployment"
-        state = next((d.get("state") for d in self.deployments if d["name"] == self.target.value), None)
+        state = self.state()
         self.start.set_reason(
             busy
             or pick
@@ -301,6 +321,10 @@ class DeployTab:
         self.stop.set_reason(busy or pick or (None if state == "started" else "it is not running"))
         self.delete.set_reason(busy or pick)
         self.tools.update_actions()
+
+    def state(self) -> str | None:
+        """The picked deployment's state (`started`, `stopped`, `absent`), None when unknown."""
+        return next((d.get("state") for d in self.deployments if d["name"] == self.target.value), None)
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -326,7 +350,10 @@ class DeployTab:
         def done(run: Any) -> None:
             self._secrets[name] = secrets  # for Start after the service restarted
             self.result.value = ok_html(f"deployed {name}: {run.results.get('deployment_url') or ''}")
-            self._want = name
+            self.ctx.deployment = name  # every tab shows the new deployment
+            # A fresh form for the next deployment: this one now exists (no "already deployed").
+            self.name.value = ""
+            self.errors.label(NAME_PATH, self.name)
 
         self.ctx.run_template(f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets, on_done=done)
 
@@ -353,6 +380,7 @@ class DeployTab:
         name = self.target.value
         if not name or self.ctx.tasks.busy:
             return
+        self.ctx.deployment = name
         self.message.value = ""
         ctx = self.ctx  # ctx.backend is read in the step's thread: it is per thread
         remove_monitor, remove_config = bool(self.remove_monitor.value), bool(self.remove_config.value)
@@ -419,5 +447,5 @@ def _deployments_html(deployments: list[dict[str, Any]]) -> str:
         )
     return (
         "<table class='mlops-table mlops-deployments'><tr><th>name</th><th>state</th>"
-        "<th>status</th><th>kernels</th></tr>" + "".join(rows) + "</table>"
+        "<th>status</th><th>inference workers</th></tr>" + "".join(rows) + "</table>"
     )

@@ -8,6 +8,7 @@ import base64
 import html
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import ipywidgets as w
 
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._files import PathField
-from mlops_widgets.widgets._forms import Action, error_html, section
+from mlops_widgets.widgets._forms import Action, error_html, number_text, read_number, section
 from mlops_widgets.widgets._style import LABEL, fit, grow, span
 from mlops_widgets.widgets._task import error_text
 
@@ -78,9 +79,10 @@ def response_html(answer: bytes) -> str:
 class DeploymentTools:
     """Test request and logs of the deployment picked in the Deploy tab's `target` list."""
 
-    def __init__(self, ctx: PanelContext, target: w.Dropdown) -> None:
+    def __init__(self, ctx: PanelContext, target: w.Dropdown, state: Callable[[], str | None]) -> None:
         self.ctx = ctx
         self.target = target
+        self.state = state  # the picked deployment's state: only a started one answers
         self.image = PathField(
             "Test image",
             base=ctx.base,
@@ -98,9 +100,9 @@ class DeploymentTools:
         self.send.on_click(self.send_request)
         self.response = w.HTML()
         self.response.add_class("mlops-infer-response")
-        self.tail = w.BoundedIntText(
-            value=50, min=0, max=100_000, description="Last lines", style=LABEL, layout=grow(14, 20)
-        )
+        self.tail = number_text("Last lines", 50, css="mlops-logs-tail", style=LABEL, layout=grow(14, 20))
+        self.tail_error = w.HTML()
+        self.tail_error.add_class("mlops-field-error")
         self.show_logs = w.Button(description="Show logs", icon="file-text", layout=fit())
         self.show_logs.add_class("mlops-logs-show")
         self.show_logs.on_click(lambda _: self.read_logs())
@@ -123,12 +125,12 @@ class DeploymentTools:
                 self.send.widget,
                 self.response,
                 section("Logs", "what the deployment's kernels write"),
-                w.HBox([self.tail, self.show_logs, self.follow]),
+                w.HBox([self.tail, self.show_logs, self.follow, self.tail_error]),
                 self.log_message,
                 self.log,
             ]
         )
-        for field in (self.image.text, self.body):
+        for field in (self.image.text, self.body, self.tail):
             field.observe(lambda _: self.update_actions(), "value")
         target.observe(lambda _: self.update_actions(), "value")
         self.update_actions()
@@ -138,8 +140,25 @@ class DeploymentTools:
         empty = (
             None if (self.image.value or self.body.value.strip()) else "choose a test image or write a body"
         )
-        self.send.set_reason(self.ctx.busy_reason() or pick or empty)
-        self.show_logs.disabled = self.follow.disabled = not self.target.value
+        state = self.state()
+        stopped = (
+            f"{self.target.value} is {state}: press Start above first"
+            if self.target.value and state not in (None, "started")
+            else None
+        )
+        self.send.set_reason(self.ctx.busy_reason() or pick or stopped or empty)
+        try:
+            self._tail()
+            self.tail_error.value = ""
+            bad_tail = False
+        except ValueError as exc:
+            self.tail_error.value = error_html([str(exc)])
+            bad_tail = True
+        self.show_logs.disabled = self.follow.disabled = not self.target.value or bad_tail
+
+    def _tail(self) -> int:
+        """The number of last lines asked for (ValueError: not a whole number from 0)."""
+        return int(read_number(self.tail.value, integer=True, low=0, high=100_000))
 
     def request_body(self) -> bytes:
         """The image as the example kernel's request, else the JSON body as written."""
@@ -176,7 +195,7 @@ class DeploymentTools:
 
         self.log_message.value = ""
         try:
-            lines = list(ops_deploy.logs(self.ctx.backend, self.target.value, tail=self.tail.value))
+            lines = list(ops_deploy.logs(self.ctx.backend, self.target.value, tail=self._tail()))
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.log_message.value = error_html([error_text(exc)])
             return

@@ -55,6 +55,7 @@ class MonitorTab:
         self.deployment = w.Dropdown(description="Deployment", options=[], style=STYLE, layout=grow())
         self.deployment.add_class("mlops-monitor-deployment")
         self.deployment.observe(lambda _: self._show_entry(), "value")
+        ctx.share_selection(self.deployment)
         self.entry_html = w.HTML()
         self.evaluate = w.Checkbox(description="evaluate right after", value=True, indent=False)
         self.create = Action(
@@ -64,6 +65,7 @@ class MonitorTab:
         self.run_now = Action("Evaluate now", icon="play", css="mlops-evaluate")
         self.which = w.Dropdown(options=[ALL_MONITORS], value=ALL_MONITORS, layout=grow())
         self.which.add_class("mlops-evaluate-which")
+        self.which.observe(lambda _: self._which_changed(), "value")
         self.run_now.on_click(self.start_evaluate)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -116,7 +118,7 @@ class MonitorTab:
             if self.providers
             else "<span class='mlops-muted'>no service provider yet</span>"
         )
-        set_options(self.deployment, sorted(self.deployed), self.deployment.value)
+        set_options(self.deployment, sorted(self.deployed), self.ctx.deployment or self.deployment.value)
         self._show_entry()
 
     def _show_entry(self) -> None:
@@ -137,6 +139,11 @@ class MonitorTab:
         set_options(self.which, [ALL_MONITORS, *self._entry_monitors()], self.which.value)
         self.schedules.refresh()
         self.update_actions()
+
+    def _which_changed(self) -> None:
+        if self.loaded:
+            self.schedules.refresh()
+            self.update_actions()
 
     def _entry_monitors(self) -> dict[str, Any]:
         name = self.deployment.value

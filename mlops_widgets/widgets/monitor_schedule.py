@@ -40,36 +40,67 @@ class ScheduleControls:
         self.pause.on_click(lambda: self._change(paused=True))
         self.resume = Action("Resume", icon="play-circle", css="mlops-schedule-resume")
         self.resume.on_click(lambda: self._change(paused=False))
+        self.every.observe(lambda _: self.update_actions(self._reason), "value")
+        self.rows: list[dict[str, Any]] = []  # the shown deployment's schedules (those of the picked monitor)
+        self._reason: str | None = None
         self.listing = w.HTML()
         self.listing.add_class("mlops-schedules")
         self.widget = w.VBox(
             [w.HBox([self.every, self.set.widget, self.pause.widget, self.resume.widget]), self.listing]
         )
 
+    def every_problem(self) -> str | None:
+        """Why the repeat under Every cannot be set (checked before anything is recorded)."""
+        from mlops_widgets.config.fields import every_seconds
+        from mlops_widgets.monitors.schedule import min_interval_s
+
+        every = self.every.value.strip()
+        if not every:
+            return "type a repeat under Every, e.g. 1h"
+        try:
+            seconds = every_seconds(every)
+        except ValueError:
+            return f"Every: {every!r} is not a repeat; write a whole number and s, m, h or d (30m, 1h, 1d)"
+        least = min_interval_s(self.ctx.workspace)
+        if seconds < least:
+            return f"Every: evaluations must be at least {least} s apart, got {every}"
+        return None
+
     def update_actions(self, reason: str | None) -> None:
-        """`reason` (busy, no monitors attached...) disables every control."""
-        self.set.set_reason(reason or (None if self.every.value.strip() else "give a repeat, e.g. 1h"))
-        self.pause.set_reason(reason)
-        self.resume.set_reason(reason)
+        """`reason` (busy, no monitors attached...) disables every control; Pause needs a
+        running schedule, Resume a paused one."""
+        self._reason = reason
+        self.set.set_reason(reason or self.every_problem())
+        statuses = {r.get("status") for r in self.rows}
+        none = "nothing is scheduled: set a schedule first"
+        self.pause.set_reason(
+            reason or (None if statuses - {"paused"} else (none if not statuses else "it is paused already"))
+        )
+        self.resume.set_reason(
+            reason or (None if "paused" in statuses else (none if not statuses else "it is not paused"))
+        )
 
     def refresh(self) -> None:
         from mlops_widgets.ops import schedule
 
         name = self.deployment()
-        if not name:
-            self.listing.value = ""
-            return
-        try:
-            rows = schedule.list_schedules(self.ctx.backend, name)
-        except Exception:  # noqa: BLE001 - not subscribed yet: nothing scheduled
-            rows = []
-        self.listing.value = _schedules_html(rows)
+        rows: list[dict[str, Any]] = []
+        if name:
+            try:
+                rows = schedule.list_schedules(self.ctx.backend, name)
+            except Exception:  # noqa: BLE001 - not subscribed yet: nothing scheduled
+                rows = []
+        only = self.monitor()
+        self.rows = [r for r in rows if only is None or r.get("monitor_id") == only]
+        self.listing.value = _schedules_html(rows) if name else ""
+        # Every shows the shown deployment's repeat (the first scheduled monitor's), not the last one typed.
+        self.every.value = self.rows[0]["every"] if self.rows else "1h"
 
     def _change(self, *, every: str | None = None, paused: bool | None = None) -> None:
         from mlops_widgets.ops import schedule
 
         name = self.deployment()
-        if not name:
+        if not name or (every is not None and self.every_problem()):
             return
         only = self.monitor()
 

@@ -21,11 +21,14 @@ from mlops_widgets.widgets._forms import (
     Confirm,
     FieldErrors,
     error_html,
+    number_text,
     ok_html,
     pending,
     problem_text,
+    read_number,
     section,
 )
+from mlops_widgets.widgets._hints import CONTROLS
 from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, grow
 from mlops_widgets.widgets._task import error_text
 from mlops_widgets.widgets.entry_edit import EntryEditor
@@ -34,15 +37,16 @@ from mlops_widgets.widgets.prepare_monitors import PROVIDERS, MonitorForm, plain
 RESOURCES = "wmla_deployment.resource_configs"
 STAGE_TEMPLATE = "A_MLOps_Pipeline"
 
-# resource_configs key -> (label, help, integer?); enable_gpus is a checkbox.
-RESOURCE_FIELDS: dict[str, tuple[str, str, bool]] = {
-    "n_cpus": ("CPUs", "CPUs per kernel", False),
-    "memory_allocation": ("Memory (MB)", "memory per kernel, MB", False),
-    "kernel_min": ("Kernels min", "kernels kept running (0: none until a request)", True),
-    "kernel_max": ("Kernels max", "most kernels under load", True),
-    "kernel_delay_release_time": ("Idle release (s)", "an idle surplus kernel stops after this", True),
-    "task_execution_timeout": ("Task timeout (s)", "a request fails after this; -1: no limit", True),
-    "task_batch_size": ("Batch size", "requests handed to a kernel at once", True),
+# resource_configs key -> (help, integer?); the label is the control's name (_hints.CONTROLS),
+# the key its tooltip; enable_gpus is a checkbox.
+RESOURCE_FIELDS: dict[str, tuple[str, bool]] = {
+    "n_cpus": ("CPUs per inference worker", False),
+    "memory_allocation": ("memory per inference worker, MB", False),
+    "kernel_min": ("inference workers kept running (0: none until a request)", True),
+    "kernel_max": ("most inference workers under load", True),
+    "kernel_delay_release_time": ("an idle surplus inference worker stops after this", True),
+    "task_execution_timeout": ("a request fails after this; -1: no limit", True),
+    "task_batch_size": ("requests handed to an inference worker at once", True),
 }
 # What the form starts with where the config model has no default (the original's example).
 FORM_DEFAULTS: dict[str, Any] = {"n_cpus": 1, "memory_allocation": 1024}
@@ -52,13 +56,6 @@ ON_CLASH = [
     ("add new assets of the same name", "new"),
 ]
 STYLE = LABEL
-
-
-def _number_field(label: str, integer: bool, css: str) -> w.IntText | w.FloatText:
-    cls = w.IntText if integer else w.FloatText
-    field = cls(description=label, style=STYLE, layout=grow())
-    field.add_class(css)
-    return field
 
 
 class PrepareTab:
@@ -102,7 +99,7 @@ class PrepareTab:
             "Model file/folder",
             base=ctx.base,
             css="mlops-path-model",
-            placeholder="path relative to this notebook",
+            placeholder="model file or folder (a path, or pick one)",
             on_change=self.validate,
         )
         self.path_dependency = PathField(
@@ -119,24 +116,32 @@ class PrepareTab:
         self.model_name.observe(lambda _: self.validate(), "value")
 
         self.enable_gpus = w.Checkbox(
-            description="enable_gpus", style=STYLE, value=bool(RESOURCE_DEFAULTS["enable_gpus"])
+            description=CONTROLS["enable_gpus"],
+            tooltip="enable_gpus: one GPU per inference worker",
+            style=STYLE,
+            value=bool(RESOURCE_DEFAULTS["enable_gpus"]),
         )
         self.enable_gpus.add_class("mlops-res-enable_gpus")
         self.enable_gpus.observe(lambda _: self.validate(), "value")
-        self.resources: dict[str, w.IntText | w.FloatText] = {}
+        self.resources: dict[str, w.Text] = {}
         resource_rows = [
             w.HBox([self.enable_gpus, self.errors.label(f"{RESOURCES}.enable_gpus", self.enable_gpus)])
         ]
-        for key, (label, tip, integer) in RESOURCE_FIELDS.items():
-            field = _number_field(label, integer, f"mlops-res-{key}")
-            field.value = {**RESOURCE_DEFAULTS, **FORM_DEFAULTS}[key]
+        for key, (tip, _integer) in RESOURCE_FIELDS.items():
+            field = number_text(
+                CONTROLS[key],
+                plain({**RESOURCE_DEFAULTS, **FORM_DEFAULTS}[key]),
+                css=f"mlops-res-{key}",
+                style=STYLE,
+                tooltip=key,
+            )
             field.observe(lambda _: self.validate(), "value")
             self.resources[key] = field
             resource_rows.append(
                 w.HBox(
                     [
                         field,
-                        w.HTML(f"<span class='mlops-muted'>{html.escape(key)}: {html.escape(tip)}</span>"),
+                        w.HTML(f"<span class='mlops-muted'>{html.escape(tip)}</span>"),
                         self.errors.label(f"{RESOURCES}.{key}", field),
                     ]
                 )
@@ -151,9 +156,10 @@ class PrepareTab:
             layout=grow(),
         )
         self.monitor_pick.add_class("mlops-monitor-pick")
-        self.add_monitor_button = w.Button(description="Add monitor", icon="plus")
-        self.add_monitor_button.add_class("mlops-add-monitor")
-        self.add_monitor_button.on_click(lambda _: self.add_monitor(self.monitor_pick.value.strip()))
+        self.add_monitor_action = Action("Add monitor", icon="plus", css="mlops-add-monitor")
+        self.add_monitor_button = self.add_monitor_action.button
+        self.add_monitor_action.on_click(lambda: self.add_monitor(self.monitor_pick.value.strip()))
+        self.monitor_pick.observe(lambda _: self._monitor_pick_changed(), "value")
         self.monitor_message = w.HTML()
         self.confirm = Confirm("mlops-confirm-remove")
         self.monitors: dict[str, MonitorForm] = {}
@@ -189,7 +195,7 @@ class PrepareTab:
                 section("Resources"),
                 *resource_rows,
                 section("Monitors"),
-                w.HBox([self.monitor_pick, self.add_monitor_button]),
+                w.HBox([self.monitor_pick, self.add_monitor_action.widget]),
                 self.monitor_message,
                 self.confirm.widget,
                 self.errors.label(PROVIDERS),
@@ -217,7 +223,11 @@ class PrepareTab:
         if not isinstance(wmla, dict):
             wmla = entry["wmla_deployment"] = {}
         resources: dict[str, Any] = {"enable_gpus": bool(self.enable_gpus.value)}
-        resources.update({k: plain(f.value) for k, f in self.resources.items()})
+        for key, field in self.resources.items():
+            try:
+                resources[key] = plain(read_number(field.value))
+            except ValueError:
+                pass  # said beside the field (input_problems); the entry keeps it out
         wmla["resource_configs"] = resources
         entry[PROVIDERS] = {mid: form.to_config() for mid, form in self.monitors.items()}
         return entry
@@ -235,7 +245,7 @@ class PrepareTab:
             self.enable_gpus.value = bool(resources.get("enable_gpus", defaults["enable_gpus"]))
             for key, field in self.resources.items():
                 value = resources.get(key, defaults[key])
-                field.value = value if isinstance(value, int | float) else defaults[key]
+                field.value = str(plain(value if isinstance(value, int | float) else defaults[key]))
             for mid in list(self.monitors):
                 self.remove_monitor(mid)
             for mid, settings in (entry.get(PROVIDERS) or {}).items():
@@ -261,6 +271,15 @@ class PrepareTab:
         self._show_monitors()
         self.monitor_pick.value = ""
         self.validate()
+
+    def _monitor_pick_changed(self) -> None:
+        """Add monitor is offered only for a monitor id not yet in the entry."""
+        monitor_id = self.monitor_pick.value.strip()
+        self.add_monitor_action.set_reason(
+            "type or pick a monitor id under Monitor"
+            if not monitor_id
+            else (f"{monitor_id} is already in the entry" if monitor_id in self.monitors else None)
+        )
 
     def remove_monitor(self, monitor_id: str) -> None:
         self.monitors.pop(monitor_id, None)
@@ -300,13 +319,26 @@ class PrepareTab:
                 out.append(Problem(key, f"{field.value} does not exist"))
         return out
 
+    def _input_problems(self) -> list[Problem]:
+        """Number fields whose text is no number (the entry leaves them out, so the config
+        model would not see them)."""
+        out = []
+        for key, field in self.resources.items():
+            try:
+                read_number(field.value)
+            except ValueError as exc:
+                out.append(Problem(f"{RESOURCES}.{key}", str(exc)))
+        for form in self.monitors.values():
+            out.extend(form.input_problems())
+        return out
+
     def validate(self) -> bool:
         """Check the form with the config model; show every problem beside its field."""
         if self._quiet:
             return self.valid
         from mlops_widgets.config import ConfigError, validate_entry
 
-        problems: list[Problem] = self._path_problems()
+        problems: list[Problem] = self._path_problems() + self._input_problems()
         warnings: list[Problem] = []
         try:
             _, warnings = validate_entry(self.entry(), definitions=self.ctx.definitions)
@@ -334,6 +366,7 @@ class PrepareTab:
             self.save.set_reason(pending(entry_problems, self.errors))
         self.load.set_reason(None if self.yaml_path.value else "give the YAML path to load")
         self.editor.update_actions()
+        self._monitor_pick_changed()
 
     # -- YAML -----------------------------------------------------------------------------------
 
@@ -367,13 +400,14 @@ class PrepareTab:
         except ConfigError as exc:
             self.yaml_message.value = error_html(
                 [f"{self.yaml_path.value} is not a valid deployment metadata file:"]
-                + [p.format() for p in exc.problems]
+                + [p.format() for p in exc.problems],
+                keys=True,
             )
             return
         except Exception as exc:  # noqa: BLE001 - shown inline, never a traceback
             self.yaml_message.value = error_html([f"cannot read {self.yaml_path.value}: {error_text(exc)}"])
             return
-        notes = error_html((p.format() for p in loaded.warnings), WARN)
+        notes = error_html((p.format() for p in loaded.warnings), WARN, keys=True)
         self._loaded_entries = {str(k): v for k, v in loaded.entries.items()}
         if len(loaded.entries) > 1:
             self.entry_pick.options = [

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from mlops_widgets.config.problems import join_path
-from mlops_widgets.widgets._forms import WARN
+from mlops_widgets.config.problems import Problem, join_path
+from mlops_widgets.widgets._forms import WARN, number_text, read_number
+from mlops_widgets.widgets._hints import CONTROLS
 from mlops_widgets.widgets._style import LABEL, fit, grow
 
 if TYPE_CHECKING:
@@ -25,18 +26,30 @@ def plain(value: float) -> float | int:
 
 
 class ThresholdRow:
-    """One metric of a monitor: its limit value and direction."""
+    """One metric of a monitor: its limit value (kept as typed) and direction, with the range
+    the metric runs in beside its name."""
 
-    def __init__(self, form: MonitorForm, metric: str, value: float, direction: str) -> None:
+    def __init__(self, form: MonitorForm, metric: str, value: float | str, direction: str) -> None:
         self.metric = metric
-        self.label = w.Label(metric, layout=w.Layout(width="auto", min_width="0"))
-        self.value = w.FloatText(value=value, layout=w.Layout(width="auto", min_width="0"))
-        self.value.add_class(f"mlops-threshold-{metric}")
+        span = form.definition.ranges.get(metric) if form.definition else None
+        self.range = span.text() if span is not None else ""
+        label = f"{metric} ({self.range})" if span is not None else metric
+        self.label = w.Label(label, layout=w.Layout(width="auto", min_width="0"))
+        self.value = number_text(
+            "",
+            plain(value) if isinstance(value, int | float) else value,
+            css=f"mlops-threshold-{metric}",
+            layout=w.Layout(width="auto", min_width="0"),
+            tooltip=f"{metric}: threshold" + (f" ({self.range})" if self.range else ""),
+        )
         self.direction = w.Dropdown(
-            options=["lower", "upper"], value=direction, layout=w.Layout(width="auto", min_width="0")
+            options=["lower", "upper"],
+            value=direction,
+            layout=w.Layout(width="auto", min_width="0"),
+            tooltip=f"{metric}: lower or upper limit",
         )
         self.remove = w.Button(icon="times", tooltip=f"remove {metric} (its default applies)", layout=fit())
-        self.error = form.tab.errors.label(join_path(form.thresholds_path, metric))
+        self.error = form.tab.errors.label(join_path(form.thresholds_path, metric), name=metric)
         for widget in (self.value, self.direction):
             widget.observe(lambda _: form.tab.validate(), "value")
         self.remove.on_click(lambda _: form.remove_row(metric))
@@ -45,8 +58,12 @@ class ThresholdRow:
     def widgets(self) -> list[w.Widget]:
         return [self.label, self.value, self.direction, self.remove, self.error]
 
+    def number(self) -> float | int:
+        """The limit typed (ValueError: not a number)."""
+        return plain(read_number(self.value.value))
+
     def to_config(self) -> dict[str, list[Any]]:
-        return {"threshold": [plain(self.value.value), self.direction.value]}
+        return {"threshold": [self.number(), self.direction.value]}
 
 
 class MonitorForm:
@@ -78,19 +95,20 @@ class MonitorForm:
                 value=str(settings.get(key) or ""),
                 description=label,
                 placeholder=hint,
+                tooltip=key,
                 style=STYLE,
                 layout=grow(),
             )
 
-        self.dir_gt = text("dir_gt", "dir_gt", "ground-truth folder, relative to the volume")
-        self.dir_pred = text("dir_pred", "dir_pred", "predictions folder, relative to the volume")
-        self.volume = text("volume_display_name", "volume", "storage volume name")
+        self.dir_gt = text("dir_gt", CONTROLS["dir_gt"], "folder on the storage volume")
+        self.dir_pred = text("dir_pred", CONTROLS["dir_pred"], "folder on the storage volume")
+        self.volume = text("volume_display_name", CONTROLS["volume_display_name"], "storage volume name")
         recent = settings.get("most_recent")
-        self.most_recent = w.IntText(
-            value=recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
-            description="most_recent (days)",
+        self.most_recent = number_text(
+            CONTROLS["most_recent"],
+            recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
             style=STYLE,
-            layout=grow(),
+            tooltip="most_recent: only images modified in the last this many days count",
         )
         self.rows: dict[str, ThresholdRow] = {}
         for metric, cfg in (settings.get("thresholds") or {}).items():
@@ -150,6 +168,20 @@ class MonitorForm:
             )
         return title + f" — {html.escape(self.definition.name)}"
 
+    def input_problems(self) -> list[Problem]:
+        """Number fields whose text is no number (the entry leaves them out)."""
+        out = []
+        try:
+            read_number(self.most_recent.value, integer=True)
+        except ValueError as exc:
+            out.append(Problem(join_path(self.path, "most_recent"), str(exc)))
+        for metric, row in self.rows.items():
+            try:
+                row.number()
+            except ValueError as exc:
+                out.append(Problem(join_path(self.thresholds_path, metric), str(exc)))
+        return out
+
     @staticmethod
     def _limit(cfg: Any) -> tuple[float, str]:
         """(value, direction) of `{threshold: [v, dir]}` (validated already when loaded)."""
@@ -182,10 +214,22 @@ class MonitorForm:
         self.tab.validate()
 
     def to_config(self) -> dict[str, Any]:
+        """The monitor's settings; a number field that holds no number is left out (said
+        beside it by `input_problems`)."""
+        thresholds = {}
+        for metric, row in self.rows.items():
+            try:
+                thresholds[metric] = row.to_config()
+            except ValueError:
+                pass
+        try:
+            recent = read_number(self.most_recent.value, integer=True)
+        except ValueError:
+            recent = 7  # said beside the field; the required key stays
         return {
             "dir_gt": self.dir_gt.value.strip(),
             "dir_pred": self.dir_pred.value.strip(),
             "volume_display_name": self.volume.value.strip(),
-            "most_recent": self.most_recent.value,
-            "thresholds": {m: row.to_config() for m, row in self.rows.items()},
+            "most_recent": recent,
+            "thresholds": thresholds,
         }

@@ -14,7 +14,7 @@ from typing import Any
 import ipywidgets as w
 
 from mlops_widgets.widgets._context import PanelContext
-from mlops_widgets.widgets._forms import Action, error_html, ok_html
+from mlops_widgets.widgets._forms import Action, Confirm, error_html, ok_html
 from mlops_widgets.widgets._lab import open_link
 from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, fit, grow, span
 from mlops_widgets.widgets._task import error_text
@@ -68,7 +68,8 @@ class RunsTab:
         self.details.add_class("mlops-run-details")
 
         self.rerun = Action("Re-run", icon="redo", css="mlops-rerun")
-        self.rerun.on_click(self.start_rerun)
+        self.rerun.on_click(self.ask_rerun)
+        self.confirm = Confirm("mlops-confirm-rerun")
         self.secrets_box = w.VBox()
         self.secrets: dict[str, w.Password] = {}
         self.clone_dest = w.Text(
@@ -90,6 +91,7 @@ class RunsTab:
                 self.details,
                 self.secrets_box,
                 self.rerun.widget,
+                self.confirm.widget,
                 w.HBox([self.clone_dest, self.clone.widget]),
                 self.message,
             ]
@@ -214,6 +216,18 @@ class RunsTab:
         dest = self.clone_dest.value.strip() or self.clone_dest.placeholder
         bad_dest = None if dest.endswith(".ipynb") else "the clone's name must end with .ipynb"
         self.clone.set_reason(none or bad_dest)
+
+    def ask_rerun(self) -> None:
+        """A re-run changes what the run changed (a space, a deployment) again: asked first."""
+        if self.record is None:
+            return
+        record = self.record
+        who = f" for {record.deployment_name}" if record.deployment_name else ""
+        self.confirm.ask(
+            f"Re-run {record.template}{who} with the parameters of run {record.short_id}?",
+            "Re-run",
+            self.start_rerun,
+        )
 
     def start_rerun(self) -> None:
         if self.record is None or self.ctx.tasks.busy:

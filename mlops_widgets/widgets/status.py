@@ -34,6 +34,7 @@ class StatusTab:
         self.deployment = w.Dropdown(description="Deployment", options=[], style=LABEL, layout=grow())
         self.deployment.add_class("mlops-status-deployment")
         self.deployment.observe(lambda _: self.show(), "value")
+        ctx.share_selection(self.deployment)
         self.range = w.Dropdown(
             description="Evaluations", options=RANGES, value=50, style=LABEL, layout=grow(16, 20)
         )
@@ -72,7 +73,7 @@ class StatusTab:
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.body.value = error_html([f"cannot read the entries: {error_text(exc)}"])
             return
-        set_options(self.deployment, names, self.deployment.value)
+        set_options(self.deployment, names, self.ctx.deployment or self.deployment.value)
         self.show()
 
     def update_actions(self) -> None:

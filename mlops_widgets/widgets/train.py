@@ -11,6 +11,7 @@ stored.
 from __future__ import annotations
 
 import html
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,15 @@ import ipywidgets as w
 from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.widgets._context import PanelContext
-from mlops_widgets.widgets._forms import Action, error_html, ok_html, section, set_options
+from mlops_widgets.widgets._forms import (
+    Action,
+    error_html,
+    number_text,
+    ok_html,
+    read_number,
+    section,
+    set_options,
+)
 from mlops_widgets.widgets._style import LABEL, grow
 from mlops_widgets.widgets._task import error_text
 
@@ -61,13 +70,15 @@ class TrainTab:
             layout=grow(18, 60),
             placeholder="one folder per line, copied with its name",
         )
-        self.workers = w.BoundedIntText(
-            description="Workers", value=1, min=1, max=64, style=LABEL, layout=grow(16, 22)
+        self.workers = number_text(
+            "Training workers", 1, css="mlops-train-workers", style=LABEL, layout=grow(16, 22)
         )
-        self.devices = w.BoundedIntText(
-            description="GPUs / worker", value=0, min=0, max=16, style=LABEL, layout=grow(16, 22)
+        self.devices = number_text(
+            "GPUs / worker", 0, css="mlops-train-devices", style=LABEL, layout=grow(16, 22)
         )
-        self.memory = w.Text(description="Memory", value="8g", style=LABEL, layout=grow(16, 22))
+        self.memory = w.Text(
+            description="Memory", value="8g", placeholder="512m, 8g", style=LABEL, layout=grow(16, 22)
+        )
         self.volume = w.Text(
             description="Data volume", placeholder="storage volume (optional)", style=LABEL, layout=grow()
         )
@@ -83,7 +94,22 @@ class TrainTab:
             layout=grow(),
             placeholder="names, values from the environment ($MLOPS_SECRET_<name>)",
         )
-        for field in (self.framework, self.main, self.files, self.workers, self.env, self.secret_names):
+        self.volumes: list[str] | None = None  # the backend's storage volumes (None: not read)
+        self.form_error = w.HTML()
+        self.form_error.add_class("mlops-train-form-error")
+        for field in (
+            self.framework,
+            self.main,
+            self.files,
+            self.folders,
+            self.workers,
+            self.devices,
+            self.memory,
+            self.volume,
+            self.data_path,
+            self.env,
+            self.secret_names,
+        ):
             field.observe(lambda _: self.update_actions(), "value")
         self.submit = Action("Submit", icon="play", css="mlops-train-submit", style="primary")
         self.submit.on_click(self.do_submit)
@@ -127,6 +153,7 @@ class TrainTab:
                 self.data_path,
                 self.env,
                 self.secret_names,
+                self.form_error,
                 self.submit.widget,
                 section("Jobs"),
                 w.HBox([self.pick, self.refresh_button]),
@@ -169,21 +196,70 @@ class TrainTab:
             "main_file": self.main.value.strip(),
             "files": _lines(self.files.value),
             "folders": _lines(self.folders.value),
-            "workers": int(self.workers.value),
-            "devices_per_worker": int(self.devices.value),
+            "workers": read_number(self.workers.value, integer=True, low=1, high=64),
+            "devices_per_worker": read_number(self.devices.value, integer=True, low=0, high=16),
             "worker_memory": self.memory.value.strip(),
             "data_volume": self.volume.value.strip(),
             "data_path": self.data_path.value.strip(),
             "job_env": self._env(),
         }
 
+    def _submitted_names(self) -> tuple[list[str], list[str]]:
+        """(what the submission folder will hold, each a name relative to it; the files and
+        folders that do not exist)."""
+        import glob
+
+        names, missing = [], []
+        for line in _lines(self.files.value):
+            matches = glob.glob(str(self._path(line)))
+            if not matches:
+                missing.append(line)
+            names += [Path(m).name for m in matches]
+        for line in _lines(self.folders.value):
+            folder = self._path(line)
+            if not folder.is_dir():
+                missing.append(line)
+                continue
+            names += [f"{folder.name}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*.py")]
+        return names, missing
+
+    def _path(self, line: str) -> Path:
+        path = Path(line).expanduser()
+        return path if path.is_absolute() else self.ctx.base / path
+
     def problems(self) -> list[str]:
+        """What keeps Submit disabled, each naming the field at fault."""
         found = []
-        if not self.main.value.strip():
-            found.append("name the main file")
+        main = self.main.value.strip()
+        names, missing = self._submitted_names()
+        if not main:
+            found.append("Main file: name the script to run")
         if not _lines(self.files.value) and not _lines(self.folders.value):
-            found.append("include at least one file or folder")
-        if self.workers.value > 1 and self.framework.value not in DISTRIBUTED:
+            found.append("Files: include at least one file or folder")
+        for line in missing:
+            found.append(
+                f"{'Folders' if line in _lines(self.folders.value) else 'Files'}: {line} does not exist"
+            )
+        if main and not missing and main not in names:
+            found.append(f"Main file: {main} is not among the files and folders")
+        try:
+            workers = read_number(self.workers.value, integer=True, low=1, high=64)
+        except ValueError as exc:
+            found.append(f"Training workers: {exc}")
+            workers = 1
+        try:
+            read_number(self.devices.value, integer=True, low=0, high=16)
+        except ValueError as exc:
+            found.append(f"GPUs / worker: {exc}")
+        if not re.fullmatch(r"\d+(\.\d+)?[kKmMgG]?", self.memory.value.strip()):
+            found.append(f"Memory: {self.memory.value.strip()!r} is not a size such as 512m or 8g")
+        volume = self.volume.value.strip()
+        if volume and self.volumes is not None and volume not in self.volumes:
+            known = ", ".join(self.volumes) or "none"
+            found.append(f"Data volume: there is no storage volume {volume!r} (there are: {known})")
+        if self.data_path.value.strip() and not volume:
+            found.append("Data path: name the Data volume it is on")
+        if workers > 1 and self.framework.value not in DISTRIBUTED:
             found.append(f"{self.framework.value} runs one worker: choose a distributed framework")
         try:
             self._env()
@@ -194,7 +270,8 @@ class TrainTab:
     def update_actions(self) -> None:
         busy = self.ctx.busy_reason()
         problems = self.problems()
-        self.submit.set_reason(busy or (problems[0] if problems else None))
+        self.form_error.value = error_html(problems)
+        self.submit.set_reason(busy or (f"fix the {len(problems)} problem(s) above" if problems else None))
         job = self._job()
         self.stop.set_reason(
             busy or ("pick a running job" if job is None or job["state"] in JOB_ENDED else None)
@@ -224,6 +301,10 @@ class TrainTab:
         from mlops_widgets.ops import train
 
         self.loaded = True
+        try:
+            self.volumes = self.ctx.backend.volumes.list_volumes()
+        except Exception:  # noqa: BLE001 - not checked then; Submit says what the backend answers
+            self.volumes = None
         try:
             self.jobs = train.jobs(self.ctx.backend)
         except MlopsError as exc:
