@@ -14,6 +14,7 @@ from mlops_widgets.errors import Hint, MlopsError, render_error, render_hint
 # Config keys -> the panel's control that holds them (docs/glossary.md): the config model's
 # messages name keys, the panel names its fields; the keys themselves show only in tooltips.
 CONTROLS: dict[str, str] = {
+    "connection_timeout": "Connection timeout (s)",
     "custom_args": "Custom args",
     "dependency_asset_id": "Deployment folder",
     "dependency_filename": "Deployment folder",
