@@ -188,10 +188,42 @@ def make_template(path: Path, params: str = PARAMS, cells: list[str] | None = No
 # --- secrets -----------------------------------------------------------------------------------------
 
 
+def written_forms(value: str) -> set[str]:
+    """The forms of `value` users' code really writes, listed here independently of the masker:
+    percent-encoded (Python, `requests`, JavaScript's encodeURIComponent), base64 of it and of
+    `user:value` (basic auth), JSON (either case of hex), repr, ascii(), a bytes repr, HTML
+    (named and numeric entities), each for the value as typed and NFC/NFD-normalised."""
+    import base64
+    import html
+    import re
+    import unicodedata
+    from urllib.parse import quote, quote_plus
+
+    import requests
+
+    forms: set[str] = set()
+    for text in {value, unicodedata.normalize("NFC", value), unicodedata.normalize("NFD", value)}:
+        raw = text.encode()
+        forms |= {text, quote(text, safe=""), quote(text), quote_plus(text), quote(text, safe="!*'()~")}
+        forms.add(requests.utils.requote_uri(text))
+        for data in (raw, b"admin:" + raw, b"user:" + raw):
+            forms |= {base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode().rstrip("=")}
+        json_text = json.dumps(text)[1:-1]
+        forms |= {json_text, re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), json_text)}
+        forms |= {repr(text)[1:-1], ascii(text)[1:-1], repr(raw)[2:-1]}
+        escaped = html.escape(text)
+        forms |= {
+            escaped,
+            escaped.replace("&#x27;", "&#39;"),
+            escaped.encode("ascii", "xmlcharrefreplace").decode(),
+        }
+    return forms
+
+
 def byte_leaks(root: Path, *values: str) -> list[str]:
-    """Every file under `root` (the database and its WAL included) holding any form of any value
-    (plain, URL-encoded, base64 standard and URL-safe, JSON/repr/HTML escaped)."""
-    forms = {f.encode() for v in values for f in secret_forms(v)}
+    """Every file under `root` (the database and its WAL included) holding any form of any value:
+    those the masker knows, and those users' code writes (`written_forms`)."""
+    forms = {f.encode() for v in values for f in secret_forms(v) | written_forms(v)}
     found = []
     for path in root.rglob("*"):
         if path.is_file():

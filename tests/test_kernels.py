@@ -439,6 +439,21 @@ def test_deploy_logs_tail_follow_and_masked_secrets(
         follower.wait()
 
 
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_secret_straddling_the_line_cut_is_masked_whole(tmp_path: Path, finished: bool) -> None:
+    secret = "straddling-secret-value"
+    log = KernelLog(tmp_path, secrets=[secret], environ={})
+    line = b"x" * (LINE_MAX - 10) + secret.encode() + b"y" * 100  # the cut falls inside the secret
+    log.feed("p", line + (b"\n" if finished else b""))
+    if not finished:  # an unfinished line grows past the cut, then its kernel ends
+        log.feed("p", b"z" * 200_000)
+        log.close_pod("p")
+    log.close()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert secret[:10].encode() not in data and secret[10:].encode() not in data
+    assert MASK.encode() in data
+
+
 def test_kernel_log_cuts_endless_lines_and_masks_across_chunks(tmp_path: Path) -> None:
     secret = "0123456789-secret"
     log = KernelLog(tmp_path, secrets=[secret], environ={})

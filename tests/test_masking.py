@@ -6,13 +6,16 @@ import base64
 import html
 import json
 import re
+import unicodedata
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
+import requests
 
-from mlops_widgets.masking import MASK, Masker, looks_like_credential
+from mlops_widgets.masking import MASK, Masker, is_credential, looks_like_credential, url_credentials
 
-SECRET = 'Sk/9+q=a&b "c\\d'  # characters each encoding rewrites
+SECRET = "Sk/9+q=a&b \"c\\d'!*()"  # characters each encoding rewrites
+NON_ASCII = "Mäuse'Grün"  # composed letters and a quote
 
 
 def _encodings(value: str) -> dict[str, str]:
@@ -39,6 +42,25 @@ def _encodings(value: str) -> dict[str, str]:
             for n in range(3)
         },
         "basic auth header": "Authorization: Basic " + base64.b64encode(b"apikey:" + raw).decode(),
+        # as `requests` puts a secret into a URL it is given, and as JavaScript encodes it
+        "requests url": requests.Request("GET", f"https://h/{value}/x").prepare().url or "",
+        "requests params": requests.Request("GET", "https://h/", params={"k": value}).prepare().url or "",
+        "encodeURIComponent": quote(value, safe="!*'()~"),
+    }
+
+
+def _non_ascii_forms(value: str) -> dict[str, str]:
+    return {
+        "bytes repr": repr(value.encode()),
+        "ascii()": ascii(value),
+        "html &#39;": html.escape(value).replace("&#x27;", "&#39;"),
+        "html numeric": html.escape(value).encode("ascii", "xmlcharrefreplace").decode(),
+        "json upper hex": re.sub(
+            r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), json.dumps(value)
+        ),
+        "nfd": unicodedata.normalize("NFD", value),
+        "nfc": unicodedata.normalize("NFC", unicodedata.normalize("NFD", value)),
+        "url": quote(value),
     }
 
 
@@ -50,6 +72,35 @@ def test_every_encoding_of_a_secret_is_masked(form: str) -> None:
     masked = masker.mask(text)
     assert MASK in masked and not masker.leaks(masked)
     assert masker.mask_bytes(text.encode()) == masked.encode()
+
+
+@pytest.mark.parametrize("form", list(_non_ascii_forms(NON_ASCII)))
+def test_every_form_of_a_non_ascii_secret_is_masked(form: str) -> None:
+    text = _non_ascii_forms(NON_ASCII)[form]
+    masker = Masker([NON_ASCII])
+    assert masker.leaks(text) and masker.leaks(text.encode())
+    assert not masker.leaks(masker.mask(text)) and MASK in masker.mask(text)
+    assert masker.mask_bytes(text.encode()) == masker.mask(text).encode()
+
+
+@pytest.mark.parametrize("secret", ["k3y!", "ab12c", "s3cr3t"])
+@pytest.mark.parametrize("user", ["", "u:", "me:", "user:", "apikey:"])
+def test_base64_of_a_short_secret_and_of_basic_auth_is_masked(secret: str, user: str) -> None:
+    masker = Masker([secret])
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        word = encode((user + secret).encode()).decode()
+        for text in (f"Authorization: Basic {word}", f'{{"t": "{word.rstrip("=")}"}}'):
+            assert (
+                masker.leaks(text) and MASK in masker.mask(text) and word.rstrip("=") not in masker.mask(text)
+            )
+            assert masker.mask_bytes(text.encode()) == masker.mask(text).encode()
+
+
+def test_a_short_secret_is_masked_in_base64_only_when_exactly_encoded() -> None:
+    masker = Masker(["k3y!"])
+    near = [base64.b64encode(b).decode() for b in (b"k3y!x", b"xk3y!", b"k3y", b"k3y!:u", b"user:k3y")]
+    text = " ".join(["YWJjZGVm", "function", "k3y", *near])  # words, and other bytes around it
+    assert masker.mask(text) == text and not masker.leaks(text)
 
 
 def test_masking_keeps_the_rest_and_the_longest_secret_whole() -> None:
@@ -77,6 +128,18 @@ def test_a_short_secret_has_no_base64_form_that_would_match_by_chance() -> None:
         "MY_APIKEY",
         "github_token",
         "PASS",
+        "SSHPASS",
+        "GITHUB_PAT",
+        "BEARER",
+        "BEARER_TOKEN",
+        "JWT",
+        "APP_JWT_SIGNING",
+        "SLACK_WEBHOOK_URL",
+        "MYSQL_PASS",
+        "DB_PASS_FILE",
+        "SSH_AUTH_SOCK",
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "SENTRY_DSN",
     ],
 )
 def test_credential_looking_names(name: str) -> None:
@@ -84,7 +147,29 @@ def test_credential_looking_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["PWD", "OLDPWD", "PATH", "HOME", "PASSAGE_DIR", "COMPASS_HOME", "MLOPS_HOME"]
+    "name",
+    ["PWD", "OLDPWD", "PATH", "HOME", "PASSAGE_DIR", "COMPASS_HOME", "MLOPS_HOME", "NO_PROXY", "PATCH_LEVEL"],
 )
 def test_ordinary_names_are_not_credentials(name: str) -> None:
     assert not looks_like_credential(name)
+
+
+@pytest.mark.parametrize(
+    ("value", "parts"),
+    [
+        ("postgres://app:pw%40rd@db.internal:5432/prod", ["pw%40rd", "pw@rd"]),
+        ("https://user:hunter22@example.com/", ["hunter22"]),
+        ("https://blob.example/c/f?sv=2020&sig=abc%2Fdef&se=1", ["abc/def", "abc%2Fdef"]),
+        ("https://api.example/?access_token=tok123&page=2", ["tok123"]),
+    ],
+)
+def test_a_url_values_credential_part(value: str, parts: list[str]) -> None:
+    assert sorted(url_credentials(value)) == sorted(parts)
+    assert is_credential("DATABASE_URL", value) and is_credential("ANY_NAME", value)
+
+
+@pytest.mark.parametrize(
+    "value", ["https://example.com/a?page=2", "postgres://app@db/prod", "not a url", "/usr/bin"]
+)
+def test_urls_without_credentials_are_no_credentials(value: str) -> None:
+    assert url_credentials(value) == [] and not is_credential("SERVICE_URL", value)

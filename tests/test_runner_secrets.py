@@ -52,6 +52,50 @@ def test_no_secret_in_any_encoding_reaches_the_workspace(
     assert byte_leaks(workspace.root, SECRET, DB_PASSWORD) == []
 
 
+SHORT = "pä5s"  # short (its base64 forms are found by decoding) and not ASCII
+WORDY = "Grüße'!*()~ &x"  # composed letters, a quote, what URL encoders disagree on
+
+FORM_STEPS = [
+    "import base64, html, json, unicodedata, urllib.parse\n"
+    "import requests\n"
+    "for s in (short, wordy):\n"
+    "    print(requests.Request('GET', 'https://h/' + s + '/x', params={'k': s}).prepare().url)\n"
+    '    print(urllib.parse.quote(s, safe="!*\'()~"))  # encodeURIComponent\n'
+    "    print(s.encode(), ascii(s), html.escape(s).replace('&#x27;', '&#39;'))\n"
+    "    print(html.escape(s).encode('ascii', 'xmlcharrefreplace').decode())\n"
+    "    print(json.dumps(s).replace('\\\\u00fc', '\\\\u00FC').replace('\\\\u00e4', '\\\\u00E4'))\n"
+    "    print(unicodedata.normalize('NFD', s))\n"
+    "    for user in (b'', b'admin:', b'user:'):\n"
+    "        print('Basic', base64.b64encode(user + s.encode()).decode())\n"
+    "import os\n"
+    "from mlops_widgets.runner.record import record\n"
+    "record(env={k: os.environ.get(k) for k in ('SSHPASS', 'GITHUB_PAT', 'BEARER', 'JWT', 'DATABASE_URL', 'SLACK_WEBHOOK_URL')})",
+]
+AMBIENT = {
+    "SSHPASS": "ssh-pass-0001",
+    "GITHUB_PAT": "ghp_pat-0002-value",
+    "BEARER": "bearer-0003-value",
+    "JWT": "eyJhbGciOiJIUzI1NiJ9.jwt-0004",
+    "DATABASE_URL": "postgres://app:db-pw-0005@db.internal/prod",
+    "SLACK_WEBHOOK_URL": "https://hooks.slack.example/services/T0/B0/hook-0006-token",
+}
+
+
+def test_the_forms_users_produce_are_masked_and_credential_variables_withheld(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in AMBIENT.items():
+        monkeypatch.setenv(name, value)
+    path = make_template(tmp_path / "Forms.ipynb", 'short = ""  # secret\nwordy = ""  # secret', FORM_STEPS)
+    rec = run_template(path, secrets={"short": SHORT, "wordy": WORDY})
+    assert rec.ok, rec.error
+    assert rec.results["env"] == dict.fromkeys(AMBIENT)  # none reaches a template kernel
+    text = rec.notebook.read_text()
+    assert text.count("Basic " + MASK) >= 3 and "https://h/" + MASK in text  # the short one whole
+    secrets = [SHORT, WORDY, *AMBIENT.values(), "db-pw-0005", "hook-0006-token"]
+    assert byte_leaks(workspace.root, *secrets) == []
+
+
 CHECK_ENV = (
     "import os\nfrom mlops_widgets.runner.record import record\n"
     "record(db=os.environ.get('DB_PASSWD'), wml=os.environ.get('WML_CREDENTIALS'))\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import byte_leaks
 
 from mlops_widgets.backends.local.inference.procs import alive
 from mlops_widgets.backends.training_protocol import JOB_ENDED
@@ -207,6 +208,53 @@ def test_a_job_outlives_the_command_and_keeps_secret_variables_out_of_its_files(
     for path in backend.workspace.root.rglob("*"):
         if path.is_file():
             assert b"tok-0123456789-secret" not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_credential_job_variables_follow_the_rules_of_template_runs(
+    cli, backend, tmp_path, monkeypatch, declared
+):
+    # DB_PASSWD is outside the word list; null reads it from the environment. Declared in
+    # $MLOPS_KERNEL_CREDENTIALS or not, it is a secret of the job: in no file, masked in its logs.
+    script = _script(
+        tmp_path,
+        "env.py",
+        """
+        import base64, json, os, urllib.parse
+        for name in ("DB_PASSWD", "DATABASE_URL"):
+            value = os.environ[name]
+            print(name, value, json.dumps(value), urllib.parse.quote(value), base64.b64encode(value.encode()).decode())
+    """,
+    )
+    password, url = "db-Pässwd-0042", "postgres://app:url-pw-0043@db/prod"
+    monkeypatch.setenv("DB_PASSWD", password)
+    if declared:
+        monkeypatch.setenv("MLOPS_KERNEL_CREDENTIALS", "DB_PASSWD")
+    job_env = json.dumps({"DB_PASSWD": None, "DATABASE_URL": url, "EPOCHS": 2})
+    submitted = cli(
+        "train",
+        "submit",
+        "-p",
+        "files",
+        json.dumps([str(script)]),
+        "-p",
+        "main_file",
+        "env.py",
+        "-p",
+        "job_env",
+        job_env,
+    )
+    job_id = _job_id(submitted)
+    _until("the job's end", lambda: train.status(backend, job_id)["state"] in JOB_ENDED)
+    assert train.status(backend, job_id)["state"] == "finished"
+    log = "\n".join(train.logs(backend, job_id))
+    assert "DB_PASSWD ********" in log and "DATABASE_URL ********" in log
+    assert (
+        train.status(backend, job_id)["env"] == {"EPOCHS": "2"}
+        if "env" in train.status(backend, job_id)
+        else True
+    )
+    assert byte_leaks(backend.workspace.root, password, url, "url-pw-0043") == []
 
 
 def test_logs_follow_until_the_job_ends(backend, tmp_path):

@@ -4,10 +4,12 @@ What a template kernel inherits from the caller's environment:
 - variables named with a word of the secret list (KEY, TOKEN, PASSWORD, SECRET, APIKEY: what the
   Cloud Pak for Data backend reads, e.g. USER_ACCESS_TOKEN) are passed, and scrubbed from all
   the run saves;
-- other credential-looking variables (DB_PASSWD, WML_CREDENTIALS, *_PASS, *_PWD, *CREDENTIAL*,
-  *AUTH*... see `mlops_widgets.masking.looks_like_credential`) are NOT passed, unless declared
-  in $MLOPS_KERNEL_CREDENTIALS (names separated by commas or spaces): then they are passed and
-  scrubbed like the others;
+- other credential-looking variables (DB_PASSWD, WML_CREDENTIALS, *_PASS, SSHPASS, *_PAT,
+  BEARER, JWT, *WEBHOOK*, *_PWD, *CREDENTIAL*, *AUTH*... see
+  `mlops_widgets.masking.looks_like_credential`) and variables whose value is a URL carrying a
+  credential (`DATABASE_URL=postgres://u:pw@h/db`: `masking.url_credentials`) are NOT passed,
+  unless declared in $MLOPS_KERNEL_CREDENTIALS (names separated by commas or spaces): then they
+  are passed and scrubbed like the others;
 - $MLOPS_SECRET_* is never inherited: a run's secrets are given to it (argument, or its
   template's secret parameters read from the environment) and reach only its own kernel.
 """
@@ -15,12 +17,11 @@ What a template kernel inherits from the caller's environment:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from mlops_widgets.errors import Hint, MlopsError
-from mlops_widgets.masking import MASK, looks_like_credential
+from mlops_widgets.masking import MASK, declared_credentials, is_credential
 from mlops_widgets.runner.record import RESULTS_ENV
 from mlops_widgets.runner.secrets import (
     SECRET_ENV_PREFIX,
@@ -32,14 +33,6 @@ from mlops_widgets.runner.secrets import (
 )
 from mlops_widgets.runner.templates import Template
 from mlops_widgets.secret_names import is_secret_name
-
-DECLARED_ENV = "MLOPS_KERNEL_CREDENTIALS"
-
-
-def declared_credentials(environ: Mapping[str, str] | None = None) -> set[str]:
-    """Names of credential-looking variables the user lets template kernels inherit."""
-    env = os.environ if environ is None else environ
-    return {n for n in re.split(r"[\s,]+", env.get(DECLARED_ENV, "")) if n}
 
 
 def kernel_environment(
@@ -54,7 +47,7 @@ def kernel_environment(
         k: v
         for k, v in env.items()
         if not k.startswith(SECRET_ENV_PREFIX)
-        and (is_secret_name(k) or not looks_like_credential(k) or k in declared)
+        and (is_secret_name(k) or not is_credential(k, v) or k in declared)
     }
     kept.update(MLOPS_HOME=workspace_root, MLOPS_BACKEND=backend_name, PYDEVD_DISABLE_FILE_VALIDATION="1")
     return kept

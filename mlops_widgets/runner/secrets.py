@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any
 
 from mlops_widgets.errors import MlopsError
-from mlops_widgets.masking import Masker, looks_like_credential
+from mlops_widgets.masking import Masker, is_credential, url_credentials
 
 SECRET_ENV_PREFIX = "MLOPS_SECRET_"
 # Shorter values cannot be told apart from the rest of a notebook (a secret "1" is in every
@@ -59,15 +59,19 @@ def ambient_secrets(
     environ: Mapping[str, str] | None = None, min_length: int = MIN_AMBIENT_LENGTH
 ) -> list[str]:
     """Values of the environment variables named like credentials (USER_ACCESS_TOKEN, APIKEY...
-    as the Cloud Pak for Data backend reads them, and declared ones): a kernel given them gets
-    them scrubbed too. Short values and words of the notebook format are left out: masking "1"
-    or "markdown" everywhere would wreck a notebook, and neither is a credential."""
+    as the Cloud Pak for Data backend reads them) or declared ones, and of those holding a URL
+    with a credential (the URL and its credential part): a kernel given them gets them scrubbed
+    too. Short values and words of the notebook format are left out: masking "1" or "markdown"
+    everywhere would wreck a notebook, and neither is a credential."""
     env = os.environ if environ is None else environ
-    return [
-        v
-        for k, v in env.items()
-        if looks_like_credential(k) and len(v) >= min_length and not in_notebook_format(v)
-    ]
+    found: dict[str, int] = {}  # value -> the length it needs to be masked
+    for k, v in env.items():
+        parts = url_credentials(v)
+        if is_credential(k, environ=env) or parts:
+            found.setdefault(v, min_length)
+        for part in parts:  # a URL's password: as short as a given secret may be
+            found.setdefault(part, MIN_SECRET_LENGTH)
+    return [v for v, least in found.items() if len(v) >= least and not in_notebook_format(v)]
 
 
 @cache

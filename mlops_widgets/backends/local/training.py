@@ -5,6 +5,7 @@ local processes running the main script from a copy of the submission folder (se
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ from mlops_widgets.backends.training_protocol import (
     TrainingSpec,
 )
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
+from mlops_widgets.masking import is_credential
 from mlops_widgets.workspace import Workspace
 
 STOP_WAIT_S = 30.0
@@ -69,6 +71,13 @@ class LocalTraining:
     ) -> dict[str, Any]:
         folder = Path(folder)
         spec.check(folder)
+        # A credential among the spec's variables travels as a secret: never in job.json.
+        moved = {k: v for k, v in (spec.env or {}).items() if is_credential(k, v)}
+        if moved:
+            spec = dataclasses.replace(
+                spec, env={k: v for k, v in (spec.env or {}).items() if k not in moved}
+            )
+            secret_env = {**moved, **(secret_env or {})}
         gpus = len(detect_gpus())
         if spec.workers * spec.devices_per_worker > gpus:
             raise MlopsError(

@@ -3,8 +3,8 @@ less what belongs to the notebook, run or tool that happened to start the servic
 kernel variables.
 
     kept       the user's variables (HOME, PATH, LANG, proxies, their own settings...)
-    dropped    credential-looking names (`masking.looks_like_credential`): secrets reach kernels
-               only as secret custom args; mlops-widgets' own variables (MLOPS_*: the run id,
+    dropped    credentials (`masking.is_credential`: by name, or a URL value carrying one):
+               secrets reach kernels only as secret custom args; mlops-widgets' own variables (MLOPS_*: the run id,
                the caller's workspace and backend); a notebook's or debugger's (JPY_*,
                JUPYTER_*, IPYKERNEL*, MPLBACKEND, PYDEVD*, DEBUGPY*, PAPERMILL*, ...)
     added      mk_environments of model.json, the profile's kernel envs, REDHARE_MODEL_NAME,
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.masking import looks_like_credential
+from mlops_widgets.masking import is_credential
 
 NOT_INHERITED_PREFIXES = (
     "MLOPS_",
@@ -52,9 +52,9 @@ FOREIGN_RUNTIME_DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL
 
 
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
-    """`environ` less credential-looking variables ($MLOPS_SECRET_*, DB_PASSWD, *_TOKEN...):
-    processes the service starts get secrets only as secret custom args."""
-    return {k: v for k, v in environ.items() if not looks_like_credential(k)}
+    """`environ` less credential-looking variables ($MLOPS_SECRET_*, DB_PASSWD, *_TOKEN..., a URL
+    with a password): processes the service starts get secrets only as secret custom args."""
+    return {k: v for k, v in environ.items() if not is_credential(k, v)}
 
 
 def ordinary(environ: Mapping[str, str]) -> dict[str, str]:

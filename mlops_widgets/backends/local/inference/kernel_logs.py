@@ -86,10 +86,11 @@ class KernelLog:
             self.path.unlink()
 
     def _write(self, pod: str, lines: list[bytes]) -> None:
+        """Write lines already masked, each with the pod's prefix."""
         if not lines:
             return
         prefix = f"[{pod}] ".encode()
-        data = self.masker.mask_bytes(prefix + (b"\n" + prefix).join(lines) + b"\n")
+        data = prefix + (b"\n" + prefix).join(lines) + b"\n"
         with self._lock:
             fd = self._open()
             if self._size and self._size + len(data) > self.max_bytes:
@@ -102,21 +103,26 @@ class KernelLog:
                 self._fd = None
 
     def feed(self, pod: str, data: bytes) -> None:
-        """Output of kernel `pod`: complete lines are written, the rest waits for its end."""
+        """Output of kernel `pod`: complete lines are written, the rest waits for its end. Lines
+        are masked whole before a long one is cut into LINE_MAX pieces, so no secret is split
+        across pieces (an unfinished line gives up pieces only once the masker has seen far
+        enough past them)."""
         buf = self._partial.get(pod, b"") + data
         *lines, rest = buf.split(b"\n")
-        while len(rest) > LINE_MAX:
-            lines.append(rest[:LINE_MAX])
-            rest = rest[LINE_MAX:]
+        pieces = [piece for line in lines for piece in _cut(self.masker.mask_bytes(line))]
+        if len(rest) > LINE_MAX:
+            rest = self.masker.mask_bytes(rest)
+            while len(rest) - LINE_MAX > self.masker.reach:
+                pieces.append(rest[:LINE_MAX])
+                rest = rest[LINE_MAX:]
         self._partial[pod] = rest
-        if any(len(line) > LINE_MAX for line in lines):
-            lines = [piece for line in lines for piece in _cut(line)]
-        self._write(pod, lines)
+        self._write(pod, pieces)
 
     def close_pod(self, pod: str, note: str | None = None) -> None:
         """Kernel `pod` ended: its last unfinished line, then `note`."""
         rest = self._partial.pop(pod, b"")
-        self._write(pod, [*([rest] if rest else []), *([note.encode()] if note else [])])
+        last = _cut(self.masker.mask_bytes(rest)) if rest else []
+        self._write(pod, [*last, *([self.masker.mask_bytes(note.encode())] if note else [])])
 
     def close(self) -> None:
         """The deployment stopped: the log keeps no file open (later lines still land)."""
