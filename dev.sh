@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set-up and the two jobs of the README: `bash dev.sh demo` and `bash dev.sh test`.
-# Both create (or reuse) .venv in this folder and install the package into it first.
+# Set-up and the jobs of the README: `bash dev.sh demo` and `bash dev.sh test`; also
+# `bash dev.sh test-fast` (the unit tier) and `bash dev.sh docs` (the documentation site).
+# Each creates (or reuses) .venv in this folder and installs the package into it first.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,8 +21,16 @@ case "$job" in
     pip_install -e '.[lab]'
     exec .venv/bin/mlops demo "$@"
     ;;
+  docs)
+    pip_install -e '.[docs]'
+    exec .venv/bin/python -m sphinx -W --keep-going -n -b html docs docs/_build/html "$@"
+    ;;
+  test-fast)
+    pip_install -e '.[test,cpd,lab,docs]'
+    exec .venv/bin/python -m pytest -m unit -q "$@"
+    ;;
   test)
-    pip_install -e '.[test,cpd,lab]'
+    pip_install -e '.[test,cpd,lab,docs]'
     # The browser test drives Debian's Chromium (test tools cannot download browsers here).
     if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       echo "installing chromium for the browser test..." >&2
@@ -30,15 +39,16 @@ case "$job" in
     fi
     # On CI (CI=true) the browser test must run, never skip.
     [ "${CI:-}" = true ] && export MLOPS_REQUIRE_BROWSER=1
-    # Lint and format are part of the suite (only when running the whole suite, not a chosen test).
+    # Lint, format and the declared dependencies are part of the suite (only when running the whole suite, not a chosen test).
     if [ $# -eq 0 ]; then
       .venv/bin/ruff check .
       .venv/bin/ruff format --check .
+      .venv/bin/deptry .
     fi
     exec .venv/bin/python -m pytest "$@"
     ;;
   *)
-    echo "usage: bash dev.sh demo [--workspace DIR] | bash dev.sh test [PYTEST ARGS]" >&2
+    echo "usage: bash dev.sh demo [--workspace DIR] | bash dev.sh test [PYTEST ARGS] | bash dev.sh test-fast | bash dev.sh docs" >&2
     exit 2
     ;;
 esac

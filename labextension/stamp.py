@@ -1,5 +1,5 @@
 """The fingerprint of the extension's sources, written beside the built assets by `npm run build`
-(tests/test_labextension.py fails when the committed build is older than its sources)."""
+(tests/test_lab_extension.py fails when the committed build is older than its sources)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Work the local service process runs beside inference: monitor schedules, training jobs.
+"""Work the local service process runs beside inference: the monitor schedules (a training job
+is watched by a supervisor process of its own, `training_supervisor.py`, not by the service).
 
 The workspace's service is the one long-lived process of the local backend (started on
 demand, surviving the command that asked for it), so everything that must run while no

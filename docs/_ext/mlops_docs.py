@@ -1,49 +1,22 @@
-"""Regenerate the README's reference sections from their sources of truth.
+"""The generated parts of the documentation, so they cannot drift from the code:
 
-- CLI reference: the `mlops` command's own help, command by command.
-- Config reference: the entry's JSON Schema (`mlops config schema`).
+- the config reference, from the entry's JSON Schema (`mlops config schema`):
 
-Run `python tools/readme.py` after changing a command or a config field; `tests/test_readme.py`
-fails while the README is out of date.
+      ```{mlops-config-reference}
+      ```
+
+- the CLI reference (sphinx-click reads a group's `commands`; the `mlops` group imports its
+  sub-commands on first use, so they are loaded here first).
 """
 
 from __future__ import annotations
 
-import re
-import sys
-from pathlib import Path
 from typing import Any
 
-import click
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
-    found = [(path, cmd)]
-    if isinstance(cmd, click.Group):
-        ctx = click.Context(cmd, info_name=path[-1])
-        for name in cmd.list_commands(ctx):
-            sub = cmd.get_command(ctx, name)
-            if sub is not None and not sub.hidden:
-                found.extend(_walk(sub, [*path, name]))
-    return found
-
-
-def cli_reference() -> str:
-    from mlops_widgets.cli import cli
-
-    parts = []
-    for path, cmd in _walk(cli, ["mlops"]):
-        if isinstance(cmd, click.Group) and len(path) > 1:
-            continue  # a group's help only lists its commands, which follow one by one
-        parent = None
-        for name in path[:-1]:
-            parent = click.Context(click.Group(name), info_name=name, parent=parent)
-        ctx = click.Context(cmd, info_name=path[-1], parent=parent, terminal_width=100, max_content_width=100)
-        text = cmd.get_help(ctx)
-        parts.append(f"#### `{' '.join(path)}`\n\n```text\n{text}\n```\n")
-    return "\n".join(parts)
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
 
 
 def _desc(schema: dict[str, Any]) -> str:
@@ -71,6 +44,7 @@ def _rows(schema: dict[str, Any], prefix: str) -> list[str]:
 
 
 def config_reference() -> str:
+    """The entry's fields as a Markdown table, then the built-in monitor definitions."""
     from mlops_widgets.config import json_schema
     from mlops_widgets.monitors import BUILTIN
 
@@ -104,25 +78,29 @@ def config_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = {"cli-reference": cli_reference, "config-reference": config_reference}
+class ConfigReference(SphinxDirective):
+    """Renders `config_reference()` (Markdown, parsed by MyST in the including page)."""
+
+    def run(self) -> list[nodes.Node]:
+        container = nodes.container()
+        self.state.nested_parse(StringList(config_reference().splitlines()), self.content_offset, container)
+        return container.children
 
 
-def render(text: str) -> str:
-    for name, make in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"README has no {name} markers")
-        body = make()
-        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
-    return text
+def load_commands() -> None:
+    """Put every lazily imported sub-command of `mlops` into the group, for sphinx-click."""
+    import click
+
+    from mlops_widgets.cli import COMMANDS, cli
+
+    ctx = click.Context(cli, info_name="mlops")
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        if command is not None:
+            cli.add_command(command, name)
 
 
-def main() -> None:
-    new = render(README.read_text())
-    if "--check" in sys.argv:
-        sys.exit(0 if new == README.read_text() else 1)
-    README.write_text(new)
-
-
-if __name__ == "__main__":
-    main()
+def setup(app: Sphinx) -> dict[str, Any]:
+    load_commands()
+    app.add_directive("mlops-config-reference", ConfigReference)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
