@@ -1,4 +1,5 @@
-"""Shared fixtures: every test gets a fresh workspace, and CLI calls run in-process."""
+"""Shared fixtures: every test gets a fresh workspace, and CLI calls run in-process; each test
+module has a tier (TIERS below; pytest -m unit runs the fast one)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,52 @@ from click.testing import CliRunner
 from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.workspace import Workspace
+
+# module -> its tier marker (registered in pyproject.toml). A module not named here is
+# "integration": a new test module runs in the full suite and stays out of the fast tier until
+# it is listed as unit here (no kernel, service, server or browser; seconds, not minutes).
+TIERS: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "test_archives",
+            "test_backends",
+            "test_cli_hints",
+            "test_config",
+            "test_imports",
+            "test_masking",
+            "test_monitors",
+            "test_package_shape",
+            "test_project",
+            "test_readme",
+            "test_space",
+            "test_volumes",
+            "test_workspace",
+        ],
+        "unit",
+    ),
+    **dict.fromkeys(["test_browser", "test_lab_browser"], "browser"),
+    **dict.fromkeys(["test_demo", "test_binder", "test_training_demo"], "slow"),
+}
+
+
+TIER_MARKERS = ("unit", "integration", "browser", "slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its module's tier, unless the test names its own (a slow test in a
+    unit module)."""
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in TIER_MARKERS):
+            item.add_marker(getattr(pytest.mark, TIERS.get(item.path.stem, "integration")))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m unit` alone, modules of other tiers are not even imported (a quicker start)."""
+    if config.option.markexpr == "unit" and collection_path.suffix == ".py":
+        stem = collection_path.stem
+        return stem.startswith("test_") and TIERS.get(stem, "integration") != "unit"
+    return None
+
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "mlops_widgets" / "examples"
 REFERENCE = Path(__file__).resolve().parent / "data" / "original"

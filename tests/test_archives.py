@@ -130,6 +130,7 @@ def test_top_folder_is_stripped_when_asked(tmp_path: Path) -> None:
     assert top_folder(flat, keep_if="kernel.py") == ""
 
 
+@pytest.mark.slow  # a 512 MiB archive: out of the fast tier
 def test_a_zip_bomb_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:

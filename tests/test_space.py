@@ -75,6 +75,7 @@ def _add_entry(root: str, key: str, barrier) -> None:
     space.update_document(DEPLOYMENT_METADATA, lambda doc: doc.__setitem__(key, {"model_name": key}))
 
 
+@pytest.mark.slow  # many processes or threads at once: out of the fast tier
 def test_twenty_concurrent_writers_lose_no_entry(workspace):
     assert get_backend("local", workspace).space.space_id  # the database exists before the race
     ctx = mp.get_context("spawn")
@@ -238,6 +239,7 @@ def _stage_force(root: str, model: str, dependency: str, queue) -> None:
         queue.put(("error", str(exc)))
 
 
+@pytest.mark.slow  # many processes or threads at once: out of the fast tier
 def test_concurrent_stage_force_succeed_or_say_another_command_changed_the_entry(backend, example_paths):
     from mlops_widgets.ops import space
 

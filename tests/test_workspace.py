@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from helpers import in_tmpfs, needs_unshare
 
 from mlops_widgets.workspace import Workspace
@@ -112,6 +113,7 @@ def test_a_full_workspace_is_said_so(tmp_path: Path) -> None:
     assert "disk I/O error" not in out.stderr
 
 
+@pytest.mark.slow  # many processes or threads at once: out of the fast tier
 def test_threads_opening_a_new_workspace_together_all_get_in(tmp_path):
     """The first connections to a new database race to switch it to WAL; SQLite answers one of
     them "locked" without waiting: none may fail for it (150 fresh workspaces, 8 threads each)."""
