@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import stage
+from helpers import example_entry, stage
 
 from mlops_widgets import edi_helpers
 from mlops_widgets.backends.base import DEPLOYMENT_METADATA, Backend
@@ -272,3 +272,70 @@ def test_a_failure_inside_a2_keeps_its_hint_for_the_cli(
     }
     assert "--" not in record.error["summary"] and "--" not in (run.error or "")  # words, not flags
     assert f"fix: {rendered}" in cli("runs", "show", run.run_id).stdout.splitlines()
+
+
+WEIGHTS_KERNEL = """\
+import os
+import redhareapiversion
+from redhareapi import Kernel
+
+class WeightsKernel(Kernel):
+    def on_task_invoke(self, task_context):
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "weights", "net.pt")) as fh:
+            task_context.set_output_data(fh.read())
+
+if __name__ == "__main__":
+    WeightsKernel().run()
+"""
+
+
+def test_a_deployment_folder_holding_its_weights_is_staged_without_a_model(
+    backend: Backend, example_paths: Any, cli: Any, tmp_path: Path
+) -> None:
+    """The team's folders carry their weights: `prepare stage` without --path-model uploads the
+    folder once, it is the model asset too, and the deployment answers from those weights."""
+    folder = tmp_path / "deepliif_deployment"
+    (folder / "weights").mkdir(parents=True)
+    (folder / "kernel.py").write_text(WEIGHTS_KERNEL)
+    (folder / "weights" / "net.pt").write_text("the weights")
+    res = cli("prepare", "stage", "--path-dependency", str(folder), "--path-yml", str(example_paths.config))
+    assert res.exit_code == 0, res.output
+    asset_id = res.stdout.strip().rsplit(" ", 1)[-1]
+    (asset,) = backend.space.list_assets()
+    assert asset.asset_id == asset_id and asset.name == "deepliif_deployment.zip"  # one upload
+    _, entry = space.get_entry(backend, model_asset_id=asset_id)
+    assert entry["model_asset"] == "deepliif_deployment.zip"
+    assert entry["wmla_deployment"]["dependency_asset_id"] == asset_id
+    built = submission.build_submission_folder(backend, "weights", asset_id)
+    assert (built / "weights" / "net.pt").read_text() == "the weights"
+    assert not (built / "deepliif_deployment").exists()  # not unpacked a second time
+    deployed = deploy.deploy_create(backend, "weights", asset_id)
+    assert deployed["deployment_name"] == "weights"
+    assert backend.inference.infer("weights", b"{}").decode() == "the weights"
+    both = cli(
+        "prepare",
+        "stage",
+        "--path-model",
+        str(folder),
+        "--from-job",
+        "j",
+        "--path-dependency",
+        str(folder),
+        "--path-yml",
+        str(example_paths.config),
+    )
+    assert both.exit_code != 0 and "not both" in both.output
+
+
+def test_a_model_zip_of_a_folder_of_its_name_unpacks_flat(
+    backend: Backend, example_paths: Any, tmp_path: Path
+) -> None:
+    """`zip -r M.zip M` holds M/...: the deployment gets M/net.pt, not M/M/net.pt."""
+    model = write_zip(tmp_path / "M.zip", {"M/net.pt": "w", "M/sub/more.pt": "x"})
+    asset_id = space.stage(
+        backend, model, example_paths.deployment, example_entry(example_paths), on_clash="new"
+    )["model_asset_id"]
+    folder = submission.build_submission_folder(backend, "flat", asset_id)
+    assert (folder / "M" / "net.pt").read_text() == "w" and (folder / "M" / "sub" / "more.pt").is_file()
+    assert not (folder / "M" / "M").exists()

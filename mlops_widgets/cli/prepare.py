@@ -16,7 +16,7 @@ def prepare() -> None:
     """Stage model and deployment files into the space."""
 
 
-def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: bool, new: bool) -> str:
+def _on_clash(obj: CliContext, path_model: str | None, path_dependency: str, force: bool, new: bool) -> str:
     """What to do with assets of the same names: the flags, else ask on a TTY as the original did."""
     if force and new:
         raise click.UsageError("--force and --new exclude each other")
@@ -26,7 +26,7 @@ def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: boo
         return "new"
     from mlops_widgets.ops import space
 
-    old = space.clashes(obj.backend(), path_model, path_dependency)
+    old = space.clashes(obj.backend(), *(p for p in (path_model, path_dependency) if p))
     if not old:
         return "error"
     names = ", ".join(sorted({a.name for a in old}))
@@ -50,7 +50,11 @@ def _on_clash(obj: CliContext, path_model: str, path_dependency: str, force: boo
 
 
 @prepare.command()
-@click.option("--path-model", type=click.Path(), help="Model file or folder.")
+@click.option(
+    "--path-model",
+    type=click.Path(),
+    help="Model file or folder (leave out when the deployment folder holds the weights).",
+)
 @click.option(
     "--from-job",
     metavar="JOB",
@@ -80,12 +84,12 @@ def stage(
 ) -> None:
     """Validate the config, upload model and dependency (folders zipped), write the entry and print
     the model asset id."""
-    if bool(path_model) == bool(from_job):
-        raise click.UsageError("give one of --path-model and --from-job")
+    if path_model and from_job:
+        raise click.UsageError("give one of --path-model and --from-job, not both")
     loaded = obj.load_config(path_yml, with_key=False)
     (entry,) = loaded.entries.values()
     if not from_job:
-        _stage(obj, str(path_model), path_dependency, entry, force, new)
+        _stage(obj, path_model, path_dependency, entry, force, new)
         return
     import tempfile
 
@@ -97,22 +101,24 @@ def stage(
 
 
 def _stage(
-    obj: CliContext, path_model: str, path_dependency: str, entry: dict, force: bool, new: bool
+    obj: CliContext, path_model: str | None, path_dependency: str, entry: dict, force: bool, new: bool
 ) -> None:
     from mlops_widgets.cli._run import run_step
     from mlops_widgets.ops import space
 
     for option, path in (("--path-model", path_model), ("--path-dependency", path_dependency)):
-        if not Path(path).exists():
+        if path and not Path(path).exists():
             raise click.ClickException(f"{option}: {path} does not exist")
     on_clash = _on_clash(obj, path_model, path_dependency, force, new)
-    space.check_stage(obj.backend(), Path(path_model), Path(path_dependency), on_clash)
+    space.check_stage(
+        obj.backend(), Path(path_model) if path_model else None, Path(path_dependency), on_clash
+    )
     # Staging runs as template A_MLOps_Pipeline, so it leaves an executed notebook and a run record.
     record = run_step(
         obj,
         "A_MLOps_Pipeline",
         {
-            "path_model": str(Path(path_model).resolve()),
+            "path_model": str(Path(path_model).resolve()) if path_model else "",
             "path_dependency": str(Path(path_dependency).resolve()),
             "entry": entry,
             "on_clash": on_clash,

@@ -35,16 +35,17 @@ def clashes(backend: Backend, *paths: str | Path) -> list[Asset]:
 
 
 def check_stage(
-    backend: Backend, model: Path, dependency: Path, on_clash: OnClash
+    backend: Backend, model: Path | None, dependency: Path, on_clash: OnClash
 ) -> tuple[set[str], set[str]]:
     """Refuse a stage before anything is uploaded: a missing path, assets of the same names
     (unless told what to do with them), or replacing a deployed model. Returns the ids of the
     assets an "overwrite" replaces and the keys of the entries seen. Front ends call it first, to
-    show the error before a run."""
-    for label, p in (("model", model), ("dependency", dependency)):
+    show the error before a run. `model` None: the deployment folder holds the model."""
+    paths = [("model", model), ("dependency", dependency)] if model else [("dependency", dependency)]
+    for label, p in paths:
         if not p.exists():
             raise NotFoundError(f"the {label} path {p} does not exist")
-    old = clashes(backend, model, dependency)
+    old = clashes(backend, *(p for _, p in paths))
     if old and on_clash == "error":
         names = ", ".join(sorted({a.name for a in old}))
         raise ConflictError(f"the space already has assets named {names}", hint=REPLACE_HINT)
@@ -66,7 +67,7 @@ def check_stage(
 
 def stage(
     backend: Backend,
-    path_model: str | Path,
+    path_model: str | Path | None,
     path_dependency: str | Path,
     entry: dict[str, Any],
     *,
@@ -78,17 +79,21 @@ def stage(
     on_clash decides what happens when assets of the same names exist, as the original's prompt
     did: "error" refuses, "overwrite" replaces the old assets and their entries once the new ones
     are in (refused while one of them is deployed), "new" adds another asset of the same name.
+    Without a model path ("" or None) the deployment folder holds the model's weights: it is
+    uploaded once and is the model asset too (the entry is keyed by its id).
     Returns the model asset id, the dependency asset id and the entry as written.
     """
     entry, _warnings = validate_entry(entry, definitions=known_definitions(backend.workspace))
-    model, dependency = Path(path_model), Path(path_dependency)
+    model, dependency = (Path(path_model) if path_model else None), Path(path_dependency)
     replaced, seen = check_stage(backend, model, dependency, on_clash)
     uploaded: list[str] = []
     try:  # all or nothing: what this stage uploaded goes again if any step fails
-        model_asset = backend.space.upload(model, progress=progress)
-        uploaded.append(model_asset.asset_id)
+        model_asset = backend.space.upload(model, progress=progress) if model is not None else None
+        if model_asset is not None:
+            uploaded.append(model_asset.asset_id)
         dependency_asset = backend.space.upload(dependency, progress=progress)
         uploaded.append(dependency_asset.asset_id)
+        model_asset = model_asset or dependency_asset
 
         entry = copy.deepcopy(entry)
         entry["model_asset"] = model_asset.name

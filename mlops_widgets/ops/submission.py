@@ -155,12 +155,24 @@ def dependency_asset(backend: Backend, model_asset_id: str, entry: dict[str, Any
     )
 
 
-def _unpack(backend: Backend, asset: Asset, dest: Path, scratch: Path, *, flatten_unless: str = "") -> None:
-    """Download an asset; a zip is unpacked into `dest` (new), any other file copied into it."""
+def _unpack(
+    backend: Backend,
+    asset: Asset,
+    dest: Path,
+    scratch: Path,
+    *,
+    flatten_unless: str = "",
+    flatten_if: str = "",
+) -> None:
+    """Download an asset; a zip is unpacked into `dest` (new), any other file copied into it. A
+    zip whose entries share one top folder loses it unless a file `flatten_unless` lies at the
+    top (the dependency), or when that folder is named `flatten_if` (the model)."""
     download = backend.space.download(asset.asset_id, scratch / "download")
     try:
         if asset.name.endswith(".zip") and zipfile.is_zipfile(download):
             strip = top_folder(download, flatten_unless) if flatten_unless else ""
+            if flatten_if and top_folder(download, "") == flatten_if:
+                strip = flatten_if
             safe_unzip(download, dest, strip=strip, label=f"the asset {asset.name}")
         else:
             dest.mkdir(parents=True, exist_ok=True)
@@ -259,7 +271,9 @@ def _build(
         if not (folder / "README.md").exists() and not (folder / "README.md").is_symlink():
             _replace(folder / "README.md", f"# {name}\n\nDeployed by mlops-widgets from {dependency.name}.\n")
         model_asset = str(entry.get("model_asset") or "")
-        if model_asset.endswith(".zip"):
+        if model_asset_id == dependency.asset_id:
+            pass  # staged without a model: the deployment folder holds its weights
+        elif model_asset.endswith(".zip"):
             model_dir = folder / model_asset[:-4]
             if model_dir.resolve().parent != folder.resolve() or model_dir.exists() or model_dir.is_symlink():
                 raise MlopsError(
@@ -267,7 +281,14 @@ def _build(
                     if model_dir.parent == folder
                     else f"model asset name {model_asset!r} cannot be a folder name"
                 )
-            _unpack(backend, backend.space.get_asset(model_asset_id), model_dir, scratch)
+            # A zip made of a folder of the same name (`zip -r M.zip M`) unpacks flat into M/.
+            _unpack(
+                backend,
+                backend.space.get_asset(model_asset_id),
+                model_dir,
+                scratch,
+                flatten_if=model_dir.name,
+            )
         else:
             _unpack(backend, backend.space.get_asset(model_asset_id), folder, scratch)
     write_model_json(folder, name, kernel, mk_environments(backend, entry, model_asset_id))
