@@ -590,7 +590,10 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert_panel_words(panel)
     d.remove_monitor.value = True
     d.delete.button.click()  # asks first, saying what goes with it
-    assert "Delete deployment demo-1 with its monitors?" in txt(d.confirm.question)
+    question = txt(d.confirm.question)  # what the delete touches, by name
+    assert "Delete deployment demo-1" in question and "are deleted" in question
+    assert "its monitors (generic_metrics, segmentation_metrics)" in question
+    assert f"its entry {asset_id} is kept, cleared" in question
     assert not panel.ctx.tasks.busy and "demo-1" in [x["name"] for x in d.deployments]
     d.confirm.yes.click()
     assert panel.wait(WAIT_S) and "demo-1 deleted" in txt(d.message)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlops_widgets.backends import backend_name, get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import App
 
 
 @dataclass
@@ -29,6 +32,12 @@ class CliContext:
 
     def ws(self) -> Workspace:
         return Workspace(self.workspace)
+
+    def app(self) -> App:
+        """The application core on this workspace and backend: every state change goes through it."""
+        from mlops_widgets.app import App
+
+        return App(self.ws(), self.backend())
 
     def definitions(self) -> dict[str, Any]:
         """The monitor definitions of this workspace (built-ins, plug-ins, registrations): what

@@ -33,10 +33,8 @@ def validate(obj: CliContext, path_yml: str, with_key: bool) -> None:
 @pass_obj
 def add(obj: CliContext, path_yml: str, force: bool) -> None:
     """Add the entries of a YAML file keyed by model asset id."""
-    from mlops_widgets.ops import space
-
     loaded = obj.load_config(path_yml, with_key=True)
-    keys = space.add_entries(obj.backend(), {str(k): v for k, v in loaded.entries.items()}, force=force)
+    keys = obj.app().entry_add({str(k): v for k, v in loaded.entries.items()}, force=force)
     for key in keys:
         click.echo(f"added {key}")
 
@@ -84,11 +82,9 @@ def _print_entries(entries: dict[str, dict[str, Any]]) -> None:
 @pass_obj
 def delete(obj: CliContext, name: str | None, model_asset_id: str | None) -> None:
     """Delete one entry, found by deployment name or model asset id."""
-    from mlops_widgets.ops import space
-
     if bool(name) == bool(model_asset_id):
         raise click.UsageError("give exactly one of --name and --model-asset-id")
-    key = space.delete_entry(obj.backend(), name=name, model_asset_id=model_asset_id)
+    key = obj.app().entry_delete(name=name, model_asset_id=model_asset_id)
     click.echo(f"deleted entry {key}")
 
 

@@ -19,15 +19,6 @@ def _stderr_progress(done: int, total: int | None, what: str) -> None:
     click.echo(what, err=True)
 
 
-def _event(obj: CliContext, action: str, name: str, **params: Any) -> Any:
-    """The audit trail's record of a state change that runs no template (runner.events)."""
-    from mlops_widgets.runner import events
-
-    return events.recording(
-        obj.ws(), action, {"deployment_name": name, **params}, deployment_name=name, backend=obj.backend_name
-    )
-
-
 @click.group()
 def deploy() -> None:
     """Create, start, stop, inspect and delete deployments."""
@@ -118,11 +109,7 @@ def create(
 @pass_obj
 def start(obj: CliContext, name: str, no_wait: bool, timeout: float) -> None:
     """Start a deployment (and the local inference service when it is not running)."""
-    from mlops_widgets.ops import deploy as steps
-
-    with _event(obj, "deploy.start", name, wait=not no_wait, timeout=timeout) as event:
-        view = steps.start(obj.backend(), name, wait=not no_wait, timeout=timeout, progress=_stderr_progress)
-        event.result = {"status": view["status"]}
+    view = obj.app().deploy_start(name, wait=not no_wait, timeout=timeout, progress=_stderr_progress)
     click.echo(f"deployment {name}: {view['status']}")
 
 
@@ -131,11 +118,7 @@ def start(obj: CliContext, name: str, no_wait: bool, timeout: float) -> None:
 @pass_obj
 def stop(obj: CliContext, name: str) -> None:
     """Stop a deployment's kernels (on_kernel_shutdown first)."""
-    from mlops_widgets.ops import deploy as steps
-
-    with _event(obj, "deploy.stop", name) as event:
-        view = steps.stop(obj.backend(), name)
-        event.result = {"status": view["status"]}
+    view = obj.app().deploy_stop(name)
     click.echo(f"deployment {name}: {view['status']}")
 
 
@@ -145,18 +128,16 @@ def stop(obj: CliContext, name: str) -> None:
 @click.option("--remove-config", is_flag=True, help="Also drop the entry from the deployment metadata.")
 @pass_obj
 def delete(obj: CliContext, name: str, remove_monitor: bool, remove_config: bool) -> None:
-    """Undeploy (stopping it first) and clear, or drop, the entry's deployment fields."""
-    from mlops_widgets.ops import deploy as steps
-
-    options = {"remove_monitor": remove_monitor, "remove_config": remove_config}
-    with _event(obj, "deploy.delete", name, **options) as event:
-        result = steps.deploy_delete(obj.backend(), name, **options)
-        event.result = result
-    done = ["undeployed" if result["undeployed"] else "was not deployed"]
-    if result["entry"]:
-        done.append(f"entry of {result['model_asset_id']} {result['entry']}")
-    if result["deleted_subscription_ids"]:
-        done.append(f"subscription {', '.join(result['deleted_subscription_ids'])} deleted")
+    """Undeploy (stopping it first) and clear, or drop, the entry's deployment fields. Monitors
+    kept lose their schedules: none may outlive the deployment."""
+    result = obj.app().deploy_delete(name, remove_monitor=remove_monitor, remove_config=remove_config)
+    done = ["undeployed" if result.undeployed else "was not deployed"]
+    if result.entry:
+        done.append(f"entry of {result.model_asset_id} {result.entry}")
+    if result.deleted_subscription_ids:
+        done.append(f"subscription {', '.join(result.deleted_subscription_ids)} deleted")
+    if result.unscheduled:
+        done.append(f"schedules of {', '.join(result.unscheduled)} removed")
     click.echo(f"deployment {name}: " + "; ".join(done))
 
 

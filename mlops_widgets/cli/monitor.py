@@ -294,7 +294,7 @@ def list_(obj: CliContext, as_json: bool) -> None:
 @pass_obj
 def delete(obj: CliContext, name: str) -> None:
     """Drop the deployment's subscription with its monitors, runs and measurements."""
-    out = ops_monitor.monitor_delete(obj.backend(), name)
+    out = obj.app().monitor_delete(name)
     for sub_id in out["deleted_subscription_ids"]:
         click.echo(f"deleted subscription {sub_id}")
 
@@ -365,7 +365,7 @@ def _print_computed(out: dict[str, Any]) -> None:
 def register(obj: CliContext, monitor_id: str, provider_name: str) -> None:
     """Register a monitor id computed by an existing provider (a versioned copy of a built-in,
     as the original created on the server), so entries may use it."""
-    out = ops_monitor.monitor_register(obj.backend(), monitor_id, provider_name)
+    out = obj.app().monitor_register(monitor_id, provider_name)
     click.echo(f"registered {out['monitor_id']} ({len(out['metrics'])} metrics, provider {provider_name})")
 
 
@@ -377,10 +377,8 @@ def register(obj: CliContext, monitor_id: str, provider_name: str) -> None:
 def publish(obj: CliContext, monitor_id: str, software_spec: str | None, as_json: bool) -> None:
     """Make a monitor's provider callable by the monitoring service and register its definition
     (the original's B2); its integrated system id goes into the space's monitor_metadata.yml."""
-    from mlops_widgets.ops.publish import publish as ops_publish
-
     echo_result(
-        ops_publish(obj.backend(), monitor_id, software_spec=software_spec),
+        obj.app().monitor_publish(monitor_id, software_spec=software_spec),
         as_json=as_json,
         text=lambda out: click.echo(
             f"published {out['monitor_id']}: integrated system {out['integrated_system_id']}"

@@ -76,23 +76,8 @@ def schedule(
             raise MlopsError("say what to do: --every REPEAT, --pause, --resume or --off")
         if (pause and resume) or (remove and len(changes) > 1) or (resume and every):
             raise MlopsError(f"{' and '.join(changes)} cannot be combined")
-        from mlops_widgets.runner import events
-
         paused = pause if (pause or resume) else None
-        params = {
-            "deployment_name": name,
-            "monitor_id": monitor_id,
-            "every": every,
-            "paused": paused,
-            "remove": remove,
-        }
-        with events.recording(
-            obj.ws(), "monitor.schedule", params, deployment_name=name, backend=obj.backend_name
-        ) as outcome:
-            rows = ops_schedule.set_schedule(
-                obj.backend(), name, monitor_id, every=every, paused=paused, remove=remove
-            )
-            outcome.result = {"schedules": rows}
+        rows = obj.app().schedule_set(name, monitor_id, every=every, paused=paused, remove=remove)
         rows = [{**r, **(r.pop("schedule") or {})} for r in rows]
     echo_result(
         rows,

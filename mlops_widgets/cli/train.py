@@ -150,12 +150,7 @@ def logs(obj: CliContext, job_id: str, worker: int | None, tail: int | None, fol
 @pass_obj
 def stop(obj: CliContext, job_id: str) -> None:
     """Stop a job: every process of every worker is killed."""
-    from mlops_widgets.ops import train as steps
-    from mlops_widgets.runner import events
-
-    with events.recording(obj.ws(), "train.stop", {"job_id": job_id}, backend=obj.backend_name) as event:
-        job = steps.stop(obj.backend(), job_id)
-        event.result = {"state": job["state"]}
+    job = obj.app().train_stop(job_id)
     click.echo(f"training job {job_id}: {job['state']}")
 
 

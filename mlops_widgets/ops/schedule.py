@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops_widgets.backends.base import Backend
-from mlops_widgets.errors import Hint, MlopsError
+from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.schedule import (
     DISABLED,
     ENABLED,
@@ -23,6 +23,7 @@ from mlops_widgets.monitors.schedule import (
 from mlops_widgets.ops import space
 from mlops_widgets.ops.monitor_views import (
     MONITORS_KEY,
+    existing_subscription,
     instances_of,
     rid,
     run_summary,
@@ -130,3 +131,37 @@ def list_schedules(backend: Backend, deployment_name: str | None = None) -> list
                 }
             )
     return out
+
+
+def monitor_instances_of(backend: Backend, deployment_name: str) -> list[dict[str, Any]]:
+    """The deployment's monitor instances (its entry's subscription, else one named after it),
+    each with its schedule as users read it (None when unscheduled); [] when it has none. Works
+    whether or not an entry still names the deployment."""
+    try:
+        entry = space.get_entry(backend, deployment_name=deployment_name)[1]
+    except NotFoundError:
+        entry = {}
+    sub = existing_subscription(backend, entry, deployment_name)
+    if sub is None:
+        return []
+    return [
+        {
+            "monitor_id": inst["entity"]["monitor_definition_id"],
+            "monitor_instance_id": rid(inst),
+            "schedule": schedule_summary(inst),
+        }
+        for inst in instances_of(backend, rid(sub))
+    ]
+
+
+def unschedule(backend: Backend, deployment_name: str) -> list[str]:
+    """Take the schedule off every monitor instance of the deployment, keeping the instances,
+    their history and the entry's `schedule` settings (a later `monitor create` re-applies
+    them); returns the monitor ids unscheduled. What a deployment's delete does when its
+    monitors stay: no schedule may outlive the deployment it evaluates."""
+    done = []
+    for inst in monitor_instances_of(backend, deployment_name):
+        if inst["schedule"] is not None:
+            backend.monitoring.monitor_instances.set_schedule(inst["monitor_instance_id"], None)
+            done.append(inst["monitor_id"])
+    return done

@@ -18,6 +18,7 @@ from mlops_widgets.widgets._task import ProgressFn, TaskBar
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
+    from mlops_widgets.app import App
     from mlops_widgets.backends.base import Backend
     from mlops_widgets.monitors import MonitorDefinition
 
@@ -77,6 +78,14 @@ class PanelContext:
 
             backend = self._local.backend = get_backend(self.backend_name, self.workspace)
         return backend
+
+    @property
+    def app(self) -> App:
+        """The application core on this thread's backend: every state change goes through it,
+        as the CLI's do."""
+        from mlops_widgets.app import App
+
+        return App(self.workspace, self.backend)
 
     @property
     def definitions(self) -> dict[str, MonitorDefinition]:

@@ -361,22 +361,13 @@ class DeployTab:
         name = self.target.value
         if not name:
             return
-        extra = [
-            what
-            for flag, what in (
-                (self.remove_monitor.value, "its monitors"),
-                (self.remove_config.value, "its entry"),
-            )
-            if flag
-        ]
-        also = f" with {' and '.join(extra)}" if extra else ""
-        self.confirm.ask(
-            f"Delete deployment {name}{also}? This cannot be undone.", "Delete", lambda: self._life("delete")
+        plan = self.ctx.app.deployment_delete_plan(name)
+        question = plan.describe(
+            remove_monitor=bool(self.remove_monitor.value), remove_config=bool(self.remove_config.value)
         )
+        self.confirm.ask(question, "Delete", lambda: self._life("delete"))
 
     def _life(self, action: str) -> None:
-        from mlops_widgets.ops import deploy as ops_deploy
-
         name = self.target.value
         if not name or self.ctx.tasks.busy:
             return
@@ -384,37 +375,19 @@ class DeployTab:
         self.message.value = ""
         ctx = self.ctx  # ctx.backend is read in the step's thread: it is per thread
         remove_monitor, remove_config = bool(self.remove_monitor.value), bool(self.remove_config.value)
-        calls = {
-            "start": lambda progress: ops_deploy.start(
-                ctx.backend, name, progress=progress, secret_args=self._secrets.get(name)
+        calls = {  # through the core: validated and recorded as the CLI's are
+            "start": lambda progress: ctx.app.deploy_start(
+                name, progress=progress, secret_args=self._secrets.get(name)
             ),
-            "stop": lambda progress: ops_deploy.stop(ctx.backend, name),
-            "delete": lambda progress: ops_deploy.deploy_delete(
-                ctx.backend, name, remove_monitor=remove_monitor, remove_config=remove_config
+            "stop": lambda progress: ctx.app.deploy_stop(name),
+            "delete": lambda progress: ctx.app.deploy_delete(
+                name, remove_monitor=remove_monitor, remove_config=remove_config
             ),
         }
-        params = (
-            {"remove_monitor": remove_monitor, "remove_config": remove_config} if action == "delete" else {}
-        )
-
-        def recorded(progress: Any) -> Any:
-            """The change, recorded in the audit trail as the CLI records it (runner.events)."""
-            from mlops_widgets.runner import events
-
-            with events.recording(
-                ctx.workspace,
-                f"deploy.{action}",
-                {"deployment_name": name, **params},
-                deployment_name=name,
-                backend=ctx.backend_name,
-            ) as event:
-                event.result = calls[action](progress)
-            return event.result
-
         past = {"start": "started", "stop": "stopped", "delete": "deleted"}[action]
         self.ctx.run_call(
             f"{action.capitalize()} {name}",
-            recorded,
+            calls[action],
             on_done=lambda _: setattr(self.message, "value", ok_html(f"{name} {past}")),
         )
 

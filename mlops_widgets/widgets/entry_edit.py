@@ -13,9 +13,8 @@ from mlops_widgets.widgets._style import LABEL, fit, grow
 from mlops_widgets.widgets._task import error_text
 
 if TYPE_CHECKING:
+    from mlops_widgets.app import EntryEdited
     from mlops_widgets.widgets.prepare import PrepareTab
-
-MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
 
 
 class EntryEditor:
@@ -86,47 +85,25 @@ class EntryEditor:
         self.update_actions()
 
     def do_update(self) -> None:
-        from mlops_widgets.config import validate_entry
-
         asset_id, ctx = self.editing, self.tab.ctx
         if asset_id is None:
             return
-        new, _ = validate_entry(self.tab.entry(), definitions=ctx.definitions)
-        name = (new.get("wmla_deployment") or {}).get("deployment_name") or None
+        entry = self.tab.entry()
         self.message.value = ""
 
-        def work(progress: Any) -> dict[str, Any]:
-            from mlops_widgets.ops import space
-            from mlops_widgets.ops.monitor_views import monitor_list
-            from mlops_widgets.runner import events, run_template
+        def work(progress: Any) -> EntryEdited:
+            # the core validates, records, keeps the monitors' schedules and configures them again
+            edited = ctx.app.entry_edit(asset_id, entry, cwd=str(ctx.base), progress=progress)
+            if edited.run is not None:
+                ctx.check_run(edited.run)
+            return edited
 
-            params = {
-                "model_asset_id": asset_id,
-                "monitors": sorted(new.get("openscale_custom_metric_provider") or {}),
-            }
-            with events.recording(
-                ctx.workspace, "entry.update", params, deployment_name=name, backend=ctx.backend_name
-            ) as event:
-                space.update_entry(ctx.backend, asset_id, lambda e: (e.clear(), e.update(new)))
-                event.result = {"model_asset_id": asset_id}
-            monitored = bool(name) and any(
-                m.get("deployment_name") == name for m in monitor_list(ctx.backend)
+        def done(result: EntryEdited) -> None:
+            again = (
+                f"; the monitors of {result.deployment_name} took the change"
+                if result.monitors_recreated
+                else ""
             )
-            if monitored:  # the monitor instances take the new thresholds
-                progress(1, 2, f"re-creating the monitors of {name}")
-                ctx.check_run(
-                    run_template(
-                        MONITOR_TEMPLATE,
-                        {"deployment_name": name},
-                        backend=ctx.backend_name,
-                        workspace=ctx.workspace.root,
-                        cwd=str(ctx.base),
-                    )
-                )
-            return {"monitors_recreated": monitored}
-
-        def done(result: dict[str, Any]) -> None:
-            again = f"; the monitors of {name} were re-created" if result["monitors_recreated"] else ""
             self.message.value = ok_html(f"entry {asset_id} updated{again}")
 
         ctx.run_call(f"Update entry {asset_id}", work, on_done=done)

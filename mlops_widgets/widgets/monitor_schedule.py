@@ -97,7 +97,6 @@ class ScheduleControls:
         self.every.value = self.rows[0]["every"] if self.rows else "1h"
 
     def _change(self, *, every: str | None = None, paused: bool | None = None) -> None:
-        from mlops_widgets.ops import schedule
 
         name = self.deployment()
         if not name or (every is not None and self.every_problem()):
@@ -105,22 +104,7 @@ class ScheduleControls:
         only = self.monitor()
 
         def change(_progress: Any) -> list[dict[str, Any]]:
-            from mlops_widgets.runner import events
-
-            params = {"deployment_name": name, "monitor_id": only, "every": every, "paused": paused}
-            with events.recording(
-                self.ctx.backend.workspace,
-                "monitor.schedule",
-                params,
-                deployment_name=name,
-                backend=self.ctx.backend.name,
-            ) as outcome:
-                outcome.result = {
-                    "schedules": schedule.set_schedule(
-                        self.ctx.backend, name, only, every=every, paused=paused
-                    )
-                }
-            return outcome.result["schedules"]
+            return self.ctx.app.schedule_set(name, only, every=every, paused=paused)
 
         self.ctx.run_call(
             f"Schedule {name}",

@@ -349,12 +349,10 @@ class TrainTab:
         self.log.value = f"<pre>{html.escape(chr(10).join(lines))}</pre>"
 
     def do_stop(self) -> None:
-        from mlops_widgets.ops import train
-
         job_id = self.pick.value
         self.ctx.run_call(
             f"Stop training job {job_id}",
-            lambda _progress: train.stop(self.ctx.backend, job_id),
+            lambda _progress: self.ctx.app.train_stop(job_id),
             on_error=lambda text: setattr(self.message, "value", error_html([text])),
         )
 

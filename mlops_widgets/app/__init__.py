@@ -1,0 +1,327 @@
+"""The application core: one object per workspace and backend, one method per user action.
+
+    app = App(workspace, "local")
+    plan = app.deployment_delete_plan("demo")      # what a delete would affect, for a confirmation
+    app.deploy_delete("demo", remove_monitor=False) # undeploy; its monitors stay, unscheduled
+
+The CLI, the panel and the server extension call these methods instead of ops and the runner,
+so an action validates once, is recorded once in the audit trail (a template run or an event of
+the same action name and parameters, whichever front end asked) and keeps the workflow's
+invariants in one place:
+
+- no schedule outlives its deployment: deleting a deployment whose monitors stay takes their
+  schedules off (the entry keeps its `schedule` settings for a later `monitor create`);
+- editing an entry keeps each monitor's schedule unless the edit states one;
+- every state change is an event (`deploy.*`, `config.*`, `entry.update`, `monitor.*`,
+  `train.stop`).
+
+Front ends render results and errors their own way; methods raise `MlopsError` with complete
+messages. Cheap to create: nothing is opened until an action needs it, so a panel thread (whose
+backend is its own) builds one per call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_widgets.backends import get_backend
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.runner import events
+from mlops_widgets.runner.trail import RunRecord
+from mlops_widgets.workspace import Workspace
+
+MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
+MONITORS_KEY = "openscale_custom_metric_provider"
+
+
+@dataclass(frozen=True)
+class DeletionPlan:
+    """What deleting a deployment touches: whether it is deployed, its entry, its monitors and
+    which of them are scheduled (each "monitor every 1h, enabled")."""
+
+    deployment_name: str
+    deployed: bool
+    model_asset_id: str | None
+    monitors: list[str]
+    schedules: list[str]
+
+    def describe(self, *, remove_monitor: bool, remove_config: bool) -> str:
+        """The confirmation's sentence: what goes, what stays, which schedules stop."""
+        parts = [f"Delete deployment {self.deployment_name}" + ("" if self.deployed else " (not deployed)")]
+        if self.monitors:
+            mons = ", ".join(self.monitors)
+            parts.append(f"its monitors ({mons}) {'are deleted' if remove_monitor else 'stay'}")
+            if self.schedules and not remove_monitor:
+                parts.append(f"their schedules stop ({'; '.join(self.schedules)})")
+        if self.model_asset_id:
+            parts.append(
+                f"its entry {self.model_asset_id} is {'removed' if remove_config else 'kept, cleared'}"
+            )
+        return "; ".join(parts) + ". This cannot be undone."
+
+
+@dataclass(frozen=True)
+class DeploymentDeleted:
+    deployment_name: str
+    undeployed: bool
+    model_asset_id: str | None
+    entry: str | None  # "removed", "cleared" or None (no entry named it)
+    deleted_subscription_ids: list[str]
+    unscheduled: list[str] = field(default_factory=list)  # monitors whose schedule was taken off
+
+
+@dataclass(frozen=True)
+class EntryEdited:
+    model_asset_id: str
+    deployment_name: str | None
+    monitors_recreated: bool
+    run: RunRecord | None  # the monitor configuration's template run, when one ran
+
+
+class App:
+    """Every user action on one workspace and backend (see the module)."""
+
+    def __init__(
+        self,
+        workspace: Workspace | str | os.PathLike[str] | None = None,
+        backend: Backend | str | None = None,
+    ) -> None:
+        if isinstance(backend, Backend):
+            self._backend: Backend | None = backend
+            self.workspace = backend.workspace
+            self.backend_name = backend.name
+        else:
+            from mlops_widgets.backends import backend_name
+
+            self._backend = None
+            self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+            self.backend_name = backend_name(backend)
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = get_backend(self.backend_name, self.workspace)
+        return self._backend
+
+    def _event(
+        self, action: str, params: dict[str, Any], deployment_name: str | None = None
+    ) -> AbstractContextManager[events.Outcome]:
+        return events.recording(
+            self.workspace, action, params, deployment_name=deployment_name, backend=self.backend_name
+        )
+
+    # --- entries ---------------------------------------------------------------------------------
+
+    def entry_add(self, entries: dict[str, dict[str, Any]], *, force: bool = False) -> list[str]:
+        """Add validated entries keyed by model asset id (`force`: replace existing ones)."""
+        from mlops_widgets.ops import space
+
+        with self._event("config.add", {"model_asset_ids": sorted(entries), "force": force}) as event:
+            keys = space.add_entries(self.backend, entries, force=force)
+            event.result = {"added": keys}
+        return keys
+
+    def entry_delete(self, *, name: str | None = None, model_asset_id: str | None = None) -> str:
+        """Delete one entry, found by deployment name or model asset id; returns its key."""
+        from mlops_widgets.ops import space
+
+        params = {"deployment_name": name, "model_asset_id": model_asset_id}
+        with self._event("config.delete", params, deployment_name=name) as event:
+            key = space.delete_entry(self.backend, name=name, model_asset_id=model_asset_id)
+            event.result = {"model_asset_id": key}
+        return key
+
+    def entry_edit(
+        self,
+        model_asset_id: str,
+        entry: dict[str, Any],
+        *,
+        cwd: str | None = None,
+        progress: Callable[[int, int | None, str], None] | None = None,
+    ) -> EntryEdited:
+        """Replace the entry of `model_asset_id` by `entry` (validated here), keeping each
+        monitor's schedule the edit does not state; when its deployment is monitored, the
+        monitors are configured again (a template run) and take the new thresholds."""
+        from mlops_widgets.config import validate_entry
+        from mlops_widgets.monitors import known_definitions
+        from mlops_widgets.ops import space
+        from mlops_widgets.ops.monitor_views import monitor_list
+        from mlops_widgets.runner import run_template
+
+        new, _warnings = validate_entry(entry, definitions=known_definitions(self.workspace))
+        name = (new.get("wmla_deployment") or {}).get("deployment_name") or None
+        params = {"model_asset_id": model_asset_id, "monitors": sorted(new.get(MONITORS_KEY) or {})}
+
+        def replace(stored: dict[str, Any]) -> None:
+            kept = {
+                mid: settings["schedule"]
+                for mid, settings in (stored.get(MONITORS_KEY) or {}).items()
+                if isinstance(settings, dict) and settings.get("schedule")
+            }
+            stored.clear()
+            stored.update(new)
+            for mid, settings in (stored.get(MONITORS_KEY) or {}).items():
+                if mid in kept and isinstance(settings, dict) and "schedule" not in settings:
+                    settings["schedule"] = kept[mid]
+
+        with self._event("entry.update", params, deployment_name=name) as event:
+            space.update_entry(self.backend, model_asset_id, replace)
+            event.result = {"model_asset_id": model_asset_id}
+        monitored = bool(name) and any(m.get("deployment_name") == name for m in monitor_list(self.backend))
+        run = None
+        if monitored:
+            if progress:
+                progress(1, 2, f"configuring the monitors of {name} again")
+            run = run_template(
+                MONITOR_TEMPLATE,
+                {"deployment_name": name},
+                backend=self.backend,
+                workspace=self.workspace,
+                cwd=cwd,
+            )
+        return EntryEdited(model_asset_id, name, monitored, run)
+
+    # --- deployments -----------------------------------------------------------------------------
+
+    def deploy_start(
+        self,
+        name: str,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        progress: Callable[[int, int | None, str], None] | None = None,
+        secret_args: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Start a deployment (and the local service when it is down), waiting up to `timeout`
+        seconds (default ops.deploy's) unless not `wait`; returns its view."""
+        from mlops_widgets.ops import deploy
+
+        with self._event("deploy.start", {"deployment_name": name, "wait": wait}, name) as event:
+            view = deploy.start(
+                self.backend,
+                name,
+                wait=wait,
+                timeout=deploy.WAIT_TIMEOUT if timeout is None else timeout,
+                progress=progress,
+                secret_args=secret_args,
+            )
+            event.result = {"status": view["status"]}
+        return view
+
+    def deploy_stop(self, name: str) -> dict[str, Any]:
+        """Stop a deployment's kernels; returns its view."""
+        from mlops_widgets.ops import deploy
+
+        with self._event("deploy.stop", {"deployment_name": name}, name) as event:
+            view = deploy.stop(self.backend, name)
+            event.result = {"status": view["status"]}
+        return view
+
+    def deployment_delete_plan(self, name: str) -> DeletionPlan:
+        """What `deploy_delete(name)` would affect, for the question asked before it."""
+        from mlops_widgets.errors import NotFoundError
+        from mlops_widgets.ops import schedule, space
+
+        try:
+            key: str | None = space.get_entry(self.backend, deployment_name=name)[0]
+        except NotFoundError:
+            key = None
+        try:
+            self.backend.inference.view(name)
+            deployed = True
+        except NotFoundError:
+            deployed = False
+        instances = schedule.monitor_instances_of(self.backend, name)
+        return DeletionPlan(
+            deployment_name=name,
+            deployed=deployed,
+            model_asset_id=key,
+            monitors=sorted(i["monitor_id"] for i in instances),
+            schedules=sorted(
+                f"{i['monitor_id']} every {i['schedule']['every']}, {i['schedule']['status']}"
+                for i in instances
+                if i["schedule"]
+            ),
+        )
+
+    def deploy_delete(
+        self, name: str, *, remove_monitor: bool = False, remove_config: bool = False
+    ) -> DeploymentDeleted:
+        """Undeploy (stopping first); drop its monitors (`remove_monitor`) or take their schedules
+        off; drop the entry (`remove_config`) or clear its deployment fields."""
+        from mlops_widgets.ops import deploy, schedule
+
+        options = {"remove_monitor": remove_monitor, "remove_config": remove_config}
+        with self._event("deploy.delete", {"deployment_name": name, **options}, name) as event:
+            unscheduled = [] if remove_monitor else schedule.unschedule(self.backend, name)
+            done = deploy.deploy_delete(self.backend, name, **options)
+            event.result = {**done, "unscheduled": unscheduled}
+        return DeploymentDeleted(**done, unscheduled=unscheduled)
+
+    # --- monitors --------------------------------------------------------------------------------
+
+    def monitor_delete(self, name: str) -> dict[str, Any]:
+        """Drop the deployment's subscription with its monitors, runs and measurements."""
+        from mlops_widgets.ops import monitor
+
+        with self._event("monitor.delete", {"deployment_name": name}, name) as event:
+            event.result = monitor.monitor_delete(self.backend, name)
+        return dict(event.result)
+
+    def monitor_register(self, monitor_id: str, provider: str) -> dict[str, Any]:
+        """Register a monitor id computed by an existing provider."""
+        from mlops_widgets.ops import monitor
+
+        with self._event("monitor.register", {"monitor_id": monitor_id, "provider": provider}) as event:
+            event.result = monitor.monitor_register(self.backend, monitor_id, provider)
+        return dict(event.result)
+
+    def monitor_publish(self, monitor_id: str, *, software_spec: str | None = None) -> dict[str, Any]:
+        """Make a monitor's provider callable by the monitoring service (the original's B2)."""
+        from mlops_widgets.ops.publish import publish
+
+        params = {"monitor_id": monitor_id, "software_spec": software_spec}
+        with self._event("monitor.publish", params) as event:
+            event.result = publish(self.backend, monitor_id, software_spec=software_spec)
+        return dict(event.result)
+
+    def schedule_set(
+        self,
+        name: str,
+        monitor_id: str | None = None,
+        *,
+        every: str | None = None,
+        paused: bool | None = None,
+        remove: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Give the deployment's monitors (or one) a schedule, pause, resume or remove it."""
+        from mlops_widgets.ops import schedule
+
+        params = {
+            "deployment_name": name,
+            "monitor_id": monitor_id,
+            "every": every,
+            "paused": paused,
+            "remove": remove,
+        }
+        with self._event("monitor.schedule", params, name) as event:
+            rows = schedule.set_schedule(
+                self.backend, name, monitor_id, every=every, paused=paused, remove=remove
+            )
+            event.result = {"schedules": rows}
+        return rows
+
+    # --- training --------------------------------------------------------------------------------
+
+    def train_stop(self, job_id: str) -> dict[str, Any]:
+        """Stop a training job (every process of every worker); returns the job."""
+        from mlops_widgets.ops import train
+
+        with self._event("train.stop", {"job_id": job_id}) as event:
+            job = train.stop(self.backend, job_id)
+            event.result = {"state": job["state"]}
+        return job

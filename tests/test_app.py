@@ -1,0 +1,170 @@
+"""The application core (mlops_widgets.app): an action leaves the same record whichever front end
+asks (the core, the CLI, the panel), and the workflow's invariants hold in one place: deleting a
+deployment leaves no schedule behind and says what it touches; editing an entry keeps its
+monitors' schedules."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from helpers import ASSET, add_entry, write_masks
+
+from mlops_widgets.app import App
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.ops import monitor, schedule, space
+from mlops_widgets.runner import get_run, list_runs
+from mlops_widgets.runner.scheduler import scheduled
+
+SEG, GEN = "segmentation_metrics", "generic_metrics"
+WAIT_S = 240.0  # a failsafe for a loaded machine, not a timing
+
+
+@pytest.fixture
+def monitored(backend: Backend) -> Backend:
+    """An entry naming deployment `demo` whose two monitors are attached, generic_metrics
+    scheduled every hour (the workspace's service runs it; conftest stops it)."""
+    write_masks(backend.workspace.root / "volumes" / "vol" / "eval", 4, seed=0)
+    monitor.provider_create(backend)
+    add_entry(backend)
+    monitor.monitor_create(backend, "demo")
+    App(backend.workspace, backend).schedule_set("demo", GEN, every="1h")
+    return backend
+
+
+def _record(backend: Backend, action: str) -> tuple[str, dict[str, Any], str, list[str]]:
+    (found,) = [r for r in list_runs(backend.workspace) if r.template == action]
+    rec = get_run(found.run_id, backend.workspace)
+    return rec.kind, rec.parameters, rec.status, sorted(rec.results)
+
+
+def _delete_through_the_core(backend: Backend, cli: Any) -> None:
+    App(backend.workspace, backend).deploy_delete("demo")
+
+
+def _delete_through_the_cli(backend: Backend, cli: Any) -> None:
+    res = cli("deploy", "delete", "--name", "demo")
+    assert res.exit_code == 0, res.output
+    assert f"schedules of {GEN} removed" in res.stdout
+
+
+def _delete_through_the_panel(backend: Backend, cli: Any) -> None:
+    from mlops_widgets.widgets import MLOpsPanel
+
+    panel = MLOpsPanel(workspace=backend.workspace)
+    d = panel.deploy
+    d.refresh()
+    d.target.value = "demo"
+    d.delete.button.click()  # asks first, naming the monitors and the schedule that stops
+    question = d.confirm.question.value
+    assert f"its monitors ({GEN}, {SEG}) stay" in question
+    assert f"their schedules stop ({GEN} every 1h, enabled)" in question
+    assert f"its entry {ASSET} is kept, cleared" in question
+    d.confirm.yes.click()
+    assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+
+
+@pytest.mark.parametrize(
+    "delete",
+    [_delete_through_the_core, _delete_through_the_cli, _delete_through_the_panel],
+    ids=lambda f: f.__name__,
+)
+def test_deleting_a_deployment_leaves_no_schedule_and_the_same_record(
+    monitored: Backend, cli: Any, delete: Callable[[Backend, Any], None]
+) -> None:
+    """Before: the kept monitors' schedule stayed enabled and every later slot failed with "no
+    entry has deployment name demo"."""
+    delete(monitored, cli)
+    assert scheduled(monitored.workspace) == []  # nothing left for the scheduler to run
+    mon = monitored.monitoring
+    assert {i["entity"]["monitor_definition_id"] for i in mon.monitor_instances.list()} == {SEG, GEN}  # kept
+    entry = space.get_entry(monitored, model_asset_id=ASSET)[1]
+    assert entry["wmla_deployment"]["deployment_name"] is None
+    assert entry["openscale_custom_metric_provider"][GEN]["schedule"] == {"every": "1h", "paused": False}
+    assert _record(monitored, "deploy.delete") == (
+        "event",
+        {"deployment_name": "demo", "remove_monitor": False, "remove_config": False},
+        "ok",
+        sorted(
+            [
+                "deployment_name",
+                "undeployed",
+                "model_asset_id",
+                "entry",
+                "deleted_subscription_ids",
+                "unscheduled",
+            ]
+        ),
+    )
+
+
+def test_the_delete_plan_names_what_goes_with_it(monitored: Backend) -> None:
+    app = App(monitored.workspace, monitored)
+    plan = app.deployment_delete_plan("demo")
+    assert (plan.deployed, plan.model_asset_id, sorted(plan.monitors)) == (False, ASSET, [GEN, SEG])
+    assert plan.schedules == [f"{GEN} every 1h, enabled"]
+    gone = plan.describe(remove_monitor=True, remove_config=True)
+    assert "are deleted" in gone and f"its entry {ASSET} is removed" in gone and "schedules stop" not in gone
+    result = app.deploy_delete("demo", remove_monitor=True, remove_config=True)
+    assert result.unscheduled == [] and len(result.deleted_subscription_ids) == 1
+    assert monitored.monitoring.monitor_instances.list() == [] and scheduled(monitored.workspace) == []
+
+
+def test_editing_an_entry_keeps_its_monitors_schedules(monitored: Backend) -> None:
+    """The panel's form carries no schedule: before, Update entry re-created the monitors and
+    silently dropped generic_metrics' schedule."""
+    app = App(monitored.workspace, monitored)
+    edited = copy.deepcopy(space.get_entry(monitored, model_asset_id=ASSET)[1])
+    for settings in edited["openscale_custom_metric_provider"].values():
+        settings.pop("schedule", None)  # what the form sends
+    edited["openscale_custom_metric_provider"][GEN]["thresholds"]["num_images_recent_predicted"] = {
+        "threshold": [2.0, "lower"]
+    }
+    result = app.entry_edit(ASSET, edited)
+    assert result.monitors_recreated and result.run is not None and result.run.ok
+    entry = space.get_entry(monitored, model_asset_id=ASSET)[1]
+    assert entry["openscale_custom_metric_provider"][GEN]["schedule"] == {"every": "1h", "paused": False}
+    assert [s["monitor_id"] for s in schedule.list_schedules(monitored, "demo")] == [GEN]
+    assert [j["monitor_id"] for j in scheduled(monitored.workspace)] == [GEN]
+    assert _record(monitored, "entry.update")[:3] == (
+        "event",
+        {"model_asset_id": ASSET, "monitors": [GEN, SEG], "deployment_name": "demo"},
+        "ok",
+    )
+
+
+def test_cli_config_and_monitor_changes_are_recorded_like_the_panels(
+    cli: Any, backend: Backend, example_paths: Any, tmp_path: Any
+) -> None:
+    """config add/delete, monitor register: events in the audit trail, as the panel's changes."""
+    from mlops_widgets.config import dump_yaml
+
+    add_entry(backend, key="first")
+    path = tmp_path / "entries.yml"
+    path.write_text(dump_yaml({"second": space.get_entry(backend, model_asset_id="first")[1]}))
+    assert cli("config", "add", "--path-yml", path).exit_code == 0
+    assert cli("config", "delete", "--model-asset-id", "second").exit_code == 0
+    assert cli("monitor", "register", "--monitor", "seg_v2", "--provider", SEG).exit_code == 0
+    assert _record(backend, "config.add")[:3] == (
+        "event",
+        {"model_asset_ids": ["second"], "force": False},
+        "ok",
+    )
+    assert _record(backend, "config.delete")[:3] == (
+        "event",
+        {"deployment_name": None, "model_asset_id": "second"},
+        "ok",
+    )
+    assert _record(backend, "monitor.register")[:3] == (
+        "event",
+        {"monitor_id": "seg_v2", "provider": SEG},
+        "ok",
+    )
+    res = cli("config", "delete", "--model-asset-id", "second")  # a failure is recorded too
+    assert res.exit_code == 1
+    failed = [
+        r for r in list_runs(backend.workspace) if r.template == "config.delete" and r.status == "failed"
+    ]
+    assert len(failed) == 1 and "second" in str(failed[0].error)
