@@ -230,6 +230,15 @@ CPD_EDI_TIMEOUT = _declare(
         "Seconds to wait for an EDI deployment's state.",
     )
 )
+CPD_MEASUREMENT_WAIT = _declare(
+    Setting(
+        "cpd_measurement_wait",
+        "MLOPS_CPD_MEASUREMENT_WAIT",
+        _NUMBER,
+        60.0,
+        "Seconds to wait for a published measurement to become readable (OpenScale answers 202).",
+    )
+)
 CPD_SOFTWARE_SPEC = _declare(
     Setting(
         "cpd_software_spec",

@@ -1,109 +1,37 @@
-"""Contract tests: every response of the fake that IBM's clients parse goes through their own
-model classes (ibm_wmla's EDI v2 models, ibm-watson-openscale's result classes), so the fake
-cannot drift from the services' published shapes without a test failing here.
-
-A workflow runs against the fake with response capture on; each captured JSON body is matched
-to the class IBM's client declares for that call and parsed with its `from_dict`. A response no
-rule covers fails the test (a new endpoint cannot slip past), and a mutated response (a required
-field dropped on purpose) shows the check failing.
+"""Contract tests (fakecpd/contract.py): every answer the fake gives in a full workflow keeps the
+contract of its endpoint family (WML v4, CAMS, volumes, execs, sign-in, version, EDI, OpenScale);
+where IBM's class contradicts a recorded answer, the recording wins and a test says so; and a
+mutation test, generated from the fields our client code reads, shows that renaming or dropping
+any of them in the fake fails: the contract names it and our client's outcome changes.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakecpd import FakeCpd
+from fakecpd.contract import CONTRADICTED, RULES, check, ibm_parser, problems_of
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
-from fakecpd.fixtures import seed_volume
+from fakecpd.fixtures import CPD_VARIABLES, seed_volume
 from helpers import cpd_submission
 
+from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING
-from mlops_widgets.errors import MlopsError
+from mlops_widgets.backends.training_protocol import JOB_ENDED, TrainingSpec
 from mlops_widgets.ops.publish import publish
+from mlops_widgets.workspace import Workspace
 
-OS = r"/openscale/00000000-0000-0000-0000-000000000000/v2"
-ID = r"[^/]+"
-
-
-def _edi(name: str) -> Callable[[Any], Any]:
-    from ibm_wmla import wmla_api_edi_v2
-
-    return getattr(wmla_api_edi_v2, name).from_dict
+CORPUS = Path(__file__).parent / "data" / "cluster_answers"
 
 
-def _wos(name: str) -> Callable[[Any], Any]:
-    from ibm_watson_openscale.base_classes import watson_open_scale_v2
-
-    return getattr(watson_open_scale_v2, name).from_dict
-
-
-def _each(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda body: [parse(item) for item in body]
-
-
-# (method, path) -> the class IBM's client declares for the result; None: IBM's client declares
-# no result class (acknowledgements), so there is nothing of theirs to check
-RULES: list[tuple[str, str, Callable[[], Callable[[Any], Any]] | None]] = [
-    ("GET", r"/dlim/v1/model", lambda: _each(_edi("Model"))),
-    ("GET", rf"/dlim/v1/model/{ID}", lambda: _edi("Model")),
-    ("GET", rf"/dlim/v1/model/{ID}/instance", lambda: _edi("ModelInstance")),
-    ("GET", rf"/dlim/v1/model/{ID}/appprofile", lambda: _edi("ModelAppProfile")),
-    ("POST", r"/dlim/v1/deployment/model(/[^/]+)?", None),
-    ("PUT", rf"/dlim/v1/model/{ID}/(appprofile|operation/(start|stop))", None),
-    ("DELETE", rf"/dlim/v1/model/{ID}", None),
-    ("POST", rf"/dlim/v1/inference/{ID}", None),  # the kernel's own answer
-    ("GET", OS + r"/data_marts", lambda: _wos("DataMartDatabaseResponseCollection")),
-    ("GET", OS + rf"/data_marts/{ID}", lambda: _wos("DataMartDatabaseResponse")),
-    ("GET", OS + r"/service_providers", lambda: _wos("ServiceProviderResponseCollection")),
-    ("(GET|POST)", OS + rf"/service_providers(/{ID})?", lambda: _wos("ServiceProviderResponse")),
-    ("GET", OS + r"/subscriptions", lambda: _wos("SubscriptionResponseCollection")),
-    ("(GET|POST)", OS + rf"/subscriptions(/{ID})?", lambda: _wos("SubscriptionResponse")),
-    ("GET", OS + r"/monitor_definitions", lambda: _wos("MonitorCollections")),
-    ("(GET|POST)", OS + rf"/monitor_definitions(/{ID})?", lambda: _wos("MonitorDisplayForm")),
-    ("GET", OS + r"/integrated_systems", lambda: _wos("IntegratedSystemCollection")),
-    ("(GET|POST)", OS + rf"/integrated_systems(/{ID})?", lambda: _wos("IntegratedSystemResponse")),
-    ("GET", OS + r"/monitor_instances", lambda: _wos("MonitorInstanceCollection")),
-    ("(GET|POST|PATCH)", OS + rf"/monitor_instances(/{ID})?", lambda: _wos("MonitorInstanceResponse")),
-    ("GET", OS + rf"/monitor_instances/{ID}/runs", lambda: _wos("MonitoringRunCollection")),
-    ("(GET|POST|PATCH)", OS + rf"/monitor_instances/{ID}/runs(/{ID})?", lambda: _wos("MonitoringRun")),
-    (
-        "GET",
-        OS + rf"/monitor_instances/{ID}/measurements",
-        lambda: _wos("MonitorMeasurementResponseCollection"),
-    ),
-    ("GET", OS + rf"/monitor_instances/{ID}/measurements/{ID}", lambda: _wos("MonitorMeasurementResponse")),
-    ("POST", OS + rf"/monitor_instances/{ID}/measurements", None),
-    ("GET", OS + r"/measurements", lambda: _wos("MeasurementsResponseCollection")),
-]
-COVERED = re.compile(r"^(/dlim/v1/|/openscale/)")
-
-
-def check(responses: list[tuple[str, str, int, Any]]) -> list[str]:
-    """Parse every captured success response of dlim and OpenScale with IBM's class; what fails,
-    in words (empty: all conform)."""
-    problems = []
-    for method, path, status, body in responses:
-        if status >= 300 or not COVERED.match(path):
-            continue
-        rule = next((r for r in RULES if re.fullmatch(r[0], method) and re.fullmatch(r[1], path)), None)
-        if rule is None:
-            problems.append(f"{method} {path}: no contract rule (which class of IBM's client reads it?)")
-            continue
-        if rule[2] is not None:
-            try:
-                rule[2]()(body)
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                problems.append(f"{method} {path}: {exc}")
-    return problems
-
-
-def _wait(mon: Any, iid: str, run: dict) -> dict:
+def _wait_run(mon: Any, iid: str, run: dict) -> dict:
     deadline = time.monotonic() + 120
     while run["entity"]["status"]["state"] == RUN_RUNNING and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -111,8 +39,25 @@ def _wait(mon: Any, iid: str, run: dict) -> dict:
     return run
 
 
+def _wait_job(backend: Backend, job_id: str) -> dict:
+    deadline = time.monotonic() + 60
+    while (job := backend.training.get(job_id))["state"] not in JOB_ENDED and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return job
+
+
+def _trainer(tmp_path: Path) -> Path:
+    folder = tmp_path / "train"
+    folder.mkdir()
+    (folder / "main.py").write_text(
+        "import os, pathlib\nprint('epoch 1', flush=True)\n"
+        "pathlib.Path(os.environ['RESULT_DIR'], 'model.txt').write_text('w')\n"
+    )
+    return folder
+
+
 def _workflow(backend: Backend, fake: FakeCpd, tmp_path: Path) -> None:
-    """Every call the backend makes to dlim and OpenScale, at least once."""
+    """Every call of the cpd backend, at least once."""
     from mlops_widgets.backends.cpd.doctor import run_checks
 
     inf = backend.inference
@@ -125,10 +70,25 @@ def _workflow(backend: Backend, fake: FakeCpd, tmp_path: Path) -> None:
     inf.deploy("seg", folder)  # a redeploy: stop, wait, update
     inf.undeploy("seg")
 
+    space = backend.space
+    (tmp_path / "notes.txt").write_text("n")
+    asset = space.upload(tmp_path / "notes.txt")
+    space.list_assets()
+    space.download(asset.asset_id, tmp_path / "out" / "notes.txt")
+    space.delete(asset.asset_id)
+
+    job = backend.training.submit(_trainer(tmp_path), TrainingSpec(framework="PyTorch", main="main.py"))
+    assert _wait_job(backend, job["id"])["state"] == "finished"
+    list(backend.training.logs(job["id"]))
+    backend.training.download_output(job["id"], tmp_path / "trained")
+    backend.training.list()
+
     mon = backend.monitoring
     published = publish(backend, "generic_metrics")
-    seed_volume(fake, "Vol", "gt", {"a_Seg.png": b"x"})
+    seed_volume(fake, "Vol", "gt/sub", {"a_Seg.png": b"x"})
     seed_volume(fake, "Vol", "pred", {"a_Seg.png": b"x"})
+    backend.volumes.list_volumes()
+    backend.volumes.list_files("Vol", "gt", recursive=True)
     sp = mon.service_providers.add("OpenScale Headless Service Provider")
     mon.service_providers.list()
     mon.service_providers.get(sp["metadata"]["id"])
@@ -148,7 +108,7 @@ def _workflow(backend: Backend, fake: FakeCpd, tmp_path: Path) -> None:
         parameters={
             "custom_metrics_provider_id": published["integrated_system_id"],
             "volume_display_name": "Vol",
-            "dir_gt": "gt",
+            "dir_gt": "gt/sub",
             "dir_pred": "pred",
         },
     )
@@ -156,8 +116,11 @@ def _workflow(backend: Backend, fake: FakeCpd, tmp_path: Path) -> None:
     mon.monitor_instances.update(
         iid, thresholds=[{"metric_id": "num_images_total_predicted", "type": "lower_limit", "value": 2}]
     )
+    mon.monitor_instances.set_schedule(
+        iid, {"repeat_interval": 2, "repeat_unit": "hour", "repeat_type": "hour"}
+    )
     mon.integrated_systems.get(published["integrated_system_id"])
-    run = _wait(mon, iid, mon.runs.add(iid))
+    run = _wait_run(mon, iid, mon.runs.add(iid))
     assert run["entity"]["status"]["state"] == "finished", run["entity"]["status"]
     mon.runs.list(iid)
     mon.measurements.list(iid)
@@ -167,74 +130,226 @@ def _workflow(backend: Backend, fake: FakeCpd, tmp_path: Path) -> None:
 
 @pytest.fixture
 def cpd_version() -> str:
-    return "5.1.0"
+    return "4.8.5"
 
 
-def test_every_parsed_response_of_the_fake_has_ibms_shape(
+def test_every_answer_of_the_fake_in_a_full_workflow_keeps_the_contract(
     cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path
 ) -> None:
     fake_cpd.router.capture = True
     _workflow(cpd_backend, fake_cpd, tmp_path)
-    seen = {(m, p) for m, p, _, _ in fake_cpd.router.responses}
-    assert any(p.endswith("/instance") for _, p in seen) and any("/runs" in p for _, p in seen)
+    families = {
+        rule.family
+        for method, path, _, _ in fake_cpd.router.responses
+        for rule in RULES
+        if re.fullmatch(rule.method, method) and re.fullmatch(rule.path, path)
+    }
+    assert families >= {"wml", "cams", "volumes", "execs", "authorize", "version", "dlim", "openscale"}
     assert check(fake_cpd.router.responses) == []
+    # the integrated system is associated with its monitor, as IBM's helper does
+    system = next(iter(fake_cpd.openscale.store["integrated_systems"].values()))
+    assert system["entity"]["parameters"] == {"monitor_definition_ids": ["generic_metrics"]}
+    definition = fake_cpd.openscale.store["monitor_definitions"]["generic_metrics"]
+    assert definition["entity"]["monitor_runtime"] == {"type": "custom_metrics_provider"}
 
 
-@pytest.mark.parametrize(
-    ("method", "pattern", "drop", "expected"),
-    [
-        (
-            "GET",
-            r"/dlim/v1/model/seg/instance$",
-            "state",
-            "Required property 'state' not present in ModelInstance",
-        ),
-        (
-            "GET",
-            r"/dlim/v1/model/seg$",
-            "kernel_path",
-            "Required property 'kernel_path' not present in Model",
-        ),
-        (
-            "GET",
-            r"/monitor_instances/[^/]+/runs/[^/]+$",
-            "entity",
-            "Required property 'entity' not present in MonitoringRun",
-        ),
-    ],
+def _recorded() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))]
+
+
+@pytest.mark.parametrize("doc", _recorded(), ids=lambda d: d["id"])
+def test_every_recorded_answer_keeps_the_contract(doc: dict[str, Any]) -> None:
+    """The contract is the recordings' (a rule the real cluster breaks would be wrong)."""
+    path = re.sub(r"\{[a-z_]+\}", "x", doc["path"])
+    body = doc.get("body")
+    rule_problems = problems_of(doc["method"], path, doc["status"], body)
+    if doc.get("partial"):  # the source kept only part of the answer: what is there must fit
+        rule_problems = [p for p in rule_problems if "is a required property" not in p]
+    assert rule_problems == []
+
+
+@pytest.mark.parametrize("answer", sorted(CONTRADICTED))
+def test_where_ibms_class_contradicts_a_recording_the_recording_wins(answer: str) -> None:
+    """IBM's class rejects what a real cluster answered: the rule keeps no class for it, so
+    this fails (and the rule may take the class back) once IBM's class accepts it."""
+    cls, why = CONTRADICTED[answer]
+    body = json.loads((CORPUS / f"{answer}.json").read_text())["body"]
+    with pytest.raises(ValueError, match="Required property"):
+        ibm_parser(cls)(body)
+    assert all(rule.ibm != cls for rule in RULES), why
+
+
+# -- mutations ---------------------------------------------------------------------------------
+
+
+class Cluster:
+    """One fake with a little of everything, shared by the mutation cases (fast: each case
+    is one focused client call)."""
+
+    def __init__(self, fake: FakeCpd, backend: Backend, exec_id: str, iid: str, run_id: str) -> None:
+        self.fake, self.backend, self.exec_id, self.iid, self.run_id = fake, backend, exec_id, iid, run_id
+
+
+@pytest.fixture(scope="module")
+def cluster(cpd_certs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("mutations")
+    fake = FakeCpd(cpd_certs, version="4.8.5").start()
+    with pytest.MonkeyPatch.context() as mp:
+        for name in CPD_VARIABLES:
+            mp.delenv(name, raising=False)
+        for key, value in {**fake.env(), "MLOPS_CPD_RETRY_DELAY": "0.01", "MLOPS_CPD_RETRIES": "0"}.items():
+            mp.setenv(key, value)
+        try:
+            backend = get_backend("cpd", Workspace(tmp / "ws"))
+            backend.inference.deploy("seg", cpd_submission(tmp))
+            seed_volume(fake, "Vol", "gt", {"a.png": b"xy"})
+            job = backend.training.submit(_trainer(tmp), TrainingSpec(framework="PyTorch", main="main.py"))
+            _wait_job(backend, job["id"])
+            os_ = fake.openscale
+            inst = os_._put("monitor_instances", "inst-1", {"monitor_definition_id": "m", "parameters": {}})
+            run = os_._put(
+                "runs", "run-1", {"monitor_instance_id": "inst-1", "status": {"state": "finished"}}
+            )
+            os_._put(
+                "measurements",
+                "meas-1",
+                {
+                    "monitor_instance_id": "inst-1",
+                    "run_id": "run-1",
+                    "timestamp": "2022-08-10T08:17:46Z",
+                    "issue_count": 0,
+                    "values": [],
+                },
+            )
+            yield Cluster(fake, backend, job["id"], inst["metadata"]["id"], run["metadata"]["id"])
+        finally:
+            fake.stop()
+
+
+# (name, method, path pattern, field read by our client ("a.b", "[]" for each list item), call)
+Call = Callable[[Cluster], Any]
+READS: list[tuple[str, str, str, str, Call]] = []
+
+
+def reads(method: str, path: str, fields: list[str], name: str) -> Callable[[Call], Call]:
+    def register(call: Call) -> Call:
+        READS.extend((name, method, path, f, call) for f in fields)
+        return call
+
+    return register
+
+
+@reads("GET", r"/dlim/v1/model/seg$", ["name", "kernel_path", "create_time", "last_updated_time"], "edi-view")
+@reads("GET", r"/dlim/v1/model/seg/instance$", ["state"], "edi-view")
+@reads("GET", r"/dlim/v1/model/seg/appprofile$", ["policy", "kernel.envs"], "edi-view")
+def _edi_view(c: Cluster) -> Any:
+    return c.backend.inference.view("seg")
+
+
+@reads(
+    "GET",
+    r"/zen-data/v3/service_instances$",
+    ["service_instances", "service_instances[].display_name"],
+    "vols",
 )
-def test_a_response_that_loses_a_required_field_fails_the_contract(
-    cpd_backend: Backend,
-    fake_cpd: FakeCpd,
-    tmp_path: Path,
-    method: str,
-    pattern: str,
-    drop: str,
-    expected: str,
-) -> None:
-    """The check can fail: the same workflow with one response drifted (a required field
-    dropped) is reported, naming the field and IBM's class."""
+def _volumes(c: Cluster) -> Any:
+    return c.backend.volumes.list_volumes()
 
-    def without(body: Any) -> Any:
-        body.pop(drop, None)
+
+@reads(
+    "GET",
+    r"/directories/",
+    [
+        "responseObject",
+        "responseObject.directoryContents",
+        "responseObject.directoryContents[].path",
+        "responseObject.directoryContents[].type",
+        "responseObject.directoryContents[].content_length",
+        "responseObject.directoryContents[].last_modified",
+    ],
+    "files",
+)
+def _files(c: Cluster) -> Any:
+    return c.backend.volumes.list_files("Vol", "gt")
+
+
+@reads("GET", r"/execs/[^/]+$", ["id", "state", "args", "createTime"], "exec")
+def _exec(c: Cluster) -> Any:
+    return c.backend.training.get(c.exec_id)
+
+
+@reads("POST", r"/icp4d-api/v1/authorize$", ["token"], "sign-in")
+def _sign_in(c: Cluster) -> Any:
+    from mlops_widgets.backends.cpd.client import CpdSession
+
+    return bool(CpdSession().http.tokens.renew())
+
+
+@reads("GET", r"/ml/wml_services(/v2)?/version$", ["version"], "version")
+def _version(c: Cluster) -> Any:
+    from mlops_widgets.backends.cpd.client import CpdSession
+
+    return CpdSession().version()
+
+
+@reads("GET", r"/runs/run-1$", ["metadata.id", "entity.status.state"], "run")
+def _run(c: Cluster) -> Any:
+    return c.backend.monitoring.runs.get(c.iid, c.run_id)
+
+
+@reads("GET", r"/inst-1/measurements$", ["measurements", "measurements[].entity.run_id"], "measurements")
+def _measurements(c: Cluster) -> Any:
+    return c.backend.monitoring.measurements.list(c.iid, run_id=c.run_id)
+
+
+def _change(body: Any, parts: list[str], how: str) -> Any:
+    """`body` with the field at `parts` dropped or renamed (in every item of a list)."""
+    if isinstance(body, list):
+        return [_change(item, parts, how) for item in body]
+    if not isinstance(body, dict):
         return body
+    head, rest = parts[0], parts[1:]
+    each = head.endswith("[]")
+    key = head.removesuffix("[]")
+    if key not in body:
+        return body
+    if rest or each:
+        body[key] = _change(body[key], rest, how) if not each else [_change(i, rest, how) for i in body[key]]
+        return body
+    value = body.pop(key)
+    if how == "rename":
+        body[key + "_renamed"] = value
+    return body
 
-    fake_cpd.router.mutate(method, pattern, without)
-    fake_cpd.router.capture = True
+
+def _outcome(c: Cluster, call: Call) -> str:
     try:
-        _workflow(cpd_backend, fake_cpd, tmp_path)
-    except (MlopsError, AssertionError):
-        pass  # our client may stumble on the drifted shape too; the contract check must say why
-    problems = check(fake_cpd.router.responses)
-    assert problems and all(expected in p for p in problems), problems
+        return repr(call(c))
+    except Exception as exc:  # a changed outcome, whatever the error
+        return f"error: {type(exc).__name__}: {exc}"
 
 
-def test_the_client_reports_a_drifted_edi_document_instead_of_guessing(
-    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path
+@pytest.mark.parametrize("how", ["drop", "rename"])
+@pytest.mark.parametrize(
+    ("name", "method", "path", "field", "call"), READS, ids=[f"{r[0]}:{r[3]}" for r in READS]
+)
+def test_a_field_our_client_reads_renamed_or_dropped_in_the_fake_fails(
+    cluster: Cluster, name: str, method: str, path: str, field: str, call: Call, how: str
 ) -> None:
-    """Our client reads EDI documents through IBM's classes too: a state-less instance
-    document is an error naming the field, not an 'unknown' state."""
-    cpd_backend.inference.deploy("seg", cpd_submission(tmp_path))
-    fake_cpd.router.mutate("GET", r"/instance$", lambda body: {k: v for k, v in body.items() if k != "state"})
-    with pytest.raises(MlopsError, match="instance document this client cannot read.*'state'"):
-        cpd_backend.inference.view("seg")
+    router = cluster.fake.router
+    router.mutations.clear()
+    router.responses.clear()
+    router.capture = True
+    try:
+        baseline = _outcome(cluster, call)
+        assert not baseline.startswith("error"), baseline
+        assert check(router.responses) == []
+        router.responses.clear()
+        router.mutate(method, path, lambda body: _change(body, field.split("."), how))
+        changed = _outcome(cluster, call)
+        problems = check(router.responses)
+    finally:
+        router.mutations.clear()
+        router.capture = False
+    assert problems, f"the contract misses {field} of {method} {path}"
+    assert changed != baseline, f"our client does not read {field}: drop it from READS or the schema"

@@ -119,7 +119,8 @@ def test_start_waits_for_the_started_state_and_says_when_it_does_not_come(
     fake_cpd.dlim.start_delay = 3600  # a deployment whose kernels never come up
     monkeypatch.setenv("MLOPS_CPD_EDI_TIMEOUT", "0.3")
     with pytest.raises(
-        MlopsError, match="did not reach the started state within 0.3 s \\(WMLA still reports 'deploying'\\)"
+        MlopsError,
+        match="did not reach the started state within 0.3 s \\(WMLA still reports 'not-available'\\)",
     ) as err:
         get_backend("cpd", workspace).inference.start("seg")
     assert err.value.hint is not None and "MLOPS_CPD_EDI_TIMEOUT" in err.value.hint.text

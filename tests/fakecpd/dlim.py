@@ -2,12 +2,13 @@
 `X-Auth-Token` as IBM's EDI client sends it) and inference (`/dlim/v1/inference/{name}`,
 inference host, X-Auth-Token or a bearer token).
 
-Documents have the shapes of IBM's published EDI v2 client (ibm_wmla.wmla_api_edi_v2): a model
-(`Model`) has no state; its instance (`ModelInstance`) has `{name, state, instances:
-[{..., isd_container: [...]}]}`. Start and stop are asynchronous as on a real cluster: a start
-answers at once and the state goes `deploying`, then `enabled` after `start_delay` seconds; a
-stop goes `stopping`, then `disabled` after `stop_delay`. Deleting, redeploying or changing the
-profile of a model that is not `disabled` is refused. Bodies come as text/plain (WMLA's quirk).
+Documents have the shapes recorded from a real cluster (tests/data/cluster_answers/edi-*.json):
+a model has no state; its instance is `{name, state, instances: [{..., isd_container: [...]}]}`.
+Start and stop are asynchronous as recorded: a start answers at once and the instance is
+`{name, state: "not-available"}` (no `instances`) for `start_delay` seconds, then `enabled`; after
+a stop it stays `enabled` for `stop_delay` seconds, then `disabled`. Deleting, redeploying or
+changing the profile of a model that is not `disabled` is refused. Bodies come as text/plain
+(WMLA's quirk).
 
 Kernels: a started deployment answers inference through `executor(name, files, profile,
 body)`; the default is an echo kernel (the body back, verbatim); `fakecpd.kernels.KernelExecutor`
@@ -28,55 +29,53 @@ from typing import Any
 from fakecpd.server import HttpError, Request, Response, Router, new_id
 
 MANAGE = {"header": "x-auth-token"}
-DISABLED, DEPLOYING, ENABLED, STOPPING = "disabled", "deploying", "enabled", "stopping"
+DISABLED, NOT_AVAILABLE, ENABLED = "disabled", "not-available", "enabled"
 
 Executor = Callable[[str, dict[str, bytes], dict[str, Any], bytes], tuple[int, bytes]]
 
 
 def default_profile(name: str) -> dict[str, Any]:
-    """An application profile with every field IBM's ModelAppProfile requires (plus the
-    `resources` string the original edited)."""
-    resreq = "ncpus=1,ncpus_limit=1,mem=1024,mem_limit=1024"
+    """An application profile in the shape recorded from a real cluster
+    (tests/data/cluster_answers/edi-appprofile.json), which IBM's ModelAppProfile rejects."""
+    when = time.strftime("%a %b %d %H:%M:%S %Y GMT", time.gmtime())
     return {
-        "name": name,
-        "schema_version": "1",
+        "schema_version": "1.2",
         "type": "inference",
+        "name": name,
+        "create_time": when,
+        "last_update_time": when,
         "replica": 1,
         "policy": {
-            "name": "default",
+            "name": "capacity",
+            "schedule_interval": 3,
             "kernel_min": 1,
             "kernel_max": 3,
             "kernel_delay_release_time": 60,
             "task_execution_timeout": 60,
             "task_batch_size": 1,
-            "schedule_interval": 3,
             "task_pipe_size": 1,
-            "stream_discard_slow_tasks": False,
-            "stream_number_per_group": 1,
+            "task_parallel_size": 1,
+            "stream_number_per_group": 0,
+            "stream_discard_slow_tasks": True,
         },
+        "security": {"ssl": {}},
         "resource_allocation": {
+            "service": {"type": "k8s"},
             "kernel": {
-                "consumer": "/dlim",
-                "resource_group": "ComputeHosts",
-                "type": "kernel",
-                "resreq": resreq,
-                "resources": resreq,
-            },
-            "service": {
-                "consumer": "/dlim",
-                "resource_group": "ManagementHosts",
-                "type": "service",
-                "resreq": "ncpus=1,mem=1024",
+                "type": "msd",
+                "resource_plan": "sample-project/inference",
+                "resources": "ncpus=1,ncpus_limit=1,mem=1024,mem_limit=1024",
+                "accelerator_resources": "",
             },
         },
         "kernel": {
+            "working_directory": "${REDHARE_TOP}/work",
             "connection_timeout": 90,
+            "log_directory": "${REDHARE_TOP}/log",
+            "run_as": "",
+            "umask": "022",
             "gpu": "no",
             "envs": [],
-            "log_directory": "/tmp/log",
-            "run_as": "wmla",
-            "umask": "0022",
-            "working_directory": "/tmp",
         },
     }
 
@@ -118,10 +117,11 @@ class Dlim:
         """The instance state now: transitions complete once their delay has passed."""
         m = self._model(name)
         state, since = m["_state"], m["_since"]
-        if state == DEPLOYING and time.monotonic() - since >= self.start_delay:
+        if state == NOT_AVAILABLE and time.monotonic() - since >= self.start_delay:
             m["_state"] = state = ENABLED
-        elif state == STOPPING and time.monotonic() - since >= self.stop_delay:
+        elif m.get("_stopping") and time.monotonic() - since >= self.stop_delay:
             m["_state"] = state = DISABLED
+            m["_stopping"] = False
             self._stop_kernels(name)
         return state
 
@@ -130,8 +130,8 @@ class Dlim:
         if stop is not None:
             stop(name)
 
-    def _set(self, m: dict[str, Any], state: str) -> None:
-        m["_state"], m["_since"] = state, time.monotonic()
+    def _set(self, m: dict[str, Any], state: str, *, stopping: bool = False) -> None:
+        m["_state"], m["_since"], m["_stopping"] = state, time.monotonic(), stopping
 
     def _model(self, name: str) -> dict[str, Any]:
         if name not in self.models:
@@ -269,6 +269,8 @@ class Dlim:
                     "isd_container": containers,
                 }
             ]
+        if state == NOT_AVAILABLE:  # as recorded: no instances key at all
+            return {"name": name, "state": state}
         return {"name": name, "state": state, "instances": items}
 
     def instance(self, req: Request, name: str) -> Response:
@@ -305,13 +307,15 @@ class Dlim:
         with self.router.lock:
             m = self._model(name)
             state = self.state(name)
-            if op == "start" and state in (DISABLED,):
-                self._set(m, DEPLOYING)
+            if op == "start" and state == DISABLED:
+                self._set(m, NOT_AVAILABLE)
                 m["started_at"] = int(time.time())
-            elif op == "start" and state == STOPPING:
+            elif op == "start" and m.get("_stopping"):
                 raise HttpError(409, f"Model {name} is stopping.", "model_stopping")
-            elif op == "stop" and state in (ENABLED, DEPLOYING):
-                self._set(m, STOPPING)
+            elif op == "stop" and state == NOT_AVAILABLE:  # (inferred) a start cannot be stopped midway
+                raise HttpError(409, f"Model {name} is starting.", "model_starting")
+            elif op == "stop" and state == ENABLED and not m.get("_stopping"):
+                self._set(m, ENABLED, stopping=True)  # as recorded: enabled a while, then disabled
         return _text_json({"name": name, "message": f"{op} submitted"})
 
     def undeploy(self, req: Request, name: str) -> Response:

@@ -4,6 +4,12 @@ folder, and the dlicmd options in `args`), list, get (IBM's `Batch` shape, plus 
 dlicmd reads from a real cluster: createTime, framework, numWorker), log (text), result (a zip
 of the job's output folder), stop.
 
+States as recorded (tests/data/cluster_answers/wmla-exec-*.json): a new exec is SUBMITTED, then
+RUNNING once its workers are launched, and ends FINISHED, ERROR (a worker failed; there is no
+FAILED) or KILLED. The args string is split at spaces (dlicmd quotes nothing); the log is
+answered as text/plain and the result as application/octet-stream, and, as a check on the
+client, asked for with the Accept header dlicmd sends (anything else: 406).
+
 An exec runs for real: each of its `--numWorker` workers is a local process running
 `--model-main` in the unpacked folder, with RESULT_DIR, the `--msd-env` variables and, for
 several workers, RANK and WORLD_SIZE; their output makes the exec's log.
@@ -13,7 +19,6 @@ from __future__ import annotations
 
 import io
 import os
-import shlex
 import subprocess
 import sys
 import tarfile
@@ -32,7 +37,7 @@ MODEL_DIR_SUFFIX = ".modelDir.tar"
 
 
 def _options(args: str) -> tuple[dict[str, str], dict[str, str]]:
-    words = shlex.split(args)
+    words = args.split()
     opts: dict[str, str] = {}
     env: dict[str, str] = {}
     i = 0
@@ -118,7 +123,7 @@ class Execs:
             "submissionId": f"driver-{new_id()[:8]}",
             "appId": f"app-{new_id()[:8]}",
             "masterURL": "spark://fake-master:7077",
-            "state": "RUNNING",
+            "state": "SUBMITTED",
             "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "framework": opts["exec-start"],
             "numWorker": workers,
@@ -127,15 +132,17 @@ class Execs:
         with self.router.lock:
             self.execs[exec_id] = batch
             self.procs[exec_id] = procs
+        answer = dict(batch)
+        batch["state"] = "RUNNING"  # the workers are launched
         threading.Thread(target=self._watch, args=(exec_id,), daemon=True).start()
-        return batch
+        return answer
 
     def _watch(self, exec_id: str) -> None:
         codes = [p.wait() for p in self.procs[exec_id]]
         with self.router.lock:
             batch = self.execs[exec_id]
             if batch["state"] == "RUNNING":
-                batch["state"] = "FINISHED" if all(c == 0 for c in codes) else "FAILED"
+                batch["state"] = "FINISHED" if all(c == 0 for c in codes) else "ERROR"
 
     def list(self, req: Request) -> list[dict[str, Any]]:
         return list(self.execs.values())
@@ -143,12 +150,19 @@ class Execs:
     def get(self, req: Request, exec_id: str) -> dict[str, Any]:
         return self._exec(exec_id)
 
+    @staticmethod
+    def _accept(req: Request, wanted: str) -> None:
+        if req.headers.get("accept") != wanted:
+            raise HttpError(406, f"dlicmd asks {wanted}, not {req.headers.get('accept')!r}", "not_acceptable")
+
     def log(self, req: Request, exec_id: str) -> Response:
         self._exec(exec_id)
+        self._accept(req, "text/plain")
         return Response(200, (self.root / exec_id / "exec.log").read_bytes(), {"Content-Type": "text/plain"})
 
     def result(self, req: Request, exec_id: str) -> Response:
         self._exec(exec_id)
+        self._accept(req, "application/octet-stream")
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
             for path in sorted((self.root / exec_id / "result").rglob("*")):

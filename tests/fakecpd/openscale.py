@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
+import time
 from typing import Any
 
 from fakecpd.server import HttpError, Request, Response, Router, new_id, now_iso
@@ -54,6 +55,8 @@ class OpenScale:
         self.provider_calls: list[str] = []  # every endpoint OpenScale called
         self.payload_form = "custom_monitor_run_id"  # or "run_details", as older releases sent
         self.page = 100  # measurements per page of a listing
+        self.measurement_lag = 0.2  # seconds from a measurement's 202 to its being readable
+        self.visible_at: dict[str, float] = {}  # measurement id -> when it becomes readable
         self.credentials: dict[str, Any] = {}  # integrated system id -> credentials
         for name in BUILTIN:
             self._put(
@@ -81,6 +84,7 @@ class OpenScale:
         r.add("POST", P + r"/monitor_definitions", self.add_definition)
         r.add("POST", P + r"/integrated_systems", self.add_integrated_system)
         r.add("DELETE", P + r"/integrated_systems/(?P<oid>[^/]+)", self._deleter("integrated_systems"))
+        r.add("PATCH", P + r"/integrated_systems/(?P<oid>[^/]+)", self.patch_integrated_system)
         r.add("GET", P + r"/monitor_instances", self.list_instances)
         r.add("POST", P + r"/monitor_instances", self.add_instance)
         r.add("GET", P + r"/monitor_instances/(?P<oid>[^/]+)", self._getter("monitor_instances"))
@@ -257,6 +261,25 @@ class OpenScale:
         self.credentials[obj["metadata"]["id"]] = body["credentials"]
         return Response(201, obj)
 
+    def patch_integrated_system(self, req: Request, oid: str) -> dict[str, Any]:
+        """A JSON patch, as IBM's helper sends to associate the system with its monitor
+        definitions (`add /parameters {monitor_definition_ids}`)."""
+        system = self._get("integrated_systems", oid)
+        ops = req.json()
+        if not isinstance(ops, list):
+            raise HttpError(400, "a JSON patch (list of operations) is required")
+        with self.router.lock:
+            for op in ops:
+                path = str(op.get("path", ""))
+                if op.get("op") not in ("add", "replace") or path not in (
+                    "/parameters",
+                    "/connection",
+                    "/name",
+                ):
+                    raise HttpError(400, f"unsupported patch operation {op}")
+                system["entity"][path.strip("/")] = op.get("value")
+        return system
+
     # -- monitor instances ---------------------------------------------------------------------
 
     def list_instances(self, req: Request) -> dict[str, Any]:
@@ -319,6 +342,13 @@ class OpenScale:
         for op in ops:
             path = op.get("path")
             if path == "/schedule":  # stored and returned; the platform would run it
+                definition = self._get("monitor_definitions", entity["monitor_definition_id"])
+                runtime = (definition["entity"].get("monitor_runtime") or {}).get("type")
+                if op.get("op") != "remove" and runtime != "custom_metrics_provider":
+                    # (inferred from IBM's 4.5.1 migration, which removes such schedules)
+                    raise HttpError(
+                        400, "a custom monitor instance's schedule needs monitor_runtime on its definition"
+                    )
                 if op.get("op") == "remove":
                     entity.pop("schedule", None)
                 elif op.get("op") in ("replace", "add"):
@@ -549,8 +579,14 @@ class OpenScale:
                 },
                 url=f"/v2/monitor_instances/{iid}/measurements/{mid_}",
             )
+            self.visible_at[mid_] = time.monotonic() + self.measurement_lag
             out.append({"measurement_id": obj["metadata"]["id"], "metadata": obj["metadata"]})
         return Response(202, out)
+
+    def _visible(self, m: dict[str, Any]) -> bool:
+        """As recorded, a measurement POST is answered 202 and stored asynchronously: it is
+        readable only `measurement_lag` seconds later."""
+        return time.monotonic() >= self.visible_at.get(m["metadata"]["id"], 0.0)
 
     def list_measurements(self, req: Request, iid: str) -> dict[str, Any]:
         self._get("monitor_instances", iid)
@@ -561,6 +597,7 @@ class OpenScale:
             for m in self.store["measurements"].values()
             if m["entity"]["monitor_instance_id"] == iid
             and req.query.get("run_id") in (None, m["entity"]["run_id"])
+            and self._visible(m)
         ]
         items.sort(key=lambda m: m["entity"]["timestamp"], reverse=True)
         total = len(items)
@@ -569,7 +606,7 @@ class OpenScale:
 
     def get_measurement(self, req: Request, iid: str, mid: str) -> dict[str, Any]:
         m = self._get("measurements", mid)
-        if m["entity"]["monitor_instance_id"] != iid:
+        if m["entity"]["monitor_instance_id"] != iid or not self._visible(m):
             raise HttpError(404, f"measurement {mid} not found")
         return m
 
@@ -583,6 +620,7 @@ class OpenScale:
             for m in self.store["measurements"].values()
             if m["entity"]["target"]["target_id"] == tid
             and did in (None, m["entity"]["monitor_definition_id"])
+            and self._visible(m)
         ]
         items.sort(key=lambda m: m["entity"]["timestamp"], reverse=True)
         n = int(req.query.get("recent_count") or 1)

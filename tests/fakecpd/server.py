@@ -125,6 +125,10 @@ class Router:
         self.capture = False
         self.responses: list[tuple[str, str, int, Any]] = []
         self.mutations: list[tuple[str, re.Pattern[str], Callable[[Any], Any]]] = []
+        # replay tests: recorded answers served instead of the fake's own, and the requests
+        # they answered (method, path, query, headers)
+        self.canned: list[tuple[str, re.Pattern[str], Response]] = []
+        self.answered: list[Request] = []
 
     def add(self, method: str, pattern: str, handler: Handler, **kw: Any) -> None:
         self.routes.append(Route(method, re.compile(pattern + r"/?$"), handler, **kw))
@@ -197,7 +201,16 @@ class Router:
 
     # -- dispatch ------------------------------------------------------------------------------
 
+    def serve(self, method: str, pattern: str, resp: Response) -> None:
+        """Answer every later matching request with `resp` (a recorded answer), once signed in."""
+        with self.lock:
+            self.canned.append((method, re.compile(pattern), resp))
+
     def dispatch(self, req: Request, *, inference_host: bool) -> Response:
+        for method, pattern, resp in self.canned:
+            if method == req.method and pattern.search(req.path):
+                self.answered.append(req)
+                return copy.deepcopy(resp)
         status = self._take_fault(req.method, req.path)
         if status is not None:
             return Response(status, {"errors": [{"code": "injected", "message": "injected fault"}]})

@@ -1,7 +1,11 @@
 """Fake Cloud Pak for Data storage volumes: the volume list (`/zen-data/v3/service_instances`)
 and the file server (`/zen-volumes/{volume}/v1/volumes/...`), shaped as the original's
-storage_volume_utils used them (paths URL-encoded whole, `upFile` multipart uploads,
-`last_modified` as an HTTP date)."""
+storage_volume_utils used them (paths URL-encoded whole, `upFile` multipart uploads) and as
+recorded (tests/data/cluster_answers/volumes-*.json): entries `{path, type, content_length,
+last_modified (an HTTP date), file_extension}`, no `size`; directories have content_length 4096;
+recursive listings give paths relative to the listed folder, folders included. The volume list
+pages with `limit` (and `offset`).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ class Volumes:
     def __init__(self, router: Router) -> None:
         self.router = router
         self.volumes: dict[str, dict[str, Any]] = {}  # display name -> {id, files}
+        self.page = 20  # volumes per answer without `limit` (the service's default page is inferred)
         r = router
         r.add("GET", r"/zen-data/v3/service_instances", self.list_volumes)
         r.add("GET", r"/zen-volumes/(?P<vol>[^/]+)/v1/volumes/directories/(?P<path>.+)", self.list_dir)
@@ -42,7 +47,9 @@ class Volumes:
     def list_volumes(self, req: Request) -> dict[str, Any]:
         if req.query.get("addon_type") != "volumes":
             raise HttpError(400, "addon_type=volumes is required")
-        out = [
+        limit = int(req.query.get("limit") or self.page)
+        offset = int(req.query.get("offset") or 0)
+        everything = [
             {
                 "id": v["id"],
                 "display_name": n,
@@ -52,7 +59,7 @@ class Volumes:
             }
             for n, v in self.volumes.items()
         ]
-        return {"service_instances": out, "total_count": len(out)}
+        return {"service_instances": everything[offset : offset + limit], "total_count": len(everything)}
 
     def list_dir(self, req: Request, vol: str, path: str) -> dict[str, Any]:
         files = self._vol(vol)["files"]
@@ -64,23 +71,25 @@ class Volumes:
             if not p.startswith(prefix):
                 continue
             rest = p[len(prefix) :]
-            if "/" in rest and not recursive:
-                sub = rest.split("/", 1)[0]
+            parts = rest.split("/")
+            for depth in range(1, len(parts) if recursive else min(2, len(parts))):
+                sub = "/".join(parts[:depth])
                 entries.setdefault(
                     sub,
                     {
                         "path": sub,
                         "type": "directory",
-                        "size": 0,
+                        "content_length": 4096,
                         "last_modified": formatdate(mtime, usegmt=True),
                     },
                 )
+            if "/" in rest and not recursive:
                 continue
             ext = "." + rest.rsplit(".", 1)[1] if "." in rest.rsplit("/", 1)[-1] else ""
             entries[rest] = {
                 "path": rest,
                 "type": "file",
-                "size": len(data),
+                "content_length": len(data),
                 "last_modified": formatdate(mtime, usegmt=True),
                 "file_extension": ext,
             }

@@ -1,14 +1,16 @@
 """EDI's documents as IBM's client defines them (ibm-wmla, `ibm_wmla.wmla_api_edi_v2`), and
 what our Inference protocol makes of them.
 
-Every model and instance document WMLA returns goes through the client's own model classes
-(`Model.from_dict`, `ModelInstance.from_dict`) before anything reads it, so only fields IBM
-defines are ever relied on and a document missing a required field is reported, not guessed.
+Model documents go through the client's own class (`Model.from_dict`), which accepts the
+recorded real answer. Instance documents do not: IBM's `ModelInstance` requires `instances`,
+which a real cluster leaves out right after a start (tests/data/cluster_answers, recorded from
+IBM's MNIST tutorial), so they are read here, requiring only `name` and `state`.
 
-A model has no state; its instance has (`GET /dlim/v1/model/{name}/instance`). Start and stop
-are asynchronous: after a start the state passes through a transitional value to `enabled`
-(observed on a real cluster, IBM's tutorial; `started` is accepted too), after a stop to
-`disabled`. Anything else is a transition still under way.
+A model has no state; its instance has (`GET /dlim/v1/model/{name}/instance`). As recorded:
+after a start the state is `not-available` (no `instances`) for a few seconds, then `enabled`;
+after a stop it stays `enabled` for a few seconds, then `disabled`. So `not-available` means
+starting, and only `disabled` means stopped. A model that has no instance at all (404: never
+started) is stopped too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 from mlops_widgets.errors import MlopsError
 
 STARTED = frozenset({"enabled", "started"})
-STOPPED = frozenset({"disabled", "stopped", "not-available"})
+STOPPED = frozenset({"disabled", "stopped"})
+STARTING = frozenset({"not-available"})
+NO_INSTANCE = "no-instance"  # our word for a 404 on the instance: never started
 ATTR_CUSTOM, ATTR_SECRET = "mlops_custom_args", "mlops_secret_args"
 
 
@@ -50,21 +54,32 @@ def parse_model(raw: Any, what: str) -> dict[str, Any]:
 
 
 def parse_instance(raw: Any, what: str) -> dict[str, Any]:
-    """An instance document reduced to the fields of IBM's `ModelInstance`."""
-    try:
-        return _models().ModelInstance.from_dict(raw).to_dict()
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise MlopsError(
-            f"{what}: WMLA answered an instance document this client cannot read ({exc})"
-        ) from None
+    """An instance document: `name` and `state` required, `instances` when WMLA sends them
+    (it does not while a deployment is starting)."""
+    if not isinstance(raw, dict):
+        raise MlopsError(f"{what}: WMLA answered an instance document this client cannot read ({raw!r:.100})")
+    for key in ("name", "state"):
+        if not isinstance(raw.get(key), str):
+            raise MlopsError(
+                f"{what}: WMLA answered an instance document this client cannot read "
+                f"(required property {key!r} missing)"
+            )
+    items = raw.get("instances")
+    return {
+        "name": raw["name"],
+        "state": raw["state"],
+        "instances": [i for i in items if isinstance(i, dict)] if isinstance(items, list) else [],
+    }
 
 
 def phase(instance: dict[str, Any]) -> str:
-    """started, stopped, or the transitional state as WMLA names it."""
+    """started, starting, stopped, or another state as WMLA names it."""
     state = str(instance.get("state") or "").lower()
     if state in STARTED:
         return "started"
-    if state in STOPPED:
+    if state in STARTING:
+        return "starting"
+    if state in STOPPED or state == NO_INSTANCE:
         return "stopped"
     return state or "unknown"
 

@@ -3,13 +3,15 @@
 Management (deploy, view, start, stop, profile, undeploy) goes through
 `ElasticDistributedInferenceV2` on the WMLA console (WMLA_HOST), with the Cloud Pak for Data
 token as `X-Auth-Token`; its documents are read through IBM's model classes (edi.py).
-Inference goes to the inference host (WMLA_INFERENCE_HOST) over REST with the same header,
+Inference goes to the inference host (WMLA_INFERENCE_HOST) over REST with
+`Authorization: Bearer <token>`, as the original team's inference demo sent it to its cluster,
 because the client's `run_inference` re-encodes the body (drops null fields, needs a dict)
 where EDI hands the kernel the body verbatim.
 
-Start and stop are asynchronous on EDI: `start` waits for the started state, `stop` for
-`disabled`, each at most MLOPS_CPD_EDI_TIMEOUT seconds; a redeploy or an undeploy of a
-deployment that is not disabled stops it and waits first (EDI refuses both while started).
+Start and stop are asynchronous on EDI (edi.py has the recorded states): `start` waits for
+`enabled`, `stop` for `disabled`, each at most MLOPS_CPD_EDI_TIMEOUT seconds; a redeploy or an
+undeploy of a deployment that is not disabled stops it and waits first (EDI refuses both while
+started), letting a start under way (`not-available`) finish before the stop.
 
 Custom args: the original pasted `KEY=VALUE` lines into the kernel file, credentials included.
 Here the kernel file gets one module-level line per arg: plain values as literals, secret ones
@@ -159,7 +161,9 @@ class CpdInference:
         name = str(model.get("name"))
         return {
             "name": name,
-            "state": edi.phase(instance),
+            # the protocol's two states: a deployment starting (EDI's not-available) is started,
+            # its status says STARTING
+            "state": "stopped" if edi.phase(instance) == "stopped" else "started",
             "status": edi.status(instance),
             "service": "wmla",
             "url": self.url(name),
@@ -178,13 +182,13 @@ class CpdInference:
         return edi.parse_model(self._edi(what, lambda c: c.get_model(name)), what)
 
     def _instance(self, name: str) -> dict[str, Any]:
-        """The state of an existing deployment; one with no instance yet (never started) is
-        `not-available`, as EDI names it."""
+        """The state of an existing deployment; one with no instance (never started) is
+        stopped."""
         what = f"reading the state of deployment {name}"
         try:
             raw = self._edi(what, lambda c: c.get_model_instance(name))
         except NotFoundError:
-            return {"name": name, "state": "not-available", "instances": []}
+            return {"name": name, "state": edi.NO_INSTANCE, "instances": []}
         return edi.parse_instance(raw, what)
 
     def _exists(self, name: str) -> bool:
@@ -251,9 +255,13 @@ class CpdInference:
             instance = None
 
     def _stop_and_wait(self, name: str, instance: dict[str, Any] | None = None) -> None:
+        """Stop and wait for `disabled`; a deployment still starting (not-available) is let
+        finish its start first, so the stop is not lost in the transition."""
         instance = instance or self._instance(name)
         if edi.phase(instance) == "stopped":
             return
+        if edi.phase(instance) == "starting":
+            self._wait(name, "started", instance)
         self._edi(f"stopping deployment {name}", lambda c: c.stop_model_inference(name))
         self._wait(name, "stopped")
 
@@ -286,7 +294,6 @@ class CpdInference:
             self.url(name),
             what=f"inference on {name}",
             data=body,
-            auth="X-Auth-Token",
             headers={"Content-Type": "application/json"},
             ok=ANY_STATUS,
         )

@@ -50,6 +50,25 @@ class CpdIntegratedSystems(Area):
             idempotent=False,
         )
 
+    def associate(self, integrated_system_id: str, monitor_definition_id: str) -> Resource:
+        """Tie the system to its monitor definition, as IBM's helper does (the OpenScale UI
+        shows a custom monitor's provider through this)."""
+        from ibm_watson_openscale.base_classes.watson_open_scale_v2 import JsonPatchOperation
+
+        return self._call(
+            f"associating integrated system {integrated_system_id} with monitor {monitor_definition_id}",
+            lambda: self._wos.integrated_systems.update(
+                integrated_system_id,
+                [
+                    JsonPatchOperation(
+                        op="add",
+                        path="/parameters",
+                        value={"monitor_definition_ids": [monitor_definition_id]},
+                    )
+                ],
+            ),
+        )
+
     def delete(self, integrated_system_id: str) -> None:
         self._s.call(
             f"deleting integrated system {integrated_system_id}",
@@ -80,6 +99,7 @@ class CpdIntegratedSystems(Area):
             credentials=credentials,
         )
         system_id = system["metadata"]["id"]
+        self.associate(system_id, definition.id)
         instances = CpdMonitorInstances(self._s, CpdMonitorDefinitions(self._s))
         for inst in instances.list(monitor_definition_id=definition.id):
             params = inst["entity"].get("parameters") or {}

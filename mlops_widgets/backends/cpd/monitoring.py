@@ -6,13 +6,12 @@ from __future__ import annotations
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.backends.cpd.integrated_systems import CpdIntegratedSystems
 from mlops_widgets.backends.cpd.openscale import (
-    CpdMeasurements,
     CpdMonitorDefinitions,
     CpdMonitorInstances,
-    CpdRuns,
     CpdServiceProviders,
     CpdSubscriptions,
 )
+from mlops_widgets.backends.cpd.openscale_runs import CpdMeasurements, CpdRuns
 
 
 class CpdMonitoring:

@@ -21,7 +21,6 @@ as the original's A3).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
@@ -33,6 +32,7 @@ from mlops_widgets.settings import CPD_CUSTOM_METRICS_WAIT_TIME
 
 DATA_MART_ID = OPENSCALE_CPD_INSTANCE
 WAIT_TIME_ENV = CPD_CUSTOM_METRICS_WAIT_TIME.env
+CUSTOM_RUNTIME = "custom_metrics_provider"
 OPENSCALE_BUILTIN_MONITORS = frozenset(
     {
         "fairness",
@@ -228,6 +228,9 @@ class CpdMonitorDefinitions(Area):
                 # the original's subscriptions are structured, ours alike; images are what the
                 # providers read, so image subscriptions qualify too
                 applies_to=v2.ApplicabilitySelection(input_data_type=["structured", "unstructured_image"]),
+                # as IBM's helper does for scheduled custom monitors: OpenScale keeps instance
+                # schedules only on definitions run by a custom metrics provider (4.5.1 migration)
+                monitor_runtime=v2.MonitorRuntime(type=CUSTOM_RUNTIME),
                 background_mode=True,
             )
 
@@ -346,9 +349,23 @@ class CpdMonitorInstances(Area):
         return self.get(monitor_instance_id)
 
     def set_schedule(self, monitor_instance_id: str, schedule: dict[str, Any] | None) -> Resource:
-        """OpenScale's instance schedule (PATCH /schedule); OpenScale runs it."""
+        """OpenScale's instance schedule (PATCH /schedule); OpenScale runs it, provided the
+        instance's definition has `monitor_runtime: custom_metrics_provider` (IBM's 4.5.1
+        migration removes the schedules of custom monitor instances whose definition has none)."""
         current = self.get(monitor_instance_id)
         if schedule is not None:
+            did = current["entity"]["monitor_definition_id"]
+            runtime = (self._definitions.get(did)["entity"].get("monitor_runtime") or {}).get("type")
+            if runtime != CUSTOM_RUNTIME:
+                raise MlopsError(
+                    f"monitor definition {did} was created without monitor_runtime "
+                    f"{CUSTOM_RUNTIME!r}, so OpenScale would drop a schedule on its instances",
+                    hint=Hint(
+                        "monitor.publish",
+                        f"delete monitor definition {did} in OpenScale and publish monitor {did} again",
+                        {"monitor": did},
+                    ),
+                )
             op = _v2().JsonPatchOperation(op="replace", path="/schedule", value=in_minutes(schedule))
         elif current["entity"].get("schedule"):
             op = _v2().JsonPatchOperation(op="remove", path="/schedule")
@@ -365,111 +382,3 @@ class CpdMonitorInstances(Area):
             f"deleting monitor instance {monitor_instance_id}",
             lambda: self._wos.monitor_instances.delete(monitor_instance_id, background_mode=True),
         )
-
-
-class CpdRuns(Area):
-    def add(self, monitor_instance_id: str, *, triggered_by: str = "user") -> Resource:
-        return self._call(
-            f"starting a run of monitor instance {monitor_instance_id}",
-            lambda: self._wos.monitor_instances.run(
-                monitor_instance_id=monitor_instance_id, triggered_by=triggered_by, background_mode=True
-            ),
-            idempotent=False,
-        )
-
-    def get(self, monitor_instance_id: str, run_id: str) -> Resource:
-        return self._call(
-            f"reading run {run_id}",
-            lambda: self._wos.monitor_instances.get_run_details(
-                monitor_instance_id=monitor_instance_id, monitoring_run_id=run_id
-            ),
-        )
-
-    def list(self, monitor_instance_id: str, *, limit: int | None = None) -> list[Resource]:
-        runs = self._call(
-            f"listing the runs of monitor instance {monitor_instance_id}",
-            lambda: self._wos.monitor_instances.list_runs(
-                monitor_instance_id=monitor_instance_id, limit=limit
-            ),
-        )["runs"]
-        runs = sorted(runs, key=created, reverse=True)
-        return runs if limit is None else runs[:limit]
-
-    def update(
-        self, monitor_instance_id: str, run_id: str, *, state: str, error: str | None = None
-    ) -> Resource:
-        """Mark a run finished or failed (what a provider does once it has published)."""
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        changes: list[tuple[str, Any]] = [("/status/state", state), ("/status/completed_at", now)]
-        if error:
-            changes.append(
-                (
-                    "/status/failure",
-                    {"trace": str(uuid.uuid4()), "errors": [{"code": "provider_failed", "message": error}]},
-                )
-            )
-        return self._call(
-            f"updating run {run_id}",
-            lambda: self._wos.monitor_instances.runs.update(
-                monitor_instance_id=monitor_instance_id,
-                monitoring_run_id=run_id,
-                json_patch_operation=[
-                    _v2().JsonPatchOperation(op="replace", path=p, value=v) for p, v in changes
-                ],
-            ),
-        )
-
-
-class CpdMeasurements(Area):
-    def add(
-        self,
-        monitor_instance_id: str,
-        *,
-        run_id: str,
-        metrics: dict[str, float],
-        timestamp: str | None = None,
-    ) -> Resource:
-        when = timestamp or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        values = {k: float(v) for k, v in metrics.items()}
-        self._call(
-            f"publishing a measurement for monitor instance {monitor_instance_id}",
-            lambda: self._wos.monitor_instances.measurements.add(
-                monitor_instance_id=monitor_instance_id,
-                monitor_measurement_request=[
-                    _v2().MonitorMeasurementRequest(timestamp=when, run_id=run_id, metrics=[values])
-                ],
-            ),
-            idempotent=False,
-        )
-        mine = self.list(monitor_instance_id, run_id=run_id)
-        if not mine:
-            raise MlopsError(f"OpenScale did not keep the measurement of run {run_id}")
-        return mine[0]
-
-    def query(self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1) -> list[Resource]:
-        found = self._call(
-            f"querying the latest {monitor_definition_id} measurements of {target_id}",
-            lambda: self._wos.monitor_instances.measurements.query(
-                target_id=target_id,
-                target_type="subscription",
-                monitor_definition_id=monitor_definition_id,
-                recent_count=recent_count,
-            ),
-        )["measurements"]
-        return sorted(found, key=lambda m: str(m["entity"].get("timestamp")), reverse=True)
-
-    def list(
-        self, monitor_instance_id: str, *, limit: int | None = None, run_id: str | None = None
-    ) -> list[Resource]:
-        """Newest first; `run_id`: only that run's (OpenScale filters, and so do we)."""
-        end = datetime.now(UTC) + timedelta(days=1)
-        start = datetime(2000, 1, 1, tzinfo=UTC)
-        found = self._call(
-            f"listing the measurements of monitor instance {monitor_instance_id}",
-            lambda: self._wos.monitor_instances.measurements.list(
-                monitor_instance_id=monitor_instance_id, start=start, end=end, limit=limit, run_id=run_id
-            ),
-        )["measurements"]
-        found = [m for m in found if run_id is None or m["entity"].get("run_id") == run_id]
-        found = sorted(found, key=lambda m: str(m["entity"].get("timestamp")), reverse=True)
-        return found if limit is None else found[:limit]

@@ -16,6 +16,9 @@ memory: nothing here writes them to a file, a notebook or a log (`repr` hides th
                                        (ibm-watsonx-ai); default: chosen by the cluster's version
     MLOPS_CPD_EDI_TIMEOUT              seconds to wait for an EDI deployment to reach the started
                                        or disabled state after a start or stop (default 600)
+    MLOPS_CPD_MEASUREMENT_WAIT         seconds to wait for a published measurement to become
+                                       readable (OpenScale answers 202 and stores it later;
+                                       default 60)
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class CpdSettings:
     retries: int = 3
     retry_delay: float = 0.5
     edi_timeout: float = 600.0
+    measurement_wait: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CpdSettings:
@@ -83,6 +87,7 @@ class CpdSettings:
             retries=s.CPD_RETRIES.from_env(env),
             retry_delay=s.CPD_RETRY_DELAY.from_env(env),
             edi_timeout=s.CPD_EDI_TIMEOUT.from_env(env),
+            measurement_wait=s.CPD_MEASUREMENT_WAIT.from_env(env),
         )
 
     @property

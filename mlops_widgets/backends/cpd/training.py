@@ -16,13 +16,13 @@ our side never writes them and every view shows them masked.
 
 from __future__ import annotations
 
-import shlex
 import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.backends.training_protocol import (
@@ -42,16 +42,27 @@ MODEL_DIR_SUFFIX = ".modelDir.tar"
 FOLLOW_POLL_S = 2.0
 LOG_TAIL_LINES = 40
 MASK = "********"
-# WMLA exec states -> the protocol's (anything else: submitted while it is not known to run)
+EXECS = "/platform/rest/deeplearning/v1/execs"
+# WMLA exec states -> the protocol's: NEW, SUBMITTED, PENDING_* and LAUNCHING (and anything not
+# recorded) are submitted, not yet known to run
 STATES = {
     "RUNNING": JOB_RUNNING,
-    "KILLING": JOB_RUNNING,
+    "RECOVERING": JOB_RUNNING,
     "FINISHED": JOB_FINISHED,
-    "FAILED": JOB_FAILED,
     "ERROR": JOB_FAILED,
     "KILLED": JOB_KILLED,
-    "STOPPED": JOB_KILLED,
 }
+
+
+def join_args(words: list[str]) -> str:
+    """The args string as dlicmd sends it: words joined by spaces, nothing quoted."""
+    for word in words:
+        if not word or any(ch.isspace() for ch in word):
+            raise MlopsError(
+                f"training job option {word!r} is empty or holds whitespace: WMLA splits the "
+                "job's options at spaces, so no option or value can contain one"
+            )
+    return " ".join(words)
 
 
 def exec_args(spec: TrainingSpec, model_dir: str, secret_env: dict[str, str] | None = None) -> list[str]:
@@ -81,7 +92,7 @@ def exec_args(spec: TrainingSpec, model_dir: str, secret_env: dict[str, str] | N
 
 def parse_args(text: str) -> dict[str, Any]:
     """The options of an exec's args string (what we sent), secret --msd-env values masked."""
-    words = shlex.split(text or "")
+    words = (text or "").split()
     out: dict[str, Any] = {"env": {}, "script_args": []}
     i = 0
     while i < len(words):
@@ -101,8 +112,8 @@ def parse_args(text: str) -> dict[str, Any]:
 
 
 def masked_args(text: str) -> str:
-    words = shlex.split(text or "")
-    return shlex.join(
+    words = (text or "").split()
+    return " ".join(
         f"{w.partition('=')[0]}={MASK}"
         if i and words[i - 1] == "--msd-env" and is_secret_name(w.partition("=")[0])
         else w
@@ -183,7 +194,7 @@ class CpdTraining:
     ) -> dict[str, Any]:
         folder = Path(folder)
         spec.check(folder)
-        args = shlex.join(exec_args(spec, folder.name, secret_env))
+        args = join_args(exec_args(spec, folder.name, secret_env))
         with tempfile.TemporaryFile() as tar_file:
             with tarfile.open(fileobj=tar_file, mode="w:gz") as tar:
                 tar.add(folder, arcname=folder.name)
@@ -194,7 +205,7 @@ class CpdTraining:
                 tar_file.seek(0)
                 request = client.prepare_request(
                     method="POST",
-                    url="/platform/rest/deeplearning/v1/execs",
+                    url=EXECS,
                     headers={"Accept": "application/json"},
                     params={"args": args},
                     files=[("file", (folder.name + MODEL_DIR_SUFFIX, tar_file, "application/octet-stream"))],
@@ -223,12 +234,19 @@ class CpdTraining:
             view["error_log"] = "\n".join(self._log(job_id).splitlines()[-LOG_TAIL_LINES:]) or None
         return view
 
-    def _log(self, job_id: str) -> str:
-        def read() -> str:
-            result = self.client.get_platform_rest_deeplearning_exec_log(job_id).get_result()
-            return result if isinstance(result, str) else getattr(result, "text", "") or ""
+    def _raw(self, job_id: str, part: str, accept: str) -> Any:
+        """GET execs/{id}/{part} with the Accept header dlicmd sends (the client's own methods
+        force application/json): the requests.Response."""
+        client = self.client
+        request = client.prepare_request(
+            method="GET", url=f"{EXECS}/{quote(job_id, safe='')}/{part}", headers={"Accept": accept}
+        )
+        return client.send(request, stream=True).get_result()
 
-        return self.session.call(f"reading the log of WMLA exec {job_id}", read)
+    def _log(self, job_id: str) -> str:
+        return self.session.call(
+            f"reading the log of WMLA exec {job_id}", lambda: self._raw(job_id, "log", "text/plain").text
+        )
 
     def logs(
         self, job_id: str, *, worker: int | None = None, tail: int | None = None, follow: bool = False
@@ -273,11 +291,10 @@ class CpdTraining:
                 ),
             )
 
-        def fetch() -> bytes:
-            result = self.client.get_platform_rest_deeplearning_exec_result(job_id).get_result()
-            return result.content if hasattr(result, "content") else bytes(result or b"")
-
-        data = self.session.call(f"downloading the result of WMLA exec {job_id}", fetch)
+        data = self.session.call(
+            f"downloading the result of WMLA exec {job_id}",
+            lambda: self._raw(job_id, "result", "application/octet-stream").content,
+        )
         with tempfile.NamedTemporaryFile(suffix=".zip") as archive:
             archive.write(data)
             archive.flush()

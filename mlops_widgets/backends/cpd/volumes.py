@@ -6,7 +6,10 @@ the volumes REST API the original's storage_volume_utils used (TLS verified, unl
     GET  /zen-volumes/{volume}/v1/volumes/files/{path}                a file's bytes
     PUT  /zen-volumes/{volume}/v1/volumes/files/{path}                a file (multipart `upFile`)
 
-`{path}` is URL-encoded whole (slashes included); `last_modified` is an HTTP date. A folder is
+`{path}` is URL-encoded whole (slashes included). Entries are read as recorded on a real
+cluster (tests/data/cluster_answers/volumes-*.json): `content_length` (there is no `size`),
+`last_modified` as an HTTP date, paths relative to the listed folder. The volume list is read
+page by page (`limit`, `offset`). A folder is
 downloaded file by file, streamed to disk. Nothing lies on this machine: `local_path` is None.
 """
 
@@ -25,6 +28,8 @@ from mlops_widgets.backends.base import Progress
 from mlops_widgets.backends.cpd.client import CpdSession
 from mlops_widgets.backends.volumes_protocol import VolumeFile, file_filter, relative_parts
 from mlops_widgets.errors import MlopsError, NotFoundError
+
+VOLUME_PAGE = 1000  # what the DeepLIIF team's later module asks for
 
 
 def _rel(path: str, volume: str) -> str:
@@ -56,13 +61,19 @@ class CpdVolumes:
         )
 
     def list_volumes(self) -> list[str]:
-        body = self._s.http.json(
-            "GET",
-            f"{self._base}/zen-data/v3/service_instances",
-            params={"addon_type": "volumes"},
-            what="listing storage volumes",
-        )
-        return sorted(str(v.get("display_name")) for v in body.get("service_instances") or [])
+        names: list[str] = []
+        while True:
+            body = self._s.http.json(
+                "GET",
+                f"{self._base}/zen-data/v3/service_instances",
+                params={"addon_type": "volumes", "limit": str(VOLUME_PAGE), "offset": str(len(names))},
+                what="listing storage volumes",
+            )
+            page = body.get("service_instances") or []
+            names += [str(v.get("display_name")) for v in page]
+            total = body.get("total_count")
+            if len(page) < VOLUME_PAGE or not isinstance(total, int) or len(names) >= total:
+                return sorted(names)
 
     def list_files(
         self,
@@ -92,7 +103,9 @@ class CpdVolumes:
             inner = inner[len(rel) + 1 :] if rel and inner.startswith(rel + "/") else inner
             if not inner or any(p.startswith(".") for p in inner.split("/")):
                 continue
-            f = VolumeFile(f"{rel}/{inner}" if rel else inner, int(entry.get("size") or 0), _modified(entry))
+            f = VolumeFile(
+                f"{rel}/{inner}" if rel else inner, int(entry.get("content_length") or 0), _modified(entry)
+            )
             if wanted(f.path, f.modified):
                 found.append(f)
         return sorted(found, key=lambda f: f.path)
