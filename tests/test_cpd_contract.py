@@ -197,7 +197,7 @@ def cluster(cpd_certs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with pytest.MonkeyPatch.context() as mp:
         for name in CPD_VARIABLES:
             mp.delenv(name, raising=False)
-        for key, value in {**fake.env(), "MLOPS_CPD_RETRY_DELAY": "0.01", "MLOPS_CPD_RETRIES": "0"}.items():
+        for key, value in {**fake.env(), "MLOPS_CPD_RETRY_DELAY": "0.01", "MLOPS_CPD_RETRIES": "1"}.items():
             mp.setenv(key, value)
         try:
             backend = get_backend("cpd", Workspace(tmp / "ws"))
