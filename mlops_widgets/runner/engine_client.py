@@ -125,4 +125,11 @@ def execute_managed(
             start["cwd"] = kernel_cwd
         if kernel_log is not None:
             start["stdout"] = start["stderr"] = kernel_log
-    return client.execute(**start)
+    try:
+        return client.execute(**start)
+    finally:
+        # nbclient stops its kernel client only when it made the manager itself; ours always
+        # comes from the runner, and an unstopped client keeps its ZMQ context (two threads),
+        # its sockets and its heartbeat thread for the life of the process.
+        if client.kc is not None:
+            client.kc.stop_channels()

@@ -21,6 +21,7 @@ from typing import Any
 
 from mlops_widgets.backends import get_backend
 from mlops_widgets.monitors.schedule import is_enabled, latest_slot, min_interval_s
+from mlops_widgets.runner import kernel
 from mlops_widgets.workspace import Workspace, transaction
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,10 @@ class MonitorScheduler:
                 continue  # one at a time: the slot stays unclaimed and runs once after
             if not job["deployment_name"] or not claim(self.workspace, key, job["slot"]):
                 continue
+            # in_thread: the event loop jupyter_client's blocking calls leave set for this
+            # thread is closed with it (else each evaluation leaves an epoll and a socket pair).
             worker = threading.Thread(
-                target=self._evaluate, args=(job,), name=f"evaluate-{key[:8]}", daemon=True
+                target=kernel.in_thread, args=(self._evaluate, job), name=f"evaluate-{key[:8]}", daemon=True
             )
             self._busy[key] = worker
             worker.start()
