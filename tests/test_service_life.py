@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import add_entry, write_masks
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.local.inference import service_info
 from mlops_widgets.monitors import schedule as sched
 from mlops_widgets.ops import monitor, schedule
 from mlops_widgets.runner import list_runs
-from tests.test_monitoring import add_entry, write_masks
 
 SEG, GEN = "segmentation_metrics", "generic_metrics"
 WAIT_S = 300.0  # a failsafe for a loaded machine, not a timing: every wait ends on an event
