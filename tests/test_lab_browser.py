@@ -234,12 +234,35 @@ LAYOUT_PROBLEMS = """root => {
 
 TABS = ("Prepare", "Deploy", "Monitor", "Status", "Runs", "Train")
 
+# axe-core (vendored: tests/vendor/axe.min.js, MPL-2.0), WCAG 2.2 A and AA rules on one element.
+AXE = REPO / "tests" / "vendor" / "axe.min.js"
+AXE_RUN = """async el => {
+  const r = await axe.run(el, {runOnly: {type: 'tag',
+    values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}, resultTypes: ['violations']});
+  return r.violations.map(v => v.id + ': ' + v.help + ' -- ' +
+    v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | '));
+}"""
+# A one-line field laid out in a column must stay a line tall (a flex basis meant as a width
+# once made each 234 px tall).
+TALL_FIELDS = """root => [...root.querySelectorAll(
+    '.widget-text, .widget-dropdown, .widget-checkbox, .widget-combobox, .widget-password')]
+  .filter(el => el.getClientRects().length && el.getBoundingClientRect().height > 60)
+  .map(el => [...el.classList].join('.') + ' ' + Math.round(el.getBoundingClientRect().height) + 'px')"""
+
+
+def axe_violations(page, locator) -> list[str]:
+    """axe-core's WCAG violations inside `locator` (the script loaded into the page once)."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate(AXE_RUN, locator.element_handle())
+
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("width", [1280, 800])
 def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, width):
     """Each tab with the file browser open: nothing scrolls sideways inside the forms nor is cut
-    off at the tab's edge, no text has the colour of its background; a screenshot per tab."""
+    off at the tab's edge, no text has the colour of its background, no one-line field is
+    taller than a line or two, axe-core finds no WCAG violation; a screenshot per tab."""
     from playwright.sync_api import expect
 
     with browser_page(tmp_path / "chrome-profile", width, 900) as page:
@@ -276,10 +299,23 @@ def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, widt
             if title == "Runs":
                 expect(tab.locator(".mlops-run-details")).to_contain_text("parameters", timeout=30_000)
             found = page.evaluate(LAYOUT_PROBLEMS, tab.element_handle())
-            if found["scrolls"] or found["unreadable"] or found["clipped"]:
+            found["tall"] = page.evaluate(TALL_FIELDS, tab.element_handle())
+            found["axe"] = axe_violations(page, tab)
+            if any(found[k] for k in ("scrolls", "unreadable", "clipped", "tall", "axe")):
                 problems[title] = found
             for target in shots(tmp_path, f"panel-{title.lower()}-{theme}-{width}.png"):
                 page.locator(".mlops-lab-panel").screenshot(path=str(target))
+        # The sidebar and a run's tab, in the same theme.
+        sidebar = page.locator("#mlops-sidebar")
+        if not sidebar.is_visible():
+            page.locator(".jp-SideBar .lm-TabBar-tab[title='MLOps']").click()
+        expect(sidebar.locator(".mlops-run-item").first).to_be_visible(timeout=30_000)
+        problems["sidebar"] = {"axe": axe_violations(page, sidebar)}
+        sidebar.locator(".mlops-run-item").first.click()
+        view = page.locator(".mlops-run-view")
+        expect(view.locator(".mlops-cell-code").first).to_be_visible(timeout=30_000)
+        problems["run tab"] = {"axe": axe_violations(page, view)}
+        problems = {k: v for k, v in problems.items() if any(v.values())}
         assert not problems, json.dumps(problems, indent=1)
 
 

@@ -272,7 +272,7 @@ def test_stage_runs_the_template_in_the_background_and_refreshes_runs(panel, exa
     runs.status.value = "(all)"
     runs.template.value = "A_MLOps_Pipeline"
     assert len(runs.runs) == 2
-    runs.since.value = datetime.date.today() + datetime.timedelta(days=2)
+    runs.since.value = (datetime.date.today() + datetime.timedelta(days=2)).isoformat()
     assert runs.runs == []
 
 
@@ -300,6 +300,12 @@ def test_cancel_stops_the_run_and_records_it_cancelled(panel, example_paths, wor
     bar = panel.ctx.tasks
     panel.prepare.stage.button.click()
     assert not bar.cancel.disabled
+    # The step's progress shows right under the button that started it, not at the panel's foot;
+    # what it blocks says which step to wait for.
+    rows = list(panel.prepare.widget.children)
+    assert bar.widget in rows and rows.index(bar.widget) == rows.index(panel.prepare.stage.widget) + 1
+    assert bar.widget not in panel.children
+    assert "wait for \u201cStage\u201d to end, or press Cancel beside it" in txt(panel.runs.rerun.reason)
     bar.cancel.click()
     assert panel.wait(WAIT_S)
     assert "cancelled" in (bar.last_error or "")

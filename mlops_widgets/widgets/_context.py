@@ -127,7 +127,9 @@ class PanelContext:
                 dropdown.value = name
 
     def busy_reason(self) -> str | None:
-        return "another step is running (see below)" if self.tasks.busy else None
+        if not self.tasks.busy:
+            return None
+        return f"wait for \u201c{self.tasks.running}\u201d to end, or press Cancel beside it"
 
     def update_actions(self) -> None:
         for tab in self.tabs:

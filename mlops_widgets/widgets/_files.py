@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from mlops_widgets.widgets._style import LABEL, code, fit, grow, span
+from mlops_widgets.widgets._style import LABEL, code, fit, grow, name_only, span
 
 UP = "../"
 
@@ -54,7 +54,7 @@ class PathField:
         if css:
             self.text.add_class(css)
         self.browse = w.ToggleButton(description="Browse…", layout=fit())
-        self.listing = w.Select(rows=8, layout=grow(20, 40))
+        self.listing = name_only(w.Select(rows=8, layout=grow(20, 40)), f"{description}: files")
         self.here = w.HTML()
         self.use_folder = w.Button(description="Use this folder", layout=fit())
         self.chooser = w.VBox([self.here, self.listing, self.use_folder], layout=w.Layout(display="none"))

@@ -13,7 +13,7 @@ import ipywidgets as w
 
 from mlops_widgets.widgets._hints import words
 from mlops_widgets.widgets._style import fit, grow, span
-from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets._task import ORIGIN, error_text
 
 ERROR = "mlops-error"
 WARN = "mlops-warn"
@@ -108,10 +108,13 @@ class Action:
         """Run `fn` on a click; an unexpected failure shows beside the button, not in a log."""
 
         def handler(_: w.Button) -> None:
+            token = ORIGIN.set(self.widget)
             try:
                 fn()
             except Exception as exc:  # noqa: BLE001 - the user sees it inline
                 self.reason.value = error_html([error_text(exc)])
+            finally:
+                ORIGIN.reset(token)
 
         self.button.on_click(handler)
 
@@ -157,7 +160,11 @@ class Confirm:
         then, self._then = self._then, None
         self.widget.layout.display = "none"
         if confirmed and then is not None:
-            then()
+            token = ORIGIN.set(self.widget)  # the step shows beside the question it answers
+            try:
+                then()
+            finally:
+                ORIGIN.reset(token)
 
 
 # One segment of a config problem's path: `name`, `[3]` or `["odd key"]` (config.problems).

@@ -11,6 +11,7 @@ rows wrap when narrow. Messages take classes (`mlops-error`, `mlops-ok`, `mlops-
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 
 import ipywidgets as w
 
@@ -19,10 +20,18 @@ SHORT_LABEL = {"description_width": "6em"}
 
 # The theme's variables, with the light theme's values as fallbacks outside JupyterLab.
 CSS = """<style>
-.mlops-panel { max-width: 100%; min-width: 0; color: var(--jp-ui-font-color1, #212121); }
+.mlops-panel { max-width: 100%; min-width: 0; color: var(--jp-ui-font-color1, #212121);
+  --mlops-error: #c62828; --mlops-ok: #2e7d32; --mlops-warn: #9a4a00; --mlops-muted: #595959; }
+body[data-jp-theme-light="false"] .mlops-panel {
+  --mlops-error: #ff8a80; --mlops-ok: #81c784; --mlops-warn: #ffb74d; --mlops-muted: #b0b0b0; }
 .mlops-panel .widget-hbox { flex-wrap: wrap; align-items: baseline; row-gap: 2px; max-width: 100%; }
 .mlops-panel .widget-vbox, .mlops-panel .widget-box { min-width: 0; max-width: 100%; }
 .mlops-panel .widget-vbox > * { flex-grow: 0 !important; flex-basis: auto !important; }
+.mlops-panel .mlops-sr-label > .widget-label { position: absolute !important; width: 1px !important;
+  height: 1px !important; overflow: hidden; clip-path: inset(50%); white-space: nowrap; margin: 0; padding: 0; }
+.mlops-panel :focus-visible, .mlops-panel input:focus, .mlops-panel select:focus,
+.mlops-panel textarea:focus, .mlops-panel button:focus-visible {
+  outline: 2px solid var(--jp-ui-font-color0, #000) !important; outline-offset: 1px; }
 .mlops-panel .widget-html, .mlops-panel .widget-html-content { min-width: 0; max-width: 100%; }
 .mlops-panel .widget-html-content { overflow-wrap: anywhere; white-space: normal; }
 .mlops-panel .widget-inline-hbox { min-width: 0; }
@@ -31,11 +40,11 @@ CSS = """<style>
 .mlops-panel .widget-select select { overflow-x: hidden; }
 .mlops-panel .jupyter-button { width: auto; min-width: 2.5em; padding: 0 0.8em; flex: 0 0 auto; }
 .mlops-panel .widget-tab > .widget-tab-contents { overflow-x: hidden; }
-.mlops-error, .mlops-panel .mlops-field-error { color: var(--jp-error-color1, #d32f2f); }
-.mlops-ok { color: var(--jp-success-color1, #388e3c); }
-.mlops-warn { color: var(--jp-warn-color1, #f57c00); }
-.mlops-cancelled { color: var(--jp-warn-color1, #f57c00); }
-.mlops-muted { color: var(--jp-ui-font-color2, #616161); }
+.mlops-error, .mlops-panel .mlops-field-error { color: var(--mlops-error, #c62828); }
+.mlops-ok { color: var(--mlops-ok, #2e7d32); }
+.mlops-warn { color: var(--mlops-warn, #9a4a00); }
+.mlops-cancelled { color: var(--mlops-warn, #9a4a00); }
+.mlops-muted { color: var(--mlops-muted, #595959); }
 .mlops-panel a, .mlops-open-link { color: var(--jp-content-link-color, #1976d2); text-decoration: underline; }
 .mlops-panel h4 { margin: 0.6em 0 0.2em 0; color: var(--jp-ui-font-color0, #000); }
 .mlops-box { border: var(--jp-border-width, 1px) solid var(--jp-border-color2, #e0e0e0);
@@ -48,7 +57,7 @@ CSS = """<style>
 .mlops-table code { overflow-wrap: anywhere; }
 .mlops-table td[colspan], .mlops-table td:last-child { overflow-wrap: anywhere; }
 .mlops-table-scroll { max-height: 18em; overflow-y: auto; overflow-x: hidden; }
-.mlops-panel tr.mlops-violation { color: var(--jp-error-color1, #d32f2f); font-weight: bold; }
+.mlops-panel tr.mlops-violation { color: var(--mlops-error, #c62828); font-weight: bold; }
 .mlops-panel tr.mlops-violation td:first-child { border-left: 3px solid var(--jp-error-color1, #d32f2f);
   padding-left: 4px; }
 .mlops-response { max-height: 20em; overflow-y: auto; overflow-x: hidden; white-space: pre-wrap;
@@ -67,9 +76,9 @@ CSS = """<style>
 .mlops-history .mlops-point { fill: var(--jp-brand-color1, #1976d2); }
 .mlops-history .mlops-point.mlops-bad { fill: var(--jp-error-color1, #d32f2f); }
 .mlops-history .mlops-limit { stroke: var(--jp-warn-color1, #f57c00); stroke-dasharray: 4 3; }
-.mlops-history text.mlops-limit-label { fill: var(--jp-warn-color1, #f57c00); }
+.mlops-history text.mlops-limit-label { fill: var(--mlops-warn, #9a4a00); }
 .mlops-alert-badge { display: inline-block; padding: 0 0.5em; border-radius: 0.8em; font-weight: bold;
-  background: var(--jp-error-color1, #d32f2f); color: var(--jp-ui-inverse-font-color0, #fff); }
+  background: #b71c1c; color: #fff; }
 </style>"""
 
 
@@ -78,6 +87,14 @@ def grow(min_em: float = 18, max_em: float = 40) -> w.Layout:
     than `max_em`. Its flex basis is a width: placed straight in a column (a VBox) the
     stylesheet sets it back to the field's own height."""
     return w.Layout(width="auto", flex=f"1 1 {min_em}em", min_width=f"{min_em}em", max_width=f"{max_em}em")
+
+
+def name_only(widget: w.Widget, name: str) -> w.Widget:
+    """Give a control without a visible label (a cell of a grid, a list under its heading) an
+    accessible name: a label screen readers read and the eye does not see."""
+    widget.description = name
+    widget.add_class("mlops-sr-label")
+    return widget
 
 
 def fit() -> w.Layout:
@@ -100,3 +117,20 @@ def span(cls: str, text: str) -> str:
 def code(text: object) -> str:
     """`text` (escaped: a path or a name may hold markup) as code."""
     return f"<code>{html.escape(str(text))}</code>"
+
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def local_time(stamp: str | None) -> str:
+    """An ISO time (records keep UTC) as the panel shows every time: this machine's local time,
+    `2026-01-31 09:00:00` (docs/glossary.md); what is not a time is shown as it is."""
+    if not stamp:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return str(stamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime(TIME_FORMAT)

@@ -10,12 +10,17 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import ipywidgets as w
 
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.widgets._style import grow
+
+# The control whose click is being handled (an Action's row, a confirmation): the step it
+# starts shows its progress and outcome beside it.
+ORIGIN: ContextVar[w.Widget | None] = ContextVar("mlops_origin", default=None)
 
 # progress(done, total, heading)
 ProgressFn = Callable[[int, int | None, str], None]
@@ -51,6 +56,10 @@ class TaskBar:
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._listeners: list[Callable[[], None]] = []
+        # Called with the control that started a step (None: none known): the panel moves the
+        # bar beside it.
+        self.place: Callable[[w.Widget | None], None] | None = None
+        self.running: str = ""  # the running step's title
         self.last_error: str | None = None
         self.last_result: Any = None
         self.cancel.on_click(lambda _: self.request_cancel())
@@ -107,6 +116,9 @@ class TaskBar:
         self._cancel = threading.Event()
         self.last_error = None
         self.last_result = None
+        self.running = title
+        if self.place is not None:
+            self.place(ORIGIN.get())
         self.title.value = f"<b>{html.escape(title)}</b>"
         self.message.value = ""
         self.progress.value, self.progress.max, self.progress.bar_style = 0, 1, ""

@@ -26,7 +26,7 @@ from mlops_widgets.widgets._forms import (
     set_options,
 )
 from mlops_widgets.widgets._hints import CONTROLS
-from mlops_widgets.widgets._style import LABEL, fit, grow
+from mlops_widgets.widgets._style import LABEL, fit, grow, name_only
 from mlops_widgets.widgets._task import error_text
 from mlops_widgets.widgets.deploy_tools import DeploymentTools
 
@@ -45,10 +45,13 @@ class CustomArg:
         secret = secret or is_secret_name(key)
         self.key = w.Text(value=key, placeholder="NAME", layout=grow())
         self.key.add_class("mlops-arg-key")
+        name_only(self.key, "Argument name")
         self.plain = w.Text(value=value, placeholder="value", layout=grow())
         self.plain.add_class("mlops-arg-value")
+        name_only(self.plain, "Argument value")
         self.masked = w.Password(value=value, placeholder="secret value", layout=grow())
         self.masked.add_class("mlops-arg-secret")
+        name_only(self.masked, "Secret argument value")
         self.secret = w.Checkbox(value=secret, description="secret", indent=False, layout=fit())
         self.remove = w.Button(icon="times", tooltip="remove this argument", layout=fit())
         self.error = w.HTML()

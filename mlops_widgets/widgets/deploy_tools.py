@@ -17,7 +17,7 @@ import ipywidgets as w
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._files import PathField
 from mlops_widgets.widgets._forms import Action, error_html, number_text, read_number, section
-from mlops_widgets.widgets._style import LABEL, fit, grow, span
+from mlops_widgets.widgets._style import LABEL, fit, grow, name_only, span
 from mlops_widgets.widgets._task import error_text
 
 IMAGE_MAGIC = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg"}
@@ -115,6 +115,7 @@ class DeploymentTools:
             layout=w.Layout(width="auto", height="14em", align_self="stretch"), disabled=True
         )
         self.log.add_class("mlops-logs")
+        name_only(self.log, "Deployment log")
         self.log_message = w.HTML()
         self._stop = threading.Event()
         self.widget = w.VBox(

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html, section, set_options
-from mlops_widgets.widgets._style import LABEL, grow
+from mlops_widgets.widgets._style import LABEL, grow, name_only
 from mlops_widgets.widgets._task import error_text
 from mlops_widgets.widgets.monitor_schedule import ScheduleControls
 
@@ -65,6 +65,7 @@ class MonitorTab:
         self.run_now = Action("Evaluate now", icon="play", css="mlops-evaluate")
         self.which = w.Dropdown(options=[ALL_MONITORS], value=ALL_MONITORS, layout=grow())
         self.which.add_class("mlops-evaluate-which")
+        name_only(self.which, "Monitors to evaluate")
         self.which.observe(lambda _: self._which_changed(), "value")
         self.run_now.on_click(self.start_evaluate)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")

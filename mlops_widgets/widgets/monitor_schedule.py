@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html
-from mlops_widgets.widgets._style import grow, span
+from mlops_widgets.widgets._style import grow, local_time, span
 
 EVERY_CHOICES = ("15m", "30m", "1h", "6h", "1d")
 
@@ -125,7 +125,7 @@ def _schedules_html(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         run = r.get("latest_run") or {}
         last = f"; latest run {html.escape(str(run.get('state')))}" if run else ""
-        when = f", next {html.escape(r['next_at'])}" if r.get("next_at") else ""
+        when = f", next {html.escape(local_time(r['next_at']))}" if r.get("next_at") else ""
         lines.append(
             f"<div><code>{html.escape(r['monitor_id'])}</code> every {html.escape(r['every'])}, "
             f"{html.escape(r['status'])}{when}{last}</div>"

@@ -69,6 +69,26 @@ class MLOpsPanel(w.VBox):
             children=[stylesheet(), w.HBox([self.header, self.alerts]), self.tabs, ctx.tasks.widget], **kwargs
         )
         self.add_class("mlops-panel")
+        self._bar_parent: w.Box = self
+        ctx.tasks.place = self._place_tasks
+
+    def _place_tasks(self, origin: w.Widget | None) -> None:
+        """Move the step's progress and outcome right under the row of the control that
+        started it (in the column holding it), else to the panel's foot: where the eye is."""
+        bar = self.ctx.tasks.widget
+        path = _path_to(self.tabs, origin) if origin is not None else None
+        parent, after = self, self.tabs
+        for i in range(len(path or []) - 2, -1, -1):
+            node = path[i]  # type: ignore[index]
+            if isinstance(node, w.VBox):
+                parent, after = node, path[i + 1]  # type: ignore[index]
+                break
+        old = self._bar_parent
+        old.children = tuple(c for c in old.children if c is not bar)
+        children = list(parent.children)
+        children.insert(children.index(after) + 1, bar)
+        parent.children = tuple(children)
+        self._bar_parent = parent
 
     def _show_alerts(self) -> None:
         """The workspace's unacknowledged alerts as a badge beside the title (details: Status)."""
@@ -99,3 +119,14 @@ class MLOpsPanel(w.VBox):
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the background step; True when none is running any more."""
         return self.ctx.tasks.wait(timeout)
+
+
+def _path_to(root: w.Widget, target: w.Widget) -> list[w.Widget] | None:
+    """The widgets from `root` down to `target` (both included), None when it is not inside."""
+    if root is target:
+        return [root]
+    for child in getattr(root, "children", ()) or ():
+        found = _path_to(child, target)
+        if found is not None:
+            return [root, *found]
+    return None

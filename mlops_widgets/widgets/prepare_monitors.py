@@ -11,7 +11,7 @@ import ipywidgets as w
 from mlops_widgets.config.problems import Problem, join_path
 from mlops_widgets.widgets._forms import WARN, number_text, read_number
 from mlops_widgets.widgets._hints import CONTROLS
-from mlops_widgets.widgets._style import LABEL, fit, grow
+from mlops_widgets.widgets._style import LABEL, fit, grow, name_only
 
 if TYPE_CHECKING:
     from mlops_widgets.widgets.prepare import PrepareTab
@@ -48,6 +48,8 @@ class ThresholdRow:
             layout=w.Layout(width="auto", min_width="0"),
             tooltip=f"{metric}: lower or upper limit",
         )
+        name_only(self.value, f"{metric} threshold")
+        name_only(self.direction, f"{metric} limit side")
         self.remove = w.Button(icon="times", tooltip=f"remove {metric} (its default applies)", layout=fit())
         self.error = form.tab.errors.label(join_path(form.thresholds_path, metric), name=metric)
         for widget in (self.value, self.direction):
@@ -121,7 +123,9 @@ class MonitorForm:
                 max_width="100%",
             )
         )
-        self.new_metric = w.Combobox(placeholder="metric name", ensure_option=False, layout=grow())
+        self.new_metric = name_only(
+            w.Combobox(placeholder="metric name", ensure_option=False, layout=grow()), "Metric to add"
+        )
         self.add_metric = w.Button(description="Add metric", icon="plus", layout=fit())
         self.add_metric.on_click(lambda _: self.add_row(self.new_metric.value.strip()))
         self._fill_grid()

@@ -6,6 +6,7 @@ only when it is picked.
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 from pathlib import Path
@@ -13,10 +14,11 @@ from typing import Any
 
 import ipywidgets as w
 
+from mlops_widgets.errors import MlopsError
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, Confirm, error_html, ok_html
 from mlops_widgets.widgets._lab import open_link
-from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, fit, grow, span
+from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, fit, grow, local_time, name_only, span
 from mlops_widgets.widgets._task import error_text
 
 ALL = "(all)"
@@ -48,7 +50,10 @@ class RunsTab:
             layout=grow(),
         )
         self.deployment = w.Text(description="Deployment", placeholder="name", style=LABEL, layout=grow())
-        self.since = w.DatePicker(description="Since", style=SHORT_LABEL, layout=grow())
+        # A date typed as the panel writes dates (a browser's date picker shows mm/dd/yyyy).
+        self.since = w.Text(description="Since", placeholder="YYYY-MM-DD", style=SHORT_LABEL, layout=grow())
+        self.since.add_class("mlops-runs-since")
+        self.since.continuous_update = False
         self.since.observe(lambda _: self.refresh(), "value")
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=fit())
         self.refresh_button.add_class("mlops-runs-refresh")
@@ -63,6 +68,7 @@ class RunsTab:
         # The one list of runs: pick one to see its record, re-run it or clone it.
         self.pick = w.Select(rows=8, layout=grow(16, 60))
         self.pick.add_class("mlops-runs-pick")
+        name_only(self.pick, "Runs")
         self.pick.observe(lambda _: self._show_run(), "value")
         self.details = w.HTML()
         self.details.add_class("mlops-run-details")
@@ -112,7 +118,7 @@ class RunsTab:
                 template=None if self.template.value == ALL else self.template.value,
                 status=None if self.status.value == ALL else self.status.value,
                 deployment_name=self.deployment.value.strip() or None,
-                since=self.since.value.isoformat() if self.since.value else None,
+                since=self._since(),
                 limit=LIMIT,
             )
         except Exception as exc:  # noqa: BLE001 - shown inline
@@ -127,6 +133,18 @@ class RunsTab:
         self.pick.value = current if current in ids else (self.runs[0].run_id if self.runs else None)
         self._show_run()
 
+    def _since(self) -> str | None:
+        """The Since filter as the runner takes it (local midnight of that day, in UTC)."""
+        text = self.since.value.strip()
+        if not text:
+            return None
+        try:
+            day = datetime.date.fromisoformat(text)
+        except ValueError:
+            raise MlopsError(f"Since: {text!r} is not a date such as 2026-01-31") from None
+        midnight = datetime.datetime.combine(day, datetime.time()).astimezone()
+        return midnight.astimezone(datetime.UTC).isoformat()
+
     def _load_templates(self) -> None:
         from mlops_widgets.runner import list_templates
 
@@ -139,9 +157,8 @@ class RunsTab:
     @staticmethod
     def _label(run: Any) -> str:
         who = f" · {run.deployment_name}" if run.deployment_name else ""
-        if run.kind == "event":
-            return f"{run.started_at[5:16].replace('T', ' ')} {run.status} · event {run.template}{who} · {run.short_id}"
-        return f"{run.started_at[5:16].replace('T', ' ')} {run.status} · {run.template}{who} · {run.short_id}"
+        what = f"event {run.template}" if run.kind == "event" else run.template
+        return f"{local_time(run.started_at)} {run.status} · {what}{who} · {run.short_id}"
 
     def _note_html(self) -> str:
         if not self.runs:
@@ -170,7 +187,7 @@ class RunsTab:
         parts = [
             f"<b>{html.escape(r.template)}</b> run {open_link(r.notebook, r.short_id, self.ctx.server, r.run_id, self.ctx.workspace.root)}"
             f" — {span(STATUS_CLASSES.get(r.status, 'mlops-muted'), r.status)}",
-            f"{html.escape(r.started_at)} → {html.escape(r.ended_at or '')} on {html.escape(r.backend)} "
+            f"{html.escape(local_time(r.started_at))} → {html.escape(local_time(r.ended_at))} on {html.escape(r.backend)} "
             f"by {html.escape(r.user)}",
         ]
         if r.rerun_of:

@@ -14,7 +14,7 @@ import ipywidgets as w
 from mlops_widgets.errors import NotFoundError
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import error_html, set_options
-from mlops_widgets.widgets._style import LABEL, fit, grow, span
+from mlops_widgets.widgets._style import LABEL, fit, grow, local_time, span
 from mlops_widgets.widgets._svg import history_svg
 from mlops_widgets.widgets._task import error_text
 from mlops_widgets.widgets.monitor import deployed_entries
@@ -190,7 +190,7 @@ def status_html(
             part.append(
                 span(
                     "mlops-muted",
-                    f"measured {str(m.get('timestamp'))[:19].replace('T', ' ')} UTC, {m.get('issue_count')} issue(s)",
+                    f"measured {local_time(m.get('timestamp'))}, {m.get('issue_count')} issue(s)",
                 )
             )
 

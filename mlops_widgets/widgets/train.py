@@ -30,7 +30,7 @@ from mlops_widgets.widgets._forms import (
     section,
     set_options,
 )
-from mlops_widgets.widgets._style import LABEL, grow
+from mlops_widgets.widgets._style import LABEL, grow, local_time, name_only
 from mlops_widgets.widgets._task import error_text
 
 TEMPLATE = "A1_Submit_WMLA_Training"
@@ -116,6 +116,7 @@ class TrainTab:
 
         self.pick = w.Select(rows=6, layout=grow(16, 60))
         self.pick.add_class("mlops-train-jobs")
+        name_only(self.pick, "Training jobs")
         self.pick.observe(lambda _: self._show_job(), "value")
         self.details = w.HTML()
         self.log = w.HTML()
@@ -328,8 +329,8 @@ class TrainTab:
         rows = [
             ("state", job["state"]),
             ("workers", f"{job['workers']} x {job['devices_per_worker']} GPU(s)"),
-            ("created", job["created_at"]),
-            ("ended", job.get("ended_at") or "-"),
+            ("created", local_time(job["created_at"])),
+            ("ended", local_time(job.get("ended_at")) or "-"),
             ("output", job["output"]),
             ("error", job.get("error") or ""),
         ]
