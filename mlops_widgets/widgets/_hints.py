@@ -11,7 +11,7 @@ import re
 
 from mlops_widgets.errors import Hint, MlopsError, render_error, render_hint
 
-# Config keys -> the panel's control that holds them (docs/glossary.md): the config model's
+# Config keys -> the panel's control that holds them (docs/reference/glossary.md): the config model's
 # messages name keys, the panel names its fields; the keys themselves show only in tooltips.
 CONTROLS: dict[str, str] = {
     "connection_timeout": "Connection timeout (s)",

@@ -124,7 +124,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 def local_time(stamp: str | None) -> str:
     """An ISO time (records keep UTC) as the panel shows every time: this machine's local time,
-    `2026-01-31 09:00:00` (docs/glossary.md); what is not a time is shown as it is."""
+    `2026-01-31 09:00:00` (docs/reference/glossary.md); what is not a time is shown as it is."""
     if not stamp:
         return ""
     try:
