@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from mlops_widgets.workspace import Workspace
+
 LOG_DIR = "logs"
 LOG_FILE = "mlops.log"
 MAX_BYTES = 1_000_000
@@ -28,6 +30,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
     def _open(self) -> IO[Any]:
         folder = Path(self.baseFilename).parent
+        Workspace(folder.parent).open()  # a folder that is not a workspace gets no log
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
         def private(path: str, flags: int) -> int:

@@ -9,10 +9,18 @@ Layout (each subsystem owns its part):
 
 Every backend and the runner share this module, so it sits below them and imports nothing of theirs.
 
+A folder is a workspace only when mlops made it: a new or empty folder becomes one (the marker
+file `.mlops-workspace` says so); a folder holding mlops.db is one made by an earlier version
+(the marker is added). Any other folder holding files is refused before anything is created or
+re-permissioned in it: it is not ours.
+
 The workspace is private to its owner: the root and its folders are created 0700 and the database
 0600; opening a workspace that is readable by others (made by an older version, or copied) first
 makes every folder 0700 and every file 0600 (the owner's execute bit kept), and each opening
 re-closes the files other parts create later (logs, service files) in their known places.
+
+A workspace that cannot be written (a read-only mount, a full disk) can still be read: its
+database opens read-only, every listing works, and a change is refused with the reason.
 """
 
 from __future__ import annotations
@@ -20,17 +28,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.settings import HOME
 
 DEFAULT_DIRNAME = ".mlops"
 DB_NAME = "mlops.db"
+MARKER = ".mlops-workspace"
 # How long a connection waits for another writer before SQLite says "locked".
 BUSY_TIMEOUT_S = 60.0
 PRIVATE_DIR = 0o700
@@ -76,8 +87,9 @@ class Workspace:
         return f"Workspace({str(self.root)!r})"
 
     def open(self) -> Path:
-        """Create the root (0700), or make an existing one private (see the module); once per
-        instance, before anything is read or written there. Returns the root."""
+        """Create the root (0700) with its marker, or claim an existing folder (see the module)
+        and make it private; once per instance, before anything is read or written there.
+        Returns the root."""
         if self._private:
             return self.root
         if not self.root.exists():
@@ -85,7 +97,8 @@ class Workspace:
             with contextlib.suppress(FileExistsError):  # another process made it first
                 self.root.mkdir(mode=PRIVATE_DIR)
             _chmod_private(self.root, True)  # the umask may have taken bits off, never added
-        elif self.root.stat().st_mode & 0o077:
+        self._claim()
+        if self.root.stat().st_mode & 0o077:
             make_private(self.root)
         else:
             for pattern in PRIVATE_GLOBS:
@@ -94,6 +107,24 @@ class Workspace:
                         _chmod_private(p, False)
         self._private = True
         return self.root
+
+    def _claim(self) -> None:
+        """Refuse a folder mlops did not make (it holds files, no marker, no database); mark an
+        empty one or one of an earlier version (a workspace that cannot be written stays as it
+        is: it is read as it stands)."""
+        marker = self.root / MARKER
+        if marker.is_file():
+            return
+        if not self.root.is_dir():
+            raise MlopsError(f"the workspace {self.root} is not a folder")
+        # (the marker is made first: another process making this workspace now is seen by it)
+        if not self.db_path.is_file() and any(self.root.iterdir()) and not marker.is_file():
+            raise MlopsError(
+                f"{self.root} is not an mlops workspace: it holds files of its own and no {MARKER}, "
+                "so mlops leaves it untouched; choose a new or empty folder as the workspace"
+            )
+        with contextlib.suppress(OSError):
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
 
     def _mkdir(self, p: Path) -> None:
         """Create `p` and its missing parents inside the root, each 0700."""
@@ -126,24 +157,28 @@ class Workspace:
         """A new connection to the workspace database, safe to use from many processes.
 
         WAL lets readers run beside one writer; the busy timeout makes concurrent writers queue
-        instead of failing. Callers use `with transaction(conn):` for read-modify-write.
+        instead of failing. Callers use `with transaction(conn):` for read-modify-write. A
+        database that cannot be written (read-only mount, full disk) opens read-only: reading
+        works, and a transaction says why it cannot write.
         """
         try:
             self.open()
             if not self.db_path.exists():  # created 0600: SQLite gives its -wal and -shm the same mode
                 os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            conn.row_factory = sqlite3.Row
+            conn = sqlite3.connect(
+                self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, factory=_Connection
+            )
             _wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.DatabaseError) as exc:
             plain = storage_error(self.root, exc)
+            if plain is not None and self.db_path.is_file():
+                return _read_only_connection(self.db_path, plain)
             if plain is not None:
                 raise plain from exc
             raise MlopsError(
                 f"workspace {self.root}: cannot open its database {self.db_path}: {exc}"
             ) from exc
+        _setup(conn)
         return conn
 
     @contextlib.contextmanager
@@ -156,6 +191,96 @@ class Workspace:
             yield conn
         finally:
             conn.close()
+
+
+class _Connection(sqlite3.Connection):
+    """A workspace connection; `unwritable` (an MlopsError: read-only, or full) when the
+    database could only be opened for reading. Then a subsystem's schema (CREATE ... IF NOT
+    EXISTS) still runs: the tables the database lacks are made empty in memory (TEMP), so
+    reading them finds nothing, and the indexes it lacks are left out."""
+
+    unwritable: MlopsError | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+        if self.unwritable is None:
+            return super().execute(sql, parameters)
+        if _CREATE.match(sql):
+            return self._schema(sql)
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.OperationalError as exc:  # a write: said as why it cannot be written
+            if "readonly" in str(exc).lower():
+                raise self.unwritable from exc
+            raise
+
+    def executescript(self, sql_script: str) -> sqlite3.Cursor:  # type: ignore[override]
+        if self.unwritable is None:
+            return super().executescript(sql_script)
+        statement = ""
+        for line in sql_script.splitlines(keepends=True):
+            statement += line
+            if sqlite3.complete_statement(statement):
+                if _CREATE.match(statement):
+                    self._schema(statement)
+                else:
+                    super().execute(statement)
+                statement = ""
+        return self.cursor()
+
+    def _schema(self, statement: str) -> sqlite3.Cursor:
+        match = _CREATE.match(statement)
+        assert match is not None
+        exists = (
+            super()
+            .execute(
+                "SELECT 1 FROM sqlite_master WHERE name = ? UNION SELECT 1 FROM sqlite_temp_master WHERE name = ?",
+                (match["name"], match["name"]),
+            )
+            .fetchone()
+        )
+        if exists or match["kind"].upper() != "TABLE":
+            return self.cursor()
+        super().execute("PRAGMA query_only=OFF")  # the empty stand-in only: nothing writes into it
+        try:
+            return super().execute(
+                _CREATE.sub(r"CREATE TEMP TABLE IF NOT EXISTS \g<name>", statement, count=1)
+            )
+        finally:
+            super().execute("PRAGMA query_only=ON")
+
+
+_CREATE = re.compile(
+    r"\s*CREATE\s+(?P<kind>TABLE|INDEX|UNIQUE\s+INDEX|TRIGGER|VIEW)\s+IF\s+NOT\s+EXISTS\s+(?P<name>\w+)",
+    re.IGNORECASE,
+)
+
+
+def _setup(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys=ON")
+    if getattr(conn, "unwritable", None) is None:
+        conn.execute("PRAGMA synchronous=NORMAL")
+    else:
+        conn.execute("PRAGMA query_only=ON")
+
+
+def _read_only_connection(db: Path, unwritable: MlopsError) -> sqlite3.Connection:
+    """`db` opened for reading only: through WAL's shared memory when it can be opened, else as
+    an immutable file (a read-only mount, where nothing can change it meanwhile)."""
+    last: sqlite3.Error | None = None
+    for query in ("mode=ro", "immutable=1"):
+        try:
+            conn = sqlite3.connect(
+                f"{db.as_uri()}?{query}", uri=True, isolation_level=None, factory=_Connection
+            )
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            last = exc
+            continue
+        conn.unwritable = unwritable
+        _setup(conn)
+        return conn
+    raise unwritable from last
 
 
 def _wal(conn: sqlite3.Connection) -> None:
@@ -229,8 +354,9 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """An IMMEDIATE transaction: the write lock is taken up front, so a read-modify-write by one
     process cannot interleave with another's (no lost update); rolled back on any exception.
     A workspace that cannot be written is said so plainly (see `storage_error`)."""
+    unwritable = getattr(conn, "unwritable", None)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN" if unwritable else "BEGIN IMMEDIATE")  # a read-only one reads
         try:
             yield conn
         except BaseException:
@@ -242,10 +368,22 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         plain = storage_error(_root_of(conn), exc)
         if plain is None:
             raise
+        plain = unwritable or plain
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise plain from exc
+
+
+def private_dirs(folder: Path) -> None:
+    """`folder` and its missing parents, each made 0700 (folders that exist are left as they are)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            made.mkdir(mode=PRIVATE_DIR)
 
 
 def inside(root: Path, path: str | os.PathLike[str], what: str) -> Path:
@@ -263,8 +401,9 @@ def inside(root: Path, path: str | os.PathLike[str], what: str) -> Path:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Replace `path` with `data` so a crash leaves either the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace `path` with `data` so a crash leaves either the old file or the new one, never
+    half; the file is 0600 and the folders made for it 0700."""
+    private_dirs(path.parent)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

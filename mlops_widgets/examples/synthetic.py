@@ -9,6 +9,7 @@ realistic rather than perfect.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +45,19 @@ def tile(seed: int, size: int = 256, nuclei: int = 40) -> tuple[np.ndarray, np.n
 
 def write_tiles(images_dir: Path, gt_dir: Path, count: int, *, size: int = 256, seed: int = 0) -> list[str]:
     """Write `count` tiles as `<name>.png` into images_dir and masks as `<name>_Seg.png` into gt_dir."""
-    images_dir.mkdir(parents=True, exist_ok=True)
-    gt_dir.mkdir(parents=True, exist_ok=True)
+    images_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    gt_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     names = []
     for i in range(count):
         name = f"tile_{i:03d}"
         image, mask = tile(seed * 100_003 + i, size=size)
-        Image.fromarray(image).save(images_dir / f"{name}.png")
-        Image.fromarray(mask).save(gt_dir / f"{name}_Seg.png")
+        _save_private(Image.fromarray(image), images_dir / f"{name}.png")
+        _save_private(Image.fromarray(mask), gt_dir / f"{name}_Seg.png")
         names.append(name)
     return names
+
+
+def _save_private(image: Image.Image, path: Path) -> None:
+    """A PNG readable by its owner only (0600), as everything mlops writes."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+        image.save(fh, format="PNG")

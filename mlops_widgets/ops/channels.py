@@ -53,7 +53,7 @@ def read(workspace: Workspace) -> list[dict[str, Any]]:
 
 
 def write(workspace: Workspace, channels: list[dict[str, Any]]) -> None:
-    path = _path(workspace)
+    path = workspace.path(*_path(workspace).relative_to(workspace.root).parts)  # opens the workspace
     atomic_write(path, json.dumps(channels, indent=2))
     os.chmod(path, 0o600)
 

@@ -37,6 +37,37 @@ class _Base(APIHandler):
             raise web.HTTPError(400, "the request body must be a JSON object")
         return data
 
+
+def text(data: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    """The body's `key` as a string (None when absent and not `required`), else 400."""
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise web.HTTPError(400, f"{key} must be a string, got {_kind(value)}")
+    return value
+
+
+def mapping(data: dict[str, Any], key: str, *, strings: bool = False) -> dict[str, Any]:
+    """The body's `key` as a JSON object (empty when absent); with `strings`, every value a
+    string (secrets), else 400."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise web.HTTPError(400, f"{key} must be a JSON object (name: value), got {_kind(value)}")
+    if strings:
+        bad = sorted(k for k, v in value.items() if not isinstance(v, str))
+        if bad:
+            raise web.HTTPError(400, f"{key}: the value of {', '.join(bad)} must be a string")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true or false"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
     async def _call(self, fn: Any, *args: Any) -> None:
         try:
             result = await asyncio.to_thread(fn, *args)
@@ -93,7 +124,11 @@ class RerunHandler(_Base):
     async def post(self, run: str) -> None:
         data = self.body()
         await self._call(
-            views.rerun, run, data.get("params") or {}, data.get("secrets") or {}, data.get("workspace")
+            views.rerun,
+            run,
+            mapping(data, "params"),
+            mapping(data, "secrets", strings=True),
+            text(data, "workspace"),
         )
 
 
@@ -101,7 +136,9 @@ class CloneHandler(_Base):
     @web.authenticated
     async def post(self, run: str) -> None:
         data = self.body()
-        await self._call(views.clone, run, self.root, str(data.get("dest") or ""), data.get("workspace"))
+        await self._call(
+            views.clone, run, self.root, text(data, "dest", required=True), text(data, "workspace")
+        )
 
 
 class NotebookPlanHandler(_Base):
@@ -115,7 +152,10 @@ class NotebookRunHandler(_Base):
     async def post(self) -> None:
         data = self.body()
         await self._call(
-            views.notebook_run, self.root, str(data.get("path") or ""), data.get("secrets") or {}
+            views.notebook_run,
+            self.root,
+            text(data, "path", required=True),
+            mapping(data, "secrets", strings=True),
         )
 
 

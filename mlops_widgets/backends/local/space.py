@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import sqlite3
 import tempfile
@@ -62,7 +63,6 @@ class LocalSpace:
         self.workspace = workspace
         self._local = threading.local()
         self._conn.executescript(_SCHEMA)
-        self.space_id = self._space_id()
         self._remove_abandoned_uploads()
 
     @property
@@ -74,7 +74,9 @@ class LocalSpace:
             conn = self._local.conn = self.workspace.connect()
         return conn
 
-    def _space_id(self) -> str:
+    @functools.cached_property
+    def space_id(self) -> str:
+        """Made when first asked (listing a workspace that cannot be written needs none)."""
         with transaction(self._conn):
             row = self._conn.execute("SELECT value FROM space_meta WHERE key='space_id'").fetchone()
             if row:

@@ -8,7 +8,7 @@ through a temporary file and a rename, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from mlops_widgets.backends.base import Progress
 from mlops_widgets.backends.volumes_protocol import VolumeFile, file_filter, relative_parts
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.settings import VOLUMES
-from mlops_widgets.workspace import Workspace, atomic_write
+from mlops_widgets.workspace import Workspace, atomic_write, private_dirs
 
 VOLUMES_ENV = VOLUMES.env
 
@@ -51,6 +51,13 @@ class LocalVolumes:
 
     def _path(self, volume: str, path: str) -> Path:
         return self._volume(volume).joinpath(*relative_parts(path, volume))
+
+    def _writable(self, volume: str, path: str) -> Path:
+        """`_path`, the workspace opened first when the volumes live in it (so writing a
+        volume never makes a workspace folder without its marker)."""
+        if not VOLUMES.from_env():
+            self.workspace.open()
+        return self._path(volume, path)
 
     def _file(self, volume: str, path: Path) -> VolumeFile:
         st = path.stat()
@@ -98,7 +105,7 @@ class LocalVolumes:
     def write(self, volume: str, path: str, data: bytes) -> VolumeFile:
         if not relative_parts(path, volume):
             raise MlopsError(f"cannot write to storage volume {volume!r} without a file path")
-        p = self._path(volume, path)
+        p = self._writable(volume, path)
         atomic_write(p, data)
         return self._file(volume, p)
 
@@ -109,12 +116,12 @@ class LocalVolumes:
         if not source.is_dir():
             raise NotFoundError(f"cannot upload {source}: not a folder")
         files = sorted(p for p in source.rglob("*") if p.is_file())
-        dest = self._path(volume, folder)
+        dest = self._writable(volume, folder)
         written = []
         for i, f in enumerate(files, 1):
             target = dest / f.relative_to(source)
             atomic_write(target, f.read_bytes())
-            shutil.copystat(f, target)
+            _same_times(f, target)
             written.append(self._file(volume, target))
             if progress:
                 progress(i, len(files), f.name)
@@ -130,11 +137,18 @@ class LocalVolumes:
         extensions: Sequence[str] | None = None,
     ) -> Path:
         dest = Path(dest)
-        dest.mkdir(parents=True, exist_ok=True)
+        private_dirs(dest)
         for f in self.list_files(volume, folder, most_recent=most_recent, extensions=extensions):
             source = self._volume(volume).joinpath(*f.path.split("/"))
-            shutil.copy2(source, dest / source.name)
+            atomic_write(dest / source.name, source.read_bytes())
+            _same_times(source, dest / source.name)
         return dest
 
     def local_path(self, volume: str, path: str = "") -> Path | None:
         return self._path(volume, path)
+
+
+def _same_times(source: Path, target: Path) -> None:
+    """`target` dated as `source` (recency filters read it), its mode left private."""
+    st = source.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))

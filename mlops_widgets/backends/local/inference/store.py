@@ -116,9 +116,15 @@ class Store:
     """The deployments of one workspace on disk."""
 
     def __init__(self, workspace: Workspace) -> None:
-        self.root = workspace.dir("inference")
-        self.deployments = workspace.dir("inference", "deployments")  # 0700, as the workspace's
-        self.run_dir = workspace.dir("inference", "run")
+        self.root = workspace.root / "inference"
+        self.deployments = self.root / "deployments"
+        self.run_dir = self.root / "run"
+        try:  # 0700, as the workspace's
+            workspace.dir("inference", "deployments")
+            workspace.dir("inference", "run")
+        except OSError:  # a workspace that cannot be written is still listed: no deployments
+            if self.root.is_dir():
+                raise
 
     def dir(self, name: str) -> Path:
         return self.deployments / check_deployment_name(name)
