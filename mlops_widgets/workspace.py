@@ -126,6 +126,11 @@ class Workspace:
         with contextlib.suppress(OSError):
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
 
+    def is_workspace(self) -> bool:
+        """Whether the folder is a workspace already (its marker, or an earlier version's
+        database), without creating or changing anything."""
+        return (self.root / MARKER).is_file() or self.db_path.is_file()
+
     def _mkdir(self, p: Path) -> None:
         """Create `p` and its missing parents inside the root, each 0700."""
         self.open()

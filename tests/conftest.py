@@ -87,6 +87,7 @@ def workspace(_fresh_workspace: Path) -> Workspace:
 
 @pytest.fixture
 def backend(workspace: Workspace) -> Backend:
+    workspace.open()  # as a command's first step: the folder is a workspace, tests may write into it
     return get_backend("local", workspace)
 
 

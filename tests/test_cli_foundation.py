@@ -315,9 +315,10 @@ def test_stage_name_clash_on_a_tty_asks_as_the_original_did(
 def test_a_second_demo_on_the_same_workspace_is_refused_while_the_first_runs(cli, tmp_path):
     import fcntl
 
+    from mlops_widgets.workspace import Workspace
+
     ws = tmp_path / "demo-ws"
-    lock_path = ws / "demo" / "demo.lock"
-    lock_path.parent.mkdir(parents=True)
+    lock_path = Workspace(ws).path("demo", "demo.lock")  # the first demo made its workspace
     with open(lock_path, "a") as first_demo:  # what a running demo holds
         fcntl.flock(first_demo, fcntl.LOCK_EX)
         res = cli("demo", "--workspace", ws)

@@ -25,6 +25,7 @@ from fakecpd.tls_state import process_tls_state
 
 from mlops_widgets.backends.local.inference import stop_service
 from mlops_widgets.examples.synthetic import write_tiles
+from mlops_widgets.workspace import Workspace
 
 NAME = "demo-seg"
 MONITORS = ("segmentation_metrics", "generic_metrics")
@@ -115,8 +116,7 @@ def test_the_scenario_has_the_same_output_on_both_backends(
     images, masks = tmp_path / "tiles", tmp_path / "masks"
     write_tiles(images, masks, 6, size=48)
     local_ws, cpd_ws = tmp_path / "local-ws", tmp_path / "cpd-ws"
-    gt = local_ws / "volumes" / "demo-volume" / "model_eval" / "gt_images"
-    gt.mkdir(parents=True)
+    gt = Workspace(local_ws).dir("volumes", "demo-volume", "model_eval", "gt_images")
     for m in sorted(masks.iterdir()):  # the ground truth is on the volume; predictions come from A4
         (gt / m.name).write_bytes(m.read_bytes())
         fake_cpd.volumes.put("demo-volume", f"model_eval/gt_images/{m.name}", m.read_bytes())

@@ -231,3 +231,67 @@ def test_a_clone_of_a_template_runs_the_template(served):
     assert status == 200 and out["status"] == "ok", out
     new = get_run(out["run_id"], Path(served["run"].workspace))
     assert new.rerun_of is None and new.parameters == {"service_provider_name": "From Template"}
+
+
+def _post_raw(lab, path, raw: bytes):
+    req = urllib.request.Request(
+        f"{lab['url']}/mlops/{path}",
+        data=raw,
+        method="POST",
+        headers={"Authorization": f"token {lab['token']}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "said"),
+    [
+        ("rerun", b"[]", "must be a JSON object"),
+        ("rerun", b"null", "must be a JSON object"),
+        ("rerun", b"1e999999", "must be a JSON object"),
+        ("rerun", b"{not json", "not JSON"),
+        ("rerun", b'{"params": [1]}', "params must be a JSON object"),
+        ("rerun", b'{"params": "x"}', "params must be a JSON object"),
+        ("rerun", b'{"secrets": "x"}', "secrets must be a JSON object"),
+        ("rerun", b'{"secrets": {"API_KEY": {"a": 1}}}', "the value of API_KEY must be a string"),
+        ("rerun", b'{"workspace": 5}', "workspace must be a string"),
+        ("clone", b'{"dest": 5}', "dest must be a string"),
+        ("clone", b"{}", "dest must be a string"),
+        ("clone", b'{"dest": ["a.ipynb"]}', "dest must be a string"),
+    ],
+)
+def test_a_malformed_body_gets_400_with_a_message(served, endpoint, body, said):
+    """Issue 23: malformed bodies got 500 (REST re-run `params: [1]`, `secrets: "x"`)."""
+    status, out = _post_raw(served, f"runs/{served['run'].run_id}/{endpoint}", body)
+    assert status == 400 and said in out["message"], (status, out)
+
+
+def test_a_malformed_notebook_run_gets_400(served):
+    assert _post_raw(served, "notebooks/run", b'{"path": 5}')[0] == 400
+    status, out = _post_raw(served, "notebooks/run", b'{"path": "x.ipynb", "secrets": {"K": 1}}')
+    assert status == 400 and "the value of K must be a string" in out["message"]
+
+
+def test_a_workspace_named_by_the_browser_must_be_one(served, tmp_path):
+    """A panel's link names its workspace; a name that is no workspace is refused, and nothing
+    is created there (nor a database in a folder of other files)."""
+    run = served["run"].run_id
+    missing = tmp_path / "nowhere" / "ws"
+    status, out = _get(served, f"runs/{run}?workspace={missing}")
+    assert status == 404 and "no mlops workspace" in out["message"]
+    assert not (tmp_path / "nowhere").exists()
+    status, _ = _get(
+        served, f"runs/{run}/clone", method="POST", body={"dest": "w.ipynb", "workspace": str(missing)}
+    )
+    assert status == 404 and not (tmp_path / "nowhere").exists()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("not mlops")
+    status, _ = _get(served, f"runs/{run}/notebook?workspace={shared}")
+    assert status == 404 and sorted(p.name for p in shared.iterdir()) == ["notes.txt"]
+    # the run's own workspace, named explicitly, is one
+    assert _get(served, f"runs/{run}?workspace={served['run'].workspace}")[0] == 200

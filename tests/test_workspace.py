@@ -227,3 +227,33 @@ def test_volumes_and_demo_files_are_private(workspace: Workspace, backend, tmp_p
         if not p.is_symlink() and p.lstat().st_mode & 0o077
     ]
     assert open_to_others == [], "\n".join(open_to_others)
+
+
+@needs_unshare
+def test_a_run_whose_final_save_hit_a_full_disk_says_it_was_not_saved(tmp_path: Path) -> None:
+    """Issue 23: such a run was listed "interrupted: its process ended before the run did"."""
+    filler = tmp_path / "mnt" / "filler"
+    fill = f"""
+try:
+    with open({str(filler)!r}, "wb") as fh:
+        while True:
+            fh.write(b"0" * 65536)
+except OSError:
+    pass
+"""
+    template = make_template(tmp_path / "T_Fills.ipynb", "n = 1  # unused", [fill])
+    out = in_tmpfs(
+        tmp_path,
+        "8m",
+        f"""
+        export MLOPS_HOME=$M/ws
+        eval "$MLOPS config list" >/dev/null || exit 98
+        eval "$MLOPS run {template}"; echo "exit=$?"
+        rm $M/filler
+        eval "$MLOPS runs list"
+        """,
+    )
+    assert out.returncode not in (98, 99), out.stderr
+    assert "exit=1" in out.stdout and "no space left on the workspace" in out.stderr, out.stderr
+    assert "not saved: the workspace could not be written" in out.stdout, out.stdout
+    assert "its process ended before the run did" not in out.stdout

@@ -18,6 +18,9 @@ from mlops_widgets.config.problems import Problem, item_path, join_path, line_of
 from mlops_widgets.monitors.definitions import BUILTIN, MonitorDefinition
 
 NO_DEFAULT: Any = object()
+# Every number in an entry is bounded before it is converted (to a float, to text): a whole
+# number of 4,000 digits is a problem of the entry, not an OverflowError.
+LARGEST = 10**15
 
 
 def show(value: object) -> str:
@@ -30,6 +33,8 @@ def show(value: object) -> str:
         return f"{value!r} (a string)"
     if isinstance(value, float) and not math.isfinite(value):
         return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    if isinstance(value, int) and abs(value) > LARGEST:
+        return f"a number of {len(str(abs(value)))} digits"
     if isinstance(value, int | float):
         return f"{value} (a number)"
     if isinstance(value, Mapping):
@@ -114,6 +119,17 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _bounded(value: object) -> bool:
+    """A number within ±LARGEST (not NaN nor infinite): safe to convert to a float."""
+    return _is_number(value) and -LARGEST <= value <= LARGEST  # type: ignore[operator]
+
+
+def _size(value: object) -> str:
+    """What a message adds for a number too large to be a setting."""
+    finite = _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+    return f", at most {LARGEST:.0e} in size" if finite else ""
+
+
 @dataclass(frozen=True)
 class Text:
     """A non-blank string, optionally with a pattern (explained by `rule`) and a maximum length."""
@@ -191,10 +207,14 @@ class Integer:
 
     def check(self, value: Any, path: str, ck: Checker) -> Any:
         in_range = (
-            _is_int(value) and value >= self.minimum and (self.maximum is None or value <= self.maximum)
+            _is_int(value)
+            and _bounded(value)
+            and value >= self.minimum
+            and (self.maximum is None or value <= self.maximum)
         )
         if not in_range and not (_is_int(value) and value in self.also):
-            ck.error(path, f"must be {self.expect}, got {show(value)}")
+            tail = _size(value) if self.maximum is None and _is_int(value) and not _bounded(value) else ""
+            ck.error(path, f"must be {self.expect}{tail}, got {show(value)}")
         return value
 
     def schema(self, sc: SchemaContext) -> dict[str, Any]:
@@ -217,8 +237,9 @@ class Number:
         return "a number > 0" + (f" ({self.unit})" if self.unit else "")
 
     def check(self, value: Any, path: str, ck: Checker) -> Any:
-        if not _is_number(value) or not math.isfinite(value) or value <= 0:
-            ck.error(path, f"must be {self.expect}, got {show(value)}")
+        if not _bounded(value) or value <= 0:
+            tail = _size(value) if _is_number(value) and value > 0 else ""
+            ck.error(path, f"must be {self.expect}{tail}, got {show(value)}")
         return value
 
     def schema(self, sc: SchemaContext) -> dict[str, Any]:
@@ -277,8 +298,8 @@ class Limit:
             return value
         number, direction = value
         ok = True
-        if not _is_number(number) or not math.isfinite(number):
-            ck.error(item_path(path, 0), f"must be a finite number, got {show(number)}")
+        if not _bounded(number):
+            ck.error(item_path(path, 0), f"must be a finite number{_size(number)}, got {show(number)}")
             ok = False
         if direction not in DIRECTIONS:
             hint = suggest(direction, DIRECTIONS) if isinstance(direction, str) else None

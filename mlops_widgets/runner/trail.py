@@ -36,6 +36,12 @@ RUNS_DIR = "runs"
 RUN_JSON = "run.json"
 TEMPLATE_COPY = "template.ipynb"
 RESULTS_FILE = "results.jsonl"
+# An empty file while a run is running; renamed to UNSAVED when its final save failed.
+SAVING, UNSAVED = ".saving", ".unsaved"
+NOT_SAVED = (
+    "not saved: the workspace could not be written (full or read-only) when the run ended, "
+    "so its executed notebook and results are lost"
+)
 STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
 KINDS = ("template", "event")
 _LIST_HINT = Hint("runs.list", "the audit trail lists the runs by id")
@@ -263,6 +269,8 @@ def save_run(ws: Workspace, record: RunRecord, files: dict[str, bytes]) -> RunRe
     """Write a run's files and record into `runs/<run_id>/` all at once (assembled in a hidden
     sibling named for this process, then renamed into place), then index it. MlopsError, with
     nothing left behind, when the workspace cannot be written."""
+    if record.status == "running":  # renamed to UNSAVED if its final save fails (see update_run)
+        files = {**files, SAVING: b""}
     try:
         runs = ws.dir(RUNS_DIR)
         final = runs / record.run_id
@@ -294,7 +302,12 @@ def update_run(ws: Workspace, record: RunRecord, files: dict[str, bytes]) -> Run
             atomic_write(final / name, data)
         atomic_write(final / RUN_JSON, record.to_json())
     except OSError as exc:
+        # A full disk has no room for a word more, but a rename needs none: the run is then
+        # listed as not saved rather than as interrupted.
+        with contextlib.suppress(OSError):
+            os.rename(final / SAVING, final / UNSAVED)
         raise unwritable(ws, exc) from None
+    (final / SAVING).unlink(missing_ok=True)
     record.dir = final
     index_run(ws, record)
     return record
@@ -342,11 +355,15 @@ def reconcile(ws: Workspace, conn: sqlite3.Connection) -> None:
         if record.status != "running" or not is_gone(record.process):
             continue
         record.status = "interrupted"
-        record.error = {"summary": "interrupted: its process ended before the run did", "heading": None}
+        summary = (
+            NOT_SAVED if (run_dir / UNSAVED).exists() else "interrupted: its process ended before the run did"
+        )
+        record.error = {"summary": summary, "heading": None}
         record.results = {**record.results, **read_results(run_dir / RESULTS_FILE)}
         try:
             atomic_write(run_dir / RUN_JSON, record.to_json())
-            (run_dir / RESULTS_FILE).unlink(missing_ok=True)
+            for done in (RESULTS_FILE, SAVING, UNSAVED):
+                (run_dir / done).unlink(missing_ok=True)
         except OSError:  # a read-only workspace: shown interrupted, recorded by a later writer
             pass
         else:

@@ -37,6 +37,23 @@ class _Base(APIHandler):
             raise web.HTTPError(400, "the request body must be a JSON object")
         return data
 
+    async def _call(self, fn: Any, *args: Any) -> None:
+        try:
+            result = await asyncio.to_thread(fn, *args)
+        except MlopsError as exc:
+            self.set_status(404 if isinstance(exc, NotFoundError) else 400)
+            hint = exc.hint
+            self.finish(
+                json.dumps(
+                    {
+                        "message": exc.message,
+                        "hint": None if hint is None else {"action": hint.action, "text": hint.text},
+                    }
+                )
+            )
+            return
+        self.finish(json.dumps(result, default=str))
+
 
 def text(data: dict[str, Any], key: str, *, required: bool = False) -> str | None:
     """The body's `key` as a string (None when absent and not `required`), else 400."""
@@ -67,23 +84,6 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "true or false"}.get(
         type(value), "null" if value is None else "a number"
     )
-
-    async def _call(self, fn: Any, *args: Any) -> None:
-        try:
-            result = await asyncio.to_thread(fn, *args)
-        except MlopsError as exc:
-            self.set_status(404 if isinstance(exc, NotFoundError) else 400)
-            hint = exc.hint
-            self.finish(
-                json.dumps(
-                    {
-                        "message": exc.message,
-                        "hint": None if hint is None else {"action": hint.action, "text": hint.text},
-                    }
-                )
-            )
-            return
-        self.finish(json.dumps(result, default=str))
 
 
 class InfoHandler(_Base):

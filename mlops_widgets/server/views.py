@@ -20,8 +20,14 @@ RUN_LIMIT = 500
 
 def workspace(chosen: str | None = None) -> Workspace:
     """The server's workspace: $MLOPS_HOME (set by `mlops lab`), else the default one; or the
-    one a panel in a notebook works on (its links name it)."""
-    return Workspace(chosen or None)
+    one a panel in a notebook works on (its links name it), which must be a workspace already:
+    a name from the browser never makes one."""
+    if not chosen:
+        return Workspace()
+    ws = Workspace(chosen)
+    if not ws.is_workspace():
+        raise NotFoundError(f"{chosen}: no mlops workspace there")
+    return ws
 
 
 def backend_name() -> str:
