@@ -164,7 +164,8 @@ export class RunContent extends Panel {
       if (cell.cell_type === 'markdown') {
         await this._markdown(source, 'mlops-cell-markdown');
       } else if (cell.cell_type === 'code') {
-        await this._markdown('```' + language + '\n' + source + '\n```', 'mlops-cell-code');
+        const fence = codeFence(source);
+        await this._markdown(fence + language + '\n' + source + '\n' + fence, 'mlops-cell-code');
         if ((cell.outputs || []).length) {
           const model = new OutputAreaModel({ values: cell.outputs, trusted: false });
           const area = new OutputArea({ model, rendermime: this._rendermime });
@@ -268,4 +269,13 @@ export function runWidget(
   widget.title.label = 'Run';
   widget.title.closable = true;
   return widget;
+}
+
+/**
+ * A markdown fence longer than any run of backticks in `source`: the code (a parameter value
+ * holding ``` and markup included) stays inside its block, shown as text, never rendered.
+ */
+export function codeFence(source: string): string {
+  const longest = Math.max(0, ...(source.match(/`+/g) || []).map(run => run.length));
+  return '`'.repeat(Math.max(3, longest + 1));
 }
