@@ -106,7 +106,7 @@ def lab_server(base: Path, root: Path, env: dict[str, str] | None = None) -> Ite
                     if time.monotonic() > deadline:
                         pytest.fail(f"jupyter lab not answering after 60 s:\n{log_path.read_text()[-3000:]}")
                     time.sleep(0.25)
-            yield {"url": url, "token": TOKEN, "root": root, "log": log_path}
+            yield {"url": url, "token": TOKEN, "root": root, "log": log_path, "pid": proc.pid}
         finally:
             proc.terminate()  # the server shuts its kernels down
             try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import runpy
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -51,6 +52,21 @@ def _get(lab, path, *, token=True, method="GET", body=None):
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
+
+
+def _started(lab, path, body):
+    """Start a template run: 202 at once with its job and run ids (the run executes in a process
+    of its own); then follow its progress route until it ends. Returns (202 view, ended view)."""
+    status, started = _get(lab, path, method="POST", body=body)
+    assert status == 202, started
+    assert started["state"] in ("running", "ended") and started["run_id"]
+    deadline = time.monotonic() + 240  # a failsafe, not a timing
+    while True:
+        status, view = _get(lab, f"jobs/{started['job_id']}")
+        assert status == 200 and view["run_id"] == started["run_id"]
+        if view["state"] == "ended" or time.monotonic() > deadline:
+            return started, view
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +134,9 @@ def test_clone_then_run_the_clone_in_the_audit_trail(served):
     assert status == 200
     assert plan["origin"]["run_id"] == run.run_id
     assert plan["parameters"] == {"service_provider_name": "Edited Provider"}
-    status, out = _get(served, "notebooks/run", method="POST", body={"path": "mine/c1.ipynb"})
-    assert status == 200 and out["status"] == "ok", out
+    _, job = _started(served, "notebooks/run", {"path": "mine/c1.ipynb"})
+    out = job["result"]
+    assert out["status"] == "ok", job
     from mlops_widgets.runner import get_run
 
     new = get_run(out["run_id"], Path(run.workspace))
@@ -227,8 +244,9 @@ def test_a_clone_of_a_template_runs_the_template(served):
     status, plan = _get(served, "notebooks/plan?path=fresh.ipynb")
     assert status == 200 and "run_id" not in plan["origin"]
     assert plan["origin"]["template"] == "C1_OpenScale_Dummy_ML_Provider"
-    status, out = _get(served, "notebooks/run", method="POST", body={"path": "fresh.ipynb"})
-    assert status == 200 and out["status"] == "ok", out
+    _, job = _started(served, "notebooks/run", {"path": "fresh.ipynb"})
+    out = job["result"]
+    assert out["status"] == "ok", job
     new = get_run(out["run_id"], Path(served["run"].workspace))
     assert new.rerun_of is None and new.parameters == {"service_provider_name": "From Template"}
 
@@ -258,7 +276,7 @@ def _post_raw(lab, path, raw: bytes):
         ("rerun", b'{"params": "x"}', "params must be a JSON object"),
         ("rerun", b'{"secrets": "x"}', "secrets must be a JSON object"),
         ("rerun", b'{"secrets": {"API_KEY": {"a": 1}}}', "the value of API_KEY must be a string"),
-        ("rerun", b'{"workspace": 5}', "workspace must be a string"),
+        ("rerun", b'{"workspace": "/elsewhere"}', "a run's workspace is the server's"),
         ("clone", b'{"dest": 5}', "dest must be a string"),
         ("clone", b"{}", "dest must be a string"),
         ("clone", b'{"dest": ["a.ipynb"]}', "dest must be a string"),
@@ -295,3 +313,37 @@ def test_a_workspace_named_by_the_browser_must_be_one(served, tmp_path):
     assert status == 404 and sorted(p.name for p in shared.iterdir()) == ["notes.txt"]
     # the run's own workspace, named explicitly, is one
     assert _get(served, f"runs/{run}?workspace={served['run'].workspace}")[0] == 200
+
+
+def test_the_server_answers_while_a_long_run_executes_and_the_run_can_be_cancelled(served, tmp_path):
+    """A re-run starts as a job in its own process: the server keeps answering meanwhile (before,
+    the whole run ran inside a request), its progress names the run, and cancel stops it."""
+    from helpers import make_template
+
+    from mlops_widgets.runner import get_run, run_template
+
+    ws = Path(served["run"].workspace)
+    slow = make_template(
+        tmp_path / "Slow.ipynb", "seconds = 0  # how long\n", ["import time; time.sleep(seconds)"]
+    )
+    first = run_template(slow, workspace=ws, backend="local")
+    assert first.ok, first.error
+    status, refused = _get(served, f"runs/{first.run_id}/rerun", method="POST", body={"params": {"nope": 1}})
+    assert status == 400 and "nope" in refused["message"]  # validated before anything runs
+    status, started = _get(
+        served, f"runs/{first.run_id}/rerun", method="POST", body={"params": {"seconds": 600}}
+    )
+    assert status == 202 and started["state"] == "running", started
+    with urllib.request.urlopen(f"{served['url']}/api/status?token={served['token']}", timeout=30) as r:
+        assert r.status == 200  # generous bound: the point is that it answers at all
+    running = get_run(started["run_id"], ws)
+    assert running.status == "running" and running.process["pid"] != served["pid"]  # not the server's
+    status, _ = _get(served, f"jobs/{started['job_id']}/cancel", method="POST", body={})
+    assert status == 202
+    deadline = time.monotonic() + 240  # a failsafe
+    while (view := _get(served, f"jobs/{started['job_id']}")[1])["state"] != "ended":
+        assert time.monotonic() < deadline, view
+        time.sleep(0.2)
+    assert view["result"]["status"] == "cancelled", view
+    assert get_run(started["run_id"], ws).status == "cancelled"
+    assert _get(served, "jobs/0123456789ab")[0] == 404

@@ -65,6 +65,18 @@ export interface IRunOutcome {
   error: string | null;
 }
 
+/** A template run the server executes as a job in a process of its own. */
+export interface IJob {
+  job_id: string;
+  action: string;
+  state: 'running' | 'ended';
+  run_id: string | null;
+  short_id: string | null;
+  progress: { status: string; done: number; total: number; heading: string | null } | null;
+  result: IRunOutcome | null;
+  error: string | null;
+}
+
 export interface INotebookPlan {
   origin: { run_id?: string; template: string };
   parameters: Record<string, unknown>;
@@ -99,6 +111,42 @@ export function post<T>(endpoint: string, body: unknown): Promise<T> {
     method: 'POST',
     body: JSON.stringify(body)
   });
+}
+
+/**
+ * Start a template run (`endpoint` answers 202 with its job once the run is recorded) and
+ * follow its progress route until it ends; `onProgress` hears each look. Returns the run's
+ * outcome; a refusal before the run starts is thrown as the server's ApiError.
+ */
+export async function runJob(
+  endpoint: string,
+  body: unknown,
+  onProgress?: (job: IJob) => void
+): Promise<IRunOutcome> {
+  let job = await post<IJob>(endpoint, body);
+  while (job.state !== 'ended') {
+    onProgress?.(job);
+    await new Promise(resolve => setTimeout(resolve, 500));
+    job = await requestAPI<IJob>(`jobs/${job.job_id}`);
+  }
+  if (!job.result) {
+    throw new ApiError(job.error || `run ${job.short_id ?? ''} ended without an outcome`);
+  }
+  return job.result;
+}
+
+/** Ask a running job's run to stop (recorded as cancelled). */
+export function cancelJob(jobId: string): Promise<IJob> {
+  return post<IJob>(`jobs/${jobId}/cancel`, {});
+}
+
+/** What a job is doing, in words: "step 2/5: Deploy the model". */
+export function jobProgressText(job: IJob): string {
+  const p = job.progress;
+  if (!p) {
+    return 'starting';
+  }
+  return `step ${p.done}/${p.total}${p.heading ? ': ' + p.heading : ''}`;
 }
 
 /** The text a user reads for an error: the message and the plain words of its hint. */

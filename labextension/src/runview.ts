@@ -9,11 +9,13 @@ import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { Panel, Widget } from '@lumino/widgets';
 
 import {
-  IRunOutcome,
   IRunRecord,
+  cancelJob,
   errorText,
+  jobProgressText,
   post,
-  requestAPI
+  requestAPI,
+  runJob
 } from './api';
 import { badge, el, valueText, when } from './format';
 
@@ -201,12 +203,21 @@ export class RunContent extends Panel {
     if (!answer.button.accept) {
       return;
     }
-    const id = Notification.emit(`Re-running ${r.template} (${r.short_id})…`, 'in-progress', { autoClose: false });
+    const what = `Re-running ${r.template} (${r.short_id})`;
+    const id = Notification.emit(`${what}…`, 'in-progress', { autoClose: false });
     try {
-      const out = await post<IRunOutcome>(`runs/${r.run_id}/rerun`, {
-        secrets: answer.value ?? form.getValue(),
-        workspace: this.workspace || null
-      });
+      // a job on the server: the run goes on in its own process; progress and Cancel here
+      const out = await runJob(
+        `runs/${r.run_id}/rerun`,
+        { secrets: answer.value ?? form.getValue() },
+        job => Notification.update({
+          id,
+          message: `${what} as ${job.short_id}: ${jobProgressText(job)}`,
+          type: 'in-progress',
+          autoClose: false,
+          actions: [{ label: 'Cancel', callback: () => void cancelJob(job.job_id) }]
+        })
+      );
       Notification.update({
         id,
         message: out.status === 'ok'
@@ -216,7 +227,7 @@ export class RunContent extends Panel {
         autoClose: 8000
       });
       this._actions.changed();
-      this._actions.openRun(out.run_id, this.workspace);
+      this._actions.openRun(out.run_id);  // re-runs run in the server's workspace
     } catch (err) {
       Notification.update({ id, message: errorText(err), type: 'error', autoClose: false });
     }

@@ -8,7 +8,7 @@ import { DocumentRegistry } from '@jupyterlab/docregistry';
 import { INotebookModel, NotebookPanel } from '@jupyterlab/notebook';
 import { IDisposable } from '@lumino/disposable';
 
-import { INotebookPlan, IRunOutcome, errorText, post, requestAPI } from './api';
+import { INotebookPlan, cancelJob, errorText, jobProgressText, requestAPI, runJob } from './api';
 import { mlopsIcon } from './icon';
 import { ParametersForm } from './runview';
 
@@ -61,7 +61,17 @@ export class RunInTrailButton
       }
       const id = Notification.emit(`Running ${path} in the audit trail…`, 'in-progress', { autoClose: false });
       try {
-        const out = await post<IRunOutcome>('notebooks/run', { path, secrets: answer.value ?? {} });
+        const out = await runJob(
+          'notebooks/run',
+          { path, secrets: answer.value ?? {} },
+          job => Notification.update({
+            id,
+            message: `Running ${path} as ${job.short_id}: ${jobProgressText(job)}`,
+            type: 'in-progress',
+            autoClose: false,
+            actions: [{ label: 'Cancel', callback: () => void cancelJob(job.job_id) }]
+          })
+        );
         Notification.update({
           id,
           message: `Run ${out.short_id} ${out.status}${out.error ? ': ' + out.error : ''}`,

@@ -1,8 +1,10 @@
 """The REST endpoints under `<base_url>mlops/`: Jupyter's APIHandler gives them the server's
 authentication (token or cookie) and XSRF checks on every request that changes something.
 
-Every handler works on a worker thread (`_call`): the runner and the embedded backend block,
-and the server's event loop must keep serving JupyterLab meanwhile.
+Every read works on a worker thread (`_call`): the embedded backend blocks, and the server's
+event loop must keep serving JupyterLab meanwhile. A template run is a job (jobs.py) in a process
+of its own: starting one answers 202 with its job and run ids, `jobs/<id>` its progress and
+outcome, `jobs/<id>/cancel` stops it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from tornado import web
 
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.server import views
+from mlops_widgets.server.jobs import Jobs
 
 RUN = r"(?P<run>[0-9A-Za-z_.-]+)"  # event ids hold their dotted action
+JOB = r"(?P<job>[0-9a-f]+)"
 
 
 class _Base(APIHandler):
@@ -37,22 +41,39 @@ class _Base(APIHandler):
             raise web.HTTPError(400, "the request body must be a JSON object")
         return data
 
+    def _refuse(self, exc: MlopsError) -> None:
+        self.set_status(404 if isinstance(exc, NotFoundError) else 400)
+        hint = exc.hint
+        self.finish(
+            json.dumps(
+                {
+                    "message": exc.message,
+                    "hint": None if hint is None else {"action": hint.action, "text": hint.text},
+                }
+            )
+        )
+
     async def _call(self, fn: Any, *args: Any) -> None:
         try:
             result = await asyncio.to_thread(fn, *args)
         except MlopsError as exc:
-            self.set_status(404 if isinstance(exc, NotFoundError) else 400)
-            hint = exc.hint
-            self.finish(
-                json.dumps(
-                    {
-                        "message": exc.message,
-                        "hint": None if hint is None else {"action": hint.action, "text": hint.text},
-                    }
-                )
-            )
+            self._refuse(exc)
             return
         self.finish(json.dumps(result, default=str))
+
+    @property
+    def jobs(self) -> Jobs:
+        return self.settings["mlops_jobs"]
+
+    async def _start(self, action: str, args: dict[str, Any], secrets: dict[str, str]) -> None:
+        """Start a job: 202 with its view once its run is recorded, else the refusal."""
+        try:
+            job = await self.jobs.start(action, args, secrets)
+        except MlopsError as exc:
+            self._refuse(exc)
+            return
+        self.set_status(202)
+        self.finish(json.dumps(job.view(), default=str))
 
 
 def text(data: dict[str, Any], key: str, *, required: bool = False) -> str | None:
@@ -123,13 +144,10 @@ class RerunHandler(_Base):
     @web.authenticated
     async def post(self, run: str) -> None:
         data = self.body()
-        await self._call(
-            views.rerun,
-            run,
-            mapping(data, "params"),
-            mapping(data, "secrets", strings=True),
-            text(data, "workspace"),
-        )
+        if data.get("workspace") is not None:
+            raise web.HTTPError(400, "workspace: a run's workspace is the server's, it cannot be named")
+        params, secrets = mapping(data, "params"), mapping(data, "secrets", strings=True)
+        await self._start("rerun", {"run_id": run, "params": params}, secrets)
 
 
 class CloneHandler(_Base):
@@ -151,12 +169,27 @@ class NotebookRunHandler(_Base):
     @web.authenticated
     async def post(self) -> None:
         data = self.body()
-        await self._call(
-            views.notebook_run,
-            self.root,
-            text(data, "path", required=True),
-            mapping(data, "secrets", strings=True),
-        )
+        args = {"root": str(self.root), "path": text(data, "path", required=True)}
+        await self._start("notebook_run", args, mapping(data, "secrets", strings=True))
+
+
+class JobHandler(_Base):
+    @web.authenticated
+    async def get(self, job: str) -> None:
+        try:
+            self.finish(json.dumps(self.jobs.get(job).view(), default=str))
+        except MlopsError as exc:
+            self._refuse(exc)
+
+
+class JobCancelHandler(_Base):
+    @web.authenticated
+    async def post(self, job: str) -> None:
+        try:
+            self.set_status(202)
+            self.finish(json.dumps(self.jobs.cancel(job).view(), default=str))
+        except MlopsError as exc:
+            self._refuse(exc)
 
 
 def routes(base_url: str) -> list[tuple[str, type]]:
@@ -171,4 +204,6 @@ def routes(base_url: str) -> list[tuple[str, type]]:
         (prefix + f"runs/{RUN}/clone", CloneHandler),
         (prefix + "notebooks/plan", NotebookPlanHandler),
         (prefix + "notebooks/run", NotebookRunHandler),
+        (prefix + f"jobs/{JOB}", JobHandler),
+        (prefix + f"jobs/{JOB}/cancel", JobCancelHandler),
     ]

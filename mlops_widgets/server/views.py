@@ -129,17 +129,19 @@ def run_notebook(run_id: str, ws: str | None = None) -> dict[str, Any]:
 
 
 def rerun(
-    run_id: str, params: dict[str, Any], secrets: dict[str, str], ws: str | None = None
+    run_id: str, params: dict[str, Any], secrets: dict[str, str], *, progress: Any = None
 ) -> dict[str, Any]:
-    """Re-run with the stored parameters (`params` replace some) and the secrets given again;
-    the new run is in the audit trail whatever its outcome."""
+    """Re-run, in the server's workspace, with the stored parameters (`params` replace some) and
+    the secrets given again; the new run is in the audit trail whatever its outcome. Runs in a
+    job's own process (worker.py), never in the Jupyter server's."""
     from mlops_widgets.runner import rerun as runner_rerun
 
     record = runner_rerun(
         run_id,
         params=params or None,
-        workspace=workspace(ws).root,
+        workspace=workspace().root,
         secrets={k: v for k, v in secrets.items() if v} or None,
+        progress=progress,
     )
     return {
         "run_id": record.run_id,
@@ -205,9 +207,9 @@ def notebook_plan(root: Path, rel: str) -> dict[str, Any]:
     return {"origin": origin, "parameters": params, "secret_names": secrets}
 
 
-def notebook_run(root: Path, rel: str, secrets: dict[str, str]) -> dict[str, Any]:
+def notebook_run(root: Path, rel: str, secrets: dict[str, str], *, progress: Any = None) -> dict[str, Any]:
     """Run a clone's parameters through the runner (validated as any run): a clone of a run
-    re-runs it with them, a clone of a template runs the template."""
+    re-runs it with them, a clone of a template runs the template. Runs in a job's own process."""
     from mlops_widgets.runner import rerun as runner_rerun
     from mlops_widgets.runner import run_template
 
@@ -216,7 +218,11 @@ def notebook_run(root: Path, rel: str, secrets: dict[str, str]) -> dict[str, Any
     given = {k: v for k, v in secrets.items() if v} or None
     if plan["origin"].get("run_id"):
         record = runner_rerun(
-            plan["origin"]["run_id"], params=plan["parameters"], workspace=ws.root, secrets=given
+            plan["origin"]["run_id"],
+            params=plan["parameters"],
+            workspace=ws.root,
+            secrets=given,
+            progress=progress,
         )
     else:
         record = run_template(
@@ -226,6 +232,7 @@ def notebook_run(root: Path, rel: str, secrets: dict[str, str]) -> dict[str, Any
             backend=backend_name(),
             workspace=ws.root,
             cwd=os.fspath(root),
+            progress=progress,
         )
     return {
         "run_id": record.run_id,
