@@ -445,6 +445,10 @@ def test_clone_template_fills_parameters_and_never_writes_secrets(tmpl, tmp_path
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "count = 5" in injected.source
     assert "api_key = secret('api_key')" in injected.source
+    # One parameters cell: the template's, with the values in place (editing it is what counts).
+    tagged = [c for c in nb.cells if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    assert tagged == [injected] and "parameters" in injected.metadata["tags"]
+    assert injected.source.count("count =") == 1
     assert b"TOPSECRET-VALUE" not in dest.read_bytes()
     assert nb.metadata["mlops"]["cloned_from"]["template"] == "T_Test"
     with pytest.raises(ConflictError, match="already exists"):
@@ -464,6 +468,8 @@ def test_clone_run_uses_the_stored_template_and_parameters(workspace: Workspace,
     nb = nbformat.read(dest, as_version=4)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "count = 9" in injected.source and "secret('api_key')" in injected.source
+    tagged = [c for c in nb.cells if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    assert tagged == [injected]
     assert nb.metadata["mlops"]["cloned_from"]["run_id"] == rec.run_id
 
 
@@ -487,7 +493,7 @@ def test_a_parameter_stored_masked_must_be_given_again(cli, workspace: Workspace
     assert res.exit_code == 0, res.output
     nb = nbformat.read(tmp_path / "c.ipynb", as_version=4)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
-    assert 'where = "/data/x/model"' in injected.source and "count = 2" in injected.source
+    assert 'where: str = "/data/x/model"' in injected.source and "count = 2" in injected.source
 
 
 class _Tty(io.StringIO):
@@ -545,10 +551,10 @@ def test_cli_templates_list_and_clone(cli, tmp_path: Path) -> None:
         "templates", "clone", "A_MLOps_Pipeline", dest, "-p", "model_name", "mine", "-p", "on_clash", "new"
     )
     assert res.exit_code == 0, res.output
-    injected = next(
-        c for c in nbformat.read(dest, as_version=4).cells if c.id != "parameters" and c.cell_type == "code"
-    )
-    assert 'model_name = "mine"' in injected.source and 'on_clash = "new"' in injected.source
+    (injected,) = [
+        c for c in nbformat.read(dest, as_version=4).cells if "parameters" in c.metadata.get("tags", [])
+    ]
+    assert 'model_name = "mine"' in injected.source and '"new"] = "new"' in injected.source
     assert cli("templates", "clone", "A_MLOps_Pipeline", dest).exit_code == 1
 
 

@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+import ipywidgets
 import pytest
 
 from mlops_widgets.config import load_config
@@ -94,7 +95,9 @@ def test_live_validation_shows_the_config_models_errors_beside_their_fields(pane
     seg = pr.monitors["segmentation_metrics"]
     seg.dir_gt.value = "../outside"
     assert pr.errors.label(f"{seg.path}.dir_gt").value  # stays inside the volume
-    assert pr.monitor_box.selected_index == 0  # the folded monitor opened to show it
+    # the folded monitor opened to show it; its header is a button (keyboard-operable)
+    assert seg.open and seg.header.icon == "caret-down"
+    assert isinstance(seg.header, ipywidgets.ToggleButton)
     seg.dir_gt.value = "gt"
     seg.volume.value = ""
     assert "must not be empty" in txt(pr.errors.label(f"{seg.path}.volume_display_name"))

@@ -1,7 +1,8 @@
 """Clone a template or a past run into an editable notebook with its parameters filled in.
 
-The clone gets papermill's injected-parameters cell, exactly what a run would execute; secret
-parameters are injected as code reading the environment, never as values.
+The clone has one parameters cell: the template's, with papermill's injected values in place
+(exactly what a run would execute); secret parameters are injected as code reading the
+environment, never as values.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.errors import ConflictError, Hint, MlopsError
-from mlops_widgets.runner.notebook import parameterize, template_notebook
+from mlops_widgets.runner.notebook import one_parameters_cell, parameterize, template_notebook
 from mlops_widgets.runner.params import validate_parameters
 from mlops_widgets.runner.prepare import refuse_masked
 from mlops_widgets.runner.templates import Template, get_template
@@ -49,7 +50,7 @@ def _clone(
     secret_params = [n for n in secret_names if n in declared and declared[n].secret]
     plain = {k: v for k, v in params.items() if not (k in declared and declared[k].secret)}
     checked = validate_parameters(template, plain, workspace=workspace)
-    nb = parameterize(template_notebook(template), checked, secret_params)
+    nb = one_parameters_cell(parameterize(template_notebook(template), checked, secret_params))
     nb.metadata["mlops"] = {"cloned_from": origin}
     return nb
 

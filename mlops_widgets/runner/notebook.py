@@ -40,6 +40,50 @@ def parameterize(nb: Any, params: Mapping[str, Any], secret_params: list[str]) -
     return nb
 
 
+def one_parameters_cell(nb: Any) -> Any:
+    """Fold papermill's injected-parameters cell into the template's parameters cell, so an
+    editable copy has exactly one place where its parameters are set: each injected value
+    replaces the template's assignment of that name (its annotation and comment kept), the
+    rest (secret lines) follows. The cell keeps both tags (papermill's and the clone's)."""
+    import ast
+
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    injected_at = next((i for i, t in enumerate(tags) if "injected-parameters" in t), None)
+    params_at = next((i for i, t in enumerate(tags) if "parameters" in t), None)
+    if injected_at is None or params_at is None:
+        return nb
+    injected, target = nb.cells[injected_at], nb.cells[params_at]
+    given: dict[str, str] = {}  # name -> its injected value's source
+    extra: list[str] = []  # injected lines that assign no template parameter (imports, secrets)
+    tree = ast.parse(injected.source)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            given[node.targets[0].id] = ast.get_source_segment(injected.source, node.value) or ""
+        else:
+            extra.append(ast.get_source_segment(injected.source, node) or "")
+    lines = target.source.splitlines()
+    replaced: set[str] = set()
+    for node in reversed(ast.parse(target.source).body):
+        name = None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, head = node.targets[0].id, node.targets[0].id
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name = node.target.id
+            head = f"{name}: {ast.get_source_segment(target.source, node.annotation)}"
+        if name not in given or node.end_lineno is None or node.end_col_offset is None:
+            continue
+        tail = lines[node.end_lineno - 1][node.end_col_offset :]  # a trailing comment
+        indent = lines[node.lineno - 1][: node.col_offset]
+        lines[node.lineno - 1 : node.end_lineno] = [f"{indent}{head} = {given[name]}{tail}"]
+        replaced.add(name)
+    rest = [f"{name} = {value}" for name, value in given.items() if name not in replaced]
+    target.source = "\n".join(lines + extra + rest).rstrip("\n") + "\n"
+    target.metadata["tags"] = [*tags[params_at], "injected-parameters"]
+    target.metadata["mlops_injected"] = sorted(given)  # the values the clone set (the rest: the template's)
+    del nb.cells[injected_at]
+    return nb
+
+
 def error_of(nb: Any, headings: dict[int, str | None]) -> dict[str, Any] | None:
     """The first error output of the executed notebook (SystemExit(0) is not an error)."""
     for index, cell in enumerate(nb.cells):

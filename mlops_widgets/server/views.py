@@ -160,32 +160,39 @@ def clone(run_id: str, root: Path, dest: str, ws: str | None = None) -> dict[str
 
 
 def _injected(nb: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The values of a clone's injected-parameters cell (literals) and its secret names (the
-    lines reading `secret(...)`)."""
+    """The values of a clone's parameters cell (tagged injected-parameters: literals; a line of
+    the template's own that is code, not a value, is left to the template) and its secret names
+    (the lines reading `secret(...)`)."""
     params: dict[str, Any] = {}
     secrets: list[str] = []
     for cell in nb.get("cells", []):
         if "injected-parameters" not in (cell.get("metadata", {}).get("tags") or []):
             continue
         source = "".join(cell.get("source", ""))
+        injected = cell.get("metadata", {}).get("mlops_injected")  # None: a cell of injected values only
         try:
             tree = ast.parse(source)
         except SyntaxError as exc:
             raise MlopsError(f"the parameters cell does not parse: {exc.msg} (line {exc.lineno})") from None
         for node in tree.body:
-            if not (
+            if (
                 isinstance(node, ast.Assign)
                 and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name)
             ):
+                name, value = node.targets[0].id, node.value
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+                name, value = node.target.id, node.value
+            else:
                 continue
-            name = node.targets[0].id
-            if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "secret":
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "secret":
                 secrets.append(name)
                 continue
             try:
-                params[name] = ast.literal_eval(node.value)
+                params[name] = ast.literal_eval(value)
             except ValueError:
+                if injected is not None and name not in injected:
+                    continue  # the template's own default, computed when it runs
                 raise MlopsError(
                     f"parameter {name}: its value must be a plain value (text, number, list, dict), not code"
                 ) from None

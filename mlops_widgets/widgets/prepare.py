@@ -163,8 +163,8 @@ class PrepareTab:
         self.monitor_message = w.HTML()
         self.confirm = Confirm("mlops-confirm-remove")
         self.monitors: dict[str, MonitorForm] = {}
-        # One collapsible section per monitor: an 18-metric grid would push Stage off screen.
-        self.monitor_box = w.Accordion()
+        # One fold per monitor (MonitorForm.section): an 18-metric grid would push Stage off screen.
+        self.monitor_box = w.VBox()
         self.monitor_box.add_class("mlops-monitors")
 
         self.on_clash = w.Dropdown(
@@ -288,20 +288,17 @@ class PrepareTab:
         self.validate()
 
     def _show_monitors(self) -> None:
-        forms = list(self.monitors.values())
-        self.monitor_box.selected_index = None
-        self.monitor_box.children = [f.widget for f in forms]
-        self.monitor_box.titles = tuple(f.heading() for f in forms)
+        self.monitor_box.children = [f.section for f in self.monitors.values()]
 
     def _open_monitor_with_problems(self, problems: list[Problem]) -> None:
         """Unfold the first monitor with a problem when all are folded, so its errors show."""
-        if self.monitor_box.selected_index is not None:
+        if any(form.open for form in self.monitors.values()):
             return
-        for i, form in enumerate(self.monitors.values()):
+        for form in self.monitors.values():
             if any(
                 p.path == form.path or p.path.startswith((form.path + ".", form.path + "[")) for p in problems
             ):
-                self.monitor_box.selected_index = i
+                form.header.value = True
                 return
 
     # -- validation -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The Prepare tab's monitors: one form per monitor of the entry (where its images are, its
-thresholds grid), folded in an accordion so an 18-metric grid does not push Stage off screen."""
+thresholds grid), each folded under a button so an 18-metric grid does not push Stage off screen."""
 
 from __future__ import annotations
 
@@ -156,6 +156,22 @@ class MonitorForm:
         )
         self.widget.add_class("mlops-box")
         self.widget.add_class(f"mlops-monitor-{monitor_id}")
+        # A fold of its own with a real button as its header (keyboard-operable, its state
+        # announced): an 18-metric grid would push Stage off screen.
+        self.header = w.ToggleButton(description=self.heading(), icon="caret-right", layout=fit())
+        self.header.add_class("mlops-monitor-header")
+        self.header.observe(lambda _: self._fold(), "value")
+        self.section = w.VBox([self.header, self.widget])
+        self._fold()
+
+    @property
+    def open(self) -> bool:
+        return bool(self.header.value)
+
+    def _fold(self) -> None:
+        self.widget.layout.display = "" if self.header.value else "none"
+        self.header.icon = "caret-down" if self.header.value else "caret-right"
+        self.header.tooltip = ("fold " if self.header.value else "show ") + self.id
 
     def heading(self) -> str:
         """The monitor's fold title."""
