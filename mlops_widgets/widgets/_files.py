@@ -59,6 +59,8 @@ class PathField:
         self.use_folder = w.Button(description="Use this folder", layout=fit())
         self.chooser = w.VBox([self.here, self.listing, self.use_folder], layout=w.Layout(display="none"))
         self.widget = w.VBox([w.HBox([self.text, self.browse]), self.chooser])
+        if css:
+            self.widget.add_class(f"{css}-field")
         self._folder = self.base
         self._filling = False
         self.browse.observe(self._toggle, "value")
