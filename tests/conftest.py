@@ -3,6 +3,9 @@ module has a tier (TIERS below; pytest -m unit runs the fast one)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +81,22 @@ def _fresh_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
     warm.keep_spare(False)
     stop_service(root)
+
+
+@pytest.fixture
+def cpu_burner() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """One process per core spinning beside the test (as on a loaded CI machine), stopped after
+    it: for tests whose waiting and signalling must not depend on an idle machine."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        yield burners
+    finally:
+        for proc in burners:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

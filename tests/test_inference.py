@@ -591,7 +591,7 @@ def test_a_dead_service_is_reported_and_start_recovers(
 
 
 def test_busy_kernels_of_a_killed_service_are_reaped(
-    inference: LocalInference, workspace: Workspace, tmp_path: Path
+    inference: LocalInference, workspace: Workspace, tmp_path: Path, cpu_burner: list[Any]
 ) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
     kernel = view["kernels"][0]["pid"]
@@ -615,6 +615,9 @@ def test_busy_kernels_of_a_killed_service_are_reaped(
     wait_for(lambda: inference.view("dep")["kernels"][0]["state"] == "busy", what="the kernel to be busy")
     os.kill(info["pid"], signal.SIGKILL)
     caller.join()
+    # SIGKILL takes effect when the kernel gets round to it: on a loaded machine the dying service
+    # still holds its lock for a while, and start_service would take it for a running one.
+    wait_for(lambda: gone(info["pid"]), what="the killed service to end")
     assert not gone(kernel)  # still sleeping in on_task_invoke, orphaned
     start_service(workspace)  # the next service reaps it before starting the deployment again
     wait_for(lambda: gone(kernel), what="the orphaned kernel to be reaped")

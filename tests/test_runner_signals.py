@@ -27,8 +27,11 @@ SLOW = [
 ]
 
 
-def _start_run(template: Path, workspace: Workspace, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """`mlops run TEMPLATE` in its own process (stderr to a file: the progress lines)."""
+def _start_run(
+    template: Path, workspace: Workspace, tmp_path: Path, hangup: object = signal.SIG_DFL
+) -> subprocess.Popen[bytes]:
+    """`mlops run TEMPLATE` in its own process (stderr to a file: the progress lines), with SIGHUP
+    handled as `hangup` says (SIG_IGN: as under nohup), whatever the test runner inherited."""
     err = (tmp_path / "stderr.txt").open("wb")
     return subprocess.Popen(
         [
@@ -41,6 +44,7 @@ def _start_run(template: Path, workspace: Workspace, tmp_path: Path) -> subproce
         stdout=subprocess.DEVNULL,
         stderr=err,
         cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, hangup),
     )
 
 
@@ -63,7 +67,7 @@ def _descendants(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_the_run_as_interrupted_with_the_notebook_so_far(
-    signum: int, tmp_path: Path, workspace: Workspace
+    signum: int, tmp_path: Path, workspace: Workspace, cpu_burner: list[subprocess.Popen[bytes]]
 ) -> None:
     path = make_template(tmp_path / "Slow.ipynb", "n = 1  # unused", SLOW)
     proc = _start_run(path, workspace, tmp_path)
@@ -86,6 +90,20 @@ def test_a_signal_ends_the_run_as_interrupted_with_the_notebook_so_far(
     assert not (record.dir / RESULTS_FILE).exists()
     psutil.wait_procs(kernels, timeout=30)
     assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kernels), "kernel left"
+
+
+def test_a_run_started_under_nohup_outlives_a_hangup(tmp_path: Path, workspace: Workspace) -> None:
+    path = make_template(tmp_path / "Slow.ipynb", "n = 1  # unused", SLOW)
+    proc = _start_run(path, workspace, tmp_path, hangup=signal.SIG_IGN)
+    try:
+        _wait_for_step(tmp_path, "Step 2", proc)
+        proc.send_signal(signal.SIGHUP)  # ignored, as nohup asked
+        proc.send_signal(signal.SIGTERM)  # this one ends the run
+        assert proc.wait(60) == -signal.SIGTERM
+    finally:
+        proc.kill()
+    (run,) = list_runs(workspace)
+    assert run.status == "interrupted" and get_run(run.run_id).results == {"first": "done"}
 
 
 def test_a_killed_run_is_shown_interrupted_by_the_next_reader(

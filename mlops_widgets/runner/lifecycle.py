@@ -59,8 +59,8 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def deferred_signals(control: RunControl) -> Iterator[list[int]]:
-    """On the main thread: SIGTERM and SIGHUP stop the run as interrupted instead of ending the
-    process at once; the signals received are listed in what this yields, so the caller can
+    """On the main thread: SIGTERM and SIGHUP (unless ignored) stop the run as interrupted instead
+    of ending the process at once; the signals received are listed in what this yields, so the caller can
     deliver them (`redeliver`) once the run is recorded. Elsewhere: nothing changes."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -71,7 +71,13 @@ def deferred_signals(control: RunControl) -> Iterator[list[int]]:
         received.append(signum)
         control.stop("interrupted")
 
-    previous = {sig: signal.signal(sig, handler) for sig in ENDING_SIGNALS}
+    # A signal the process ignores stays ignored (`nohup mlops run ...`: hang-ups must not end
+    # the run); otherwise redelivering it would do nothing and the run would only end "interrupted".
+    previous = {
+        sig: signal.signal(sig, handler)
+        for sig in ENDING_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
     try:
         yield received
     finally:
