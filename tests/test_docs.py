@@ -37,7 +37,7 @@ def test_the_docs_build_without_a_warning(tmp_path: Path):
 def test_the_rest_api_page_names_every_route():
     page = (DOCS / "reference" / "rest-api.md").read_text()
     for pattern, handler in routes("/"):
-        path = re.sub(r"\(\?P<run>[^)]*\)", "RUN", pattern).lstrip("/")
+        path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: m.group(1).upper(), pattern).lstrip("/")
         methods = [m.upper() for m in ("get", "post", "put", "patch", "delete") if m in vars(handler)]
         for method in methods:
             assert f"`{method} {path}`" in page, f"{method} {path} is not in docs/reference/rest-api.md"
