@@ -294,16 +294,37 @@ def test_runs_without_the_enable_flag_never_call_the_provider(
 def test_a_provider_without_a_token_fails_its_run_with_the_reason(
     cpd_backend: Backend, fake_cpd: FakeCpd
 ) -> None:
-    """A runtime that does not hand the caller's token to score(): the provider cannot sign in,
-    says why, and OpenScale records that as the run's failure (no credential in the source to
-    fall back on)."""
+    """A runtime that hands score() only the payload (Cloud Pak for Data 4.x) and holds no
+    credentials: the provider cannot sign in, says why, and OpenScale records that as the run's
+    failure (no credential in the source to fall back on)."""
     iid = _provider_instance(cpd_backend, fake_cpd, publish(cpd_backend, "generic_metrics"))
     fake_cpd.wml.forward_token = False
     mon = cpd_backend.monitoring
     run = _wait(mon, iid, mon.runs.add(iid))
     assert run["entity"]["status"]["state"] == "error"
-    assert "the provider got no token" in run["entity"]["status"]["failure"]["errors"][0]["message"]
+    message = run["entity"]["status"]["failure"]["errors"][0]["message"]
+    assert "no token and has no credentials" in message and "USERNAME and APIKEY" in message
     assert mon.measurements.list(iid) == []
+
+
+def test_on_cpd_4_the_provider_signs_in_with_its_runtimes_credentials(
+    cpd_backend: Backend, fake_cpd: FakeCpd, cpd_env: dict[str, str]
+) -> None:
+    """score(payload) with one argument, as on Cloud Pak for Data 4.x: the provider signs in
+    with USERNAME and APIKEY from its runtime's environment (set by the cluster's admin), and
+    neither is in the function's code."""
+    published = publish(cpd_backend, "generic_metrics")
+    iid = _provider_instance(cpd_backend, fake_cpd, published)
+    fake_cpd.wml.forward_token = False
+    fake_cpd.wml.runtime_env = {"USERNAME": cpd_env["USERNAME"], "APIKEY": cpd_env["APIKEY"]}
+    mon = cpd_backend.monitoring
+    run = _wait(mon, iid, mon.runs.add(iid))
+    assert run["entity"]["status"]["state"] == "finished", run["entity"]["status"]
+    assert mon.measurements.list(iid)
+    code = fake_cpd.wml.function_code[
+        fake_cpd.wml.deployments[published["wml_deployment_id"]]["entity"]["asset"]["id"]
+    ]
+    assert cpd_env["APIKEY"].encode() not in code and cpd_env["USERNAME"].encode() not in code
 
 
 def test_function_scoring_needs_a_version(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:

@@ -262,3 +262,64 @@ def test_exec_args_and_headers_are_sent_as_dlicmd_sends_them(
         cpd_backend.training.submit(
             folder, TrainingSpec(framework="PyTorch", main="main.py", env={"K": "a b"})
         )
+
+
+def _replay_all(backend: Backend, fake: FakeCpd, docs: list[dict[str, Any]]) -> int:
+    """Replay each successful answer our client reads; every answer keeps the contract."""
+    from fakecpd.contract import problems_of
+
+    replayed = 0
+    for doc in docs:
+        problems = [p for p in problems_of(doc["method"], doc["path"], doc["status"], doc["body"])]
+        assert [p for p in problems if "is a required property" not in p or not doc.get("partial")] == []
+        call = next(
+            (c for m, pat, c in CALLS if m == doc["method"] and re.search(pat, doc["path"])),
+            None,
+        )
+        if call is None or doc["status"] >= 300:
+            continue
+        fake.router.canned.clear()
+        fake.router.serve(doc["method"], "^" + re.escape(doc["path"]) + "$", _response(doc))
+        call(backend, doc)
+        replayed += 1
+    return replayed
+
+
+def test_doctor_records_a_redacted_transcript_that_the_tests_replay(
+    cli: Any, cpd_env: dict[str, str], fake_cpd: FakeCpd, cpd_backend: Backend, tmp_path: Path
+) -> None:
+    """`mlops doctor --record FILE` against a cluster (here the fake, holding a deployment, a
+    volume and an exec): the file has the corpus format, no token or API key, the user and
+    the names hashed; replaying it through our client works."""
+    from helpers import cpd_submission
+
+    cpd_backend.inference.deploy("seg-private", cpd_submission(tmp_path, "seg-private"))
+    fake_cpd.volumes.put("TeamVolume", "scans/a.png", b"xy")
+    out = tmp_path / "transcript.json"
+    res = cli("doctor", "--record", str(out))
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    docs = json.loads(text)
+    assert {"method", "path", "status", "headers", "body", "source"} <= set(docs[0])
+    paths = {d["path"] for d in docs}
+    assert any(p.endswith("/instance") for p in paths) and any("/directories/" in p for p in paths)
+    for secret in [
+        *fake_cpd.router.issued,
+        cpd_env["APIKEY"],
+        cpd_env["USERNAME"],
+        "seg-private",
+        "TeamVolume",
+    ]:
+        assert secret not in text
+    assert "scans" not in text and fake_cpd.space_id not in text
+    assert _replay_all(cpd_backend, fake_cpd, docs) >= 4
+
+    bad = cli("doctor", "--record", str(tmp_path / "missing" / "t.json"))
+    assert bad.exit_code == 1 and "folder" in bad.output and "does not exist" in bad.output
+    assert not (tmp_path / "missing").exists()
+
+
+def test_users_transcripts_replay(cpd_backend: Backend, fake_cpd: FakeCpd) -> None:
+    """Transcripts users add (docs: adding a transcript of your cluster) are replayed too."""
+    for transcript in sorted((CORPUS / "transcripts").glob("*.json")):
+        _replay_all(cpd_backend, fake_cpd, json.loads(transcript.read_text()))

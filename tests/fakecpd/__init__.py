@@ -117,4 +117,4 @@ class FakeCpd:
         """Run a deployed function's score() in its own process, as WML would on the cluster."""
         from fakecpd.functions import run_function
 
-        return run_function(code, payload, token, sys.executable, timeout)
+        return run_function(code, payload, token, sys.executable, timeout, self.wml.runtime_env)

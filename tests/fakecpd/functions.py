@@ -1,7 +1,9 @@
 """Running a deployed WML Python function the way WML would: its own process, a bare runtime
-environment (no credentials, no cluster URL: a deployment has none), `score(payload)` called
-once, or `score(payload, token)` with the caller's bearer token when score takes two arguments
-(IBM docs, "Writing deployable Python functions")."""
+environment (no credentials, no cluster URL: a deployment has none, but what the cluster's
+administrator set on the runtime, `runtime_env`), `score(payload)` called once, or
+`score(payload, token)` with the caller's bearer token when score takes two arguments and the
+platform hands one (IBM docs, "Writing deployable Python functions"; Cloud Pak for Data 4.x
+functions get one argument: token None)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ spec.loader.exec_module(module)
 if not callable(getattr(module, "score", None)):
     raise SystemExit("the function file has no score()")
 request = json.load(sys.stdin)
-if len(inspect.signature(module.score).parameters) >= 2:
+if request["token"] is not None and len(inspect.signature(module.score).parameters) >= 2:
     answer = module.score(request["payload"], request["token"])
 else:
     answer = module.score(request["payload"])
@@ -30,12 +32,18 @@ TIMEOUT_S = 120
 
 
 def run_function(
-    code: bytes, payload: dict[str, Any], token: str | None, python: str, timeout: float = TIMEOUT_S
+    code: bytes,
+    payload: dict[str, Any],
+    token: str | None,
+    python: str,
+    timeout: float = TIMEOUT_S,
+    runtime_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
         "MLOPS_CPD_RETRY_DELAY": "0.05",
+        **(runtime_env or {}),
     }
     with tempfile.TemporaryDirectory(prefix="fake-wml-function-") as tmp:
         path = Path(tmp) / "function.py"

@@ -107,7 +107,8 @@ class Wml:
         }
         self.hardware_specs = {new_id(): name for name in ("XS", "S", "M", "L")}
         self.search_lag = 0.0
-        self.forward_token = True  # WML hands the caller's token to score(payload, token)
+        self.forward_token = True  # WML hands the caller's token to score(payload, token); False: 4.x
+        self.runtime_env: dict[str, str] = {}  # what the cluster's admin set on the functions' runtime
         # called with an asset create's metadata before the asset exists: a test interleaves
         # other clients' requests there (a slow upload), as a busy cluster would
         self.before_create: Any = None

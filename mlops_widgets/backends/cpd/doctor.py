@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
@@ -132,6 +133,27 @@ def run_checks(settings: CpdSettings | None = None) -> list[Check]:
     return checks
 
 
+def record_checks(path: Path) -> list[Check]:
+    """`run_checks`, then the workflow's other read-only calls, every answer written to `path`
+    (recorder.py says what is kept and what is redacted); the file is written whole or not."""
+    from mlops_widgets.backends.cpd.recorder import Recorder, read_only_tour, write_transcript
+
+    if not Path(path).parent.is_dir():
+        raise MlopsError(f"cannot write the transcript {path}: folder {Path(path).parent} does not exist")
+    s = CpdSettings.from_env()
+    recorder = Recorder()
+    session = CpdSession(s)
+    with recorder.active():
+        checks = run_checks(s)
+        cluster_version = None
+        if s.base_url and all(c.ok for c in checks[:3]):
+            cluster_version = session.version()
+            read_only_tour(session)
+    write_transcript(path, recorder.documents(session, cluster_version))
+    checks.append(Check("transcript", True, f"{len(recorder.exchanges)} answers written to {path}"))
+    return checks
+
+
 def _sign_in(session: CpdSession) -> str:
     s = session.settings
     session.http.request(
@@ -148,11 +170,11 @@ def _wmla(session: CpdSession) -> str:
     from mlops_widgets.backends.cpd.inference import CpdInference
 
     s = session.settings
-    views = CpdInference(session).list()  # every document read through IBM's model classes
+    views = CpdInference(session).list()  # every document read as recorded (edi.py)
     return (
         f"{s.wmla_url} answers the EDI v2 API with the token in X-Auth-Token, through "
         f"{_pkg('ibm-wmla')}; {len(views)} deployment(s), their model and instance documents "
-        "in the shapes of IBM's client"
+        "in the recorded shapes"
     )
 
 

@@ -9,9 +9,15 @@ providers: copy the instance's `dir_gt` and `dir_pred` from its storage volume, 
 metrics, publish one measurement on the run and mark the run finished, or failed with the
 reason.
 
-It signs in with the bearer token WML passes to `score(payload, token)`: OpenScale's, from the
-integrated system's credentials. Without one (or with one refused) it cannot reach OpenScale to
-mark the run, so it answers with the reason, which OpenScale records as the run's failure.
+How it signs in, first that applies (docs/cluster-facts.md has the research):
+1. the bearer token WML passes as the second argument of `score(payload, token)` where the
+   platform offers that form (watsonx.ai Runtime): OpenScale's, from the integrated system's
+   credentials;
+2. where `score` gets one argument (Cloud Pak for Data 4.x), USERNAME and APIKEY (or a
+   USER_ACCESS_TOKEN) in the function's runtime environment, which the cluster's administrator
+   sets there, so that no credential is in the function's code, a notebook or a record.
+Without either (or with one refused) it cannot reach OpenScale to mark the run, so it answers
+with the reason, which OpenScale records as the run's failure.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-NO_TOKEN = (
-    "the provider got no token: OpenScale signs in with the integrated system's credentials "
-    "and WML hands that token to score(payload, token); publish the monitor again so its "
+NO_CREDENTIALS = (
+    "the provider got no token and has no credentials: where WML hands score() only the payload "
+    "(Cloud Pak for Data 4.x), set USERNAME and APIKEY in the environment of the provider's "
+    "runtime; where it hands the caller's token too, publish the monitor again so its "
     "integrated system carries credentials"
 )
 
@@ -53,9 +60,9 @@ def handle(
         run_id = _run_id(values, params)
     except (KeyError, IndexError, TypeError):
         return {"predictions": [], "errors": ["the payload is not OpenScale's custom-metrics payload"]}
-    token = token or os.environ.get("USER_ACCESS_TOKEN")
-    if not token:
-        return {"predictions": [], "errors": [NO_TOKEN]}
+    env = os.environ
+    if not token and not env.get("USER_ACCESS_TOKEN") and not (env.get("USERNAME") and env.get("APIKEY")):
+        return {"predictions": [], "errors": [NO_CREDENTIALS]}
     with tempfile.TemporaryDirectory(prefix="mlops-provider-") as tmp:
         ca_bundle = None
         if ca_pem:
@@ -79,7 +86,7 @@ def _evaluate(
     params: dict[str, Any],
     run_id: str,
     instance_id: str,
-    token: str,
+    token: str | None,
     *,
     monitor_id: str,
     provider: str,
@@ -96,14 +103,14 @@ def _evaluate(
     from mlops_widgets.monitors.base import ProviderInput
     from mlops_widgets.monitors.thresholds import metric_id
 
+    # the caller's token when WML passes one, else the runtime's own credentials
+    given = {"USER_ACCESS_TOKEN": token, "USERNAME": "", "APIKEY": ""} if token else {}
     settings = CpdSettings.from_env(
         {
             **os.environ,
             "BASE_URL": cpd_url,
-            "USER_ACCESS_TOKEN": token,
-            "USERNAME": "",
-            "APIKEY": "",
-            "MLOPS_CPD_CA_BUNDLE": ca_bundle or "",
+            **({"MLOPS_CPD_CA_BUNDLE": ca_bundle} if ca_bundle else {}),
+            **given,
         }
     )
     session = CpdSession(settings)

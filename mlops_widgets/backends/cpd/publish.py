@@ -7,11 +7,12 @@ deployment gets a hardware specification, its scoring URL is registered with
 previous function and deployment of the same name (see `monitoring.py` for the integrated
 system).
 
-How the function signs in: WML calls a `score(payload, token)` that takes two arguments with
-the bearer token of the caller ("Writing deployable Python functions", IBM docs). The caller is
-OpenScale, signed in with the integrated system's credentials (kept in OpenScale's vault); so
-the function's source holds no secret, only the cluster URL and, for a private CA, the CA's
-public certificate.
+How the function signs in (provider_function.py): where WML calls a `score(payload, token)`
+with the bearer token of the caller (watsonx.ai Runtime: "Writing deployable Python functions"),
+with OpenScale's token, from the integrated system's credentials (kept in OpenScale's vault);
+where `score` gets only the payload (Cloud Pak for Data 4.x), with USERNAME and APIKEY set in
+its runtime's environment by the cluster's administrator. Either way the function's source
+holds no secret, only the cluster URL and, for a private CA, the CA's public certificate.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ WML_API_VERSION = "2021-06-24"
 SOURCE = '''"""mlops-widgets metric provider for monitor {monitor_id} (provider {provider}).
 
 Published by mlops-widgets; needs the mlops-widgets[cpd] package in its runtime. It signs in
-with the bearer token WML hands to score() (OpenScale's, from the integrated system's
-credentials): no credential is stored here.
+with the bearer token WML hands to score() where it hands one, else with USERNAME and APIKEY
+from its runtime's environment: no credential is stored here.
 """
 
 MONITOR_ID = {monitor_id!r}
