@@ -323,3 +323,49 @@ def test_users_transcripts_replay(cpd_backend: Backend, fake_cpd: FakeCpd) -> No
     """Transcripts users add (docs: adding a transcript of your cluster) are replayed too."""
     for transcript in sorted((CORPUS / "transcripts").glob("*.json")):
         _replay_all(cpd_backend, fake_cpd, json.loads(transcript.read_text()))
+
+
+def _doc(name: str) -> dict[str, Any]:
+    return json.loads((CORPUS / f"{name}.json").read_text())
+
+
+def test_the_fakes_edi_transitions_are_the_recorded_ones(
+    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path
+) -> None:
+    """After a start: not-available with exactly the recorded keys (no instances), then enabled;
+    after a stop: enabled for a while, then disabled. No other state."""
+    import time
+
+    from helpers import cpd_submission
+
+    dlim = fake_cpd.dlim
+    cpd_backend.inference.deploy("seg", cpd_submission(tmp_path))
+    dlim.start_delay = dlim.stop_delay = 0.3
+    cpd_backend.inference._edi("start", lambda c: c.start_model_inference("seg"))
+    starting = dlim.instance_document("seg")
+    assert set(starting) == set(_doc("edi-instance-not-available-after-start")["body"])
+    assert starting["state"] == "not-available"
+    time.sleep(0.35)
+    enabled = dlim.instance_document("seg")
+    recorded = _doc("edi-instance-enabled")["body"]
+    assert enabled["state"] == "enabled" and set(enabled) == set(recorded)
+    assert set(recorded["instances"][0]) <= set(enabled["instances"][0])
+    cpd_backend.inference._edi("stop", lambda c: c.stop_model_inference("seg"))
+    assert dlim.instance_document("seg")["state"] == "enabled"
+    time.sleep(0.35)
+    assert dlim.instance_document("seg")["state"] == "disabled"
+
+
+def test_the_fakes_volume_entries_are_the_recorded_ones(fake_cpd: FakeCpd, cpd_backend: Backend) -> None:
+    fake_cpd.volumes.put("Vol", "model_eval/test_output/a.png", b"xyz")
+    recorded = _doc("volumes-recursive-listing")["body"]["responseObject"]["directoryContents"]
+    cpd_backend.volumes.list_files("Vol", "model_eval", recursive=True)
+    fake_cpd.router.capture = True
+    cpd_backend.volumes.list_files("Vol", "model_eval", recursive=True)
+    entries = fake_cpd.router.responses[-1][3]["responseObject"]["directoryContents"]
+    assert [(e["path"], e["type"]) for e in entries] == [
+        (e["path"].split("/")[0], "directory") for e in recorded[:1]
+    ] + [("test_output/a.png", "file")]
+    assert all(set(r) <= set(e) for r, e in zip(recorded, entries, strict=True)) and all(
+        "size" not in e for e in entries
+    )

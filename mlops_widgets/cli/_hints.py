@@ -16,6 +16,7 @@ RENDERINGS: dict[str, str] = {
     "config.with_key": "use --with-key",
     "config.without_key": "drop --with-key",
     "cpd.credentials": "set USERNAME and APIKEY in the environment",
+    "cpd.measurement_wait": "allow OpenScale more time: export MLOPS_CPD_MEASUREMENT_WAIT=<seconds>",
     "demo.busy": "wait until it ends, or give this one another --workspace",
     "deploy.delete": "delete it first: `mlops deploy delete --name {deployment}`",
     "deploy.kernel_filename": "name it with --kernel-filename (found: {found})",

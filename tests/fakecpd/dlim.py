@@ -261,6 +261,8 @@ class Dlim:
             items = [
                 {
                     "isd_uid": m["uid"],
+                    "pj_jobid": f"edi-{name}-{m['uid'][:9]}-{m['uid'][-5:]}",
+                    "gpu_packid": f"edi-{name}",
                     "client_number": 0,
                     "pending_tasks": 0,
                     "request_per_sec": 0.0,
