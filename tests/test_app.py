@@ -168,3 +168,27 @@ def test_cli_config_and_monitor_changes_are_recorded_like_the_panels(
         r for r in list_runs(backend.workspace) if r.template == "config.delete" and r.status == "failed"
     ]
     assert len(failed) == 1 and "second" in str(failed[0].error)
+
+
+def test_channels_and_acknowledgements_are_events_without_their_targets(cli: Any, backend: Backend) -> None:
+    """A channel's URL or command may carry a credential: the record names its kind, never it."""
+    res = cli("monitor", "notify", "--command", "cat > /dev/null # token-in-command")
+    assert res.exit_code == 0, res.output
+    channel_id = res.stdout.split()[3].rstrip(":")
+    assert cli("monitor", "notify", "--remove", channel_id).exit_code == 0
+    assert cli("monitor", "alerts", "--ack-all").exit_code == 0
+    assert _record(backend, "channel.add") == (
+        "event",
+        {"kind": "command", "on": None, "test": False},
+        "ok",
+        ["channel_id", "on"],
+    )
+    assert _record(backend, "channel.remove")[:3] == ("event", {"channel_id": channel_id}, "ok")
+    assert _record(backend, "alert.acknowledge") == (
+        "event",
+        {"alert_ids": [], "deployment_name": None},
+        "ok",
+        ["acknowledged"],
+    )
+    trail = b"".join(p.read_bytes() for p in backend.workspace.root.rglob("run.json"))
+    assert b'"channel.add"' in trail and b"token-in-command" not in trail

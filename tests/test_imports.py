@@ -175,6 +175,7 @@ THROUGH_THE_CORE: dict[str, set[str]] = {
     "mlops_widgets.widgets.deploy": {"_ask_delete", "_life"},
     "mlops_widgets.widgets.entry_edit": {"do_update"},
     "mlops_widgets.widgets.monitor_schedule": {"_change"},
+    "mlops_widgets.widgets.status": {"_acknowledge"},
     "mlops_widgets.widgets.train": {"do_stop"},
 }
 CORE_AND_ERRORS = {"app", "errors"}

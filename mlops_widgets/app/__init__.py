@@ -315,6 +315,46 @@ class App:
             event.result = {"schedules": rows}
         return rows
 
+    # --- alerts and notification channels ------------------------------------------------------
+
+    def alert_acknowledge(
+        self, alert_ids: list[str] | None = None, *, deployment_name: str | None = None
+    ) -> int:
+        """Acknowledge these alerts (ids or unique prefixes), or every unacknowledged one (of
+        `deployment_name`); returns how many."""
+        from mlops_widgets.ops import alerts
+
+        params = {"alert_ids": alert_ids or [], "deployment_name": deployment_name}
+        with self._event("alert.acknowledge", params, deployment_name) as event:
+            count = alerts.acknowledge(self.workspace, alert_ids, deployment_name=deployment_name)
+            event.result = {"acknowledged": count}
+        return count
+
+    def channel_add(
+        self,
+        *,
+        webhook: str | None = None,
+        command: str | None = None,
+        on: list[str] | None = None,
+        test: bool = False,
+    ) -> dict[str, Any]:
+        """Add a webhook or command notification channel (see ops.channels); the record names
+        its kind and id, never its URL or command (they may carry credentials)."""
+        from mlops_widgets.ops import channels
+
+        params = {"kind": "webhook" if webhook else "command", "on": on, "test": test}
+        with self._event("channel.add", params) as event:
+            added = channels.add_channel(self.workspace, webhook=webhook, command=command, on=on, test=test)
+            event.result = {"channel_id": added["channel_id"], "on": added["on"]}
+        return added
+
+    def channel_remove(self, channel_id: str) -> None:
+        """Remove a notification channel (its pending deliveries are dropped)."""
+        from mlops_widgets.ops import notify
+
+        with self._event("channel.remove", {"channel_id": channel_id}):
+            notify.remove_channel(self.workspace, channel_id)
+
     # --- training --------------------------------------------------------------------------------
 
     def train_stop(self, job_id: str) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def alerts(
 
     ws = obj.ws()
     if ack_ids or ack_all:
-        count = ops_alerts.acknowledge(ws, list(ack_ids), deployment_name=name)
+        count = obj.app().alert_acknowledge(list(ack_ids), deployment_name=name)
         click.echo(f"acknowledged {count} alert(s)")
         return
     if resend_ids:
@@ -279,12 +279,12 @@ def notify(
             _deliveries_table(rows)
         return
     if remove_id:
-        ops_notify.remove_channel(ws, remove_id)
+        obj.app().channel_remove(remove_id)
         click.echo(f"removed channel {remove_id}")
         return
     if webhook or command:
         kinds = [k.strip() for k in on.split(",") if k.strip()] if on else None
-        added = channels.add_channel(ws, webhook=webhook, command=command, on=kinds, test=test)
+        added = obj.app().channel_add(webhook=webhook, command=command, on=kinds, test=test)
         click.echo(
             f"added {added['kind']} channel {added['channel_id']}: {added['target']} (on {', '.join(added['on'])})"
             + (" after a test notification it accepted" if test else "")

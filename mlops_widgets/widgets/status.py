@@ -114,10 +114,8 @@ class StatusTab:
         self.ctx.alerts_changed()
 
     def _acknowledge(self) -> None:
-        from mlops_widgets.ops.alerts import acknowledge
-
-        if self.deployment.value:
-            acknowledge(self.ctx.workspace, deployment_name=self.deployment.value)
+        if self.deployment.value:  # through the core: recorded as the CLI's --ack
+            self.ctx.app.alert_acknowledge(deployment_name=self.deployment.value)
         self._show_alerts(self.deployment.value)
 
 
