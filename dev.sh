@@ -44,6 +44,13 @@ case "$job" in
       .venv/bin/ruff check .
       .venv/bin/ruff format --check .
       .venv/bin/deptry .
+      # The real DeepLIIF network's runtime (CPU torch + deepliif), for tests/test_deepliif.py.
+      if [ ! -x .venv-deepliif/bin/python ]; then
+        echo "making the DeepLIIF runtime .venv-deepliif..." >&2
+        bash tools/make_deepliif_runtime.sh .venv-deepliif \
+          || { [ "${CI:-}" != true ] && echo "no DeepLIIF runtime: its test will be skipped" >&2; } \
+          || exit 1
+      fi
     fi
     exec .venv/bin/python -m pytest "$@"
     ;;

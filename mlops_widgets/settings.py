@@ -288,6 +288,16 @@ NOTIFY_HORIZON_S = _declare(
     )
 )
 
+DEEPLIIF_PYTHON = _declare(
+    Setting(
+        "deepliif_python",
+        "MLOPS_DEEPLIIF_PYTHON",
+        _text,
+        None,
+        "Python of the DeepLIIF runtime for `mlops demo --real-model` (default ./.venv-deepliif).",
+    )
+)
+
 
 def _stored(ws: Workspace) -> dict[str, str]:
     with ws.tables(_SCHEMA) as conn:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
 from mlops_widgets.cli._common import CliContext, echo_table, pass_obj
 from mlops_widgets.errors import ConflictError, Hint, NotFoundError
-from mlops_widgets.settings import BACKEND, HOME, LAB_OPEN_PANEL
+from mlops_widgets.settings import BACKEND, DEEPLIIF_PYTHON, HOME, LAB_OPEN_PANEL
 from mlops_widgets.workspace import Workspace
 
 DEMO_WORKSPACE = "mlops-demo"  # where `mlops demo` and `mlops lab` meet when no workspace is named
 DEMO_DEPLOYMENT = "deepliif-demo"
 DEMO_IMAGES = 12
+DEMO_IMAGES_REAL = 3  # the DeepLIIF network takes seconds to minutes a tile on a CPU
 DEMO_SCHEDULE = "1h"  # the demo's monitors evaluate on their own at this repeat while its service runs
 STEPS = 8
 
@@ -37,18 +39,27 @@ def _step(n: int, what: str) -> None:
     is_flag=True,
     help="Start by training the example model (A1_Submit_WMLA_Training) and stage the job's output.",
 )
+@click.option(
+    "--real-model",
+    is_flag=True,
+    help="Serve the DeepLIIF network (random weights) on its runtime ($MLOPS_DEEPLIIF_PYTHON, else"
+    " ./.venv-deepliif) instead of the example's colour rule; fewer tiles, as each takes seconds.",
+)
 @pass_obj
-def demo(obj: CliContext, demo_workspace: str | None, train_first: bool) -> None:
+def demo(obj: CliContext, demo_workspace: str | None, train_first: bool, real_model: bool) -> None:
     """The whole workflow on the embedded backend, each state-changing step a template run:
     synthetic IHC tiles and their masks, stage (A_MLOps_Pipeline), deploy (A2), score every tile
     (A4), the headless provider (C1), both monitors with an evaluation (A3), the monitor status,
     the audit trail; then the deployment is stopped. Runs again on the same workspace. With
-    --train it starts by training the example model (A1) and deploys the trained one."""
+    --train it starts by training the example model (A1) and deploys the trained one; with
+    --real-model it serves the DeepLIIF network on its runtime."""
+    if train_first and real_model:
+        raise click.UsageError("--train and --real-model exclude each other")
     obj = CliContext(workspace=demo_workspace or obj.workspace or DEMO_WORKSPACE, backend_name="local")
     ws = obj.ws()
     click.echo(f"workspace: {ws.root}", err=True)
     with _only_demo_on(ws):
-        _run(obj, train_first)
+        _run(obj, train_first, real_model)
 
 
 @contextlib.contextmanager
@@ -66,7 +77,22 @@ def _only_demo_on(ws: Workspace) -> Iterator[None]:
         yield
 
 
-def _run(obj: CliContext, train_first: bool = False) -> None:
+def deepliif_runtime() -> Path:
+    """The Python of the DeepLIIF runtime: $MLOPS_DEEPLIIF_PYTHON, else ./.venv-deepliif's."""
+    python = Path(DEEPLIIF_PYTHON.from_env() or Path(".venv-deepliif") / "bin" / "python")
+    if not python.exists():
+        raise NotFoundError(
+            f"no DeepLIIF runtime at {python}",
+            hint=Hint(
+                "demo.real_model",
+                "make one with tools/make_deepliif_runtime.sh (see the docs' page on the real DeepLIIF"
+                " network), or name its Python in MLOPS_DEEPLIIF_PYTHON",
+            ),
+        )
+    return python.absolute()
+
+
+def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -> None:
     """The demo's steps, while this demo holds the workspace (see `demo`)."""
     from mlops_widgets import examples
     from mlops_widgets.backends.local.inference import stop_service
@@ -85,10 +111,22 @@ def _run(obj: CliContext, train_first: bool = False) -> None:
         monitor_settings["schedule"] = {"every": DEMO_SCHEDULE}  # A3 puts it on the monitor instances
     volume = settings["volume_display_name"]
     runs_before = len(list_runs(ws))
+    dependency, count = examples.DEPLOYMENT, DEMO_IMAGES
+    if real_model:  # dlipy3 bound to the runtime, as the team's model.json names it
+        from mlops_widgets.backends.local.inference.runtimes import SERVICE_RUNTIME, Runtimes
 
-    _step(1, f"{DEMO_IMAGES} synthetic IHC tiles, their ground truth into volume {volume}")
+        runtimes = Runtimes(ws)
+        with contextlib.suppress(ConflictError):
+            runtimes.delete(SERVICE_RUNTIME)
+        runtimes.add(SERVICE_RUNTIME, deepliif_runtime())
+        dependency, count = examples.DEEPLIIF, DEMO_IMAGES_REAL
+        real = obj.load_config(str(examples.DEEPLIIF / "deployment_metadata.yml"), with_key=False)
+        (real_entry,) = real.entries.values()
+        entry["wmla_deployment"]["resource_configs"] = real_entry["wmla_deployment"]["resource_configs"]
+
+    _step(1, f"{count} synthetic IHC tiles, their ground truth into volume {volume}")
     images, ground_truth = ws.dir("demo", "images"), ws.dir("demo", "ground_truth")
-    write_tiles(images, ground_truth, DEMO_IMAGES)
+    write_tiles(images, ground_truth, count)
     backend.volumes.upload_folder(volume, ground_truth, settings["dir_gt"])
     try:  # a previous demo's deployment, subscription and entry make way for this one
         deploy.deploy_delete(backend, DEMO_DEPLOYMENT, remove_monitor=True, remove_config=True)
@@ -98,7 +136,9 @@ def _run(obj: CliContext, train_first: bool = False) -> None:
 
     _step(
         2,
-        "stage the example model and deployment folder (A_MLOps_Pipeline)"
+        "stage the DeepLIIF kernel folder, which holds the network's code (A_MLOps_Pipeline)"
+        if real_model
+        else "stage the example model and deployment folder (A_MLOps_Pipeline)"
         + (", trained first (A1_Submit_WMLA_Training)" if train_first else ""),
     )
     with (
@@ -111,8 +151,8 @@ def _run(obj: CliContext, train_first: bool = False) -> None:
             obj,
             "A_MLOps_Pipeline",
             {
-                "path_model": str(model),
-                "path_dependency": str(examples.DEPLOYMENT),
+                "path_model": "" if real_model else str(model),
+                "path_dependency": str(dependency),
                 "entry": entry,
                 "on_clash": "overwrite",
             },

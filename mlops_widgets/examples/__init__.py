@@ -8,6 +8,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "model"
 DEPLOYMENT = HERE / "deployment"
+DEEPLIIF = HERE / "deepliif_kernel"  # the DeepLIIF network's kernel folder and entry
 # The same model served by a kernel in the style of the original team's DeepLIIF kernel (it uses
 # the helper modules, downloads the model from the space and works on the storage volume).
 ORIGINAL_KERNEL = HERE / "original_kernel"
