@@ -12,8 +12,8 @@ Two scopes:
 A small registry of our own rather than pydantic-settings: the base install has no pydantic, the
 values are a few scalars, and the kernels and the service read them in hot paths without a model.
 Variables that carry one run's hand-off to its kernel (MLOPS_RUN_ID, MLOPS_RUN_RESULTS,
-MLOPS_KERNEL_FD, MLOPS_KERNEL_CREDENTIALS, MLOPS_SECRET_<name>) are not settings: the runner sets
-them. The original's helpers (edi_helpers/) run inside deployed kernels without this package and
+MLOPS_KERNEL_FD, MLOPS_KERNEL_CREDENTIALS, MLOPS_SECRET_<name>) or a training job's to its workers
+(MLOPS_METRICS_FILE) are not settings: the runner and the job's supervisor set them. The original's helpers (edi_helpers/) run inside deployed kernels without this package and
 read MLOPS_BACKEND, MLOPS_HOME, MLOPS_VOLUMES and MLOPS_CPD_CA_BUNDLE from the environment the
 submission gives them.
 """

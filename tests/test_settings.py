@@ -18,8 +18,10 @@ from mlops_widgets.monitors.schedule import min_interval_s
 from mlops_widgets.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
-# hand-offs from the runner to one run's kernel, not settings (see settings.py)
+# hand-offs from the runner to one run's kernel (and from a training job to its workers), not
+# settings (see settings.py)
 HAND_OFFS = {
+    "MLOPS_METRICS_FILE",
     "MLOPS_RUN_ID",
     "MLOPS_RUN_RESULTS",
     "MLOPS_KERNEL_FD",

@@ -328,3 +328,116 @@ def test_a_job_whose_supervisor_was_killed_reads_failed_and_leaves_nothing_runni
     view = train.status(backend, job["id"])
     assert view["state"] == "failed" and view["error"] == LOST
     assert not alive(worker)
+
+
+def test_a_job_runs_on_a_runtime_and_keeps_the_metrics_it_reports(cli, backend, tmp_path, example_paths):
+    """`--runtime` runs the workers on that runtime's Python (nothing of ours on it), each
+    distributed worker gets OMP_NUM_THREADS=1 as from torchrun, and what the script reports to
+    $MLOPS_METRICS_FILE is kept with the job, its lineage and the deployment's view."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "runtime"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    assert cli("runtime", "add", "trainer", "--python", venv / "bin" / "python").exit_code == 0
+    script = _script(
+        tmp_path,
+        "fit.py",
+        """
+        import json, os, sys
+        rank = os.environ["RANK"]
+        with open(os.path.join(os.environ["RESULT_DIR"], f"seen-{rank}.json"), "w") as fh:
+            json.dump({"python": sys.executable, "omp": os.environ.get("OMP_NUM_THREADS")}, fh)
+        if rank == "0":
+            with open(os.environ["MLOPS_METRICS_FILE"], "a") as fh:
+                for step, loss in enumerate([0.9, 0.5, 0.25]):
+                    fh.write(json.dumps({"step": step, "loss": loss, "note": "not a number"}) + "\\n")
+                fh.write("not json\\n")
+        """,
+    )
+    submitted = cli(
+        "train",
+        "submit",
+        "--runtime",
+        "trainer",
+        "-p",
+        "files",
+        json.dumps([str(script)]),
+        "-p",
+        "main_file",
+        "fit.py",
+        "-p",
+        "framework",
+        "distPyTorch",
+        "-p",
+        "workers",
+        "2",
+        "-p",
+        "job_env",
+        "{EPOCHS: '3'}",
+        "-p",
+        "wait",
+        "true",
+    )
+    job_id = _job_id(submitted)
+    job = json.loads(cli("train", "status", job_id, "--json").stdout)
+    assert job["state"] == "finished" and job["runtime"] == "trainer"
+    for rank in ("0", "1"):
+        seen = json.loads((Path(job["output"]) / f"seen-{rank}.json").read_text())
+        assert seen == {"python": str(venv / "bin" / "python"), "omp": "1"}
+    assert job["metrics"] == {"loss": {"last": 0.25, "count": 3, "step": 2}}
+    assert job["params"]["env"] == {"EPOCHS": "3"} and job["params"]["runtime"] == "trainer"
+    assert "metrics: loss=0.25 (3)" in cli("train", "status", job_id).stdout
+
+    staged = cli(
+        "prepare",
+        "stage",
+        "--from-job",
+        job_id,
+        "--path-dependency",
+        example_paths.deployment,
+        "--path-yml",
+        example_paths.config,
+    )
+    assert staged.exit_code == 0, staged.output
+    asset_id = staged.stdout.split()[-1]
+    assert cli("deploy", "create", "--model-asset-id", asset_id, "--name", "trained").exit_code == 0
+    try:
+        view = cli("deploy", "view", "--name", "trained").stdout
+        assert f"trained by: job {job_id}" in view and "metrics: loss=0.25 (3)" in view
+    finally:
+        cli("deploy", "stop", "--name", "trained")
+    unknown = cli("train", "submit", "--runtime", "nope")
+    assert unknown.exit_code == 1 and "runtime 'nope'" in unknown.output
+
+
+def test_a_worker_over_its_memory_fails_the_job(cli, tmp_path):
+    script = _script(
+        tmp_path,
+        "hog.py",
+        """
+        import time
+        hog = bytearray(300 * 2**20)
+        for i in range(0, len(hog), 4096):
+            hog[i] = 1
+        time.sleep(60)
+        """,
+    )
+    result = cli(
+        "train",
+        "submit",
+        "-p",
+        "files",
+        json.dumps([str(script)]),
+        "-p",
+        "main_file",
+        "hog.py",
+        "-p",
+        "worker_memory",
+        "100m",
+        "-p",
+        "wait",
+        "true",
+    )
+    assert result.exit_code == 1
+    assert "worker 0 exceeded its worker memory (100m)" in result.output

@@ -42,6 +42,7 @@ class TrainingSpec:
     data_path: str | None = None  # the data folder on that volume
     env: dict[str, str] | None = None  # --msd-env, non-secret variables
     args: tuple[str, ...] = ()  # arguments of the main script
+    runtime: str | None = None  # local: the runtime (`mlops runtime`) the workers run on; None: dlipy3
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -117,3 +117,11 @@ def echo_log(lines: Iterable[str], *, tail: int | None, empty: str) -> None:
         return
     if not printed and tail != 0:
         click.echo(empty, err=True)
+
+
+def echo_metrics(metrics: dict[str, dict[str, Any]]) -> None:
+    """A job's reported metrics, last values, on one line."""
+    if metrics:
+        click.echo(
+            "metrics: " + ", ".join(f"{k}={m['last']:.6g} ({m['count']})" for k, m in sorted(metrics.items()))
+        )

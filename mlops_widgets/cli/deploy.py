@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_log, echo_result, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_log, echo_metrics, echo_result, echo_table, pass_obj
 from mlops_widgets.config.model import CONNECTION_TIMEOUT_MAX
 from mlops_widgets.errors import MlopsError
 
@@ -189,6 +189,7 @@ def view(obj: CliContext, name: str, as_json: bool) -> None:
 
 
 def _print_view(v: dict[str, Any]) -> None:
+
     for key in (
         "name",
         "state",
@@ -209,6 +210,14 @@ def _print_view(v: dict[str, Any]) -> None:
         )
     if v.get("requests"):
         click.echo(f"requests: {v['requests']['total']} ({v['requests']['failed']} failed)")
+    job = v.get("training_job")
+    if job:
+        click.echo(
+            f"trained by: job {job['job_id']} ({job['framework']}, {job['main']}, ended {job.get('ended_at') or '-'})"
+        )
+        if job.get("params"):
+            click.echo("  params: " + ", ".join(f"{k}={val}" for k, val in sorted(job["params"].items())))
+        echo_metrics(job.get("metrics") or {})
     if v.get("kernels"):
         click.echo("kernels:")
         echo_table(

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_log, echo_result, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_log, echo_metrics, echo_result, pass_obj
 
 TEMPLATE = "A1_Submit_WMLA_Training"
 JOB = click.argument("job_id", metavar="JOB")
@@ -37,10 +37,19 @@ def train() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="A YAML file mapping parameter names to values (-p wins over it).",
 )
+@click.option(
+    "--runtime",
+    metavar="NAME",
+    help="Run the workers on this runtime's Python (`mlops runtime list`), as kernels do.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the job's id, state and output as JSON.")
 @pass_obj
 def submit(
-    obj: CliContext, pairs: tuple[tuple[str, str], ...], params_file: str | None, as_json: bool
+    obj: CliContext,
+    pairs: tuple[tuple[str, str], ...],
+    params_file: str | None,
+    runtime: str | None,
+    as_json: bool,
 ) -> None:
     """Build the submission folder and submit it as a job (without parameters: the example
     training script). Secret job variables come from the environment ($MLOPS_SECRET_<name>)."""
@@ -49,6 +58,8 @@ def submit(
     from mlops_widgets.masking import is_credential
 
     params = parse_params(TEMPLATE, pairs, params_file)
+    if runtime:
+        params["runtime"] = runtime
     # Credentials (by name, a URL value carrying one, or declared in $MLOPS_KERNEL_CREDENTIALS;
     # a null value: from the environment) go to the run as secrets, as template runs keep them.
     pairs_env = [k if v is None else f"{k}={v}" for k, v in (params.get("job_env") or {}).items()]
@@ -111,6 +122,7 @@ def _print_job(job: dict[str, Any]) -> None:
         ("framework", job["framework"]),
         ("main", job["main"]),
         ("workers", f"{job['workers']} x {job['devices_per_worker']} device(s), {job['memory']}"),
+        ("runtime", job.get("runtime") or "-"),
         ("data", f"{data['volume']}:{data['path']}" if data else "-"),
         ("created", job["created_at"]),
         ("started", job.get("started_at") or "-"),
@@ -118,6 +130,7 @@ def _print_job(job: dict[str, Any]) -> None:
         ("output", job["output"]),
     ):
         click.echo(f"{label}: {value}")
+    echo_metrics(job.get("metrics") or {})
     if job.get("error"):
         click.echo(f"error: {job['error']}")
         if job.get("error_log"):

@@ -280,6 +280,22 @@ class Flag:
         return {"anyOf": [{"type": "boolean"}, {"enum": list(FLAG_STRINGS)}]}
 
 
+@dataclass(frozen=True)
+class Facts:
+    """A mapping kept as written (names to values a tool recorded, e.g. a training job's
+    parameters and metrics): checked to be a mapping with string keys, nothing more."""
+
+    expect: str = "a mapping of names to values"
+
+    def check(self, value: Any, path: str, ck: Checker) -> Any:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            ck.error(path, f"must be {self.expect}, got {show(value)}")
+        return value
+
+    def schema(self, sc: SchemaContext) -> dict[str, Any]:
+        return {"type": "object"}
+
+
 DIRECTIONS = ("lower", "upper")
 
 

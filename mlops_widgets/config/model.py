@@ -16,6 +16,7 @@ from typing import Any
 
 from mlops_widgets.config.fields import (
     Checker,
+    Facts,
     Field,
     Flag,
     Integer,
@@ -195,6 +196,13 @@ TRAINING_JOB = Record(
         Field("main", Text(), "Its main script.", nullable=True),
         Field("output", Text(), "Where its output folder was.", nullable=True),
         Field("ended_at", Text(), "When it finished (ISO 8601, UTC).", nullable=True),
+        Field("params", Facts(), "What it ran with (arguments, variables, workers, runtime).", nullable=True),
+        Field(
+            "metrics",
+            Facts(),
+            "What its script reported: per metric its last value and count.",
+            nullable=True,
+        ),
     ),
 )
 

@@ -369,9 +369,15 @@ def deploy_list(backend: Backend) -> list[dict[str, Any]]:
 
 
 def deploy_view(backend: Backend, name: str) -> dict[str, Any]:
-    """The deployment's view with the model asset id of its entry."""
+    """The deployment's view with the model asset id of its entry and, for a model staged from a
+    training job, that job (its parameters and the metrics it reported)."""
     view = backend.inference.view(check_deployment_name(name))
-    return {**view, "model_asset_id": _by_deployment(backend).get(name)}
+    asset_id = _by_deployment(backend).get(name)
+    training_job = None
+    if asset_id:
+        with contextlib.suppress(NotFoundError):
+            training_job = space.get_entry(backend, model_asset_id=asset_id)[1].get("training_job")
+    return {**view, "model_asset_id": asset_id, "training_job": training_job}
 
 
 def infer(backend: Backend, name: str, data: bytes | str) -> bytes:

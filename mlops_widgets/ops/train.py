@@ -118,6 +118,7 @@ def make_spec(
     data_path: str = "",
     env: dict[str, Any] | None = None,
     args: list[str] | None = None,
+    runtime: str = "",
 ) -> TrainingSpec:
     """The job's spec from the template's parameters (an empty volume: no data path)."""
     if data_path and not data_volume:
@@ -132,6 +133,7 @@ def make_spec(
         data_path=data_path or None if data_volume else None,
         env={str(k): str(v) for k, v in (env or {}).items()},
         args=tuple(str(a) for a in args or ()),
+        runtime=runtime or None,
     )
 
 
@@ -220,6 +222,8 @@ def lineage(job: dict[str, Any], backend: Backend) -> dict[str, Any]:
         "main": job["main"],
         "output": job["output"],
         "ended_at": job.get("ended_at"),
+        "params": job.get("params") or {},
+        "metrics": job.get("metrics") or {},
     }
 
 

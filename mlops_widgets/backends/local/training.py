@@ -19,6 +19,7 @@ from typing import Any
 
 from mlops_widgets.backends.local.inference.environment import without_credentials
 from mlops_widgets.backends.local.inference.gpus import detect_gpus
+from mlops_widgets.backends.local.inference.runtimes import Runtimes
 from mlops_widgets.backends.local.training_jobs import (
     SUPERVISOR_MODULE,
     job_dir,
@@ -90,6 +91,7 @@ class LocalTraining:
                 ),
             )
         data_dir = self._data_dir(spec)
+        python = Runtimes(self.workspace).python(spec.runtime)  # an unknown runtime is refused now
         job_id = new_job_id()
         target = jobs_dir(self.workspace) / job_id
         target.mkdir(mode=0o700)
@@ -103,6 +105,7 @@ class LocalTraining:
                     "created_at": now(),
                     "spec": spec.to_dict(),
                     "data_dir": data_dir,
+                    "python": python,
                     "secret_env_names": sorted(secret_env or {}),
                 },
             )

@@ -132,6 +132,20 @@ def settle(folder: Path) -> dict[str, Any]:
     return update_job(folder, fail)
 
 
+def job_params(job: dict[str, Any]) -> dict[str, Any]:
+    """What a job was run with: its arguments, variables (secrets are never in job.json),
+    workers, memory and runtime, and the parameters its script logged to MLflow."""
+    spec = job["spec"]
+    return {
+        "args": list(spec.get("args") or []),
+        "env": dict(spec.get("env") or {}),
+        "workers": spec["workers"],
+        "memory": spec["memory"],
+        "runtime": spec.get("runtime") or "dlipy3",
+        **(job.get("logged_params") or {}),
+    }
+
+
 def view(folder: Path, job: dict[str, Any]) -> dict[str, Any]:
     """The protocol's job view of a job.json."""
     spec = job["spec"]
@@ -145,7 +159,10 @@ def view(folder: Path, job: dict[str, Any]) -> dict[str, Any]:
         "workers": spec["workers"],
         "devices_per_worker": spec["devices_per_worker"],
         "memory": spec["memory"],
+        "runtime": spec.get("runtime") or "dlipy3",
         "data": data,
+        "params": job_params(job),
+        "metrics": job.get("metrics") or {},
         "created_at": job["created_at"],
         "started_at": job.get("started_at"),
         "ended_at": job.get("ended_at"),

@@ -9,12 +9,16 @@ no route to add), keeps the job's secrets in memory only (they come on stdin), a
 or crash of the inference service never touches a running job. It double-forks and starts a
 session of its own, so it is nobody's zombie and no terminal or kernel takes it down.
 
-Each worker runs `python <main> <args>` in the submission copy, in a session of its own, with
-WMLA's job variables (DATA_DIR, RESULT_DIR, LOG_DIR), the job's variables, CUDA_VISIBLE_DEVICES
+Each worker runs `python <main> <args>` in the submission copy (on the job's runtime's Python),
+in a session of its own, with WMLA's job variables (DATA_DIR, RESULT_DIR, LOG_DIR), the job's variables, CUDA_VISIBLE_DEVICES
 (GPUs taken with the inference service's allocator, less those other jobs hold) and, for a
 distributed framework, torchrun's RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR
 and MASTER_PORT. A worker that fails ends the job: the others are stopped, the job is failed with
-the worker's exit code and log tail. SIGTERM (`stop`) kills every process of every worker.
+the worker's exit code and log tail; so does a worker whose processes hold more memory than the
+job's worker memory (the inference kernels' watchdog, by RSS). OMP_NUM_THREADS is 1 per worker
+of a distributed job unless the job sets it (as torchrun). At the end the metrics and parameters
+the script reported (`training_metrics`) are kept in job.json. SIGTERM (`stop`) kills every
+process of every worker.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlops_widgets.backends.local.inference.environment import ordinary
+from mlops_widgets.backends.local.inference.environment import for_runtime, ordinary
 from mlops_widgets.backends.local.inference.gpus import Gpus
 from mlops_widgets.backends.local.inference.kernel_logs import KernelLog, pod_tail
-from mlops_widgets.backends.local.inference.procs import kill_kernel
+from mlops_widgets.backends.local.inference.procs import kill_kernel, process_tree, resident_mb
 from mlops_widgets.backends.local.training_jobs import (
     now,
     pod_name,
@@ -44,6 +48,7 @@ from mlops_widgets.backends.local.training_jobs import (
     update_job,
     worker_log_dir,
 )
+from mlops_widgets.backends.local.training_metrics import collect, worker_variables
 from mlops_widgets.backends.training_protocol import (
     DISTRIBUTED,
     JOB_ENDED,
@@ -55,6 +60,15 @@ from mlops_widgets.backends.training_protocol import (
 
 STOP_GRACE_S = 3.0  # between SIGTERM and SIGKILL of a stopped job's workers
 POLL_S = 0.1
+MEMORY_CHECK_S = 0.5
+UNITS = {"": 1 / 2**20, "k": 1 / 1024, "m": 1.0, "g": 1024.0}
+
+
+def memory_mb(size: str) -> float:
+    """A worker memory such as 512m or 8g (bytes without a unit), in MB."""
+    text = str(size).strip().lower()
+    unit = text[-1] if text and text[-1] in "kmg" else ""
+    return float(text[: len(text) - len(unit)]) * UNITS[unit]
 
 
 def _free_port() -> int:
@@ -93,8 +107,11 @@ def worker_env(
     job: dict[str, Any], folder: Path, worker: int, gpus: list[str], port: int, secret_env: dict[str, str]
 ) -> dict[str, str]:
     spec = job["spec"]
-    env = ordinary(os.environ)
+    env = for_runtime(ordinary(os.environ), job.get("python") or sys.executable)
+    env.update(worker_variables(folder))
     env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+    if int(spec["workers"]) > 1:  # as torchrun does: one thread per worker unless told otherwise
+        env.setdefault("OMP_NUM_THREADS", "1")
     env.update(secret_env)
     env.update(
         PYTHONUNBUFFERED="1",
@@ -152,7 +169,7 @@ class Supervisor:
                 environ=os.environ,
             )
             proc = subprocess.Popen(
-                [sys.executable, spec["main"], *spec.get("args", [])],
+                [self.job.get("python") or sys.executable, spec["main"], *spec.get("args", [])],
                 cwd=self.folder / "submission",
                 env=worker_env(self.job, self.folder, worker, mine, port, self.secret_env),
                 stdin=subprocess.DEVNULL,
@@ -188,12 +205,36 @@ class Supervisor:
         for i, proc in enumerate(self.workers):
             kill_kernel(proc.pid, pod_name(self.job["id"], i))
 
+    def over_memory(self) -> tuple[int, float] | None:
+        """(worker, MB) of the first worker whose processes hold more than its memory."""
+        limit = memory_mb(self.job["spec"]["memory"])
+        for i, proc in enumerate(self.workers):
+            if proc.poll() is None:
+                used = resident_mb(process_tree(proc.pid))
+                if used > limit:
+                    return i, used
+        return None
+
     def wait(self) -> tuple[str, str | None, int | None]:
-        """Until every worker ended, a worker failed or a stop came: (state, error, failed worker)."""
+        """Until every worker ended, a worker failed, one held more memory than the job's
+        worker memory, or a stop came: (state, error, failed worker)."""
+        next_check = 0.0
         while True:
             if self.stopping.is_set():
                 self.kill_all()
                 return JOB_KILLED, "stopped by the user", None
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + MEMORY_CHECK_S
+                over = self.over_memory()
+                if over is not None:
+                    self.kill_all()
+                    worker, used = over
+                    limit = self.job["spec"]["memory"]
+                    return (
+                        JOB_FAILED,
+                        f"worker {worker} exceeded its worker memory ({limit}): its processes held {used:.0f} MB",
+                        worker,
+                    )
             codes = [p.poll() for p in self.workers]
             failed = next((i for i, c in enumerate(codes) if c not in (None, 0)), None)
             if failed is not None:
@@ -222,6 +263,7 @@ class Supervisor:
         if failed is not None:
             error_log = pod_tail(worker_log_dir(self.folder, failed), f"worker-{failed}")
         codes = {str(i): p.returncode for i, p in enumerate(self.workers)}
+        metrics, logged_params = collect(self.folder)
         update_job(
             self.folder,
             lambda j: j.update(
@@ -230,6 +272,8 @@ class Supervisor:
                 error_log=error_log,
                 exit_codes=codes,
                 ended_at=now(),
+                metrics=metrics,
+                logged_params=logged_params,
             ),
         )
 

@@ -46,7 +46,7 @@ def load():
     spec = importlib.util.find_spec("deepliif")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
-            "the deepliif package is not installed in this runtime (pip install --no-deps deepliif)"
+            "the deepliif package is not installed in this runtime (see tools/make_deepliif_runtime.sh)"
         )
     root = list(spec.submodule_search_locations)[0]
     _bare_package("deepliif", root)

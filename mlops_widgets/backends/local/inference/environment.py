@@ -66,7 +66,11 @@ def ordinary(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _for_foreign_runtime(env: dict[str, str], python: str) -> dict[str, str]:
+def for_runtime(env: dict[str, str], python: str) -> dict[str, str]:
+    """`env` for a process on `python`: for another interpreter than ours, nothing leading to
+    our packages, and its own bin folder first on PATH."""
+    if python == sys.executable:
+        return env
     ours = str(Path(sys.executable).parent)
     env = {k: v for k, v in env.items() if k not in FOREIGN_RUNTIME_DROPPED}
     path = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and p != ours]
@@ -87,9 +91,7 @@ def kernel_environment(
 ) -> dict[str, str]:
     """EDI's kernel environment over the ordinary part of `base`: model.json's mk_environments,
     the profile's kernel envs, REDHARE_MODEL_NAME/PATH, MSD_POD_NAME, and the kernel's GPU."""
-    env = ordinary(base)
-    if python != sys.executable:
-        env = _for_foreign_runtime(env, python)
+    env = for_runtime(ordinary(base), python)
     for item in [*(model.get("mk_environments") or []), *(profile["kernel"].get("envs") or [])]:
         env[str(item["name"])] = str(item.get("value", ""))
     env.update(
