@@ -75,10 +75,12 @@ def through_service(
     return len(flat) / elapsed, flat
 
 
-def started(inference: LocalInference, name: str, folder: Path, kernels: int) -> None:
-    """Deploy `folder` as `name` with exactly `kernels` kernels and wait until they serve."""
+def started(inference: LocalInference, name: str, folder: Path, kernels: int, pipe: int = 1) -> None:
+    """Deploy `folder` as `name` with exactly `kernels` kernels, each sent up to `pipe` tasks
+    ahead (task_pipe_size), and wait until they serve."""
     inference.deploy(name, folder)
-    inference.update_profile(name, {"policy": {"kernel_min": kernels, "kernel_max": kernels}})
+    policy = {"kernel_min": kernels, "kernel_max": kernels, "task_pipe_size": pipe}
+    inference.update_profile(name, {"policy": policy})
     inference.start(name)
     for _ in range(2400):
         if inference.view(name)["status"] == "IDLE":

@@ -362,8 +362,14 @@ def test_secret_args_are_asked_again_after_a_service_restart(
 def test_kernels_scale_with_load_and_idle_ones_are_released(
     inference: LocalInference, tmp_path: Path
 ) -> None:
+    # No task sent ahead to a busy kernel (test_pipelining.py): the third request waits queued.
     view = deploy_started(
-        inference, make_folder(tmp_path), kernel_min=0, kernel_max=2, kernel_delay_release_time=1
+        inference,
+        make_folder(tmp_path),
+        kernel_min=0,
+        kernel_max=2,
+        kernel_delay_release_time=1,
+        task_pipe_size=0,
     )
     assert view["kernels"] == []  # kernel_min 0: no kernel until the first request
     gate, seen = tmp_path / "gate", {}

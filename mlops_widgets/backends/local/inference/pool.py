@@ -1,9 +1,12 @@
 """A started deployment's kernel pool: kernels scaled by load, fed batches, replaced on faults.
 
 Each kernel is its own process running the unmodified kernel file (`kernel_path/_mlops_kernel_boot.py`)
-and talks to the service over an inherited socket pair. One service thread per kernel takes
-tasks from the deployment's queue, sends a batch, and waits for the answer under the task
-timeout, so the only hand-off on the hot path is one condition variable.
+and talks to the service over an inherited socket pair. One service thread per kernel (its
+feeder) takes batches from the deployment's queue and sends them; another reads the answers
+(`pipeline.py`), so the only hand-off on the hot path is one condition variable. Once every
+kernel the profile allows runs and none is idle, a busy kernel gets its next batch while it
+works on the current one (up to `task_pipe_size` ahead, with task_batch_size 1: larger batches
+are gathered while a kernel is busy), so that it never waits for the service between tasks.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from mlops_widgets.backends.local.inference.kernel_proc import (
     KernelStartError,
     Limits,
 )
+from mlops_widgets.backends.local.inference.pipeline import Batch, KernelPipe
 from mlops_widgets.backends.local.inference.tasks import ServiceError, Task
 from mlops_widgets.config.model import KERNELS_MAX
 
@@ -73,6 +77,7 @@ class KernelPool:
             None if policy["task_execution_timeout"] < 0 else policy["task_execution_timeout"]
         )
         self.batch_size: int = policy["task_batch_size"]
+        self.pipe_size: int = policy.get("task_pipe_size", 1)
         self.connection_timeout: float = kernel["connection_timeout"]
         self.gpu_mode: str = kernel["gpu"]
         self.custom_args = {**custom_args, **secret_args}
@@ -88,7 +93,7 @@ class KernelPool:
         self.error: str | None = None
         self.error_log: str | None = None
         self.warnings: list[str] = []
-        self.n_idle = 0
+        self.pipes: dict[str, KernelPipe] = {}
         self.early_deaths = 0
         self.requests = 0
         self.failures = 0
@@ -166,9 +171,9 @@ class KernelPool:
                 raise ServiceError(503, f"deployment {self.name} is not started")
             self.requests += 1
             self.queue.append(task)
-            if len(self.queue) > self.n_idle:
+            if len(self.queue) > self._idle_locked():
                 self._replenish_locked()
-            self.cond.notify()
+            self.cond.notify_all()  # idle kernels and busy ones with room wait alike
         return task
 
     def give_up(self, task: Task) -> ServiceError:
@@ -197,10 +202,24 @@ class KernelPool:
         if self.state != "started":
             return
         starting = sum(1 for k in self.kernels.values() if k.state == "starting")
-        wanted = max(self.target_min - len(self.kernels), len(self.queue) - self.n_idle - starting, 0)
+        wanted = max(self.target_min - len(self.kernels), len(self.queue) - self._idle_locked() - starting, 0)
         for _ in range(int(min(wanted, self.kernel_max - len(self.kernels)))):
             if not self._spawn_locked():
                 break
+
+    def _idle_locked(self) -> int:
+        """Kernels ready with nothing in flight."""
+        return sum(1 for k in self.kernels.values() if k.state == "idle")
+
+    def _saturated_locked(self) -> bool:
+        """Every kernel the profile allows runs, none starting or idle: only then does a busy
+        kernel take a batch ahead (else an idle or new kernel serves it at once)."""
+        return (
+            self.batch_size == 1
+            and len(self.kernels) >= self.kernel_max
+            and all(k.state != "starting" for k in self.kernels.values())
+            and self._idle_locked() == 0
+        )
 
     def _spawn_locked(self) -> bool:
         gpu = None
@@ -230,26 +249,25 @@ class KernelPool:
                 k.end(self.run_dir)  # its last output reaches the log before the tail is read
                 self.fail(str(exc), pod_tail(self.logs_dir, k.pod))
                 return
+            pipe = KernelPipe(self, k)
             with self.cond:
+                self.pipes[k.pod] = pipe
                 k.state, k.ready_at = "idle", time.monotonic()
                 self.cond.notify_all()
-            while (tasks := self._take(k)) is not None:
-                try:
-                    if not self._dispatch(k, tasks):
-                        break
-                except Exception:  # its callers must not wait for an answer that cannot come
-                    self._finish(
-                        [t for t in tasks if not t.status],
-                        500,
-                        error=f"internal error of the inference service on kernel {k.pod}",
-                    )
-                    raise
+            pipe.open()
+            while (batch := self._take(k, pipe)) is not None:
+                if not pipe.send(batch):
+                    break
         except Exception as exc:
             log.exception("kernel %s of %s: unexpected error", k.pod, self.name)
             k.exit_reason, error = "internal error", f"internal error of the inference service: {exc!r}"
+            k.kill()  # the reader settles what is in flight
         finally:
+            if k.pod in self.pipes:
+                self.pipes[k.pod].close()
             k.end(self.run_dir)
             with self.cond:
+                self.pipes.pop(k.pod, None)
                 self.kernels.pop(k.pod, None)
                 if k.gpu is not None:
                     self.gpus.give(k.gpu)
@@ -313,119 +331,62 @@ class KernelPool:
             connection_timeout=self.connection_timeout,
         )
 
-    def _take(self, k: KernelProc) -> list[Task] | None:
-        """Wait for tasks; None when this kernel should go (stop, idle release, death)."""
+    def _take(self, k: KernelProc, pipe: KernelPipe) -> Batch | None:
+        """Wait for a batch this kernel may take (put in its pipe, to be sent); None when it
+        should go (stop, idle release, death)."""
         with self.cond:
             idle_since = time.monotonic()
-            self.n_idle += 1
-            try:
-                while True:
-                    if self.state != "started":
-                        k.exit_reason = "stop"
+            while True:
+                if pipe.dead:  # the reader met the kernel's end and said why
+                    return None
+                if self.state != "started":
+                    k.exit_reason = "stop"
+                    return None
+                if self.queue and pipe.room() and (not pipe.inflight or self._saturated_locked()):
+                    k.state = "busy"
+                    n = min(self.batch_size, len(self.queue))
+                    batch = Batch([self.queue.popleft() for _ in range(n)])
+                    pipe.inflight.append(batch)
+                    self.cond.notify_all()  # its reader waits for a batch in flight
+                    return batch
+                if pipe.inflight:
+                    idle_since = time.monotonic()
+                elif k.exited():
+                    k.exit_reason = "died"
+                    return None
+                wait = 1.0
+                # Kernels idle alike reach their release delay together: each counts the
+                # others still staying, so that kernel_min of them stay.
+                staying = sum(1 for other in self.kernels.values() if other.state != "stopping")
+                if not pipe.inflight and staying > self.target_min:
+                    left = self.delay_release - (time.monotonic() - idle_since)
+                    if left <= 0:
+                        k.exit_reason, k.state = "released", "stopping"
                         return None
-                    if self.queue:
-                        k.state = "busy"
-                        return [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
-                    if k.exited():
-                        k.exit_reason = "died"
-                        return None
-                    wait = 1.0
-                    # Kernels idle alike reach their release delay together: each counts the
-                    # others still staying, so that kernel_min of them stay.
-                    staying = sum(1 for other in self.kernels.values() if other.state != "stopping")
-                    if staying > self.target_min:
-                        left = self.delay_release - (time.monotonic() - idle_since)
-                        if left <= 0:
-                            k.exit_reason, k.state = "released", "stopping"
-                            return None
-                        wait = min(wait, left)
-                    self.cond.wait(wait)
-            finally:
-                self.n_idle -= 1
+                    wait = min(wait, left)
+                self.cond.wait(wait)
 
-    def _dispatch(self, k: KernelProc, tasks: list[Task]) -> bool:
-        """Run one batch on kernel k; False when the kernel is gone (died, timed out)."""
-        assert k.sock is not None
-        header = {"op": "tasks", "tasks": [{"id": t.id, "uuid": t.uuid} for t in tasks]}
-        try:
-            k.sock.settimeout(None)
-            wire.send(k.sock, header, [t.body for t in tasks])
-        except OSError:
-            # The kernel died before it got the batch: the tasks go back to the queue once.
-            k.exit_reason = "died"
-            with self.cond:
-                for t in reversed(tasks):
-                    t.attempts += 1
-                    if t.attempts > 1:
-                        self.failures += 1
-                        t.finish(500, error=f"kernel {k.pod} of {self.name} died before running this task")
-                    else:
-                        self.queue.appendleft(t)
-                self.cond.notify()
-            return False
-        try:
-            k.sock.settimeout(self.timeout)
-            msg = wire.recv(k.reader)
-        except TimeoutError:
-            k.exit_reason = "timeout"
-            self._finish(
-                tasks,
-                504,
-                error=(
-                    f"the task ran past task_execution_timeout ({self.timeout:g} s) on kernel {k.pod} of "
-                    f"{self.name}; that kernel was replaced"
-                ),
-            )
-            return False
-        except OSError:
-            msg = None
-        if msg is None:
-            k.exit_reason = "died in task"
-            code = k.exit_code(2.0)
-            if self.state != "started":
-                self._finish(tasks, 503, error=f"deployment {self.name} was stopped while this task ran")
-            elif k.memory_used_mb is not None:
-                self._finish(
-                    tasks,
-                    500,
-                    error=(
-                        f"kernel {k.pod} of {self.name} {k.memory_message()} while running this task; "
-                        "it was replaced"
-                    ),
-                )
-            else:
-                self._finish(
-                    tasks,
-                    500,
-                    error=(
-                        f"kernel {k.pod} of {self.name} died (exit code {code}) while running this task; "
-                        "the deployment's kernel log has its output"
-                    ),
-                )
-            return False
-        reply, blobs = msg
-        k.pump()
-        k.tasks_done += len(tasks)
-        if reply.get("op") == "failed":
-            error = (reply.get("error") or "").strip()
-            last = error.splitlines()[-1] if error else "unknown error"
-            self._finish(tasks, 500, error=f"on_task_invoke raised {last}", detail=error)
-        else:
-            unset = [t for t, is_set in zip(tasks, reply.get("set", []), strict=True) if not is_set]
-            for t, is_set, blob in zip(tasks, reply.get("set", []), blobs, strict=True):
-                if is_set:
-                    t.finish(200, blob)
-            if unset:
-                self._finish(
-                    unset,
-                    500,
-                    error="the kernel set no output for this task (set_output_data was not called)",
-                )
+    def requeue(self, tasks: list[Task], pod: str) -> None:
+        """Tasks sent to a kernel that ended before running them: back to the front of the
+        queue, once (the second time they fail)."""
         with self.cond:
-            k.state = "idle"
-        return True
+            for t in reversed(tasks):
+                t.attempts += 1
+                if t.attempts > 1 or self.state != "started":
+                    self.failures += 1
+                    t.finish(503 if self.state != "started" else 500, error=self._lost(pod))
+                else:
+                    self.queue.appendleft(t)
+            if tasks:
+                self._replenish_locked()
+            self.cond.notify_all()
 
-    def _finish(self, tasks: list[Task], status: int, *, error: str, detail: str | None = None) -> None:
+    def _lost(self, pod: str) -> str:
+        if self.state != "started":
+            return f"deployment {self.name} was stopped before this task ran"
+        return f"kernel {pod} of {self.name} ended before running this task"
+
+    def fail_tasks(self, tasks: list[Task], status: int, *, error: str, detail: str | None = None) -> None:
         """Fail `tasks` with `error` (and a kernel's traceback), masked of the secret custom args."""
         mask = self.log.masker.mask
         error, detail = mask(error), None if detail is None else mask(detail)

@@ -71,6 +71,7 @@ log = logging.getLogger("mlops.inference")
 HOST = "127.0.0.1"
 TOKEN_HEADERS = ("X-Auth-Token", "X-User-Token")
 BUSY = b'{"error": "the inference service has too many open connections; try again shortly"}'
+SEPARATE_HEAD = 64 << 10  # answers of this size and more are written without a copy
 MAX_HEADER = 64 << 10  # bytes of a request's line and headers; more gets 431
 TOO_LARGE = b'{"error": "the request\'s headers exceed 64 KB"}'
 
@@ -183,6 +184,11 @@ class Handler(tornado.web.RequestHandler):
             )
         self.on_finish()  # an upload's spooled file is gone before the answer leaves
         self.set_status(status)
+        if len(body) >= SEPARATE_HEAD:
+            # tornado joins the head and the first chunk of an answer into new bytes: a large
+            # answer (a kernel's image) leaves as it came from the kernel, after its head.
+            self.set_header("Content-Length", len(body))
+            self.flush()
         self.finish(body)
 
     def _body_source(self) -> Any:
