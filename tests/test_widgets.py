@@ -832,3 +832,31 @@ def test_add_monitor_and_the_train_form_refuse_what_cannot_work(panel, tmp_path)
     tab.volume.value = ""
     assert not tab.submit.disabled and tab.form_error.value == ""
     assert_panel_words(panel)
+
+
+def test_status_shows_undelivered_notifications_and_resends_the_failed(panel, backend, monkeypatch):
+    """A notification that could not be delivered shows on the Status tab, with Resend for the
+    failed ones: queued again through the core (recorded as an event) and attempted at once."""
+    from helpers import add_entry, write_masks
+
+    from mlops_widgets.ops import alerts, monitor, notify
+
+    monkeypatch.setenv("MLOPS_NOTIFY_HORIZON_S", "0.001")  # a refused delivery fails at once
+    write_masks(backend.workspace.root / "volumes" / "vol" / "eval", 4, seed=0)
+    monitor.provider_create(backend)
+    add_entry(backend)
+    monitor.monitor_create(backend, "demo")
+    panel.ctx.app.channel_add(command="cat > /dev/null; exit 3")
+    monitor.monitor_run(backend, "demo", "generic_metrics")  # 4 < 40 images: an alert
+    alerts.sync(backend)
+    notify.dispatch(backend.workspace)
+    s = panel.status
+    s.refresh()
+    s.deployment.value = "demo"
+    assert "0 pending, 1 failed" in txt(s.deliveries) and "exited with status 3" in txt(s.deliveries)
+    assert not s.resend.disabled
+    s.resend.click()
+    (event,) = [r for r in list_runs(backend.workspace) if r.template == "notification.resend"]
+    assert get_run(event.run_id, backend.workspace).results == {"queued": 1, "delivered": 0}
+    (delivery,) = notify.deliveries(backend.workspace)
+    assert delivery["attempts"] == 2 and delivery["state"] == "failed"  # tried again, refused again

@@ -355,6 +355,17 @@ class App:
         with self._event("channel.remove", {"channel_id": channel_id}):
             notify.remove_channel(self.workspace, channel_id)
 
+    def notification_resend(self, notification_ids: list[str] | None = None) -> int:
+        """Queue failed deliveries again (of these notifications, ids or unique prefixes, or
+        every failed one) and attempt them now; returns how many were queued."""
+        from mlops_widgets.ops import notify
+
+        with self._event("notification.resend", {"notification_ids": notification_ids or []}) as event:
+            count = notify.resend(self.workspace, notification_ids)
+            attempts = notify.deliver_due(self.workspace)
+            event.result = {"queued": count, "delivered": sum(1 for a in attempts if a["ok"])}
+        return count
+
     # --- training --------------------------------------------------------------------------------
 
     def train_stop(self, job_id: str) -> dict[str, Any]:

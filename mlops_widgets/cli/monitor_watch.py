@@ -142,8 +142,7 @@ def alerts(
         return
     if resend_ids:
         ids = None if "all" in resend_ids else list(resend_ids)
-        click.echo(f"queued {notify.resend(ws, ids)} failed delivery(ies) again")
-        notify.dispatch(ws)
+        click.echo(f"queued {obj.app().notification_resend(ids)} failed delivery(ies) again")
         return
     ops_alerts.sync(obj.backend(), name)
     notify.dispatch(ws)

@@ -53,12 +53,24 @@ class StatusTab:
         )
         self.acknowledge.add_class("mlops-status-acknowledge")
         self.acknowledge.on_click(lambda _: self._acknowledge())
+        self.deliveries = w.HTML()
+        self.deliveries.add_class("mlops-status-deliveries")
+        self.resend = w.Button(
+            description="Resend",
+            icon="paper-plane",
+            layout=fit(),
+            disabled=True,
+            tooltip="send the notifications that could not be delivered again",
+        )
+        self.resend.add_class("mlops-status-resend")
+        self.resend.on_click(lambda _: self._resend())
         self.body = w.HTML(layout=w.Layout(width="auto", min_width="0", align_self="stretch"))
         self.body.add_class("mlops-status")
         self.widget = w.VBox(
             [
                 w.HBox([self.deployment, self.range, self.refresh_button]),
                 w.HBox([self.alerts, self.acknowledge]),
+                w.HBox([self.deliveries, self.resend]),
                 self.body,
             ]
         )
@@ -112,6 +124,39 @@ class StatusTab:
             else span("mlops-muted", "no unacknowledged alert")
         )
         self.ctx.alerts_changed()
+        self._show_deliveries(name)
+
+    def _show_deliveries(self, name: str | None) -> None:
+        """The deployment's notifications not delivered yet: pending (retried on their own) and
+        failed (given up: Resend queues them again)."""
+        from mlops_widgets.ops.notify import deliveries
+
+        waiting = [
+            d for d in deliveries(self.ctx.workspace, deployment_name=name) if d["state"] != "delivered"
+        ]
+        failed = [d for d in waiting if d["state"] == "failed"]
+        self.resend.disabled = not failed
+        if not waiting:
+            self.deliveries.value = ""
+            return
+        last = waiting[0]
+        self.deliveries.value = span(
+            "mlops-muted",
+            f"notifications: {len(waiting) - len(failed)} pending, {len(failed)} failed"
+            f" (last error: {last['last_error'] or 'none yet'})",
+        )
+
+    def _resend(self) -> None:
+        """Failed deliveries of the shown deployment queued again, through the core (recorded)."""
+        from mlops_widgets.ops.notify import deliveries
+
+        name = self.deployment.value
+        failed = [
+            d["notification_id"] for d in deliveries(self.ctx.workspace, deployment_name=name, state="failed")
+        ]
+        if failed:
+            self.ctx.app.notification_resend(failed)
+        self._show_deliveries(name)
 
     def _acknowledge(self) -> None:
         if self.deployment.value:  # through the core: recorded as the CLI's --ack
