@@ -63,8 +63,9 @@ def tile_body(size: int) -> bytes:
     return json.dumps({"local_input_image": base64.b64encode(buffer.getvalue()).decode()}).encode()
 
 
-def baseline(python: str, kernels: int, tiles: int, size: int) -> tuple[float, float]:
-    """Tiles per second and median seconds per tile of the network in `kernels` fresh processes."""
+def baseline(python: str, kernels: int, tiles: int, size: int, gpu: bool) -> tuple[float, float]:
+    """Tiles per second and median seconds per tile of the network in `kernels` fresh processes
+    (with `gpu`, each on a GPU of its own, as the service gives its kernels)."""
     cpus = sorted(os.sched_getaffinity(0))
     per = max(1, len(cpus) // kernels)
     procs = [
@@ -81,6 +82,7 @@ def baseline(python: str, kernels: int, tiles: int, size: int) -> tuple[float, f
             ],
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, "CUDA_VISIBLE_DEVICES": str(i) if gpu else ""},
         )
         for i in range(kernels)
     ]
@@ -97,7 +99,9 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def through_service(python: str, kernels: int, tiles: int, size: int) -> tuple[float, float, float]:
+def through_service(
+    python: str, kernels: int, tiles: int, size: int, gpu: bool
+) -> tuple[float, float, float]:
     """Tiles per second, median seconds per tile and the kernels' peak memory (MB), through
     the local service of a fresh workspace."""
     with tempfile.TemporaryDirectory(prefix="bench-deepliif-") as tmp:
@@ -111,6 +115,8 @@ def through_service(python: str, kernels: int, tiles: int, size: int) -> tuple[f
         entry = Path(tmp) / "entry.yml"
         text = (KERNEL_DIR / "deployment_metadata.yml").read_text()
         text = text.replace("n_cpus: 2", f"n_cpus: {max(1, 2 // kernels)}")
+        if gpu:  # a GPU per kernel (CUDA_VISIBLE_DEVICES), as WMLA gives them
+            text = text.replace("enable_gpus: 'False'", "enable_gpus: 'True'")
         text = text.replace("kernel_min: 1", f"kernel_min: {kernels}").replace(
             "kernel_max: 1", f"kernel_max: {kernels}"
         )
@@ -155,13 +161,15 @@ def main() -> None:
     )
     parser.add_argument("--tiles", type=int, default=2, help="measured tiles per kernel")
     parser.add_argument("--size", type=int, default=512, help="tile side (a multiple of 512)")
+    parser.add_argument("--gpu", action="store_true", help="kernels and baseline on GPUs, one each")
+    parser.add_argument("--kernels", type=int, nargs="+", default=[1, 2], help="kernel counts to measure")
     args = parser.parse_args()
     if not args.python:
         sys.exit("give the DeepLIIF runtime's Python with --python (or $MLOPS_DEEPLIIF_PYTHON)")
     print(f"load average at start: {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs")
-    for kernels in (1, 2):
-        base_rate, base_p50 = baseline(args.python, kernels, args.tiles, args.size)
-        rate, p50, peak = through_service(args.python, kernels, args.tiles, args.size)
+    for kernels in args.kernels:
+        base_rate, base_p50 = baseline(args.python, kernels, args.tiles, args.size, args.gpu)
+        rate, p50, peak = through_service(args.python, kernels, args.tiles, args.size, args.gpu)
         print(
             f"{kernels} kernel(s), {args.size}x{args.size}: service {rate:.4f} tiles/s, p50 {p50:.2f} s"
             f" | in-process {base_rate:.4f} tiles/s, p50 {base_p50:.2f} s | ratio {rate / base_rate:.3f}"

@@ -5,11 +5,16 @@ one device and can compute on it. Not a test (CI has no GPU); run it where GPUs 
     PYTHONPATH=. python3 tools/gpu_check.py
 
 It prints one line per kernel and exits 1 when a kernel saw no GPU, or two kernels shared one.
+With `--deepliif PYTHON` (a runtime with CUDA torch and deepliif, see
+tools/make_deepliif_runtime.sh) it then runs the real network's benchmark on the GPUs
+(benchmarks/bench_deepliif.py --gpu: one GPU per kernel, through CUDA_VISIBLE_DEVICES) and
+prints its ratio to the same network in-process on a GPU.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -119,5 +124,16 @@ def main() -> int:
             stop_service(ws)
 
 
+def deepliif(python: str, gpus: int) -> int:
+    """The real network's benchmark on the GPUs: 1 kernel, and one per GPU when there are more."""
+    kernels = sorted({1, gpus}) if gpus else [1]
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_deepliif.py"
+    command = [sys.executable, str(bench), "--python", python, "--gpu", "--tiles", "8"]
+    return subprocess.run([*command, "--kernels", *map(str, kernels)], check=False).returncode
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code == 0 and "--deepliif" in sys.argv:
+        code = deepliif(sys.argv[sys.argv.index("--deepliif") + 1], len(detect_gpus()))
+    sys.exit(code)

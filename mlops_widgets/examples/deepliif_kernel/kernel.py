@@ -39,8 +39,13 @@ TRANSLATIONS = ["G1", "G2", "G3", "G4"]
 SEGMENTATIONS = ["G51", "G52", "G53", "G54", "G55"]
 
 
+def device():
+    """The kernel's GPU where it was given one (CUDA_VISIBLE_DEVICES, enable_gpus), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def build_networks(checkpoints=""):
-    """DeepLIIF's nine generators in eval mode, from `checkpoints` when it holds them."""
+    """DeepLIIF's nine generators in eval mode on `device()`, from `checkpoints` when it holds them."""
     networks = deepliif_networks.load()
     torch.manual_seed(0)
     nets = {}
@@ -54,19 +59,19 @@ def build_networks(checkpoints=""):
         path = os.path.join(checkpoints, f"latest_net_{name}.pth") if checkpoints else ""
         if path and os.path.exists(path):
             net.load_state_dict(torch.load(path, map_location="cpu"))
-        net.eval()
+        net.to(device()).eval()
     return nets
 
 
 def segment(nets, rgb):
     """The segmentation of one RGB tile (H, W, 3 uint8; H and W multiples of 512) as RGB uint8."""
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(127.5).sub(1.0)
-    real_a = tensor.unsqueeze(0)
+    real_a = tensor.unsqueeze(0).to(device())
     with torch.inference_mode():
         modalities = [nets[name](real_a) for name in TRANSLATIONS]
         inputs = [real_a, *modalities]
         seg = sum(nets[name](inputs[i]) for i, name in enumerate(SEGMENTATIONS)) / len(SEGMENTATIONS)
-    out = seg[0].add(1.0).mul(127.5).clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    out = seg[0].add(1.0).mul(127.5).clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
     return out
 
 
