@@ -202,3 +202,24 @@ def test_a_model_without_an_instance_yet_is_stopped(
     assert inf.start("seg")["state"] == "started"
     inf.undeploy("seg")
     assert "seg" not in fake_cpd.dlim.models
+
+
+def test_a_redeploy_during_a_start_lets_it_finish_then_stops(
+    cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Path
+) -> None:
+    """Right after a start EDI says not-available (recorded): that is starting, not stopped, so
+    a redeploy waits for the start to finish, stops, waits for disabled and updates (the fake
+    refuses a stop while not-available and an update while not disabled)."""
+    inf = cpd_backend.inference
+    folder = cpd_submission(tmp_path)
+    inf.deploy("seg", folder)
+    fake_cpd.dlim.start_delay = 0.5
+    inf._edi("starting seg", lambda c: c.start_model_inference("seg"))
+    view = inf.view("seg")
+    assert (view["state"], view["status"]) == ("started", "STARTING")
+    assert [v["status"] for v in inf.list()] == ["STARTING"]
+    again = inf.deploy("seg", folder)
+    assert (again["state"], again["status"]) == ("stopped", "STOPPED")
+    assert fake_cpd.dlim.state("seg") == "disabled"
+    statuses = [s for m, p, s in fake_cpd.router.log if p.endswith("/operation/stop")]
+    assert statuses == [200]
