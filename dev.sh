@@ -39,11 +39,23 @@ case "$job" in
     fi
     # On CI (CI=true) the browser test must run, never skip.
     [ "${CI:-}" = true ] && export MLOPS_REQUIRE_BROWSER=1
-    # Lint, format and the declared dependencies are part of the suite (only when running the whole suite, not a chosen test).
+    # Lint, format, the declared dependencies and the extension's checks are part of the suite
+    # (only when running the whole suite, not a chosen test).
     if [ $# -eq 0 ]; then
       .venv/bin/ruff check .
       .venv/bin/ruff format --check .
       .venv/bin/deptry .
+      # The extension's TypeScript: eslint, prettier and its jest tests, where Node is installed
+      # (npm ci again whenever package-lock.json is newer than the installed tree).
+      if command -v npm >/dev/null 2>&1; then
+        (
+          cd labextension
+          [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+          npm run --silent lint && npm test --silent
+        )
+      else
+        echo "npm not found: the extension's lint and jest tests are skipped" >&2
+      fi
       # The real DeepLIIF network's runtime (CPU torch + deepliif), for tests/test_deepliif.py.
       if [ ! -x .venv-deepliif/bin/python ]; then
         echo "making the DeepLIIF runtime .venv-deepliif..." >&2

@@ -12,7 +12,10 @@ export interface IHint {
 
 /** An error the server explained: its message and, when known, what fixes it. */
 export class ApiError extends Error {
-  constructor(message: string, readonly hint: IHint | null = null) {
+  constructor(
+    message: string,
+    readonly hint: IHint | null = null
+  ) {
     super(message);
   }
 }
@@ -83,10 +86,7 @@ export interface INotebookPlan {
   secret_names: string[];
 }
 
-export async function requestAPI<T>(
-  endpoint: string,
-  init: RequestInit = {}
-): Promise<T> {
+export async function requestAPI<T>(endpoint: string, init: RequestInit = {}): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const url = URLExt.join(settings.baseUrl, 'mlops', endpoint);
   const response = await ServerConnection.makeRequest(url, init, settings);

@@ -3,11 +3,7 @@
  * panel in a main-area tab, a left sidebar with the deployments and the audit trail, read-only
  * run tabs with Re-run and Clone, and "Run in the audit trail" on cloned notebooks.
  */
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -52,7 +48,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     commands.addCommand(CommandIDs.openPanel, {
       label: 'MLOps panel',
-      caption: 'Stage, deploy and monitor models: the MLOps panel on this server\'s workspace',
+      caption: "Stage, deploy and monitor models: the MLOps panel on this server's workspace",
       icon: args => (args['isPalette'] ? undefined : mlopsIcon),
       execute: () => {
         if (!panel || panel.isDisposed) {
@@ -76,7 +72,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return open;
         }
         const widget = runWidget(runId, workspace, rendermime, {
-          openRun: (id, ws) => void commands.execute(CommandIDs.openRun, { runId: id, workspace: ws || '' }),
+          openRun: (id, ws) =>
+            void commands.execute(CommandIDs.openRun, { runId: id, workspace: ws || '' }),
           openPath: path => void commands.execute('docmanager:open', { path }),
           changed: () => void sidebar.refresh()
         });

@@ -10,11 +10,7 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Message } from '@lumino/messaging';
 import { Panel } from '@lumino/widgets';
 import * as base from '@jupyter-widgets/base';
-import {
-  KernelWidgetManager,
-  WidgetRenderer,
-  output
-} from '@jupyter-widgets/jupyterlab-manager';
+import { KernelWidgetManager, WidgetRenderer, output } from '@jupyter-widgets/jupyterlab-manager';
 import { JUPYTER_CONTROLS_VERSION } from '@jupyter-widgets/controls/lib/version';
 
 import { IInfo, requestAPI } from './api';
@@ -86,10 +82,7 @@ export class MLOpsPanelWidget extends Panel {
 
   private async _start(): Promise<void> {
     this._note('Starting the MLOps panel…');
-    const [info] = await Promise.all([
-      requestAPI<IInfo>('info'),
-      this._session.initialize()
-    ]);
+    const [info] = await Promise.all([requestAPI<IInfo>('info'), this._session.initialize()]);
     await this._session.ready;
     const kernel = this._session.session?.kernel;
     if (!kernel) {

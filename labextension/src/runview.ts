@@ -8,15 +8,7 @@ import { OutputArea, OutputAreaModel } from '@jupyterlab/outputarea';
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { Panel, Widget } from '@lumino/widgets';
 
-import {
-  IRunRecord,
-  cancelJob,
-  errorText,
-  jobProgressText,
-  post,
-  requestAPI,
-  runJob
-} from './api';
+import { IRunRecord, cancelJob, errorText, jobProgressText, post, requestAPI, runJob } from './api';
 import { badge, el, valueText, when } from './format';
 
 export interface IRunActions {
@@ -46,7 +38,11 @@ export class ParametersForm extends Widget {
     );
     if (secretNames.length) {
       this.node.appendChild(
-        el('p', 'mlops-params-note', 'Secrets are never stored: give them again (empty: taken from the server\'s environment).')
+        el(
+          'p',
+          'mlops-params-note',
+          "Secrets are never stored: give them again (empty: taken from the server's environment)."
+        )
       );
     }
     for (const name of secretNames) {
@@ -81,7 +77,11 @@ export function parametersTable(
     const row = el('tr');
     const valueCell = el('td', 'mlops-param-value');
     valueCell.appendChild(el('code', '', valueText(value)));
-    row.append(el('th', 'mlops-param-name', name), valueCell, el('td', 'mlops-param-help', help[name] || ''));
+    row.append(
+      el('th', 'mlops-param-name', name),
+      valueCell,
+      el('td', 'mlops-param-help', help[name] || '')
+    );
     table.appendChild(row);
   }
   return table;
@@ -111,7 +111,9 @@ export class RunContent extends Panel {
       this.title.label = `${record.template} ${record.short_id}`;
       this._drawHeader(record);
       if (record.kind !== 'event') {
-        await this._drawNotebook(await requestAPI<any>(`runs/${this.runId}/notebook${this._query}`));
+        await this._drawNotebook(
+          await requestAPI<any>(`runs/${this.runId}/notebook${this._query}`)
+        );
       }
     } catch (err) {
       this._header.node.replaceChildren(el('div', 'mlops-error', errorText(err)));
@@ -127,11 +129,20 @@ export class RunContent extends Panel {
     const node = this._header.node;
     node.replaceChildren();
     const title = el('h2', 'mlops-run-title');
-    title.append(el('span', '', `${r.template} `), badge(r.status), el('code', 'mlops-run-id', r.short_id));
+    title.append(
+      el('span', '', `${r.template} `),
+      badge(r.status),
+      el('code', 'mlops-run-id', r.short_id)
+    );
     node.appendChild(title);
     node.appendChild(
-      el('div', 'mlops-run-meta', `${when(r.started_at)} → ${when(r.ended_at)} UTC · ${r.backend} · by ${r.user}` +
-        (r.deployment_name ? ` · deployment ${r.deployment_name}` : '') + ' · read-only, no kernel')
+      el(
+        'div',
+        'mlops-run-meta',
+        `${when(r.started_at)} → ${when(r.ended_at)} UTC · ${r.backend} · by ${r.user}` +
+          (r.deployment_name ? ` · deployment ${r.deployment_name}` : '') +
+          ' · read-only, no kernel'
+      )
     );
     if (r.error) {
       node.appendChild(el('div', 'mlops-error', r.error));
@@ -148,7 +159,9 @@ export class RunContent extends Panel {
     node.appendChild(el('h3', '', 'Parameters'));
     node.appendChild(parametersTable(r.parameters, r.parameter_help));
     if (r.secret_names.length) {
-      node.appendChild(el('div', 'mlops-run-meta', `secrets (not stored): ${r.secret_names.join(', ')}`));
+      node.appendChild(
+        el('div', 'mlops-run-meta', `secrets (not stored): ${r.secret_names.join(', ')}`)
+      );
     }
     if (Object.keys(r.results || {}).length) {
       node.appendChild(el('h3', '', 'Results'));
@@ -192,7 +205,9 @@ export class RunContent extends Panel {
       return;
     }
     const form = new ParametersForm(
-      r.parameters, r.parameter_help, r.secret_names,
+      r.parameters,
+      r.parameter_help,
+      r.secret_names,
       `Run ${r.template} again with the parameters of run ${r.short_id}:`
     );
     const answer = await showDialog({
@@ -210,24 +225,26 @@ export class RunContent extends Panel {
       const out = await runJob(
         `runs/${r.run_id}/rerun`,
         { secrets: answer.value ?? form.getValue() },
-        job => Notification.update({
-          id,
-          message: `${what} as ${job.short_id}: ${jobProgressText(job)}`,
-          type: 'in-progress',
-          autoClose: false,
-          actions: [{ label: 'Cancel', callback: () => void cancelJob(job.job_id) }]
-        })
+        job =>
+          Notification.update({
+            id,
+            message: `${what} as ${job.short_id}: ${jobProgressText(job)}`,
+            type: 'in-progress',
+            autoClose: false,
+            actions: [{ label: 'Cancel', callback: () => void cancelJob(job.job_id) }]
+          })
       );
       Notification.update({
         id,
-        message: out.status === 'ok'
-          ? `Re-ran ${r.short_id} as ${out.short_id}`
-          : `Re-run ${out.short_id} ${out.status}${out.error ? ': ' + out.error : ''}`,
+        message:
+          out.status === 'ok'
+            ? `Re-ran ${r.short_id} as ${out.short_id}`
+            : `Re-run ${out.short_id} ${out.status}${out.error ? ': ' + out.error : ''}`,
         type: out.status === 'ok' ? 'success' : out.status === 'cancelled' ? 'warning' : 'error',
         autoClose: 8000
       });
       this._actions.changed();
-      this._actions.openRun(out.run_id);  // re-runs run in the server's workspace
+      this._actions.openRun(out.run_id); // re-runs run in the server's workspace
     } catch (err) {
       Notification.update({ id, message: errorText(err), type: 'error', autoClose: false });
     }
@@ -242,7 +259,7 @@ export class RunContent extends Panel {
     const input = el('input', 'jp-mod-styled mlops-clone-path');
     input.value = `${r.template}-${r.short_id}.ipynb`;
     const body = new Widget({ node: el('div', 'mlops-clone-form') });
-    body.node.append(el('p', '', 'Notebook path (in the file browser\'s folder):'), input);
+    body.node.append(el('p', '', "Notebook path (in the file browser's folder):"), input);
     const answer = await showDialog({
       title: `Clone run ${r.short_id}`,
       body,

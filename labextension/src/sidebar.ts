@@ -4,22 +4,14 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import {
-  IDeployment,
-  IInfo,
-  IRunSummary,
-  errorText,
-  requestAPI
-} from './api';
+import { IDeployment, IInfo, IRunSummary, errorText, requestAPI } from './api';
 import { badge, el, when } from './format';
 
 const NO_DEPLOYMENT = '(no deployment)';
 const POLL_MS = 10_000;
 
 /** Runs grouped by deployment, then template; groups keep the runs' newest-first order. */
-export function groupRuns(
-  runs: IRunSummary[]
-): Map<string, Map<string, IRunSummary[]>> {
+export function groupRuns(runs: IRunSummary[]): Map<string, Map<string, IRunSummary[]>> {
   const groups = new Map<string, Map<string, IRunSummary[]>>();
   for (const run of runs) {
     const dep = run.deployment_name || NO_DEPLOYMENT;
@@ -45,10 +37,18 @@ export class MLOpsSidebar extends Widget {
 
     const header = el('div', 'mlops-sidebar-header');
     header.appendChild(el('h2', 'mlops-sidebar-title', 'MLOps'));
-    const refresh = el('button', 'jp-Button jp-mod-styled jp-mod-reject mlops-sidebar-refresh', 'Refresh');
+    const refresh = el(
+      'button',
+      'jp-Button jp-mod-styled jp-mod-reject mlops-sidebar-refresh',
+      'Refresh'
+    );
     refresh.title = 'Reload the deployments and the audit trail';
     refresh.onclick = () => void this.refresh();
-    const panel = el('button', 'jp-Button jp-mod-styled jp-mod-accept mlops-sidebar-open-panel', 'Open panel');
+    const panel = el(
+      'button',
+      'jp-Button jp-mod-styled jp-mod-accept mlops-sidebar-open-panel',
+      'Open panel'
+    );
     panel.onclick = openPanel;
     header.append(refresh, panel);
     this._where = el('div', 'mlops-sidebar-where');
@@ -137,7 +137,8 @@ export class MLOpsSidebar extends Widget {
         requestAPI<IRunSummary[]>(`runs?${query.toString()}`)
       ]);
       const shown = JSON.stringify([deployments, runs]);
-      if (shown !== this._shown) {  // a poll that finds nothing new leaves the list alone
+      if (shown !== this._shown) {
+        // a poll that finds nothing new leaves the list alone
         this._shown = shown;
         this._showDeployments(deployments);
         this._showRuns(runs);
@@ -218,7 +219,9 @@ export class MLOpsSidebar extends Widget {
   private _runRow(run: IRunSummary): HTMLElement {
     const row = el('button', 'mlops-run-item');
     row.dataset.run = run.run_id;
-    row.title = run.error ? `${run.short_id}: ${run.error}` : `run ${run.short_id}: open it read-only`;
+    row.title = run.error
+      ? `${run.short_id}: ${run.error}`
+      : `run ${run.short_id}: open it read-only`;
     row.append(
       el('span', 'mlops-run-when', when(run.started_at)),
       badge(run.status),

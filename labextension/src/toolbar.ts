@@ -12,20 +12,19 @@ import { INotebookPlan, cancelJob, errorText, jobProgressText, requestAPI, runJo
 import { mlopsIcon } from './icon';
 import { ParametersForm } from './runview';
 
-export class RunInTrailButton
-  implements DocumentRegistry.IWidgetExtension<NotebookPanel, INotebookModel>
-{
+export class RunInTrailButton implements DocumentRegistry.IWidgetExtension<
+  NotebookPanel,
+  INotebookModel
+> {
   constructor(private _after: (runId: string) => void) {}
 
-  createNew(
-    panel: NotebookPanel,
-    context: DocumentRegistry.IContext<INotebookModel>
-  ): IDisposable {
+  createNew(panel: NotebookPanel, context: DocumentRegistry.IContext<INotebookModel>): IDisposable {
     const button = new ToolbarButton({
       className: 'mlops-run-in-trail',
       icon: mlopsIcon,
       label: 'Run in the audit trail',
-      tooltip: 'Run this notebook\'s parameters through the runner: validated, recorded in the audit trail',
+      tooltip:
+        "Run this notebook's parameters through the runner: validated, recorded in the audit trail",
       onClick: () => void this._run(context)
     });
     void context.ready.then(() => {
@@ -48,7 +47,9 @@ export class RunInTrailButton
         ? `as a re-run of ${plan.origin.template} run ${plan.origin.run_id.slice(0, 8)}`
         : `as a run of the template ${plan.origin.template}`;
       const form = new ParametersForm(
-        plan.parameters, {}, plan.secret_names,
+        plan.parameters,
+        {},
+        plan.secret_names,
         `Run ${origin}, with the values of this notebook's parameters cell:`
       );
       const answer = await showDialog({
@@ -59,12 +60,12 @@ export class RunInTrailButton
       if (!answer.button.accept) {
         return;
       }
-      const id = Notification.emit(`Running ${path} in the audit trail…`, 'in-progress', { autoClose: false });
+      const id = Notification.emit(`Running ${path} in the audit trail…`, 'in-progress', {
+        autoClose: false
+      });
       try {
-        const out = await runJob(
-          'notebooks/run',
-          { path, secrets: answer.value ?? {} },
-          job => Notification.update({
+        const out = await runJob('notebooks/run', { path, secrets: answer.value ?? {} }, job =>
+          Notification.update({
             id,
             message: `Running ${path} as ${job.short_id}: ${jobProgressText(job)}`,
             type: 'in-progress',
