@@ -274,3 +274,40 @@ def test_concurrent_stage_force_succeed_or_say_another_command_changed_the_entry
     assert sorted(a.name for a in backend.space.list_assets()) == sorted(
         [entry["model_asset"], entry["wmla_deployment"]["dependency_filename"]]
     )
+
+
+def _stage_in_process(args: tuple[str, str, str]) -> str:
+    """One `stage -f` in a process of its own (as six shells would run it): its asset id, or
+    the ConflictError it said."""
+    from mlops_widgets.errors import ConflictError
+    from mlops_widgets.ops import space
+
+    home, model, dependency = args
+    backend = get_backend("local", home)
+    try:
+        return space.stage(backend, model, dependency, _example_entry(), on_clash="overwrite")[
+            "model_asset_id"
+        ]
+    except ConflictError as exc:
+        return f"conflict: {exc.message}"
+
+
+@pytest.mark.slow  # six processes at once
+def test_concurrent_forced_stages_print_only_ids_that_exist(backend, example_paths):
+    """Issue 23: five of six concurrent `stage -f` printed asset ids that no longer existed.
+    Each stage now either gives the id staged at the end, or says it lost to another."""
+    from mlops_widgets.ops import space
+
+    space.stage(backend, example_paths.model, example_paths.deployment, _example_entry())
+    args = (str(backend.workspace.root), str(example_paths.model), str(example_paths.deployment))
+    with mp.get_context("spawn").Pool(6) as pool:
+        outcomes = pool.map(_stage_in_process, [args] * 6)
+    staged = space.list_entries(backend)
+    printed = [o for o in outcomes if not o.startswith("conflict: ")]
+    assert len(staged) == 1 and printed, outcomes
+    assert all(asset_id in staged for asset_id in printed), (outcomes, list(staged))
+    lost = [o for o in outcomes if o.startswith("conflict: ")]
+    assert all(
+        "ran at the same time" in o or "started after this one" in o or "changed by another" in o
+        for o in lost
+    )

@@ -124,4 +124,6 @@ def _stage(
             "on_clash": on_clash,
         },
     )
+    # a stage of the same model that ran meanwhile may have replaced this one's since
+    space.still_staged(obj.backend(), record.results["model_asset_id"])
     click.echo(f"model asset id: {record.results['model_asset_id']}")

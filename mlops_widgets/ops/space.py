@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
+import hashlib
 import logging
+import os
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +24,7 @@ from mlops_widgets.backends.packing import asset_name
 from mlops_widgets.config import validate_entry
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors import known_definitions
+from mlops_widgets.workspace import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,22 @@ def stage(
     """
     entry, _warnings = validate_entry(entry, definitions=known_definitions(backend.workspace))
     model, dependency = (Path(path_model) if path_model else None), Path(path_dependency)
+    with _Turn(backend, asset_name(model or dependency)) as turn:
+        result = _stage(backend, model, dependency, entry, on_clash, progress, turn)
+        turn.wait_for_later_stages()
+    still_staged(backend, result["model_asset_id"])
+    return result
+
+
+def _stage(
+    backend: Backend,
+    model: Path | None,
+    dependency: Path,
+    entry: dict[str, Any],
+    on_clash: OnClash,
+    progress: Progress | None,
+    turn: _Turn,
+) -> dict[str, Any]:
     replaced, seen = check_stage(backend, model, dependency, on_clash)
     uploaded: list[str] = []
     try:  # all or nothing: what this stage uploaded goes again if any step fails
@@ -114,6 +136,7 @@ def stage(
                     "this stage ran; nothing was staged",
                     hint=Hint("stage.retry", "stage again to replace the entries as they are now"),
                 )
+            turn.claim()
             for key in replaced:  # the entries of replaced model assets go with them
                 doc.pop(key, None)
             doc[model_asset.asset_id] = entry
@@ -128,7 +151,10 @@ def stage(
         with contextlib.suppress(NotFoundError):  # another stage's cleanup may have been first
             backend.space.delete(asset_id)
     log.info(
-        "staged %s as asset %s (dependency %s)", path_model, model_asset.asset_id, dependency_asset.asset_id
+        "staged %s as asset %s (dependency %s)",
+        model or dependency,
+        model_asset.asset_id,
+        dependency_asset.asset_id,
     )
     return {
         "model_asset_id": model_asset.asset_id,
@@ -138,6 +164,58 @@ def stage(
         "deployment_space_id": backend.space.space_id,
         "entry": entry,
     }
+
+
+def still_staged(backend: Backend, model_asset_id: str) -> None:
+    """ConflictError when the entry a stage wrote is gone: a stage of the same model that ran
+    at the same time replaced it, so the id this one would print no longer exists."""
+    if model_asset_id not in list_entries(backend):
+        raise ConflictError(
+            f"model asset {model_asset_id} was replaced by a stage of the same model that ran at the "
+            "same time: that stage's assets are the staged ones, this one's are gone",
+            hint=Hint("config.list", "the list of entries shows the staged models"),
+        )
+
+
+class _Turn:
+    """A stage's place among stages of the same model running at the same time: the one that
+    started last wins. Each holds an exclusive lock on a file named by its start for as long as
+    it runs (released by the kernel if its process dies); `claim` (inside the metadata update)
+    refuses to replace a later stage's entry, `wait_for_later_stages` waits for the stages that
+    started after this one, so a stage that lost says so instead of printing a gone asset id."""
+
+    def __init__(self, backend: Backend, name: str) -> None:
+        key = hashlib.sha256(name.encode()).hexdigest()[:16]
+        self.folder = backend.workspace.dir("tmp", "stages", key)
+        self.ticket = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        self.name = name
+
+    def __enter__(self) -> _Turn:
+        fd = os.open(self.folder / f"{self.ticket}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        self._lock = os.fdopen(fd, "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        (self.folder / f"{self.ticket}.lock").unlink(missing_ok=True)
+        self._lock.close()
+
+    def claim(self) -> None:
+        committed = self.folder / "committed"
+        latest = committed.read_text() if committed.exists() else ""
+        if latest > self.ticket:
+            raise ConflictError(
+                f"a stage of model {self.name} that started after this one was staged first; "
+                "nothing was staged",
+                hint=Hint("stage.retry", "stage again to replace the entries as they are now"),
+            )
+        atomic_write(committed, self.ticket)
+
+    def wait_for_later_stages(self) -> None:
+        for other in sorted(self.folder.glob("*.lock")):
+            if other.stem > self.ticket:
+                with contextlib.suppress(FileNotFoundError), open(other) as fh:
+                    fcntl.flock(fh, fcntl.LOCK_SH)  # granted once that stage has ended
 
 
 def list_entries(backend: Backend) -> dict[str, dict[str, Any]]:
