@@ -147,6 +147,43 @@ def gone(pid: int) -> bool:
         return True
 
 
+# --- processes that try to outlive their owner ---------------------------------------------------
+
+# Python source defining `escape(mb=0, shm="")`, run inside a kernel, a template run or a training
+# job: a grandchild that leaves the session (setsid), whose parent exits, with an empty
+# environment; it holds `mb` MB and, with `shm`, a file it created in /dev/shm open. Returns
+# its pid once it runs.
+ESCAPE = """
+def escape(mb=0, shm=""):
+    import os, sys
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            if shm:
+                fd = os.open(shm, os.O_CREAT | os.O_RDWR, 0o600)
+                os.write(fd, b"x" * 65536)
+                os.set_inheritable(fd, True)
+            os.write(w, str(os.getpid()).encode())
+            if mb:
+                code = "import time; hold = b'x' * (%d << 20); time.sleep(3000)" % mb
+                os.execve(sys.executable, [sys.executable, "-c", code], {})
+            os.execve("/bin/sleep", ["sleep", "3000"], {})
+        os._exit(0)
+    os.close(w)
+    pid = int(os.read(r, 64))
+    os.close(r)
+    return pid
+"""
+
+
+def shm_path(tag: str) -> Path:
+    """A /dev/shm file name of this test run (skips where there is no /dev/shm)."""
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm on this machine")
+    return Path("/dev/shm") / f"mlops-test-{tag}-{os.getpid()}-{time.monotonic_ns()}"
+
+
 # --- template runs -----------------------------------------------------------------------------------
 
 PARAMS = """from typing import Literal

@@ -19,17 +19,21 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from helpers import ask, gone, log_text, make_folder, wait_for, wait_status
+from helpers import ESCAPE, ask, gone, log_text, make_folder, shm_path, wait_for, wait_status
 
 from mlops_widgets.backends.local.inference import InferenceError, LocalInference, service_info, stop_service
 from mlops_widgets.backends.local.inference.kernel_logs import LINE_MAX, KernelLog, read_lines
 from mlops_widgets.masking import MASK
 from mlops_widgets.workspace import Workspace
 
-KERNEL = """\
+KERNEL = (
+    """\
 import redhareapiversion
 from redhareapi import Kernel
 import json, os, subprocess, sys, time
+"""
+    + ESCAPE
+    + """
 
 class SystemKernel(Kernel):
     def on_task_invoke(self, task_context):
@@ -52,6 +56,8 @@ class SystemKernel(Kernel):
             while not os.path.exists(req["pidfile"]):  # the child is settled (in its own session)
                 time.sleep(0.01)
             os._exit(7)
+        elif do == "escape":
+            out = {"escaped": escape(req.get("mb", 0), req.get("shm", ""))}
         elif do == "spawn":
             stay = subprocess.Popen(["sleep", "600"])
             left = subprocess.Popen(["sleep", "600"], start_new_session=True)
@@ -73,6 +79,7 @@ class SystemKernel(Kernel):
 if __name__ == '__main__':
     SystemKernel().run()
 """
+)
 
 
 @pytest.fixture
@@ -183,6 +190,29 @@ def test_stop_kills_every_process_a_kernel_started(inference: LocalInference, tm
     assert all(gone(p) for p in pids)  # the one in the kernel's session and the one that left it
 
 
+def test_a_grandchild_that_left_session_and_environment_ends_with_its_kernel(
+    inference: LocalInference, tmp_path: Path
+) -> None:
+    started(inference, tmp_path)
+    shm = shm_path("kernel")
+    pid = ask(inference, do="escape", shm=str(shm))["escaped"]
+    assert not gone(pid) and shm.exists()
+    inference.stop("dep")
+    assert wait_for(lambda: gone(pid), what="the escaped grandchild to be killed")
+    assert not shm.exists()  # the /dev/shm file it made went with it
+
+
+def test_memory_of_a_grandchild_that_left_counts_against_memory_allocation(
+    inference: LocalInference, tmp_path: Path
+) -> None:
+    view = started(inference, tmp_path, resources="mem=150,mem_limit=150")
+    (old,) = view["kernels"]
+    pid = ask(inference, do="escape", mb=400)["escaped"]
+    assert wait_for(lambda: gone(old["pid"]), what="the kernel to be killed")
+    assert wait_for(lambda: gone(pid), what="the grandchild to be killed with it")
+    assert "exceeded memory_allocation (150 MB)" in log_text(inference)
+
+
 def test_processes_of_a_killed_services_kernels_are_reaped(
     inference: LocalInference, workspace: Workspace, tmp_path: Path
 ) -> None:
@@ -190,8 +220,9 @@ def test_processes_of_a_killed_services_kernels_are_reaped(
     pids = ask(inference, do="spawn")["pids"]
     os.kill(service_info(workspace)["pid"], signal.SIGKILL)
     wait_for(lambda: not inference.running(), what="the service to die")
-    assert stop_service(workspace)  # what a killed service left is found from its pid files
-    assert all(gone(p) for p in pids)
+    # Each kernel's reaper ends it with the service; what any left is found from the pid files.
+    stop_service(workspace)
+    assert wait_for(lambda: all(gone(p) for p in pids), what="the kernels' processes to be killed")
 
 
 # --- environment -------------------------------------------------------------------------------------

@@ -220,3 +220,22 @@ def test_a_kernel_that_cannot_start_is_a_failed_run(tmp_path: Path, workspace: W
     rec = run_template(path)
     assert rec.status == "failed" and "no-such-kernel" in rec.error["summary"]
     assert rec.error["ename"] == "NoSuchKernel"
+
+
+@pytest.mark.parametrize("ending", ["ok", "timeout"])
+def test_what_a_run_started_ends_with_it_even_outside_its_session(
+    tmp_path: Path, workspace: Workspace, ending: str
+) -> None:
+    from helpers import ESCAPE, gone, shm_path, wait_for
+
+    shm = shm_path("run")
+    steps = [
+        ESCAPE
+        + f"pid = escape(shm={str(shm)!r})\nfrom mlops_widgets.runner.record import record\nrecord(pid=pid)",
+        "import time\ntime.sleep(0 if stay == 0 else 600)",
+    ]
+    path = make_template(tmp_path / "Escapes.ipynb", "stay = 0  # seconds", steps)
+    rec = run_template(path, {"stay": 0 if ending == "ok" else 1}, timeout=None if ending == "ok" else 5)
+    assert rec.status == ("ok" if ending == "ok" else "failed"), rec.error
+    wait_for(lambda: gone(rec.results["pid"]), what="the escaped grandchild to be killed")
+    wait_for(lambda: not shm.exists(), what="its /dev/shm file to be removed")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import byte_leaks
+from helpers import ESCAPE, byte_leaks, shm_path
 
 from mlops_widgets.backends.local.inference.procs import alive
 from mlops_widgets.backends.training_protocol import JOB_ENDED
@@ -249,12 +249,35 @@ def test_credential_job_variables_follow_the_rules_of_template_runs(
     assert train.status(backend, job_id)["state"] == "finished"
     log = "\n".join(train.logs(backend, job_id))
     assert "DB_PASSWD ********" in log and "DATABASE_URL ********" in log
-    assert (
-        train.status(backend, job_id)["env"] == {"EPOCHS": "2"}
-        if "env" in train.status(backend, job_id)
-        else True
-    )
+    job = json.loads((backend.workspace.root / "training" / job_id / "job.json").read_text())
+    assert job["spec"]["env"] == {"EPOCHS": "2"} and job["secret_env_names"] == ["DATABASE_URL", "DB_PASSWD"]
     assert byte_leaks(backend.workspace.root, password, url, "url-pw-0043") == []
+
+
+@pytest.mark.parametrize("ending", ["finished", "stopped"])
+def test_what_a_job_started_ends_with_it_even_outside_its_session(backend, tmp_path, ending):
+    shm = shm_path("job")
+    script = _script(
+        tmp_path,
+        "escapes.py",
+        ESCAPE
+        + f"""
+import os, pathlib, time
+pid = escape(shm={str(shm)!r})
+pathlib.Path(os.environ["RESULT_DIR"], "escaped.tmp").write_text(str(pid))
+os.rename(os.path.join(os.environ["RESULT_DIR"], "escaped.tmp"), os.path.join(os.environ["RESULT_DIR"], "escaped"))
+time.sleep(0 if {ending == "finished"!r} else 600)
+""",
+    )
+    folder = train.build_submission_folder([str(script)], [], main="escapes.py", framework="PyTorch")
+    job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="escapes.py"))
+    marker = Path(job["output"]) / "escaped"
+    pid = int(_until("the escaped grandchild", lambda: marker.is_file() and marker.read_text()))
+    if ending == "stopped":
+        train.stop(backend, job["id"])
+    _until("the job's end", lambda: train.status(backend, job["id"])["state"] in JOB_ENDED)
+    _until("the grandchild to be killed", lambda: not alive(pid))
+    _until("its /dev/shm file to be removed", lambda: not shm.exists())
 
 
 def test_logs_follow_until_the_job_ends(backend, tmp_path):

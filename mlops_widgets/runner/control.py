@@ -6,6 +6,8 @@ a signal to the process) by interrupting its kernel, then killing it if it does 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import tempfile
 import threading
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
+from mlops_widgets.runner import kernel
 from mlops_widgets.runner.templates import cell_heading
 
 # Seconds a stopped cell gets after the interrupt before its kernel is killed.
@@ -133,12 +136,14 @@ class RunControl:
                 return
 
     def _stop_kernel(self) -> None:
-        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        proc = kernel.kernel_process(self.km)
         if proc is None or proc.poll() is not None:
             return  # not started yet: check() stops the run before its first cell
-        proc.send_signal(signal.SIGINT)
+        # Its reaper leads the kernel's process group (a session of its own) and ignores SIGINT.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGINT)
         if not self.finished.wait(INTERRUPT_GRACE_S) and proc.poll() is None:
-            proc.kill()
+            kernel.stop_tree(self.km)
 
     def kernel_log_tail(self, lines: int = 20) -> str:
         self.kernel_log.seek(0)

@@ -1,13 +1,21 @@
 """The kernel of one run: created for it, started through jupyter_client's public API (the
 environment, folder and log are arguments of `start_kernel`), shut down when its run ends.
-A kernel is never used by two runs."""
+A kernel is never used by two runs. It runs under a reaper (`backends/local/reaper.py`: its
+kernel spec's command wrapped), so what it starts, even a process that left its session and
+environment, ends with it, and the /dev/shm files they made are removed."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import IO, Any
 
 KERNEL_START_TIMEOUT_S = 60
+PYTHON_NAMES = (
+    "python",
+    f"python{sys.version_info[0]}",
+    f"python{sys.version_info[0]}.{sys.version_info[1]}",
+)
 # The kernel's command history stays in memory: a run's code is kept only in its scrubbed notebook;
 # an MlopsError ending a cell leaves its hint for the run's record (runner/kernel_errors.py).
 EXTRA_ARGUMENTS = [
@@ -21,9 +29,16 @@ def new_manager(kernel_name: str) -> Any:
     import zmq
     from jupyter_client.manager import AsyncKernelManager
 
-    return AsyncKernelManager(
+    from mlops_widgets.backends.local import reaper
+
+    km = AsyncKernelManager(
         kernel_name=kernel_name, transport_encryption="auto" if zmq.has("curve") else "disabled"
     )
+    argv = list(km.kernel_spec.argv)
+    if argv and argv[0] in PYTHON_NAMES:  # as jupyter_client reads a spec's "python"
+        argv[0] = sys.executable
+    km.kernel_spec.argv = reaper.wrap(argv)
+    return km
 
 
 def start(kernel_name: str, env: dict[str, str], cwd: str, log: IO[bytes], warmup: str | None = None) -> Any:
@@ -66,7 +81,23 @@ def shutdown(km: Any) -> None:
         return
     from jupyter_core.utils import run_sync
 
+    stop_tree(km)
     run_sync(km.shutdown_kernel)(now=True)
+
+
+def kernel_process(km: Any) -> Any:
+    """The kernel's process (its reaper), a Popen; None before it starts or after it ended."""
+    return getattr(getattr(km, "provisioner", None), "process", None)
+
+
+def stop_tree(km: Any) -> None:
+    """End the kernel and everything it started through its reaper (jupyter_client's own kill
+    signals the kernel's process group only: what left it would survive)."""
+    from mlops_widgets.backends.local import reaper
+
+    proc = kernel_process(km)
+    if proc is not None and proc.poll() is None:
+        reaper.stop(proc.pid)
 
 
 def in_thread(body: Any, *args: Any) -> None:

@@ -10,7 +10,9 @@ or crash of the inference service never touches a running job. It double-forks a
 session of its own, so it is nobody's zombie and no terminal or kernel takes it down.
 
 Each worker runs `python <main> <args>` in the submission copy (on the job's runtime's Python),
-in a session of its own, with WMLA's job variables (DATA_DIR, RESULT_DIR, LOG_DIR), the job's variables, CUDA_VISIBLE_DEVICES
+under a reaper (`backends/local/reaper.py`: whatever the worker starts, even a process that left
+its session and environment, ends with it, /dev/shm files included) in a session of its own,
+with WMLA's job variables (DATA_DIR, RESULT_DIR, LOG_DIR), the job's variables, CUDA_VISIBLE_DEVICES
 (GPUs taken with the inference service's allocator, less those other jobs hold) and, for a
 distributed framework, torchrun's RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR
 and MASTER_PORT. A worker that fails ends the job: the others are stopped, the job is failed with
@@ -18,7 +20,7 @@ the worker's exit code and log tail; so does a worker whose processes hold more 
 job's worker memory (the inference kernels' watchdog, by RSS). OMP_NUM_THREADS is 1 per worker
 of a distributed job unless the job sets it (as torchrun). At the end the metrics and parameters
 the script reported (`training_metrics`) are kept in job.json. SIGTERM (`stop`) kills every
-process of every worker.
+process of every worker; a supervisor that dies takes its workers with it (their reapers watch it).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.backends.local import reaper
 from mlops_widgets.backends.local.inference.environment import for_runtime, ordinary
 from mlops_widgets.backends.local.inference.gpus import Gpus
 from mlops_widgets.backends.local.inference.kernel_logs import KernelLog, pod_tail
@@ -169,7 +172,7 @@ class Supervisor:
                 environ=os.environ,
             )
             proc = subprocess.Popen(
-                [self.job.get("python") or sys.executable, spec["main"], *spec.get("args", [])],
+                reaper.wrap([self.job.get("python") or sys.executable, spec["main"], *spec.get("args", [])]),
                 cwd=self.folder / "submission",
                 env=worker_env(self.job, self.folder, worker, mine, port, self.secret_env),
                 stdin=subprocess.DEVNULL,
@@ -203,6 +206,7 @@ class Supervisor:
         while time.monotonic() < deadline and any(p.poll() is None for p in self.workers):
             time.sleep(POLL_S)
         for i, proc in enumerate(self.workers):
+            reaper.stop(proc.pid)
             kill_kernel(proc.pid, pod_name(self.job["id"], i))
 
     def over_memory(self) -> tuple[int, float] | None:
@@ -210,7 +214,7 @@ class Supervisor:
         limit = memory_mb(self.job["spec"]["memory"])
         for i, proc in enumerate(self.workers):
             if proc.poll() is None:
-                used = resident_mb(process_tree(proc.pid))
+                used = resident_mb([p for p in process_tree(proc.pid) if p != proc.pid])  # not its reaper
                 if used > limit:
                     return i, used
         return None
@@ -282,8 +286,12 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     folder = Path(args[0])
     secret_env = json.loads(sys.stdin.read() or "{}")
-    if os.fork() > 0:  # the launcher returns at once; the supervisor is re-parented
+    recorded, record = os.pipe()
+    if os.fork() > 0:  # the launcher returns once the supervisor has recorded its pid (the
+        os.close(record)  # reaper of a run that submits a job spares a recorded supervisor)
+        os.read(recorded, 1)
         os._exit(0)
+    os.close(recorded)
     os.setsid()
     # Let go of the launcher's pipes (it waits for their end): the supervisor's own errors go
     # to the job's supervisor.log.
@@ -292,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     for fd, target in ((0, devnull), (1, devnull), (2, own_log)):
         os.dup2(target, fd)
     update_job(folder, lambda j: j.update(supervisor_pid=os.getpid()))
+    os.close(record)
     Supervisor(folder, secret_env).run()
 
 

@@ -2,10 +2,14 @@
 (politely when idle, killed with every process it started otherwise). The pool (`pool.py`)
 decides when; this module knows how.
 
-Each kernel has a watcher thread in the service: it copies the kernel's output (a pipe) into
-the deployment's log, notices the death of the kernel's process itself (a kernel that forks and
-exits leaves its socket open in its children, so the socket alone would not tell) and, when the
-profile sets a memory limit, kills a kernel whose processes together hold more.
+A kernel runs under a reaper (`backends/local/reaper.py`, whose pid is the kernel's pid here):
+every process the kernel starts stays below it, even one that calls setsid and clears its
+environment, so its memory counts against the kernel's limit and it ends with the kernel, as
+do the /dev/shm files they made. Each kernel has a watcher thread in the service: it copies
+the kernel's output (a pipe) into the deployment's log, notices the death of the kernel's
+process itself (a kernel that forks and exits leaves its socket open in its children, so the
+socket alone would not tell) and, when the profile sets a memory limit, kills a kernel whose
+processes together hold more.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.backends.local import reaper
 from mlops_widgets.backends.local.inference.kernel_logs import KernelLog
 from mlops_widgets.backends.local.inference.kernel_path import _mlops_wire as wire
 from mlops_widgets.backends.local.inference.procs import BOOT, exited, kill_kernel, process_tree, resident_mb
@@ -146,7 +151,7 @@ class KernelProc:
         env = {**env, "MLOPS_KERNEL_FD": str(child.fileno())}
         try:
             self.proc = subprocess.Popen(
-                [python, "-u", str(BOOT)],
+                reaper.wrap([python, "-u", str(BOOT)]),
                 env=env,
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
@@ -166,11 +171,13 @@ class KernelProc:
             out.write(str(self.proc.pid))
         self.sock, self.reader = parent, parent.makefile("rb")
         # The process runs nothing but its boot script until the boot frame arrives: pinned
-        # now, every thread the kernel file starts inherits the pinning.
+        # now (the reaper first, so a kernel it forks later inherits it), every thread the
+        # kernel file starts inherits the pinning.
         self.cpus = CPU_SHARES.take(self.limits.cpus)
         if self.cpus is not None:
             try:
-                os.sched_setaffinity(self.proc.pid, self.cpus)
+                for pid in process_tree(self.proc.pid):
+                    os.sched_setaffinity(pid, self.cpus)
             except OSError as exc:
                 CPU_SHARES.give(self.cpus)
                 self.cpus = None
@@ -270,12 +277,12 @@ class KernelProc:
 
     def _check_memory(self, pid: int) -> None:
         assert self.limits.memory_mb is not None
-        used = resident_mb(process_tree(pid))
+        used = resident_mb([p for p in process_tree(pid) if p != pid])  # not its reaper
         if used > self.limits.memory_mb:
             self.memory_used_mb = used
             with self._pump_lock:  # a line of its own, not inside one the pool is pumping
                 self.log.feed(self.pod, f"[mlops] kernel {self.memory_message()}: killed\n".encode())
-            kill_kernel(pid, self.pod)
+            self.kill()
 
     def _died(self) -> None:
         """The kernel's own process exited: wake whoever waits on its socket or for its death."""
@@ -302,8 +309,11 @@ class KernelProc:
         return self.proc.returncode
 
     def kill(self) -> None:
-        """SIGKILL the kernel and every process it started."""
+        """SIGKILL the kernel and every process it started: its reaper kills them all and
+        removes their /dev/shm files; what is left (the reaper itself killed) goes by session
+        and pod name."""
         if self.proc is not None and self.proc.returncode is None:
+            reaper.stop(self.proc.pid)
             kill_kernel(self.proc.pid, self.pod)
 
     def end(self, run_dir: Path) -> None:
