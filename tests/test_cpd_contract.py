@@ -203,6 +203,8 @@ def cluster(cpd_certs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             backend = get_backend("cpd", Workspace(tmp / "ws"))
             backend.inference.deploy("seg", cpd_submission(tmp))
             seed_volume(fake, "Vol", "gt", {"a.png": b"xy"})
+            (tmp / "notes.txt").write_text("n")
+            backend.space.upload(tmp / "notes.txt")
             job = backend.training.submit(_trainer(tmp), TrainingSpec(framework="PyTorch", main="main.py"))
             _wait_job(backend, job["id"])
             os_ = fake.openscale
@@ -290,6 +292,32 @@ def _version(c: Cluster) -> Any:
     from mlops_widgets.backends.cpd.client import CpdSession
 
     return CpdSession().version()
+
+
+@reads(
+    "POST",
+    r"/v2/asset_types/data_asset/search$",
+    [
+        "results",
+        "results[].metadata",
+        "results[].metadata.asset_id",
+        "results[].metadata.name",
+        "results[].metadata.created_at",
+    ],
+    "assets",
+)
+def _assets(c: Cluster) -> Any:
+    return c.backend.space.list_assets()
+
+
+@reads(
+    "GET",
+    r"/v2/monitor_definitions$",
+    ["monitor_definitions", "monitor_definitions[].metadata.id"],
+    "definitions",
+)
+def _definitions(c: Cluster) -> Any:
+    return [d["metadata"]["id"] for d in c.backend.monitoring.monitor_definitions.list()]
 
 
 @reads("GET", r"/runs/run-1$", ["metadata.id", "entity.status.state"], "run")
