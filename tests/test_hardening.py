@@ -34,14 +34,15 @@ def du(root: Path) -> int:
 def test_a_zip_bomb_dependency_goes_through_stage_but_deploy_unpacks_nothing(
     backend: Backend, workspace: Workspace, example_paths: Any, tmp_path: Path
 ) -> None:
-    """Issue 12: a small dependency zip of zeros (here 64 MiB in ~64 KB) was staged, deployed and
-    grew the workspace by its uncompressed size; now deploy refuses it by the ratio limit."""
+    """Issue 12: a small dependency zip (here 64 MiB in ~64 KB) was staged, deployed and grew the
+    workspace by its uncompressed size; now deploy refuses it by the ratio limit. (Its bytes are
+    not zeros: zeros unpack as holes, taking no disk, and count for nothing.)"""
     bomb = tmp_path / "dep.zip"
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("kernel.py", ECHO_KERNEL.replace("WHICH", "b'x'"))
         with zf.open("weights.bin", "w") as fh:
             for _ in range(64):
-                fh.write(bytes(1 << 20))
+                fh.write(b"\1" * (1 << 20))
     assert bomb.stat().st_size < 1 << 20
     asset_id = stage(backend, example_paths, bomb)
     before = du(workspace.root)
