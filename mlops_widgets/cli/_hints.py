@@ -18,6 +18,7 @@ RENDERINGS: dict[str, str] = {
     "cpd.credentials": "set USERNAME and APIKEY in the environment",
     "cpd.measurement_wait": "allow OpenScale more time: export MLOPS_CPD_MEASUREMENT_WAIT=<seconds>",
     "demo.busy": "wait until it ends, or give this one another --workspace",
+    "demo.real_model": "make it with `bash tools/make_deepliif_runtime.sh`, or name its Python in $MLOPS_DEEPLIIF_PYTHON",
     "deploy.delete": "delete it first: `mlops deploy delete --name {deployment}`",
     "deploy.kernel_filename": "name it with --kernel-filename (found: {found})",
     "deploy.list": "see `mlops deploy list`",
