@@ -77,3 +77,39 @@ def test_a_refused_run_is_the_runners_error_and_starts_nothing(workspace: Worksp
     from mlops_widgets.runner import list_runs
 
     assert [r.run_id for r in list_runs(workspace)] == [first.run_id]
+
+
+def test_a_rerun_through_the_rest_api_leaves_the_record_the_cli_leaves(
+    cli: Any, workspace: Workspace
+) -> None:
+    from mlops_widgets.runner import list_runs
+
+    first = run_template(
+        "C1_OpenScale_Dummy_ML_Provider", {"service_provider_name": "P"}, workspace=workspace
+    )
+    assert first.ok, first.error
+    assert cli("runs", "rerun", first.run_id).exit_code == 0
+
+    async def scenario() -> dict[str, Any]:
+        jobs = Jobs(workspace.root, "local")
+        job = await jobs.start("rerun", {"run_id": first.run_id, "params": {}}, {})
+        return await _until_ended(jobs, job.id)
+
+    view = asyncio.run(scenario())
+    newer = [get_run(r.run_id, workspace) for r in list_runs(workspace) if r.run_id != first.run_id]
+    (by_rest,) = [r for r in newer if r.run_id == view["run_id"]]
+    (by_cli,) = [r for r in newer if r.run_id != view["run_id"]]
+
+    def shape(r: Any) -> tuple[Any, ...]:
+        return (
+            r.kind,
+            r.template,
+            r.parameters,
+            r.rerun_of,
+            r.status,
+            r.backend,
+            r.secret_names,
+            sorted(r.results),
+        )
+
+    assert shape(by_cli) == shape(by_rest)

@@ -23,13 +23,16 @@ backend is its own) builds one per call.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
+from mlops_widgets.errors import MlopsError
 from mlops_widgets.runner import events
 from mlops_widgets.runner.trail import RunRecord
 from mlops_widgets.workspace import Workspace
@@ -82,6 +85,59 @@ class EntryEdited:
     run: RunRecord | None  # the monitor configuration's template run, when one ran
 
 
+@dataclass(frozen=True)
+class ClonePlan:
+    """A cloned notebook's origin ({"run_id", "template"} or {"template", ...}), the literal
+    values of its injected parameters cell, and the secrets it reads."""
+
+    origin: dict[str, str]
+    parameters: dict[str, Any]
+    secret_names: list[str]
+
+
+def clone_plan(path: Path) -> ClonePlan:
+    """Read a clone (see App.clone_plan); one clear error when it is not one."""
+    import ast
+    import json
+
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MlopsError(f"{path.name}: cannot read the notebook ({exc})") from None
+    origin = (nb.get("metadata", {}).get("mlops") or {}).get("cloned_from")
+    if not origin:
+        raise MlopsError(
+            f"{path.name} was not cloned from a template or a run: nothing to run in the audit trail"
+        )
+    params: dict[str, Any] = {}
+    secrets: list[str] = []
+    for cell in nb.get("cells", []):
+        if "injected-parameters" not in (cell.get("metadata", {}).get("tags") or []):
+            continue
+        try:
+            tree = ast.parse("".join(cell.get("source", "")))
+        except SyntaxError as exc:
+            raise MlopsError(f"the parameters cell does not parse: {exc.msg} (line {exc.lineno})") from None
+        for node in tree.body:
+            if not (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
+                continue
+            name = node.targets[0].id
+            if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "secret":
+                secrets.append(name)
+                continue
+            try:
+                params[name] = ast.literal_eval(node.value)
+            except ValueError:
+                raise MlopsError(
+                    f"parameter {name}: its value must be a plain value (text, number, list, dict), not code"
+                ) from None
+    return ClonePlan(origin, params, secrets)
+
+
 class App:
     """Every user action on one workspace and backend (see the module)."""
 
@@ -113,6 +169,78 @@ class App:
         return events.recording(
             self.workspace, action, params, deployment_name=deployment_name, backend=self.backend_name
         )
+
+    # --- template runs -------------------------------------------------------------------------
+
+    def run(
+        self,
+        template: str | os.PathLike[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+        timeout: float | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> RunRecord:
+        """Run a template on this workspace and backend (validated and recorded by the runner);
+        a failed or cancelled run comes back as its record."""
+        from mlops_widgets.runner import run_template
+
+        return run_template(
+            template,
+            params,
+            secrets=secrets,
+            workspace=self.workspace,
+            backend=self.backend_name,
+            progress=progress,
+            cancel=cancel,
+            timeout=timeout,
+            cwd=cwd,
+        )
+
+    def rerun(
+        self,
+        run_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+        timeout: float | None = None,
+    ) -> RunRecord:
+        """Run a past run again (its template copy; `params` replace some; its secrets again)."""
+        from mlops_widgets.runner import rerun
+
+        return rerun(
+            run_id,
+            params=params or None,
+            workspace=self.workspace,
+            secrets=secrets or None,
+            progress=progress,
+            cancel=cancel,
+            timeout=timeout,
+        )
+
+    def clone_plan(self, path: Path) -> ClonePlan:
+        """What running the cloned notebook `path` in the audit trail does: its origin (a run or
+        a template), the values of its parameters cell and the secrets it asks for."""
+        return clone_plan(path)
+
+    def run_clone(
+        self,
+        path: Path,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        progress: Any = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> RunRecord:
+        """Run a clone's parameters: a clone of a run re-runs it with them, a clone of a
+        template runs the template (validated as any run)."""
+        plan = clone_plan(path)
+        if plan.origin.get("run_id"):
+            return self.rerun(plan.origin["run_id"], plan.parameters, secrets=secrets, progress=progress)
+        return self.run(plan.origin["template"], plan.parameters, secrets=secrets, progress=progress, cwd=cwd)
 
     # --- entries ---------------------------------------------------------------------------------
 

@@ -75,18 +75,9 @@ def run_step(
     """Run `template` on the command's workspace and backend with a progress bar; print the run
     folder; return the run's record, or raise RunFailed (an MlopsError: the failing step, its
     error and the executed notebook's path) when it failed or was cancelled (Ctrl-C)."""
-    from mlops_widgets.runner import run_template
-
+    app = ctx_obj.app()
     return _with_progress(
-        lambda bar: run_template(
-            template,
-            params,
-            secrets=secrets,
-            workspace=ctx_obj.workspace,
-            backend=ctx_obj.backend_name,
-            progress=bar,
-            timeout=timeout,
-        )
+        lambda bar: app.run(template, params, secrets=secrets, progress=bar, timeout=timeout)
     )
 
 
@@ -99,12 +90,9 @@ def rerun_step(
 ) -> RunRecord:
     """`run_step` for a re-run of a past run (secrets from the environment); `-p NAME VALUE`
     pairs replace stored parameters, typed by the run's own template copy."""
-    from mlops_widgets.runner import rerun
-
     params = parse_params(run_template_copy(ctx_obj, run), pairs) if pairs else None
-    return _with_progress(
-        lambda bar: rerun(run, params=params, workspace=ctx_obj.workspace, progress=bar, timeout=timeout)
-    )
+    app = ctx_obj.app()
+    return _with_progress(lambda bar: app.rerun(run, params, progress=bar, timeout=timeout))
 
 
 def run_template_copy(ctx_obj: CliContext, run: str) -> Template:

@@ -5,7 +5,6 @@ inside it; secrets go to the runner and nowhere else.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 from pathlib import Path
@@ -128,27 +127,29 @@ def run_notebook(run_id: str, ws: str | None = None) -> dict[str, Any]:
         raise NotFoundError(f"run {record.short_id} has no executed notebook at {record.notebook}") from None
 
 
-def rerun(
-    run_id: str, params: dict[str, Any], secrets: dict[str, str], *, progress: Any = None
-) -> dict[str, Any]:
-    """Re-run, in the server's workspace, with the stored parameters (`params` replace some) and
-    the secrets given again; the new run is in the audit trail whatever its outcome. Runs in a
-    job's own process (worker.py), never in the Jupyter server's."""
-    from mlops_widgets.runner import rerun as runner_rerun
+def _app() -> Any:
+    from mlops_widgets.app import App
 
-    record = runner_rerun(
-        run_id,
-        params=params or None,
-        workspace=workspace().root,
-        secrets={k: v for k, v in secrets.items() if v} or None,
-        progress=progress,
-    )
+    return App(workspace(), backend_name())
+
+
+def _outcome(record: Any) -> dict[str, Any]:
     return {
         "run_id": record.run_id,
         "short_id": record.short_id,
         "status": record.status,
         "error": (record.error or {}).get("summary"),
     }
+
+
+def rerun(
+    run_id: str, params: dict[str, Any], secrets: dict[str, str], *, progress: Any = None
+) -> dict[str, Any]:
+    """Re-run, in the server's workspace, with the stored parameters (`params` replace some) and
+    the secrets given again; the new run is in the audit trail whatever its outcome. Runs in a
+    job's own process (worker.py), never in the Jupyter server's."""
+    given = {k: v for k, v in secrets.items() if v}
+    return _outcome(_app().rerun(run_id, params, secrets=given, progress=progress))
 
 
 def clone(run_id: str, root: Path, dest: str, ws: str | None = None) -> dict[str, str]:
@@ -159,91 +160,17 @@ def clone(run_id: str, root: Path, dest: str, ws: str | None = None) -> dict[str
     return {"path": path.relative_to(root).as_posix()}
 
 
-def _injected(nb: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The values of a clone's parameters cell (tagged injected-parameters: literals; a line of
-    the template's own that is code, not a value, is left to the template) and its secret names
-    (the lines reading `secret(...)`)."""
-    params: dict[str, Any] = {}
-    secrets: list[str] = []
-    for cell in nb.get("cells", []):
-        if "injected-parameters" not in (cell.get("metadata", {}).get("tags") or []):
-            continue
-        source = "".join(cell.get("source", ""))
-        injected = cell.get("metadata", {}).get("mlops_injected")  # None: a cell of injected values only
-        try:
-            tree = ast.parse(source)
-        except SyntaxError as exc:
-            raise MlopsError(f"the parameters cell does not parse: {exc.msg} (line {exc.lineno})") from None
-        for node in tree.body:
-            if (
-                isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-            ):
-                name, value = node.targets[0].id, node.value
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
-                name, value = node.target.id, node.value
-            else:
-                continue
-            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "secret":
-                secrets.append(name)
-                continue
-            try:
-                params[name] = ast.literal_eval(value)
-            except ValueError:
-                if injected is not None and name not in injected:
-                    continue  # the template's own default, computed when it runs
-                raise MlopsError(
-                    f"parameter {name}: its value must be a plain value (text, number, list, dict), not code"
-                ) from None
-    return params, secrets
-
-
 def notebook_plan(root: Path, rel: str) -> dict[str, Any]:
-    """What running a cloned notebook in the audit trail does: its origin (a run or a template),
-    the parameters from its parameters cell and the secrets it asks for."""
-    path = inside(root, rel, "notebook")
-    try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MlopsError(f"{rel}: cannot read the notebook ({exc})") from None
-    origin = (nb.get("metadata", {}).get("mlops") or {}).get("cloned_from")
-    if not origin:
-        raise MlopsError(f"{rel} was not cloned from a template or a run: nothing to run in the audit trail")
-    params, secrets = _injected(nb)
-    return {"origin": origin, "parameters": params, "secret_names": secrets}
+    """What running a cloned notebook in the audit trail does (the core reads the clone)."""
+    from mlops_widgets.app import clone_plan
+
+    plan = clone_plan(inside(root, rel, "notebook"))
+    return {"origin": plan.origin, "parameters": plan.parameters, "secret_names": plan.secret_names}
 
 
 def notebook_run(root: Path, rel: str, secrets: dict[str, str], *, progress: Any = None) -> dict[str, Any]:
-    """Run a clone's parameters through the runner (validated as any run): a clone of a run
-    re-runs it with them, a clone of a template runs the template. Runs in a job's own process."""
-    from mlops_widgets.runner import rerun as runner_rerun
-    from mlops_widgets.runner import run_template
-
-    plan = notebook_plan(root, rel)
-    ws = workspace()
-    given = {k: v for k, v in secrets.items() if v} or None
-    if plan["origin"].get("run_id"):
-        record = runner_rerun(
-            plan["origin"]["run_id"],
-            params=plan["parameters"],
-            workspace=ws.root,
-            secrets=given,
-            progress=progress,
-        )
-    else:
-        record = run_template(
-            plan["origin"]["template"],
-            plan["parameters"],
-            secrets=given,
-            backend=backend_name(),
-            workspace=ws.root,
-            cwd=os.fspath(root),
-            progress=progress,
-        )
-    return {
-        "run_id": record.run_id,
-        "short_id": record.short_id,
-        "status": record.status,
-        "error": (record.error or {}).get("summary"),
-    }
+    """Run a clone's parameters (the core decides between re-running its run and running its
+    template). Runs in a job's own process."""
+    given = {k: v for k, v in secrets.items() if v}
+    path = inside(root, rel, "notebook")
+    return _outcome(_app().run_clone(path, secrets=given, progress=progress, cwd=os.fspath(root)))

@@ -158,14 +158,10 @@ class PanelContext:
         A run that did not end "ok" counts as an error, with a link to its executed notebook."""
 
         def work(progress: ProgressFn, cancel: threading.Event) -> Any:
-            from mlops_widgets.runner import run_template
-
-            record = run_template(
+            record = self.app.run(
                 template,
                 params,
                 secrets=secrets,
-                backend=self.backend_name,
-                workspace=self.workspace.root,
                 progress=_events_to(progress),
                 cancel=cancel,
                 cwd=str(self.base),
@@ -186,15 +182,7 @@ class PanelContext:
         """Re-run a past run (the runner's rerun) in the background."""
 
         def work(progress: ProgressFn, cancel: threading.Event) -> Any:
-            from mlops_widgets.runner import rerun
-
-            record = rerun(
-                run_id,
-                workspace=self.workspace.root,
-                secrets=secrets,
-                progress=_events_to(progress),
-                cancel=cancel,
-            )
+            record = self.app.rerun(run_id, secrets=secrets, progress=_events_to(progress), cancel=cancel)
             return self.check_run(record)
 
         self.tasks.start(title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all)
