@@ -69,6 +69,10 @@ def test_mlops_settings_lists_every_setting_with_its_source(
     assert (rows["min_schedule_s"]["value"], rows["min_schedule_s"]["source"]) == (30, "workspace")
     assert (rows["cpd_edi_timeout"]["value"], rows["cpd_edi_timeout"]["source"]) == (600.0, "default")
     assert min_interval_s(workspace) == 30
+    flagged = {
+        r["name"]: r for r in json.loads(cli("--workspace", workspace.root, "settings", "--json").stdout)
+    }
+    assert (flagged["home"]["value"], flagged["home"]["source"]) == (str(workspace.root), "command line")
     table = cli("settings").stdout
     assert "min_schedule_s" in table and "MLOPS_MIN_SCHEDULE_S" in table
     assert cli("settings", "unset", "min_schedule_s").exit_code == 0

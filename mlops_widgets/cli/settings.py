@@ -24,6 +24,7 @@ def settings(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     obj: CliContext = ctx.obj
+    given = _given_on_the_command_line(ctx, obj)
     rows = [
         {
             "name": s.name,
@@ -36,12 +37,26 @@ def settings(ctx: click.Context, as_json: bool) -> None:
         }
         for s, value, source in model.listing(obj.ws())
     ]
+    for row in rows:
+        if row["name"] in given:
+            row["value"], row["source"] = given[row["name"]], "command line"
     echo_result(
         rows,
         as_json=as_json,
         header=("NAME", "VALUE", "SOURCE", "VARIABLE", "HELP"),
         row=lambda r: (r["name"], _shown(r["value"]), r["source"], r["variable"], r["help"]),
     )
+
+
+def _given_on_the_command_line(ctx: click.Context, obj: CliContext) -> dict[str, str]:
+    """The settings `mlops --workspace/--backend` gave this command (they win over the variables)."""
+    root = ctx.find_root()
+    given = {}
+    if root.get_parameter_source("workspace") == click.core.ParameterSource.COMMANDLINE:
+        given["home"] = str(obj.ws().root)
+    if root.get_parameter_source("backend") == click.core.ParameterSource.COMMANDLINE:
+        given["backend"] = obj.backend_name
+    return given
 
 
 @settings.command("set")
