@@ -164,6 +164,15 @@ def test_stop_kills_every_process_of_the_job_children_included(cli, backend, tmp
     assert not any(alive(p) for p in pids)
     assert train.status(backend, job["id"])["state"] == "killed"
     assert cli("train", "stop", job["id"]).stdout.strip().endswith("killed")  # stopping again: as it is
+    from mlops_widgets.runner import get_run, list_runs
+
+    events = [
+        get_run(r.run_id, backend.workspace) for r in list_runs(backend.workspace, template="train.stop")
+    ]
+    # each stop recorded as the panel's Stop records it (test_training_panel)
+    assert [(e.kind, e.parameters, e.results, e.status) for e in events] == 2 * [
+        ("event", {"job_id": job["id"]}, {"state": "killed"}, "ok")
+    ]
 
 
 def test_a_job_outlives_the_command_and_keeps_secret_variables_out_of_its_files(

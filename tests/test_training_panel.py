@@ -82,3 +82,14 @@ def test_stop_a_running_job_from_the_train_tab(panel, tmp_path):
     tab.refresh()
     assert tab._job()["state"] == "killed"
     assert json.dumps(train.status(panel.ctx.backend, tab.pick.value)["state"]) == '"killed"'
+    # recorded in the audit trail as `mlops train stop` records it (the application core)
+    from mlops_widgets.runner import get_run, list_runs
+
+    (found,) = [r for r in list_runs(panel.ctx.workspace) if r.template == "train.stop"]
+    event = get_run(found.run_id, panel.ctx.workspace)
+    assert (event.kind, event.parameters, event.results, event.status) == (
+        "event",
+        {"job_id": tab.pick.value},
+        {"state": "killed"},
+        "ok",
+    )
