@@ -7,10 +7,11 @@ One JupyterLab for the module; the workspace is filled before it starts (item 1 
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from _jlab import TOKEN, browser_page, lab_server, needs_browser
-from helpers import make_template
+from helpers import make_folder, make_template, wait_status
 
 pytestmark = needs_browser
 
@@ -21,6 +22,18 @@ PAYLOADS = (
     "x' onmouseover='window.__xss=3",
     "```\n<img src=y onerror=window.__xss=4>",
 )
+# A deployment whose kernel fails at start: its error (shown in the Deploy tab, the Status tab
+# and the sidebar) carries the payloads.
+FAILING_KERNEL = f"""\
+from redhareapi import Kernel
+
+class BrokenKernel(Kernel):
+    def on_kernel_start(self, kernel_context):
+        raise RuntimeError({" ".join(PAYLOADS[:3])!r})
+
+if __name__ == '__main__':
+    BrokenKernel().run()
+"""
 TABS = ("Prepare", "Deploy", "Monitor", "Status", "Runs", "Train")
 # What any payload above would have become: its elements, or an event attribute on any element.
 INJECTED = """() => ({
@@ -72,6 +85,13 @@ def xss_lab(tmp_path_factory):
     entry, _ = validate_entry(entry)
     space.add_entries(connect("local", ws.root), {"asset-xss": entry})
 
+    from mlops_widgets.backends import get_backend
+
+    inference = get_backend("local", ws).inference
+    inference.deploy("xss-dep", make_folder(base / "folders", FAILING_KERNEL))
+    inference.start("xss-dep")
+    wait_status(inference, "xss-dep", "FAILED")
+
     root = base / "files"
     (root / PAYLOAD).mkdir(parents=True)
     (root / PAYLOAD / f"{PAYLOADS[1]}.yml").write_text("model_name: x\n")
@@ -120,6 +140,7 @@ def test_no_payload_runs_or_becomes_an_element_anywhere(xss_lab, tmp_path):
                 expect(field.locator("select")).to_contain_text(f"{PAYLOADS[1]}.yml")
             if title == "Deploy":
                 expect(tab).to_contain_text("asset-xss", timeout=30_000)
+                expect(tab.locator(".mlops-deployments")).to_contain_text(PAYLOADS[1], timeout=30_000)
             if title == "Monitor":
                 expect(tab).to_contain_text(PAYLOAD, timeout=30_000)  # the provider's name
             if title == "Runs":
@@ -136,6 +157,8 @@ def test_no_payload_runs_or_becomes_an_element_anywhere(xss_lab, tmp_path):
         if not sidebar.is_visible():
             page.locator(".jp-SideBar .lm-TabBar-tab[title='MLOps']").click()
         expect(sidebar.locator(".mlops-run-item")).to_have_count(2, timeout=30_000)
+        deployment = sidebar.locator(".mlops-deployment[data-deployment='xss-dep']")
+        expect(deployment).to_have_attribute("title", re.compile(re.escape(PAYLOADS[1])))
         assert_inert(page, "sidebar")
 
         for run in (xss_lab["provider"], xss_lab["failed"]):
