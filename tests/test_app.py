@@ -192,3 +192,23 @@ def test_channels_and_acknowledgements_are_events_without_their_targets(cli: Any
     )
     trail = b"".join(p.read_bytes() for p in backend.workspace.root.rglob("run.json"))
     assert b'"channel.add"' in trail and b"token-in-command" not in trail
+
+
+def test_replacing_an_entry_from_a_file_keeps_its_monitors_schedules(
+    cli: Any, monitored: Backend, tmp_path: Any
+) -> None:
+    """`config add --force` of an entry written without schedules, then `monitor create`: the
+    schedule stays (before, both dropped it)."""
+    from mlops_widgets.config import dump_yaml
+
+    entry = copy.deepcopy(space.get_entry(monitored, model_asset_id=ASSET)[1])
+    for settings in entry["openscale_custom_metric_provider"].values():
+        settings.pop("schedule", None)
+    path = tmp_path / "entry.yml"
+    path.write_text(dump_yaml({ASSET: entry}))
+    res = cli("config", "add", "--path-yml", path, "--force")
+    assert res.exit_code == 0, res.output
+    kept = space.get_entry(monitored, model_asset_id=ASSET)[1]["openscale_custom_metric_provider"]
+    assert kept[GEN]["schedule"] == {"every": "1h", "paused": False} and "schedule" not in kept[SEG]
+    monitor.monitor_create(monitored, "demo")
+    assert [j["monitor_id"] for j in scheduled(monitored.workspace)] == [GEN]

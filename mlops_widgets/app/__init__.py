@@ -22,6 +22,7 @@ backend is its own) builds one per call.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -83,6 +84,20 @@ class EntryEdited:
     deployment_name: str | None
     monitors_recreated: bool
     run: RunRecord | None  # the monitor configuration's template run, when one ran
+
+
+def with_kept_schedules(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` with each monitor's `schedule` from `stored` where `new` keeps that monitor but
+    states no schedule (a form or a file that never showed it): replacing an entry never drops
+    a schedule silently (`monitor create` would then take it off the instance)."""
+    out = copy.deepcopy(new)
+    old = stored.get(MONITORS_KEY) or {}
+    for mid, settings in (out.get(MONITORS_KEY) or {}).items():
+        before = old.get(mid)
+        if isinstance(settings, dict) and "schedule" not in settings and isinstance(before, dict):
+            if before.get("schedule"):
+                settings["schedule"] = before["schedule"]
+    return out
 
 
 @dataclass(frozen=True)
@@ -245,8 +260,13 @@ class App:
     # --- entries ---------------------------------------------------------------------------------
 
     def entry_add(self, entries: dict[str, dict[str, Any]], *, force: bool = False) -> list[str]:
-        """Add validated entries keyed by model asset id (`force`: replace existing ones)."""
+        """Add validated entries keyed by model asset id (`force`: replace existing ones, keeping
+        each monitor's schedule the new entry does not state)."""
         from mlops_widgets.ops import space
+
+        if force:
+            stored = space.list_entries(self.backend)
+            entries = {k: with_kept_schedules(stored.get(k) or {}, v) for k, v in entries.items()}
 
         with self._event("config.add", {"model_asset_ids": sorted(entries), "force": force}) as event:
             keys = space.add_entries(self.backend, entries, force=force)
@@ -285,16 +305,9 @@ class App:
         params = {"model_asset_id": model_asset_id, "monitors": sorted(new.get(MONITORS_KEY) or {})}
 
         def replace(stored: dict[str, Any]) -> None:
-            kept = {
-                mid: settings["schedule"]
-                for mid, settings in (stored.get(MONITORS_KEY) or {}).items()
-                if isinstance(settings, dict) and settings.get("schedule")
-            }
+            kept = with_kept_schedules(stored, new)
             stored.clear()
-            stored.update(new)
-            for mid, settings in (stored.get(MONITORS_KEY) or {}).items():
-                if mid in kept and isinstance(settings, dict) and "schedule" not in settings:
-                    settings["schedule"] = kept[mid]
+            stored.update(kept)
 
         with self._event("entry.update", params, deployment_name=name) as event:
             space.update_entry(self.backend, model_asset_id, replace)
