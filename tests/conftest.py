@@ -35,7 +35,6 @@ TIERS: dict[str, str] = {
             "test_readme",
             "test_space",
             "test_volumes",
-            "test_workspace",
         ],
         "unit",
     ),
