@@ -319,6 +319,26 @@ def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, widt
         assert not problems, json.dumps(problems, indent=1)
 
 
+def test_a_panel_step_that_fails_is_also_a_notification(demo_lab, page, tmp_path):
+    """A step's outcome shows under the button that started it, and a failed one (or one that
+    took over 2 s) is also a JupyterLab notification: the eye may be elsewhere."""
+    from playwright.sync_api import expect
+
+    _open_lab(page, demo_lab)
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('mlops:open-panel'); }")
+    panel = page.locator(".mlops-lab-panel .mlops-panel")
+    expect(panel).to_be_visible(timeout=90_000)
+    panel.locator("button.mlops-load-example").click()
+    stage = panel.locator("button.mlops-stage")
+    expect(stage).to_be_enabled(timeout=30_000)
+    stage.click()  # "Same names: refuse", and the demo staged the same files: it fails
+    outcome = panel.locator(".mlops-tab-prepare .mlops-taskbar .mlops-task-message")
+    expect(outcome).to_contain_text("Stage failed", timeout=120_000)
+    toast = page.locator(".jp-toastContainer .Toastify__toast", has_text="MLOps panel: Stage failed")
+    expect(toast).to_be_visible(timeout=10_000)
+    screenshot(page, tmp_path, "panel-step-notification.png")
+
+
 def test_clone_a_run_then_run_the_clone_in_the_audit_trail(demo_lab, page, tmp_path):
     """From a run's tab: Clone writes an editable notebook beside the user's files and opens it;
     its toolbar's "Run in the audit trail" runs its parameters through the runner."""

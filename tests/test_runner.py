@@ -453,6 +453,16 @@ def test_clone_template_fills_parameters_and_never_writes_secrets(tmpl, tmp_path
     tagged = [c for c in nb.cells if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
     assert tagged == [injected] and "parameters" in injected.metadata["tags"]
     assert injected.source.count("count =") == 1
+    # What running the clone takes from it: the values set, and a default the user edited.
+    from mlops_widgets.app import clone_plan
+
+    plan = clone_plan(dest)
+    assert (plan.parameters, plan.secret_names) == ({"count": 5}, ["api_key"])
+    as_json = json.loads(dest.read_text())
+    (cell,) = [c for c in as_json["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    cell["source"] = "".join(cell["source"]).replace('name = "demo"', 'name = "edited"')
+    dest.write_text(json.dumps(as_json))
+    assert clone_plan(dest).parameters == {"count": 5, "name": "edited"}
     assert b"TOPSECRET-VALUE" not in dest.read_bytes()
     assert nb.metadata["mlops"]["cloned_from"]["template"] == "T_Test"
     with pytest.raises(ConflictError, match="already exists"):

@@ -3,7 +3,7 @@
  * `MLOpsPanel(...)` and its output is shown by JupyterLab's OutputArea, its widgets by the
  * ipywidgets manager for kernels (the one consoles use). Closing the tab shuts the kernel down.
  */
-import { SessionContext } from '@jupyterlab/apputils';
+import { Notification, SessionContext } from '@jupyterlab/apputils';
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { OutputArea, OutputAreaModel } from '@jupyterlab/outputarea';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -16,6 +16,8 @@ import { JUPYTER_CONTROLS_VERSION } from '@jupyter-widgets/controls/lib/version'
 import { IInfo, requestAPI } from './api';
 
 const WIDGET_VIEW_MIMETYPE = 'application/vnd.jupyter.widget-view+json';
+/** A panel step that takes longer than this is also announced as a notification when it ends. */
+const SLOW_STEP_MS = 2000;
 
 /** Python that builds the panel on the server's workspace and backend. */
 export function panelCode(info: IInfo): string {
@@ -75,6 +77,37 @@ export class MLOpsPanelWidget extends Panel {
       kernelPreference: { shouldStart: true, canStart: true, autoStartDefault: true }
     });
     this.ready = this._start();
+    this._steps = new MutationObserver(() => this._stepChanged());
+    this._steps.observe(this.node, { subtree: true, childList: true, characterData: true });
+  }
+
+  /**
+   * A step's outcome as a JupyterLab notification too when it failed or took over 2 s (the
+   * panel shows it under the control that started it; the user may be looking elsewhere).
+   * The panel's task bar writes its outcome into `.mlops-task-message`, empty while a step runs.
+   */
+  private _stepChanged(): void {
+    const bar = this.node.querySelector('.mlops-taskbar');
+    const message = bar?.querySelector('.mlops-task-message');
+    const text = (message?.textContent || '').trim();
+    if (!text) {
+      // A step that started: its title is shown and its last outcome cleared.
+      if (this._stepStarted === null && (bar?.querySelector('b')?.textContent || '').trim()) {
+        this._stepStarted = Date.now();
+      }
+      return;
+    }
+    if (this._stepStarted === null) {
+      return; // an outcome already announced (or shown before this tab watched)
+    }
+    const slow = Date.now() - this._stepStarted > SLOW_STEP_MS;
+    this._stepStarted = null;
+    if (message?.querySelector('.mlops-error')) {
+      Notification.error(`MLOps panel: ${text}`, { autoClose: false });
+    } else if (slow) {
+      const cancelled = !!message?.querySelector('.mlops-cancelled');
+      Notification.emit(`MLOps panel: ${text}`, cancelled ? 'warning' : 'success', { autoClose: 5000 });
+    }
   }
 
   /** Resolves once the panel's code ran (its widgets may still be drawing). */
@@ -120,6 +153,7 @@ export class MLOpsPanelWidget extends Panel {
     if (this.isDisposed) {
       return;
     }
+    this._steps.disconnect();
     this._manager?.dispose();
     void this._session.shutdown().finally(() => this._session.dispose());
     super.dispose();
@@ -130,4 +164,6 @@ export class MLOpsPanelWidget extends Panel {
   private _area: OutputArea;
   private _session: SessionContext;
   private _manager: KernelWidgetManager | null = null;
+  private _steps: MutationObserver;
+  private _stepStarted: number | null = null; // when the running step started (null: none)
 }

@@ -129,23 +129,31 @@ def clone_plan(path: Path) -> ClonePlan:
     for cell in nb.get("cells", []):
         if "injected-parameters" not in (cell.get("metadata", {}).get("tags") or []):
             continue
+        source = "".join(cell.get("source", ""))
+        # The template's defaults left as written in a clone's one parameters cell: not parameters.
+        defaults = cell.get("metadata", {}).get("mlops_defaults") or {}
         try:
-            tree = ast.parse("".join(cell.get("source", "")))
+            tree = ast.parse(source)
         except SyntaxError as exc:
             raise MlopsError(f"the parameters cell does not parse: {exc.msg} (line {exc.lineno})") from None
         for node in tree.body:
-            if not (
+            if (
                 isinstance(node, ast.Assign)
                 and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name)
             ):
+                name, value = node.targets[0].id, node.value
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+                name, value = node.target.id, node.value
+            else:
                 continue
-            name = node.targets[0].id
-            if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "secret":
+            if name in defaults and ast.get_source_segment(source, value) == defaults[name]:
+                continue
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "secret":
                 secrets.append(name)
                 continue
             try:
-                params[name] = ast.literal_eval(node.value)
+                params[name] = ast.literal_eval(value)
             except ValueError:
                 raise MlopsError(
                     f"parameter {name}: its value must be a plain value (text, number, list, dict), not code"

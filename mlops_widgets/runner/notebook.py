@@ -63,6 +63,7 @@ def one_parameters_cell(nb: Any) -> Any:
             extra.append(ast.get_source_segment(injected.source, node) or "")
     lines = target.source.splitlines()
     replaced: set[str] = set()
+    defaults: dict[str, str] = {}  # the template's own values left in place: name -> source
     for node in reversed(ast.parse(target.source).body):
         name = None
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -70,6 +71,8 @@ def one_parameters_cell(nb: Any) -> Any:
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             name = node.target.id
             head = f"{name}: {ast.get_source_segment(target.source, node.annotation)}"
+        if name is not None and name not in given and node.value is not None:
+            defaults[name] = ast.get_source_segment(target.source, node.value) or ""
         if name not in given or node.end_lineno is None or node.end_col_offset is None:
             continue
         tail = lines[node.end_lineno - 1][node.end_col_offset :]  # a trailing comment
@@ -79,7 +82,8 @@ def one_parameters_cell(nb: Any) -> Any:
     rest = [f"{name} = {value}" for name, value in given.items() if name not in replaced]
     target.source = "\n".join(lines + extra + rest).rstrip("\n") + "\n"
     target.metadata["tags"] = [*tags[params_at], "injected-parameters"]
-    target.metadata["mlops_injected"] = sorted(given)  # the values the clone set (the rest: the template's)
+    # The template's defaults as written: a plan reads only the values the clone set or the user edited.
+    target.metadata["mlops_defaults"] = dict(sorted(defaults.items()))
     del nb.cells[injected_at]
     return nb
 

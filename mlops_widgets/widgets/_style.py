@@ -27,6 +27,7 @@ body[data-jp-theme-light="false"] .mlops-panel {
 .mlops-panel .widget-hbox { flex-wrap: wrap; align-items: baseline; row-gap: 2px; max-width: 100%; }
 .mlops-panel .widget-vbox, .mlops-panel .widget-box { min-width: 0; max-width: 100%; }
 .mlops-panel .widget-vbox > * { flex-grow: 0 !important; flex-basis: auto !important; }
+.mlops-panel .widget-vbox > .jupyter-button { align-self: flex-start; }
 .mlops-panel .mlops-sr-label > .widget-label { position: absolute !important; width: 1px !important;
   height: 1px !important; overflow: hidden; clip-path: inset(50%); white-space: nowrap; margin: 0; padding: 0; }
 .mlops-panel :focus-visible, .mlops-panel input:focus, .mlops-panel select:focus,
@@ -55,6 +56,8 @@ body[data-jp-theme-light="false"] .mlops-panel {
 .mlops-table td, .mlops-table th { padding: 1px 0.6em 1px 0; text-align: left; vertical-align: top;
   overflow-wrap: normal; }
 .mlops-table code { overflow-wrap: anywhere; }
+.mlops-table th { white-space: nowrap; }
+.mlops-table td:first-child code { overflow-wrap: normal; word-break: normal; }
 .mlops-table td[colspan], .mlops-table td:last-child { overflow-wrap: anywhere; }
 .mlops-table-scroll { max-height: 18em; overflow-y: auto; overflow-x: hidden; }
 .mlops-panel tr.mlops-violation { color: var(--mlops-error, #c62828); font-weight: bold; }

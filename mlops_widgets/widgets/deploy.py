@@ -423,5 +423,5 @@ def _deployments_html(deployments: list[dict[str, Any]]) -> str:
         )
     return (
         "<table class='mlops-table mlops-deployments'><tr><th>name</th><th>state</th>"
-        "<th>status</th><th>inference workers</th></tr>" + "".join(rows) + "</table>"
+        "<th>status</th><th title='inference workers running'>workers</th></tr>" + "".join(rows) + "</table>"
     )
