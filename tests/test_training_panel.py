@@ -93,3 +93,15 @@ def test_stop_a_running_job_from_the_train_tab(panel, tmp_path):
         {"state": "killed"},
         "ok",
     )
+
+
+def test_a_credential_typed_among_the_train_tabs_variables_stays_a_secret(panel, workspace):
+    """As from the CLI: the run's notebook, record and the job keep no credential in clear."""
+    tab = panel.train
+    tab.env.value = "EPOCHS=2\nDB_PASSWD=hunter2-in-the-form"
+    tab.submit.button.click()
+    assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    job = _until_ended(tab)
+    assert job["state"] == "finished" and job["params"]["env"] == {"EPOCHS": "2"}
+    leaks = [p for p in workspace.root.rglob("*") if p.is_file() and b"hunter2-in-the-form" in p.read_bytes()]
+    assert leaks == []

@@ -53,19 +53,14 @@ def submit(
 ) -> None:
     """Build the submission folder and submit it as a job (without parameters: the example
     training script). Secret job variables come from the environment ($MLOPS_SECRET_<name>)."""
-    from mlops_widgets.cli._custom_args import split_custom_args
     from mlops_widgets.cli._run import parse_params, run_step
-    from mlops_widgets.masking import is_credential
+    from mlops_widgets.ops.train import split_job_env
 
     params = parse_params(TEMPLATE, pairs, params_file)
     if runtime:
         params["runtime"] = runtime
-    # Credentials (by name, a URL value carrying one, or declared in $MLOPS_KERNEL_CREDENTIALS;
-    # a null value: from the environment) go to the run as secrets, as template runs keep them.
-    pairs_env = [k if v is None else f"{k}={v}" for k, v in (params.get("job_env") or {}).items()]
-    plain, secret = split_custom_args(pairs_env, is_credential)
-    secret |= {k: v for k, v in plain.items() if is_credential(k, v)}
-    params["job_env"] = {k: v for k, v in plain.items() if k not in secret}
+    # Credentials go to the run as secrets (a null value: from the environment).
+    params["job_env"], secret = split_job_env(params.get("job_env") or {})
     record = run_step(obj, TEMPLATE, params, secrets=secret)
     results = record.results
     echo_result(

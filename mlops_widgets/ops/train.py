@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,27 @@ def build_submission_folder(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return folder
+
+
+def split_job_env(
+    env: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A job's variables as (plain, secret): a value None is read from the environment, and a
+    credential (by name, a URL carrying one, or declared in $MLOPS_KERNEL_CREDENTIALS) goes to
+    the run as a secret, as template runs keep them, whichever front end submits."""
+    from mlops_widgets.masking import is_credential
+
+    source = os.environ if environ is None else environ
+    plain: dict[str, str] = {}
+    secret: dict[str, str] = {}
+    for name, value in env.items():
+        if value is None:
+            if name not in source:
+                raise MlopsError(f"job variable {name} has no value and is not set in the environment")
+            value = source[name]
+        text = str(value)
+        (secret if is_credential(name, text) else plain)[name] = text
+    return plain, secret
 
 
 def make_spec(

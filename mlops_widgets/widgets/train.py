@@ -282,7 +282,12 @@ class TrainTab:
         )
 
     def do_submit(self) -> None:
+        from mlops_widgets.ops.train import split_job_env
+
         params, secrets = self.params(), self._secrets()
+        # A credential typed among the variables goes to the run as a secret, as from the CLI.
+        params["job_env"], moved = split_job_env(params["job_env"])
+        secrets = {**moved, **secrets}
 
         def done(record: Any) -> None:
             self.message.value = ok_html(f"training job {record.results.get('job_id')} submitted")
