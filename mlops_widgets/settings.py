@@ -267,6 +267,17 @@ CPD_CUSTOM_METRICS_WAIT_TIME = _declare(
     )
 )
 
+MAX_EVALUATIONS = _declare(
+    Setting(
+        "max_evaluations",
+        "MLOPS_MAX_EVALUATIONS",
+        _INT,
+        None,
+        "Scheduled evaluations the local service runs at once (default: the number of CPUs); "
+        "stored with the workspace.",
+        "workspace",
+    )
+)
 NOTIFY_RETRY_S = _declare(
     Setting(
         "notify_retry_s",

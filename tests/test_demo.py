@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,4 +53,9 @@ def test_demo_runs_end_to_end_and_again(cli, demo_ws):
     runs = list_runs(ws)
     assert len(runs) == 2 * len(DEMO_TEMPLATES)
     assert {r.status for r in runs} == {"ok"}
-    assert service_info(ws) is None  # the demo leaves no inference service running
+    # The demo's monitors keep being evaluated on their schedules after it ends: its service
+    # runs on, supervised, with every kernel of the stopped deployment gone.
+    assert service_info(ws) is not None
+    status = json.loads(cli("--workspace", ws.root, "service", "status", "--json").stdout)
+    assert status["running"] and status["supervisor_pid"]
+    assert {s["monitor_id"] for s in status["next_slots"]} == {"segmentation_metrics", "generic_metrics"}

@@ -103,7 +103,7 @@ def test_entry_schedule_field_is_validated_and_in_the_schema() -> None:
     assert SEG + ".schedule" not in text
     seg = json_schema()["$defs"][f"monitor_{SEG}"]["properties"]["schedule"]
     assert seg["properties"]["every"]["pattern"] == f"^(?:{EVERY_PATTERN})$"
-    assert seg["required"] == ["every"]
+    assert set(seg["properties"]) == {"every", "cron", "tz", "paused"}  # a repeat, or calendar times
 
 
 # --- the local service evaluates schedules ---------------------------------------------------------
@@ -119,14 +119,15 @@ def test_slots_are_due_once_and_claimed_once(ready: Backend) -> None:
     start = datetime.now(UTC).replace(microsecond=0)
     (row,) = schedule.set_schedule(ready, "demo", SEG, every="1h", start=start)  # first slot in an hour
     iid = row["monitor_instance_id"]
-    assert due(ws, start + timedelta(minutes=30)) == []
-    (job,) = due(ws, start + timedelta(hours=3, seconds=1))
+    base = start + timedelta(seconds=sched.offset_s(iid, 3600))  # the instance's own offset
+    assert due(ws, base + timedelta(minutes=30)) == []
+    (job,) = due(ws, base + timedelta(hours=3, seconds=1))
     assert (job["monitor_instance_id"], job["deployment_name"], job["monitor_id"]) == (iid, "demo", SEG)
-    assert job["slot"] == start + timedelta(hours=3)  # three slots missed: only the latest is due
+    assert job["slot"] == base + timedelta(hours=3)  # three slots missed: only the latest is due
     assert claim(ws, iid, job["slot"]) and not claim(ws, iid, job["slot"])
-    assert not claim(ws, iid, start + timedelta(hours=2))  # an older slot neither
-    assert due(ws, start + timedelta(hours=3, minutes=59)) == []
-    assert [j["slot"] for j in due(ws, start + timedelta(hours=4))] == [start + timedelta(hours=4)]
+    assert not claim(ws, iid, base + timedelta(hours=2))  # an older slot neither
+    assert due(ws, base + timedelta(hours=3, minutes=59)) == []
+    assert [j["slot"] for j in due(ws, base + timedelta(hours=4))] == [base + timedelta(hours=4)]
     schedule.set_schedule(ready, "demo", SEG, paused=True)
     assert due(ws, start + timedelta(hours=10)) == []
 
@@ -165,8 +166,11 @@ def test_a_schedule_evaluates_on_its_own_and_a_paused_one_does_not(ready: Backen
 def test_missed_slots_are_caught_up_once(ready: Backend) -> None:
     """A schedule whose slots passed while no service ran: the service evaluates the latest
     missed slot once, not once per missed slot."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=16)
+    (inst,) = ready.monitoring.monitor_instances.list(monitor_definition_id=SEG)
+    offset = timedelta(seconds=sched.offset_s(inst["metadata"]["id"], 300))  # the instance's own
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=16) - offset
     schedule.set_schedule(ready, "demo", SEG, every="5m", start=start)  # 3 slots missed, the next in 4 min
+    start += offset
     first = wait_for("the catch-up evaluation", lambda: _evaluations(ready))
     schedule.set_schedule(ready, "demo", SEG, paused=True)
     slots = [datetime.fromisoformat(r.parameters["slot"]) for r in _evaluations(ready)]

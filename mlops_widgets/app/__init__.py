@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -444,10 +445,14 @@ class App:
         monitor_id: str | None = None,
         *,
         every: str | None = None,
+        cron: str | None = None,
+        tz: str | None = None,
+        start: datetime | None = None,
         paused: bool | None = None,
         remove: bool = False,
     ) -> list[dict[str, Any]]:
-        """Give the deployment's monitors (or one) a schedule, pause, resume or remove it."""
+        """Give the deployment's monitors (or one) a schedule (a repeat or a cron expression),
+        pause, resume or remove it."""
         from mlops_widgets.ops import schedule
 
         params = {
@@ -457,9 +462,20 @@ class App:
             "paused": paused,
             "remove": remove,
         }
+        params.update({k: v for k, v in (("cron", cron), ("tz", tz)) if v is not None})
+        if start is not None:
+            params["start"] = start.isoformat()
         with self._event("monitor.schedule", params, name) as event:
             rows = schedule.set_schedule(
-                self.backend, name, monitor_id, every=every, paused=paused, remove=remove
+                self.backend,
+                name,
+                monitor_id,
+                every=every,
+                cron=cron,
+                tz=tz,
+                start=start,
+                paused=paused,
+                remove=remove,
             )
             event.result = {"schedules": rows}
         return rows

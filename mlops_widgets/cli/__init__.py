@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "deploy": ("mlops_widgets.cli.deploy:deploy", "Create, start, stop, inspect and delete deployments."),
     "serve": ("mlops_widgets.cli.deploy:serve", "Run the local inference service in the foreground."),
+    "service": (
+        "mlops_widgets.cli.service:service",
+        "Status, start, stop and logs of the workspace's local service (supervised).",
+    ),
     "runtime": (
         "mlops_widgets.cli.runtime:runtime",
         "Add, list and delete the Python interpreters local kernels run on.",

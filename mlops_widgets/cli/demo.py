@@ -95,7 +95,6 @@ def deepliif_runtime() -> Path:
 def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -> None:
     """The demo's steps, while this demo holds the workspace (see `demo`)."""
     from mlops_widgets import examples
-    from mlops_widgets.backends.local.inference import stop_service
     from mlops_widgets.cli._run import run_step
     from mlops_widgets.cli.train import trained_example
     from mlops_widgets.examples.synthetic import write_tiles
@@ -187,14 +186,14 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
         [(r.short_id, r.template, r.status, r.notebook) for r in reversed(runs)],
     )
     deploy.stop(backend, DEMO_DEPLOYMENT)
-    stop_service(ws)  # nothing is left running behind the demo
     click.echo(
         f"\nmodel asset id {asset_id}; deployment {DEMO_DEPLOYMENT} stopped "
         f"(`mlops --workspace {ws.root} deploy start --name {DEMO_DEPLOYMENT}` serves it again)."
     )
     click.echo(
-        "The monitors' schedules run while the workspace's local service runs: a deploy start "
-        f"or `mlops --workspace {ws.root} serve` brings it back, and a missed evaluation is caught up once."
+        "The monitors' schedules keep running in the workspace's local service (its supervisor "
+        f"starts it again if it dies): `mlops --workspace {ws.root} service status` shows it, "
+        f"`mlops --workspace {ws.root} service stop` stops it and the schedules."
     )
     click.echo(f"Open the panel on this workspace: mlops lab --workspace {ws.root}")
 

@@ -39,6 +39,15 @@ def _since(text: str | None) -> str | None:
 @click.option("--name", help="Deployment name (required unless --list).")
 @click.option("--monitor", "monitor_id", help="Only this monitor (default: every monitor of the entry).")
 @click.option("--every", help="Repeat: a whole number and a unit s, m, h or d (30m, 1h, 1d).")
+@click.option(
+    "--cron",
+    metavar="EXPR",
+    help="Instead of --every (local backend): at the times of this cron expression ('0 8 * * 1-5').",
+)
+@click.option(
+    "--tz", metavar="ZONE", help="Time zone of --cron and of a --start without one (default: local)."
+)
+@click.option("--start", metavar="TIME", help="First evaluation not before this ISO time (default: now).")
 @click.option("--pause", is_flag=True, help="Pause the schedule (kept, evaluates nothing).")
 @click.option("--resume", is_flag=True, help="Resume a paused schedule.")
 @click.option("--off", "remove", is_flag=True, help="Remove the schedule.")
@@ -50,6 +59,9 @@ def schedule(
     name: str | None,
     monitor_id: str | None,
     every: str | None,
+    cron: str | None,
+    tz: str | None,
+    start: str | None,
     pause: bool,
     resume: bool,
     remove: bool,
@@ -57,42 +69,87 @@ def schedule(
     as_json: bool,
 ) -> None:
     """Evaluate monitors on a schedule (OpenScale's monitor instance schedule). Locally the
-    workspace's service runs it (started when needed), each evaluation a template run."""
+    workspace's service runs it (started when needed), each evaluation a template run; the
+    listing shows each schedule in words, its next three times (local time) and the
+    evaluations running or queued now."""
     from mlops_widgets.ops import schedule as ops_schedule
 
     changes = [
         flag
-        for flag, on in (("--every", every), ("--pause", pause), ("--resume", resume), ("--off", remove))
+        for flag, on in (
+            ("--every", every),
+            ("--cron", cron),
+            ("--pause", pause),
+            ("--resume", resume),
+            ("--off", remove),
+        )
         if on
     ]
     if list_:
-        if changes:
-            raise MlopsError(f"--list cannot be combined with {', '.join(changes)}")
+        if changes or start or tz:
+            raise MlopsError(f"--list cannot be combined with {', '.join(changes) or '--start or --tz'}")
         rows = ops_schedule.list_schedules(obj.backend(), name)
     else:
         if not name:
             raise MlopsError("give the deployment with --name (or list the schedules with --list)")
         if not changes:
-            raise MlopsError("say what to do: --every REPEAT, --pause, --resume or --off")
-        if (pause and resume) or (remove and len(changes) > 1) or (resume and every):
+            raise MlopsError("say what to do: --every REPEAT, --cron EXPR, --pause, --resume or --off")
+        if (
+            (pause and resume)
+            or (remove and len(changes) > 1)
+            or (resume and (every or cron))
+            or (every and cron)
+        ):
             raise MlopsError(f"{' and '.join(changes)} cannot be combined")
+        if (start or tz) and not (every or cron):
+            raise MlopsError("--start and --tz go with --every or --cron")
+        from mlops_widgets.monitors.schedule import parse_local_time
+
         paused = pause if (pause or resume) else None
-        rows = obj.app().schedule_set(name, monitor_id, every=every, paused=paused, remove=remove)
+        rows = obj.app().schedule_set(
+            name,
+            monitor_id,
+            every=every,
+            cron=cron,
+            tz=tz,
+            start=parse_local_time(start, tz) if start else None,
+            paused=paused,
+            remove=remove,
+        )
         rows = [{**r, **(r.pop("schedule") or {})} for r in rows]
+    queue = _queue(obj) if list_ else {}
     echo_result(
-        rows,
+        [{**r, "evaluation": queue.get(r["monitor_instance_id"])} for r in rows],
         as_json=as_json,
         empty="no schedules: set one with `mlops monitor schedule --name NAME --every 1h`",
-        header=("DEPLOYMENT", "MONITOR", "EVERY", "STATUS", "NEXT", "LATEST RUN"),
+        header=("DEPLOYMENT", "MONITOR", "SCHEDULE", "STATUS", "NEXT (LOCAL TIME)", "NOW", "LATEST RUN"),
         row=lambda r: (
             r["deployment_name"],
             r["monitor_id"],
-            r.get("every") or "-",
+            r.get("in_words") or r.get("every") or "-",
             r.get("status") or "removed",
-            r.get("next_at") or "-",
+            ", ".join(t[:19].replace("T", " ") for t in r.get("next_times") or []) or "-",
+            r.get("evaluation") or "-",
             _latest(r.get("latest_run")),
         ),
     )
+
+
+def _queue(obj: CliContext) -> dict[str, str]:
+    """Monitor instance id -> 'running' or 'queued (n)', from the local service's scheduler."""
+    if obj.backend().name != "local":
+        return {}
+    from mlops_widgets.backends.local.inference import service_info
+    from mlops_widgets.monitors.schedule import read_queue
+
+    ws = obj.ws()
+    if service_info(ws) is None:
+        return {}
+    state = read_queue(ws)
+    out = {j["monitor_instance_id"]: "running" for j in state.get("running", [])}
+    for n, j in enumerate(state.get("queued", []), 1):
+        out[j["monitor_instance_id"]] = f"queued ({n})"
+    return out
 
 
 def _latest(run: dict[str, Any] | None) -> str:

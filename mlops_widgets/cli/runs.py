@@ -137,6 +137,14 @@ def runs() -> None:
     help="Only runs in this state.",
 )
 @click.option("--name", "deployment_name", help="Only runs concerning this deployment.")
+@click.option(
+    "--monitor", "monitor_id", help="Only monitor evaluations of this monitor (e.g. generic_metrics)."
+)
+@click.option(
+    "--trigger",
+    type=click.Choice(["schedule", "manual"]),
+    help="Only monitor evaluations run by a schedule, or asked for (CLI, panel).",
+)
 @click.option("--since", help="Only runs started at or after this UTC date/time (ISO).")
 @click.option("--until", help="Only runs started before this UTC date/time (ISO).")
 @click.option(
@@ -149,6 +157,8 @@ def runs_list(
     template: str | None,
     status: str | None,
     deployment_name: str | None,
+    monitor_id: str | None,
+    trigger: str | None,
     since: str | None,
     until: str | None,
     limit: int,
@@ -157,15 +167,19 @@ def runs_list(
     """Past runs and events (state changes that run no template), newest first."""
     from mlops_widgets.runner import list_runs
 
+    evaluations = monitor_id is not None or trigger is not None
     found = list_runs(
         obj.ws(),
-        template=template,
+        template=template or ("A5_Monitor_Evaluation" if evaluations else None),
         status=status,
         deployment_name=deployment_name,
         since=since,
         until=until,
-        limit=limit or None,
+        limit=None if evaluations else limit or None,
     )
+    if evaluations:
+        found = [r for r in found if _evaluation_matches(obj, r.run_id, monitor_id, trigger)]
+        found = found[:limit] if limit else found
     echo_result(
         found,
         as_json=as_json,
@@ -183,6 +197,21 @@ def runs_list(
             _short(r.error or "", 60),
         ),
     )
+
+
+def _evaluation_matches(obj: CliContext, run_id: str, monitor_id: str | None, trigger: str | None) -> bool:
+    """Whether a monitor evaluation run evaluated `monitor_id` and was triggered so (its
+    parameters: `triggered_by` "schedule", else asked for; no monitor_id: every monitor)."""
+    from mlops_widgets.runner import get_run
+
+    record = get_run(run_id, obj.ws())
+    params = record.parameters or {}
+    if trigger is not None and (params.get("triggered_by") == "schedule") != (trigger == "schedule"):
+        return False
+    if monitor_id is None or params.get("monitor_id") == monitor_id:
+        return True
+    evaluated = [r.get("monitor_id") for r in (record.results or {}).get("runs") or []]
+    return params.get("monitor_id") is None and monitor_id in evaluated
 
 
 @runs.command("show")

@@ -176,15 +176,28 @@ THRESHOLD = Record(
     ),
 )
 
+
+def _one_repeat(values: dict[str, Any], keys: dict[str, tuple[str, str]], ck: Checker) -> None:
+    if "every" in values and "cron" in values:
+        ck.error(keys["cron"][1], "give either every or cron, not both")
+
+
 SCHEDULE = Record(
-    expect="a mapping of schedule settings (every, paused)",
+    expect="a mapping of schedule settings (every or cron and tz, paused)",
+    rules=(_one_repeat,),
+    rules_doc="every and cron exclude each other; one of them is needed to schedule.",
     fields=(
         Field(
             "every",
             Text(pattern=EVERY_PATTERN, rule="must be a whole number and a unit s, m, h or d (e.g. 30m, 1h)"),
             "How often the monitor is evaluated: a whole number and a unit s, m, h or d (30m, 1h, 1d).",
-            required=True,
         ),
+        Field(
+            "cron",
+            Text(),
+            "Instead of `every` (local backend): the times of a cron expression, e.g. '0 8 * * 1-5'.",
+        ),
+        Field("tz", Text(), "The IANA time zone of `cron` (e.g. Europe/Paris; default: the machine's)."),
         Field("paused", Flag(), "A paused schedule keeps its repeat but evaluates nothing.", default=False),
     ),
 )

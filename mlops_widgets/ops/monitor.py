@@ -20,7 +20,7 @@ from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING, Resource
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
-from mlops_widgets.monitors.schedule import make_schedule, min_interval_s
+from mlops_widgets.monitors.schedule import from_entry, min_interval_s
 from mlops_widgets.monitors.thresholds import (
     LIMIT_TYPES,
     effective_thresholds,
@@ -158,10 +158,9 @@ def _monitors_of(entry: dict[str, Any], deployment_name: str) -> dict[str, dict[
 
 
 def _schedule_of(settings: dict[str, Any] | None, min_s: int) -> dict[str, Any] | None:
-    """The entry's `schedule: {every, paused}` as OpenScale's schedule (None: no schedule)."""
-    if not settings:
-        return None
-    return make_schedule(settings["every"], min_s=min_s, paused=bool(settings.get("paused")))
+    """The entry's `schedule: {every | cron, tz, paused}` as the instance's schedule (None: no
+    schedule)."""
+    return from_entry(settings, min_s) if settings else None
 
 
 def _same_start(current: dict[str, Any] | None, wanted: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import Threshold
-from mlops_widgets.monitors.schedule import every_text, is_enabled, next_slot, parse_time
+from mlops_widgets.monitors.schedule import describe, every_text, is_enabled, next_slots, parse_time
 from mlops_widgets.monitors.thresholds import DIRECTION_OF
 from mlops_widgets.ops import space
 
@@ -124,16 +124,24 @@ def measurement_summary(measurement: Resource, names: dict[str, str]) -> dict[st
     }
 
 
-def schedule_summary(instance: Resource, now: datetime | None = None) -> dict[str, Any] | None:
-    """An instance's schedule as users read it: repeat, enabled or paused, the next slot."""
+def schedule_summary(
+    instance: Resource, now: datetime | None = None, *, local: bool = False
+) -> dict[str, Any] | None:
+    """An instance's schedule as users read it: repeat (and in words), enabled or paused, the
+    next three slots in local time. `local`: the local backend's scheduler runs it, with the
+    instance's offset (`monitors.schedule.offset_s`); OpenScale runs its own without one."""
     schedule = instance["entity"].get("schedule")
     if not schedule:
         return None
     enabled = is_enabled(schedule)
+    key = instance["metadata"]["id"] if local else None
+    times = next_slots(schedule, now or datetime.now(UTC), 3, key=key) if enabled else []
     return {
         "every": every_text(schedule),
+        "in_words": describe(schedule),
         "status": "enabled" if enabled else "paused",
-        "next_at": next_slot(schedule, now or datetime.now(UTC)).isoformat() if enabled else None,
+        "next_at": times[0].isoformat() if times else None,
+        "next_times": [t.astimezone().isoformat(timespec="seconds") for t in times],
     }
 
 

@@ -1,7 +1,7 @@
 """Monitor schedules: set, pause, resume, remove and list them.
 
-The entry keeps each monitor's `schedule: {every, paused}` (so re-creating the monitors keeps
-it) and the monitor instance carries OpenScale's schedule, which the backend runs: OpenScale
+The entry keeps each monitor's `schedule: {every, paused}` or `{cron, tz, paused}` (so
+re-creating the monitors keeps it) and the monitor instance carries OpenScale's schedule, which the backend runs: OpenScale
 on cpd, the workspace's service locally (started when an enabled schedule is set).
 """
 
@@ -15,7 +15,8 @@ from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.schedule import (
     DISABLED,
     ENABLED,
-    every_text,
+    entry_settings,
+    make_cron_schedule,
     make_schedule,
     min_interval_s,
     start_time,
@@ -38,13 +39,22 @@ def set_schedule(
     monitor_id: str | None = None,
     *,
     every: str | None = None,
+    cron: str | None = None,
+    tz: str | None = None,
     paused: bool | None = None,
     remove: bool = False,
     start: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Give the deployment's monitors (or `monitor_id`) a schedule repeating `every` ("30m"),
+    """Give the deployment's monitors (or `monitor_id`) a schedule repeating `every` ("30m")
+    or at the times of a cron expression in time zone `tz` (local backend), from `start` on;
     or pause / resume (`paused`) / remove the one they have; every monitor is checked before
     any is changed. Returns each monitor's schedule as `list_schedules` shows it."""
+    if cron is not None and backend.name != "local":
+        raise MlopsError(
+            "OpenScale repeats a schedule at an interval; calendar (cron) schedules run on the "
+            "local backend only",
+            hint=Hint("monitor.schedule", "give an interval instead", {"name": deployment_name}),
+        )
     asset_id, entry, sub = subscription_of(backend, deployment_name)
     monitors = entry.get(MONITORS_KEY) or {}
     chosen = [monitor_id] if monitor_id else list(monitors)
@@ -65,7 +75,7 @@ def set_schedule(
         if remove:
             plans.append((mid, inst, None, None))
             continue
-        if every is None:
+        if every is None and cron is None:
             if not current:
                 raise MlopsError(
                     f"monitor {mid!r} of deployment {deployment_name!r} has no schedule to pause or resume",
@@ -74,8 +84,12 @@ def set_schedule(
             schedule = {**current, "status": DISABLED if paused else ENABLED}
             if not paused and current.get("status") == DISABLED:  # slots missed while paused are skipped
                 schedule["start_time"] = start_time(start)
-            every_now = (monitors[mid].get("schedule") or {}).get("every") or every_text(current)
-            settings = {"every": every_now, "paused": bool(paused)}
+            settings = {**entry_settings(current), "paused": bool(paused)}
+        elif cron is not None:
+            schedule = make_cron_schedule(
+                cron, tz=tz, min_s=min_interval_s(backend.workspace), paused=bool(paused), start=start
+            )
+            settings = {**entry_settings(schedule), "paused": bool(paused)}
         else:
             schedule = make_schedule(
                 every, min_s=min_interval_s(backend.workspace), paused=bool(paused), start=start
@@ -99,7 +113,7 @@ def set_schedule(
                 "deployment_name": deployment_name,
                 "monitor_id": mid,
                 "monitor_instance_id": rid(inst),
-                "schedule": schedule_summary(updated),
+                "schedule": schedule_summary(updated, local=backend.name == "local"),
             }
         )
     return out
@@ -117,7 +131,7 @@ def list_schedules(backend: Backend, deployment_name: str | None = None) -> list
     for sub in subs:
         name = (sub["entity"].get("deployment") or {}).get("name") or deployment_name
         for inst in instances_of(backend, rid(sub)):
-            summary = schedule_summary(inst)
+            summary = schedule_summary(inst, local=backend.name == "local")
             if summary is None:
                 continue
             runs = mon.runs.list(rid(inst), limit=1)
@@ -148,7 +162,7 @@ def monitor_instances_of(backend: Backend, deployment_name: str) -> list[dict[st
         {
             "monitor_id": inst["entity"]["monitor_definition_id"],
             "monitor_instance_id": rid(inst),
-            "schedule": schedule_summary(inst),
+            "schedule": schedule_summary(inst, local=backend.name == "local"),
         }
         for inst in instances_of(backend, rid(sub))
     ]

@@ -3,7 +3,12 @@ evaluates each enabled monitor schedule at its slots, as a run of template
 A5_Monitor_Evaluation, so every scheduled evaluation is in the audit trail.
 
 - One evaluation at a time per monitor instance: a slot that comes while the instance's
-  evaluation still runs waits for it, then runs once.
+  evaluation still runs (or waits in the queue) waits for it, then runs once.
+- At most `max_evaluations` (a workspace setting, default the number of CPUs) evaluations run
+  at once; the others wait in a queue, first come first served, shown by `mlops service status`
+  and the schedule listings.
+- Each evaluation takes the warm kernel kept while some schedule is enabled (runner.warm: a
+  fresh kernel per run, started ahead), so it does not wait for a kernel start.
 - A slot is claimed in the workspace database before it runs (`sched_slots`): slots missed
   while the service was down are caught up once (only the latest), never once per slot.
 - A failed evaluation is recorded (a failed run, the monitor run's error) and the next slot
@@ -15,13 +20,16 @@ A5_Monitor_Evaluation, so every scheduled evaluation is in the audit trail.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
 from mlops_widgets.backends import get_backend
-from mlops_widgets.monitors.schedule import is_enabled, latest_slot, min_interval_s
+from mlops_widgets.monitors.schedule import is_enabled, latest_slot, min_interval_s, write_queue
 from mlops_widgets.runner import kernel
+from mlops_widgets.settings import MAX_EVALUATIONS, of_workspace
 from mlops_widgets.workspace import Workspace, transaction
 
 log = logging.getLogger(__name__)
@@ -64,11 +72,20 @@ def due(
         claimed = {r["monitor_instance_id"]: r["slot"] for r in conn.execute("SELECT * FROM sched_slots")}
     out, min_s = [], min_interval_s(workspace)
     for job in enabled:
-        slot = latest_slot(job["schedule"], now, min_s)
         key = job["monitor_instance_id"]
+        slot = latest_slot(job["schedule"], now, min_s, key=key)
         if slot is None or (key in claimed and slot.timestamp() <= claimed[key]):
             continue
         out.append({**job, "slot": slot})
+    return out
+
+
+def _public(job: dict[str, Any]) -> dict[str, Any]:
+    """A queued or running evaluation as the listings show it."""
+    out = {k: job[k] for k in ("monitor_instance_id", "deployment_name", "monitor_id")}
+    for k in ("slot", "queued_at", "started_at"):
+        if k in job:
+            out[k] = job[k].isoformat()
     return out
 
 
@@ -85,28 +102,47 @@ def claim(workspace: Workspace, monitor_instance_id: str, slot: datetime) -> boo
 
 
 class MonitorScheduler:
-    """Polls the schedules every TICK_S and evaluates the due ones in threads of its own."""
+    """Polls the schedules every TICK_S; due evaluations wait in a queue for one of `bound`
+    worker threads (the workspace's max_evaluations, default the number of CPUs), so a burst of
+    schedules never runs more kernels at once than the machine has cores. The queue and what
+    runs are published in the workspace (`monitors.schedule.write_queue`) for the listings."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
-        self._busy: dict[str, threading.Thread] = {}
-        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._queue: deque[dict[str, Any]] = deque()
+        self._running: dict[str, dict[str, Any]] = {}
+        self._threads: list[threading.Thread] = []
         self._warm_kept = False
+        self.bound = 1
         self.workspace: Workspace | None = None
 
     def start(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self._thread = threading.Thread(target=self._loop, name="monitor-scheduler", daemon=True)
-        self._thread.start()
+        self.bound = int(of_workspace(workspace, MAX_EVALUATIONS) or os.cpu_count() or 1)
+        self._publish()
+        self._threads = [threading.Thread(target=self._loop, name="monitor-scheduler", daemon=True)]
+        # kernel.in_thread: the event loop jupyter_client's blocking calls leave set for a worker
+        # thread is closed with it.
+        self._threads += [
+            threading.Thread(target=kernel.in_thread, args=(self._work,), name=f"evaluate-{i}", daemon=True)
+            for i in range(self.bound)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Stop polling; an evaluation in progress is cancelled (recorded so) and waited for."""
+        """Stop polling; evaluations in progress are cancelled (recorded so) and waited for,
+        queued ones are dropped (their slots are over; the next ones run)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(STOP_WAIT_S)
-        for worker in list(self._busy.values()):
-            worker.join(STOP_WAIT_S)
+        with self._cond:
+            self._queue.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(STOP_WAIT_S)
         self._warm(False)
+        if self.workspace is not None:
+            write_queue(self.workspace, None)
 
     def _loop(self) -> None:
         assert self.workspace is not None
@@ -130,18 +166,51 @@ class MonitorScheduler:
         self._warm(bool(enabled))
         for job in due(self.workspace, now, enabled):
             key = job["monitor_instance_id"]
-            running = self._busy.get(key)
-            if running is not None and running.is_alive():
+            with self._cond:
+                waiting = key in self._running or any(q["monitor_instance_id"] == key for q in self._queue)
+            if waiting:
                 continue  # one at a time: the slot stays unclaimed and runs once after
             if not job["deployment_name"] or not claim(self.workspace, key, job["slot"]):
                 continue
-            # in_thread: the event loop jupyter_client's blocking calls leave set for this
-            # thread is closed with it (else each evaluation leaves an epoll and a socket pair).
-            worker = threading.Thread(
-                target=kernel.in_thread, args=(self._evaluate, job), name=f"evaluate-{key[:8]}", daemon=True
+            with self._cond:
+                self._queue.append({**job, "queued_at": now})
+                self._cond.notify()
+            self._publish()
+
+    def _work(self) -> None:
+        """A worker: the queue's next evaluation, one after another, until stopped."""
+        while True:
+            with self._cond:
+                while not self._queue and not self._stop.is_set():
+                    self._cond.wait(1.0)
+                if self._stop.is_set():
+                    return
+                job = self._queue.popleft()
+                key = job["monitor_instance_id"]
+                self._running[key] = {**job, "started_at": datetime.now(UTC)}
+            self._publish()
+            try:
+                self._evaluate(job)
+            finally:
+                with self._cond:
+                    self._running.pop(key, None)
+                self._publish()
+
+    def _publish(self) -> None:
+        assert self.workspace is not None
+        with self._cond:
+            running, queued = list(self._running.values()), list(self._queue)
+        try:
+            write_queue(
+                self.workspace,
+                {
+                    "bound": self.bound,
+                    "running": [_public(j) for j in running],
+                    "queued": [_public(j) for j in queued],
+                },
             )
-            self._busy[key] = worker
-            worker.start()
+        except OSError:
+            log.exception("monitor scheduler: the evaluation queue could not be written")
 
     def _warm(self, wanted: bool) -> None:
         """Keep a kernel started ahead (runner.warm) while some schedule is enabled, so a

@@ -1,7 +1,10 @@
-"""The workspace's service process: find it, start it in the background, stop it with its kernels.
+"""The workspace's service process: find it, start it in the background (under its supervisor,
+`supervisor.py`, which starts it again when it dies), stop it with its supervisor and kernels,
+and what it uses now (`service_status`).
 
 The service holds `<workspace>/inference/service.lock` while it runs, so whether one runs is
-known without the network, also when a dead service left its files behind.
+known without the network, also when a dead service left its files behind (a service.json
+naming a dead process is reported as stale and replaced by the next service).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,13 @@ from mlops_widgets.backends.local.inference.kernel_logs import log_tail
 from mlops_widgets.backends.local.inference.procs import alive, cmdline, reap_leftover_kernels
 from mlops_widgets.backends.local.inference.routes import MLOPS
 from mlops_widgets.backends.local.inference.service import read_info
+from mlops_widgets.backends.local.inference.supervisor import (
+    SERVICE_MODULE,
+    SUPERVISOR_MODULE,
+    boot_command,
+    held,
+    read_state,
+)
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.workspace import Workspace
 
@@ -32,30 +42,13 @@ log = logging.getLogger(__name__)
 # launching again a service that never took the workspace's lock (it died starting).
 START_TIMEOUT = 60.0
 RELAUNCH_AFTER = 15.0
-SERVICE_MODULE = "mlops_widgets.backends.local.inference.server"
-
-
-def _held(lock: Path) -> bool:
-    """Whether a running service holds the workspace's service lock (works for a dead service's
-    stale files, and needs no network)."""
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def service_info(workspace: Workspace | str | os.PathLike[str] | None) -> dict[str, Any] | None:
     """The running service's address, token and pid; None when no service runs (or one is
     starting and has not yet written its address over the previous one's)."""
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    if not _held(workspace.root / "inference" / "service.lock"):
+    if not held(workspace.root / "inference" / "service.lock"):
         return None
     info = read_info(workspace)
     return info if info.get("pid") and info.get("port") and alive(info["pid"]) else None
@@ -74,7 +67,7 @@ def start_service(workspace: Workspace) -> dict[str, Any]:
                 return info
             # The lock stays held while a killed service's threads finish dying: launch once it
             # is free, and again if a launched service never took it.
-            if not _held(inference / "service.lock") and time.monotonic() - launched > RELAUNCH_AFTER:
+            if not held(inference / "service.lock") and time.monotonic() - launched > RELAUNCH_AFTER:
                 log.info("launching the inference service of %s", workspace.root)
                 _launch(workspace)
                 launched = time.monotonic()
@@ -86,15 +79,14 @@ def start_service(workspace: Workspace) -> dict[str, Any]:
 
 
 def _launch(workspace: Workspace) -> None:
-    """Start the service detached: the launcher forks it off and exits (double fork), so it
-    outlives the caller and is never the caller's zombie."""
+    """Start the service's supervisor detached (it starts the service, and again when it dies):
+    the launcher forks it off and exits (double fork), so it outlives the caller and is never the
+    caller's zombie. A supervisor already running makes this one end at once."""
     inference = workspace.root / "inference"
-    root = str(Path(__file__).resolve().parents[4])
-    boot = f"import sys; sys.path.insert(0, {root!r}); from {SERVICE_MODULE} import main; main()"
     log_fd = os.open(inference / "service.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with open(log_fd, "ab") as out:  # private from its creation, as every workspace file
         launcher = subprocess.Popen(
-            [sys.executable, "-c", boot, "--workspace", str(workspace.root), "--daemon"],
+            boot_command(SUPERVISOR_MODULE, workspace.root, "--daemon"),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -103,6 +95,25 @@ def _launch(workspace: Workspace) -> None:
             start_new_session=True,
         )
     launcher.wait()
+
+
+def _stop_supervisor(inference: Path, timeout: float) -> bool:
+    """SIGTERM the workspace's supervisor (it stops its service politely, then itself) and wait
+    for it; True when one ran."""
+    pid = read_state(Workspace(inference.parent)).get("pid")
+    if not pid or not held(inference / "supervisor.lock"):
+        return False
+    command = cmdline(pid) or ""
+    if SUPERVISOR_MODULE in command:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while (held(inference / "supervisor.lock") or alive(pid)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if held(inference / "supervisor.lock") and SUPERVISOR_MODULE in command:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return True
 
 
 def stop_service(
@@ -114,10 +125,10 @@ def stop_service(
     inference = ws.root / "inference"
     if not inference.is_dir():
         return False
-    stopped = False
+    stopped = _stop_supervisor(inference, timeout)
     info = read_info(ws)
     pid = info.get("pid")
-    if pid and _held(inference / "service.lock"):
+    if pid and held(inference / "service.lock"):
         stopped = True
         log.info("stopping the inference service of %s (pid %s)", ws.root, pid)
         with contextlib.suppress(OSError, http.client.HTTPException):
@@ -128,12 +139,56 @@ def stop_service(
             conn.getresponse().read()
             conn.close()
         deadline = time.monotonic() + timeout
-        while _held(inference / "service.lock") and time.monotonic() < deadline:
+        while held(inference / "service.lock") and time.monotonic() < deadline:
             time.sleep(0.02)
         command = cmdline(pid)
-        if _held(inference / "service.lock") and (
+        if held(inference / "service.lock") and (
             command is None or SERVICE_MODULE in command or "serve" in command.split()
         ):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     return reap_leftover_kernels(inference / "run") or stopped
+
+
+def _usage(pid: int) -> dict[str, Any]:
+    """What a live process uses now, from /proc: threads, open file descriptors, resident MB."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        status = dict(
+            line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line
+        )
+        fds = len(os.listdir(proc / "fd"))
+    except OSError:
+        return {}
+    return {
+        "threads": int(status["Threads"]),
+        "fds": fds,
+        "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1),
+    }
+
+
+def service_status(workspace: Workspace) -> dict[str, Any]:
+    """The service as `mlops service status` shows it: running or not, its pid, address,
+    uptime and what it uses, its supervisor (pid, restarts, last exit); `stale_pid` when
+    service.json names a process that is gone (the next service replaces the file)."""
+    info = read_info(workspace)
+    running = service_info(workspace)
+    state = read_state(workspace)
+    supervised = bool(state.get("pid")) and held(workspace.root / "inference" / "supervisor.lock")
+    out: dict[str, Any] = {
+        "running": running is not None,
+        "pid": running and running["pid"],
+        "url": running and running.get("url"),
+        "started_at": running and running.get("started_at"),
+        "supervisor_pid": state.get("pid") if supervised else None,
+        "restarts": state.get("restarts", 0) if supervised else 0,
+        "last_exit": state.get("last_exit") if supervised else None,
+        "next_start_in_s": state.get("next_start_in_s") if supervised else None,
+        "stale_pid": info.get("pid") if running is None and info.get("pid") else None,
+    }
+    if running is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            started = datetime.fromisoformat(str(running.get("started_at")))
+            out["uptime_s"] = round((datetime.now(UTC) - started).total_seconds())
+        out.update(_usage(running["pid"]))
+    return out
