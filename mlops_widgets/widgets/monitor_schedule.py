@@ -125,9 +125,13 @@ def _schedules_html(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         run = r.get("latest_run") or {}
         last = f"; latest run {html.escape(str(run.get('state')))}" if run else ""
-        when = f", next {html.escape(local_time(r['next_at']))}" if r.get("next_at") else ""
+        times = r.get("next_times") or ([r["next_at"]] if r.get("next_at") else [])
+        when = f", next {html.escape(', '.join(local_time(t) for t in times))}" if times else ""
+        words = r.get("in_words") or ""
+        repeat = f"every {r['every']}" if " " not in r["every"] else words  # a cron expression: in words
+        said = f" ({html.escape(words)})" if words and words != repeat else ""
         lines.append(
-            f"<div><code>{html.escape(r['monitor_id'])}</code> every {html.escape(r['every'])}, "
-            f"{html.escape(r['status'])}{when}{last}</div>"
+            f"<div><code>{html.escape(r['monitor_id'])}</code> {html.escape(repeat)}, "
+            f"{html.escape(r['status'])}{said}{when}{last}</div>"
         )
     return "".join(lines)
