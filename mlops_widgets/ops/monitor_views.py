@@ -164,7 +164,7 @@ def monitor_status(backend: Backend, deployment_name: str) -> dict[str, Any]:
             continue
         inst = found[0]
         item["monitor_instance_id"] = rid(inst)
-        item["schedule"] = schedule_summary(inst)
+        item["schedule"] = schedule_summary(inst, local=backend.name == "local")
         runs = mon.runs.list(rid(inst), limit=1)
         item["latest_run"] = run_summary(runs[0]) if runs else None
         latest = mon.measurements.query(target_id=rid(sub), monitor_definition_id=monitor_id, recent_count=1)

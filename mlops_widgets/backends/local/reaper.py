@@ -15,8 +15,8 @@ on to the command (a polite end, as to the command itself); SIGINT is ignored: a
 interrupting a kernel signals its whole process group, the command included.
 
 Two kinds of descendant are spared, by design, with all below them: mlops' own detached
-processes, which outlive whoever started them. A workspace's inference service (a template
-run's kernel may start it) and a training job's supervisor (a job outlives the run that
+processes, which outlive whoever started them. A workspace's inference service and its
+supervisor (a template run's kernel may start them) and a training job's supervisor (a job outlives the run that
 submitted it; its workers run under reapers of their own). Each is recognised by its command
 line running that module and by its own record naming its pid (`<workspace>/inference/
 service.json`, `<job>/job.json`): a process can only be spared by being one of them.
@@ -52,6 +52,13 @@ SHM = "/dev/shm"
 DETACHED = (
     (b"mlops_widgets.backends.local.training_supervisor", b"-m", 1, "job.json", "supervisor_pid"),
     (b"mlops_widgets.backends.local.inference.server", b"--workspace", 0, "inference/service.json", "pid"),
+    (
+        b"mlops_widgets.backends.local.inference.supervisor",
+        b"--workspace",
+        0,
+        "inference/supervisor.json",
+        "pid",
+    ),
 )
 STOP_SIGNAL = signal.SIGUSR2
 _IN_CREATE, _IN_MOVED_TO, _IN_NONBLOCK, _IN_CLOEXEC = 0x100, 0x80, 0o4000, 0o2000000
