@@ -28,7 +28,16 @@ ABOVE_BOTTOM = {
 FORBIDDEN: dict[str, set[str]] = {
     **{
         bottom: ABOVE_BOTTOM
-        for bottom in ("workspace", "errors", "secret_names", "masking", "logs", "settings", "plugins")
+        for bottom in (
+            "workspace",
+            "errors",
+            "secret_names",
+            "masking",
+            "logs",
+            "settings",
+            "plugins",
+            "events_feed",
+        )
     },
     "config": ABOVE_BOTTOM - {"config"} | {"workspace"},
     "monitors": {"backends", "ops", "runner", "app", "cli", "widgets", "server"},

@@ -145,6 +145,37 @@ def test_clone_then_run_the_clone_in_the_audit_trail(served):
     assert _get(served, "runs")[1][0]["run_id"] == new.run_id  # newest first
 
 
+def test_the_change_feed_brings_a_change_made_by_another_process(served):
+    """A follower asks `events?since=SEQ` and is answered when a change after SEQ exists: here an
+    event recorded by a separate process (as the CLI or the scheduler would); it resumes from `last`."""
+    import subprocess
+    import sys
+    import threading
+
+    status, start = _get(served, "events")
+    assert status == 200 and start["events"] == [] and start["last"] >= 2  # the fixture's run
+    assert _get(served, f"events?since={start['last']}&wait=0")[1] == {"events": [], "last": start["last"]}
+    assert _get(served, "events?since=soon")[0] == 400
+    assert _get(served, "events", token=False)[0] == 403
+    answers = []
+    follower = threading.Thread(target=lambda: answers.append(_get(served, f"events?since={start['last']}")))
+    follower.start()
+    ws = served["run"].workspace
+    code = f"from mlops_widgets.runner.events import record; record({ws!r}, 'deploy.stop', {{'deployment_name': 'd1'}})"
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    follower.join(timeout=60)
+    assert answers, "no answer from the change feed"
+    print(f"change seen by the follower {time.monotonic() - began:.2f} s after the recording process started")
+    status, got = answers[0]
+    assert status == 200
+    (change,) = got["events"]
+    assert change["kind"] == "event" and change["template"] == "deploy.stop"
+    assert change["deployment_name"] == "d1" and change["status"] == "ok"
+    assert got["last"] == change["seq"] > start["last"]
+    assert _get(served, f"events?since={start['last']}&wait=0")[1]["events"] == [change]  # a resume
+
+
 def test_a_notebook_not_cloned_cannot_run_in_the_trail(served):
     (served["root"] / "plain.ipynb").write_text(
         json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})

@@ -80,6 +80,19 @@ export interface IJob {
   error: string | null;
 }
 
+/** One change of the workspace's change feed (`mlops/events`): a run, job or alert changed. */
+export interface IChange {
+  seq: number;
+  kind: string;
+  subject: string;
+  [state: string]: unknown;
+}
+
+export interface IChanges {
+  events: IChange[];
+  last: number;
+}
+
 export interface INotebookPlan {
   origin: { run_id?: string; template: string };
   parameters: Record<string, unknown>;

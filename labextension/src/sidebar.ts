@@ -4,11 +4,13 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { IDeployment, IInfo, IRunSummary, errorText, requestAPI } from './api';
+import { IChanges, IDeployment, IInfo, IRunSummary, errorText, requestAPI } from './api';
 import { badge, el, when } from './format';
 
 const NO_DEPLOYMENT = '(no deployment)';
-const POLL_MS = 10_000;
+// A slow look in case the change feed cannot be followed (a proxy cutting long requests).
+const POLL_MS = 60_000;
+const RETRY_MS = 5_000; // after the feed's request failed
 
 /** Runs grouped by deployment, then template; groups keep the runs' newest-first order. */
 export function groupRuns(runs: IRunSummary[]): Map<string, Map<string, IRunSummary[]>> {
@@ -95,10 +97,13 @@ export class MLOpsSidebar extends Widget {
     return box;
   }
 
-  /** Every time the sidebar is shown, and every few seconds while it is: steps run by the
-   * panel or the CLI add to the trail meanwhile. */
+  /** Every time the sidebar is shown, and on each change the workspace's feed announces
+   * (runs, jobs, alerts by the panel, the CLI, the scheduler...), with a slow poll besides. */
   protected onAfterShow(): void {
     void this.refresh();
+    if (!this._following) {
+      void this._follow();
+    }
     window.clearInterval(this._timer);
     this._timer = window.setInterval(() => {
       if (this.isVisible && !document.hidden) {
@@ -114,6 +119,26 @@ export class MLOpsSidebar extends Widget {
   dispose(): void {
     window.clearInterval(this._timer);
     super.dispose();
+  }
+
+  /** Follow the change feed (a long poll) while the sidebar exists: refresh when it announces
+   * a change and the sidebar is shown; a dropped request resumes from the last seq seen. */
+  private async _follow(): Promise<void> {
+    this._following = true;
+    let since: number | null = null;
+    while (!this.isDisposed) {
+      try {
+        const answer: IChanges = await requestAPI<IChanges>(
+          since === null ? 'events' : `events?since=${since}`
+        );
+        if (since !== null && answer.events.length && this.isVisible) {
+          void this.refresh();
+        }
+        since = answer.last;
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, RETRY_MS));
+      }
+    }
   }
 
   /** Reload everything (also after a re-run or a run from a notebook). */
@@ -245,6 +270,7 @@ export class MLOpsSidebar extends Widget {
   private _deployment!: HTMLInputElement;
   private _templatesLoaded = false;
   private _timer = 0;
+  private _following = false;
   private _shown = '';
   private _folded = new Set<string>();
 }

@@ -19,6 +19,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops_widgets import events_feed
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import NotFoundError
 from mlops_widgets.monitors.schedule import parse_time
@@ -129,6 +130,15 @@ def record(
                     "INSERT OR REPLACE INTO alerts_seen VALUES (?, ?, ?)",
                     (rid(inst), last.isoformat(), json.dumps(sorted(violated))),
                 )
+    for alert in new:
+        events_feed.publish(
+            backend.workspace,
+            "alert",
+            alert["alert_id"],
+            state="raised",
+            deployment_name=deployment_name,
+            monitor_id=alert["monitor_id"],
+        )
     return new
 
 
@@ -201,6 +211,13 @@ def acknowledge(
 ) -> int:
     """Acknowledge the given alerts (an id or a unique prefix of one), or every unacknowledged
     alert (of `deployment_name`); returns how many were acknowledged."""
+    count = _acknowledge(workspace, alert_ids, deployment_name)
+    if count:
+        events_feed.publish(workspace, "alert", deployment_name or "*", state="acknowledged", count=count)
+    return count
+
+
+def _acknowledge(workspace: Workspace, alert_ids: list[str] | None, deployment_name: str | None) -> int:
     now = _now()
     with workspace.tables(SCHEMA) as conn, transaction(conn):
         if not alert_ids:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mlops_widgets import events_feed
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.runner.process import is_gone
 from mlops_widgets.runner.record import read_results
@@ -340,6 +341,14 @@ def index_run(ws: Workspace, record: RunRecord, conn: sqlite3.Connection | None 
     finally:
         if own:
             conn.close()
+    events_feed.publish(  # ids and states only: parameters, results and errors stay in the trail
+        ws,
+        "run" if record.kind == "template" else "event",
+        record.run_id,
+        template=record.template,
+        status=record.status,
+        deployment_name=record.deployment_name,
+    )
 
 
 def reconcile(ws: Workspace, conn: sqlite3.Connection) -> None:

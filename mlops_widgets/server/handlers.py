@@ -4,7 +4,8 @@ authentication (token or cookie) and XSRF checks on every request that changes s
 Every read works on a worker thread (`_call`): the embedded backend blocks, and the server's
 event loop must keep serving JupyterLab meanwhile. A template run is a job (jobs.py) in a process
 of its own: starting one answers 202 with its job and run ids, `jobs/<id>` its progress and
-outcome, `jobs/<id>/cancel` stops it.
+outcome, `jobs/<id>/cancel` stops it. `events?since=SEQ` follows the workspace's change feed
+(a long poll: it answers as soon as a change numbered after SEQ exists, whatever process made it).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from mlops_widgets import events_feed
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.server import views
 from mlops_widgets.server.jobs import Jobs
 
 RUN = r"(?P<run>[0-9A-Za-z_.-]+)"  # event ids hold their dotted action
 JOB = r"(?P<job>[0-9a-f]+)"
+FEED_CHECK_S = 0.2  # how often a waiting follower's request looks at the feed
+FEED_WAIT_S = 25.0  # a follower with nothing new is answered empty after this (it asks again)
 
 
 class _Base(APIHandler):
@@ -192,6 +196,49 @@ class JobCancelHandler(_Base):
             self._refuse(exc)
 
 
+class EventsHandler(_Base):
+    """The change feed as a long poll. Without `since`: at once, no changes and the latest seq
+    (where a new follower starts). With `since=SEQ`: the changes after SEQ as soon as there is
+    one, else none after `wait` seconds (at most FEED_WAIT_S); each carries its seq and the
+    answer's `last` is where the follower resumes, after a dropped connection too."""
+
+    _gone = False
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+
+    @web.authenticated
+    async def get(self) -> None:
+        after = self._number("since", None)
+        ws = views.workspace()
+        if after is None:
+            self.finish(json.dumps({"events": [], "last": await asyncio.to_thread(events_feed.last_seq, ws)}))
+            return
+        wait = min(self._number("wait", FEED_WAIT_S), FEED_WAIT_S)
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            changes = await asyncio.to_thread(events_feed.since, ws, int(after))
+            if changes or self._gone or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(FEED_CHECK_S)
+        if self._gone:
+            return
+        last = changes[-1].seq if changes else int(after)
+        self.finish(json.dumps({"events": [c.to_dict() for c in changes], "last": last}))
+
+    def _number(self, name: str, default: float | None) -> float | None:
+        value = self.get_query_argument(name, None)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise web.HTTPError(400, f"{name} must be a number, got {value!r}") from None
+        if number < 0:
+            raise web.HTTPError(400, f"{name} must be 0 or more, got {value!r}")
+        return number
+
+
 def routes(base_url: str) -> list[tuple[str, type]]:
     prefix = base_url.rstrip("/") + "/mlops/"
     return [
@@ -206,4 +253,5 @@ def routes(base_url: str) -> list[tuple[str, type]]:
         (prefix + "notebooks/run", NotebookRunHandler),
         (prefix + f"jobs/{JOB}", JobHandler),
         (prefix + f"jobs/{JOB}/cancel", JobCancelHandler),
+        (prefix + "events", EventsHandler),
     ]

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets import events_feed
 from mlops_widgets.backends.local.inference.procs import alive, cmdline, kill_kernel
 from mlops_widgets.backends.training_protocol import JOB_ENDED, JOB_FAILED, JOB_RUNNING, JOB_SUBMITTED
 from mlops_widgets.errors import MlopsError, NotFoundError
@@ -98,7 +99,10 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def write_job(folder: Path, job: dict[str, Any]) -> None:
+    """Write job.json; every change of a job goes through here, so it is announced here."""
     atomic_write(folder / JOB_FILE, json.dumps(job, indent=2))
+    # <workspace>/training/<job id>/: whatever process writes it (the CLI, the supervisor)
+    events_feed.publish(Workspace(folder.parent.parent), "job", folder.name, state=job.get("state"))
 
 
 def update_job(folder: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
