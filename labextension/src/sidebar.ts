@@ -102,7 +102,7 @@ export class MLOpsSidebar extends Widget {
   protected onAfterShow(): void {
     void this.refresh();
     if (!this._following) {
-      void this._follow();
+      void this._follow(); // and again once it knows where the feed stands
     }
     window.clearInterval(this._timer);
     this._timer = window.setInterval(() => {
@@ -131,7 +131,9 @@ export class MLOpsSidebar extends Widget {
         const answer: IChanges = await requestAPI<IChanges>(
           since === null ? 'events' : `events?since=${since}`
         );
-        if (since !== null && answer.events.length && this.isVisible) {
+        // The first answer says where the feed stands: a refresh then shows every change up to
+        // it, and the feed brings the ones after it.
+        if ((since === null || answer.events.length) && this.isVisible) {
           void this.refresh();
         }
         since = answer.last;
