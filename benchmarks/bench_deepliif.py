@@ -86,7 +86,8 @@ def baseline(python: str, kernels: int, tiles: int, size: int, gpu: bool) -> tup
         )
         for i in range(kernels)
     ]
-    times = [t for p in procs for t in json.loads(p.communicate()[0])]
+    # the last line: deepliif prints "initialize network with normal" as it builds each one
+    times = [t for p in procs for t in json.loads(p.communicate()[0].strip().splitlines()[-1])]
     elapsed_work = sum(times) / kernels  # the measured tiles only, without building the networks
     return len(times) / elapsed_work, sorted(times)[len(times) // 2]
 
