@@ -58,6 +58,7 @@ def write_masks(folder: Path, n: int, size: int = 64) -> None:
 
 
 def setup(ws: Workspace, deployments: int) -> list[str]:
+    ws.open()  # a workspace first: mlops refuses a folder holding files it did not make
     backend = get_backend("local", ws)
     write_masks(ws.root / "volumes" / "vol" / "eval", 8)
     monitor.provider_create(backend)
@@ -152,7 +153,7 @@ def main() -> None:
         base = baseline_cpu(ws, names[0], 5)
         backend = get_backend("local", ws)
         for name in names:
-            schedule.set_schedule(backend, name, every="1s", paused=True)
+            schedule.set_schedule(backend, name, every="1s")  # starts the service
         pid = service_info(ws)["pid"]
         run_until(ws, names, 100)
         at100 = settled(ws, names, pid)

@@ -444,38 +444,22 @@ class App:
         name: str,
         monitor_id: str | None = None,
         *,
-        every: str | None = None,
-        cron: str | None = None,
-        tz: str | None = None,
-        start: datetime | None = None,
         paused: bool | None = None,
         remove: bool = False,
+        **repeat: Any,
     ) -> list[dict[str, Any]]:
-        """Give the deployment's monitors (or one) a schedule (a repeat or a cron expression),
-        pause, resume or remove it."""
+        """Give the deployment's monitors (or one) a schedule (`repeat`: every, or cron and tz;
+        start), pause, resume or remove it."""
         from mlops_widgets.ops import schedule
 
-        params = {
-            "deployment_name": name,
-            "monitor_id": monitor_id,
-            "every": every,
-            "paused": paused,
-            "remove": remove,
+        given = {
+            k: v.isoformat() if isinstance(v, datetime) else v for k, v in repeat.items() if v is not None
         }
-        params.update({k: v for k, v in (("cron", cron), ("tz", tz)) if v is not None})
-        if start is not None:
-            params["start"] = start.isoformat()
+        params = {"deployment_name": name, "monitor_id": monitor_id, "every": None, **given}
+        params.update(paused=paused, remove=remove)
         with self._event("monitor.schedule", params, name) as event:
             rows = schedule.set_schedule(
-                self.backend,
-                name,
-                monitor_id,
-                every=every,
-                cron=cron,
-                tz=tz,
-                start=start,
-                paused=paused,
-                remove=remove,
+                self.backend, name, monitor_id, paused=paused, remove=remove, **repeat
             )
             event.result = {"schedules": rows}
         return rows
