@@ -89,9 +89,9 @@ def stage(
     uploaded once and is the model asset too (the entry is keyed by its id).
     Returns the model asset id, the dependency asset id and the entry as written.
     """
-    entry, _warnings = validate_entry(entry, definitions=known_definitions(backend.workspace))
     model, dependency = (Path(path_model) if path_model else None), Path(path_dependency)
     with _Turn(backend, asset_name(model or dependency)) as turn:
+        entry, _warnings = validate_entry(entry, definitions=known_definitions(backend.workspace))
         result = _stage(backend, model, dependency, entry, on_clash, progress, turn)
         turn.wait_for_later_stages()
     still_staged(backend, result["model_asset_id"])
@@ -171,8 +171,8 @@ def still_staged(backend: Backend, model_asset_id: str) -> None:
     at the same time replaced it, so the id this one would print no longer exists."""
     if model_asset_id not in list_entries(backend):
         raise ConflictError(
-            f"model asset {model_asset_id} was replaced by a stage of the same model that ran at the "
-            "same time: that stage's assets are the staged ones, this one's are gone",
+            f"model asset {model_asset_id} was replaced by another command staging the same model at "
+            "the same time: that command's assets are the staged ones, this one's are gone",
             hint=Hint("config.list", "the list of entries shows the staged models"),
         )
 
@@ -205,8 +205,8 @@ class _Turn:
         latest = committed.read_text() if committed.exists() else ""
         if latest > self.ticket:
             raise ConflictError(
-                f"a stage of model {self.name} that started after this one was staged first; "
-                "nothing was staged",
+                f"another command staging model {self.name} started after this one and was staged "
+                "first; nothing was staged",
                 hint=Hint("stage.retry", "stage again to replace the entries as they are now"),
             )
         atomic_write(committed, self.ticket)
