@@ -8,12 +8,13 @@ it is private (0600) like the rest of the workspace. Secret values are never pas
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from mlops_widgets.workspace import Workspace
 
@@ -28,7 +29,7 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A size-rotated log whose folder is made 0700 and whose files are created 0600."""
 
-    def _open(self) -> IO[Any]:
+    def _open(self) -> io.TextIOWrapper:
         folder = Path(self.baseFilename).parent
         Workspace(folder.parent).open()  # a folder that is not a workspace gets no log
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -36,17 +37,21 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         def private(path: str, flags: int) -> int:
             return os.open(path, flags, 0o600)
 
-        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private)
+        stream = open(
+            self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private
+        )
+        assert isinstance(stream, io.TextIOWrapper)  # a text mode, as FileHandler's own
+        return stream
 
     def handleError(self, record: logging.LogRecord) -> None:
         """A log that cannot be written (read-only or full workspace) never fails nor clutters the
         command: the command itself says what went wrong with the workspace."""
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time of the record (a caller may swap it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> IO[str]:
         return sys.stderr
 

@@ -206,7 +206,7 @@ class _Connection(sqlite3.Connection):
 
     unwritable: MlopsError | None = None
 
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         if self.unwritable is None:
             return super().execute(sql, parameters)
         if _CREATE.match(sql):
@@ -218,7 +218,7 @@ class _Connection(sqlite3.Connection):
                 raise self.unwritable from exc
             raise
 
-    def executescript(self, sql_script: str) -> sqlite3.Cursor:  # type: ignore[override]
+    def executescript(self, sql_script: str) -> sqlite3.Cursor:
         if self.unwritable is None:
             return super().executescript(sql_script)
         statement = ""

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 # Lists are newest first unless said otherwise. A missing id raises NotFoundError.
 
 Resource = dict[str, Any]
+# OpenScale's thresholds of a monitor instance: [{metric_id, type, value}] (a name of its own:
+# inside the classes below, `list` is a method).
+Thresholds = list[dict[str, Any]]
 
 # OpenScale run states.
 RUN_RUNNING = "running"
@@ -151,7 +154,7 @@ class MonitorInstances(Protocol):
         *,
         monitor_definition_id: str,
         target_id: str,
-        thresholds: list[dict[str, Any]],
+        thresholds: Thresholds,
         parameters: dict[str, Any],
     ) -> Resource:
         """Attach a definition to a subscription. `thresholds` are OpenScale's
@@ -163,7 +166,7 @@ class MonitorInstances(Protocol):
         self,
         monitor_instance_id: str,
         *,
-        thresholds: list[dict[str, Any]] | None = None,
+        thresholds: Thresholds | None = None,
         parameters: dict[str, Any] | None = None,
     ) -> Resource:
         """Replace thresholds and/or parameters (OpenScale's PATCH of /thresholds, /parameters)."""

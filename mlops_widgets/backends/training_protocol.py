@@ -70,7 +70,7 @@ class TrainingSpec:
                 hint=Hint(
                     "train.distributed",
                     "choose a distributed framework (distPyTorch) or one worker",
-                    {"frameworks": list(DISTRIBUTED)},
+                    {"frameworks": ", ".join(DISTRIBUTED)},
                 ),
             )
         if not re.match(r"^\d+(\.\d+)?[kKmMgG]?$", str(self.memory)):

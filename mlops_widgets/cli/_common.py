@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +64,7 @@ def show_warnings(warnings: list[Any], source: str | None = None) -> None:
         click.echo(w.format(source), err=True)
 
 
-def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def echo_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """Plain aligned columns, as the original's listings printed them."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     for row in (header, *rows):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,7 +17,13 @@ def prepare() -> None:
     """Stage model and deployment files into the space."""
 
 
-def _on_clash(obj: CliContext, path_model: str | None, path_dependency: str, force: bool, new: bool) -> str:
+if TYPE_CHECKING:
+    from mlops_widgets.ops.space import OnClash
+
+
+def _on_clash(
+    obj: CliContext, path_model: str | None, path_dependency: str, force: bool, new: bool
+) -> OnClash:
     """What to do with assets of the same names: the flags, else ask on a TTY as the original did."""
     if force and new:
         raise click.UsageError("--force and --new exclude each other")

@@ -104,7 +104,8 @@ class SchemaContext:
 class Kind(Protocol):
     """A value type: `expect` names it in messages and docs."""
 
-    expect: str
+    @property
+    def expect(self) -> str: ...
 
     def check(self, value: Any, path: str, ck: Checker) -> Any: ...
 

@@ -76,9 +76,8 @@ def _planes(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            if img.mode not in ("RGB", "RGBA"):
-                img = img.convert("RGB")
+        with Image.open(path) as opened:
+            img = opened if opened.mode in ("RGB", "RGBA") else opened.convert("RGB")
             img.load()
             return np.asarray(img.getchannel(0)), np.asarray(img.getchannel(2))
     except (OSError, ValueError) as exc:

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.monitors.definitions import DIRECTIONS, Direction, MonitorDefinition, Threshold
@@ -29,7 +29,7 @@ def metric_id(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _is_finite_number(value: Any) -> bool:
+def _is_finite_number(value: Any) -> TypeGuard[float]:
     """YAML and JSON give bools, strings and NaN where a number was meant; none is a limit."""
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 

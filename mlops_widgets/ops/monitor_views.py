@@ -13,7 +13,7 @@ from typing import Any
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
-from mlops_widgets.monitors.definitions import Threshold
+from mlops_widgets.monitors.definitions import Direction, Threshold
 from mlops_widgets.monitors.schedule import describe, every_text, is_enabled, next_slots, parse_time
 from mlops_widgets.monitors.thresholds import DIRECTION_OF
 from mlops_widgets.ops import space
@@ -297,7 +297,7 @@ def _slope_per_hour(points: list[tuple[datetime, float]]) -> float | None:
 
 
 def metric_trend(
-    points: list[tuple[datetime, float]], limit: float | None, direction: str | None
+    points: list[tuple[datetime, float]], limit: float | None, direction: Direction | None
 ) -> dict[str, Any]:
     """The trend of one metric's values (oldest first): slope per hour and, when it moves toward
     its limit from the right side, the expected time to cross it."""
@@ -338,7 +338,7 @@ def monitor_trends(
         definition_id = inst["entity"]["monitor_definition_id"]
         names = metric_names(backend, definition_id)
         series: dict[str, list[tuple[datetime, float]]] = {}
-        limits: dict[str, tuple[float | None, str | None]] = {}
+        limits: dict[str, tuple[float | None, Direction | None]] = {}
         for m in reversed(backend.monitoring.measurements.list(rid(inst), limit=points)):
             at = parse_time(m["entity"].get("timestamp") or m["metadata"]["created_at"])
             for x in measurement_summary(m, names)["metrics"]:

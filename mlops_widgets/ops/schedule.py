@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.schedule import (
     DISABLED,
@@ -58,19 +59,20 @@ def set_schedule(
     asset_id, entry, sub = subscription_of(backend, deployment_name)
     monitors = entry.get(MONITORS_KEY) or {}
     chosen = [monitor_id] if monitor_id else list(monitors)
-    plans = []
+    plans: list[tuple[str, Resource, dict[str, Any] | None, dict[str, Any] | None]] = []
     for mid in chosen:
         if mid not in monitors:
             raise MlopsError(
                 f"the entry of deployment {deployment_name!r} has no monitor {mid!r}; "
                 f"its monitors are: {', '.join(monitors) or 'none'}"
             )
-        (inst,) = instances_of(backend, rid(sub), mid) or [None]
-        if inst is None:
+        attached = instances_of(backend, rid(sub), mid)
+        if not attached:
             raise MlopsError(
                 f"monitor {mid!r} of deployment {deployment_name!r} is not attached yet",
                 hint=Hint("monitor.create", "attach the entry's monitors first", {"name": deployment_name}),
             )
+        (inst,) = attached
         current = inst["entity"].get("schedule")
         if remove:
             plans.append((mid, inst, None, None))
@@ -106,8 +108,8 @@ def set_schedule(
 
     space.update_entry(backend, asset_id, change)
     out = []
-    for mid, inst, schedule, _settings in plans:
-        updated = backend.monitoring.monitor_instances.set_schedule(rid(inst), schedule)
+    for mid, inst, wanted, _settings in plans:
+        updated = backend.monitoring.monitor_instances.set_schedule(rid(inst), wanted)
         out.append(
             {
                 "deployment_name": deployment_name,

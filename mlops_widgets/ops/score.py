@@ -37,7 +37,7 @@ def prediction_folder(backend: Backend, deployment_name: str) -> tuple[str, str]
 
 def _writer(
     backend: Backend, deployment_name: str, output_dir: str | Path | None
-) -> tuple[Callable[[str, bytes], None], str]:
+) -> tuple[Callable[[str, bytes], object], str]:
     """How each mask is written, and where (said in words): into `output_dir` on this machine,
     else into the monitors' dir_pred through the backend's storage volumes."""
     if output_dir:

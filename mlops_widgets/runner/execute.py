@@ -51,6 +51,7 @@ __all__ = ["ProgressEvent", "rerun", "run_template"]
 def _resolve_backend(
     backend: str | Backend | None, workspace: Workspace | str | os.PathLike[str] | None
 ) -> tuple[str, Workspace]:
+    ws: Workspace | str | os.PathLike[str] | None
     if isinstance(backend, Backend):
         ws = backend.workspace if workspace is None else workspace
         name = backend.name

@@ -34,10 +34,12 @@ def new_manager(kernel_name: str) -> Any:
     km = AsyncKernelManager(
         kernel_name=kernel_name, transport_encryption="auto" if zmq.has("curve") else "disabled"
     )
-    argv = list(km.kernel_spec.argv)
+    spec = km.kernel_spec
+    assert spec is not None  # jupyter_client raises NoSuchKernel for a missing one
+    argv = list(spec.argv)
     if argv and argv[0] in PYTHON_NAMES:  # as jupyter_client reads a spec's "python"
         argv[0] = sys.executable
-    km.kernel_spec.argv = reaper.wrap(argv)
+    spec.argv = reaper.wrap(argv)
     return km
 
 

@@ -77,7 +77,7 @@ def ambient_secrets(
 @cache
 def _skeleton() -> bytes:
     """A notebook with every kind of cell and output and no content: the format's own text."""
-    code = {
+    code: dict[str, Any] = {
         "cell_type": "code",
         "execution_count": None,
         "id": "",

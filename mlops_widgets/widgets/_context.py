@@ -18,6 +18,8 @@ from mlops_widgets.widgets._task import ProgressFn, TaskBar
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
+    import ipywidgets as w
+
     from mlops_widgets.app import App
     from mlops_widgets.backends.base import Backend
     from mlops_widgets.monitors import MonitorDefinition
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 class Tab(Protocol):
     title: str
     loaded: bool
+    widget: w.Box  # what the panel shows as the tab
 
     def refresh(self) -> None: ...
 

@@ -40,7 +40,7 @@ class PathField:
         *,
         base: Path | None = None,
         placeholder: str = "",
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[], object] | None = None,  # its result is not used
         css: str = "",
     ) -> None:
         self.base = base or Path.cwd()

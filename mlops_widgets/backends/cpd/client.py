@@ -216,7 +216,7 @@ class CpdSession:
                 def keep_verifying(service: Any, status: bool = False) -> None:
                     switch(service, False)
 
-                BaseService.set_disable_ssl_verification = keep_verifying  # type: ignore[method-assign]
+                BaseService.set_disable_ssl_verification = keep_verifying
                 try:
                     client = module.APIClient(
                         authenticator=BearerTokenAuthenticator(bearer_token=token),
@@ -224,7 +224,7 @@ class CpdSession:
                         service_instance_id=OPENSCALE_CPD_INSTANCE,
                     )
                 finally:
-                    BaseService.set_disable_ssl_verification = switch  # type: ignore[method-assign]
+                    BaseService.set_disable_ssl_verification = switch
                 client.set_http_config({"verify": s.verify, "timeout": 300})
                 return client
 

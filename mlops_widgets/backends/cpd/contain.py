@@ -33,7 +33,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from mlops_widgets.errors import MlopsError
 
@@ -171,7 +171,7 @@ def _apply(ca_bundle: str | None) -> None:
 def _restore(snap: dict[str, Any]) -> None:
     import ssl
 
-    warnings.filters[:] = snap["filters"]
+    cast(list[Any], warnings.filters)[:] = snap["filters"]  # a list at run time, a Sequence in typeshed
     warnings._filters_mutated()  # type: ignore[attr-defined]
     warnings.showwarning = snap["showwarning"]
     for key, value in snap["env"].items():
@@ -186,7 +186,7 @@ def _restore(snap: dict[str, Any]) -> None:
         lg.disabled = disabled
     wrapper = sys.modules.get(_WML_WRAPPER)
     if wrapper is not None:
-        wrapper.verify = snap["wrapper_verify"]
+        wrapper.verify = snap["wrapper_verify"]  # type: ignore[attr-defined]
 
 
 def _pin_wml_verify(ca_bundle: str | None) -> None:

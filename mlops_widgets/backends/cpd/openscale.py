@@ -24,7 +24,7 @@ import uuid
 from typing import Any
 
 from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
-from mlops_widgets.backends.monitoring_protocol import Resource
+from mlops_widgets.backends.monitoring_protocol import Resource, Thresholds
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import MonitorDefinition
 from mlops_widgets.monitors.thresholds import LIMIT_TYPES, check_instance_thresholds
@@ -247,7 +247,7 @@ def custom_metric_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _overrides(thresholds: list[dict[str, Any]]) -> list[Any]:
+def _overrides(thresholds: Thresholds) -> list[Any]:
     return [
         _v2().MetricThresholdOverride(metric_id=t["metric_id"], type=t["type"], value=float(t["value"]))
         for t in thresholds
@@ -301,7 +301,7 @@ class CpdMonitorInstances(Area):
         *,
         monitor_definition_id: str,
         target_id: str,
-        thresholds: list[dict[str, Any]],
+        thresholds: Thresholds,
         parameters: dict[str, Any],
     ) -> Resource:
         thresholds = check_instance_thresholds(self._definitions.get(monitor_definition_id), thresholds)
@@ -327,7 +327,7 @@ class CpdMonitorInstances(Area):
         self,
         monitor_instance_id: str,
         *,
-        thresholds: list[dict[str, Any]] | None = None,
+        thresholds: Thresholds | None = None,
         parameters: dict[str, Any] | None = None,
     ) -> Resource:
         current = self.get(monitor_instance_id)

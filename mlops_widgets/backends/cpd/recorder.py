@@ -195,7 +195,7 @@ class Recorder:
             self._keep(request, resp, streamed=bool(kw.get("stream")))
             return resp
 
-        requests.Session.send = recording_send  # type: ignore[method-assign]
+        requests.Session.send = recording_send  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:

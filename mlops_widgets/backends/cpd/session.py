@@ -289,7 +289,7 @@ class Http:
             if resp.status_code == 401 and not renewed:
                 self.tokens.renew()  # raises when the token cannot be renewed
                 rewind = kw.get("data")
-                if hasattr(rewind, "seek"):
+                if rewind is not None and hasattr(rewind, "seek"):
                     rewind.seek(0)
                 continue
             break

@@ -150,7 +150,11 @@ class CpdSpace:
 
         def store() -> dict[str, Any]:
             names = client.data_assets.ConfigurationMetaNames
-            props = {names.NAME: name, names.DESCRIPTION: description, names.DATA_CONTENT_NAME: str(path)}
+            props: dict[str, Any] = {
+                names.NAME: name,
+                names.DESCRIPTION: description,
+                names.DATA_CONTENT_NAME: str(path),
+            }
             if kind == "watsonx":
                 from ibm_watsonx_ai.utils.enums import AssetDuplicateAction
 
@@ -190,8 +194,10 @@ class CpdSpace:
         ]
         assets.sort(key=lambda a: (a.created_at, a.asset_id), reverse=True)
         if keep_only_latest:
-            seen: set[str] = set()
-            assets = [a for a in assets if not (a.name in seen or seen.add(a.name))]
+            newest: dict[str, Asset] = {}  # the first of each name, the list being newest first
+            for a in assets:
+                newest.setdefault(a.name, a)
+            assets = list(newest.values())
         return assets
 
     def _get_details(self, asset_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@ schedules), measurements and runs, computed in this process by the monitor's pro
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import uuid
@@ -10,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_widgets.backends.local.monitoring_store import DATA_MART_ID, PerInstance, Store, Table, now, one
 from mlops_widgets.backends.local.volumes import LocalVolumes
-from mlops_widgets.backends.monitoring_protocol import RUN_ERROR, RUN_FINISHED, RUN_RUNNING, Resource
+from mlops_widgets.backends.monitoring_protocol import (
+    RUN_ERROR,
+    RUN_FINISHED,
+    RUN_RUNNING,
+    Resource,
+    Thresholds,
+)
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
@@ -45,7 +52,7 @@ class LocalMonitorInstances(Table):
         *,
         monitor_definition_id: str,
         target_id: str,
-        thresholds: list[dict[str, Any]],
+        thresholds: Thresholds,
         parameters: dict[str, Any],
     ) -> Resource:
         definition = self._definitions.get(monitor_definition_id)
@@ -76,7 +83,7 @@ class LocalMonitorInstances(Table):
         self,
         monitor_instance_id: str,
         *,
-        thresholds: list[dict[str, Any]] | None = None,
+        thresholds: Thresholds | None = None,
         parameters: dict[str, Any] | None = None,
     ) -> Resource:
         current = self.get(monitor_instance_id)
@@ -194,7 +201,9 @@ class LocalMeasurements(PerInstance):
             )
         return self._get(new_id)
 
-    def query(self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1) -> list[Resource]:
+    def query(
+        self, *, target_id: str, monitor_definition_id: str, recent_count: int = 1
+    ) -> builtins.list[Resource]:  # `list` here is the method below
         with self._store.connect() as conn:
             rows = conn.execute(
                 "SELECT m.* FROM mon_measurements m JOIN mon_monitor_instances i"

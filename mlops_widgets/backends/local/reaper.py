@@ -290,11 +290,11 @@ def main(argv: list[str]) -> int:
     status = ended[child]
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
-    signum = os.WTERMSIG(status)
-    if signum != signal.SIGKILL:  # its handler cannot be set (nor changed from the default)
-        signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-    return 128 + signum
+    ended_by = os.WTERMSIG(status)
+    if ended_by != signal.SIGKILL:  # its handler cannot be set (nor changed from the default)
+        signal.signal(ended_by, signal.SIG_DFL)
+    os.kill(os.getpid(), ended_by)
+    return 128 + ended_by
 
 
 if __name__ == "__main__":

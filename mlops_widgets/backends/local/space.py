@@ -148,8 +148,10 @@ class LocalSpace:
         rows = self._conn.execute(sql + " ORDER BY seq DESC", args).fetchall()
         assets = [_asset(r) for r in rows]
         if keep_only_latest:
-            seen: set[str] = set()
-            assets = [a for a in assets if not (a.name in seen or seen.add(a.name))]
+            newest: dict[str, Asset] = {}  # the first of each name, the list being newest first
+            for a in assets:
+                newest.setdefault(a.name, a)
+            assets = list(newest.values())
         return assets
 
     def get_asset(self, asset_id: str) -> Asset:

@@ -87,7 +87,7 @@ class LocalTraining:
                 hint=Hint(
                     "train.devices",
                     "ask for fewer devices per worker (0 runs on the CPU)",
-                    {"available": gpus},
+                    {"available": str(gpus)},
                 ),
             )
         data_dir = self._data_dir(spec)

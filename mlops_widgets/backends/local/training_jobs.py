@@ -117,7 +117,7 @@ def update_job(folder: Path, change: Callable[[dict[str, Any]], None]) -> dict[s
 def supervisor_alive(job: dict[str, Any]) -> bool:
     """Whether the job's supervisor process still runs (a reused pid does not count)."""
     pid = job.get("supervisor_pid")
-    return bool(pid) and alive(pid) and SUPERVISOR_MODULE in (cmdline(pid) or "")
+    return isinstance(pid, int) and alive(pid) and SUPERVISOR_MODULE in (cmdline(pid) or "")
 
 
 def settle(folder: Path) -> dict[str, Any]:

@@ -151,7 +151,7 @@ class Supervisor:
     def _pump(self, worker: int, proc: subprocess.Popen[bytes], log: KernelLog) -> None:
         pod = f"worker-{worker}"
         assert proc.stdout is not None
-        while chunk := proc.stdout.read1(65536):
+        while chunk := os.read(proc.stdout.fileno(), 65536):  # what the pipe holds, as it comes
             log.feed(pod, chunk)
         log.close_pod(pod)
 

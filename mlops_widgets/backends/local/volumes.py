@@ -144,7 +144,8 @@ class LocalVolumes:
             _same_times(source, dest / source.name)
         return dest
 
-    def local_path(self, volume: str, path: str = "") -> Path | None:
+    def local_path(self, volume: str, path: str = "") -> Path:
+        """Always a folder here: local volumes are folders."""
         return self._path(volume, path)
 
 

@@ -26,10 +26,8 @@ import numpy as np
 from PIL import Image
 from redhareapi import Kernel
 
-try:
-    OUTPUT_DIR  # noqa: B018  (a custom arg, injected as a module-level name when given)
-except NameError:
-    OUTPUT_DIR = None
+# A custom arg, injected above as a module-level name when given.
+OUTPUT_DIR = globals().get("OUTPUT_DIR")
 
 DEFAULT_RULE = {
     "positive": {"min_red_minus_blue": 40},

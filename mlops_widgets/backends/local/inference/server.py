@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
+from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.iostream import UnsatisfiableReadError
 from tornado.netutil import bind_sockets
@@ -225,7 +226,9 @@ class UploadHandler(Handler):
         super().prepare()
         if self._finished:
             return
-        self.request.connection.set_max_body_size(self.ctx.settings.limits.max_total_bytes)
+        connection = self.request.connection
+        assert isinstance(connection, HTTP1Connection)  # HTTPServer's connections are HTTP/1
+        connection.set_max_body_size(self.ctx.settings.limits.max_total_bytes)
         self.spool = tempfile.NamedTemporaryFile(
             prefix="upload-", suffix=".tar", dir=self.ctx.service.workspace.dir("inference")
         )
@@ -254,7 +257,7 @@ def application(ctx: Context) -> tornado.web.Application:
     by_path: dict[str, dict[str, routes.Call]] = {}
     for call in routes.ROUTES:
         by_path.setdefault(call.path, {})[call.method] = call
-    handlers = []
+    handlers: list[tuple[str, type, dict[str, Any]]] = []
     for path, calls in by_path.items():
         (base,) = {HANDLERS[c.body] for c in calls.values()}  # one body kind per path
         allowed = tuple(calls)

@@ -85,10 +85,11 @@ def merge_profile(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
         """Bounded as the deployment metadata bounds it (kernels are processes of this machine;
         timers overflow past a day)."""
         value = section.get(key)
-        ok = (
-            not isinstance(value, bool) and isinstance(value, int) and (low <= value <= high or value in also)
-        )
-        if not ok:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not (low <= value <= high or value in also)
+        ):
             extra = "".join(f" or {a}" for a in also)
             raise MlopsError(f"profile {key} must be an integer from {low} to {high}{extra}, got {value!r}")
         return value

@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # annotations only: the aliases' syntax needs Python 3.10
     import socket
     from collections.abc import Sequence
 
-    Blob = bytes | bytearray | memoryview | Sequence[bytes]  # one buffer, or a body's chunks
+    Buffer = bytes | bytearray | memoryview
+    Blob = Buffer | Sequence[bytes]  # one buffer, or a body's chunks
     Frame = tuple[dict[str, Any], list[bytes]]
 
 _LEN = struct.Struct("!I")
@@ -29,7 +30,7 @@ _JOIN_BELOW = 64 << 10  # smaller frames are joined and sent in one call
 _IOV_MAX = 512  # buffers per sendmsg call (the system allows 1024)
 
 
-def _chunks(blob: Blob) -> Sequence[bytes]:
+def _chunks(blob: Blob) -> Sequence[Buffer]:
     return (blob,) if isinstance(blob, _BUFFERS) else blob
 
 
