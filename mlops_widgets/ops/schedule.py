@@ -77,7 +77,17 @@ def set_schedule(
         if remove:
             plans.append((mid, inst, None, None))
             continue
-        if every is None and cron is None:
+        if cron is not None:
+            schedule = make_cron_schedule(
+                cron, tz=tz, min_s=min_interval_s(backend.workspace), paused=bool(paused), start=start
+            )
+            settings = {**entry_settings(schedule), "paused": bool(paused)}
+        elif every is not None:
+            schedule = make_schedule(
+                every, min_s=min_interval_s(backend.workspace), paused=bool(paused), start=start
+            )
+            settings = {"every": every, "paused": bool(paused)}
+        else:  # neither: pause or resume the schedule it has
             if not current:
                 raise MlopsError(
                     f"monitor {mid!r} of deployment {deployment_name!r} has no schedule to pause or resume",
@@ -87,16 +97,6 @@ def set_schedule(
             if not paused and current.get("status") == DISABLED:  # slots missed while paused are skipped
                 schedule["start_time"] = start_time(start)
             settings = {**entry_settings(current), "paused": bool(paused)}
-        elif cron is not None:
-            schedule = make_cron_schedule(
-                cron, tz=tz, min_s=min_interval_s(backend.workspace), paused=bool(paused), start=start
-            )
-            settings = {**entry_settings(schedule), "paused": bool(paused)}
-        else:
-            schedule = make_schedule(
-                every, min_s=min_interval_s(backend.workspace), paused=bool(paused), start=start
-            )
-            settings = {"every": every, "paused": bool(paused)}
         plans.append((mid, inst, schedule, settings))
 
     def change(e: dict[str, Any]) -> None:
