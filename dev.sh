@@ -39,12 +39,13 @@ case "$job" in
     fi
     # On CI (CI=true) the browser test must run, never skip.
     [ "${CI:-}" = true ] && export MLOPS_REQUIRE_BROWSER=1
-    # Lint, format, the declared dependencies and the extension's checks are part of the suite
+    # Lint, format, the declared dependencies, types and the extension's checks are part of the suite
     # (only when running the whole suite, not a chosen test).
     if [ $# -eq 0 ]; then
       .venv/bin/ruff check .
       .venv/bin/ruff format --check .
       .venv/bin/deptry .
+      .venv/bin/mypy  # [tool.mypy] in pyproject.toml: the package, no error
       # The extension's TypeScript: eslint, prettier and its jest tests, where Node is installed
       # (npm ci again whenever package-lock.json is newer than the installed tree).
       if command -v npm >/dev/null 2>&1; then
