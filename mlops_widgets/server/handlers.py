@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
@@ -226,7 +226,14 @@ class EventsHandler(_Base):
         last = changes[-1].seq if changes else int(after)
         self.finish(json.dumps({"events": [c.to_dict() for c in changes], "last": last}))
 
+    @overload
+    def _number(self, name: str, default: float) -> float: ...
+
+    @overload
+    def _number(self, name: str, default: None) -> float | None: ...
+
     def _number(self, name: str, default: float | None) -> float | None:
+        """The query argument `name` as a number of 0 or more (400 otherwise), else `default`."""
         value = self.get_query_argument(name, None)
         if value is None:
             return default
