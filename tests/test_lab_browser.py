@@ -339,6 +339,31 @@ def test_a_panel_step_that_fails_is_also_a_notification(demo_lab, page, tmp_path
     screenshot(page, tmp_path, "panel-step-notification.png")
 
 
+def test_a_reload_restores_the_panel_and_ends_its_old_kernel(demo_lab, page, tmp_path):
+    """After a page reload the panel's tab is back, on a fresh kernel; the one from before the
+    reload is shut down, not left running unseen."""
+    from playwright.sync_api import expect
+
+    _open_lab(page, demo_lab)
+    others = {k["id"] for k in _kernels(demo_lab)}  # earlier tests' pages, closed without closing
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('mlops:open-panel'); }")
+    panel = page.locator(".mlops-lab-panel .mlops-panel")
+    expect(panel).to_be_visible(timeout=90_000)
+    (mine,) = {k["id"] for k in _kernels(demo_lab)} - others
+    page.reload()
+    expect(page.locator(".mlops-lab-panel .mlops-panel")).to_be_visible(timeout=90_000)
+    page.wait_for_function(
+        """async ([token, before, old]) => {
+        const ks = (await (await fetch('/api/kernels', {headers: {Authorization: 'token ' + token}})).json())
+          .map(k => k.id).filter(id => !before.includes(id));
+        return ks.length === 1 && ks[0] !== old;
+    }""",
+        arg=[TOKEN, sorted(others), mine],
+        timeout=60_000,
+    )
+    assert mine not in {k["id"] for k in _kernels(demo_lab)}
+
+
 def test_clone_a_run_then_run_the_clone_in_the_audit_trail(demo_lab, page, tmp_path):
     """From a run's tab: Clone writes an editable notebook beside the user's files and opens it;
     its toolbar's "Run in the audit trail" runs its parameters through the runner."""

@@ -40,6 +40,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     let panel: MLOpsPanelWidget | null = null;
 
     const runs = new WidgetTracker<MainAreaWidget<RunContent>>({ namespace: 'mlops-run' });
+    // The panel's tab comes back after a reload (with a fresh kernel; the old one is ended).
+    const panels = new WidgetTracker<MLOpsPanelWidget>({ namespace: 'mlops-panel' });
     const sidebar = new MLOpsSidebar(
       runId => void commands.execute(CommandIDs.openRun, { runId }),
       () => void commands.execute(CommandIDs.openPanel)
@@ -54,6 +56,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (!panel || panel.isDisposed) {
           panel = new MLOpsPanelWidget(app, rendermime);
           panel.title.icon = mlopsIcon;
+          void panels.add(panel);
           shell.add(panel, 'main');
         }
         shell.activateById(panel.id);
@@ -102,6 +105,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     shell.add(sidebar, 'left', { rank: 650 });
     if (restorer) {
       restorer.add(sidebar, 'mlops-sidebar');
+      void restorer.restore(panels, { command: CommandIDs.openPanel, name: () => 'panel' });
       void restorer.restore(runs, {
         command: CommandIDs.openRun,
         args: w => ({ runId: w.content.runId, workspace: w.content.workspace }),

@@ -18,6 +18,8 @@ import { IInfo, requestAPI } from './api';
 const WIDGET_VIEW_MIMETYPE = 'application/vnd.jupyter.widget-view+json';
 /** A panel step that takes longer than this is also announced as a notification when it ends. */
 const SLOW_STEP_MS = 2000;
+/** This browser tab's panel session (its path), to end it after a reload. */
+const SESSION_KEY = 'mlops-widgets:panel-session';
 
 /** Python that builds the panel on the server's workspace and backend. */
 export function panelCode(info: IInfo): string {
@@ -63,6 +65,7 @@ export class MLOpsPanelWidget extends Panel {
     this.id = 'mlops-panel';
     this.title.label = 'MLOps panel';
     this.title.closable = true;
+    this._app = app;
     this._rendermime = rendermime.clone();
     this._model = new OutputAreaModel({ trusted: true });
     this._area = new OutputArea({ model: this._model, rendermime: this._rendermime });
@@ -106,7 +109,9 @@ export class MLOpsPanelWidget extends Panel {
       Notification.error(`MLOps panel: ${text}`, { autoClose: false });
     } else if (slow) {
       const cancelled = !!message?.querySelector('.mlops-cancelled');
-      Notification.emit(`MLOps panel: ${text}`, cancelled ? 'warning' : 'success', { autoClose: 5000 });
+      Notification.emit(`MLOps panel: ${text}`, cancelled ? 'warning' : 'success', {
+        autoClose: 5000
+      });
     }
   }
 
@@ -115,6 +120,7 @@ export class MLOpsPanelWidget extends Panel {
 
   private async _start(): Promise<void> {
     this._note('Starting the MLOps panel…');
+    await this._endStale();
     const [info] = await Promise.all([requestAPI<IInfo>('info'), this._session.initialize()]);
     await this._session.ready;
     const kernel = this._session.session?.kernel;
@@ -138,6 +144,26 @@ export class MLOpsPanelWidget extends Panel {
     await OutputArea.execute(panelCode(info), this._area, this._session);
   }
 
+  /**
+   * A page reload drops this tab's panel without closing it: its kernel would run on, unseen.
+   * The browser tab remembers its panel's session (sessionStorage survives a reload and is not
+   * shared with other browser tabs); the one left from before the reload is shut down.
+   */
+  private async _endStale(): Promise<void> {
+    const sessions = this._app.serviceManager.sessions;
+    const stale = sessionStorage.getItem(SESSION_KEY);
+    sessionStorage.setItem(SESSION_KEY, this._session.path);
+    if (!stale || stale === this._session.path) {
+      return;
+    }
+    await sessions.refreshRunning();
+    for (const model of sessions.running()) {
+      if (model.path === stale) {
+        await sessions.shutdown(model.id);
+      }
+    }
+  }
+
   private _note(text: string): void {
     this._model.clear();
     this._model.add({ output_type: 'stream', name: 'stdout', text });
@@ -154,11 +180,15 @@ export class MLOpsPanelWidget extends Panel {
       return;
     }
     this._steps.disconnect();
+    if (sessionStorage.getItem(SESSION_KEY) === this._session.path) {
+      sessionStorage.removeItem(SESSION_KEY);
+    }
     this._manager?.dispose();
     void this._session.shutdown().finally(() => this._session.dispose());
     super.dispose();
   }
 
+  private _app: JupyterFrontEnd;
   private _rendermime: IRenderMimeRegistry;
   private _model: OutputAreaModel;
   private _area: OutputArea;
