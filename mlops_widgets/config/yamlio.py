@@ -132,7 +132,7 @@ class _Builder:
             self._problem(path, f"not a valid {_short_tag(node.tag)} value: {exc}", node)
             return None
 
-    def _pairs(self, node: MappingNode, path: str) -> tuple[list[tuple[Node, Node]], list]:
+    def _pairs(self, node: MappingNode, path: str) -> tuple[list[tuple[Node, Node]], list[tuple[Node, Node]]]:
         """The mapping's own key/value nodes, and those it merges in (`<<`), in precedence order."""
         own: list[tuple[Node, Node]] = []
         merged: list[tuple[Node, Node]] = []
