@@ -117,6 +117,16 @@ def test_files_folders_and_inner_links_unpack(tmp_path: Path) -> None:
     assert (out / "back").read_text() == "k"
 
 
+def test_unpacked_folders_and_files_are_private(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "deep.zip", [("a/b/c/net.pt", "w", False), ("top.txt", "t", False)])
+    safe_unzip(archive, tmp_path / "out" / "new")
+    out = tmp_path / "out" / "new"
+    for path in [out, out / "a", out / "a" / "b", out / "a" / "b" / "c"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    for path in [out / "top.txt", out / "a" / "b" / "c" / "net.pt"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
 def test_top_folder_is_stripped_when_asked(tmp_path: Path) -> None:
     archive = make_zip(
         tmp_path / "wrapped.zip", [("wrapped/kernel.py", "k", False), ("wrapped/lib/u.py", "u", False)]

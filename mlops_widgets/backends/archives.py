@@ -171,15 +171,16 @@ def extract(
     if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
         raise MlopsError(f"{label}: cannot unpack into {dest}, it is not a new empty folder")
     try:
-        dest.mkdir(parents=True, exist_ok=True)
+        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
         budget = _Budget(label, members, limits, archive_size)
         made: set[Path] = {dest}
         for m in sorted(members, key=lambda m: m.kind == "link"):
             path = dest.joinpath(*m.parts)
             folder = path if m.kind == "dir" else path.parent
-            if folder not in made:
-                folder.mkdir(parents=True, exist_ok=True)
-                made.add(folder)
+            for parent in [*reversed(folder.relative_to(dest).parents), folder.relative_to(dest)]:
+                if dest / parent not in made:  # private like the files (mkdir's parents get 0755)
+                    (dest / parent).mkdir(mode=0o700, exist_ok=True)
+                    made.add(dest / parent)
             if m.kind == "link":
                 os.symlink(m.target, path)
             elif m.kind == "file":

@@ -13,6 +13,7 @@ RENDERINGS: dict[str, str] = {
     "archive.limit": "if the archive is genuine, raise the limit: export {variable}=<a larger value>",
     "clone.replace": "choose another name, or replace it with --force",
     "config.list": "see `mlops config list`",
+    "config.replace": "add it again with -f to replace the existing entry",
     "config.with_key": "use --with-key",
     "config.without_key": "drop --with-key",
     "cpd.credentials": "set USERNAME and APIKEY in the environment",

@@ -283,7 +283,8 @@ def add_entries(backend: Backend, entries: dict[str, dict[str, Any]], *, force: 
         taken = sorted(k for k in entries if k in doc)
         if taken and not force:
             raise ConflictError(
-                f"the deployment metadata already has an entry for {', '.join(taken)}: use -f to replace it"
+                f"the deployment metadata already has an entry for {', '.join(taken)}",
+                hint=Hint("config.replace", "replace the existing entry", {"keys": taken}),
             )
         doc.update(entries)
 
