@@ -39,6 +39,7 @@ class Runtimes:
     """The workspace's runtimes, kept in one JSON file under the inference folder."""
 
     def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
         self.path = workspace.root / "inference" / "runtimes.json"
 
     def _read(self) -> dict[str, dict[str, Any]]:
@@ -53,7 +54,7 @@ class Runtimes:
     @contextmanager
     def _locked(self) -> Iterator[dict[str, dict[str, Any]]]:
         """The runtimes, changed in place by the caller and written back whole, one writer at a time."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.workspace.path("inference", "runtimes.json")  # the workspace opened (marked) first
         lock = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
