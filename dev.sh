@@ -12,7 +12,15 @@ if [ -z "$python" ]; then
   done
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-pip_install() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@"; }
+# pip install, skipped when the same install was done with the same pyproject.toml and extension
+# build (an editable install follows code changes by itself): a warm start of test-fast.
+pip_install() {
+  local key
+  key=$(cat pyproject.toml mlops_widgets/labextension/sources.sha256 <(echo "$@") | sha256sum | cut -c1-16)
+  [ -f ".venv/.installed-$key" ] && return 0
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@"
+  touch ".venv/.installed-$key"
+}
 
 job=${1:-}
 shift || true
