@@ -284,7 +284,7 @@ def add_entries(backend: Backend, entries: dict[str, dict[str, Any]], *, force: 
         if taken and not force:
             raise ConflictError(
                 f"the deployment metadata already has an entry for {', '.join(taken)}",
-                hint=Hint("config.replace", "replace the existing entry", {"keys": taken}),
+                hint=Hint("config.replace", "replace the existing entry", {"keys": ", ".join(taken)}),
             )
         doc.update(entries)
 
