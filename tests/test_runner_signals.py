@@ -151,8 +151,8 @@ def test_an_unwritable_workspace_is_refused_before_anything_runs(
 ) -> None:
     marker = tmp_path / "executed"
     path = make_template(tmp_path / "Marks.ipynb", "n = 1  # unused", [f"open({str(marker)!r}, 'w').close()"])
-    workspace.root.mkdir(parents=True, exist_ok=True)
-    (workspace.root / RUNS_DIR).write_text("not a folder")  # runs/ cannot be created
+    workspace.open()  # an mlops workspace (marked), whose runs/ cannot be created:
+    (workspace.root / RUNS_DIR).write_text("not a folder")
     with pytest.raises(Exception, match=f"the workspace {workspace.root} cannot be written to"):
         run_template(path)
     assert not marker.exists()
