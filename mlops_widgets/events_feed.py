@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -55,26 +56,43 @@ class Change:
         return {"seq": self.seq, "at": self.at, "kind": self.kind, "subject": self.subject, **self.payload}
 
 
-def publish(workspace: Workspace, kind: str, subject: str, **payload: Scalar) -> int | None:
+def publish(
+    workspace: Workspace,
+    kind: str,
+    subject: str,
+    /,
+    *,
+    conn: sqlite3.Connection | None = None,
+    **payload: Scalar,
+) -> int | None:
     """Announce that `subject` (of `kind`) changed; returns its seq, or None when it could not be
     published (logged: the change itself stands). Payload values are plain scalars only: ids,
-    names, states."""
+    names, states. `conn`: the caller's open connection to the workspace database, outside any
+    transaction (it saves a connection, whose closing checkpoints the database)."""
     try:
         for key, value in payload.items():
             if not isinstance(value, str | int | float | bool | type(None)):
                 raise TypeError(f"payload {key} is a {type(value).__name__}, not a plain scalar")
-        with workspace.tables(SCHEMA) as conn, transaction(conn):
-            seq = conn.execute(
-                "INSERT INTO events_feed (at, kind, subject, payload) VALUES (?, ?, ?, ?)",
-                (time.time(), kind, subject, json.dumps(payload)),
-            ).lastrowid
-            assert seq is not None
-            if seq % PRUNE_EVERY == 0:
-                conn.execute("DELETE FROM events_feed WHERE seq <= ?", (seq - KEEP,))
-        return seq
+        row = (time.time(), kind, subject, json.dumps(payload))
+        if conn is not None:
+            conn.executescript(SCHEMA)
+            return _insert(conn, row)
+        with workspace.tables(SCHEMA) as own:
+            return _insert(own, row)
     except Exception as exc:  # a notification never fails the change it announces
         log.warning("change feed of %s: %s %s not published: %s", workspace.root, kind, subject, exc)
         return None
+
+
+def _insert(conn: sqlite3.Connection, row: tuple[float, str, str, str]) -> int:
+    with transaction(conn):
+        seq = conn.execute(
+            "INSERT INTO events_feed (at, kind, subject, payload) VALUES (?, ?, ?, ?)", row
+        ).lastrowid
+        assert seq is not None
+        if seq % PRUNE_EVERY == 0:
+            conn.execute("DELETE FROM events_feed WHERE seq <= ?", (seq - KEEP,))
+    return seq
 
 
 def since(workspace: Workspace, seq: int, limit: int = 500) -> list[Change]:

@@ -338,17 +338,18 @@ def index_run(ws: Workspace, record: RunRecord, conn: sqlite3.Connection | None 
             conn.execute(
                 f"INSERT OR REPLACE INTO runs_runs ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
             )
+        events_feed.publish(  # ids and states only: parameters, results and errors stay in the trail
+            ws,
+            "run" if record.kind == "template" else "event",
+            record.run_id,
+            conn=conn,
+            template=record.template,
+            status=record.status,
+            deployment_name=record.deployment_name,
+        )
     finally:
         if own:
             conn.close()
-    events_feed.publish(  # ids and states only: parameters, results and errors stay in the trail
-        ws,
-        "run" if record.kind == "template" else "event",
-        record.run_id,
-        template=record.template,
-        status=record.status,
-        deployment_name=record.deployment_name,
-    )
 
 
 def reconcile(ws: Workspace, conn: sqlite3.Connection) -> None:
