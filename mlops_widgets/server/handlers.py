@@ -210,17 +210,22 @@ class EventsHandler(_Base):
     @web.authenticated
     async def get(self) -> None:
         after = self._number("since", None)
+        wait = min(self._number("wait", FEED_WAIT_S) or 0.0, FEED_WAIT_S)
         ws = views.workspace()
-        if after is None:
-            self.finish(json.dumps({"events": [], "last": await asyncio.to_thread(events_feed.last_seq, ws)}))
+        try:
+            if after is None:
+                last = await asyncio.to_thread(events_feed.last_seq, ws)
+                self.finish(json.dumps({"events": [], "last": last}))
+                return
+            deadline = asyncio.get_running_loop().time() + wait
+            while True:
+                changes = await asyncio.to_thread(events_feed.since, ws, int(after))
+                if changes or self._gone or asyncio.get_running_loop().time() >= deadline:
+                    break
+                await asyncio.sleep(FEED_CHECK_S)
+        except MlopsError as exc:  # the workspace cannot be read: said as any refusal
+            self._refuse(exc)
             return
-        wait = min(self._number("wait", FEED_WAIT_S), FEED_WAIT_S)
-        deadline = asyncio.get_running_loop().time() + wait
-        while True:
-            changes = await asyncio.to_thread(events_feed.since, ws, int(after))
-            if changes or self._gone or asyncio.get_running_loop().time() >= deadline:
-                break
-            await asyncio.sleep(FEED_CHECK_S)
         if self._gone:
             return
         last = changes[-1].seq if changes else int(after)
