@@ -19,6 +19,7 @@ import tornado.testing
 import tornado.web
 from helpers import ASSET, add_entry, write_masks
 
+from mlops_widgets import events_feed
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.config import json_schema, validate_entry
 from mlops_widgets.config.fields import EVERY_PATTERN
@@ -284,6 +285,9 @@ def test_a_violation_reaches_the_webhook_once_per_episode(
     assert alerts.unacknowledged_count(ready.workspace) == 4
     assert cli("monitor", "alerts", "--ack", listed[0]["alert_id"][:8]).exit_code == 0
     assert alerts.unacknowledged_count(ready.workspace, "demo") == 3
+    feed = [c for c in events_feed.since(ready.workspace, 0, limit=10_000) if c.kind == "alert"]
+    assert [c.payload["state"] for c in feed] == ["raised"] * 4 + ["acknowledged"]  # the change feed
+    assert {c.subject for c in feed[:4]} == {a["alert_id"] for a in listed}
     assert "no alerts" in cli("monitor", "alerts", "--since", "2999-01-01").stdout
     table = cli("monitor", "alerts").stdout
     assert "num_images_recent_predicted 4 (lower limit 40)" in table
