@@ -211,11 +211,13 @@ def run_template(
 
     # execute
     control = RunControl(nb, run_id, tmpl.name, progress, cancel, timeout)
-    control.emit("starting", "Starting the kernel")
-    watcher = threading.Thread(target=control.watch, name=f"mlops-run-watch-{short_id}", daemon=True)
-    watcher.start()
     failure: BaseException | None = None
+    # From here a SIGTERM or SIGHUP stops the run as interrupted, even one that comes while the
+    # kernel is being started (the server extension's Cancel of a job just begun).
     with lifecycle.deferred_signals(control) as received:
+        control.emit("starting", "Starting the kernel")
+        watcher = threading.Thread(target=control.watch, name=f"mlops-run-watch-{short_id}", daemon=True)
+        watcher.start()
         try:
             nb, record.warm_kernel = lifecycle.run_waiting(
                 lambda: _execute(
