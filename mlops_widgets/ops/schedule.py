@@ -96,7 +96,9 @@ def set_schedule(
             schedule = {**current, "status": DISABLED if paused else ENABLED}
             if not paused and current.get("status") == DISABLED:  # slots missed while paused are skipped
                 schedule["start_time"] = start_time(start)
-            settings = {**entry_settings(current), "paused": bool(paused)}
+            # the entry keeps the repeat as the user wrote it ("120s"), not as OpenScale reads it
+            kept = monitors[mid].get("schedule") or entry_settings(current)
+            settings = {**kept, "paused": bool(paused)}
         plans.append((mid, inst, schedule, settings))
 
     def change(e: dict[str, Any]) -> None:
