@@ -128,7 +128,7 @@ def deepliif(python: str, gpus: int) -> int:
     """The real network's benchmark on the GPUs: 1 kernel, and one per GPU when there are more."""
     kernels = sorted({1, gpus}) if gpus else [1]
     bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_deepliif.py"
-    command = [sys.executable, str(bench), "--python", python, "--gpu", "--tiles", "8"]
+    command = [sys.executable, str(bench), "--python", python, "--gpu", "--rounds", "8"]
     return subprocess.run([*command, "--kernels", *map(str, kernels)], check=False).returncode
 
 
