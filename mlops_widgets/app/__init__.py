@@ -27,11 +27,12 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.app.results import DeletionPlan, DeploymentDeleted, EntryEdited
 from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.errors import MlopsError
@@ -41,50 +42,6 @@ from mlops_widgets.workspace import Workspace
 
 MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
 MONITORS_KEY = "openscale_custom_metric_provider"
-
-
-@dataclass(frozen=True)
-class DeletionPlan:
-    """What deleting a deployment touches: whether it is deployed, its entry, its monitors and
-    which of them are scheduled (each "monitor every 1h, enabled")."""
-
-    deployment_name: str
-    deployed: bool
-    model_asset_id: str | None
-    monitors: list[str]
-    schedules: list[str]
-
-    def describe(self, *, remove_monitor: bool, remove_config: bool) -> str:
-        """The confirmation's sentence: what goes, what stays, which schedules stop."""
-        parts = [f"Delete deployment {self.deployment_name}" + ("" if self.deployed else " (not deployed)")]
-        if self.monitors:
-            mons = ", ".join(self.monitors)
-            parts.append(f"its monitors ({mons}) {'are deleted' if remove_monitor else 'stay'}")
-            if self.schedules and not remove_monitor:
-                parts.append(f"their schedules stop ({'; '.join(self.schedules)})")
-        if self.model_asset_id:
-            parts.append(
-                f"its entry {self.model_asset_id} is {'removed' if remove_config else 'kept, cleared'}"
-            )
-        return "; ".join(parts) + ". This cannot be undone."
-
-
-@dataclass(frozen=True)
-class DeploymentDeleted:
-    deployment_name: str
-    undeployed: bool
-    model_asset_id: str | None
-    entry: str | None  # "removed", "cleared" or None (no entry named it)
-    deleted_subscription_ids: list[str]
-    unscheduled: list[str] = field(default_factory=list)  # monitors whose schedule was taken off
-
-
-@dataclass(frozen=True)
-class EntryEdited:
-    model_asset_id: str
-    deployment_name: str | None
-    monitors_recreated: bool
-    run: RunRecord | None  # the monitor configuration's template run, when one ran
 
 
 def with_kept_schedules(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from mlops_widgets.widgets._style import LABEL, fit, grow
 from mlops_widgets.widgets._task import error_text
 
 if TYPE_CHECKING:
-    from mlops_widgets.app import EntryEdited
+    from mlops_widgets.app.results import EntryEdited
     from mlops_widgets.widgets.prepare import PrepareTab
 
 
