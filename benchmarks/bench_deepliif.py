@@ -49,8 +49,9 @@ sys.path.insert(0, sys.argv[1])
 for name in ("redhareapiversion", "wmla_edi_utils"):
     sys.modules[name] = types.ModuleType(name)
 shim = types.ModuleType("redhareapi"); shim.Kernel = object; sys.modules["redhareapi"] = shim
-cpus, threads, size = (int(a) for a in sys.argv[2:5])
-os.sched_setaffinity(0, {cpus})
+cpus = {int(c) for c in sys.argv[2].split(",")}
+threads, size = int(sys.argv[3]), int(sys.argv[4])
+os.sched_setaffinity(0, cpus)
 import numpy as np, torch
 import kernel
 torch.set_num_threads(threads)
@@ -77,10 +78,11 @@ class InProcess:
 
     def __init__(self, python: str, kernels: int, size: int, gpu: bool) -> None:
         cpus = sorted(os.sched_getaffinity(0))
-        per = max(1, len(cpus) // kernels)
+        per = max(1, len(cpus) // kernels)  # as the kernels get them: n_cpus = CPUs / kernels
+        mine = [",".join(map(str, cpus[i * per : (i + 1) * per] or cpus[:per])) for i in range(kernels)]
         self.procs = [
             subprocess.Popen(
-                [python, "-c", WORKER, str(KERNEL_DIR), str(cpus[i % len(cpus)]), str(per), str(size)],
+                [python, "-c", WORKER, str(KERNEL_DIR), mine[i], str(per), str(size)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
