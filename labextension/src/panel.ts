@@ -79,7 +79,12 @@ export class MLOpsPanelWidget extends Panel {
       name: 'MLOps panel',
       kernelPreference: { shouldStart: true, canStart: true, autoStartDefault: true }
     });
-    this.ready = this._start();
+    // A tab closed while its kernel starts ends that start ('Disposed'): nothing to report then.
+    this.ready = this._start().catch(err => {
+      if (!this.isDisposed) {
+        this._note(`The MLOps panel could not start: ${err instanceof Error ? err.message : err}`);
+      }
+    });
     this._steps = new MutationObserver(() => this._stepChanged());
     this._steps.observe(this.node, { subtree: true, childList: true, characterData: true });
   }
