@@ -158,3 +158,19 @@ def example_paths() -> ExamplePaths:
 def reference_dir() -> Path:
     """The original's example configs (copied from ../shared/reference), which must keep validating."""
     return REFERENCE
+
+
+@pytest.fixture
+def ready(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    """A deployment `demo` with both monitors attached; schedules may repeat every second."""
+    from helpers import add_entry, write_masks
+
+    from mlops_widgets.monitors import schedule as sched
+    from mlops_widgets.ops import monitor
+
+    monkeypatch.setenv(sched.MIN_ENV, "1")
+    write_masks(backend.workspace.root / "volumes" / "vol" / "eval", 4, seed=0)
+    monitor.provider_create(backend)
+    add_entry(backend)
+    monitor.monitor_create(backend, "demo")
+    return backend

@@ -17,7 +17,7 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 import tornado.web
-from helpers import ASSET, add_entry, write_masks
+from helpers import ASSET
 
 from mlops_widgets import events_feed
 from mlops_widgets.backends.base import Backend
@@ -40,17 +40,6 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
             return found
         time.sleep(0.2)
     raise AssertionError(f"gave up waiting for {what}")
-
-
-@pytest.fixture
-def ready(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    """A deployment `demo` with both monitors attached; schedules may repeat every second."""
-    monkeypatch.setenv(sched.MIN_ENV, "1")
-    write_masks(backend.workspace.root / "volumes" / "vol" / "eval", 4, seed=0)
-    monitor.provider_create(backend)
-    add_entry(backend)
-    monitor.monitor_create(backend, "demo")
-    return backend
 
 
 def _evaluations(backend: Backend, *, finished: bool = True) -> list[Any]:
@@ -199,40 +188,6 @@ def test_a_failing_evaluation_is_recorded_and_retried_at_the_next_slot(ready: Ba
 # --- alerts and notification channels -----------------------------------------------------------
 
 
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A webhook served here (tornado, 127.0.0.1) that fails its first request."""
-    received: list[dict[str, Any]] = []
-    calls = []
-
-    class Hook(tornado.web.RequestHandler):
-        def post(self) -> None:
-            calls.append(1)
-            if len(calls) == 1:
-                self.set_status(503)
-                return
-            received.append(json.loads(self.request.body))
-
-    sock, port = tornado.testing.bind_unused_port()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/hook", Hook)]))
-        server.add_sockets([sock])
-        started.set()
-        loop.run_forever()
-        server.stop()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    started.wait()
-    yield f"http://127.0.0.1:{port}/hook?token=hush-hush-0123", received
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-
-
 def _set_limit(backend: Backend, value: float) -> None:
     """The generic monitor's num_images_recent_predicted lower limit (4 images are measured)."""
     mon = backend.monitoring
@@ -327,6 +282,7 @@ class Hook:
 
     def __init__(self) -> None:
         self.down = False
+        self.fail_next = 0  # requests refused before it accepts
         self.received: list[dict[str, Any]] = []
         self.refused = 0
         self.auth: list[str | None] = []
@@ -338,7 +294,8 @@ def hook() -> Iterator[tuple[int, Hook]]:
 
     class Handler(tornado.web.RequestHandler):
         def post(self) -> None:
-            if state.down:
+            if state.down or state.fail_next:
+                state.fail_next = max(0, state.fail_next - 1)
                 state.refused += 1
                 self.set_status(503)
                 return
@@ -363,6 +320,14 @@ def hook() -> Iterator[tuple[int, Hook]]:
     yield port, state
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
+
+
+@pytest.fixture
+def webhook(hook: tuple[int, Hook]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook served here whose first request fails (503), and what it received."""
+    port, state = hook
+    state.fail_next = 1
+    yield f"http://127.0.0.1:{port}/hook?token=hush-hush-0123", state.received
 
 
 def _violate(ready: Backend) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from helpers import ASSET, add_entry, write_masks
+from helpers import ASSET
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.local.inference import service_info
@@ -21,7 +21,7 @@ from mlops_widgets.backends.local.inference.supervisor import SUPERVISOR_MODULE,
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.monitors import schedule as sched
 from mlops_widgets.monitors.schedule import read_queue
-from mlops_widgets.ops import monitor, schedule, space
+from mlops_widgets.ops import schedule, space
 from mlops_widgets.runner import list_runs
 from mlops_widgets.workspace import Workspace
 
@@ -37,17 +37,6 @@ def wait_for(what: str, check: Callable[[], Any], wait_s: float = WAIT_S) -> Any
             return found
         time.sleep(0.2)
     raise AssertionError(f"gave up waiting for {what}")
-
-
-@pytest.fixture
-def ready(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    """A deployment `demo` with both monitors attached; schedules may repeat every second."""
-    monkeypatch.setenv(sched.MIN_ENV, "1")
-    write_masks(backend.workspace.root / "volumes" / "vol" / "eval", 4, seed=0)
-    monitor.provider_create(backend)
-    add_entry(backend)
-    monitor.monitor_create(backend, "demo")
-    return backend
 
 
 def _finished(backend: Backend) -> int:
