@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from mlops_widgets.backends.cpd.client import CpdSession
+from mlops_widgets.backends.cpd.client import OPENSCALE_CPD_INSTANCE, CpdSession
+from mlops_widgets.backends.cpd.openscale import OPENSCALE_BUILTIN_MONITORS
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.secret_names import is_secret_name
 
@@ -65,46 +66,38 @@ IDENTIFYING = frozenset(
 )
 # words of the services' own vocabulary (route segments, OpenScale's built-in monitors, the
 # Cloud Pak for Data OpenScale instance): public, never hashed
-PUBLIC = frozenset(
-    {
-        "spaces",
-        "assets",
-        "dlim",
-        "model",
-        "models",
-        "instance",
-        "inference",
-        "appprofile",
-        "deployment",
-        "deployments",
-        "functions",
-        "execs",
-        "volumes",
-        "files",
-        "directories",
-        "openscale",
-        "heartbeat",
-        "data_marts",
-        "service_providers",
-        "subscriptions",
-        "monitor_definitions",
-        "monitor_instances",
-        "integrated_systems",
-        "measurements",
-        "runs",
-        "fairness",
-        "quality",
-        "drift",
-        "drift_v2",
-        "explainability",
-        "model_health",
-        "performance",
-        "mrm",
-        "assurance",
-        "generative_ai_quality",
-        "correlations",
-        "00000000-0000-0000-0000-000000000000",
-    }
+PUBLIC = (
+    frozenset(
+        {
+            "spaces",
+            "assets",
+            "dlim",
+            "model",
+            "models",
+            "instance",
+            "inference",
+            "appprofile",
+            "deployment",
+            "deployments",
+            "functions",
+            "execs",
+            "volumes",
+            "files",
+            "directories",
+            "openscale",
+            "heartbeat",
+            "data_marts",
+            "service_providers",
+            "subscriptions",
+            "monitor_definitions",
+            "monitor_instances",
+            "integrated_systems",
+            "measurements",
+            "runs",
+            OPENSCALE_CPD_INSTANCE,
+        }
+    )
+    | OPENSCALE_BUILTIN_MONITORS
 )
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
