@@ -49,6 +49,22 @@ def _script(tmp_path: Path, name: str, body: str) -> Path:
     return path
 
 
+def _stage_from_job(cli, job_id: str, example_paths) -> str:
+    """`prepare stage --from-job` with the example deployment folder and entry: the asset id."""
+    staged = cli(
+        "prepare",
+        "stage",
+        "--from-job",
+        job_id,
+        "--path-dependency",
+        example_paths.deployment,
+        "--path-yml",
+        example_paths.config,
+    )
+    assert staged.exit_code == 0, staged.output
+    return staged.stdout.split()[-1]
+
+
 def _job_id(cli_result) -> str:
     assert cli_result.exit_code == 0, cli_result.output
     return cli_result.stdout.split()[2].rstrip(":")
@@ -86,18 +102,7 @@ def test_the_example_trains_on_two_workers_and_its_output_is_staged_with_the_job
     assert weights["training"]["dice_positive"] > 0.5  # what the example kernel reads:
     assert {"min_red_minus_blue"} <= set(weights["positive"]) and "max_brightness" in weights
 
-    staged = cli(
-        "prepare",
-        "stage",
-        "--from-job",
-        job_id,
-        "--path-dependency",
-        example_paths.deployment,
-        "--path-yml",
-        example_paths.config,
-    )
-    assert staged.exit_code == 0, staged.output
-    asset_id = staged.stdout.split()[-1]
+    asset_id = _stage_from_job(cli, job_id, example_paths)
     _, entry = space.get_entry(backend, model_asset_id=asset_id)
     assert entry["model_asset"] == f"{job_id}.zip"
     assert entry["training_job"]["job_id"] == job_id and entry["training_job"]["backend"] == "local"
@@ -425,18 +430,7 @@ def test_a_job_runs_on_a_runtime_and_keeps_the_metrics_it_reports(cli, backend, 
     assert job["params"]["env"] == {"EPOCHS": "3"} and job["params"]["runtime"] == "trainer"
     assert "metrics: loss=0.25 (3)" in cli("train", "status", job_id).stdout
 
-    staged = cli(
-        "prepare",
-        "stage",
-        "--from-job",
-        job_id,
-        "--path-dependency",
-        example_paths.deployment,
-        "--path-yml",
-        example_paths.config,
-    )
-    assert staged.exit_code == 0, staged.output
-    asset_id = staged.stdout.split()[-1]
+    asset_id = _stage_from_job(cli, job_id, example_paths)
     assert cli("deploy", "create", "--model-asset-id", asset_id, "--name", "trained").exit_code == 0
     try:
         view = cli("deploy", "view", "--name", "trained").stdout

@@ -44,25 +44,18 @@ class StatusTab:
         self.refresh_button.on_click(lambda _: self.refresh())
         self.alerts = w.HTML()
         self.alerts.add_class("mlops-status-alerts")
-        self.acknowledge = w.Button(
-            description="Acknowledge",
-            icon="check",
-            layout=fit(),
-            disabled=True,
-            tooltip="mark the deployment's alerts as seen",
+        self.acknowledge = _action(
+            "Acknowledge", "check", "mark the deployment's alerts as seen", "mlops-status-acknowledge"
         )
-        self.acknowledge.add_class("mlops-status-acknowledge")
         self.acknowledge.on_click(lambda _: self._acknowledge())
         self.deliveries = w.HTML()
         self.deliveries.add_class("mlops-status-deliveries")
-        self.resend = w.Button(
-            description="Resend",
-            icon="paper-plane",
-            layout=fit(),
-            disabled=True,
-            tooltip="send the notifications that could not be delivered again",
+        self.resend = _action(
+            "Resend",
+            "paper-plane",
+            "send the notifications that could not be delivered again",
+            "mlops-status-resend",
         )
-        self.resend.add_class("mlops-status-resend")
         self.resend.on_click(lambda _: self._resend())
         self.body = w.HTML(layout=w.Layout(width="auto", min_width="0", align_self="stretch"))
         self.body.add_class("mlops-status")
@@ -162,6 +155,13 @@ class StatusTab:
         if self.deployment.value:  # through the core: recorded as the CLI's --ack
             self.ctx.app.alert_acknowledge(deployment_name=self.deployment.value)
         self._show_alerts(self.deployment.value)
+
+
+def _action(description: str, icon: str, tooltip: str, css: str) -> w.Button:
+    """A button of the alerts' rows: disabled until there is something to act on."""
+    button = w.Button(description=description, icon=icon, layout=fit(), disabled=True, tooltip=tooltip)
+    button.add_class(css)
+    return button
 
 
 def _trends(backend: Any, name: str) -> list[dict[str, Any]]:
