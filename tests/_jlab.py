@@ -136,3 +136,15 @@ def browser_page(profile: Path, width: int = 1280, height: int = 800) -> Iterato
             yield ctx.pages[0] if ctx.pages else ctx.new_page()
         finally:
             ctx.close()
+
+
+def page_error(error: object) -> str | None:
+    """A page's uncaught error as the browser tests report it, or None for JupyterLab's own
+    'Disposed' race: its SessionContext throws it, unhandled, when a session is disposed while
+    its kernel starts (a notebook or panel tab closed or replaced meanwhile). Only an error with
+    no frame of this extension's bundle is passed over; any error of ours is reported."""
+    text = str(error)
+    stack = str(getattr(error, "stack", "") or "")
+    if text == "Disposed" and "mlops-widgets" not in stack:
+        return None
+    return text

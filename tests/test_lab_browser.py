@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _jlab import TOKEN, browser_page, lab_server, needs_browser
+from _jlab import TOKEN, browser_page, lab_server, needs_browser, page_error
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = needs_browser
@@ -76,7 +76,7 @@ def demo_lab(tmp_path_factory):
 def page(tmp_path):
     with browser_page(tmp_path / "chrome-profile") as page:
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("pageerror", lambda e: errors.extend(filter(None, [page_error(e)])))
         yield page
         assert not errors, errors
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _jlab import TOKEN, browser_page, lab_server, needs_browser
+from _jlab import TOKEN, browser_page, lab_server, needs_browser, page_error
 
 pytestmark = needs_browser
 
@@ -32,7 +32,7 @@ def test_a_run_started_from_the_cli_appears_in_the_sidebar_and_ends_there(lab, t
 
     with browser_page(tmp_path / "chrome-profile") as page:
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("pageerror", lambda e: errors.extend(filter(None, [page_error(e)])))
         page.goto(f"{lab['url']}/lab?token={TOKEN}")
         expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
         sidebar = page.locator("#mlops-sidebar")

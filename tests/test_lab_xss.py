@@ -10,7 +10,7 @@ import os
 import re
 
 import pytest
-from _jlab import TOKEN, browser_page, lab_server, needs_browser
+from _jlab import TOKEN, browser_page, lab_server, needs_browser, page_error
 from helpers import make_folder, make_template, wait_status
 
 pytestmark = needs_browser
@@ -115,7 +115,7 @@ def test_no_payload_runs_or_becomes_an_element_anywhere(xss_lab, tmp_path):
 
     with browser_page(tmp_path / "chrome-profile") as page:
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("pageerror", lambda e: errors.extend(filter(None, [page_error(e)])))
         page.goto(f"{xss_lab['url']}/lab?token={TOKEN}")
         expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
         page.evaluate("""async () => {
