@@ -37,7 +37,7 @@ log = logging.getLogger("mlops.inference")
 @dataclass(eq=False)
 class Batch:
     tasks: list[Task]
-    sent: bool = False  # wholly written into the channel
+    sent: bool = False  # its frame may have reached the kernel (set before the write)
 
 
 @dataclass(eq=False)
@@ -72,13 +72,17 @@ class KernelPipe:
         (the reader then meets the end and settles every batch in flight)."""
         assert self.out is not None
         header = {"op": "tasks", "tasks": [{"id": t.id, "uuid": t.uuid} for t in batch.tasks]}
+        # Marked before the write: a kernel may read the frame, run it and die before this
+        # thread runs again, and a batch it ran must fail, never go back to the queue.
+        with self.pool.cond:
+            batch.sent = True
         try:
             wire.send(self.out, header, [t.body for t in batch.tasks])
         except OSError:
+            with self.pool.cond:
+                batch.sent = False  # not wholly written: the kernel cannot have run it
             self.k.kill()  # so that the reader meets the end at once
             return False
-        with self.pool.cond:
-            batch.sent = True
         return True
 
     def close(self) -> None:
@@ -156,8 +160,8 @@ class KernelPipe:
             self.inflight.clear()
             if k.exit_reason != "internal error":  # the feeder's own failure says more
                 k.exit_reason = reason
+            head = batches[0] if batches and batches[0].sent else None
             pool.cond.notify_all()
-        head = batches[0] if batches and batches[0].sent else None
         pool.requeue([t for b in batches if b is not head for t in b.tasks], k.pod)
         if head is None:
             return

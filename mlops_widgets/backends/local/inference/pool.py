@@ -212,13 +212,14 @@ class KernelPool:
         return sum(1 for k in self.kernels.values() if k.state == "idle")
 
     def _saturated_locked(self) -> bool:
-        """Every kernel the profile allows runs, none starting or idle: only then does a busy
-        kernel take a batch ahead (else an idle or new kernel serves it at once)."""
+        """Every kernel the profile allows runs, none starting, idle or ending: only then does a
+        busy kernel take a batch ahead (else an idle kernel, or the one that replaces an ending
+        kernel, serves it at once instead of it waiting behind another task)."""
         return (
             self.batch_size == 1
             and len(self.kernels) >= self.kernel_max
-            and all(k.state != "starting" for k in self.kernels.values())
-            and self._idle_locked() == 0
+            and all(k.state == "busy" for k in self.kernels.values())
+            and not any(p.dead for p in self.pipes.values())
         )
 
     def _spawn_locked(self) -> bool:
