@@ -1,0 +1,99 @@
+"""Entries: add, delete, edit (an edit keeps each monitor's schedule it does not state and
+configures a monitored deployment's monitors again)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from mlops_widgets.app._base import AppBase
+from mlops_widgets.app.results import EntryEdited
+
+MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
+MONITORS_KEY = "openscale_custom_metric_provider"
+
+
+def with_kept_schedules(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` with each monitor's `schedule` from `stored` where `new` keeps that monitor but
+    states no schedule (a form or a file that never showed it): replacing an entry never drops
+    a schedule silently (`monitor create` would then take it off the instance)."""
+    out = copy.deepcopy(new)
+    old = stored.get(MONITORS_KEY) or {}
+    for mid, settings in (out.get(MONITORS_KEY) or {}).items():
+        before = old.get(mid)
+        if isinstance(settings, dict) and "schedule" not in settings and isinstance(before, dict):
+            if before.get("schedule"):
+                settings["schedule"] = before["schedule"]
+    return out
+
+
+class EntriesMixin(AppBase):
+    """Entry actions of `App`."""
+
+    def entry_add(self, entries: dict[str, dict[str, Any]], *, force: bool = False) -> list[str]:
+        """Add validated entries keyed by model asset id (`force`: replace existing ones, keeping
+        each monitor's schedule the new entry does not state)."""
+        from mlops_widgets.ops import space
+
+        if force:
+            stored = space.list_entries(self.backend)
+            entries = {k: with_kept_schedules(stored.get(k) or {}, v) for k, v in entries.items()}
+
+        with self._event("config.add", {"model_asset_ids": sorted(entries), "force": force}) as event:
+            keys = space.add_entries(self.backend, entries, force=force)
+            event.result = {"added": keys}
+        return keys
+
+    def entry_delete(self, *, name: str | None = None, model_asset_id: str | None = None) -> str:
+        """Delete one entry, found by deployment name or model asset id; returns its key."""
+        from mlops_widgets.ops import space
+
+        params = {"deployment_name": name, "model_asset_id": model_asset_id}
+        with self._event("config.delete", params, deployment_name=name) as event:
+            key = space.delete_entry(self.backend, name=name, model_asset_id=model_asset_id)
+            event.result = {"model_asset_id": key}
+        return key
+
+    def entry_edit(
+        self,
+        model_asset_id: str,
+        entry: dict[str, Any],
+        *,
+        cwd: str | None = None,
+        progress: Callable[[int, int | None, str], None] | None = None,
+    ) -> EntryEdited:
+        """Replace the entry of `model_asset_id` by `entry` (validated here), keeping each
+        monitor's schedule the edit does not state; when its deployment is monitored, the
+        monitors are configured again (a template run) and take the new thresholds."""
+        from mlops_widgets.config import validate_entry
+        from mlops_widgets.monitors import known_definitions
+        from mlops_widgets.ops import space
+        from mlops_widgets.ops.monitor_views import monitor_list
+        from mlops_widgets.runner import run_template
+
+        new, _warnings = validate_entry(entry, definitions=known_definitions(self.workspace))
+        name = (new.get("wmla_deployment") or {}).get("deployment_name") or None
+        params = {"model_asset_id": model_asset_id, "monitors": sorted(new.get(MONITORS_KEY) or {})}
+
+        def replace(stored: dict[str, Any]) -> None:
+            kept = with_kept_schedules(stored, new)
+            stored.clear()
+            stored.update(kept)
+
+        with self._event("entry.update", params, deployment_name=name) as event:
+            space.update_entry(self.backend, model_asset_id, replace)
+            event.result = {"model_asset_id": model_asset_id}
+        monitored = bool(name) and any(m.get("deployment_name") == name for m in monitor_list(self.backend))
+        run = None
+        if monitored:
+            if progress:
+                progress(1, 2, f"configuring the monitors of {name} again")
+            run = run_template(
+                MONITOR_TEMPLATE,
+                {"deployment_name": name},
+                backend=self.backend,
+                workspace=self.workspace,
+                cwd=cwd,
+            )
+        return EntryEdited(model_asset_id, name, monitored, run)

@@ -1,0 +1,113 @@
+"""Monitoring: monitor delete, register, publish; schedules; alerts and notification channels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mlops_widgets.app._base import AppBase
+
+
+class MonitoringMixin(AppBase):
+    """Monitoring actions of `App`."""
+
+    def monitor_delete(self, name: str) -> dict[str, Any]:
+        """Drop the deployment's subscription with its monitors, runs and measurements."""
+        from mlops_widgets.ops import monitor
+
+        with self._event("monitor.delete", {"deployment_name": name}, name) as event:
+            event.result = monitor.monitor_delete(self.backend, name)
+        return dict(event.result)
+
+    def monitor_register(self, monitor_id: str, provider: str) -> dict[str, Any]:
+        """Register a monitor id computed by an existing provider."""
+        from mlops_widgets.ops import monitor
+
+        with self._event("monitor.register", {"monitor_id": monitor_id, "provider": provider}) as event:
+            event.result = monitor.monitor_register(self.backend, monitor_id, provider)
+        return dict(event.result)
+
+    def monitor_publish(self, monitor_id: str, *, software_spec: str | None = None) -> dict[str, Any]:
+        """Make a monitor's provider callable by the monitoring service (the original's B2)."""
+        from mlops_widgets.ops.publish import publish
+
+        params = {"monitor_id": monitor_id, "software_spec": software_spec}
+        with self._event("monitor.publish", params) as event:
+            event.result = publish(self.backend, monitor_id, software_spec=software_spec)
+        return dict(event.result)
+
+    def schedule_set(
+        self,
+        name: str,
+        monitor_id: str | None = None,
+        *,
+        paused: bool | None = None,
+        remove: bool = False,
+        **repeat: Any,
+    ) -> list[dict[str, Any]]:
+        """Give the deployment's monitors (or one) a schedule (`repeat`: every, or cron and tz;
+        start), pause, resume or remove it."""
+        from mlops_widgets.ops import schedule
+
+        given = {
+            k: v.isoformat() if isinstance(v, datetime) else v for k, v in repeat.items() if v is not None
+        }
+        params = {"deployment_name": name, "monitor_id": monitor_id, "every": None, **given}
+        params.update(paused=paused, remove=remove)
+        with self._event("monitor.schedule", params, name) as event:
+            rows = schedule.set_schedule(
+                self.backend, name, monitor_id, paused=paused, remove=remove, **repeat
+            )
+            event.result = {"schedules": rows}
+        return rows
+
+    # --- alerts and notification channels ------------------------------------------------------
+
+    def alert_acknowledge(
+        self, alert_ids: list[str] | None = None, *, deployment_name: str | None = None
+    ) -> int:
+        """Acknowledge these alerts (ids or unique prefixes), or every unacknowledged one (of
+        `deployment_name`); returns how many."""
+        from mlops_widgets.ops import alerts
+
+        params = {"alert_ids": alert_ids or [], "deployment_name": deployment_name}
+        with self._event("alert.acknowledge", params, deployment_name) as event:
+            count = alerts.acknowledge(self.workspace, alert_ids, deployment_name=deployment_name)
+            event.result = {"acknowledged": count}
+        return count
+
+    def channel_add(
+        self,
+        *,
+        webhook: str | None = None,
+        command: str | None = None,
+        on: list[str] | None = None,
+        test: bool = False,
+    ) -> dict[str, Any]:
+        """Add a webhook or command notification channel (see ops.channels); the record names
+        its kind and id, never its URL or command (they may carry credentials)."""
+        from mlops_widgets.ops import channels
+
+        params = {"kind": "webhook" if webhook else "command", "on": on, "test": test}
+        with self._event("channel.add", params) as event:
+            added = channels.add_channel(self.workspace, webhook=webhook, command=command, on=on, test=test)
+            event.result = {"channel_id": added["channel_id"], "on": added["on"]}
+        return added
+
+    def channel_remove(self, channel_id: str) -> None:
+        """Remove a notification channel (its pending deliveries are dropped)."""
+        from mlops_widgets.ops import notify
+
+        with self._event("channel.remove", {"channel_id": channel_id}):
+            notify.remove_channel(self.workspace, channel_id)
+
+    def notification_resend(self, notification_ids: list[str] | None = None) -> int:
+        """Queue failed deliveries again (of these notifications, ids or unique prefixes, or
+        every failed one) and attempt them now; returns how many were queued."""
+        from mlops_widgets.ops import notify
+
+        with self._event("notification.resend", {"notification_ids": notification_ids or []}) as event:
+            count = notify.resend(self.workspace, notification_ids)
+            attempts = notify.deliver_due(self.workspace)
+            event.result = {"queued": count, "delivered": sum(1 for a in attempts if a["ok"])}
+        return count

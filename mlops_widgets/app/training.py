@@ -1,0 +1,20 @@
+"""Training jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_widgets.app._base import AppBase
+
+
+class TrainingMixin(AppBase):
+    """Training actions of `App`."""
+
+    def train_stop(self, job_id: str) -> dict[str, Any]:
+        """Stop a training job (every process of every worker); returns the job."""
+        from mlops_widgets.ops import train
+
+        with self._event("train.stop", {"job_id": job_id}) as event:
+            job = train.stop(self.backend, job_id)
+            event.result = {"state": job["state"]}
+        return job
