@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up and the jobs of the README: `bash dev.sh demo` and `bash dev.sh test`; also
-# `bash dev.sh test-fast` (the unit tier) and `bash dev.sh docs` (the documentation site).
+# `bash dev.sh test-fast` (the unit tier), `bash dev.sh test-under-load [N]` (the suite N times
+# with a CPU-burning process per core beside it) and `bash dev.sh docs` (the documentation site).
 # Each creates (or reuses) .venv in this folder and installs the package into it first.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,6 +38,10 @@ case "$job" in
     pip_install -e '.[test,cpd,lab,docs]'
     exec .venv/bin/python -m pytest -m unit -q "$@"
     ;;
+  test-under-load)
+    runs=1  # how many runs in a row: an optional first argument
+    if [[ ${1:-} =~ ^[0-9]+$ ]]; then runs=$1; shift; fi
+    ;&  # then as `test`, pytest alone
   test)
     pip_install -e '.[test,cpd,lab,docs]'
     # The browser test drives Debian's Chromium (test tools cannot download browsers here).
@@ -49,7 +54,7 @@ case "$job" in
     [ "${CI:-}" = true ] && export MLOPS_REQUIRE_BROWSER=1
     # Lint, format, the declared dependencies, types and the extension's checks are part of the suite
     # (only when running the whole suite, not a chosen test).
-    if [ $# -eq 0 ]; then
+    if [ $# -eq 0 ] && [ "$job" = test ]; then
       .venv/bin/ruff check .
       .venv/bin/ruff format --check .
       .venv/bin/deptry .
@@ -65,6 +70,8 @@ case "$job" in
       else
         echo "npm not found: the extension's lint and jest tests are skipped" >&2
       fi
+    fi
+    if [ $# -eq 0 ]; then
       # The real DeepLIIF network's runtime (CPU torch + deepliif), for tests/test_deepliif.py.
       if [ ! -x .venv-deepliif/bin/python ]; then
         echo "making the DeepLIIF runtime .venv-deepliif..." >&2
@@ -73,10 +80,17 @@ case "$job" in
           || exit 1
       fi
     fi
-    exec .venv/bin/python -m pytest "$@"
+    [ "$job" = test ] && exec .venv/bin/python -m pytest "$@"
+    # Under load: the whole session beside a burning process per core (--cpu-burn, tests/conftest.py),
+    # run after run, stopping at the first that fails.
+    for run in $(seq "$runs"); do
+      echo "test-under-load: run $run of $runs, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+      .venv/bin/python -m pytest --cpu-burn "$@" || { echo "test-under-load: run $run of $runs failed" >&2; exit 1; }
+    done
     ;;
   *)
-    echo "usage: bash dev.sh demo [--workspace DIR] | bash dev.sh test [PYTEST ARGS] | bash dev.sh test-fast | bash dev.sh docs" >&2
+    echo "usage: bash dev.sh demo [--workspace DIR] | bash dev.sh test [PYTEST ARGS] | bash dev.sh test-fast" \
+      "| bash dev.sh test-under-load [N] [PYTEST ARGS] | bash dev.sh docs" >&2
     exit 2
     ;;
 esac

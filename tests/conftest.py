@@ -82,20 +82,58 @@ def _fresh_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     stop_service(root)
 
 
-@pytest.fixture
-def cpu_burner() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """One process per core spinning beside the test (as on a loaded CI machine), stopped after
-    it: for tests whose waiting and signalling must not depend on an idle machine."""
-    burners = [
+def _start_burners() -> list[subprocess.Popen[bytes]]:
+    """One process per core spinning, as on a loaded CI machine."""
+    return [
         subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
         for _ in range(os.cpu_count() or 2)
     ]
+
+
+def _stop_burners(burners: list[subprocess.Popen[bytes]]) -> None:
+    for proc in burners:
+        proc.kill()
+        proc.wait()
+
+
+_SESSION_BURNERS = pytest.StashKey[list[subprocess.Popen[bytes]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cpu-burn",
+        action="store_true",
+        help="run the session with one CPU-burning process per core beside it (bash dev.sh test-under-load)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """--cpu-burn: the burners start once, in the controlling process (not in each xdist worker)."""
+    if config.getoption("cpu_burn") and not hasattr(config, "workerinput"):
+        config.stash[_SESSION_BURNERS] = _start_burners()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _stop_burners(config.stash.get(_SESSION_BURNERS, []))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Under --cpu-burn, the load the run ended under (the figure a report of the run needs)."""
+    if _SESSION_BURNERS in config.stash:
+        burners = len(config.stash[_SESSION_BURNERS])
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        terminalreporter.write_line(f"--cpu-burn: {burners} burning processes; load average {load}")
+
+
+@pytest.fixture
+def cpu_burner() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """One process per core spinning beside the test, stopped after it: for tests whose waiting
+    and signalling must not depend on an idle machine."""
+    burners = _start_burners()
     try:
         yield burners
     finally:
-        for proc in burners:
-            proc.kill()
-            proc.wait()
+        _stop_burners(burners)
 
 
 @pytest.fixture
