@@ -1,4 +1,4 @@
-"""What the panel's tabs share: the backend, the workspace, the background step and refreshes.
+"""What the panel's tabs share: the backend, the workspace, the background steps and refreshes.
 
 The backend is built on first use, so drawing the panel touches no database and starts no
 service; each tab loads its lists when first shown and after every step.
@@ -6,15 +6,16 @@ service; each tab loads its lists when first shown and after every step.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.widgets._lab import LabServer, find_server, notebook_dir, open_link
-from mlops_widgets.widgets._task import ProgressFn, TaskBar
+from mlops_widgets.widgets._task import ANY, ProgressFn, Steps, on_thread_end
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class Tab(Protocol):
 
 
 class PanelContext:
-    """The backend and workspace the panel acts on, its task bar and its tabs."""
+    """The backend and workspace the panel acts on, its steps and its tabs."""
 
     def __init__(
         self,
@@ -55,7 +56,7 @@ class PanelContext:
 
             self.backend_name = backend_name(backend)
         self.base = base or notebook_dir()
-        self.tasks = TaskBar()
+        self.tasks = Steps()
         self.tabs: list[Tab] = []
         self._server: LabServer | None = None
         self._server_looked = False
@@ -68,18 +69,36 @@ class PanelContext:
         self._selectors: list[Any] = []
         # Called when a tab has read the alerts (the panel's header badge follows).
         self.on_alerts: Callable[[], None] | None = None
-        self.tasks.on_busy_change(self.update_actions)
+        # The kernel's event loop, where clicks are handled: lists refresh there, one at a time,
+        # whichever thread asks (a step that ended, the change feed). None outside a kernel.
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+        self._loop_thread = threading.get_ident()
+        self.tasks.on_busy_change(lambda: self.in_loop(self.update_actions))
+
+    def in_loop(self, fn: Callable[[], None]) -> None:
+        """`fn()` on the kernel's event loop (now when on it, or outside a kernel), so that
+        two threads never change the same view at once."""
+        loop = self.loop
+        if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed():
+            fn()
+        else:
+            loop.call_soon_threadsafe(fn)
 
     @property
     def backend(self) -> Backend:
         """This thread's backend: the embedded one keeps a SQLite connection, which belongs to
         the thread that opened it, and the panel works from the kernel's thread and from the
-        step's thread. A backend given to the panel serves the thread that built the panel."""
+        step's thread. A backend given to the panel serves the thread that built the panel; a
+        step's thread drops its own when it ends."""
         backend = getattr(self._local, "backend", None)
         if backend is None:
             from mlops_widgets.backends import get_backend
 
             backend = self._local.backend = get_backend(self.backend_name, self.workspace)
+            on_thread_end(lambda: vars(self._local).clear())
         return backend
 
     @property
@@ -129,10 +148,12 @@ class PanelContext:
             if name in values and dropdown.value != name:
                 dropdown.value = name
 
-    def busy_reason(self) -> str | None:
-        if not self.tasks.busy:
+    def busy_reason(self, keys: Collection[str] = ANY) -> str | None:
+        """Why a step on `keys` cannot start now (the running step it conflicts with), or None."""
+        blocking = self.tasks.blocker(keys)
+        if blocking is None:
             return None
-        return f"wait for \u201c{self.tasks.running}\u201d to end, or press Cancel beside it"
+        return f"wait for \u201c{blocking.running}\u201d to end, or press Cancel beside it"
 
     def update_actions(self) -> None:
         for tab in self.tabs:
@@ -143,9 +164,9 @@ class PanelContext:
             self.on_alerts()
 
     def refresh_all(self) -> None:
-        """Reload every tab's lists (after a step ended: its results show everywhere)."""
-        for tab in self.tabs:
-            tab.refresh()
+        """Reload every tab's lists (after a step ended: its results show everywhere). From a
+        step's thread in a kernel this happens on the kernel's loop, after the step ended."""
+        self.in_loop(lambda: [tab.refresh() for tab in self.tabs])
 
     def run_template(
         self,
@@ -156,9 +177,11 @@ class PanelContext:
         secrets: dict[str, str] | None = None,
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        keys: Collection[str] = ANY,
     ) -> None:
         """Run a template through the runner in the background, the task bar showing its cells.
-        A run that did not end "ok" counts as an error, with a link to its executed notebook."""
+        A run that did not end "ok" counts as an error, with a link to its executed notebook.
+        `keys`: what it works on (steps with a key in common wait for each other)."""
 
         def work(progress: ProgressFn, cancel: threading.Event) -> Any:
             record = self.app.run(
@@ -171,7 +194,9 @@ class PanelContext:
             )
             return self.check_run(record)
 
-        self.tasks.start(title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all)
+        self.tasks.start(
+            title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all, keys=keys
+        )
 
     def run_rerun(
         self,
@@ -181,6 +206,7 @@ class PanelContext:
         secrets: dict[str, str] | None = None,
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        keys: Collection[str] = ANY,
     ) -> None:
         """Re-run a past run (the runner's rerun) in the background."""
 
@@ -188,7 +214,9 @@ class PanelContext:
             record = self.app.rerun(run_id, secrets=secrets, progress=_events_to(progress), cancel=cancel)
             return self.check_run(record)
 
-        self.tasks.start(title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all)
+        self.tasks.start(
+            title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all, keys=keys
+        )
 
     def check_run(self, record: Any) -> Any:
         """`record` when it ended ok, else a StepFailed saying how, with its notebook's link."""
@@ -217,6 +245,7 @@ class PanelContext:
         *,
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        keys: Collection[str] = ANY,
     ) -> None:
         """Run a direct ops call (start, stop, evaluate...) in the background: it may wait on a
         service for a while and must not freeze the notebook. `fn(progress)` reports through
@@ -227,7 +256,13 @@ class PanelContext:
             return fn(progress)
 
         self.tasks.start(
-            title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all, cancellable=False
+            title,
+            work,
+            on_done=on_done,
+            on_error=on_error,
+            on_finally=self.refresh_all,
+            cancellable=False,
+            keys=keys,
         )
 
 

@@ -27,7 +27,7 @@ from mlops_widgets.widgets._forms import (
 )
 from mlops_widgets.widgets._hints import CONTROLS
 from mlops_widgets.widgets._style import LABEL, fit, grow, name_only
-from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets._task import deployment_key, entry_key, error_text
 from mlops_widgets.widgets.deploy_tools import DeploymentTools
 
 DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
@@ -309,11 +309,15 @@ class DeployTab:
             return error_text(exc)
         return None
 
+    def deploy_keys(self) -> set[str]:
+        """What Deploy works on: the deployment it makes and the entry it deploys."""
+        return {deployment_key(self.name.value.strip()), entry_key(str(self.asset.value or ""))}
+
     def update_actions(self) -> None:
-        busy = self.ctx.busy_reason()
         invalid = pending(self.problems, self.errors)
-        self.deploy.set_reason(busy or invalid or self.conflict)
+        self.deploy.set_reason(self.ctx.busy_reason(self.deploy_keys()) or invalid or self.conflict)
         pick = None if self.target.value else "pick a deployment"
+        busy = self.ctx.busy_reason({deployment_key(self.target.value or "")})
         state = self.state()
         self.start.set_reason(
             busy
@@ -344,7 +348,8 @@ class DeployTab:
         return params, secret
 
     def start_deploy(self) -> None:
-        if not self.validate() or self.ctx.tasks.busy:
+        keys = self.deploy_keys()
+        if not self.validate() or self.ctx.busy_reason(keys):
             return
         params, secrets = self.deploy_params()
         name = params["deployment_name"]
@@ -358,7 +363,9 @@ class DeployTab:
             self.name.value = ""
             self.errors.label(NAME_PATH, self.name)
 
-        self.ctx.run_template(f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets, on_done=done)
+        self.ctx.run_template(
+            f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets, on_done=done, keys=keys
+        )
 
     def _ask_delete(self) -> None:
         name = self.target.value
@@ -372,7 +379,7 @@ class DeployTab:
 
     def _life(self, action: str) -> None:
         name = self.target.value
-        if not name or self.ctx.tasks.busy:
+        if not name or self.ctx.busy_reason({deployment_key(name)}):
             return
         self.ctx.deployment = name
         self.message.value = ""
@@ -392,6 +399,7 @@ class DeployTab:
             f"{action.capitalize()} {name}",
             calls[action],
             on_done=lambda _: setattr(self.message, "value", ok_html(f"{name} {past}")),
+            keys={deployment_key(name)},
         )
 
 

@@ -18,7 +18,7 @@ from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._files import PathField
 from mlops_widgets.widgets._forms import Action, error_html, number_text, read_number, section
 from mlops_widgets.widgets._style import LABEL, fit, grow, name_only, span
-from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets._task import deployment_key, error_text
 
 IMAGE_MAGIC = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 PREVIEW_LIMIT = 4
@@ -147,7 +147,8 @@ class DeploymentTools:
             if self.target.value and state not in (None, "started")
             else None
         )
-        self.send.set_reason(self.ctx.busy_reason() or pick or stopped or empty)
+        busy = self.ctx.busy_reason({deployment_key(self.target.value or "")})
+        self.send.set_reason(busy or pick or stopped or empty)
         try:
             self._tail()
             self.tail_error.value = ""
@@ -187,7 +188,10 @@ class DeploymentTools:
             self.response.value = response_html(answer)
 
         ctx.run_call(
-            f"Test request to {name}", lambda _: ops_deploy.infer(ctx.backend, name, body), on_done=done
+            f"Test request to {name}",
+            lambda _: ops_deploy.infer(ctx.backend, name, body),
+            on_done=done,
+            keys={deployment_key(name)},
         )
 
     def read_logs(self) -> None:

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from mlops_widgets.widgets._forms import Action, error_html, ok_html, pending, section, set_options
 from mlops_widgets.widgets._style import LABEL, fit, grow
-from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets._task import deployment_key, entry_key, error_text
 
 if TYPE_CHECKING:
     from mlops_widgets.app.results import EntryEdited
@@ -65,8 +65,15 @@ class EntryEditor:
         set_options(self.pick, options, self.editing or self.pick.value, last=True)
         self.update_actions()
 
+    def keys(self, asset_id: str | None) -> set[str]:
+        """What an update of `asset_id` works on: the entry and, when deployed, its deployment
+        (its monitors are configured again)."""
+        entry = self.entries.get(asset_id or "") or {}
+        deployed = (entry.get("wmla_deployment") or {}).get("deployment_name")
+        return {entry_key(asset_id or "")} | ({deployment_key(deployed)} if deployed else set())
+
     def update_actions(self) -> None:
-        busy = self.tab.ctx.busy_reason()
+        busy = self.tab.ctx.busy_reason(self.keys(self.editing or self.pick.value))
         self.edit.set_reason(busy or (None if self.pick.value else "nothing staged yet"))
         entry_problems = [p for p in self.tab.problems if not p.startswith(("path_model", "path_dependency"))]
         self.update.set_reason(
@@ -106,4 +113,4 @@ class EntryEditor:
             )
             self.message.value = ok_html(f"entry {asset_id} updated{again}")
 
-        ctx.run_call(f"Update entry {asset_id}", work, on_done=done)
+        ctx.run_call(f"Update entry {asset_id}", work, on_done=done, keys=self.keys(asset_id))

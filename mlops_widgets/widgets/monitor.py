@@ -11,7 +11,7 @@ import ipywidgets as w
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html, section, set_options
 from mlops_widgets.widgets._style import LABEL, grow, name_only
-from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets._task import deployment_key, error_text
 from mlops_widgets.widgets.monitor_schedule import ScheduleControls
 
 PROVIDER_TEMPLATE = "C1_OpenScale_Dummy_ML_Provider"
@@ -19,6 +19,7 @@ MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
 EVALUATE_TEMPLATE = "A5_Monitor_Evaluation"
 DEFAULT_PROVIDER = "OpenScale Headless Service Provider"
 ALL_MONITORS = "every monitor"
+PROVIDER_KEYS = {"provider"}  # the space's service provider: one creation at a time
 STYLE = LABEL
 
 
@@ -153,10 +154,11 @@ class MonitorTab:
         return self.deployed[name][1].get("openscale_custom_metric_provider") or {}
 
     def update_actions(self) -> None:
-        busy = self.ctx.busy_reason()
         name = self.deployment.value
+        busy = self.ctx.busy_reason({deployment_key(name or "")})
         self.create_provider.set_reason(
-            busy or (None if self.provider_name.value.strip() else "give the provider a name")
+            self.ctx.busy_reason(PROVIDER_KEYS)
+            or (None if self.provider_name.value.strip() else "give the provider a name")
         )
         if not name:
             no = "pick a deployment"
@@ -181,13 +183,14 @@ class MonitorTab:
         self.schedules.update_actions(self.run_now.button.tooltip or None)
 
     def start_provider(self) -> None:
-        if self.ctx.tasks.busy:
+        if self.ctx.busy_reason(PROVIDER_KEYS):
             return
         name = self.provider_name.value.strip()
         self.ctx.run_template(
             "Create service provider",
             PROVIDER_TEMPLATE,
             {"service_provider_name": name},
+            keys=PROVIDER_KEYS,
             on_done=lambda run: setattr(
                 self.message,
                 "value",
@@ -212,7 +215,9 @@ class MonitorTab:
                 run.results.get("runs") or []
             )
 
-        self.ctx.run_template(f"Create monitors for {name}", MONITOR_TEMPLATE, params, on_done=done)
+        self.ctx.run_template(
+            f"Create monitors for {name}", MONITOR_TEMPLATE, params, on_done=done, keys={deployment_key(name)}
+        )
 
     def start_evaluate(self) -> None:
         name = self.deployment.value
@@ -231,6 +236,7 @@ class MonitorTab:
             EVALUATE_TEMPLATE,
             {"deployment_name": name, "monitor_id": only, "triggered_by": "user", "fail_on_error": True},
             on_done=done,
+            keys={deployment_key(name)},
         )
 
 

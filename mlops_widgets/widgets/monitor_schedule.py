@@ -13,6 +13,7 @@ import ipywidgets as w
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html
 from mlops_widgets.widgets._style import grow, local_time, span
+from mlops_widgets.widgets._task import deployment_key
 
 EVERY_CHOICES = ("15m", "30m", "1h", "6h", "1d")
 
@@ -43,6 +44,7 @@ class ScheduleControls:
         self.every.observe(lambda _: self.update_actions(self._reason), "value")
         self.rows: list[dict[str, Any]] = []  # the shown deployment's schedules (those of the picked monitor)
         self._reason: str | None = None
+        self._shown: tuple[Any, ...] = ()  # the deployment, monitor and repeat Every last showed
         self.listing = w.HTML()
         self.listing.add_class("mlops-schedules")
         self.widget = w.VBox(
@@ -93,8 +95,12 @@ class ScheduleControls:
         only = self.monitor()
         self.rows = [r for r in rows if only is None or r.get("monitor_id") == only]
         self.listing.value = _schedules_html(rows) if name else ""
-        # Every shows the shown deployment's repeat (the first scheduled monitor's), not the last one typed.
-        self.every.value = self.rows[0]["every"] if self.rows else "1h"
+        # Every shows the shown deployment's repeat (the first scheduled monitor's), not the last
+        # one typed; a refresh that changed neither (a change elsewhere) leaves what is typed.
+        every = self.rows[0]["every"] if self.rows else "1h"
+        if (name, only, every) != self._shown:
+            self._shown = (name, only, every)
+            self.every.value = every
 
     def _change(self, *, every: str | None = None, paused: bool | None = None) -> None:
 
@@ -111,6 +117,7 @@ class ScheduleControls:
             change,
             on_done=self._done,
             on_error=lambda message: setattr(self.listing, "value", error_html([message])),
+            keys={deployment_key(name)},
         )
 
     def _done(self, rows: list[dict[str, Any]]) -> None:

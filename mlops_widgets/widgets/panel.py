@@ -1,9 +1,10 @@
 """MLOpsPanel: the workflow's forms in one widget, tabs following the flow.
 
 Prepare -> Deploy -> Monitor -> Status -> Runs, and Train (training jobs whose output is staged). The panel is a thin front end: it collects input,
-validates it with the config model, hands state-changing steps to the runner (templates, in a
-background thread) and reads lists through ops. Drawing it queries nothing: each tab loads its
-lists when first shown and after every step.
+validates it with the config model, hands state-changing steps to the runner (templates, in
+background threads) and reads lists through ops. Drawing it queries nothing: each tab loads its
+lists when first shown, after every step and, in a kernel, whenever the workspace's change feed
+says something changed, whoever changed it (`_live`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
-from mlops_widgets.runner import warm
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._files import display_path
+from mlops_widgets.widgets._live import Follower
 from mlops_widgets.widgets._style import stylesheet
+from mlops_widgets.widgets._task import TaskBar
 from mlops_widgets.widgets.deploy import DeployTab
 from mlops_widgets.widgets.monitor import MonitorTab
 from mlops_widgets.widgets.prepare import PrepareTab
@@ -27,6 +29,7 @@ from mlops_widgets.widgets.train import TrainTab
 
 if TYPE_CHECKING:
     from mlops_widgets.backends.base import Backend
+    from mlops_widgets.events_feed import Change
     from mlops_widgets.workspace import Workspace
 
 
@@ -34,18 +37,19 @@ class MLOpsPanel(w.VBox):
     """The MLOps panel. `workspace`: a folder (default $MLOPS_HOME, else ./.mlops); `backend`:
     a name (`local`, `cpd`; default $MLOPS_BACKEND, else local) or a `Backend`.
 
-    `panel.wait(timeout)` blocks until the running step (if any) ended and the lists refreshed.
+    `panel.wait(timeout)` blocks until the running steps (if any) ended and the lists refreshed.
     """
 
     def __init__(
         self,
         workspace: str | os.PathLike[str] | Workspace | None = None,
         backend: str | Backend | None = None,
+        *,
+        follow: bool | None = None,
         **kwargs: object,
     ) -> None:
         ctx = PanelContext(workspace, backend)
         self.ctx = ctx
-        warm.keep_spare(True, workspace=ctx.workspace, backend=ctx.backend_name)  # runs skip kernel start
         self.prepare = PrepareTab(ctx)
         self.deploy = DeployTab(ctx)
         self.monitor = MonitorTab(ctx)
@@ -65,30 +69,70 @@ class MLOpsPanel(w.VBox):
         self.alerts = w.HTML()
         self.alerts.add_class("mlops-panel-alerts")
         ctx.on_alerts = self._show_alerts
-        super().__init__(
-            children=[stylesheet(), w.HBox([self.header, self.alerts]), self.tabs, ctx.tasks.widget], **kwargs
-        )
+        super().__init__(children=[stylesheet(), w.HBox([self.header, self.alerts]), self.tabs], **kwargs)
         self.add_class("mlops-panel")
-        self._bar_parent: w.Box = self
-        ctx.tasks.place = self._place_tasks
+        ctx.tasks.place = self._place_bar
+        # In a kernel (default) the panel follows the change feed: nothing needs a Refresh.
+        self.live: Follower | None = None
+        if follow if follow is not None else ctx.loop is not None:
+            self.live = Follower(ctx.workspace, self._changed)
+            self.live.start()
+        else:
+            self._warm()
 
-    def _place_tasks(self, origin: w.Widget | None) -> None:
-        """Move the step's progress and outcome right under the row of the control that
-        started it (in the column holding it), else to the panel's foot: where the eye is."""
-        bar = self.ctx.tasks.widget
+    def _warm(self) -> None:
+        """Keep a spare kernel, so that the panel's runs skip a kernel start. Once the panel is
+        drawn and its first lists read: starting a kernel then does not delay the panel."""
+        from mlops_widgets.runner import warm
+
+        warm.keep_spare(True, workspace=self.ctx.workspace, backend=self.ctx.backend_name)
+
+    def _changed(self, changes: list[Change]) -> None:
+        """Changes from the feed (on the kernel's loop): the views they concern read again. The
+        first call (no changes) loads what the open panel shows: the shown tab, the alert count."""
+        kinds = {c.kind for c in changes}
+        shown = self.ctx.tabs[self.tabs.selected_index or 0]
+        if not changes:
+            shown.refresh()
+            self._show_alerts()
+            self._warm()
+            return
+        tabs = [t for t in self.ctx.tabs if t.loaded or t is shown]
+        if not kinds & {"run", "event"}:  # a job's or an alert's change only
+            tabs = [
+                t
+                for t in tabs
+                if (t is self.train and "job" in kinds) or (t is self.status and "alert" in kinds)
+            ]
+        for tab in tabs:
+            tab.refresh()
+        self._show_alerts()
+
+    def close(self) -> None:
+        """Stop following the change feed, then close the widgets."""
+        if self.live is not None:
+            self.live.close()
+        super().close()
+
+    def _place_bar(self, bar: TaskBar, origin: w.Widget | None) -> None:
+        """Put a step's progress and outcome right under the row of the control that started
+        it (in the column holding it), else at the panel's foot: where the eye is. Each start
+        places it again: a row rebuilt since (a removed monitor) may have dropped it."""
+        now = _path_to(self, bar.widget)
+        if now is not None:
+            old = now[-2]
+            old.children = tuple(c for c in old.children if c is not bar.widget)
         path = _path_to(self.tabs, origin) if origin is not None else None
-        parent, after = self, self.tabs
+        parent: w.Box = self
+        after: w.Widget = self.children[-1]
         for i in range(len(path or []) - 2, -1, -1):
             node = path[i]  # type: ignore[index]
             if isinstance(node, w.VBox):
                 parent, after = node, path[i + 1]  # type: ignore[index]
                 break
-        old = self._bar_parent
-        old.children = tuple(c for c in old.children if c is not bar)
         children = list(parent.children)
-        children.insert(children.index(after) + 1, bar)
+        children.insert(children.index(after) + 1, bar.widget)
         parent.children = tuple(children)
-        self._bar_parent = parent
 
     def _show_alerts(self) -> None:
         """The workspace's unacknowledged alerts as a badge beside the title (details: Status)."""
@@ -117,7 +161,7 @@ class MLOpsPanel(w.VBox):
         self.ctx.refresh_all()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the background step; True when none is running any more."""
+        """Wait for the background steps; True when none is running any more."""
         return self.ctx.tasks.wait(timeout)
 
 

@@ -30,7 +30,7 @@ from mlops_widgets.widgets._forms import (
 )
 from mlops_widgets.widgets._hints import CONTROLS
 from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, grow
-from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets._task import STAGING, error_text
 from mlops_widgets.widgets.entry_edit import EntryEditor
 from mlops_widgets.widgets.prepare_monitors import PROVIDERS, MonitorForm, plain
 
@@ -354,7 +354,7 @@ class PrepareTab:
 
     def update_actions(self) -> None:
         invalid = pending(self.problems, self.errors)
-        self.stage.set_reason(self.ctx.busy_reason() or invalid)
+        self.stage.set_reason(self.ctx.busy_reason({STAGING}) or invalid)
         # Saving needs a valid entry but not the files: a config may be written before staging.
         entry_problems = [p for p in self.problems if not p.startswith(("path_model", "path_dependency"))]
         if not self.yaml_path.value:
@@ -455,10 +455,12 @@ class PrepareTab:
         }
 
     def start_stage(self) -> None:
-        if not self.validate() or self.ctx.tasks.busy:
+        if not self.validate() or self.ctx.busy_reason({STAGING}):
             return
         self.result.value = ""
-        self.ctx.run_template("Stage", STAGE_TEMPLATE, self.stage_params(), on_done=self._staged)
+        self.ctx.run_template(
+            "Stage", STAGE_TEMPLATE, self.stage_params(), on_done=self._staged, keys={STAGING}
+        )
 
     def _staged(self, run: Any) -> None:
         self.last_run = run

@@ -31,10 +31,16 @@ from mlops_widgets.widgets._forms import (
     set_options,
 )
 from mlops_widgets.widgets._style import LABEL, grow, local_time, name_only
-from mlops_widgets.widgets._task import error_text
+from mlops_widgets.widgets._task import STAGING, error_text
 
 TEMPLATE = "A1_Submit_WMLA_Training"
 LOG_LINES = 200
+SUBMIT_KEYS = {"training-submit"}  # a submission makes a new job: it conflicts with no other step
+
+
+def _job_keys(job_id: str | None) -> set[str]:
+    """What a step on a training job works on."""
+    return {f"job:{job_id or ''}"}
 
 
 def _lines(text: str) -> list[str]:
@@ -269,16 +275,20 @@ class TrainTab:
         return found
 
     def update_actions(self) -> None:
-        busy = self.ctx.busy_reason()
         problems = self.problems()
         self.form_error.value = error_html(problems)
-        self.submit.set_reason(busy or (f"fix the {len(problems)} problem(s) above" if problems else None))
+        self.submit.set_reason(
+            self.ctx.busy_reason(SUBMIT_KEYS)
+            or (f"fix the {len(problems)} problem(s) above" if problems else None)
+        )
         job = self._job()
+        busy = self.ctx.busy_reason(_job_keys(self.pick.value))
         self.stop.set_reason(
             busy or ("pick a running job" if job is None or job["state"] in JOB_ENDED else None)
         )
         self.stage.set_reason(
-            busy or ("pick a finished job" if job is None or job["state"] != JOB_FINISHED else None)
+            self.ctx.busy_reason(_job_keys(self.pick.value) | {STAGING})
+            or ("pick a finished job" if job is None or job["state"] != JOB_FINISHED else None)
         )
 
     def do_submit(self) -> None:
@@ -299,6 +309,7 @@ class TrainTab:
             secrets=secrets or None,
             on_done=done,
             on_error=lambda text: setattr(self.message, "value", error_html([text])),
+            keys=SUBMIT_KEYS,
         )
 
     # -- the jobs ------------------------------------------------------------------------------
@@ -360,6 +371,7 @@ class TrainTab:
             f"Stop training job {job_id}",
             lambda _progress: self.ctx.app.train_stop(job_id),
             on_error=lambda text: setattr(self.message, "value", error_html([text])),
+            keys=_job_keys(job_id),
         )
 
     def do_stage(self) -> None:
@@ -401,4 +413,5 @@ class TrainTab:
             work,
             on_done=done,
             on_error=lambda text: setattr(self.message, "value", error_html([text])),
+            keys=_job_keys(job_id) | {STAGING},
         )
