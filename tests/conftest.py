@@ -38,7 +38,7 @@ TIERS: dict[str, str] = {
         ],
         "unit",
     ),
-    **dict.fromkeys(["test_browser", "test_lab_browser"], "browser"),
+    **dict.fromkeys(["test_browser", "test_lab_browser", "test_lab_panel_live"], "browser"),
     **dict.fromkeys(["test_demo", "test_binder", "test_training_demo", "test_deepliif"], "slow"),
 }
 

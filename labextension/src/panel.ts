@@ -92,24 +92,29 @@ export class MLOpsPanelWidget extends Panel {
   /**
    * A step's outcome as a JupyterLab notification too when it failed or took over 2 s (the
    * panel shows it under the control that started it; the user may be looking elsewhere).
-   * The panel's task bar writes its outcome into `.mlops-task-message`, empty while a step runs.
+   * Steps run side by side, each with a task bar of its own that writes its outcome into
+   * `.mlops-task-message`, empty while its step runs: every bar is watched on its own.
    */
   private _stepChanged(): void {
-    const bar = this.node.querySelector('.mlops-taskbar');
-    const message = bar?.querySelector('.mlops-task-message');
+    this.node.querySelectorAll('.mlops-taskbar').forEach(bar => this._barChanged(bar));
+  }
+
+  private _barChanged(bar: Element): void {
+    const message = bar.querySelector('.mlops-task-message');
     const text = (message?.textContent || '').trim();
+    const started = this._stepStarted.get(bar);
     if (!text) {
       // A step that started: its title is shown and its last outcome cleared.
-      if (this._stepStarted === null && (bar?.querySelector('b')?.textContent || '').trim()) {
-        this._stepStarted = Date.now();
+      if (started === undefined && (bar.querySelector('b')?.textContent || '').trim()) {
+        this._stepStarted.set(bar, Date.now());
       }
       return;
     }
-    if (this._stepStarted === null) {
+    if (started === undefined) {
       return; // an outcome already announced (or shown before this tab watched)
     }
-    const slow = Date.now() - this._stepStarted > SLOW_STEP_MS;
-    this._stepStarted = null;
+    const slow = Date.now() - started > SLOW_STEP_MS;
+    this._stepStarted.delete(bar);
     if (message?.querySelector('.mlops-error')) {
       Notification.error(`MLOps panel: ${text}`, { autoClose: false });
     } else if (slow) {
@@ -200,5 +205,5 @@ export class MLOpsPanelWidget extends Panel {
   private _session: SessionContext;
   private _manager: KernelWidgetManager | null = null;
   private _steps: MutationObserver;
-  private _stepStarted: number | null = null; // when the running step started (null: none)
+  private _stepStarted = new WeakMap<Element, number>(); // per task bar: when its running step started
 }
