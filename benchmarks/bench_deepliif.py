@@ -190,7 +190,7 @@ def measure(python: str, kernels: int, rounds: int, size: int, gpu: bool) -> str
                 ours.append(service_round(inference, kernels, body))
         finally:
             local.close()
-        pids = [k["pid"] for k in inference.view("deepliif")["kernels"] if k.get("pid")]
+        pids = [k.pid for k in inference.view("deepliif").kernels if k.pid]
         peak = max(peak_rss_mb(pid) for pid in pids)
     ratio = statistics.median([t for t, _ in theirs]) / statistics.median([t for t, _ in ours])
     p50_ours = statistics.median([x for _, ts in ours for x in ts])

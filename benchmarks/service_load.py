@@ -83,7 +83,7 @@ def started(inference: LocalInference, name: str, folder: Path, kernels: int, pi
     inference.update_profile(name, {"policy": policy})
     inference.start(name)
     for _ in range(2400):
-        if inference.view(name)["status"] == "IDLE":
+        if inference.view(name).status == "IDLE":
             return
         time.sleep(0.025)
     raise SystemExit(f"deployment {name} did not become ready: {inference.view(name)}")

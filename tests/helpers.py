@@ -26,6 +26,7 @@ from PIL import Image
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.local.inference import LocalInference
+from mlops_widgets.backends.views import DeploymentView
 from mlops_widgets.config import load_config, new_entry, validate_entry
 from mlops_widgets.masking import secret_forms
 from mlops_widgets.monitors.definitions import GENERIC, SEGMENTATION
@@ -105,18 +106,19 @@ def wait_for(check: Callable[[], Any], timeout: float = 120.0, what: str = "cond
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def wait_status(inf: LocalInference, name: str, *statuses: str, timeout: float = 120.0) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
+def wait_status(inf: LocalInference, name: str, *statuses: str, timeout: float = 120.0) -> DeploymentView:
+    seen: list[DeploymentView] = []
 
-    def check() -> dict[str, Any] | None:
-        seen.update(inf.view(name))
-        return dict(seen) if seen["status"] in statuses else None
+    def check() -> DeploymentView | None:
+        seen.append(inf.view(name))
+        return seen[-1] if seen[-1].status in statuses else None
 
     try:
         return wait_for(check, timeout, f"{name} to be {statuses}")
     except AssertionError:
+        last = seen[-1] if seen else None
         raise AssertionError(
-            f"{name} stayed {seen.get('status')}: {seen.get('error')}\n{log_text(inf, name)}"
+            f"{name} stayed {last and last.status}: {last and last.error}\n{log_text(inf, name)}"
         ) from None
 
 
@@ -124,7 +126,7 @@ def log_text(inf: LocalInference, name: str = "dep") -> str:
     return "\n".join(inf.logs(name))
 
 
-def deploy_started(inf: LocalInference, folder: Path, name: str = "dep", **policy: Any) -> dict[str, Any]:
+def deploy_started(inf: LocalInference, folder: Path, name: str = "dep", **policy: Any) -> DeploymentView:
     inf.deploy(name, folder)
     if policy:
         inf.update_profile(name, {"policy": policy})

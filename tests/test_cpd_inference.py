@@ -24,8 +24,8 @@ def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Pat
     view = inf.deploy(
         "seg", folder, custom_args={"CPD_USERNAME": "alice"}, secret_args={"CPD_API_KEY": "s3cr3t-value"}
     )
-    assert view["state"] == "stopped" and view["status"] == "STOPPED"
-    assert view["url"] == f"{fake_cpd.inference_url}/dlim/v1/inference/seg"
+    assert view.state == "stopped" and view.status == "STOPPED"
+    assert view.url == f"{fake_cpd.inference_url}/dlim/v1/inference/seg"
 
     package = fake_cpd.dlim.packages["seg"]
     assert set(package) == {"kernel.py", "README.md", "model.json", "weights/w.bin"}
@@ -37,7 +37,7 @@ def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Pat
     assert (folder / "kernel.py").read_text().count("CPD_USERNAME") == 1  # the caller's folder untouched
     envs = fake_cpd.dlim.models["seg"]["_profile"]["kernel"]["envs"]
     assert {"name": "CPD_API_KEY", "value": "s3cr3t-value"} in envs
-    assert "s3cr3t-value" not in json.dumps(inf.view("seg"))  # shown masked
+    assert "s3cr3t-value" not in json.dumps(inf.view("seg").to_dict())  # shown masked
 
     profile = inf.update_profile("seg", {"policy": {"kernel_min": 2, "kernel_max": 4}})
     assert profile["policy"]["kernel_min"] == 2
@@ -45,9 +45,9 @@ def test_deploy_lifecycle(cpd_backend: Backend, fake_cpd: FakeCpd, tmp_path: Pat
     assert {"name": "CPD_API_KEY", "value": "s3cr3t-value"} in profile["kernel"]["envs"]
 
     started = inf.start("seg")
-    assert started["state"] == "started" and started["status"] == "IDLE"
-    assert [k["state"] for k in started["kernels"]] == ["idle", "idle"]
-    assert [m["name"] for m in inf.list()] == ["seg"]
+    assert started.state == "started" and started.status == "IDLE"
+    assert [k.state for k in started.kernels] == ["idle", "idle"]
+    assert [m.name for m in inf.list()] == ["seg"]
 
     body = b'{"image": "aGVsbG8="}'
     assert inf.infer("seg", body) == body  # the fake's echo kernel, text/plain and all
@@ -111,7 +111,7 @@ def test_start_waits_for_the_started_state_and_says_when_it_does_not_come(
     inf.deploy("seg", cpd_submission(tmp_path))
     fake_cpd.dlim.start_delay = 0.4
     view = inf.start("seg")  # answered at once by EDI (`deploying`): waits for `enabled`
-    assert view["state"] == "started" and view["status"] == "IDLE"
+    assert view.state == "started" and view.status == "IDLE"
     assert fake_cpd.dlim.state("seg") == "enabled"
     inf.stop("seg")
     assert fake_cpd.dlim.state("seg") == "disabled"  # stop returned only once disabled
@@ -196,10 +196,10 @@ def test_a_model_without_an_instance_yet_is_stopped(
     fake_cpd.dlim.no_instance_until_started = True
     inf = cpd_backend.inference
     folder = cpd_submission(tmp_path)
-    assert inf.deploy("seg", folder)["state"] == "stopped"
-    assert inf.deploy("seg", folder)["state"] == "stopped"  # updated in place, not created twice
+    assert inf.deploy("seg", folder).state == "stopped"
+    assert inf.deploy("seg", folder).state == "stopped"  # updated in place, not created twice
     assert _order(fake_cpd, "seg") == ["redeploy"]
-    assert inf.start("seg")["state"] == "started"
+    assert inf.start("seg").state == "started"
     inf.undeploy("seg")
     assert "seg" not in fake_cpd.dlim.models
 
@@ -216,10 +216,10 @@ def test_a_redeploy_during_a_start_lets_it_finish_then_stops(
     fake_cpd.dlim.start_delay = 0.5
     inf._edi("starting seg", lambda c: c.start_model_inference("seg"))
     view = inf.view("seg")
-    assert (view["state"], view["status"]) == ("started", "STARTING")
-    assert [v["status"] for v in inf.list()] == ["STARTING"]
+    assert (view.state, view.status) == ("started", "STARTING")
+    assert [v.status for v in inf.list()] == ["STARTING"]
     again = inf.deploy("seg", folder)
-    assert (again["state"], again["status"]) == ("stopped", "STOPPED")
+    assert (again.state, again.status) == ("stopped", "STOPPED")
     assert fake_cpd.dlim.state("seg") == "disabled"
     statuses = [s for m, p, s in fake_cpd.router.log if p.endswith("/operation/stop")]
     assert statuses == [200]

@@ -18,8 +18,8 @@ from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 from fakecpd.server import Response
 
+from mlops_widgets.backends import edi_view as edi
 from mlops_widgets.backends.base import Backend
-from mlops_widgets.backends.cpd import edi
 from mlops_widgets.backends.training_protocol import (
     JOB_FAILED,
     JOB_FINISHED,
@@ -48,7 +48,7 @@ def _name(path: str, after: str) -> str:
 
 # what our client makes of an answer: (method, path pattern) -> call returning it
 def _edi_list(b: Backend, doc: dict) -> Any:
-    return [v["name"] for v in b.inference.list()]
+    return [v.name for v in b.inference.list()]
 
 
 def _edi_model(b: Backend, doc: dict) -> Any:

@@ -82,8 +82,8 @@ def test_the_deepliif_network_deploys_in_one_command_and_segments_a_tile(
     (png,) = answer["images"].values()
     mask = Image.open(io.BytesIO(base64.b64decode(png)))
     assert mask.size == (512, 512) and mask.mode == "RGB"
-    (kernel,) = backend.inference.view("deepliif")["kernels"]
-    peak_mb = max(_peak_mb(pid) for pid in process_tree(kernel["pid"]))  # the kernel, under its reaper
+    (kernel,) = backend.inference.view("deepliif").kernels
+    peak_mb = max(_peak_mb(pid) for pid in process_tree(kernel.pid))  # the kernel, under its reaper
     assert 1000 < peak_mb < 3072  # the generators are real, and the entry's memory_allocation holds them
 
 

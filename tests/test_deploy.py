@@ -194,7 +194,7 @@ def test_deploy_create_serves_the_example_and_fills_the_entry(
 def test_kernel_min_zero_does_not_wait(backend: Backend, example_paths: Any) -> None:
     asset_id = stage(backend, example_paths, kernel_min=0, kernel_max=1)
     result = deploy.deploy_create(backend, "lazy", asset_id)
-    assert result["status"] == "IDLE" and backend.inference.view("lazy")["kernels"] == []
+    assert result["status"] == "IDLE" and backend.inference.view("lazy").kernels == ()
     body, _ = tile_request()
     assert "mask" in json.loads(deploy.infer(backend, "lazy", body))  # the first request starts one
 

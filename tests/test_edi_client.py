@@ -148,10 +148,10 @@ def test_the_protocol_view_follows_the_edi_instance(workspace: Workspace, tmp_pa
     edi = ibm_client(start_service(workspace))
     instance = edi.get_model_instance("dep").get_result()
     assert instance["state"] == state
-    assert view["state"] == ("started" if state == "enabled" else "stopped")
-    assert view["status"] == ("IDLE" if state == "enabled" else "STOPPED")
+    assert view.state == ("started" if state == "enabled" else "stopped")
+    assert view.status == ("IDLE" if state == "enabled" else "STOPPED")
     pods = [c["container_uid"] for i in instance["instances"] for c in i["isd_container"]]
-    assert [k["pod"] for k in view["kernels"]] == pods
+    assert [k.pod for k in view.kernels] == pods
 
 
 def test_ibm_client_logs_on_with_basic_auth_and_reads_the_readme(
@@ -198,7 +198,7 @@ def test_a_profile_changed_by_ibms_client_is_recorded_and_kept_in_the_entry(
     asset_id = stage(backend, example_paths, kernel_min=0, kernel_max=1)
     deploy.deploy_create(backend, "edited", asset_id)
     deploy.stop(backend, "edited")
-    poll(lambda: backend.inference.view("edited")["status"] == "STOPPED", "stopped")
+    poll(lambda: backend.inference.view("edited").status == "STOPPED", "stopped")
     edi = ibm_client(start_service(workspace))
     doc = edi.get_model_profile("edited").get_result()
     doc["policy"]["kernel_max"] = 2

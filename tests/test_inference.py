@@ -33,6 +33,7 @@ from mlops_widgets.backends.local.inference import (
     stop_service,
 )
 from mlops_widgets.backends.local.inference.service import Service
+from mlops_widgets.backends.views import DeploymentView
 from mlops_widgets.errors import ConflictError, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
@@ -94,12 +95,12 @@ def parallel(*calls: Callable[[], Any], meanwhile: Callable[[], Any] | None = No
     return results
 
 
-def busy(view: dict[str, Any]) -> int:
-    return sum(k["state"] == "busy" for k in view["kernels"])
+def busy(view: DeploymentView) -> int:
+    return sum(k.state == "busy" for k in view.kernels)
 
 
 def gated(
-    inf: LocalInference, gate: Path, placed: Callable[[dict[str, Any]], bool], *calls: Callable[[], Any]
+    inf: LocalInference, gate: Path, placed: Callable[[DeploymentView], bool], *calls: Callable[[], Any]
 ) -> list[Any]:
     """Run `calls` (requests that wait on the file `gate`) together and open the gate once the
     deployment's view says they are placed: which kernel runs what is then certain, not a race."""
@@ -153,7 +154,7 @@ def test_task_context_batches_in_process() -> None:
 def test_deploy_start_infer_stop_undeploy(inference: LocalInference, tmp_path: Path) -> None:
     folder = make_folder(tmp_path)
     view = inference.deploy("dep", folder)
-    assert view["state"] == "stopped" and view["status"] == "STOPPED"
+    assert view.state == "stopped" and view.status == "STOPPED"
     with pytest.raises(InferenceError, match="not started") as info:
         inference.infer("dep", b"{}")
     assert info.value.status == 503
@@ -162,14 +163,14 @@ def test_deploy_start_infer_stop_undeploy(inference: LocalInference, tmp_path: P
     assert profile["policy"]["kernel_min"] == 1 and profile["policy"]["task_execution_timeout"] == 60
     inference.start("dep")
     view = wait_status(inference, "dep", "IDLE")
-    assert view["url"].endswith("/dlim/v1/inference/dep") and view["url"].startswith("http://127.0.0.1:")
-    assert inference.url("dep") == view["url"]
-    (kernel,) = view["kernels"]
+    assert view.url.endswith("/dlim/v1/inference/dep") and view.url.startswith("http://127.0.0.1:")
+    assert inference.url("dep") == view.url
+    (kernel,) = view.kernels
 
     # The body goes in verbatim and the kernel's output comes back verbatim.
     body = '{"text":  "héllo \\u00e9",   "n": [1, 2]}'.encode()
     out = json.loads(inference.infer("dep", body))
-    assert out["input"] == json.loads(body) and out["pod"] == kernel["pod"]
+    assert out["input"] == json.loads(body) and out["pod"] == kernel.pod
 
     with pytest.raises(ConflictError, match="The model cannot be removed if it's started."):
         inference.undeploy("dep")
@@ -178,9 +179,9 @@ def test_deploy_start_infer_stop_undeploy(inference: LocalInference, tmp_path: P
     with pytest.raises(ConflictError, match="is started"):
         inference.deploy("dep", folder)
 
-    assert inference.stop("dep")["status"] == "STOPPED"
-    assert gone(kernel["pid"])
-    assert f"kernel shutdown {kernel['pod']}" in log_text(inference)  # on_kernel_shutdown ran
+    assert inference.stop("dep").status == "STOPPED"
+    assert gone(kernel.pid)
+    assert f"kernel shutdown {kernel.pod}" in log_text(inference)  # on_kernel_shutdown ran
     inference.undeploy("dep")
     assert inference.list() == []
     with pytest.raises(NotFoundError):
@@ -302,14 +303,14 @@ def test_kernel_environment_and_unmodified_kernel_file(
     ]
     gate = tmp_path / "gate"
     outs = gated(inference, gate, lambda v: busy(v) == 2, *[at_gate(inference, gate, env=names)] * 2)
-    model_path = view["model_path"]
+    model_path = view.model_path
     for out in outs:
         env = out["env"]
         assert env["REDHARE_MODEL_NAME"] == "dep" and env["REDHARE_MODEL_PATH"] == model_path
         assert env["SPACE_ID"] == "space-1" and env["FROM_PROFILE"] == "yes"
         assert env["CALLER_API_KEY"] is None
         assert out["model_path"] == model_path and out["cwd"] != model_path
-    assert {o["env"]["MSD_POD_NAME"] for o in outs} == {k["pod"] for k in view["kernels"]}
+    assert {o["env"]["MSD_POD_NAME"] for o in outs} == {k.pod for k in view.kernels}
     assert (Path(model_path) / "kernel.py").read_text() == ECHO_KERNEL
 
 
@@ -321,7 +322,7 @@ def test_custom_args_are_module_globals_and_secrets_stay_off_disk(
     view = inference.deploy(
         "dep", folder, custom_args={"USER_NAME": "alice"}, secret_args={"API_KEY": secret}
     )
-    assert view["custom_args"] == ["USER_NAME"] and view["secret_args"] == ["API_KEY"]
+    assert view.custom_args == ("USER_NAME",) and view.secret_args == ("API_KEY",)
     inference.start("dep")
     wait_status(inference, "dep", "IDLE")
     assert json.loads(inference.infer("dep", b"{}")) == {"user": "alice", "key": secret}
@@ -347,7 +348,7 @@ def test_secret_args_are_asked_again_after_a_service_restart(
     with pytest.raises(MlopsError, match="set the environment variable API_KEY"):
         inference.start("dep")  # the new service restored dep without its secret: FAILED
     view = inference.view("dep")
-    assert view["status"] == "FAILED" and view["kernels"] == []
+    assert view.status == "FAILED" and view.kernels == ()
     monkeypatch.setenv("API_KEY", "second")
     inference.start("dep")  # stops the failed kernel pool (joining any kernel it had) first
     wait_status(inference, "dep", "IDLE")
@@ -371,18 +372,18 @@ def test_kernels_scale_with_load_and_idle_ones_are_released(
         kernel_delay_release_time=1,
         task_pipe_size=0,
     )
-    assert view["kernels"] == []  # kernel_min 0: no kernel until the first request
-    gate, seen = tmp_path / "gate", {}
+    assert view.kernels == ()  # kernel_min 0: no kernel until the first request
+    gate, seen = tmp_path / "gate", []
 
-    def placed(v: dict[str, Any]) -> bool:
-        seen.update(v)
-        return busy(v) == 2 and v["queued"] == 1
+    def placed(v: DeploymentView) -> bool:
+        seen.append(v)
+        return busy(v) == 2 and v.queued == 1
 
     outs = gated(inference, gate, placed, *[at_gate(inference, gate)] * 3)
     assert all(isinstance(o, dict) for o in outs), outs
-    assert len(seen["kernels"]) == 2  # scaled up to kernel_max, no further, while one request waits
+    assert len(seen[-1].kernels) == 2  # scaled up to kernel_max, no further, while one request waits
     assert len({o["pod"] for o in outs}) == 2
-    wait_for(lambda: inference.view("dep")["kernels"] == [], what="idle kernels to be released")
+    wait_for(lambda: inference.view("dep").kernels == (), what="idle kernels to be released")
 
 
 def test_kernel_min_is_kept_after_release(inference: LocalInference, tmp_path: Path) -> None:
@@ -390,9 +391,9 @@ def test_kernel_min_is_kept_after_release(inference: LocalInference, tmp_path: P
     gate = tmp_path / "gate"
     outs = gated(inference, gate, lambda v: busy(v) == 2, *[at_gate(inference, gate)] * 2)
     assert len({o["pod"] for o in outs}) == 2
-    (kept,) = wait_for(lambda: len(k := inference.view("dep")["kernels"]) == 1 and k, what="one kernel left")
+    (kept,) = wait_for(lambda: len(k := inference.view("dep").kernels) == 1 and k, what="one kernel left")
     time.sleep(1.2)  # past kernel_delay_release_time: the last kernel is kept, not released
-    assert [k["pod"] for k in inference.view("dep")["kernels"]] == [kept["pod"]]
+    assert [k.pod for k in inference.view("dep").kernels] == [kept.pod]
 
 
 def test_task_batch_size_through_next(inference: LocalInference, tmp_path: Path) -> None:
@@ -405,7 +406,7 @@ def test_task_batch_size_through_next(inference: LocalInference, tmp_path: Path)
 
     def three_queued_behind_the_busy_kernel() -> list[Any]:
         wait_for(lambda: busy(inference.view("dep")) == 1, what="the kernel to take the first request")
-        return gated(inference, gate, lambda v: v["queued"] == 3, *[lambda: ask(inference, do="echo")] * 3)
+        return gated(inference, gate, lambda v: v.queued == 3, *[lambda: ask(inference, do="echo")] * 3)
 
     first, rest = parallel(at_gate(inference, gate), three_queued_behind_the_busy_kernel)
     assert first["batch"] == 1
@@ -421,13 +422,13 @@ def test_task_past_timeout_gets_504_and_its_kernel_is_replaced(
     view = deploy_started(
         inference, make_folder(tmp_path), kernel_min=1, kernel_max=1, task_execution_timeout=1
     )
-    (old,) = view["kernels"]
+    (old,) = view.kernels
     with pytest.raises(InferenceError, match=r"task_execution_timeout \(1 s\)") as info:
         ask(inference, do="sleep", seconds=60)  # answered 200 after 60 s unless the timeout fires
     assert info.value.status == 504
-    assert wait_for(lambda: gone(old["pid"]), what="the old kernel to end")
+    assert wait_for(lambda: gone(old.pid), what="the old kernel to end")
     out = ask(inference, do="echo")
-    assert out["pod"] != old["pod"]
+    assert out["pod"] != old.pod
 
 
 def test_exception_in_on_task_invoke_is_500_with_the_error(inference: LocalInference, tmp_path: Path) -> None:
@@ -435,7 +436,7 @@ def test_exception_in_on_task_invoke_is_500_with_the_error(inference: LocalInfer
     with pytest.raises(InferenceError, match="ValueError: bad input: no pixels") as info:
         ask(inference, do="raise", why="no pixels")
     assert info.value.status == 500
-    assert ask(inference, do="echo")["pod"] == view["kernels"][0]["pod"]  # the kernel lives on
+    assert ask(inference, do="echo")["pod"] == view.kernels[0].pod  # the kernel lives on
     assert "ValueError: bad input: no pixels" in log_text(inference)  # traceback in its log
 
 
@@ -448,7 +449,7 @@ def test_missing_output_is_500(inference: LocalInference, tmp_path: Path) -> Non
 
 def test_a_dying_kernel_fails_only_its_tasks(inference: LocalInference, tmp_path: Path) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=2, kernel_max=2)
-    before = {k["pod"] for k in view["kernels"]}
+    before = {k.pod for k in view.kernels}
     gate = tmp_path / "gate"
 
     def die_beside_the_held_kernel() -> Any:
@@ -463,10 +464,10 @@ def test_a_dying_kernel_fails_only_its_tasks(inference: LocalInference, tmp_path
     assert isinstance(dead, InferenceError) and dead.status == 500
     assert "died (exit code 3)" in str(dead)
     view = wait_for(
-        lambda: (v := inference.view("dep"))["status"] == "IDLE" and len(v["kernels"]) == 2 and v,
+        lambda: (v := inference.view("dep")).status == "IDLE" and len(v.kernels) == 2 and v,
         what="a replacement kernel",
     )
-    assert len({k["pod"] for k in view["kernels"]} - before) == 1
+    assert len({k.pod for k in view.kernels} - before) == 1
     assert all(isinstance(o, dict) for o in parallel(*[lambda: ask(inference, do="echo")] * 4))
 
 
@@ -479,7 +480,7 @@ def test_requests_that_crash_their_kernel_do_not_fail_the_deployment(
             ask(inference, do="die")
         assert info.value.status == 500
     assert ask(inference, do="echo")["input"] == {"do": "echo"}
-    assert wait_status(inference, "dep", "IDLE")["error"] is None
+    assert wait_status(inference, "dep", "IDLE").error is None
 
 
 def test_a_request_that_times_out_while_queued_never_runs(
@@ -521,21 +522,21 @@ def test_on_kernel_start_failure_shows_in_status_with_its_log(
     inference.deploy("dep", make_folder(tmp_path, FAILING_START_KERNEL))
     inference.start("dep")
     view = wait_status(inference, "dep", "FAILED")
-    assert "weights missing at /nowhere/model.pt" in view["error"]
-    assert "loading weights" in view["error_log"] and "Traceback" in view["error_log"]
+    assert "weights missing at /nowhere/model.pt" in view.error
+    assert "loading weights" in view.error_log and "Traceback" in view.error_log
     with pytest.raises(InferenceError, match="weights missing") as info:
         inference.infer("dep", b"{}")
     assert info.value.status == 503
     assert "RuntimeError: weights missing" in log_text(inference)
     inference.stop("dep")
-    assert inference.view("dep")["status"] == "STOPPED"
+    assert inference.view("dep").status == "STOPPED"
 
 
 def test_kernel_logs_hold_stdout_and_stderr(inference: LocalInference, tmp_path: Path) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
     ask(inference, do="print", text="marker-42")
     logs = log_text(inference)
-    pod = view["kernels"][0]["pod"]
+    pod = view.kernels[0].pod
     assert f"[{pod}] stdout says marker-42" in logs and "INFO stderr says marker-42" in logs
 
 
@@ -552,13 +553,11 @@ def test_exclusive_gpus_give_each_kernel_its_own(
     )
     inference.start("dep")
     view = wait_status(inference, "dep", "IDLE")
-    assert sorted(k["gpu"] for k in view["kernels"]) == ["0", "1"]
+    assert sorted(k.gpu for k in view.kernels) == ["0", "1"]
     gate = tmp_path / "gate"
-    outs = gated(
-        inference, gate, lambda v: busy(v) == 2 and v["queued"] == 1, *[at_gate(inference, gate)] * 3
-    )
+    outs = gated(inference, gate, lambda v: busy(v) == 2 and v.queued == 1, *[at_gate(inference, gate)] * 3)
     assert sorted(o["cuda"] for o in outs if isinstance(o, dict)) in (["0", "0", "1"], ["0", "1", "1"])
-    assert len(inference.view("dep")["kernels"]) == 2  # no third GPU: no third kernel
+    assert len(inference.view("dep").kernels) == 2  # no third GPU: no third kernel
 
 
 def test_gpus_asked_where_none_exist_warn_and_run_on_cpu(
@@ -569,7 +568,7 @@ def test_gpus_asked_where_none_exist_warn_and_run_on_cpu(
     inference.update_profile("dep", {"kernel": {"gpu": "exclusive"}})
     inference.start("dep")
     view = wait_status(inference, "dep", "IDLE")
-    assert any("has none: kernels run on CPU" in w for w in view["warnings"])
+    assert any("has none: kernels run on CPU" in w for w in view.warnings)
     assert ask(inference, do="echo")["cuda"] is None
 
 
@@ -580,19 +579,19 @@ def test_a_dead_service_is_reported_and_start_recovers(
     inference: LocalInference, workspace: Workspace, tmp_path: Path, cli: Any
 ) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
-    old_kernel = view["kernels"][0]["pid"]
+    old_kernel = view.kernels[0].pid
     os.kill(service_info(workspace)["pid"], signal.SIGKILL)
     wait_for(lambda: not inference.running(), what="the service to die")
     wait_for(lambda: gone(old_kernel), what="its kernel to notice and exit")
 
     (row,) = inference.list()
-    assert row["status"] == "SERVICE_DOWN" and "not running" in row["error"]
+    assert row.status == "SERVICE_DOWN" and "not running" in row.error
     res = cli("deploy", "list")
     assert res.exit_code == 0 and "SERVICE_DOWN" in res.stdout and "not running" in res.stderr
 
     res = cli("deploy", "start", "--name", "dep")
     assert res.exit_code == 0, res.output
-    assert inference.view("dep")["status"] == "IDLE"
+    assert inference.view("dep").status == "IDLE"
     assert ask(inference, do="echo")["input"] == {"do": "echo"}
 
 
@@ -600,7 +599,7 @@ def test_busy_kernels_of_a_killed_service_are_reaped(
     inference: LocalInference, workspace: Workspace, tmp_path: Path, cpu_burner: list[Any]
 ) -> None:
     view = deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
-    kernel = view["kernels"][0]["pid"]
+    kernel = view.kernels[0].pid
     info = service_info(workspace)
 
     def busy_request() -> None:  # no retry: it ends when the service dies
@@ -618,7 +617,7 @@ def test_busy_kernels_of_a_killed_service_are_reaped(
 
     caller = threading.Thread(target=busy_request)
     caller.start()
-    wait_for(lambda: inference.view("dep")["kernels"][0]["state"] == "busy", what="the kernel to be busy")
+    wait_for(lambda: inference.view("dep").kernels[0].state == "busy", what="the kernel to be busy")
     os.kill(info["pid"], signal.SIGKILL)
     caller.join()
     # SIGKILL takes effect when the kernel gets round to it: on a loaded machine the dying service
@@ -627,7 +626,7 @@ def test_busy_kernels_of_a_killed_service_are_reaped(
     assert not gone(kernel)  # still sleeping in on_task_invoke, orphaned
     start_service(workspace)  # the next service reaps it before starting the deployment again
     wait_for(lambda: gone(kernel), what="the orphaned kernel to be reaped")
-    assert wait_status(inference, "dep", "IDLE")["kernels"][0]["pid"] != kernel
+    assert wait_status(inference, "dep", "IDLE").kernels[0].pid != kernel
 
 
 def test_stop_while_down_only_changes_the_state(
@@ -635,11 +634,11 @@ def test_stop_while_down_only_changes_the_state(
 ) -> None:
     deploy_started(inference, make_folder(tmp_path), kernel_min=1, kernel_max=1)
     stop_service(workspace)
-    assert inference.view("dep")["status"] == "SERVICE_DOWN"
-    assert inference.stop("dep")["status"] == "STOPPED"
+    assert inference.view("dep").status == "SERVICE_DOWN"
+    assert inference.stop("dep").status == "STOPPED"
     assert not inference.running()
     start_service(workspace)
-    assert inference.view("dep")["status"] == "STOPPED"  # not restored: it was stopped
+    assert inference.view("dep").status == "STOPPED"  # not restored: it was stopped
 
 
 def test_stop_service_ends_the_service_and_every_kernel(
@@ -649,8 +648,8 @@ def test_stop_service_ends_the_service_and_every_kernel(
     service_pid = service_info(workspace)["pid"]
     assert stop_service(workspace) is True
     assert gone(service_pid) or not inference.running()
-    for k in view["kernels"]:
-        assert wait_for(lambda k=k: gone(k["pid"]), what="kernels to end")
+    for k in view.kernels:
+        assert wait_for(lambda k=k: gone(k.pid), what="kernels to end")
     assert stop_service(workspace) is False
 
 
@@ -685,7 +684,7 @@ def test_mlops_serve_runs_in_the_foreground(workspace: Workspace, tmp_path: Path
         assert again.returncode == 1 and "already runs" in again.stderr
         proc.send_signal(signal.SIGINT)
         assert proc.wait(120) == 0
-        assert gone(view["kernels"][0]["pid"])
+        assert gone(view.kernels[0].pid)
         assert not inf.running()
     finally:
         if proc.poll() is None:

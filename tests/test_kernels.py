@@ -118,14 +118,14 @@ def test_a_kernel_past_memory_allocation_is_replaced_and_its_request_fails_clear
     inference: LocalInference, tmp_path: Path, where: str
 ) -> None:
     view = started(inference, tmp_path, resources="ncpus=1,mem=150,mem_limit=150")
-    (old,) = view["kernels"]
+    (old,) = view.kernels
     with pytest.raises(InferenceError, match=r"exceeded memory_allocation \(150 MB\)") as info:
         ask(inference, do=where, mb=400)
     assert info.value.status == 500
-    assert wait_for(lambda: gone(old["pid"]), what="the kernel to be killed")
-    assert ask(inference, do="alloc", mb=20, hold=0)["pod"] != old["pod"]  # a fresh kernel; small is fine
+    assert wait_for(lambda: gone(old.pid), what="the kernel to be killed")
+    assert ask(inference, do="alloc", mb=20, hold=0)["pod"] != old.pod  # a fresh kernel; small is fine
     assert "exceeded memory_allocation (150 MB)" in log_text(inference)
-    assert wait_status(inference, "dep", "IDLE")["error"] is None
+    assert wait_status(inference, "dep", "IDLE").error is None
 
 
 HUNGRY_START_KERNEL = """\
@@ -149,18 +149,18 @@ def test_a_kernel_past_memory_allocation_while_starting_fails_the_deployment_cle
     inference.update_profile("dep", {"resource_allocation": {"kernel": {"resources": "mem_limit=150"}}})
     inference.start("dep")
     view = wait_status(inference, "dep", "FAILED")
-    assert "exceeded memory_allocation (150 MB)" in view["error"] and "while starting" in view["error"]
-    assert "exceeded memory_allocation (150 MB)" in view["error_log"]
+    assert "exceeded memory_allocation (150 MB)" in view.error and "while starting" in view.error
+    assert "exceeded memory_allocation (150 MB)" in view.error_log
 
 
 def test_n_cpus_pins_each_kernel_to_its_own_cpus(inference: LocalInference, tmp_path: Path) -> None:
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs a machine with 2 CPUs or more")
     view = started(inference, tmp_path, resources="ncpus=1,ncpus_limit=1", kernel_min=2, kernel_max=2)
-    cpus = {k["pod"]: k["cpus"] for k in view["kernels"]}
+    cpus = {k.pod: k.cpus for k in view.kernels}
     assert sorted(len(c) for c in cpus.values()) == [1, 1] and len({tuple(c) for c in cpus.values()}) == 2
     out = ask(inference, do="echo")
-    assert out["cpus"] == cpus[out["pod"]]  # what the kernel itself sees
+    assert tuple(out["cpus"]) == cpus[out["pod"]]  # what the kernel itself sees
 
 
 # --- process groups, orphans, death ------------------------------------------------------------------
@@ -172,14 +172,14 @@ def test_a_kernel_that_forks_and_exits_is_noticed_and_its_orphan_killed(
     inference: LocalInference, tmp_path: Path, setsid: bool
 ) -> None:
     view = started(inference, tmp_path, task_execution_timeout=-1)  # no timeout would ever end it
-    (old,) = view["kernels"]
+    (old,) = view.kernels
     pidfile = tmp_path / "child.pid"
     with pytest.raises(InferenceError, match=r"died \(exit code 7\)") as info:
         ask(inference, do="fork_and_exit", pidfile=str(pidfile), setsid=setsid)
     assert info.value.status == 500  # not a 504: the socket the child holds does not hide the death
     child = int(pidfile.read_text())
     assert wait_for(lambda: gone(child), what="the orphan to be killed with its kernel")
-    assert ask(inference, do="echo")["pod"] != old["pod"]
+    assert ask(inference, do="echo")["pod"] != old.pod
 
 
 def test_stop_kills_every_process_a_kernel_started(inference: LocalInference, tmp_path: Path) -> None:
@@ -206,9 +206,9 @@ def test_memory_of_a_grandchild_that_left_counts_against_memory_allocation(
     inference: LocalInference, tmp_path: Path
 ) -> None:
     view = started(inference, tmp_path, resources="mem=150,mem_limit=150")
-    (old,) = view["kernels"]
+    (old,) = view.kernels
     pid = ask(inference, do="escape", mb=400)["escaped"]
-    assert wait_for(lambda: gone(old["pid"]), what="the kernel to be killed")
+    assert wait_for(lambda: gone(old.pid), what="the kernel to be killed")
     assert wait_for(lambda: gone(pid), what="the grandchild to be killed with it")
     assert "exceeded memory_allocation (150 MB)" in log_text(inference)
 
@@ -259,8 +259,8 @@ def test_kernels_get_the_edi_and_user_environment_not_the_notebooks(
     ):
         assert gone_name not in env
     assert env["MY_ORDINARY_SETTING"] == "kept" and env["HOME"] == os.environ["HOME"]
-    assert env["REDHARE_MODEL_NAME"] == "dep" and env["REDHARE_MODEL_PATH"] == view["model_path"]
-    assert env["MSD_POD_NAME"] == view["kernels"][0]["pod"]
+    assert env["REDHARE_MODEL_NAME"] == "dep" and env["REDHARE_MODEL_PATH"] == view.model_path
+    assert env["MSD_POD_NAME"] == view.kernels[0].pod
     assert env["WML_SPACE_ID"] == "space-1" and env["FROM_PROFILE"] == "yes"
 
 

@@ -70,13 +70,13 @@ def test_the_original_style_kernel_deploys_unchanged_and_answers(
         secret_args={"CPD_API_KEY": "unused-on-the-local-backend"},
     )
     assert result["status"] == "IDLE"
-    model_dir = Path(backend.inference.view("original")["model_path"])
+    model_dir = Path(backend.inference.view("original").model_path)
     assert (model_dir / "model.zip").is_file()  # downloaded from the space by wml_sdk_utils at start
     assert not any(
         (model_dir / "python_packages").iterdir()
     )  # requirements already satisfied: none installed
     assert (
-        model_dir / f"requirements_{backend.inference.view('original')['kernels'][0]['pod']}.txt"
+        model_dir / f"requirements_{backend.inference.view('original').kernels[0].pod}.txt"
     ).read_text() == ""
 
     answer = json.loads(

@@ -17,7 +17,7 @@ def test_pipeline_stages_deploys_and_attaches_monitors(cli, backend, workspace):
     assert run.results["model_asset_id"] == asset_id
     assert run.results["deployment_url"] == entry["wmla_deployment"]["deployment_url"]
     assert run.results["subscription_id"] == entry["openscale_subscription_id"]
-    assert backend.inference.view("pipe-demo")["status"] in ("IDLE", "BUSY")
+    assert backend.inference.view("pipe-demo").status in ("IDLE", "BUSY")
     assert {m["monitor_id"] for m in run.results["monitors"]} == {"segmentation_metrics", "generic_metrics"}
 
 

@@ -86,8 +86,8 @@ def placed(inference: LocalInference, queued: int, requests: int) -> Callable[[]
 
     def check() -> bool:
         view = inference.view("dep")
-        busy = any(k["state"] == "busy" for k in view["kernels"])
-        return busy and view["queued"] == queued and view["requests"]["total"] == requests
+        busy = any(k.state == "busy" for k in view.kernels)
+        return busy and view.queued == queued and view.requests["total"] == requests
 
     return check
 
@@ -144,7 +144,7 @@ def test_a_kernel_dying_with_tasks_in_its_pipe_fails_only_its_task(
     assert isinstance(dead, InferenceError) and dead.status == 500
     assert "died (exit code 3) while running this task" in str(dead)
     assert [r["id"] for r in rest] == [1, 2, 3]
-    assert inference.view("dep")["status"] in ("IDLE", "BUSY")  # a request killed it: not failed
+    assert inference.view("dep").status in ("IDLE", "BUSY")  # a request killed it: not failed
 
 
 def test_tasks_sent_to_two_dying_kernels_in_a_row_fail_and_nothing_hangs(
@@ -154,16 +154,16 @@ def test_tasks_sent_to_two_dying_kernels_in_a_row_fail_and_nothing_hangs(
     callers = Callers(inference, gate)
     callers.send(die=True)
     wait_for(placed(inference, 0, 1), what="the fatal task to run")
-    first_pod = next(k["pod"] for k in inference.view("dep")["kernels"])
+    first_pod = next(k.pod for k in inference.view("dep").kernels)
     callers.send(die=True, gate=str(later))
     callers.send()
     wait_for(placed(inference, 0, 3), what="two tasks in the pipe")
     gate.touch()
 
     def on_the_next_kernel() -> bool:
-        kernels = inference.view("dep")["kernels"]
+        kernels = inference.view("dep").kernels
         return callers.results[0] is not None and any(
-            k["state"] == "busy" and k["pod"] != first_pod for k in kernels
+            k.state == "busy" and k.pod != first_pod for k in kernels
         )
 
     wait_for(on_the_next_kernel, what="the two tasks sent back to run on the next kernel")

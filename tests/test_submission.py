@@ -232,7 +232,7 @@ def test_cli_general_dependencies_reach_the_folder(backend: Backend, example_pat
         "storage_volume_utils.py",
     )
     assert res.exit_code == 0, res.output
-    deployed = Path(backend.inference.view("chosen")["model_path"])
+    deployed = Path(backend.inference.view("chosen").model_path)
     helpers = sorted(p.name for p in deployed.iterdir() if p.name in edi_helpers.MODULES)
     assert helpers == ["cpd_utils.py", "storage_volume_utils.py"]
     model = json.loads((deployed / "model.json").read_text())

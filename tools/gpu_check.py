@@ -81,13 +81,12 @@ def main() -> int:
             inference.start("gpu-check")
             deadline = time.monotonic() + 120
             while (
-                inference.view("gpu-check")["status"] not in ("IDLE", "FAILED")
-                and time.monotonic() < deadline
+                inference.view("gpu-check").status not in ("IDLE", "FAILED") and time.monotonic() < deadline
             ):
                 time.sleep(0.2)
             view = inference.view("gpu-check")
-            print(f"status {view['status']}, warnings {view.get('warnings')}")
-            print("kernels:", [(k["pod"], k["gpu"]) for k in view["kernels"]])
+            print(f"status {view.status}, warnings {list(view.warnings)}")
+            print("kernels:", [(k.pod, k.gpu) for k in view.kernels])
             answers: list[dict] = []
             threads = [
                 threading.Thread(
@@ -102,18 +101,14 @@ def main() -> int:
             by_pod = {a["pod"]: a for a in answers}
             for a in by_pod.values():
                 print(json.dumps(a))
-            kernels = inference.view("gpu-check")["kernels"]
-            devices = [k["gpu"] for k in kernels]
+            kernels = inference.view("gpu-check").kernels
+            devices = [k.gpu for k in kernels]
             ok = (
                 bool(gpus)
                 and all(a["device_count"] == 1 for a in answers)
                 and len(set(devices)) == len(devices)
                 and None not in devices
-                and all(
-                    by_pod[k["pod"]]["cuda_visible_devices"] == k["gpu"]
-                    for k in kernels
-                    if k["pod"] in by_pod
-                )
+                and all(by_pod[k.pod]["cuda_visible_devices"] == k.gpu for k in kernels if k.pod in by_pod)
             )
             print("one GPU per kernel:", "OK" if ok else "FAILED")
             if not ok:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from mlops_widgets.app._base import AppBase
 from mlops_widgets.app.results import DeletionPlan, DeploymentDeleted
+from mlops_widgets.backends.views import DeploymentView
 
 
 class DeploymentsMixin(AppBase):
@@ -20,7 +20,7 @@ class DeploymentsMixin(AppBase):
         timeout: float | None = None,
         progress: Callable[[int, int | None, str], None] | None = None,
         secret_args: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentView:
         """Start a deployment (and the local service when it is down), waiting up to `timeout`
         seconds (default ops.deploy's) unless not `wait`; returns its view."""
         from mlops_widgets.ops import deploy
@@ -34,16 +34,16 @@ class DeploymentsMixin(AppBase):
                 progress=progress,
                 secret_args=secret_args,
             )
-            event.result = {"status": view["status"]}
+            event.result = {"status": view.status}
         return view
 
-    def deploy_stop(self, name: str) -> dict[str, Any]:
+    def deploy_stop(self, name: str) -> DeploymentView:
         """Stop a deployment's kernels; returns its view."""
         from mlops_widgets.ops import deploy
 
         with self._event("deploy.stop", {"deployment_name": name}, name) as event:
             view = deploy.stop(self.backend, name)
-            event.result = {"status": view["status"]}
+            event.result = {"status": view.status}
         return view
 
     def deployment_delete_plan(self, name: str) -> DeletionPlan:

@@ -2,8 +2,9 @@
 and training in `<service>_protocol.py` beside this module), built on first use.
 
 Ops talk to these and nothing else, so the same templates and commands run on the embedded
-backend and on Cloud Pak for Data. Objects cross the boundary as plain dicts and dataclasses
-shaped like the originals (WML assets, dlim models, OpenScale resources).
+backend and on Cloud Pak for Data. Objects cross the boundary as typed views (`views.py`: frozen
+dataclasses, the same on every backend) or as dicts shaped like the originals (WML assets,
+dlim profiles, OpenScale resources).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from mlops_widgets.settings import BACKEND
 from mlops_widgets.workspace import Workspace
@@ -86,36 +87,36 @@ class Backend:
     """The services of one backend, built on first use (so `mlops config list` never starts
     an inference server or imports an SDK it does not need)."""
 
-    def __init__(self, name: str, workspace: Workspace, factories: dict[str, Callable[[], Any]]):
+    def __init__(self, name: str, workspace: Workspace, factories: dict[str, Callable[[], object]]):
         self.name = name
         self.workspace = workspace
         self._factories = factories
-        self._built: dict[str, Any] = {}
+        self._built: dict[str, object] = {}
 
-    def _get(self, service: str) -> Any:
+    def _get(self, service: str) -> object:
         if service not in self._built:
             self._built[service] = self._factories[service]()
         return self._built[service]
 
     @property
     def space(self) -> Space:
-        return self._get("space")
+        return cast("Space", self._get("space"))
 
     @property
     def inference(self) -> Inference:
-        return self._get("inference")
+        return cast("Inference", self._get("inference"))
 
     @property
     def monitoring(self) -> Monitoring:
-        return self._get("monitoring")
+        return cast("Monitoring", self._get("monitoring"))
 
     @property
     def volumes(self) -> Volumes:
-        return self._get("volumes")
+        return cast("Volumes", self._get("volumes"))
 
     @property
     def training(self) -> Training:
-        return self._get("training")
+        return cast("Training", self._get("training"))
 
     def kernel_environment(self) -> dict[str, str]:
         """What a deployed kernel's helper modules (edi_helpers/) need to find this backend: its

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from mlops_widgets.backends.views import DeploymentView
 from mlops_widgets.errors import MlopsError
 
 
@@ -35,12 +36,8 @@ class InferenceError(MlopsError):
 class Inference(Protocol):
     """An EDI-style inference service (WMLA `/dlim/v1`): deployments served by kernels.
 
-    A deployment view is a dict with at least: name, state ("started" | "stopped"), status
-    (STOPPED, STARTING, IDLE, BUSY, FAILED, STOPPING, or SERVICE_DOWN when the local service is
-    not running), url, kernels (list of {pod, pid, state, gpu, ...}), error (None or the text,
-    e.g. an on_kernel_start failure; error_log then holds the kernel log's tail), warnings,
-    profile, custom_args and secret_args (names only). Ready to serve = IDLE or BUSY.
-    Failures raise MlopsError subclasses (NotFoundError, ConflictError); a failed inference
+    Deployments are seen as `DeploymentView`s (backends/views.py), derived from EDI's documents
+    by `backends/edi_view.py` on both backends. Failures raise MlopsError subclasses (NotFoundError, ConflictError); a failed inference
     request raises an MlopsError carrying `.status` (500, 503, 504).
     """
 
@@ -51,17 +48,17 @@ class Inference(Protocol):
         *,
         custom_args: dict[str, str] | None = None,
         secret_args: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentView:
         """Deploy (or update, when stopped) a submission folder under `name`; it ends stopped.
         `custom_args` and `secret_args` become module-level names of the kernel file (as the
         original injected them); secret values are never written to disk."""
         ...
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[DeploymentView]:
         """Every deployment's view."""
         ...
 
-    def view(self, name: str) -> dict[str, Any]:
+    def view(self, name: str) -> DeploymentView:
         """The deployment with its state and kernels' status; NotFoundError when missing."""
         ...
 
@@ -74,13 +71,13 @@ class Inference(Protocol):
         while started. Returns the profile as stored."""
         ...
 
-    def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> dict[str, Any]:
+    def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> DeploymentView:
         """Start (or restart a failed) deployment without waiting for its kernels; returns its
         view. `secret_args` re-supplies secret custom args a restarted service no longer holds
         (else they come from environment variables of the same names)."""
         ...
 
-    def stop(self, name: str) -> dict[str, Any]:
+    def stop(self, name: str) -> DeploymentView:
         """Stop every kernel (on_kernel_shutdown first); returns the view."""
         ...
 

@@ -110,7 +110,7 @@ def create(
 def start(obj: CliContext, name: str, no_wait: bool, timeout: float) -> None:
     """Start a deployment (and the local inference service when it is not running)."""
     view = obj.app().deploy_start(name, wait=not no_wait, timeout=timeout, progress=_stderr_progress)
-    click.echo(f"deployment {name}: {view['status']}")
+    click.echo(f"deployment {name}: {view.status}")
 
 
 @deploy.command()
@@ -119,7 +119,7 @@ def start(obj: CliContext, name: str, no_wait: bool, timeout: float) -> None:
 def stop(obj: CliContext, name: str) -> None:
     """Stop a deployment's kernels (on_kernel_shutdown first)."""
     view = obj.app().deploy_stop(name)
-    click.echo(f"deployment {name}: {view['status']}")
+    click.echo(f"deployment {name}: {view.status}")
 
 
 @deploy.command()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import Backend, Progress
+from mlops_widgets.backends.views import DeploymentView
 from mlops_widgets.config import RESOURCE_DEFAULTS, check_deployment_name
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.ops import space
@@ -26,7 +27,6 @@ from mlops_widgets.ops.submission import build_submission_folder
 
 log = logging.getLogger(__name__)
 
-READY = ("IDLE", "BUSY")
 POLICY_KEYS = (
     "kernel_min",
     "kernel_max",
@@ -49,7 +49,7 @@ def _logs(name: str) -> Hint:
     return Hint("deploy.logs", "the deployment's kernel logs say more", {"deployment": name})
 
 
-def _view_or_none(backend: Backend, name: str) -> dict[str, Any] | None:
+def _view_or_none(backend: Backend, name: str) -> DeploymentView | None:
     try:
         return backend.inference.view(name)
     except NotFoundError:
@@ -79,7 +79,7 @@ def check_create(backend: Backend, name: str, model_asset_id: str) -> dict[str, 
         )
     if current == name:
         view = _view_or_none(backend, name)
-        if view is not None and view["state"] == "started" and view["status"] in READY:
+        if view is not None and view.state == "started" and view.ready:
             raise ConflictError(
                 f"model asset {model_asset_id} is already deployed as {name!r} and running",
                 hint=_delete_first(name),
@@ -155,12 +155,12 @@ def deploy_folder(
     custom_args: dict[str, str] | None = None,
     secret_args: dict[str, str] | None = None,
     remove_folder: bool = False,
-) -> dict[str, Any]:
+) -> DeploymentView:
     """Deploy (or update) the folder under `name`, stopping a running deployment of that name
     first (the original forced the update). `remove_folder` drops the built folder afterwards."""
     check_deployment_name(name)
     view = _view_or_none(backend, name)
-    if view is not None and view["state"] == "started":
+    if view is not None and view.state == "started":
         backend.inference.stop(name)
     result = backend.inference.deploy(name, Path(folder), custom_args=custom_args, secret_args=secret_args)
     if remove_folder:
@@ -200,7 +200,7 @@ def apply_profile(backend: Backend, name: str, model_asset_id: str) -> dict[str,
 
 def wait_ready(
     backend: Backend, name: str, *, timeout: float = WAIT_TIMEOUT, progress: Progress | None = None
-) -> dict[str, Any]:
+) -> DeploymentView:
     """Poll until the deployment serves (IDLE or BUSY), as the original polled `dlim model view`
     for IDLE; a failed start raises with its error and the kernel log's tail. `progress` hears
     of each change of status or of the number of ready kernels, not of every poll."""
@@ -209,19 +209,18 @@ def wait_ready(
     last: tuple[int, int | None, str] | None = None
     while True:
         view = backend.inference.view(name)
-        status = view["status"]
-        kernel_min = ((view.get("profile") or {}).get("policy") or {}).get("kernel_min")
-        ready = sum(1 for k in view.get("kernels", []) if k.get("state") in ("idle", "busy"))
+        status, kernel_min = view.status, view.kernel_min
+        ready = sum(1 for k in view.kernels if k.ready)
         if progress and last != (ready, kernel_min, status):
             last = (ready, kernel_min, status)
             total = "?" if kernel_min is None else kernel_min
             progress(ready, kernel_min, f"{name}: {status} ({ready}/{total} kernels ready)")
-        if status in READY:
+        if view.ready:
             return view
-        if status == "FAILED" or view["state"] != "started":
-            detail = f"\n{view['error_log']}" if view.get("error_log") else ""
+        if status == "FAILED" or view.state != "started":
+            detail = f"\n{view.error_log}" if view.error_log else ""
             raise MlopsError(
-                f"deployment {name} did not start: {view.get('error') or status}{detail}", hint=_logs(name)
+                f"deployment {name} did not start: {view.error or status}{detail}", hint=_logs(name)
             )
         if time.monotonic() >= deadline:
             raise MlopsError(
@@ -239,18 +238,17 @@ def start(
     timeout: float = WAIT_TIMEOUT,
     progress: Progress | None = None,
     secret_args: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> DeploymentView:
     """Start a deployment and, unless kernel_min is 0 (no kernel until the first request), wait
     until it is ready."""
     log.info("starting deployment %s", name)
     view = backend.inference.start(check_deployment_name(name), secret_args=secret_args)
-    kernel_min = ((view.get("profile") or {}).get("policy") or {}).get("kernel_min", 1)
-    if wait and kernel_min:
+    if wait and view.kernel_min != 0:
         view = wait_ready(backend, name, timeout=timeout, progress=progress)
     return view
 
 
-def stop(backend: Backend, name: str) -> dict[str, Any]:
+def stop(backend: Backend, name: str) -> DeploymentView:
     log.info("stopping deployment %s", name)
     return backend.inference.stop(check_deployment_name(name))
 
@@ -276,7 +274,7 @@ def deploy_create(
     recorded = record_deployment(backend, model_asset_id, name)
     apply_profile(backend, name, model_asset_id)
     view = start(backend, name, wait=wait, timeout=timeout, progress=progress)
-    return {**recorded, "model_asset_id": model_asset_id, "status": view["status"]}
+    return {**recorded, "model_asset_id": model_asset_id, "status": view.status}
 
 
 def deploy_delete(
@@ -293,7 +291,7 @@ def deploy_delete(
     view = _view_or_none(backend, name)
     log.info("deleting deployment %s (found: %s, entry: %s)", name, view is not None, key)
     if view is not None:
-        if view["state"] == "started":
+        if view.state == "started":
             backend.inference.stop(name)
         backend.inference.undeploy(name)
     dropped: list[str] = []
@@ -344,13 +342,13 @@ def deploy_list(backend: Backend) -> list[dict[str, Any]]:
     for view in backend.inference.list():
         rows.append(
             {
-                "name": view["name"],
-                "state": view["state"],
-                "status": view["status"],
-                "kernels": len(view.get("kernels") or []),
-                "model_asset_id": owners.pop(view["name"], None),
-                "url": view.get("url"),
-                "error": view.get("error"),
+                "name": view.name,
+                "state": view.state,
+                "status": view.status,
+                "kernels": len(view.kernels),
+                "model_asset_id": owners.pop(view.name, None),
+                "url": view.url,
+                "error": view.error,
             }
         )
     for name, key in sorted(owners.items()):
@@ -369,15 +367,16 @@ def deploy_list(backend: Backend) -> list[dict[str, Any]]:
 
 
 def deploy_view(backend: Backend, name: str) -> dict[str, Any]:
-    """The deployment's view with the model asset id of its entry and, for a model staged from a
-    training job, that job (its parameters and the metrics it reported)."""
+    """The deployment's view (as JSON, `DeploymentView.to_dict`) with the model asset id of its
+    entry and, for a model staged from a training job, that job (its parameters and the metrics
+    it reported)."""
     view = backend.inference.view(check_deployment_name(name))
     asset_id = _by_deployment(backend).get(name)
     training_job = None
     if asset_id:
         with contextlib.suppress(NotFoundError):
             training_job = space.get_entry(backend, model_asset_id=asset_id)[1].get("training_job")
-    return {**view, "model_asset_id": asset_id, "training_job": training_job}
+    return {**view.to_dict(), "model_asset_id": asset_id, "training_job": training_job}
 
 
 def infer(backend: Backend, name: str, data: bytes | str) -> bytes:

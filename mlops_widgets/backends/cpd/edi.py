@@ -20,12 +20,6 @@ from typing import Any
 
 from mlops_widgets.errors import MlopsError
 
-STARTED = frozenset({"enabled", "started"})
-STOPPED = frozenset({"disabled", "stopped"})
-STARTING = frozenset({"not-available"})
-NO_INSTANCE = "no-instance"  # our word for a 404 on the instance: never started
-ATTR_CUSTOM, ATTR_SECRET = "mlops_custom_args", "mlops_secret_args"
-
 
 def _models() -> Any:
     from ibm_wmla import wmla_api_edi_v2
@@ -70,52 +64,3 @@ def parse_instance(raw: Any, what: str) -> dict[str, Any]:
         "state": raw["state"],
         "instances": [i for i in items if isinstance(i, dict)] if isinstance(items, list) else [],
     }
-
-
-def phase(instance: dict[str, Any]) -> str:
-    """started, starting, stopped, or another state as WMLA names it."""
-    state = str(instance.get("state") or "").lower()
-    if state in STARTED:
-        return "started"
-    if state in STARTING:
-        return "starting"
-    if state in STOPPED or state == NO_INSTANCE:
-        return "stopped"
-    return state or "unknown"
-
-
-def _kernel(container: dict[str, Any]) -> dict[str, Any]:
-    """A kernel as the embedded backend describes one; what EDI does not say is None."""
-    status = str(container.get("container_status") or "").lower()
-    running = int(container.get("running_task") or 0)
-    return {
-        "pod": container.get("container_uid"),
-        "state": ("busy" if running else "idle") if status in ("running", "ready", "started") else status,
-        "pid": None,
-        "gpu": None,
-        "tasks_done": container.get("finished_task"),
-        "started_at": None,
-    }
-
-
-def kernels(instance: dict[str, Any]) -> list[dict[str, Any]]:
-    return [_kernel(c) for item in instance.get("instances") or [] for c in item.get("isd_container") or []]
-
-
-def status(instance: dict[str, Any]) -> str:
-    """The status line of `dlim model view`: IDLE / BUSY when serving, else the state."""
-    now = phase(instance)
-    if now == "started":
-        items = instance.get("instances") or []
-        busy = any(int(i.get("pending_tasks") or 0) for i in items) or any(
-            int(c.get("running_task") or 0) for i in items for c in i.get("isd_container") or []
-        )
-        return "BUSY" if busy else "IDLE"
-    return {"stopped": "STOPPED"}.get(now, now.upper())
-
-
-def attribute_names(model: dict[str, Any], key: str) -> list[str]:
-    for a in model.get("attributes") or []:
-        if a.get("key") == key:
-            return [n for n in str(a.get("value") or "").split(",") if n]
-    return []

@@ -34,9 +34,10 @@ from urllib.parse import quote
 
 from mlops_widgets.backends.cpd import edi
 from mlops_widgets.backends.cpd.client import CpdSession
-from mlops_widgets.backends.cpd.edi import ATTR_CUSTOM, ATTR_SECRET
 from mlops_widgets.backends.cpd.session import error_text
+from mlops_widgets.backends.edi_view import ATTR_CUSTOM, ATTR_SECRET, NO_INSTANCE, deployment_view, phase
 from mlops_widgets.backends.inference_protocol import InferenceError, overlay_profile
+from mlops_widgets.backends.views import DeploymentView
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.secret_names import is_secret_name
@@ -108,7 +109,7 @@ class CpdInference:
         *,
         custom_args: dict[str, str] | None = None,
         secret_args: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentView:
         """Upload the submission folder as a gzip tar; an existing deployment is stopped (and
         waited for) and updated, as the original forced. Secret custom args go into the
         profile's kernel.envs."""
@@ -157,25 +158,13 @@ class CpdInference:
 
     # -- read ----------------------------------------------------------------------------------
 
-    def _view(self, model: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, model: dict[str, Any], instance: dict[str, Any]) -> DeploymentView:
         name = str(model.get("name"))
-        return {
-            "name": name,
-            # the protocol's two states: a deployment starting (EDI's not-available) is started,
-            # its status says STARTING
-            "state": "stopped" if edi.phase(instance) == "stopped" else "started",
-            "status": edi.status(instance),
-            "service": "wmla",
-            "url": self.url(name),
-            "kernel_file": model.get("kernel_path") or "kernel.py",
-            "custom_args": edi.attribute_names(model, ATTR_CUSTOM),
-            "secret_args": edi.attribute_names(model, ATTR_SECRET),
-            "deployed_at": model.get("create_time"),
-            "updated_at": model.get("last_updated_time"),
-            "kernels": edi.kernels(instance),
-            "error": None,
-            "warnings": [],
-        }
+        try:
+            profile = _redacted(self.get_profile(name))
+        except NotFoundError:  # removed since it was listed (as its instance then is)
+            profile = {}
+        return deployment_view(model, instance, service="wmla", url=self.url(name), profile=profile)
 
     def _model(self, name: str) -> dict[str, Any]:
         what = f"reading deployment {name}"
@@ -188,7 +177,7 @@ class CpdInference:
         try:
             raw = self._edi(what, lambda c: c.get_model_instance(name))
         except NotFoundError:
-            return {"name": name, "state": edi.NO_INSTANCE, "instances": []}
+            return {"name": name, "state": NO_INSTANCE, "instances": []}
         return edi.parse_instance(raw, what)
 
     def _exists(self, name: str) -> bool:
@@ -198,16 +187,14 @@ class CpdInference:
             return False
         return True
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[DeploymentView]:
         what = "listing WMLA deployments"
         models = [edi.parse_model(m, what) for m in self._edi(what, lambda c: c.get_models()) or []]
         return [self._view(m, self._instance(str(m["name"]))) for m in models]
 
-    def view(self, name: str) -> dict[str, Any]:
+    def view(self, name: str) -> DeploymentView:
         check_deployment_name(name)
-        out = self._view(self._model(name), self._instance(name))
-        out["profile"] = _redacted(self.get_profile(name))
-        return out
+        return self._view(self._model(name), self._instance(name))
 
     def get_profile(self, name: str) -> dict[str, Any]:
         check_deployment_name(name)
@@ -237,7 +224,7 @@ class CpdInference:
         delay = 0.05
         while True:
             instance = instance or self._instance(name)
-            if edi.phase(instance) == target:
+            if phase(instance) == target:
                 return instance
             if time.monotonic() >= deadline:
                 raise MlopsError(
@@ -258,14 +245,14 @@ class CpdInference:
         """Stop and wait for `disabled`; a deployment still starting (not-available) is let
         finish its start first, so the stop is not lost in the transition."""
         instance = instance or self._instance(name)
-        if edi.phase(instance) == "stopped":
+        if phase(instance) == "stopped":
             return
-        if edi.phase(instance) == "starting":
+        if phase(instance) == "starting":
             self._wait(name, "started", instance)
         self._edi(f"stopping deployment {name}", lambda c: c.stop_model_inference(name))
         self._wait(name, "stopped")
 
-    def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> dict[str, Any]:
+    def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> DeploymentView:
         """Start and wait for the started state (kernels may still be starting: see `status`)."""
         check_deployment_name(name)
         if secret_args:
@@ -274,7 +261,7 @@ class CpdInference:
         self._wait(name, "started")
         return self.view(name)
 
-    def stop(self, name: str) -> dict[str, Any]:
+    def stop(self, name: str) -> DeploymentView:
         """Stop and wait until WMLA reports the deployment disabled."""
         check_deployment_name(name)
         self._stop_and_wait(name)

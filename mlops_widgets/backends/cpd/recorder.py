@@ -271,7 +271,7 @@ def read_only_tour(session: CpdSession) -> None:
         if s.wmla_url:
             inference = CpdInference(session)
             for view in inference.list()[:3]:
-                inference.view(view["name"])
+                inference.view(view.name)
             CpdTraining(session).list()
     with contextlib.suppress(MlopsError):
         volumes = CpdVolumes(session)

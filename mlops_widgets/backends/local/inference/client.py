@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.backends.edi_view import deployment_view
 from mlops_widgets.backends.inference_protocol import InferenceError
 from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.kernel_logs import read_lines
@@ -28,13 +29,12 @@ from mlops_widgets.backends.local.inference.launcher import service_info, start_
 from mlops_widgets.backends.local.inference.routes import MLOPS
 from mlops_widgets.backends.local.inference.service import API, CLIENT_HEADER, info_path, read_info
 from mlops_widgets.backends.local.inference.store import Store
+from mlops_widgets.backends.views import SERVICE_DOWN, DeploymentView
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace
 
-DOWN = "SERVICE_DOWN"
 STOP_PATIENCE = 60.0  # seconds `stop` waits for the instance to show `disabled`
-_STATUS = {edi.STARTING: "STARTING", edi.STOPPING: "STOPPING", edi.DISABLED: "STOPPED", edi.ERROR: "FAILED"}
 
 
 class DroppedConnection(MlopsError):
@@ -60,17 +60,6 @@ def _error(status: int, data: bytes) -> tuple[str, Hint | None]:
         return str(doc["error"]), Hint(hint["action"], hint["text"], hint.get("args") or {}) if hint else None
     except (ValueError, KeyError, TypeError, AttributeError):
         return data.decode(errors="replace") or f"the inference service answered {status}", None
-
-
-def status_of(instance: dict[str, Any]) -> str:
-    """The protocol's status from an EDI instance: enabled is IDLE, or BUSY while tasks run."""
-    state = instance.get("state")
-    if state != edi.ENABLED:
-        return _STATUS.get(str(state), "STARTING")
-    for inst in instance.get("instances") or []:
-        if inst.get("pending_tasks") or any(c.get("running_task") for c in inst.get("isd_container") or []):
-            return "BUSY"
-    return "IDLE"
 
 
 class LocalInference:
@@ -174,57 +163,30 @@ class LocalInference:
 
     # --- views from EDI's documents -----------------------------------------------------------
 
-    def _view_of(self, model: dict[str, Any]) -> dict[str, Any]:
+    def _view_of(self, model: dict[str, Any]) -> DeploymentView:
         name = str(model["name"])
-        instance = self._call("GET", f"{API}/model/{name}/instance")
-        diagnostics = self._call("GET", f"{MLOPS}/model/{name}")
-        processes = {k["pod"]: k for k in diagnostics.get("kernels") or []}
-        kernels = []
-        for inst in instance.get("instances") or []:
-            for c in inst.get("isd_container") or []:
-                proc = processes.get(c["container_uid"], {})
-                kernels.append(
-                    {
-                        "pid": None,
-                        "gpu": None,
-                        "started_at": None,
-                        **proc,  # the process's details from our diagnostics (pid, gpu, cpus...)
-                        "pod": c["container_uid"],
-                        "state": c["container_status"],
-                        "tasks_done": c["finished_task"],
-                    }
-                )
-        return {
-            "name": name,
-            "state": "stopped" if instance["state"] in (edi.DISABLED, edi.STOPPING) else "started",
-            "status": status_of(instance),
-            "service": "running",
-            "url": model.get("service_uri"),
-            "model_path": model.get("model_path"),
-            "kernel_file": model.get("kernel_path"),
-            "deployed_at": edi.iso(model.get("create_time")),
-            "updated_at": edi.iso(model.get("last_updated_time")),
-            "custom_args": edi.attribute_names(model, edi.ATTR_CUSTOM),
-            "secret_args": edi.attribute_names(model, edi.ATTR_SECRET),
-            "profile": self._profile(name),
-            "kernels": kernels,
-            "queued": sum(int(i.get("pending_tasks") or 0) for i in instance.get("instances") or []),
-            **{k: diagnostics.get(k) for k in ("error", "error_log", "warnings", "requests")},
-        }
+        return deployment_view(
+            model,
+            self._call("GET", f"{API}/model/{name}/instance"),
+            service="running",
+            url=model.get("service_uri"),
+            profile=self._profile(name),
+            diagnostics=self._call("GET", f"{MLOPS}/model/{name}"),
+        )
 
     def _profile(self, name: str) -> dict[str, Any]:
         return edi.profile_from_doc(self._call("GET", f"{API}/model/{name}/appprofile"))
 
     # --- reading without a service ------------------------------------------------------------
 
-    def _offline_view(self, name: str) -> dict[str, Any]:
+    def _offline_view(self, name: str) -> DeploymentView:
         record = self.store.load(name)
         down = record["state"] == "started"
         return self.store.view(
             record,
             service="not running",
             url=self._url_from_info(name),
-            status=DOWN if down else "STOPPED",
+            status=SERVICE_DOWN if down else "STOPPED",
             error="the local inference service is not running (it stopped or died)" if down else None,
         )
 
@@ -246,7 +208,7 @@ class LocalInference:
         *,
         custom_args: dict[str, str] | None = None,
         secret_args: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentView:
         check_deployment_name(name)
         payload = {
             "name": name,
@@ -256,12 +218,12 @@ class LocalInference:
         }
         return self._view_of(self._call("POST", f"{MLOPS}/deployment", payload))
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[DeploymentView]:
         if not self.running():
             return [self._offline_view(n) for n in self.store.names()]
         return [self._view_of(m) for m in self._call("GET", f"{API}/model")]
 
-    def view(self, name: str) -> dict[str, Any]:
+    def view(self, name: str) -> DeploymentView:
         check_deployment_name(name)
         if not self.running():
             return self._offline_view(name)
@@ -277,7 +239,7 @@ class LocalInference:
         check_deployment_name(name)
         return edi.profile_from_doc(self._call("PUT", f"{API}/model/{name}/appprofile", profile))
 
-    def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> dict[str, Any]:
+    def start(self, name: str, *, secret_args: dict[str, str] | None = None) -> DeploymentView:
         """Start (or, after a failure, restart) a deployment without waiting for its kernels.
         Secret custom args the service no longer holds (it restarted) come from `secret_args`,
         else the environment variable of the same name."""
@@ -290,7 +252,7 @@ class LocalInference:
         self._call("PUT", f"{API}/model/{name}/operation/start", {"secret_args": supplied})
         return self.view(name)
 
-    def stop(self, name: str) -> dict[str, Any]:
+    def stop(self, name: str) -> DeploymentView:
         """Stop a deployment and wait until its instance shows `disabled` (every kernel gone)."""
         check_deployment_name(name)
         if not self.running():

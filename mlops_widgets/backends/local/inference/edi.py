@@ -2,8 +2,9 @@
 `ModelAppProfile`), built by the service and read back by `LocalInference`.
 
 The service writes them so that IBM's own client (`ElasticDistributedInferenceV2`) works against
-`mlops serve`; our client derives the `Inference` protocol's view from the same documents, so
-nothing but these shapes (and the diagnostics under our own `/mlops/v1` prefix) crosses the wire.
+`mlops serve`; our client derives the `Inference` protocol's view from the same documents (with
+`backends/edi_view.py`, as the cpd backend does), so nothing but these shapes (and the
+diagnostics under our own `/mlops/v1` prefix) crosses the wire.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import copy
 import datetime
 from typing import Any
 
-# Custom arg names (never values) ride along as model attributes, as on the cpd backend.
-ATTR_CUSTOM, ATTR_SECRET = "mlops_custom_args", "mlops_secret_args"
+from mlops_widgets.backends.edi_view import ATTR_CUSTOM, ATTR_SECRET
 
 # ModelInstance.state. EDI shows `enabled` once a started model serves and `disabled` once a
 # stopped one's kernels are gone; start and stop are asynchronous, so the others lie between.
@@ -40,12 +40,6 @@ def epoch(iso: str | None) -> int:
     return int(datetime.datetime.fromisoformat(iso).timestamp())
 
 
-def iso(seconds: int | None) -> str | None:
-    if not seconds:
-        return None
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds")
-
-
 def attributes(model: dict[str, Any], custom: list[str], secret: list[str]) -> list[dict[str, str]]:
     """model.json's attributes with the custom arg names of the deployment."""
     own = [a for a in model.get("attributes") or [] if a.get("key") not in (ATTR_CUSTOM, ATTR_SECRET)]
@@ -54,13 +48,6 @@ def attributes(model: dict[str, Any], custom: list[str], secret: list[str]) -> l
         {"key": ATTR_CUSTOM, "value": ",".join(sorted(custom))},
         {"key": ATTR_SECRET, "value": ",".join(sorted(secret))},
     ]
-
-
-def attribute_names(model: dict[str, Any], key: str) -> list[str]:
-    for a in model.get("attributes") or []:
-        if a.get("key") == key:
-            return [n for n in str(a.get("value") or "").split(",") if n]
-    return []
 
 
 def model_doc(

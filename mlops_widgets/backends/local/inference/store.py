@@ -23,6 +23,7 @@ from typing import Any
 
 from mlops_widgets.backends.inference_protocol import overlay_profile
 from mlops_widgets.backends.packing import copy_sparse
+from mlops_widgets.backends.views import DeploymentView
 from mlops_widgets.config import check_deployment_name
 from mlops_widgets.config.model import CONNECTION_TIMEOUT_MAX, KERNELS_MAX, TASK_BATCH_MAX, TIMEOUT_MAX
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
@@ -161,26 +162,24 @@ class Store:
         url: str | None,
         status: str = "STOPPED",
         error: str | None = None,
-    ) -> dict[str, Any]:
-        """A deployment as `view` and `list` show it, from its record alone: the service lays its
-        runtime's state over it, a client reading the files while no service runs its own."""
-        return {
-            "name": record["name"],
-            "state": record["state"],
-            "status": status,
-            "service": service,
-            "url": url,
-            "model_path": str(self.model_dir(record["name"])),
-            "kernel_file": record["model"].get("kernel_path") or "kernel.py",
-            "deployed_at": record.get("deployed_at"),
-            "updated_at": record.get("updated_at"),
-            "custom_args": sorted(record.get("custom_args") or {}),
-            "secret_args": record.get("secret_args") or [],
-            "profile": record["profile"],
-            "kernels": [],
-            "error": error,
-            "warnings": [],
-        }
+    ) -> DeploymentView:
+        """A deployment as `view` and `list` show it from its record alone, for a client reading
+        the files while no service runs (no kernel runs then)."""
+        return DeploymentView(
+            name=record["name"],
+            state=record["state"],
+            status=status,
+            service=service,
+            url=url,
+            model_path=str(self.model_dir(record["name"])),
+            kernel_file=record["model"].get("kernel_path") or "kernel.py",
+            deployed_at=record.get("deployed_at"),
+            updated_at=record.get("updated_at"),
+            custom_args=tuple(sorted(record.get("custom_args") or {})),
+            secret_args=tuple(record.get("secret_args") or ()),
+            profile=record["profile"],
+            error=error,
+        )
 
     def save(self, record: dict[str, Any]) -> None:
         self.dir(record["name"]).mkdir(mode=0o700, exist_ok=True)
