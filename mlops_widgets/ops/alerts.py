@@ -53,7 +53,7 @@ def _now() -> str:
 
 
 def _alert(row: sqlite3.Row) -> dict[str, Any]:
-    out = json.loads(row["alert"])
+    out: dict[str, Any] = json.loads(row["alert"])
     out.update(
         acknowledged_at=row["acknowledged_at"],
         notified_at=row["notified_at"],

@@ -29,7 +29,7 @@ def subscription_name(deployment_name: str) -> str:
 
 
 def rid(resource: Resource) -> str:
-    return resource["metadata"]["id"]
+    return str(resource["metadata"]["id"])
 
 
 # --- lookups ------------------------------------------------------------------------------------

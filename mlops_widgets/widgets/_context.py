@@ -166,7 +166,12 @@ class PanelContext:
     def refresh_all(self) -> None:
         """Reload every tab's lists (after a step ended: its results show everywhere). From a
         step's thread in a kernel this happens on the kernel's loop, after the step ended."""
-        self.in_loop(lambda: [tab.refresh() for tab in self.tabs])
+
+        def refresh() -> None:
+            for tab in self.tabs:
+                tab.refresh()
+
+        self.in_loop(refresh)
 
     def run_template(
         self,
