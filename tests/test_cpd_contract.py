@@ -25,6 +25,7 @@ from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING
 from mlops_widgets.backends.training_protocol import JOB_ENDED, TrainingSpec
+from mlops_widgets.backends.views import JobView
 from mlops_widgets.ops.publish import publish
 from mlops_widgets.workspace import Workspace
 
@@ -39,9 +40,9 @@ def _wait_run(mon: Any, iid: str, run: dict) -> dict:
     return run
 
 
-def _wait_job(backend: Backend, job_id: str) -> dict:
+def _wait_job(backend: Backend, job_id: str) -> JobView:
     deadline = time.monotonic() + 60
-    while (job := backend.training.get(job_id))["state"] not in JOB_ENDED and time.monotonic() < deadline:
+    while (job := backend.training.get(job_id)).state not in JOB_ENDED and time.monotonic() < deadline:
         time.sleep(0.1)
     return job
 
@@ -78,9 +79,9 @@ def _workflow(backend: Backend, fake: FakeCpd, tmp_path: Path) -> None:
     space.delete(asset.asset_id)
 
     job = backend.training.submit(_trainer(tmp_path), TrainingSpec(framework="PyTorch", main="main.py"))
-    assert _wait_job(backend, job["id"])["state"] == "finished"
-    list(backend.training.logs(job["id"]))
-    backend.training.download_output(job["id"], tmp_path / "trained")
+    assert _wait_job(backend, job.id).state == "finished"
+    list(backend.training.logs(job.id))
+    backend.training.download_output(job.id, tmp_path / "trained")
     backend.training.list()
 
     mon = backend.monitoring
@@ -206,7 +207,7 @@ def cluster(cpd_certs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             (tmp / "notes.txt").write_text("n")
             backend.space.upload(tmp / "notes.txt")
             job = backend.training.submit(_trainer(tmp), TrainingSpec(framework="PyTorch", main="main.py"))
-            _wait_job(backend, job["id"])
+            _wait_job(backend, job.id)
             os_ = fake.openscale
             inst = os_._put("monitor_instances", "inst-1", {"monitor_definition_id": "m", "parameters": {}})
             run = os_._put(
@@ -223,7 +224,7 @@ def cluster(cpd_certs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                     "values": [],
                 },
             )
-            yield Cluster(fake, backend, job["id"], inst["metadata"]["id"], run["metadata"]["id"])
+            yield Cluster(fake, backend, job.id, inst["metadata"]["id"], run["metadata"]["id"])
         finally:
             fake.stop()
 

@@ -76,7 +76,7 @@ def _volume_files(b: Backend, doc: dict) -> Any:
 
 
 def _exec(b: Backend, doc: dict) -> Any:
-    return b.training.get(doc["path"].rsplit("/", 1)[1])["state"]
+    return b.training.get(doc["path"].rsplit("/", 1)[1]).state
 
 
 def _exec_log(b: Backend, doc: dict) -> Any:
@@ -194,7 +194,7 @@ def test_every_recorded_exec_state(
     body = {**doc["body"], "id": "x", "state": state, "createTime": "2022-08-10T08:17:46Z"}
     fake_cpd.router.serve("GET", r"/execs/x$", Response(200, body))
     fake_cpd.router.serve("GET", r"/execs/x/log$", Response(200, b"log\n", {"Content-Type": "text/plain"}))
-    assert cpd_backend.training.get("x")["state"] == expected
+    assert cpd_backend.training.get("x").state == expected
 
 
 def test_every_recorded_answer_is_replayed_or_checked_where_sent() -> None:

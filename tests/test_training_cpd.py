@@ -24,7 +24,7 @@ DEADLINE_S = 120.0
 
 def _ended(backend: Backend, job_id: str) -> dict:
     deadline = time.monotonic() + DEADLINE_S
-    while (job := train.status(backend, job_id))["state"] not in JOB_ENDED:
+    while (job := train.status(backend, job_id)).state not in JOB_ENDED:
         if time.monotonic() > deadline:
             pytest.fail(f"job {job_id} did not end")
         time.sleep(0.1)
@@ -51,20 +51,20 @@ def test_the_example_trains_on_wmla_and_its_output_is_staged(cpd_backend, fake_c
         args=["--tiles", "3"],
     )
     job = train.submit(cpd_backend, folder, spec, secret_env={"SERVICE_TOKEN": "tok-0123456789-secret"})
-    assert job["backend"] == "cpd" and job["framework"] == "distPyTorch" and job["workers"] == 2
-    assert job["devices_per_worker"] == 1 and job["memory"] == "4g" and job["main"] == "train.py"
-    assert f"SERVICE_TOKEN={MASK}" in job["args"] and "tok-0123456789-secret" not in json.dumps(job)
+    assert job.backend == "cpd" and job.framework == "distPyTorch" and job.workers == 2
+    assert job.devices_per_worker == 1 and job.memory == "4g" and job.main == "train.py"
+    assert f"SERVICE_TOKEN={MASK}" in job.args and "tok-0123456789-secret" not in json.dumps(job.to_dict())
 
     # what WMLA received, as dlicmd sends it: a tar of the folder named *.modelDir.tar, the options as args
-    batch = fake_cpd.execs.execs[job["id"]]
+    batch = fake_cpd.execs.execs[job.id]
     assert "--exec-start distPyTorch --numWorker 2 --workerDeviceNum 1 --workerMemory 4g" in batch["args"]
     assert "--model-main train.py" in batch["args"] and "--msd-env EPOCHS=2" in batch["args"]
 
-    job = _ended(cpd_backend, job["id"])
-    assert job["state"] == "finished"
-    log = list(train.logs(cpd_backend, job["id"]))
+    job = _ended(cpd_backend, job.id)
+    assert job.state == "finished"
+    log = list(train.logs(cpd_backend, job.id))
     assert any("worker 1 of 2" in line for line in log) and any("worker 0 of 2" in line for line in log)
-    assert [j["id"] for j in train.jobs(cpd_backend)] == [job["id"]]
+    assert [j.id for j in train.jobs(cpd_backend)] == [job.id]
 
     # every exec document the client read is IBM's Batch, field for field
     docs = [
@@ -82,13 +82,13 @@ def test_the_example_trains_on_wmla_and_its_output_is_staged(cpd_backend, fake_c
                 and parsed["args"] == doc["args"]
             )
 
-    model, lineage = train.fetch_output(cpd_backend, job["id"], tmp_path / "out")
+    model, lineage = train.fetch_output(cpd_backend, job.id, tmp_path / "out")
     weights = json.loads((model / "weights.json").read_text())
     assert weights["training"]["dice_positive"] > 0.5 and lineage["backend"] == "cpd"
     entry = {**yaml.safe_load(examples.CONFIG.read_text()), "training_job": lineage}
     staged = space.stage(cpd_backend, model, examples.DEPLOYMENT, entry)
     _, written = space.get_entry(cpd_backend, model_asset_id=staged["model_asset_id"])
-    assert written["training_job"]["job_id"] == job["id"] and written["model_asset"] == f"{job['id']}.zip"
+    assert written["training_job"]["job_id"] == job.id and written["model_asset"] == f"{job.id}.zip"
 
 
 def test_a_failing_job_and_a_stopped_one(cpd_backend, tmp_path: Path):
@@ -101,16 +101,16 @@ def test_a_failing_job_and_a_stopped_one(cpd_backend, tmp_path: Path):
         train.build_submission_folder([str(src / "broken.py")], [], main="broken.py", framework="PyTorch"),
         train.make_spec(framework="PyTorch", main="broken.py"),
     )
-    failed = _ended(cpd_backend, failing["id"])
-    assert failed["state"] == "failed" and failed["error"] and "no data" in failed["error_log"]
+    failed = _ended(cpd_backend, failing.id)
+    assert failed.state == "failed" and failed.error and "no data" in failed.error_log
     with pytest.raises(ConflictError, match="failed"):
-        train.fetch_output(cpd_backend, failed["id"], tmp_path / "none")
+        train.fetch_output(cpd_backend, failed.id, tmp_path / "none")
 
     running = train.submit(
         cpd_backend,
         train.build_submission_folder([str(src / "slow.py")], [], main="slow.py", framework="PyTorch"),
         train.make_spec(framework="PyTorch", main="slow.py"),
     )
-    assert train.stop(cpd_backend, running["id"])["state"] == "killed"
+    assert train.stop(cpd_backend, running.id).state == "killed"
     with pytest.raises(MlopsError, match="per worker"):
-        list(train.logs(cpd_backend, running["id"], worker=0))
+        list(train.logs(cpd_backend, running.id, worker=0))

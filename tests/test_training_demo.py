@@ -32,12 +32,12 @@ def test_demo_with_training_deploys_the_trained_model(cli, demo_ws):
 
     backend = get_backend("local", demo_ws)
     (job,) = train.jobs(backend)
-    assert job["state"] == "finished"
+    assert job.state == "finished"
     asset_id, entry = space.get_entry(backend, deployment_name="deepliif-demo")
-    assert entry["training_job"]["job_id"] == job["id"] and entry["model_asset"] == f"{job['id']}.zip"
+    assert entry["training_job"]["job_id"] == job.id and entry["model_asset"] == f"{job.id}.zip"
     assert entry["wmla_deployment"]["deployment_name"] == "deepliif-demo"
     # the deployment's kernels loaded the job's output: the trained rule, not the bundled one
-    trained = json.loads((Path(job["output"]) / "weights.json").read_text())
-    (deployed,) = demo_ws.root.glob(f"inference/deployments/deepliif-demo/model/{job['id']}/weights.json")
+    trained = json.loads((Path(job.output) / "weights.json").read_text())
+    (deployed,) = demo_ws.root.glob(f"inference/deployments/deepliif-demo/model/{job.id}/weights.json")
     assert json.loads(deployed.read_text()) == trained and trained["version"] == 2
     assert asset_id

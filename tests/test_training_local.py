@@ -28,8 +28,8 @@ def _no_job_left_running(backend):
     """A test that fails half-way leaves no job (and no process) behind."""
     yield
     for job in train.jobs(backend):
-        if job["state"] not in JOB_ENDED:
-            train.stop(backend, job["id"])
+        if job.state not in JOB_ENDED:
+            train.stop(backend, job.id)
 
 
 def _until(what, check):
@@ -157,19 +157,19 @@ def test_stop_kills_every_process_of_the_job_children_included(cli, backend, tmp
     )
     folder = train.build_submission_folder([str(script)], [], main="forks.py", framework="PyTorch")
     job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="forks.py"))
-    pids_file = Path(job["output"]) / "pids"
+    pids_file = Path(job.output) / "pids"
     pids = [
         int(p)
         for p in _until("the script's pids", lambda: pids_file.is_file() and pids_file.read_text()).split()
     ]
     assert all(alive(p) for p in pids)
 
-    stopped = cli("train", "stop", job["id"])
+    stopped = cli("train", "stop", job.id)
     assert stopped.exit_code == 0, stopped.output
-    assert f"training job {job['id']}: killed" in stopped.stdout
+    assert f"training job {job.id}: killed" in stopped.stdout
     assert not any(alive(p) for p in pids)
-    assert train.status(backend, job["id"])["state"] == "killed"
-    assert cli("train", "stop", job["id"]).stdout.strip().endswith("killed")  # stopping again: as it is
+    assert train.status(backend, job.id).state == "killed"
+    assert cli("train", "stop", job.id).stdout.strip().endswith("killed")  # stopping again: as it is
     from mlops_widgets.runner import get_run, list_runs
 
     events = [
@@ -177,7 +177,7 @@ def test_stop_kills_every_process_of_the_job_children_included(cli, backend, tmp
     ]
     # each stop recorded as the panel's Stop records it (test_training_panel)
     assert [(e.kind, e.parameters, e.results, e.status) for e in events] == 2 * [
-        ("event", {"job_id": job["id"]}, {"state": "killed"}, "ok")
+        ("event", {"job_id": job.id}, {"state": "killed"}, "ok")
     ]
 
 
@@ -213,10 +213,10 @@ def test_a_job_outlives_the_command_and_keeps_secret_variables_out_of_its_files(
             "{EPOCHS: 2, SERVICE_TOKEN: null}",
         )
     )
-    assert train.status(backend, job_id)["state"] not in JOB_ENDED  # the command returned, the job runs
+    assert train.status(backend, job_id).state not in JOB_ENDED  # the command returned, the job runs
     gate.write_text("")
-    _until("the job's end", lambda: train.status(backend, job_id)["state"] in JOB_ENDED)
-    assert train.status(backend, job_id)["state"] == "finished"
+    _until("the job's end", lambda: train.status(backend, job_id).state in JOB_ENDED)
+    assert train.status(backend, job_id).state == "finished"
     feed = events_feed.since(backend.workspace, 0, limit=10_000)  # written by the job's supervisor
     states = [c.payload["state"] for c in feed if c.kind == "job" and c.subject == job_id]
     assert states[0] == "submitted" and "running" in states and states[-1] == "finished", states
@@ -263,8 +263,8 @@ def test_credential_job_variables_follow_the_rules_of_template_runs(
         job_env,
     )
     job_id = _job_id(submitted)
-    _until("the job's end", lambda: train.status(backend, job_id)["state"] in JOB_ENDED)
-    assert train.status(backend, job_id)["state"] == "finished"
+    _until("the job's end", lambda: train.status(backend, job_id).state in JOB_ENDED)
+    assert train.status(backend, job_id).state == "finished"
     log = "\n".join(train.logs(backend, job_id))
     assert "DB_PASSWD ********" in log and "DATABASE_URL ********" in log
     job = json.loads((backend.workspace.root / "training" / job_id / "job.json").read_text())
@@ -289,11 +289,11 @@ time.sleep(0 if {ending == "finished"!r} else 600)
     )
     folder = train.build_submission_folder([str(script)], [], main="escapes.py", framework="PyTorch")
     job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="escapes.py"))
-    marker = Path(job["output"]) / "escaped"
+    marker = Path(job.output) / "escaped"
     pid = int(_until("the escaped grandchild", lambda: marker.is_file() and marker.read_text()))
     if ending == "stopped":
-        train.stop(backend, job["id"])
-    _until("the job's end", lambda: train.status(backend, job["id"])["state"] in JOB_ENDED)
+        train.stop(backend, job.id)
+    _until("the job's end", lambda: train.status(backend, job.id).state in JOB_ENDED)
     _until("the grandchild to be killed", lambda: not alive(pid))
     _until("its /dev/shm file to be removed", lambda: not shm.exists())
 
@@ -311,7 +311,7 @@ def test_logs_follow_until_the_job_ends(backend, tmp_path):
     )
     folder = train.build_submission_folder([str(script)], [], main="count.py", framework="PyTorch")
     job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="count.py"))
-    lines = list(train.logs(backend, job["id"], follow=True))
+    lines = list(train.logs(backend, job.id, follow=True))
     assert [line for line in lines if "line" in line] == [f"[worker-0] line {i}" for i in range(5)]
 
 
@@ -360,14 +360,14 @@ def test_a_job_whose_supervisor_was_killed_reads_failed_and_leaves_nothing_runni
     )
     folder = train.build_submission_folder([str(script)], [], main="sleepy.py", framework="PyTorch")
     job = train.submit(backend, folder, train.make_spec(framework="PyTorch", main="sleepy.py"))
-    pid_file = Path(job["output"]) / "pid"
+    pid_file = Path(job.output) / "pid"
     worker = int(_until("the worker's pid", lambda: pid_file.is_file() and pid_file.read_text()))
-    supervisor = read_job(job_dir(backend.workspace, job["id"]))["supervisor_pid"]
+    supervisor = read_job(job_dir(backend.workspace, job.id))["supervisor_pid"]
     os.kill(supervisor, signal.SIGKILL)
     _until("the supervisor's end", lambda: not alive(supervisor))
 
-    view = train.status(backend, job["id"])
-    assert view["state"] == "failed" and view["error"] == LOST
+    view = train.status(backend, job.id)
+    assert view.state == "failed" and view.error == LOST
     assert not alive(worker)
 
 

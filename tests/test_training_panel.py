@@ -27,8 +27,8 @@ def panel(workspace):
     yield p
     assert p.wait(WAIT_S)
     for job in train.jobs(p.ctx.backend):
-        if job["state"] not in JOB_ENDED:
-            train.stop(p.ctx.backend, job["id"])
+        if job.state not in JOB_ENDED:
+            train.stop(p.ctx.backend, job.id)
 
 
 def _until_ended(tab) -> dict:
@@ -36,7 +36,7 @@ def _until_ended(tab) -> dict:
     while True:
         tab.refresh()
         job = tab._job()
-        if job and job["state"] in JOB_ENDED:
+        if job and job.state in JOB_ENDED:
             return job
         assert time.monotonic() < deadline, "the job did not end"
         time.sleep(0.1)
@@ -55,14 +55,14 @@ def test_submit_follow_and_stage_the_example_from_the_train_tab(panel):
     assert "submitted" in txt(tab.message)
 
     job = _until_ended(tab)
-    assert job["state"] == "finished" and "finished" in txt(tab.details)
+    assert job.state == "finished" and "finished" in txt(tab.details)
     assert "[worker-1] worker 1 of 2" in txt(tab.log)
     assert not tab.stage.disabled and tab.stop.disabled
     tab.stage.button.click()
     assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
     first = tab.last_model_asset_id
     _, entry = space.get_entry(panel.ctx.backend, model_asset_id=first)
-    assert entry["training_job"]["job_id"] == job["id"]
+    assert entry["training_job"]["job_id"] == job.id
     tab.stage.button.click()  # again: the deployment folder's asset exists now, a new one goes beside it
     assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
     assert tab.last_model_asset_id != first
@@ -76,12 +76,12 @@ def test_stop_a_running_job_from_the_train_tab(panel, tmp_path):
     tab.submit.button.click()
     assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
     tab.refresh()
-    assert tab._job()["state"] in ("submitted", "running") and not tab.stop.disabled
+    assert tab._job().state in ("submitted", "running") and not tab.stop.disabled
     tab.stop.button.click()
     assert panel.wait(WAIT_S)
     tab.refresh()
-    assert tab._job()["state"] == "killed"
-    assert json.dumps(train.status(panel.ctx.backend, tab.pick.value)["state"]) == '"killed"'
+    assert tab._job().state == "killed"
+    assert json.dumps(train.status(panel.ctx.backend, tab.pick.value).state) == '"killed"'
     # recorded in the audit trail as `mlops train stop` records it (the application core)
     from mlops_widgets.runner import get_run, list_runs
 
@@ -102,6 +102,6 @@ def test_a_credential_typed_among_the_train_tabs_variables_stays_a_secret(panel,
     tab.submit.button.click()
     assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
     job = _until_ended(tab)
-    assert job["state"] == "finished" and job["params"]["env"] == {"EPOCHS": "2"}
+    assert job.state == "finished" and job.params["env"] == {"EPOCHS": "2"}
     leaks = [p for p in workspace.root.rglob("*") if p.is_file() and b"hunter2-in-the-form" in p.read_bytes()]
     assert leaks == []

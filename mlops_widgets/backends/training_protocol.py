@@ -8,13 +8,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from mlops_widgets.backends.views import JobView
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 
-# A job view is a dict: id, state (one of JOB_STATES), framework, main, workers, devices_per_worker,
-# memory, data (the data path's volume and folder, or None), created_at, started_at, ended_at
-# (ISO 8601 UTC or None), exit_codes (worker -> code, local), error (None or the text; with
-# error_log, the tail of the failing worker's log), output (where the job's output folder is:
-# a local path, or the exec's result on the cluster).
+# A job is seen as a `JobView` (backends/views.py).
 
 JOB_SUBMITTED = "submitted"
 JOB_RUNNING = "running"
@@ -87,16 +84,16 @@ class Training(Protocol):
 
     def submit(
         self, folder: Path, spec: TrainingSpec, *, secret_env: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    ) -> JobView:
         """Submit a copy of `folder` as a job and return its view (submitted or running).
         `secret_env` become environment variables of the workers, never written to disk."""
         ...
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[JobView]:
         """Every job's view, newest first."""
         ...
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobView:
         """One job's view; NotFoundError when missing."""
         ...
 
@@ -107,7 +104,7 @@ class Training(Protocol):
         `tail` lines; with `follow`, then each new line until the job ends or the caller stops."""
         ...
 
-    def stop(self, job_id: str) -> dict[str, Any]:
+    def stop(self, job_id: str) -> JobView:
         """Kill every process of the job; it ends killed (an ended job is left as it is)."""
         ...
 

@@ -94,3 +94,37 @@ class DeploymentView:
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobView:
+    """A training job, as `Training.submit`, `list`, `get` and `stop` give it. `state` is one of
+    training_protocol.JOB_STATES; `output` is where the job's output folder is (a local path,
+    or the exec's result on the cluster). What one backend does not know is None or empty:
+    a cluster's exit codes and logged metrics, the local backend's application id."""
+
+    id: str
+    backend: str
+    state: str
+    framework: str | None
+    main: str | None
+    workers: int
+    devices_per_worker: int
+    memory: str | None
+    runtime: str | None = None  # local: the runtime the workers ran on
+    data: Mapping[str, str | None] | None = None  # {volume, path} of the data folder
+    params: Mapping[str, Any] = field(default_factory=dict)  # what it ran with and logged
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # what its script logged
+    created_at: str | None = None  # ISO 8601 UTC
+    started_at: str | None = None
+    ended_at: str | None = None
+    exit_codes: Mapping[str, int] = field(default_factory=dict)  # worker -> code (local)
+    gpus: Mapping[str, Any] = field(default_factory=dict)  # worker -> GPUs (local)
+    error: str | None = None
+    error_log: str | None = None  # the failing worker's log tail
+    output: str
+    app_id: str | None = None  # cpd: WMLA's application id
+    args: str | None = None  # cpd: the exec's arguments, secret values masked
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)

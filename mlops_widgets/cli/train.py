@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlops_widgets.cli._common import CliContext, echo_log, echo_metrics, echo_result, pass_obj
+
+if TYPE_CHECKING:
+    from mlops_widgets.backends.views import JobView
 
 TEMPLATE = "A1_Submit_WMLA_Training"
 JOB = click.argument("job_id", metavar="JOB")
@@ -94,8 +97,9 @@ def list_(obj: CliContext, as_json: bool) -> None:
         steps.jobs(obj.backend()),
         as_json=as_json,
         header=("JOB", "STATE", "FRAMEWORK", "WORKERS", "MAIN", "CREATED"),
-        row=lambda j: (j["id"], j["state"], j["framework"], str(j["workers"]), j["main"], j["created_at"]),
+        row=lambda j: (j.id, j.state, j.framework, str(j.workers), j.main, j.created_at),
         empty="no training jobs",
+        to_json=lambda js: [j.to_dict() for j in js],
     )
 
 
@@ -107,29 +111,31 @@ def status(obj: CliContext, job_id: str, as_json: bool) -> None:
     """One job: its state, resources, times, output and, when it failed, its error and log tail."""
     from mlops_widgets.ops import train as steps
 
-    echo_result(steps.status(obj.backend(), job_id), as_json=as_json, text=_print_job)
+    echo_result(
+        steps.status(obj.backend(), job_id), as_json=as_json, text=_print_job, to_json=lambda j: j.to_dict()
+    )
 
 
-def _print_job(job: dict[str, Any]) -> None:
-    click.echo(f"training job {job['id']}: {job['state']}")
-    data = job.get("data")
+def _print_job(job: JobView) -> None:
+    click.echo(f"training job {job.id}: {job.state}")
+    data = job.data
     for label, value in (
-        ("framework", job["framework"]),
-        ("main", job["main"]),
-        ("workers", f"{job['workers']} x {job['devices_per_worker']} device(s), {job['memory']}"),
-        ("runtime", job.get("runtime") or "-"),
+        ("framework", job.framework),
+        ("main", job.main),
+        ("workers", f"{job.workers} x {job.devices_per_worker} device(s), {job.memory}"),
+        ("runtime", job.runtime or "-"),
         ("data", f"{data['volume']}:{data['path']}" if data else "-"),
-        ("created", job["created_at"]),
-        ("started", job.get("started_at") or "-"),
-        ("ended", job.get("ended_at") or "-"),
-        ("output", job["output"]),
+        ("created", job.created_at),
+        ("started", job.started_at or "-"),
+        ("ended", job.ended_at or "-"),
+        ("output", job.output),
     ):
         click.echo(f"{label}: {value}")
-    echo_metrics(job.get("metrics") or {})
-    if job.get("error"):
-        click.echo(f"error: {job['error']}")
-        if job.get("error_log"):
-            click.echo("log (end):\n" + job["error_log"])
+    echo_metrics(dict(job.metrics))
+    if job.error:
+        click.echo(f"error: {job.error}")
+        if job.error_log:
+            click.echo("log (end):\n" + job.error_log)
 
 
 @train.command()
@@ -159,7 +165,7 @@ def logs(obj: CliContext, job_id: str, worker: int | None, tail: int | None, fol
 def stop(obj: CliContext, job_id: str) -> None:
     """Stop a job: every process of every worker is killed."""
     job = obj.app().train_stop(job_id)
-    click.echo(f"training job {job_id}: {job['state']}")
+    click.echo(f"training job {job_id}: {job.state}")
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from typing import Any
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.training_protocol import DISTRIBUTED, JOB_ENDED, JOB_FINISHED, TrainingSpec
+from mlops_widgets.backends.views import JobView
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 
 SNIPPET_BEGIN = "# --- added by mlops-widgets for a distributed framework: join the job's process group ---"
@@ -165,7 +166,7 @@ def submit(
     *,
     secret_env: dict[str, str] | None = None,
     remove_folder: bool = True,
-) -> dict[str, Any]:
+) -> JobView:
     """Submit the folder as a job; the job's view. The folder is removed once submitted (the
     backend holds its own copy) when `remove_folder`."""
     try:
@@ -181,46 +182,44 @@ def wait(
     *,
     timeout: float | None = None,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> JobView:
     """Poll the job until it ends (or `timeout` seconds pass: its view as it is then)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     last = None
     while True:
         job = backend.training.get(job_id)
-        if job["state"] != last and progress is not None:
-            progress(f"job {job_id}: {job['state']}")
-        last = job["state"]
-        if job["state"] in JOB_ENDED or (deadline is not None and time.monotonic() >= deadline):
+        if job.state != last and progress is not None:
+            progress(f"job {job_id}: {job.state}")
+        last = job.state
+        if job.state in JOB_ENDED or (deadline is not None and time.monotonic() >= deadline):
             return job
         time.sleep(POLL_S)
 
 
-def summary(job: dict[str, Any]) -> dict[str, Any]:
+def summary(job: JobView) -> dict[str, Any]:
     """What a run records of a job: id, state, output location, and the error with its log tail."""
     return {
-        "job_id": job["id"],
-        "state": job["state"],
-        "output": job["output"],
-        "error": job.get("error"),
-        "error_log": job.get("error_log"),
+        "job_id": job.id,
+        "state": job.state,
+        "output": job.output,
+        "error": job.error,
+        "error_log": job.error_log,
     }
 
 
-def raise_for_state(job: dict[str, Any]) -> dict[str, Any]:
+def raise_for_state(job: JobView) -> JobView:
     """The job, or an MlopsError when it failed or was killed (its error and log tail)."""
-    if job["state"] in JOB_ENDED and job["state"] != JOB_FINISHED:
-        tail = f"\n{job['error_log']}" if job.get("error_log") else ""
-        raise MlopsError(
-            f"training job {job['id']} {job['state']}: {job.get('error') or 'no error recorded'}{tail}"
-        )
+    if job.state in JOB_ENDED and job.state != JOB_FINISHED:
+        tail = f"\n{job.error_log}" if job.error_log else ""
+        raise MlopsError(f"training job {job.id} {job.state}: {job.error or 'no error recorded'}{tail}")
     return job
 
 
-def jobs(backend: Backend) -> list[dict[str, Any]]:
+def jobs(backend: Backend) -> list[JobView]:
     return backend.training.list()
 
 
-def status(backend: Backend, job_id: str) -> dict[str, Any]:
+def status(backend: Backend, job_id: str) -> JobView:
     return backend.training.get(job_id)
 
 
@@ -230,21 +229,21 @@ def logs(
     return backend.training.logs(job_id, worker=worker, tail=tail, follow=follow)
 
 
-def stop(backend: Backend, job_id: str) -> dict[str, Any]:
+def stop(backend: Backend, job_id: str) -> JobView:
     return backend.training.stop(job_id)
 
 
-def lineage(job: dict[str, Any], backend: Backend) -> dict[str, Any]:
+def lineage(job: JobView, backend: Backend) -> dict[str, Any]:
     """The entry's `training_job`: which job produced the model."""
     return {
-        "job_id": job["id"],
+        "job_id": job.id,
         "backend": backend.name,
-        "framework": job["framework"],
-        "main": job["main"],
-        "output": job["output"],
-        "ended_at": job.get("ended_at"),
-        "params": job.get("params") or {},
-        "metrics": job.get("metrics") or {},
+        "framework": job.framework,
+        "main": job.main,
+        "output": job.output,
+        "ended_at": job.ended_at,
+        "params": dict(job.params),
+        "metrics": dict(job.metrics),
     }
 
 
@@ -252,9 +251,9 @@ def fetch_output(backend: Backend, job_id: str, parent: Path) -> tuple[Path, dic
     """A finished job's output folder copied to `parent/<job id>` (so it is staged as
     `<job id>.zip`), and the job's lineage for the entry."""
     job = backend.training.get(job_id)
-    if job["state"] != JOB_FINISHED:
+    if job.state != JOB_FINISHED:
         raise ConflictError(
-            f"training job {job_id} is {job['state']}: only a finished job's output can be staged",
+            f"training job {job_id} is {job.state}: only a finished job's output can be staged",
             hint=Hint(
                 "train.wait", "wait until the job has finished, or submit it again", {"job_id": job_id}
             ),

@@ -19,6 +19,7 @@ from typing import Any
 import ipywidgets as w
 
 from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
+from mlops_widgets.backends.views import JobView
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import (
@@ -57,7 +58,7 @@ class TrainTab:
 
         self.ctx = ctx
         self.loaded = False
-        self.jobs: list[dict[str, Any]] = []
+        self.jobs: list[JobView] = []
         self.last_model_asset_id: str | None = None
         self.framework = w.Dropdown(
             description="Framework", options=list(FRAMEWORKS), value="PyTorch", style=LABEL, layout=grow()
@@ -284,11 +285,11 @@ class TrainTab:
         job = self._job()
         busy = self.ctx.busy_reason(_job_keys(self.pick.value))
         self.stop.set_reason(
-            busy or ("pick a running job" if job is None or job["state"] in JOB_ENDED else None)
+            busy or ("pick a running job" if job is None or job.state in JOB_ENDED else None)
         )
         self.stage.set_reason(
             self.ctx.busy_reason(_job_keys(self.pick.value) | {STAGING})
-            or ("pick a finished job" if job is None or job["state"] != JOB_FINISHED else None)
+            or ("pick a finished job" if job is None or job.state != JOB_FINISHED else None)
         )
 
     def do_submit(self) -> None:
@@ -327,12 +328,12 @@ class TrainTab:
         except MlopsError as exc:
             self.jobs = []
             self.details.value = error_html([error_text(exc)])
-        options = [(f"{j['id']}  {j['state']}  {j['framework']}", j["id"]) for j in self.jobs]
+        options = [(f"{j.id}  {j.state}  {j.framework}", j.id) for j in self.jobs]
         set_options(self.pick, options, self.pick.value)
         self._show_job()
 
-    def _job(self) -> dict[str, Any] | None:
-        return next((j for j in self.jobs if j["id"] == self.pick.value), None)
+    def _job(self) -> JobView | None:
+        return next((j for j in self.jobs if j.id == self.pick.value), None)
 
     def _show_job(self) -> None:
         from mlops_widgets.ops import train
@@ -343,12 +344,12 @@ class TrainTab:
             self.details.value = self.log.value = ""
             return
         rows = [
-            ("state", job["state"]),
-            ("workers", f"{job['workers']} x {job['devices_per_worker']} GPU(s)"),
-            ("created", local_time(job["created_at"])),
-            ("ended", local_time(job.get("ended_at")) or "-"),
-            ("output", job["output"]),
-            ("error", job.get("error") or ""),
+            ("state", job.state),
+            ("workers", f"{job.workers} x {job.devices_per_worker} GPU(s)"),
+            ("created", local_time(job.created_at)),
+            ("ended", local_time(job.ended_at) or "-"),
+            ("output", job.output),
+            ("error", job.error or ""),
         ]
         self.details.value = (
             "<table>"
@@ -360,7 +361,7 @@ class TrainTab:
             + "</table>"
         )
         try:
-            lines = list(train.logs(self.ctx.backend, job["id"], tail=LOG_LINES))
+            lines = list(train.logs(self.ctx.backend, job.id, tail=LOG_LINES))
         except MlopsError as exc:
             lines = [error_text(exc)]
         self.log.value = f"<pre>{html.escape(chr(10).join(lines))}</pre>"

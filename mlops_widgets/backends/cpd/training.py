@@ -20,6 +20,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ from mlops_widgets.backends.training_protocol import (
     JOB_SUBMITTED,
     TrainingSpec,
 )
+from mlops_widgets.backends.views import JobView
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.secret_names import is_secret_name
 
@@ -158,7 +160,7 @@ class CpdTraining:
             self._client = self.session.call(f"connecting to WMLA at {s.wmla_url}", build)
         return self._client
 
-    def _view(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, batch: dict[str, Any]) -> JobView:
         opts = parse_args(batch.get("args", ""))
         state = STATES.get(str(batch.get("state", "")).upper(), JOB_SUBMITTED)
         data = opts.get("cs-datastore-meta", "")
@@ -167,31 +169,26 @@ class CpdTraining:
         error = None
         if state in (JOB_FAILED, JOB_KILLED):
             error = "stopped by the user" if state == JOB_KILLED else f"the exec ended {batch.get('state')}"
-        return {
-            "id": batch["id"],
-            "backend": "cpd",
-            "state": state,
-            "framework": opts.get("exec-start") or batch.get("framework"),
-            "main": opts.get("model-main"),
-            "workers": int(opts.get("numWorker") or batch.get("numWorker") or 1),
-            "devices_per_worker": int(opts.get("workerDeviceNum") or 0),
-            "memory": opts.get("workerMemory"),
-            "data": {"volume": volume, "path": path} if path else None,
-            "created_at": batch.get("createTime"),
-            "started_at": None,
-            "ended_at": None,
-            "exit_codes": {},
-            "gpus": {},
-            "error": error,
-            "error_log": None,
-            "output": f"{self.session.settings.wmla_url}/platform/rest/deeplearning/v1/execs/{batch['id']}/result",
-            "app_id": batch.get("appId"),
-            "args": masked_args(batch.get("args", "")),
-        }
+        return JobView(
+            id=batch["id"],
+            backend="cpd",
+            state=state,
+            framework=opts.get("exec-start") or batch.get("framework"),
+            main=opts.get("model-main"),
+            workers=int(opts.get("numWorker") or batch.get("numWorker") or 1),
+            devices_per_worker=int(opts.get("workerDeviceNum") or 0),
+            memory=opts.get("workerMemory"),
+            data={"volume": volume, "path": path} if path else None,
+            created_at=batch.get("createTime"),
+            error=error,
+            output=f"{self.session.settings.wmla_url}/platform/rest/deeplearning/v1/execs/{batch['id']}/result",
+            app_id=batch.get("appId"),
+            args=masked_args(batch.get("args", "")),
+        )
 
     def submit(
         self, folder: Path, spec: TrainingSpec, *, secret_env: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    ) -> JobView:
         folder = Path(folder)
         spec.check(folder)
         args = join_args(exec_args(spec, folder.name, secret_env))
@@ -215,10 +212,10 @@ class CpdTraining:
             created = self.session.call("submitting the training job to WMLA", create, idempotent=False)
         return self.get(created["id"])
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[JobView]:
         batches = self.session.call("listing WMLA execs", lambda: self.client.list_execs().get_result()) or []
         views = [self._view(b) for b in batches]
-        return sorted(views, key=lambda v: v["created_at"] or "", reverse=True)
+        return sorted(views, key=lambda v: v.created_at or "", reverse=True)
 
     def _batch(self, job_id: str) -> dict[str, Any]:
         try:
@@ -228,10 +225,11 @@ class CpdTraining:
         except NotFoundError:
             raise NotFoundError(f"no training job {job_id!r} on WMLA") from None
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobView:
         view = self._view(self._batch(job_id))
-        if view["state"] == JOB_FAILED:  # what the job printed last says why
-            view["error_log"] = "\n".join(self._log(job_id).splitlines()[-LOG_TAIL_LINES:]) or None
+        if view.state == JOB_FAILED:  # what the job printed last says why
+            tail = "\n".join(self._log(job_id).splitlines()[-LOG_TAIL_LINES:]) or None
+            view = replace(view, error_log=tail)
         return view
 
     def _raw(self, job_id: str, part: str, accept: str) -> Any:
@@ -260,7 +258,7 @@ class CpdTraining:
         yield from lines[-tail:] if tail else ([] if tail == 0 else lines)
         seen = len(text)
         while follow:
-            ended = self.get(job_id)["state"] in JOB_ENDED
+            ended = self.get(job_id).state in JOB_ENDED
             text = self._log(job_id)
             yield from text[seen:].splitlines()
             seen = len(text)
@@ -268,9 +266,9 @@ class CpdTraining:
                 return
             time.sleep(FOLLOW_POLL_S)
 
-    def stop(self, job_id: str) -> dict[str, Any]:
+    def stop(self, job_id: str) -> JobView:
         view = self.get(job_id)
-        if view["state"] in JOB_ENDED:
+        if view.state in JOB_ENDED:
             return view
         self.session.call(
             f"stopping WMLA exec {job_id}",
@@ -283,9 +281,9 @@ class CpdTraining:
         from mlops_widgets.backends.archives import safe_unzip
 
         view = self.get(job_id)
-        if view["state"] != JOB_FINISHED:
+        if view.state != JOB_FINISHED:
             raise ConflictError(
-                f"training job {job_id} is {view['state']}: only a finished job's output can be staged",
+                f"training job {job_id} is {view.state}: only a finished job's output can be staged",
                 hint=Hint(
                     "train.wait", "wait until the job has finished, or submit it again", {"job_id": job_id}
                 ),

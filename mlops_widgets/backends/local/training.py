@@ -44,6 +44,7 @@ from mlops_widgets.backends.training_protocol import (
     JOB_SUBMITTED,
     TrainingSpec,
 )
+from mlops_widgets.backends.views import JobView
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.masking import is_credential
 from mlops_widgets.workspace import Workspace
@@ -69,7 +70,7 @@ class LocalTraining:
 
     def submit(
         self, folder: Path, spec: TrainingSpec, *, secret_env: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    ) -> JobView:
         folder = Path(folder)
         spec.check(folder)
         # A credential among the spec's variables travels as a secret: never in job.json.
@@ -129,16 +130,16 @@ class LocalTraining:
             raise
         return self.get(job_id)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[JobView]:
         root = self.workspace.root / "training"  # read only: a workspace without jobs stays as it is
         views = []
         for folder in root.iterdir() if root.is_dir() else []:
             if (folder / "job.json").is_file():
                 with contextlib.suppress(MlopsError):
                     views.append(view(folder, settle(folder)))
-        return sorted(views, key=lambda v: v["created_at"], reverse=True)
+        return sorted(views, key=lambda v: v.created_at or "", reverse=True)
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobView:
         folder = job_dir(self.workspace, job_id)
         return view(folder, settle(folder))
 
@@ -157,7 +158,7 @@ class LocalTraining:
             ended=lambda: settle(folder)["state"] in JOB_ENDED,
         )
 
-    def stop(self, job_id: str) -> dict[str, Any]:
+    def stop(self, job_id: str) -> JobView:
         """SIGTERM to the supervisor, which kills the workers and records killed; whatever of
         the job still runs then (its supervisor was gone) is killed here by the workers' pod
         names."""

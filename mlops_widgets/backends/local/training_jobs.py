@@ -26,6 +26,7 @@ from typing import Any
 from mlops_widgets import events_feed
 from mlops_widgets.backends.local.inference.procs import alive, cmdline, kill_kernel
 from mlops_widgets.backends.training_protocol import JOB_ENDED, JOB_FAILED, JOB_RUNNING, JOB_SUBMITTED
+from mlops_widgets.backends.views import JobView
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.workspace import Workspace, atomic_write
 
@@ -150,29 +151,29 @@ def job_params(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def view(folder: Path, job: dict[str, Any]) -> dict[str, Any]:
+def view(folder: Path, job: dict[str, Any]) -> JobView:
     """The protocol's job view of a job.json."""
     spec = job["spec"]
     data = {"volume": spec["data_volume"], "path": spec["data_path"]} if spec.get("data_volume") else None
-    return {
-        "id": job["id"],
-        "backend": "local",
-        "state": job["state"],
-        "framework": spec["framework"],
-        "main": spec["main"],
-        "workers": spec["workers"],
-        "devices_per_worker": spec["devices_per_worker"],
-        "memory": spec["memory"],
-        "runtime": spec.get("runtime") or "dlipy3",
-        "data": data,
-        "params": job_params(job),
-        "metrics": job.get("metrics") or {},
-        "created_at": job["created_at"],
-        "started_at": job.get("started_at"),
-        "ended_at": job.get("ended_at"),
-        "exit_codes": job.get("exit_codes") or {},
-        "gpus": job.get("gpus") or {},
-        "error": job.get("error"),
-        "error_log": job.get("error_log"),
-        "output": str(folder / "output"),
-    }
+    return JobView(
+        id=job["id"],
+        backend="local",
+        state=job["state"],
+        framework=spec["framework"],
+        main=spec["main"],
+        workers=spec["workers"],
+        devices_per_worker=spec["devices_per_worker"],
+        memory=spec["memory"],
+        runtime=spec.get("runtime") or "dlipy3",
+        data=data,
+        params=job_params(job),
+        metrics=job.get("metrics") or {},
+        created_at=job["created_at"],
+        started_at=job.get("started_at"),
+        ended_at=job.get("ended_at"),
+        exit_codes=job.get("exit_codes") or {},
+        gpus=job.get("gpus") or {},
+        error=job.get("error"),
+        error_log=job.get("error_log"),
+        output=str(folder / "output"),
+    )
