@@ -22,15 +22,24 @@ backend is its own) builds one per call.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlops_widgets.app.deployments import DeploymentsMixin
 from mlops_widgets.app.entries import MONITOR_TEMPLATE, MONITORS_KEY, EntriesMixin, with_kept_schedules
+from mlops_widgets.app.jobs import Job
 from mlops_widgets.app.monitoring import MonitoringMixin
 from mlops_widgets.app.runs import ClonePlan, RunsMixin, clone_plan
 from mlops_widgets.app.training import TrainingMixin
 
-__all__ = ["MONITORS_KEY", "MONITOR_TEMPLATE", "App", "ClonePlan", "clone_plan", "with_kept_schedules"]
+__all__ = ["MONITORS_KEY", "MONITOR_TEMPLATE", "App", "ClonePlan", "Job", "clone_plan", "with_kept_schedules"]
 
 
 class App(RunsMixin, EntriesMixin, DeploymentsMixin, MonitoringMixin, TrainingMixin):
     """Every user action on one workspace and backend (see the module); each concern's methods
     live in its module (runs, entries, deployments, monitoring, training) over `AppBase`."""
+
+    def start(self, action: str, **kwargs: Any) -> Job:
+        """Start a long action (a name of `jobs.JOB_ACTIONS`: run, rerun, run_clone, stage,
+        stage_from_job, deploy_create, monitor_create, evaluate, train_submit) in a thread and
+        return at once its handle; its progress is published to the change feed as it goes."""
+        return Job(self, action, kwargs)

@@ -1,15 +1,18 @@
 """What every part of the application core shares: the workspace, the backend built on first
-use, and the one way an action is recorded (an event in the audit trail)."""
+use, and the two ways an action is recorded (an event in the audit trail, or a template run)."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
 from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.runner import events
+from mlops_widgets.runner.trail import RunRecord
 from mlops_widgets.workspace import Workspace
 
 
@@ -43,4 +46,31 @@ class AppBase:
     ) -> AbstractContextManager[events.Outcome]:
         return events.recording(
             self.workspace, action, params, deployment_name=deployment_name, backend=self.backend_name
+        )
+
+    def run(
+        self,
+        template: str | os.PathLike[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+        timeout: float | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> RunRecord:
+        """Run a template on this workspace and backend (validated and recorded by the runner);
+        a failed or cancelled run comes back as its record."""
+        from mlops_widgets.runner import run_template
+
+        return run_template(
+            template,
+            params,
+            secrets=secrets,
+            workspace=self.workspace,
+            backend=self.backend_name,
+            progress=progress,
+            cancel=cancel,
+            timeout=timeout,
+            cwd=cwd,
         )

@@ -1,12 +1,19 @@
-"""Deployments: start, stop, and delete with its plan (no schedule outlives its deployment)."""
+"""Deployments: create, start, stop, profile change, infer, and delete with its plan (no
+schedule outlives its deployment)."""
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from mlops_widgets.app._base import AppBase
 from mlops_widgets.app.results import DeletionPlan, DeploymentDeleted
 from mlops_widgets.backends.views import DeploymentView
+from mlops_widgets.runner.trail import RunRecord
+
+DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
 
 
 class DeploymentsMixin(AppBase):
@@ -86,3 +93,77 @@ class DeploymentsMixin(AppBase):
             done = deploy.deploy_delete(self.backend, name, **options)
             event.result = {**done, "unscheduled": unscheduled}
         return DeploymentDeleted(**done, unscheduled=unscheduled)
+
+    def deploy_create(
+        self,
+        name: str,
+        model_asset_id: str,
+        *,
+        kernel_filename: str | None = None,
+        general_dependencies: list[str] | None = None,
+        custom_args: dict[str, str] | None = None,
+        wait_timeout: float = 300.0,
+        connection_timeout: int | None = None,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> RunRecord:
+        """Deploy a staged model and wait until it serves (template A2_WMLA_Model_Deploy).
+        Custom args with a secret's name (KEY, TOKEN, PASSWORD...) go to the run as secrets,
+        never written anywhere; `connection_timeout` is kept in the entry's resource_configs so
+        later deploys use it too. Refused before the run when the name is taken or the entry is
+        missing."""
+        from mlops_widgets.ops import deploy
+        from mlops_widgets.secret_names import is_secret_name
+
+        args = dict(custom_args or {})
+        secret = {k: v for k, v in args.items() if is_secret_name(k)}
+        plain = {k: v for k, v in args.items() if k not in secret}
+        deploy.check_create(self.backend, name, model_asset_id)
+        if connection_timeout is not None:
+            deploy.keep_resource_configs(
+                self.backend, model_asset_id, {"connection_timeout": connection_timeout}
+            )
+        params = {
+            "deployment_name": name,
+            "model_asset_id": model_asset_id,
+            "kernel_filename": kernel_filename or "",
+            "general_dependencies": list(general_dependencies or []) or None,
+            "custom_args": plain,
+            "wait_timeout": float(wait_timeout),
+        }
+        return self.run(DEPLOY_TEMPLATE, params, secrets=secret, progress=progress, cancel=cancel)
+
+    def profile_change(self, name: str, resource_configs: dict[str, Any]) -> dict[str, Any]:
+        """Change a deployment's profile by its entry's resource_configs (kernel_min, n_cpus...):
+        the values are validated as part of the entry, applied to the deployment when it is
+        deployed (it must be stopped) and kept in the entry, so every later deploy applies them
+        again. Returns the deployment's profile (None when it is not deployed)."""
+        from mlops_widgets.config import validate_entry
+        from mlops_widgets.errors import NotFoundError
+        from mlops_widgets.monitors import known_definitions
+        from mlops_widgets.ops import deploy, space
+
+        key, entry = space.get_entry(self.backend, deployment_name=name)
+        changed = copy.deepcopy(entry)
+        wmla = changed.setdefault("wmla_deployment", {})
+        wmla["resource_configs"] = {**(wmla.get("resource_configs") or {}), **resource_configs}
+        validate_entry(changed, definitions=known_definitions(self.workspace))
+        params = {"deployment_name": name, "resource_configs": resource_configs}
+        with self._event("deploy.profile", params, name) as event:
+            try:
+                self.backend.inference.view(name)
+                profile: dict[str, Any] | None = self.backend.inference.update_profile(
+                    name, deploy.profile_from_resource_configs(wmla["resource_configs"])
+                )
+            except NotFoundError:
+                profile = None
+            deploy.keep_resource_configs(self.backend, key, resource_configs)
+            event.result = {"model_asset_id": key, "applied": profile is not None}
+        return {"model_asset_id": key, "profile": profile}
+
+    def infer(self, name: str, data: bytes | str) -> bytes:
+        """Send one request body to the deployment; its kernel's answer, verbatim (not recorded:
+        a request changes nothing, and its body may be anything)."""
+        from mlops_widgets.ops import deploy
+
+        return deploy.infer(self.backend, name, data)

@@ -1,17 +1,27 @@
-"""Entries: add, delete, edit (an edit keeps each monitor's schedule it does not state and
+"""Entries: stage (from files or a training job), add, delete, edit (an edit keeps each monitor's schedule it does not state and
 configures a monitored deployment's monitors again)."""
 
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
+import threading
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlops_widgets.app._base import AppBase
 from mlops_widgets.app.results import EntryEdited
+from mlops_widgets.errors import MlopsError
+from mlops_widgets.runner.trail import RunRecord
+
+if TYPE_CHECKING:
+    from mlops_widgets.ops.space import OnClash
 
 MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
 MONITORS_KEY = "openscale_custom_metric_provider"
+STAGE_TEMPLATE = "A_MLOps_Pipeline"
 
 
 def with_kept_schedules(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -97,3 +107,69 @@ class EntriesMixin(AppBase):
                 cwd=cwd,
             )
         return EntryEdited(model_asset_id, name, monitored, run)
+
+    # --- staging ---------------------------------------------------------------------------------
+
+    def stage_clashes(self, *paths: str | os.PathLike[str]) -> list[str]:
+        """Names of the space's assets a stage of these paths would clash with (for a question
+        asked before `stage`)."""
+        from mlops_widgets.ops import space
+
+        return sorted({a.name for a in space.clashes(self.backend, *(str(p) for p in paths))})
+
+    def stage(
+        self,
+        path_model: str | os.PathLike[str] | None,
+        path_dependency: str | os.PathLike[str],
+        entry: dict[str, Any],
+        *,
+        on_clash: OnClash = "error",
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> RunRecord:
+        """Upload the model (None: the deployment folder holds it) and the deployment folder and
+        write the entry (template A_MLOps_Pipeline); `on_clash` ("error", "overwrite", "new") says
+        what to do with assets of the same names. Refused before any upload when a path is
+        missing, a name clashes or a deployed model would be replaced."""
+        from mlops_widgets.ops import space
+
+        if on_clash not in ("error", "overwrite", "new"):
+            raise MlopsError(f"on_clash must be error, overwrite or new, not {on_clash!r}")
+        model = Path(path_model).resolve() if path_model else None
+        dependency = Path(path_dependency).resolve()
+        space.check_stage(self.backend, model, dependency, on_clash)
+        params = {
+            "path_model": str(model) if model else "",
+            "path_dependency": str(dependency),
+            "entry": entry,
+            "on_clash": on_clash,
+        }
+        record = self.run(STAGE_TEMPLATE, params, progress=progress, cancel=cancel)
+        if record.ok:  # a stage of the same model that ran meanwhile may have replaced this one's
+            space.still_staged(self.backend, record.results["model_asset_id"])
+        return record
+
+    def stage_from_job(
+        self,
+        job_id: str,
+        path_dependency: str | os.PathLike[str],
+        entry: dict[str, Any],
+        *,
+        on_clash: OnClash = "error",
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> RunRecord:
+        """`stage` with a finished training job's output folder as the model; the entry records
+        the job (`training_job`: its lineage)."""
+        from mlops_widgets.ops import train
+
+        with tempfile.TemporaryDirectory(prefix="mlops-job-output-") as tmp:
+            model, lineage = train.fetch_output(self.backend, job_id, Path(tmp))
+            return self.stage(
+                model,
+                path_dependency,
+                {**entry, "training_job": lineage},
+                on_clash=on_clash,
+                progress=progress,
+                cancel=cancel,
+            )

@@ -1,11 +1,16 @@
-"""Monitoring: monitor delete, register, publish; schedules; alerts and notification channels."""
+"""Monitoring: monitor create, evaluate, delete, register, publish; schedules (set, pause,
+resume, off); alerts and notification channels."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 
 from mlops_widgets.app._base import AppBase
+from mlops_widgets.runner.trail import RunRecord
+
+EVALUATE_TEMPLATE = "A5_Monitor_Evaluation"
 
 
 class MonitoringMixin(AppBase):
@@ -60,6 +65,63 @@ class MonitoringMixin(AppBase):
             )
             event.result = {"schedules": rows}
         return rows
+
+    def monitor_create(
+        self,
+        name: str,
+        *,
+        service_provider_name: str | None = None,
+        evaluate: bool = False,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> RunRecord:
+        """Subscribe the deployment and create (or update) one monitor instance per monitor of
+        its entry, with the entry's thresholds and schedules (template A3); `evaluate`: run them
+        once after."""
+        from mlops_widgets.app.entries import MONITOR_TEMPLATE
+        from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER
+
+        params = {
+            "deployment_name": name,
+            "service_provider_name": service_provider_name or DEFAULT_SERVICE_PROVIDER,
+            "evaluate": evaluate,
+        }
+        return self.run(MONITOR_TEMPLATE, params, progress=progress, cancel=cancel)
+
+    def evaluate(
+        self,
+        name: str,
+        monitor_id: str | None = None,
+        *,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> RunRecord:
+        """Evaluate the deployment's monitors (or one) now (template A5_Monitor_Evaluation) and
+        send the alerts it raised to the notification channels. A failed evaluation comes back
+        as its record: its `results["runs"]` say which monitors ran."""
+        from mlops_widgets.ops import notify
+
+        params = {
+            "deployment_name": name,
+            "monitor_id": monitor_id,
+            "triggered_by": "user",
+            "fail_on_error": True,
+        }
+        record = self.run(EVALUATE_TEMPLATE, params, progress=progress, cancel=cancel)
+        notify.dispatch(self.workspace)
+        return record
+
+    def schedule_pause(self, name: str, monitor_id: str | None = None) -> list[dict[str, Any]]:
+        """Pause the schedules of the deployment's monitors (or one); each keeps its repeat."""
+        return self.schedule_set(name, monitor_id, paused=True)
+
+    def schedule_resume(self, name: str, monitor_id: str | None = None) -> list[dict[str, Any]]:
+        """Resume paused schedules, at their repeat."""
+        return self.schedule_set(name, monitor_id, paused=False)
+
+    def schedule_off(self, name: str, monitor_id: str | None = None) -> list[dict[str, Any]]:
+        """Remove the schedules (the entry's `schedule` settings go too)."""
+        return self.schedule_set(name, monitor_id, remove=True)
 
     # --- alerts and notification channels ------------------------------------------------------
 

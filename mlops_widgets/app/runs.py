@@ -79,33 +79,6 @@ def clone_plan(path: Path) -> ClonePlan:
 class RunsMixin(AppBase):
     """Template runs of `App`."""
 
-    def run(
-        self,
-        template: str | os.PathLike[str],
-        params: Mapping[str, Any] | None = None,
-        *,
-        secrets: Mapping[str, str] | None = None,
-        progress: Any = None,
-        cancel: threading.Event | None = None,
-        timeout: float | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-    ) -> RunRecord:
-        """Run a template on this workspace and backend (validated and recorded by the runner);
-        a failed or cancelled run comes back as its record."""
-        from mlops_widgets.runner import run_template
-
-        return run_template(
-            template,
-            params,
-            secrets=secrets,
-            workspace=self.workspace,
-            backend=self.backend_name,
-            progress=progress,
-            cancel=cancel,
-            timeout=timeout,
-            cwd=cwd,
-        )
-
     def rerun(
         self,
         run_id: str,
@@ -140,11 +113,21 @@ class RunsMixin(AppBase):
         *,
         secrets: Mapping[str, str] | None = None,
         progress: Any = None,
+        cancel: threading.Event | None = None,
         cwd: str | os.PathLike[str] | None = None,
     ) -> RunRecord:
         """Run a clone's parameters: a clone of a run re-runs it with them, a clone of a
         template runs the template (validated as any run)."""
         plan = clone_plan(path)
         if plan.origin.get("run_id"):
-            return self.rerun(plan.origin["run_id"], plan.parameters, secrets=secrets, progress=progress)
-        return self.run(plan.origin["template"], plan.parameters, secrets=secrets, progress=progress, cwd=cwd)
+            return self.rerun(
+                plan.origin["run_id"], plan.parameters, secrets=secrets, progress=progress, cancel=cancel
+            )
+        return self.run(
+            plan.origin["template"],
+            plan.parameters,
+            secrets=secrets,
+            progress=progress,
+            cancel=cancel,
+            cwd=cwd,
+        )

@@ -1,9 +1,16 @@
-"""Training jobs."""
+"""Training jobs: submit (a template run), stop."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+from typing import Any
+
 from mlops_widgets.app._base import AppBase
 from mlops_widgets.backends.views import JobView
+from mlops_widgets.runner.trail import RunRecord
+
+TRAIN_TEMPLATE = "A1_Submit_WMLA_Training"
 
 
 class TrainingMixin(AppBase):
@@ -17,3 +24,22 @@ class TrainingMixin(AppBase):
             job = train.stop(self.backend, job_id)
             event.result = {"state": job.state}
         return job
+
+    def train_submit(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> RunRecord:
+        """Build the submission folder and submit it as a training job (template
+        A1_Submit_WMLA_Training; no parameters: the example training script). Job variables with a
+        secret's name go to the run as secrets (a None value: read from the environment)."""
+        from mlops_widgets.ops.train import split_job_env
+
+        given = dict(params or {})
+        given["job_env"], secret = split_job_env(given.get("job_env") or {})
+        return self.run(
+            TRAIN_TEMPLATE, given, secrets={**secret, **(secrets or {})}, progress=progress, cancel=cancel
+        )

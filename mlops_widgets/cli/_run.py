@@ -54,14 +54,17 @@ class TerminalProgress:
             self.drawn = False
 
 
-def _with_progress(start: Callable[[TerminalProgress], RunRecord]) -> RunRecord:
+def with_progress(start: Callable[[TerminalProgress], RunRecord], *, check: bool = True) -> RunRecord:
+    """Call a core action that makes a template run with a progress bar on stderr; print the run
+    folder; return its record, raising RunFailed (an MlopsError: the failing step, its error and
+    the executed notebook's path) when it failed or was cancelled (Ctrl-C), unless not `check`."""
     bar = TerminalProgress()
     try:
         record = start(bar)
     finally:
         bar.close()
     click.echo(f"run {record.run_id}: {record.status} ({record.duration_s:.1f} s) {record.dir}", err=True)
-    return record.raise_for_status()
+    return record.raise_for_status() if check else record
 
 
 def run_step(
@@ -76,7 +79,7 @@ def run_step(
     folder; return the run's record, or raise RunFailed (an MlopsError: the failing step, its
     error and the executed notebook's path) when it failed or was cancelled (Ctrl-C)."""
     app = ctx_obj.app()
-    return _with_progress(
+    return with_progress(
         lambda bar: app.run(template, params, secrets=secrets, progress=bar, timeout=timeout)
     )
 
@@ -92,7 +95,7 @@ def rerun_step(
     pairs replace stored parameters, typed by the run's own template copy."""
     params = parse_params(run_template_copy(ctx_obj, run), pairs) if pairs else None
     app = ctx_obj.app()
-    return _with_progress(lambda bar: app.rerun(run, params, progress=bar, timeout=timeout))
+    return with_progress(lambda bar: app.rerun(run, params, progress=bar, timeout=timeout))
 
 
 def run_template_copy(ctx_obj: CliContext, run: str) -> Template:

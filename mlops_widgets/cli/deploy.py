@@ -1,4 +1,4 @@
-"""`mlops deploy ...` (create runs template A2; the rest call ops directly) and `mlops serve`."""
+"""`mlops deploy ...` (actions through the application core; listings from ops) and `mlops serve`."""
 
 from __future__ import annotations
 
@@ -78,23 +78,23 @@ def create(
 ) -> None:
     """Deploy a staged model (template A2_WMLA_Model_Deploy) and wait until it serves."""
     from mlops_widgets.cli._custom_args import split_custom_args
-    from mlops_widgets.cli._run import run_step
-    from mlops_widgets.ops import deploy as steps
-    from mlops_widgets.secret_names import is_secret_name
+    from mlops_widgets.cli._run import with_progress
 
-    plain, secret = split_custom_args(list(custom_args), is_secret_name)
-    steps.check_create(obj.backend(), name, model_asset_id)
-    if connection_timeout is not None:
-        steps.keep_resource_configs(obj.backend(), model_asset_id, {"connection_timeout": connection_timeout})
-    params = {
-        "deployment_name": name,
-        "model_asset_id": model_asset_id,
-        "kernel_filename": kernel_filename or "",
-        "general_dependencies": list(general_dependencies) or None,
-        "custom_args": plain,
-        "wait_timeout": float(timeout),
-    }
-    record = run_step(obj, "A2_WMLA_Model_Deploy", params, secrets=secret)
+    # K=V or K (from $K); the core keeps those with a secret's name apart, as secrets
+    given, _ = split_custom_args(list(custom_args), lambda _: False)
+    app = obj.app()
+    record = with_progress(
+        lambda bar: app.deploy_create(
+            name,
+            model_asset_id,
+            kernel_filename=kernel_filename,
+            general_dependencies=list(general_dependencies),
+            custom_args=given,
+            wait_timeout=timeout,
+            connection_timeout=connection_timeout,
+            progress=bar,
+        )
+    )
     results = record.results
     click.echo(f"deployment {name}: {results.get('status', 'deployed')}")
     click.echo(f"deployment url: {results.get('deployment_url')}")
@@ -267,8 +267,6 @@ def logs(obj: CliContext, name: str, tail: int | None, follow: bool) -> None:
 @pass_obj
 def infer(obj: CliContext, name: str, data: str, output: str | None) -> None:
     """Send one request to a deployment; the kernel's answer is printed verbatim."""
-    from mlops_widgets.ops import deploy as steps
-
     if data.startswith("@"):
         try:
             body = Path(data[1:]).read_bytes()
@@ -276,7 +274,7 @@ def infer(obj: CliContext, name: str, data: str, output: str | None) -> None:
             raise MlopsError(f"--data {data}: cannot read the file: {exc.strerror}") from None
     else:
         body = data.encode()
-    answer = steps.infer(obj.backend(), name, body)
+    answer = obj.app().infer(name, body)
     if output:
         Path(output).write_bytes(answer)
         click.echo(f"{len(answer)} bytes written to {output}", err=True)

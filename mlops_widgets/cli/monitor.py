@@ -82,12 +82,13 @@ def monitor() -> None:
 def create(obj: CliContext, name: str, service_provider_name: str, evaluate: bool) -> None:
     """Subscribe the deployment and create (or update) one monitor instance per monitor of its
     entry, with the entry's thresholds (template A3)."""
-    from mlops_widgets.cli._run import run_step
+    from mlops_widgets.cli._run import with_progress
 
-    record = run_step(
-        obj,
-        "A3_OpenScale_Configuration",
-        {"deployment_name": name, "service_provider_name": service_provider_name, "evaluate": evaluate},
+    app = obj.app()
+    record = with_progress(
+        lambda bar: app.monitor_create(
+            name, service_provider_name=service_provider_name, evaluate=evaluate, progress=bar
+        )
     )
     r = record.results
     click.echo(f"subscription {r.get('subscription_id')} ({name} Monitor)")
@@ -114,26 +115,15 @@ def _print_runs(runs: list[dict[str, Any]]) -> None:
 def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> None:
     """Evaluate the deployment's monitors now (OpenScale's manual run, template
     A5_Monitor_Evaluation); new alerts go to the notification channels."""
-    from mlops_widgets.cli._run import run_step
-    from mlops_widgets.ops import notify
-    from mlops_widgets.runner import RunFailed
+    from mlops_widgets.cli._run import with_progress
 
-    params = {
-        "deployment_name": name,
-        "monitor_id": monitor_id,
-        "triggered_by": "user",
-        "fail_on_error": True,
-    }
-    try:
-        record, failed = run_step(obj, "A5_Monitor_Evaluation", params), None
-    except RunFailed as exc:
-        record, failed = exc.record, exc
+    app = obj.app()
+    record = with_progress(lambda bar: app.evaluate(name, monitor_id, progress=bar), check=False)
     runs = record.results.get("runs") or []
-    notify.dispatch(obj.ws())
-    if failed is not None and not runs:
-        raise failed  # it failed before evaluating: its error says why
+    if not runs:
+        record.raise_for_status()  # it failed before evaluating: its error says why
     echo_result(runs, as_json=as_json, text=_print_runs)
-    if failed is not None:
+    if not record.ok:
         raise click.exceptions.Exit(1)  # an evaluation failed: printed above, in the audit trail
 
 

@@ -105,17 +105,22 @@ def schedule(
             raise MlopsError("--start and --tz go with --every or --cron")
         from mlops_widgets.monitors.schedule import parse_local_time
 
-        paused = pause if (pause or resume) else None
-        rows = obj.app().schedule_set(
-            name,
-            monitor_id,
-            every=every,
-            cron=cron,
-            tz=tz,
-            start=parse_local_time(start, tz) if start else None,
-            paused=paused,
-            remove=remove,
-        )
+        app, paused = obj.app(), pause if (pause or resume) else None
+        if remove:
+            rows = app.schedule_off(name, monitor_id)
+        elif not (every or cron) and paused is not None:
+            rows = (app.schedule_pause if pause else app.schedule_resume)(name, monitor_id)
+        else:
+            rows = app.schedule_set(
+                name,
+                monitor_id,
+                every=every,
+                cron=cron,
+                tz=tz,
+                start=parse_local_time(start, tz) if start else None,
+                paused=paused,
+                remove=remove,
+            )
         rows = [{**r, **(r.pop("schedule") or {})} for r in rows]
     queue = _queue(obj) if list_ else {}
     echo_result(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mlops_widgets.cli._common import CliContext, pass_obj
-from mlops_widgets.errors import ConflictError
+from mlops_widgets.cli._run import with_progress
 
 
 @click.group()
@@ -31,14 +31,10 @@ def _on_clash(
         return "overwrite"
     if new:
         return "new"
-    from mlops_widgets.ops import space
-
-    old = space.clashes(obj.backend(), *(p for p in (path_model, path_dependency) if p))
-    if not old:
-        return "error"
-    names = ", ".join(sorted({a.name for a in old}))
-    if not sys.stdin.isatty():
-        raise ConflictError(f"the space already has assets named {names}", hint=space.REPLACE_HINT)
+    old = obj.app().stage_clashes(*(p for p in (path_model, path_dependency) if p))
+    if not old or not sys.stdin.isatty():
+        return "error"  # none, or the core refuses naming them (nobody to ask)
+    names = ", ".join(old)
     answer = (
         click.prompt(
             f"The space already has assets named {names}. Overwrite them (y), add new assets of the "
@@ -95,42 +91,18 @@ def stage(
         raise click.UsageError("give one of --path-model and --from-job, not both")
     loaded = obj.load_config(path_yml, with_key=False)
     (entry,) = loaded.entries.values()
-    if not from_job:
-        _stage(obj, path_model, path_dependency, entry, force, new)
-        return
-    import tempfile
-
-    from mlops_widgets.ops import train
-
-    with tempfile.TemporaryDirectory(prefix="mlops-job-output-") as tmp:
-        model, lineage = train.fetch_output(obj.backend(), from_job, Path(tmp))
-        _stage(obj, str(model), path_dependency, {**entry, "training_job": lineage}, force, new)
-
-
-def _stage(
-    obj: CliContext, path_model: str | None, path_dependency: str, entry: dict, force: bool, new: bool
-) -> None:
-    from mlops_widgets.cli._run import run_step
-    from mlops_widgets.ops import space
-
     for option, path in (("--path-model", path_model), ("--path-dependency", path_dependency)):
         if path and not Path(path).exists():
             raise click.ClickException(f"{option}: {path} does not exist")
     on_clash = _on_clash(obj, path_model, path_dependency, force, new)
-    space.check_stage(
-        obj.backend(), Path(path_model) if path_model else None, Path(path_dependency), on_clash
-    )
+    app = obj.app()
     # Staging runs as template A_MLOps_Pipeline, so it leaves an executed notebook and a run record.
-    record = run_step(
-        obj,
-        "A_MLOps_Pipeline",
-        {
-            "path_model": str(Path(path_model).resolve()) if path_model else "",
-            "path_dependency": str(Path(path_dependency).resolve()),
-            "entry": entry,
-            "on_clash": on_clash,
-        },
-    )
-    # a stage of the same model that ran meanwhile may have replaced this one's since
-    space.still_staged(obj.backend(), record.results["model_asset_id"])
+    if from_job:
+        record = with_progress(
+            lambda bar: app.stage_from_job(from_job, path_dependency, entry, on_clash=on_clash, progress=bar)
+        )
+    else:
+        record = with_progress(
+            lambda bar: app.stage(path_model, path_dependency, entry, on_clash=on_clash, progress=bar)
+        )
     click.echo(f"model asset id: {record.results['model_asset_id']}")

@@ -56,15 +56,13 @@ def submit(
 ) -> None:
     """Build the submission folder and submit it as a job (without parameters: the example
     training script). Secret job variables come from the environment ($MLOPS_SECRET_<name>)."""
-    from mlops_widgets.cli._run import parse_params, run_step
-    from mlops_widgets.ops.train import split_job_env
+    from mlops_widgets.cli._run import parse_params, with_progress
 
     params = parse_params(TEMPLATE, pairs, params_file)
     if runtime:
         params["runtime"] = runtime
-    # Credentials go to the run as secrets (a null value: from the environment).
-    params["job_env"], secret = split_job_env(params.get("job_env") or {})
-    record = run_step(obj, TEMPLATE, params, secrets=secret)
+    app = obj.app()  # credentials among the job's variables go to the run as secrets
+    record = with_progress(lambda bar: app.train_submit(params, progress=bar))
     results = record.results
     echo_result(
         results,

@@ -2,8 +2,9 @@
 authentication (token or cookie) and XSRF checks on every request that changes something.
 
 Every read works on a worker thread (`_call`): the embedded backend blocks, and the server's
-event loop must keep serving JupyterLab meanwhile. A template run is a job (jobs.py) in a process
-of its own: starting one answers 202 with its job and run ids, `jobs/<id>` its progress and
+event loop must keep serving JupyterLab meanwhile. Long work (a re-run, a clone's run, a deploy,
+an evaluation, a training submission: each a template run of the core) is a job (jobs.py) in a
+process of its own: starting one answers 202 with its job and run ids, `jobs/<id>` its progress and
 outcome, `jobs/<id>/cancel` stops it. `events?since=SEQ` follows the workspace's change feed
 (a long poll: it answers as soon as a change numbered after SEQ exists, whatever process made it).
 """
@@ -24,6 +25,7 @@ from mlops_widgets.server import views
 from mlops_widgets.server.jobs import Jobs
 
 RUN = r"(?P<run>[0-9A-Za-z_.-]+)"  # event ids hold their dotted action
+NAME = r"(?P<name>[0-9A-Za-z_.-]+)"  # a deployment name
 JOB = r"(?P<job>[0-9a-f]+)"
 FEED_CHECK_S = 0.2  # how often a waiting follower's request looks at the feed
 FEED_WAIT_S = 25.0  # a follower with nothing new is answered empty after this (it asks again)
@@ -105,6 +107,14 @@ def mapping(data: dict[str, Any], key: str, *, strings: bool = False) -> dict[st
     return value
 
 
+def number(data: dict[str, Any], key: str) -> float:
+    """The body's `key` as a number of 0 or more, else 400."""
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise web.HTTPError(400, f"{key} must be a number of 0 or more, got {_kind(value)}")
+    return value
+
+
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "true or false"}.get(
         type(value), "null" if value is None else "a number"
@@ -121,6 +131,39 @@ class DeploymentsHandler(_Base):
     @web.authenticated
     async def get(self) -> None:
         await self._call(views.deployments)
+
+    @web.authenticated
+    async def post(self) -> None:
+        """Deploy a staged model: a job (the core's deploy_create)."""
+        data = self.body()
+        args: dict[str, Any] = {
+            "name": text(data, "name", required=True),
+            "model_asset_id": text(data, "model_asset_id", required=True),
+            "kernel_filename": text(data, "kernel_filename"),
+            "custom_args": mapping(data, "custom_args", strings=True),
+        }
+        for key in ("wait_timeout", "connection_timeout"):
+            if data.get(key) is not None:
+                args[key] = number(data, key)
+        await self._start("deploy_create", args, mapping(data, "secrets", strings=True))
+
+
+class EvaluateHandler(_Base):
+    @web.authenticated
+    async def post(self, name: str) -> None:
+        """Evaluate a deployment's monitors (or one) now: a job (the core's evaluate)."""
+        data = self.body()
+        await self._start("evaluate", {"name": name, "monitor_id": text(data, "monitor_id")}, {})
+
+
+class TrainingHandler(_Base):
+    @web.authenticated
+    async def post(self) -> None:
+        """Submit a training job: a job (the core's train_submit)."""
+        data = self.body()
+        await self._start(
+            "train_submit", {"params": mapping(data, "params")}, mapping(data, "secrets", strings=True)
+        )
 
 
 class RunsHandler(_Base):
@@ -256,6 +299,8 @@ def routes(base_url: str) -> list[tuple[str, type]]:
     return [
         (prefix + "info", InfoHandler),
         (prefix + "deployments", DeploymentsHandler),
+        (prefix + f"deployments/{NAME}/evaluate", EvaluateHandler),
+        (prefix + "training", TrainingHandler),
         (prefix + "runs", RunsHandler),
         (prefix + f"runs/{RUN}", RunHandler),
         (prefix + f"runs/{RUN}/notebook", RunNotebookHandler),

@@ -1,7 +1,7 @@
 """Long work of the server extension as jobs: each template run a browser starts (a re-run, a
-clone's run) executes in a process of its own (worker.py), never in the Jupyter server's, so no
-IBM SDK side effect and no crash of a run touches the server; the workspace and the backend are
-the server's. `start` answers once the run is recorded (its id) or refused (the runner's
+clone's run, a deploy, an evaluation, a training submission) executes in a process of its own
+(worker.py), never in the Jupyter server's, so no IBM SDK side effect and no crash of a run
+touches the server; the workspace and the backend are the server's. `start` answers once the run is recorded (its id) or refused (the runner's
 validation error); the job's progress, outcome and cancel are then asked by its id.
 """
 
@@ -13,11 +13,11 @@ import json
 import os
 import signal
 import sys
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets.app.jobs import new_id
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.settings import BACKEND, HOME
 
@@ -63,6 +63,7 @@ class Jobs:
     async def start(self, action: str, args: dict[str, Any], secrets: dict[str, str]) -> Job:
         """Spawn the job; return once its run is recorded. A refusal before the run starts (bad
         parameters, no such run) is raised as the runner's MlopsError, as a direct call would."""
+        job_id = new_id()  # the core's: its progress in the change feed carries the same id
         env = {**os.environ, HOME.env: str(self.workspace_root), BACKEND.env: self.backend_name}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -72,8 +73,8 @@ class Jobs:
             stdout=asyncio.subprocess.PIPE,
             env=env,
         )
-        job = Job(uuid.uuid4().hex[:12], action, process)
-        spec = json.dumps({"action": action, "args": args, "secrets": secrets}).encode()
+        job = Job(job_id, action, process)
+        spec = json.dumps({"job_id": job_id, "action": action, "args": args, "secrets": secrets}).encode()
         assert process.stdin is not None
         process.stdin.write(spec)
         await process.stdin.drain()

@@ -142,16 +142,6 @@ def _outcome(record: Any) -> dict[str, Any]:
     }
 
 
-def rerun(
-    run_id: str, params: dict[str, Any], secrets: dict[str, str], *, progress: Any = None
-) -> dict[str, Any]:
-    """Re-run, in the server's workspace, with the stored parameters (`params` replace some) and
-    the secrets given again; the new run is in the audit trail whatever its outcome. Runs in a
-    job's own process (worker.py), never in the Jupyter server's."""
-    given = {k: v for k, v in secrets.items() if v}
-    return _outcome(_app().rerun(run_id, params, secrets=given, progress=progress))
-
-
 def clone(run_id: str, root: Path, dest: str, ws: str | None = None) -> dict[str, str]:
     """An editable copy of the run beside the user's files: its template with its parameters."""
     from mlops_widgets.runner import clone_run
@@ -168,9 +158,34 @@ def notebook_plan(root: Path, rel: str) -> dict[str, Any]:
     return {"origin": plan.origin, "parameters": plan.parameters, "secret_names": plan.secret_names}
 
 
-def notebook_run(root: Path, rel: str, secrets: dict[str, str], *, progress: Any = None) -> dict[str, Any]:
-    """Run a clone's parameters (the core decides between re-running its run and running its
-    template). Runs in a job's own process."""
+def job(
+    job_id: str,
+    action: str,
+    args: dict[str, Any],
+    secrets: dict[str, str],
+    *,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Run one job of the server's (handlers.JOB_ROUTES' actions) through the core, in the
+    server's workspace and backend; the run is in the audit trail whatever its outcome, and its
+    progress in the change feed under `job_id`. Runs in a job's own process (worker.py), never in
+    the Jupyter server's. Secrets given empty are left out (the form's blank fields)."""
+    from mlops_widgets.app import jobs
+
     given = {k: v for k, v in secrets.items() if v}
-    path = inside(root, rel, "notebook")
-    return _outcome(_app().run_clone(path, secrets=given, progress=progress, cwd=os.fspath(root)))
+    kwargs = dict(args)
+    if action == "rerun":
+        kwargs["secrets"] = given
+    elif action == "notebook_run":
+        root = Path(kwargs.pop("root"))
+        action, kwargs = (
+            "run_clone",
+            {"path": inside(root, kwargs["path"], "notebook"), "cwd": os.fspath(root)},
+        )
+        kwargs["secrets"] = given
+    elif action == "train_submit":
+        kwargs["secrets"] = given
+    elif action == "deploy_create":  # secret custom args come apart from the others, never logged
+        kwargs["custom_args"] = {**(kwargs.get("custom_args") or {}), **given}
+    record = jobs.execute(_app(), job_id, action, kwargs, progress=progress)
+    return {**_outcome(record), "results": record.results}

@@ -2,7 +2,7 @@
 the Jupyter server spawns it for every template run a browser starts, so nothing a run does (IBM
 SDKs' process-wide changes, see backends/cpd/contain.py; a crash) reaches the server.
 
-Its spec comes on stdin as JSON: {"action": "rerun" | "notebook_run", "args": {...}, "secrets":
+Its spec comes on stdin as JSON: {"job_id", "action" (see views.job), "args": {...}, "secrets":
 {...}} (secrets never in the command line nor the environment). It answers on stdout, one JSON
 object a line: {"progress": {run_id, status, done, total, heading...}} as the run goes (the first
 names the run), then {"result": {...}} or {"error": {"message", "hint", "not_found"}}. Anything
@@ -15,7 +15,6 @@ import dataclasses
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_widgets.errors import MlopsError, NotFoundError
@@ -45,12 +44,7 @@ def main() -> int:
         emit({"progress": dataclasses.asdict(event)})
 
     try:
-        if spec["action"] == "rerun":
-            result = views.rerun(args["run_id"], args.get("params") or {}, secrets, progress=progress)
-        elif spec["action"] == "notebook_run":
-            result = views.notebook_run(Path(args["root"]), args["path"], secrets, progress=progress)
-        else:
-            raise MlopsError(f"unknown job action {spec['action']!r}")
+        result = views.job(spec["job_id"], spec["action"], args, secrets, progress=progress)
     except MlopsError as exc:
         hint = None if exc.hint is None else {"action": exc.hint.action, "text": exc.hint.text}
         emit({"error": {"message": exc.message, "hint": hint, "not_found": isinstance(exc, NotFoundError)}})

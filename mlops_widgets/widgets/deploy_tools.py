@@ -174,8 +174,6 @@ class DeploymentTools:
         return self.body.value.strip().encode()
 
     def send_request(self) -> None:
-        from mlops_widgets.ops import deploy as ops_deploy
-
         name, ctx = self.target.value, self.ctx
         self.response.value = ""
         try:
@@ -189,7 +187,7 @@ class DeploymentTools:
 
         ctx.run_call(
             f"Test request to {name}",
-            lambda _: ops_deploy.infer(ctx.backend, name, body),
+            lambda _: ctx.app.infer(name, body),
             on_done=done,
             keys={deployment_key(name)},
         )

@@ -90,6 +90,11 @@ class KernelPool:
         self.kernels: dict[str, KernelProc] = {}
         self.threads: list[threading.Thread] = []
         self.state = "started"  # started, stopping, stopped, failed
+        # Told of the transitions a user cares about (the service publishes them to the change
+        # feed): "ready" (kernel_min kernels serve, once per start), "kernel_replaced", "failed",
+        # "stopped". Never while serving requests (idle/busy are not transitions of interest).
+        self.on_state: Callable[[str], None] = lambda state: None
+        self._was_ready = False
         self.error: str | None = None
         self.error_log: str | None = None
         self.warnings: list[str] = []
@@ -138,6 +143,7 @@ class KernelPool:
         self.log.close()
         with self.cond:
             self.state = "stopped"
+        self.on_state("stopped")
 
     def fail(self, message: str, log_text: str | None = None) -> None:
         with self.cond:
@@ -151,6 +157,7 @@ class KernelPool:
         message, log_text = mask(message), None if log_text is None else mask(log_text)
         self.error, self.error_log = message, log_text
         log.error("deployment %s failed: %s", self.name, message)
+        self.on_state("failed")  # rare; under the lock so that it precedes any later transition
         self._fail_queue_locked(503, f"deployment {self.name} failed: {message}")
         self.cond.notify_all()
 
@@ -255,6 +262,11 @@ class KernelPool:
                 self.pipes[k.pod] = pipe
                 k.state, k.ready_at = "idle", time.monotonic()
                 self.cond.notify_all()
+                ready = sum(1 for o in self.kernels.values() if o.state in ("idle", "busy"))
+                first_ready = not self._was_ready and ready >= self.target_min
+                self._was_ready = self._was_ready or first_ready
+            if first_ready:
+                self.on_state("ready")
             pipe.open()
             while (batch := self._take(k, pipe)) is not None:
                 if not pipe.send(batch):
@@ -275,6 +287,13 @@ class KernelPool:
                 self._count_early_death_locked(k, error)
                 self._replenish_locked()
                 self.cond.notify_all()
+                replaced = self.state == "started" and k.exit_reason not in (
+                    "stop",
+                    "released",
+                    "start failed",
+                )
+            if replaced:
+                self.on_state("kernel_replaced")
 
     def _count_early_death_locked(self, k: KernelProc, error: str | None) -> None:
         """A kernel that keeps dying right after it starts (idle, or on an error of the service

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlops_widgets import events_feed
 from mlops_widgets.backends.local.inference import edi
 from mlops_widgets.backends.local.inference.gpus import Gpus
 from mlops_widgets.backends.local.inference.kernel_path import _mlops_wire as wire
@@ -276,6 +277,7 @@ class Service:
             self._pool(name, record).start()
             record["state"] = "started"
             self.store.save(record)
+            self._publish_state(name, "started")
             return self.instance(name)
 
     def _pool(self, name: str, record: dict[str, Any]) -> KernelPool:
@@ -291,8 +293,14 @@ class Service:
             python=Runtimes(self.workspace).python(record["model"].get("runtime")),
             gpus=self.gpus,
         )
+        pool.on_state = lambda state: self._publish_state(name, state)
         self.pools[name] = pool
         return pool
+
+    def _publish_state(self, name: str, state: str) -> None:
+        """A deployment's state change, to the workspace's change feed (front ends follow it):
+        started, ready, kernel_replaced, failed, stopped."""
+        events_feed.publish(self.workspace, "deployment", name, state=state, source="service")
 
     def stop(self, name: str) -> dict[str, Any]:
         """Stop the kernels in the background (on_kernel_shutdown first); the instance shows
