@@ -112,9 +112,20 @@ class DeploymentsMixin(AppBase):
         never written anywhere; `connection_timeout` is kept in the entry's resource_configs so
         later deploys use it too. Refused before the run when the name is taken or the entry is
         missing."""
+        from mlops_widgets.config.model import CONNECTION_TIMEOUT_MAX
+        from mlops_widgets.errors import MlopsError
         from mlops_widgets.ops import deploy
         from mlops_widgets.secret_names import is_secret_name
 
+        if connection_timeout is not None and (
+            isinstance(connection_timeout, bool)
+            or not isinstance(connection_timeout, int)
+            or not 1 <= connection_timeout <= CONNECTION_TIMEOUT_MAX
+        ):
+            raise MlopsError(
+                f"connection timeout: a whole number of seconds from 1 to {CONNECTION_TIMEOUT_MAX}, "
+                f"got {connection_timeout!r}"
+            )
         args = dict(custom_args or {})
         secret = {k: v for k, v in args.items() if is_secret_name(k)}
         plain = {k: v for k, v in args.items() if k not in secret}

@@ -59,8 +59,10 @@ def execute(
     if action not in JOB_ACTIONS:
         raise MlopsError(f"{action!r} is not an action that runs as a job ({', '.join(sorted(JOB_ACTIONS))})")
     ws = app.workspace
+    seen: list[str] = []  # the run's id, once it started
 
     def follow(event: ProgressEvent) -> None:
+        seen[:] = [event.run_id]
         events_feed.publish(
             ws,
             "progress",
@@ -78,8 +80,12 @@ def execute(
 
     try:
         record: RunRecord = getattr(app, action)(**kwargs, progress=follow, cancel=cancel)
-    except BaseException:
-        events_feed.publish(ws, "progress", job_id, action=action, state="ended", status="refused")
+    except BaseException:  # refused before its run started, or an error after it (a lost stage)
+        run_id = seen[0] if seen else None
+        status = "error" if seen else "refused"
+        events_feed.publish(
+            ws, "progress", job_id, action=action, state="ended", run_id=run_id, status=status
+        )
         raise
     events_feed.publish(
         ws, "progress", job_id, action=action, state="ended", run_id=record.run_id, status=record.status

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,7 @@ def job(
     secrets: dict[str, str],
     *,
     progress: Any = None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Run one job of the server's (handlers.JOB_ROUTES' actions) through the core, in the
     server's workspace and backend; the run is in the audit trail whatever its outcome, and its
@@ -187,5 +189,5 @@ def job(
         kwargs["secrets"] = given
     elif action == "deploy_create":  # secret custom args come apart from the others, never logged
         kwargs["custom_args"] = {**(kwargs.get("custom_args") or {}), **given}
-    record = jobs.execute(_app(), job_id, action, kwargs, progress=progress)
+    record = jobs.execute(_app(), job_id, action, kwargs, progress=progress, cancel=cancel)
     return {**_outcome(record), "results": record.results}

@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Any, TextIO
 
 from mlops_widgets.errors import MlopsError, NotFoundError
@@ -43,8 +45,13 @@ def main() -> int:
     def progress(event: Any) -> None:
         emit({"progress": dataclasses.asdict(event)})
 
+    # The server's Cancel (SIGINT) sets the run's cancel event: whenever it comes (while the
+    # kernel starts, or before the run is recorded) the run ends recorded cancelled, never with a
+    # KeyboardInterrupt out of whatever line the process was on.
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda _signum, _frame: cancel.set())
     try:
-        result = views.job(spec["job_id"], spec["action"], args, secrets, progress=progress)
+        result = views.job(spec["job_id"], spec["action"], args, secrets, progress=progress, cancel=cancel)
     except MlopsError as exc:
         hint = None if exc.hint is None else {"action": exc.hint.action, "text": exc.hint.text}
         emit({"error": {"message": exc.message, "hint": hint, "not_found": isinstance(exc, NotFoundError)}})
