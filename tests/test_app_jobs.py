@@ -130,7 +130,9 @@ def test_a_deploy_through_the_rest_api_is_a_job_followed_and_cancelled_and_the_s
     assert status == 202 and started["state"] in ("running", "ended"), started
     assert _call(lab, f"jobs/{started['job_id']}/cancel", {})[0] == 202
     view = _until_ended(lab, started["job_id"])
-    assert view["result"] and view["result"]["status"] in ("cancelled", "ok"), view  # ok only if it had ended already
+    assert view["result"] and view["result"]["status"] in ("cancelled", "ok"), (
+        view
+    )  # ok only if it had ended already
     assert get_run(started["run_id"], ws).status == view["result"]["status"]
 
     # Followed to its end: the deployment serves, and the service announced it started and ready.
