@@ -191,3 +191,63 @@ def test_a_core_job_returns_at_once_and_can_be_cancelled(backend: Backend, tmp_p
     }
     with pytest.raises(Exception, match="not an action that runs as a job"):
         app.start("deploy_delete", name="x").wait(WAIT_S)
+
+
+def _deployment_states(ws: Workspace, name: str, after: int) -> list[str]:
+    return [
+        str(c.payload["state"])
+        for c in events_feed.since(ws, after)
+        if c.kind == "deployment" and c.subject == name
+    ]
+
+
+def test_the_service_publishes_a_replaced_kernel_and_a_failed_start(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """From inside the inference service: a kernel that dies in a task is replaced (said once), a
+    kernel whose start fails fails the deployment; IDLE and BUSY are never published."""
+    from helpers import ECHO_KERNEL, ask, deploy_started, make_folder, wait_status
+
+    from mlops_widgets.backends.local.inference import LocalInference
+
+    inf = LocalInference(workspace)
+    before = events_feed.last_seq(workspace)
+    deploy_started(inf, make_folder(tmp_path), kernel_min=1, kernel_max=1)
+    assert _deployment_states(workspace, "dep", before) == ["started", "ready"]
+    ask(inf, do="echo")  # serving: no state change published
+    with pytest.raises(Exception):  # noqa: B017 - the kernel dies under the request
+        ask(inf, do="die")
+    wait_for(
+        lambda: "kernel_replaced" in _deployment_states(workspace, "dep", before), WAIT_S, "kernel_replaced"
+    )
+    wait_status(inf, "dep", "IDLE")
+    assert _deployment_states(workspace, "dep", before) == ["started", "ready", "kernel_replaced"]
+
+    broken = ECHO_KERNEL.replace('print("kernel started", self.instance)', 'raise RuntimeError("no model")')
+    before = events_feed.last_seq(workspace)
+    inf.deploy("bad", make_folder(tmp_path, broken, name="bad"))
+    inf.start("bad")
+    wait_for(lambda: "failed" in _deployment_states(workspace, "bad", before), WAIT_S, "failed")
+    assert _deployment_states(workspace, "bad", before) == ["started", "failed"]
+
+
+def test_a_profile_change_is_validated_recorded_and_kept_in_the_entry(
+    backend: Backend, example_paths: Any
+) -> None:
+    from mlops_widgets.errors import MlopsError
+    from mlops_widgets.ops import space
+
+    app = App(backend.workspace, backend)
+    key = stage(backend, example_paths)
+    space.update_entry(backend, key, lambda e: e["wmla_deployment"].update(deployment_name="p1"))
+    with pytest.raises(MlopsError, match="kernel_min"):
+        app.profile_change("p1", {"kernel_min": "many"})
+    rc = space.get_entry(backend, model_asset_id=key)[1]["wmla_deployment"]["resource_configs"]
+    assert rc["kernel_min"] == 1  # nothing half-written
+    out = app.profile_change("p1", {"kernel_min": 2, "kernel_max": 2})
+    assert out == {"model_asset_id": key, "profile": None}  # not deployed: the entry keeps it
+    rc = space.get_entry(backend, model_asset_id=key)[1]["wmla_deployment"]["resource_configs"]
+    assert (rc["kernel_min"], rc["kernel_max"]) == (2, 2)
+    (recorded,) = [r for r in list_runs(backend.workspace) if r.template == "deploy.profile"]
+    rec = get_run(recorded.run_id, backend.workspace)
+    assert rec.status == "ok" and rec.parameters["resource_configs"] == {"kernel_min": 2, "kernel_max": 2}
