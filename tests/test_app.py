@@ -58,11 +58,11 @@ def _delete_through_the_panel(backend: Backend, cli: Any) -> None:
     d.refresh()
     d.target.value = "demo"
     d.delete.button.click()  # asks first, naming the monitors and the schedule that stops
-    question = d.confirm.question.value
-    assert f"its monitors ({GEN}, {SEG}) stay" in question
-    assert f"their schedules stop ({GEN} every 1h, enabled)" in question
-    assert f"its entry {ASSET} is kept, cleared" in question
-    d.confirm.yes.click()
+    question = d.confirm.question
+    assert f"Its monitors ({GEN}, {SEG}) stay" in question
+    assert f"Their schedules stop ({GEN} every 1h, enabled)" in question
+    assert f"Its entry {ASSET} is kept, cleared" in question
+    d.confirm.answer(True)
     assert panel.wait(WAIT_S) and panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
 
 
@@ -105,7 +105,7 @@ def test_the_delete_plan_names_what_goes_with_it(monitored: Backend) -> None:
     plan = app.deployment_delete_plan("demo")
     assert (plan.deployed, plan.model_asset_id, sorted(plan.monitors)) == (False, ASSET, [GEN, SEG])
     assert plan.schedules == [f"{GEN} every 1h, enabled"]
-    gone = plan.describe(remove_monitor=True, remove_config=True)
+    gone = "; ".join(plan.effects(remove_monitor=True, remove_config=True))
     assert "are deleted" in gone and f"its entry {ASSET} is removed" in gone and "schedules stop" not in gone
     result = app.deploy_delete("demo", remove_monitor=True, remove_config=True)
     assert result.unscheduled == [] and len(result.deleted_subscription_ids) == 1

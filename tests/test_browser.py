@@ -137,8 +137,8 @@ def _drive(page, lab, tmp_path: Path) -> None:
     panel.screenshot(path=str(tmp_path / "panel.png"))
 
     page.locator(".mlops-tabs .lm-TabBar-tab", has_text="Runs").click()
-    pick = page.locator(".mlops-runs-pick select")
-    expect(pick.locator("option").first).to_contain_text("A_MLOps_Pipeline")
+    pick = page.locator(".mlops-runs-pick")
+    expect(pick.locator("tr.mlops-grid-row").first).to_contain_text("A_MLOps_Pipeline")
     details = page.locator(".mlops-run-details")
     expect(details).to_contain_text(asset_id.inner_text())
     link = details.locator("a.mlops-open-link[data-run]")

@@ -144,10 +144,9 @@ def test_no_payload_runs_or_becomes_an_element_anywhere(xss_lab, tmp_path):
             if title == "Monitor":
                 expect(tab).to_contain_text(PAYLOAD, timeout=30_000)  # the provider's name
             if title == "Runs":
-                pick = tab.locator(".mlops-runs-pick select")
-                option = pick.locator("option", has_text=xss_lab["failed"].short_id)
-                expect(option).to_have_count(1, timeout=30_000)
-                pick.select_option(value=option.get_attribute("value"))
+                row = tab.locator(f".mlops-runs-pick tr[data-id='{xss_lab['failed'].run_id}']")
+                expect(row).to_have_count(1, timeout=30_000)
+                row.click()
                 details = tab.locator(".mlops-run-details")
                 expect(details).to_contain_text("ValueError", timeout=30_000)
                 expect(details).to_contain_text(PAYLOADS[1])

@@ -21,6 +21,7 @@ from mlops_widgets.runner import get_run, list_runs
 from mlops_widgets.widgets import MLOpsPanel
 from mlops_widgets.widgets._lab import LabServer, find_server, lab_url, open_link
 from mlops_widgets.widgets._svg import history_svg
+from mlops_widgets.widgets._table import Table
 from mlops_widgets.widgets.prepare import RESOURCES
 from mlops_widgets.widgets.status import status_html
 
@@ -141,11 +142,11 @@ def test_monitors_are_added_from_known_definitions_with_default_thresholds(panel
     assert "segmentation_metrics_v22" in txt(pr.general)  # a warning: it may exist on the server
 
     form.remove.click()  # asks first; Cancel keeps it
-    assert pr.confirm.asking and "Remove monitor generic_metrics" in txt(pr.confirm.question)
-    pr.confirm.no.click()
+    assert pr.confirm.asking and "Remove monitor generic_metrics?" in pr.confirm.question
+    pr.confirm.answer(False)
     assert not pr.confirm.asking and "generic_metrics" in pr.monitors
     form.remove.click()
-    pr.confirm.yes.click()
+    pr.confirm.answer(True)
     assert list(pr.monitors) == ["segmentation_metrics_v22"]
     assert len(pr.monitor_box.children) == 1
 
@@ -246,8 +247,14 @@ def test_stage_runs_the_template_in_the_background_and_refreshes_runs(panel, exa
     assert runs.loaded and len(runs.runs) == 1
     (run,) = runs.runs
     assert run.template == "A_MLOps_Pipeline" and run.status == "ok"
-    assert [v for _, v in runs.pick.options] == [run.run_id]  # one list of runs
-    assert "A_MLOps_Pipeline" in runs.pick.options[0][0] and run.short_id in runs.pick.options[0][0]
+    assert runs.pick.options == (run.run_id,) and runs.pick.value == run.run_id  # one table of runs
+    row = runs.pick.row(run.run_id)
+    assert (row["template"], row["status"], row["trigger"], row["run"]) == (
+        "A_MLOps_Pipeline",
+        "ok",
+        "run",
+        run.short_id,
+    )
     assert asset_id in runs.details.value
     # The run's id is shown short and links to its executed notebook (the extension opens it).
     assert f"data-run='{run.run_id}'" in runs.details.value and f">{run.short_id}</a>" in runs.details.value
@@ -262,13 +269,14 @@ def test_stage_runs_the_template_in_the_background_and_refreshes_runs(panel, exa
 
     # Re-run: a new run linked to the first, picked in the list once it ended.
     runs.rerun.button.click()
-    assert runs.confirm.asking and "Re-run A_MLOps_Pipeline" in txt(runs.confirm.question)
-    runs.confirm.yes.click()
+    assert runs.confirm.asking and "Re-run A_MLOps_Pipeline?" in runs.confirm.question
+    runs.confirm.answer(True)
     assert panel.wait(WAIT_S)
     assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
     assert len(runs.runs) == 2
     newest = get_run(runs.pick.value, panel.ctx.workspace)
     assert newest.rerun_of == run.run_id and newest.ok
+    assert runs.pick.row(newest.run_id)["trigger"] == "re-run"
 
     runs.status.value = "failed"
     assert runs.runs == [] and "no runs match" in txt(runs.note)
@@ -490,7 +498,7 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert txt(d.general) == "" and d.name.value == ""
     assert not txt(d.errors.label("wmla_deployment.deployment_name"))
     assert "already deployed" not in txt(d.deploy.reason)
-    assert d.target.value == "demo-1" and "IDLE" in txt(d.status)
+    assert d.target.value == "demo-1" and d.target.row("demo-1")["status"] == "IDLE"
     assert panel.ctx.deployment == "demo-1"  # the one just made, for every tab
     assert space.list_entries(backend)[asset_id]["wmla_deployment"]["deployment_name"] == "demo-1"
     run = get_run(panel.runs.runs[0].run_id, served)
@@ -517,7 +525,7 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     panel.runs.secrets["CPD_API_KEY"].value = "s3cr3t-value"
     panel.runs.ask_rerun()
     assert panel.runs.confirm.asking
-    panel.runs.confirm.yes.click()
+    panel.runs.confirm.answer(True)
     assert panel.wait(WAIT_S)
     shown = panel.ctx.tasks.last_error
     assert "already deployed as 'demo-1' and running" in shown, shown
@@ -527,7 +535,7 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert d.start.disabled and "it is running" in txt(d.start.reason) and not d.stop.disabled
     d.stop.button.click()
     assert panel.wait(WAIT_S) and "demo-1 stopped" in txt(d.message)
-    assert "STOPPED" in txt(d.status)
+    assert (d.target.row("demo-1")["state"], d.target.row("demo-1")["status"]) == ("stopped", "STOPPED")
     assert d.stop.disabled and "it is not running" in txt(d.stop.reason) and not d.start.disabled
     # A stopped deployment answers nothing: Send says to start it.
     assert tools.send.disabled and "demo-1 is stopped: press Start above first" in txt(tools.send.reason)
@@ -599,14 +607,14 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert_panel_words(panel)
     d.remove_monitor.value = True
     d.delete.button.click()  # asks first, saying what goes with it
-    question = txt(d.confirm.question)  # what the delete touches, by name
+    question = d.confirm.question  # what the delete touches, by name
     assert "Delete deployment demo-1" in question and "are deleted" in question
-    assert "its monitors (generic_metrics, segmentation_metrics)" in question
-    assert f"its entry {asset_id} is kept, cleared" in question
+    assert "Its monitors (generic_metrics, segmentation_metrics)" in question
+    assert f"Its entry {asset_id} is kept, cleared" in question
     assert not panel.ctx.tasks.busy and "demo-1" in [x["name"] for x in d.deployments]
-    d.confirm.yes.click()
+    d.confirm.answer(True)
     assert panel.wait(WAIT_S) and "demo-1 deleted" in txt(d.message)
-    assert "no deployments yet" in txt(d.status)
+    assert d.target.rows == [] and d.target.value is None
     entry = space.list_entries(backend)[asset_id]
     assert entry["wmla_deployment"]["deployment_name"] is None
     assert entry["openscale_subscription_id"] is None
@@ -739,6 +747,8 @@ def shown_texts(widget, skip=()) -> list[str]:
         out += [str(o[0] if isinstance(o, tuple) else o) for o in widget.options]
     if isinstance(widget, w.Accordion | w.Tab):
         out += [str(t) for t in widget.titles]
+    if isinstance(widget, Table):  # its headers and words; its rows are the user's data
+        out += [str(c["label"]) for c in widget.columns] + [widget.label, widget.empty]
     for child in getattr(widget, "children", ()):
         out += shown_texts(child, skip)
     return out
@@ -747,7 +757,8 @@ def shown_texts(widget, skip=()) -> list[str]:
 def assert_panel_words(panel) -> None:
     """No message the panel shows names a config key, a CLI flag or an `mlops` command."""
     keys = _config_keys()
-    for text in shown_texts(panel, skip=(panel.runs.details,)):
+    asked = [tab.confirm.question for tab in (panel.prepare, panel.deploy, panel.runs)]  # open dialogs
+    for text in shown_texts(panel, skip=(panel.runs.details,)) + asked:
         found = [k for k in keys if re.search(rf"(?<![\w/.-]){k}(?![\w/-])", text)]
         assert not found, (found, text)
         assert not re.search(r"(^|\s)--[a-z]", text) and "mlops " not in text, text

@@ -14,6 +14,7 @@ import { MLOpsPanelWidget } from './panel';
 import { RunContent, runWidget } from './runview';
 import { MLOpsSidebar } from './sidebar';
 import { RunInTrailButton } from './toolbar';
+import { widgetsPlugin } from './widgets';
 
 export const CommandIDs = {
   openPanel: 'mlops:open-panel',
@@ -149,4 +150,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, widgetsPlugin];

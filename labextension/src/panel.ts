@@ -14,6 +14,7 @@ import { KernelWidgetManager, WidgetRenderer, output } from '@jupyter-widgets/ju
 import { JUPYTER_CONTROLS_VERSION } from '@jupyter-widgets/controls/lib/version';
 
 import { IInfo, requestAPI } from './api';
+import { widgetModule } from './widgets';
 
 const WIDGET_VIEW_MIMETYPE = 'application/vnd.jupyter.widget-view+json';
 /** A panel step that takes longer than this is also announced as a notification when it ends. */
@@ -29,7 +30,7 @@ export function panelCode(info: IInfo): string {
   ].join('\n');
 }
 
-/** The core widget modules, registered as jupyterlab-manager registers them for notebooks. */
+/** The core widget modules, registered as jupyterlab-manager registers them for notebooks, and ours. */
 function registerCoreWidgets(manager: KernelWidgetManager): void {
   manager.register({
     name: '@jupyter-widgets/base',
@@ -56,6 +57,7 @@ function registerCoreWidgets(manager: KernelWidgetManager): void {
     version: output.OUTPUT_WIDGET_VERSION,
     exports: { OutputModel: output.OutputModel, OutputView: output.OutputView } as any
   });
+  manager.register(widgetModule); // the panel's table and dialog
 }
 
 export class MLOpsPanelWidget extends Panel {

@@ -18,8 +18,9 @@ class DeletionPlan:
     monitors: list[str]
     schedules: list[str]
 
-    def describe(self, *, remove_monitor: bool, remove_config: bool) -> str:
-        """The confirmation's sentence: what goes, what stays, which schedules stop."""
+    def effects(self, *, remove_monitor: bool, remove_config: bool) -> list[str]:
+        """What goes, what stays, which schedules stop (the confirmation's lines): the deletion
+        first, then one line each."""
         parts = [f"Delete deployment {self.deployment_name}" + ("" if self.deployed else " (not deployed)")]
         if self.monitors:
             mons = ", ".join(self.monitors)
@@ -30,7 +31,7 @@ class DeletionPlan:
             parts.append(
                 f"its entry {self.model_asset_id} is {'removed' if remove_config else 'kept, cleared'}"
             )
-        return "; ".join(parts) + ". This cannot be undone."
+        return parts
 
 
 @dataclass(frozen=True)

@@ -130,43 +130,6 @@ class Action:
         return bool(self.button.disabled)
 
 
-class Confirm:
-    """A question asked in place before a step that cannot be undone (delete a deployment,
-    remove a monitor): the step runs only on the confirming button; Cancel runs nothing."""
-
-    def __init__(self, css: str) -> None:
-        self.question = w.HTML()
-        self.yes = w.Button(description="Yes", button_style="danger", layout=fit())
-        self.yes.add_class(f"{css}-yes")
-        self.no = w.Button(description="Cancel", layout=fit())
-        self.no.add_class(f"{css}-no")
-        self.widget = w.HBox([self.question, self.yes, self.no], layout=w.Layout(display="none"))
-        self.widget.add_class(css)
-        self._then: Callable[[], None] | None = None
-        self.yes.on_click(lambda _: self._answer(True))
-        self.no.on_click(lambda _: self._answer(False))
-
-    @property
-    def asking(self) -> bool:
-        return self.widget.layout.display != "none"
-
-    def ask(self, question: str, yes: str, then: Callable[[], None]) -> None:
-        self.question.value = f"<b>{html.escape(question)}</b>"
-        self.yes.description = yes
-        self._then = then
-        self.widget.layout.display = ""
-
-    def _answer(self, confirmed: bool) -> None:
-        then, self._then = self._then, None
-        self.widget.layout.display = "none"
-        if confirmed and then is not None:
-            token = ORIGIN.set(self.widget)  # the step shows beside the question it answers
-            try:
-                then()
-            finally:
-                ORIGIN.reset(token)
-
-
 # One segment of a config problem's path: `name`, `[3]` or `["odd key"]` (config.problems).
 _SEGMENT = re.compile(r'\[\d+\]|\["(?:[^"\\]|\\.)*"\]|[^.\[]+')
 

@@ -7,16 +7,15 @@ they reach the kernel through its environment, never a notebook, a record or the
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import ipywidgets as w
 
 from mlops_widgets.config.problems import Problem
 from mlops_widgets.widgets._context import PanelContext
+from mlops_widgets.widgets._dialog import ConfirmDialog
 from mlops_widgets.widgets._forms import (
     Action,
-    Confirm,
     FieldErrors,
     error_html,
     ok_html,
@@ -27,12 +26,31 @@ from mlops_widgets.widgets._forms import (
 )
 from mlops_widgets.widgets._hints import CONTROLS
 from mlops_widgets.widgets._style import LABEL, fit, grow, name_only
+from mlops_widgets.widgets._table import Table, column
 from mlops_widgets.widgets._task import deployment_key, entry_key, error_text
 from mlops_widgets.widgets.deploy_tools import DeploymentTools
 
 DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
 STYLE = LABEL
 NAME_PATH = "wmla_deployment.deployment_name"
+# Colours of a deployment's state and its service's status in the table.
+STATE_TONES = {"started": "ok", "stopped": "warn", "deploying": "warn", "absent": "error"}
+STATUS_TONES = {
+    "IDLE": "ok",
+    "BUSY": "ok",
+    "STOPPED": "warn",
+    "FAILED": "error",
+    "NOT DEPLOYED": "error",
+    "SERVICE_DOWN": "error",
+}
+COLUMNS = [
+    column("name", "Name"),
+    column("state", "State", tones=STATE_TONES),
+    column("status", "Status", tones=STATUS_TONES),
+    column("workers", "Workers", optional=True),
+    column("url", "Address"),
+]
+PROBLEM = column("problem", "Problem")
 
 
 class CustomArg:
@@ -129,8 +147,10 @@ class DeployTab:
         for widget in (self.asset, self.name, self.kernel):
             widget.observe(lambda _: self.validate(), "value")
 
-        self.target = w.Dropdown(description="Deployment", options=[], style=STYLE, layout=grow())
+        # The deployments, one picked: what Start, Stop, Delete and the tools below act on.
+        self.target = Table(COLUMNS, label="Deployments", empty="no deployments yet", sort_by="name")
         self.target.add_class("mlops-deploy-target")
+        self.target.add_class("mlops-deployments")
         self.target.observe(lambda _: self.update_actions(), "value")
         ctx.share_selection(self.target)
         self.start = Action("Start", icon="play", css="mlops-start")
@@ -140,13 +160,11 @@ class DeployTab:
         self.remove_config = w.Checkbox(description="also remove its entry", indent=False)
         self.start.on_click(lambda: self._life("start"))
         self.stop.on_click(lambda: self._life("stop"))
-        self.confirm = Confirm("mlops-confirm-delete")
+        self.confirm = ConfirmDialog()
         self.tools = DeploymentTools(ctx, self.target, self.state)
         self.delete.on_click(self._ask_delete)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
-        self.status = w.HTML(layout=w.Layout(width="auto", min_width="0", align_self="stretch"))
-        self.status.add_class("mlops-deploy-status")
         self.message = w.HTML()
         self.message.add_class("mlops-deploy-message")
 
@@ -166,12 +184,10 @@ class DeployTab:
                 self.deploy.widget,
                 self.result,
                 section("Deployments"),
-                w.HBox([self.target, self.refresh_button]),
-                w.HBox([self.start.widget, self.stop.widget]),
+                self.target,
+                w.HBox([self.start.widget, self.stop.widget, self.refresh_button]),
                 w.HBox([self.delete.widget, self.remove_monitor, self.remove_config]),
-                self.confirm.widget,
                 self.message,
-                self.status,
                 self.tools.widget,
             ]
         )
@@ -231,12 +247,13 @@ class DeployTab:
 
         try:
             self.deployments = ops_deploy.deploy_list(self.ctx.backend)
-            self.status.value = _deployments_html(self.deployments)
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.deployments = []
-            self.status.value = error_html([f"cannot list the deployments: {error_text(exc)}"])
-        names = [d["name"] for d in self.deployments]
-        set_options(self.target, names, self.ctx.deployment or self.target.value)
+            self.message.value = error_html([f"cannot list the deployments: {error_text(exc)}"])
+        # What went wrong with one, in a column of its own only when one has a problem.
+        problems = any(d.get("error") for d in self.deployments)
+        self.target.columns = [*COLUMNS, PROBLEM] if problems else COLUMNS
+        self.target.show([_row(d) for d in self.deployments], self.ctx.deployment or self.target.value)
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -372,10 +389,16 @@ class DeployTab:
         if not name:
             return
         plan = self.ctx.app.deployment_delete_plan(name)
-        question = plan.describe(
+        effects = plan.effects(
             remove_monitor=bool(self.remove_monitor.value), remove_config=bool(self.remove_config.value)
         )
-        self.confirm.ask(question, "Delete", lambda: self._life("delete"))
+        self.confirm.ask(
+            f"Delete deployment {name}?",
+            ("" if plan.deployed else f"{name} is not deployed. ") + "This cannot be undone.",
+            "Delete",
+            lambda: self._life("delete"),
+            items=[e[0].upper() + e[1:] for e in effects[1:]],
+        )
 
     def _life(self, action: str) -> None:
         name = self.target.value
@@ -403,33 +426,14 @@ class DeployTab:
         )
 
 
-def _deployments_html(deployments: list[dict[str, Any]]) -> str:
-    """Deployments with state, status, kernels and, for a broken one, what to do."""
-    if not deployments:
-        return "<span class='mlops-muted'>no deployments yet</span>"
-    good, bad = "mlops-ok", "mlops-error"
-    kinds = {"IDLE": good, "BUSY": good, "FAILED": bad, "NOT DEPLOYED": bad, "SERVICE_DOWN": bad}
-    rows = []
-    for d in deployments:
-        status = str(d.get("status") or "?")
-        kind = kinds.get(status.upper(), "mlops-muted")
-        error = f"<div class='{bad}'>{html.escape(str(d['error']))}</div>" if d.get("error") else ""
-        url = d.get("url")
-        where = f"<div class='mlops-muted mlops-url'>{html.escape(str(url))}</div>" if url else ""
-        rows.append(
-            f"<tr class='mlops-deployment' data-name='{html.escape(str(d.get('name')))}'>"
-            f"<td><code>{html.escape(str(d.get('name')))}</code></td>"
-            f"<td>{html.escape(str(d.get('state') or ''))}</td>"
-            f"<td class='{kind}'>{html.escape(status)}</td>"
-            f"<td>{html.escape(str(d.get('kernels', '')))}</td></tr>"
-            # the address and what went wrong below, across the row: the table stays narrow
-            + (
-                f"<tr class='mlops-deployment-detail'><td colspan=4>{where}{error}</td></tr>"
-                if where or error
-                else ""
-            )
-        )
-    return (
-        "<table class='mlops-table mlops-deployments'><tr><th>name</th><th>state</th>"
-        "<th>status</th><th title='inference workers running'>workers</th></tr>" + "".join(rows) + "</table>"
-    )
+def _row(d: dict[str, Any]) -> dict[str, Any]:
+    """A deployment as the table's row (its name is its id)."""
+    return {
+        "id": str(d["name"]),
+        "name": str(d["name"]),
+        "state": str(d.get("state") or ""),
+        "status": str(d.get("status") or "?"),
+        "workers": int(d.get("kernels") or 0),
+        "url": str(d.get("url") or ""),
+        "problem": str(d.get("error") or ""),
+    }

@@ -14,11 +14,11 @@ import ipywidgets as w
 
 from mlops_widgets.config.problems import Problem, join_path
 from mlops_widgets.widgets._context import PanelContext
+from mlops_widgets.widgets._dialog import ConfirmDialog
 from mlops_widgets.widgets._files import PathField, display_path
 from mlops_widgets.widgets._forms import (
     WARN,
     Action,
-    Confirm,
     FieldErrors,
     error_html,
     number_text,
@@ -161,7 +161,7 @@ class PrepareTab:
         self.add_monitor_action.on_click(lambda: self.add_monitor(self.monitor_pick.value.strip()))
         self.monitor_pick.observe(lambda _: self._monitor_pick_changed(), "value")
         self.monitor_message = w.HTML()
-        self.confirm = Confirm("mlops-confirm-remove")
+        self.confirm = ConfirmDialog()
         self.monitors: dict[str, MonitorForm] = {}
         # One fold per monitor (MonitorForm.section): an 18-metric grid would push Stage off screen.
         self.monitor_box = w.VBox()
@@ -197,7 +197,6 @@ class PrepareTab:
                 section("Monitors"),
                 w.HBox([self.monitor_pick, self.add_monitor_action.widget]),
                 self.monitor_message,
-                self.confirm.widget,
                 self.errors.label(PROVIDERS),
                 self.monitor_box,
                 section("Stage"),

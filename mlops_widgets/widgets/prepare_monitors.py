@@ -86,7 +86,8 @@ class MonitorForm:
         self.remove.add_class("mlops-remove-monitor")
         self.remove.on_click(
             lambda _: tab.confirm.ask(
-                f"Remove monitor {self.id} and its thresholds from the entry?",
+                f"Remove monitor {self.id}?",
+                f"Monitor {self.id} and its thresholds are removed from this form.",
                 "Remove",
                 lambda: tab.remove_monitor(self.id),
             )

@@ -16,14 +16,33 @@ import ipywidgets as w
 
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.widgets._context import PanelContext
-from mlops_widgets.widgets._forms import Action, Confirm, error_html, ok_html
+from mlops_widgets.widgets._dialog import ConfirmDialog
+from mlops_widgets.widgets._forms import Action, error_html, ok_html
 from mlops_widgets.widgets._lab import open_link
-from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, fit, grow, local_time, name_only, span
+from mlops_widgets.widgets._style import LABEL, SHORT_LABEL, fit, grow, local_time, span
+from mlops_widgets.widgets._table import Table, column
 from mlops_widgets.widgets._task import error_text
 
 ALL = "(all)"
 STATUS_CLASSES = {"ok": "mlops-ok", "failed": "mlops-error", "cancelled": "mlops-cancelled"}
+# A run's status as a badge colour in the table.
+STATUS_TONES = {
+    "ok": "ok",
+    "failed": "error",
+    "cancelled": "warn",
+    "interrupted": "warn",
+    "running": "neutral",
+}
 LIMIT = 200
+PAGE_SIZE = 10
+COLUMNS = [
+    column("time", "Started", sort="started_at"),
+    column("template", "Template"),
+    column("status", "Status", tones=STATUS_TONES),
+    column("trigger", "Trigger", optional=True),
+    column("deployment", "Deployment"),
+    column("run", "Run", optional=True),
+]
 STYLE = LABEL
 
 
@@ -65,17 +84,18 @@ class RunsTab:
 
         self.note = w.HTML()
         self.note.add_class("mlops-runs-note")
-        # The one list of runs: pick one to see its record, re-run it or clone it.
-        self.pick = w.Select(rows=8, layout=grow(16, 60))
+        # The one list of runs, newest first: pick one to see its record, re-run it or clone it.
+        self.pick = Table(
+            COLUMNS, label="Runs", empty="no runs", page_size=PAGE_SIZE, sort_by="time", ascending=False
+        )
         self.pick.add_class("mlops-runs-pick")
-        name_only(self.pick, "Runs")
         self.pick.observe(lambda _: self._show_run(), "value")
         self.details = w.HTML()
         self.details.add_class("mlops-run-details")
 
         self.rerun = Action("Re-run", icon="redo", css="mlops-rerun")
         self.rerun.on_click(self.ask_rerun)
-        self.confirm = Confirm("mlops-confirm-rerun")
+        self.confirm = ConfirmDialog()
         self.secrets_box = w.VBox()
         self.secrets: dict[str, w.Password] = {}
         self.clone_dest = w.Text(
@@ -97,7 +117,6 @@ class RunsTab:
                 self.details,
                 self.secrets_box,
                 self.rerun.widget,
-                self.confirm.widget,
                 w.HBox([self.clone_dest, self.clone.widget]),
                 self.message,
             ]
@@ -128,10 +147,10 @@ class RunsTab:
             self.note.value = self._note_html()
         current = self._want or self.pick.value
         self._want = None
-        self.pick.options = [(self._label(r), r.run_id) for r in self.runs]
-        ids = {r.run_id for r in self.runs}
-        self.pick.value = current if current in ids else (self.runs[0].run_id if self.runs else None)
-        self._show_run()
+        before = self.pick.value
+        self.pick.show([self._row(r) for r in self.runs], current)
+        if self.pick.value == before:
+            self._show_run()  # the same run picked: its record may have changed
 
     def _since(self) -> str | None:
         """The Since filter as the runner takes it (local midnight of that day, in UTC)."""
@@ -155,10 +174,19 @@ class RunsTab:
         self.template.options = [ALL, *names]
 
     @staticmethod
-    def _label(run: Any) -> str:
-        who = f" · {run.deployment_name}" if run.deployment_name else ""
-        what = f"event {run.template}" if run.kind == "event" else run.template
-        return f"{local_time(run.started_at)} {run.status} · {what}{who} · {run.short_id}"
+    def _row(run: Any) -> dict[str, Any]:
+        """A run as the table's row: its time as the panel writes times, sorted on the stamp."""
+        trigger = "event" if run.kind == "event" else ("re-run" if run.rerun_of else "run")
+        return {
+            "id": run.run_id,
+            "time": local_time(run.started_at),
+            "started_at": run.started_at,
+            "template": run.template,
+            "status": run.status,
+            "trigger": trigger,
+            "deployment": run.deployment_name or "",
+            "run": run.short_id,
+        }
 
     def _note_html(self) -> str:
         if not self.runs:
@@ -241,7 +269,9 @@ class RunsTab:
         record = self.record
         who = f" for {record.deployment_name}" if record.deployment_name else ""
         self.confirm.ask(
-            f"Re-run {record.template}{who} with the parameters of run {record.short_id}?",
+            f"Re-run {record.template}?",
+            f"Run {record.template}{who} again with the parameters of run {record.short_id}: "
+            "what it changed (a space, a deployment) is changed again.",
             "Re-run",
             self.start_rerun,
         )
