@@ -50,9 +50,13 @@ def test_demo_runs_end_to_end_and_again(cli, demo_ws):
     second = cli("demo", "--workspace", ws.root)
     _check_demo_output(second, ws)
     assert "removed the previous demo deployment" in second.stderr
-    runs = list_runs(ws)
+    records = list_runs(ws)
+    runs = [r for r in records if r.kind == "template"]
     assert len(runs) == 2 * len(DEMO_TEMPLATES)
-    assert {r.status for r in runs} == {"ok"}
+    assert {r.status for r in records} == {"ok"}
+    # Its other steps went through the core as the commands' do: in the audit trail as events.
+    events = [r.template for r in reversed(records) if r.kind == "event"]
+    assert events == ["deploy.stop", "deploy.delete", "deploy.stop"]
     # The demo's monitors keep being evaluated on their schedules after it ends: its service
     # runs on, supervised, with every kernel of the stopped deployment gone.
     assert service_info(ws) is not None

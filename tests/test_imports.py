@@ -181,13 +181,15 @@ THROUGH_THE_CORE: dict[str, set[str]] = {
     "mlops_widgets.cli.deploy": {"create", "start", "stop", "delete", "infer"},
     "mlops_widgets.cli.monitor": {"create", "run", "delete", "register", "publish"},
     "mlops_widgets.cli.prepare": {"stage", "_on_clash"},
-    "mlops_widgets.cli.train": {"submit", "stop"},
-    "mlops_widgets.widgets.deploy": {"_ask_delete", "_life"},
+    "mlops_widgets.cli.train": {"submit", "stop", "train_example"},
+    "mlops_widgets.widgets.deploy": {"_ask_delete", "_life", "start_deploy"},
     "mlops_widgets.widgets.deploy_tools": {"send_request"},
     "mlops_widgets.widgets.entry_edit": {"do_update"},
+    "mlops_widgets.widgets.monitor": {"start_create", "start_evaluate"},
     "mlops_widgets.widgets.monitor_schedule": {"_change"},
+    "mlops_widgets.widgets.prepare": {"start_stage"},
     "mlops_widgets.widgets.status": {"_acknowledge"},
-    "mlops_widgets.widgets.train": {"do_stop"},
+    "mlops_widgets.widgets.train": {"do_stop", "do_submit", "do_stage"},
 }
 CORE_AND_ERRORS = {"app", "errors"}
 
@@ -250,3 +252,89 @@ def test_the_core_rule_can_fail():
     functions = {f.name: f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)}
     assert _outside_the_core(module, functions["add"], top) == ["mlops_widgets.ops.space"]
     assert _outside_the_core(module, functions["stop"], top) == ["mlops_widgets.runner.events"]
+
+
+# What the core's named actions do below it (module -> functions): the panel, the server
+# extension and the demo reach them only through the core, anywhere in their modules, and never
+# run a named action's template themselves (`App.run` of A2 would skip deploy_create's checks).
+CORE_ONLY: dict[str, set[str]] = {
+    "mlops_widgets.runner": {"run_template", "rerun"},
+    "mlops_widgets.ops.alerts": {"acknowledge"},
+    "mlops_widgets.ops.channels": {"add_channel"},
+    "mlops_widgets.ops.deploy": {"deploy_delete", "start", "stop", "infer", "keep_resource_configs"},
+    "mlops_widgets.ops.monitor": {"monitor_delete", "monitor_register"},
+    "mlops_widgets.ops.notify": {"dispatch", "resend", "remove_channel"},
+    "mlops_widgets.ops.publish": {"publish"},
+    "mlops_widgets.ops.schedule": {"set_schedule", "unschedule"},
+    "mlops_widgets.ops.space": {"add_entries", "delete_entry", "update_entry", "check_stage"},
+    "mlops_widgets.ops.train": {"fetch_output", "stop", "split_job_env"},
+}
+
+
+def _core_only_uses(name: str, source: str, templates: set[str]) -> list[str]:
+    """Where module `name` reaches a CORE_ONLY function (imported anywhere in it, or used as
+    an attribute of a module it imports) or names a named action's template."""
+    tree = ast.parse(source)
+    package = name if MODULES.get(name, Path()).name == "__init__.py" else name.rpartition(".")[0]
+    bound: dict[str, str] = {}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = _bindings(ast.Module(body=[node], type_ignores=[]), package)
+            bound.update(names)
+            if isinstance(node, ast.ImportFrom):
+                found += [
+                    f"{name}:{node.lineno} imports {names[a.asname or a.name]}.{a.name}"
+                    for a in node.names
+                    if a.name in CORE_ONLY.get(names[a.asname or a.name], ())
+                ]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            target = bound.get(node.value.id, "")
+            if node.attr in CORE_ONLY.get(target, ()):
+                found.append(f"{name}:{node.lineno} uses {target}.{node.attr}")
+        elif isinstance(node, ast.Constant) and node.value in templates:
+            found.append(f"{name}:{node.lineno} runs template {node.value} itself")
+    return found
+
+
+def _named_templates() -> set[str]:
+    from mlops_widgets.app import deployments, entries, monitoring, training
+
+    return {
+        entries.STAGE_TEMPLATE,
+        entries.MONITOR_TEMPLATE,
+        deployments.DEPLOY_TEMPLATE,
+        monitoring.EVALUATE_TEMPLATE,
+        training.TRAIN_TEMPLATE,
+    }
+
+
+def test_front_ends_reach_the_named_actions_only_through_the_core():
+    templates = _named_templates()
+    wrong = [
+        problem
+        for name, path in sorted(MODULES.items())
+        if layer(name) in ("widgets", "server") or name == "mlops_widgets.cli.demo"
+        for problem in _core_only_uses(name, path.read_text(encoding="utf-8"), templates)
+    ]
+    assert not wrong, "named actions done beside the application core:\n" + "\n".join(wrong)
+
+
+def test_the_named_actions_rule_can_fail():
+    source = (
+        "from mlops_widgets.ops import notify\n"
+        "from mlops_widgets.runner import run_template as rt\n"
+        "def go(ctx):\n"
+        "    from mlops_widgets.ops import train\n"
+        "    train.fetch_output(ctx)\n"
+        "    notify.dispatch(ctx.workspace)\n"
+        "    ctx.run_template('A5_Monitor_Evaluation', {})\n"
+    )
+    found = _core_only_uses("mlops_widgets.widgets.monitor", source, _named_templates())
+    assert found == [
+        "mlops_widgets.widgets.monitor:2 imports mlops_widgets.runner.run_template",
+        "mlops_widgets.widgets.monitor:5 uses mlops_widgets.ops.train.fetch_output",
+        "mlops_widgets.widgets.monitor:6 uses mlops_widgets.ops.notify.dispatch",
+        "mlops_widgets.widgets.monitor:7 runs template A5_Monitor_Evaluation itself",
+    ]

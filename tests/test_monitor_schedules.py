@@ -256,6 +256,45 @@ def test_a_violation_reaches_the_webhook_once_per_episode(
             assert b"hush-hush" not in path.read_bytes(), path
 
 
+def test_an_evaluate_from_the_panel_notifies_as_the_clis_does(
+    ready: Backend, cli, hook: tuple[int, Hook]
+) -> None:
+    """The panel's Evaluate goes through the core's evaluate, as `monitor run` does: a new
+    alert reaches the notification channels at once, in the same message."""
+    from mlops_widgets.widgets import MLOpsPanel
+
+    port, state = hook
+    assert cli("monitor", "notify", "--webhook", f"http://127.0.0.1:{port}/hook").exit_code == 0
+    panel = MLOpsPanel(workspace=ready.workspace, follow=False)
+    m = panel.monitor
+    m.refresh()
+    assert m.deployment.value == "demo"
+    m.which.value = GEN
+    assert not m.run_now.disabled, m.run_now.reason.value
+    m.run_now.button.click()  # 4 < 40 images: violated, a new episode
+    assert panel.wait(WAIT_S)
+    assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    assert "evaluated demo" in m.message.value
+    (from_panel,) = state.received  # delivered by the Evaluate itself: nothing else dispatched
+    evaluation = _evaluations(ready)[0]
+    assert from_panel["audit_run_id"] == evaluation.run_id and evaluation.parameters["triggered_by"] == "user"
+    assert from_panel["deployment_name"] == "demo" and from_panel["monitor_id"] == GEN
+    assert "num_images_recent_predicted" in from_panel["new_violations"]
+
+    _set_limit(ready, 1)
+    monitor.monitor_run(ready, "demo", GEN)  # back within its limit: the episode ends
+    _set_limit(ready, 40)
+    assert cli("monitor", "run", "--name", "demo", "--monitor", GEN).exit_code == 0  # a new one
+    assert len(state.received) == 2
+    from_cli = state.received[1]
+    assert from_cli["audit_run_id"] == _evaluations(ready)[0].run_id != from_panel["audit_run_id"]
+    assert set(from_cli) == set(from_panel)  # one message, whichever front end evaluated
+    assert [from_cli[k] for k in ("kind", "deployment_name", "monitor_id")] == [
+        from_panel[k] for k in ("kind", "deployment_name", "monitor_id")
+    ]
+    assert from_cli["new_violations"] == ["num_images_recent_predicted"]  # the others stayed violated
+
+
 def test_notify_rejects_bad_channels(cli, workspace) -> None:
     assert cli("monitor", "notify").exit_code == 1
     bad = cli("monitor", "notify", "--webhook", "ftp://host/x")

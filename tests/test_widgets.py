@@ -287,19 +287,18 @@ def test_stage_runs_the_template_in_the_background_and_refreshes_runs(panel, exa
     assert runs.runs == []
 
 
-def test_a_failed_stage_shows_why_inline_with_its_notebook(panel, example_paths):
+def test_a_refused_stage_says_why_in_the_panels_words(panel, example_paths):
     pr = fill_with_example(panel, example_paths)
     assert stage(panel)
-    pr.stage.button.click()  # the same names again, "refuse" chosen: the step fails
+    pr.stage.button.click()  # the same names again, "refuse" chosen: the core refuses the step
     assert panel.wait(WAIT_S)
     bar = panel.ctx.tasks
     assert "already has assets named" in bar.last_error
     assert "already has assets named" in txt(bar.message)  # in one place: the task bar
     assert "already has assets named" not in txt(pr.result)
-    assert [r.status for r in panel.runs.runs] == ["failed", "ok"]
-    failed = panel.runs.runs[0]
-    # The run by its short id, linked to its executed notebook; the fix names the panel's control.
-    assert f"data-run='{failed.run_id}'" in bar.message.value and f"run {failed.short_id}" in txt(bar.message)
+    # Refused before any upload, as the CLI's stage is (one core): nothing half-written, no run.
+    assert [r.status for r in panel.runs.runs] == ["ok"]
+    # The fix names the panel's control, not a CLI flag.
     assert "Same names" in txt(bar.message) and "--" not in txt(bar.message)
 
     pr.on_clash.value = "new"
@@ -321,6 +320,11 @@ def test_cancel_stops_the_run_and_records_it_cancelled(panel, example_paths, wor
     assert panel.wait(WAIT_S)
     assert "cancelled" in (bar.last_error or "")
     assert [r.status for r in list_runs(workspace)] == ["cancelled"]
+    # The run by its short id, linked to its executed notebook.
+    (cancelled,) = list_runs(workspace)
+    assert f"data-run='{cancelled.run_id}'" in bar.message.value and f"run {cancelled.short_id}" in txt(
+        bar.message
+    )
     # What the user asked for, not a failure: no error colour, no "failed".
     assert "Stage: cancelled" in txt(bar.message) and "failed" not in txt(bar.message)
     assert "mlops-error" not in bar.message.value and bar.progress.bar_style == "warning"

@@ -102,14 +102,15 @@ class DeploymentsMixin(AppBase):
         kernel_filename: str | None = None,
         general_dependencies: list[str] | None = None,
         custom_args: dict[str, str] | None = None,
+        secret_args: dict[str, str] | None = None,
         wait_timeout: float = 300.0,
         connection_timeout: int | None = None,
         progress: Any = None,
         cancel: threading.Event | None = None,
     ) -> RunRecord:
         """Deploy a staged model and wait until it serves (template A2_WMLA_Model_Deploy).
-        Custom args with a secret's name (KEY, TOKEN, PASSWORD...) go to the run as secrets,
-        never written anywhere; `connection_timeout` is kept in the entry's resource_configs so
+        Custom args with a secret's name (KEY, TOKEN, PASSWORD...) and `secret_args` (those the
+        user marked secret) go to the run as secrets, never written anywhere; `connection_timeout` is kept in the entry's resource_configs so
         later deploys use it too. Refused before the run when the name is taken or the entry is
         missing."""
         from mlops_widgets.config.model import CONNECTION_TIMEOUT_MAX
@@ -127,7 +128,7 @@ class DeploymentsMixin(AppBase):
                 f"got {connection_timeout!r}"
             )
         args = dict(custom_args or {})
-        secret = {k: v for k, v in args.items() if is_secret_name(k)}
+        secret = {**{k: v for k, v in args.items() if is_secret_name(k)}, **(secret_args or {})}
         plain = {k: v for k, v in args.items() if k not in secret}
         deploy.check_create(self.backend, name, model_asset_id)
         if connection_timeout is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -32,14 +33,21 @@ class TrainingMixin(AppBase):
         secrets: Mapping[str, str] | None = None,
         progress: Any = None,
         cancel: threading.Event | None = None,
+        cwd: str | os.PathLike[str] | None = None,
     ) -> RunRecord:
         """Build the submission folder and submit it as a training job (template
         A1_Submit_WMLA_Training; no parameters: the example training script). Job variables with a
-        secret's name go to the run as secrets (a None value: read from the environment)."""
+        secret's name go to the run as secrets (a None value: read from the environment). Relative
+        files and folders are read from `cwd` (default: this process's working folder)."""
         from mlops_widgets.ops.train import split_job_env
 
         given = dict(params or {})
         given["job_env"], secret = split_job_env(given.get("job_env") or {})
         return self.run(
-            TRAIN_TEMPLATE, given, secrets={**secret, **(secrets or {})}, progress=progress, cancel=cancel
+            TRAIN_TEMPLATE,
+            given,
+            secrets={**secret, **(secrets or {})},
+            progress=progress,
+            cancel=cancel,
+            cwd=cwd,
         )

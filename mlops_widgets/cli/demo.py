@@ -95,10 +95,10 @@ def deepliif_runtime() -> Path:
 def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -> None:
     """The demo's steps, while this demo holds the workspace (see `demo`)."""
     from mlops_widgets import examples
-    from mlops_widgets.cli._run import run_step
-    from mlops_widgets.cli.train import trained_example
+    from mlops_widgets.cli._run import run_step, with_progress
+    from mlops_widgets.cli.train import train_example
     from mlops_widgets.examples.synthetic import write_tiles
-    from mlops_widgets.ops import deploy, monitor_views, schedule
+    from mlops_widgets.ops import monitor_views, schedule
     from mlops_widgets.runner import list_runs
 
     backend = obj.backend()
@@ -127,11 +127,11 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     images, ground_truth = ws.dir("demo", "images"), ws.dir("demo", "ground_truth")
     write_tiles(images, ground_truth, count)
     backend.volumes.upload_folder(volume, ground_truth, settings["dir_gt"])
-    try:  # a previous demo's deployment, subscription and entry make way for this one
-        deploy.deploy_delete(backend, DEMO_DEPLOYMENT, remove_monitor=True, remove_config=True)
+    app = obj.app()  # each step through the core, validated and recorded as the commands' are
+    previous = app.deployment_delete_plan(DEMO_DEPLOYMENT)
+    if previous.deployed or previous.model_asset_id:  # its subscription and entry make way for this one
+        app.deploy_delete(DEMO_DEPLOYMENT, remove_monitor=True, remove_config=True)
         click.echo(f"removed the previous demo deployment {DEMO_DEPLOYMENT}", err=True)
-    except NotFoundError:
-        pass
 
     _step(
         2,
@@ -140,26 +140,20 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
         else "stage the example model and deployment folder (A_MLOps_Pipeline)"
         + (", trained first (A1_Submit_WMLA_Training)" if train_first else ""),
     )
-    with (
-        trained_example(obj, entry) if train_first else contextlib.nullcontext((examples.MODEL, entry)) as (
-            model,
-            entry,
+    if train_first:
+        job_id = train_example(obj)
+        staged = with_progress(
+            lambda bar: app.stage_from_job(job_id, dependency, entry, on_clash="overwrite", progress=bar)
         )
-    ):
-        staged = run_step(
-            obj,
-            "A_MLOps_Pipeline",
-            {
-                "path_model": "" if real_model else str(model),
-                "path_dependency": str(dependency),
-                "entry": entry,
-                "on_clash": "overwrite",
-            },
+    else:
+        model = None if real_model else examples.MODEL
+        staged = with_progress(
+            lambda bar: app.stage(model, dependency, entry, on_clash="overwrite", progress=bar)
         )
     asset_id = staged.results["model_asset_id"]
 
     _step(3, f"deploy it as {DEMO_DEPLOYMENT} (A2_WMLA_Model_Deploy)")
-    run_step(obj, "A2_WMLA_Model_Deploy", {"deployment_name": DEMO_DEPLOYMENT, "model_asset_id": asset_id})
+    with_progress(lambda bar: app.deploy_create(DEMO_DEPLOYMENT, asset_id, progress=bar))
 
     _step(4, "send every tile through the inference endpoint (A4_Batch_Scoring)")
     run_step(obj, "A4_Batch_Scoring", {"deployment_name": DEMO_DEPLOYMENT, "images_dir": str(images)})
@@ -171,7 +165,7 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
         6,
         f"attach both monitors, evaluated every {DEMO_SCHEDULE}, and evaluate them now (A3_OpenScale_Configuration)",
     )
-    run_step(obj, "A3_OpenScale_Configuration", {"deployment_name": DEMO_DEPLOYMENT, "evaluate": True})
+    with_progress(lambda bar: app.monitor_create(DEMO_DEPLOYMENT, evaluate=True, progress=bar))
 
     _step(7, "monitor status and schedules")
     _print_status(monitor_views.monitor_status(backend, DEMO_DEPLOYMENT))
@@ -183,9 +177,9 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     runs = all_runs[: len(all_runs) - runs_before]
     echo_table(
         ("RUN", "TEMPLATE", "STATUS", "EXECUTED NOTEBOOK"),
-        [(r.short_id, r.template, r.status, r.notebook) for r in reversed(runs)],
+        [(r.short_id, r.template, r.status, r.notebook or "-") for r in reversed(runs)],
     )
-    deploy.stop(backend, DEMO_DEPLOYMENT)
+    app.deploy_stop(DEMO_DEPLOYMENT)
     click.echo(
         f"\nmodel asset id {asset_id}; deployment {DEMO_DEPLOYMENT} stopped "
         f"(`mlops --workspace {ws.root} deploy start --name {DEMO_DEPLOYMENT}` serves it again)."

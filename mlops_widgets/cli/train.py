@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -166,17 +163,12 @@ def stop(obj: CliContext, job_id: str) -> None:
     click.echo(f"training job {job_id}: {job.state}")
 
 
-@contextlib.contextmanager
-def trained_example(obj: CliContext, entry: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """`mlops demo --train`: train the example model (A1, waiting for the job), then yield its
-    output folder (named after the job) and `entry` with the job's lineage, for staging."""
-    import tempfile
+def train_example(obj: CliContext) -> str:
+    """`mlops demo --train`: train the example model through the core (A1, waiting for the
+    job); its id, for `App.stage_from_job`."""
+    from mlops_widgets.cli._run import with_progress
 
-    from mlops_widgets.cli._run import run_step
-    from mlops_widgets.ops import train as steps
-
-    job_id = run_step(obj, TEMPLATE, {"wait": True}).results["job_id"]
+    app = obj.app()
+    job_id = str(with_progress(lambda bar: app.train_submit({"wait": True}, progress=bar)).results["job_id"])
     click.echo(f"training job {job_id}: finished", err=True)
-    with tempfile.TemporaryDirectory(prefix="mlops-job-output-") as tmp:
-        folder, lineage = steps.fetch_output(obj.backend(), job_id, Path(tmp))
-        yield folder, {**entry, "training_job": lineage}
+    return job_id

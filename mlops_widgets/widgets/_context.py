@@ -223,6 +223,27 @@ class PanelContext:
             title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all, keys=keys
         )
 
+    def run_action(
+        self,
+        title: str,
+        action: Callable[[App, Callable[[Any], None], threading.Event], Any],
+        *,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        keys: Collection[str] = ANY,
+    ) -> None:
+        """Run a core action that makes a template run (stage, deploy, evaluate...) in the
+        background: `action(app, progress, cancel)` returns its record, checked as a run's is.
+        The core validates and records it, and does what follows it (an evaluation's alerts
+        to the channels), as for the CLI."""
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> Any:
+            return self.check_run(action(self.app, _events_to(progress), cancel))
+
+        self.tasks.start(
+            title, work, on_done=on_done, on_error=on_error, on_finally=self.refresh_all, keys=keys
+        )
+
     def check_run(self, record: Any) -> Any:
         """`record` when it ended ok, else a StepFailed saying how, with its notebook's link."""
         if record.ok:

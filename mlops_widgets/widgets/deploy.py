@@ -30,7 +30,6 @@ from mlops_widgets.widgets._table import Table, column
 from mlops_widgets.widgets._task import deployment_key, entry_key, error_text
 from mlops_widgets.widgets.deploy_tools import DeploymentTools
 
-DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
 STYLE = LABEL
 NAME_PATH = "wmla_deployment.deployment_name"
 # Colours of a deployment's state and its service's status in the table.
@@ -380,8 +379,19 @@ class DeployTab:
             self.name.value = ""
             self.errors.label(NAME_PATH, self.name)
 
-        self.ctx.run_template(
-            f"Deploy {name}", DEPLOY_TEMPLATE, params, secrets=secrets, on_done=done, keys=keys
+        self.ctx.run_action(  # through the core: validated and recorded as the CLI's deploy create
+            f"Deploy {name}",
+            lambda app, progress, cancel: app.deploy_create(
+                name,
+                params["model_asset_id"],
+                kernel_filename=params["kernel_filename"] or None,
+                custom_args=params["custom_args"],
+                secret_args=secrets,
+                progress=progress,
+                cancel=cancel,
+            ),
+            on_done=done,
+            keys=keys,
         )
 
     def _ask_delete(self) -> None:

@@ -15,8 +15,6 @@ from mlops_widgets.widgets._task import deployment_key, error_text
 from mlops_widgets.widgets.monitor_schedule import ScheduleControls
 
 PROVIDER_TEMPLATE = "C1_OpenScale_Dummy_ML_Provider"
-MONITOR_TEMPLATE = "A3_OpenScale_Configuration"
-EVALUATE_TEMPLATE = "A5_Monitor_Evaluation"
 DEFAULT_PROVIDER = "OpenScale Headless Service Provider"
 ALL_MONITORS = "every monitor"
 PROVIDER_KEYS = {"provider"}  # the space's service provider: one creation at a time
@@ -204,19 +202,20 @@ class MonitorTab:
         name = self.deployment.value
         if not name or self.create.disabled:
             return
-        params = {
-            "deployment_name": name,
-            "service_provider_name": self.provider_name.value.strip(),
-            "evaluate": bool(self.evaluate.value),
-        }
+        provider, evaluate = self.provider_name.value.strip(), bool(self.evaluate.value)
 
         def done(run: Any) -> None:
             self.message.value = ok_html(f"monitors of {name} configured") + _runs_html(
                 run.results.get("runs") or []
             )
 
-        self.ctx.run_template(
-            f"Create monitors for {name}", MONITOR_TEMPLATE, params, on_done=done, keys={deployment_key(name)}
+        self.ctx.run_action(  # through the core, as the CLI's monitor create
+            f"Create monitors for {name}",
+            lambda app, progress, cancel: app.monitor_create(
+                name, service_provider_name=provider, evaluate=evaluate, progress=progress, cancel=cancel
+            ),
+            on_done=done,
+            keys={deployment_key(name)},
         )
 
     def start_evaluate(self) -> None:
@@ -226,15 +225,12 @@ class MonitorTab:
         only = None if self.which.value == ALL_MONITORS else self.which.value
 
         def done(run: Any) -> None:
-            from mlops_widgets.ops import notify
-
-            notify.dispatch(self.ctx.backend.workspace)
             self.message.value = ok_html(f"evaluated {name}") + _runs_html(run.results.get("runs") or [])
 
-        self.ctx.run_template(
+        # Through the core, as the CLI's monitor run: its new alerts go to the notification channels.
+        self.ctx.run_action(
             f"Evaluate {name}",
-            EVALUATE_TEMPLATE,
-            {"deployment_name": name, "monitor_id": only, "triggered_by": "user", "fail_on_error": True},
+            lambda app, progress, cancel: app.evaluate(name, only, progress=progress, cancel=cancel),
             on_done=done,
             keys={deployment_key(name)},
         )

@@ -35,7 +35,6 @@ from mlops_widgets.widgets.entry_edit import EntryEditor
 from mlops_widgets.widgets.prepare_monitors import PROVIDERS, MonitorForm, plain
 
 RESOURCES = "wmla_deployment.resource_configs"
-STAGE_TEMPLATE = "A_MLOps_Pipeline"
 
 # resource_configs key -> (help, integer?); the label is the control's name (_hints.CONTROLS),
 # the key its tooltip; enable_gpus is a checkbox.
@@ -441,24 +440,20 @@ class PrepareTab:
 
     # -- Stage ----------------------------------------------------------------------------------
 
-    def stage_params(self) -> dict[str, Any]:
-        """A_MLOps_Pipeline's parameters for the form (paths absolute: the run's kernel does not
-        start in this notebook's folder)."""
-        model, dependency = self.path_model.resolved(), self.path_dependency.resolved()
-        assert model is not None and dependency is not None
-        return {
-            "path_model": str(model.resolve()),
-            "path_dependency": str(dependency.resolve()),
-            "entry": self.entry(),
-            "on_clash": self.on_clash.value,
-        }
-
     def start_stage(self) -> None:
         if not self.validate() or self.ctx.busy_reason({STAGING}):
             return
         self.result.value = ""
-        self.ctx.run_template(
-            "Stage", STAGE_TEMPLATE, self.stage_params(), on_done=self._staged, keys={STAGING}
+        model, dependency = self.path_model.resolved(), self.path_dependency.resolved()
+        assert model is not None and dependency is not None
+        entry, on_clash = self.entry(), self.on_clash.value
+        self.ctx.run_action(  # through the core, as the CLI's prepare stage
+            "Stage",
+            lambda app, progress, cancel: app.stage(
+                model, dependency, entry, on_clash=on_clash, progress=progress, cancel=cancel
+            ),
+            on_done=self._staged,
+            keys={STAGING},
         )
 
     def _staged(self, run: Any) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from mlops_widgets.widgets._forms import (
 from mlops_widgets.widgets._style import LABEL, grow, local_time, name_only
 from mlops_widgets.widgets._task import STAGING, error_text
 
-TEMPLATE = "A1_Submit_WMLA_Training"
 LOG_LINES = 200
 SUBMIT_KEYS = {"training-submit"}  # a submission makes a new job: it conflicts with no other step
 
@@ -293,21 +291,17 @@ class TrainTab:
         )
 
     def do_submit(self) -> None:
-        from mlops_widgets.ops.train import split_job_env
-
-        params, secrets = self.params(), self._secrets()
-        # A credential typed among the variables goes to the run as a secret, as from the CLI.
-        params["job_env"], moved = split_job_env(params["job_env"])
-        secrets = {**moved, **secrets}
+        # A credential typed among the variables goes to the run as a secret: the core moves it.
+        params, secrets, base = self.params(), self._secrets(), self.ctx.base
 
         def done(record: Any) -> None:
             self.message.value = ok_html(f"training job {record.results.get('job_id')} submitted")
 
-        self.ctx.run_template(
+        self.ctx.run_action(  # through the core, as the CLI's train submit
             "Submit training job",
-            TEMPLATE,
-            params,
-            secrets=secrets or None,
+            lambda app, progress, cancel: app.train_submit(
+                params, secrets=secrets, progress=progress, cancel=cancel, cwd=base
+            ),
             on_done=done,
             on_error=lambda text: setattr(self.message, "value", error_html([text])),
             keys=SUBMIT_KEYS,
@@ -377,31 +371,7 @@ class TrainTab:
 
     def do_stage(self) -> None:
         job_id = self.pick.value
-        dependency, entry_yml = self.dependency.value.strip(), self.entry_yml.value.strip()
-        on_clash = self.on_clash.value
-
-        def work(_progress: Any) -> Any:
-            from mlops_widgets.config import load_config
-            from mlops_widgets.ops import train
-            from mlops_widgets.runner import run_template
-
-            (entry,) = load_config(
-                entry_yml, with_key=False, definitions=self.ctx.definitions
-            ).entries.values()
-            with tempfile.TemporaryDirectory(prefix="mlops-job-output-") as tmp:
-                model, lineage = train.fetch_output(self.ctx.backend, job_id, Path(tmp))
-                record = run_template(
-                    "A_MLOps_Pipeline",
-                    {
-                        "path_model": str(model),
-                        "path_dependency": str(Path(dependency).resolve()),
-                        "entry": {**entry, "training_job": lineage},
-                        "on_clash": on_clash,
-                    },
-                    backend=self.ctx.backend_name,
-                    workspace=self.ctx.workspace.root,
-                )
-            return self.ctx.check_run(record)
+        dependency, on_clash = self.dependency.value.strip(), self.on_clash.value
 
         def done(record: Any) -> None:
             self.last_model_asset_id = self.ctx.staged_asset_id = record.results.get("model_asset_id")
@@ -409,10 +379,22 @@ class TrainTab:
                 f"staged as model asset {self.last_model_asset_id} (see the Deploy tab)"
             )
 
-        self.ctx.run_call(
+        self.ctx.run_action(  # through the core, as the CLI's prepare stage --from-job
             f"Stage the output of {job_id}",
-            work,
+            lambda app, progress, cancel: app.stage_from_job(
+                job_id, dependency, self._entry(), on_clash=on_clash, progress=progress, cancel=cancel
+            ),
             on_done=done,
             on_error=lambda text: setattr(self.message, "value", error_html([text])),
             keys=_job_keys(job_id) | {STAGING},
         )
+
+    def _entry(self) -> dict[str, Any]:
+        """The one entry of the deployment metadata YAML named on the form (read in the step:
+        a problem shows under the buttons as the stage's own would)."""
+        from mlops_widgets.config import load_config
+
+        (entry,) = load_config(
+            self.entry_yml.value.strip(), with_key=False, definitions=self.ctx.definitions
+        ).entries.values()
+        return dict(entry)
