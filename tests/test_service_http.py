@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -22,7 +23,13 @@ import pytest
 from helpers import ECHO_KERNEL, deploy_started, gone, make_folder, wait_for
 
 from mlops_widgets.backends.archives import safe_untar
-from mlops_widgets.backends.local.inference import LocalInference, service_info, start_service, stop_service
+from mlops_widgets.backends.local.inference import (
+    LocalInference,
+    bodies,
+    service_info,
+    start_service,
+    stop_service,
+)
 from mlops_widgets.backends.local.inference.client import DroppedConnection
 from mlops_widgets.backends.packing import ArchiveLimits
 from mlops_widgets.errors import MlopsError
@@ -352,6 +359,73 @@ def test_a_body_of_megabytes_reaches_the_kernel_byte_for_byte(workspace: Workspa
     blob = os.urandom(3 << 20).hex()  # 6 MB: sent in the chunks it arrived in, never joined
     out = json.loads(inference.infer("dep", json.dumps({"do": "echo", "blob": blob}).encode()))
     assert out["input"]["blob"] == blob
+
+
+DIGEST_KERNEL = """\
+import redhareapiversion
+from redhareapi import Kernel
+import hashlib, json
+
+class DigestKernel(Kernel):
+    def on_task_invoke(self, task_context):
+        data = task_context.get_input_data().encode("utf-8", "surrogateescape")
+        task_context.set_output_data(json.dumps({"n": len(data), "sha256": hashlib.sha256(data).hexdigest()}))
+
+if __name__ == '__main__':
+    DigestKernel().run()
+"""
+
+
+def test_bodies_of_known_length_arrive_whole_one_after_the_other_on_one_connection(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """A body with a Content-Length is read into one buffer (`bodies.py`): a 13 MB image arrives
+    byte for byte, and two requests sent at once on one connection each get exactly their own
+    bytes (the first read never takes the second's)."""
+    assert bodies.HOOKABLE, "tornado's HTTP1Connection._read_fixed_body changed: adapt bodies.py"
+    inference = LocalInference(workspace)
+    deploy_started(inference, make_folder(tmp_path, DIGEST_KERNEL), kernel_min=1, kernel_max=1)
+    info = service_info(workspace)
+    assert info is not None
+    first, second = os.urandom(13 << 20), b"\xff" + os.urandom(1 << 20)
+    head = "POST /dlim/v1/inference/dep HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {}\r\nContent-Length: {}\r\n\r\n"
+    with socket.create_connection((info["host"], info["port"]), timeout=120) as sock:
+        sock.sendall(head.format(info["token"], len(first)).encode() + first)
+        sock.sendall(head.format(info["token"], len(second)).encode() + second)
+        answers = []
+        with sock.makefile("rb") as answer:
+            for _ in range(2):
+                assert answer.readline().startswith(b"HTTP/1.1 200")
+                length = 0
+                while (line := answer.readline()) != b"\r\n":
+                    name, _, value = line.partition(b":")
+                    length = int(value) if name.lower() == b"content-length" else length
+                answers.append(json.loads(answer.read(length)))
+    assert answers == [
+        {"n": len(body), "sha256": hashlib.sha256(body).hexdigest()} for body in (first, second)
+    ]
+
+
+def test_a_body_over_the_size_limit_is_refused_before_it_is_read(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Content-Length is checked against MLOPS_SERVICE_MAX_BODY before any buffer is taken
+    or any body byte read: the answer comes while the client still holds back most of its body."""
+    monkeypatch.setenv("MLOPS_SERVICE_MAX_BODY", str(1 << 20))
+    info = start_service(workspace)
+    try:
+        with socket.create_connection((info["host"], info["port"]), timeout=60) as sock:
+            sock.sendall(
+                f"POST /dlim/v1/inference/dep HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {info['token']}\r\n"
+                f"Content-Length: {2 << 20}\r\n\r\n".encode()
+                + b"x" * 1000
+            )
+            out = b""
+            while chunk := sock.recv(65536):  # answered, then closed by the service
+                out += chunk
+        assert out.startswith(b"HTTP/1.1 400")
+    finally:
+        stop_service(workspace)
 
 
 # --- hardening (issues 22 and 23) -----------------------------------------------------------------

@@ -22,7 +22,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import ctypes
 import fcntl
 import hmac
 import inspect
@@ -52,6 +51,7 @@ from tornado.netutil import bind_sockets
 from mlops_widgets import __version__
 from mlops_widgets.backends.local import companions as companion_work
 from mlops_widgets.backends.local.inference import routes
+from mlops_widgets.backends.local.inference.bodies import keep_freed_memory, read_body_into
 from mlops_widgets.backends.local.inference.procs import reap_leftover_kernels
 from mlops_widgets.backends.local.inference.service import API, Service, info_path, read_info
 from mlops_widgets.backends.local.inference.store import now
@@ -127,7 +127,7 @@ class Handler(tornado.web.RequestHandler):
 
     calls: dict[str, routes.Call] = {}
     ctx: Context
-    chunks: list[bytes]
+    chunks: list[bytes | bytearray]
 
     def initialize(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -209,8 +209,19 @@ class NotFound(Handler):
 
 
 class ChunksHandler(Handler):
-    """A route whose body is handed on in the chunks it arrived in: an image of many megabytes
-    goes to the kernel without being joined or copied in this process."""
+    """A route whose body is handed on as it arrived: read into one buffer when its length is
+    known (`bodies.py`), else in tornado's chunks; an image of many megabytes goes to the kernel
+    without being joined or copied in this process."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished:
+            read_body_into(self.request.connection, self._body_buffer)
+
+    def _body_buffer(self, length: int) -> bytearray:
+        buf = bytearray(length)
+        self.chunks = [buf]
+        return buf
 
     def _body_source(self) -> Any:
         return self.chunks
@@ -338,19 +349,6 @@ def _lock(fd: int, patience: float = 1.0) -> bool:
             time.sleep(0.01)
 
 
-def _keep_freed_memory(keep: int = 64 << 20) -> None:
-    """tornado reads a body into fresh chunks, and glibc gives freed memory back to the system
-    at once, so each request of many megabytes faulted its pages in anew (half of what a 13 MB
-    body cost). Keep up to `keep` bytes freed in the heap for the next request. glibc only."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    # What glibc's own adaptive thresholds reach after freeing a 32 MB block, from the start.
-    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: blocks up to 32 MB come from the heap
-    mallopt(-1, keep)  # M_TRIM_THRESHOLD
-
-
 def _raise_file_limit(wanted: int) -> None:
     """Room for the bounded connections plus kernels' sockets and logs."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -375,7 +373,7 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
     try:
         settings = Settings.from_env()
         _raise_file_limit(settings.max_connections + 1024)
-        _keep_freed_memory()
+        keep_freed_memory()
         previous = read_info(workspace)
         sockets = _bind(port or previous.get("port"))
         actual = sockets[0].getsockname()[1]
