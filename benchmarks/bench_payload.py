@@ -131,7 +131,7 @@ def metered(
     info = service_info(inference.workspace)
     assert info is not None
     service = psutil.Process(info["pid"])
-    kernels = [psutil.Process(k["pid"]) for k in inference.view(name)["kernels"]]
+    kernels = [psutil.Process(k.pid) for k in inference.view(name).kernels if k.pid is not None]
     kernels += [child for k in kernels for child in k.children(recursive=True)]
     for _ in range(AT_LEAST):  # warm the kept-alive connections and kernels
         inference.infer(name, body)
