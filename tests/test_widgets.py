@@ -493,6 +493,7 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert d.asset.value == asset_id  # refreshed after Stage, though never shown
     d.name.value = "demo-1"
     d.add_arg("CPD_API_KEY", "s3cr3t-value")
+    d.add_arg("REGION", "r3gion-value", secret=True)  # marked secret though its name is not one
     d.deploy.button.click()
     assert panel.wait(WAIT_S)
     assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
@@ -506,9 +507,10 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert panel.ctx.deployment == "demo-1"  # the one just made, for every tab
     assert space.list_entries(backend)[asset_id]["wmla_deployment"]["deployment_name"] == "demo-1"
     run = get_run(panel.runs.runs[0].run_id, served)
-    assert run.template == "A2_WMLA_Model_Deploy" and run.secret_names == ["CPD_API_KEY"]
-    panel.runs.pick.value = run.run_id  # re-running it asks for the secret again, masked
-    assert list(panel.runs.secrets) == ["CPD_API_KEY"]
+    assert run.template == "A2_WMLA_Model_Deploy" and run.secret_names == ["CPD_API_KEY", "REGION"]
+    assert b"r3gion-value" not in Path(run.notebook).read_bytes()  # a secret: never written
+    panel.runs.pick.value = run.run_id  # re-running it asks for the secrets again, masked
+    assert list(panel.runs.secrets) == ["CPD_API_KEY", "REGION"]
     assert type(panel.runs.secrets["CPD_API_KEY"]).__name__ == "Password"
 
     # A test request with the bundled tile: the answer's mask is previewed as an image.
@@ -527,6 +529,7 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     # Re-running the deploy run while its deployment runs: asked first, then refused with
     # what to do, in the panel's words.
     panel.runs.secrets["CPD_API_KEY"].value = "s3cr3t-value"
+    panel.runs.secrets["REGION"].value = "r3gion-value"
     panel.runs.ask_rerun()
     assert panel.runs.confirm.asking
     panel.runs.confirm.answer(True)
