@@ -18,6 +18,7 @@ from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._files import PathField
 from mlops_widgets.widgets._forms import Action, error_html, number_text, read_number, section
 from mlops_widgets.widgets._style import LABEL, fit, grow, name_only, span
+from mlops_widgets.widgets._table import Table
 from mlops_widgets.widgets._task import deployment_key, error_text
 
 IMAGE_MAGIC = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg"}
@@ -77,9 +78,9 @@ def response_html(answer: bytes) -> str:
 
 
 class DeploymentTools:
-    """Test request and logs of the deployment picked in the Deploy tab's `target` list."""
+    """Test request and logs of the deployment picked in the Deploy tab's `target` table."""
 
-    def __init__(self, ctx: PanelContext, target: w.Dropdown, state: Callable[[], str | None]) -> None:
+    def __init__(self, ctx: PanelContext, target: Table, state: Callable[[], str | None]) -> None:
         self.ctx = ctx
         self.target = target
         self.state = state  # the picked deployment's state: only a started one answers
@@ -175,6 +176,8 @@ class DeploymentTools:
 
     def send_request(self) -> None:
         name, ctx = self.target.value, self.ctx
+        if not name:  # Send is disabled until a deployment is picked
+            return
         self.response.value = ""
         try:
             body = self.request_body()
@@ -196,9 +199,12 @@ class DeploymentTools:
         """The last lines of the log, as `deploy logs --tail N`."""
         from mlops_widgets.ops import deploy as ops_deploy
 
+        name = self.target.value
         self.log_message.value = ""
+        if not name:  # Show logs is disabled until a deployment is picked
+            return
         try:
-            lines = list(ops_deploy.logs(self.ctx.backend, self.target.value, tail=self._tail()))
+            lines = list(ops_deploy.logs(self.ctx.backend, name, tail=self._tail()))
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.log_message.value = error_html([error_text(exc)])
             return
@@ -211,11 +217,11 @@ class DeploymentTools:
         from mlops_widgets.ops import deploy as ops_deploy
 
         self._stop.set()
-        if not on:
+        name, ctx = self.target.value, self.ctx
+        if not on or not name:
             return
         self.read_logs()
         stop = self._stop = threading.Event()
-        name, ctx = self.target.value, self.ctx
 
         def pump() -> None:
             try:
