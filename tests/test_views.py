@@ -1,10 +1,11 @@
 """Typed views: both backends make the same `DeploymentView` of the same EDI documents (one
-derivation, backends/edi_view.py), and `mlops deploy view --json` keeps the shape users read."""
+derivation, backends/edi_view.py), and `mlops deploy view --json` keeps the shape users read;
+both read the same monitoring views of the same OpenScale documents (backends/monitoring_views.py)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,20 @@ from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 from fakecpd.server import Response
 from helpers import deploy_started, make_folder, wait_status
 
+from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.local.inference import LocalInference
 from mlops_widgets.backends.local.inference.service import API
-from mlops_widgets.backends.views import DeploymentView, KernelView
+from mlops_widgets.backends.monitoring_views import MonitoringViews
+from mlops_widgets.backends.views import (
+    DeploymentView,
+    KernelView,
+    MeasurementView,
+    MonitorInstanceView,
+    RunView,
+    SubscriptionView,
+)
+from mlops_widgets.monitors.schedule import make_schedule, parse_time
 from mlops_widgets.workspace import Workspace
 
 
@@ -112,3 +123,81 @@ def test_deploy_view_json_keeps_its_shape(workspace: Workspace, tmp_path: Path, 
     # every field of the typed view is in the JSON, under its own name
     assert {f.name for f in fields(DeploymentView)} <= set(view)
     assert {f.name for f in fields(KernelView)} == set(kernel)
+
+
+def _start_parsed(view: MonitorInstanceView) -> MonitorInstanceView:
+    assert view.schedule is not None
+    start = dict(view.schedule["start_time"], timestamp=parse_time(view.schedule["start_time"]["timestamp"]))
+    return replace(view, schedule={**view.schedule, "start_time": start})
+
+
+def test_local_and_cpd_make_the_same_monitoring_views_of_the_same_openscale_documents(
+    workspace: Workspace, cpd_backend: Backend, fake_cpd: FakeCpd
+) -> None:
+    """The embedded backend's own OpenScale documents (a subscription, a monitor instance with a
+    threshold override and a paused schedule, a failed run, a measurement with an issue), put
+    verbatim into the fake OpenScale: the cpd backend reads them through IBM's client into the
+    same views, field for field."""
+    workspace.open()
+    mon = get_backend("local", workspace).monitoring
+    sp = mon.service_providers.add("P")
+    sub = mon.subscriptions.add(
+        service_provider_id=sp["metadata"]["id"], name="d Monitor", deployment_name="d"
+    )
+    sub_id = sub["metadata"]["id"]
+    inst = mon.monitor_instances.create(
+        monitor_definition_id="generic_metrics",
+        target_id=sub_id,
+        thresholds=[{"metric_id": "num_images_total_predicted", "type": "upper_limit", "value": 10}],
+        parameters={"dir_gt": "gt"},
+    )
+    iid = inst["metadata"]["id"]
+    inst = mon.monitor_instances.set_schedule(iid, make_schedule("1h", min_s=60, paused=True))
+    run = mon.runs.add(iid)  # no images to read: the run ends in error, with its message
+    measured = mon.measurements.add(
+        iid, run_id="r1", metrics={"num_images_total_predicted": 11, "num_images_recent_predicted": 50}
+    )
+    store = fake_cpd.openscale.store
+    for kind, doc in (
+        ("subscriptions", sub),
+        ("monitor_instances", inst),
+        ("runs", mon.runs.get(iid, run["metadata"]["id"])),
+        ("measurements", measured),
+    ):
+        store[kind][doc["metadata"]["id"]] = json.loads(json.dumps(doc))
+    local, cpd = MonitoringViews(mon), MonitoringViews(cpd_backend.monitoring)
+
+    pairs = [
+        (local.subscription(sub_id), cpd.subscription(sub_id), SubscriptionView),
+        (local.instance(iid), cpd.instance(iid), MonitorInstanceView),
+        (local.runs(iid)[0], cpd.runs(iid)[0], RunView),
+        (local.measurements(iid, run_id="r1")[0], cpd.measurements(iid, run_id="r1")[0], MeasurementView),
+        (
+            local.latest(target_id=sub_id, monitor_definition_id="generic_metrics")[0],
+            cpd.latest(target_id=sub_id, monitor_definition_id="generic_metrics")[0],
+            MeasurementView,
+        ),
+    ]
+    for mine, theirs, kind in pairs:
+        assert type(mine) is type(theirs) is kind
+        if isinstance(mine, MonitorInstanceView):  # IBM's client writes the start time its own way
+            mine, theirs = _start_parsed(mine), _start_parsed(theirs)
+        assert theirs == mine, kind.__name__
+    instance, run_view, measurement = pairs[1][0], pairs[2][0], pairs[3][0]
+    assert (instance.monitor_id, instance.target_id, instance.parameters) == (
+        "generic_metrics",
+        sub_id,
+        {"dir_gt": "gt"},
+    )
+    assert [t.to_dict() for t in instance.thresholds] == [
+        {"metric_id": "num_images_total_predicted", "type": "upper_limit", "value": 10.0}
+    ]
+    assert instance.schedule is not None and instance.schedule["status"] == "disabled"
+    assert run_view.state == "error" and run_view.error
+    by_id = {m.id: m for m in measurement.metrics}
+    assert (by_id["num_images_total_predicted"].limit, by_id["num_images_total_predicted"].violated) == (
+        10.0,
+        True,
+    )
+    assert not by_id["num_images_recent_predicted"].violated
+    assert measurement.issue_count == sum(m.violated for m in measurement.metrics)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 # Deployment statuses: ready to serve, and the local backend's word for a service that is down.
@@ -125,6 +126,197 @@ class JobView:
     output: str
     app_id: str | None = None  # cpd: WMLA's application id
     args: str | None = None  # cpd: the exec's arguments, secret values masked
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+# --- monitoring: derived once from OpenScale's {metadata, entity} documents -------------------
+# The backends speak OpenScale's shape (monitoring_protocol.py); `MonitoringViews`
+# (backends/monitoring_views.py) turns what they return into these, for both backends alike.
+
+LIMIT_KINDS = ("lower_limit", "upper_limit")  # OpenScale's threshold types, in the order read
+
+
+def _time(value: Any) -> str | None:
+    """A time as ISO 8601 UTC with +00:00 whichever way it came (IBM's client answers "...Z")."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(UTC).isoformat()
+    except ValueError:
+        return str(value)
+
+
+def _entity(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    return doc.get("entity") or {}
+
+
+def _meta(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    return doc.get("metadata") or {}
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """A monitored deployment's subscription: `name` is "<deployment name> Monitor"."""
+
+    id: str
+    name: str | None
+    deployment_name: str | None
+    service_provider_id: str | None
+    created_at: str | None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> SubscriptionView:
+        e = _entity(doc)
+        return cls(
+            id=str(_meta(doc)["id"]),
+            name=(e.get("asset") or {}).get("name"),
+            deployment_name=(e.get("deployment") or {}).get("name"),
+            service_provider_id=e.get("service_provider_id"),
+            created_at=_time(_meta(doc).get("created_at")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True)
+class InstanceThreshold:
+    """A monitor instance's override of one metric's limit (OpenScale's {metric_id, type, value})."""
+
+    metric_id: str
+    type: str  # lower_limit | upper_limit
+    value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorInstanceView:
+    """One monitor definition attached to a subscription, with its threshold overrides, the
+    provider's parameters and its schedule (OpenScale's shape, read by `monitors.schedule`)."""
+
+    id: str
+    monitor_id: str  # the monitor definition's id
+    target_id: str  # the subscription's id
+    thresholds: tuple[InstanceThreshold, ...] = ()
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    schedule: Mapping[str, Any] | None = None
+    state: str | None = None
+    created_at: str | None = None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> MonitorInstanceView:
+        e = _entity(doc)
+        return cls(
+            id=str(_meta(doc)["id"]),
+            monitor_id=str(e["monitor_definition_id"]),
+            target_id=str((e.get("target") or {}).get("target_id")),
+            thresholds=tuple(
+                InstanceThreshold(str(t["metric_id"]), str(t["type"]), float(t["value"]))
+                for t in e.get("thresholds") or []
+            ),
+            parameters=dict(e.get("parameters") or {}),
+            schedule=e.get("schedule") or None,
+            state=(e.get("status") or {}).get("state"),
+            created_at=_time(_meta(doc).get("created_at")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunView:
+    """One evaluation of a monitor instance: `state` running, finished or error; `error` the
+    failure's messages joined (None when it did not fail)."""
+
+    id: str
+    monitor_instance_id: str | None
+    state: str | None
+    triggered_by: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any], monitor_instance_id: str | None = None) -> RunView:
+        """`monitor_instance_id`: the instance it was read from (IBM's client leaves it out)."""
+        e = _entity(doc)
+        status = e.get("status") or {}
+        errors = (status.get("failure") or {}).get("errors") or []
+        return cls(
+            id=str(_meta(doc)["id"]),
+            monitor_instance_id=e.get("monitor_instance_id") or monitor_instance_id,
+            state=status.get("state"),
+            triggered_by=e.get("triggered_by"),
+            started_at=_time(status.get("started_at")),
+            completed_at=_time(status.get("completed_at")),
+            error="; ".join(str(x.get("message")) for x in errors) or None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True)
+class MeasuredMetric:
+    """One metric of a measurement with the limit the service attached (None: no threshold)."""
+
+    id: str
+    value: float
+    limit: float | None = None
+    limit_type: str | None = None  # lower_limit | upper_limit
+
+    @property
+    def violated(self) -> bool:
+        if self.limit is None:
+            return False
+        return self.value < self.limit if self.limit_type == "lower_limit" else self.value > self.limit
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasurementView:
+    """What one run published: its metrics (each with its limit), issue count and time."""
+
+    id: str
+    monitor_instance_id: str | None
+    monitor_id: str | None
+    run_id: str | None
+    timestamp: str | None  # ISO 8601 UTC, as published
+    created_at: str | None
+    issue_count: int | None
+    metrics: tuple[MeasuredMetric, ...] = ()
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> MeasurementView:
+        e = _entity(doc)
+        metrics = []
+        for values in e.get("values") or []:
+            for m in values.get("metrics") or []:
+                kind = next((k for k in LIMIT_KINDS if m.get(k) is not None), None)
+                limit = float(m[kind]) if kind else None
+                metrics.append(MeasuredMetric(str(m["id"]), m["value"], limit, kind))
+        return cls(
+            id=str(_meta(doc)["id"]),
+            monitor_instance_id=e.get("monitor_instance_id"),
+            monitor_id=e.get("monitor_definition_id"),
+            run_id=e.get("run_id"),
+            timestamp=_time(e.get("timestamp")),
+            created_at=_time(_meta(doc).get("created_at")),
+            issue_count=e.get("issue_count"),
+            metrics=tuple(metrics),
+        )
+
+    @property
+    def measured_at(self) -> str | None:
+        """When it was measured: its timestamp, else when the service stored it."""
+        return self.timestamp or self.created_at
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)

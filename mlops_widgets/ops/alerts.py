@@ -27,7 +27,7 @@ from mlops_widgets.ops.monitor_views import (
     instances_of,
     measurement_summary,
     metric_names,
-    rid,
+    read,
     subscription_of,
 )
 from mlops_widgets.workspace import Workspace, transaction
@@ -69,19 +69,18 @@ def record(
     Safe to call from many processes: a measurement is recorded once."""
     _asset_id, _entry, sub = subscription_of(backend, deployment_name)
     found = []
-    for inst in instances_of(backend, rid(sub)):
-        monitor_id = inst["entity"]["monitor_definition_id"]
+    for inst in instances_of(backend, sub.id):
+        monitor_id = inst.monitor_id
         names = metric_names(backend, monitor_id)
         measured = [
-            measurement_summary(m, names)
-            for m in reversed(backend.monitoring.measurements.list(rid(inst), limit=WINDOW))
+            measurement_summary(m, names) for m in reversed(read(backend).measurements(inst.id, limit=WINDOW))
         ]
         found.append((inst, monitor_id, measured))
     new: list[dict[str, Any]] = []
     with backend.workspace.tables(SCHEMA) as conn, transaction(conn):
         for inst, monitor_id, measured in found:
             seen = conn.execute(
-                "SELECT * FROM alerts_seen WHERE monitor_instance_id = ?", (rid(inst),)
+                "SELECT * FROM alerts_seen WHERE monitor_instance_id = ?", (inst.id,)
             ).fetchone()
             after = parse_time(seen["measured_at"]) if seen else None
             violated = set(json.loads(seen["violated"])) if seen else set()
@@ -95,14 +94,14 @@ def record(
                 ended = sorted(violated - now_violated)
                 violated, last = now_violated, at
                 if ended:
-                    _episode_end(conn, deployment_name, monitor_id, rid(inst), m, at, ended, now_violated)
+                    _episode_end(conn, deployment_name, monitor_id, inst.id, m, at, ended, now_violated)
                 if not now_violated:
                     continue
                 alert = {
                     "alert_id": str(uuid.uuid4()),
                     "deployment_name": deployment_name,
                     "monitor_id": monitor_id,
-                    "monitor_instance_id": rid(inst),
+                    "monitor_instance_id": inst.id,
                     "measurement_id": m["measurement_id"],
                     "run_id": m["run_id"],
                     "audit_run_id": audit_run_id,
@@ -116,7 +115,7 @@ def record(
                     (
                         alert["alert_id"],
                         alert["measurement_id"],
-                        rid(inst),
+                        inst.id,
                         deployment_name,
                         alert["measured_at"],
                         int(bool(opening)),
@@ -128,7 +127,7 @@ def record(
             if last is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO alerts_seen VALUES (?, ?, ?)",
-                    (rid(inst), last.isoformat(), json.dumps(sorted(violated))),
+                    (inst.id, last.isoformat(), json.dumps(sorted(violated))),
                 )
     for alert in new:
         events_feed.publish(
@@ -246,8 +245,8 @@ def sync(backend: Backend, deployment_name: str | None = None) -> list[dict[str,
     if deployment_name:
         return record(backend, deployment_name)
     new = []
-    for sub in backend.monitoring.subscriptions.list():
-        name = (sub["entity"].get("deployment") or {}).get("name")
+    for sub in read(backend).subscriptions():
+        name = sub.deployment_name
         if name:
             with contextlib.suppress(NotFoundError):
                 new += record(backend, name)

@@ -17,6 +17,7 @@ from typing import Any
 
 from mlops_widgets.backends.base import MONITOR_METADATA, Backend
 from mlops_widgets.backends.monitoring_protocol import RUN_RUNNING, Resource
+from mlops_widgets.backends.views import MonitorInstanceView, RunView
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors import registry
 from mlops_widgets.monitors.base import ProviderInput
@@ -36,6 +37,7 @@ from mlops_widgets.ops.monitor_views import (
     instances_of,
     measurement_summary,
     metric_names,
+    read,
     rid,
     run_summary,
     subscription_name,
@@ -108,17 +110,21 @@ def ensure_subscription(backend: Backend, deployment_name: str, service_provider
     created = sub is None
     if sub is None:
         wmla = entry.get("wmla_deployment") or {}
-        sub = backend.monitoring.subscriptions.add(
-            service_provider_id=service_provider_id,
-            name=subscription_name(deployment_name),
-            deployment_name=deployment_name,
-            deployment_url=wmla.get("deployment_url") or "",
+        sub_id = rid(
+            backend.monitoring.subscriptions.add(
+                service_provider_id=service_provider_id,
+                name=subscription_name(deployment_name),
+                deployment_name=deployment_name,
+                deployment_url=wmla.get("deployment_url") or "",
+            )
         )
-    if entry.get(SUBSCRIPTION_KEY) != rid(sub):
-        _set_subscription_id(backend, asset_id, rid(sub))
+    else:
+        sub_id = sub.id
+    if entry.get(SUBSCRIPTION_KEY) != sub_id:
+        _set_subscription_id(backend, asset_id, sub_id)
     return {
         "model_asset_id": asset_id,
-        "subscription_id": rid(sub),
+        "subscription_id": sub_id,
         "name": subscription_name(deployment_name),
         "created": created,
     }
@@ -196,26 +202,27 @@ def configure_monitors(backend: Backend, deployment_name: str) -> list[dict[str,
         )
     out = []
     for monitor_id, thresholds, parameters, schedule in plans:
-        found = mon.monitor_instances.list(target_id=rid(sub), monitor_definition_id=monitor_id)
+        found = read(backend).instances(target_id=sub.id, monitor_definition_id=monitor_id)
         if found:
-            inst = mon.monitor_instances.update(rid(found[0]), thresholds=thresholds, parameters=parameters)
+            doc = mon.monitor_instances.update(found[0].id, thresholds=thresholds, parameters=parameters)
             action = "updated"
         else:
-            inst = mon.monitor_instances.create(
+            doc = mon.monitor_instances.create(
                 monitor_definition_id=monitor_id,
-                target_id=rid(sub),
+                target_id=sub.id,
                 thresholds=thresholds,
                 parameters=parameters,
             )
             action = "created"
-        if schedule != _same_start(inst["entity"].get("schedule"), schedule):
-            inst = mon.monitor_instances.set_schedule(rid(inst), schedule)
-        out.append({"monitor_id": monitor_id, "monitor_instance_id": rid(inst), "action": action})
-    for inst in mon.monitor_instances.list(target_id=rid(sub)):
-        monitor_id = inst["entity"]["monitor_definition_id"]
-        if monitor_id not in monitors:
-            mon.monitor_instances.delete(rid(inst))
-            out.append({"monitor_id": monitor_id, "monitor_instance_id": rid(inst), "action": "deleted"})
+        inst = MonitorInstanceView.from_document(doc)
+        current = dict(inst.schedule) if inst.schedule else None
+        if schedule != _same_start(current, schedule):
+            mon.monitor_instances.set_schedule(inst.id, schedule)
+        out.append({"monitor_id": monitor_id, "monitor_instance_id": inst.id, "action": action})
+    for inst in read(backend).instances(target_id=sub.id):
+        if inst.monitor_id not in monitors:
+            mon.monitor_instances.delete(inst.id)
+            out.append({"monitor_id": inst.monitor_id, "monitor_instance_id": inst.id, "action": "deleted"})
     return out
 
 
@@ -257,17 +264,17 @@ def monitor_run(
     A measurement with violations is recorded as an alert (with the template run evaluating
     it, when there is one: `$MLOPS_RUN_ID`)."""
     _asset_id, _entry, sub = subscription_of(backend, deployment_name)
-    mon = backend.monitoring
+    mon = read(backend)
     out = []
-    for inst in instances_of(backend, rid(sub), monitor_id):
-        run = mon.runs.add(rid(inst), triggered_by=triggered_by)
+    for inst in instances_of(backend, sub.id, monitor_id):
+        run = RunView.from_document(backend.monitoring.runs.add(inst.id, triggered_by=triggered_by), inst.id)
         deadline = time.monotonic() + timeout
-        while (run["entity"].get("status") or {}).get("state") == RUN_RUNNING and time.monotonic() < deadline:
+        while run.state == RUN_RUNNING and time.monotonic() < deadline:
             time.sleep(2.0)
-            run = mon.runs.get(rid(inst), rid(run))
-        definition_id = inst["entity"]["monitor_definition_id"]
-        summary = {"monitor_id": definition_id, "monitor_instance_id": rid(inst), **run_summary(run)}
-        published = mon.measurements.list(rid(inst), run_id=rid(run), limit=1)
+            run = mon.run(inst.id, run.id)
+        definition_id = inst.monitor_id
+        summary = {"monitor_id": definition_id, "monitor_instance_id": inst.id, **run_summary(run)}
+        published = mon.measurements(inst.id, run_id=run.id, limit=1)
         if published:
             names = metric_names(backend, definition_id)
             m = measurement_summary(published[0], names)
@@ -301,7 +308,7 @@ def delete_subscription_for(backend: Backend, deployment_name: str) -> list[str]
         asset_id, entry = space.get_entry(backend, deployment_name=deployment_name)
     except NotFoundError:
         asset_id, entry = None, {}
-    ids = [rid(s) for s in mon.subscriptions.list(name=subscription_name(deployment_name))]
+    ids = [s.id for s in read(backend).subscriptions(name=subscription_name(deployment_name))]
     own = entry.get(SUBSCRIPTION_KEY)
     if own and own not in ids:
         try:

@@ -12,6 +12,8 @@ from typing import Any
 
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.monitoring_protocol import Resource
+from mlops_widgets.backends.monitoring_views import MonitoringViews
+from mlops_widgets.backends.views import MeasurementView, MonitorInstanceView, RunView, SubscriptionView
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import Direction, Threshold
 from mlops_widgets.monitors.schedule import describe, every_text, is_enabled, next_slots, parse_time
@@ -32,22 +34,29 @@ def rid(resource: Resource) -> str:
     return str(resource["metadata"]["id"])
 
 
+def read(backend: Backend) -> MonitoringViews:
+    """The backend's monitoring, read as typed views."""
+    return MonitoringViews(backend.monitoring)
+
+
 # --- lookups ------------------------------------------------------------------------------------
 
 
-def existing_subscription(backend: Backend, entry: dict[str, Any], deployment_name: str) -> Resource | None:
+def existing_subscription(
+    backend: Backend, entry: dict[str, Any], deployment_name: str
+) -> SubscriptionView | None:
     """The entry's subscription if it still exists, else one named after the deployment."""
     sub_id = entry.get(SUBSCRIPTION_KEY)
     if sub_id:
         try:
-            return backend.monitoring.subscriptions.get(sub_id)
+            return read(backend).subscription(sub_id)
         except NotFoundError:
             pass
-    named = backend.monitoring.subscriptions.list(name=subscription_name(deployment_name))
+    named = read(backend).subscriptions(name=subscription_name(deployment_name))
     return named[0] if named else None
 
 
-def subscription_of(backend: Backend, deployment_name: str) -> tuple[str, dict[str, Any], Resource]:
+def subscription_of(backend: Backend, deployment_name: str) -> tuple[str, dict[str, Any], SubscriptionView]:
     asset_id, entry = space.get_entry(backend, deployment_name=deployment_name)
     sub = existing_subscription(backend, entry, deployment_name)
     if sub is None:
@@ -58,8 +67,8 @@ def subscription_of(backend: Backend, deployment_name: str) -> tuple[str, dict[s
     return asset_id, entry, sub
 
 
-def instances_of(backend: Backend, sub_id: str, monitor_id: str | None = None) -> list[Resource]:
-    found = backend.monitoring.monitor_instances.list(target_id=sub_id, monitor_definition_id=monitor_id)
+def instances_of(backend: Backend, sub_id: str, monitor_id: str | None = None) -> list[MonitorInstanceView]:
+    found = read(backend).instances(target_id=sub_id, monitor_definition_id=monitor_id)
     if monitor_id and not found:
         raise NotFoundError(f"subscription {sub_id} has no {monitor_id!r} monitor")
     return found
@@ -68,19 +77,13 @@ def instances_of(backend: Backend, sub_id: str, monitor_id: str | None = None) -
 # --- summaries ----------------------------------------------------------------------------------
 
 
-def _run_error(run: Resource) -> str | None:
-    errors = ((run["entity"].get("status") or {}).get("failure") or {}).get("errors") or []
-    return "; ".join(str(e.get("message")) for e in errors) or None
-
-
-def run_summary(run: Resource) -> dict[str, Any]:
-    status = run["entity"].get("status") or {}
+def run_summary(run: RunView) -> dict[str, Any]:
     return {
-        "run_id": rid(run),
-        "state": status.get("state"),
-        "error": _run_error(run),
-        "started_at": status.get("started_at"),
-        "completed_at": status.get("completed_at"),
+        "run_id": run.id,
+        "state": run.state,
+        "error": run.error,
+        "started_at": run.started_at,
+        "completed_at": run.completed_at,
     }
 
 
@@ -93,30 +96,28 @@ def metric_names(backend: Backend, monitor_id: str) -> dict[str, str]:
     return {m["id"]: m["name"] for m in definition["entity"]["metrics"]}
 
 
-def _measured(measurement: Resource, names: dict[str, str]) -> list[dict[str, Any]]:
+def _measured(measurement: MeasurementView, names: dict[str, str]) -> list[dict[str, Any]]:
     """Each metric of a measurement with its name, limit and whether it violates it."""
-    out = []
-    for values in measurement["entity"].get("values") or []:
-        for m in values.get("metrics") or []:
-            kind = next((k for k in DIRECTION_OF if m.get(k) is not None), None)
-            item = {"metric": names.get(m["id"], m["id"]), "id": m["id"], "value": m["value"]}
-            if kind:
-                t = Threshold(float(m[kind]), DIRECTION_OF[kind])
-                item.update(limit=t.value, direction=t.direction, violated=t.violated_by(m["value"]))
-            else:
-                item.update(limit=None, direction=None, violated=False)
-            out.append(item)
-    return out
+    return [
+        {
+            "metric": names.get(m.id, m.id),
+            "id": m.id,
+            "value": m.value,
+            "limit": m.limit,
+            "direction": DIRECTION_OF[m.limit_type] if m.limit_type else None,
+            "violated": m.violated,
+        }
+        for m in measurement.metrics
+    ]
 
 
-def measurement_summary(measurement: Resource, names: dict[str, str]) -> dict[str, Any]:
+def measurement_summary(measurement: MeasurementView, names: dict[str, str]) -> dict[str, Any]:
     metrics = _measured(measurement, names)
-    e = measurement["entity"]
     return {
-        "measurement_id": rid(measurement),
-        "run_id": e.get("run_id"),
-        "timestamp": e.get("timestamp"),
-        "issue_count": e.get("issue_count"),
+        "measurement_id": measurement.id,
+        "run_id": measurement.run_id,
+        "timestamp": measurement.timestamp,
+        "issue_count": measurement.issue_count,
         "violations": [
             {k: m[k] for k in ("metric", "value", "limit", "direction")} for m in metrics if m["violated"]
         ],
@@ -125,16 +126,16 @@ def measurement_summary(measurement: Resource, names: dict[str, str]) -> dict[st
 
 
 def schedule_summary(
-    instance: Resource, now: datetime | None = None, *, local: bool = False
+    instance: MonitorInstanceView, now: datetime | None = None, *, local: bool = False
 ) -> dict[str, Any] | None:
     """An instance's schedule as users read it: repeat (and in words), enabled or paused, the
     next three slots in local time. `local`: the local backend's scheduler runs it, with the
     instance's offset (`monitors.schedule.offset_s`); OpenScale runs its own without one."""
-    schedule = instance["entity"].get("schedule")
+    schedule = dict(instance.schedule) if instance.schedule else None
     if not schedule:
         return None
     enabled = is_enabled(schedule)
-    key = instance["metadata"]["id"] if local else None
+    key = instance.id if local else None
     times = next_slots(schedule, now or datetime.now(UTC), 3, key=key) if enabled else []
     return {
         "every": every_text(schedule),
@@ -153,21 +154,21 @@ def monitor_status(backend: Backend, deployment_name: str) -> dict[str, Any]:
     metric with its limit, the violating ones apart) and the latest run, whose error shows when
     the last evaluation failed."""
     asset_id, entry, sub = subscription_of(backend, deployment_name)
-    mon = backend.monitoring
+    mon = read(backend)
     monitors = []
     for monitor_id in entry.get(MONITORS_KEY) or {}:
         item: dict[str, Any] = {"monitor_id": monitor_id}
-        found = mon.monitor_instances.list(target_id=rid(sub), monitor_definition_id=monitor_id)
+        found = mon.instances(target_id=sub.id, monitor_definition_id=monitor_id)
         if not found:
             item.update(state="not configured", monitor_instance_id=None)
             monitors.append(item)
             continue
         inst = found[0]
-        item["monitor_instance_id"] = rid(inst)
+        item["monitor_instance_id"] = inst.id
         item["schedule"] = schedule_summary(inst, local=backend.name == "local")
-        runs = mon.runs.list(rid(inst), limit=1)
+        runs = mon.runs(inst.id, limit=1)
         item["latest_run"] = run_summary(runs[0]) if runs else None
-        latest = mon.measurements.query(target_id=rid(sub), monitor_definition_id=monitor_id, recent_count=1)
+        latest = mon.latest(target_id=sub.id, monitor_definition_id=monitor_id, recent_count=1)
         if latest:
             item.update(measurement_summary(latest[0], metric_names(backend, monitor_id)))
         if runs and item["latest_run"]["state"] not in ("finished", None):
@@ -180,7 +181,7 @@ def monitor_status(backend: Backend, deployment_name: str) -> dict[str, Any]:
     return {
         "deployment_name": deployment_name,
         "model_asset_id": asset_id,
-        "subscription_id": rid(sub),
+        "subscription_id": sub.id,
         "monitors": monitors,
     }
 
@@ -196,10 +197,10 @@ def monitor_history(
     """Past measurements of the deployment's monitors, newest first; with `metric`, that metric's
     value and limit only (a metric no selected monitor has is an error listing their metrics)."""
     _asset_id, _entry, sub = subscription_of(backend, deployment_name)
-    mon = backend.monitoring
+    mon = read(backend)
     selected = []
-    for inst in instances_of(backend, rid(sub), monitor_id):
-        names = metric_names(backend, inst["entity"]["monitor_definition_id"])
+    for inst in instances_of(backend, sub.id, monitor_id):
+        names = metric_names(backend, inst.monitor_id)
         selected.append((inst, names))
     if metric is not None:
         having = [(inst, names) for inst, names in selected if metric in names.values()]
@@ -212,9 +213,9 @@ def monitor_history(
         selected = having
     rows = []
     for inst, names in selected:
-        for m in mon.measurements.list(rid(inst), limit=limit):
+        for m in mon.measurements(inst.id, limit=limit):
             s = measurement_summary(m, names)
-            row = {"monitor_id": inst["entity"]["monitor_definition_id"]}
+            row: dict[str, Any] = {"monitor_id": inst.monitor_id}
             row.update({k: s[k] for k in ("measurement_id", "run_id", "timestamp", "issue_count")})
             if metric is None:
                 row["metrics"] = {x["metric"]: x["value"] for x in s["metrics"]}
@@ -230,26 +231,25 @@ def monitor_history(
 
 def monitor_list(backend: Backend) -> list[dict[str, Any]]:
     """Subscriptions with their monitors, and the entry (model asset id) each belongs to."""
-    mon = backend.monitoring
+    mon = read(backend)
     owners = {
         e.get(SUBSCRIPTION_KEY): key
         for key, e in space.list_entries(backend).items()
         if e.get(SUBSCRIPTION_KEY)
     }
     out = []
-    for sub in mon.subscriptions.list():
-        e = sub["entity"]
+    for sub in mon.subscriptions():
         out.append(
             {
-                "subscription_id": rid(sub),
-                "name": (e.get("asset") or {}).get("name"),
-                "deployment_name": (e.get("deployment") or {}).get("name"),
-                "service_provider_id": e.get("service_provider_id"),
-                "model_asset_id": owners.get(rid(sub)),
-                "created_at": sub["metadata"].get("created_at"),
+                "subscription_id": sub.id,
+                "name": sub.name,
+                "deployment_name": sub.deployment_name,
+                "service_provider_id": sub.service_provider_id,
+                "model_asset_id": owners.get(sub.id),
+                "created_at": sub.created_at,
                 "monitors": [
-                    {"monitor_id": i["entity"]["monitor_definition_id"], "monitor_instance_id": rid(i)}
-                    for i in mon.monitor_instances.list(target_id=rid(sub))
+                    {"monitor_id": i.monitor_id, "monitor_instance_id": i.id}
+                    for i in mon.instances(target_id=sub.id)
                 ],
             }
         )
@@ -334,13 +334,13 @@ def monitor_trends(
     measurements and, where it moves toward its limit, when it is expected to cross it."""
     _asset_id, _entry, sub = subscription_of(backend, deployment_name)
     out = []
-    for inst in instances_of(backend, rid(sub), monitor_id):
-        definition_id = inst["entity"]["monitor_definition_id"]
+    for inst in instances_of(backend, sub.id, monitor_id):
+        definition_id = inst.monitor_id
         names = metric_names(backend, definition_id)
         series: dict[str, list[tuple[datetime, float]]] = {}
         limits: dict[str, tuple[float | None, Direction | None]] = {}
-        for m in reversed(backend.monitoring.measurements.list(rid(inst), limit=points)):
-            at = parse_time(m["entity"].get("timestamp") or m["metadata"]["created_at"])
+        for m in reversed(read(backend).measurements(inst.id, limit=points)):
+            at = parse_time(m.measured_at or "")
             for x in measurement_summary(m, names)["metrics"]:
                 series.setdefault(x["metric"], []).append((at, float(x["value"])))
                 limits[x["metric"]] = (x["limit"], x["direction"])

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops_widgets.backends.base import Backend
-from mlops_widgets.backends.monitoring_protocol import Resource
+from mlops_widgets.backends.views import MonitorInstanceView
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.schedule import (
     DISABLED,
@@ -27,7 +27,7 @@ from mlops_widgets.ops.monitor_views import (
     MONITORS_KEY,
     existing_subscription,
     instances_of,
-    rid,
+    read,
     run_summary,
     schedule_summary,
     subscription_of,
@@ -59,21 +59,21 @@ def set_schedule(
     asset_id, entry, sub = subscription_of(backend, deployment_name)
     monitors = entry.get(MONITORS_KEY) or {}
     chosen = [monitor_id] if monitor_id else list(monitors)
-    plans: list[tuple[str, Resource, dict[str, Any] | None, dict[str, Any] | None]] = []
+    plans: list[tuple[str, MonitorInstanceView, dict[str, Any] | None, dict[str, Any] | None]] = []
     for mid in chosen:
         if mid not in monitors:
             raise MlopsError(
                 f"the entry of deployment {deployment_name!r} has no monitor {mid!r}; "
                 f"its monitors are: {', '.join(monitors) or 'none'}"
             )
-        attached = instances_of(backend, rid(sub), mid)
+        attached = instances_of(backend, sub.id, mid)
         if not attached:
             raise MlopsError(
                 f"monitor {mid!r} of deployment {deployment_name!r} is not attached yet",
                 hint=Hint("monitor.create", "attach the entry's monitors first", {"name": deployment_name}),
             )
         (inst,) = attached
-        current = inst["entity"].get("schedule")
+        current = dict(inst.schedule) if inst.schedule else None
         if remove:
             plans.append((mid, inst, None, None))
             continue
@@ -111,13 +111,15 @@ def set_schedule(
     space.update_entry(backend, asset_id, change)
     out = []
     for mid, inst, wanted, _settings in plans:
-        updated = backend.monitoring.monitor_instances.set_schedule(rid(inst), wanted)
+        updated = backend.monitoring.monitor_instances.set_schedule(inst.id, wanted)
         out.append(
             {
                 "deployment_name": deployment_name,
                 "monitor_id": mid,
-                "monitor_instance_id": rid(inst),
-                "schedule": schedule_summary(updated, local=backend.name == "local"),
+                "monitor_instance_id": inst.id,
+                "schedule": schedule_summary(
+                    MonitorInstanceView.from_document(updated), local=backend.name == "local"
+                ),
             }
         )
     return out
@@ -126,24 +128,24 @@ def set_schedule(
 def list_schedules(backend: Backend, deployment_name: str | None = None) -> list[dict[str, Any]]:
     """Every scheduled monitor instance (of `deployment_name`): its repeat, enabled or paused,
     the next slot and the latest run."""
-    mon = backend.monitoring
+    mon = read(backend)
     if deployment_name:
         subs = [subscription_of(backend, deployment_name)[2]]
     else:
-        subs = mon.subscriptions.list()
+        subs = mon.subscriptions()
     out = []
     for sub in subs:
-        name = (sub["entity"].get("deployment") or {}).get("name") or deployment_name
-        for inst in instances_of(backend, rid(sub)):
+        name = sub.deployment_name or deployment_name
+        for inst in instances_of(backend, sub.id):
             summary = schedule_summary(inst, local=backend.name == "local")
             if summary is None:
                 continue
-            runs = mon.runs.list(rid(inst), limit=1)
+            runs = mon.runs(inst.id, limit=1)
             out.append(
                 {
                     "deployment_name": name,
-                    "monitor_id": inst["entity"]["monitor_definition_id"],
-                    "monitor_instance_id": rid(inst),
+                    "monitor_id": inst.monitor_id,
+                    "monitor_instance_id": inst.id,
                     **summary,
                     "latest_run": run_summary(runs[0]) if runs else None,
                 }
@@ -164,11 +166,11 @@ def monitor_instances_of(backend: Backend, deployment_name: str) -> list[dict[st
         return []
     return [
         {
-            "monitor_id": inst["entity"]["monitor_definition_id"],
-            "monitor_instance_id": rid(inst),
+            "monitor_id": inst.monitor_id,
+            "monitor_instance_id": inst.id,
             "schedule": schedule_summary(inst, local=backend.name == "local"),
         }
-        for inst in instances_of(backend, rid(sub))
+        for inst in instances_of(backend, sub.id)
     ]
 
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlops_widgets.backends import get_backend
+from mlops_widgets.backends.monitoring_views import MonitoringViews
 from mlops_widgets.monitors.schedule import is_enabled, latest_slot, min_interval_s, write_queue
 from mlops_widgets.runner import kernel
 from mlops_widgets.settings import MAX_EVALUATIONS, of_workspace
@@ -45,20 +46,17 @@ CREATE TABLE IF NOT EXISTS sched_slots (
 
 def scheduled(workspace: Workspace) -> list[dict[str, Any]]:
     """The monitor instances with an enabled schedule, with their deployment's name."""
-    mon = get_backend("local", workspace).monitoring
-    names = {
-        s["metadata"]["id"]: (s["entity"].get("deployment") or {}).get("name")
-        for s in mon.subscriptions.list()
-    }
+    mon = MonitoringViews(get_backend("local", workspace).monitoring)
+    names = {s.id: s.deployment_name for s in mon.subscriptions()}
     return [
         {
-            "monitor_instance_id": inst["metadata"]["id"],
-            "deployment_name": names.get(inst["entity"]["target"]["target_id"]),
-            "monitor_id": inst["entity"]["monitor_definition_id"],
-            "schedule": inst["entity"]["schedule"],
+            "monitor_instance_id": inst.id,
+            "deployment_name": names.get(inst.target_id),
+            "monitor_id": inst.monitor_id,
+            "schedule": dict(inst.schedule),
         }
-        for inst in mon.monitor_instances.list()
-        if is_enabled(inst["entity"].get("schedule"))
+        for inst in mon.instances()
+        if inst.schedule and is_enabled(dict(inst.schedule))
     ]
 
 

@@ -269,7 +269,7 @@ class LocalRuns(PerInstance):
                 run_id,
                 state=RUN_ERROR,
                 completed_at=now(),
-                failure={"errors": [_run_failure(exc)]},
+                failure={"trace": run_id, "errors": [_run_failure(exc)]},  # OpenScale's error shape
             )
             if not isinstance(exc, Exception):
                 raise
