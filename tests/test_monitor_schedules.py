@@ -407,8 +407,8 @@ def test_an_alert_whose_webhook_was_down_is_delivered_once_when_it_is_back(
     assert len(state.received) == 1 and state.received[0]["kind"] == "alert"
     (done,) = notify.deliveries(ws)
     assert done["attempts"] == state.refused + 1 and done["delivered_at"]
-    (alert,) = [a for a in alerts.list_alerts(ws) if a["opens_episode"]]
-    assert alert["notified_at"]  # marked notified only once the channel accepted it
+    (alert,) = [a for a in alerts.list_alerts(ws) if a.opens_episode]
+    assert alert.notified_at  # marked notified only once the channel accepted it
     listed = json.loads(cli("monitor", "alerts", "--json").stdout)
     assert listed[0]["deliveries"][0]["state"] == "delivered"
 

@@ -12,7 +12,7 @@ from typing import Any
 from fakecpd import FakeCpd
 from fakecpd.fixtures import *  # noqa: F403  (pytest fixtures)
 from fakecpd.server import Response
-from helpers import deploy_started, make_folder, wait_status
+from helpers import add_entry, deploy_started, make_folder, wait_status
 
 from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
@@ -20,6 +20,7 @@ from mlops_widgets.backends.local.inference import LocalInference
 from mlops_widgets.backends.local.inference.service import API
 from mlops_widgets.backends.monitoring_views import MonitoringViews
 from mlops_widgets.backends.views import (
+    AlertView,
     DeploymentView,
     KernelView,
     MeasurementView,
@@ -28,6 +29,7 @@ from mlops_widgets.backends.views import (
     SubscriptionView,
 )
 from mlops_widgets.monitors.schedule import make_schedule, parse_time
+from mlops_widgets.ops import alerts, monitor
 from mlops_widgets.workspace import Workspace
 
 
@@ -201,3 +203,32 @@ def test_local_and_cpd_make_the_same_monitoring_views_of_the_same_openscale_docu
     )
     assert not by_id["num_images_recent_predicted"].violated
     assert measurement.issue_count == sum(m.violated for m in measurement.metrics)
+
+
+def test_an_alert_read_back_keeps_the_shape_monitor_alerts_json_shows(backend: Backend) -> None:
+    """An alert recorded from a measurement is read back as an `AlertView` whose JSON is the
+    record as `monitor alerts --json` has always shown it (keys, order, values)."""
+    monitor.provider_create(backend)
+    add_entry(backend)
+    monitor.monitor_create(backend, "demo")
+    (inst,) = MonitoringViews(backend.monitoring).instances(monitor_definition_id="generic_metrics")
+    backend.monitoring.measurements.add(inst.id, run_id="r1", metrics={"num_images_recent_predicted": 3})
+
+    (raised,) = alerts.record(backend, "demo")
+    (listed,) = alerts.list_alerts(backend.workspace)
+
+    assert type(raised) is type(listed) is AlertView and listed.alert_id == raised.alert_id
+    assert list(listed.to_dict()) == [
+        "alert_id", "deployment_name", "monitor_id", "monitor_instance_id", "measurement_id", "run_id",
+        "audit_run_id", "measured_at", "violations", "new_violations", "acknowledged_at", "notified_at",
+        "opens_episode",
+    ]  # fmt: skip
+    assert listed.to_dict()["violations"] == [
+        {"metric": "num_images_recent_predicted", "value": 3.0, "limit": 40.0, "direction": "lower"}
+    ]
+    assert (listed.run_id, listed.new_violations, listed.opens_episode) == (
+        "r1",
+        ("num_images_recent_predicted",),
+        True,
+    )
+    assert AlertView.from_record(listed.to_dict()) == listed

@@ -72,12 +72,8 @@ class DeploymentsMixin(AppBase):
             deployment_name=name,
             deployed=deployed,
             model_asset_id=key,
-            monitors=sorted(i["monitor_id"] for i in instances),
-            schedules=sorted(
-                f"{i['monitor_id']} every {i['schedule']['every']}, {i['schedule']['status']}"
-                for i in instances
-                if i["schedule"]
-            ),
+            monitors=sorted(i.monitor_id for i, _scheduled in instances),
+            schedules=sorted(f"{i.monitor_id} every {s.every}, {s.status}" for i, s in instances if s),
         )
 
     def deploy_delete(

@@ -228,6 +228,25 @@ class MonitorInstanceView:
         return _as_dict(self)
 
 
+@dataclass(frozen=True)
+class ScheduleView:
+    """A monitor instance's schedule as users read it: its repeat (and in words), enabled or
+    paused, and its next slots (`next_at` UTC; `next_times` in local time)."""
+
+    every: str
+    in_words: str
+    status: str  # enabled | paused
+    next_at: str | None
+    next_times: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == "enabled"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunView:
     """One evaluation of a monitor instance: `state` running, finished or error; `error` the
@@ -317,6 +336,55 @@ class MeasurementView:
     def measured_at(self) -> str | None:
         """When it was measured: its timestamp, else when the service stored it."""
         return self.timestamp or self.created_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True)
+class ViolationView:
+    """One metric of a measurement beyond its limit ('lower': below it is a violation)."""
+
+    metric: str  # the metric's name
+    value: float
+    limit: float | None
+    direction: str | None  # lower | upper
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertView:
+    """A measurement with violations, recorded once in the workspace (`ops.alerts`): which
+    deployment, monitor and run, the violated metrics (`new_violations`: the ones whose episode
+    it opens) and whether the user acknowledged it and the channels were notified."""
+
+    alert_id: str
+    deployment_name: str
+    monitor_id: str
+    monitor_instance_id: str
+    measurement_id: str
+    run_id: str | None
+    audit_run_id: str | None  # the template run evaluating it, when there was one
+    measured_at: str  # ISO 8601 UTC
+    violations: tuple[ViolationView, ...]
+    new_violations: tuple[str, ...]
+    acknowledged_at: str | None = None
+    notified_at: str | None = None
+    opens_episode: bool = False
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AlertView:
+        """From the alert as recorded (and as the JSON of `monitor alerts` shows it)."""
+        return cls(
+            **{k: v for k, v in record.items() if k not in ("violations", "new_violations")},
+            violations=tuple(
+                ViolationView(v["metric"], v["value"], v.get("limit"), v.get("direction"))
+                for v in record.get("violations") or []
+            ),
+            new_violations=tuple(record.get("new_violations") or []),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)

@@ -208,14 +208,14 @@ def alerts(
         return
     ops_alerts.sync(obj.backend(), name)
     notify.dispatch(ws)
-    rows = ops_alerts.list_alerts(
+    found = ops_alerts.list_alerts(
         ws, deployment_name=name, since=_since(since), unacknowledged=unacknowledged
     )
     outbox = notify.deliveries(ws, deployment_name=name)
     by_source: dict[str, list[dict[str, Any]]] = {}
     for d in outbox:
         by_source.setdefault(d["source_id"], []).append(d)
-    rows = [{**r, "deliveries": by_source.get(r["alert_id"], [])} for r in rows]
+    rows = [{**r.to_dict(), "deliveries": by_source.get(r.alert_id, [])} for r in found]
     if as_json:  # the alerts, each with its deliveries (other kinds: `monitor notify --deliveries`)
         echo_json(rows)
         return

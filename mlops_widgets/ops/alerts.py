@@ -21,6 +21,7 @@ from typing import Any
 
 from mlops_widgets import events_feed
 from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.views import AlertView
 from mlops_widgets.errors import NotFoundError
 from mlops_widgets.monitors.schedule import parse_time
 from mlops_widgets.ops.monitor_views import (
@@ -52,19 +53,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _alert(row: sqlite3.Row) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(row["alert"])
-    out.update(
-        acknowledged_at=row["acknowledged_at"],
-        notified_at=row["notified_at"],
-        opens_episode=bool(row["opens_episode"]),
+def _alert(row: sqlite3.Row) -> AlertView:
+    return AlertView.from_record(
+        {
+            **json.loads(row["alert"]),
+            "acknowledged_at": row["acknowledged_at"],
+            "notified_at": row["notified_at"],
+            "opens_episode": bool(row["opens_episode"]),
+        }
     )
-    return out
 
 
-def record(
-    backend: Backend, deployment_name: str, *, audit_run_id: str | None = None
-) -> list[dict[str, Any]]:
+def record(backend: Backend, deployment_name: str, *, audit_run_id: str | None = None) -> list[AlertView]:
     """Record the alerts of the deployment's measurements not seen yet; returns the new ones.
     Safe to call from many processes: a measurement is recorded once."""
     _asset_id, _entry, sub = subscription_of(backend, deployment_name)
@@ -76,7 +76,7 @@ def record(
             measurement_summary(m, names) for m in reversed(read(backend).measurements(inst.id, limit=WINDOW))
         ]
         found.append((inst, monitor_id, measured))
-    new: list[dict[str, Any]] = []
+    new: list[AlertView] = []
     with backend.workspace.tables(SCHEMA) as conn, transaction(conn):
         for inst, monitor_id, measured in found:
             seen = conn.execute(
@@ -123,20 +123,20 @@ def record(
                     ),
                 ).rowcount
                 if inserted:
-                    new.append({**alert, "opens_episode": bool(opening)})
+                    new.append(AlertView.from_record({**alert, "opens_episode": bool(opening)}))
             if last is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO alerts_seen VALUES (?, ?, ?)",
                     (inst.id, last.isoformat(), json.dumps(sorted(violated))),
                 )
-    for alert in new:
+    for raised in new:
         events_feed.publish(
             backend.workspace,
             "alert",
-            alert["alert_id"],
+            raised.alert_id,
             state="raised",
             deployment_name=deployment_name,
-            monitor_id=alert["monitor_id"],
+            monitor_id=raised.monitor_id,
         )
     return new
 
@@ -182,7 +182,7 @@ def list_alerts(
     deployment_name: str | None = None,
     since: str | None = None,
     unacknowledged: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[AlertView]:
     """Recorded alerts, newest first; `since` an ISO time."""
     after = parse_time(since).isoformat() if since else None
     with workspace.tables(SCHEMA) as conn:
@@ -239,7 +239,7 @@ def _acknowledge(workspace: Workspace, alert_ids: list[str] | None, deployment_n
         return count
 
 
-def sync(backend: Backend, deployment_name: str | None = None) -> list[dict[str, Any]]:
+def sync(backend: Backend, deployment_name: str | None = None) -> list[AlertView]:
     """`record` for one deployment or every subscribed one (a subscription whose entry is gone
     is skipped): how alerts are read from OpenScale's measurements on cpd."""
     if deployment_name:

@@ -13,7 +13,13 @@ from typing import Any
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.monitoring_protocol import Resource
 from mlops_widgets.backends.monitoring_views import MonitoringViews
-from mlops_widgets.backends.views import MeasurementView, MonitorInstanceView, RunView, SubscriptionView
+from mlops_widgets.backends.views import (
+    MeasurementView,
+    MonitorInstanceView,
+    RunView,
+    ScheduleView,
+    SubscriptionView,
+)
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import Direction, Threshold
 from mlops_widgets.monitors.schedule import describe, every_text, is_enabled, next_slots, parse_time
@@ -127,7 +133,7 @@ def measurement_summary(measurement: MeasurementView, names: dict[str, str]) -> 
 
 def schedule_summary(
     instance: MonitorInstanceView, now: datetime | None = None, *, local: bool = False
-) -> dict[str, Any] | None:
+) -> ScheduleView | None:
     """An instance's schedule as users read it: repeat (and in words), enabled or paused, the
     next three slots in local time. `local`: the local backend's scheduler runs it, with the
     instance's offset (`monitors.schedule.offset_s`); OpenScale runs its own without one."""
@@ -137,13 +143,13 @@ def schedule_summary(
     enabled = is_enabled(schedule)
     key = instance.id if local else None
     times = next_slots(schedule, now or datetime.now(UTC), 3, key=key) if enabled else []
-    return {
-        "every": every_text(schedule),
-        "in_words": describe(schedule),
-        "status": "enabled" if enabled else "paused",
-        "next_at": times[0].isoformat() if times else None,
-        "next_times": [t.astimezone().isoformat(timespec="seconds") for t in times],
-    }
+    return ScheduleView(
+        every=every_text(schedule),
+        in_words=describe(schedule),
+        status="enabled" if enabled else "paused",
+        next_at=times[0].isoformat() if times else None,
+        next_times=tuple(t.astimezone().isoformat(timespec="seconds") for t in times),
+    )
 
 
 # --- views --------------------------------------------------------------------------------------
@@ -165,7 +171,8 @@ def monitor_status(backend: Backend, deployment_name: str) -> dict[str, Any]:
             continue
         inst = found[0]
         item["monitor_instance_id"] = inst.id
-        item["schedule"] = schedule_summary(inst, local=backend.name == "local")
+        scheduled = schedule_summary(inst, local=backend.name == "local")
+        item["schedule"] = scheduled.to_dict() if scheduled else None
         runs = mon.runs(inst.id, limit=1)
         item["latest_run"] = run_summary(runs[0]) if runs else None
         latest = mon.latest(target_id=sub.id, monitor_definition_id=monitor_id, recent_count=1)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops_widgets.backends.base import Backend
-from mlops_widgets.backends.views import MonitorInstanceView
+from mlops_widgets.backends.views import MonitorInstanceView, ScheduleView, plain
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.schedule import (
     DISABLED,
@@ -117,8 +117,10 @@ def set_schedule(
                 "deployment_name": deployment_name,
                 "monitor_id": mid,
                 "monitor_instance_id": inst.id,
-                "schedule": schedule_summary(
-                    MonitorInstanceView.from_document(updated), local=backend.name == "local"
+                "schedule": plain(
+                    schedule_summary(
+                        MonitorInstanceView.from_document(updated), local=backend.name == "local"
+                    )
                 ),
             }
         )
@@ -146,14 +148,16 @@ def list_schedules(backend: Backend, deployment_name: str | None = None) -> list
                     "deployment_name": name,
                     "monitor_id": inst.monitor_id,
                     "monitor_instance_id": inst.id,
-                    **summary,
+                    **summary.to_dict(),
                     "latest_run": run_summary(runs[0]) if runs else None,
                 }
             )
     return out
 
 
-def monitor_instances_of(backend: Backend, deployment_name: str) -> list[dict[str, Any]]:
+def monitor_instances_of(
+    backend: Backend, deployment_name: str
+) -> list[tuple[MonitorInstanceView, ScheduleView | None]]:
     """The deployment's monitor instances (its entry's subscription, else one named after it),
     each with its schedule as users read it (None when unscheduled); [] when it has none. Works
     whether or not an entry still names the deployment."""
@@ -164,14 +168,8 @@ def monitor_instances_of(backend: Backend, deployment_name: str) -> list[dict[st
     sub = existing_subscription(backend, entry, deployment_name)
     if sub is None:
         return []
-    return [
-        {
-            "monitor_id": inst.monitor_id,
-            "monitor_instance_id": inst.id,
-            "schedule": schedule_summary(inst, local=backend.name == "local"),
-        }
-        for inst in instances_of(backend, sub.id)
-    ]
+    local = backend.name == "local"
+    return [(inst, schedule_summary(inst, local=local)) for inst in instances_of(backend, sub.id)]
 
 
 def unschedule(backend: Backend, deployment_name: str) -> list[str]:
@@ -180,8 +178,8 @@ def unschedule(backend: Backend, deployment_name: str) -> list[str]:
     them); returns the monitor ids unscheduled. What a deployment's delete does when its
     monitors stay: no schedule may outlive the deployment it evaluates."""
     done = []
-    for inst in monitor_instances_of(backend, deployment_name):
-        if inst["schedule"] is not None:
-            backend.monitoring.monitor_instances.set_schedule(inst["monitor_instance_id"], None)
-            done.append(inst["monitor_id"])
+    for inst, scheduled in monitor_instances_of(backend, deployment_name):
+        if scheduled is not None:
+            backend.monitoring.monitor_instances.set_schedule(inst.id, None)
+            done.append(inst.monitor_id)
     return done
