@@ -295,6 +295,18 @@ def test_an_evaluate_from_the_panel_notifies_as_the_clis_does(
     assert from_cli["new_violations"] == ["num_images_recent_predicted"]  # the others stayed violated
 
 
+def test_monitor_create_that_evaluates_notifies_at_once(ready: Backend, cli, hook: tuple[int, Hook]) -> None:
+    """`monitor create --evaluate` (and the panel's Create monitors with "evaluate right after")
+    sends the alerts its evaluation raised, as `monitor run` does."""
+    port, state = hook
+    assert cli("monitor", "notify", "--webhook", f"http://127.0.0.1:{port}/hook").exit_code == 0
+    assert cli("monitor", "create", "--name", "demo", "--evaluate").exit_code == 0  # 4 < 40: violated
+    (sent,) = [r for r in state.received if r["monitor_id"] == GEN]
+    assert sent["deployment_name"] == "demo" and "num_images_recent_predicted" in sent["new_violations"]
+    configured = list_runs(ready.workspace, template="A3_OpenScale_Configuration")[0]
+    assert sent["audit_run_id"] == configured.run_id
+
+
 def test_notify_rejects_bad_channels(cli, workspace) -> None:
     assert cli("monitor", "notify").exit_code == 1
     bad = cli("monitor", "notify", "--webhook", "ftp://host/x")

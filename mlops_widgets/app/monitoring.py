@@ -77,8 +77,9 @@ class MonitoringMixin(AppBase):
     ) -> RunRecord:
         """Subscribe the deployment and create (or update) one monitor instance per monitor of
         its entry, with the entry's thresholds and schedules (template A3); `evaluate`: run them
-        once after."""
+        once after, and send the alerts it raised to the notification channels (as `evaluate`)."""
         from mlops_widgets.app.entries import MONITOR_TEMPLATE
+        from mlops_widgets.ops import notify
         from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER
 
         params = {
@@ -86,7 +87,10 @@ class MonitoringMixin(AppBase):
             "service_provider_name": service_provider_name or DEFAULT_SERVICE_PROVIDER,
             "evaluate": evaluate,
         }
-        return self.run(MONITOR_TEMPLATE, params, progress=progress, cancel=cancel)
+        record = self.run(MONITOR_TEMPLATE, params, progress=progress, cancel=cancel)
+        if evaluate:
+            notify.dispatch(self.workspace)
+        return record
 
     def evaluate(
         self,
