@@ -178,3 +178,18 @@ def test_steps_leave_the_kernels_threads_and_open_files_as_they_were(workspace: 
     for _ in range(3):
         template_run()
     assert (threading.active_count(), _open_files()) == (threads, files)
+
+
+def test_the_panel_builds_a_tab_when_first_shown_and_its_frame_names_them_all(workspace: Any) -> None:
+    from mlops_widgets.widgets.panel import TABS
+
+    panel = MLOpsPanel(workspace=workspace, follow=False)
+    assert [t.title for t in panel.ctx.tabs] == ["Prepare"]  # the others wait until shown
+    assert [panel.tabs.get_title(i) for i in range(len(TABS))] == list(TABS)
+    panel.show("Deploy")
+    assert [t.title for t in panel.ctx.tabs] == ["Prepare", "Deploy"] and panel.deploy.loaded
+    assert "no deployments yet" in txt(panel.deploy.status)
+    # The extension draws the same tab names as the panel's frame while the kernel starts.
+    source = (Path(__file__).parent.parent / "labextension/src/panel.ts").read_text()
+    drawn = re.search(r"PANEL_TABS = \[(.*?)\]", source)
+    assert drawn and re.findall(r"'([^']+)'", drawn.group(1)) == list(TABS)

@@ -21,6 +21,8 @@ const WIDGET_VIEW_MIMETYPE = 'application/vnd.jupyter.widget-view+json';
 const SLOW_STEP_MS = 2000;
 /** This browser tab's panel session (its path), to end it after a reload. */
 const SESSION_KEY = 'mlops-widgets:panel-session';
+/** The panel's tabs, drawn as its frame while its kernel starts (widgets/panel.py's TABS). */
+export const PANEL_TABS = ['Prepare', 'Deploy', 'Monitor', 'Status', 'Runs', 'Train'];
 
 /** Python that builds the panel on the server's workspace and backend. */
 export function panelCode(info: IInfo): string {
@@ -60,6 +62,30 @@ function registerCoreWidgets(manager: KernelWidgetManager): void {
   manager.register(widgetModule); // the panel's table and dialog
 }
 
+/**
+ * The panel's frame (its title, its tabs' names and what it waits for), shown at once: the
+ * kernel that draws the panel takes seconds to start, and a blank tab reads as broken.
+ */
+function panelFrame(): HTMLElement {
+  const frame = document.createElement('div');
+  frame.className = 'mlops-lab-panel-frame';
+  const title = document.createElement('b');
+  title.textContent = 'MLOps';
+  const tabs = document.createElement('div');
+  tabs.className = 'mlops-frame-tabs';
+  for (const name of PANEL_TABS) {
+    const tab = document.createElement('span');
+    tab.className = 'mlops-frame-tab';
+    tab.textContent = name;
+    tabs.appendChild(tab);
+  }
+  const note = document.createElement('div');
+  note.className = 'mlops-frame-note';
+  note.textContent = "Starting the panel's kernel…";
+  frame.append(title, tabs, note);
+  return frame;
+}
+
 export class MLOpsPanelWidget extends Panel {
   constructor(app: JupyterFrontEnd, rendermime: IRenderMimeRegistry) {
     super();
@@ -72,6 +98,8 @@ export class MLOpsPanelWidget extends Panel {
     this._model = new OutputAreaModel({ trusted: true });
     this._area = new OutputArea({ model: this._model, rendermime: this._rendermime });
     this._area.addClass('mlops-lab-panel-output');
+    this._frame = panelFrame();
+    this.node.appendChild(this._frame);
     this.addWidget(this._area);
     this._session = new SessionContext({
       sessionManager: app.serviceManager.sessions,
@@ -98,6 +126,10 @@ export class MLOpsPanelWidget extends Panel {
    * `.mlops-task-message`, empty while its step runs: every bar is watched on its own.
    */
   private _stepChanged(): void {
+    if (this._frame && this.node.querySelector('.mlops-panel')) {
+      this._frame.remove(); // the panel's own widgets are drawn: the frame has done its part
+      this._frame = null;
+    }
     this.node.querySelectorAll('.mlops-taskbar').forEach(bar => this._barChanged(bar));
   }
 
@@ -131,7 +163,6 @@ export class MLOpsPanelWidget extends Panel {
   readonly ready: Promise<void>;
 
   private async _start(): Promise<void> {
-    this._note('Starting the MLOps panel…');
     await this._endStale();
     const [info] = await Promise.all([requestAPI<IInfo>('info'), this._session.initialize()]);
     await this._session.ready;
@@ -179,6 +210,8 @@ export class MLOpsPanelWidget extends Panel {
   private _note(text: string): void {
     this._model.clear();
     this._model.add({ output_type: 'stream', name: 'stdout', text });
+    this._frame?.remove(); // what went wrong is said instead
+    this._frame = null;
   }
 
   /** Closing the tab ends the panel and its kernel (a plain widget would only be detached). */
@@ -207,5 +240,6 @@ export class MLOpsPanelWidget extends Panel {
   private _session: SessionContext;
   private _manager: KernelWidgetManager | null = null;
   private _steps: MutationObserver;
+  private _frame: HTMLElement | null;
   private _stepStarted = new WeakMap<Element, number>(); // per task bar: when its running step started
 }

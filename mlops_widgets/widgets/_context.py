@@ -57,7 +57,7 @@ class PanelContext:
             self.backend_name = backend_name(backend)
         self.base = base or notebook_dir()
         self.tasks = Steps()
-        self.tabs: list[Tab] = []
+        self.tabs: list[Tab] = []  # those built so far (a tab is built when first shown)
         self._server: LabServer | None = None
         self._server_looked = False
         self._definitions: dict[str, MonitorDefinition] | None = None

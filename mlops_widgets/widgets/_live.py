@@ -41,6 +41,10 @@ class Follower:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
     def close(self) -> None:
         """Stop reading (the panel closed); returns once the reading thread ended."""
         self._stop.set()

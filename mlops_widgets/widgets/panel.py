@@ -10,8 +10,9 @@ says something changed, whoever changed it (`_live`).
 from __future__ import annotations
 
 import html
+import importlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import ipywidgets as w
 
@@ -20,17 +21,30 @@ from mlops_widgets.widgets._files import display_path
 from mlops_widgets.widgets._live import Follower
 from mlops_widgets.widgets._style import stylesheet
 from mlops_widgets.widgets._task import TaskBar
-from mlops_widgets.widgets.deploy import DeployTab
-from mlops_widgets.widgets.monitor import MonitorTab
-from mlops_widgets.widgets.prepare import PrepareTab
-from mlops_widgets.widgets.runs import RunsTab
-from mlops_widgets.widgets.status import StatusTab
-from mlops_widgets.widgets.train import TrainTab
 
 if TYPE_CHECKING:
     from mlops_widgets.backends.base import Backend
     from mlops_widgets.events_feed import Change
+    from mlops_widgets.widgets._context import Tab
+    from mlops_widgets.widgets.deploy import DeployTab
+    from mlops_widgets.widgets.monitor import MonitorTab
+    from mlops_widgets.widgets.prepare import PrepareTab
+    from mlops_widgets.widgets.runs import RunsTab
+    from mlops_widgets.widgets.status import StatusTab
+    from mlops_widgets.widgets.train import TrainTab
     from mlops_widgets.workspace import Workspace
+
+WARM_AFTER_S = 5.0  # the spare kernel starts this long after the panel's first state is read
+
+# The tabs in the flow's order: title -> (module, class), imported when the tab is first shown.
+TABS = {
+    "Prepare": ("mlops_widgets.widgets.prepare", "PrepareTab"),
+    "Deploy": ("mlops_widgets.widgets.deploy", "DeployTab"),
+    "Monitor": ("mlops_widgets.widgets.monitor", "MonitorTab"),
+    "Status": ("mlops_widgets.widgets.status", "StatusTab"),
+    "Runs": ("mlops_widgets.widgets.runs", "RunsTab"),
+    "Train": ("mlops_widgets.widgets.train", "TrainTab"),
+}
 
 
 class MLOpsPanel(w.VBox):
@@ -50,17 +64,15 @@ class MLOpsPanel(w.VBox):
     ) -> None:
         ctx = PanelContext(workspace, backend)
         self.ctx = ctx
-        self.prepare = PrepareTab(ctx)
-        self.deploy = DeployTab(ctx)
-        self.monitor = MonitorTab(ctx)
-        self.status = StatusTab(ctx)
-        self.runs = RunsTab(ctx)
-        self.train = TrainTab(ctx)
-        ctx.tabs = [self.prepare, self.deploy, self.monitor, self.status, self.runs, self.train]
-        for tab in ctx.tabs:
-            tab.widget.add_class(f"mlops-tab-{tab.title.lower()}")
-        self.tabs = w.Tab(children=[t.widget for t in ctx.tabs], titles=[t.title for t in ctx.tabs])
+        # Only the first tab is built now: the others (their modules, their widgets, which the
+        # browser must all create before drawing) when first shown, so the panel opens sooner.
+        self._built: dict[str, Tab] = {}
+        self._pages = {title: w.VBox() for title in TABS}
+        for title, page in self._pages.items():
+            page.add_class(f"mlops-tab-{title.lower()}")
+        self.tabs = w.Tab(children=list(self._pages.values()), titles=list(TABS))
         self.tabs.add_class("mlops-tabs")
+        self._tab("Prepare")
         self.tabs.observe(self._tab_shown, "selected_index")
         self.header = w.HTML(
             f"<b>MLOps</b> <span class='mlops-muted'>backend <code>{html.escape(ctx.backend_name)}</code>"
@@ -85,25 +97,29 @@ class MLOpsPanel(w.VBox):
         drawn and its first lists read: starting a kernel then does not delay the panel."""
         from mlops_widgets.runner import warm
 
+        if self.live is not None and self.live.closed:
+            return  # closed meanwhile: no spare for it
         warm.keep_spare(True, workspace=self.ctx.workspace, backend=self.ctx.backend_name)
 
     def _changed(self, changes: list[Change]) -> None:
         """Changes from the feed (on the kernel's loop): the views they concern read again. The
         first call (no changes) loads what the open panel shows: the shown tab, the alert count."""
         kinds = {c.kind for c in changes}
-        shown = self.ctx.tabs[self.tabs.selected_index or 0]
+        shown = self._tab(list(TABS)[self.tabs.selected_index or 0])
         if not changes:
             shown.refresh()
             self._show_alerts()
-            self._warm()
+            # The spare kernel's start takes a core for a second or two: not while the
+            # browser is still drawing the panel.
+            loop = self.ctx.loop
+            if loop is not None:
+                loop.call_later(WARM_AFTER_S, self._warm)
+            else:
+                self._warm()
             return
         tabs = [t for t in self.ctx.tabs if t.loaded or t is shown]
         if not kinds & {"run", "event"}:  # a job's or an alert's change only
-            tabs = [
-                t
-                for t in tabs
-                if (t is self.train and "job" in kinds) or (t is self.status and "alert" in kinds)
-            ]
+            tabs = [t for t in tabs if {"Train": "job", "Status": "alert"}.get(t.title) in kinds]
         for tab in tabs:
             tab.refresh()
         self._show_alerts()
@@ -146,15 +162,54 @@ class MLOpsPanel(w.VBox):
             else ""
         )
 
+    def _tab(self, title: str) -> Tab:
+        """The tab called `title`, built on first use (then loading its lists, unless it is the
+        first tab: the panel's first state is read once it is drawn)."""
+        tab = self._built.get(title)
+        if tab is None:
+            module, name = TABS[title]
+            tab = getattr(importlib.import_module(module), name)(self.ctx)
+            self._built[title] = tab
+            self.ctx.tabs.append(tab)
+            self._pages[title].children = [tab.widget]
+            if self._built.keys() != {"Prepare"} and not tab.loaded:
+                tab.refresh()
+        return tab
+
+    @property
+    def prepare(self) -> PrepareTab:
+        return cast("PrepareTab", self._tab("Prepare"))
+
+    @property
+    def deploy(self) -> DeployTab:
+        return cast("DeployTab", self._tab("Deploy"))
+
+    @property
+    def monitor(self) -> MonitorTab:
+        return cast("MonitorTab", self._tab("Monitor"))
+
+    @property
+    def status(self) -> StatusTab:
+        return cast("StatusTab", self._tab("Status"))
+
+    @property
+    def runs(self) -> RunsTab:
+        return cast("RunsTab", self._tab("Runs"))
+
+    @property
+    def train(self) -> TrainTab:
+        return cast("TrainTab", self._tab("Train"))
+
     def _tab_shown(self, change: dict) -> None:
         index = change["new"]
-        if index is not None and not self.ctx.tabs[index].loaded:
-            self.ctx.tabs[index].refresh()
+        if index is not None:
+            tab = self._tab(list(TABS)[index])
+            if not tab.loaded:
+                tab.refresh()
 
     def show(self, title: str) -> None:
         """Switch to the tab called `title` (Prepare, Deploy, Monitor, Status, Runs, Train)."""
-        titles = [t.title for t in self.ctx.tabs]
-        self.tabs.selected_index = titles.index(title)
+        self.tabs.selected_index = list(TABS).index(title)
 
     def refresh(self) -> None:
         """Reload every tab's lists."""
