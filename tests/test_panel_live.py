@@ -98,9 +98,9 @@ def test_the_open_panel_shows_what_the_cli_changes_without_refresh(workspace: An
             )
             job_id = next(w for w in out.split() if w.startswith("train-")).rstrip(":")
             train = panel.train
-            await until(lambda: any(j["id"] == job_id for j in train.jobs), "the submitted job")
+            await until(lambda: any(j.id == job_id for j in train.jobs), "the submitted job")
             train.pick.value = job_id
-            await until(lambda: (train._job() or {}).get("state") in JOB_ENDED, "the job's end")
+            await until(lambda: getattr(train._job(), "state", None) in JOB_ENDED, "the job's end")
             assert train.stop.disabled and "pick a running job" in txt(train.stop.reason)
             # The Runs tab lists the CLI's runs (it was never shown: loaded by the first step).
             assert panel.runs.loaded or panel.runs.runs == []
