@@ -115,7 +115,7 @@ def test_steps_that_do_not_conflict_run_together_and_a_blocked_one_names_its_blo
     panel = MLOpsPanel(workspace=workspace)
     ctx, deploy = panel.ctx, panel.deploy
     deploy.deployments = [{"name": "a", "state": "started"}, {"name": "b", "state": "started"}]
-    deploy.target.options = ["a", "b"]
+    deploy.target.show([{"id": n, "name": n} for n in ("a", "b")], "b")
     gate = threading.Event()
 
     def held(_progress: Any) -> str:
@@ -188,7 +188,7 @@ def test_the_panel_builds_a_tab_when_first_shown_and_its_frame_names_them_all(wo
     assert [panel.tabs.get_title(i) for i in range(len(TABS))] == list(TABS)
     panel.show("Deploy")
     assert [t.title for t in panel.ctx.tabs] == ["Prepare", "Deploy"] and panel.deploy.loaded
-    assert "no deployments yet" in txt(panel.deploy.status)
+    assert panel.deploy.deployments == [] and panel.deploy.target.options == ()  # listed: none yet
     # The extension draws the same tab names as the panel's frame while the kernel starts.
     source = (Path(__file__).parent.parent / "labextension/src/panel.ts").read_text()
     drawn = re.search(r"PANEL_TABS = \[(.*?)\]", source)
