@@ -496,3 +496,20 @@ def test_kernel_log_cuts_endless_lines_and_masks_across_chunks(tmp_path: Path) -
     assert "".join(line.removeprefix("[p] ") for line in lines[:3]) == "a" * 150_000 + "b"
     assert all(len(line) <= LINE_MAX + len("[p] ") for line in lines)
     assert lines[3:] == [f"[p] key={MASK} end", "[p] [mlops] ended"]
+
+
+def test_a_reaper_whose_owner_died_before_it_started_ends_its_command(tmp_path: Path) -> None:
+    # The owner wraps a long sleep, starts it and exits at once: the reaper's interpreter is still
+    # starting, so its parent is already init (or a subreaper) when it first looks. Seen in the
+    # wild: a reaper and its ipykernel, parent pid 1, alive an hour after their test had ended.
+    pid_file = tmp_path / "pid"
+    owner = (
+        "import os, subprocess, sys\n"
+        "from mlops_widgets.backends.local import reaper\n"
+        "p = subprocess.Popen(reaper.wrap([sys.executable, '-c', 'import time; time.sleep(300)']))\n"
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", owner], check=True, timeout=60)
+    reaper_pid = int(pid_file.read_text())
+    wait_for(lambda: gone(reaper_pid), timeout=60, what="the orphaned reaper to end its command and exit")

@@ -1,14 +1,14 @@
 """The reaper: runs one command (a deployment's kernel, a template run's kernel, a training
 worker) as its child and makes sure nothing the command starts outlives it.
 
-    python -I reaper.py [--watch-parent] -- COMMAND [ARG...]      (see `wrap`)
+    python -I reaper.py [--owner PID] -- COMMAND [ARG...]      (see `wrap`)
 
 A process that calls setsid, double-forks and clears its environment leaves its session and its
 `MSD_POD_NAME` behind: nothing in /proc ties it to its kernel any more, except its ancestry. The
 reaper keeps that tie: it declares itself a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`),
 so every orphaned descendant is re-parented to it instead of to init, and the tree below the
 reaper is the command's whole family, whatever its members did. When the command exits, or the
-reaper gets SIGUSR2 (its owner ends it: `stop`), or, with --watch-parent, its owner dies, the
+reaper gets SIGUSR2 (its owner ends it: `stop`), or, with --owner, its owner dies, the
 reaper SIGKILLs every descendant until none is left, removes the shared-memory files they
 created, and exits as the command did (its code, or its signal). SIGTERM and SIGHUP are passed
 on to the command (a polite end, as to the command itself); SIGINT is ignored: an owner
@@ -64,9 +64,11 @@ STOP_SIGNAL = signal.SIGUSR2
 _IN_CREATE, _IN_MOVED_TO, _IN_NONBLOCK, _IN_CLOEXEC = 0x100, 0x80, 0o4000, 0o2000000
 
 
-def wrap(command: list[str], *, watch_parent: bool = True) -> list[str]:
-    """`command` run under a reaper on this interpreter."""
-    return [sys.executable, "-I", __file__, *(["--watch-parent"] if watch_parent else []), "--", *command]
+def wrap(command: list[str]) -> list[str]:
+    """`command` run under a reaper on this interpreter, ended when this process (its owner)
+    dies. The owner is named by pid: one that died before the reaper first looked at its parent
+    would otherwise pass unnoticed (the reaper re-parented from its start, seen alive for hours)."""
+    return [sys.executable, "-I", __file__, "--owner", str(os.getpid()), "--", *command]
 
 
 def _gone(pid: int) -> bool:
@@ -237,11 +239,10 @@ def _kill_all(tracked: dict[str, int], ended: dict[int, int]) -> None:
 
 def main(argv: list[str]) -> int:
     if "--" not in argv or not argv[argv.index("--") + 1 :]:
-        print("usage: reaper.py [--watch-parent] -- COMMAND [ARG...]", file=sys.stderr)
+        print("usage: reaper.py [--owner PID] -- COMMAND [ARG...]", file=sys.stderr)
         return 2
-    command = argv[argv.index("--") + 1 :]
-    watch_parent = "--watch-parent" in argv[: argv.index("--")]
-    owner = os.getppid()
+    command, options = argv[argv.index("--") + 1 :], argv[: argv.index("--")]
+    owner = int(options[options.index("--owner") + 1]) if "--owner" in options else None
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -283,7 +284,7 @@ def main(argv: list[str]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, passed_on.pop())
         _reap(ended)
-        if child not in ended and (ending or (watch_parent and os.getppid() != owner)):
+        if child not in ended and (ending or (owner is not None and os.getppid() != owner)):
             _kill_all(tracked, ended)
     _kill_all(tracked, ended)
     remove_shm(tracked)
