@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 STAMP = HERE.parent / "mlops_widgets" / "labextension" / "sources.sha256"
-SOURCES = ("package.json", "package-lock.json", "tsconfig.json", "src", "style")
+SOURCES = ("package.json", "package-lock.json", "tsconfig.json", "src", "style", "schema")
 
 
 def sources_hash() -> str:

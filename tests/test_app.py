@@ -212,3 +212,51 @@ def test_replacing_an_entry_from_a_file_keeps_its_monitors_schedules(
     assert kept[GEN]["schedule"] == {"every": "1h", "paused": False} and "schedule" not in kept[SEG]
     monitor.monitor_create(monitored, "demo")
     assert [j["monitor_id"] for j in scheduled(monitored.workspace)] == [GEN]
+
+
+def test_a_notebook_offers_one_action_open_its_run_run_a_clone_or_run_as_a_template(tmp_path) -> None:
+    """What JupyterLab's notebook button and file browser menu do (app/notebooks.py): an executed
+    run's notebook opens its run and never runs again; a clone runs its parameters cell; any other
+    notebook runs as a template of its own, the form's texts read as the command line reads them
+    and refused, before anything is recorded, when the template does not take them."""
+    import json
+
+    from helpers import make_template
+
+    from mlops_widgets.errors import MlopsError
+    from mlops_widgets.runner import clone_run
+
+    app = App(tmp_path / "ws", "local")
+    mine = make_template(
+        tmp_path / "files" / "Mine.ipynb",
+        'count = 1  # how many\nlabel = "x"  # a label\n',
+        ["from mlops_widgets.runner.record import record\nrecord(total=count * 2, label=label)"],
+    )
+    plan = app.notebook_plan(mine)
+    assert plan.action == "template" and list(plan.template.parameters) == ["count", "label"]
+    with pytest.raises(MlopsError, match="count"):
+        app.run_notebook(mine, {"count": "many"})
+    assert list_runs(app.workspace) == []  # refused before anything ran
+    first = app.run_notebook(mine, {"count": "3"})
+    assert first.ok, first.error
+    assert (first.template, first.parameters, first.results) == (
+        "Mine",
+        {"count": 3},
+        {"total": 6, "label": "x"},
+    )
+    assert first.cwd == str(mine.parent)  # run where the notebook is, as Jupyter runs it
+
+    opened = app.notebook_plan(first.notebook)
+    assert opened.action == "open" and opened.run.run_id == first.run_id
+    with pytest.raises(MlopsError, match=f"executed notebook of run {first.short_id}"):
+        app.run_notebook(first.notebook)
+    assert app.notebook_plan(first.dir / "template.ipynb").action == "template"  # not the executed one
+
+    clone = clone_run(first.run_id, tmp_path / "files" / "again.ipynb", app.workspace)
+    nb = json.loads(clone.read_text())
+    cell = next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    cell["source"] = "".join(cell["source"]).replace("count = 3", "count = 4")
+    clone.write_text(json.dumps(nb))
+    assert app.notebook_plan(clone).action == "clone"
+    again = app.run_notebook(clone, {"count": "99"})  # a clone's values are its cell's
+    assert again.ok and again.rerun_of == first.run_id and again.results["total"] == 8

@@ -380,8 +380,9 @@ def test_clone_a_run_then_run_the_clone_in_the_audit_trail(demo_lab, page, tmp_p
     dialog = page.locator(".jp-Dialog")
     dialog.locator(".mlops-clone-path").fill("c1-again.ipynb")
     dialog.locator(".jp-mod-accept").click()
-    button = page.locator(".jp-NotebookPanel-toolbar .mlops-run-in-trail")
-    expect(button).to_be_visible(timeout=60_000)
+    button = page.locator(".jp-NotebookPanel-toolbar .mlops-notebook-action")
+    expect(button).to_have_attribute("data-action", "clone", timeout=60_000)  # one button, a clone's words
+    expect(button).to_have_text("Run in the audit trail")
     assert (demo_lab["root"] / "c1-again.ipynb").is_file()
     screenshot(page, tmp_path, "lab-clone.png")
     button.click()

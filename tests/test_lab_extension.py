@@ -176,12 +176,43 @@ def test_the_change_feed_brings_a_change_made_by_another_process(served):
     assert _get(served, f"events?since={start['last']}&wait=0")[1]["events"] == [change]  # a resume
 
 
-def test_a_notebook_not_cloned_cannot_run_in_the_trail(served):
-    (served["root"] / "plain.ipynb").write_text(
-        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+def test_a_plain_notebook_runs_as_a_template_of_its_own(served):
+    """Any notebook of the user's folder runs through the runner as a template: the plan says
+    what its form asks, a value it does not take is refused before the job starts (400, nothing
+    recorded), a good one answers 202 and the run is recorded with the typed values."""
+    from helpers import make_template
+
+    from mlops_widgets.runner import get_run, list_runs
+
+    make_template(
+        served["root"] / "work" / "Mine.ipynb",
+        'count = 1  # how many\nmode = "a"  # a mode\n',
+        ["from mlops_widgets.runner.record import record\nrecord(total=count * 2, mode=mode)"],
     )
-    status, out = _get(served, "notebooks/plan?path=plain.ipynb")
-    assert status == 400 and "was not cloned from a template or a run" in out["message"]
+    status, plan = _get(served, "notebooks/plan?path=work/Mine.ipynb")
+    assert status == 200 and plan["action"] == "template" and plan["template"] == "Mine"
+    assert [(f["name"], f["type"], f["default"], f["help"]) for f in plan["fields"]] == [
+        ("count", "int", 1, "how many"),
+        ("mode", "str", "a", "a mode"),
+    ]
+    ws = Path(served["run"].workspace)
+    before = len(list_runs(ws))
+    status, out = _get(
+        served, "notebooks/run", method="POST", body={"path": "work/Mine.ipynb", "params": {"count": "lots"}}
+    )
+    assert status == 400 and "count" in out["message"], out
+    assert len(list_runs(ws)) == before
+    _, job = _started(served, "notebooks/run", {"path": "work/Mine.ipynb", "params": {"count": "3"}})
+    assert job["result"]["status"] == "ok", job
+    record = get_run(job["result"]["run_id"], ws)
+    assert record.parameters == {"count": 3} and record.results == {"total": 6, "mode": "a"}
+    status, out = _get(served, "notebooks/plan?path=../ws/x.ipynb")
+    assert status == 400 and "inside the folder JupyterLab shows" in out["message"]
+    status, out = _post_raw(served, "notebooks/run", b'{"path": "work/Mine.ipynb", "params": {"count": 3}}')
+    assert status == 400 and "the value of count must be a string" in out["message"]
+    (served["root"] / "broken.ipynb").write_text("{not json")
+    status, out = _get(served, "notebooks/plan?path=broken.ipynb")
+    assert status == 400 and "cannot read the notebook" in out["message"]
 
 
 def test_mlops_lab_serves_the_users_folder_with_the_workspace_behind_the_panel(tmp_path):

@@ -95,7 +95,12 @@ def xss_lab(tmp_path_factory):
     root = base / "files"
     (root / PAYLOAD).mkdir(parents=True)
     (root / PAYLOAD / f"{PAYLOADS[1]}.yml").write_text("model_name: x\n")
-    (root / f"{PAYLOADS[2]}.ipynb").write_text("{}")
+    # A notebook run as a template from the file browser: its name, a default and a help carry payloads.
+    make_template(
+        root / f"{PAYLOADS[2]}.ipynb",
+        f"note = {PAYLOAD!r}  # {PAYLOADS[1]}\ncount = 1  # how many\n",
+        ["print(note)"],
+    )
     try:
         with lab_server(base, root, env={**env, "MLOPS_HOME": str(ws.root)}) as lab:
             yield {**lab, "workspace": ws.root, "failed": failed, "provider": provider}
@@ -174,4 +179,21 @@ def test_no_payload_runs_or_becomes_an_element_anywhere(xss_lab, tmp_path):
         expect(dialog.locator(".mlops-params")).to_contain_text(PAYLOADS[1])
         assert_inert(page, "re-run dialog")
         dialog.locator(".jp-mod-reject").click()
+
+        # The file browser's menu on the payload-named notebook, its template dialog and the
+        # server's refusal of a payload typed into a number field.
+        page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+        item = page.locator("#filebrowser .jp-DirListing-item", has_text=PAYLOADS[2])
+        item.click(button="right")
+        page.locator(".lm-Menu-item[data-command='mlops:run-notebook']").click()
+        dialog = page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text(PAYLOADS[2], timeout=30_000)
+        expect(dialog.locator(".mlops-param-input[data-param='note']")).to_have_value(PAYLOAD)
+        expect(dialog.locator(".mlops-param-field", has_text="note")).to_contain_text(PAYLOADS[1])
+        assert_inert(page, "template dialog")
+        dialog.locator(".mlops-param-input[data-param='count']").fill(PAYLOADS[3])
+        dialog.locator(".jp-mod-accept").click()
+        expect(page.locator(".jp-Dialog .mlops-params-error")).to_contain_text("count", timeout=60_000)
+        assert_inert(page, "template dialog's refusal")
+        page.locator(".jp-Dialog .jp-mod-reject").click()
         assert not [e for e in errors if "__xss" in e], errors

@@ -454,7 +454,7 @@ def test_clone_template_fills_parameters_and_never_writes_secrets(tmpl, tmp_path
     assert tagged == [injected] and "parameters" in injected.metadata["tags"]
     assert injected.source.count("count =") == 1
     # What running the clone takes from it: the values set, and a default the user edited.
-    from mlops_widgets.app import clone_plan
+    from mlops_widgets.app.notebooks import clone_plan
 
     plan = clone_plan(dest)
     assert (plan.parameters, plan.secret_names) == ({"count": 5}, ["api_key"])

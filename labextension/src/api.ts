@@ -5,6 +5,9 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+/** How often a running job's progress is asked for. */
+export const JOB_POLL_MS = 500;
+
 export interface IHint {
   action: string;
   text: string;
@@ -23,6 +26,8 @@ export class ApiError extends Error {
 export interface IInfo {
   workspace: string;
   workspace_shown: string;
+  /** The audit trail's folder relative to the server's root; null when outside it. */
+  runs_shown: string | null;
   backend: string;
   open_panel: boolean;
 }
@@ -93,10 +98,49 @@ export interface IChanges {
   last: number;
 }
 
+/**
+ * What a notebook is to the audit trail (`notebooks/plan`), so which one action it offers:
+ * "open" its run (an executed run's notebook), "clone" (run a clone's parameters cell) or
+ * "template" (run it as a template, its parameters asked in a form).
+ */
 export interface INotebookPlan {
-  origin: { run_id?: string; template: string };
-  parameters: Record<string, unknown>;
-  secret_names: string[];
+  action: 'open' | 'clone' | 'template';
+  run_id?: string;
+  short_id?: string;
+  origin?: { run_id?: string; template: string };
+  parameters?: Record<string, unknown>;
+  template?: string;
+  fields?: IField[];
+  secret_names?: string[];
+}
+
+/** A parameter a template takes, as the server describes it (a form's field). */
+export interface IField {
+  name: string;
+  type: string;
+  default: unknown;
+  default_source: string;
+  help: string;
+  secret: boolean;
+  choices: unknown[] | null;
+}
+
+/** The notebook's plan (its path relative to the server's root). */
+export function notebookPlan(path: string): Promise<INotebookPlan> {
+  return requestAPI<INotebookPlan>(`notebooks/plan?path=${encodeURIComponent(path)}`);
+}
+
+/**
+ * Whether `path` (relative to the server's root) can be a run's executed notebook: a notebook
+ * in a run's folder of the workspace's audit trail (`runs`: where the file browser shows it,
+ * null when outside the browser's folder). The server decides; this only picks the menu entry.
+ */
+export function inRunsFolder(path: string, runs: string | null): boolean {
+  if (runs === null || !path.endsWith('.ipynb')) {
+    return false;
+  }
+  const prefix = runs ? `${runs}/` : '';
+  return path.startsWith(prefix) && path.slice(prefix.length).split('/').length === 2;
 }
 
 export async function requestAPI<T>(endpoint: string, init: RequestInit = {}): Promise<T> {
@@ -127,25 +171,36 @@ export function post<T>(endpoint: string, body: unknown): Promise<T> {
 }
 
 /**
- * Start a template run (`endpoint` answers 202 with its job once the run is recorded) and
- * follow its progress route until it ends; `onProgress` hears each look. Returns the run's
- * outcome; a refusal before the run starts is thrown as the server's ApiError.
+ * Follow a started job (the 202 answer of a run's route) on its progress route until it ends;
+ * `onProgress` hears each look. Returns the run's outcome; a job that ended without one (its
+ * process died) is thrown as an ApiError saying so.
  */
-export async function runJob(
-  endpoint: string,
-  body: unknown,
+export async function followJob(
+  started: IJob,
   onProgress?: (job: IJob) => void
 ): Promise<IRunOutcome> {
-  let job = await post<IJob>(endpoint, body);
+  let job = started;
   while (job.state !== 'ended') {
     onProgress?.(job);
-    await new Promise(resolve => setTimeout(resolve, 500));
+    await new Promise(resolve => setTimeout(resolve, JOB_POLL_MS));
     job = await requestAPI<IJob>(`jobs/${job.job_id}`);
   }
   if (!job.result) {
     throw new ApiError(job.error || `run ${job.short_id ?? ''} ended without an outcome`);
   }
   return job.result;
+}
+
+/**
+ * Start a template run (`endpoint` answers 202 with its job once the run is recorded) and
+ * follow it (followJob); a refusal before the run starts is thrown as the server's ApiError.
+ */
+export async function runJob(
+  endpoint: string,
+  body: unknown,
+  onProgress?: (job: IJob) => void
+): Promise<IRunOutcome> {
+  return followJob(await post<IJob>(endpoint, body), onProgress);
 }
 
 /** Ask a running job's run to stop (recorded as cancelled). */

@@ -1,19 +1,27 @@
 /**
  * mlops-widgets in JupyterLab: a launcher tile and a palette command "MLOps panel" opening the
  * panel in a main-area tab, a left sidebar with the deployments and the audit trail, read-only
- * run tabs with Re-run and Clone, and "Run in the audit trail" on cloned notebooks.
+ * run tabs with Re-run and Clone, a status bar item counting the running runs (all three follow
+ * one change feed), the audit trail's action on every notebook (toolbar and file browser menu),
+ * and the browser's settings in the Settings Editor.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { IInfo, requestAPI } from './api';
+import { ChangeFeed } from './feed';
 import { mlopsIcon } from './icon';
 import { MLOpsPanelWidget } from './panel';
 import { RunContent, runWidget } from './runview';
+import { IBrowserSettings, SETTING_DEFAULTS, readSettings } from './settings';
 import { MLOpsSidebar } from './sidebar';
-import { RunInTrailButton } from './toolbar';
+import { MLOpsStatus } from './status';
+import { NotebookActionButton, addNotebookCommands } from './toolbar';
 import { widgetsPlugin } from './widgets';
 
 export const CommandIDs = {
@@ -29,23 +37,38 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'The MLOps panel, sidebar and audit trail in JupyterLab.',
   autoStart: true,
   requires: [IRenderMimeRegistry],
-  optional: [ILauncher, ICommandPalette, ILayoutRestorer],
+  optional: [
+    ILauncher,
+    ICommandPalette,
+    ILayoutRestorer,
+    IStatusBar,
+    ISettingRegistry,
+    IDefaultFileBrowser
+  ],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
     launcher: ILauncher | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    statusBar: IStatusBar | null,
+    settingRegistry: ISettingRegistry | null,
+    fileBrowser: IDefaultFileBrowser | null
   ) => {
     const { commands, shell } = app;
     let panel: MLOpsPanelWidget | null = null;
+    let settings: IBrowserSettings = { ...SETTING_DEFAULTS };
+    let info: IInfo | null = null;
+    // One follower of the workspace's change feed for the sidebar, the status bar and run tabs.
+    const feed = new ChangeFeed();
 
     const runs = new WidgetTracker<MainAreaWidget<RunContent>>({ namespace: 'mlops-run' });
     // The panel's tab comes back after a reload (with a fresh kernel; the old one is ended).
     const panels = new WidgetTracker<MLOpsPanelWidget>({ namespace: 'mlops-panel' });
     const sidebar = new MLOpsSidebar(
       runId => void commands.execute(CommandIDs.openRun, { runId }),
-      () => void commands.execute(CommandIDs.openPanel)
+      () => void commands.execute(CommandIDs.openPanel),
+      feed
     );
     sidebar.title.icon = mlopsIcon;
 
@@ -55,7 +78,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       icon: args => (args['isPalette'] ? undefined : mlopsIcon),
       execute: () => {
         if (!panel || panel.isDisposed) {
-          panel = new MLOpsPanelWidget(app, rendermime);
+          panel = new MLOpsPanelWidget(app, rendermime, settings.notifyAfterSeconds);
           panel.title.icon = mlopsIcon;
           void panels.add(panel);
           shell.add(panel, 'main');
@@ -75,12 +98,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
           shell.activateById(open.id);
           return open;
         }
-        const widget = runWidget(runId, workspace, rendermime, {
-          openRun: (id, ws) =>
-            void commands.execute(CommandIDs.openRun, { runId: id, workspace: ws || '' }),
-          openPath: path => void commands.execute('docmanager:open', { path }),
-          changed: () => void sidebar.refresh()
-        });
+        const widget = runWidget(
+          runId,
+          workspace,
+          rendermime,
+          {
+            openRun: (id, ws) =>
+              void commands.execute(CommandIDs.openRun, { runId: id, workspace: ws || '' }),
+            openPath: path => void commands.execute('docmanager:open', { path }),
+            changed: () => void sidebar.refresh()
+          },
+          feed
+        );
         widget.title.icon = mlopsIcon;
         void runs.add(widget);
         shell.add(widget, 'main');
@@ -132,21 +161,46 @@ const plugin: JupyterFrontEndPlugin<void> = {
       true
     );
 
-    // Started by `mlops lab`: the panel opens once per browser session.
-    void Promise.all([app.restored, requestAPI<IInfo>('info')]).then(([, info]) => {
-      if (info.open_panel && !sessionStorage.getItem(OPENED_KEY)) {
+    if (statusBar) {
+      statusBar.registerStatusItem('mlops-widgets:status', {
+        item: new MLOpsStatus(feed, () => shell.activateById(sidebar.id)),
+        align: 'left',
+        rank: 50
+      });
+    }
+    feed.start();
+
+    const loaded = settingRegistry
+      ? settingRegistry.load(plugin.id).then(
+          registry => {
+            const apply = () => {
+              settings = readSettings(registry.composite);
+              sidebar.pageSize = settings.sidebarPageSize;
+            };
+            apply();
+            registry.changed.connect(apply);
+          },
+          () => undefined // no settings: the defaults
+        )
+      : Promise.resolve();
+
+    // Started by `mlops lab`, or the user's setting: the panel opens once per browser session.
+    void Promise.all([app.restored, requestAPI<IInfo>('info'), loaded]).then(([, answer]) => {
+      info = answer;
+      const open = info.open_panel || settings.openPanelOnStart;
+      if (open && !sessionStorage.getItem(OPENED_KEY)) {
         sessionStorage.setItem(OPENED_KEY, '1');
         void commands.execute(CommandIDs.openPanel);
       }
     });
 
-    app.docRegistry.addWidgetExtension(
-      'Notebook',
-      new RunInTrailButton(runId => {
-        void sidebar.refresh();
-        void commands.execute(CommandIDs.openRun, { runId });
-      })
-    );
+    const notebookActions = {
+      openRun: (runId: string) => void commands.execute(CommandIDs.openRun, { runId })
+    };
+    app.docRegistry.addWidgetExtension('Notebook', new NotebookActionButton(notebookActions));
+    if (fileBrowser) {
+      addNotebookCommands(app, fileBrowser, notebookActions, () => info?.runs_shown ?? null);
+    }
   }
 };
 

@@ -17,8 +17,6 @@ import { IInfo, requestAPI } from './api';
 import { widgetModule } from './widgets';
 
 const WIDGET_VIEW_MIMETYPE = 'application/vnd.jupyter.widget-view+json';
-/** A panel step that takes longer than this is also announced as a notification when it ends. */
-const SLOW_STEP_MS = 2000;
 /** This browser tab's panel session (its path), to end it after a reload. */
 const SESSION_KEY = 'mlops-widgets:panel-session';
 /** The panel's tabs, drawn as its frame while its kernel starts (widgets/panel.py's TABS). */
@@ -87,7 +85,13 @@ function panelFrame(): HTMLElement {
 }
 
 export class MLOpsPanelWidget extends Panel {
-  constructor(app: JupyterFrontEnd, rendermime: IRenderMimeRegistry) {
+  /** `notifyAfterSeconds`: a step that takes longer is also a notification when it ends (the
+   * user's setting). */
+  constructor(
+    app: JupyterFrontEnd,
+    rendermime: IRenderMimeRegistry,
+    private _notifyAfterSeconds = 2
+  ) {
     super();
     this.addClass('mlops-lab-panel');
     this.id = 'mlops-panel';
@@ -120,7 +124,7 @@ export class MLOpsPanelWidget extends Panel {
   }
 
   /**
-   * A step's outcome as a JupyterLab notification too when it failed or took over 2 s (the
+   * A step's outcome as a JupyterLab notification too when it failed or took long (the
    * panel shows it under the control that started it; the user may be looking elsewhere).
    * Steps run side by side, each with a task bar of its own that writes its outcome into
    * `.mlops-task-message`, empty while its step runs: every bar is watched on its own.
@@ -147,7 +151,7 @@ export class MLOpsPanelWidget extends Panel {
     if (started === undefined) {
       return; // an outcome already announced (or shown before this tab watched)
     }
-    const slow = Date.now() - started > SLOW_STEP_MS;
+    const slow = Date.now() - started > this._notifyAfterSeconds * 1000;
     this._stepStarted.delete(bar);
     if (message?.querySelector('.mlops-error')) {
       Notification.error(`MLOps panel: ${text}`, { autoClose: false });

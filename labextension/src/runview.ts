@@ -8,7 +8,9 @@ import { OutputArea, OutputAreaModel } from '@jupyterlab/outputarea';
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { Panel, Widget } from '@lumino/widgets';
 
-import { IRunRecord, cancelJob, errorText, jobProgressText, post, requestAPI, runJob } from './api';
+import { IChange, IField, IRunRecord, errorText, post, requestAPI } from './api';
+import { ChangeFeed } from './feed';
+import { runInNotification } from './jobs';
 import { badge, el, valueText, when } from './format';
 
 export interface IRunActions {
@@ -20,22 +22,63 @@ export interface IRunActions {
   changed(): void;
 }
 
-/** A form in a dialog: the parameters as read-only rows and a password field per secret. */
+/** What a parameters form gives: the fields the user changed (as typed) and the secrets. */
+export interface IFormValue {
+  params: Record<string, string>;
+  secrets: Record<string, string>;
+}
+
+export interface IFormOptions {
+  /** Editable fields (a notebook run as a template), else the parameters are read-only rows. */
+  fields?: IField[];
+  /** The texts typed before (the form shown again after the server refused them). */
+  texts?: Record<string, string>;
+  /** Why the server refused the last values (shown above the fields). */
+  error?: string;
+}
+
+/** A field's text before the user types: its default as the command line would write it
+ * (text verbatim, other values as JSON); empty when the default is code the form cannot show. */
+export function defaultText(field: IField): string {
+  if (field.default === null) {
+    return field.default_source === 'None' ? 'null' : '';
+  }
+  return valueText(field.default);
+}
+
+/**
+ * A form in a dialog: the parameters as read-only rows (a re-run, a clone's run) or as fields
+ * (a notebook run as a template), and a password field per secret. The server validates what
+ * it gives; a refusal shows the form again with the error and the texts kept.
+ */
 export class ParametersForm extends Widget {
   constructor(
     parameters: Record<string, unknown>,
     help: Record<string, string>,
     secretNames: string[],
-    note: string
+    note: string,
+    options: IFormOptions = {}
   ) {
     super();
     this.addClass('mlops-params-form');
     this.node.appendChild(el('p', 'mlops-params-note', note));
-    this.node.appendChild(
-      Object.keys(parameters).length
-        ? parametersTable(parameters, help)
-        : el('p', 'mlops-params-note', "none given: the template's defaults apply")
-    );
+    if (options.error) {
+      const error = el('p', 'mlops-error mlops-params-error', options.error);
+      error.setAttribute('role', 'alert');
+      this.node.appendChild(error);
+    }
+    const fields = (options.fields || []).filter(f => !f.secret);
+    if (fields.length) {
+      this.node.appendChild(this._fieldRows(fields, options.texts || {}));
+    } else if (!options.fields) {
+      this.node.appendChild(
+        Object.keys(parameters).length
+          ? parametersTable(parameters, help)
+          : el('p', 'mlops-params-note', "none given: the template's defaults apply")
+      );
+    } else {
+      this.node.appendChild(el('p', 'mlops-params-note', 'This notebook takes no parameters.'));
+    }
     if (secretNames.length) {
       this.node.appendChild(
         el(
@@ -57,14 +100,56 @@ export class ParametersForm extends Widget {
     }
   }
 
-  getValue(): Record<string, string> {
-    const values: Record<string, string> = {};
-    this._secrets.forEach((input, name) => {
-      values[name] = input.value;
-    });
-    return values;
+  /** One row per field: its name, an input (a list for choices and true/false), its help. */
+  private _fieldRows(fields: IField[], texts: Record<string, string>): HTMLElement {
+    const box = el('div', 'mlops-param-fields');
+    for (const field of fields) {
+      const row = el('label', 'mlops-param-field');
+      const initial = defaultText(field);
+      const options = field.choices ?? (field.type === 'bool' ? [true, false] : null);
+      let input: HTMLInputElement | HTMLSelectElement;
+      if (options) {
+        input = el('select', 'jp-mod-styled mlops-param-input');
+        for (const choice of options) {
+          const opt = el('option', '', valueText(choice));
+          opt.value = valueText(choice);
+          input.appendChild(opt);
+        }
+      } else {
+        input = el('input', 'jp-mod-styled mlops-param-input');
+        input.placeholder = initial ? '' : `default: ${field.default_source}`;
+      }
+      input.value = texts[field.name] ?? initial;
+      input.dataset.param = field.name;
+      input.title = `${field.name} (${field.type})`;
+      row.append(el('span', 'mlops-param-name', field.name), input);
+      if (field.help) {
+        row.appendChild(el('span', 'mlops-param-help', field.help));
+      }
+      box.appendChild(row);
+      this._fields.set(field.name, { input, initial });
+    }
+    return box;
   }
 
+  getValue(): IFormValue {
+    const params: Record<string, string> = {};
+    this._fields.forEach(({ input, initial }, name) => {
+      if (input.value !== initial) {
+        params[name] = input.value; // only what the user changed: the rest keeps its default
+      }
+    });
+    const secrets: Record<string, string> = {};
+    this._secrets.forEach((input, name) => {
+      secrets[name] = input.value;
+    });
+    return { params, secrets };
+  }
+
+  private _fields = new Map<
+    string,
+    { input: HTMLInputElement | HTMLSelectElement; initial: string }
+  >();
   private _secrets = new Map<string, HTMLInputElement>();
 }
 
@@ -92,25 +177,50 @@ export class RunContent extends Panel {
     readonly runId: string,
     readonly workspace: string,
     private _rendermime: IRenderMimeRegistry,
-    private _actions: IRunActions
+    private _actions: IRunActions,
+    feed: ChangeFeed | null = null
   ) {
     super();
     this.addClass('mlops-run-view');
     this._header = new Widget();
     this._header.addClass('mlops-run-header');
     this.addWidget(this._header);
-    this.ready = this._load();
+    this.ready = this._loading = this._load();
+    // A running run's tab follows the change feed to its end state (no reload).
+    feed?.changed.connect(this._onChanges, this);
   }
 
   readonly ready: Promise<void>;
 
+  private _onChanges(_: ChangeFeed, changes: IChange[]): void {
+    const restarted = !changes.length && this._record?.status === 'running';
+    if (restarted || changes.some(c => c.subject === this.runId)) {
+      this._loading = this._loading.then(() => this._reload());
+    }
+  }
+
+  /** Draw the run again as it is now (its status changed): the header and the notebook. */
+  private async _reload(): Promise<void> {
+    if (this.isDisposed) {
+      return;
+    }
+    for (const widget of this.widgets.slice(1)) {
+      widget.dispose();
+    }
+    await this._load();
+  }
+
   private async _load(): Promise<void> {
     try {
       const record = await requestAPI<IRunRecord>(`runs/${this.runId}${this._query}`);
+      if (this.isDisposed) {
+        return;
+      }
       this._record = record;
       this.title.label = `${record.template} ${record.short_id}`;
       this._drawHeader(record);
-      if (record.kind !== 'event') {
+      this.node.dataset.status = record.status;
+      if (record.kind !== 'event' && record.status !== 'running') {
         await this._drawNotebook(
           await requestAPI<any>(`runs/${this.runId}/notebook${this._query}`)
         );
@@ -168,7 +278,15 @@ export class RunContent extends Panel {
       node.appendChild(parametersTable(r.results));
     }
     node.appendChild(
-      el('h3', '', event ? 'An event of the audit trail: no notebook' : 'Executed notebook')
+      el(
+        'h3',
+        '',
+        event
+          ? 'An event of the audit trail: no notebook'
+          : r.status === 'running'
+            ? 'Running: its executed notebook shows here when it ends'
+            : 'Executed notebook'
+      )
     );
   }
 
@@ -218,35 +336,15 @@ export class RunContent extends Panel {
     if (!answer.button.accept) {
       return;
     }
-    const what = `Re-running ${r.template} (${r.short_id})`;
-    const id = Notification.emit(`${what}…`, 'in-progress', { autoClose: false });
-    try {
-      // a job on the server: the run goes on in its own process; progress and Cancel here
-      const out = await runJob(
-        `runs/${r.run_id}/rerun`,
-        { secrets: answer.value ?? form.getValue() },
-        job =>
-          Notification.update({
-            id,
-            message: `${what} as ${job.short_id}: ${jobProgressText(job)}`,
-            type: 'in-progress',
-            autoClose: false,
-            actions: [{ label: 'Cancel', callback: () => void cancelJob(job.job_id) }]
-          })
-      );
-      Notification.update({
-        id,
-        message:
-          out.status === 'ok'
-            ? `Re-ran ${r.short_id} as ${out.short_id}`
-            : `Re-run ${out.short_id} ${out.status}${out.error ? ': ' + out.error : ''}`,
-        type: out.status === 'ok' ? 'success' : out.status === 'cancelled' ? 'warning' : 'error',
-        autoClose: 8000
-      });
+    // a job on the server: the run goes on in its own process; progress and Cancel in a notification
+    const out = await runInNotification(
+      `Re-running ${r.template} (${r.short_id})`,
+      `runs/${r.run_id}/rerun`,
+      { secrets: (answer.value ?? form.getValue()).secrets }
+    );
+    if (out) {
       this._actions.changed();
       this._actions.openRun(out.run_id); // re-runs run in the server's workspace
-    } catch (err) {
-      Notification.update({ id, message: errorText(err), type: 'error', autoClose: false });
     }
   }
 
@@ -283,15 +381,17 @@ export class RunContent extends Panel {
 
   private _header: Widget;
   private _record: IRunRecord | null = null;
+  private _loading: Promise<void>;
 }
 
 export function runWidget(
   runId: string,
   workspace: string,
   rendermime: IRenderMimeRegistry,
-  actions: IRunActions
+  actions: IRunActions,
+  feed: ChangeFeed | null = null
 ): MainAreaWidget<RunContent> {
-  const content = new RunContent(runId, workspace, rendermime, actions);
+  const content = new RunContent(runId, workspace, rendermime, actions, feed);
   const widget = new MainAreaWidget({ content, reveal: content.ready });
   widget.id = `mlops-run-${runId}`;
   widget.title.label = 'Run';

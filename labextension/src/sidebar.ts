@@ -4,13 +4,15 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { IChanges, IDeployment, IInfo, IRunSummary, errorText, requestAPI } from './api';
+import { IDeployment, IInfo, IRunSummary, errorText, requestAPI } from './api';
+import { ChangeFeed } from './feed';
 import { badge, el, when } from './format';
 
 const NO_DEPLOYMENT = '(no deployment)';
 // A slow look in case the change feed cannot be followed (a proxy cutting long requests).
 const POLL_MS = 60_000;
-const RETRY_MS = 5_000; // after the feed's request failed
+/** Runs listed at first and added by each "Show more" (the setting sidebarPageSize). */
+export const PAGE_SIZE = 50;
 
 /** Runs grouped by deployment, then template; groups keep the runs' newest-first order. */
 export function groupRuns(runs: IRunSummary[]): Map<string, Map<string, IRunSummary[]>> {
@@ -30,7 +32,7 @@ export function groupRuns(runs: IRunSummary[]): Map<string, Map<string, IRunSumm
 }
 
 export class MLOpsSidebar extends Widget {
-  constructor(openRun: (runId: string) => void, openPanel: () => void) {
+  constructor(openRun: (runId: string) => void, openPanel: () => void, feed: ChangeFeed) {
     super();
     this.id = 'mlops-sidebar';
     this.addClass('mlops-sidebar');
@@ -58,6 +60,12 @@ export class MLOpsSidebar extends Widget {
     this._deployments = el('div', 'mlops-sidebar-deployments');
     this._filters = this._makeFilters();
     this._runs = el('div', 'mlops-sidebar-runs');
+    this._more = el('button', 'jp-Button jp-mod-styled jp-mod-reject mlops-sidebar-more');
+    this._more.hidden = true;
+    this._more.onclick = () => {
+      this._limit += this._pageSize;
+      this._showRuns(this._lastRuns);
+    };
     this._message = el('div', 'mlops-sidebar-message');
     this.node.append(
       header,
@@ -67,8 +75,19 @@ export class MLOpsSidebar extends Widget {
       el('h3', 'mlops-sidebar-section', 'Audit trail'),
       this._filters,
       this._message,
-      this._runs
+      this._runs,
+      this._more
     );
+    feed.changed.connect(this._onChanges, this);
+  }
+
+  /** How many runs a page lists (the user's setting). */
+  set pageSize(size: number) {
+    this._pageSize = Math.max(1, Math.floor(size) || PAGE_SIZE);
+    this._limit = this._pageSize;
+    if (this._lastRuns.length) {
+      this._showRuns(this._lastRuns);
+    }
   }
 
   private _makeFilters(): HTMLElement {
@@ -101,9 +120,6 @@ export class MLOpsSidebar extends Widget {
    * (runs, jobs, alerts by the panel, the CLI, the scheduler...), with a slow poll besides. */
   protected onAfterShow(): void {
     void this.refresh();
-    if (!this._following) {
-      void this._follow(); // and again once it knows where the feed stands
-    }
     window.clearInterval(this._timer);
     this._timer = window.setInterval(() => {
       if (this.isVisible && !document.hidden) {
@@ -121,25 +137,10 @@ export class MLOpsSidebar extends Widget {
     super.dispose();
   }
 
-  /** Follow the change feed (a long poll) while the sidebar exists: refresh when it announces
-   * a change and the sidebar is shown; a dropped request resumes from the last seq seen. */
-  private async _follow(): Promise<void> {
-    this._following = true;
-    let since: number | null = null;
-    while (!this.isDisposed) {
-      try {
-        const answer: IChanges = await requestAPI<IChanges>(
-          since === null ? 'events' : `events?since=${since}`
-        );
-        // The first answer says where the feed stands: a refresh then shows every change up to
-        // it, and the feed brings the ones after it.
-        if ((since === null || answer.events.length) && this.isVisible) {
-          void this.refresh();
-        }
-        since = answer.last;
-      } catch {
-        await new Promise(resolve => setTimeout(resolve, RETRY_MS));
-      }
+  /** The feed announced changes (or restarted: then everything is read again). */
+  private _onChanges(): void {
+    if (this.isVisible) {
+      void this.refresh();
     }
   }
 
@@ -196,8 +197,13 @@ export class MLOpsSidebar extends Widget {
     }
   }
 
-  private _showRuns(runs: IRunSummary[]): void {
-    const templates = new Set(runs.map(r => r.template));
+  private _showRuns(all: IRunSummary[]): void {
+    this._lastRuns = all;
+    const runs = all.slice(0, this._limit);
+    const rest = all.length - runs.length;
+    this._more.hidden = rest <= 0;
+    this._more.textContent = `Show ${Math.min(rest, this._pageSize)} more (${all.length} in all)`;
+    const templates = new Set(all.map(r => r.template));
     if (!this._templatesLoaded || this._template.value === '') {
       const keep = this._template.value;
       this._template.replaceChildren();
@@ -271,8 +277,11 @@ export class MLOpsSidebar extends Widget {
   private _status!: HTMLSelectElement;
   private _deployment!: HTMLInputElement;
   private _templatesLoaded = false;
+  private _more: HTMLButtonElement;
+  private _pageSize = PAGE_SIZE;
+  private _limit = PAGE_SIZE;
+  private _lastRuns: IRunSummary[] = [];
   private _timer = 0;
-  private _following = false;
   private _shown = '';
   private _folded = new Set<string>();
 }

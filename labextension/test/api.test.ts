@@ -2,10 +2,21 @@
  * The API layer against a fake server: what JupyterLab's ServerConnection answers is scripted
  * here, so the tests see exactly what the extension makes of each answer.
  */
-import { ApiError, errorText, post, requestAPI } from '../src/api';
+import {
+  ApiError,
+  IJob,
+  errorText,
+  followJob,
+  inRunsFolder,
+  notebookPlan,
+  post,
+  requestAPI
+} from '../src/api';
+import { readSettings, SETTING_DEFAULTS } from '../src/settings';
 
 const calls: { url: string; init: RequestInit }[] = [];
 let answer: { status: number; body: string } = { status: 200, body: '{}' };
+let answers: { status: number; body: string }[] = []; // taken first, one a call
 
 jest.mock('@jupyterlab/coreutils', () => ({
   URLExt: { join: (...parts: string[]) => parts.join('/').replace(/\/+/g, '/') }
@@ -16,6 +27,7 @@ jest.mock('@jupyterlab/services', () => ({
     makeSettings: () => ({ baseUrl: '/base/' }),
     makeRequest: async (url: string, init: RequestInit) => {
       calls.push({ url, init });
+      const answer = answers.shift() ?? currentAnswer();
       return {
         ok: answer.status < 400,
         status: answer.status,
@@ -36,9 +48,14 @@ async function refusal(call: Promise<unknown>): Promise<ApiError> {
   throw new Error('the call succeeded');
 }
 
+function currentAnswer() {
+  return answer;
+}
+
 beforeEach(() => {
   calls.length = 0;
   answer = { status: 200, body: '{}' };
+  answers = [];
 });
 
 test('a GET goes under <base_url>mlops/ and returns the parsed answer', async () => {
@@ -78,4 +95,65 @@ test('an answer that is not JSON is shown as its text, an empty one as the statu
 test('errorText says what any thrown value is', () => {
   expect(errorText(new Error('boom'))).toBe('boom');
   expect(errorText('plain')).toBe('plain');
+});
+
+const job = (state: 'running' | 'ended', extra: Partial<IJob> = {}): IJob => ({
+  job_id: 'j1',
+  action: 'notebook_run',
+  state,
+  run_id: 'r-1',
+  short_id: '1',
+  progress: null,
+  result: null,
+  error: null,
+  ...extra
+});
+
+test('followJob asks the progress route until the job ends and returns the outcome', async () => {
+  const outcome = { run_id: 'r-1', short_id: '1', status: 'ok', error: null };
+  answers = [
+    { status: 200, body: JSON.stringify(job('running')) },
+    { status: 200, body: JSON.stringify(job('ended', { result: outcome })) }
+  ];
+  const seen: string[] = [];
+  const out = await followJob(job('running'), j => seen.push(j.state));
+  expect(out).toEqual(outcome);
+  expect(calls.map(c => c.url)).toEqual(['/base/mlops/jobs/j1', '/base/mlops/jobs/j1']);
+  expect(seen).toEqual(['running', 'running']);
+});
+
+test('a job that ended without an outcome is an error saying why', async () => {
+  const err = await refusal(
+    followJob(job('ended', { error: "the job's process ended with exit code 9" }))
+  );
+  expect(err.message).toBe("the job's process ended with exit code 9");
+  expect(calls).toEqual([]);
+});
+
+test('the notebook plan is asked with its path encoded', async () => {
+  answer = { status: 200, body: '{"action": "template", "fields": []}' };
+  const plan = await notebookPlan('my notes/a&b.ipynb');
+  expect(calls[0].url).toBe('/base/mlops/notebooks/plan?path=my%20notes%2Fa%26b.ipynb');
+  expect(plan.action).toBe('template');
+});
+
+test("only a notebook in a run's folder of the audit trail is offered as a run", () => {
+  expect(inRunsFolder('ws/runs/20260101T000000Z-A1-abcd/A1.ipynb', 'ws/runs')).toBe(true);
+  expect(inRunsFolder('runs/x/A1.ipynb', 'runs')).toBe(true);
+  expect(inRunsFolder('x/A1.ipynb', '')).toBe(true); // the root is the trail's folder
+  expect(inRunsFolder('ws/runs/A1.ipynb', 'ws/runs')).toBe(false); // no run's folder
+  expect(inRunsFolder('ws/runs/x/y/A1.ipynb', 'ws/runs')).toBe(false);
+  expect(inRunsFolder('ws/runs/x/run.json', 'ws/runs')).toBe(false);
+  expect(inRunsFolder('ws/runsx/x/A1.ipynb', 'ws/runs')).toBe(false);
+  expect(inRunsFolder('ws/runs/x/A1.ipynb', null)).toBe(false); // the trail is elsewhere
+});
+
+test('settings keep their defaults where a value is missing or wrong', () => {
+  expect(readSettings({})).toEqual(SETTING_DEFAULTS);
+  expect(
+    readSettings({ openPanelOnStart: true, sidebarPageSize: 20.7, notifyAfterSeconds: 0 })
+  ).toEqual({ openPanelOnStart: true, sidebarPageSize: 20, notifyAfterSeconds: 0 });
+  expect(
+    readSettings({ openPanelOnStart: 'yes', sidebarPageSize: 0, notifyAfterSeconds: -1 })
+  ).toEqual(SETTING_DEFAULTS);
 });

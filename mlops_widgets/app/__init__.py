@@ -28,10 +28,20 @@ from mlops_widgets.app.deployments import DeploymentsMixin
 from mlops_widgets.app.entries import MONITOR_TEMPLATE, MONITORS_KEY, EntriesMixin, with_kept_schedules
 from mlops_widgets.app.jobs import Job
 from mlops_widgets.app.monitoring import MonitoringMixin
-from mlops_widgets.app.runs import ClonePlan, RunsMixin, clone_plan
+from mlops_widgets.app.notebooks import ClonePlan, NotebookPlan, clone_plan
+from mlops_widgets.app.runs import RunsMixin
 from mlops_widgets.app.training import TrainingMixin
 
-__all__ = ["MONITORS_KEY", "MONITOR_TEMPLATE", "App", "ClonePlan", "Job", "clone_plan", "with_kept_schedules"]
+__all__ = [
+    "MONITORS_KEY",
+    "MONITOR_TEMPLATE",
+    "App",
+    "ClonePlan",
+    "Job",
+    "NotebookPlan",
+    "clone_plan",
+    "with_kept_schedules",
+]
 
 
 class App(RunsMixin, EntriesMixin, DeploymentsMixin, MonitoringMixin, TrainingMixin):
@@ -39,7 +49,7 @@ class App(RunsMixin, EntriesMixin, DeploymentsMixin, MonitoringMixin, TrainingMi
     live in its module (runs, entries, deployments, monitoring, training) over `AppBase`."""
 
     def start(self, action: str, **kwargs: Any) -> Job:
-        """Start a long action (a name of `jobs.JOB_ACTIONS`: run, rerun, run_clone, stage,
+        """Start a long action (a name of `jobs.JOB_ACTIONS`: run, rerun, run_notebook, stage,
         stage_from_job, deploy_create, monitor_create, evaluate, train_submit) in a thread and
         return at once its handle; its progress is published to the change feed as it goes."""
         return Job(self, action, kwargs)

@@ -30,7 +30,7 @@ JOB_ACTIONS = frozenset(
     {
         "run",
         "rerun",
-        "run_clone",
+        "run_notebook",
         "stage",
         "stage_from_job",
         "deploy_create",

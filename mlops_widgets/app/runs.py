@@ -1,79 +1,18 @@
-"""Template runs: run, re-run, and a clone's plan and run (a clone of a run re-runs it, a clone
-of a template runs the template: decided here for every front end)."""
+"""Template runs: run, re-run, and the audit trail's one action on a notebook (app/notebooks.py:
+an executed run's notebook opens its run, a clone of a run re-runs it, a clone of a template runs
+the template, any other notebook runs as a template of its own: decided here for every front end)."""
 
 from __future__ import annotations
 
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops_widgets.app._base import AppBase
-from mlops_widgets.errors import MlopsError
+from mlops_widgets.app.notebooks import NotebookPlan, notebook_plan, parameter_values, refuse_run_notebook
 from mlops_widgets.runner.trail import RunRecord
-
-
-@dataclass(frozen=True)
-class ClonePlan:
-    """A cloned notebook's origin ({"run_id", "template"} or {"template", ...}), the literal
-    values of its injected parameters cell, and the secrets it reads."""
-
-    origin: dict[str, str]
-    parameters: dict[str, Any]
-    secret_names: list[str]
-
-
-def clone_plan(path: Path) -> ClonePlan:
-    """Read a clone (see App.clone_plan); one clear error when it is not one."""
-    import ast
-    import json
-
-    try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MlopsError(f"{path.name}: cannot read the notebook ({exc})") from None
-    origin = (nb.get("metadata", {}).get("mlops") or {}).get("cloned_from")
-    if not origin:
-        raise MlopsError(
-            f"{path.name} was not cloned from a template or a run: nothing to run in the audit trail"
-        )
-    params: dict[str, Any] = {}
-    secrets: list[str] = []
-    for cell in nb.get("cells", []):
-        if "injected-parameters" not in (cell.get("metadata", {}).get("tags") or []):
-            continue
-        source = "".join(cell.get("source", ""))
-        # The template's defaults left as written in a clone's one parameters cell: not parameters.
-        defaults = cell.get("metadata", {}).get("mlops_defaults") or {}
-        try:
-            tree = ast.parse(source)
-        except SyntaxError as exc:
-            raise MlopsError(f"the parameters cell does not parse: {exc.msg} (line {exc.lineno})") from None
-        for node in tree.body:
-            if (
-                isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-            ):
-                name, value = node.targets[0].id, node.value
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
-                name, value = node.target.id, node.value
-            else:
-                continue
-            if name in defaults and ast.get_source_segment(source, value) == defaults[name]:
-                continue
-            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "secret":
-                secrets.append(name)
-                continue
-            try:
-                params[name] = ast.literal_eval(value)
-            except ValueError:
-                raise MlopsError(
-                    f"parameter {name}: its value must be a plain value (text, number, list, dict), not code"
-                ) from None
-    return ClonePlan(origin, params, secrets)
 
 
 class RunsMixin(AppBase):
@@ -102,32 +41,37 @@ class RunsMixin(AppBase):
             timeout=timeout,
         )
 
-    def clone_plan(self, path: Path) -> ClonePlan:
-        """What running the cloned notebook `path` in the audit trail does: its origin (a run or
-        a template), the values of its parameters cell and the secrets it asks for."""
-        return clone_plan(path)
+    def notebook_plan(self, path: Path) -> NotebookPlan:
+        """What JupyterLab's one action on the notebook `path` does: open its run (an executed
+        run's notebook), run a clone's parameters, or run it as a template (app/notebooks.py)."""
+        return notebook_plan(self.workspace, path)
 
-    def run_clone(
+    def run_notebook(
         self,
         path: Path,
+        params: Mapping[str, str] | None = None,
         *,
         secrets: Mapping[str, str] | None = None,
         progress: Any = None,
         cancel: threading.Event | None = None,
         cwd: str | os.PathLike[str] | None = None,
     ) -> RunRecord:
-        """Run a clone's parameters: a clone of a run re-runs it with them, a clone of a
-        template runs the template (validated as any run)."""
-        plan = clone_plan(path)
-        if plan.origin.get("run_id"):
-            return self.rerun(
-                plan.origin["run_id"], plan.parameters, secrets=secrets, progress=progress, cancel=cancel
+        """Run a notebook in the audit trail: a clone of a run re-runs it with the clone's
+        parameters cell, a clone of a template runs the template (in `cwd`); any other notebook
+        runs as a template of its own, in its folder, `params` being the form's texts (read as
+        the command line reads them). An executed run's notebook is refused: re-run its run."""
+        plan = self.notebook_plan(path)
+        if plan.run is not None:
+            raise refuse_run_notebook(plan.run)
+        if plan.clone is not None:
+            origin, values = plan.clone.origin, plan.clone.parameters
+            if origin.get("run_id"):
+                return self.rerun(origin["run_id"], values, secrets=secrets, progress=progress, cancel=cancel)
+            return self.run(
+                origin["template"], values, secrets=secrets, progress=progress, cancel=cancel, cwd=cwd
             )
+        assert plan.template is not None
+        values = parameter_values(plan.template, dict(params or {}))
         return self.run(
-            plan.origin["template"],
-            plan.parameters,
-            secrets=secrets,
-            progress=progress,
-            cancel=cancel,
-            cwd=cwd,
+            plan.template.path, values, secrets=secrets, progress=progress, cancel=cancel, cwd=path.parent
         )

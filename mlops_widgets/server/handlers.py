@@ -216,7 +216,11 @@ class NotebookRunHandler(_Base):
     @web.authenticated
     async def post(self) -> None:
         data = self.body()
-        args = {"root": str(self.root), "path": text(data, "path", required=True)}
+        args = {
+            "root": str(self.root),
+            "path": text(data, "path", required=True),
+            "params": mapping(data, "params", strings=True),
+        }
         await self._start("notebook_run", args, mapping(data, "secrets", strings=True))
 
 

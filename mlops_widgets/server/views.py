@@ -37,14 +37,21 @@ def backend_name() -> str:
 
 
 def info(root: Path) -> dict[str, Any]:
+    from mlops_widgets.app.notebooks import runs_folder
+
     ws = workspace()
     try:
         shown = ws.root.relative_to(root).as_posix()
     except ValueError:
         shown = str(ws.root)
+    try:  # where the file browser shows the runs' notebooks, when it does
+        runs: str | None = runs_folder(ws).relative_to(root).as_posix()
+    except ValueError:
+        runs = None
     return {
         "workspace": str(ws.root),
         "workspace_shown": shown,
+        "runs_shown": runs,
         "backend": backend_name(),
         # `mlops lab` asks for the panel to open when JupyterLab starts
         "open_panel": LAB_OPEN_PANEL.from_env(),
@@ -152,11 +159,28 @@ def clone(run_id: str, root: Path, dest: str, ws: str | None = None) -> dict[str
 
 
 def notebook_plan(root: Path, rel: str) -> dict[str, Any]:
-    """What running a cloned notebook in the audit trail does (the core reads the clone)."""
-    from mlops_widgets.app import clone_plan
-
-    plan = clone_plan(inside(root, rel, "notebook"))
-    return {"origin": plan.origin, "parameters": plan.parameters, "secret_names": plan.secret_names}
+    """The one action JupyterLab offers on a notebook (the core decides): "open" its run (an
+    executed run's notebook), "clone" (run a clone's parameters cell) or "template" (run it as a
+    template: the parameters its form asks)."""
+    plan = _app().notebook_plan(inside(root, rel, "notebook"))
+    if plan.run is not None:
+        return {"action": plan.action, "run_id": plan.run.run_id, "short_id": plan.run.short_id}
+    if plan.clone is not None:
+        clone = plan.clone
+        return {
+            "action": plan.action,
+            "origin": clone.origin,
+            "parameters": clone.parameters,
+            "secret_names": clone.secret_names,
+        }
+    assert plan.template is not None
+    template = plan.template
+    return {
+        "action": plan.action,
+        "template": template.name,
+        "fields": [p.to_dict() for p in template.parameters.values()],
+        "secret_names": template.secret_names,
+    }
 
 
 def job(
@@ -180,9 +204,10 @@ def job(
         kwargs["secrets"] = given
     elif action == "notebook_run":
         root = Path(kwargs.pop("root"))
+        path = inside(root, kwargs["path"], "notebook")
         action, kwargs = (
-            "run_clone",
-            {"path": inside(root, kwargs["path"], "notebook"), "cwd": os.fspath(root)},
+            "run_notebook",
+            {"path": path, "params": kwargs.get("params") or {}, "cwd": os.fspath(root)},
         )
         kwargs["secrets"] = given
     elif action == "train_submit":
