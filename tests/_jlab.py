@@ -120,8 +120,12 @@ def lab_server(base: Path, root: Path, env: dict[str, str] | None = None) -> Ite
 
 @contextlib.contextmanager
 def browser_page(profile: Path, width: int = 1280, height: int = 800) -> Iterator:
-    """A fresh Chromium profile and page; every wait in the tests has its own timeout."""
-    from playwright.sync_api import sync_playwright
+    """A fresh Chromium profile and page. Actions and `expect` assertions wait up to 30 s for
+    their condition (Playwright's `expect` gives up after 5 s by default, which a loaded machine
+    overruns between a click and what it shows); a test names a longer bound where it needs one."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)
 
     with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
