@@ -152,3 +152,38 @@ def page_error(error: object) -> str | None:
     if text == "Disposed" and "mlops-widgets" not in stack:
         return None
     return text
+
+
+def open_lab(page, lab, *, reset: bool = False) -> None:
+    """JupyterLab open in `page` on a launcher: the layout an earlier test left closed, or with
+    `reset` a fresh one (no notebook restored only to be closed while its kernel starts)."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab['url']}/lab?{'reset&' if reset else ''}token={TOKEN}")
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
+    if reset:
+        page.evaluate("() => window.jupyterapp.restored")
+        return
+    page.evaluate("""async () => {
+        await window.jupyterapp.restored;
+        await window.jupyterapp.commands.execute('application:close-all');
+        await window.jupyterapp.commands.execute('launcher:create');
+    }""")
+    expect(page.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
+
+
+# axe-core (vendored: tests/vendor/axe.min.js, MPL-2.0), WCAG 2.2 A and AA rules on one element.
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+AXE_RUN = """async el => {
+  const r = await axe.run(el, {runOnly: {type: 'tag',
+    values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}, resultTypes: ['violations']});
+  return r.violations.map(v => v.id + ': ' + v.help + ' -- ' +
+    v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | '));
+}"""
+
+
+def axe_violations(page, locator) -> list[str]:
+    """axe-core's WCAG violations inside `locator` (the script loaded into the page once)."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate(AXE_RUN, locator.element_handle())

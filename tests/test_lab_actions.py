@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _jlab import TOKEN, browser_page, lab_server, needs_browser, page_error
+from _jlab import TOKEN, browser_page, lab_server, needs_browser, open_lab, page_error
 from helpers import make_template
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,16 +59,6 @@ def page(tmp_path):
         assert not errors, errors
 
 
-def _open_lab(page, lab) -> None:
-    from playwright.sync_api import expect
-
-    # A fresh layout (`reset`): no notebook an earlier test opened is restored only to be closed
-    # while its kernel starts (JupyterLab's own errors then).
-    page.goto(f"{lab['url']}/lab?reset&token={TOKEN}")
-    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
-    page.evaluate("() => window.jupyterapp.restored")
-
-
 def _browse(page, folder: str):
     """The file browser shown on `folder`; returns its listing."""
     from playwright.sync_api import expect
@@ -102,7 +92,7 @@ def test_run_a_notebook_as_a_template_from_the_file_browser_then_open_its_run(la
 
     from mlops_widgets.runner import list_runs
 
-    _open_lab(page, lab)
+    open_lab(page, lab, reset=True)
     status = page.locator("#jp-main-statusbar .mlops-status-item")
     expect(status).to_have_text("MLOps: idle", timeout=30_000)
     listing = _browse(page, "work")
@@ -171,7 +161,7 @@ def test_one_toolbar_button_does_what_each_notebook_offers(lab, page, tmp_path):
         App(lab["workspace"], "local").run_notebook(lab["root"] / "work" / "Mine.ipynb")
     run = list_runs(lab["workspace"])[0]
     executed = Path(run.notebook).relative_to(lab["root"]).as_posix()
-    _open_lab(page, lab)
+    open_lab(page, lab, reset=True)
     for path, action, label in (
         ("work/Mine.ipynb", "template", "Run as an MLOps template…"),
         (executed, "open", "Open in the audit trail"),
@@ -195,7 +185,7 @@ def test_an_open_run_tab_follows_its_run_to_the_end(lab, page, tmp_path):
 
     before = {r.run_id for r in list_runs(lab["workspace"])}
     gate = tmp_path / "go"  # the run's step waits for it: the test sees the run running first
-    _open_lab(page, lab)
+    open_lab(page, lab, reset=True)
     cli = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("mlops")),
@@ -253,7 +243,7 @@ def test_the_settings_editor_shows_the_browsers_settings_and_the_sidebar_follows
     runs = len(list_runs(lab["workspace"]))
     _put_settings(lab, {"sidebarPageSize": 1})
     try:
-        _open_lab(page, lab)
+        open_lab(page, lab, reset=True)
         page.evaluate("() => window.jupyterapp.commands.execute('settingeditor:open', {query: 'MLOps'})")
         editor = page.locator(".jp-SettingsPanel, .jp-SettingsEditor").first
         expect(editor).to_contain_text("Runs per page in the sidebar", timeout=30_000)

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _jlab import TOKEN, browser_page, lab_server, needs_browser, page_error
+from _jlab import TOKEN, axe_violations, browser_page, lab_server, needs_browser, open_lab, page_error
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = needs_browser
@@ -87,24 +87,10 @@ def _kernels(lab) -> list[dict]:
         return json.loads(r.read())
 
 
-def _open_lab(page, lab) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(f"{lab['url']}/lab?token={TOKEN}")
-    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
-    # The layout is restored (the tabs an earlier test left open): start from a launcher.
-    page.evaluate("""async () => {
-        await window.jupyterapp.restored;
-        await window.jupyterapp.commands.execute('application:close-all');
-        await window.jupyterapp.commands.execute('launcher:create');
-    }""")
-    expect(page.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
-
-
 def test_launcher_tile_and_palette_command_open_the_panel(demo_lab, page, tmp_path):
     from playwright.sync_api import expect
 
-    _open_lab(page, demo_lab)
+    open_lab(page, demo_lab)
     tile = page.locator(".jp-LauncherCard", has_text="MLOps panel")
     expect(tile).to_be_visible()
     screenshot(page, tmp_path, "lab-launcher.png")
@@ -141,7 +127,7 @@ def test_sidebar_lists_the_demo_runs_and_opens_one_read_only(demo_lab, page, tmp
 
     runs = list_runs(demo_lab["workspace"])
     assert len(runs) >= 5
-    _open_lab(page, demo_lab)
+    open_lab(page, demo_lab)
     sidebar = page.locator("#mlops-sidebar")
     if not sidebar.is_visible():
         page.locator(".jp-SideBar .lm-TabBar-tab[title='MLOps']").click()
@@ -234,27 +220,12 @@ LAYOUT_PROBLEMS = """root => {
 
 TABS = ("Prepare", "Deploy", "Monitor", "Status", "Runs", "Train")
 
-# axe-core (vendored: tests/vendor/axe.min.js, MPL-2.0), WCAG 2.2 A and AA rules on one element.
-AXE = REPO / "tests" / "vendor" / "axe.min.js"
-AXE_RUN = """async el => {
-  const r = await axe.run(el, {runOnly: {type: 'tag',
-    values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}, resultTypes: ['violations']});
-  return r.violations.map(v => v.id + ': ' + v.help + ' -- ' +
-    v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | '));
-}"""
 # A one-line field laid out in a column must stay a line tall (a flex basis meant as a width
 # once made each 234 px tall).
 TALL_FIELDS = """root => [...root.querySelectorAll(
     '.widget-text, .widget-dropdown, .widget-checkbox, .widget-combobox, .widget-password')]
   .filter(el => el.getClientRects().length && el.getBoundingClientRect().height > 60)
   .map(el => [...el.classList].join('.') + ' ' + Math.round(el.getBoundingClientRect().height) + 'px')"""
-
-
-def axe_violations(page, locator) -> list[str]:
-    """axe-core's WCAG violations inside `locator` (the script loaded into the page once)."""
-    if not page.evaluate("typeof axe !== 'undefined'"):
-        page.add_script_tag(path=str(AXE))
-    return page.evaluate(AXE_RUN, locator.element_handle())
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -266,7 +237,7 @@ def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, widt
     from playwright.sync_api import expect
 
     with browser_page(tmp_path / "chrome-profile", width, 900) as page:
-        _open_lab(page, demo_lab)
+        open_lab(page, demo_lab)
         page.evaluate(
             """async dark => {
             const app = window.jupyterapp;
@@ -325,7 +296,7 @@ def test_a_panel_step_that_fails_is_also_a_notification(demo_lab, page, tmp_path
     took over 2 s) is also a JupyterLab notification: the eye may be elsewhere."""
     from playwright.sync_api import expect
 
-    _open_lab(page, demo_lab)
+    open_lab(page, demo_lab)
     page.evaluate("async () => { await window.jupyterapp.commands.execute('mlops:open-panel'); }")
     panel = page.locator(".mlops-lab-panel .mlops-panel")
     expect(panel).to_be_visible(timeout=90_000)
@@ -345,7 +316,7 @@ def test_a_reload_restores_the_panel_and_ends_its_old_kernel(demo_lab, page, tmp
     reload is shut down, not left running unseen."""
     from playwright.sync_api import expect
 
-    _open_lab(page, demo_lab)
+    open_lab(page, demo_lab)
     others = {k["id"] for k in _kernels(demo_lab)}  # earlier tests' pages, closed without closing
     page.evaluate("async () => { await window.jupyterapp.commands.execute('mlops:open-panel'); }")
     panel = page.locator(".mlops-lab-panel .mlops-panel")
@@ -374,7 +345,7 @@ def test_clone_a_run_then_run_the_clone_in_the_audit_trail(demo_lab, page, tmp_p
 
     c1 = next(r for r in list_runs(demo_lab["workspace"]) if r.template == "C1_OpenScale_Dummy_ML_Provider")
     before = len(list_runs(demo_lab["workspace"]))
-    _open_lab(page, demo_lab)
+    open_lab(page, demo_lab)
     page.evaluate("id => window.jupyterapp.commands.execute('mlops:open-run', {runId: id})", c1.run_id)
     view = page.locator(".mlops-run-view")
     view.locator(".mlops-run-clone").click()

@@ -16,14 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from _jlab import browser_page, lab_server, needs_browser, page_error
-from test_lab_browser import _open_lab, axe_violations
+from _jlab import axe_violations, browser_page, lab_server, needs_browser, open_lab, page_error
 
 pytestmark = needs_browser
 
 DEPLOYMENT = "deepliif-demo"
 C1 = "C1_OpenScale_Dummy_ML_Provider"
-EXTRA_RUNS = 6  # the demo's 5 runs and these: more than a page of 10
+EXTRA_RUNS = 6  # beside the demo's runs and events: more than a page of 10
 # Where a name falls among names in the browser's natural order (numbers as numbers).
 NATURAL_RANK = """([name, names]) => {
   const c = new Intl.Collator(undefined, {numeric: true, sensitivity: 'base'});
@@ -33,7 +32,7 @@ NATURAL_RANK = """([name, names]) => {
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from mlops_widgets.runner import run_template
+    from mlops_widgets.runner import list_runs, run_template
 
     base = tmp_path_factory.mktemp("tables-lab")
     ws = base / "mlops-demo"
@@ -45,13 +44,14 @@ def lab(tmp_path_factory):
         capture_output=True,
         text=True,
     )
+    demo_runs = len(list_runs(ws))  # its template runs and its events
     for _ in range(EXTRA_RUNS):
         assert run_template(C1, {}, workspace=ws).ok
     root = base / "files"
     root.mkdir()
     try:
         with lab_server(base, root, env={"MLOPS_HOME": str(ws)}) as server:
-            yield {**server, "workspace": ws}
+            yield {**server, "workspace": ws, "demo_runs": demo_runs}
     finally:
         from mlops_widgets.backends.local.inference import stop_service
 
@@ -71,7 +71,7 @@ def _panel_tab(page, lab, title: str, theme: str = "light"):
     """The panel opened in `theme`, showing tab `title`."""
     from playwright.sync_api import expect
 
-    _open_lab(page, lab)
+    open_lab(page, lab)
     page.evaluate(
         """async dark => {
         const app = window.jupyterapp;
@@ -99,7 +99,7 @@ def test_the_runs_table_sorts_pages_and_reruns_only_after_ok(lab, page):
     from mlops_widgets.runner import list_runs
 
     runs = list_runs(lab["workspace"])
-    assert len(runs) == 5 + EXTRA_RUNS
+    assert len(runs) == lab["demo_runs"] + EXTRA_RUNS
     tab = _panel_tab(page, lab, "Runs")
     table = tab.locator(".mlops-runs-pick")
     rows = table.locator("tbody tr.mlops-grid-row")
@@ -127,16 +127,17 @@ def test_the_runs_table_sorts_pages_and_reruns_only_after_ok(lab, page):
     assert names == [n for n in order for r in runs if r.template == n][:10], names
     template.locator("button").press("Enter")  # the keyboard sorts too
     expect(template).to_have_attribute("aria-sort", "descending")
-    expect(rows.first.locator("td[data-key='template']")).to_have_text("C1_OpenScale_Dummy_ML_Provider")
+    expect(rows.first.locator("td[data-key='template']")).to_have_text(order[-1])
 
-    # Page through: 11 runs, 10 a page.
+    # Page through: more runs than a page of 10.
+    n = len(runs)
     pager = table.locator(".mlops-pager")
-    expect(pager.locator(".mlops-pager-range")).to_have_text("1–10 of 11, page 1 of 2")
+    expect(pager.locator(".mlops-pager-range")).to_have_text(f"1–10 of {n}, page 1 of 2")
     expect(pager.locator(".mlops-pager-prev")).to_be_disabled()
     pager.locator(".mlops-pager-next").click()
-    expect(pager.locator(".mlops-pager-range")).to_have_text("11–11 of 11, page 2 of 2")
-    expect(rows).to_have_count(1)
-    expect(rows.first.locator("td[data-key='template']")).to_have_text(order[0])  # the smallest, last
+    expect(pager.locator(".mlops-pager-range")).to_have_text(f"11–{n} of {n}, page 2 of 2")
+    expect(rows).to_have_count(n - 10)
+    expect(rows.last.locator("td[data-key='template']")).to_have_text(order[0])  # the smallest, last
     pager.locator(".mlops-pager-prev").click()
     expect(rows).to_have_count(10)
 
