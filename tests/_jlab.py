@@ -187,3 +187,18 @@ def axe_violations(page, locator) -> list[str]:
     if not page.evaluate("typeof axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     return page.evaluate(AXE_RUN, locator.element_handle())
+
+
+def demo_workspace(base: Path) -> Path:
+    """`mlops demo` run as a user runs it (without the tests' MLOPS_HOME or backend) into
+    base/mlops-demo: the workspace the browser tests' JupyterLab serves."""
+    ws = base / "mlops-demo"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_HOME", "MLOPS_BACKEND")}
+    subprocess.run(
+        [str(Path(sys.executable).with_name("mlops")), "demo", "--workspace", str(ws)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return ws

@@ -212,3 +212,16 @@ def ready(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
     add_entry(backend)
     monitor.monitor_create(backend, "demo")
     return backend
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[object]:
+    """A browser page (tests/_jlab.py) whose uncaught errors fail the test, JupyterLab's own
+    'Disposed' race aside (`page_error`)."""
+    from _jlab import browser_page, page_error
+
+    with browser_page(tmp_path / "chrome-profile") as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.extend(filter(None, [page_error(e)])))
+        yield page
+        assert not errors, errors

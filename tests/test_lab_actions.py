@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _jlab import TOKEN, browser_page, lab_server, needs_browser, open_lab, page_error
+from _jlab import TOKEN, lab_server, needs_browser, open_lab
 from helpers import make_template
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,15 +48,6 @@ def lab(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_HOME", "MLOPS_BACKEND")}
     with lab_server(base, root, env={**env, "MLOPS_HOME": str(ws)}) as served:
         yield {**served, "workspace": ws}
-
-
-@pytest.fixture
-def page(tmp_path):
-    with browser_page(tmp_path / "chrome-profile") as page:
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.extend(filter(None, [page_error(e)])))
-        yield page
-        assert not errors, errors
 
 
 def _browse(page, folder: str):

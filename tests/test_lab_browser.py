@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
-from _jlab import TOKEN, axe_violations, browser_page, lab_server, needs_browser, open_lab, page_error
+from _jlab import (
+    TOKEN,
+    axe_violations,
+    browser_page,
+    demo_workspace,
+    lab_server,
+    needs_browser,
+    open_lab,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = needs_browser
@@ -51,15 +57,7 @@ def demo_lab(tmp_path_factory):
     """`mlops demo` on a workspace, then JupyterLab on a folder of user files with that
     workspace as the server's ($MLOPS_HOME, as `mlops lab` sets it)."""
     base = tmp_path_factory.mktemp("demo-lab")
-    ws = base / "mlops-demo"
-    env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_HOME", "MLOPS_BACKEND")}
-    subprocess.run(
-        [str(Path(sys.executable).with_name("mlops")), "demo", "--workspace", str(ws)],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    ws = demo_workspace(base)
     root = base / "files"
     root.mkdir()
     (root / "my_notes.md").write_text("# my notes\n")
@@ -70,15 +68,6 @@ def demo_lab(tmp_path_factory):
         from mlops_widgets.backends.local.inference import stop_service
 
         stop_service(ws)
-
-
-@pytest.fixture
-def page(tmp_path):
-    with browser_page(tmp_path / "chrome-profile") as page:
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.extend(filter(None, [page_error(e)])))
-        yield page
-        assert not errors, errors
 
 
 def _kernels(lab) -> list[dict]:

@@ -9,14 +9,16 @@ The tests run in this order on one workspace: the deletion comes last.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from _jlab import axe_violations, browser_page, lab_server, needs_browser, open_lab, page_error
+from _jlab import (
+    axe_violations,
+    demo_workspace,
+    lab_server,
+    needs_browser,
+    open_lab,
+)
 
 pytestmark = needs_browser
 
@@ -35,15 +37,7 @@ def lab(tmp_path_factory):
     from mlops_widgets.runner import list_runs, run_template
 
     base = tmp_path_factory.mktemp("tables-lab")
-    ws = base / "mlops-demo"
-    env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_HOME", "MLOPS_BACKEND")}
-    subprocess.run(
-        [str(Path(sys.executable).with_name("mlops")), "demo", "--workspace", str(ws)],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    ws = demo_workspace(base)
     demo_runs = len(list_runs(ws))  # its template runs and its events
     for _ in range(EXTRA_RUNS):
         assert run_template(C1, {}, workspace=ws).ok
@@ -56,15 +50,6 @@ def lab(tmp_path_factory):
         from mlops_widgets.backends.local.inference import stop_service
 
         stop_service(ws)
-
-
-@pytest.fixture
-def page(tmp_path):
-    with browser_page(tmp_path / "chrome-profile") as page:
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.extend(filter(None, [page_error(e)])))
-        yield page
-        assert not errors, errors
 
 
 def _panel_tab(page, lab, title: str, theme: str = "light"):
