@@ -233,7 +233,11 @@ export class MLOpsPanelWidget extends Panel {
       sessionStorage.removeItem(SESSION_KEY);
     }
     this._manager?.dispose();
-    void this._session.shutdown().finally(() => this._session.dispose());
+    // A kernel still starting makes the shutdown fail ('Disposed'): the session goes either way.
+    void this._session
+      .shutdown()
+      .catch(() => undefined)
+      .finally(() => this._session.dispose());
     super.dispose();
   }
 
