@@ -69,13 +69,23 @@ def _a5_records(ws: Workspace) -> list[tuple[Any, ...]]:
     return [(r.kind, r.parameters, r.status, sorted(r.results)) for r in runs]
 
 
-def test_an_evaluation_leaves_the_same_record_through_the_core_the_cli_and_the_rest_api(
+def test_an_evaluation_leaves_the_same_record_through_the_core_the_cli_the_panel_and_the_rest_api(
     ready: Backend, cli: Any, lab: dict[str, Any]
 ) -> None:
+    from mlops_widgets.widgets import MLOpsPanel
+
     ws = ready.workspace
     assert App(ws, ready).evaluate("demo").ok
     res = cli("monitor", "run", "--name", "demo")
     assert res.exit_code == 0, res.output
+    panel = MLOpsPanel(workspace=ws, follow=False)
+    m = panel.monitor
+    m.refresh()
+    assert m.deployment.value == "demo" and not m.run_now.disabled, m.run_now.reason.value
+    m.run_now.button.click()  # all of its monitors, as the others evaluate
+    assert panel.wait(WAIT_S)
+    assert panel.ctx.tasks.last_error is None, panel.ctx.tasks.message.value
+    panel.close()
     status, started = _call(lab, "deployments/demo/evaluate", {})
     assert status == 202 and started["job_id"] and started["run_id"], started
     view = _until_ended(lab, started["job_id"])
@@ -83,7 +93,7 @@ def test_an_evaluation_leaves_the_same_record_through_the_core_the_cli_and_the_r
     assert [m["monitor_id"] for m in view["result"]["results"]["runs"]]  # the monitors that ran
 
     records = _a5_records(ws)
-    assert len(records) == 3 and records[0] == records[1] == records[2], records
+    assert len(records) == 4 and records[0] == records[1] == records[2] == records[3], records
     assert records[0][1] == {
         "deployment_name": "demo",
         "monitor_id": None,
