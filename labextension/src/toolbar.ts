@@ -170,12 +170,16 @@ export class NotebookActionButton implements DocumentRegistry.IWidgetExtension<
         show(plan?.action ?? 'template');
       }
     };
-    void context.ready.then(() => {
-      if (!button.isDisposed) {
-        panel.toolbar.insertItem(10, 'mlops-notebook-action', button);
-        void look();
-      }
-    });
+    // A notebook closed while it opens rejects `ready` ('Disposed'): no button to show then.
+    context.ready.then(
+      () => {
+        if (!button.isDisposed) {
+          panel.toolbar.insertItem(10, 'mlops-notebook-action', button);
+          void look();
+        }
+      },
+      () => undefined
+    );
     context.fileChanged.connect(() => void look()); // saved: a clone's metadata, a new cell
     return button;
   }
