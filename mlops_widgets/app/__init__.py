@@ -28,13 +28,16 @@ from mlops_widgets.app.deployments import DeploymentsMixin
 from mlops_widgets.app.entries import MONITOR_TEMPLATE, MONITORS_KEY, EntriesMixin, with_kept_schedules
 from mlops_widgets.app.jobs import Job
 from mlops_widgets.app.monitoring import MonitoringMixin
+from mlops_widgets.app.monitoring_reads import DEFAULT_SERVICE_PROVIDER, TREND_POINTS
 from mlops_widgets.app.notebooks import ClonePlan, NotebookPlan, clone_plan
 from mlops_widgets.app.runs import RunsMixin
 from mlops_widgets.app.training import TrainingMixin
 
 __all__ = [
+    "DEFAULT_SERVICE_PROVIDER",
     "MONITORS_KEY",
     "MONITOR_TEMPLATE",
+    "TREND_POINTS",
     "App",
     "ClonePlan",
     "Job",

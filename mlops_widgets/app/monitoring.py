@@ -1,5 +1,6 @@
 """Monitoring: monitor create, evaluate, delete, register, publish; schedules (set, pause,
-resume, off); alerts and notification channels."""
+resume, off); alerts and notification channels. What the front ends read of them: the reads
+mixin (monitoring_reads.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from mlops_widgets.app._base import AppBase
+from mlops_widgets.app.monitoring_reads import MonitoringReadsMixin
 from mlops_widgets.runner.trail import RunRecord
 
 EVALUATE_TEMPLATE = "A5_Monitor_Evaluation"
 
 
-class MonitoringMixin(AppBase):
-    """Monitoring actions of `App`."""
+class MonitoringMixin(MonitoringReadsMixin):
+    """Monitoring actions of `App` (and, inherited, its monitoring reads)."""
 
     def monitor_delete(self, name: str) -> dict[str, Any]:
         """Drop the deployment's subscription with its monitors, runs and measurements."""
@@ -51,8 +52,13 @@ class MonitoringMixin(AppBase):
         **repeat: Any,
     ) -> list[dict[str, Any]]:
         """Give the deployment's monitors (or one) a schedule (`repeat`: every, or cron and tz;
-        start), pause, resume or remove it."""
+        start, a datetime or the ISO time a user typed, in zone tz without one), pause, resume
+        or remove it."""
+        from mlops_widgets.monitors.schedule import parse_local_time
         from mlops_widgets.ops import schedule
+
+        if isinstance(repeat.get("start"), str):
+            repeat["start"] = parse_local_time(repeat["start"], repeat.get("tz"))
 
         given = {
             k: v.isoformat() if isinstance(v, datetime) else v for k, v in repeat.items() if v is not None

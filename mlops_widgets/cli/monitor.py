@@ -9,12 +9,11 @@ from typing import Any
 
 import click
 
+from mlops_widgets.app import DEFAULT_SERVICE_PROVIDER as DEFAULT_PROVIDER
+from mlops_widgets.app import TREND_POINTS
 from mlops_widgets.cli import monitor_watch
 from mlops_widgets.cli._common import CliContext, echo_result, echo_table, pass_obj
 from mlops_widgets.cli.monitor_watch import num as _num
-from mlops_widgets.ops import monitor as ops_monitor
-from mlops_widgets.ops import monitor_views
-from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER as DEFAULT_PROVIDER
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 _name = click.option(
@@ -56,7 +55,7 @@ def provider_create(obj: CliContext, name: str) -> None:
 def provider_list(obj: CliContext, as_json: bool) -> None:
     """List the service providers."""
     echo_result(
-        ops_monitor.provider_list(obj.backend()),
+        obj.app().providers(),
         as_json=as_json,
         empty="no service providers: create one with `mlops provider create`",
         header=("SERVICE PROVIDER ID", "NAME", "TYPE", "CREATED"),
@@ -134,7 +133,7 @@ def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> No
 def status(obj: CliContext, name: str, as_json: bool) -> None:
     """The latest measurement of each monitor: ids, time, issue count and every metric outside
     its threshold (--json: every metric)."""
-    echo_result(monitor_views.monitor_status(obj.backend(), name), as_json=as_json, text=_print_status)
+    echo_result(obj.app().monitor_status(name), as_json=as_json, text=_print_status)
 
 
 def _print_status(st: dict[str, Any]) -> None:
@@ -175,7 +174,7 @@ def _print_status(st: dict[str, Any]) -> None:
 @click.option(
     "--points",
     type=click.IntRange(min=2),
-    default=monitor_views.TREND_POINTS,
+    default=TREND_POINTS,
     show_default=True,
     help="Fit each metric's trend on this many latest measurements.",
 )
@@ -193,11 +192,11 @@ def history(
     """Past measurements of the deployment's monitors, newest first, then each metric's trend:
     its slope over the latest measurements and, when it moves toward its limit, when it is
     expected to cross it."""
-    backend = obj.backend()
-    rows = monitor_views.monitor_history(backend, name, monitor_id, metric, limit=limit)
+    app = obj.app()
+    rows = app.monitor_history(name, monitor_id, metric, limit=limit)
     trends = [
         t
-        for t in monitor_views.monitor_trends(backend, name, monitor_id, points=points)
+        for t in app.monitor_trends(name, monitor_id, points=points)
         if metric is None or t["metric"] == metric
     ]
     if not rows and not as_json:
@@ -266,7 +265,7 @@ def _trend_row(t: dict[str, Any]) -> tuple[str, ...]:
 def list_(obj: CliContext, as_json: bool) -> None:
     """Subscriptions with their monitors."""
     echo_result(
-        monitor_views.monitor_list(obj.backend()),
+        obj.app().subscriptions(),
         as_json=as_json,
         empty="no subscriptions: attach monitors with `mlops monitor create --name NAME`",
         header=("SUBSCRIPTION ID", "DEPLOYMENT", "MODEL ASSET ID", "MONITORS"),
@@ -297,9 +296,7 @@ def delete(obj: CliContext, name: str) -> None:
 @pass_obj
 def thresholds(obj: CliContext, monitor_id: str, as_json: bool) -> None:
     """A monitor's default thresholds, in the entry's shape (ready to paste under `thresholds`)."""
-    echo_result(
-        monitor_views.monitor_thresholds(obj.backend(), monitor_id), as_json=as_json, text=_print_thresholds
-    )
+    echo_result(obj.app().monitor_thresholds(monitor_id), as_json=as_json, text=_print_thresholds)
 
 
 def _print_thresholds(thresholds: dict[str, Any]) -> None:
@@ -326,7 +323,7 @@ def compute(
 ) -> None:
     """Run a monitor's provider on two folders, with no subscription, against its default
     thresholds (test a provider before attaching it)."""
-    out = ops_monitor.monitor_compute(obj.backend(), monitor_id, dir_gt, dir_pred, most_recent=most_recent)
+    out = obj.app().monitor_compute(monitor_id, dir_gt, dir_pred, most_recent=most_recent)
     echo_result(out, as_json=as_json, text=_print_computed)
 
 
@@ -382,7 +379,7 @@ def publish(obj: CliContext, monitor_id: str, software_spec: str | None, as_json
 def definitions(obj: CliContext, as_json: bool) -> None:
     """The monitor definitions available, with their metrics."""
     echo_result(
-        monitor_views.monitor_definitions(obj.backend()),
+        obj.app().monitor_definitions(),
         as_json=as_json,
         header=("MONITOR ID", "METRICS", "NAME"),
         row=lambda r: (r["monitor_id"], str(len(r["metrics"])), r["name"]),

@@ -3,7 +3,6 @@ found (alerts) and who is told (notification channels). Registered under `mlops 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -17,19 +16,6 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def num(value: Any) -> str:
     """A measured value as listings print it."""
     return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def _since(text: str | None) -> str | None:
-    """`--since`: an ISO time, or a duration ago (30m, 2h, 1d)."""
-    if text is None:
-        return None
-    from mlops_widgets.config.fields import every_seconds
-    from mlops_widgets.monitors.schedule import parse_time
-
-    try:
-        return (datetime.now(UTC) - timedelta(seconds=every_seconds(text))).isoformat()
-    except ValueError:
-        return parse_time(text).isoformat()
 
 
 # --- schedule ------------------------------------------------------------------------------------
@@ -72,8 +58,6 @@ def schedule(
     workspace's service runs it (started when needed), each evaluation a template run; the
     listing shows each schedule in words, its next three times (local time) and the
     evaluations running or queued now."""
-    from mlops_widgets.ops import schedule as ops_schedule
-
     changes = [
         flag
         for flag, on in (
@@ -88,7 +72,7 @@ def schedule(
     if list_:
         if changes or start or tz:
             raise MlopsError(f"--list cannot be combined with {', '.join(changes) or '--start or --tz'}")
-        rows = ops_schedule.list_schedules(obj.backend(), name)
+        rows = obj.app().schedules(name)
     else:
         if not name:
             raise MlopsError("give the deployment with --name (or list the schedules with --list)")
@@ -103,8 +87,6 @@ def schedule(
             raise MlopsError(f"{' and '.join(changes)} cannot be combined")
         if (start or tz) and not (every or cron):
             raise MlopsError("--start and --tz go with --every or --cron")
-        from mlops_widgets.monitors.schedule import parse_local_time
-
         app, paused = obj.app(), pause if (pause or resume) else None
         if remove:
             rows = app.schedule_off(name, monitor_id)
@@ -117,7 +99,7 @@ def schedule(
                 every=every,
                 cron=cron,
                 tz=tz,
-                start=parse_local_time(start, tz) if start else None,
+                start=start or None,
                 paused=paused,
                 remove=remove,
             )
@@ -142,15 +124,7 @@ def schedule(
 
 def _queue(obj: CliContext) -> dict[str, str]:
     """Monitor instance id -> 'running' or 'queued (n)', from the local service's scheduler."""
-    if obj.backend().name != "local":
-        return {}
-    from mlops_widgets.backends.local.inference import service_info
-    from mlops_widgets.monitors.schedule import read_queue
-
-    ws = obj.ws()
-    if service_info(ws) is None:
-        return {}
-    state = read_queue(ws)
+    state = obj.app().schedule_queue()
     out = {j["monitor_instance_id"]: "running" for j in state.get("running", [])}
     for n, j in enumerate(state.get("queued", []), 1):
         out[j["monitor_instance_id"]] = f"queued ({n})"
@@ -194,24 +168,18 @@ def alerts(
     """Measurements that violated a threshold, newest first (read from the backend's
     measurements, so on cpd from OpenScale's), each with its deliveries to the notification
     channels; then the deliveries still pending or failed."""
-    from mlops_widgets.ops import alerts as ops_alerts
-    from mlops_widgets.ops import notify
-
-    ws = obj.ws()
+    app = obj.app()
     if ack_ids or ack_all:
-        count = obj.app().alert_acknowledge(list(ack_ids), deployment_name=name)
+        count = app.alert_acknowledge(list(ack_ids), deployment_name=name)
         click.echo(f"acknowledged {count} alert(s)")
         return
     if resend_ids:
         ids = None if "all" in resend_ids else list(resend_ids)
-        click.echo(f"queued {obj.app().notification_resend(ids)} failed delivery(ies) again")
+        click.echo(f"queued {app.notification_resend(ids)} failed delivery(ies) again")
         return
-    ops_alerts.sync(obj.backend(), name)
-    notify.dispatch(ws)
-    found = ops_alerts.list_alerts(
-        ws, deployment_name=name, since=_since(since), unacknowledged=unacknowledged
-    )
-    outbox = notify.deliveries(ws, deployment_name=name)
+    app.alerts_sync(name)
+    found = app.alerts(name, since=since, unacknowledged=unacknowledged)
+    outbox = app.deliveries(name)
     by_source: dict[str, list[dict[str, Any]]] = {}
     for d in outbox:
         by_source.setdefault(d["source_id"], []).append(d)
@@ -311,10 +279,6 @@ def notify(
     to every channel once (not again while the metric stays violated), retried until the
     channel accepts it (see `mlops monitor alerts`); optionally episode ends and failed
     scheduled evaluations too."""
-    from mlops_widgets.ops import channels
-    from mlops_widgets.ops import notify as ops_notify
-
-    ws = obj.ws()
     chosen = [
         o
         for o, v in (
@@ -331,7 +295,7 @@ def notify(
     if (on or test) and not (webhook or command):
         raise MlopsError("--on and --test go with --webhook URL or --command CMD")
     if deliveries:
-        rows = ops_notify.deliveries(ws)
+        rows = obj.app().deliveries()
         if as_json:
             echo_json(rows)
         elif not rows:
@@ -352,7 +316,7 @@ def notify(
         )
         return
     echo_result(
-        channels.list_channels(ws),
+        obj.app().channels(),
         as_json=as_json,
         empty="no notification channels",
         header=("CHANNEL ID", "KIND", "TARGET", "ON", "CREATED"),

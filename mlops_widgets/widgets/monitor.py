@@ -99,7 +99,7 @@ class MonitorTab:
 
     def refresh(self) -> None:
         """Reload the deployed entries and the service providers."""
-        from mlops_widgets.ops import monitor, space
+        from mlops_widgets.ops import space
 
         self.loaded = True
         notes = []
@@ -109,7 +109,7 @@ class MonitorTab:
             self.deployed = {}
             notes.append(f"cannot read the entries: {error_text(exc)}")
         try:
-            self.providers = monitor.provider_list(self.ctx.backend)
+            self.providers = self.ctx.app.providers()
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.providers = []
             notes.append(f"cannot list the service providers: {error_text(exc)}")

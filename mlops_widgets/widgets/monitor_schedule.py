@@ -54,7 +54,6 @@ class ScheduleControls:
     def every_problem(self) -> str | None:
         """Why the repeat under Every cannot be set (checked before anything is recorded)."""
         from mlops_widgets.config.fields import every_seconds
-        from mlops_widgets.monitors.schedule import min_interval_s
 
         every = self.every.value.strip()
         if not every:
@@ -63,7 +62,7 @@ class ScheduleControls:
             seconds = every_seconds(every)
         except ValueError:
             return f"Every: {every!r} is not a repeat; write a whole number and s, m, h or d (30m, 1h, 1d)"
-        least = min_interval_s(self.ctx.workspace)
+        least = self.ctx.app.min_interval_s()
         if seconds < least:
             return f"Every: evaluations must be at least {least} s apart, got {every}"
         return None
@@ -83,13 +82,11 @@ class ScheduleControls:
         )
 
     def refresh(self) -> None:
-        from mlops_widgets.ops import schedule
-
         name = self.deployment()
         rows: list[dict[str, Any]] = []
         if name:
             try:
-                rows = schedule.list_schedules(self.ctx.backend, name)
+                rows = self.ctx.app.schedules(name)
             except Exception:  # noqa: BLE001 - not subscribed yet: nothing scheduled
                 rows = []
         only = self.monitor()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -18,6 +18,9 @@ from mlops_widgets.widgets._style import LABEL, fit, grow, local_time, span
 from mlops_widgets.widgets._svg import history_svg
 from mlops_widgets.widgets._task import error_text
 from mlops_widgets.widgets.monitor import deployed_entries
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import App
 
 RANGES = [("last 10", 10), ("last 50", 50), ("last 200", 200)]
 
@@ -85,8 +88,6 @@ class StatusTab:
         """Nothing here changes state: no action to enable."""
 
     def show(self) -> None:
-        from mlops_widgets.ops import monitor_views as monitor
-
         name = self.deployment.value
         self.status = None
         self._show_alerts(name)
@@ -94,9 +95,10 @@ class StatusTab:
             self.body.value = "<span class='mlops-muted'>no deployment yet</span>"
             return
         try:
-            self.status = monitor.monitor_status(self.ctx.backend, name)
-            history = monitor.monitor_history(self.ctx.backend, name, limit=self.range.value)
-            trends = _trends(self.ctx.backend, name)
+            app = self.ctx.app
+            self.status = app.monitor_status(name)
+            history = app.monitor_history(name, limit=self.range.value)
+            trends = _trends(app, name)
         except NotFoundError as exc:  # no monitors created yet: a note, not a failure
             self.body.value = f"<span class='mlops-muted'>{html.escape(str(exc))}</span>"
             return
@@ -107,9 +109,7 @@ class StatusTab:
 
     def _show_alerts(self, name: str | None) -> None:
         """The deployment's unacknowledged alerts as a badge (the sidebar shows the same count)."""
-        from mlops_widgets.ops.alerts import unacknowledged_count
-
-        count = unacknowledged_count(self.ctx.workspace, name) if name else 0
+        count = self.ctx.app.alert_count(name) if name else 0
         self.acknowledge.disabled = count == 0
         self.alerts.value = (
             f"<span class='mlops-alert-badge'>{count}</span> unacknowledged alert{'s' if count != 1 else ''}"
@@ -122,11 +122,7 @@ class StatusTab:
     def _show_deliveries(self, name: str | None) -> None:
         """The deployment's notifications not delivered yet: pending (retried on their own) and
         failed (given up: Resend queues them again)."""
-        from mlops_widgets.ops.notify import deliveries
-
-        waiting = [
-            d for d in deliveries(self.ctx.workspace, deployment_name=name) if d["state"] != "delivered"
-        ]
+        waiting = [d for d in self.ctx.app.deliveries(name) if d["state"] != "delivered"]
         failed = [d for d in waiting if d["state"] == "failed"]
         self.resend.disabled = not failed
         if not waiting:
@@ -141,12 +137,8 @@ class StatusTab:
 
     def _resend(self) -> None:
         """Failed deliveries of the shown deployment queued again, through the core (recorded)."""
-        from mlops_widgets.ops.notify import deliveries
-
         name = self.deployment.value
-        failed = [
-            d["notification_id"] for d in deliveries(self.ctx.workspace, deployment_name=name, state="failed")
-        ]
+        failed = [d["notification_id"] for d in self.ctx.app.deliveries(name, state="failed")]
         if failed:
             self.ctx.app.notification_resend(failed)
         self._show_deliveries(name)
@@ -164,12 +156,10 @@ def _action(description: str, icon: str, tooltip: str, css: str) -> w.Button:
     return button
 
 
-def _trends(backend: Any, name: str) -> list[dict[str, Any]]:
+def _trends(app: App, name: str) -> list[dict[str, Any]]:
     """The metrics' trends; none when they cannot be computed (too few measurements)."""
-    from mlops_widgets.ops.monitor_views import monitor_trends
-
     try:
-        return monitor_trends(backend, name)
+        return app.monitor_trends(name)
     except Exception:  # noqa: BLE001 - the status shows without them
         return []
 
@@ -183,7 +173,7 @@ def status_html(
 ) -> str:
     """A summary first (each monitor's verdict, its violated metrics linked to their charts),
     then per monitor its latest measurement and charts: violated metrics open, the rest folded.
-    `trends` (ops.monitor_views.monitor_trends) add the metrics heading for their threshold."""
+    `trends` (App.monitor_trends) add the metrics heading for their threshold."""
     series: dict[str, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
     for row in reversed(history):  # oldest first
         for metric, value in (row.get("metrics") or {}).items():
