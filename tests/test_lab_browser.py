@@ -325,6 +325,40 @@ def test_a_reload_restores_the_panel_and_ends_its_old_kernel(demo_lab, page, tmp
     assert mine not in {k["id"] for k in _kernels(demo_lab)}
 
 
+def test_a_panel_closed_while_its_kernel_starts_ends_that_kernel(demo_lab, page):
+    """Closing the panel's tab while its kernel starts (here: when the server has started it and
+    the page is naming its session) raises no error in the page (the `page` fixture fails on one
+    of ours) and leaves no kernel behind: that kernel is shut down once its start has ended."""
+    import re
+    import time
+
+    open_lab(page, demo_lab)
+    log = demo_lab["log"]
+    before = set(re.findall(r"Kernel started: (\S+)", log.read_text()))
+    closed: list[str] = []
+
+    def close_the_tab_first(route):
+        # The session's rename, the last step of its start: the tab is closed before it is sent.
+        if route.request.method == "PATCH" and not closed:
+            closed.append(route.request.url)
+            page.evaluate("() => window.mlopsPanel.close()")
+        route.continue_()
+
+    page.route(re.compile(r".*/api/sessions/[^/?]+(\?.*)?$"), close_the_tab_first)
+    page.evaluate("""async () => {
+        window.mlopsPanel = await window.jupyterapp.commands.execute('mlops:open-panel');
+    }""")
+    deadline = time.monotonic() + 90
+    while True:
+        text = log.read_text()
+        started = set(re.findall(r"Kernel started: (\S+)", text)) - before
+        if closed and started and started <= set(re.findall(r"Kernel shutdown: (\S+)", text)):
+            break
+        assert time.monotonic() < deadline, f"the closed panel's kernel runs on: started {started or 'none'}"
+        page.wait_for_timeout(500)
+    page.wait_for_timeout(1000)  # an error of the session's end would come now
+
+
 def test_clone_a_run_then_run_the_clone_in_the_audit_trail(demo_lab, page, tmp_path):
     """From a run's tab: Clone writes an editable notebook beside the user's files and opens it;
     its toolbar's "Run in the audit trail" runs its parameters through the runner."""

@@ -168,7 +168,11 @@ export class MLOpsPanelWidget extends Panel {
 
   private async _start(): Promise<void> {
     await this._endStale();
-    const [info] = await Promise.all([requestAPI<IInfo>('info'), this._session.initialize()]);
+    if (this.isDisposed) {
+      return;
+    }
+    this._kernelStart = this._session.initialize();
+    const [info] = await Promise.all([requestAPI<IInfo>('info'), this._kernelStart]);
     await this._session.ready;
     const kernel = this._session.session?.kernel;
     if (!kernel) {
@@ -233,11 +237,16 @@ export class MLOpsPanelWidget extends Panel {
       sessionStorage.removeItem(SESSION_KEY);
     }
     this._manager?.dispose();
-    // A kernel still starting makes the shutdown fail ('Disposed'): the session goes either way.
-    void this._session
-      .shutdown()
+    // The session is shut down and disposed only once its kernel's start has settled: a
+    // SessionContext disposed while its kernel starts throws 'Disposed' from a chain of its own
+    // that nobody can catch (its _handleSessionError), and the kernel started meanwhile would
+    // run on with no tab.
+    const session = this._session;
+    void this._kernelStart
       .catch(() => undefined)
-      .finally(() => this._session.dispose());
+      .then(() => session.shutdown())
+      .catch(() => undefined)
+      .finally(() => session.dispose());
     super.dispose();
   }
 
@@ -246,6 +255,8 @@ export class MLOpsPanelWidget extends Panel {
   private _model: OutputAreaModel;
   private _area: OutputArea;
   private _session: SessionContext;
+  /** The session's start (`initialize`), once begun: what disposing waits for. */
+  private _kernelStart: Promise<unknown> = Promise.resolve();
   private _manager: KernelWidgetManager | null = null;
   private _steps: MutationObserver;
   private _frame: HTMLElement | null;
