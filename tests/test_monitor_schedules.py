@@ -244,6 +244,7 @@ def test_a_violation_reaches_the_webhook_once_per_episode(
     assert [c.payload["state"] for c in feed] == ["raised"] * 4 + ["acknowledged"]  # the change feed
     assert {c.subject for c in feed[:4]} == {a["alert_id"] for a in listed}
     assert "no alerts" in cli("monitor", "alerts", "--since", "2999-01-01").stdout
+    assert len(json.loads(cli("monitor", "alerts", "--since", "1h", "--json").stdout)) == 4  # an hour ago
     table = cli("monitor", "alerts").stdout
     assert "num_images_recent_predicted 4 (lower limit 40)" in table
     # The webhook's URL is a secret: in no run record, notebook or database.

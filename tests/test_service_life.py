@@ -203,6 +203,17 @@ def test_evaluations_beyond_the_bound_wait_in_a_visible_queue(
         assert started >= ended  # one after another, never together
 
 
+def test_a_queue_left_by_a_stopped_service_is_not_shown(backend: Backend) -> None:
+    """The listings show evaluations running or queued only while the service runs: the queue
+    a killed service left behind says nothing (it would show 'running' for ever)."""
+    from mlops_widgets.app import App
+
+    running = {"bound": 1, "running": [{"monitor_instance_id": "mi-1"}], "queued": []}
+    sched.write_queue(backend.workspace, running)
+    assert read_queue(backend.workspace)["running"] and service_info(backend.workspace) is None
+    assert App(backend.workspace, backend).schedule_queue() == {"running": [], "queued": []}
+
+
 def test_schedules_set_together_fire_at_their_own_stable_offsets() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     s = sched.make_schedule("1h", min_s=60, start=start)
