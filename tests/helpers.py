@@ -391,3 +391,18 @@ def cpd_submission(tmp_path: Path, name: str = "seg") -> Path:
         )
     )
     return folder
+
+
+def submit_args(script: Path, *more: str) -> list[str]:
+    """`mlops train submit` of a job whose one file, `script`, is its main file; `more` after."""
+    return [
+        "train",
+        "submit",
+        "-p",
+        "files",
+        json.dumps([str(script)]),
+        "-p",
+        "main_file",
+        script.name,
+        *more,
+    ]

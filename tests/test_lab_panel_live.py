@@ -6,7 +6,6 @@ kernel reads the workspace's change feed; the latencies are printed, not asserte
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from _jlab import TOKEN, browser_page, lab_server, needs_browser, page_error
+from helpers import submit_args
 
 from mlops_widgets.config import dump_yaml, load_config
 
@@ -97,14 +97,7 @@ def test_the_open_panel_follows_the_cli_without_refresh(demo_lab, tmp_path: Path
         panel.locator(".mlops-tabs .lm-TabBar-tab", has_text="Train").click()
         out = mlops(
             demo_lab,
-            "train",
-            "submit",
-            "-p",
-            "files",
-            json.dumps([str(script)]),
-            "-p",
-            "main_file",
-            "short.py",
+            *submit_args(script),
         )
         job_id = next(w for w in out.split() if w.startswith("train-")).rstrip(":")
         jobs = panel.locator(".mlops-train-jobs select")

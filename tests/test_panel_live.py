@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 import os
 import re
 import subprocess
@@ -21,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from helpers import submit_args
 
 from mlops_widgets.backends.training_protocol import JOB_ENDED
 from mlops_widgets.config import dump_yaml, load_config
@@ -87,14 +88,7 @@ def test_the_open_panel_shows_what_the_cli_changes_without_refresh(workspace: An
             panel.show("Train")
             out = await mlops(
                 workspace,
-                "train",
-                "submit",
-                "-p",
-                "files",
-                json.dumps([str(script)]),
-                "-p",
-                "main_file",
-                "short.py",
+                *submit_args(script),
             )
             job_id = next(w for w in out.split() if w.startswith("train-")).rstrip(":")
             train = panel.train

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ESCAPE, byte_leaks, shm_path
+from helpers import ESCAPE, byte_leaks, shm_path, submit_args
 
 from mlops_widgets import events_feed
 from mlops_widgets.backends.local.inference.procs import alive
@@ -120,14 +120,7 @@ def test_a_failing_script_ends_failed_with_its_log_tail_in_the_run_record(cli, t
     """,
     )
     result = cli(
-        "train",
-        "submit",
-        "-p",
-        "files",
-        json.dumps([str(script)]),
-        "-p",
-        "main_file",
-        "broken.py",
+        *submit_args(script),
         "-p",
         "wait",
         "true",
@@ -200,14 +193,7 @@ def test_a_job_outlives_the_command_and_keeps_secret_variables_out_of_its_files(
     monkeypatch.setenv("SERVICE_TOKEN", "tok-0123456789-secret")
     job_id = _job_id(
         cli(
-            "train",
-            "submit",
-            "-p",
-            "files",
-            json.dumps([str(script)]),
-            "-p",
-            "main_file",
-            "gated.py",
+            *submit_args(script),
             "-p",
             "job_env",
             "{EPOCHS: 2, SERVICE_TOKEN: null}",
@@ -250,14 +236,7 @@ def test_credential_job_variables_follow_the_rules_of_template_runs(
         monkeypatch.setenv("MLOPS_KERNEL_CREDENTIALS", "DB_PASSWD")
     job_env = json.dumps({"DB_PASSWD": None, "DATABASE_URL": url, "EPOCHS": 2})
     submitted = cli(
-        "train",
-        "submit",
-        "-p",
-        "files",
-        json.dumps([str(script)]),
-        "-p",
-        "main_file",
-        "env.py",
+        *submit_args(script),
         "-p",
         "job_env",
         job_env,
@@ -454,14 +433,7 @@ def test_a_worker_over_its_memory_fails_the_job(cli, tmp_path):
         """,
     )
     result = cli(
-        "train",
-        "submit",
-        "-p",
-        "files",
-        json.dumps([str(script)]),
-        "-p",
-        "main_file",
-        "hog.py",
+        *submit_args(script),
         "-p",
         "worker_memory",
         "100m",
