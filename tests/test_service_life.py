@@ -211,7 +211,7 @@ def test_a_queue_left_by_a_stopped_service_is_not_shown(backend: Backend) -> Non
     running = {"bound": 1, "running": [{"monitor_instance_id": "mi-1"}], "queued": []}
     sched.write_queue(backend.workspace, running)
     assert read_queue(backend.workspace)["running"] and service_info(backend.workspace) is None
-    assert App(backend.workspace, backend).schedule_queue() == {"running": [], "queued": []}
+    assert App(backend.workspace, backend).schedule_queue() == {"bound": None, "running": [], "queued": []}
 
 
 def test_schedules_set_together_fire_at_their_own_stable_offsets() -> None:

@@ -114,13 +114,14 @@ class MonitoringReadsMixin(AppBase):
 
     def schedule_queue(self) -> dict[str, Any]:
         """The evaluations the local service's scheduler runs and queues now (`running`,
-        `queued`: each with its `monitor_instance_id`, in order); both empty on another backend
-        or when the service does not run (a file it left behind says nothing)."""
+        `queued`: each with its `monitor_instance_id`, in order; `bound`: how many may run at
+        once); none on another backend or when the service does not run (a file it left behind
+        says nothing)."""
         from mlops_widgets.backends.local.inference import service_info
         from mlops_widgets.monitors.schedule import read_queue
 
         if self.backend_name != "local" or service_info(self.workspace) is None:
-            return {"running": [], "queued": []}
+            return {"bound": None, "running": [], "queued": []}
         return read_queue(self.workspace)
 
     def min_interval_s(self) -> int:
