@@ -150,7 +150,7 @@ def test_the_scan_sees_the_package():
     assert len(MODULES) > 50
     assert "mlops_widgets.backends.base" in GRAPH["mlops_widgets.backends.local.volumes"]
     assert "mlops_widgets.monitors.registry" in GRAPH["mlops_widgets.backends.local.monitoring"]
-    assert "mlops_widgets.runner" in GRAPH["mlops_widgets.cli._run"]  # a function-level import
+    assert "mlops_widgets.app" in GRAPH["mlops_widgets.cli._run"]  # a function-level import
 
 
 def test_the_scanner_finds_a_circle():

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_widgets.app.deployments import DeploymentsMixin
+from mlops_widgets.app.doctor import DoctorMixin
 from mlops_widgets.app.entries import MONITOR_TEMPLATE, MONITORS_KEY, EntriesMixin, with_kept_schedules
 from mlops_widgets.app.jobs import Job
 from mlops_widgets.app.monitoring import MonitoringMixin
@@ -32,6 +33,10 @@ from mlops_widgets.app.monitoring_reads import DEFAULT_SERVICE_PROVIDER, TREND_P
 from mlops_widgets.app.notebooks import ClonePlan, NotebookPlan, clone_plan
 from mlops_widgets.app.runs import RunsMixin
 from mlops_widgets.app.training import TrainingMixin
+from mlops_widgets.backends.base import Backend
+from mlops_widgets.runner.execute import ProgressEvent
+from mlops_widgets.runner.templates import Parameter, Template
+from mlops_widgets.runner.trail import RunRecord, RunSummary, hint_of
 
 __all__ = [
     "DEFAULT_SERVICE_PROVIDER",
@@ -39,17 +44,24 @@ __all__ = [
     "MONITOR_TEMPLATE",
     "TREND_POINTS",
     "App",
+    "Backend",
     "ClonePlan",
     "Job",
     "NotebookPlan",
+    "Parameter",
+    "ProgressEvent",
+    "RunRecord",
+    "RunSummary",
+    "Template",
     "clone_plan",
+    "hint_of",
     "with_kept_schedules",
 ]
 
 
-class App(RunsMixin, EntriesMixin, DeploymentsMixin, MonitoringMixin, TrainingMixin):
+class App(RunsMixin, EntriesMixin, DeploymentsMixin, MonitoringMixin, TrainingMixin, DoctorMixin):
     """Every user action on one workspace and backend (see the module); each concern's methods
-    live in its module (runs, entries, deployments, monitoring, training) over `AppBase`."""
+    live in its module (runs, entries, deployments, monitoring, training, doctor) over `AppBase`."""
 
     def start(self, action: str, **kwargs: Any) -> Job:
         """Start a long action (a name of `jobs.JOB_ACTIONS`: run, rerun, run_notebook, stage,

@@ -24,16 +24,26 @@ class AppBase:
         workspace: Workspace | str | os.PathLike[str] | None = None,
         backend: Backend | str | None = None,
     ) -> None:
+        self._backend_name: str | None
         if isinstance(backend, Backend):
             self._backend: Backend | None = backend
             self.workspace = backend.workspace
-            self.backend_name = backend.name
+            self._backend_name = backend.name
         else:
-            from mlops_widgets.backends import backend_name
-
             self._backend = None
             self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-            self.backend_name = backend_name(backend)
+            self._backend_name = None
+            self._backend_choice = backend
+
+    @property
+    def backend_name(self) -> str:
+        """The chosen backend's name: the one given, else $MLOPS_BACKEND, else `local`; an
+        uninstalled one is refused when first needed (reading the audit trail needs none)."""
+        if self._backend_name is None:
+            from mlops_widgets.backends import backend_name
+
+            self._backend_name = backend_name(self._backend_choice)
+        return self._backend_name
 
     @property
     def backend(self) -> Backend:

@@ -9,12 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mlops_widgets.backends import backend_name, get_backend
-from mlops_widgets.backends.base import Backend
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
-    from mlops_widgets.app import App
+    from mlops_widgets.app import App, Backend
 
 
 @dataclass
@@ -23,21 +21,22 @@ class CliContext:
 
     workspace: str | None
     backend_name: str
-    _backend: Backend | None = field(default=None, repr=False)
+    _app: App | None = field(default=None, repr=False)
 
     def backend(self) -> Backend:
-        if self._backend is None:
-            self._backend = get_backend(backend_name(self.backend_name), Workspace(self.workspace))
-        return self._backend
+        return self.app().backend
 
     def ws(self) -> Workspace:
         return Workspace(self.workspace)
 
     def app(self) -> App:
-        """The application core on this workspace and backend: every state change goes through it."""
-        from mlops_widgets.app import App
+        """The application core on this workspace and backend: every command reads and acts
+        through it (its backend is built when first needed)."""
+        if self._app is None:
+            from mlops_widgets.app import App
 
-        return App(self.ws(), self.backend())
+            self._app = App(self.ws(), self.backend_name)
+        return self._app
 
     def definitions(self) -> dict[str, Any]:
         """The monitor definitions of this workspace (built-ins, plug-ins, registrations): what

@@ -16,7 +16,7 @@ from mlops_widgets.cli._common import CliContext
 from mlops_widgets.errors import MlopsError
 
 if TYPE_CHECKING:
-    from mlops_widgets.runner import ProgressEvent, RunRecord, Template
+    from mlops_widgets.app import ProgressEvent, RunRecord, Template
 
 
 class TerminalProgress:
@@ -100,10 +100,7 @@ def rerun_step(
 
 def run_template_copy(ctx_obj: CliContext, run: str) -> Template:
     """The template a past run ran (its stored copy), to type `-p` values for it."""
-    from mlops_widgets.runner import Template, get_run
-
-    record = get_run(run, ctx_obj.ws())
-    return Template(record.template_copy, name=record.template)
+    return ctx_obj.app().run_template_copy(run)
 
 
 def parse_params(
@@ -111,9 +108,9 @@ def parse_params(
 ) -> dict[str, Any]:
     """`-f params.yml` (a YAML mapping) then `-p NAME VALUE` pairs (later wins), each value typed
     by the template's parameters cell (YAML for non-string parameters)."""
-    from mlops_widgets.runner import get_template
+    from mlops_widgets.app import App
 
-    declared = get_template(template).parameters
+    declared = App.template(template).parameters
     values: dict[str, Any] = {}
     if params_file:
         import yaml

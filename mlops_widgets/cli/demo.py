@@ -99,17 +99,17 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     from mlops_widgets.cli.train import train_example
     from mlops_widgets.examples.synthetic import write_tiles
     from mlops_widgets.ops import monitor_views, schedule
-    from mlops_widgets.runner import list_runs
 
-    backend = obj.backend()
-    ws = backend.workspace
+    app = obj.app()  # each step through the core, validated and recorded as the commands' are
+    backend = app.backend
+    ws = app.workspace
     loaded = obj.load_config(str(examples.CONFIG), with_key=False)
     (entry,) = loaded.entries.values()
     settings = entry["openscale_custom_metric_provider"]["segmentation_metrics"]
     for monitor_settings in entry["openscale_custom_metric_provider"].values():
         monitor_settings["schedule"] = {"every": DEMO_SCHEDULE}  # A3 puts it on the monitor instances
     volume = settings["volume_display_name"]
-    runs_before = len(list_runs(ws))
+    runs_before = len(app.runs())
     dependency, count = examples.DEPLOYMENT, DEMO_IMAGES
     if real_model:  # dlipy3 bound to the runtime, as the team's model.json names it
         from mlops_widgets.backends.local.inference.runtimes import SERVICE_RUNTIME, Runtimes
@@ -127,7 +127,6 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     images, ground_truth = ws.dir("demo", "images"), ws.dir("demo", "ground_truth")
     write_tiles(images, ground_truth, count)
     backend.volumes.upload_folder(volume, ground_truth, settings["dir_gt"])
-    app = obj.app()  # each step through the core, validated and recorded as the commands' are
     previous = app.deployment_delete_plan(DEMO_DEPLOYMENT)
     if previous.deployed or previous.model_asset_id:  # its subscription and entry make way for this one
         app.deploy_delete(DEMO_DEPLOYMENT, remove_monitor=True, remove_config=True)
@@ -173,7 +172,7 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
         click.echo(f"{row['monitor_id']}: every {row['every']}, {row['status']}, next at {row['next_at']}")
 
     _step(8, "the audit trail of this demo, and the deployment stopped")
-    all_runs = list_runs(ws)
+    all_runs = app.runs()
     runs = all_runs[: len(all_runs) - runs_before]
     echo_table(
         ("RUN", "TEMPLATE", "STATUS", "EXECUTED NOTEBOOK"),
@@ -224,7 +223,6 @@ def lab(obj: CliContext, lab_workspace: str | None, port: int, no_browser: bool)
     import subprocess
     import sys
 
-    from mlops_widgets.backends import backend_name
     from mlops_widgets.workspace import Workspace
 
     if importlib.util.find_spec("jupyterlab") is None:
@@ -245,6 +243,6 @@ def lab(obj: CliContext, lab_workspace: str | None, port: int, no_browser: bool)
     if no_browser:
         cmd.append("--no-browser")
     env = {**os.environ, HOME.env: str(ws.root), LAB_OPEN_PANEL.env: "1"}
-    env[BACKEND.env] = backend_name(obj.backend_name)
+    env[BACKEND.env] = obj.app().backend_name
     click.echo(f"JupyterLab on {os.getcwd()}, the MLOps panel on {ws.root} (Ctrl-C to stop)", err=True)
     raise SystemExit(subprocess.call(cmd, env=env))

@@ -29,9 +29,9 @@ def doctor(as_json: bool, record: Path | None) -> None:
     record file, the answers are written with tokens and secrets dropped and names and ids
     hashed.
     """
-    from mlops_widgets.backends.cpd.doctor import record_checks, run_checks
+    from mlops_widgets.app import App
 
-    checks = run_checks() if record is None else record_checks(record)
+    checks = App.doctor(record)
     echo_result([c.to_dict() for c in checks], as_json=as_json, text=_print_checks)
     failed = [c.service for c in checks if not c.ok]
     if failed:

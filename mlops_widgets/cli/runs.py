@@ -78,9 +78,9 @@ def templates() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Templates with their parameters as JSON.")
 def templates_list(as_json: bool) -> None:
     """Each template with its steps and its parameters (type, default, help)."""
-    from mlops_widgets.runner import list_templates
+    from mlops_widgets.app import App
 
-    found = list_templates()
+    found = App.templates()
     echo_result(found, as_json=as_json, empty="no templates found", text=_print_templates, to_json=dicts)
 
 
@@ -117,10 +117,9 @@ def templates_clone(
 ) -> None:
     """Write TEMPLATE to DEST.ipynb with the parameters filled in, to edit and run by hand."""
     from mlops_widgets.cli._run import parse_params
-    from mlops_widgets.runner import clone_template
 
     params = parse_params(template, pairs, params_file)
-    path = clone_template(template, dest, params, workspace=obj.ws(), force=force)
+    path = obj.app().clone_template(template, dest, params, force=force)
     click.echo(f"wrote {path}")
 
 
@@ -165,21 +164,16 @@ def runs_list(
     as_json: bool,
 ) -> None:
     """Past runs and events (state changes that run no template), newest first."""
-    from mlops_widgets.runner import list_runs
-
-    evaluations = monitor_id is not None or trigger is not None
-    found = list_runs(
-        obj.ws(),
-        template=template or ("A5_Monitor_Evaluation" if evaluations else None),
+    found = obj.app().runs(
+        template=template,
         status=status,
         deployment_name=deployment_name,
+        monitor_id=monitor_id,
+        trigger=trigger,
         since=since,
         until=until,
-        limit=None if evaluations else limit or None,
+        limit=limit,
     )
-    if evaluations:
-        found = [r for r in found if _evaluation_matches(obj, r.run_id, monitor_id, trigger)]
-        found = found[:limit] if limit else found
     echo_result(
         found,
         as_json=as_json,
@@ -199,35 +193,18 @@ def runs_list(
     )
 
 
-def _evaluation_matches(obj: CliContext, run_id: str, monitor_id: str | None, trigger: str | None) -> bool:
-    """Whether a monitor evaluation run evaluated `monitor_id` and was triggered so (its
-    parameters: `triggered_by` "schedule", else asked for; no monitor_id: every monitor)."""
-    from mlops_widgets.runner import get_run
-
-    record = get_run(run_id, obj.ws())
-    params = record.parameters or {}
-    if trigger is not None and (params.get("triggered_by") == "schedule") != (trigger == "schedule"):
-        return False
-    if monitor_id is None or params.get("monitor_id") == monitor_id:
-        return True
-    evaluated = [r.get("monitor_id") for r in (record.results or {}).get("runs") or []]
-    return params.get("monitor_id") is None and monitor_id in evaluated
-
-
 @runs.command("show")
 @click.argument("run")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @pass_obj
 def runs_show(obj: CliContext, run: str, as_json: bool) -> None:
     """One run's record: RUN is its id, or a unique prefix of its id or short id."""
-    from mlops_widgets.runner import get_run
-
-    echo_result(get_run(run, obj.ws()), as_json=as_json, text=_print_record, to_json=lambda r: r.to_dict())
+    echo_result(obj.app().run_record(run), as_json=as_json, text=_print_record, to_json=lambda r: r.to_dict())
 
 
 def _print_record(record: Any) -> None:
+    from mlops_widgets.app import hint_of
     from mlops_widgets.cli._hints import render
-    from mlops_widgets.runner.trail import hint_of
 
     err = record.error or {}
     hint = hint_of(record)
@@ -292,8 +269,7 @@ def runs_rerun(obj: CliContext, run: str, pairs: tuple[tuple[str, str], ...], ti
 def runs_clone(obj: CliContext, run: str, dest: str, pairs: tuple[tuple[str, str], ...], force: bool) -> None:
     """Write RUN's template with its parameters filled in to DEST.ipynb, to edit and run by hand."""
     from mlops_widgets.cli._run import parse_params, run_template_copy
-    from mlops_widgets.runner import clone_run
 
     params = parse_params(run_template_copy(obj, run), pairs) if pairs else None
-    path = clone_run(run, dest, obj.ws(), params=params, force=force)
+    path = obj.app().clone_run(run, dest, params, force=force)
     click.echo(f"wrote {path}")

@@ -9,11 +9,14 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_widgets.errors import MlopsError, NotFoundError
 from mlops_widgets.settings import LAB_OPEN_PANEL
 from mlops_widgets.workspace import Workspace, inside
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import App, RunRecord
 
 RUN_LIMIT = 500
 
@@ -30,29 +33,34 @@ def workspace(chosen: str | None = None) -> Workspace:
     return ws
 
 
-def backend_name() -> str:
-    from mlops_widgets.backends import backend_name as chosen
+def _app(chosen: str | None = None) -> App:
+    """The core on the server's workspace (or the one a panel's link names) and backend."""
+    from mlops_widgets.app import App
 
-    return chosen(None)
+    return App(workspace(chosen))
+
+
+def backend_name() -> str:
+    """The server's backend: $MLOPS_BACKEND, else local."""
+    return _app().backend_name
 
 
 def info(root: Path) -> dict[str, Any]:
-    from mlops_widgets.app.notebooks import runs_folder
-
-    ws = workspace()
+    app = _app()
+    ws = app.workspace
     try:
         shown = ws.root.relative_to(root).as_posix()
     except ValueError:
         shown = str(ws.root)
     try:  # where the file browser shows the runs' notebooks, when it does
-        runs: str | None = runs_folder(ws).relative_to(root).as_posix()
+        runs: str | None = app.runs_folder().relative_to(root).as_posix()
     except ValueError:
         runs = None
     return {
         "workspace": str(ws.root),
         "workspace_shown": shown,
         "runs_shown": runs,
-        "backend": backend_name(),
+        "backend": app.backend_name,
         # `mlops lab` asks for the panel to open when JupyterLab starts
         "open_panel": LAB_OPEN_PANEL.from_env(),
     }
@@ -74,13 +82,10 @@ def deployments() -> list[dict[str, Any]]:
 
 def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:
     """The audit trail, newest first, filtered as the Runs tab and `mlops runs list` do."""
-    ws = workspace()
-    if not ws.db_path.exists():
+    app = _app()
+    if not app.workspace.db_path.exists():
         return []
-    from mlops_widgets.runner import list_runs
-
-    rows = list_runs(
-        ws,
+    rows = app.runs(
         template=filters.get("template"),
         status=filters.get("status"),
         deployment_name=filters.get("deployment"),
@@ -106,16 +111,15 @@ def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:
 def run(run_id: str, ws: str | None = None) -> dict[str, Any]:
     """A run's record and what a re-run asks: its parameters (with each one's help) and the
     names of its secrets (never values: none are stored)."""
-    from mlops_widgets.runner import Template, get_run
-
-    record = get_run(run_id, workspace(ws))
+    app = _app(ws)
+    record = app.run_record(run_id)
     data = record.to_dict()
     data.pop("dir")
     data.pop("notebook")
     data["deployment_name"] = record.deployment_name
     data["error"] = (record.error or {}).get("summary")
     try:
-        declared = Template(record.template_copy, name=record.template).parameters
+        declared = app.run_template_copy(record).parameters
     except MlopsError:
         declared = {}
     data["parameter_help"] = {n: p.help for n, p in declared.items() if n in record.parameters}
@@ -124,9 +128,7 @@ def run(run_id: str, ws: str | None = None) -> dict[str, Any]:
 
 def run_notebook(run_id: str, ws: str | None = None) -> dict[str, Any]:
     """The executed notebook as it ran (already scrubbed of secrets), for the read-only view."""
-    from mlops_widgets.runner import get_run
-
-    record = get_run(run_id, workspace(ws))
+    record = _app(ws).run_record(run_id)
     if record.kind == "event":
         raise NotFoundError(f"{record.short_id} is an event record ({record.template}): it has no notebook")
     try:
@@ -135,13 +137,7 @@ def run_notebook(run_id: str, ws: str | None = None) -> dict[str, Any]:
         raise NotFoundError(f"run {record.short_id} has no executed notebook at {record.notebook}") from None
 
 
-def _app() -> Any:
-    from mlops_widgets.app import App
-
-    return App(workspace(), backend_name())
-
-
-def _outcome(record: Any) -> dict[str, Any]:
+def _outcome(record: RunRecord) -> dict[str, Any]:
     return {
         "run_id": record.run_id,
         "short_id": record.short_id,
@@ -152,9 +148,8 @@ def _outcome(record: Any) -> dict[str, Any]:
 
 def clone(run_id: str, root: Path, dest: str, ws: str | None = None) -> dict[str, str]:
     """An editable copy of the run beside the user's files: its template with its parameters."""
-    from mlops_widgets.runner import clone_run
-
-    path = clone_run(run_id, inside(root, dest, "clone's path"), workspace(ws))
+    target = inside(root, dest, "clone's path")
+    path = _app(ws).clone_run(run_id, target)
     return {"path": path.relative_to(root).as_posix()}
 
 

@@ -21,8 +21,7 @@ from mlops_widgets.workspace import Workspace
 if TYPE_CHECKING:
     import ipywidgets as w
 
-    from mlops_widgets.app import App
-    from mlops_widgets.backends.base import Backend
+    from mlops_widgets.app import App, Backend
     from mlops_widgets.monitors import MonitorDefinition
 
 
@@ -45,16 +44,14 @@ class PanelContext:
         backend: str | Backend | None = None,
         base: Path | None = None,
     ) -> None:
-        self._local = threading.local()
-        if backend is not None and not isinstance(backend, str):
-            self._local.backend = backend
-            self.workspace = backend.workspace
-            self.backend_name = backend.name
-        else:
-            self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-            from mlops_widgets.backends import backend_name
+        from mlops_widgets.app import App
 
-            self.backend_name = backend_name(backend)
+        self._local = threading.local()
+        app = App(workspace, backend)
+        if backend is not None and not isinstance(backend, str):
+            self._local.app = app  # serves the thread that built the panel
+        self.workspace = app.workspace
+        self.backend_name = app.backend_name  # an uninstalled backend is refused here
         self.base = base or notebook_dir()
         self.tasks = Steps()
         self.tabs: list[Tab] = []  # those built so far (a tab is built when first shown)
@@ -89,25 +86,23 @@ class PanelContext:
 
     @property
     def backend(self) -> Backend:
-        """This thread's backend: the embedded one keeps a SQLite connection, which belongs to
-        the thread that opened it, and the panel works from the kernel's thread and from the
-        step's thread. A backend given to the panel serves the thread that built the panel; a
-        step's thread drops its own when it ends."""
-        backend = getattr(self._local, "backend", None)
-        if backend is None:
-            from mlops_widgets.backends import get_backend
-
-            backend = self._local.backend = get_backend(self.backend_name, self.workspace)
-            on_thread_end(lambda: vars(self._local).clear())
-        return backend
+        """This thread's backend (see `app`)."""
+        return self.app.backend
 
     @property
     def app(self) -> App:
-        """The application core on this thread's backend: every state change goes through it,
-        as the CLI's do."""
-        from mlops_widgets.app import App
+        """The application core on this thread's backend: every read and state change goes
+        through it, as the CLI's do. Per thread: the embedded backend keeps a SQLite connection,
+        which belongs to the thread that opened it, and the panel works from the kernel's thread
+        and from the step's thread. A backend given to the panel serves the thread that built
+        the panel; a step's thread drops its own when it ends."""
+        app = getattr(self._local, "app", None)
+        if app is None:
+            from mlops_widgets.app import App
 
-        return App(self.workspace, self.backend)
+            app = self._local.app = App(self.workspace, self.backend_name)
+            on_thread_end(lambda: vars(self._local).clear())
+        return app
 
     @property
     def definitions(self) -> dict[str, MonitorDefinition]:
@@ -248,7 +243,7 @@ class PanelContext:
         """`record` when it ended ok, else a StepFailed saying how, with its notebook's link."""
         if record.ok:
             return record
-        from mlops_widgets.runner.trail import hint_of
+        from mlops_widgets.app import hint_of
         from mlops_widgets.widgets._hints import render
 
         # Said for the panel: the run by its short id, linked to its executed notebook (a

@@ -23,7 +23,7 @@ from mlops_widgets.widgets._style import stylesheet
 from mlops_widgets.widgets._task import TaskBar
 
 if TYPE_CHECKING:
-    from mlops_widgets.backends.base import Backend
+    from mlops_widgets.app import Backend
     from mlops_widgets.events_feed import Change
     from mlops_widgets.widgets._context import Tab
     from mlops_widgets.widgets.deploy import DeployTab
@@ -95,11 +95,9 @@ class MLOpsPanel(w.VBox):
     def _warm(self) -> None:
         """Keep a spare kernel, so that the panel's runs skip a kernel start. Once the panel is
         drawn and its first lists read: starting a kernel then does not delay the panel."""
-        from mlops_widgets.runner import warm
-
         if self.live is not None and self.live.closed:
             return  # closed meanwhile: no spare for it
-        warm.keep_spare(True, workspace=self.ctx.workspace, backend=self.ctx.backend_name)
+        self.ctx.app.keep_spare_kernel()
 
     def _changed(self, changes: list[Change]) -> None:
         """Changes from the feed (on the kernel's loop): the views they concern read again. The

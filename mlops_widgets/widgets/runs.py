@@ -126,14 +126,11 @@ class RunsTab:
 
     def refresh(self) -> None:
         """Reload the listing with the filters (and the template names once)."""
-        from mlops_widgets.runner import list_runs
-
         if not self.loaded:
             self._load_templates()
         self.loaded = True
         try:
-            self.runs = list_runs(
-                self.ctx.workspace,
+            self.runs = self.ctx.app.runs(
                 template=None if self.template.value == ALL else self.template.value,
                 status=None if self.status.value == ALL else self.status.value,
                 deployment_name=self.deployment.value.strip() or None,
@@ -165,10 +162,8 @@ class RunsTab:
         return midnight.astimezone(datetime.UTC).isoformat()
 
     def _load_templates(self) -> None:
-        from mlops_widgets.runner import list_templates
-
         try:
-            names = [t.name for t in list_templates()]
+            names = [t.name for t in self.ctx.app.templates()]
         except Exception:  # noqa: BLE001 - the filter then offers what the runs show
             names = []
         self.template.options = [ALL, *names]
@@ -196,13 +191,11 @@ class RunsTab:
         return ""
 
     def _show_run(self) -> None:
-        from mlops_widgets.runner import get_run
-
         self.record = None
         run_id = self.pick.value
         if run_id:
             try:
-                self.record = get_run(run_id, self.ctx.workspace)
+                self.record = self.ctx.app.run_record(run_id)
             except Exception as exc:  # noqa: BLE001 - shown inline
                 self.details.value = error_html([error_text(exc)])
         if self.record is None:
@@ -291,7 +284,6 @@ class RunsTab:
 
     def do_clone(self) -> None:
         """Write an editable notebook beside this one with the run's parameters filled in."""
-        from mlops_widgets.runner import clone_run
         from mlops_widgets.workspace import inside
 
         if self.record is None:
@@ -302,7 +294,7 @@ class RunsTab:
             target = self.ctx.base / target
         try:
             target = inside(self.ctx.root, target, "clone's path")
-            path = clone_run(self.record.run_id, target, self.ctx.workspace)
+            path = self.ctx.app.clone_run(self.record.run_id, target)
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.message.value = error_html([f"clone failed: {error_text(exc)}"])
             return
