@@ -173,6 +173,30 @@ def open_lab(page, lab, *, reset: bool = False) -> None:
     expect(page.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
 
 
+def show_panel(page, *, theme: str | None = None, file_browser: bool = False):
+    """The MLOps panel opened and drawn in JupyterLab (open in `page`), in `theme` ("light" or
+    "dark"; None: as it is), with the file browser beside it if asked; its locator."""
+    from playwright.sync_api import expect
+
+    page.evaluate(
+        """async ([theme, files]) => {
+        const app = window.jupyterapp;
+        if (theme) {
+            await app.commands.execute('apputils:change-theme',
+                {theme: theme === 'dark' ? 'JupyterLab Dark' : 'JupyterLab Light'});
+        }
+        if (files) {
+            await app.commands.execute('filebrowser:activate');
+        }
+        await app.commands.execute('mlops:open-panel');
+    }""",
+        [theme, file_browser],
+    )
+    panel = page.locator(".mlops-lab-panel .mlops-panel")
+    expect(panel).to_be_visible(timeout=90_000)
+    return panel
+
+
 # axe-core (vendored: tests/vendor/axe.min.js, MPL-2.0), WCAG 2.2 A and AA rules on one element.
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 AXE_RUN = """async el => {

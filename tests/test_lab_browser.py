@@ -21,6 +21,7 @@ from _jlab import (
     lab_server,
     needs_browser,
     open_lab,
+    show_panel,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -227,18 +228,7 @@ def test_every_tab_fits_and_reads_in_both_themes(demo_lab, tmp_path, theme, widt
 
     with browser_page(tmp_path / "chrome-profile", width, 900) as page:
         open_lab(page, demo_lab)
-        page.evaluate(
-            """async dark => {
-            const app = window.jupyterapp;
-            await app.commands.execute('apputils:change-theme',
-                {theme: dark ? 'JupyterLab Dark' : 'JupyterLab Light'});
-            await app.commands.execute('filebrowser:activate');
-            await app.commands.execute('mlops:open-panel');
-        }""",
-            theme == "dark",
-        )
-        panel = page.locator(".mlops-lab-panel .mlops-panel")
-        expect(panel).to_be_visible(timeout=90_000)
+        panel = show_panel(page, theme=theme, file_browser=True)
         expect(page.locator("body")).to_have_attribute(
             "data-jp-theme-light", "false" if theme == "dark" else "true"
         )
@@ -286,9 +276,7 @@ def test_a_panel_step_that_fails_is_also_a_notification(demo_lab, page, tmp_path
     from playwright.sync_api import expect
 
     open_lab(page, demo_lab)
-    page.evaluate("async () => { await window.jupyterapp.commands.execute('mlops:open-panel'); }")
-    panel = page.locator(".mlops-lab-panel .mlops-panel")
-    expect(panel).to_be_visible(timeout=90_000)
+    panel = show_panel(page)
     panel.locator("button.mlops-load-example").click()
     stage = panel.locator("button.mlops-stage")
     expect(stage).to_be_enabled(timeout=30_000)
@@ -307,9 +295,7 @@ def test_a_reload_restores_the_panel_and_ends_its_old_kernel(demo_lab, page, tmp
 
     open_lab(page, demo_lab)
     others = {k["id"] for k in _kernels(demo_lab)}  # earlier tests' pages, closed without closing
-    page.evaluate("async () => { await window.jupyterapp.commands.execute('mlops:open-panel'); }")
-    panel = page.locator(".mlops-lab-panel .mlops-panel")
-    expect(panel).to_be_visible(timeout=90_000)
+    show_panel(page)
     (mine,) = {k["id"] for k in _kernels(demo_lab)} - others
     page.reload()
     expect(page.locator(".mlops-lab-panel .mlops-panel")).to_be_visible(timeout=90_000)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _jlab import TOKEN, browser_page, lab_server, needs_browser, page_error
+from _jlab import TOKEN, browser_page, lab_server, needs_browser, page_error, show_panel
 from helpers import submit_args
 
 from mlops_widgets.config import dump_yaml, load_config
@@ -72,9 +72,7 @@ def test_the_open_panel_follows_the_cli_without_refresh(demo_lab, tmp_path: Path
         sidebar = page.locator("#mlops-sidebar")
         if not sidebar.is_visible():
             page.locator(".jp-SideBar .lm-TabBar-tab[title='MLOps']").click()
-        page.evaluate("async () => { await window.jupyterapp.commands.execute('mlops:open-panel'); }")
-        panel = page.locator(".mlops-lab-panel .mlops-panel")
-        expect(panel).to_be_visible(timeout=90_000)
+        panel = show_panel(page)
 
         # The alert count beside the panel's title is the sidebar's, and both follow the CLI.
         badge = panel.locator(".mlops-panel-alerts")

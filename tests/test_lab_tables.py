@@ -18,6 +18,7 @@ from _jlab import (
     lab_server,
     needs_browser,
     open_lab,
+    show_panel,
 )
 
 pytestmark = needs_browser
@@ -57,17 +58,7 @@ def _panel_tab(page, lab, title: str, theme: str = "light"):
     from playwright.sync_api import expect
 
     open_lab(page, lab)
-    page.evaluate(
-        """async dark => {
-        const app = window.jupyterapp;
-        await app.commands.execute('apputils:change-theme',
-            {theme: dark ? 'JupyterLab Dark' : 'JupyterLab Light'});
-        await app.commands.execute('mlops:open-panel');
-    }""",
-        theme == "dark",
-    )
-    panel = page.locator(".mlops-lab-panel .mlops-panel")
-    expect(panel).to_be_visible(timeout=90_000)
+    panel = show_panel(page, theme=theme)
     panel.locator(".mlops-tabs .lm-TabBar-tab", has_text=title).click()
     tab = panel.locator(f".mlops-tab-{title.lower()}")
     expect(tab).to_be_visible(timeout=30_000)
