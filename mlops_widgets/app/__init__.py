@@ -34,6 +34,7 @@ from mlops_widgets.app.notebooks import ClonePlan, NotebookPlan, clone_plan
 from mlops_widgets.app.runs import RunsMixin
 from mlops_widgets.app.training import TrainingMixin
 from mlops_widgets.backends.base import Backend
+from mlops_widgets.monitors.definitions import MonitorDefinition
 from mlops_widgets.runner.execute import ProgressEvent
 from mlops_widgets.runner.templates import Parameter, Template
 from mlops_widgets.runner.trail import RunRecord, RunSummary, hint_of
@@ -47,6 +48,7 @@ __all__ = [
     "Backend",
     "ClonePlan",
     "Job",
+    "MonitorDefinition",
     "NotebookPlan",
     "Parameter",
     "ProgressEvent",

@@ -7,13 +7,16 @@ import os
 import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_widgets.backends import get_backend
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.runner import events
 from mlops_widgets.runner.trail import RunRecord
 from mlops_widgets.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlops_widgets.monitors import MonitorDefinition
 
 
 class AppBase:
@@ -50,6 +53,13 @@ class AppBase:
         if self._backend is None:
             self._backend = get_backend(self.backend_name, self.workspace)
         return self._backend
+
+    def definitions(self) -> dict[str, MonitorDefinition]:
+        """Every monitor definition this workspace knows (built-ins, plug-ins, registrations):
+        what an entry is validated against, whichever front end asks."""
+        from mlops_widgets.monitors import known_definitions
+
+        return known_definitions(self.workspace)
 
     def _event(
         self, action: str, params: dict[str, Any], deployment_name: str | None = None

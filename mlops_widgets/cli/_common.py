@@ -41,9 +41,7 @@ class CliContext:
     def definitions(self) -> dict[str, Any]:
         """The monitor definitions of this workspace (built-ins, plug-ins, registrations): what
         every config call of the CLI validates against."""
-        from mlops_widgets.monitors import known_definitions
-
-        return known_definitions(self.ws())
+        return self.app().definitions()
 
     def load_config(self, path: str, *, with_key: bool) -> Any:
         """Load and validate a config file against the monitor definitions of this workspace."""

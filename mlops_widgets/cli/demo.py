@@ -98,7 +98,6 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     from mlops_widgets.cli._run import run_step, with_progress
     from mlops_widgets.cli.train import train_example
     from mlops_widgets.examples.synthetic import write_tiles
-    from mlops_widgets.ops import monitor_views, schedule
 
     app = obj.app()  # each step through the core, validated and recorded as the commands' are
     backend = app.backend
@@ -167,8 +166,8 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     with_progress(lambda bar: app.monitor_create(DEMO_DEPLOYMENT, evaluate=True, progress=bar))
 
     _step(7, "monitor status and schedules")
-    _print_status(monitor_views.monitor_status(backend, DEMO_DEPLOYMENT))
-    for row in schedule.list_schedules(backend, DEMO_DEPLOYMENT):
+    _print_status(app.monitor_status(DEMO_DEPLOYMENT))
+    for row in app.schedules(DEMO_DEPLOYMENT):
         click.echo(f"{row['monitor_id']}: every {row['every']}, {row['status']}, next at {row['next_at']}")
 
     _step(8, "the audit trail of this demo, and the deployment stopped")

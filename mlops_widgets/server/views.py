@@ -69,15 +69,13 @@ def info(root: Path) -> dict[str, Any]:
 def deployments() -> list[dict[str, Any]]:
     """Deployments with their state and their unacknowledged alerts (for the badges); none yet
     when the workspace is new."""
-    ws = workspace()
-    if not ws.db_path.exists():
+    app = _app()
+    if not app.workspace.db_path.exists():
         return []
-    from mlops_widgets.ops import connect
-    from mlops_widgets.ops.alerts import unacknowledged_count
     from mlops_widgets.ops.deploy import deploy_list
 
-    rows = deploy_list(connect(backend_name(), ws.root))
-    return [{**row, "alerts": unacknowledged_count(ws, row["name"])} for row in rows]
+    rows = deploy_list(app.backend)
+    return [{**row, "alerts": app.alert_count(row["name"])} for row in rows]
 
 
 def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:

@@ -21,8 +21,7 @@ from mlops_widgets.workspace import Workspace
 if TYPE_CHECKING:
     import ipywidgets as w
 
-    from mlops_widgets.app import App, Backend
-    from mlops_widgets.monitors import MonitorDefinition
+    from mlops_widgets.app import App, Backend, MonitorDefinition
 
 
 class Tab(Protocol):
@@ -108,9 +107,7 @@ class PanelContext:
     def definitions(self) -> dict[str, MonitorDefinition]:
         """The monitor definitions known locally (read once: validation runs on every keystroke)."""
         if self._definitions is None:
-            from mlops_widgets.monitors import known_definitions
-
-            self._definitions = known_definitions(self.workspace)
+            self._definitions = self.app.definitions()
         return self._definitions
 
     @property

@@ -150,9 +150,7 @@ class MLOpsPanel(w.VBox):
 
     def _show_alerts(self) -> None:
         """The workspace's unacknowledged alerts as a badge beside the title (details: Status)."""
-        from mlops_widgets.ops.alerts import unacknowledged_count
-
-        count = unacknowledged_count(self.ctx.workspace)
+        count = self.ctx.app.alert_count()
         self.alerts.value = (
             f"&nbsp;<span class='mlops-alert-badge' title='unacknowledged alerts: see the Status tab'>"
             f"{count} alert{'s' if count != 1 else ''}</span>"
