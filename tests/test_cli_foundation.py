@@ -48,6 +48,15 @@ def test_unknown_backend_is_a_user_error(cli):
     assert "unknown backend 'nope'" in res.stderr and "local" in res.stderr
 
 
+def test_reading_the_audit_trail_needs_no_backend(cli):
+    """The core resolves the backend when an action first needs it: the audit trail and the
+    templates read even when the chosen backend is not installed."""
+    assert cli("--backend", "nope", "runs", "list").stdout.strip() == "no runs"
+    assert cli("--backend", "nope", "templates", "list", "--json").exit_code == 0
+    res = cli("--backend", "nope", "deploy", "list")
+    assert res.exit_code == 1 and "unknown backend 'nope'" in res.stderr
+
+
 def test_usage_error_exits_2(cli):
     res = cli("config", "validate")
     assert res.exit_code == 2
