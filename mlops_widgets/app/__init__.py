@@ -32,38 +32,55 @@ from mlops_widgets.app.monitoring import MonitoringMixin
 from mlops_widgets.app.monitoring_reads import DEFAULT_SERVICE_PROVIDER, TREND_POINTS
 from mlops_widgets.app.notebooks import ClonePlan, NotebookPlan, clone_plan
 from mlops_widgets.app.runs import RunsMixin
+from mlops_widgets.app.service import ServiceMixin
 from mlops_widgets.app.training import TrainingMixin
 from mlops_widgets.backends.base import Backend
+from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
+from mlops_widgets.backends.views import DeploymentView, JobView, KernelView
 from mlops_widgets.monitors.definitions import MonitorDefinition
+from mlops_widgets.ops.space import OnClash
 from mlops_widgets.runner.execute import ProgressEvent
+from mlops_widgets.runner.secrets import from_environment
 from mlops_widgets.runner.templates import Parameter, Template
 from mlops_widgets.runner.trail import RunRecord, RunSummary, hint_of
 
 __all__ = [
     "DEFAULT_SERVICE_PROVIDER",
+    "DISTRIBUTED",
+    "FRAMEWORKS",
+    "JOB_ENDED",
+    "JOB_FINISHED",
     "MONITORS_KEY",
     "MONITOR_TEMPLATE",
     "TREND_POINTS",
     "App",
     "Backend",
     "ClonePlan",
+    "DeploymentView",
     "Job",
+    "JobView",
+    "KernelView",
     "MonitorDefinition",
     "NotebookPlan",
+    "OnClash",
     "Parameter",
     "ProgressEvent",
     "RunRecord",
     "RunSummary",
     "Template",
     "clone_plan",
+    "from_environment",
     "hint_of",
     "with_kept_schedules",
 ]
 
 
-class App(RunsMixin, EntriesMixin, DeploymentsMixin, MonitoringMixin, TrainingMixin, DoctorMixin):
+class App(
+    RunsMixin, EntriesMixin, DeploymentsMixin, MonitoringMixin, TrainingMixin, DoctorMixin, ServiceMixin
+):
     """Every user action on one workspace and backend (see the module); each concern's methods
-    live in its module (runs, entries, deployments, monitoring, training, doctor) over `AppBase`."""
+    live in its module (runs, entries, deployments, monitoring, training, doctor, service) over
+    `AppBase`."""
 
     def start(self, action: str, **kwargs: Any) -> Job:
         """Start a long action (a name of `jobs.JOB_ACTIONS`: run, rerun, run_notebook, stage,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlops_widgets.app._base import AppBase
@@ -17,7 +17,39 @@ DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
 
 
 class DeploymentsMixin(AppBase):
-    """Deployment actions of `App`."""
+    """Deployment actions and queries of `App`."""
+
+    # --- queries (nothing recorded) --------------------------------------------------------------
+
+    def deployments(self) -> list[dict[str, Any]]:
+        """Every deployment (name, state, status, kernels, model asset id, url, error), and the
+        entries naming one that does not exist (state "absent": a deploy that failed half-way)."""
+        from mlops_widgets.ops import deploy
+
+        return deploy.deploy_list(self.backend)
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """One deployment's view as JSON (kernels, profile, errors) with its entry's model asset
+        id and, for a model staged from a training job, that job."""
+        from mlops_widgets.ops import deploy
+
+        return deploy.deploy_view(self.backend, name)
+
+    def deployment_logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """The kernels' log lines, each prefixed with its kernel (the last `tail`; `follow`: then
+        each line as it is written, until closed)."""
+        from mlops_widgets.ops import deploy
+
+        return deploy.logs(self.backend, name, tail=tail, follow=follow)
+
+    def deploy_check(self, name: str, model_asset_id: str) -> None:
+        """Raise why `deploy_create(name, model_asset_id)` would be refused now (name taken,
+        entry missing or already deployed), for a form to say before its Deploy."""
+        from mlops_widgets.ops import deploy
+
+        deploy.check_create(self.backend, name, model_asset_id)
+
+    # --- actions ---------------------------------------------------------------------------------
 
     def deploy_start(
         self,

@@ -39,7 +39,14 @@ def with_kept_schedules(stored: dict[str, Any], new: dict[str, Any]) -> dict[str
 
 
 class EntriesMixin(AppBase):
-    """Entry actions of `App`."""
+    """Entry actions and queries of `App`."""
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Every entry of the deployment metadata, keyed by model asset id (a query: nothing
+        recorded)."""
+        from mlops_widgets.ops import space
+
+        return space.list_entries(self.backend)
 
     def entry_add(self, entries: dict[str, dict[str, Any]], *, force: bool = False) -> list[str]:
         """Add validated entries keyed by model asset id (`force`: replace existing ones, keeping

@@ -1,10 +1,10 @@
-"""Training jobs: submit (a template run), stop."""
+"""Training jobs: submit (a template run), stop, and the queries that follow them."""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mlops_widgets.app._base import AppBase
@@ -15,7 +15,36 @@ TRAIN_TEMPLATE = "A1_Submit_WMLA_Training"
 
 
 class TrainingMixin(AppBase):
-    """Training actions of `App`."""
+    """Training actions and queries of `App`."""
+
+    # --- queries (nothing recorded) --------------------------------------------------------------
+
+    def jobs(self) -> list[JobView]:
+        """Every training job, newest first."""
+        from mlops_widgets.ops import train
+
+        return train.jobs(self.backend)
+
+    def job(self, job_id: str) -> JobView:
+        """One training job: state, resources, times, output, error and log tail."""
+        from mlops_widgets.ops import train
+
+        return train.status(self.backend, job_id)
+
+    def job_logs(
+        self, job_id: str, *, worker: int | None = None, tail: int | None = None, follow: bool = False
+    ) -> Iterator[str]:
+        """The workers' output, each line prefixed with its worker (only `worker`'s; the last
+        `tail` of each; `follow`: until the job ends)."""
+        from mlops_widgets.ops import train
+
+        return train.logs(self.backend, job_id, worker=worker, tail=tail, follow=follow)
+
+    def volumes(self) -> list[str]:
+        """The storage volumes' names, where training data may be read from."""
+        return self.backend.volumes.list_volumes()
+
+    # --- actions ---------------------------------------------------------------------------------
 
     def train_stop(self, job_id: str) -> JobView:
         """Stop a training job (every process of every worker); returns the job."""

@@ -45,9 +45,7 @@ def add(obj: CliContext, path_yml: str, force: bool) -> None:
 @pass_obj
 def list_(obj: CliContext, detail: bool, as_json: bool) -> None:
     """List the entries of the deployment metadata."""
-    from mlops_widgets.ops import space
-
-    entries = space.list_entries(obj.backend())
+    entries = obj.app().entries()
     echo_result(
         entries,
         as_json=as_json,

@@ -1,4 +1,4 @@
-"""`mlops deploy ...` (actions through the application core; listings from ops) and `mlops serve`."""
+"""`mlops deploy ...` and `mlops serve`, through the application core."""
 
 from __future__ import annotations
 
@@ -146,9 +146,7 @@ def delete(obj: CliContext, name: str, remove_monitor: bool, remove_config: bool
 @pass_obj
 def list_(obj: CliContext, as_json: bool) -> None:
     """Deployments with their state, status, kernels and URL."""
-    from mlops_widgets.ops import deploy as steps
-
-    rows = steps.deploy_list(obj.backend())
+    rows = obj.app().deployments()
     echo_result(
         rows,
         as_json=as_json,
@@ -183,9 +181,7 @@ def list_(obj: CliContext, as_json: bool) -> None:
 @pass_obj
 def view(obj: CliContext, name: str, as_json: bool) -> None:
     """One deployment: state, status, kernels, profile, errors."""
-    from mlops_widgets.ops import deploy as steps
-
-    echo_result(steps.deploy_view(obj.backend(), name), as_json=as_json, text=_print_view)
+    echo_result(obj.app().deployment(name), as_json=as_json, text=_print_view)
 
 
 def _print_view(v: dict[str, Any]) -> None:
@@ -249,10 +245,8 @@ def _print_view(v: dict[str, Any]) -> None:
 @pass_obj
 def logs(obj: CliContext, name: str, tail: int | None, follow: bool) -> None:
     """The kernels' stdout and stderr, each line prefixed with its kernel."""
-    from mlops_widgets.ops import deploy as steps
-
     echo_log(
-        steps.logs(obj.backend(), name, tail=tail, follow=follow),
+        obj.app().deployment_logs(name, tail=tail, follow=follow),
         tail=tail,
         empty=f"deployment {name} has no kernel log yet",
     )
@@ -289,9 +283,9 @@ def serve(obj: CliContext, port: int | None) -> None:
     """Run the workspace's local inference service in the foreground (Ctrl-C stops it)."""
     import logging
 
-    from mlops_widgets.backends.local.inference.server import serve as run_service
+    from mlops_widgets.app import App
 
-    if obj.backend_name != "local":
-        raise MlopsError(f"`mlops serve` runs the local inference service; the backend is {obj.backend_name}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    run_service(obj.ws(), port=port, announce=True)
+    app = App(obj.ws(), obj.backend_name)  # no backend built: on another, the refusal comes first
+    if app.backend_name == "local":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    app.serve(port)

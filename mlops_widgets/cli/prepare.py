@@ -18,7 +18,7 @@ def prepare() -> None:
 
 
 if TYPE_CHECKING:
-    from mlops_widgets.ops.space import OnClash
+    from mlops_widgets.app import OnClash
 
 
 def _on_clash(

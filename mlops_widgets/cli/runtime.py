@@ -7,21 +7,16 @@ from typing import TYPE_CHECKING
 import click
 
 from mlops_widgets.cli._common import CliContext, echo_result, pass_obj
-from mlops_widgets.errors import MlopsError
 
 if TYPE_CHECKING:
-    from mlops_widgets.backends.local.inference.runtimes import Runtimes
+    from mlops_widgets.app import App
 
 
-def _runtimes(obj: CliContext) -> Runtimes:
-    from mlops_widgets.backends.local.inference.runtimes import Runtimes
+def _app(obj: CliContext) -> App:
+    """The core without building the backend: on another backend the refusal comes first."""
+    from mlops_widgets.app import App
 
-    if obj.backend_name != "local":
-        raise MlopsError(
-            f"runtimes here are those of the local inference service; on the {obj.backend_name} "
-            "backend WMLA keeps its own"
-        )
-    return Runtimes(obj.ws())
+    return App(obj.ws(), obj.backend_name)
 
 
 @click.group()
@@ -42,7 +37,7 @@ def runtime() -> None:
 def add(obj: CliContext, name: str, python: str) -> None:
     """Add runtime NAME: kernels whose model.json names it run on that Python (dlipy3: bind EDI's
     default runtime name to your interpreter instead of the service's own)."""
-    added = _runtimes(obj).add(name, python)
+    added = _app(obj).runtime_add(name, python)
     click.echo(f"runtime {added['name']}: Python {added['version']} at {added['python']}")
 
 
@@ -52,7 +47,7 @@ def add(obj: CliContext, name: str, python: str) -> None:
 def list_(obj: CliContext, as_json: bool) -> None:
     """Every runtime; dlipy3 is the service's own interpreter unless bound to another."""
     echo_result(
-        _runtimes(obj).list(),
+        _app(obj).runtimes(),
         as_json=as_json,
         header=("NAME", "PYTHON", "VERSION"),
         row=lambda r: (r["name"], r["python"], r["version"]),
@@ -65,7 +60,7 @@ def list_(obj: CliContext, as_json: bool) -> None:
 def delete(obj: CliContext, name: str) -> None:
     """Delete runtime NAME (deployments naming it no longer start; dlipy3: back to the service's
     own interpreter)."""
-    _runtimes(obj).delete(name)
+    _app(obj).runtime_delete(name)
     click.echo(
         f"runtime {name} is the service's own interpreter again"
         if name == "dlipy3"

@@ -4,13 +4,14 @@ schedules) and its supervisor, which starts it again when it dies (docs/local-se
 from __future__ import annotations
 
 import json
-import time
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from mlops_widgets.cli._common import CliContext, echo_log, pass_obj
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import App
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -20,23 +21,11 @@ def service() -> None:
     """The workspace's local service: status, start, stop, logs."""
 
 
-def _status(obj: CliContext) -> dict[str, Any]:
-    from mlops_widgets.backends.local.inference.launcher import service_status
-    from mlops_widgets.monitors.schedule import read_queue
-    from mlops_widgets.ops.schedule import list_schedules
+def _app(obj: CliContext) -> App:
+    """The core without building the backend: stopping or reading the service needs none."""
+    from mlops_widgets.app import App
 
-    ws = obj.ws()
-    out = service_status(ws)
-    queue = read_queue(ws) if out["running"] else {"bound": None, "running": [], "queued": []}
-    out["evaluations"] = {k: queue.get(k) for k in ("bound", "running", "queued")}
-    slots = []
-    for row in list_schedules(obj.backend()):
-        for at in row.get("next_times") or []:
-            slots.append(
-                {"at": at, "deployment_name": row["deployment_name"], "monitor_id": row["monitor_id"]}
-            )
-    out["next_slots"] = sorted(slots, key=lambda s: datetime.fromisoformat(s["at"]))[:5]
-    return out
+    return App(obj.ws(), obj.backend_name)
 
 
 def _duration(seconds: float) -> str:
@@ -53,7 +42,7 @@ def _duration(seconds: float) -> str:
 def status(obj: CliContext, as_json: bool) -> None:
     """Whether the service runs: PID, uptime, threads, file descriptors, memory, its supervisor
     and restarts, the evaluations running and queued, the next schedule slots."""
-    st = _status(obj)
+    st = _app(obj).service_status()
     if as_json:
         click.echo(json.dumps(st, indent=2))
         return
@@ -97,9 +86,7 @@ def status(obj: CliContext, as_json: bool) -> None:
 @pass_obj
 def start(obj: CliContext) -> None:
     """Start the service under its supervisor (nothing happens when it runs)."""
-    from mlops_widgets.backends.local.inference import start_service
-
-    info = start_service(obj.ws())
+    info = _app(obj).service_start()
     click.echo(f"service running, pid {info['pid']}, {info['url']}")
 
 
@@ -108,9 +95,7 @@ def start(obj: CliContext) -> None:
 def stop(obj: CliContext) -> None:
     """Stop the service, its supervisor and every kernel it started; schedules wait until it
     starts again (a deploy start, `mlops service start`, a schedule set)."""
-    from mlops_widgets.backends.local.inference import stop_service
-
-    click.echo("service stopped" if stop_service(obj.ws()) else "service was not running")
+    click.echo("service stopped" if _app(obj).service_stop() else "service was not running")
 
 
 @service.command("logs")
@@ -119,26 +104,5 @@ def stop(obj: CliContext) -> None:
 @pass_obj
 def logs(obj: CliContext, tail: int, follow: bool) -> None:
     """The service's log (service.log: requests, schedules, its supervisor's notes)."""
-    from mlops_widgets.backends.local.inference.kernel_logs import log_tail
-
-    path = obj.ws().root / "inference" / "service.log"
-    echo_log(_lines(path, tail, follow, log_tail), tail=tail, empty="the service has written no log yet")
-
-
-def _lines(path: Any, tail: int, follow: bool, log_tail: Any) -> Any:
-    text = log_tail(path, tail) if tail and path.exists() else ""
-    yield from (line for line in text.splitlines() if line)
-    if not follow:
-        return
-    offset = path.stat().st_size if path.exists() else 0
-    while True:
-        size = path.stat().st_size if path.exists() else 0
-        if size < offset:  # rotated: the new file from its start
-            offset = 0
-        if size > offset:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read(size - offset)
-            offset = size
-            yield from chunk.decode("utf-8", "replace").splitlines()
-        time.sleep(0.5)
+    lines = _app(obj).service_log(tail=tail, follow=follow)
+    echo_log(lines, tail=tail, empty="the service has written no log yet")

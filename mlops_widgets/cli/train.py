@@ -9,7 +9,7 @@ import click
 from mlops_widgets.cli._common import CliContext, echo_log, echo_metrics, echo_result, pass_obj
 
 if TYPE_CHECKING:
-    from mlops_widgets.backends.views import JobView
+    from mlops_widgets.app import JobView
 
 TEMPLATE = "A1_Submit_WMLA_Training"
 JOB = click.argument("job_id", metavar="JOB")
@@ -86,10 +86,8 @@ def _print_submitted(results: dict[str, Any]) -> None:
 @pass_obj
 def list_(obj: CliContext, as_json: bool) -> None:
     """Training jobs, newest first, with their state."""
-    from mlops_widgets.ops import train as steps
-
     echo_result(
-        steps.jobs(obj.backend()),
+        obj.app().jobs(),
         as_json=as_json,
         header=("JOB", "STATE", "FRAMEWORK", "WORKERS", "MAIN", "CREATED"),
         row=lambda j: (j.id, j.state, j.framework, str(j.workers), j.main, j.created_at),
@@ -104,11 +102,7 @@ def list_(obj: CliContext, as_json: bool) -> None:
 @pass_obj
 def status(obj: CliContext, job_id: str, as_json: bool) -> None:
     """One job: its state, resources, times, output and, when it failed, its error and log tail."""
-    from mlops_widgets.ops import train as steps
-
-    echo_result(
-        steps.status(obj.backend(), job_id), as_json=as_json, text=_print_job, to_json=lambda j: j.to_dict()
-    )
+    echo_result(obj.app().job(job_id), as_json=as_json, text=_print_job, to_json=lambda j: j.to_dict())
 
 
 def _print_job(job: JobView) -> None:
@@ -145,10 +139,8 @@ def _print_job(job: JobView) -> None:
 @pass_obj
 def logs(obj: CliContext, job_id: str, worker: int | None, tail: int | None, follow: bool) -> None:
     """The workers' output, each line prefixed with its worker."""
-    from mlops_widgets.ops import train as steps
-
     echo_log(
-        steps.logs(obj.backend(), job_id, worker=worker, tail=tail, follow=follow),
+        obj.app().job_logs(job_id, worker=worker, tail=tail, follow=follow),
         tail=tail,
         empty=f"training job {job_id} has no log yet",
     )

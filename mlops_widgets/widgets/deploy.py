@@ -221,11 +221,9 @@ class DeployTab:
 
     def refresh(self) -> None:
         """Reload the staged entries and the deployments with their states."""
-        from mlops_widgets.ops import space
-
         self.loaded = True
         try:
-            self.entries = space.list_entries(self.ctx.backend)
+            self.entries = self.ctx.app.entries()
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.entries = {}
             self.message.value = error_html([f"cannot read the entries: {error_text(exc)}"])
@@ -242,10 +240,8 @@ class DeployTab:
         self.validate()
 
     def _refresh_deployments(self) -> None:
-        from mlops_widgets.ops import deploy as ops_deploy
-
         try:
-            self.deployments = ops_deploy.deploy_list(self.ctx.backend)
+            self.deployments = self.ctx.app.deployments()
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.deployments = []
             self.message.value = error_html([f"cannot list the deployments: {error_text(exc)}"])
@@ -293,7 +289,7 @@ class DeployTab:
 
     def _name_problems(self, asset_id: str | None, name: str) -> list[Any]:
         """The name rule of the config model (beside the field), then the CLI's own checks
-        before a deploy (`ops.deploy.check_create`: name free, asset staged and not deployed)."""
+        before a deploy (`App.deploy_check`: name free, asset staged and not deployed)."""
         from mlops_widgets.config import ConfigError, validate_entry
 
         entry = self.entries.get(asset_id or "")
@@ -312,15 +308,13 @@ class DeployTab:
         return []
 
     def _conflict(self, asset_id: str | None, name: str) -> str | None:
-        """The checks before a deploy against what exists now (`ops.deploy.check_create`:
+        """The checks before a deploy against what exists now (`App.deploy_check`:
         name free, asset staged and not deployed): why Deploy waits, said beside it. Not an
         error: right after a deploy the form describes what now exists."""
-        from mlops_widgets.ops import deploy as ops_deploy
-
         if not asset_id or asset_id not in self.entries:
             return None
         try:
-            ops_deploy.check_create(self.ctx.backend, name, asset_id)
+            self.ctx.app.deploy_check(name, asset_id)
         except Exception as exc:  # noqa: BLE001 - the refusal, shown beside Deploy
             return error_text(exc)
         return None

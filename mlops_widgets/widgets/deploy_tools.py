@@ -197,14 +197,12 @@ class DeploymentTools:
 
     def read_logs(self) -> None:
         """The last lines of the log, as `deploy logs --tail N`."""
-        from mlops_widgets.ops import deploy as ops_deploy
-
         name = self.target.value
         self.log_message.value = ""
         if not name:  # Show logs is disabled until a deployment is picked
             return
         try:
-            lines = list(ops_deploy.logs(self.ctx.backend, name, tail=self._tail()))
+            lines = list(self.ctx.app.deployment_logs(name, tail=self._tail()))
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.log_message.value = error_html([error_text(exc)])
             return
@@ -214,8 +212,6 @@ class DeploymentTools:
 
     def _follow(self, on: bool) -> None:
         """Keep adding lines in a thread until Follow is released (or the log ends)."""
-        from mlops_widgets.ops import deploy as ops_deploy
-
         self._stop.set()
         name, ctx = self.target.value, self.ctx
         if not on or not name:
@@ -225,7 +221,7 @@ class DeploymentTools:
 
         def pump() -> None:
             try:
-                for line in ops_deploy.logs(ctx.backend, name, tail=0, follow=True):
+                for line in ctx.app.deployment_logs(name, tail=0, follow=True):
                     if stop.is_set():
                         return
                     self.log.value = (self.log.value + "\n" + line.rstrip("\n")).lstrip("\n")[-200_000:]

@@ -46,10 +46,8 @@ class EntryEditor:
         )
 
     def refresh(self) -> None:
-        from mlops_widgets.ops import space
-
         try:
-            self.entries = space.list_entries(self.tab.ctx.backend)
+            self.entries = self.tab.ctx.app.entries()
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.entries = {}
             self.message.value = error_html([f"cannot read the entries: {error_text(exc)}"])

@@ -17,8 +17,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
-from mlops_widgets.backends.views import JobView
+from mlops_widgets.app import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED, JobView, from_environment
 from mlops_widgets.errors import MlopsError
 from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import (
@@ -186,8 +185,6 @@ class TrainTab:
         return env
 
     def _secrets(self) -> dict[str, str]:
-        from mlops_widgets.runner.secrets import from_environment
-
         secrets = {}
         for name in [n.strip() for n in self.secret_names.value.split(",") if n.strip()]:
             value = from_environment(name)
@@ -310,15 +307,13 @@ class TrainTab:
     # -- the jobs ------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        from mlops_widgets.ops import train
-
         self.loaded = True
         try:
-            self.volumes = self.ctx.backend.volumes.list_volumes()
+            self.volumes = self.ctx.app.volumes()
         except Exception:  # noqa: BLE001 - not checked then; Submit says what the backend answers
             self.volumes = None
         try:
-            self.jobs = train.jobs(self.ctx.backend)
+            self.jobs = self.ctx.app.jobs()
         except MlopsError as exc:
             self.jobs = []
             self.details.value = error_html([error_text(exc)])
@@ -330,8 +325,6 @@ class TrainTab:
         return next((j for j in self.jobs if j.id == self.pick.value), None)
 
     def _show_job(self) -> None:
-        from mlops_widgets.ops import train
-
         job = self._job()
         self.update_actions()
         if job is None:
@@ -355,7 +348,7 @@ class TrainTab:
             + "</table>"
         )
         try:
-            lines = list(train.logs(self.ctx.backend, job.id, tail=LOG_LINES))
+            lines = list(self.ctx.app.job_logs(job.id, tail=LOG_LINES))
         except MlopsError as exc:
             lines = [error_text(exc)]
         self.log.value = f"<pre>{html.escape(chr(10).join(lines))}</pre>"
