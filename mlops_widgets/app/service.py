@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mlops_widgets.app._base import AppBase
+from mlops_widgets.app.monitoring_reads import MonitoringReadsMixin
 from mlops_widgets.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -19,15 +19,15 @@ NEXT_SLOTS = 5
 FOLLOW_POLL_S = 0.5
 
 
-class ServiceMixin(AppBase):
-    """Local service and runtime operations of `App` (not recorded: they change no workflow state)."""
+class ServiceMixin(MonitoringReadsMixin):
+    """Local service and runtime operations of `App` (not recorded: they change no workflow state);
+    the status shows the schedules' next slots."""
 
     def service_status(self) -> dict[str, Any]:
         """Whether the service runs (pid, address, uptime, what it uses), its supervisor and
         restarts, the evaluations it runs and queues, and the next schedule slots."""
         from mlops_widgets.backends.local.inference.launcher import service_status
         from mlops_widgets.monitors.schedule import read_queue
-        from mlops_widgets.ops.schedule import list_schedules
 
         out = service_status(self.workspace)
         empty: dict[str, Any] = {"bound": None, "running": [], "queued": []}
@@ -35,7 +35,7 @@ class ServiceMixin(AppBase):
         out["evaluations"] = {k: queue.get(k) for k in ("bound", "running", "queued")}
         slots = [
             {"at": at, "deployment_name": row["deployment_name"], "monitor_id": row["monitor_id"]}
-            for row in list_schedules(self.backend)
+            for row in self.schedules()
             for at in row.get("next_times") or []
         ]
         out["next_slots"] = sorted(slots, key=lambda s: datetime.fromisoformat(s["at"]))[:NEXT_SLOTS]
