@@ -283,9 +283,7 @@ def serve(obj: CliContext, port: int | None) -> None:
     """Run the workspace's local inference service in the foreground (Ctrl-C stops it)."""
     import logging
 
-    from mlops_widgets.app import App
-
-    app = App(obj.ws(), obj.backend_name)  # no backend built: on another, the refusal comes first
+    app = obj.app()  # no backend built: on another, the refusal comes first
     if app.backend_name == "local":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     app.serve(port)

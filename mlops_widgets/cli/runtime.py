@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from mlops_widgets.cli._common import CliContext, echo_result, pass_obj
-
-if TYPE_CHECKING:
-    from mlops_widgets.app import App
-
-
-def _app(obj: CliContext) -> App:
-    """The core without building the backend: on another backend the refusal comes first."""
-    from mlops_widgets.app import App
-
-    return App(obj.ws(), obj.backend_name)
 
 
 @click.group()
@@ -37,7 +25,7 @@ def runtime() -> None:
 def add(obj: CliContext, name: str, python: str) -> None:
     """Add runtime NAME: kernels whose model.json names it run on that Python (dlipy3: bind EDI's
     default runtime name to your interpreter instead of the service's own)."""
-    added = _app(obj).runtime_add(name, python)
+    added = obj.app().runtime_add(name, python)
     click.echo(f"runtime {added['name']}: Python {added['version']} at {added['python']}")
 
 
@@ -47,7 +35,7 @@ def add(obj: CliContext, name: str, python: str) -> None:
 def list_(obj: CliContext, as_json: bool) -> None:
     """Every runtime; dlipy3 is the service's own interpreter unless bound to another."""
     echo_result(
-        _app(obj).runtimes(),
+        obj.app().runtimes(),
         as_json=as_json,
         header=("NAME", "PYTHON", "VERSION"),
         row=lambda r: (r["name"], r["python"], r["version"]),
@@ -60,7 +48,7 @@ def list_(obj: CliContext, as_json: bool) -> None:
 def delete(obj: CliContext, name: str) -> None:
     """Delete runtime NAME (deployments naming it no longer start; dlipy3: back to the service's
     own interpreter)."""
-    _app(obj).runtime_delete(name)
+    obj.app().runtime_delete(name)
     click.echo(
         f"runtime {name} is the service's own interpreter again"
         if name == "dlipy3"

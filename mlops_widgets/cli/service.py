@@ -4,14 +4,10 @@ schedules) and its supervisor, which starts it again when it dies (docs/local-se
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 
 from mlops_widgets.cli._common import CliContext, echo_log, pass_obj
-
-if TYPE_CHECKING:
-    from mlops_widgets.app import App
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -19,13 +15,6 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.group()
 def service() -> None:
     """The workspace's local service: status, start, stop, logs."""
-
-
-def _app(obj: CliContext) -> App:
-    """The core without building the backend: stopping or reading the service needs none."""
-    from mlops_widgets.app import App
-
-    return App(obj.ws(), obj.backend_name)
 
 
 def _duration(seconds: float) -> str:
@@ -42,7 +31,7 @@ def _duration(seconds: float) -> str:
 def status(obj: CliContext, as_json: bool) -> None:
     """Whether the service runs: PID, uptime, threads, file descriptors, memory, its supervisor
     and restarts, the evaluations running and queued, the next schedule slots."""
-    st = _app(obj).service_status()
+    st = obj.app().service_status()
     if as_json:
         click.echo(json.dumps(st, indent=2))
         return
@@ -86,7 +75,7 @@ def status(obj: CliContext, as_json: bool) -> None:
 @pass_obj
 def start(obj: CliContext) -> None:
     """Start the service under its supervisor (nothing happens when it runs)."""
-    info = _app(obj).service_start()
+    info = obj.app().service_start()
     click.echo(f"service running, pid {info['pid']}, {info['url']}")
 
 
@@ -95,7 +84,7 @@ def start(obj: CliContext) -> None:
 def stop(obj: CliContext) -> None:
     """Stop the service, its supervisor and every kernel it started; schedules wait until it
     starts again (a deploy start, `mlops service start`, a schedule set)."""
-    click.echo("service stopped" if _app(obj).service_stop() else "service was not running")
+    click.echo("service stopped" if obj.app().service_stop() else "service was not running")
 
 
 @service.command("logs")
@@ -104,5 +93,5 @@ def stop(obj: CliContext) -> None:
 @pass_obj
 def logs(obj: CliContext, tail: int, follow: bool) -> None:
     """The service's log (service.log: requests, schedules, its supervisor's notes)."""
-    lines = _app(obj).service_log(tail=tail, follow=follow)
+    lines = obj.app().service_log(tail=tail, follow=follow)
     echo_log(lines, tail=tail, empty="the service has written no log yet")
