@@ -260,3 +260,27 @@ def test_a_notebook_offers_one_action_open_its_run_run_a_clone_or_run_as_a_templ
     assert app.notebook_plan(clone).action == "clone"
     again = app.run_notebook(clone, {"count": "99"})  # a clone's values are its cell's
     assert again.ok and again.rerun_of == first.run_id and again.results["total"] == 8
+
+
+def test_reads_answer_what_the_cli_prints_and_record_nothing(cli: Any, backend: Backend) -> None:
+    """The front ends read entries, deployments, jobs and runtimes through the core: the same
+    answer as the command's JSON, and no record in the audit trail (a read changes nothing)."""
+    import json
+    import sys
+
+    from mlops_widgets.errors import MlopsError
+
+    add_entry(backend)  # names deployment demo, never created: listed as "absent"
+    app = App(backend.workspace, backend)
+    assert json.loads(cli("config", "list", "--json").stdout) == app.entries() != {}
+    (row,) = app.deployments()
+    assert (row["name"], row["state"], row["model_asset_id"]) == ("demo", "absent", ASSET)
+    assert json.loads(cli("deploy", "list", "--json").stdout) == [row]
+    assert json.loads(cli("train", "list", "--json").stdout) == app.jobs() == []
+    app.runtime_add("mine", sys.executable)
+    assert json.loads(cli("runtime", "list", "--json").stdout) == app.runtimes()
+    assert "mine" in [r["name"] for r in app.runtimes()]
+    assert list_runs(backend.workspace) == []
+    # another backend's runtimes are WMLA's: refused before any connection is made
+    with pytest.raises(MlopsError, match="on the cpd backend WMLA keeps its own"):
+        App(backend.workspace, "cpd").runtimes()
