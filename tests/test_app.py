@@ -276,7 +276,7 @@ def test_reads_answer_what_the_cli_prints_and_record_nothing(cli: Any, backend: 
     (row,) = app.deployments()
     assert (row["name"], row["state"], row["model_asset_id"]) == ("demo", "absent", ASSET)
     assert json.loads(cli("deploy", "list", "--json").stdout) == [row]
-    assert json.loads(cli("train", "list", "--json").stdout) == app.jobs() == []
+    assert json.loads(cli("train", "list", "--json").stdout) == app.training_jobs() == []
     app.runtime_add("mine", sys.executable)
     assert json.loads(cli("runtime", "list", "--json").stdout) == app.runtimes()
     assert "mine" in [r["name"] for r in app.runtimes()]

@@ -19,19 +19,19 @@ class TrainingMixin(AppBase):
 
     # --- queries (nothing recorded) --------------------------------------------------------------
 
-    def jobs(self) -> list[JobView]:
+    def training_jobs(self) -> list[JobView]:
         """Every training job, newest first."""
         from mlops_widgets.ops import train
 
         return train.jobs(self.backend)
 
-    def job(self, job_id: str) -> JobView:
+    def training_job(self, job_id: str) -> JobView:
         """One training job: state, resources, times, output, error and log tail."""
         from mlops_widgets.ops import train
 
         return train.status(self.backend, job_id)
 
-    def job_logs(
+    def training_logs(
         self, job_id: str, *, worker: int | None = None, tail: int | None = None, follow: bool = False
     ) -> Iterator[str]:
         """The workers' output, each line prefixed with its worker (only `worker`'s; the last

@@ -87,7 +87,7 @@ def _print_submitted(results: dict[str, Any]) -> None:
 def list_(obj: CliContext, as_json: bool) -> None:
     """Training jobs, newest first, with their state."""
     echo_result(
-        obj.app().jobs(),
+        obj.app().training_jobs(),
         as_json=as_json,
         header=("JOB", "STATE", "FRAMEWORK", "WORKERS", "MAIN", "CREATED"),
         row=lambda j: (j.id, j.state, j.framework, str(j.workers), j.main, j.created_at),
@@ -102,7 +102,9 @@ def list_(obj: CliContext, as_json: bool) -> None:
 @pass_obj
 def status(obj: CliContext, job_id: str, as_json: bool) -> None:
     """One job: its state, resources, times, output and, when it failed, its error and log tail."""
-    echo_result(obj.app().job(job_id), as_json=as_json, text=_print_job, to_json=lambda j: j.to_dict())
+    echo_result(
+        obj.app().training_job(job_id), as_json=as_json, text=_print_job, to_json=lambda j: j.to_dict()
+    )
 
 
 def _print_job(job: JobView) -> None:
@@ -140,7 +142,7 @@ def _print_job(job: JobView) -> None:
 def logs(obj: CliContext, job_id: str, worker: int | None, tail: int | None, follow: bool) -> None:
     """The workers' output, each line prefixed with its worker."""
     echo_log(
-        obj.app().job_logs(job_id, worker=worker, tail=tail, follow=follow),
+        obj.app().training_logs(job_id, worker=worker, tail=tail, follow=follow),
         tail=tail,
         empty=f"training job {job_id} has no log yet",
     )

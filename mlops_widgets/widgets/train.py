@@ -313,7 +313,7 @@ class TrainTab:
         except Exception:  # noqa: BLE001 - not checked then; Submit says what the backend answers
             self.volumes = None
         try:
-            self.jobs = self.ctx.app.jobs()
+            self.jobs = self.ctx.app.training_jobs()
         except MlopsError as exc:
             self.jobs = []
             self.details.value = error_html([error_text(exc)])
@@ -348,7 +348,7 @@ class TrainTab:
             + "</table>"
         )
         try:
-            lines = list(self.ctx.app.job_logs(job.id, tail=LOG_LINES))
+            lines = list(self.ctx.app.training_logs(job.id, tail=LOG_LINES))
         except MlopsError as exc:
             lines = [error_text(exc)]
         self.log.value = f"<pre>{html.escape(chr(10).join(lines))}</pre>"
