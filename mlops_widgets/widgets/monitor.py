@@ -99,12 +99,10 @@ class MonitorTab:
 
     def refresh(self) -> None:
         """Reload the deployed entries and the service providers."""
-        from mlops_widgets.ops import space
-
         self.loaded = True
         notes = []
         try:
-            self.deployed = deployed_entries(space.list_entries(self.ctx.backend))
+            self.deployed = deployed_entries(self.ctx.app.entries())
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.deployed = {}
             notes.append(f"cannot read the entries: {error_text(exc)}")

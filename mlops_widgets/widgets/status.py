@@ -73,11 +73,9 @@ class StatusTab:
 
     def refresh(self) -> None:
         """Reload the deployments, then the shown one's status."""
-        from mlops_widgets.ops import space
-
         self.loaded = True
         try:
-            names = sorted(deployed_entries(space.list_entries(self.ctx.backend)))
+            names = sorted(deployed_entries(self.ctx.app.entries()))
         except Exception as exc:  # noqa: BLE001 - shown inline
             self.body.value = error_html([f"cannot read the entries: {error_text(exc)}"])
             return
