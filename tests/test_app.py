@@ -284,3 +284,23 @@ def test_reads_answer_what_the_cli_prints_and_record_nothing(cli: Any, backend: 
     # another backend's runtimes are WMLA's: refused before any connection is made
     with pytest.raises(MlopsError, match="on the cpd backend WMLA keeps its own"):
         App(backend.workspace, "cpd").runtimes()
+
+
+def test_monitoring_reads_answer_what_the_cli_prints_and_record_nothing(monitored: Backend, cli: Any) -> None:
+    """The front ends read monitors, schedules, alerts and channels through the core: the same
+    answer as the command's JSON, and no record in the audit trail (a read changes nothing)."""
+    import json
+
+    app = App(monitored.workspace, monitored)
+    recorded = [r.run_id for r in list_runs(monitored.workspace)]
+    status = app.monitor_status("demo")
+    assert json.loads(cli("monitor", "status", "--name", "demo", "--json").stdout) == status
+    assert {m["monitor_id"] for m in status["monitors"]} == {GEN, SEG}
+    (row,) = app.schedules("demo")
+    assert (row["monitor_id"], row["every"], row["status"]) == (GEN, "1h", "enabled")
+    (listed,) = json.loads(cli("monitor", "schedule", "--list", "--json").stdout)
+    assert (listed["monitor_instance_id"], listed["every"]) == (row["monitor_instance_id"], "1h")
+    assert json.loads(cli("monitor", "list", "--json").stdout) == app.subscriptions() != []
+    assert json.loads(cli("monitor", "definitions", "--json").stdout) == app.monitor_definitions()
+    assert (app.alert_count("demo"), app.alerts("demo", since="1d"), app.channels()) == (0, [], [])
+    assert [r.run_id for r in list_runs(monitored.workspace)] == recorded
