@@ -118,6 +118,13 @@ def test_the_trail_a_run_and_its_executed_notebook(served):
     assert _get(served, "runs/nosuchrun")[0] == 404
 
 
+def test_the_sidebar_reads_the_servers_workspace_backend_and_deployments(served):
+    status, info = _get(served, "info")
+    assert status == 200 and info["workspace"] == served["run"].workspace and info["backend"] == "local"
+    assert info["runs_shown"] is None  # the workspace lies outside the folder JupyterLab shows
+    assert _get(served, "deployments") == (200, [])  # nothing deployed in it yet
+
+
 def test_clone_then_run_the_clone_in_the_audit_trail(served):
     run = served["run"]
     status, out = _get(served, f"runs/{run.run_id}/clone", method="POST", body={"dest": "../outside.ipynb"})

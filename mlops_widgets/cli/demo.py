@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,13 +111,11 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     volume = settings["volume_display_name"]
     runs_before = len(app.runs())
     dependency, count = examples.DEPLOYMENT, DEMO_IMAGES
-    if real_model:  # dlipy3 bound to the runtime, as the team's model.json names it
-        from mlops_widgets.backends.local.inference.runtimes import SERVICE_RUNTIME, Runtimes
-
-        runtimes = Runtimes(ws)
+    if real_model:  # the runtime the team's model.json names (dlipy3), bound to the DeepLIIF one
+        model_json = json.loads((examples.DEEPLIIF / "model.json").read_text(encoding="utf-8"))
         with contextlib.suppress(ConflictError):
-            runtimes.delete(SERVICE_RUNTIME)
-        runtimes.add(SERVICE_RUNTIME, deepliif_runtime())
+            app.runtime_delete(model_json["runtime"])
+        app.runtime_add(model_json["runtime"], deepliif_runtime())
         dependency, count = examples.DEEPLIIF, DEMO_IMAGES_REAL
         real = obj.load_config(str(examples.DEEPLIIF / "deployment_metadata.yml"), with_key=False)
         (real_entry,) = real.entries.values()

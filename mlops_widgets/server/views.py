@@ -72,10 +72,7 @@ def deployments() -> list[dict[str, Any]]:
     app = _app()
     if not app.workspace.db_path.exists():
         return []
-    from mlops_widgets.ops.deploy import deploy_list
-
-    rows = deploy_list(app.backend)
-    return [{**row, "alerts": app.alert_count(row["name"])} for row in rows]
+    return [{**row, "alerts": app.alert_count(row["name"])} for row in app.deployments()]
 
 
 def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:
