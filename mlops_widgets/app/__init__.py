@@ -33,7 +33,7 @@ from mlops_widgets.app.monitoring_reads import DEFAULT_SERVICE_PROVIDER, TREND_P
 from mlops_widgets.app.notebooks import ClonePlan, NotebookPlan, clone_plan
 from mlops_widgets.app.runs import RunsMixin
 from mlops_widgets.app.service import ServiceMixin
-from mlops_widgets.app.training import TrainingMixin
+from mlops_widgets.app.training import TRAIN_TEMPLATE, TrainingMixin
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
 from mlops_widgets.backends.views import DeploymentView, JobView, KernelView
@@ -52,6 +52,7 @@ __all__ = [
     "JOB_FINISHED",
     "MONITORS_KEY",
     "MONITOR_TEMPLATE",
+    "TRAIN_TEMPLATE",
     "TREND_POINTS",
     "App",
     "Backend",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from mlops_widgets.app._base import AppBase
@@ -43,6 +44,11 @@ class TrainingMixin(AppBase):
     def volumes(self) -> list[str]:
         """The storage volumes' names, where training data may be read from."""
         return self.backend.volumes.list_volumes()
+
+    def volume_upload(self, volume: str, folder: Path, path: str) -> None:
+        """Copy a local folder to `path` in a storage volume (data a job or a monitor reads there);
+        data, not workflow state: nothing is recorded."""
+        self.backend.volumes.upload_folder(volume, folder, path)
 
     # --- actions ---------------------------------------------------------------------------------
 

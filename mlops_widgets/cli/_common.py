@@ -12,7 +12,7 @@ import click
 from mlops_widgets.workspace import Workspace
 
 if TYPE_CHECKING:
-    from mlops_widgets.app import App, Backend
+    from mlops_widgets.app import App
 
 
 @dataclass
@@ -22,9 +22,6 @@ class CliContext:
     workspace: str | None
     backend_name: str
     _app: App | None = field(default=None, repr=False)
-
-    def backend(self) -> Backend:
-        return self.app().backend
 
     def ws(self) -> Workspace:
         return Workspace(self.workspace)

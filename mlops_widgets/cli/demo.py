@@ -101,7 +101,6 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     from mlops_widgets.examples.synthetic import write_tiles
 
     app = obj.app()  # each step through the core, validated and recorded as the commands' are
-    backend = app.backend
     ws = app.workspace
     loaded = obj.load_config(str(examples.CONFIG), with_key=False)
     (entry,) = loaded.entries.values()
@@ -124,7 +123,7 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     _step(1, f"{count} synthetic IHC tiles, their ground truth into volume {volume}")
     images, ground_truth = ws.dir("demo", "images"), ws.dir("demo", "ground_truth")
     write_tiles(images, ground_truth, count)
-    backend.volumes.upload_folder(volume, ground_truth, settings["dir_gt"])
+    app.volume_upload(volume, ground_truth, settings["dir_gt"])
     previous = app.deployment_delete_plan(DEMO_DEPLOYMENT)
     if previous.deployed or previous.model_asset_id:  # its subscription and entry make way for this one
         app.deploy_delete(DEMO_DEPLOYMENT, remove_monitor=True, remove_config=True)

@@ -11,7 +11,6 @@ from mlops_widgets.cli._common import CliContext, echo_log, echo_metrics, echo_r
 if TYPE_CHECKING:
     from mlops_widgets.app import JobView
 
-TEMPLATE = "A1_Submit_WMLA_Training"
 JOB = click.argument("job_id", metavar="JOB")
 
 
@@ -53,9 +52,10 @@ def submit(
 ) -> None:
     """Build the submission folder and submit it as a job (without parameters: the example
     training script). Secret job variables come from the environment ($MLOPS_SECRET_<name>)."""
+    from mlops_widgets.app import TRAIN_TEMPLATE
     from mlops_widgets.cli._run import parse_params, with_progress
 
-    params = parse_params(TEMPLATE, pairs, params_file)
+    params = parse_params(TRAIN_TEMPLATE, pairs, params_file)
     if runtime:
         params["runtime"] = runtime
     app = obj.app()  # credentials among the job's variables go to the run as secrets
