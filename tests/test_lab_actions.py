@@ -101,7 +101,15 @@ def test_run_a_notebook_as_a_template_from_the_file_browser_then_open_its_run(la
     expect(count).to_have_value("1")
     expect(dialog.locator(".mlops-param-field", has_text="count")).to_contain_text("how many")
     count.fill("lots")
+    # Said under the field as the user types, before Run; and gone once the text fits.
+    problem = dialog.locator(".mlops-param-field", has_text="count").locator(".mlops-param-problem")
+    expect(problem).to_contain_text("must be int", timeout=30_000)
+    expect(count).to_have_attribute("aria-invalid", "true")
     screenshot(dialog.locator(".jp-Dialog-content"), tmp_path, "lab-template-dialog.png")
+    count.fill("2")
+    expect(problem).to_be_empty(timeout=30_000)
+    expect(count).not_to_have_attribute("aria-invalid", "true")
+    count.fill("lots")
     dialog.locator(".jp-mod-accept").click()
     # The server refused it (through the core): the form again, the error and the text kept.
     error = page.locator(".jp-Dialog .mlops-params-error")

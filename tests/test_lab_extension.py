@@ -204,6 +204,17 @@ def test_a_plain_notebook_runs_as_a_template_of_its_own(served):
     ]
     ws = Path(served["run"].workspace)
     before = len(list_runs(ws))
+    # The form asks as the user types: each field's problem, nothing run or recorded.
+    status, out = _get(
+        served,
+        "notebooks/check",
+        method="POST",
+        body={"path": "work/Mine.ipynb", "params": {"count": "lots", "mode": "b"}},
+    )
+    assert status == 200 and list(out["problems"]) == ["count"], out
+    assert "must be int" in out["problems"]["count"]
+    body = {"path": "work/Mine.ipynb", "params": {"count": "3"}}
+    assert _get(served, "notebooks/check", method="POST", body=body) == (200, {"problems": {}})
     status, out = _get(
         served, "notebooks/run", method="POST", body={"path": "work/Mine.ipynb", "params": {"count": "lots"}}
     )

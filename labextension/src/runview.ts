@@ -35,7 +35,14 @@ export interface IFormOptions {
   texts?: Record<string, string>;
   /** Why the server refused the last values (shown above the fields). */
   error?: string;
+  /** The changed texts checked as the run would check them (field -> problem), asked as the
+   * user types: each problem shows under its field before Run. */
+  check?: (params: Record<string, string>) => Promise<Record<string, string>>;
 }
+
+/** How long typing pauses before the texts are checked. */
+const CHECK_DELAY_MS = 300;
+let problemIds = 0;
 
 /** A field's text before the user types: its default as the command line would write it
  * (text verbatim, other values as JSON); empty when the default is code the form cannot show. */
@@ -67,6 +74,7 @@ export class ParametersForm extends Widget {
       error.setAttribute('role', 'alert');
       this.node.appendChild(error);
     }
+    this._check = options.check ?? null;
     const fields = (options.fields || []).filter(f => !f.secret);
     if (fields.length) {
       this.node.appendChild(this._fieldRows(fields, options.texts || {}));
@@ -126,8 +134,13 @@ export class ParametersForm extends Widget {
       if (field.help) {
         row.appendChild(el('span', 'mlops-param-help', field.help));
       }
+      const problem = el('span', 'mlops-error mlops-param-problem');
+      problem.id = `mlops-param-problem-${++problemIds}`;
+      input.setAttribute('aria-describedby', problem.id);
+      input.addEventListener('input', () => this._checkSoon());
+      row.appendChild(problem);
       box.appendChild(row);
-      this._fields.set(field.name, { input, initial });
+      this._fields.set(field.name, { input, initial, problem });
     }
     return box;
   }
@@ -146,9 +159,46 @@ export class ParametersForm extends Widget {
     return { params, secrets };
   }
 
+  dispose(): void {
+    window.clearTimeout(this._timer);
+    super.dispose();
+  }
+
+  private _checkSoon(): void {
+    if (this._check) {
+      window.clearTimeout(this._timer);
+      this._timer = window.setTimeout(() => void this._checkNow(), CHECK_DELAY_MS);
+    }
+  }
+
+  /** Each field's problem under it (the newest answer only: typing goes on meanwhile). */
+  private async _checkNow(): Promise<void> {
+    const asked = ++this._asked;
+    let problems: Record<string, string>;
+    try {
+      problems = await this._check!(this.getValue().params);
+    } catch {
+      return; // the server did not answer: Run says why
+    }
+    if (asked !== this._asked || this.isDisposed) {
+      return;
+    }
+    this._fields.forEach(({ input, problem }, name) => {
+      problem.textContent = problems[name] || '';
+      if (problems[name]) {
+        input.setAttribute('aria-invalid', 'true');
+      } else {
+        input.removeAttribute('aria-invalid');
+      }
+    });
+  }
+
+  private _check: IFormOptions['check'] | null;
+  private _timer = 0;
+  private _asked = 0;
   private _fields = new Map<
     string,
-    { input: HTMLInputElement | HTMLSelectElement; initial: string }
+    { input: HTMLInputElement | HTMLSelectElement; initial: string; problem: HTMLElement }
   >();
   private _secrets = new Map<string, HTMLInputElement>();
 }

@@ -76,7 +76,7 @@ export async function notebookAction(
   let texts: Record<string, string> = {};
   let error = '';
   for (;;) {
-    const form = planForm(plan, texts, error);
+    const form = planForm(path, plan, texts, error);
     const answer = await showDialog({
       title: plan.action === 'clone' ? 'Run in the audit trail?' : 'Run as an MLOps template',
       body: form,
@@ -109,6 +109,7 @@ export async function notebookAction(
 
 /** The dialog's form for a plan: a clone's values read-only, a template's fields to fill. */
 function planForm(
+  path: string,
   plan: INotebookPlan,
   texts: Record<string, string>,
   error: string
@@ -133,7 +134,15 @@ function planForm(
     secrets,
     `Run ${plan.template} through the runner with these parameters: it executes a copy of this ` +
       'notebook and records it in the audit trail; the notebook itself is left as it is.',
-    { fields: plan.fields || [], texts, error }
+    {
+      fields: plan.fields || [],
+      texts,
+      error,
+      check: params =>
+        post<{ problems: Record<string, string> }>('notebooks/check', { path, params }).then(
+          answer => answer.problems
+        )
+    }
   );
 }
 

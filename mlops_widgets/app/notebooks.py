@@ -78,6 +78,19 @@ def parameter_values(template: Template, texts: dict[str, str]) -> dict[str, Any
     return {name: declared[name].coerce(text) if name in declared else text for name, text in texts.items()}
 
 
+def parameter_problems(template: Template, texts: dict[str, str]) -> dict[str, str]:
+    """Each form text the template's parameter would refuse, with the runner's words: what a
+    form says beside the field while the user types (`parameter_values` raises the first)."""
+    problems: dict[str, str] = {}
+    for name, text in texts.items():
+        if name in template.parameters:
+            try:
+                template.parameters[name].coerce(text)
+            except MlopsError as exc:
+                problems[name] = str(exc)
+    return problems
+
+
 def refuse_run_notebook(run: RunRecord) -> MlopsError:
     """Running an executed run's notebook would record a copy of a copy: re-run the run instead."""
     return MlopsError(

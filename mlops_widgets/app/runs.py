@@ -16,6 +16,7 @@ from mlops_widgets.app.monitoring import EVALUATE_TEMPLATE
 from mlops_widgets.app.notebooks import (
     NotebookPlan,
     notebook_plan,
+    parameter_problems,
     parameter_values,
     refuse_run_notebook,
     runs_folder,
@@ -54,6 +55,12 @@ class RunsMixin(AppBase):
         """What JupyterLab's one action on the notebook `path` does: open its run (an executed
         run's notebook), run a clone's parameters, or run it as a template (app/notebooks.py)."""
         return notebook_plan(self.workspace, path)
+
+    def notebook_problems(self, path: Path, texts: Mapping[str, str]) -> dict[str, str]:
+        """What a run of the notebook `path` would refuse in the form's `texts`, field by field
+        (none for a clone, whose values are its parameters cell's, or a run's notebook)."""
+        template = self.notebook_plan(path).template
+        return parameter_problems(template, dict(texts)) if template is not None else {}
 
     def run_notebook(
         self,

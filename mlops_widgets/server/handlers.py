@@ -212,6 +212,14 @@ class NotebookPlanHandler(_Base):
         await self._call(views.notebook_plan, self.root, self.get_query_argument("path", ""))
 
 
+class NotebookCheckHandler(_Base):
+    @web.authenticated
+    async def post(self) -> None:
+        data = self.body()
+        path = text(data, "path", required=True)
+        await self._call(views.notebook_check, self.root, path, mapping(data, "params", strings=True))
+
+
 class NotebookRunHandler(_Base):
     @web.authenticated
     async def post(self) -> None:
@@ -312,6 +320,7 @@ def routes(base_url: str) -> list[tuple[str, type]]:
         (prefix + f"runs/{RUN}/clone", CloneHandler),
         (prefix + "notebooks/plan", NotebookPlanHandler),
         (prefix + "notebooks/run", NotebookRunHandler),
+        (prefix + "notebooks/check", NotebookCheckHandler),
         (prefix + f"jobs/{JOB}", JobHandler),
         (prefix + f"jobs/{JOB}/cancel", JobCancelHandler),
         (prefix + "events", EventsHandler),

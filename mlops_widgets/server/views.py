@@ -173,6 +173,12 @@ def notebook_plan(root: Path, rel: str) -> dict[str, Any]:
     }
 
 
+def notebook_check(root: Path, rel: str, params: dict[str, str]) -> dict[str, Any]:
+    """The form's texts for a notebook run, checked as the run would check them: each field's
+    problem, for the form to show while the user types."""
+    return {"problems": _app().notebook_problems(inside(root, rel, "notebook"), params)}
+
+
 def job(
     job_id: str,
     action: str,
