@@ -126,7 +126,7 @@ def test_editing_an_entry_keeps_its_monitors_schedules(monitored: Backend) -> No
     assert result.monitors_recreated and result.run is not None and result.run.ok
     entry = space.get_entry(monitored, model_asset_id=ASSET)[1]
     assert entry["openscale_custom_metric_provider"][GEN]["schedule"] == {"every": "1h", "paused": False}
-    assert [s["monitor_id"] for s in schedule.list_schedules(monitored, "demo")] == [GEN]
+    assert [s.monitor_id for s in schedule.list_schedules(monitored, "demo")] == [GEN]
     assert [j["monitor_id"] for j in scheduled(monitored.workspace)] == [GEN]
     assert _record(monitored, "entry.update")[:3] == (
         "event",
@@ -274,8 +274,10 @@ def test_reads_answer_what_the_cli_prints_and_record_nothing(cli: Any, backend: 
     app = App(backend.workspace, backend)
     assert json.loads(cli("config", "list", "--json").stdout) == app.entries() != {}
     (row,) = app.deployments()
-    assert (row["name"], row["state"], row["model_asset_id"]) == ("demo", "absent", ASSET)
-    assert json.loads(cli("deploy", "list", "--json").stdout) == [row]
+    assert (row.name, row.state, row.model_asset_id) == ("demo", "absent", ASSET)
+    (listed,) = json.loads(cli("deploy", "list", "--json").stdout)
+    assert listed == row.to_dict()
+    assert list(listed) == ["name", "state", "status", "kernels", "model_asset_id", "url", "error"]
     assert json.loads(cli("train", "list", "--json").stdout) == app.training_jobs() == []
     app.runtime_add("mine", sys.executable)
     assert json.loads(cli("runtime", "list", "--json").stdout) == app.runtimes()
@@ -297,9 +299,17 @@ def test_monitoring_reads_answer_what_the_cli_prints_and_record_nothing(monitore
     assert json.loads(cli("monitor", "status", "--name", "demo", "--json").stdout) == status
     assert {m["monitor_id"] for m in status["monitors"]} == {GEN, SEG}
     (row,) = app.schedules("demo")
-    assert (row["monitor_id"], row["every"], row["status"]) == (GEN, "1h", "enabled")
+    assert (row.monitor_id, row.schedule.every, row.schedule.status) == (GEN, "1h", "enabled")
     (listed,) = json.loads(cli("monitor", "schedule", "--list", "--json").stdout)
-    assert (listed["monitor_instance_id"], listed["every"]) == (row["monitor_instance_id"], "1h")
+    assert (listed["monitor_instance_id"], listed["every"]) == (row.monitor_instance_id, "1h")
+    assert (
+        list(listed)
+        == [*row.to_dict(), "evaluation"]
+        == [
+            *("deployment_name", "monitor_id", "monitor_instance_id"),
+            *("every", "in_words", "status", "next_at", "next_times", "latest_run", "evaluation"),
+        ]
+    )
     assert json.loads(cli("monitor", "list", "--json").stdout) == app.subscriptions() != []
     assert json.loads(cli("monitor", "definitions", "--json").stdout) == app.monitor_definitions()
     assert (app.alert_count("demo"), app.alerts("demo", since="1d"), app.channels()) == (0, [], [])

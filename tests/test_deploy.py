@@ -222,7 +222,7 @@ def test_a_half_way_failure_can_be_run_again(backend: Backend, example_paths: An
     with pytest.raises(MlopsError, match="did not start.*NameError: name 'GREETING' is not defined"):
         deploy.deploy_create(backend, "needy", asset_id, secret_args=secret, timeout=120)
     (row,) = deploy.deploy_list(backend)
-    assert row["status"] == "FAILED" and row["model_asset_id"] == asset_id
+    assert row.status == "FAILED" and row.model_asset_id == asset_id
     result = deploy.deploy_create(
         backend, "needy", asset_id, custom_args={"GREETING": "hi"}, secret_args=secret
     )
@@ -267,7 +267,7 @@ def test_an_entry_naming_a_missing_deployment_is_listed_and_deletable(
 
     space.update_entry(backend, asset_id, name_it)
     (row,) = deploy.deploy_list(backend)
-    assert row["state"] == "absent" and "does not exist" in row["error"]
+    assert row.state == "absent" and "does not exist" in (row.error or "")
     assert deploy.deploy_delete(backend, "ghost")["undeployed"] is False
     with pytest.raises(NotFoundError, match="no deployment named 'ghost'"):
         deploy.deploy_delete(backend, "ghost")

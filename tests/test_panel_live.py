@@ -23,6 +23,7 @@ from typing import Any
 
 from helpers import submit_args
 
+from mlops_widgets.app import DeploymentRow
 from mlops_widgets.backends.training_protocol import JOB_ENDED
 from mlops_widgets.config import dump_yaml, load_config
 from mlops_widgets.widgets import MLOpsPanel
@@ -108,7 +109,7 @@ def test_the_open_panel_shows_what_the_cli_changes_without_refresh(workspace: An
 def test_steps_that_do_not_conflict_run_together_and_a_blocked_one_names_its_blocker(workspace: Any) -> None:
     panel = MLOpsPanel(workspace=workspace)
     ctx, deploy = panel.ctx, panel.deploy
-    deploy.deployments = [{"name": "a", "state": "started"}, {"name": "b", "state": "started"}]
+    deploy.deployments = [DeploymentRow(n, "started", "IDLE", 1, None, None, None) for n in ("a", "b")]
     deploy.target.show([{"id": n, "name": n} for n in ("a", "b")], "b")
     gate = threading.Event()
 

@@ -618,7 +618,7 @@ def test_deploy_monitor_status_flow_through_the_panel(panel, example_paths, serv
     assert "Delete deployment demo-1" in question and "are deleted" in question
     assert "Its monitors (generic_metrics, segmentation_metrics)" in question
     assert f"Its entry {asset_id} is kept, cleared" in question
-    assert not panel.ctx.tasks.busy and "demo-1" in [x["name"] for x in d.deployments]
+    assert not panel.ctx.tasks.busy and "demo-1" in [x.name for x in d.deployments]
     d.confirm.answer(True)
     assert panel.wait(WAIT_S) and "demo-1 deleted" in txt(d.message)
     assert d.target.rows == [] and d.target.value is None

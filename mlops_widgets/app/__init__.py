@@ -38,6 +38,8 @@ from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
 from mlops_widgets.backends.views import DeploymentView, JobView, KernelView
 from mlops_widgets.monitors.definitions import MonitorDefinition
+from mlops_widgets.ops.deploy import DeploymentDetail, DeploymentRow
+from mlops_widgets.ops.schedule import ScheduleRow
 from mlops_widgets.ops.space import OnClash
 from mlops_widgets.runner.execute import ProgressEvent
 from mlops_widgets.runner.secrets import from_environment
@@ -57,6 +59,8 @@ __all__ = [
     "App",
     "Backend",
     "ClonePlan",
+    "DeploymentDetail",
+    "DeploymentRow",
     "DeploymentView",
     "Job",
     "JobView",
@@ -68,6 +72,7 @@ __all__ = [
     "ProgressEvent",
     "RunRecord",
     "RunSummary",
+    "ScheduleRow",
     "Template",
     "clone_plan",
     "from_environment",

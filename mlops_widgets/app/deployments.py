@@ -11,6 +11,7 @@ from typing import Any
 from mlops_widgets.app._base import AppBase
 from mlops_widgets.app.results import DeletionPlan, DeploymentDeleted
 from mlops_widgets.backends.views import DeploymentView
+from mlops_widgets.ops.deploy import DeploymentDetail, DeploymentRow
 from mlops_widgets.runner.trail import RunRecord
 
 DEPLOY_TEMPLATE = "A2_WMLA_Model_Deploy"
@@ -21,16 +22,16 @@ class DeploymentsMixin(AppBase):
 
     # --- queries (nothing recorded) --------------------------------------------------------------
 
-    def deployments(self) -> list[dict[str, Any]]:
+    def deployments(self) -> list[DeploymentRow]:
         """Every deployment (name, state, status, kernels, model asset id, url, error), and the
         entries naming one that does not exist (state "absent": a deploy that failed half-way)."""
         from mlops_widgets.ops import deploy
 
         return deploy.deploy_list(self.backend)
 
-    def deployment(self, name: str) -> dict[str, Any]:
-        """One deployment's view as JSON (kernels, profile, errors) with its entry's model asset
-        id and, for a model staged from a training job, that job."""
+    def deployment(self, name: str) -> DeploymentDetail:
+        """One deployment's view (kernels, profile, errors) with its entry's model asset id and,
+        for a model staged from a training job, that job."""
         from mlops_widgets.ops import deploy
 
         return deploy.deploy_view(self.backend, name)

@@ -13,6 +13,7 @@ from mlops_widgets.app._base import AppBase
 from mlops_widgets.backends.views import AlertView
 from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER
 from mlops_widgets.ops.monitor_views import TREND_POINTS
+from mlops_widgets.ops.schedule import ScheduleRow
 
 __all__ = ["DEFAULT_SERVICE_PROVIDER", "TREND_POINTS", "MonitoringReadsMixin"]
 
@@ -105,7 +106,7 @@ class MonitoringReadsMixin(AppBase):
 
     # --- schedules -----------------------------------------------------------------------------
 
-    def schedules(self, name: str | None = None) -> list[dict[str, Any]]:
+    def schedules(self, name: str | None = None) -> list[ScheduleRow]:
         """Every scheduled monitor instance (of the deployment): its repeat, status, next
         times and latest run."""
         from mlops_widgets.ops.schedule import list_schedules

@@ -33,10 +33,10 @@ class ServiceMixin(MonitoringReadsMixin):
         empty: dict[str, Any] = {"bound": None, "running": [], "queued": []}
         queue = read_queue(self.workspace) if out["running"] else empty
         out["evaluations"] = {k: queue.get(k) for k in ("bound", "running", "queued")}
-        slots = [
-            {"at": at, "deployment_name": row["deployment_name"], "monitor_id": row["monitor_id"]}
+        slots: list[dict[str, Any]] = [
+            {"at": at, "deployment_name": row.deployment_name, "monitor_id": row.monitor_id}
             for row in self.schedules()
-            for at in row.get("next_times") or []
+            for at in row.schedule.next_times
         ]
         out["next_slots"] = sorted(slots, key=lambda s: datetime.fromisoformat(s["at"]))[:NEXT_SLOTS]
         return out

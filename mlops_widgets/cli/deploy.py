@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_log, echo_metrics, echo_result, echo_table, pass_obj
+from mlops_widgets.cli._common import (
+    CliContext,
+    dicts,
+    echo_log,
+    echo_metrics,
+    echo_result,
+    echo_table,
+    pass_obj,
+)
 from mlops_widgets.config.model import CONNECTION_TIMEOUT_MAX
 from mlops_widgets.errors import MlopsError
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import DeploymentDetail
 
 NAME = click.option("--name", required=True, help="Deployment name.")
 
@@ -152,18 +163,12 @@ def list_(obj: CliContext, as_json: bool) -> None:
         as_json=as_json,
         empty="no deployments",
         header=("NAME", "STATE", "STATUS", "KERNELS", "MODEL ASSET ID", "URL"),
-        row=lambda r: (
-            r["name"],
-            r["state"],
-            r["status"],
-            str(r["kernels"]),
-            r["model_asset_id"] or "-",
-            r["url"] or "-",
-        ),
+        row=lambda r: (r.name, r.state, r.status, str(r.kernels), r.model_asset_id or "-", r.url or "-"),
+        to_json=dicts,
     )
     if as_json:
         return
-    down = [r["name"] for r in rows if r["status"] == "SERVICE_DOWN"]
+    down = [r.name for r in rows if r.status == "SERVICE_DOWN"]
     if down:
         click.echo(
             "The local inference service is not running (it stopped or died): "
@@ -171,8 +176,8 @@ def list_(obj: CliContext, as_json: bool) -> None:
             err=True,
         )
     for r in rows:
-        if r["error"] and r["status"] not in ("SERVICE_DOWN",):
-            click.echo(f"{r['name']}: {r['error']}", err=True)
+        if r.error and r.status != "SERVICE_DOWN":
+            click.echo(f"{r.name}: {r.error}", err=True)
 
 
 @deploy.command()
@@ -181,32 +186,32 @@ def list_(obj: CliContext, as_json: bool) -> None:
 @pass_obj
 def view(obj: CliContext, name: str, as_json: bool) -> None:
     """One deployment: state, status, kernels, profile, errors."""
-    echo_result(obj.app().deployment(name), as_json=as_json, text=_print_view)
+    echo_result(obj.app().deployment(name), as_json=as_json, text=_print_view, to_json=lambda d: d.to_dict())
 
 
-def _print_view(v: dict[str, Any]) -> None:
-
-    for key in (
-        "name",
-        "state",
-        "status",
-        "url",
-        "model_asset_id",
-        "model_path",
-        "kernel_file",
-        "deployed_at",
+def _print_view(d: DeploymentDetail) -> None:
+    v = d.view
+    for key, value in (
+        ("name", v.name),
+        ("state", v.state),
+        ("status", v.status),
+        ("url", v.url),
+        ("model_asset_id", d.model_asset_id),
+        ("model_path", v.model_path),
+        ("kernel_file", v.kernel_file),
+        ("deployed_at", v.deployed_at),
     ):
-        click.echo(f"{key}: {v.get(key) if v.get(key) is not None else '-'}")
-    policy = (v.get("profile") or {}).get("policy") or {}
+        click.echo(f"{key}: {value if value is not None else '-'}")
+    policy = (v.profile or {}).get("policy") or {}
     click.echo("policy: " + ", ".join(f"{k}={val}" for k, val in policy.items()))
-    click.echo(f"gpu: {((v.get('profile') or {}).get('kernel') or {}).get('gpu', '-')}")
-    if v.get("custom_args") or v.get("secret_args"):
+    click.echo(f"gpu: {((v.profile or {}).get('kernel') or {}).get('gpu', '-')}")
+    if v.custom_args or v.secret_args:
         click.echo(
-            f"custom args: {', '.join(v.get('custom_args') or []) or '-'}; secret: {', '.join(v.get('secret_args') or []) or '-'}"
+            f"custom args: {', '.join(v.custom_args) or '-'}; secret: {', '.join(v.secret_args) or '-'}"
         )
-    if v.get("requests"):
-        click.echo(f"requests: {v['requests']['total']} ({v['requests']['failed']} failed)")
-    job = v.get("training_job")
+    if v.requests:
+        click.echo(f"requests: {v.requests['total']} ({v.requests['failed']} failed)")
+    job = d.training_job
     if job:
         click.echo(
             f"trained by: job {job['job_id']} ({job['framework']}, {job['main']}, ended {job.get('ended_at') or '-'})"
@@ -214,28 +219,21 @@ def _print_view(v: dict[str, Any]) -> None:
         if job.get("params"):
             click.echo("  params: " + ", ".join(f"{k}={val}" for k, val in sorted(job["params"].items())))
         echo_metrics(job.get("metrics") or {})
-    if v.get("kernels"):
+    if v.kernels:
         click.echo("kernels:")
         echo_table(
             ("  POD", "PID", "STATE", "GPU", "TASKS", "STARTED"),
             [
-                (
-                    f"  {k['pod']}",
-                    str(k["pid"]),
-                    k["state"],
-                    k["gpu"] or "-",
-                    str(k["tasks_done"]),
-                    k["started_at"],
-                )
-                for k in v["kernels"]
+                (f"  {k.pod}", str(k.pid), k.state, k.gpu or "-", str(k.tasks_done), str(k.started_at))
+                for k in v.kernels
             ],
         )
-    for w in v.get("warnings") or []:
+    for w in v.warnings:
         click.echo(f"Warning: {w}", err=True)
-    if v.get("error"):
-        click.echo(f"error: {v['error']}")
-        if v.get("error_log"):
-            click.echo("kernel log (end):\n" + v["error_log"])
+    if v.error:
+        click.echo(f"error: {v.error}")
+        if v.error_log:
+            click.echo("kernel log (end):\n" + v.error_log)
 
 
 @deploy.command()

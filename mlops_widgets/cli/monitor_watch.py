@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, echo_json, echo_result, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, dicts, echo_json, echo_result, echo_table, pass_obj
 from mlops_widgets.errors import MlopsError
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -72,7 +72,7 @@ def schedule(
     if list_:
         if changes or start or tz:
             raise MlopsError(f"--list cannot be combined with {', '.join(changes) or '--start or --tz'}")
-        rows = obj.app().schedules(name)
+        rows = dicts(obj.app().schedules(name))
     else:
         if not name:
             raise MlopsError("give the deployment with --name (or list the schedules with --list)")

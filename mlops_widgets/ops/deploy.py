@@ -14,12 +14,13 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops_widgets.backends.base import Backend, Progress
-from mlops_widgets.backends.views import DeploymentView
+from mlops_widgets.backends.views import DeploymentView, plain
 from mlops_widgets.config import RESOURCE_DEFAULTS, check_deployment_name
 from mlops_widgets.errors import ConflictError, Hint, MlopsError, NotFoundError
 from mlops_widgets.ops import space
@@ -334,49 +335,85 @@ def _by_deployment(backend: Backend) -> dict[str, str]:
     }
 
 
-def deploy_list(backend: Backend) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class DeploymentRow:
+    """One line of the deployment listing: the deployment's state with its entry's model asset
+    id; an entry naming a deployment that does not exist is a row too (state "absent", status
+    NOT DEPLOYED: a deploy that failed half-way)."""
+
+    name: str
+    state: str  # started, stopped, absent
+    status: str  # DeploymentView's, or NOT DEPLOYED
+    kernels: int
+    model_asset_id: str | None
+    url: str | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `deploy list --json` and the sidebar's /mlops/deployments show it."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DeploymentDetail:
+    """One deployment's view with its entry's model asset id and, for a model staged from a
+    training job, that job as the entry keeps it (job_id, framework, main, ended_at, params,
+    metrics)."""
+
+    view: DeploymentView
+    model_asset_id: str | None
+    training_job: Mapping[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `deploy view --json` shows it: the view's fields, then these two."""
+        return {
+            **self.view.to_dict(),
+            "model_asset_id": self.model_asset_id,
+            "training_job": plain(self.training_job),
+        }
+
+
+def deploy_list(backend: Backend) -> list[DeploymentRow]:
     """Deployments with their entry's model asset id, plus entries naming a deployment that does
     not exist (a deploy that failed half-way: state "absent")."""
     owners = _by_deployment(backend)
-    rows = []
-    for view in backend.inference.list():
-        rows.append(
-            {
-                "name": view.name,
-                "state": view.state,
-                "status": view.status,
-                "kernels": len(view.kernels),
-                "model_asset_id": owners.pop(view.name, None),
-                "url": view.url,
-                "error": view.error,
-            }
+    rows = [
+        DeploymentRow(
+            name=view.name,
+            state=view.state,
+            status=view.status,
+            kernels=len(view.kernels),
+            model_asset_id=owners.pop(view.name, None),
+            url=view.url,
+            error=view.error,
         )
-    for name, key in sorted(owners.items()):
-        rows.append(
-            {
-                "name": name,
-                "state": "absent",
-                "status": "NOT DEPLOYED",
-                "kernels": 0,
-                "model_asset_id": key,
-                "url": None,
-                "error": "the entry names a deployment that does not exist: create it again, or delete it",
-            }
+        for view in backend.inference.list()
+    ]
+    rows += [
+        DeploymentRow(
+            name=name,
+            state="absent",
+            status="NOT DEPLOYED",
+            kernels=0,
+            model_asset_id=key,
+            url=None,
+            error="the entry names a deployment that does not exist: create it again, or delete it",
         )
+        for name, key in sorted(owners.items())
+    ]
     return rows
 
 
-def deploy_view(backend: Backend, name: str) -> dict[str, Any]:
-    """The deployment's view (as JSON, `DeploymentView.to_dict`) with the model asset id of its
-    entry and, for a model staged from a training job, that job (its parameters and the metrics
-    it reported)."""
+def deploy_view(backend: Backend, name: str) -> DeploymentDetail:
+    """The deployment's view with the model asset id of its entry and, for a model staged from
+    a training job, that job (its parameters and the metrics it reported)."""
     view = backend.inference.view(check_deployment_name(name))
     asset_id = _by_deployment(backend).get(name)
     training_job = None
     if asset_id:
         with contextlib.suppress(NotFoundError):
             training_job = space.get_entry(backend, model_asset_id=asset_id)[1].get("training_job")
-    return {**view.to_dict(), "model_asset_id": asset_id, "training_job": training_job}
+    return DeploymentDetail(view, asset_id, training_job)
 
 
 def infer(backend: Backend, name: str, data: bytes | str) -> bytes:

@@ -7,11 +7,12 @@ on cpd, the workspace's service locally (started when an enabled schedule is set
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from mlops_widgets.backends.base import Backend
-from mlops_widgets.backends.views import MonitorInstanceView, ScheduleView, plain
+from mlops_widgets.backends.views import MonitorInstanceView, RunView, ScheduleView, plain
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.schedule import (
     DISABLED,
@@ -127,7 +128,29 @@ def set_schedule(
     return out
 
 
-def list_schedules(backend: Backend, deployment_name: str | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ScheduleRow:
+    """One scheduled monitor instance of a deployment: its schedule as users read it and its
+    latest evaluation (None before the first)."""
+
+    deployment_name: str | None
+    monitor_id: str
+    monitor_instance_id: str
+    schedule: ScheduleView
+    latest_run: RunView | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `monitor schedule --list --json` shows it: the schedule's fields inline."""
+        return {
+            "deployment_name": self.deployment_name,
+            "monitor_id": self.monitor_id,
+            "monitor_instance_id": self.monitor_instance_id,
+            **self.schedule.to_dict(),
+            "latest_run": run_summary(self.latest_run) if self.latest_run else None,
+        }
+
+
+def list_schedules(backend: Backend, deployment_name: str | None = None) -> list[ScheduleRow]:
     """Every scheduled monitor instance (of `deployment_name`): its repeat, enabled or paused,
     the next slot and the latest run."""
     mon = read(backend)
@@ -143,15 +166,7 @@ def list_schedules(backend: Backend, deployment_name: str | None = None) -> list
             if summary is None:
                 continue
             runs = mon.runs(inst.id, limit=1)
-            out.append(
-                {
-                    "deployment_name": name,
-                    "monitor_id": inst.monitor_id,
-                    "monitor_instance_id": inst.id,
-                    **summary.to_dict(),
-                    "latest_run": run_summary(runs[0]) if runs else None,
-                }
-            )
+            out.append(ScheduleRow(name, inst.monitor_id, inst.id, summary, runs[0] if runs else None))
     return out
 
 

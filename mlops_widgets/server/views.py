@@ -72,7 +72,7 @@ def deployments() -> list[dict[str, Any]]:
     app = _app()
     if not app.workspace.db_path.exists():
         return []
-    return [{**row, "alerts": app.alert_count(row["name"])} for row in app.deployments()]
+    return [{**row.to_dict(), "alerts": app.alert_count(row.name)} for row in app.deployments()]
 
 
 def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ they reach the kernel through its environment, never a notebook, a record or the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -29,6 +29,9 @@ from mlops_widgets.widgets._style import LABEL, fit, grow, name_only
 from mlops_widgets.widgets._table import Table, column
 from mlops_widgets.widgets._task import deployment_key, entry_key, error_text
 from mlops_widgets.widgets.deploy_tools import DeploymentTools
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import DeploymentRow
 
 STYLE = LABEL
 NAME_PATH = "wmla_deployment.deployment_name"
@@ -113,7 +116,7 @@ class DeployTab:
         self.loaded = False
         self.errors = FieldErrors()
         self.entries: dict[str, dict[str, Any]] = {}
-        self.deployments: list[dict[str, Any]] = []
+        self.deployments: list[DeploymentRow] = []
         self.problems: list[str] = []
         # Secret custom args typed here, by deployment: Start hands them to a restarted service.
         self._secrets: dict[str, dict[str, str]] = {}
@@ -246,7 +249,7 @@ class DeployTab:
             self.deployments = []
             self.message.value = error_html([f"cannot list the deployments: {error_text(exc)}"])
         # What went wrong with one, in a column of its own only when one has a problem.
-        problems = any(d.get("error") for d in self.deployments)
+        problems = any(d.error for d in self.deployments)
         self.target.columns = [*COLUMNS, PROBLEM] if problems else COLUMNS
         self.target.show([_row(d) for d in self.deployments], self.ctx.deployment or self.target.value)
 
@@ -341,7 +344,7 @@ class DeployTab:
 
     def state(self) -> str | None:
         """The picked deployment's state (`started`, `stopped`, `absent`), None when unknown."""
-        return next((d.get("state") for d in self.deployments if d["name"] == self.target.value), None)
+        return next((d.state for d in self.deployments if d.name == self.target.value), None)
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -430,14 +433,14 @@ class DeployTab:
         )
 
 
-def _row(d: dict[str, Any]) -> dict[str, Any]:
+def _row(d: DeploymentRow) -> dict[str, Any]:
     """A deployment as the table's row (its name is its id)."""
     return {
-        "id": str(d["name"]),
-        "name": str(d["name"]),
-        "state": str(d.get("state") or ""),
-        "status": str(d.get("status") or "?"),
-        "workers": int(d.get("kernels") or 0),
-        "url": str(d.get("url") or ""),
-        "problem": str(d.get("error") or ""),
+        "id": d.name,
+        "name": d.name,
+        "state": d.state,
+        "status": d.status or "?",
+        "workers": d.kernels,
+        "url": d.url or "",
+        "problem": d.error or "",
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -14,6 +14,9 @@ from mlops_widgets.widgets._context import PanelContext
 from mlops_widgets.widgets._forms import Action, error_html, ok_html
 from mlops_widgets.widgets._style import grow, local_time, span
 from mlops_widgets.widgets._task import deployment_key
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import ScheduleRow
 
 EVERY_CHOICES = ("15m", "30m", "1h", "6h", "1d")
 
@@ -42,7 +45,7 @@ class ScheduleControls:
         self.resume = Action("Resume", icon="play-circle", css="mlops-schedule-resume")
         self.resume.on_click(lambda: self._change(paused=False))
         self.every.observe(lambda _: self.update_actions(self._reason), "value")
-        self.rows: list[dict[str, Any]] = []  # the shown deployment's schedules (those of the picked monitor)
+        self.rows: list[ScheduleRow] = []  # the shown deployment's schedules (those of the picked monitor)
         self._reason: str | None = None
         self._shown: tuple[Any, ...] = ()  # the deployment, monitor and repeat Every last showed
         self.listing = w.HTML()
@@ -72,7 +75,7 @@ class ScheduleControls:
         running schedule, Resume a paused one."""
         self._reason = reason
         self.set.set_reason(reason or self.every_problem())
-        statuses = {r.get("status") for r in self.rows}
+        statuses = {r.schedule.status for r in self.rows}
         none = "nothing is scheduled: set a schedule first"
         self.pause.set_reason(
             reason or (None if statuses - {"paused"} else (none if not statuses else "it is paused already"))
@@ -83,18 +86,18 @@ class ScheduleControls:
 
     def refresh(self) -> None:
         name = self.deployment()
-        rows: list[dict[str, Any]] = []
+        rows: list[ScheduleRow] = []
         if name:
             try:
                 rows = self.ctx.app.schedules(name)
             except Exception:  # noqa: BLE001 - not subscribed yet: nothing scheduled
                 rows = []
         only = self.monitor()
-        self.rows = [r for r in rows if only is None or r.get("monitor_id") == only]
+        self.rows = [r for r in rows if only is None or r.monitor_id == only]
         self.listing.value = _schedules_html(rows) if name else ""
         # Every shows the shown deployment's repeat (the first scheduled monitor's), not the last
         # one typed; a refresh that changed neither (a change elsewhere) leaves what is typed.
-        every = self.rows[0]["every"] if self.rows else "1h"
+        every = self.rows[0].schedule.every if self.rows else "1h"
         if (name, only, every) != self._shown:
             self._shown = (name, only, every)
             self.every.value = every
@@ -122,20 +125,20 @@ class ScheduleControls:
         self.listing.value = ok_html("schedule saved") + self.listing.value
 
 
-def _schedules_html(rows: list[dict[str, Any]]) -> str:
+def _schedules_html(rows: list[ScheduleRow]) -> str:
     if not rows:
         return span("mlops-muted", "not scheduled: monitors are evaluated only when asked")
     lines = []
     for r in rows:
-        run = r.get("latest_run") or {}
-        last = f"; latest run {html.escape(str(run.get('state')))}" if run else ""
-        times = r.get("next_times") or ([r["next_at"]] if r.get("next_at") else [])
+        s, run = r.schedule, r.latest_run
+        last = f"; latest run {html.escape(str(run.state))}" if run else ""
+        times = s.next_times or ((s.next_at,) if s.next_at else ())
         when = f", next {html.escape(', '.join(local_time(t) for t in times))}" if times else ""
-        words = r.get("in_words") or ""
-        repeat = f"every {r['every']}" if " " not in r["every"] else words  # a cron expression: in words
+        words = s.in_words or ""
+        repeat = f"every {s.every}" if " " not in s.every else words  # a cron expression: in words
         said = f" ({html.escape(words)})" if words and words != repeat else ""
         lines.append(
-            f"<div><code>{html.escape(r['monitor_id'])}</code> {html.escape(repeat)}, "
-            f"{html.escape(r['status'])}{said}{when}{last}</div>"
+            f"<div><code>{html.escape(r.monitor_id)}</code> {html.escape(repeat)}, "
+            f"{html.escape(s.status)}{said}{when}{last}</div>"
         )
     return "".join(lines)
