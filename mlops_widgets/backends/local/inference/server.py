@@ -400,9 +400,10 @@ def serve(workspace: Workspace, *, port: int | None = None, announce: bool = Fal
         )
         server.max_connections = settings.max_connections
         server.add_sockets(sockets)
+        # Logged before service.json announces it: whoever finds the service finds this line too.
+        log.info("serving %s for workspace %s (pid %s)", info["url"], workspace.root, os.getpid())
         atomic_write(info_path(workspace), json.dumps(info, indent=2))
         os.chmod(info_path(workspace), 0o600)
-        log.info("serving %s for workspace %s (pid %s)", info["url"], workspace.root, os.getpid())
         if announce:
             print(
                 f"Inference service on {info['url']} for workspace {workspace.root} (Ctrl-C stops it)",
