@@ -310,7 +310,11 @@ def test_monitoring_reads_answer_what_the_cli_prints_and_record_nothing(monitore
             *("every", "in_words", "status", "next_at", "next_times", "latest_run", "evaluation"),
         ]
     )
-    assert json.loads(cli("monitor", "list", "--json").stdout) == app.subscriptions() != []
+    assert (
+        json.loads(cli("monitor", "list", "--json").stdout)
+        == [r.to_dict() for r in app.subscriptions()]
+        != []
+    )
     assert json.loads(cli("monitor", "definitions", "--json").stdout) == app.monitor_definitions()
     assert (app.alert_count("demo"), app.alerts("demo", since="1d"), app.channels()) == (0, [], [])
     assert [r.run_id for r in list_runs(monitored.workspace)] == recorded

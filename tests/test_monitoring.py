@@ -461,10 +461,14 @@ def test_history_newest_first_and_by_metric(ready: Backend) -> None:
 def test_list_and_delete(ready: Backend) -> None:
     created = monitor.monitor_create(ready, "demo", evaluate=True)
     (row,) = monitor_views.monitor_list(ready)
-    assert row["subscription_id"] == created["subscription_id"]
-    assert row["name"] == "demo Monitor" and row["deployment_name"] == "demo"
-    assert row["model_asset_id"] == ASSET
-    assert sorted(m["monitor_id"] for m in row["monitors"]) == ["generic_metrics", "segmentation_metrics"]
+    assert row.subscription.id == created["subscription_id"]
+    assert row.subscription.name == "demo Monitor" and row.subscription.deployment_name == "demo"
+    assert row.model_asset_id == ASSET
+    assert sorted(m.monitor_id for m in row.monitors) == ["generic_metrics", "segmentation_metrics"]
+    assert list(row.to_dict()) == [
+        *("subscription_id", "name", "deployment_name", "service_provider_id", "model_asset_id"),
+        *("created_at", "monitors"),
+    ]
     out = monitor.monitor_delete(ready, "demo")
     assert out["deleted_subscription_ids"] == [created["subscription_id"]]
     assert monitor_views.monitor_list(ready) == []

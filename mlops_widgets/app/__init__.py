@@ -39,6 +39,7 @@ from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JO
 from mlops_widgets.backends.views import DeploymentView, JobView, KernelView
 from mlops_widgets.monitors.definitions import MonitorDefinition
 from mlops_widgets.ops.deploy import DeploymentDetail, DeploymentRow
+from mlops_widgets.ops.monitor_views import SubscriptionRow
 from mlops_widgets.ops.schedule import ScheduleRow
 from mlops_widgets.ops.space import OnClash
 from mlops_widgets.runner.execute import ProgressEvent
@@ -73,6 +74,7 @@ __all__ = [
     "RunRecord",
     "RunSummary",
     "ScheduleRow",
+    "SubscriptionRow",
     "Template",
     "clone_plan",
     "from_environment",

@@ -101,7 +101,9 @@ class EntriesMixin(AppBase):
         with self._event("entry.update", params, deployment_name=name) as event:
             space.update_entry(self.backend, model_asset_id, replace)
             event.result = {"model_asset_id": model_asset_id}
-        monitored = bool(name) and any(m.get("deployment_name") == name for m in monitor_list(self.backend))
+        monitored = bool(name) and any(
+            m.subscription.deployment_name == name for m in monitor_list(self.backend)
+        )
         run = None
         if monitored:
             if progress:

@@ -12,7 +12,7 @@ from typing import Any
 from mlops_widgets.app._base import AppBase
 from mlops_widgets.backends.views import AlertView
 from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER
-from mlops_widgets.ops.monitor_views import TREND_POINTS
+from mlops_widgets.ops.monitor_views import TREND_POINTS, SubscriptionRow
 from mlops_widgets.ops.schedule import ScheduleRow
 
 __all__ = ["DEFAULT_SERVICE_PROVIDER", "TREND_POINTS", "MonitoringReadsMixin"]
@@ -43,7 +43,7 @@ class MonitoringReadsMixin(AppBase):
 
         return provider_list(self.backend)
 
-    def subscriptions(self) -> list[dict[str, Any]]:
+    def subscriptions(self) -> list[SubscriptionRow]:
         """The subscriptions, each with its deployment and its monitors."""
         from mlops_widgets.ops.monitor_views import monitor_list
 

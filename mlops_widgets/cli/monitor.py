@@ -12,7 +12,7 @@ import click
 from mlops_widgets.app import DEFAULT_SERVICE_PROVIDER as DEFAULT_PROVIDER
 from mlops_widgets.app import TREND_POINTS
 from mlops_widgets.cli import monitor_watch
-from mlops_widgets.cli._common import CliContext, echo_result, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, dicts, echo_result, echo_table, pass_obj
 from mlops_widgets.cli.monitor_watch import num as _num
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -270,11 +270,12 @@ def list_(obj: CliContext, as_json: bool) -> None:
         empty="no subscriptions: attach monitors with `mlops monitor create --name NAME`",
         header=("SUBSCRIPTION ID", "DEPLOYMENT", "MODEL ASSET ID", "MONITORS"),
         row=lambda r: (
-            r["subscription_id"],
-            r["deployment_name"] or "-",
-            r["model_asset_id"] or "-",
-            ",".join(m["monitor_id"] for m in r["monitors"]) or "-",
+            r.subscription.id,
+            r.subscription.deployment_name or "-",
+            r.model_asset_id or "-",
+            ",".join(m.monitor_id for m in r.monitors) or "-",
         ),
+        to_json=dicts,
     )
 
 

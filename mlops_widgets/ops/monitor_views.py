@@ -7,6 +7,7 @@ lookups; nothing here changes state.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -236,7 +237,30 @@ def monitor_history(
     return rows[:limit] if limit is not None else rows
 
 
-def monitor_list(backend: Backend) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SubscriptionRow:
+    """One subscription of the listing: its view, the entry it belongs to (None: no entry names
+    it) and its monitor instances."""
+
+    subscription: SubscriptionView
+    model_asset_id: str | None
+    monitors: tuple[MonitorInstanceView, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `monitor list --json` shows it: each monitor as its definition and instance ids."""
+        sub = self.subscription
+        return {
+            "subscription_id": sub.id,
+            "name": sub.name,
+            "deployment_name": sub.deployment_name,
+            "service_provider_id": sub.service_provider_id,
+            "model_asset_id": self.model_asset_id,
+            "created_at": sub.created_at,
+            "monitors": [{"monitor_id": i.monitor_id, "monitor_instance_id": i.id} for i in self.monitors],
+        }
+
+
+def monitor_list(backend: Backend) -> list[SubscriptionRow]:
     """Subscriptions with their monitors, and the entry (model asset id) each belongs to."""
     mon = read(backend)
     owners = {
@@ -244,23 +268,10 @@ def monitor_list(backend: Backend) -> list[dict[str, Any]]:
         for key, e in space.list_entries(backend).items()
         if e.get(SUBSCRIPTION_KEY)
     }
-    out = []
-    for sub in mon.subscriptions():
-        out.append(
-            {
-                "subscription_id": sub.id,
-                "name": sub.name,
-                "deployment_name": sub.deployment_name,
-                "service_provider_id": sub.service_provider_id,
-                "model_asset_id": owners.get(sub.id),
-                "created_at": sub.created_at,
-                "monitors": [
-                    {"monitor_id": i.monitor_id, "monitor_instance_id": i.id}
-                    for i in mon.instances(target_id=sub.id)
-                ],
-            }
-        )
-    return out
+    return [
+        SubscriptionRow(sub, owners.get(sub.id), tuple(mon.instances(target_id=sub.id)))
+        for sub in mon.subscriptions()
+    ]
 
 
 def monitor_thresholds(backend: Backend, monitor_id: str) -> dict[str, dict[str, list[Any]]]:
