@@ -296,8 +296,8 @@ def test_monitoring_reads_answer_what_the_cli_prints_and_record_nothing(monitore
     app = App(monitored.workspace, monitored)
     recorded = [r.run_id for r in list_runs(monitored.workspace)]
     status = app.monitor_status("demo")
-    assert json.loads(cli("monitor", "status", "--name", "demo", "--json").stdout) == status
-    assert {m["monitor_id"] for m in status["monitors"]} == {GEN, SEG}
+    assert json.loads(cli("monitor", "status", "--name", "demo", "--json").stdout) == status.to_dict()
+    assert {m.monitor_id for m in status.monitors} == {GEN, SEG}
     (row,) = app.schedules("demo")
     assert (row.monitor_id, row.schedule.every, row.schedule.status) == (GEN, "1h", "enabled")
     (listed,) = json.loads(cli("monitor", "schedule", "--list", "--json").stdout)

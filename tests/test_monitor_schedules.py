@@ -181,8 +181,8 @@ def test_a_failing_evaluation_is_recorded_and_retried_at_the_next_slot(ready: Ba
     schedule.set_schedule(ready, "demo", SEG, remove=True)
     assert {r.status for r in runs} == {"failed"}
     assert "Needs at least 3 newly created files" in runs[-1].error["summary"]
-    st = {m["monitor_id"]: m for m in monitor_views.monitor_status(ready, "demo")["monitors"]}
-    assert st[SEG]["state"] == "error" and st[SEG]["schedule"] is None
+    st = {m.monitor_id: m for m in monitor_views.monitor_status(ready, "demo").monitors}
+    assert st[SEG].state == "error" and st[SEG].schedule is None
 
 
 # --- alerts and notification channels -----------------------------------------------------------

@@ -262,7 +262,7 @@ def test_rerunning_monitor_create_updates_thresholds(ready: Backend) -> None:
     gen = ready.monitoring.monitor_instances.list(monitor_definition_id="generic_metrics")[0]
     assert gen["entity"]["parameters"]["most_recent"] == 2
     status = monitor_views.monitor_status(ready, "demo")
-    assert status["subscription_id"] == first["subscription_id"]
+    assert status.subscription_id == first["subscription_id"]
     # the entry's id pointing at a dropped subscription: a new one is made and written back
     ready.monitoring.subscriptions.delete(first["subscription_id"])
     third = monitor.monitor_create(ready, "demo")
@@ -291,7 +291,7 @@ def test_rerunning_monitor_create_deletes_monitors_removed_from_the_entry(ready:
     assert [i["entity"]["monitor_definition_id"] for i in instances] == ["segmentation_metrics"]
     # run and status now agree: only the entry's monitor is evaluated and shown
     assert [r["monitor_id"] for r in monitor.monitor_run(ready, "demo")] == ["segmentation_metrics"]
-    assert [m["monitor_id"] for m in monitor_views.monitor_status(ready, "demo")["monitors"]] == [
+    assert [m.monitor_id for m in monitor_views.monitor_status(ready, "demo").monitors] == [
         "segmentation_metrics"
     ]
 
@@ -348,21 +348,26 @@ def test_run_and_status_report_violations(ready: Backend, volume: Path) -> None:
     assert {v["metric"] for v in gen["violations"]} == set(GENERIC.metric_names)
 
     status = monitor_views.monitor_status(ready, "demo")
-    by_id = {m["monitor_id"]: m for m in status["monitors"]}
+    by_id = {m.monitor_id: m for m in status.monitors}
     g = by_id["generic_metrics"]
-    assert g["state"] == "issues" and g["issue_count"] == 4
-    assert g["run_id"] == gen["run_id"] and g["measurement_id"] == gen["measurement_id"]
-    assert g["latest_run"]["state"] == "finished"
-    v = next(x for x in g["violations"] if x["metric"] == "num_images_recent_predicted")
-    assert v == {"metric": "num_images_recent_predicted", "value": 4.0, "limit": 40.0, "direction": "lower"}
+    assert g.state == "issues" and g.measurement and g.measurement.issue_count == 4
+    assert g.measurement.run_id == gen["run_id"] and g.measurement.id == gen["measurement_id"]
+    assert g.latest_run and g.latest_run.state == "finished"
+    v = next(x for x in g.violations if x.metric == "num_images_recent_predicted")
+    assert (v.value, v.limit, v.direction) == (4.0, 40.0, "lower")
+    # as `monitor status --json` shows it: the violations apart, in the evaluation's shape
+    (shown,) = (x for x in status.to_dict()["monitors"] if x["monitor_id"] == "generic_metrics")
+    assert list(shown) == [
+        *("monitor_id", "monitor_instance_id", "schedule", "latest_run", "measurement_id", "run_id"),
+        *("timestamp", "issue_count", "violations", "metrics", "state"),
+    ]
+    assert shown["violations"] == gen["violations"] and shown["metrics"][0] == g.metrics[0].to_dict()
     # segmentation values equal the provider's, each with its limit
     computed = monitor.monitor_compute(ready, "segmentation_metrics", volume / "gt", volume / "pred")
     s = by_id["segmentation_metrics"]
-    assert {m["metric"]: m["value"] for m in s["metrics"]} == {
-        m["metric"]: m["value"] for m in computed["metrics"]
-    }
-    assert len(s["metrics"]) == 18 and all(m["limit"] is not None for m in s["metrics"])
-    assert s["issue_count"] == len(s["violations"]) == computed["issue_count"]
+    assert {m.metric: m.value for m in s.metrics} == {m["metric"]: m["value"] for m in computed["metrics"]}
+    assert len(s.metrics) == 18 and all(m.limit is not None for m in s.metrics)
+    assert s.measurement and s.measurement.issue_count == len(s.violations) == computed["issue_count"]
 
 
 def test_upper_limit_from_the_entry_is_applied(ready: Backend) -> None:
@@ -394,11 +399,12 @@ def test_failed_run_is_recorded_with_its_message(ready: Backend, volume: Path) -
     assert "currently only 2 files can be found" in seg["error"]
     assert "measurement_id" not in seg
     assert runs["generic_metrics"]["state"] == "finished"
-    status = {m["monitor_id"]: m for m in monitor_views.monitor_status(ready, "demo")["monitors"]}
-    assert status["segmentation_metrics"]["state"] == "error"
-    assert status["segmentation_metrics"]["latest_run"]["error"] == seg["error"]
-    assert status["segmentation_metrics"].get("measurement_id") is None
-    iid = status["segmentation_metrics"]["monitor_instance_id"]
+    status = {m.monitor_id: m for m in monitor_views.monitor_status(ready, "demo").monitors}
+    failed = status["segmentation_metrics"]
+    assert failed.state == "error" and failed.latest_run and failed.latest_run.error == seg["error"]
+    assert failed.measurement is None and "measurement_id" not in failed.to_dict()
+    iid = failed.monitor_instance_id
+    assert iid
     stored = ready.monitoring.runs.get(iid, seg["run_id"])
     assert stored["entity"]["status"]["failure"]["errors"][0]["message"] == seg["error"]
     assert stored["entity"]["status"]["completed_at"]
@@ -412,7 +418,7 @@ def test_old_images_fall_out_of_the_window(ready: Backend, volume: Path) -> None
     runs = {r["monitor_id"]: r for r in monitor.monitor_run(ready, "demo")}
     assert "currently only 0 files" in runs["segmentation_metrics"]["error"]
     hist = monitor_views.monitor_history(ready, "demo", "generic_metrics", "num_images_recent_ground_truth")
-    assert hist[0]["value"] == 0.0 and hist[0]["violated"]
+    assert hist[0].reading and hist[0].reading.value == 0.0 and hist[0].reading.violated
 
 
 def test_run_errors_for_bad_volume_paths(ready: Backend) -> None:
@@ -433,10 +439,8 @@ def test_volumes_root_can_be_configured(
     monitor.monitor_create(ready, "demo")
     (run,) = monitor.monitor_run(ready, "demo", "generic_metrics")
     assert run["state"] == "finished"
-    status = {m["monitor_id"]: m for m in monitor_views.monitor_status(ready, "demo")["monitors"]}
-    assert {m["metric"]: m["value"] for m in status["generic_metrics"]["metrics"]}[
-        "num_images_total_predicted"
-    ] == 5.0
+    status = {m.monitor_id: m for m in monitor_views.monitor_status(ready, "demo").monitors}
+    assert {m.metric: m.value for m in status["generic_metrics"].metrics}["num_images_total_predicted"] == 5.0
 
 
 def test_history_newest_first_and_by_metric(ready: Backend) -> None:
@@ -445,12 +449,19 @@ def test_history_newest_first_and_by_metric(ready: Backend) -> None:
     second = monitor.monitor_run(ready, "demo", "generic_metrics")[0]
     monitor.monitor_run(ready, "demo", "segmentation_metrics")
     rows = monitor_views.monitor_history(ready, "demo", "generic_metrics")
-    assert [r["run_id"] for r in rows] == [second["run_id"], first["run_id"]]
-    assert rows[0]["metrics"]["num_images_total_ground_truth"] == 4.0
+    assert [r.measurement.run_id for r in rows] == [second["run_id"], first["run_id"]]
+    assert rows[0].to_dict()["metrics"]["num_images_total_ground_truth"] == 4.0
+    assert list(rows[0].to_dict()) == [
+        *("monitor_id", "measurement_id", "run_id", "timestamp", "issue_count", "metrics"),
+    ]
     assert len(monitor_views.monitor_history(ready, "demo")) == 3
     dice = monitor_views.monitor_history(ready, "demo", metric="Dice")
-    assert len(dice) == 1 and dice[0]["monitor_id"] == "segmentation_metrics"
-    assert set(dice[0]) >= {"value", "limit", "direction", "violated", "measurement_id"}
+    assert len(dice) == 1 and dice[0].monitor_id == "segmentation_metrics"
+    assert dice[0].reading and dice[0].reading.metric == "Dice"
+    assert list(dice[0].to_dict()) == [
+        *("monitor_id", "measurement_id", "run_id", "timestamp", "issue_count"),
+        *("metric", "value", "limit", "direction", "violated"),
+    ]
     assert len(monitor_views.monitor_history(ready, "demo", limit=1)) == 1
     with pytest.raises(MlopsError, match="has a metric 'dice'.*Dice"):
         monitor_views.monitor_history(ready, "demo", metric="dice")

@@ -15,6 +15,8 @@ from pathlib import Path
 import ipywidgets
 import pytest
 
+from mlops_widgets.app import HistoryRow, MetricReading, MonitorState, MonitorStatus
+from mlops_widgets.backends.views import MeasurementView, RunView
 from mlops_widgets.config import load_config
 from mlops_widgets.ops import space
 from mlops_widgets.runner import get_run, list_runs
@@ -378,49 +380,49 @@ def test_deploy_form_checks_names_like_the_cli_and_keeps_secrets_out_of_paramete
     assert txt(d.general) == ""
 
 
+def _reading(metric: str, value: float, limit: float | None = None, violated: bool = False) -> MetricReading:
+    return MetricReading(metric, metric, value, limit, "lower" if limit is not None else None, violated)
+
+
+def _measurement(run_id: str, at: str, issue_count: int) -> MeasurementView:
+    return MeasurementView(
+        id=f"m-{run_id}",
+        monitor_instance_id="inst",
+        monitor_id="generic_metrics",
+        run_id=run_id,
+        timestamp=at,
+        created_at=at,
+        issue_count=issue_count,
+    )
+
+
 def test_status_shows_violations_and_history_charts():
-    status = {
-        "monitors": [
-            {
-                "monitor_id": "generic_metrics",
-                "state": "issues",
-                "measurement_id": "m2",
-                "run_id": "r2",
-                "timestamp": "2026-01-02T00:00:00Z",
-                "issue_count": 1,
-                "latest_run": {"error": None},
-                "metrics": [
-                    {
-                        "metric": "num_images_recent_predicted",
-                        "value": 3.0,
-                        "limit": 40.0,
-                        "direction": "lower",
-                        "violated": True,
-                    },
-                    {
-                        "metric": "num_images_total_predicted",
-                        "value": 50.0,
-                        "limit": 5.0,
-                        "direction": "lower",
-                        "violated": False,
-                    },
-                ],
-            }
-        ]
-    }
+    latest = _measurement("r2", "2026-01-02T00:00:00Z", 1)
+    monitor = MonitorState(
+        "generic_metrics",
+        "issues",
+        "inst",
+        latest_run=RunView(id="r2", monitor_instance_id="inst", state="finished"),
+        measurement=latest,
+        metrics=(
+            _reading("num_images_recent_predicted", 3.0, 40.0, violated=True),
+            _reading("num_images_total_predicted", 50.0, 5.0),
+        ),
+    )
+    status = MonitorStatus("demo", "asset", "sub", (monitor,))
     history = [
-        {
-            "monitor_id": "generic_metrics",
-            "timestamp": "2026-01-02T00:00:00Z",
-            "metrics": {"num_images_recent_predicted": 3.0, "num_images_total_predicted": 50.0},
-        },
-        {
-            "monitor_id": "generic_metrics",
-            "timestamp": "2026-01-01T00:00:00Z",
-            "metrics": {"num_images_recent_predicted": 45.0, "num_images_total_predicted": 45.0},
-        },
+        HistoryRow(
+            "generic_metrics",
+            latest,
+            (_reading("num_images_recent_predicted", 3.0), _reading("num_images_total_predicted", 50.0)),
+        ),
+        HistoryRow(
+            "generic_metrics",
+            _measurement("r1", "2026-01-01T00:00:00Z", 0),
+            (_reading("num_images_recent_predicted", 45.0), _reading("num_images_total_predicted", 45.0)),
+        ),
     ]
-    page = status_html({**status, "deployment_name": "demo"}, history)
+    page = status_html(status, history)
     # The summary comes first: the monitor's verdict and its violated metric, linked to its chart.
     summary = page[: page.index("</ul>")]
     assert "1 of 2 metrics violated" in summary
@@ -439,7 +441,7 @@ def test_status_shows_violations_and_history_charts():
             "crosses_in_h": 5.04,
         }
     ]
-    summary = status_html({**status, "deployment_name": "demo"}, history, trends).split("</ul>")[0]
+    summary = status_html(status, history, trends).split("</ul>")[0]
     assert "heading for its threshold" in summary and "in about 5.0 h" in summary
     assert "href='#mlops-chart-demo-generic_metrics-num_images_total_predicted'" in summary
     assert "heading for" not in page

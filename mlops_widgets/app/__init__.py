@@ -39,7 +39,13 @@ from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JO
 from mlops_widgets.backends.views import DeploymentView, JobView, KernelView
 from mlops_widgets.monitors.definitions import MonitorDefinition
 from mlops_widgets.ops.deploy import DeploymentDetail, DeploymentRow
-from mlops_widgets.ops.monitor_views import SubscriptionRow
+from mlops_widgets.ops.monitor_views import (
+    HistoryRow,
+    MetricReading,
+    MonitorState,
+    MonitorStatus,
+    SubscriptionRow,
+)
 from mlops_widgets.ops.schedule import ScheduleRow
 from mlops_widgets.ops.space import OnClash
 from mlops_widgets.runner.execute import ProgressEvent
@@ -63,10 +69,14 @@ __all__ = [
     "DeploymentDetail",
     "DeploymentRow",
     "DeploymentView",
+    "HistoryRow",
     "Job",
     "JobView",
     "KernelView",
+    "MetricReading",
     "MonitorDefinition",
+    "MonitorState",
+    "MonitorStatus",
     "NotebookPlan",
     "OnClash",
     "Parameter",

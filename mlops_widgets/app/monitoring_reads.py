@@ -12,7 +12,7 @@ from typing import Any
 from mlops_widgets.app._base import AppBase
 from mlops_widgets.backends.views import AlertView
 from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER
-from mlops_widgets.ops.monitor_views import TREND_POINTS, SubscriptionRow
+from mlops_widgets.ops.monitor_views import TREND_POINTS, HistoryRow, MonitorStatus, SubscriptionRow
 from mlops_widgets.ops.schedule import ScheduleRow
 
 __all__ = ["DEFAULT_SERVICE_PROVIDER", "TREND_POINTS", "MonitoringReadsMixin"]
@@ -49,7 +49,7 @@ class MonitoringReadsMixin(AppBase):
 
         return monitor_list(self.backend)
 
-    def monitor_status(self, name: str) -> dict[str, Any]:
+    def monitor_status(self, name: str) -> MonitorStatus:
         """The latest measurement of each monitor of the deployment, its run and schedule."""
         from mlops_widgets.ops.monitor_views import monitor_status
 
@@ -62,7 +62,7 @@ class MonitoringReadsMixin(AppBase):
         metric: str | None = None,
         *,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[HistoryRow]:
         """Past measurements of the deployment's monitors (or one; one metric's value and limit
         with `metric`), newest first."""
         from mlops_widgets.ops.monitor_views import monitor_history

@@ -7,6 +7,7 @@ import fcntl
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from mlops_widgets.cli._common import CliContext, echo_table, pass_obj
 from mlops_widgets.errors import ConflictError, Hint, NotFoundError
 from mlops_widgets.settings import BACKEND, DEEPLIIF_PYTHON, HOME, LAB_OPEN_PANEL
 from mlops_widgets.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import MonitorStatus
 
 DEMO_WORKSPACE = "mlops-demo"  # where `mlops demo` and `mlops lab` meet when no workspace is named
 DEMO_DEPLOYMENT = "deepliif-demo"
@@ -189,18 +193,19 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     click.echo(f"Open the panel on this workspace: mlops lab --workspace {ws.root}")
 
 
-def _print_status(status: dict) -> None:
+def _print_status(status: MonitorStatus) -> None:
     """Every metric of each monitor's latest measurement, passing and violating, with its limit."""
-    for m in status["monitors"]:
+    for m in status.monitors:
+        ms = m.measurement
         click.echo(
-            f"{m['monitor_id']}: {m['state']}, {m.get('issue_count', 0)} issue(s), "
-            f"measurement {m.get('measurement_id')}"
+            f"{m.monitor_id}: {m.state}, {ms.issue_count if ms else 0} issue(s), "
+            f"measurement {ms.id if ms else None}"
         )
-        for metric in m.get("metrics", []):
-            ok = not metric["violated"]
+        for metric in m.metrics:
+            ok = not metric.violated
             mark = click.style("ok  ", fg="green") if ok else click.style("FAIL", fg="red", bold=True)
-            limit = "" if metric["limit"] is None else f"{metric['direction']} limit {metric['limit']:g}"
-            click.echo(f"  {mark} {metric['metric']:32s} {metric['value']:10.4g}  {limit}")
+            limit = "" if metric.limit is None else f"{metric.direction} limit {metric.limit:g}"
+            click.echo(f"  {mark} {metric.metric:32s} {metric.value:10.4g}  {limit}")
 
 
 @click.command()

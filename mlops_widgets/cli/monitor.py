@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mlops_widgets.app import DEFAULT_SERVICE_PROVIDER as DEFAULT_PROVIDER
-from mlops_widgets.app import TREND_POINTS
+from mlops_widgets.app import TREND_POINTS, HistoryRow, MonitorStatus
 from mlops_widgets.cli import monitor_watch
 from mlops_widgets.cli._common import CliContext, dicts, echo_result, echo_table, pass_obj
 from mlops_widgets.cli.monitor_watch import num as _num
@@ -133,37 +133,37 @@ def run(obj: CliContext, name: str, monitor_id: str | None, as_json: bool) -> No
 def status(obj: CliContext, name: str, as_json: bool) -> None:
     """The latest measurement of each monitor: ids, time, issue count and every metric outside
     its threshold (--json: every metric)."""
-    echo_result(obj.app().monitor_status(name), as_json=as_json, text=_print_status)
+    echo_result(
+        obj.app().monitor_status(name), as_json=as_json, text=_print_status, to_json=lambda s: s.to_dict()
+    )
 
 
-def _print_status(st: dict[str, Any]) -> None:
-    name = st["deployment_name"]
-    click.echo(f"deployment {name}, subscription {st['subscription_id']}")
-    for m in st["monitors"]:
-        head = f"{m['monitor_id']}: {m['state']}"
-        if m["state"] == "not configured":
+def _print_status(st: MonitorStatus) -> None:
+    name = st.deployment_name
+    click.echo(f"deployment {name}, subscription {st.subscription_id}")
+    for m in st.monitors:
+        head = f"{m.monitor_id}: {m.state}"
+        if m.state == "not configured":
             click.echo(f"{head} (run `mlops monitor create --name {name}`)")
             continue
-        run = m.get("latest_run")
-        if run and run["state"] == "error":
-            click.echo(
-                f"{head}: the latest run {run['run_id']} failed ({run['completed_at']}): {run['error']}"
-            )
-        elif run and run["state"] == "running":
-            click.echo(f"{head}: run {run['run_id']} started {run['started_at']}")
-        elif not m.get("measurement_id"):
+        run = m.latest_run
+        if run and run.state == "error":
+            click.echo(f"{head}: the latest run {run.id} failed ({run.completed_at}): {run.error}")
+        elif run and run.state == "running":
+            click.echo(f"{head}: run {run.id} started {run.started_at}")
+        elif m.measurement is None:
             click.echo(f"{head} (run `mlops monitor run --name {name}`)")
-        if m.get("measurement_id"):
-            prefix = "  previous:" if m["state"] in ("error", "running") else head + ","
+        if m.measurement is not None:
+            ms = m.measurement
+            prefix = "  previous:" if m.state in ("error", "running") else head + ","
             click.echo(
-                f"{prefix} measurement {m['measurement_id']}, run {m['run_id']}, {m['timestamp']}, "
-                f"{m['issue_count']} issue(s)"
+                f"{prefix} measurement {ms.id}, run {ms.run_id}, {ms.timestamp}, {ms.issue_count} issue(s)"
             )
-            _violation_lines(m["violations"])
-        sched = m.get("schedule")
+            _violation_lines([v.to_dict() for v in m.violations])
+        sched = m.schedule
         if sched:
-            when = f", next {sched['next_at']}" if sched.get("next_at") else ""
-            click.echo(f"  schedule: every {sched['every']}, {sched['status']}{when}")
+            when = f", next {sched.next_at}" if sched.next_at else ""
+            click.echo(f"  schedule: every {sched.every}, {sched.status}{when}")
 
 
 @monitor.command("history")
@@ -205,39 +205,44 @@ def history(
     echo_result(
         {"measurements": rows, "trends": trends},
         as_json=as_json,
-        text=lambda doc: _print_history(doc, metric),
+        text=lambda doc: _print_history(doc["measurements"], doc["trends"]),
+        to_json=lambda doc: {**doc, "measurements": dicts(doc["measurements"])},
     )
 
 
-def _print_history(doc: dict[str, Any], metric: str | None) -> None:
-    rows = doc["measurements"]
-    if metric:
+def _print_history(rows: list[HistoryRow], trends: list[dict[str, Any]]) -> None:
+    metric_rows = [(r, x) for r in rows if (x := r.reading) is not None]
+    if metric_rows:
         echo_table(
             ("TIME", "MONITOR", "VALUE", "LIMIT", "VIOLATED", "MEASUREMENT ID"),
             [
                 (
-                    r["timestamp"],
-                    r["monitor_id"],
-                    _num(r["value"]),
-                    f"{_num(r['limit'])} {r['direction'] or ''}".strip(),
-                    "yes" if r["violated"] else "no",
-                    r["measurement_id"],
+                    str(r.measurement.timestamp),
+                    r.monitor_id,
+                    _num(x.value),
+                    f"{_num(x.limit)} {x.direction or ''}".strip(),
+                    "yes" if x.violated else "no",
+                    r.measurement.id,
                 )
-                for r in rows
+                for r, x in metric_rows
             ],
         )
     else:
         echo_table(
             ("TIME", "MONITOR", "ISSUES", "RUN ID", "MEASUREMENT ID"),
             [
-                (r["timestamp"], r["monitor_id"], _num(r["issue_count"]), r["run_id"], r["measurement_id"])
+                (
+                    str(r.measurement.timestamp),
+                    r.monitor_id,
+                    _num(r.measurement.issue_count),
+                    str(r.measurement.run_id),
+                    r.measurement.id,
+                )
                 for r in rows
             ],
         )
     click.echo("")
-    echo_table(
-        ("MONITOR", "METRIC", "LATEST", "LIMIT", "SLOPE/H", "TREND"), [_trend_row(t) for t in doc["trends"]]
-    )
+    echo_table(("MONITOR", "METRIC", "LATEST", "LIMIT", "SLOPE/H", "TREND"), [_trend_row(t) for t in trends])
 
 
 def _trend_row(t: dict[str, Any]) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ lookups; nothing here changes state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from mlops_widgets.backends.views import (
     RunView,
     ScheduleView,
     SubscriptionView,
+    plain,
 )
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.definitions import Direction, Threshold
@@ -103,33 +104,54 @@ def metric_names(backend: Backend, monitor_id: str) -> dict[str, str]:
     return {m["id"]: m["name"] for m in definition["entity"]["metrics"]}
 
 
-def _measured(measurement: MeasurementView, names: dict[str, str]) -> list[dict[str, Any]]:
-    """Each metric of a measurement with its name, limit and whether it violates it."""
-    return [
-        {
-            "metric": names.get(m.id, m.id),
-            "id": m.id,
-            "value": m.value,
-            "limit": m.limit,
-            "direction": DIRECTION_OF[m.limit_type] if m.limit_type else None,
-            "violated": m.violated,
-        }
+@dataclass(frozen=True)
+class MetricReading:
+    """One metric of a measurement by its name, with its limit and whether it violates it."""
+
+    metric: str
+    id: str
+    value: float
+    limit: float | None
+    direction: Direction | None
+    violated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def readings(measurement: MeasurementView, names: dict[str, str]) -> tuple[MetricReading, ...]:
+    """Each metric of a measurement with its name (its id when the definition is gone)."""
+    return tuple(
+        MetricReading(
+            metric=names.get(m.id, m.id),
+            id=m.id,
+            value=m.value,
+            limit=m.limit,
+            direction=DIRECTION_OF[m.limit_type] if m.limit_type else None,
+            violated=m.violated,
+        )
         for m in measurement.metrics
-    ]
+    )
 
 
-def measurement_summary(measurement: MeasurementView, names: dict[str, str]) -> dict[str, Any]:
-    metrics = _measured(measurement, names)
+def _measured(measurement: MeasurementView, metrics: tuple[MetricReading, ...]) -> dict[str, Any]:
+    """A measurement as JSON shows it: ids, time, issue count, the violated metrics, every metric."""
     return {
         "measurement_id": measurement.id,
         "run_id": measurement.run_id,
         "timestamp": measurement.timestamp,
         "issue_count": measurement.issue_count,
         "violations": [
-            {k: m[k] for k in ("metric", "value", "limit", "direction")} for m in metrics if m["violated"]
+            {"metric": m.metric, "value": m.value, "limit": m.limit, "direction": m.direction}
+            for m in metrics
+            if m.violated
         ],
-        "metrics": metrics,
+        "metrics": [m.to_dict() for m in metrics],
     }
+
+
+def measurement_summary(measurement: MeasurementView, names: dict[str, str]) -> dict[str, Any]:
+    return _measured(measurement, readings(measurement, names))
 
 
 def schedule_summary(
@@ -156,42 +178,128 @@ def schedule_summary(
 # --- views --------------------------------------------------------------------------------------
 
 
-def monitor_status(backend: Backend, deployment_name: str) -> dict[str, Any]:
-    """Per monitor of the entry: the latest measurement (id, run id, time, issue count, each
-    metric with its limit, the violating ones apart) and the latest run, whose error shows when
-    the last evaluation failed."""
+@dataclass(frozen=True)
+class MonitorState:
+    """One monitor of a deployment's status. `state`: not configured (no instance), not
+    evaluated, ok, issues, or the latest run's when it did not finish (error, running: its
+    error then says why the last evaluation failed, `measurement` is the one before)."""
+
+    monitor_id: str
+    state: str
+    monitor_instance_id: str | None = None
+    schedule: ScheduleView | None = None
+    latest_run: RunView | None = None
+    measurement: MeasurementView | None = None  # the latest
+    metrics: tuple[MetricReading, ...] = ()  # the latest measurement's
+
+    @property
+    def violations(self) -> tuple[MetricReading, ...]:
+        return tuple(m for m in self.metrics if m.violated)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `monitor status --json` shows it (a monitor not configured: its id and state)."""
+        if self.monitor_instance_id is None:
+            return {"monitor_id": self.monitor_id, "state": self.state, "monitor_instance_id": None}
+        out: dict[str, Any] = {
+            "monitor_id": self.monitor_id,
+            "monitor_instance_id": self.monitor_instance_id,
+            "schedule": plain(self.schedule),
+            "latest_run": run_summary(self.latest_run) if self.latest_run else None,
+        }
+        if self.measurement is not None:
+            out.update(_measured(self.measurement, self.metrics))
+        out["state"] = self.state
+        return out
+
+
+@dataclass(frozen=True)
+class MonitorStatus:
+    """A deployment's monitors as `monitor status` shows them, in the entry's order."""
+
+    deployment_name: str
+    model_asset_id: str
+    subscription_id: str
+    monitors: tuple[MonitorState, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deployment_name": self.deployment_name,
+            "model_asset_id": self.model_asset_id,
+            "subscription_id": self.subscription_id,
+            "monitors": [m.to_dict() for m in self.monitors],
+        }
+
+
+def monitor_status(backend: Backend, deployment_name: str) -> MonitorStatus:
+    """Per monitor of the entry: the latest measurement (each metric with its limit), the
+    latest run, whose error shows when the last evaluation failed, and the schedule."""
     asset_id, entry, sub = subscription_of(backend, deployment_name)
     mon = read(backend)
     monitors = []
     for monitor_id in entry.get(MONITORS_KEY) or {}:
-        item: dict[str, Any] = {"monitor_id": monitor_id}
         found = mon.instances(target_id=sub.id, monitor_definition_id=monitor_id)
         if not found:
-            item.update(state="not configured", monitor_instance_id=None)
-            monitors.append(item)
+            monitors.append(MonitorState(monitor_id, "not configured"))
             continue
         inst = found[0]
-        item["monitor_instance_id"] = inst.id
-        scheduled = schedule_summary(inst, local=backend.name == "local")
-        item["schedule"] = scheduled.to_dict() if scheduled else None
         runs = mon.runs(inst.id, limit=1)
-        item["latest_run"] = run_summary(runs[0]) if runs else None
+        run = runs[0] if runs else None
         latest = mon.latest(target_id=sub.id, monitor_definition_id=monitor_id, recent_count=1)
-        if latest:
-            item.update(measurement_summary(latest[0], metric_names(backend, monitor_id)))
-        if runs and item["latest_run"]["state"] not in ("finished", None):
-            item["state"] = item["latest_run"]["state"]  # error / running: the last evaluation's
-        elif latest:
-            item["state"] = "issues" if item["issue_count"] else "ok"
+        measurement = latest[0] if latest else None
+        metrics = readings(measurement, metric_names(backend, monitor_id)) if measurement else ()
+        if run is not None and run.state not in ("finished", None):
+            state = str(run.state)  # error / running: the last evaluation's
+        elif measurement is not None:
+            state = "issues" if measurement.issue_count else "ok"
         else:
-            item["state"] = "not evaluated"
-        monitors.append(item)
-    return {
-        "deployment_name": deployment_name,
-        "model_asset_id": asset_id,
-        "subscription_id": sub.id,
-        "monitors": monitors,
-    }
+            state = "not evaluated"
+        monitors.append(
+            MonitorState(
+                monitor_id,
+                state,
+                inst.id,
+                schedule_summary(inst, local=backend.name == "local"),
+                run,
+                measurement,
+                metrics,
+            )
+        )
+    return MonitorStatus(deployment_name, asset_id, sub.id, tuple(monitors))
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One past measurement of a monitor with its metrics by name; for the history of one
+    `metric`, `reading` is that metric's."""
+
+    monitor_id: str
+    measurement: MeasurementView
+    metrics: tuple[MetricReading, ...]
+    metric: str | None = None
+
+    @property
+    def reading(self) -> MetricReading | None:
+        return next((m for m in self.metrics if m.metric == self.metric), None) if self.metric else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `monitor history --json` lists it: every metric's value by name, or the one
+        metric's value, limit, direction and whether it violated it."""
+        m = self.measurement
+        out: dict[str, Any] = {
+            "monitor_id": self.monitor_id,
+            "measurement_id": m.id,
+            "run_id": m.run_id,
+            "timestamp": m.timestamp,
+            "issue_count": m.issue_count,
+        }
+        x = self.reading
+        if x is None:
+            out["metrics"] = {r.metric: r.value for r in self.metrics}
+        else:
+            out.update(
+                metric=x.metric, value=x.value, limit=x.limit, direction=x.direction, violated=x.violated
+            )
+        return out
 
 
 def monitor_history(
@@ -201,9 +309,9 @@ def monitor_history(
     metric: str | None = None,
     *,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Past measurements of the deployment's monitors, newest first; with `metric`, that metric's
-    value and limit only (a metric no selected monitor has is an error listing their metrics)."""
+) -> list[HistoryRow]:
+    """Past measurements of the deployment's monitors, newest first; with `metric`, those that
+    have it (a metric no selected monitor has is an error listing their metrics)."""
     _asset_id, _entry, sub = subscription_of(backend, deployment_name)
     mon = read(backend)
     selected = []
@@ -222,18 +330,11 @@ def monitor_history(
     rows = []
     for inst, names in selected:
         for m in mon.measurements(inst.id, limit=limit):
-            s = measurement_summary(m, names)
-            row: dict[str, Any] = {"monitor_id": inst.monitor_id}
-            row.update({k: s[k] for k in ("measurement_id", "run_id", "timestamp", "issue_count")})
-            if metric is None:
-                row["metrics"] = {x["metric"]: x["value"] for x in s["metrics"]}
-            else:
-                x = next((x for x in s["metrics"] if x["metric"] == metric), None)
-                if x is None:  # a measurement published without this metric
-                    continue
-                row.update({k: x[k] for k in ("metric", "value", "limit", "direction", "violated")})
+            row = HistoryRow(inst.monitor_id, m, readings(m, names), metric)
+            if metric is not None and row.reading is None:  # published without this metric
+                continue
             rows.append(row)
-    rows.sort(key=lambda r: r["timestamp"] or "", reverse=True)
+    rows.sort(key=lambda r: r.measurement.timestamp or "", reverse=True)
     return rows[:limit] if limit is not None else rows
 
 
@@ -359,9 +460,9 @@ def monitor_trends(
         limits: dict[str, tuple[float | None, Direction | None]] = {}
         for m in reversed(read(backend).measurements(inst.id, limit=points)):
             at = parse_time(m.measured_at or "")
-            for x in measurement_summary(m, names)["metrics"]:
-                series.setdefault(x["metric"], []).append((at, float(x["value"])))
-                limits[x["metric"]] = (x["limit"], x["direction"])
+            for x in readings(m, names):
+                series.setdefault(x.metric, []).append((at, float(x.value)))
+                limits[x.metric] = (x.limit, x.direction)
         for metric, values in series.items():
             limit, direction = limits[metric]
             out.append(

@@ -20,7 +20,7 @@ from mlops_widgets.widgets._task import error_text
 from mlops_widgets.widgets.monitor import deployed_entries
 
 if TYPE_CHECKING:
-    from mlops_widgets.app import App
+    from mlops_widgets.app import App, HistoryRow, MetricReading, MonitorStatus
 
 RANGES = [("last 10", 10), ("last 50", 50), ("last 200", 200)]
 
@@ -33,7 +33,7 @@ class StatusTab:
     def __init__(self, ctx: PanelContext) -> None:
         self.ctx = ctx
         self.loaded = False
-        self.status: dict[str, Any] | None = None
+        self.status: MonitorStatus | None = None
         self.deployment = w.Dropdown(description="Deployment", options=[], style=LABEL, layout=grow())
         self.deployment.add_class("mlops-status-deployment")
         self.deployment.observe(lambda _: self.show(), "value")
@@ -167,31 +167,31 @@ def _anchor(*parts: str) -> str:
 
 
 def status_html(
-    status: dict[str, Any], history: list[dict[str, Any]], trends: list[dict[str, Any]] | None = None
+    status: MonitorStatus, history: list[HistoryRow], trends: list[dict[str, Any]] | None = None
 ) -> str:
     """A summary first (each monitor's verdict, its violated metrics linked to their charts),
     then per monitor its latest measurement and charts: violated metrics open, the rest folded.
     `trends` (App.monitor_trends) add the metrics heading for their threshold."""
     series: dict[str, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
     for row in reversed(history):  # oldest first
-        for metric, value in (row.get("metrics") or {}).items():
-            if value is not None:
-                series[row["monitor_id"]][metric].append((row.get("timestamp") or "", float(value)))
-    deployment = str(status.get("deployment_name") or "")
+        for x in row.metrics:
+            if x.value is not None:
+                series[row.monitor_id][x.metric].append((row.measurement.timestamp or "", float(x.value)))
+    deployment = status.deployment_name
     summary, details = [], []
-    for m in status.get("monitors") or []:
-        mid = m["monitor_id"]
-        state = str(m.get("state"))
-        metrics = m.get("metrics") or []
-        violated = [x for x in metrics if x.get("violated")]
-        run = m.get("latest_run") or {}
-        if run.get("error"):
+    for m in status.monitors:
+        mid = m.monitor_id
+        state = m.state
+        metrics = m.metrics
+        violated = m.violations
+        error = m.latest_run.error if m.latest_run else None
+        if error:
             verdict = span("mlops-error", "evaluation failed")
-        elif not m.get("measurement_id"):
+        elif m.measurement is None:
             verdict = span("mlops-muted", "not evaluated yet")
         elif violated:
             links = ", ".join(
-                f"<a href='#{_anchor(deployment, mid, x['metric'])}'>{html.escape(x['metric'])}</a>"
+                f"<a href='#{_anchor(deployment, mid, x.metric)}'>{html.escape(x.metric)}</a>"
                 for x in violated
             )
             verdict = span("mlops-error", f"{len(violated)} of {len(metrics)} metrics violated: ") + links
@@ -215,25 +215,25 @@ def status_html(
         part = [
             f"<div class='mlops-monitor-status' data-monitor='{html.escape(mid)}'><h4>{html.escape(mid)}</h4>"
         ]
-        if run.get("error"):
-            part.append(error_html([f"last evaluation failed: {run['error']}"]))
-        if m.get("measurement_id"):
+        if error:
+            part.append(error_html([f"last evaluation failed: {error}"]))
+        if m.measurement is not None:
             part.append(
                 span(
                     "mlops-muted",
-                    f"measured {local_time(m.get('timestamp'))}, {m.get('issue_count')} issue(s)",
+                    f"measured {local_time(m.measurement.timestamp)}, {m.measurement.issue_count} issue(s)",
                 )
             )
 
-            def charts(rows: list[dict[str, Any]], mid: str = mid) -> str:
+            def charts(rows: tuple[MetricReading, ...], mid: str = mid) -> str:
                 return (
                     "<div class='mlops-charts'>"
                     + "".join(
                         history_svg(
-                            x["metric"],
-                            series[mid].get(x["metric"], []),
-                            (x["limit"], x["direction"]) if x.get("limit") is not None else None,
-                            anchor=_anchor(deployment, mid, x["metric"]),
+                            x.metric,
+                            series[mid].get(x.metric, []),
+                            (x.limit, x.direction) if x.limit is not None and x.direction else None,
+                            anchor=_anchor(deployment, mid, x.metric),
                         )
                         for x in rows
                     )
@@ -242,7 +242,7 @@ def status_html(
 
             if violated:
                 part.append(charts(violated))
-            rest = [x for x in metrics if not x.get("violated")]
+            rest = tuple(x for x in metrics if not x.violated)
             part.append(
                 f"<details><summary>{'the other ' if violated else 'all '}{len(rest)} metrics: "
                 "values and charts</summary>" + _metrics_table(metrics) + charts(rest) + "</details>"
@@ -254,14 +254,14 @@ def status_html(
     return "<ul class='mlops-status-summary'>" + "".join(summary) + "</ul>" + "".join(details)
 
 
-def _metrics_table(metrics: list[dict[str, Any]]) -> str:
+def _metrics_table(metrics: tuple[MetricReading, ...]) -> str:
     rows = []
     for x in metrics:
-        bad = x.get("violated")
-        limit = f"{x['direction']} {x['limit']:.4g}" if x.get("limit") is not None else ""
+        bad = x.violated
+        limit = f"{x.direction} {x.limit:.4g}" if x.limit is not None else ""
         rows.append(
             f"<tr class='{'mlops-violation' if bad else 'mlops-metric'}'>"
-            f"<td>{html.escape(x['metric'])}</td><td>{x['value']:.4g}</td>"
+            f"<td>{html.escape(x.metric)}</td><td>{x.value:.4g}</td>"
             f"<td>{html.escape(limit)}</td><td>{'violated' if bad else ''}</td></tr>"
         )
     return (
