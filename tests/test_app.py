@@ -288,6 +288,33 @@ def test_reads_answer_what_the_cli_prints_and_record_nothing(cli: Any, backend: 
         App(backend.workspace, "cpd").runtimes()
 
 
+def test_schedule_changes_answer_the_rows_the_listing_shows(monitored: Backend, cli: Any) -> None:
+    """Pause, resume and set answer the rows `schedules()` lists (the CLI prints one table and
+    one JSON shape for both); removing answers each monitor's row without a schedule."""
+    import json
+
+    app = App(monitored.workspace, monitored)
+    (paused,) = app.schedule_pause("demo", GEN)
+    assert paused.schedule and paused.schedule.status == "paused"
+    assert [paused] == app.schedules("demo")
+    res = cli("monitor", "schedule", "--name", "demo", "--monitor", GEN, "--resume", "--json")
+    assert res.exit_code == 0, res.output
+    (resumed,) = app.schedules("demo")
+    assert json.loads(res.stdout) == [{**resumed.to_dict(), "evaluation": None}]
+    assert resumed.schedule and resumed.schedule.status == "enabled"
+    off = cli("monitor", "schedule", "--name", "demo", "--off")
+    assert off.exit_code == 0, off.output
+    lines = off.stdout.splitlines()[1:]  # under the listing's header
+    assert sorted(line.split()[:2] + line.split()[3:4] for line in lines) == [
+        ["demo", GEN, "removed"],
+        ["demo", SEG, "removed"],
+    ]
+    assert app.schedules("demo") == []
+    (removed,) = app.schedule_off("demo", GEN)
+    assert removed.schedule is None
+    assert list(removed.to_dict()) == ["deployment_name", "monitor_id", "monitor_instance_id", "latest_run"]
+
+
 def test_monitoring_reads_answer_what_the_cli_prints_and_record_nothing(monitored: Backend, cli: Any) -> None:
     """The front ends read monitors, schedules, alerts and channels through the core: the same
     answer as the command's JSON, and no record in the audit trail (a read changes nothing)."""

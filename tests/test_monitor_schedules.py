@@ -108,7 +108,7 @@ def test_slots_are_due_once_and_claimed_once(ready: Backend) -> None:
     ws = ready.workspace
     start = datetime.now(UTC).replace(microsecond=0)
     (row,) = schedule.set_schedule(ready, "demo", SEG, every="1h", start=start)  # first slot in an hour
-    iid = row["monitor_instance_id"]
+    iid = row.monitor_instance_id
     base = start + timedelta(seconds=sched.offset_s(iid, 3600))  # the instance's own offset
     assert due(ws, base + timedelta(minutes=30)) == []
     (job,) = due(ws, base + timedelta(hours=3, seconds=1))
@@ -168,7 +168,8 @@ def test_missed_slots_are_caught_up_once(ready: Backend) -> None:
     assert start + timedelta(minutes=5) not in slots and start + timedelta(minutes=10) not in slots
     # Resuming skips what was missed while paused: the next slot is a whole repeat away.
     (resumed,) = schedule.set_schedule(ready, "demo", SEG, paused=False)
-    next_at = datetime.fromisoformat(resumed["schedule"]["next_at"])
+    assert resumed.schedule and resumed.schedule.next_at
+    next_at = datetime.fromisoformat(resumed.schedule.next_at)
     assert next_at - datetime.now(UTC) > timedelta(minutes=4)
     schedule.set_schedule(ready, "demo", SEG, paused=True)
 

@@ -36,7 +36,7 @@ from mlops_widgets.app.service import ServiceMixin
 from mlops_widgets.app.training import TRAIN_TEMPLATE, TrainingMixin
 from mlops_widgets.backends.base import Backend
 from mlops_widgets.backends.training_protocol import DISTRIBUTED, FRAMEWORKS, JOB_ENDED, JOB_FINISHED
-from mlops_widgets.backends.views import DeploymentView, JobView, KernelView
+from mlops_widgets.backends.views import DeploymentView, JobView, KernelView, RunView
 from mlops_widgets.monitors.definitions import MonitorDefinition
 from mlops_widgets.ops.deploy import DeploymentDetail, DeploymentRow
 from mlops_widgets.ops.monitor_views import (
@@ -83,6 +83,7 @@ __all__ = [
     "ProgressEvent",
     "RunRecord",
     "RunSummary",
+    "RunView",
     "ScheduleRow",
     "SubscriptionRow",
     "Template",

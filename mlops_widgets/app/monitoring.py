@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops_widgets.app.monitoring_reads import MonitoringReadsMixin
+from mlops_widgets.ops.schedule import ScheduleRow
 from mlops_widgets.runner.trail import RunRecord
 
 EVALUATE_TEMPLATE = "A5_Monitor_Evaluation"
@@ -50,7 +51,7 @@ class MonitoringMixin(MonitoringReadsMixin):
         paused: bool | None = None,
         remove: bool = False,
         **repeat: Any,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ScheduleRow]:
         """Give the deployment's monitors (or one) a schedule (`repeat`: every, or cron and tz;
         start, a datetime or the ISO time a user typed, in zone tz without one), pause, resume
         or remove it."""
@@ -69,7 +70,7 @@ class MonitoringMixin(MonitoringReadsMixin):
             rows = schedule.set_schedule(
                 self.backend, name, monitor_id, paused=paused, remove=remove, **repeat
             )
-            event.result = {"schedules": rows}
+            event.result = {"schedules": [r.to_dict() for r in rows]}
         return rows
 
     def monitor_create(
@@ -121,15 +122,15 @@ class MonitoringMixin(MonitoringReadsMixin):
         notify.dispatch(self.workspace)
         return record
 
-    def schedule_pause(self, name: str, monitor_id: str | None = None) -> list[dict[str, Any]]:
+    def schedule_pause(self, name: str, monitor_id: str | None = None) -> list[ScheduleRow]:
         """Pause the schedules of the deployment's monitors (or one); each keeps its repeat."""
         return self.schedule_set(name, monitor_id, paused=True)
 
-    def schedule_resume(self, name: str, monitor_id: str | None = None) -> list[dict[str, Any]]:
+    def schedule_resume(self, name: str, monitor_id: str | None = None) -> list[ScheduleRow]:
         """Resume paused schedules, at their repeat."""
         return self.schedule_set(name, monitor_id, paused=False)
 
-    def schedule_off(self, name: str, monitor_id: str | None = None) -> list[dict[str, Any]]:
+    def schedule_off(self, name: str, monitor_id: str | None = None) -> list[ScheduleRow]:
         """Remove the schedules (the entry's `schedule` settings go too)."""
         return self.schedule_set(name, monitor_id, remove=True)
 

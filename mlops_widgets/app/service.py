@@ -36,7 +36,7 @@ class ServiceMixin(MonitoringReadsMixin):
         slots: list[dict[str, Any]] = [
             {"at": at, "deployment_name": row.deployment_name, "monitor_id": row.monitor_id}
             for row in self.schedules()
-            for at in row.schedule.next_times
+            for at in (row.schedule.next_times if row.schedule else ())
         ]
         out["next_slots"] = sorted(slots, key=lambda s: datetime.fromisoformat(s["at"]))[:NEXT_SLOTS]
         return out

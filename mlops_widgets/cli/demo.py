@@ -170,8 +170,8 @@ def _run(obj: CliContext, train_first: bool = False, real_model: bool = False) -
     _step(7, "monitor status and schedules")
     _print_status(app.monitor_status(DEMO_DEPLOYMENT))
     for row in app.schedules(DEMO_DEPLOYMENT):
-        s = row.schedule
-        click.echo(f"{row.monitor_id}: every {s.every}, {s.status}, next at {s.next_at}")
+        if (s := row.schedule) is not None:
+            click.echo(f"{row.monitor_id}: every {s.every}, {s.status}, next at {s.next_at}")
 
     _step(8, "the audit trail of this demo, and the deployment stopped")
     all_runs = app.runs()

@@ -3,12 +3,15 @@ found (alerts) and who is told (notification channels). Registered under `mlops 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from mlops_widgets.cli._common import CliContext, dicts, echo_json, echo_result, echo_table, pass_obj
+from mlops_widgets.cli._common import CliContext, echo_json, echo_result, echo_table, pass_obj
 from mlops_widgets.errors import MlopsError
+
+if TYPE_CHECKING:
+    from mlops_widgets.app import RunView, ScheduleRow
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -72,7 +75,7 @@ def schedule(
     if list_:
         if changes or start or tz:
             raise MlopsError(f"--list cannot be combined with {', '.join(changes) or '--start or --tz'}")
-        rows = dicts(obj.app().schedules(name))
+        rows = obj.app().schedules(name)
     else:
         if not name:
             raise MlopsError("give the deployment with --name (or list the schedules with --list)")
@@ -103,22 +106,28 @@ def schedule(
                 paused=paused,
                 remove=remove,
             )
-        rows = [{**r, **(r.pop("schedule") or {})} for r in rows]
     queue = _queue(obj) if list_ else {}
     echo_result(
-        [{**r, "evaluation": queue.get(r["monitor_instance_id"])} for r in rows],
+        rows,
         as_json=as_json,
         empty="no schedules: set one with `mlops monitor schedule --name NAME --every 1h`",
         header=("DEPLOYMENT", "MONITOR", "SCHEDULE", "STATUS", "NEXT (LOCAL TIME)", "NOW", "LATEST RUN"),
-        row=lambda r: (
-            r["deployment_name"],
-            r["monitor_id"],
-            r.get("in_words") or r.get("every") or "-",
-            r.get("status") or "removed",
-            ", ".join(t[:19].replace("T", " ") for t in r.get("next_times") or []) or "-",
-            r.get("evaluation") or "-",
-            _latest(r.get("latest_run")),
-        ),
+        row=lambda r: _schedule_row(r, queue.get(r.monitor_instance_id)),
+        to_json=lambda rows: [{**r.to_dict(), "evaluation": queue.get(r.monitor_instance_id)} for r in rows],
+    )
+
+
+def _schedule_row(r: ScheduleRow, evaluation: str | None) -> tuple[str, ...]:
+    """A schedule listed, set or changed, as its table line (a removed one: "removed")."""
+    s = r.schedule
+    return (
+        str(r.deployment_name),
+        r.monitor_id,
+        (s.in_words or s.every or "-") if s else "-",
+        s.status if s else "removed",
+        ", ".join(t[:19].replace("T", " ") for t in s.next_times) if s and s.next_times else "-",
+        evaluation or "-",
+        _latest(r.latest_run),
     )
 
 
@@ -131,10 +140,10 @@ def _queue(obj: CliContext) -> dict[str, str]:
     return out
 
 
-def _latest(run: dict[str, Any] | None) -> str:
+def _latest(run: RunView | None) -> str:
     if not run:
         return "-"
-    return f"{run['state']} {run.get('completed_at') or run.get('started_at') or ''}".strip()
+    return f"{run.state} {run.completed_at or run.started_at or ''}".strip()
 
 
 # --- alerts --------------------------------------------------------------------------------------

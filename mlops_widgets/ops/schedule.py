@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops_widgets.backends.base import Backend
-from mlops_widgets.backends.views import MonitorInstanceView, RunView, ScheduleView, plain
+from mlops_widgets.backends.views import MonitorInstanceView, RunView, ScheduleView
 from mlops_widgets.errors import Hint, MlopsError, NotFoundError
 from mlops_widgets.monitors.schedule import (
     DISABLED,
@@ -35,6 +35,28 @@ from mlops_widgets.ops.monitor_views import (
 )
 
 
+@dataclass(frozen=True)
+class ScheduleRow:
+    """One scheduled monitor instance of a deployment: its schedule as users read it (None: the
+    schedule was just removed) and its latest evaluation (None before the first)."""
+
+    deployment_name: str | None
+    monitor_id: str
+    monitor_instance_id: str
+    schedule: ScheduleView | None
+    latest_run: RunView | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `monitor schedule --json` shows it: the schedule's fields inline."""
+        return {
+            "deployment_name": self.deployment_name,
+            "monitor_id": self.monitor_id,
+            "monitor_instance_id": self.monitor_instance_id,
+            **(self.schedule.to_dict() if self.schedule else {}),
+            "latest_run": run_summary(self.latest_run) if self.latest_run else None,
+        }
+
+
 def set_schedule(
     backend: Backend,
     deployment_name: str,
@@ -46,7 +68,7 @@ def set_schedule(
     paused: bool | None = None,
     remove: bool = False,
     start: datetime | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ScheduleRow]:
     """Give the deployment's monitors (or `monitor_id`) a schedule repeating `every` ("30m")
     or at the times of a cron expression in time zone `tz` (local backend), from `start` on;
     or pause / resume (`paused`) / remove the one they have; every monitor is checked before
@@ -110,49 +132,19 @@ def set_schedule(
                 e[MONITORS_KEY][mid]["schedule"] = settings
 
     space.update_entry(backend, asset_id, change)
+    mon, local = read(backend), backend.name == "local"
     out = []
     for mid, inst, wanted, _settings in plans:
         updated = backend.monitoring.monitor_instances.set_schedule(inst.id, wanted)
-        out.append(
-            {
-                "deployment_name": deployment_name,
-                "monitor_id": mid,
-                "monitor_instance_id": inst.id,
-                "schedule": plain(
-                    schedule_summary(
-                        MonitorInstanceView.from_document(updated), local=backend.name == "local"
-                    )
-                ),
-            }
-        )
+        summary = schedule_summary(MonitorInstanceView.from_document(updated), local=local)
+        runs = mon.runs(inst.id, limit=1)
+        out.append(ScheduleRow(deployment_name, mid, inst.id, summary, runs[0] if runs else None))
     return out
-
-
-@dataclass(frozen=True)
-class ScheduleRow:
-    """One scheduled monitor instance of a deployment: its schedule as users read it and its
-    latest evaluation (None before the first)."""
-
-    deployment_name: str | None
-    monitor_id: str
-    monitor_instance_id: str
-    schedule: ScheduleView
-    latest_run: RunView | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """As `monitor schedule --list --json` shows it: the schedule's fields inline."""
-        return {
-            "deployment_name": self.deployment_name,
-            "monitor_id": self.monitor_id,
-            "monitor_instance_id": self.monitor_instance_id,
-            **self.schedule.to_dict(),
-            "latest_run": run_summary(self.latest_run) if self.latest_run else None,
-        }
 
 
 def list_schedules(backend: Backend, deployment_name: str | None = None) -> list[ScheduleRow]:
     """Every scheduled monitor instance (of `deployment_name`): its repeat, enabled or paused,
-    the next slot and the latest run."""
+    the next slot and the latest run (each row's `schedule` is set)."""
     mon = read(backend)
     if deployment_name:
         subs = [subscription_of(backend, deployment_name)[2]]

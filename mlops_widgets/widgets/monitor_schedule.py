@@ -75,7 +75,7 @@ class ScheduleControls:
         running schedule, Resume a paused one."""
         self._reason = reason
         self.set.set_reason(reason or self.every_problem())
-        statuses = {r.schedule.status for r in self.rows}
+        statuses = {r.schedule.status for r in self.rows if r.schedule}
         none = "nothing is scheduled: set a schedule first"
         self.pause.set_reason(
             reason or (None if statuses - {"paused"} else (none if not statuses else "it is paused already"))
@@ -97,7 +97,7 @@ class ScheduleControls:
         self.listing.value = _schedules_html(rows) if name else ""
         # Every shows the shown deployment's repeat (the first scheduled monitor's), not the last
         # one typed; a refresh that changed neither (a change elsewhere) leaves what is typed.
-        every = self.rows[0].schedule.every if self.rows else "1h"
+        every = next((r.schedule.every for r in self.rows if r.schedule), "1h")
         if (name, only, every) != self._shown:
             self._shown = (name, only, every)
             self.every.value = every
@@ -109,7 +109,7 @@ class ScheduleControls:
             return
         only = self.monitor()
 
-        def change(_progress: Any) -> list[dict[str, Any]]:
+        def change(_progress: Any) -> list[ScheduleRow]:
             return self.ctx.app.schedule_set(name, only, every=every, paused=paused)
 
         self.ctx.run_call(
@@ -120,7 +120,7 @@ class ScheduleControls:
             keys={deployment_key(name)},
         )
 
-    def _done(self, rows: list[dict[str, Any]]) -> None:
+    def _done(self, rows: list[ScheduleRow]) -> None:
         self.refresh()
         self.listing.value = ok_html("schedule saved") + self.listing.value
 
@@ -131,6 +131,8 @@ def _schedules_html(rows: list[ScheduleRow]) -> str:
     lines = []
     for r in rows:
         s, run = r.schedule, r.latest_run
+        if s is None:  # listings give only scheduled monitors
+            continue
         last = f"; latest run {html.escape(str(run.state))}" if run else ""
         times = s.next_times or ((s.next_at,) if s.next_at else ())
         when = f", next {html.escape(', '.join(local_time(t) for t in times))}" if times else ""
