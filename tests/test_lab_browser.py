@@ -106,7 +106,11 @@ def test_launcher_tile_and_palette_command_open_the_panel(demo_lab, page, tmp_pa
     palette = page.locator(".lm-CommandPalette-input")
     expect(palette).to_be_visible()
     palette.fill("MLOps panel")
-    page.locator(".lm-CommandPalette-item", has_text="MLOps panel").first.click()
+    # Chosen with the keyboard, as a palette is used, once the filter has made it the active
+    # item: a click could land while the list re-renders (seen under load).
+    active = page.locator(".lm-CommandPalette-item.lm-mod-active")
+    expect(active).to_have_attribute("data-command", "mlops:open-panel", timeout=30_000)
+    palette.press("Enter")
     expect(panel).to_be_visible(timeout=90_000)
 
 
