@@ -11,9 +11,10 @@ from typing import Any
 
 from mlops_widgets.app._base import AppBase
 from mlops_widgets.backends.views import AlertView
+from mlops_widgets.ops import monitor_views
 from mlops_widgets.ops.monitor import DEFAULT_SERVICE_PROVIDER
 from mlops_widgets.ops.monitor_views import TREND_POINTS, HistoryRow, MonitorStatus, SubscriptionRow
-from mlops_widgets.ops.schedule import ScheduleRow
+from mlops_widgets.ops.schedule import ScheduleRow, list_schedules
 
 __all__ = ["DEFAULT_SERVICE_PROVIDER", "TREND_POINTS", "MonitoringReadsMixin"]
 
@@ -45,15 +46,11 @@ class MonitoringReadsMixin(AppBase):
 
     def subscriptions(self) -> list[SubscriptionRow]:
         """The subscriptions, each with its deployment and its monitors."""
-        from mlops_widgets.ops.monitor_views import monitor_list
-
-        return monitor_list(self.backend)
+        return monitor_views.monitor_list(self.backend)
 
     def monitor_status(self, name: str) -> MonitorStatus:
         """The latest measurement of each monitor of the deployment, its run and schedule."""
-        from mlops_widgets.ops.monitor_views import monitor_status
-
-        return monitor_status(self.backend, name)
+        return monitor_views.monitor_status(self.backend, name)
 
     def monitor_history(
         self,
@@ -65,30 +62,22 @@ class MonitoringReadsMixin(AppBase):
     ) -> list[HistoryRow]:
         """Past measurements of the deployment's monitors (or one; one metric's value and limit
         with `metric`), newest first."""
-        from mlops_widgets.ops.monitor_views import monitor_history
-
-        return monitor_history(self.backend, name, monitor_id, metric, limit=limit)
+        return monitor_views.monitor_history(self.backend, name, monitor_id, metric, limit=limit)
 
     def monitor_trends(
         self, name: str, monitor_id: str | None = None, *, points: int = TREND_POINTS
     ) -> list[dict[str, Any]]:
         """Each metric's slope over its latest `points` measurements and when it would cross
         its limit."""
-        from mlops_widgets.ops.monitor_views import monitor_trends
-
-        return monitor_trends(self.backend, name, monitor_id, points=points)
+        return monitor_views.monitor_trends(self.backend, name, monitor_id, points=points)
 
     def monitor_definitions(self) -> list[dict[str, Any]]:
         """The monitor definitions available, with their metrics."""
-        from mlops_widgets.ops.monitor_views import monitor_definitions
-
-        return monitor_definitions(self.backend)
+        return monitor_views.monitor_definitions(self.backend)
 
     def monitor_thresholds(self, monitor_id: str) -> dict[str, dict[str, list[Any]]]:
         """A monitor definition's default thresholds, in the entry's shape."""
-        from mlops_widgets.ops.monitor_views import monitor_thresholds
-
-        return monitor_thresholds(self.backend, monitor_id)
+        return monitor_views.monitor_thresholds(self.backend, monitor_id)
 
     def monitor_compute(
         self,
@@ -109,8 +98,6 @@ class MonitoringReadsMixin(AppBase):
     def schedules(self, name: str | None = None) -> list[ScheduleRow]:
         """Every scheduled monitor instance (of the deployment): its repeat, status, next
         times and latest run."""
-        from mlops_widgets.ops.schedule import list_schedules
-
         return list_schedules(self.backend, name)
 
     def schedule_queue(self) -> dict[str, Any]:
@@ -119,11 +106,15 @@ class MonitoringReadsMixin(AppBase):
         once); none on another backend or when the service does not run (a file it left behind
         says nothing)."""
         from mlops_widgets.backends.local.inference import service_info
-        from mlops_widgets.monitors.schedule import read_queue
 
-        if self.backend_name != "local" or service_info(self.workspace) is None:
-            return {"bound": None, "running": [], "queued": []}
-        return read_queue(self.workspace)
+        return self._local_queue(self.backend_name == "local" and service_info(self.workspace) is not None)
+
+    def _local_queue(self, running: bool) -> dict[str, Any]:
+        """The local service's queue file while it runs (`running`, as the caller found it);
+        the empty queue otherwise, as a file it left behind says nothing."""
+        from mlops_widgets.monitors.schedule import empty_queue, read_queue
+
+        return read_queue(self.workspace) if running else empty_queue()
 
     def min_interval_s(self) -> int:
         """The smallest repeat this workspace accepts, in seconds (its own setting)."""

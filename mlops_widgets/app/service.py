@@ -27,11 +27,9 @@ class ServiceMixin(MonitoringReadsMixin):
         """Whether the service runs (pid, address, uptime, what it uses), its supervisor and
         restarts, the evaluations it runs and queues, and the next schedule slots."""
         from mlops_widgets.backends.local.inference.launcher import service_status
-        from mlops_widgets.monitors.schedule import read_queue
 
         out = service_status(self.workspace)
-        empty: dict[str, Any] = {"bound": None, "running": [], "queued": []}
-        queue = read_queue(self.workspace) if out["running"] else empty
+        queue = self._local_queue(out["running"])
         out["evaluations"] = {k: queue.get(k) for k in ("bound", "running", "queued")}
         slots: list[dict[str, Any]] = [
             {"at": at, "deployment_name": row.deployment_name, "monitor_id": row.monitor_id}

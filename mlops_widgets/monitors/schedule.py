@@ -293,13 +293,18 @@ def write_queue(ws: Workspace, state: dict[str, Any] | None) -> None:
         atomic_write(_queue_path(ws), json.dumps({**state, "updated_at": datetime.now(UTC).isoformat()}))
 
 
+def empty_queue() -> dict[str, Any]:
+    """The queue of a scheduler that runs and queues nothing (`bound` None: no service)."""
+    return {"bound": None, "running": [], "queued": []}
+
+
 def read_queue(ws: Workspace) -> dict[str, Any]:
     """What the service's scheduler runs and queues (empty when it wrote nothing: callers check
     that the service runs)."""
     try:
         return json.loads(_queue_path(ws).read_text())
     except (OSError, ValueError):
-        return {"bound": None, "running": [], "queued": []}
+        return empty_queue()
 
 
 def is_enabled(schedule: dict[str, Any] | None) -> bool:
