@@ -164,13 +164,23 @@ def open_lab(page, lab, *, reset: bool = False) -> None:
     expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
     if reset:
         page.evaluate("() => window.jupyterapp.restored")
-        return
-    page.evaluate("""async () => {
-        await window.jupyterapp.restored;
-        await window.jupyterapp.commands.execute('application:close-all');
-        await window.jupyterapp.commands.execute('launcher:create');
-    }""")
-    expect(page.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
+    else:
+        page.evaluate("""async () => {
+            await window.jupyterapp.restored;
+            await window.jupyterapp.commands.execute('application:close-all');
+            await window.jupyterapp.commands.execute('launcher:create');
+        }""")
+        expect(page.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
+    _splash_gone(page)
+
+
+def _splash_gone(page) -> None:
+    """Waits for JupyterLab's splash to leave the page. Shown again while it fades (a theme
+    changed within 200 ms of it), it is removed twice and JupyterLab throws 'Failed to execute
+    removeChild' from its own timer: a user cannot act that fast, a test can."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=60_000)
 
 
 def show_panel(page, *, theme: str | None = None, file_browser: bool = False):
@@ -192,6 +202,7 @@ def show_panel(page, *, theme: str | None = None, file_browser: bool = False):
     }""",
         [theme, file_browser],
     )
+    _splash_gone(page)  # a theme changed shows it
     panel = page.locator(".mlops-lab-panel .mlops-panel")
     expect(panel).to_be_visible(timeout=90_000)
     return panel

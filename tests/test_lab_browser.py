@@ -102,6 +102,10 @@ def test_launcher_tile_and_palette_command_open_the_panel(demo_lab, page, tmp_pa
         arg=TOKEN,
         timeout=30_000,
     )
+    # JupyterLab puts a launcher in the emptied main area and focuses it: a palette opened
+    # before that loses its focus to it and closes (seen under load).
+    launcher = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text="Launcher")
+    expect(launcher).to_be_visible(timeout=30_000)
     page.keyboard.press("Control+Shift+C")
     palette = page.locator(".lm-CommandPalette-input")
     expect(palette).to_be_visible()
@@ -110,7 +114,16 @@ def test_launcher_tile_and_palette_command_open_the_panel(demo_lab, page, tmp_pa
     # item: a click could land while the list re-renders (seen under load).
     active = page.locator(".lm-CommandPalette-item.lm-mod-active")
     expect(active).to_have_attribute("data-command", "mlops:open-panel", timeout=30_000)
-    palette.press("Enter")
+    for _ in range(3):
+        # Lumino's palette drops a key that arrives between a refresh of its results (any
+        # command's change) and their next render; pressed again, as a user would.
+        palette.press("Enter")
+        try:
+            expect(palette).to_be_hidden(timeout=10_000)
+            break
+        except AssertionError:
+            expect(active).to_have_attribute("data-command", "mlops:open-panel")
+    expect(tab).to_have_count(1)
     expect(panel).to_be_visible(timeout=90_000)
 
 
