@@ -64,11 +64,12 @@ def _fill_index(ws: Workspace, n: int) -> None:
                 f"runs/{run_id}",
                 f"{t}.ipynb",
                 "template",
+                "schedule" if i % 7 == 0 else None,
             )
         )
     conn = connect(ws)
     with transaction(conn):
-        conn.executemany(f"INSERT INTO runs_runs ({_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows)
+        conn.executemany(f"INSERT INTO runs_runs ({_COLUMNS}) VALUES ({', '.join('?' * len(rows[0]))})", rows)
     conn.close()
 
 

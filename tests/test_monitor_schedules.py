@@ -134,6 +134,14 @@ def test_a_schedule_evaluates_on_its_own_and_a_paused_one_does_not(ready: Backen
         assert r.status == "ok" and r.notebook.exists()  # in the audit trail, executed notebook kept
         assert [x["monitor_id"] for x in r.results["runs"]] == [SEG]
     assert len({r.parameters["slot"] for r in runs}) == len(runs)  # one evaluation per slot
+    # The audit trail knows them scheduled: the panel's Runs table says so in its Trigger column.
+    from mlops_widgets.widgets import MLOpsPanel
+
+    listed = {r.run_id: r for r in list_runs(ready.workspace)}
+    assert {listed[r.run_id].triggered_by for r in runs} == {"schedule"}
+    panel = MLOpsPanel(workspace=ready.workspace, follow=False)
+    panel.runs.refresh()
+    assert {panel.runs.pick.row(r.run_id)["trigger"] for r in runs} == {"schedule"}
     mon = ready.monitoring
     (gen,) = mon.monitor_instances.list(monitor_definition_id=GEN)
     assert mon.runs.list(gen["metadata"]["id"]) == []  # paused: never evaluated

@@ -196,6 +196,25 @@ def test_cancel_interrupts_the_kernel_and_records_the_run(tmp_path: Path, worksp
     assert list_runs(workspace, status="cancelled")[0].run_id == rec.run_id
 
 
+def test_an_older_index_learns_which_runs_a_schedule_started(tmp_path: Path, workspace: Workspace) -> None:
+    """The index keeps what started each run (the Runs table's Trigger column, the listing's
+    `--trigger`); one written before it did gets that from the runs' records, once."""
+    path = make_template(tmp_path / "Asked.ipynb", 'triggered_by = "user"  # who asked', ["print(1)"])
+    scheduled = run_template(path, {"triggered_by": "schedule"})
+    asked = run_template(path)
+    assert {r.run_id: r.triggered_by for r in list_runs(workspace)} == {
+        scheduled.run_id: "schedule",
+        asked.run_id: None,  # the default: nothing recorded
+    }
+    conn = workspace.connect()
+    conn.execute("ALTER TABLE runs_runs DROP COLUMN triggered_by")  # as an older version left it
+    conn.close()
+    assert {r.run_id: r.triggered_by for r in list_runs(workspace)} == {
+        scheduled.run_id: "schedule",
+        asked.run_id: None,
+    }
+
+
 def test_timeout_kills_a_kernel_that_ignores_the_interrupt(
     tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,9 @@ a workspace that others could read."""
 from __future__ import annotations
 
 import os
+import shlex
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,19 @@ def test_an_existing_open_workspace_is_closed_on_opening(tmp_path: Path) -> None
 READS = ("config list", "runs list", "deploy list", "monitor list", "monitor alerts", "train list")
 
 
+_OLDER_INDEX = (
+    shlex.join(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("
+            "'ALTER TABLE runs_runs DROP COLUMN triggered_by')",
+        ]
+    )
+    + " $M/ws/mlops.db"
+)
+
+
 def _listings(script_before: str, template: Path) -> str:
     """A workspace with a run in it; `script_before` makes it unwritable; then every read
     command, each followed by its exit status, then one write."""
@@ -84,6 +99,7 @@ def _listings(script_before: str, template: Path) -> str:
         export MLOPS_HOME=$M/ws
         eval "$MLOPS run {template}" >/dev/null 2>&1 || exit 98
         chmod 755 $M/ws  # as an older version left it: not private, and now not fixable
+        {_OLDER_INDEX}  # and its index without the runs' triggers, now not addable
         {script_before}
         {reads}
         eval "$MLOPS monitor register --monitor segmentation_metrics_v2 --provider segmentation_metrics"

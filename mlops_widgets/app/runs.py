@@ -122,19 +122,18 @@ class RunsMixin(AppBase):
             until=until,
             limit=None if evaluations else limit or None,
         )
-        if evaluations:
-            found = [r for r in found if self._evaluated(r.run_id, monitor_id, trigger)]
-            found = found[:limit] if limit else found
-        return found
+        if trigger is not None:  # "schedule", else asked for
+            found = [r for r in found if (r.triggered_by == "schedule") == (trigger == "schedule")]
+        if monitor_id is not None:
+            found = [r for r in found if self._evaluated(r.run_id, monitor_id)]
+        return found[:limit] if evaluations and limit else found
 
-    def _evaluated(self, run_id: str, monitor_id: str | None, trigger: str | None) -> bool:
-        """Whether a monitor evaluation run evaluated `monitor_id` and was triggered so (its
-        parameters: `triggered_by` "schedule", else asked for; no monitor_id: every monitor)."""
+    def _evaluated(self, run_id: str, monitor_id: str) -> bool:
+        """Whether a monitor evaluation run evaluated `monitor_id` (asked for by name, or among
+        every monitor evaluated)."""
         record = self.run_record(run_id)
         params = record.parameters or {}
-        if trigger is not None and (params.get("triggered_by") == "schedule") != (trigger == "schedule"):
-            return False
-        if monitor_id is None or params.get("monitor_id") == monitor_id:
+        if params.get("monitor_id") == monitor_id:
             return True
         evaluated = [r.get("monitor_id") for r in (record.results or {}).get("runs") or []]
         return params.get("monitor_id") is None and monitor_id in evaluated

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS runs_runs (
     rerun_of TEXT,
     dir TEXT NOT NULL,
     notebook TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'template'
+    kind TEXT NOT NULL DEFAULT 'template',
+    triggered_by TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_runs_started ON runs_runs (started_at);
 CREATE INDEX IF NOT EXISTS runs_runs_template ON runs_runs (template, started_at);
@@ -72,7 +73,7 @@ CREATE INDEX IF NOT EXISTS runs_runs_short ON runs_runs (short_id);
 """
 _COLUMNS = (
     "run_id, short_id, template, status, started_at, ended_at, duration_s, backend, "
-    "deployment_name, error, rerun_of, dir, notebook, kind"
+    "deployment_name, error, rerun_of, dir, notebook, kind, triggered_by"
 )
 
 
@@ -227,6 +228,7 @@ class RunSummary(NamedTuple):
     dir: str
     notebook: str
     kind: str = "template"
+    triggered_by: str | None = None  # "schedule" for a scheduled evaluation
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -251,10 +253,36 @@ def deployment_name_of(parameters: dict[str, Any], results: dict[str, Any]) -> s
 def connect(ws: Workspace) -> sqlite3.Connection:
     conn = ws.connect()
     conn.executescript(_SCHEMA)
-    if "kind" not in {row[1] for row in conn.execute("PRAGMA table_info(runs_runs)")}:
+    columns = _columns(conn)
+    if "kind" not in columns:
         with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
             conn.execute("ALTER TABLE runs_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'template'")
+    if "triggered_by" not in columns:
+        _add_triggered_by(ws, conn)
     return conn
+
+
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(runs_runs)")}
+
+
+def _add_triggered_by(ws: Workspace, conn: sqlite3.Connection) -> None:
+    """An index written before runs kept their trigger gets the column, filled from each
+    template run's recorded parameters (once: by the process that added it)."""
+    with contextlib.suppress(sqlite3.OperationalError, MlopsError):  # added by another; read-only
+        with transaction(conn):
+            conn.execute("ALTER TABLE runs_runs ADD COLUMN triggered_by TEXT")
+            rows = conn.execute("SELECT run_id, dir FROM runs_runs WHERE kind = 'template'").fetchall()
+            for run_id, run_dir in rows:
+                with contextlib.suppress(MlopsError, OSError):  # its folder gone or unreadable: none
+                    trigger = triggered_by(RunRecord.load(ws.root / run_dir))
+                    conn.execute("UPDATE runs_runs SET triggered_by = ? WHERE run_id = ?", (trigger, run_id))
+
+
+def triggered_by(record: RunRecord) -> str | None:
+    """What started a run, as its parameters say ("schedule" for a scheduled evaluation)."""
+    value = record.parameters.get("triggered_by")
+    return value if isinstance(value, str) and value else None
 
 
 def unwritable(ws: Workspace, exc: OSError) -> MlopsError:
@@ -330,6 +358,7 @@ def index_run(ws: Workspace, record: RunRecord, conn: sqlite3.Connection | None 
         f"{RUNS_DIR}/{record.run_id}",
         record.notebook_name,
         record.kind,
+        triggered_by(record),
     )
     own = conn is None
     conn = connect(ws) if conn is None else conn
@@ -408,22 +437,24 @@ def list_runs(
         where.append("started_at < ?")
         args.append(_as_iso(until, "until"))
     root = str(ws.root)
-    sql = (
-        "SELECT run_id, short_id, template, status, started_at, ended_at, duration_s, backend, "
-        "deployment_name, error, rerun_of, ? || '/' || dir, ? || '/' || dir || '/' || notebook, kind "
-        "FROM runs_runs"
-    )
     args = [root, root, *args]
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at DESC, run_id DESC"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
     if not ws.db_path.exists():
         return []
     conn = connect(ws)
     conn.row_factory = None  # plain tuples: the fastest rows to build summaries from
     try:
+        # A read-only workspace's index from before runs kept their trigger lacks its column.
+        trigger = "triggered_by" if "triggered_by" in _columns(conn) else "NULL"
+        sql = (
+            "SELECT run_id, short_id, template, status, started_at, ended_at, duration_s, backend, "
+            "deployment_name, error, rerun_of, ? || '/' || dir, ? || '/' || dir || '/' || notebook, "
+            f"kind, {trigger} FROM runs_runs"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, run_id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
         reconcile(ws, conn)
         rows = conn.execute(sql, args).fetchall()
     finally:

@@ -171,7 +171,12 @@ class RunsTab:
     @staticmethod
     def _row(run: Any) -> dict[str, Any]:
         """A run as the table's row: its time as the panel writes times, sorted on the stamp."""
-        trigger = "event" if run.kind == "event" else ("re-run" if run.rerun_of else "run")
+        if run.kind == "event":
+            trigger = "event"
+        elif run.rerun_of:
+            trigger = "re-run"
+        else:
+            trigger = "schedule" if run.triggered_by == "schedule" else "run"
         return {
             "id": run.run_id,
             "time": local_time(run.started_at),
