@@ -123,6 +123,7 @@ def test_the_sidebar_reads_the_servers_workspace_backend_and_deployments(served)
     assert status == 200 and info["workspace"] == served["run"].workspace and info["backend"] == "local"
     assert info["runs_shown"] is None  # the workspace lies outside the folder JupyterLab shows
     assert _get(served, "deployments") == (200, [])  # nothing deployed in it yet
+    assert _get(served, "training") == (200, [])  # no training job either (the status bar counts them)
 
 
 def test_clone_then_run_the_clone_in_the_audit_trail(served):

@@ -61,8 +61,11 @@ def test_the_open_panel_follows_the_cli_without_refresh(demo_lab, tmp_path: Path
     (entry,) = load_config(EXAMPLE, with_key=False).entries.values()
     keyed = tmp_path / "entries.yml"
     keyed.write_text(dump_yaml({"asset-from-cli": entry}))
-    script = tmp_path / "short.py"
-    script.write_text("import time\nprint('training')\ntime.sleep(2)\n")
+    script = tmp_path / "gated.py"  # trains until the test lets it end
+    gate = tmp_path / "gate"
+    script.write_text(
+        f"import os, time\nprint('training')\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.1)\n"
+    )
 
     with browser_page(tmp_path / "chrome-profile") as page:
         errors: list[str] = []
@@ -91,7 +94,8 @@ def test_the_open_panel_follows_the_cli_without_refresh(demo_lab, tmp_path: Path
         expect(pick.locator("option", has_text="asset-from-cli")).to_have_count(1, timeout=30_000)
         added = time.monotonic() - began
 
-        # A training job submitted from the CLI shows, then ends: ended, with Stop disabled.
+        # A training job submitted from the CLI shows, in the Train tab and the status bar, then
+        # ends: ended, with Stop disabled.
         panel.locator(".mlops-tabs .lm-TabBar-tab", has_text="Train").click()
         out = mlops(
             demo_lab,
@@ -102,8 +106,12 @@ def test_the_open_panel_follows_the_cli_without_refresh(demo_lab, tmp_path: Path
         job = jobs.locator("option", has_text=job_id)
         expect(job).to_have_count(1, timeout=30_000)
         jobs.select_option(label=job.inner_text())
+        status = page.locator("#jp-main-statusbar .mlops-status-item")
+        expect(status).to_have_text("MLOps: 1 training", timeout=30_000)
+        gate.touch()
         began = time.monotonic()
         expect(job).to_contain_text("finished", timeout=60_000)
+        expect(status).to_have_text("MLOps: idle", timeout=30_000)
         ended = time.monotonic() - began
         expect(panel.locator("button.mlops-train-stop")).to_be_disabled()
         expect(panel.locator(".mlops-train-stop-reason")).to_contain_text("pick a running job")
@@ -111,6 +119,6 @@ def test_the_open_panel_follows_the_cli_without_refresh(demo_lab, tmp_path: Path
         page.screenshot(path=str(tmp_path / "panel-live.png"))
         print(
             f"\nalerts acknowledged -> badge gone {acked:.2f} s after the CLI started; "
-            f"entry added -> listed {added:.2f} s; job shown ended {ended:.2f} s after it was picked"
+            f"entry added -> listed {added:.2f} s; job shown ended {ended:.2f} s after its script was let end"
         )
         assert not errors, errors

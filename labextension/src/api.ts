@@ -57,6 +57,16 @@ export interface IRunSummary {
   kind: string;
 }
 
+/** A training job as `GET training` lists it (the Train tab shows the rest). */
+export interface ITrainingJob {
+  id: string;
+  state: 'submitted' | 'running' | 'finished' | 'failed' | 'killed';
+  framework: string | null;
+  created_at: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+}
+
 export interface IRunRecord extends IRunSummary {
   parameters: Record<string, unknown>;
   parameter_help: Record<string, string>;

@@ -158,6 +158,10 @@ class EvaluateHandler(_Base):
 
 class TrainingHandler(_Base):
     @web.authenticated
+    async def get(self) -> None:
+        await self._call(views.training)
+
+    @web.authenticated
     async def post(self) -> None:
         """Submit a training job: a job (the core's train_submit)."""
         data = self.body()

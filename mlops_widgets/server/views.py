@@ -103,6 +103,13 @@ def runs(filters: dict[str, str | None]) -> list[dict[str, Any]]:
     return [{k: getattr(r, k) for k in keep} for r in rows]
 
 
+def training() -> list[dict[str, Any]]:
+    """The training jobs, newest first: their ids, states and times (what the status bar counts;
+    the panel's Train tab shows the rest)."""
+    keep = ("id", "state", "framework", "created_at", "started_at", "ended_at")
+    return [{k: getattr(job, k) for k in keep} for job in _app().training_jobs()]
+
+
 def run(run_id: str, ws: str | None = None) -> dict[str, Any]:
     """A run's record and what a re-run asks: its parameters (with each one's help) and the
     names of its secrets (never values: none are stored)."""
