@@ -184,6 +184,27 @@ def test_the_change_feed_brings_a_change_made_by_another_process(served):
     assert _get(served, f"events?since={start['last']}&wait=0")[1]["events"] == [change]  # a resume
 
 
+def test_following_the_change_feed_is_not_activity_to_an_idle_culler(served):
+    """A page left open follows the feed all day; Jupyter's idle culling (its own, or a hub's
+    reading `last_activity` of /api/status) must still see the server idle, as it does for
+    JupyterLab's own polls."""
+
+    def last_activity() -> str:
+        headers = {"Authorization": f"token {served['token']}"}
+        req = urllib.request.Request(f"{served['url']}/api/status", headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())["last_activity"]
+
+    assert _get(served, "runs")[0] == 200
+    before = last_activity()
+    status, start = _get(served, "events")
+    assert status == 200
+    assert _get(served, f"events?since={start['last']}&wait=1")[0] == 200
+    assert last_activity() == before
+    assert _get(served, "runs")[0] == 200  # a listing the user asked for is activity
+    assert last_activity() > before
+
+
 def test_a_plain_notebook_runs_as_a_template_of_its_own(served):
     """Any notebook of the user's folder runs through the runner as a template: the plan says
     what its form asks, a value it does not take is refused before the job starts (400, nothing

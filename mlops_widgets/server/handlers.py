@@ -261,6 +261,9 @@ class EventsHandler(_Base):
     one, else none after `wait` seconds (at most FEED_WAIT_S); each carries its seq and the
     answer's `last` is where the follower resumes, after a dropped connection too."""
 
+    # Every open page follows the feed, all day: not activity to Jupyter's idle culling (nor to
+    # a hub's), as JupyterLab's own status polls are not.
+    _track_activity = False
     _gone = False
 
     def on_connection_close(self) -> None:
